@@ -1,0 +1,198 @@
+//! The agent side: the workspace page and the agent's own API (who am I, my team).
+
+use askama::Template;
+use axum::{
+    Json,
+    extract::{Path, State},
+    response::{IntoResponse, Redirect, Response},
+};
+use serde::Serialize;
+use tenants::EntId;
+
+use crate::{
+    auth::{
+        session::AgentSession,
+        store::{self, AgentRow, AgentWithEmail, Membership},
+    },
+    http::{AppError, AppState, Page, Routes, Scope, csrf::CsrfToken},
+    i18n::Lang,
+};
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/app", Scope::Tenant, workspace)
+        .get(
+            "/main",
+            Scope::Public,
+            |q: axum::extract::RawQuery| async move {
+                // GOFLY's agent home. Keep the query (e.g. an ent_id) so the app can check it.
+                Redirect::to(&q.0.map_or_else(|| "/app".to_owned(), |q| format!("/app?{q}")))
+            },
+        )
+        .get("/api/v1/me", Scope::Tenant, me)
+        .get("/api/v1/agents", Scope::Tenant, list_agents)
+        .get("/api/v1/agents/{id}", Scope::Tenant, get_agent)
+}
+
+#[derive(Template)]
+#[template(path = "app/workspace.html")]
+struct Workspace {
+    lang: Lang,
+    csrf_token: String,
+    tenant_name: String,
+    ent_id: String,
+    agent_name: String,
+    agent_initial: String,
+    role_label: String,
+    trial_days_left: Option<i64>,
+    chat_link: String,
+    widget_code: String,
+    agents: Vec<TeamMember>,
+}
+
+struct TeamMember {
+    display_name: String,
+    email: String,
+    initial: String,
+    role_label: String,
+}
+
+fn initial(name: &str) -> String {
+    name.chars()
+        .next()
+        .map(|c| c.to_uppercase().to_string())
+        .unwrap_or_else(|| "?".into())
+}
+
+fn role_label(lang: Lang, role: &str) -> String {
+    lang.tr(&format!("app.role_{role}")).to_owned()
+}
+
+/// The agent workspace (for now the onboarding home; the chat panes come with the chat core).
+async fn workspace(
+    State(state): State<AppState>,
+    lang: Lang,
+    csrf: CsrfToken,
+    session: Result<AgentSession, AppError>,
+) -> Result<Response, AppError> {
+    let session = match session {
+        Ok(s) => s,
+        Err(AppError::Unauthorized) => return Ok(Redirect::to("/login?next=/app").into_response()),
+        Err(e) => return Err(e),
+    };
+    let mut tx = session.tx(&state).await?;
+    let team = store::list_agents(&mut tx).await?;
+    tx.commit().await?;
+    let base = state.config.display_url(state.config.port);
+    let ent_id = session.tenant.ent_id.to_string();
+    let page = Workspace {
+        lang,
+        csrf_token: csrf.value().to_owned(),
+        tenant_name: session.tenant.name.clone(),
+        chat_link: format!("{base}/chatIndex?ent_id={ent_id}"),
+        widget_code: format!(
+            "<script src=\"{base}/static/js/widget.js\"></script>\n<script>\n  Kefu.init({{ url: \"{base}\", entId: \"{ent_id}\" }});\n</script>"
+        ),
+        ent_id,
+        agent_initial: initial(&session.agent.display_name),
+        agent_name: session.agent.display_name.clone(),
+        role_label: role_label(lang, &session.agent.role),
+        trial_days_left: session
+            .tenant
+            .trial_ends_at
+            .map(|end| (end - chrono::Utc::now()).num_days().max(0))
+            .filter(|_| session.tenant.plan == "trial"),
+        agents: team
+            .into_iter()
+            .filter(|a| !a.disabled)
+            .map(|a| TeamMember {
+                initial: initial(&a.agent.display_name),
+                role_label: role_label(lang, &a.agent.role),
+                display_name: a.agent.display_name,
+                email: a.email,
+            })
+            .collect(),
+    };
+    Ok((csrf, Page(page)).into_response())
+}
+
+#[derive(Serialize)]
+struct Me {
+    user: MeUser,
+    agent: AgentRow,
+    tenant: MeTenant,
+    /// Every workspace this user can switch to.
+    tenants: Vec<Membership>,
+}
+
+#[derive(Serialize)]
+struct MeUser {
+    id: i64,
+    email: String,
+    display_name: String,
+}
+
+#[derive(Serialize)]
+struct MeTenant {
+    ent_id: EntId,
+    name: String,
+    plan: String,
+    status: tenants::TenantStatus,
+    trial_ends_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+async fn me(State(state): State<AppState>, session: AgentSession) -> Result<Json<Me>, AppError> {
+    let mut tx = session.tx(&state).await?;
+    let user = store::user_by_id(&mut tx, session.user_id)
+        .await?
+        .ok_or(AppError::Unauthorized)?;
+    tx.commit().await?;
+    let tenants = store::memberships(&state.db, session.user_id).await?;
+    let t = &session.tenant;
+    Ok(Json(Me {
+        user: MeUser {
+            id: user.id,
+            email: user.email,
+            display_name: user.display_name,
+        },
+        agent: session.agent.clone(),
+        tenant: MeTenant {
+            ent_id: t.ent_id.clone(),
+            name: t.name.clone(),
+            plan: t.plan.clone(),
+            status: t.status,
+            trial_ends_at: t.trial_ends_at,
+        },
+        tenants,
+    }))
+}
+
+#[derive(Serialize)]
+struct AgentList {
+    agents: Vec<AgentWithEmail>,
+}
+
+async fn list_agents(
+    State(state): State<AppState>,
+    session: AgentSession,
+) -> Result<Json<AgentList>, AppError> {
+    let mut tx = session.tx(&state).await?;
+    let agents = store::list_agents(&mut tx).await?;
+    tx.commit().await?;
+    Ok(Json(AgentList { agents }))
+}
+
+async fn get_agent(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Path(id): Path<String>,
+) -> Result<Json<AgentRow>, AppError> {
+    // A malformed id cannot name anything: 404, like an id of another tenant.
+    let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
+    let mut tx = session.tx(&state).await?;
+    let agent = store::agent_by_id(&mut tx, id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    Ok(Json(agent))
+}

@@ -1,0 +1,782 @@
+//! Sign-up, login, workspace selection and logout — as pages and as JSON.
+
+pub mod password;
+pub mod session;
+pub mod store;
+pub mod token;
+pub mod validate;
+
+use std::{net::IpAddr, sync::Arc};
+
+use askama::Template;
+use axum::{
+    Form, Json,
+    body::Body,
+    http::{HeaderMap, Method, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+    routing::post,
+};
+use axum_extra::extract::CookieJar;
+use serde::{Deserialize, Serialize};
+use tenants::{EntId, Tenant, TenantStatus};
+use tower::Layer;
+use tower_governor::{
+    GovernorError, GovernorLayer,
+    governor::{GovernorConfig, GovernorConfigBuilder},
+    key_extractor::KeyExtractor,
+};
+
+use self::{
+    session::{SELECT_COOKIE, SESSION_COOKIE},
+    store::Membership,
+    token::{Issued, TokenKind},
+    validate::{Email, Problem},
+};
+use crate::{
+    config::Config,
+    http::{
+        AppError, AppState, FieldErrors, Page, Routes, Scope, client::ClientMeta, csrf,
+        csrf::CsrfToken, extract::ApiJson, local_redirect_target,
+    },
+    i18n::Lang,
+    merchant::{self, NewMerchant},
+};
+
+pub fn routes(config: &Config) -> Routes {
+    let limit = AuthRateLimit::new(config);
+    Routes::new()
+        .get("/signup", Scope::Public, signup_page)
+        .add(
+            Method::POST,
+            "/signup",
+            Scope::Public,
+            post(signup_form).layer(limit.clone()),
+        )
+        .get("/login", Scope::Public, login_page)
+        .add(
+            Method::POST,
+            "/login",
+            Scope::Public,
+            post(login_form).layer(limit.clone()),
+        )
+        .get("/login/select", Scope::Public, select_page)
+        .add(
+            Method::POST,
+            "/login/select",
+            Scope::Public,
+            post(select_form).layer(limit.clone()),
+        )
+        .post("/logout", Scope::Public, logout_form)
+        .add(
+            Method::POST,
+            "/api/v1/signup",
+            Scope::Public,
+            post(signup_api).layer(limit.clone()),
+        )
+        .add(
+            Method::POST,
+            "/api/v1/login",
+            Scope::Public,
+            post(login_api).layer(limit.clone()),
+        )
+        .add(
+            Method::POST,
+            "/api/v1/login/select",
+            Scope::Public,
+            post(select_api).layer(limit),
+        )
+        .post("/api/v1/logout", Scope::Public, logout_api)
+}
+
+// ---------------------------------------------------------------------------------------
+// Rate limiting: sign-up and login attempts per client IP (as computed by the trusted-proxy
+// rule, never straight from forwarding headers).
+
+#[derive(Clone, Copy, Debug)]
+pub struct ClientIpKey;
+
+impl KeyExtractor for ClientIpKey {
+    type Key = IpAddr;
+
+    fn extract<T>(&self, req: &axum::http::Request<T>) -> Result<IpAddr, GovernorError> {
+        req.extensions()
+            .get::<ClientMeta>()
+            .map(|m| m.ip)
+            .ok_or(GovernorError::UnableToExtractKey)
+    }
+}
+
+type AuthGovernorConfig = GovernorConfig<
+    ClientIpKey,
+    governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
+>;
+
+/// One limiter shared by every auth route (tower_governor's layer is not `Clone`, so this
+/// wrapper builds one per route around the shared state).
+#[derive(Clone)]
+pub struct AuthRateLimit(Arc<AuthGovernorConfig>);
+
+impl AuthRateLimit {
+    pub fn new(config: &Config) -> Self {
+        let period_ms = (60_000 / u64::from(config.auth_rate_per_minute)).max(1);
+        let governor = GovernorConfigBuilder::default()
+            .per_millisecond(period_ms)
+            .burst_size(config.auth_rate_burst)
+            .key_extractor(ClientIpKey)
+            .finish()
+            .expect("rate and burst are validated to be non-zero");
+        let limiter = Arc::new(governor);
+        let cleanup = Arc::downgrade(&limiter);
+        // Forget idle clients now and then so the map stays small.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+                loop {
+                    tick.tick().await;
+                    let Some(limiter) = cleanup.upgrade() else {
+                        break;
+                    };
+                    limiter.limiter().retain_recent();
+                }
+            });
+        }
+        Self(limiter)
+    }
+}
+
+impl<S> Layer<S> for AuthRateLimit {
+    type Service = <GovernorLayer<
+        ClientIpKey,
+        governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
+        Body,
+    > as Layer<S>>::Service;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GovernorLayer::new(self.0.clone())
+            .error_handler(|e: GovernorError| match e {
+                GovernorError::TooManyRequests { wait_time, .. } => AppError::RateLimited {
+                    retry_after: wait_time,
+                }
+                .into_response(),
+                other => {
+                    AppError::Internal(anyhow::anyhow!("rate limiter: {other}")).into_response()
+                }
+            })
+            .layer(inner)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Sign-up
+
+#[derive(Deserialize)]
+pub struct SignupRequest {
+    company: String,
+    email: String,
+    password: String,
+}
+
+/// Validated sign-up input, or every field problem at once.
+fn validate_signup(req: &SignupRequest) -> Result<(String, Email), Vec<(&'static str, Problem)>> {
+    let mut problems = Vec::new();
+    let company = validate::company(&req.company)
+        .map_err(|p| problems.push(("company", p)))
+        .ok();
+    let email = Email::parse(&req.email)
+        .map_err(|p| problems.push(("email", p)))
+        .ok();
+    if let Err(p) = validate::new_password(&req.password, email.as_ref()) {
+        problems.push(("password", p));
+    }
+    match (company, email) {
+        (Some(c), Some(e)) if problems.is_empty() => Ok((c, e)),
+        _ => Err(problems),
+    }
+}
+
+fn field_errors(problems: &[(&'static str, Problem)]) -> AppError {
+    let fields: FieldErrors = problems
+        .iter()
+        .map(|(f, key)| (*f, Lang::En.tr(key).into()))
+        .collect();
+    AppError::Validation(fields)
+}
+
+async fn register(
+    state: &AppState,
+    req: SignupRequest,
+) -> Result<(merchant::CreatedMerchant, Issued), AppError> {
+    if !store::signup_open(&state.db).await? {
+        return Err(AppError::forbidden(
+            "signup_closed",
+            "sign-up is currently closed on this platform",
+        ));
+    }
+    let (company, email) = validate_signup(&req).map_err(|p| field_errors(&p))?;
+    let hash = password::hash(req.password).await?;
+    let created = merchant::create(
+        &state.db,
+        &state.migrator,
+        &state.tenants,
+        NewMerchant {
+            company,
+            owner_email: email,
+            owner_password_hash: hash,
+        },
+    )
+    .await?;
+    let issued = state
+        .tokens
+        .issue_agent(created.owner_user_id, &created.tenant)?;
+    Ok((created, issued))
+}
+
+#[derive(Serialize)]
+struct SignupResponse {
+    ent_id: EntId,
+    token: String,
+    token_type: &'static str,
+    expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+async fn signup_api(
+    state: axum::extract::State<AppState>,
+    meta: ClientMeta,
+    jar: CookieJar,
+    ApiJson(req): ApiJson<SignupRequest>,
+) -> Result<Response, AppError> {
+    let (created, issued) = register(&state, req).await?;
+    let jar = jar.add(session::session_cookie(&issued, &meta, &state));
+    let body = SignupResponse {
+        ent_id: created.tenant.ent_id,
+        token: issued.token,
+        token_type: "Bearer",
+        expires_at: issued.expires_at,
+    };
+    Ok((StatusCode::CREATED, jar, Json(body)).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "auth/signup.html")]
+struct SignupPage {
+    lang: Lang,
+    csrf_token: String,
+    company: String,
+    email: String,
+    company_error: Option<String>,
+    email_error: Option<String>,
+    password_error: Option<String>,
+    form_error: Option<String>,
+}
+
+impl SignupPage {
+    fn new(lang: Lang, csrf: &CsrfToken) -> Self {
+        Self {
+            lang,
+            csrf_token: csrf.value().to_owned(),
+            company: String::new(),
+            email: String::new(),
+            company_error: None,
+            email_error: None,
+            password_error: None,
+            form_error: None,
+        }
+    }
+}
+
+async fn signup_page(lang: Lang, csrf: CsrfToken) -> Result<Response, AppError> {
+    let page = SignupPage::new(lang, &csrf);
+    Ok((csrf, Page(page)).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct SignupForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(flatten)]
+    fields: SignupRequest,
+}
+
+async fn signup_form(
+    state: axum::extract::State<AppState>,
+    lang: Lang,
+    meta: ClientMeta,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Form(form): Form<SignupForm>,
+) -> Result<Response, AppError> {
+    let mut page = SignupPage::new(lang, &csrf);
+    page.company = form.fields.company.clone();
+    page.email = form.fields.email.clone();
+    if csrf::verify(&headers, Some(&form.csrf_token)).is_err() {
+        page.form_error = Some(lang.tr("validation.csrf").to_owned());
+        return Ok((StatusCode::FORBIDDEN, csrf, Page(page)).into_response());
+    }
+    match register(&state, form.fields).await {
+        Ok((_, issued)) => {
+            let jar = jar.add(session::session_cookie(&issued, &meta, &state));
+            Ok((jar, Redirect::to("/app")).into_response())
+        }
+        Err(AppError::Validation(fields)) => {
+            // Re-run validation for the page's language rather than translating English.
+            let problems = validate_signup(&SignupRequest {
+                company: page.company.clone(),
+                email: page.email.clone(),
+                password: String::new(),
+            })
+            .err()
+            .unwrap_or_default();
+            let message = |field: &str| -> Option<String> {
+                fields.get(field)?;
+                let key = problems.iter().find(|(f, _)| *f == field).map(|(_, k)| *k);
+                Some(key.map_or_else(|| fields[field].to_string(), |k| lang.tr(k).to_owned()))
+            };
+            page.company_error = message("company");
+            page.email_error = message("email");
+            page.password_error = fields
+                .get("password")
+                .map(|_| password_message(lang, &fields));
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, csrf, Page(page)).into_response())
+        }
+        Err(AppError::Conflict {
+            code: "email_taken",
+            ..
+        }) => {
+            page.email_error = Some(lang.tr("validation.email_taken").to_owned());
+            Ok((StatusCode::CONFLICT, csrf, Page(page)).into_response())
+        }
+        Err(AppError::Forbidden {
+            code: "signup_closed",
+            ..
+        }) => {
+            page.form_error = Some(lang.tr("validation.signup_closed").to_owned());
+            Ok((StatusCode::FORBIDDEN, csrf, Page(page)).into_response())
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// The password problem in the page's language (the English text maps back to its key).
+fn password_message(lang: Lang, fields: &FieldErrors) -> String {
+    let english = fields
+        .get("password")
+        .map(|m| m.as_ref())
+        .unwrap_or_default();
+    for key in [
+        "validation.required",
+        "validation.password_too_short",
+        "validation.password_too_long",
+        "validation.password_too_common",
+        "validation.password_contains_email",
+    ] {
+        if Lang::En.tr(key) == english {
+            return lang.tr(key).to_owned();
+        }
+    }
+    english.to_owned()
+}
+
+// ---------------------------------------------------------------------------------------
+// Login
+
+#[derive(Deserialize)]
+pub struct LoginRequest {
+    email: String,
+    password: String,
+    /// Pick this workspace directly when the user belongs to several.
+    #[serde(default)]
+    ent_id: Option<String>,
+}
+
+enum LoginOutcome {
+    Session {
+        tenant: Arc<Tenant>,
+        issued: Issued,
+    },
+    Choose {
+        tenants: Vec<Membership>,
+        issued: Issued,
+    },
+}
+
+/// Checks the password (in constant work whether or not the email exists) and decides what
+/// the user gets: a session, or a choice between workspaces.
+async fn authenticate(state: &AppState, req: LoginRequest) -> Result<LoginOutcome, AppError> {
+    if req.email.len() > Email::MAX_LEN || req.password.len() > 1024 {
+        return Err(AppError::InvalidCredentials);
+    }
+    let user = store::user_by_email(&state.db, req.email.trim()).await?;
+    let (user_id, stored) = match user {
+        Some(u) => (Some(u.id), u.password_hash),
+        None => (None, None),
+    };
+    let valid = password::verify(req.password, stored).await;
+    let user_id = match (valid, user_id) {
+        (true, Some(id)) => id,
+        _ => return Err(AppError::InvalidCredentials),
+    };
+    let memberships = store::memberships(&state.db, user_id).await?;
+    store::touch_login(&state.db, user_id).await?;
+    let chosen = match req.ent_id.as_deref() {
+        Some(ent_id) => Some(
+            memberships
+                .iter()
+                .find(|m| m.ent_id.as_str() == ent_id)
+                .ok_or(AppError::InvalidCredentials)?,
+        ),
+        None if memberships.len() == 1 => memberships.first(),
+        None if memberships.is_empty() => {
+            return Err(AppError::forbidden(
+                "no_workspace",
+                "this account does not belong to any merchant workspace",
+            ));
+        }
+        None => None,
+    };
+    match chosen {
+        Some(m) => session_for(state, user_id, m.tenant_id).await,
+        None => Ok(LoginOutcome::Choose {
+            issued: state.tokens.issue_select(user_id)?,
+            tenants: memberships,
+        }),
+    }
+}
+
+async fn session_for(
+    state: &AppState,
+    user_id: i64,
+    tenant_id: tenants::TenantId,
+) -> Result<LoginOutcome, AppError> {
+    let tenant = state
+        .tenants
+        .by_id(tenant_id)
+        .await?
+        .ok_or(AppError::InvalidCredentials)?;
+    if tenant.status == TenantStatus::Suspended {
+        return Err(AppError::TenantSuspended);
+    }
+    let issued = state.tokens.issue_agent(user_id, &tenant)?;
+    Ok(LoginOutcome::Session { tenant, issued })
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum LoginResponse {
+    Session {
+        token: String,
+        token_type: &'static str,
+        expires_at: chrono::DateTime<chrono::Utc>,
+        ent_id: EntId,
+        tenant_name: String,
+    },
+    Choose {
+        select_token: String,
+        expires_at: chrono::DateTime<chrono::Utc>,
+        tenants: Vec<Membership>,
+    },
+}
+
+fn login_response(
+    outcome: LoginOutcome,
+    meta: &ClientMeta,
+    state: &AppState,
+    jar: CookieJar,
+) -> Response {
+    match outcome {
+        LoginOutcome::Session { tenant, issued } => {
+            let jar = jar.add(session::session_cookie(&issued, meta, state));
+            let body = LoginResponse::Session {
+                token: issued.token,
+                token_type: "Bearer",
+                expires_at: issued.expires_at,
+                ent_id: tenant.ent_id.clone(),
+                tenant_name: tenant.name.clone(),
+            };
+            (jar, Json(body)).into_response()
+        }
+        LoginOutcome::Choose { tenants, issued } => Json(LoginResponse::Choose {
+            select_token: issued.token,
+            expires_at: issued.expires_at,
+            tenants,
+        })
+        .into_response(),
+    }
+}
+
+async fn login_api(
+    state: axum::extract::State<AppState>,
+    meta: ClientMeta,
+    jar: CookieJar,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Response, AppError> {
+    let outcome = authenticate(&state, req).await?;
+    Ok(login_response(outcome, &meta, &state, jar))
+}
+
+#[derive(Deserialize)]
+pub struct SelectRequest {
+    select_token: String,
+    ent_id: String,
+}
+
+async fn choose(
+    state: &AppState,
+    select_token: &str,
+    ent_id: &str,
+) -> Result<LoginOutcome, AppError> {
+    let claims = state.tokens.verify(select_token, TokenKind::Select)?;
+    let user_id = claims.user_id()?;
+    let memberships = store::memberships(&state.db, user_id).await?;
+    let m = memberships
+        .iter()
+        .find(|m| m.ent_id.as_str() == ent_id)
+        .ok_or(AppError::NotFound)?;
+    session_for(state, user_id, m.tenant_id).await
+}
+
+async fn select_api(
+    state: axum::extract::State<AppState>,
+    meta: ClientMeta,
+    jar: CookieJar,
+    ApiJson(req): ApiJson<SelectRequest>,
+) -> Result<Response, AppError> {
+    let outcome = choose(&state, &req.select_token, &req.ent_id).await?;
+    Ok(login_response(outcome, &meta, &state, jar))
+}
+
+#[derive(Template)]
+#[template(path = "auth/login.html")]
+struct LoginPage {
+    lang: Lang,
+    csrf_token: String,
+    email: String,
+    next: String,
+    form_error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+async fn login_page(
+    lang: Lang,
+    csrf: CsrfToken,
+    axum::extract::Query(q): axum::extract::Query<NextQuery>,
+) -> Response {
+    let next = q
+        .next
+        .as_deref()
+        .and_then(local_redirect_target)
+        .unwrap_or_default();
+    let page = LoginPage {
+        lang,
+        csrf_token: csrf.value().to_owned(),
+        email: String::new(),
+        next,
+        form_error: None,
+    };
+    (csrf, Page(page)).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+async fn login_form(
+    state: axum::extract::State<AppState>,
+    lang: Lang,
+    meta: ClientMeta,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, AppError> {
+    let next = local_redirect_target(&form.next).unwrap_or_default();
+    let mut page = LoginPage {
+        lang,
+        csrf_token: csrf.value().to_owned(),
+        email: form.email.clone(),
+        next: next.clone(),
+        form_error: None,
+    };
+    if csrf::verify(&headers, Some(&form.csrf_token)).is_err() {
+        page.form_error = Some(lang.tr("validation.csrf").to_owned());
+        return Ok((StatusCode::FORBIDDEN, csrf, Page(page)).into_response());
+    }
+    let req = LoginRequest {
+        email: form.email,
+        password: form.password,
+        ent_id: None,
+    };
+    let (status, key) = match authenticate(&state, req).await {
+        Ok(LoginOutcome::Session { issued, .. }) => {
+            let jar = jar.add(session::session_cookie(&issued, &meta, &state));
+            let target = if next.is_empty() {
+                "/app".to_owned()
+            } else {
+                next
+            };
+            return Ok((jar, Redirect::to(&target)).into_response());
+        }
+        Ok(LoginOutcome::Choose { issued, .. }) => {
+            let jar = jar.add(session::select_cookie(&issued, &meta, &state));
+            let target = if next.is_empty() {
+                "/login/select".to_owned()
+            } else {
+                format!("/login/select?next={}", urlencode(&next))
+            };
+            return Ok((jar, Redirect::to(&target)).into_response());
+        }
+        Err(AppError::InvalidCredentials) => {
+            (StatusCode::UNAUTHORIZED, "validation.invalid_credentials")
+        }
+        Err(AppError::Forbidden {
+            code: "no_workspace",
+            ..
+        }) => (StatusCode::FORBIDDEN, "validation.no_workspace"),
+        Err(other) => return Err(other),
+    };
+    page.form_error = Some(lang.tr(key).to_owned());
+    Ok((status, csrf, Page(page)).into_response())
+}
+
+fn urlencode(s: &str) -> String {
+    serde_urlencoded::to_string([("", s)])
+        .map(|e| e[1..].to_owned())
+        .unwrap_or_default()
+}
+
+#[derive(Template)]
+#[template(path = "auth/select.html")]
+struct SelectPage {
+    lang: Lang,
+    csrf_token: String,
+    next: String,
+    tenants: Vec<TenantChoice>,
+}
+
+struct TenantChoice {
+    ent_id: String,
+    name: String,
+    initial: String,
+    suspended: bool,
+}
+
+async fn select_page(
+    state: axum::extract::State<AppState>,
+    lang: Lang,
+    csrf: CsrfToken,
+    jar: CookieJar,
+    axum::extract::Query(q): axum::extract::Query<NextQuery>,
+) -> Result<Response, AppError> {
+    let Some(token) = jar.get(SELECT_COOKIE).map(|c| c.value().to_owned()) else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let Ok(claims) = state.tokens.verify(&token, TokenKind::Select) else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let memberships = store::memberships(&state.db, claims.user_id()?).await?;
+    let tenants = memberships
+        .into_iter()
+        .map(|m| TenantChoice {
+            initial: m
+                .name
+                .chars()
+                .next()
+                .map(|c| c.to_uppercase().to_string())
+                .unwrap_or_default(),
+            suspended: m.status == "suspended",
+            ent_id: m.ent_id.to_string(),
+            name: m.name,
+        })
+        .collect();
+    let next = q
+        .next
+        .as_deref()
+        .and_then(local_redirect_target)
+        .unwrap_or_default();
+    let page = SelectPage {
+        lang,
+        csrf_token: csrf.value().to_owned(),
+        next,
+        tenants,
+    };
+    Ok((csrf, Page(page)).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct SelectForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    ent_id: String,
+    #[serde(default)]
+    next: String,
+}
+
+async fn select_form(
+    state: axum::extract::State<AppState>,
+    meta: ClientMeta,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Form(form): Form<SelectForm>,
+) -> Result<Response, AppError> {
+    csrf::verify(&headers, Some(&form.csrf_token))?;
+    let token = jar
+        .get(SELECT_COOKIE)
+        .map(|c| c.value().to_owned())
+        .ok_or(AppError::Unauthorized)?;
+    let LoginOutcome::Session { issued, .. } = choose(&state, &token, &form.ent_id).await? else {
+        return Err(AppError::Unauthorized);
+    };
+    let jar = jar
+        .remove(session::removal(SELECT_COOKIE))
+        .add(session::session_cookie(&issued, &meta, &state));
+    let target = local_redirect_target(&form.next).unwrap_or_else(|| "/app".to_owned());
+    Ok((jar, Redirect::to(&target)).into_response())
+}
+
+// ---------------------------------------------------------------------------------------
+// Logout
+
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+async fn logout_form(
+    headers: HeaderMap,
+    jar: CookieJar,
+    Form(form): Form<LogoutForm>,
+) -> Result<Response, AppError> {
+    csrf::verify(&headers, Some(&form.csrf_token))?;
+    let jar = jar
+        .remove(session::removal(SESSION_COOKIE))
+        .remove(session::removal(SELECT_COOKIE));
+    Ok((jar, Redirect::to("/")).into_response())
+}
+
+/// Ends a cookie session (tokens themselves expire on their own; a bearer client simply
+/// forgets its token).
+async fn logout_api(headers: HeaderMap, jar: CookieJar) -> Result<Response, AppError> {
+    if jar.get(SESSION_COOKIE).is_some() {
+        let submitted = headers.get(csrf::HEADER).and_then(|v| v.to_str().ok());
+        csrf::verify(&headers, submitted)?;
+    }
+    let jar = jar
+        .remove(session::removal(SESSION_COOKIE))
+        .remove(session::removal(SELECT_COOKIE));
+    Ok((jar, StatusCode::NO_CONTENT).into_response())
+}

@@ -1,0 +1,164 @@
+//! Who is calling: the agent session behind a request.
+//!
+//! The token comes from `Authorization: Bearer …` or the HttpOnly `kefu_session` cookie.
+//! The token's tenant is authoritative: if the request also names a tenant (an `ent_id`
+//! query parameter, or a Host that maps to a tenant) and it is another one, the answer is
+//! 404 — the same as for a missing resource, so nothing reveals what exists elsewhere.
+//! Cookie-authenticated requests that change state must carry the CSRF header.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::FromRequestParts,
+    http::{Method, header, request::Parts},
+};
+use axum_extra::extract::CookieJar;
+use cookie::{Cookie, SameSite};
+use tenants::{Tenant, TenantStatus, TenantTx};
+
+use super::{
+    store::{self, AgentRow},
+    token::{Claims, Issued, TokenKind},
+};
+use crate::http::{AppError, AppState, client::ClientMeta, csrf};
+
+pub const SESSION_COOKIE: &str = "kefu_session";
+pub const SELECT_COOKIE: &str = "kefu_select";
+
+/// An authenticated agent of an active tenant.
+#[derive(Clone, Debug)]
+pub struct AgentSession {
+    pub tenant: Arc<Tenant>,
+    pub user_id: i64,
+    pub agent: AgentRow,
+    /// Authenticated by cookie (then state changes need the CSRF header) or bearer token.
+    pub via_cookie: bool,
+}
+
+impl AgentSession {
+    pub async fn tx(&self, state: &AppState) -> Result<TenantTx, AppError> {
+        Ok(TenantTx::begin(&state.db, self.tenant.id).await?)
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl FromRequestParts<AppState> for AgentSession {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let (token, via_cookie) = match bearer(parts) {
+            Some(token) => (token.to_owned(), false),
+            None => {
+                let jar = CookieJar::from_headers(&parts.headers);
+                let token = jar
+                    .get(SESSION_COOKIE)
+                    .map(|c| c.value().to_owned())
+                    .ok_or(AppError::Unauthorized)?;
+                (token, true)
+            }
+        };
+        let claims: Claims = state.tokens.verify(&token, TokenKind::Agent)?;
+        let user_id = claims.user_id()?;
+        let tenant_id = tenants::TenantId(claims.tid.ok_or(AppError::Unauthorized)?);
+        let tenant = state
+            .tenants
+            .by_id(tenant_id)
+            .await?
+            .ok_or(AppError::Unauthorized)?;
+        ensure_request_names_this_tenant(parts, state, &tenant).await?;
+        if tenant.status == TenantStatus::Suspended {
+            return Err(AppError::TenantSuspended);
+        }
+        if via_cookie && !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+            let submitted = parts
+                .headers
+                .get(csrf::HEADER)
+                .and_then(|v| v.to_str().ok());
+            csrf::verify(&parts.headers, submitted)?;
+        }
+        let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
+        let agent = store::active_agent_by_user(&mut tx, user_id)
+            .await?
+            .ok_or(AppError::Unauthorized)?;
+        tx.commit().await?;
+        let span = tracing::Span::current();
+        span.record("tenant", tenant.id.0);
+        span.record("user", user_id);
+        Ok(Self {
+            tenant,
+            user_id,
+            agent,
+            via_cookie,
+        })
+    }
+}
+
+/// A request that names a tenant (by `ent_id` or Host) must name the session's tenant.
+async fn ensure_request_names_this_tenant(
+    parts: &Parts,
+    state: &AppState,
+    tenant: &Tenant,
+) -> Result<(), AppError> {
+    let query = parts.uri.query().unwrap_or_default();
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    if pairs
+        .iter()
+        .any(|(key, value)| key == "ent_id" && value != tenant.ent_id.as_str())
+    {
+        return Err(AppError::NotFound);
+    }
+    if state.config.base_domain.is_some() {
+        if let Some(host) = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+        {
+            if let Some(other) = state.tenants.by_host(host).await? {
+                if other.id != tenant.id {
+                    return Err(AppError::NotFound);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The session cookie for an issued agent token.
+pub fn session_cookie(issued: &Issued, meta: &ClientMeta, state: &AppState) -> Cookie<'static> {
+    auth_cookie(SESSION_COOKIE, issued, meta, state)
+}
+
+/// The short-lived cookie that carries a workspace-selection token.
+pub fn select_cookie(issued: &Issued, meta: &ClientMeta, state: &AppState) -> Cookie<'static> {
+    auth_cookie(SELECT_COOKIE, issued, meta, state)
+}
+
+fn auth_cookie(
+    name: &'static str,
+    issued: &Issued,
+    meta: &ClientMeta,
+    state: &AppState,
+) -> Cookie<'static> {
+    let ttl = (issued.expires_at - chrono::Utc::now())
+        .num_seconds()
+        .max(0);
+    Cookie::build((name, issued.token.clone()))
+        .path("/")
+        .http_only(true)
+        .secure(meta.https || state.config.is_https())
+        .same_site(SameSite::Lax)
+        .max_age(cookie::time::Duration::seconds(ttl))
+        .build()
+}
+
+/// A cookie that deletes `name`.
+pub fn removal(name: &'static str) -> Cookie<'static> {
+    let mut c = Cookie::build((name, "")).path("/").build();
+    c.make_removal();
+    c
+}

@@ -1,0 +1,172 @@
+//! Queries for identities, memberships and agents.
+
+use sqlx::{PgConnection, PgPool};
+use tenants::{EntId, TenantId};
+
+use super::validate::Email;
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: i64,
+    pub email: String,
+    pub password_hash: Option<String>,
+    pub display_name: String,
+}
+
+/// A tenant the user is an agent of.
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
+pub struct Membership {
+    #[serde(skip)]
+    pub tenant_id: TenantId,
+    pub ent_id: EntId,
+    pub name: String,
+    pub status: String,
+}
+
+/// An agent row of the current tenant.
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
+pub struct AgentRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub role: String,
+    pub display_name: String,
+    pub avatar_url: Option<String>,
+    pub status: String,
+    pub max_concurrent_chats: i32,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+const AGENT_COLUMNS: &str =
+    "id, user_id, role, display_name, avatar_url, status, max_concurrent_chats, created_at";
+
+pub async fn user_by_email(pool: &PgPool, email: &str) -> sqlx::Result<Option<UserRow>> {
+    sqlx::query_as("select id, email, password_hash, display_name from public.users where lower(email) = lower($1)")
+        .bind(email)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn user_by_id(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<UserRow>> {
+    sqlx::query_as("select id, email, password_hash, display_name from public.users where id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Inserts a user; a taken email fails on the `users_email_key` constraint.
+pub async fn insert_user(
+    conn: &mut PgConnection,
+    email: &Email,
+    hash: &str,
+    display_name: &str,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar("insert into public.users (email, password_hash, display_name) values ($1, $2, $3) returning id")
+        .bind(email.as_str())
+        .bind(hash)
+        .bind(display_name)
+        .fetch_one(conn)
+        .await
+}
+
+pub async fn touch_login(pool: &PgPool, user_id: i64) -> sqlx::Result<()> {
+    sqlx::query("update public.users set last_login_at = now() where id = $1")
+        .bind(user_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// The live tenants `user_id` belongs to, by name.
+pub async fn memberships(pool: &PgPool, user_id: i64) -> sqlx::Result<Vec<Membership>> {
+    sqlx::query_as(
+        "select t.id as tenant_id, t.ent_id, t.name, t.status
+         from public.tenant_members m join public.tenants t on t.id = m.tenant_id
+         where m.user_id = $1 and t.status <> 'deleted'
+         order by t.name, t.id",
+    )
+    .bind(user_id)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn add_member(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    user_id: i64,
+) -> sqlx::Result<()> {
+    sqlx::query("insert into public.tenant_members (tenant_id, user_id) values ($1, $2) on conflict do nothing")
+        .bind(tenant)
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Inserts an agent into the tenant schema `conn` is scoped to.
+pub async fn insert_agent(
+    conn: &mut PgConnection,
+    user_id: i64,
+    role: &str,
+    display_name: &str,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "insert into agents (user_id, role, display_name) values ($1, $2, $3) returning id",
+    )
+    .bind(user_id)
+    .bind(role)
+    .bind(display_name)
+    .fetch_one(conn)
+    .await
+}
+
+/// The enabled agent row of `user_id` in the tenant schema `conn` is scoped to.
+pub async fn active_agent_by_user(
+    conn: &mut PgConnection,
+    user_id: i64,
+) -> sqlx::Result<Option<AgentRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {AGENT_COLUMNS} from agents where user_id = $1 and disabled_at is null"
+    )))
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn agent_by_id(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<AgentRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {AGENT_COLUMNS} from agents where id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// An agent with their email, for team lists.
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
+pub struct AgentWithEmail {
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub agent: AgentRow,
+    pub email: String,
+    pub disabled: bool,
+}
+
+pub async fn list_agents(conn: &mut PgConnection) -> sqlx::Result<Vec<AgentWithEmail>> {
+    sqlx::query_as(
+        "select a.id, a.user_id, a.role, a.display_name, a.avatar_url, a.status, a.max_concurrent_chats,
+                a.created_at, u.email, a.disabled_at is not null as disabled
+         from agents a join public.users u on u.id = a.user_id
+         order by case a.role when 'owner' then 0 when 'admin' then 1 else 2 end, a.display_name, a.id",
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Whether self-service sign-up is open (`system_settings.signup_open`, default true).
+pub async fn signup_open(pool: &PgPool) -> sqlx::Result<bool> {
+    let value: Option<serde_json::Value> =
+        sqlx::query_scalar("select value from public.system_settings where key = 'signup_open'")
+            .fetch_optional(pool)
+            .await?;
+    Ok(value.and_then(|v| v.as_bool()).unwrap_or(true))
+}

@@ -1,0 +1,244 @@
+//! Signed tokens (JWT, HS256 only). Every token says what it is for (`typ`), so a token
+//! minted for one purpose (choosing a workspace, later a visitor session) can never act as
+//! another (an agent session). `exp`, `iat`, `aud` and `iss` are required and checked, with
+//! a small leeway.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+use tenants::Tenant;
+
+use crate::http::AppError;
+
+const ISSUER: &str = "kefu";
+const AUDIENCE: &str = "kefu";
+/// Clock skew tolerated when checking `exp`/`nbf`.
+const LEEWAY_SECS: u64 = 10;
+/// How long a user has to pick a workspace after a password check.
+const SELECT_TTL: Duration = Duration::from_secs(10 * 60);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// A logged-in agent of one tenant.
+    Agent,
+    /// A user who passed the password check and must choose among several tenants.
+    Select,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    /// The user id.
+    pub sub: String,
+    pub iat: u64,
+    pub exp: u64,
+    pub typ: TokenKind,
+    /// The tenant an agent token is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<i64>,
+    /// Unique per token.
+    pub jti: String,
+}
+
+impl Claims {
+    pub fn user_id(&self) -> Result<i64, AppError> {
+        self.sub.parse().map_err(|_| AppError::Unauthorized)
+    }
+}
+
+/// An issued token and when it stops working.
+pub struct Issued {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Keys and rules for issuing and checking tokens.
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    session_ttl: Duration,
+}
+
+impl TokenKeys {
+    pub fn new(secret: &SecretString, session_ttl: Duration) -> Self {
+        let bytes = secret.expose_secret().as_bytes();
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "iat", "aud", "iss", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(bytes),
+            decoding: DecodingKey::from_secret(bytes),
+            validation,
+            session_ttl,
+        }
+    }
+
+    pub fn session_ttl(&self) -> Duration {
+        self.session_ttl
+    }
+
+    /// A session for `user_id` as an agent of `tenant`.
+    pub fn issue_agent(&self, user_id: i64, tenant: &Tenant) -> anyhow::Result<Issued> {
+        self.issue(
+            user_id,
+            TokenKind::Agent,
+            Some(tenant.id.0),
+            self.session_ttl,
+        )
+    }
+
+    /// Lets `user_id` pick one of their tenants without typing the password again.
+    pub fn issue_select(&self, user_id: i64) -> anyhow::Result<Issued> {
+        self.issue(user_id, TokenKind::Select, None, SELECT_TTL)
+    }
+
+    fn issue(
+        &self,
+        user_id: i64,
+        typ: TokenKind,
+        tid: Option<i64>,
+        ttl: Duration,
+    ) -> anyhow::Result<Issued> {
+        let now = Utc::now();
+        let expires_at = now + ttl;
+        let jti: [u8; 12] = rand::random();
+        let claims = Claims {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            sub: user_id.to_string(),
+            iat: now.timestamp() as u64,
+            exp: expires_at.timestamp() as u64,
+            typ,
+            tid,
+            jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
+        Ok(Issued { token, expires_at })
+    }
+
+    /// Checks signature, algorithm, expiry, audience, issuer and purpose.
+    pub fn verify(&self, token: &str, expected: TokenKind) -> Result<Claims, AppError> {
+        if token.len() > 4096 {
+            return Err(AppError::Unauthorized);
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| {
+                tracing::debug!(error = %e, "token rejected");
+                AppError::Unauthorized
+            })?;
+        if data.claims.typ != expected {
+            return Err(AppError::Unauthorized);
+        }
+        Ok(data.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tenants::{EntId, TenantId, TenantStatus};
+
+    fn keys(secret: &str) -> TokenKeys {
+        TokenKeys::new(
+            &SecretString::from(secret.to_owned()),
+            Duration::from_secs(3600),
+        )
+    }
+
+    fn tenant() -> Tenant {
+        Tenant {
+            id: TenantId(7),
+            ent_id: EntId::parse("abc").unwrap(),
+            name: "Acme".into(),
+            status: TenantStatus::Active,
+            plan: "trial".into(),
+            trial_ends_at: None,
+            schema_version: 1,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn agent_token_round_trip() {
+        let k = keys(&"s".repeat(40));
+        let issued = k.issue_agent(42, &tenant()).unwrap();
+        let claims = k.verify(&issued.token, TokenKind::Agent).unwrap();
+        assert_eq!(claims.user_id().unwrap(), 42);
+        assert_eq!(claims.tid, Some(7));
+    }
+
+    #[test]
+    fn wrong_purpose_secret_or_tampering_is_refused() {
+        let k = keys(&"s".repeat(40));
+        let select = k.issue_select(42).unwrap();
+        assert!(
+            k.verify(&select.token, TokenKind::Agent).is_err(),
+            "a select token is not a session"
+        );
+        let agent = k.issue_agent(42, &tenant()).unwrap();
+        assert!(
+            keys(&"t".repeat(40))
+                .verify(&agent.token, TokenKind::Agent)
+                .is_err()
+        );
+        let mut tampered = agent.token.clone();
+        tampered.insert(tampered.len() / 2, 'x');
+        assert!(k.verify(&tampered, TokenKind::Agent).is_err());
+        assert!(k.verify("", TokenKind::Agent).is_err());
+        assert!(k.verify(&"a.b.c".repeat(2000), TokenKind::Agent).is_err());
+    }
+
+    #[test]
+    fn none_algorithm_and_expired_tokens_are_refused() {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let k = keys(&"s".repeat(40));
+        let now = Utc::now().timestamp();
+        let body = serde_json::json!({"iss":"kefu","aud":"kefu","sub":"1","iat":now,"exp":now+600,"typ":"agent","tid":7,"jti":"x"});
+        let unsigned = format!(
+            "{}.{}.",
+            b64.encode(r#"{"alg":"none","typ":"JWT"}"#),
+            b64.encode(body.to_string())
+        );
+        assert!(k.verify(&unsigned, TokenKind::Agent).is_err());
+        let expired = Claims {
+            iss: "kefu".into(),
+            aud: "kefu".into(),
+            sub: "1".into(),
+            iat: (now - 7200) as u64,
+            exp: (now - 3600) as u64,
+            typ: TokenKind::Agent,
+            tid: Some(7),
+            jti: "y".into(),
+        };
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &expired,
+            &EncodingKey::from_secret("s".repeat(40).as_bytes()),
+        )
+        .unwrap();
+        assert!(k.verify(&token, TokenKind::Agent).is_err());
+        let foreign = Claims {
+            aud: "someone-else".into(),
+            exp: (now + 600) as u64,
+            iat: now as u64,
+            ..expired
+        };
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &foreign,
+            &EncodingKey::from_secret("s".repeat(40).as_bytes()),
+        )
+        .unwrap();
+        assert!(k.verify(&token, TokenKind::Agent).is_err());
+    }
+}

@@ -1,0 +1,324 @@
+//! Configuration, in layers: built-in defaults < `kefu.toml` < environment (`KEFU_*`,
+//! `DATABASE_URL`) < command-line flags. Secrets are `SecretString`s: `Debug` prints
+//! `[REDACTED]`, and nothing logs them.
+
+use std::{
+    fs,
+    io::Write as _,
+    net::{IpAddr, Ipv4Addr},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, bail};
+use figment::{
+    Figment,
+    providers::{Env, Format as _, Serialized, Toml},
+};
+use ipnet::IpNet;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Shortest accepted JWT signing secret, in bytes.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// Everything kefu can be told. Field names are the `kefu.toml` keys; the environment
+/// variable is the upper-cased name with a `KEFU_` prefix (`KEFU_DATA_DIR`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Where kefu keeps its state: the embedded PostgreSQL cluster, the generated JWT secret.
+    pub data_dir: PathBuf,
+    pub bind: IpAddr,
+    pub port: u16,
+    /// Use this PostgreSQL server instead of the embedded one (unprefixed `DATABASE_URL`).
+    pub database_url: Option<SecretString>,
+    /// JWT signing secret (≥ 32 bytes). Generated into `<data_dir>/jwt_secret` when unset.
+    pub jwt_secret: Option<SecretString>,
+    /// The address users reach kefu at, e.g. `https://chat.example.com` (links, cookies).
+    pub public_url: Option<String>,
+    /// `<ent_id>.<base_domain>` resolves to that merchant.
+    pub base_domain: Option<String>,
+    /// Peers whose `X-Forwarded-For` / `X-Real-IP` / `X-Forwarded-Proto` are believed
+    /// (CIDRs or addresses; a comma-separated list in the environment).
+    #[serde(deserialize_with = "ip_nets")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Connections in the shared pool (keep it small: each caches catalog data per tenant).
+    pub db_max_connections: u32,
+    /// Sign-up and login attempts allowed per client IP per minute, and the burst.
+    pub auth_rate_per_minute: u32,
+    pub auth_rate_burst: u32,
+    /// Lifetime of a login session (1–8 hours).
+    pub session_hours: u32,
+    /// Tenants migrated at once by `kefu migrate`.
+    pub migrate_concurrency: usize,
+    /// `text` or `json` log lines.
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 8081,
+            database_url: None,
+            jwt_secret: None,
+            public_url: None,
+            base_domain: None,
+            trusted_proxies: Vec::new(),
+            db_max_connections: 16,
+            auth_rate_per_minute: 20,
+            auth_rate_burst: 10,
+            session_hours: 8,
+            migrate_concurrency: 4,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers' value.
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+impl Config {
+    /// Reads the layers. `file` is the `kefu.toml` to read (`None`: `./kefu.toml` if present).
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Self> {
+        let mut figment = Figment::new();
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    bail!("configuration file {} does not exist", path.display());
+                }
+                figment = figment.merge(Toml::file(path));
+            }
+            None => figment = figment.merge(Toml::file("kefu.toml")),
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("KEFU_").ignore(&["config", "log"]))
+            .merge(Env::raw().only(&["DATABASE_URL"]))
+            .merge(Serialized::defaults(overrides))
+            .extract()
+            .context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot. A refused configuration stops kefu before it does anything.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(secret) = &self.jwt_secret {
+            if secret.expose_secret().len() < MIN_SECRET_LEN {
+                bail!(
+                    "the configured JWT secret (KEFU_JWT_SECRET / jwt_secret) is {} bytes long; it must be at least {MIN_SECRET_LEN} bytes. \
+                     Remove it to let kefu generate one in the data directory, or set a longer random value (e.g. `openssl rand -base64 48`).",
+                    secret.expose_secret().len()
+                );
+            }
+        }
+        if !(1..=8).contains(&self.session_hours) {
+            bail!(
+                "session_hours must be between 1 and 8, not {}",
+                self.session_hours
+            );
+        }
+        if self.db_max_connections == 0 {
+            bail!("db_max_connections must be at least 1");
+        }
+        if self.auth_rate_per_minute == 0 || self.auth_rate_burst == 0 {
+            bail!("auth_rate_per_minute and auth_rate_burst must be at least 1");
+        }
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("public_url must start with http:// or https://, not {url:?}");
+            }
+        }
+        Ok(())
+    }
+
+    /// The URL printed at start and used in links: `public_url`, or the bound address.
+    pub fn display_url(&self, port: u16) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => {
+                let host = match self.bind {
+                    IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_owned(),
+                    IpAddr::V6(ip) if ip.is_unspecified() => "[::1]".to_owned(),
+                    IpAddr::V4(ip) => ip.to_string(),
+                    IpAddr::V6(ip) => format!("[{ip}]"),
+                };
+                format!("http://{host}:{port}")
+            }
+        }
+    }
+
+    /// Whether users reach kefu over https (then cookies are `Secure`).
+    pub fn is_https(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// The JWT signing secret: the configured one, or the one kept in the data directory,
+    /// generated (64 random bytes, mode 0600) the first time.
+    pub fn signing_secret(&self) -> anyhow::Result<SecretString> {
+        if let Some(secret) = &self.jwt_secret {
+            return Ok(secret.clone());
+        }
+        let path = self.data_dir.join("jwt_secret");
+        match fs::read_to_string(&path) {
+            Ok(s) => {
+                let s = s.trim().to_owned();
+                if s.len() < MIN_SECRET_LEN {
+                    bail!(
+                        "{} holds a secret shorter than {MIN_SECRET_LEN} bytes; delete it to generate a new one",
+                        path.display()
+                    );
+                }
+                Ok(SecretString::from(s))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                use base64::Engine as _;
+                fs::create_dir_all(&self.data_dir).with_context(|| {
+                    format!("creating the data directory {}", self.data_dir.display())
+                })?;
+                let bytes: [u8; 64] = rand::random();
+                let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+                let mut file = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode_0600()
+                    .open(&path)
+                    .with_context(|| format!("creating {}", path.display()))?;
+                file.write_all(secret.as_bytes())?;
+                tracing::info!(path = %path.display(), "generated a new JWT signing secret");
+                Ok(SecretString::from(secret))
+            }
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+}
+
+trait Mode0600 {
+    fn mode_0600(&mut self) -> &mut Self;
+}
+
+impl Mode0600 for fs::OpenOptions {
+    fn mode_0600(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        self.mode(0o600)
+    }
+}
+
+/// A list of CIDRs or addresses, as a sequence (TOML) or a comma-separated string (env).
+fn ip_nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match Raw::deserialize(d)? {
+        Raw::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        Raw::Many(v) => v,
+    };
+    items
+        .iter()
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("{s:?} is not an IP address or CIDR"))
+                })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "kefu.toml",
+                "port = 9000\nbind = \"0.0.0.0\"\ndata_dir = \"from-file\"",
+            )?;
+            jail.set_env("KEFU_PORT", "9100");
+            jail.set_env("KEFU_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1");
+            let config = Config::load(
+                None,
+                &Overrides {
+                    data_dir: Some("from-flag".into()),
+                    ..Default::default()
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            assert_eq!(config.port, 9100, "env beats file");
+            assert_eq!(config.bind.to_string(), "0.0.0.0", "file beats default");
+            assert_eq!(
+                config.data_dir,
+                PathBuf::from("from-flag"),
+                "flag beats file"
+            );
+            assert_eq!(config.trusted_proxies.len(), 2);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn short_secret_is_refused_and_never_printed() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("KEFU_JWT_SECRET", "too-short-secret");
+            let err = Config::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("at least 32 bytes"), "{err}");
+            assert!(!err.contains("too-short-secret"));
+            jail.set_env("KEFU_JWT_SECRET", "x".repeat(40));
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(
+                !format!("{config:?}").contains("xxxxxxxx"),
+                "Debug must not print secrets"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secret_is_generated_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_owned(),
+            ..Config::default()
+        };
+        let a = config.signing_secret().unwrap();
+        let b = config.signing_secret().unwrap();
+        assert_eq!(a.expose_secret(), b.expose_secret());
+        assert!(a.expose_secret().len() >= MIN_SECRET_LEN);
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = fs::metadata(dir.path().join("jwt_secret"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

@@ -1,0 +1,196 @@
+//! Cross-cutting layers: request span, client resolution, security headers, body limits,
+//! panic containment, and content negotiation for errors (HTML pages for browsers, the JSON
+//! shape for everything else).
+
+use askama::Template;
+use axum::{
+    Router,
+    extract::{MatchedPath, Request},
+    http::{HeaderName, HeaderValue, StatusCode, header},
+    middleware::{self as axum_mw, Next},
+    response::{Html, IntoResponse, Response},
+};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    limit::RequestBodyLimitLayer,
+    set_header::SetResponseHeaderLayer,
+    trace::{DefaultOnResponse, TraceLayer},
+};
+use tracing::Level;
+
+use super::{AppError, AppState, ErrorInfo, json_error};
+use crate::i18n::Lang;
+
+/// Largest request body accepted anywhere unless a route allows more (uploads will).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; \
+                   connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; \
+                   form-action 'self'; frame-ancestors 'none'";
+
+pub fn wrap(router: Router<AppState>, state: AppState) -> Router {
+    let https = state.config.is_https();
+    let mut router = router
+        .fallback(not_found)
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let route = request
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or("unmatched", |p| p.as_str());
+                    tracing::info_span!(
+                        "http.request",
+                        method = %request.method(),
+                        route,
+                        tenant = tracing::field::Empty,
+                        user = tracing::field::Empty,
+                    )
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(axum_mw::from_fn(crate::i18n::remember_choice))
+        .layer(header_layer(header::CONTENT_SECURITY_POLICY, CSP))
+        .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(header_layer(
+            header::REFERRER_POLICY,
+            "strict-origin-when-cross-origin",
+        ))
+        .layer(header_layer(
+            HeaderName::from_static("permissions-policy"),
+            "camera=(), microphone=(), geolocation=()",
+        ))
+        .layer(header_layer(
+            HeaderName::from_static("cross-origin-opener-policy"),
+            "same-origin",
+        ));
+    if https {
+        router = router.layer(header_layer(
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000",
+        ));
+    }
+    router
+        .layer(axum_mw::from_fn(negotiate_errors))
+        .layer(axum_mw::from_fn_with_state(
+            state.clone(),
+            super::client::resolve_client,
+        ))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                tracing::error!("a request handler panicked");
+                AppError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+            },
+        ))
+        .with_state(state)
+}
+
+/// Sets a header unless the route already did (a route may relax the CSP, e.g. for frames).
+fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}
+
+async fn not_found() -> AppError {
+    AppError::NotFound
+}
+
+/// Gives every error response the right body: a page for browsers asking for HTML, the JSON
+/// error shape for everything else, including the plain-text rejections of axum and
+/// tower-http (405, 413, …).
+async fn negotiate_errors(lang: Lang, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let machine = ["/api/", "/ws/", "/static/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+        || matches!(path, "/healthz" | "/readyz");
+    let wants_html = !machine
+        && request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let info = response.extensions().get::<ErrorInfo>().cloned();
+    if !wants_html && info.is_some() {
+        return response;
+    }
+    let code = info.as_ref().map_or_else(|| code_for(status), |i| i.code);
+    let (parts, _) = response.into_parts();
+    let mut fresh = if wants_html {
+        error_page(lang, status, code)
+    } else {
+        let message = status.canonical_reason().unwrap_or("error").to_lowercase();
+        json_error(status, code, &message, None)
+    };
+    *fresh.status_mut() = status;
+    for name in [
+        header::RETRY_AFTER,
+        header::ALLOW,
+        header::SET_COOKIE,
+        header::WWW_AUTHENTICATE,
+    ] {
+        for value in parts.headers.get_all(&name) {
+            fresh.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    fresh
+}
+
+fn code_for(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid_body",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::REQUEST_TIMEOUT => "timeout",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    lang: Lang,
+    status: u16,
+    title: &'a str,
+    message: &'a str,
+    code: &'a str,
+}
+
+/// The readable error page for `code`, in the reader's language.
+pub fn error_page(lang: Lang, status: StatusCode, code: &str) -> Response {
+    let key = match code {
+        "tenant_not_found" | "tenant_suspended" | "rate_limited" | "unavailable"
+        | "method_not_allowed" | "payload_too_large" => code,
+        _ => match status {
+            StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::NOT_FOUND => "not_found",
+            s if s.is_server_error() => "internal",
+            _ => "bad_request",
+        },
+    };
+    let title = lang.tr(&format!("error.{key}")).to_owned();
+    let message = lang.tr(&format!("error.{key}_body")).to_owned();
+    let page = ErrorPage {
+        lang,
+        status: status.as_u16(),
+        title: &title,
+        message: &message,
+        code,
+    };
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(_) => (status, format!("{} {code}", status.as_u16())).into_response(),
+    }
+}

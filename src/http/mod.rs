@@ -1,0 +1,108 @@
+//! HTTP plumbing: application state, the route table, middleware and errors. Features own
+//! their handlers and each returns a [`Routes`]; [`router`] merges them and wraps the whole
+//! in the cross-cutting layers.
+
+pub mod client;
+pub mod csrf;
+mod error;
+pub mod extract;
+mod middleware;
+mod routes;
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::{
+    Router,
+    response::{Html, IntoResponse, Response},
+};
+use sqlx::PgPool;
+use tenants::{Registry, TenantMigrator};
+
+pub use self::{
+    client::{ClientMeta, TrustedProxies},
+    error::{AppError, ErrorInfo, FieldErrors, ResultExt, json_error},
+    routes::{RouteSpec, Routes, Scope},
+};
+use crate::{auth::token::TokenKeys, config::Config};
+
+/// Everything handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub tenants: Arc<Registry>,
+    pub config: Arc<Config>,
+    pub tokens: Arc<TokenKeys>,
+    pub migrator: Arc<TenantMigrator>,
+    pub proxies: TrustedProxies,
+}
+
+impl axum::extract::FromRef<AppState> for TrustedProxies {
+    fn from_ref(state: &AppState) -> Self {
+        state.proxies.clone()
+    }
+}
+
+/// Every route of the application, with its scope (the isolation test walks this).
+pub fn routes(config: &Config) -> Routes {
+    Routes::new()
+        .merge(crate::site::routes())
+        .merge(crate::auth::routes(config))
+        .merge(crate::agent::routes())
+}
+
+/// The application router with all middleware.
+pub fn router(state: AppState) -> Router {
+    let routes = routes(&state.config);
+    middleware::wrap(routes.into_router(), state)
+}
+
+/// An askama page as a response (500 with the cause logged if it fails to render).
+pub struct Page<T>(pub T);
+
+impl<T: Template> IntoResponse for Page<T> {
+    fn into_response(self) -> Response {
+        match self.0.render() {
+            Ok(html) => Html(html).into_response(),
+            Err(e) => AppError::Internal(anyhow::Error::new(e).context("rendering a page"))
+                .into_response(),
+        }
+    }
+}
+
+/// `target` if it is a path on this site: starts with one `/`, no scheme or host, no
+/// backslashes or control characters (`//evil.com`, `/\evil.com` and `https://…` are
+/// refused). Used for every `next`/`redirect` parameter.
+pub fn local_redirect_target(target: &str) -> Option<String> {
+    let ok = target.starts_with('/')
+        && !target.starts_with("//")
+        && !target.contains('\\')
+        && !target.chars().any(|c| c.is_control() || c.is_whitespace())
+        && target.len() <= 2048;
+    ok.then(|| target.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_redirect_target;
+
+    #[test]
+    fn only_local_redirects() {
+        assert_eq!(
+            local_redirect_target("/app?x=1").as_deref(),
+            Some("/app?x=1")
+        );
+        for bad in [
+            "",
+            "app",
+            "//evil.com",
+            "/\\evil.com",
+            "https://evil.com",
+            "/\t/evil.com",
+            "/a b",
+            "\\\\evil",
+        ] {
+            assert_eq!(local_redirect_target(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The route table: every route is registered with its method and its scope, so tests can
+//! walk all tenant-scoped routes (the isolation suite fails on a route it does not cover).
+
+use axum::{
+    Router,
+    handler::Handler,
+    http::Method,
+    routing::{MethodRouter, delete, get, patch, post, put},
+};
+
+use super::AppState;
+
+/// Who a route serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// No tenant: site pages, sign-up, login, health.
+    Public,
+    /// Reads or writes one tenant's data; must be covered by the isolation test.
+    Tenant,
+    /// Platform administration.
+    Platform,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    pub scope: Scope,
+}
+
+/// A router plus the table describing it.
+#[derive(Default)]
+pub struct Routes {
+    router: Router<AppState>,
+    table: Vec<RouteSpec>,
+}
+
+macro_rules! verb {
+    ($name:ident, $method:expr, $routing:ident) => {
+        pub fn $name<H, T>(self, path: &'static str, scope: Scope, handler: H) -> Self
+        where
+            H: Handler<T, AppState>,
+            T: 'static,
+        {
+            self.add($method, path, scope, $routing(handler))
+        }
+    };
+}
+
+impl Routes {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `handler` (a method router for exactly `method`) at `path`.
+    pub fn add(
+        mut self,
+        method: Method,
+        path: &'static str,
+        scope: Scope,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
+        assert!(
+            !self
+                .table
+                .iter()
+                .any(|r| r.path == path && r.method == method),
+            "route {method} {path} registered twice"
+        );
+        self.router = self.router.route(path, handler);
+        self.table.push(RouteSpec {
+            method,
+            path,
+            scope,
+        });
+        self
+    }
+
+    verb!(get, Method::GET, get);
+    verb!(post, Method::POST, post);
+    verb!(put, Method::PUT, put);
+    verb!(patch, Method::PATCH, patch);
+    verb!(delete, Method::DELETE, delete);
+
+    pub fn merge(mut self, other: Routes) -> Self {
+        for spec in &other.table {
+            assert!(
+                !self
+                    .table
+                    .iter()
+                    .any(|r| r.path == spec.path && r.method == spec.method),
+                "route {} {} registered twice",
+                spec.method,
+                spec.path
+            );
+        }
+        self.router = self.router.merge(other.router);
+        self.table.extend(other.table);
+        self
+    }
+
+    pub fn table(&self) -> &[RouteSpec] {
+        &self.table
+    }
+
+    pub fn into_router(self) -> Router<AppState> {
+        self.router
+    }
+}

@@ -1,0 +1,19 @@
+//! kefu: a multi-tenant live-chat customer service platform.
+//!
+//! The binary (`src/main.rs`) only calls [`cli::main`]. Features live in folders named for
+//! what users see (`auth`, `agent`, `merchant`, `platform`, `site`); cross-cutting plumbing in
+//! `http` and `db`. Tenancy (schemas, the `TenantTx` door) is the `tenants` crate; plans and
+//! limits are the `billing` crate. See `docs/architecture.md`.
+
+pub mod agent;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod i18n;
+pub mod merchant;
+pub mod platform;
+pub mod site;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,104 @@
+//! The public site: the landing page, static assets (compiled into the binary) and the
+//! health endpoints.
+
+use askama::Template;
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use rust_embed::RustEmbed;
+use serde_json::json;
+
+use crate::{
+    http::{AppState, Page, Routes, Scope},
+    i18n::Lang,
+};
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/", Scope::Public, landing)
+        .get("/static/{*path}", Scope::Public, static_file)
+        .get("/healthz", Scope::Public, healthz)
+        .get("/readyz", Scope::Public, readyz)
+}
+
+#[derive(Template)]
+#[template(path = "site/landing.html")]
+struct Landing {
+    lang: Lang,
+}
+
+async fn landing(lang: Lang) -> Page<Landing> {
+    Page(Landing { lang })
+}
+
+#[derive(RustEmbed)]
+#[folder = "static/"]
+struct Assets;
+
+/// Serves `static/` from inside the binary, with a content type from the extension, a
+/// validator (ETag from the embedded hash) and a short cache lifetime.
+async fn static_file(Path(path): Path<String>, headers: axum::http::HeaderMap) -> Response {
+    let Some(file) = Assets::get(&path) else {
+        return crate::http::AppError::NotFound.into_response();
+    };
+    let etag = format!(
+        "\"{}\"",
+        file.metadata
+            .sha256_hash()
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str())
+    {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    let mime = file.metadata.mimetype();
+    let mut response = file.data.into_owned().into_response();
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(mime) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Readiness: the database answers and no schema is behind this binary.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let check = async {
+        let platform = crate::db::platform_pending(&state.db).await?;
+        let tenants = state.migrator.tenants_behind(&state.db).await?;
+        Ok::<_, sqlx::Error>((platform.len(), tenants.len()))
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(3), check).await {
+        Ok(Ok((0, 0))) => Json(json!({ "status": "ready" })).into_response(),
+        Ok(Ok((platform, tenants))) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "migrations_pending", "platform_pending": platform, "tenants_behind": tenants })),
+        )
+            .into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: database check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "database_unreachable" }))).into_response()
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "database_timeout" }))).into_response(),
+    }
+}

@@ -1,0 +1,129 @@
+//! Building and running the server.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::{Context as _, bail};
+use sqlx::PgPool;
+use tenants::{Registry, RegistryOptions, TenantMigrator};
+use tokio::net::TcpListener;
+
+use crate::{
+    auth::{password, token::TokenKeys},
+    config::Config,
+    db,
+    http::{self, AppState, TrustedProxies},
+};
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Binds the listener (`port` 0 picks a free port) and assembles the state. The database
+    /// must be current; see [`prepare_database`].
+    pub async fn build(
+        config: Config,
+        pool: PgPool,
+        migrator: TenantMigrator,
+    ) -> anyhow::Result<Self> {
+        let secret = config.signing_secret()?;
+        let tokens = TokenKeys::new(
+            &secret,
+            Duration::from_secs(u64::from(config.session_hours) * 3600),
+        );
+        let registry = Registry::new(
+            pool.clone(),
+            RegistryOptions {
+                base_domain: config.base_domain.clone(),
+                ..RegistryOptions::default()
+            },
+        );
+        let addr = SocketAddr::new(config.bind, config.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        tokio::task::spawn_blocking(password::warm_up);
+        let state = AppState {
+            db: pool,
+            tenants: Arc::new(registry),
+            proxies: TrustedProxies::new(config.trusted_proxies.clone()),
+            config: Arc::new(config),
+            tokens: Arc::new(tokens),
+            migrator: Arc::new(migrator),
+        };
+        Ok(Self { listener, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and drains in-flight requests.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let app = http::router(self.state);
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+    }
+}
+
+/// Makes sure the schemas match this binary before serving. A brand-new database is
+/// initialised (platform migrations); an existing one that is behind — platform or any
+/// tenant — is refused with the command that fixes it.
+pub async fn prepare_database(pool: &PgPool, migrator: &TenantMigrator) -> anyhow::Result<()> {
+    if db::is_fresh(pool).await? {
+        tracing::info!("new database: creating the platform schema");
+        db::PLATFORM_MIGRATOR
+            .run(pool)
+            .await
+            .context("creating the platform schema")?;
+        return Ok(());
+    }
+    let platform = db::platform_pending(pool).await?;
+    let tenants = migrator.tenants_behind(pool).await?;
+    if !platform.is_empty() || !tenants.is_empty() {
+        bail!(
+            "the database is behind this version of kefu ({} platform migration(s) pending, {} tenant schema(s) behind). \
+             Run `kefu migrate` (with the same --data-dir / DATABASE_URL), then start again.",
+            platform.len(),
+            tenants.len()
+        );
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
