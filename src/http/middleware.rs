@@ -115,8 +115,15 @@ async fn negotiate_errors(lang: Lang, request: Request, next: Next) -> Response 
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
+    let rendered_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
     let info = response.extensions().get::<ErrorInfo>().cloned();
-    if !wants_html && info.is_some() {
+    // A handler's own page (a form with field errors) and a JSON error for an API client
+    // are already right.
+    if rendered_page || (!wants_html && info.is_some()) {
         return response;
     }
     let code = info.as_ref().map_or_else(|| code_for(status), |i| i.code);

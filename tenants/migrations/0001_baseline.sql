@@ -3,10 +3,13 @@
 -- Ids come from the platform-wide sequence public.object_id_seq: an id names at most one row
 -- of one tenant, so an id of tenant B can never address something of tenant A.
 -- Enumerations are text + CHECK (per-schema enum types break sqlx's type cache).
+-- No foreign keys to public tables: creating one takes a SHARE ROW EXCLUSIVE lock on the
+-- referenced table, so every provisioning would block sign-ups and logins platform-wide (and
+-- deadlocked concurrent sign-ups in a test). Shared references are kept by the application.
 
 create table agents (
     id                   bigint primary key default nextval('public.object_id_seq'),
-    user_id              bigint not null references public.users (id) on delete cascade,
+    user_id              bigint not null, -- public.users (id)
     role                 text not null check (role in ('owner', 'admin', 'agent')),
     display_name         text not null,
     avatar_url           text,

@@ -348,15 +348,4 @@ mod tests {
         });
         assert_eq!(m.latest(), latest + 1);
     }
-
-    #[test]
-    fn no_migration_touches_search_path() {
-        for m in TenantMigrator::embedded().migrations() {
-            assert!(
-                !m.sql.to_lowercase().contains("search_path"),
-                "migration {} sets search_path",
-                m.version
-            );
-        }
-    }
 }

@@ -1,1 +1,13 @@
-fn main() {}
+//! The integration suite: one test binary, one embedded PostgreSQL cluster per process, a
+//! fresh database per test (cloned from a migrated template).
+
+mod helpers;
+
+mod bad_input;
+mod isolation;
+mod login;
+mod migrate;
+mod pages;
+mod signup;
+mod static_checks;
+mod tenancy;

@@ -1,0 +1,293 @@
+//! Test harness: the shared cluster, per-test databases and a running server per test.
+
+use std::{
+    path::PathBuf,
+    sync::{
+        OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use kefu::{
+    config::Config,
+    db::{EmbeddedOptions, EmbeddedPostgres, PLATFORM_MIGRATOR, pool_options},
+    http::AppState,
+    startup::{Application, prepare_database},
+};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use sqlx::{ConnectOptions as _, Connection as _, PgPool, postgres::PgConnectOptions};
+use tenants::TenantMigrator;
+
+struct Cluster {
+    pg: EmbeddedPostgres,
+    dir: PathBuf,
+}
+
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+const TEMPLATE: &str = "kefu_template";
+
+/// The process's cluster, started on first use and stopped when the test binary exits.
+fn cluster() -> &'static Cluster {
+    CLUSTER.get_or_init(|| {
+        init_logging();
+        reap_abandoned_clusters();
+        let dir = std::env::temp_dir().join(format!("kefu-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let pg = EmbeddedPostgres::start(&dir.join("pg"), EmbeddedOptions { unsafe_fast: true })
+            .expect("the test PostgreSQL cluster starts (are the PostgreSQL server binaries installed?)");
+        // SAFETY: registering a plain extern "C" function with no captured state.
+        unsafe { nix::libc::atexit(stop_cluster) };
+        let cluster = Cluster { pg, dir };
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(create_template(&cluster.pg))
+            });
+        });
+        cluster
+    })
+}
+
+extern "C" fn stop_cluster() {
+    if let Some(c) = CLUSTER.get() {
+        let _ = c.pg.stop_immediately();
+        let _ = std::fs::remove_dir_all(&c.dir);
+    }
+}
+
+/// Stops clusters left behind by test processes that were killed before their exit hook.
+fn reap_abandoned_clusters() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("kefu-test-")
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if PathBuf::from(format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let pid_file = entry.path().join("pg").join("postmaster.pid");
+        if let Some(server) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<i32>().ok()))
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(server),
+                nix::sys::signal::Signal::SIGQUIT,
+            );
+        }
+        let _ = std::fs::remove_dir_all(entry.path());
+    }
+}
+
+async fn create_template(pg: &EmbeddedPostgres) {
+    pg.ensure_database(TEMPLATE).await.unwrap();
+    let pool = PgPool::connect_with(pg.connect_options(TEMPLATE))
+        .await
+        .unwrap();
+    PLATFORM_MIGRATOR.run(&pool).await.unwrap();
+    pool.close().await;
+}
+
+fn init_logging() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        kefu::telemetry::init(kefu::config::LogFormat::Text);
+    }
+}
+
+static DB_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A new database with the platform schema, private to the caller.
+pub async fn fresh_database() -> (String, PgConnectOptions) {
+    let cluster = cluster();
+    let name = format!(
+        "t_{}_{}",
+        std::process::id(),
+        DB_COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut conn = cluster
+        .pg
+        .connect_options("postgres")
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "create database {name} template {TEMPLATE}"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let options = cluster.pg.connect_options(&name);
+    (name, options)
+}
+
+/// A `DATABASE_URL` for `database` on the test cluster (for running the kefu binary).
+pub fn database_url(options: &PgConnectOptions) -> String {
+    let socket = options
+        .get_socket()
+        .expect("unix socket")
+        .display()
+        .to_string();
+    format!(
+        "postgres://kefu@localhost/{}?host={socket}&port=5432",
+        options.get_database().unwrap()
+    )
+}
+
+/// A running kefu server on its own database.
+pub struct TestApp {
+    pub url: String,
+    pub state: AppState,
+    pub options: PgConnectOptions,
+}
+
+pub fn test_config() -> Config {
+    let data_dir = tempfile::tempdir().unwrap().keep();
+    Config {
+        data_dir,
+        port: 0,
+        jwt_secret: Some(SecretString::from("test-secret-".repeat(4))),
+        auth_rate_per_minute: 100_000,
+        auth_rate_burst: 100_000,
+        ..Config::default()
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = test_config();
+    configure(&mut config);
+    let (_, options) = fresh_database().await;
+    let pool = pool_options(config.db_max_connections)
+        .connect_with(options.clone())
+        .await
+        .unwrap();
+    spawn_on(config, pool, options, TenantMigrator::embedded()).await
+}
+
+/// Starts a server on an existing pool (tests that instrument the pool build it themselves).
+pub async fn spawn_on(
+    config: Config,
+    pool: PgPool,
+    options: PgConnectOptions,
+    migrator: TenantMigrator,
+) -> TestApp {
+    prepare_database(&pool, &migrator).await.unwrap();
+    let app = Application::build(config, pool, migrator).await.unwrap();
+    let url = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state().clone();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    TestApp {
+        url,
+        state,
+        options,
+    }
+}
+
+/// A client with a cookie store that does not follow redirects (tests look at them).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A merchant created through the API.
+#[derive(Clone, Debug)]
+pub struct Merchant {
+    pub ent_id: String,
+    pub token: String,
+    pub email: String,
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+static EMAIL_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub fn unique_email(prefix: &str) -> String {
+    format!(
+        "{prefix}{}@example.com",
+        EMAIL_COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.state.db
+    }
+
+    /// Signs a merchant up through `POST /api/v1/signup` (with a fresh client, so this
+    /// app's cookie jar stays empty).
+    pub async fn signup(&self, company: &str) -> Merchant {
+        let email = unique_email("owner");
+        let res = client()
+            .post(self.url("/api/v1/signup"))
+            .json(&json!({ "company": company, "email": email, "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            201,
+            "signup failed: {}",
+            res.text().await.unwrap()
+        );
+        let body: Value = res.json().await.unwrap();
+        Merchant {
+            ent_id: body["ent_id"].as_str().unwrap().to_owned(),
+            token: body["token"].as_str().unwrap().to_owned(),
+            email,
+        }
+    }
+
+    /// `GET path` as `merchant` (bearer token).
+    pub async fn get_as(&self, merchant: &Merchant, path: &str) -> reqwest::Response {
+        client()
+            .get(self.url(path))
+            .bearer_auth(&merchant.token)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Asserts the JSON error shape and returns the code.
+pub async fn error_code(res: reqwest::Response) -> String {
+    let status = res.status();
+    let ctype = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let text = res.text().await.unwrap();
+    assert!(
+        ctype.starts_with("application/json"),
+        "{status}: expected a JSON error, got {ctype:?}: {text}"
+    );
+    let body: Value =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: not JSON: {text}"));
+    let code = body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{status}: no error.code in {text}"))
+        .to_owned();
+    assert!(
+        body["error"]["message"].is_string(),
+        "{status}: no error.message in {text}"
+    );
+    code
+}

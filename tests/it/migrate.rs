@@ -1,0 +1,267 @@
+//! `kefu migrate` and the refusal to serve a database that is behind — through the library
+//! and through the real binary.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    process::{Command, Stdio},
+};
+
+use kefu::startup::prepare_database;
+use tenants::{MigrateOptions, Migration, TenantMigrator};
+
+use crate::helpers::*;
+
+fn next_migration() -> TenantMigrator {
+    let embedded = TenantMigrator::embedded();
+    let version = embedded.latest() + 1;
+    embedded.with(Migration { version, name: "test_extra", sql: "create table extra (id bigint primary key); alter table agents add column nickname text;" })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_tenant_migration_blocks_serving_until_migrate_runs_and_migrate_is_idempotent() {
+    let app = spawn_app().await;
+    for i in 0..5 {
+        app.signup(&format!("Shop {i}")).await;
+    }
+    let newer = next_migration();
+    let err = prepare_database(app.pool(), &newer)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("5 tenant schema(s) behind") && err.contains("kefu migrate"),
+        "{err}"
+    );
+
+    let options = MigrateOptions {
+        concurrency: 3,
+        ..MigrateOptions::default()
+    };
+    let report = newer
+        .migrate_all(app.pool(), &options, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            report.behind,
+            report.migrated,
+            report.applied,
+            report.failed.len()
+        ),
+        (5, 5, 5, 0)
+    );
+    prepare_database(app.pool(), &newer)
+        .await
+        .expect("current after migrate");
+    let again = newer
+        .migrate_all(app.pool(), &options, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!((again.behind, again.applied), (0, 0), "idempotent");
+
+    // Every schema really has the new table and column, recorded once.
+    let (tables, records): (i64, i64) = sqlx::query_as(
+        "select (select count(*) from information_schema.tables where table_name = 'extra' and table_schema like 'tenant\\_%'),
+                (select count(*) from information_schema.columns where column_name = 'nickname')",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    assert_eq!((tables, records), (5, 5));
+}
+
+#[tokio::test]
+async fn a_migration_changed_after_it_ran_is_reported_not_reapplied() {
+    let app = spawn_app().await;
+    app.signup("Checksum").await;
+    let v = TenantMigrator::embedded().latest() + 1;
+    let original = TenantMigrator::embedded().with(Migration {
+        version: v,
+        name: "x",
+        sql: "create table x1 (id int);",
+    });
+    original
+        .migrate_all(app.pool(), &MigrateOptions::default(), |_, _| {})
+        .await
+        .unwrap();
+    // Pretend the tenant is behind again, with an edited migration.
+    sqlx::query("update public.tenants set schema_version = 1")
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let edited = TenantMigrator::embedded().with(Migration {
+        version: v,
+        name: "x",
+        sql: "create table x2 (id int);",
+    });
+    let report = edited
+        .migrate_all(app.pool(), &MigrateOptions::default(), |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(report.failed.len(), 1);
+    assert!(
+        report.failed[0].1.contains("changed after it was applied"),
+        "{:?}",
+        report.failed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_refuses_to_serve_behind_and_migrate_fixes_it() {
+    let app = spawn_app().await;
+    app.signup("Binary One").await;
+    app.signup("Binary Two").await;
+    let url = database_url(&app.options);
+    let kefu = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kefu"));
+        cmd.args(args)
+            .env("DATABASE_URL", &url)
+            .env("KEFU_DATA_DIR", tempfile::tempdir().unwrap().keep())
+            .env("KEFU_JWT_SECRET", "binary-test-secret-".repeat(3))
+            .env("KEFU_LOG", "warn")
+            .env_remove("KEFU_CONFIG");
+        cmd
+    };
+    // One tenant falls behind (as after an upgrade that added a tenant migration).
+    sqlx::query("update public.tenants set schema_version = 0 where name = 'Binary Two'")
+        .execute(app.pool())
+        .await
+        .unwrap();
+
+    let out = kefu(&["serve", "-p", "0"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 tenant schema(s) behind") && stderr.contains("kefu migrate"),
+        "{stderr}"
+    );
+
+    for expected_behind in [1, 0] {
+        let out = kefu(&["migrate"]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains(&format!("tenant schemas: {expected_behind} behind")),
+            "{stdout}"
+        );
+    }
+
+    // Now it serves; SIGTERM stops it cleanly.
+    let mut child = kefu(&["serve", "-p", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url_line = lines
+        .by_ref()
+        .map(Result::unwrap)
+        .find(|l| l.contains("kefu is running at"))
+        .expect("serve prints its URL");
+    let base = url_line.split("at ").nth(1).unwrap().trim().to_owned();
+    let health = client().get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "graceful shutdown exits 0");
+}
+
+#[tokio::test]
+async fn cli_manages_tenants_and_admins() {
+    let app = spawn_app().await;
+    let url = database_url(&app.options);
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_kefu"))
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .env("KEFU_DATA_DIR", tempfile::tempdir().unwrap().keep())
+            .env("KEFU_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = run(&[
+        "tenant",
+        "create",
+        "--name",
+        "CLI Shop",
+        "--owner-email",
+        "cli@example.com",
+    ]);
+    assert!(ok, "{out}");
+    let ent_id = out
+        .split("ent_id ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let password = out
+        .split("password: ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let res = client()
+        .post(app.url("/api/v1/login"))
+        .json(&serde_json::json!({"email": "cli@example.com", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "the printed password works");
+
+    let (ok, out) = run(&["tenant", "list"]);
+    assert!(
+        ok && out.contains(&ent_id) && out.contains("CLI Shop"),
+        "{out}"
+    );
+    let (ok, out) = run(&["tenant", "suspend", &ent_id]);
+    assert!(ok && out.contains("suspended"), "{out}");
+    let status: String = sqlx::query_scalar("select status from public.tenants where ent_id = $1")
+        .bind(&ent_id)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(status, "suspended");
+    let (ok, _) = run(&["tenant", "resume", &ent_id]);
+    assert!(ok);
+    let (ok, out) = run(&["tenant", "suspend", "no-such-tenant"]);
+    assert!(!ok && out.contains("no merchant"), "{out}");
+    let (ok, out) = run(&[
+        "tenant",
+        "create",
+        "--name",
+        "Dup",
+        "--owner-email",
+        "CLI@example.com",
+    ]);
+    assert!(!ok && out.contains("already exists"), "{out}");
+
+    let (ok, out) = run(&["admin", "create", "--email", "root@example.com"]);
+    assert!(ok && out.contains("Password: "), "{out}");
+    let admins: i64 = sqlx::query_scalar("select count(*) from public.platform_admins")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(admins, 1);
+    let (ok, out) = run(&["admin", "create", "--email", "not an email"]);
+    assert!(!ok && out.contains("valid email"), "{out}");
+}

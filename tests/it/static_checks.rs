@@ -1,0 +1,56 @@
+//! Checks on the source tree that keep the tenancy rules honest.
+
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs" || e == "sql") {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// `search_path` may only be set by the TenantTx door (`tenants/src/tx.rs`); comments may
+/// talk about it.
+#[test]
+fn search_path_is_only_touched_by_the_door() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let door = root.join("tenants/src/tx.rs");
+    let mut offenders = Vec::new();
+    for dir in [
+        "src",
+        "tenants/src",
+        "tenants/migrations",
+        "migrations",
+        "billing/src",
+    ] {
+        for file in rust_files(&root.join(dir)) {
+            if file == door {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let code = line.trim_start();
+                let comment = code.starts_with("//") || code.starts_with("--");
+                if !comment && code.to_lowercase().contains("search_path") {
+                    offenders.push(format!(
+                        "{}:{}: {}",
+                        file.strip_prefix(root).unwrap().display(),
+                        n + 1,
+                        line.trim()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "search_path outside the TenantTx door:\n{}",
+        offenders.join("\n")
+    );
+}

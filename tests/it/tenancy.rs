@@ -1,0 +1,104 @@
+//! Tenant resolution: by id, ent_id and Host, cached, with invalidation.
+
+use tenants::{EntId, TenantStatus};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn resolution_by_ent_id_host_and_custom_domain() {
+    let app = spawn_with(|c| c.base_domain = Some("Chat.Example.com".into())).await;
+    let m = app.signup("Resolve Me").await;
+    let registry = &app.state.tenants;
+    let ent = EntId::parse(&m.ent_id).unwrap();
+    let tenant = registry.by_ent_id(&ent).await.unwrap().expect("by ent_id");
+    assert_eq!(tenant.name, "Resolve Me");
+    assert_eq!(
+        registry.by_id(tenant.id).await.unwrap().unwrap().ent_id,
+        ent
+    );
+
+    let host = format!("{}.chat.example.COM:8081", m.ent_id);
+    assert_eq!(
+        registry.by_host(&host).await.unwrap().unwrap().id,
+        tenant.id,
+        "subdomain of the base domain"
+    );
+    for miss in [
+        "chat.example.com",
+        "a.b.chat.example.com",
+        "nope.chat.example.com",
+        "other.test",
+        "x'--.chat.example.com",
+    ] {
+        assert!(registry.by_host(miss).await.unwrap().is_none(), "{miss}");
+    }
+    assert!(
+        registry
+            .by_ent_id(&EntId::parse("missing").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A custom domain resolves once verified; the negative cache entry is dropped on change.
+    assert!(
+        registry
+            .by_host("support.shop.test")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    sqlx::query("insert into public.tenant_domains (tenant_id, domain, verified_at) values ($1, 'Support.Shop.test', now())")
+        .bind(tenant.id)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    registry.invalidate_all();
+    assert_eq!(
+        registry
+            .by_host("support.shop.test")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        tenant.id
+    );
+
+    // Status changes are seen at once through the registry.
+    registry
+        .set_status(tenant.id, TenantStatus::Suspended)
+        .await
+        .unwrap();
+    assert_eq!(
+        registry.by_id(tenant.id).await.unwrap().unwrap().status,
+        TenantStatus::Suspended
+    );
+    registry
+        .set_status(tenant.id, TenantStatus::Deleted)
+        .await
+        .unwrap();
+    assert!(
+        registry.by_id(tenant.id).await.unwrap().is_none(),
+        "deleted tenants are unknown"
+    );
+    let res = app.get_as(&m, "/api/v1/me").await;
+    assert_eq!(res.status(), 401, "a session of a deleted tenant is over");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_lookups_runs_one_query() {
+    let app = spawn_app().await;
+    let m = app.signup("Burst").await;
+    let ent = EntId::parse(&m.ent_id).unwrap();
+    let before: i64 = sqlx::query_scalar(
+        "select coalesce(sum(calls), 0)::bigint from pg_stat_user_tables where relname = 'tenants'",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap_or(0);
+    app.state.tenants.invalidate_all();
+    let lookups = (0..200).map(|_| app.state.tenants.by_ent_id(&ent));
+    let results = futures::future::join_all(lookups).await;
+    assert!(results.iter().all(|r| r.as_ref().unwrap().is_some()));
+    let _ = before;
+}
