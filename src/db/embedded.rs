@@ -82,6 +82,11 @@ impl EmbeddedPostgres {
         Ok(pg)
     }
 
+    /// Whether this process started the server (`false`: an already running one was adopted).
+    pub fn started_here(&self) -> bool {
+        self.started_here
+    }
+
     /// Where the cluster really lives (after following the fallback symlink).
     pub fn cluster_dir(&self) -> &Path {
         &self.cluster_dir
@@ -280,18 +285,31 @@ impl EmbeddedPostgres {
 /// The directory holding `initdb`, `pg_ctl` and `postgres`: `pg_config --bindir`, then the
 /// newest `/usr/lib/postgresql/*/bin`, then `PATH`.
 pub fn find_binaries() -> anyhow::Result<PathBuf> {
+    find_binaries_in(
+        "pg_config",
+        Path::new("/usr/lib/postgresql"),
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )
+}
+
+/// [`find_binaries`] with its three places made explicit (for tests).
+pub fn find_binaries_in(
+    pg_config: &str,
+    versioned_root: &Path,
+    path: &std::ffi::OsStr,
+) -> anyhow::Result<PathBuf> {
     let complete = |dir: &Path| {
         ["initdb", "pg_ctl", "postgres"]
             .iter()
             .all(|p| dir.join(p).is_file())
     };
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+    if let Ok(out) = Command::new(pg_config).arg("--bindir").output() {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         if out.status.success() && complete(&dir) {
             return Ok(dir);
         }
     }
-    let mut versioned: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+    let mut versioned: Vec<(u32, PathBuf)> = fs::read_dir(versioned_root)
         .into_iter()
         .flatten()
         .flatten()
@@ -305,7 +323,7 @@ pub fn find_binaries() -> anyhow::Result<PathBuf> {
     if let Some((_, dir)) = versioned.pop() {
         return Ok(dir);
     }
-    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
+    for dir in std::env::split_paths(path) {
         if let Ok(initdb) = fs::canonicalize(dir.join("initdb")) {
             if let Some(real) = initdb.parent().filter(|d| complete(d)) {
                 return Ok(real.to_owned());
@@ -446,4 +464,42 @@ fn path_str(path: &Path) -> anyhow::Result<&str> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_binaries_say_what_to_install() {
+        let empty = tempfile::tempdir().unwrap();
+        let err = find_binaries_in(
+            "/nonexistent/pg_config",
+            empty.path(),
+            empty.path().as_os_str(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("apt-get install postgresql") && err.contains("DATABASE_URL"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn traversal_is_checked_for_the_server_user() {
+        let Ok(Some(user)) = server_user() else {
+            return;
+        }; // only meaningful as root
+        let dir = tempfile::tempdir().unwrap();
+        let inner = dir.path().join("inner");
+        fs::create_dir(&inner).unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(
+            !traversable(&inner, user.uid, user.gid).unwrap(),
+            "a 0700 root-owned parent blocks the server user"
+        );
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(traversable(&inner, user.uid, user.gid).unwrap());
+    }
 }

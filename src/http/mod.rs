@@ -8,6 +8,7 @@ mod error;
 pub mod extract;
 mod middleware;
 mod routes;
+pub mod tenant;
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ pub use self::{
     client::{ClientMeta, TrustedProxies},
     error::{AppError, ErrorInfo, FieldErrors, ResultExt, json_error},
     routes::{RouteSpec, Routes, Scope},
+    tenant::ResolvedTenant,
 };
 use crate::{auth::token::TokenKeys, config::Config};
 

@@ -12,7 +12,7 @@ use rust_embed::RustEmbed;
 use serde_json::json;
 
 use crate::{
-    http::{AppState, Page, Routes, Scope},
+    http::{AppState, Page, ResolvedTenant, Routes, Scope},
     i18n::Lang,
 };
 
@@ -22,6 +22,13 @@ pub fn routes() -> Routes {
         .get("/static/{*path}", Scope::Public, static_file)
         .get("/healthz", Scope::Public, healthz)
         .get("/readyz", Scope::Public, readyz)
+        .get("/api/v1/public/merchant", Scope::Public, merchant_profile)
+}
+
+/// What anyone may know about a merchant named by `ent_id` (or the Host): what the chat
+/// page and widget show before a conversation starts.
+async fn merchant_profile(ResolvedTenant(tenant): ResolvedTenant) -> Json<serde_json::Value> {
+    Json(json!({ "ent_id": tenant.ent_id, "name": tenant.name }))
 }
 
 #[derive(Template)]

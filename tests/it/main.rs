@@ -4,6 +4,7 @@
 mod helpers;
 
 mod bad_input;
+mod embedded;
 mod isolation;
 mod login;
 mod migrate;

@@ -262,6 +262,18 @@ async fn cli_manages_tenants_and_admins() {
         .await
         .unwrap();
     assert_eq!(admins, 1);
+    let res = client().post(app.url("/api/v1/login")).json(&serde_json::json!({"email": "root@example.com", "password": out.split("Password: ").nth(1).unwrap().split_whitespace().next().unwrap()})).send().await.unwrap();
+    assert_eq!(
+        res.status(),
+        403,
+        "a platform admin without a merchant has no workspace"
+    );
+    assert_eq!(error_code(res).await, "no_workspace");
+    let (ok, out) = run(&["install", "--email", "second@example.com"]);
+    assert!(
+        ok && out.contains("tenant schemas: 0 behind") && out.contains("Password: "),
+        "{out}"
+    );
     let (ok, out) = run(&["admin", "create", "--email", "not an email"]);
     assert!(!ok && out.contains("valid email"), "{out}");
 }

@@ -102,3 +102,54 @@ async fn a_burst_of_lookups_runs_one_query() {
     assert!(results.iter().all(|r| r.as_ref().unwrap().is_some()));
     let _ = before;
 }
+
+#[tokio::test]
+async fn public_resolution_unknown_is_404_and_suspended_is_403() {
+    let app = spawn_with(|c| c.base_domain = Some("kefu.test".into())).await;
+    let m = app.signup("Public Face").await;
+    let res = client()
+        .get(app.url(&format!("/api/v1/public/merchant?ent_id={}", m.ent_id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["name"], "Public Face");
+    let res = client()
+        .get(app.url("/api/v1/public/merchant"))
+        .header("host", format!("{}.kefu.test", m.ent_id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "resolved from the Host");
+
+    for query in ["?ent_id=nobody", "?ent_id=%27%20or%201%3D1", "?ent_id=", ""] {
+        let res = client()
+            .get(app.url(&format!("/api/v1/public/merchant{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{query}");
+        assert_eq!(error_code(res).await, "tenant_not_found");
+    }
+
+    let tenant = app
+        .state
+        .tenants
+        .by_ent_id(&EntId::parse(&m.ent_id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    app.state
+        .tenants
+        .set_status(tenant.id, TenantStatus::Suspended)
+        .await
+        .unwrap();
+    let res = client()
+        .get(app.url(&format!("/api/v1/public/merchant?ent_id={}", m.ent_id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(error_code(res).await, "tenant_suspended");
+}
