@@ -100,7 +100,7 @@ async fn workspace(
         trial_days_left: session
             .tenant
             .trial_ends_at
-            .map(|end| (end - chrono::Utc::now()).num_days().max(0))
+            .map(|end| ((end - chrono::Utc::now()).num_seconds().max(0) + 86_399) / 86_400)
             .filter(|_| session.tenant.plan == "trial"),
         agents: team
             .into_iter()
