@@ -77,7 +77,9 @@ async fn wrong_password_and_unknown_email_look_the_same() {
 }
 
 /// The password check runs for unknown emails too, so response time does not reveal which
-/// emails have accounts. (A missing dummy check makes unknown emails ~100× faster.)
+/// emails have accounts. Without the dummy check an unknown email answers ~10× faster.
+/// Minimums, not medians: machine load (other tests run in parallel) only ever adds time,
+/// so the fastest attempt of each kind is what the code itself costs.
 #[tokio::test]
 async fn login_time_does_not_reveal_whether_an_email_exists() {
     let app = spawn_app().await;
@@ -103,14 +105,11 @@ async fn login_time_does_not_reveal_whether_an_email_exists() {
             unknown.push(start.elapsed())
         }
     }
-    let median = |mut v: Vec<Duration>| {
-        v.sort();
-        v[v.len() / 2]
-    };
-    let (known, unknown) = (median(known), median(unknown));
+    let fastest = |v: Vec<Duration>| v.into_iter().min().unwrap();
+    let (known, unknown) = (fastest(known), fastest(unknown));
     let ratio = unknown.as_secs_f64() / known.as_secs_f64();
     assert!(
-        (0.5..2.0).contains(&ratio),
+        (0.5..3.0).contains(&ratio),
         "known {known:?} vs unknown {unknown:?}"
     );
 }
