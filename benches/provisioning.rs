@@ -17,12 +17,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--tenants" => {
-                tenants = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .expect("--tenants N")
-            }
+            "--tenants" => tenants = args.next().and_then(|v| v.parse().ok()).expect("--tenants N"),
             "--bench" => {}
             other if other.starts_with("--") => {}
             _ => {}
@@ -31,11 +26,8 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let pg = EmbeddedPostgres::start(&dir.path().join("pg"), EmbeddedOptions::default())
         .expect("embedded PostgreSQL starts");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let result = runtime.block_on(run(&pg, tenants));
     let _ = pg.stop_immediately();
     result.expect("benchmark");
@@ -43,9 +35,7 @@ fn main() {
 
 async fn run(pg: &EmbeddedPostgres, count: usize) -> anyhow::Result<()> {
     pg.ensure_database("bench").await?;
-    let pool = pool_options(8)
-        .connect_with(pg.connect_options("bench"))
-        .await?;
+    let pool = pool_options(8).connect_with(pg.connect_options("bench")).await?;
     PLATFORM_MIGRATOR.run(&pool).await?;
     let migrator = TenantMigrator::embedded();
 
@@ -85,10 +75,7 @@ async fn run(pg: &EmbeddedPostgres, count: usize) -> anyhow::Result<()> {
     let report = newer
         .migrate_all(
             &pool,
-            &MigrateOptions {
-                concurrency: 4,
-                ..MigrateOptions::default()
-            },
+            &MigrateOptions { concurrency: 4, ..MigrateOptions::default() },
             |_, _| {},
         )
         .await?;
@@ -105,12 +92,8 @@ async fn run(pg: &EmbeddedPostgres, count: usize) -> anyhow::Result<()> {
 
 async fn provision_one(pool: &sqlx::PgPool, migrator: &TenantMigrator) -> anyhow::Result<()> {
     let tx = pool.begin().await?;
-    let new = NewTenant {
-        name: "Bench".into(),
-        plan: "trial".into(),
-        trial_ends_at: None,
-        ent_id: None,
-    };
+    let new =
+        NewTenant { name: "Bench".into(), plan: "trial".into(), trial_ends_at: None, ent_id: None };
     let (_, tx) = provision(tx, migrator, new).await?;
     tx.commit().await?;
     Ok(())

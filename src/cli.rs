@@ -17,11 +17,7 @@ use crate::{
 };
 
 #[derive(Parser)]
-#[command(
-    name = "kefu",
-    version,
-    about = "Multi-tenant live-chat customer service"
-)]
+#[command(name = "kefu", version, about = "Multi-tenant live-chat customer service")]
 struct Cli {
     /// Where kefu keeps its data (embedded database, generated secrets) [env: KEFU_DATA_DIR] [default: ./data]
     #[arg(long, global = true, value_name = "DIR")]
@@ -100,11 +96,7 @@ pub fn main() -> ExitCode {
         Command::Serve { port, bind } => (*port, *bind),
         _ => (None, None),
     };
-    let overrides = Overrides {
-        data_dir: cli.data_dir.clone(),
-        port,
-        bind,
-    };
+    let overrides = Overrides { data_dir: cli.data_dir.clone(), port, bind };
     let config = match Config::load(cli.config.as_deref(), &overrides) {
         Ok(c) => c,
         Err(e) => {
@@ -113,10 +105,7 @@ pub fn main() -> ExitCode {
         }
     };
     telemetry::init(config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("kefu: cannot start the async runtime: {e}");
@@ -141,9 +130,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             migrate(&db, concurrency.unwrap_or(config.migrate_concurrency)).await
         }
         Command::Tenant { command } => tenant(&db, command).await,
-        Command::Admin {
-            command: AdminCommand::Create { email },
-        } => create_admin(&db, &email).await,
+        Command::Admin { command: AdminCommand::Create { email } } => {
+            create_admin(&db, &email).await
+        }
     };
     db.shutdown().await;
     result
@@ -177,26 +166,18 @@ async fn serve(db: &Database, config: Config) -> anyhow::Result<()> {
     println!();
     println!("  Press Ctrl-C to stop.");
     println!();
-    app.run_until_stopped(shutdown_signal())
-        .await
-        .context("serving")?;
+    app.run_until_stopped(shutdown_signal()).await.context("serving")?;
     Ok(())
 }
 
 /// Applies platform migrations, then brings every tenant schema up to date.
 async fn migrate(db: &Database, concurrency: usize) -> anyhow::Result<()> {
     let before = db::platform_pending(&db.pool).await?.len();
-    db::PLATFORM_MIGRATOR
-        .run(&db.pool)
-        .await
-        .context("applying platform migrations")?;
+    db::PLATFORM_MIGRATOR.run(&db.pool).await.context("applying platform migrations")?;
     println!("platform schema: {before} migration(s) applied");
     let migrator = TenantMigrator::embedded();
-    let progress = if std::io::stderr().is_terminal() {
-        ProgressBar::new(0)
-    } else {
-        ProgressBar::hidden()
-    };
+    let progress =
+        if std::io::stderr().is_terminal() { ProgressBar::new(0) } else { ProgressBar::hidden() };
     progress.set_style(
         ProgressStyle::with_template(
             "tenants {bar:40.cyan/blue} {pos}/{len} ({per_sec}, eta {eta})",
@@ -204,10 +185,7 @@ async fn migrate(db: &Database, concurrency: usize) -> anyhow::Result<()> {
         .expect("valid template")
         .progress_chars("█▉▊▋▌▍▎▏ "),
     );
-    let options = MigrateOptions {
-        concurrency,
-        ..MigrateOptions::default()
-    };
+    let options = MigrateOptions { concurrency, ..MigrateOptions::default() };
     let report = migrator
         .migrate_all(&db.pool, &options, |done, total| {
             progress.set_length(total as u64);
@@ -251,11 +229,7 @@ async fn create_admin(db: &Database, email: &str) -> anyhow::Result<()> {
     println!(
         "  Platform admin {}{}",
         email.as_str(),
-        if admin.existed {
-            " (existing account; password reset)"
-        } else {
-            ""
-        }
+        if admin.existed { " (existing account; password reset)" } else { "" }
     );
     println!("  Password: {}", admin.password);
     println!("  This password is shown once. Keep it somewhere safe.");
@@ -299,11 +273,7 @@ async fn tenant(db: &Database, command: TenantCommand) -> anyhow::Result<()> {
                 "merchant created: ent_id {}  name {:?}",
                 created.tenant.ent_id, created.tenant.name
             );
-            println!(
-                "owner: {}  password: {}  (shown once)",
-                email.as_str(),
-                generated
-            );
+            println!("owner: {}  password: {}  (shown once)", email.as_str(), generated);
         }
         TenantCommand::List => {
             let tenants = registry.list().await?;
@@ -336,13 +306,8 @@ async fn tenant(db: &Database, command: TenantCommand) -> anyhow::Result<()> {
 
 async fn set_status(registry: &Registry, ent_id: &str, status: TenantStatus) -> anyhow::Result<()> {
     let ent_id = EntId::parse(ent_id).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let tenant = registry
-        .by_ent_id(&ent_id)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let Some(tenant) = tenant else {
-        bail!("no merchant with ent_id {ent_id}")
-    };
+    let tenant = registry.by_ent_id(&ent_id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let Some(tenant) = tenant else { bail!("no merchant with ent_id {ent_id}") };
     registry.set_status(tenant.id, status).await?;
     println!("merchant {ent_id} is now {}", status.as_str());
     Ok(())

@@ -129,10 +129,7 @@ impl Config {
             }
         }
         if !(1..=8).contains(&self.session_hours) {
-            bail!(
-                "session_hours must be between 1 and 8, not {}",
-                self.session_hours
-            );
+            bail!("session_hours must be between 1 and 8, not {}", self.session_hours);
         }
         if self.db_max_connections == 0 {
             bail!("db_max_connections must be at least 1");
@@ -166,9 +163,7 @@ impl Config {
 
     /// Whether users reach kefu over https (then cookies are `Secure`).
     pub fn is_https(&self) -> bool {
-        self.public_url
-            .as_deref()
-            .is_some_and(|u| u.starts_with("https://"))
+        self.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
     }
 
     /// The JWT signing secret: the configured one, or the one kept in the data directory,
@@ -231,22 +226,17 @@ fn ip_nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
         Many(Vec<String>),
     }
     let items = match Raw::deserialize(d)? {
-        Raw::One(s) => s
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect(),
+        Raw::One(s) => {
+            s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+        }
         Raw::Many(v) => v,
     };
     items
         .iter()
         .map(|s| {
-            s.parse::<IpNet>()
-                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    serde::de::Error::custom(format!("{s:?} is not an IP address or CIDR"))
-                })
+            s.parse::<IpNet>().or_else(|_| s.parse::<IpAddr>().map(IpNet::from)).map_err(|_| {
+                serde::de::Error::custom(format!("{s:?} is not an IP address or CIDR"))
+            })
         })
         .collect()
 }
@@ -267,19 +257,12 @@ mod tests {
             jail.set_env("KEFU_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1");
             let config = Config::load(
                 None,
-                &Overrides {
-                    data_dir: Some("from-flag".into()),
-                    ..Default::default()
-                },
+                &Overrides { data_dir: Some("from-flag".into()), ..Default::default() },
             )
             .map_err(|e| e.to_string())?;
             assert_eq!(config.port, 9100, "env beats file");
             assert_eq!(config.bind.to_string(), "0.0.0.0", "file beats default");
-            assert_eq!(
-                config.data_dir,
-                PathBuf::from("from-flag"),
-                "flag beats file"
-            );
+            assert_eq!(config.data_dir, PathBuf::from("from-flag"), "flag beats file");
             assert_eq!(config.trusted_proxies.len(), 2);
             Ok(())
         });
@@ -289,17 +272,12 @@ mod tests {
     fn short_secret_is_refused_and_never_printed() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("KEFU_JWT_SECRET", "too-short-secret");
-            let err = Config::load(None, &Overrides::default())
-                .unwrap_err()
-                .to_string();
+            let err = Config::load(None, &Overrides::default()).unwrap_err().to_string();
             assert!(err.contains("at least 32 bytes"), "{err}");
             assert!(!err.contains("too-short-secret"));
             jail.set_env("KEFU_JWT_SECRET", "x".repeat(40));
             let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
-            assert!(
-                !format!("{config:?}").contains("xxxxxxxx"),
-                "Debug must not print secrets"
-            );
+            assert!(!format!("{config:?}").contains("xxxxxxxx"), "Debug must not print secrets");
             Ok(())
         });
     }
@@ -307,19 +285,13 @@ mod tests {
     #[test]
     fn secret_is_generated_once_and_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config {
-            data_dir: dir.path().to_owned(),
-            ..Config::default()
-        };
+        let config = Config { data_dir: dir.path().to_owned(), ..Config::default() };
         let a = config.signing_secret().unwrap();
         let b = config.signing_secret().unwrap();
         assert_eq!(a.expose_secret(), b.expose_secret());
         assert!(a.expose_secret().len() >= MIN_SECRET_LEN);
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = fs::metadata(dir.path().join("jwt_secret"))
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = fs::metadata(dir.path().join("jwt_secret")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }

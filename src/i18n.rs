@@ -29,11 +29,7 @@ static ZH_CN: LazyLock<Catalog> = LazyLock::new(|| load(include_str!("../locales
 fn load(source: &str) -> Catalog {
     fn flatten(prefix: &str, table: &toml::Table, out: &mut Catalog) {
         for (key, value) in table {
-            let key = if prefix.is_empty() {
-                key.clone()
-            } else {
-                format!("{prefix}.{key}")
-            };
+            let key = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
             match value {
                 toml::Value::Table(t) => flatten(&key, t, out),
                 toml::Value::String(s) => {
@@ -79,11 +75,7 @@ impl Lang {
                 let mut pieces = part.split(';');
                 let lang = Lang::parse(pieces.next()?)?;
                 let q = pieces
-                    .find_map(|p| {
-                        p.trim()
-                            .strip_prefix("q=")
-                            .and_then(|q| q.parse::<f32>().ok())
-                    })
+                    .find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()))
                     .unwrap_or(1.0);
                 (q > 0.0).then_some((q, lang))
             })
@@ -106,10 +98,7 @@ impl Lang {
     where
         'static: 'a,
     {
-        self.catalog()
-            .get(key)
-            .or_else(|| EN.get(key))
-            .map_or(key, String::as_str)
+        self.catalog().get(key).or_else(|| EN.get(key)).map_or(key, String::as_str)
     }
 
     fn from_parts(parts: &Parts) -> Lang {
@@ -137,9 +126,7 @@ impl Lang {
 }
 
 fn query_lang(query: &str) -> Option<Lang> {
-    query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("lang=").and_then(Lang::parse))
+    query.split('&').find_map(|pair| pair.strip_prefix("lang=").and_then(Lang::parse))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Lang {
@@ -155,10 +142,7 @@ pub async fn remember_choice(request: Request, next: Next) -> Response {
     let chosen = request.uri().query().and_then(query_lang);
     let mut response = next.run(request).await;
     if let Some(lang) = chosen {
-        let cookie = format!(
-            "{COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax",
-            lang.code()
-        );
+        let cookie = format!("{COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax", lang.code());
         if let Ok(value) = HeaderValue::from_str(&cookie) {
             response.headers_mut().append(header::SET_COOKIE, value);
         }
@@ -192,40 +176,24 @@ mod tests {
                 }
             }
         }
-        assert!(
-            missing.is_empty(),
-            "keys missing from the catalogs: {missing:#?}"
-        );
+        assert!(missing.is_empty(), "keys missing from the catalogs: {missing:#?}");
     }
 
     fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         let mut out = Vec::new();
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
-            if path.is_dir() {
-                out.extend(walk(&path))
-            } else {
-                out.push(path)
-            }
+            if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
         }
         out
     }
 
     #[test]
     fn negotiation() {
-        assert_eq!(
-            Lang::from_accept_language("zh-CN,zh;q=0.9,en;q=0.8"),
-            Some(Lang::ZhCn)
-        );
-        assert_eq!(
-            Lang::from_accept_language("fr-FR, en;q=0.5, zh;q=0.4"),
-            Some(Lang::En)
-        );
+        assert_eq!(Lang::from_accept_language("zh-CN,zh;q=0.9,en;q=0.8"), Some(Lang::ZhCn));
+        assert_eq!(Lang::from_accept_language("fr-FR, en;q=0.5, zh;q=0.4"), Some(Lang::En));
         assert_eq!(Lang::from_accept_language("de, fr"), None);
-        assert_eq!(
-            Lang::from_accept_language("zh;q=0, en;q=0.1"),
-            Some(Lang::En)
-        );
+        assert_eq!(Lang::from_accept_language("zh;q=0, en;q=0.1"), Some(Lang::En));
         assert_eq!(Lang::parse("ZH_cn"), Some(Lang::ZhCn));
         assert_eq!(Lang::ZhCn.tr("nav.login"), "登录");
         assert_eq!(Lang::En.tr("no.such.key"), "no.such.key");

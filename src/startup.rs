@@ -29,10 +29,8 @@ impl Application {
         migrator: TenantMigrator,
     ) -> anyhow::Result<Self> {
         let secret = config.signing_secret()?;
-        let tokens = TokenKeys::new(
-            &secret,
-            Duration::from_secs(u64::from(config.session_hours) * 3600),
-        );
+        let tokens =
+            TokenKeys::new(&secret, Duration::from_secs(u64::from(config.session_hours) * 3600));
         let registry = Registry::new(
             pool.clone(),
             RegistryOptions {
@@ -41,9 +39,7 @@ impl Application {
             },
         );
         let addr = SocketAddr::new(config.bind, config.port);
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding {addr}"))?;
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
         tokio::task::spawn_blocking(password::warm_up);
         let state = AppState {
             db: pool,
@@ -57,10 +53,7 @@ impl Application {
     }
 
     pub fn port(&self) -> u16 {
-        self.listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or_default()
+        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
     }
 
     pub fn state(&self) -> &AppState {
@@ -73,12 +66,9 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let app = http::router(self.state);
-        axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
+        axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await
     }
 }
 
@@ -88,10 +78,7 @@ impl Application {
 pub async fn prepare_database(pool: &PgPool, migrator: &TenantMigrator) -> anyhow::Result<()> {
     if db::is_fresh(pool).await? {
         tracing::info!("new database: creating the platform schema");
-        db::PLATFORM_MIGRATOR
-            .run(pool)
-            .await
-            .context("creating the platform schema")?;
+        db::PLATFORM_MIGRATOR.run(pool).await.context("creating the platform schema")?;
         return Ok(());
     }
     let platform = db::platform_pending(pool).await?;

@@ -24,11 +24,7 @@ fn main() {
     }
     files.sort();
     for pair in files.windows(2) {
-        assert!(
-            pair[0].0 != pair[1].0,
-            "two tenant migrations share version {}",
-            pair[0].0
-        );
+        assert!(pair[0].0 != pair[1].0, "two tenant migrations share version {}", pair[0].0);
     }
     let mut out = String::from("&[\n");
     for (version, name, path) in &files {

@@ -40,11 +40,7 @@ pub static PLANS: &[Plan] = &[
         seats: Some(3),
         conversations_per_month: Some(500),
         storage_bytes: Some(GIB),
-        features: Features {
-            api: true,
-            webhooks: true,
-            sso: false,
-        },
+        features: Features { api: true, webhooks: true, sso: false },
     },
     Plan {
         id: "starter",
@@ -53,11 +49,7 @@ pub static PLANS: &[Plan] = &[
         seats: Some(3),
         conversations_per_month: Some(1_000),
         storage_bytes: Some(2 * GIB),
-        features: Features {
-            api: false,
-            webhooks: false,
-            sso: false,
-        },
+        features: Features { api: false, webhooks: false, sso: false },
     },
     Plan {
         id: "pro",
@@ -66,11 +58,7 @@ pub static PLANS: &[Plan] = &[
         seats: Some(10),
         conversations_per_month: Some(10_000),
         storage_bytes: Some(20 * GIB),
-        features: Features {
-            api: true,
-            webhooks: true,
-            sso: false,
-        },
+        features: Features { api: true, webhooks: true, sso: false },
     },
     Plan {
         id: "business",
@@ -79,11 +67,7 @@ pub static PLANS: &[Plan] = &[
         seats: None,
         conversations_per_month: None,
         storage_bytes: Some(200 * GIB),
-        features: Features {
-            api: true,
-            webhooks: true,
-            sso: true,
-        },
+        features: Features { api: true, webhooks: true, sso: true },
     },
 ];
 

@@ -21,14 +21,10 @@ use crate::{
 pub fn routes() -> Routes {
     Routes::new()
         .get("/app", Scope::Tenant, workspace)
-        .get(
-            "/main",
-            Scope::Public,
-            |q: axum::extract::RawQuery| async move {
-                // GOFLY's agent home. Keep the query (e.g. an ent_id) so the app can check it.
-                Redirect::to(&q.0.map_or_else(|| "/app".to_owned(), |q| format!("/app?{q}")))
-            },
-        )
+        .get("/main", Scope::Public, |q: axum::extract::RawQuery| async move {
+            // GOFLY's agent home. Keep the query (e.g. an ent_id) so the app can check it.
+            Redirect::to(&q.0.map_or_else(|| "/app".to_owned(), |q| format!("/app?{q}")))
+        })
         .get("/api/v1/me", Scope::Tenant, me)
         .get("/api/v1/agents", Scope::Tenant, list_agents)
         .get("/api/v1/agents/{id}", Scope::Tenant, get_agent)
@@ -58,10 +54,7 @@ struct TeamMember {
 }
 
 fn initial(name: &str) -> String {
-    name.chars()
-        .next()
-        .map(|c| c.to_uppercase().to_string())
-        .unwrap_or_else(|| "?".into())
+    name.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_else(|| "?".into())
 }
 
 fn role_label(lang: Lang, role: &str) -> String {
@@ -143,18 +136,12 @@ struct MeTenant {
 
 async fn me(State(state): State<AppState>, session: AgentSession) -> Result<Json<Me>, AppError> {
     let mut tx = session.tx(&state).await?;
-    let user = store::user_by_id(&mut tx, session.user_id)
-        .await?
-        .ok_or(AppError::Unauthorized)?;
+    let user = store::user_by_id(&mut tx, session.user_id).await?.ok_or(AppError::Unauthorized)?;
     tx.commit().await?;
     let tenants = store::memberships(&state.db, session.user_id).await?;
     let t = &session.tenant;
     Ok(Json(Me {
-        user: MeUser {
-            id: user.id,
-            email: user.email,
-            display_name: user.display_name,
-        },
+        user: MeUser { id: user.id, email: user.email, display_name: user.display_name },
         agent: session.agent.clone(),
         tenant: MeTenant {
             ent_id: t.ent_id.clone(),
@@ -190,9 +177,7 @@ async fn get_agent(
     // A malformed id cannot name anything: 404, like an id of another tenant.
     let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
     let mut tx = session.tx(&state).await?;
-    let agent = store::agent_by_id(&mut tx, id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let agent = store::agent_by_id(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     tx.commit().await?;
     Ok(Json(agent))
 }

@@ -12,9 +12,10 @@ use askama::Template;
 use axum::{
     Form, Json,
     body::Body,
+    handler::Handler,
     http::{HeaderMap, Method, StatusCode},
     response::{IntoResponse, Redirect, Response},
-    routing::post,
+    routing::{MethodRouter, post},
 };
 use axum_extra::extract::CookieJar;
 use serde::{Deserialize, Serialize};
@@ -46,46 +47,25 @@ pub fn routes(config: &Config) -> Routes {
     let limit = AuthRateLimit::new(config);
     Routes::new()
         .get("/signup", Scope::Public, signup_page)
-        .add(
-            Method::POST,
-            "/signup",
-            Scope::Public,
-            post(signup_form).layer(limit.clone()),
-        )
+        .add(Method::POST, "/signup", Scope::Public, limited(&limit, signup_form))
         .get("/login", Scope::Public, login_page)
-        .add(
-            Method::POST,
-            "/login",
-            Scope::Public,
-            post(login_form).layer(limit.clone()),
-        )
+        .add(Method::POST, "/login", Scope::Public, limited(&limit, login_form))
         .get("/login/select", Scope::Public, select_page)
-        .add(
-            Method::POST,
-            "/login/select",
-            Scope::Public,
-            post(select_form).layer(limit.clone()),
-        )
+        .add(Method::POST, "/login/select", Scope::Public, limited(&limit, select_form))
         .post("/logout", Scope::Public, logout_form)
-        .add(
-            Method::POST,
-            "/api/v1/signup",
-            Scope::Public,
-            post(signup_api).layer(limit.clone()),
-        )
-        .add(
-            Method::POST,
-            "/api/v1/login",
-            Scope::Public,
-            post(login_api).layer(limit.clone()),
-        )
-        .add(
-            Method::POST,
-            "/api/v1/login/select",
-            Scope::Public,
-            post(select_api).layer(limit),
-        )
+        .add(Method::POST, "/api/v1/signup", Scope::Public, limited(&limit, signup_api))
+        .add(Method::POST, "/api/v1/login", Scope::Public, limited(&limit, login_api))
+        .add(Method::POST, "/api/v1/login/select", Scope::Public, limited(&limit, select_api))
         .post("/api/v1/logout", Scope::Public, logout_api)
+}
+
+/// A POST route behind the shared sign-up/login rate limit.
+fn limited<H, T>(limit: &AuthRateLimit, handler: H) -> MethodRouter<AppState>
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    post(handler).layer(limit.clone())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -99,10 +79,7 @@ impl KeyExtractor for ClientIpKey {
     type Key = IpAddr;
 
     fn extract<T>(&self, req: &axum::http::Request<T>) -> Result<IpAddr, GovernorError> {
-        req.extensions()
-            .get::<ClientMeta>()
-            .map(|m| m.ip)
-            .ok_or(GovernorError::UnableToExtractKey)
+        req.extensions().get::<ClientMeta>().map(|m| m.ip).ok_or(GovernorError::UnableToExtractKey)
     }
 }
 
@@ -154,10 +131,9 @@ impl<S> Layer<S> for AuthRateLimit {
     fn layer(&self, inner: S) -> Self::Service {
         GovernorLayer::new(self.0.clone())
             .error_handler(|e: GovernorError| match e {
-                GovernorError::TooManyRequests { wait_time, .. } => AppError::RateLimited {
-                    retry_after: wait_time,
+                GovernorError::TooManyRequests { wait_time, .. } => {
+                    AppError::RateLimited { retry_after: wait_time }.into_response()
                 }
-                .into_response(),
                 other => {
                     AppError::Internal(anyhow::anyhow!("rate limiter: {other}")).into_response()
                 }
@@ -179,12 +155,8 @@ pub struct SignupRequest {
 /// Validated sign-up input, or every field problem at once.
 fn validate_signup(req: &SignupRequest) -> Result<(String, Email), Vec<(&'static str, Problem)>> {
     let mut problems = Vec::new();
-    let company = validate::company(&req.company)
-        .map_err(|p| problems.push(("company", p)))
-        .ok();
-    let email = Email::parse(&req.email)
-        .map_err(|p| problems.push(("email", p)))
-        .ok();
+    let company = validate::company(&req.company).map_err(|p| problems.push(("company", p))).ok();
+    let email = Email::parse(&req.email).map_err(|p| problems.push(("email", p))).ok();
     if let Err(p) = validate::new_password(&req.password, email.as_ref()) {
         problems.push(("password", p));
     }
@@ -195,10 +167,8 @@ fn validate_signup(req: &SignupRequest) -> Result<(String, Email), Vec<(&'static
 }
 
 fn field_errors(problems: &[(&'static str, Problem)]) -> AppError {
-    let fields: FieldErrors = problems
-        .iter()
-        .map(|(f, key)| (*f, Lang::En.tr(key).into()))
-        .collect();
+    let fields: FieldErrors =
+        problems.iter().map(|(f, key)| (*f, Lang::En.tr(key).into())).collect();
     AppError::Validation(fields)
 }
 
@@ -218,16 +188,10 @@ async fn register(
         &state.db,
         &state.migrator,
         &state.tenants,
-        NewMerchant {
-            company,
-            owner_email: email,
-            owner_password_hash: hash,
-        },
+        NewMerchant { company, owner_email: email, owner_password_hash: hash },
     )
     .await?;
-    let issued = state
-        .tokens
-        .issue_agent(created.owner_user_id, &created.tenant)?;
+    let issued = state.tokens.issue_agent(created.owner_user_id, &created.tenant)?;
     Ok((created, issued))
 }
 
@@ -334,22 +298,14 @@ async fn signup_form(
             };
             page.company_error = message("company");
             page.email_error = message("email");
-            page.password_error = fields
-                .get("password")
-                .map(|_| password_message(lang, &fields));
+            page.password_error = fields.get("password").map(|_| password_message(lang, &fields));
             Ok((StatusCode::UNPROCESSABLE_ENTITY, csrf, Page(page)).into_response())
         }
-        Err(AppError::Conflict {
-            code: "email_taken",
-            ..
-        }) => {
+        Err(AppError::Conflict { code: "email_taken", .. }) => {
             page.email_error = Some(lang.tr("validation.email_taken").to_owned());
             Ok((StatusCode::CONFLICT, csrf, Page(page)).into_response())
         }
-        Err(AppError::Forbidden {
-            code: "signup_closed",
-            ..
-        }) => {
+        Err(AppError::Forbidden { code: "signup_closed", .. }) => {
             page.form_error = Some(lang.tr("validation.signup_closed").to_owned());
             Ok((StatusCode::FORBIDDEN, csrf, Page(page)).into_response())
         }
@@ -359,10 +315,7 @@ async fn signup_form(
 
 /// The password problem in the page's language (the English text maps back to its key).
 fn password_message(lang: Lang, fields: &FieldErrors) -> String {
-    let english = fields
-        .get("password")
-        .map(|m| m.as_ref())
-        .unwrap_or_default();
+    let english = fields.get("password").map(|m| m.as_ref()).unwrap_or_default();
     for key in [
         "validation.required",
         "validation.password_too_short",
@@ -390,14 +343,8 @@ pub struct LoginRequest {
 }
 
 enum LoginOutcome {
-    Session {
-        tenant: Arc<Tenant>,
-        issued: Issued,
-    },
-    Choose {
-        tenants: Vec<Membership>,
-        issued: Issued,
-    },
+    Session { tenant: Arc<Tenant>, issued: Issued },
+    Choose { tenants: Vec<Membership>, issued: Issued },
 }
 
 /// Checks the password (in constant work whether or not the email exists) and decides what
@@ -453,11 +400,7 @@ async fn session_for(
     user_id: i64,
     tenant_id: tenants::TenantId,
 ) -> Result<LoginOutcome, AppError> {
-    let tenant = state
-        .tenants
-        .by_id(tenant_id)
-        .await?
-        .ok_or(AppError::InvalidCredentials)?;
+    let tenant = state.tenants.by_id(tenant_id).await?.ok_or(AppError::InvalidCredentials)?;
     if tenant.status == TenantStatus::Suspended {
         return Err(AppError::TenantSuspended);
     }
@@ -533,10 +476,7 @@ async fn choose(
     let claims = state.tokens.verify(select_token, TokenKind::Select)?;
     let user_id = claims.user_id()?;
     let memberships = store::memberships(&state.db, user_id).await?;
-    let m = memberships
-        .iter()
-        .find(|m| m.ent_id.as_str() == ent_id)
-        .ok_or(AppError::NotFound)?;
+    let m = memberships.iter().find(|m| m.ent_id.as_str() == ent_id).ok_or(AppError::NotFound)?;
     session_for(state, user_id, m.tenant_id).await
 }
 
@@ -571,11 +511,7 @@ async fn login_page(
     csrf: CsrfToken,
     axum::extract::Query(q): axum::extract::Query<NextQuery>,
 ) -> Response {
-    let next = q
-        .next
-        .as_deref()
-        .and_then(local_redirect_target)
-        .unwrap_or_default();
+    let next = q.next.as_deref().and_then(local_redirect_target).unwrap_or_default();
     let page = LoginPage {
         lang,
         csrf_token: csrf.value().to_owned(),
@@ -619,19 +555,11 @@ async fn login_form(
         page.form_error = Some(lang.tr("validation.csrf").to_owned());
         return Ok((StatusCode::FORBIDDEN, csrf, Page(page)).into_response());
     }
-    let req = LoginRequest {
-        email: form.email,
-        password: form.password,
-        ent_id: None,
-    };
+    let req = LoginRequest { email: form.email, password: form.password, ent_id: None };
     let (status, key) = match authenticate(&state, req).await {
         Ok(LoginOutcome::Session { issued, .. }) => {
             let jar = jar.add(session::session_cookie(&issued, &meta, &state));
-            let target = if next.is_empty() {
-                "/app".to_owned()
-            } else {
-                next
-            };
+            let target = if next.is_empty() { "/app".to_owned() } else { next };
             return Ok((jar, Redirect::to(&target)).into_response());
         }
         Ok(LoginOutcome::Choose { issued, .. }) => {
@@ -646,10 +574,9 @@ async fn login_form(
         Err(AppError::InvalidCredentials) => {
             (StatusCode::UNAUTHORIZED, "validation.invalid_credentials")
         }
-        Err(AppError::Forbidden {
-            code: "no_workspace",
-            ..
-        }) => (StatusCode::FORBIDDEN, "validation.no_workspace"),
+        Err(AppError::Forbidden { code: "no_workspace", .. }) => {
+            (StatusCode::FORBIDDEN, "validation.no_workspace")
+        }
         Err(other) => return Err(other),
     };
     page.form_error = Some(lang.tr(key).to_owned());
@@ -657,9 +584,7 @@ async fn login_form(
 }
 
 fn urlencode(s: &str) -> String {
-    serde_urlencoded::to_string([("", s)])
-        .map(|e| e[1..].to_owned())
-        .unwrap_or_default()
+    serde_urlencoded::to_string([("", s)]).map(|e| e[1..].to_owned()).unwrap_or_default()
 }
 
 #[derive(Template)]
@@ -706,17 +631,8 @@ async fn select_page(
             name: m.name,
         })
         .collect();
-    let next = q
-        .next
-        .as_deref()
-        .and_then(local_redirect_target)
-        .unwrap_or_default();
-    let page = SelectPage {
-        lang,
-        csrf_token: csrf.value().to_owned(),
-        next,
-        tenants,
-    };
+    let next = q.next.as_deref().and_then(local_redirect_target).unwrap_or_default();
+    let page = SelectPage { lang, csrf_token: csrf.value().to_owned(), next, tenants };
     Ok((csrf, Page(page)).into_response())
 }
 
@@ -738,10 +654,8 @@ async fn select_form(
     Form(form): Form<SelectForm>,
 ) -> Result<Response, AppError> {
     csrf::verify(&headers, Some(&form.csrf_token))?;
-    let token = jar
-        .get(SELECT_COOKIE)
-        .map(|c| c.value().to_owned())
-        .ok_or(AppError::Unauthorized)?;
+    let token =
+        jar.get(SELECT_COOKIE).map(|c| c.value().to_owned()).ok_or(AppError::Unauthorized)?;
     let LoginOutcome::Session { issued, .. } = choose(&state, &token, &form.ent_id).await? else {
         return Err(AppError::Unauthorized);
     };
@@ -767,9 +681,7 @@ async fn logout_form(
     Form(form): Form<LogoutForm>,
 ) -> Result<Response, AppError> {
     csrf::verify(&headers, Some(&form.csrf_token))?;
-    let jar = jar
-        .remove(session::removal(SESSION_COOKIE))
-        .remove(session::removal(SELECT_COOKIE));
+    let jar = jar.remove(session::removal(SESSION_COOKIE)).remove(session::removal(SELECT_COOKIE));
     Ok((jar, Redirect::to("/")).into_response())
 }
 
@@ -780,8 +692,6 @@ async fn logout_api(headers: HeaderMap, jar: CookieJar) -> Result<Response, AppE
         let submitted = headers.get(csrf::HEADER).and_then(|v| v.to_str().ok());
         csrf::verify(&headers, submitted)?;
     }
-    let jar = jar
-        .remove(session::removal(SESSION_COOKIE))
-        .remove(session::removal(SELECT_COOKIE));
+    let jar = jar.remove(session::removal(SESSION_COOKIE)).remove(session::removal(SELECT_COOKIE));
     Ok((jar, StatusCode::NO_CONTENT).into_response())
 }

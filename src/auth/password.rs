@@ -13,10 +13,7 @@ use argon2::{
 /// same as one with a wrong password and timing does not reveal which emails exist.
 static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
     let random: [u8; 16] = rand::random();
-    Argon2::default()
-        .hash_password(&random[..])
-        .expect("hashing random bytes")
-        .to_string()
+    Argon2::default().hash_password(&random[..]).expect("hashing random bytes").to_string()
 });
 
 /// Hashes a new password.
@@ -39,10 +36,7 @@ pub async fn verify(password: String, stored: Option<String>) -> bool {
         let Ok(parsed) = PasswordHash::new(&phc) else {
             return false;
         };
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-            && known
+        Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok() && known
     })
     .await
     .unwrap_or(false)

@@ -65,36 +65,23 @@ impl FromRequestParts<AppState> for AgentSession {
         let claims: Claims = state.tokens.verify(&token, TokenKind::Agent)?;
         let user_id = claims.user_id()?;
         let tenant_id = tenants::TenantId(claims.tid.ok_or(AppError::Unauthorized)?);
-        let tenant = state
-            .tenants
-            .by_id(tenant_id)
-            .await?
-            .ok_or(AppError::Unauthorized)?;
+        let tenant = state.tenants.by_id(tenant_id).await?.ok_or(AppError::Unauthorized)?;
         ensure_request_names_this_tenant(parts, state, &tenant).await?;
         if tenant.status == TenantStatus::Suspended {
             return Err(AppError::TenantSuspended);
         }
         if via_cookie && !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
-            let submitted = parts
-                .headers
-                .get(csrf::HEADER)
-                .and_then(|v| v.to_str().ok());
+            let submitted = parts.headers.get(csrf::HEADER).and_then(|v| v.to_str().ok());
             csrf::verify(&parts.headers, submitted)?;
         }
         let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
-        let agent = store::active_agent_by_user(&mut tx, user_id)
-            .await?
-            .ok_or(AppError::Unauthorized)?;
+        let agent =
+            store::active_agent_by_user(&mut tx, user_id).await?.ok_or(AppError::Unauthorized)?;
         tx.commit().await?;
         let span = tracing::Span::current();
         span.record("tenant", tenant.id.0);
         span.record("user", user_id);
-        Ok(Self {
-            tenant,
-            user_id,
-            agent,
-            via_cookie,
-        })
+        Ok(Self { tenant, user_id, agent, via_cookie })
     }
 }
 
@@ -106,18 +93,11 @@ async fn ensure_request_names_this_tenant(
 ) -> Result<(), AppError> {
     let query = parts.uri.query().unwrap_or_default();
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
-    if pairs
-        .iter()
-        .any(|(key, value)| key == "ent_id" && value != tenant.ent_id.as_str())
-    {
+    if pairs.iter().any(|(key, value)| key == "ent_id" && value != tenant.ent_id.as_str()) {
         return Err(AppError::NotFound);
     }
     if state.config.base_domain.is_some() {
-        if let Some(host) = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-        {
+        if let Some(host) = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
             if let Some(other) = state.tenants.by_host(host).await? {
                 if other.id != tenant.id {
                     return Err(AppError::NotFound);
@@ -144,9 +124,7 @@ fn auth_cookie(
     meta: &ClientMeta,
     state: &AppState,
 ) -> Cookie<'static> {
-    let ttl = (issued.expires_at - chrono::Utc::now())
-        .num_seconds()
-        .max(0);
+    let ttl = (issued.expires_at - chrono::Utc::now()).num_seconds().max(0);
     Cookie::build((name, issued.token.clone()))
         .path("/")
         .http_only(true)

@@ -133,12 +133,10 @@ pub async fn active_agent_by_user(
 }
 
 pub async fn agent_by_id(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<AgentRow>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {AGENT_COLUMNS} from agents where id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(conn)
-    .await
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("select {AGENT_COLUMNS} from agents where id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
 }
 
 /// An agent with their email, for team lists.

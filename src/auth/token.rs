@@ -88,12 +88,7 @@ impl TokenKeys {
 
     /// A session for `user_id` as an agent of `tenant`.
     pub fn issue_agent(&self, user_id: i64, tenant: &Tenant) -> anyhow::Result<Issued> {
-        self.issue(
-            user_id,
-            TokenKind::Agent,
-            Some(tenant.id.0),
-            self.session_ttl,
-        )
+        self.issue(user_id, TokenKind::Agent, Some(tenant.id.0), self.session_ttl)
     }
 
     /// Lets `user_id` pick one of their tenants without typing the password again.
@@ -148,10 +143,7 @@ mod tests {
     use tenants::{EntId, TenantId, TenantStatus};
 
     fn keys(secret: &str) -> TokenKeys {
-        TokenKeys::new(
-            &SecretString::from(secret.to_owned()),
-            Duration::from_secs(3600),
-        )
+        TokenKeys::new(&SecretString::from(secret.to_owned()), Duration::from_secs(3600))
     }
 
     fn tenant() -> Tenant {
@@ -185,11 +177,7 @@ mod tests {
             "a select token is not a session"
         );
         let agent = k.issue_agent(42, &tenant()).unwrap();
-        assert!(
-            keys(&"t".repeat(40))
-                .verify(&agent.token, TokenKind::Agent)
-                .is_err()
-        );
+        assert!(keys(&"t".repeat(40)).verify(&agent.token, TokenKind::Agent).is_err());
         let mut tampered = agent.token.clone();
         tampered.insert(tampered.len() / 2, 'x');
         assert!(k.verify(&tampered, TokenKind::Agent).is_err());

@@ -59,13 +59,7 @@ impl EmbeddedPostgres {
         let owner = server_user()?;
         let cluster_dir = place_cluster(cluster_dir, owner.as_ref())?;
         let socket_dir = socket_dir_for(&cluster_dir);
-        let mut pg = Self {
-            bin_dir,
-            cluster_dir,
-            socket_dir,
-            owner,
-            started_here: false,
-        };
+        let mut pg = Self { bin_dir, cluster_dir, socket_dir, owner, started_here: false };
         if !pg.cluster_dir.join("PG_VERSION").exists() {
             pg.initdb()?;
         }
@@ -116,11 +110,7 @@ impl EmbeddedPostgres {
                 .await?;
         if !exists {
             // The name is ours (a constant or a generated test name), never request data.
-            debug_assert!(
-                database
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            );
+            debug_assert!(database.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
             sqlx::query(sqlx::AssertSqlSafe(format!("create database {database}")))
                 .execute(&mut conn)
                 .await?;
@@ -147,23 +137,10 @@ impl EmbeddedPostgres {
     fn pg_ctl_stop(&self, mode: &str) -> anyhow::Result<()> {
         let out = self.run(
             "pg_ctl",
-            &[
-                "stop",
-                "-D",
-                path_str(&self.cluster_dir)?,
-                "-m",
-                mode,
-                "-w",
-                "-t",
-                "60",
-                "-s",
-            ],
+            &["stop", "-D", path_str(&self.cluster_dir)?, "-m", mode, "-w", "-t", "60", "-s"],
         )?;
         if !out.status.success() && self.running_server()?.is_some() {
-            bail!(
-                "pg_ctl stop failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            bail!("pg_ctl stop failed: {}", String::from_utf8_lossy(&out.stderr).trim());
         }
         Ok(())
     }
@@ -273,12 +250,9 @@ impl EmbeddedPostgres {
             .stdin(Stdio::null())
             .process_group(0);
         if let Some(user) = &self.owner {
-            cmd.uid(user.uid.as_raw())
-                .gid(user.gid.as_raw())
-                .env("HOME", &user.dir);
+            cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw()).env("HOME", &user.dir);
         }
-        cmd.output()
-            .with_context(|| format!("running {}", self.bin_dir.join(program).display()))
+        cmd.output().with_context(|| format!("running {}", self.bin_dir.join(program).display()))
     }
 }
 
@@ -298,11 +272,8 @@ pub fn find_binaries_in(
     versioned_root: &Path,
     path: &std::ffi::OsStr,
 ) -> anyhow::Result<PathBuf> {
-    let complete = |dir: &Path| {
-        ["initdb", "pg_ctl", "postgres"]
-            .iter()
-            .all(|p| dir.join(p).is_file())
-    };
+    let complete =
+        |dir: &Path| ["initdb", "pg_ctl", "postgres"].iter().all(|p| dir.join(p).is_file());
     if let Ok(out) = Command::new(pg_config).arg("--bindir").output() {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         if out.status.success() && complete(&dir) {
@@ -458,8 +429,7 @@ fn is_postgres_process(pid: i32) -> bool {
 }
 
 fn path_str(path: &Path) -> anyhow::Result<&str> {
-    path.to_str()
-        .ok_or_else(|| anyhow!("{} is not valid UTF-8", path.display()))
+    path.to_str().ok_or_else(|| anyhow!("{} is not valid UTF-8", path.display()))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -473,13 +443,10 @@ mod tests {
     #[test]
     fn missing_binaries_say_what_to_install() {
         let empty = tempfile::tempdir().unwrap();
-        let err = find_binaries_in(
-            "/nonexistent/pg_config",
-            empty.path(),
-            empty.path().as_os_str(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err =
+            find_binaries_in("/nonexistent/pg_config", empty.path(), empty.path().as_os_str())
+                .unwrap_err()
+                .to_string();
         assert!(
             err.contains("apt-get install postgresql") && err.contains("DATABASE_URL"),
             "{err}"

@@ -33,10 +33,7 @@ impl Database {
                     .connect(url.expose_secret())
                     .await
                     .context("connecting to DATABASE_URL")?;
-                Ok(Self {
-                    pool,
-                    embedded: None,
-                })
+                Ok(Self { pool, embedded: None })
             }
             None => {
                 let dir = config.data_dir.join("postgres");
@@ -49,10 +46,7 @@ impl Database {
                     .connect_with(pg.connect_options(EMBEDDED_DATABASE))
                     .await
                     .context("connecting to the embedded PostgreSQL")?;
-                Ok(Self {
-                    pool,
-                    embedded: Some(pg),
-                })
+                Ok(Self { pool, embedded: Some(pg) })
             }
         }
     }

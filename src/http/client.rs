@@ -40,18 +40,11 @@ impl TrustedProxies {
     pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> ClientMeta {
         let peer = canonical(peer);
         if !self.trusts(peer) {
-            return ClientMeta {
-                ip: peer,
-                https: false,
-            };
+            return ClientMeta { ip: peer, https: false };
         }
-        let https = headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(',')
-                    .next()
-                    .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+        let https =
+            headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|v| {
+                v.split(',').next().is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
             });
         let forwarded = headers
             .get_all("x-forwarded-for")
@@ -118,10 +111,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
             .extensions
             .get::<ClientMeta>()
             .copied()
-            .unwrap_or(ClientMeta {
-                ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                https: false,
-            }))
+            .unwrap_or(ClientMeta { ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED), https: false }))
     }
 }
 
@@ -149,13 +139,7 @@ mod tests {
                 ("x-forwarded-proto", "https"),
             ]),
         );
-        assert_eq!(
-            meta,
-            ClientMeta {
-                ip: peer,
-                https: false
-            }
-        );
+        assert_eq!(meta, ClientMeta { ip: peer, https: false });
     }
 
     #[test]
@@ -179,22 +163,16 @@ mod tests {
         let proxies = TrustedProxies::new(vec!["127.0.0.1/32".parse().unwrap()]);
         let peer: IpAddr = "127.0.0.1".parse().unwrap();
         assert_eq!(
-            proxies
-                .client(peer, &headers(&[("x-real-ip", "192.0.2.1")]))
-                .ip,
+            proxies.client(peer, &headers(&[("x-real-ip", "192.0.2.1")])).ip,
             "192.0.2.1".parse::<IpAddr>().unwrap()
         );
         assert_eq!(
-            proxies
-                .client(peer, &headers(&[("x-forwarded-for", "nonsense' or 1=1")]))
-                .ip,
+            proxies.client(peer, &headers(&[("x-forwarded-for", "nonsense' or 1=1")])).ip,
             peer
         );
         let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
         assert_eq!(
-            proxies
-                .client(mapped, &headers(&[("x-real-ip", "192.0.2.1")]))
-                .ip,
+            proxies.client(mapped, &headers(&[("x-real-ip", "192.0.2.1")])).ip,
             "192.0.2.1".parse::<IpAddr>().unwrap()
         );
     }

@@ -40,28 +40,11 @@ impl<S: Send + Sync> FromRequestParts<S> for CsrfToken {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let jar = CookieJar::from_headers(&parts.headers);
-        let secure = parts
-            .extensions
-            .get::<super::client::ClientMeta>()
-            .is_some_and(|m| m.https);
-        Ok(
-            match jar
-                .get(COOKIE)
-                .map(|c| c.value())
-                .filter(|v| valid_shape(v))
-            {
-                Some(value) => Self {
-                    value: value.to_owned(),
-                    fresh: false,
-                    secure,
-                },
-                None => Self {
-                    value: generate(),
-                    fresh: true,
-                    secure,
-                },
-            },
-        )
+        let secure = parts.extensions.get::<super::client::ClientMeta>().is_some_and(|m| m.https);
+        Ok(match jar.get(COOKIE).map(|c| c.value()).filter(|v| valid_shape(v)) {
+            Some(value) => Self { value: value.to_owned(), fresh: false, secure },
+            None => Self { value: generate(), fresh: true, secure },
+        })
     }
 }
 
@@ -91,9 +74,7 @@ fn generate() -> String {
 }
 
 fn valid_shape(v: &str) -> bool {
-    v.len() == 43
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    v.len() == 43 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Checks a submitted token (form field or header) against the cookie, and the `Origin`.
@@ -106,10 +87,7 @@ pub fn verify(headers: &HeaderMap, submitted: Option<&str>) -> Result<(), AppErr
     };
     check_origin(headers)?;
     let jar = CookieJar::from_headers(headers);
-    let cookie = jar
-        .get(COOKIE)
-        .map(|c| c.value().to_owned())
-        .ok_or_else(failed)?;
+    let cookie = jar.get(COOKIE).map(|c| c.value().to_owned()).ok_or_else(failed)?;
     let submitted = submitted.ok_or_else(failed)?;
     if cookie.is_empty() || !bool::from(cookie.as_bytes().ct_eq(submitted.as_bytes())) {
         return Err(failed());
@@ -122,14 +100,8 @@ fn check_origin(headers: &HeaderMap) -> Result<(), AppError> {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return Ok(());
     };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let origin_host = origin
-        .split_once("://")
-        .map(|(_, rest)| rest)
-        .unwrap_or(origin);
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest).unwrap_or(origin);
     if origin == "null" || !origin_host.eq_ignore_ascii_case(host) {
         return Err(AppError::forbidden(
             "cross_origin",
@@ -178,11 +150,7 @@ mod tests {
             ("origin", "https://evil.test"),
         ]);
         assert!(verify(&evil, Some(&token)).is_err());
-        let null = headers(&[
-            ("cookie", &cookie),
-            ("host", "kefu.test"),
-            ("origin", "null"),
-        ]);
+        let null = headers(&[("cookie", &cookie), ("host", "kefu.test"), ("origin", "null")]);
         assert!(verify(&null, Some(&token)).is_err());
     }
 }

@@ -18,17 +18,10 @@ pub type FieldErrors = BTreeMap<&'static str, Cow<'static, str>>;
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("{message}")]
-    BadRequest {
-        code: &'static str,
-        message: Cow<'static, str>,
-    },
+    BadRequest { code: &'static str, message: Cow<'static, str> },
     /// A 4xx with a specific status, e.g. 422 for a JSON body of the wrong shape.
     #[error("{message}")]
-    ClientError {
-        status: StatusCode,
-        code: &'static str,
-        message: Cow<'static, str>,
-    },
+    ClientError { status: StatusCode, code: &'static str, message: Cow<'static, str> },
     #[error("some fields are invalid")]
     Validation(FieldErrors),
     #[error("authentication required")]
@@ -36,10 +29,7 @@ pub enum AppError {
     #[error("email or password is incorrect")]
     InvalidCredentials,
     #[error("{message}")]
-    Forbidden {
-        code: &'static str,
-        message: Cow<'static, str>,
-    },
+    Forbidden { code: &'static str, message: Cow<'static, str> },
     #[error("not found")]
     NotFound,
     #[error("no merchant with this id")]
@@ -47,11 +37,7 @@ pub enum AppError {
     #[error("this service is paused")]
     TenantSuspended,
     #[error("{message}")]
-    Conflict {
-        code: &'static str,
-        message: Cow<'static, str>,
-        field: Option<&'static str>,
-    },
+    Conflict { code: &'static str, message: Cow<'static, str>, field: Option<&'static str> },
     #[error("the request body is too large")]
     PayloadTooLarge,
     #[error("expected a JSON body with Content-Type: application/json")]
@@ -66,10 +52,7 @@ pub enum AppError {
 
 impl AppError {
     pub fn bad_request(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self::BadRequest {
-            code,
-            message: message.into(),
-        }
+        Self::BadRequest { code, message: message.into() }
     }
 
     pub fn bad_request_status(
@@ -78,18 +61,11 @@ impl AppError {
         message: impl Into<Cow<'static, str>>,
     ) -> Self {
         debug_assert!(status.is_client_error());
-        Self::ClientError {
-            status,
-            code,
-            message: message.into(),
-        }
+        Self::ClientError { status, code, message: message.into() }
     }
 
     pub fn forbidden(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self::Forbidden {
-            code,
-            message: message.into(),
-        }
+        Self::Forbidden { code, message: message.into() }
     }
 
     pub fn conflict(
@@ -97,11 +73,7 @@ impl AppError {
         field: Option<&'static str>,
         message: impl Into<Cow<'static, str>>,
     ) -> Self {
-        Self::Conflict {
-            code,
-            message: message.into(),
-            field,
-        }
+        Self::Conflict { code, message: message.into(), field }
     }
 
     /// A single invalid field.
@@ -181,21 +153,9 @@ pub fn json_error(
     message: &str,
     fields: Option<&FieldErrors>,
 ) -> Response {
-    let mut response = (
-        status,
-        Json(Body {
-            error: BodyInner {
-                code,
-                message,
-                fields,
-            },
-        }),
-    )
-        .into_response();
-    response.extensions_mut().insert(ErrorInfo {
-        code,
-        message: message.to_owned(),
-    });
+    let mut response =
+        (status, Json(Body { error: BodyInner { code, message, fields } })).into_response();
+    response.extensions_mut().insert(ErrorInfo { code, message: message.to_owned() });
     response
 }
 
@@ -208,11 +168,7 @@ impl IntoResponse for AppError {
         let single_field;
         let fields = match &self {
             Self::Validation(fields) => Some(fields),
-            Self::Conflict {
-                field: Some(name),
-                message,
-                ..
-            } => {
+            Self::Conflict { field: Some(name), message, .. } => {
                 single_field = BTreeMap::from([(*name, message.clone())]);
                 Some(&single_field)
             }

@@ -23,10 +23,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 JsonRejection::JsonDataError(e) => AppError::bad_request_status(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "invalid_body",
-                    format!(
-                        "the JSON body does not have the expected shape: {}",
-                        e.body_text()
-                    ),
+                    format!("the JSON body does not have the expected shape: {}", e.body_text()),
                 ),
                 JsonRejection::JsonSyntaxError(_) => {
                     AppError::bad_request("malformed_json", "the request body is not valid JSON")

@@ -53,36 +53,22 @@ pub fn wrap(router: Router<AppState>, state: AppState) -> Router {
         .layer(axum_mw::from_fn(crate::i18n::remember_choice))
         .layer(header_layer(header::CONTENT_SECURITY_POLICY, CSP))
         .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .layer(header_layer(
-            header::REFERRER_POLICY,
-            "strict-origin-when-cross-origin",
-        ))
+        .layer(header_layer(header::REFERRER_POLICY, "strict-origin-when-cross-origin"))
         .layer(header_layer(
             HeaderName::from_static("permissions-policy"),
             "camera=(), microphone=(), geolocation=()",
         ))
-        .layer(header_layer(
-            HeaderName::from_static("cross-origin-opener-policy"),
-            "same-origin",
-        ));
+        .layer(header_layer(HeaderName::from_static("cross-origin-opener-policy"), "same-origin"));
     if https {
-        router = router.layer(header_layer(
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=31536000",
-        ));
+        router = router.layer(header_layer(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"));
     }
     router
         .layer(axum_mw::from_fn(negotiate_errors))
-        .layer(axum_mw::from_fn_with_state(
-            state.clone(),
-            super::client::resolve_client,
-        ))
-        .layer(CatchPanicLayer::custom(
-            |_: Box<dyn std::any::Any + Send>| {
-                tracing::error!("a request handler panicked");
-                AppError::Internal(anyhow::anyhow!("handler panicked")).into_response()
-            },
-        ))
+        .layer(axum_mw::from_fn_with_state(state.clone(), super::client::resolve_client))
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            tracing::error!("a request handler panicked");
+            AppError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
         .with_state(state)
 }
 
@@ -100,9 +86,7 @@ async fn not_found() -> AppError {
 /// tower-http (405, 413, …).
 async fn negotiate_errors(lang: Lang, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    let machine = ["/api/", "/ws/", "/static/"]
-        .iter()
-        .any(|p| path.starts_with(p))
+    let machine = ["/api/", "/ws/", "/static/"].iter().any(|p| path.starts_with(p))
         || matches!(path, "/healthz" | "/readyz");
     let wants_html = !machine
         && request
@@ -135,12 +119,7 @@ async fn negotiate_errors(lang: Lang, request: Request, next: Next) -> Response 
         json_error(status, code, &message, None)
     };
     *fresh.status_mut() = status;
-    for name in [
-        header::RETRY_AFTER,
-        header::ALLOW,
-        header::SET_COOKIE,
-        header::WWW_AUTHENTICATE,
-    ] {
+    for name in [header::RETRY_AFTER, header::ALLOW, header::SET_COOKIE, header::WWW_AUTHENTICATE] {
         for value in parts.headers.get_all(&name) {
             fresh.headers_mut().append(name.clone(), value.clone());
         }
@@ -189,13 +168,7 @@ pub fn error_page(lang: Lang, status: StatusCode, code: &str) -> Response {
     };
     let title = lang.tr(&format!("error.{key}")).to_owned();
     let message = lang.tr(&format!("error.{key}_body")).to_owned();
-    let page = ErrorPage {
-        lang,
-        status: status.as_u16(),
-        title: &title,
-        message: &message,
-        code,
-    };
+    let page = ErrorPage { lang, status: status.as_u16(), title: &title, message: &message, code };
     match page.render() {
         Ok(html) => (status, Html(html)).into_response(),
         Err(_) => (status, format!("{} {code}", status.as_u16())).into_response(),

@@ -90,10 +90,7 @@ mod tests {
 
     #[test]
     fn only_local_redirects() {
-        assert_eq!(
-            local_redirect_target("/app?x=1").as_deref(),
-            Some("/app?x=1")
-        );
+        assert_eq!(local_redirect_target("/app?x=1").as_deref(), Some("/app?x=1"));
         for bad in [
             "",
             "app",

@@ -61,18 +61,11 @@ impl Routes {
         handler: MethodRouter<AppState>,
     ) -> Self {
         assert!(
-            !self
-                .table
-                .iter()
-                .any(|r| r.path == path && r.method == method),
+            !self.table.iter().any(|r| r.path == path && r.method == method),
             "route {method} {path} registered twice"
         );
         self.router = self.router.route(path, handler);
-        self.table.push(RouteSpec {
-            method,
-            path,
-            scope,
-        });
+        self.table.push(RouteSpec { method, path, scope });
         self
     }
 
@@ -85,10 +78,7 @@ impl Routes {
     pub fn merge(mut self, other: Routes) -> Self {
         for spec in &other.table {
             assert!(
-                !self
-                    .table
-                    .iter()
-                    .any(|r| r.path == spec.path && r.method == spec.method),
+                !self.table.iter().any(|r| r.path == spec.path && r.method == spec.method),
                 "route {} {} registered twice",
                 spec.method,
                 spec.path

@@ -28,11 +28,7 @@ impl FromRequestParts<AppState> for ResolvedTenant {
                 let ent_id = EntId::parse(raw).map_err(|_| AppError::TenantNotFound)?;
                 state.tenants.by_ent_id(&ent_id).await?
             }
-            None => match parts
-                .headers
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-            {
+            None => match parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
                 Some(host) => state.tenants.by_host(host).await?,
                 None => None,
             },

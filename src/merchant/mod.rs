@@ -35,20 +35,16 @@ pub async fn create(
 ) -> Result<CreatedMerchant, AppError> {
     let mut tx = pool.begin().await?;
     let display_name = new.owner_email.local_part().to_owned();
-    let owner_user_id = store::insert_user(
-        &mut tx,
-        &new.owner_email,
-        &new.owner_password_hash,
-        &display_name,
-    )
-    .await
-    .on_constraint("users_email_key", || {
-        AppError::conflict(
-            "email_taken",
-            Some("email"),
-            "an account with this email already exists; log in instead",
-        )
-    })?;
+    let owner_user_id =
+        store::insert_user(&mut tx, &new.owner_email, &new.owner_password_hash, &display_name)
+            .await
+            .on_constraint("users_email_key", || {
+                AppError::conflict(
+                    "email_taken",
+                    Some("email"),
+                    "an account with this email already exists; log in instead",
+                )
+            })?;
     let plan = billing::trial();
     let (tenant, mut tx) = provision(
         tx,
@@ -68,20 +64,14 @@ pub async fn create(
     tx.commit().await?;
     registry.invalidate_all();
     tracing::info!(tenant = tenant.id.0, ent_id = %tenant.ent_id, "merchant created");
-    Ok(CreatedMerchant {
-        tenant,
-        owner_user_id,
-        owner_agent_id,
-    })
+    Ok(CreatedMerchant { tenant, owner_user_id, owner_agent_id })
 }
 
 fn provision_error(e: ProvisionError) -> AppError {
     match e {
-        ProvisionError::EntIdTaken(id) => AppError::conflict(
-            "ent_id_taken",
-            Some("ent_id"),
-            format!("ent_id {id} is taken"),
-        ),
+        ProvisionError::EntIdTaken(id) => {
+            AppError::conflict("ent_id_taken", Some("ent_id"), format!("ent_id {id} is taken"))
+        }
         ProvisionError::Database(e) => e.into(),
         ProvisionError::Migration(e) => {
             AppError::Internal(anyhow::Error::new(e).context("provisioning a tenant"))

@@ -41,15 +41,9 @@ pub async fn create_admin(pool: &PgPool, email: &Email) -> anyhow::Result<Create
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(CreatedAdmin {
-        user_id,
-        password: generated,
-        existed: existing.is_some(),
-    })
+    Ok(CreatedAdmin { user_id, password: generated, existed: existing.is_some() })
 }
 
 pub async fn admin_count(pool: &PgPool) -> sqlx::Result<i64> {
-    sqlx::query_scalar("select count(*) from public.platform_admins")
-        .fetch_one(pool)
-        .await
+    sqlx::query_scalar("select count(*) from public.platform_admins").fetch_one(pool).await
 }

@@ -52,10 +52,7 @@ impl EntId {
         if raw.len() > Self::MAX_LEN {
             return Err(EntIdError::TooLong);
         }
-        if !raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        {
+        if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
             return Err(EntIdError::InvalidCharacter);
         }
         Ok(Self(raw.to_owned()))
@@ -66,9 +63,7 @@ impl EntId {
         use rand::Rng as _;
         const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
         let mut rng = rand::rng();
-        let id = (0..10)
-            .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-            .collect();
+        let id = (0..10).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
         Self(id)
     }
 
@@ -101,11 +96,7 @@ mod tests {
         assert_eq!(EntId::parse(""), Err(EntIdError::Empty));
         assert_eq!(EntId::parse(&"a".repeat(65)), Err(EntIdError::TooLong));
         for bad in ["a'b", "a;drop", "tenant 1", "é", "a/b", "a\0b", "../x"] {
-            assert_eq!(
-                EntId::parse(bad),
-                Err(EntIdError::InvalidCharacter),
-                "{bad}"
-            );
+            assert_eq!(EntId::parse(bad), Err(EntIdError::InvalidCharacter), "{bad}");
         }
     }
 

@@ -49,12 +49,7 @@ pub enum MigrationError {
     )]
     UnknownVersion { tenant: TenantId, version: i32 },
     #[error("tenant {tenant}: migration {version} ({name}) failed: {source}")]
-    Apply {
-        tenant: TenantId,
-        version: i32,
-        name: &'static str,
-        source: sqlx::Error,
-    },
+    Apply { tenant: TenantId, version: i32, name: &'static str, source: sqlx::Error },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -89,11 +84,7 @@ pub struct MigrateOptions {
 
 impl Default for MigrateOptions {
     fn default() -> Self {
-        Self {
-            concurrency: 4,
-            lock_timeout: Duration::from_secs(5),
-            retries: 5,
-        }
+        Self { concurrency: 4, lock_timeout: Duration::from_secs(5), retries: 5 }
     }
 }
 
@@ -128,10 +119,7 @@ impl TenantMigrator {
     /// positive). Tests and benchmarks use it to add a migration to the embedded ones.
     pub fn new(mut migrations: Vec<Migration>) -> Self {
         migrations.sort_by_key(|m| m.version);
-        assert!(
-            migrations.iter().all(|m| m.version > 0),
-            "migration versions start at 1"
-        );
+        assert!(migrations.iter().all(|m| m.version > 0), "migration versions start at 1");
         assert!(
             migrations.windows(2).all(|w| w[0].version != w[1].version),
             "duplicate tenant migration version"
@@ -176,35 +164,19 @@ impl TenantMigrator {
         for (version, checksum) in &applied {
             match self.migrations.iter().find(|m| m.version == *version) {
                 None => {
-                    return Err(MigrationError::UnknownVersion {
-                        tenant,
-                        version: *version,
-                    });
+                    return Err(MigrationError::UnknownVersion { tenant, version: *version });
                 }
                 Some(m) if &m.checksum() != checksum => {
-                    return Err(MigrationError::ChecksumMismatch {
-                        tenant,
-                        version: *version,
-                    });
+                    return Err(MigrationError::ChecksumMismatch { tenant, version: *version });
                 }
                 Some(_) => {}
             }
         }
         let mut count = 0;
-        for m in self
-            .migrations
-            .iter()
-            .filter(|m| !applied.iter().any(|(v, _)| *v == m.version))
-        {
-            sqlx::raw_sql(m.sql)
-                .execute(&mut *conn)
-                .await
-                .map_err(|source| MigrationError::Apply {
-                    tenant,
-                    version: m.version,
-                    name: m.name,
-                    source,
-                })?;
+        for m in self.migrations.iter().filter(|m| !applied.iter().any(|(v, _)| *v == m.version)) {
+            sqlx::raw_sql(m.sql).execute(&mut *conn).await.map_err(|source| {
+                MigrationError::Apply { tenant, version: m.version, name: m.name, source }
+            })?;
             sqlx::query(
                 "insert into _kefu_migrations (version, name, checksum) values ($1, $2, $3)",
             )
@@ -272,11 +244,8 @@ impl TenantMigrator {
             .buffer_unordered(options.concurrency.max(1))
             .collect()
             .await;
-        let mut report = MigrateReport {
-            behind: total,
-            retried: retried.into_inner(),
-            ..Default::default()
-        };
+        let mut report =
+            MigrateReport { behind: total, retried: retried.into_inner(), ..Default::default() };
         for (tenant, result) in results {
             match result {
                 Ok(n) => {
@@ -330,22 +299,14 @@ mod tests {
         let m = TenantMigrator::embedded();
         assert_eq!(m.migrations()[0].version, 1);
         assert!(m.latest() >= 1);
-        assert!(
-            m.migrations()
-                .windows(2)
-                .all(|w| w[0].version < w[1].version)
-        );
+        assert!(m.migrations().windows(2).all(|w| w[0].version < w[1].version));
     }
 
     #[test]
     fn with_appends_in_order() {
         let m = TenantMigrator::embedded();
         let latest = m.latest();
-        let m = m.with(Migration {
-            version: latest + 1,
-            name: "extra",
-            sql: "select 1",
-        });
+        let m = m.with(Migration { version: latest + 1, name: "extra", sql: "select 1" });
         assert_eq!(m.latest(), latest + 1);
     }
 }

@@ -43,18 +43,12 @@ pub async fn provision(
     new: NewTenant,
 ) -> Result<(Tenant, TenantTx), ProvisionError> {
     let tenant = insert_row(&mut tx, &new).await?;
-    sqlx::query(AssertSqlSafe(format!(
-        "create schema {}",
-        schema_name(tenant.id)
-    )))
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query(AssertSqlSafe(format!("create schema {}", schema_name(tenant.id))))
+        .execute(&mut *tx)
+        .await?;
     let mut tx = TenantTx::scope(tx, tenant.id).await?;
     migrator.apply(&mut tx).await?;
-    let tenant = Tenant {
-        schema_version: migrator.latest(),
-        ..tenant
-    };
+    let tenant = Tenant { schema_version: migrator.latest(), ..tenant };
     Ok((tenant, tx))
 }
 
@@ -83,7 +77,5 @@ async fn insert_row(
             None => continue,
         }
     }
-    Err(ProvisionError::Database(sqlx::Error::Protocol(
-        "could not generate a free ent_id".into(),
-    )))
+    Err(ProvisionError::Database(sqlx::Error::Protocol("could not generate a free ent_id".into())))
 }

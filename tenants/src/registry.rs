@@ -97,11 +97,7 @@ struct TenantExpiry {
 
 impl<K> Expiry<K, Entry> for TenantExpiry {
     fn expire_after_create(&self, _: &K, value: &Entry, _: std::time::Instant) -> Option<Duration> {
-        Some(if value.is_some() {
-            self.ttl
-        } else {
-            self.negative_ttl
-        })
+        Some(if value.is_some() { self.ttl } else { self.negative_ttl })
     }
 }
 
@@ -125,19 +121,14 @@ impl Registry {
         {
             Cache::builder()
                 .max_capacity(o.capacity)
-                .expire_after(TenantExpiry {
-                    ttl: o.ttl,
-                    negative_ttl: o.negative_ttl,
-                })
+                .expire_after(TenantExpiry { ttl: o.ttl, negative_ttl: o.negative_ttl })
                 .build()
         }
         Self {
             by_id: cache(&options),
             by_ent: cache(&options),
             by_host: cache(&options),
-            base_domain: options
-                .base_domain
-                .map(|d| d.trim_matches('.').to_ascii_lowercase()),
+            base_domain: options.base_domain.map(|d| d.trim_matches('.').to_ascii_lowercase()),
             pool,
         }
     }
@@ -145,9 +136,7 @@ impl Registry {
     /// A live (not deleted) tenant by internal id.
     pub async fn by_id(&self, id: TenantId) -> Result<Entry, LookupError> {
         self.by_id
-            .try_get_with(id, async {
-                fetch(&self.pool, "id = $1", |q| q.bind(id)).await
-            })
+            .try_get_with(id, async { fetch(&self.pool, "id = $1", |q| q.bind(id)).await })
             .await
     }
 
@@ -170,9 +159,7 @@ impl Registry {
             if host == *base {
                 return Ok(None);
             }
-            if let Some(label) = host
-                .strip_suffix(base.as_str())
-                .and_then(|p| p.strip_suffix('.'))
+            if let Some(label) = host.strip_suffix(base.as_str()).and_then(|p| p.strip_suffix('.'))
             {
                 return match EntId::parse(label) {
                     Ok(ent_id) if !label.contains('.') => self.by_ent_id(&ent_id).await,
@@ -257,9 +244,7 @@ fn normalize_host(raw: &str) -> Option<String> {
         && host.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
     valid.then_some(host)
 }
@@ -270,23 +255,10 @@ mod tests {
 
     #[test]
     fn hosts_are_normalized_or_refused() {
-        assert_eq!(
-            normalize_host("Chat.Example.COM:8081").as_deref(),
-            Some("chat.example.com")
-        );
-        assert_eq!(
-            normalize_host("example.com.").as_deref(),
-            Some("example.com")
-        );
-        for bad in [
-            "",
-            "a..b",
-            "x'; drop table tenants;--",
-            "a b",
-            "[::1]:80",
-            "é.com",
-            "a_b.com",
-        ] {
+        assert_eq!(normalize_host("Chat.Example.COM:8081").as_deref(), Some("chat.example.com"));
+        assert_eq!(normalize_host("example.com.").as_deref(), Some("example.com"));
+        for bad in ["", "a..b", "x'; drop table tenants;--", "a b", "[::1]:80", "é.com", "a_b.com"]
+        {
             assert_eq!(normalize_host(bad), None, "{bad}");
         }
     }

@@ -7,10 +7,7 @@ use sqlx::{ConnectOptions as _, Connection as _};
 async fn answers(pg: &EmbeddedPostgres) -> bool {
     match pg.connect_options("postgres").connect().await {
         Ok(mut conn) => {
-            let one: i32 = sqlx::query_scalar("select 1")
-                .fetch_one(&mut conn)
-                .await
-                .unwrap();
+            let one: i32 = sqlx::query_scalar("select 1").fetch_one(&mut conn).await.unwrap();
             conn.close().await.unwrap();
             one == 1
         }
@@ -59,14 +56,8 @@ async fn survives_restart_kill_and_adopts_a_running_server() {
     // The whole server killed (as when the machine's OOM killer or `kill -9` hits kefu's
     // database): the stale postmaster.pid is handled and the next start recovers.
     let pid_file = pg.cluster_dir().join("postmaster.pid");
-    let pid: i32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let pid: i32 =
+        std::fs::read_to_string(&pid_file).unwrap().lines().next().unwrap().trim().parse().unwrap();
     signal::kill(Pid::from_raw(pid), signal::Signal::SIGKILL).unwrap();
     for _ in 0..100 {
         if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
@@ -76,14 +67,9 @@ async fn survives_restart_kill_and_adopts_a_running_server() {
     }
     // Children of a SIGKILLed postmaster exit on their own once they notice; give them a moment.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert!(
-        pid_file.exists(),
-        "a killed server leaves its pid file behind"
-    );
+    assert!(pid_file.exists(), "a killed server leaves its pid file behind");
     let pg = blocking(start).await.unwrap();
     assert!(pg.started_here());
     assert!(answers(&pg).await, "recovered after SIGKILL");
-    blocking(move || pg.stop_immediately().unwrap())
-        .await
-        .unwrap();
+    blocking(move || pg.stop_immediately().unwrap()).await.unwrap();
 }

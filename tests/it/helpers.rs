@@ -63,10 +63,7 @@ fn reap_abandoned_clusters() {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix("kefu-test-")
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
+        let Some(pid) = name.strip_prefix("kefu-test-").and_then(|p| p.parse::<i32>().ok()) else {
             continue;
         };
         if PathBuf::from(format!("/proc/{pid}")).exists() {
@@ -88,9 +85,7 @@ fn reap_abandoned_clusters() {
 
 async fn create_template(pg: &EmbeddedPostgres) {
     pg.ensure_database(TEMPLATE).await.unwrap();
-    let pool = PgPool::connect_with(pg.connect_options(TEMPLATE))
-        .await
-        .unwrap();
+    let pool = PgPool::connect_with(pg.connect_options(TEMPLATE)).await.unwrap();
     PLATFORM_MIGRATOR.run(&pool).await.unwrap();
     pool.close().await;
 }
@@ -106,23 +101,12 @@ static DB_COUNTER: AtomicUsize = AtomicUsize::new(0);
 /// A new database with the platform schema, private to the caller.
 pub async fn fresh_database() -> (String, PgConnectOptions) {
     let cluster = cluster();
-    let name = format!(
-        "t_{}_{}",
-        std::process::id(),
-        DB_COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    let mut conn = cluster
-        .pg
-        .connect_options("postgres")
-        .connect()
+    let name = format!("t_{}_{}", std::process::id(), DB_COUNTER.fetch_add(1, Ordering::Relaxed));
+    let mut conn = cluster.pg.connect_options("postgres").connect().await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("create database {name} template {TEMPLATE}")))
+        .execute(&mut conn)
         .await
         .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "create database {name} template {TEMPLATE}"
-    )))
-    .execute(&mut conn)
-    .await
-    .unwrap();
     conn.close().await.unwrap();
     let options = cluster.pg.connect_options(&name);
     (name, options)
@@ -130,15 +114,8 @@ pub async fn fresh_database() -> (String, PgConnectOptions) {
 
 /// A `DATABASE_URL` for `database` on the test cluster (for running the kefu binary).
 pub fn database_url(options: &PgConnectOptions) -> String {
-    let socket = options
-        .get_socket()
-        .expect("unix socket")
-        .display()
-        .to_string();
-    format!(
-        "postgres://kefu@localhost/{}?host={socket}&port=5432",
-        options.get_database().unwrap()
-    )
+    let socket = options.get_socket().expect("unix socket").display().to_string();
+    format!("postgres://kefu@localhost/{}?host={socket}&port=5432", options.get_database().unwrap())
 }
 
 /// A running kefu server on its own database.
@@ -168,10 +145,7 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = test_config();
     configure(&mut config);
     let (_, options) = fresh_database().await;
-    let pool = pool_options(config.db_max_connections)
-        .connect_with(options.clone())
-        .await
-        .unwrap();
+    let pool = pool_options(config.db_max_connections).connect_with(options.clone()).await.unwrap();
     spawn_on(config, pool, options, TenantMigrator::embedded()).await
 }
 
@@ -187,11 +161,7 @@ pub async fn spawn_on(
     let url = format!("http://127.0.0.1:{}", app.port());
     let state = app.state().clone();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    TestApp {
-        url,
-        state,
-        options,
-    }
+    TestApp { url, state, options }
 }
 
 /// A client with a cookie store that does not follow redirects (tests look at them).
@@ -216,10 +186,7 @@ pub const PASSWORD: &str = "correct horse battery";
 static EMAIL_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 pub fn unique_email(prefix: &str) -> String {
-    format!(
-        "{prefix}{}@example.com",
-        EMAIL_COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{prefix}{}@example.com", EMAIL_COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
 impl TestApp {
@@ -241,12 +208,7 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        assert_eq!(
-            res.status(),
-            201,
-            "signup failed: {}",
-            res.text().await.unwrap()
-        );
+        assert_eq!(res.status(), 201, "signup failed: {}", res.text().await.unwrap());
         let body: Value = res.json().await.unwrap();
         Merchant {
             ent_id: body["ent_id"].as_str().unwrap().to_owned(),
@@ -257,12 +219,7 @@ impl TestApp {
 
     /// `GET path` as `merchant` (bearer token).
     pub async fn get_as(&self, merchant: &Merchant, path: &str) -> reqwest::Response {
-        client()
-            .get(self.url(path))
-            .bearer_auth(&merchant.token)
-            .send()
-            .await
-            .unwrap()
+        client().get(self.url(path)).bearer_auth(&merchant.token).send().await.unwrap()
     }
 }
 
@@ -285,9 +242,30 @@ pub async fn error_code(res: reqwest::Response) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("{status}: no error.code in {text}"))
         .to_owned();
-    assert!(
-        body["error"]["message"].is_string(),
-        "{status}: no error.message in {text}"
-    );
+    assert!(body["error"]["message"].is_string(), "{status}: no error.message in {text}");
     code
+}
+
+/// Opens the page at `path` like a browser (keeping its cookies) and returns the CSRF token
+/// its form carries.
+pub async fn form_csrf(browser: &reqwest::Client, app: &TestApp, path: &str) -> String {
+    let page = browser.get(app.url(path)).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(page.status(), 200, "GET {path}");
+    let html = page.text().await.unwrap();
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker).expect("a CSRF field") + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// Submits the login form as `email` (with `extra` fields), returning the raw response.
+pub async fn form_login(
+    browser: &reqwest::Client,
+    app: &TestApp,
+    email: &str,
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
+    let csrf = form_csrf(browser, app, "/login").await;
+    let mut form = vec![("email", email), ("password", PASSWORD), ("csrf_token", csrf.as_str())];
+    form.extend_from_slice(extra);
+    browser.post(app.url("/login")).form(&form).send().await.unwrap()
 }

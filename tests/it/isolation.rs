@@ -22,10 +22,7 @@ struct Ids {
 
 async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
     let agents: Value = app.get_as(m, "/api/v1/agents").await.json().await.unwrap();
-    Ids {
-        ent_id: m.ent_id.clone(),
-        agent_id: agents["agents"][0]["id"].as_i64().unwrap(),
-    }
+    Ids { ent_id: m.ent_id.clone(), agent_id: agents["agents"][0]["id"].as_i64().unwrap() }
 }
 
 /// The request a route gets when it should act on `target`'s objects. `None`: the route
@@ -50,26 +47,20 @@ async fn every_tenant_route_answers_404_for_another_tenants_objects() {
     let (own, other) = (ids_of(&app, &a).await, ids_of(&app, &b).await);
 
     let routes = kefu::http::routes(&app.state.config);
-    let tenant_routes: Vec<_> = routes
-        .table()
-        .iter()
-        .filter(|r| r.scope == Scope::Tenant)
-        .collect();
+    let tenant_routes: Vec<_> =
+        routes.table().iter().filter(|r| r.scope == Scope::Tenant).collect();
     assert!(tenant_routes.len() >= 4);
     let mut unlisted = Vec::new();
     let mut checked = 0;
     for route in tenant_routes {
-        let (Some((method, own_url)), Some((_, other_url))) = (
-            case(&route.method, route.path, &own),
-            case(&route.method, route.path, &other),
-        ) else {
+        let (Some((method, own_url)), Some((_, other_url))) =
+            (case(&route.method, route.path, &own), case(&route.method, route.path, &other))
+        else {
             unlisted.push(format!("{} {}", route.method, route.path));
             continue;
         };
         let send = |url: String, host: Option<String>| {
-            let mut req = client()
-                .request(method.clone(), app.url(&url))
-                .bearer_auth(&a.token);
+            let mut req = client().request(method.clone(), app.url(&url)).bearer_auth(&a.token);
             if let Some(host) = host {
                 req = req.header("host", host);
             }
@@ -83,22 +74,10 @@ async fn every_tenant_route_answers_404_for_another_tenants_objects() {
             res.status()
         );
         let res = send(other_url.clone(), None).await.unwrap();
-        assert_eq!(
-            res.status(),
-            404,
-            "{} {other_url} with another tenant's token",
-            route.method
-        );
+        assert_eq!(res.status(), 404, "{} {other_url} with another tenant's token", route.method);
         // The same request arriving on tenant B's subdomain.
-        let res = send(own_url.clone(), Some(format!("{}.kefu.test", other.ent_id)))
-            .await
-            .unwrap();
-        assert_eq!(
-            res.status(),
-            404,
-            "{} {own_url} on B's host with A's token",
-            route.method
-        );
+        let res = send(own_url.clone(), Some(format!("{}.kefu.test", other.ent_id))).await.unwrap();
+        assert_eq!(res.status(), 404, "{} {own_url} on B's host with A's token", route.method);
         checked += 1;
     }
     assert!(
@@ -146,11 +125,7 @@ async fn one_connection_two_tenants_no_leaks() {
     let checked = AtomicUsize::new(0);
     futures::stream::iter(0..2000)
         .for_each_concurrent(64, |i| {
-            let (m, ids, other) = if i % 2 == 0 {
-                (&a, &ia, &ib)
-            } else {
-                (&b, &ib, &ia)
-            };
+            let (m, ids, other) = if i % 2 == 0 { (&a, &ia, &ib) } else { (&b, &ib, &ia) };
             let (http, app, cross_reads, checked) = (&http, &app, &cross_reads, &checked);
             async move {
                 let path = match i % 3 {
@@ -158,12 +133,7 @@ async fn one_connection_two_tenants_no_leaks() {
                     1 => "/api/v1/agents".to_owned(),
                     _ => format!("/api/v1/agents/{}", ids.agent_id),
                 };
-                let res = http
-                    .get(app.url(&path))
-                    .bearer_auth(&m.token)
-                    .send()
-                    .await
-                    .unwrap();
+                let res = http.get(app.url(&path)).bearer_auth(&m.token).send().await.unwrap();
                 assert_eq!(res.status(), 200, "{path}");
                 let body = res.text().await.unwrap();
                 let mine = match i % 3 {

@@ -5,34 +5,19 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tenants::{TenantStatus, TenantTx};
 
-use crate::{helpers::*, signup::extract_csrf};
+use crate::helpers::*;
 
 async fn login(app: &TestApp, body: Value) -> reqwest::Response {
-    client()
-        .post(app.url("/api/v1/login"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    client().post(app.url("/api/v1/login")).json(&body).send().await.unwrap()
 }
 
 #[tokio::test]
 async fn login_with_any_email_case_gives_a_working_session() {
     let app = spawn_app().await;
     let m = app.signup("Acme").await;
-    let res = login(
-        &app,
-        json!({ "email": m.email.to_uppercase(), "password": PASSWORD }),
-    )
-    .await;
+    let res = login(&app, json!({ "email": m.email.to_uppercase(), "password": PASSWORD })).await;
     assert_eq!(res.status(), 200);
-    let cookie = res
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let cookie = res.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
     assert!(
         cookie.starts_with("kefu_session=")
             && cookie.contains("HttpOnly")
@@ -41,12 +26,7 @@ async fn login_with_any_email_case_gives_a_working_session() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["ent_id"], m.ent_id.as_str());
     let token = body["token"].as_str().unwrap();
-    let me = client()
-        .get(app.url("/api/v1/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let me = client().get(app.url("/api/v1/me")).bearer_auth(token).send().await.unwrap();
     assert_eq!(me.status(), 200);
     let last_login: Option<chrono::DateTime<chrono::Utc>> =
         sqlx::query_scalar("select last_login_at from public.users where lower(email) = lower($1)")
@@ -61,16 +41,9 @@ async fn login_with_any_email_case_gives_a_working_session() {
 async fn wrong_password_and_unknown_email_look_the_same() {
     let app = spawn_app().await;
     let m = app.signup("Acme").await;
-    let wrong = login(
-        &app,
-        json!({ "email": m.email, "password": "not the password" }),
-    )
-    .await;
-    let unknown = login(
-        &app,
-        json!({ "email": "nobody@example.com", "password": "not the password" }),
-    )
-    .await;
+    let wrong = login(&app, json!({ "email": m.email, "password": "not the password" })).await;
+    let unknown =
+        login(&app, json!({ "email": "nobody@example.com", "password": "not the password" })).await;
     assert_eq!(wrong.status(), 401);
     assert_eq!(unknown.status(), 401);
     assert_eq!(wrong.text().await.unwrap(), unknown.text().await.unwrap());
@@ -87,31 +60,16 @@ async fn login_time_does_not_reveal_whether_an_email_exists() {
     // Alternate the two kinds of attempt so both see the same machine load.
     let (mut known, mut unknown) = (Vec::new(), Vec::new());
     for i in 0..18 {
-        let email = if i % 2 == 0 {
-            m.email.as_str()
-        } else {
-            "ghost@example.com"
-        };
+        let email = if i % 2 == 0 { m.email.as_str() } else { "ghost@example.com" };
         let start = Instant::now();
-        let res = login(
-            &app,
-            json!({ "email": email, "password": "wrong password!" }),
-        )
-        .await;
+        let res = login(&app, json!({ "email": email, "password": "wrong password!" })).await;
         assert_eq!(res.status(), 401);
-        if i % 2 == 0 {
-            known.push(start.elapsed())
-        } else {
-            unknown.push(start.elapsed())
-        }
+        if i % 2 == 0 { known.push(start.elapsed()) } else { unknown.push(start.elapsed()) }
     }
     let fastest = |v: Vec<Duration>| v.into_iter().min().unwrap();
     let (known, unknown) = (fastest(known), fastest(unknown));
     let ratio = unknown.as_secs_f64() / known.as_secs_f64();
-    assert!(
-        (0.5..3.0).contains(&ratio),
-        "known {known:?} vs unknown {unknown:?}"
-    );
+    assert!((0.5..3.0).contains(&ratio), "known {known:?} vs unknown {unknown:?}");
 }
 
 #[tokio::test]
@@ -130,41 +88,23 @@ async fn a_user_of_several_tenants_chooses_one() {
         .fetch_one(app.pool())
         .await
         .unwrap();
-    let mut tx = TenantTx::begin(app.pool(), tenants::TenantId(b_id))
-        .await
-        .unwrap();
-    kefu::auth::store::add_member(&mut tx, tenants::TenantId(b_id), user_id)
-        .await
-        .unwrap();
-    kefu::auth::store::insert_agent(&mut tx, user_id, "agent", "Alpha owner")
-        .await
-        .unwrap();
+    let mut tx = TenantTx::begin(app.pool(), tenants::TenantId(b_id)).await.unwrap();
+    kefu::auth::store::add_member(&mut tx, tenants::TenantId(b_id), user_id).await.unwrap();
+    kefu::auth::store::insert_agent(&mut tx, user_id, "agent", "Alpha owner").await.unwrap();
     tx.commit().await.unwrap();
 
     let res = login(&app, json!({ "email": a.email, "password": PASSWORD })).await;
     assert_eq!(res.status(), 200);
-    assert!(
-        res.headers().get("set-cookie").is_none(),
-        "no session before a workspace is chosen"
-    );
+    assert!(res.headers().get("set-cookie").is_none(), "no session before a workspace is chosen");
     let body: Value = res.json().await.unwrap();
     assert!(body.get("token").is_none());
-    let names: Vec<&str> = body["tenants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> =
+        body["tenants"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Alpha", "Bravo"]);
     let select_token = body["select_token"].as_str().unwrap();
 
     // The selection token is not a session.
-    let res = client()
-        .get(app.url("/api/v1/me"))
-        .bearer_auth(select_token)
-        .send()
-        .await
-        .unwrap();
+    let res = client().get(app.url("/api/v1/me")).bearer_auth(select_token).send().await.unwrap();
     assert_eq!(res.status(), 401);
 
     let res = client()
@@ -198,45 +138,18 @@ async fn a_user_of_several_tenants_chooses_one() {
     assert_eq!(res.status(), 404);
 
     // Naming the workspace in the login request skips the choice.
-    let res = login(
-        &app,
-        json!({ "email": a.email, "password": PASSWORD, "ent_id": b.ent_id }),
-    )
-    .await;
+    let res =
+        login(&app, json!({ "email": a.email, "password": PASSWORD, "ent_id": b.ent_id })).await;
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["tenant_name"], "Bravo");
 
     // The page flow: login → chooser → workspace.
     let browser = client();
-    let html = browser
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = extract_csrf(&html);
-    let res = browser
-        .post(app.url("/login"))
-        .form(&[
-            ("email", a.email.as_str()),
-            ("password", PASSWORD),
-            ("csrf_token", &csrf),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = form_login(&browser, &app, &a.email, &[]).await;
     assert_eq!(res.status(), 303);
+    let csrf = form_csrf(&browser, &app, "/login").await;
     assert_eq!(res.headers()["location"], "/login/select");
-    let html = browser
-        .get(app.url("/login/select"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = browser.get(app.url("/login/select")).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("Alpha") && html.contains("Bravo"));
     let res = browser
         .post(app.url("/login/select"))
@@ -245,14 +158,7 @@ async fn a_user_of_several_tenants_chooses_one() {
         .await
         .unwrap();
     assert_eq!(res.status(), 303);
-    let html = browser
-        .get(app.url("/app"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = browser.get(app.url("/app")).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("Bravo"));
 }
 
@@ -280,19 +186,10 @@ async fn sign_up_and_login_are_rate_limited_per_client_ip() {
     // Forwarding headers from an untrusted peer do not buy a fresh bucket.
     let res = attempt("10.9.9.9").await.unwrap();
     assert_eq!(res.status(), 429);
-    let retry_after: u64 = res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry_after >= 1);
     assert_eq!(error_code(res).await, "rate_limited");
-    let res = client()
-        .post(app.url("/api/v1/signup"))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let res = client().post(app.url("/api/v1/signup")).json(&json!({})).send().await.unwrap();
     assert_eq!(res.status(), 429, "sign-up shares the limit");
 
     // Behind a trusted proxy, each client has its own bucket.
@@ -327,13 +224,7 @@ async fn suspended_tenants_are_paused_and_resume() {
         .await
         .unwrap()
         .unwrap();
-    assert!(
-        app.state
-            .tenants
-            .set_status(tenant.id, TenantStatus::Suspended)
-            .await
-            .unwrap()
-    );
+    assert!(app.state.tenants.set_status(tenant.id, TenantStatus::Suspended).await.unwrap());
 
     let res = app.get_as(&m, "/api/v1/me").await;
     assert_eq!(res.status(), 403);
@@ -351,11 +242,7 @@ async fn suspended_tenants_are_paused_and_resume() {
     let html = page.text().await.unwrap();
     assert!(html.contains("Service paused"), "a readable paused page");
 
-    app.state
-        .tenants
-        .set_status(tenant.id, TenantStatus::Active)
-        .await
-        .unwrap();
+    app.state.tenants.set_status(tenant.id, TenantStatus::Active).await.unwrap();
     assert_eq!(app.get_as(&m, "/api/v1/me").await.status(), 200);
 }
 
@@ -364,56 +251,21 @@ async fn cookie_sessions_need_csrf_for_writes_and_logout_ends_them() {
     let app = spawn_app().await;
     let m = app.signup("Cookies").await;
     let browser = client();
-    let html = browser
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = extract_csrf(&html);
-    let res = browser
-        .post(app.url("/login"))
-        .form(&[
-            ("email", m.email.as_str()),
-            ("password", PASSWORD),
-            ("csrf_token", &csrf),
-            ("next", "//evil.example/steal"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let res = form_login(&browser, &app, &m.email, &[("next", "//evil.example/steal")]).await;
     assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/app", "a foreign `next` is ignored");
+    let csrf = form_csrf(&browser, &app, "/login").await;
     assert_eq!(
-        res.headers()["location"],
-        "/app",
-        "a foreign `next` is ignored"
-    );
-    assert_eq!(
-        browser
-            .get(app.url("/api/v1/me"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        browser.get(app.url("/api/v1/me")).send().await.unwrap().status(),
         200,
         "cookie works for reads"
     );
 
     // API logout with the cookie needs the CSRF header.
-    let res = browser
-        .post(app.url("/api/v1/logout"))
-        .send()
-        .await
-        .unwrap();
+    let res = browser.post(app.url("/api/v1/logout")).send().await.unwrap();
     assert_eq!(res.status(), 403);
-    let res = browser
-        .post(app.url("/logout"))
-        .form(&[("csrf_token", "forged")])
-        .send()
-        .await
-        .unwrap();
+    let res =
+        browser.post(app.url("/logout")).form(&[("csrf_token", "forged")]).send().await.unwrap();
     assert_eq!(res.status(), 403);
     let res = browser
         .post(app.url("/logout"))
@@ -422,15 +274,7 @@ async fn cookie_sessions_need_csrf_for_writes_and_logout_ends_them() {
         .await
         .unwrap();
     assert_eq!(res.status(), 303);
-    assert_eq!(
-        browser
-            .get(app.url("/api/v1/me"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(browser.get(app.url("/api/v1/me")).send().await.unwrap().status(), 401);
     let res = browser.get(app.url("/app")).send().await.unwrap();
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/login?next=/app");

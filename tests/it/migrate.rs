@@ -24,39 +24,14 @@ async fn a_new_tenant_migration_blocks_serving_until_migrate_runs_and_migrate_is
         app.signup(&format!("Shop {i}")).await;
     }
     let newer = next_migration();
-    let err = prepare_database(app.pool(), &newer)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("5 tenant schema(s) behind") && err.contains("kefu migrate"),
-        "{err}"
-    );
+    let err = prepare_database(app.pool(), &newer).await.unwrap_err().to_string();
+    assert!(err.contains("5 tenant schema(s) behind") && err.contains("kefu migrate"), "{err}");
 
-    let options = MigrateOptions {
-        concurrency: 3,
-        ..MigrateOptions::default()
-    };
-    let report = newer
-        .migrate_all(app.pool(), &options, |_, _| {})
-        .await
-        .unwrap();
-    assert_eq!(
-        (
-            report.behind,
-            report.migrated,
-            report.applied,
-            report.failed.len()
-        ),
-        (5, 5, 5, 0)
-    );
-    prepare_database(app.pool(), &newer)
-        .await
-        .expect("current after migrate");
-    let again = newer
-        .migrate_all(app.pool(), &options, |_, _| {})
-        .await
-        .unwrap();
+    let options = MigrateOptions { concurrency: 3, ..MigrateOptions::default() };
+    let report = newer.migrate_all(app.pool(), &options, |_, _| {}).await.unwrap();
+    assert_eq!((report.behind, report.migrated, report.applied, report.failed.len()), (5, 5, 5, 0));
+    prepare_database(app.pool(), &newer).await.expect("current after migrate");
+    let again = newer.migrate_all(app.pool(), &options, |_, _| {}).await.unwrap();
     assert_eq!((again.behind, again.applied), (0, 0), "idempotent");
 
     // Every schema really has the new table and column, recorded once.
@@ -80,30 +55,18 @@ async fn a_migration_changed_after_it_ran_is_reported_not_reapplied() {
         name: "x",
         sql: "create table x1 (id int);",
     });
-    original
-        .migrate_all(app.pool(), &MigrateOptions::default(), |_, _| {})
-        .await
-        .unwrap();
+    original.migrate_all(app.pool(), &MigrateOptions::default(), |_, _| {}).await.unwrap();
     // Pretend the tenant is behind again, with an edited migration.
-    sqlx::query("update public.tenants set schema_version = 1")
-        .execute(app.pool())
-        .await
-        .unwrap();
+    sqlx::query("update public.tenants set schema_version = 1").execute(app.pool()).await.unwrap();
     let edited = TenantMigrator::embedded().with(Migration {
         version: v,
         name: "x",
         sql: "create table x2 (id int);",
     });
-    let report = edited
-        .migrate_all(app.pool(), &MigrateOptions::default(), |_, _| {})
-        .await
-        .unwrap();
+    let report =
+        edited.migrate_all(app.pool(), &MigrateOptions::default(), |_, _| {}).await.unwrap();
     assert_eq!(report.failed.len(), 1);
-    assert!(
-        report.failed[0].1.contains("changed after it was applied"),
-        "{:?}",
-        report.failed
-    );
+    assert!(report.failed[0].1.contains("changed after it was applied"), "{:?}", report.failed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,23 +102,13 @@ async fn the_binary_refuses_to_serve_behind_and_migrate_fixes_it() {
     for expected_behind in [1, 0] {
         let out = kefu(&["migrate"]).output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            stdout.contains(&format!("tenant schemas: {expected_behind} behind")),
-            "{stdout}"
-        );
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains(&format!("tenant schemas: {expected_behind} behind")), "{stdout}");
     }
 
     // Now it serves; SIGTERM stops it cleanly.
-    let mut child = kefu(&["serve", "-p", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child =
+        kefu(&["serve", "-p", "0"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let url_line = lines
         .by_ref()
@@ -170,10 +123,7 @@ async fn the_binary_refuses_to_serve_behind_and_migrate_fixes_it() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "graceful shutdown exits 0");
 }
 
@@ -195,31 +145,12 @@ async fn cli_manages_tenants_and_admins() {
                 + &String::from_utf8_lossy(&out.stderr),
         )
     };
-    let (ok, out) = run(&[
-        "tenant",
-        "create",
-        "--name",
-        "CLI Shop",
-        "--owner-email",
-        "cli@example.com",
-    ]);
+    let (ok, out) =
+        run(&["tenant", "create", "--name", "CLI Shop", "--owner-email", "cli@example.com"]);
     assert!(ok, "{out}");
-    let ent_id = out
-        .split("ent_id ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
-    let password = out
-        .split("password: ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
+    let ent_id = out.split("ent_id ").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    let password =
+        out.split("password: ").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
     let res = client()
         .post(app.url("/api/v1/login"))
         .json(&serde_json::json!({"email": "cli@example.com", "password": password}))
@@ -229,10 +160,7 @@ async fn cli_manages_tenants_and_admins() {
     assert_eq!(res.status(), 200, "the printed password works");
 
     let (ok, out) = run(&["tenant", "list"]);
-    assert!(
-        ok && out.contains(&ent_id) && out.contains("CLI Shop"),
-        "{out}"
-    );
+    assert!(ok && out.contains(&ent_id) && out.contains("CLI Shop"), "{out}");
     let (ok, out) = run(&["tenant", "suspend", &ent_id]);
     assert!(ok && out.contains("suspended"), "{out}");
     let status: String = sqlx::query_scalar("select status from public.tenants where ent_id = $1")
@@ -245,14 +173,7 @@ async fn cli_manages_tenants_and_admins() {
     assert!(ok);
     let (ok, out) = run(&["tenant", "suspend", "no-such-tenant"]);
     assert!(!ok && out.contains("no merchant"), "{out}");
-    let (ok, out) = run(&[
-        "tenant",
-        "create",
-        "--name",
-        "Dup",
-        "--owner-email",
-        "CLI@example.com",
-    ]);
+    let (ok, out) = run(&["tenant", "create", "--name", "Dup", "--owner-email", "CLI@example.com"]);
     assert!(!ok && out.contains("already exists"), "{out}");
 
     let (ok, out) = run(&["admin", "create", "--email", "root@example.com"]);
@@ -263,17 +184,10 @@ async fn cli_manages_tenants_and_admins() {
         .unwrap();
     assert_eq!(admins, 1);
     let res = client().post(app.url("/api/v1/login")).json(&serde_json::json!({"email": "root@example.com", "password": out.split("Password: ").nth(1).unwrap().split_whitespace().next().unwrap()})).send().await.unwrap();
-    assert_eq!(
-        res.status(),
-        403,
-        "a platform admin without a merchant has no workspace"
-    );
+    assert_eq!(res.status(), 403, "a platform admin without a merchant has no workspace");
     assert_eq!(error_code(res).await, "no_workspace");
     let (ok, out) = run(&["install", "--email", "second@example.com"]);
-    assert!(
-        ok && out.contains("tenant schemas: 0 behind") && out.contains("Password: "),
-        "{out}"
-    );
+    assert!(ok && out.contains("tenant schemas: 0 behind") && out.contains("Password: "), "{out}");
     let (ok, out) = run(&["admin", "create", "--email", "not an email"]);
     assert!(!ok && out.contains("valid email"), "{out}");
 }

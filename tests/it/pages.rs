@@ -12,10 +12,7 @@ async fn landing_page_in_english_and_chinese() {
         .await
         .unwrap();
     assert_eq!(en.status(), 200);
-    let csp = en.headers()["content-security-policy"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let csp = en.headers()["content-security-policy"].to_str().unwrap().to_owned();
     assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"));
     assert_eq!(en.headers()["x-content-type-options"], "nosniff");
     assert!(en.headers().contains_key("referrer-policy"));
@@ -35,18 +32,9 @@ async fn landing_page_in_english_and_chinese() {
 
     // ?lang= wins over the browser and is remembered.
     let browser = client();
-    let res = browser
-        .get(app.url("/?lang=zh-CN"))
-        .header("accept-language", "en")
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        res.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .starts_with("kefu_lang=zh-CN")
-    );
+    let res =
+        browser.get(app.url("/?lang=zh-CN")).header("accept-language", "en").send().await.unwrap();
+    assert!(res.headers()["set-cookie"].to_str().unwrap().starts_with("kefu_lang=zh-CN"));
     assert!(res.text().await.unwrap().contains("免费试用"));
     let later = browser
         .get(app.url("/login"))
@@ -63,19 +51,10 @@ async fn landing_page_in_english_and_chinese() {
 #[tokio::test]
 async fn errors_are_pages_for_browsers_and_json_for_the_api() {
     let app = spawn_app().await;
-    let page = client()
-        .get(app.url("/no/such/page"))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let page =
+        client().get(app.url("/no/such/page")).header("accept", "text/html").send().await.unwrap();
     assert_eq!(page.status(), 404);
-    assert!(
-        page.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     assert!(page.text().await.unwrap().contains("Page not found"));
     let api = client()
         .get(app.url("/api/v1/no-such"))
@@ -93,18 +72,9 @@ async fn errors_are_pages_for_browsers_and_json_for_the_api() {
 #[tokio::test]
 async fn static_assets_are_served_from_the_binary() {
     let app = spawn_app().await;
-    let css = client()
-        .get(app.url("/static/css/kefu.css"))
-        .send()
-        .await
-        .unwrap();
+    let css = client().get(app.url("/static/css/kefu.css")).send().await.unwrap();
     assert_eq!(css.status(), 200);
-    assert!(
-        css.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/css")
-    );
+    assert!(css.headers()["content-type"].to_str().unwrap().starts_with("text/css"));
     let etag = css.headers()["etag"].to_str().unwrap().to_owned();
     let again = client()
         .get(app.url("/static/css/kefu.css"))
@@ -113,13 +83,5 @@ async fn static_assets_are_served_from_the_binary() {
         .await
         .unwrap();
     assert_eq!(again.status(), 304);
-    assert_eq!(
-        client()
-            .get(app.url("/static/nope.js"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(client().get(app.url("/static/nope.js")).send().await.unwrap().status(), 404);
 }

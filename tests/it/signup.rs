@@ -20,15 +20,9 @@ async fn signup_creates_tenant_schema_and_owner() {
         .fetch_one(app.pool())
         .await
         .unwrap();
-    assert_eq!(
-        (name.as_str(), plan.as_str(), status.as_str()),
-        ("Lumen Store", "trial", "active")
-    );
+    assert_eq!((name.as_str(), plan.as_str(), status.as_str()), ("Lumen Store", "trial", "active"));
     assert_eq!(version, TenantMigrator::embedded().latest());
-    assert!(
-        (trial_days - 14.0).abs() < 0.01,
-        "trial lasts 14 days, got {trial_days}"
-    );
+    assert!((trial_days - 14.0).abs() < 0.01, "trial lasts 14 days, got {trial_days}");
 
     let schema = format!("tenant_{id}");
     let tables: Vec<String> = sqlx::query_scalar(
@@ -49,10 +43,7 @@ async fn signup_creates_tenant_schema_and_owner() {
         "visitors",
         "_kefu_migrations",
     ] {
-        assert!(
-            tables.iter().any(|t| t == expected),
-            "{schema} lacks {expected}: {tables:?}"
-        );
+        assert!(tables.iter().any(|t| t == expected), "{schema} lacks {expected}: {tables:?}");
     }
 
     let me: Value = app.get_as(&m, "/api/v1/me").await.json().await.unwrap();
@@ -95,10 +86,7 @@ async fn concurrent_signups_with_one_email_exactly_one_wins() {
     assert_eq!(created, 1, "exactly one sign-up wins");
     let pool = app.pool();
     let count = |sql: &'static str| async move {
-        sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(pool)
-            .await
-            .unwrap()
+        sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.unwrap()
     };
     assert_eq!(count("select count(*) from public.users").await, 1);
     assert_eq!(count("select count(*) from public.tenants").await, 1);
@@ -127,12 +115,7 @@ async fn signup_reports_every_bad_field() {
     let fields = body["error"]["fields"].as_object().unwrap();
     assert_eq!(fields.len(), 3, "{fields:?}");
     assert!(fields["email"].as_str().unwrap().contains("valid email"));
-    assert!(
-        fields["password"]
-            .as_str()
-            .unwrap()
-            .contains("10 characters")
-    );
+    assert!(fields["password"].as_str().unwrap().contains("10 characters"));
 }
 
 #[tokio::test]
@@ -170,39 +153,17 @@ async fn a_failing_provisioning_leaves_nothing_behind() {
 async fn signup_page_flow_lands_in_the_workspace() {
     let app = spawn_app().await;
     let browser = client();
-    let page = browser
-        .get(app.url("/signup"))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 200);
-    let html = page.text().await.unwrap();
-    let csrf = extract_csrf(&html);
+    let csrf = form_csrf(&browser, &app, "/signup").await;
 
     // Without the CSRF token: refused, nothing created.
     let email = unique_email("page");
-    let form = [
-        ("company", "Page Co"),
-        ("email", email.as_str()),
-        ("password", PASSWORD),
-    ];
-    let res = browser
-        .post(app.url("/signup"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let form = [("company", "Page Co"), ("email", email.as_str()), ("password", PASSWORD)];
+    let res = browser.post(app.url("/signup")).form(&form).send().await.unwrap();
     assert_eq!(res.status(), 403);
 
     let mut with_token = form.to_vec();
     with_token.push(("csrf_token", &csrf));
-    let res = browser
-        .post(app.url("/signup"))
-        .form(&with_token)
-        .send()
-        .await
-        .unwrap();
+    let res = browser.post(app.url("/signup")).form(&with_token).send().await.unwrap();
     assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
     assert_eq!(res.headers()["location"], "/app");
     let cookie = res
@@ -228,26 +189,12 @@ async fn signup_page_flow_lands_in_the_workspace() {
     // Invalid input re-renders the form with field messages, in the page's language.
     let res = browser
         .post(app.url("/signup?lang=zh-CN"))
-        .form(&[
-            ("company", "X"),
-            ("email", "bad"),
-            ("password", "short"),
-            ("csrf_token", &csrf),
-        ])
+        .form(&[("company", "X"), ("email", "bad"), ("password", "short"), ("csrf_token", &csrf)])
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 422);
     let html = res.text().await.unwrap();
-    assert!(
-        html.contains("请输入有效的邮箱地址"),
-        "localized field error: {html}"
-    );
+    assert!(html.contains("请输入有效的邮箱地址"), "localized field error: {html}");
     assert!(html.contains("至少需要 10 个字符"));
-}
-
-pub fn extract_csrf(html: &str) -> String {
-    let marker = "name=\"csrf_token\" value=\"";
-    let start = html.find(marker).expect("a CSRF field") + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
 }

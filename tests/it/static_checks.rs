@@ -22,13 +22,7 @@ fn search_path_is_only_touched_by_the_door() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let door = root.join("tenants/src/tx.rs");
     let mut offenders = Vec::new();
-    for dir in [
-        "src",
-        "tenants/src",
-        "tenants/migrations",
-        "migrations",
-        "billing/src",
-    ] {
+    for dir in ["src", "tenants/src", "tenants/migrations", "migrations", "billing/src"] {
         for file in rust_files(&root.join(dir)) {
             if file == door {
                 continue;

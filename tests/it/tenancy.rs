@@ -12,10 +12,7 @@ async fn resolution_by_ent_id_host_and_custom_domain() {
     let ent = EntId::parse(&m.ent_id).unwrap();
     let tenant = registry.by_ent_id(&ent).await.unwrap().expect("by ent_id");
     assert_eq!(tenant.name, "Resolve Me");
-    assert_eq!(
-        registry.by_id(tenant.id).await.unwrap().unwrap().ent_id,
-        ent
-    );
+    assert_eq!(registry.by_id(tenant.id).await.unwrap().unwrap().ent_id, ent);
 
     let host = format!("{}.chat.example.COM:8081", m.ent_id);
     assert_eq!(
@@ -32,55 +29,23 @@ async fn resolution_by_ent_id_host_and_custom_domain() {
     ] {
         assert!(registry.by_host(miss).await.unwrap().is_none(), "{miss}");
     }
-    assert!(
-        registry
-            .by_ent_id(&EntId::parse("missing").unwrap())
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(registry.by_ent_id(&EntId::parse("missing").unwrap()).await.unwrap().is_none());
 
     // A custom domain resolves once verified; the negative cache entry is dropped on change.
-    assert!(
-        registry
-            .by_host("support.shop.test")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(registry.by_host("support.shop.test").await.unwrap().is_none());
     sqlx::query("insert into public.tenant_domains (tenant_id, domain, verified_at) values ($1, 'Support.Shop.test', now())")
         .bind(tenant.id)
         .execute(app.pool())
         .await
         .unwrap();
     registry.invalidate_all();
-    assert_eq!(
-        registry
-            .by_host("support.shop.test")
-            .await
-            .unwrap()
-            .unwrap()
-            .id,
-        tenant.id
-    );
+    assert_eq!(registry.by_host("support.shop.test").await.unwrap().unwrap().id, tenant.id);
 
     // Status changes are seen at once through the registry.
-    registry
-        .set_status(tenant.id, TenantStatus::Suspended)
-        .await
-        .unwrap();
-    assert_eq!(
-        registry.by_id(tenant.id).await.unwrap().unwrap().status,
-        TenantStatus::Suspended
-    );
-    registry
-        .set_status(tenant.id, TenantStatus::Deleted)
-        .await
-        .unwrap();
-    assert!(
-        registry.by_id(tenant.id).await.unwrap().is_none(),
-        "deleted tenants are unknown"
-    );
+    registry.set_status(tenant.id, TenantStatus::Suspended).await.unwrap();
+    assert_eq!(registry.by_id(tenant.id).await.unwrap().unwrap().status, TenantStatus::Suspended);
+    registry.set_status(tenant.id, TenantStatus::Deleted).await.unwrap();
+    assert!(registry.by_id(tenant.id).await.unwrap().is_none(), "deleted tenants are unknown");
     let res = app.get_as(&m, "/api/v1/me").await;
     assert_eq!(res.status(), 401, "a session of a deleted tenant is over");
 }
@@ -124,27 +89,15 @@ async fn public_resolution_unknown_is_404_and_suspended_is_403() {
     assert_eq!(res.status(), 200, "resolved from the Host");
 
     for query in ["?ent_id=nobody", "?ent_id=%27%20or%201%3D1", "?ent_id=", ""] {
-        let res = client()
-            .get(app.url(&format!("/api/v1/public/merchant{query}")))
-            .send()
-            .await
-            .unwrap();
+        let res =
+            client().get(app.url(&format!("/api/v1/public/merchant{query}"))).send().await.unwrap();
         assert_eq!(res.status(), 404, "{query}");
         assert_eq!(error_code(res).await, "tenant_not_found");
     }
 
-    let tenant = app
-        .state
-        .tenants
-        .by_ent_id(&EntId::parse(&m.ent_id).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    app.state
-        .tenants
-        .set_status(tenant.id, TenantStatus::Suspended)
-        .await
-        .unwrap();
+    let tenant =
+        app.state.tenants.by_ent_id(&EntId::parse(&m.ent_id).unwrap()).await.unwrap().unwrap();
+    app.state.tenants.set_status(tenant.id, TenantStatus::Suspended).await.unwrap();
     let res = client()
         .get(app.url(&format!("/api/v1/public/merchant?ent_id={}", m.ent_id)))
         .send()
