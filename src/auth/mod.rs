@@ -172,17 +172,31 @@ fn field_errors(problems: &[(&'static str, Problem)]) -> AppError {
     AppError::Validation(fields)
 }
 
+/// Why a sign-up did not happen: invalid fields (as message keys, so each caller words them
+/// in its own language) or anything else.
+enum RegisterError {
+    Invalid(Vec<(&'static str, Problem)>),
+    Failed(AppError),
+}
+
+impl<E: Into<AppError>> From<E> for RegisterError {
+    fn from(e: E) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
 async fn register(
     state: &AppState,
     req: SignupRequest,
-) -> Result<(merchant::CreatedMerchant, Issued), AppError> {
+) -> Result<(merchant::CreatedMerchant, Issued), RegisterError> {
     if !store::signup_open(&state.db).await? {
         return Err(AppError::forbidden(
             "signup_closed",
             "sign-up is currently closed on this platform",
-        ));
+        )
+        .into());
     }
-    let (company, email) = validate_signup(&req).map_err(|p| field_errors(&p))?;
+    let (company, email) = validate_signup(&req).map_err(RegisterError::Invalid)?;
     let hash = password::hash(req.password).await?;
     let created = merchant::create(
         &state.db,
@@ -209,7 +223,10 @@ async fn signup_api(
     jar: CookieJar,
     ApiJson(req): ApiJson<SignupRequest>,
 ) -> Result<Response, AppError> {
-    let (created, issued) = register(&state, req).await?;
+    let (created, issued) = register(&state, req).await.map_err(|e| match e {
+        RegisterError::Invalid(problems) => field_errors(&problems),
+        RegisterError::Failed(e) => e,
+    })?;
     let jar = jar.add(session::session_cookie(&issued, &meta, &state));
     let body = SignupResponse {
         ent_id: created.tenant.ent_id,
@@ -282,52 +299,25 @@ async fn signup_form(
             let jar = jar.add(session::session_cookie(&issued, &meta, &state));
             Ok((jar, Redirect::to("/app")).into_response())
         }
-        Err(AppError::Validation(fields)) => {
-            // Re-run validation for the page's language rather than translating English.
-            let problems = validate_signup(&SignupRequest {
-                company: page.company.clone(),
-                email: page.email.clone(),
-                password: String::new(),
-            })
-            .err()
-            .unwrap_or_default();
-            let message = |field: &str| -> Option<String> {
-                fields.get(field)?;
-                let key = problems.iter().find(|(f, _)| *f == field).map(|(_, k)| *k);
-                Some(key.map_or_else(|| fields[field].to_string(), |k| lang.tr(k).to_owned()))
+        Err(RegisterError::Invalid(problems)) => {
+            let message = |field: &str| {
+                problems.iter().find(|(f, _)| *f == field).map(|(_, key)| lang.tr(key).to_owned())
             };
             page.company_error = message("company");
             page.email_error = message("email");
-            page.password_error = fields.get("password").map(|_| password_message(lang, &fields));
+            page.password_error = message("password");
             Ok((StatusCode::UNPROCESSABLE_ENTITY, csrf, Page(page)).into_response())
         }
-        Err(AppError::Conflict { code: "email_taken", .. }) => {
+        Err(RegisterError::Failed(AppError::Conflict { code: "email_taken", .. })) => {
             page.email_error = Some(lang.tr("validation.email_taken").to_owned());
             Ok((StatusCode::CONFLICT, csrf, Page(page)).into_response())
         }
-        Err(AppError::Forbidden { code: "signup_closed", .. }) => {
+        Err(RegisterError::Failed(AppError::Forbidden { code: "signup_closed", .. })) => {
             page.form_error = Some(lang.tr("validation.signup_closed").to_owned());
             Ok((StatusCode::FORBIDDEN, csrf, Page(page)).into_response())
         }
-        Err(other) => Err(other),
+        Err(RegisterError::Failed(other)) => Err(other),
     }
-}
-
-/// The password problem in the page's language (the English text maps back to its key).
-fn password_message(lang: Lang, fields: &FieldErrors) -> String {
-    let english = fields.get("password").map(|m| m.as_ref()).unwrap_or_default();
-    for key in [
-        "validation.required",
-        "validation.password_too_short",
-        "validation.password_too_long",
-        "validation.password_too_common",
-        "validation.password_contains_email",
-    ] {
-        if Lang::En.tr(key) == english {
-            return lang.tr(key).to_owned();
-        }
-    }
-    english.to_owned()
 }
 
 // ---------------------------------------------------------------------------------------
