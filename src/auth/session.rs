@@ -96,12 +96,11 @@ async fn ensure_request_names_this_tenant(
     if pairs.iter().any(|(key, value)| key == "ent_id" && value != tenant.ent_id.as_str()) {
         return Err(AppError::NotFound);
     }
-    if state.config.base_domain.is_some() {
-        if let Some(host) = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
-            if let Some(other) = state.tenants.by_host(host).await? {
-                if other.id != tenant.id {
-                    return Err(AppError::NotFound);
-                }
+    // A subdomain or a verified custom domain of another tenant (lookups are cached, misses too).
+    if let Some(host) = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
+        if let Some(other) = state.tenants.by_host(host).await? {
+            if other.id != tenant.id {
+                return Err(AppError::NotFound);
             }
         }
     }

@@ -45,6 +45,15 @@ async fn every_tenant_route_answers_404_for_another_tenants_objects() {
     let a = app.signup("Tenant A").await;
     let b = app.signup("Tenant B").await;
     let (own, other) = (ids_of(&app, &a).await, ids_of(&app, &b).await);
+    sqlx::query(
+        "insert into public.tenant_domains (tenant_id, domain, verified_at)
+         select id, 'support.tenant-b.test', now() from public.tenants where ent_id = $1",
+    )
+    .bind(&b.ent_id)
+    .execute(app.pool())
+    .await
+    .unwrap();
+    app.state.tenants.invalidate_all();
 
     let routes = kefu::http::routes(&app.state.config);
     let tenant_routes: Vec<_> =
@@ -75,16 +84,23 @@ async fn every_tenant_route_answers_404_for_another_tenants_objects() {
         );
         let res = send(other_url.clone(), None).await.unwrap();
         assert_eq!(res.status(), 404, "{} {other_url} with another tenant's token", route.method);
-        // The same request arriving on tenant B's subdomain.
+        // The same request arriving on tenant B's subdomain, or B's custom domain.
         let res = send(own_url.clone(), Some(format!("{}.kefu.test", other.ent_id))).await.unwrap();
         assert_eq!(res.status(), 404, "{} {own_url} on B's host with A's token", route.method);
+        let res = send(own_url.clone(), Some("support.tenant-b.test".into())).await.unwrap();
+        assert_eq!(
+            res.status(),
+            404,
+            "{} {own_url} on B's custom domain with A's token",
+            route.method
+        );
         checked += 1;
     }
     assert!(
         unlisted.is_empty(),
         "tenant-scoped routes without an isolation case (add them to `case`): {unlisted:#?}"
     );
-    println!("isolation: {checked} tenant routes × 3 requests checked");
+    println!("isolation: {checked} tenant routes × 4 requests checked");
 }
 
 static VIOLATIONS: AtomicUsize = AtomicUsize::new(0);
