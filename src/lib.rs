@@ -1,12 +1,13 @@
 //! kefu: a multi-tenant live-chat customer service platform.
 //!
 //! The binary (`src/main.rs`) only calls [`cli::main`]. Features live in folders named for
-//! what users see (`auth`, `agent`, `merchant`, `platform`, `site`); cross-cutting plumbing in
+//! what users see (`auth`, `agent`, `chat`, `visitor`, `merchant`, `platform`, `site`); cross-cutting plumbing in
 //! `http` and `db`. Tenancy (schemas, the `TenantTx` door) is the `tenants` crate; plans and
 //! limits are the `billing` crate. See `docs/architecture.md`.
 
 pub mod agent;
 pub mod auth;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -17,3 +18,4 @@ pub mod platform;
 pub mod site;
 pub mod startup;
 pub mod telemetry;
+pub mod visitor;

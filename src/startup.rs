@@ -42,6 +42,7 @@ impl Application {
         let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
         tokio::task::spawn_blocking(password::warm_up);
         let state = AppState {
+            chat: Arc::new(crate::chat::Chat::new(pool.clone())),
             db: pool,
             tenants: Arc::new(registry),
             proxies: TrustedProxies::new(config.trusted_proxies.clone()),

@@ -19,6 +19,10 @@ const AUDIENCE: &str = "kefu";
 const LEEWAY_SECS: u64 = 10;
 /// How long a user has to pick a workspace after a password check.
 const SELECT_TTL: Duration = Duration::from_secs(10 * 60);
+/// A visitor keeps their identity (and history) on this browser for a year.
+const VISITOR_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Time to open the socket after asking for a ticket.
+pub const TICKET_TTL: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -27,6 +31,18 @@ pub enum TokenKind {
     Agent,
     /// A user who passed the password check and must choose among several tenants.
     Select,
+    /// An anonymous website visitor of one tenant (`sub` is the visitor's internal id).
+    Visitor,
+    /// A short-lived, single-use permission to open one WebSocket (`role` says whose).
+    WsTicket,
+}
+
+/// Whose socket a ticket opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketRole {
+    Agent,
+    Visitor,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -41,6 +57,9 @@ pub struct Claims {
     /// The tenant an agent token is bound to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tid: Option<i64>,
+    /// For tickets: whether `sub` is a user (agent) or a visitor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<TicketRole>,
     /// Unique per token.
     pub jti: String,
 }
@@ -88,12 +107,27 @@ impl TokenKeys {
 
     /// A session for `user_id` as an agent of `tenant`.
     pub fn issue_agent(&self, user_id: i64, tenant: &Tenant) -> anyhow::Result<Issued> {
-        self.issue(user_id, TokenKind::Agent, Some(tenant.id.0), self.session_ttl)
+        self.issue(user_id, TokenKind::Agent, Some(tenant.id.0), None, self.session_ttl)
+    }
+
+    /// The identity of an anonymous visitor of `tenant`.
+    pub fn issue_visitor(&self, visitor_id: i64, tenant: &Tenant) -> anyhow::Result<Issued> {
+        self.issue(visitor_id, TokenKind::Visitor, Some(tenant.id.0), None, VISITOR_TTL)
+    }
+
+    /// A ticket for one WebSocket of `subject` (a user id for agents, a visitor id).
+    pub fn issue_ticket(
+        &self,
+        role: TicketRole,
+        subject: i64,
+        tenant: &Tenant,
+    ) -> anyhow::Result<Issued> {
+        self.issue(subject, TokenKind::WsTicket, Some(tenant.id.0), Some(role), TICKET_TTL)
     }
 
     /// Lets `user_id` pick one of their tenants without typing the password again.
     pub fn issue_select(&self, user_id: i64) -> anyhow::Result<Issued> {
-        self.issue(user_id, TokenKind::Select, None, SELECT_TTL)
+        self.issue(user_id, TokenKind::Select, None, None, SELECT_TTL)
     }
 
     fn issue(
@@ -101,6 +135,7 @@ impl TokenKeys {
         user_id: i64,
         typ: TokenKind,
         tid: Option<i64>,
+        role: Option<TicketRole>,
         ttl: Duration,
     ) -> anyhow::Result<Issued> {
         let now = Utc::now();
@@ -114,6 +149,7 @@ impl TokenKeys {
             exp: expires_at.timestamp() as u64,
             typ,
             tid,
+            role,
             jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
@@ -206,6 +242,7 @@ mod tests {
             exp: (now - 3600) as u64,
             typ: TokenKind::Agent,
             tid: Some(7),
+            role: None,
             jti: "y".into(),
         };
         let token = jsonwebtoken::encode(

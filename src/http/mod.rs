@@ -37,6 +37,7 @@ pub struct AppState {
     pub tokens: Arc<TokenKeys>,
     pub migrator: Arc<TenantMigrator>,
     pub proxies: TrustedProxies,
+    pub chat: Arc<crate::chat::Chat>,
 }
 
 impl axum::extract::FromRef<AppState> for TrustedProxies {
@@ -51,6 +52,8 @@ pub fn routes(config: &Config) -> Routes {
         .merge(crate::site::routes())
         .merge(crate::auth::routes(config))
         .merge(crate::agent::routes())
+        .merge(crate::chat::routes())
+        .merge(crate::visitor::routes())
 }
 
 /// The application router with all middleware.

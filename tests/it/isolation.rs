@@ -18,25 +18,63 @@ use crate::helpers::*;
 struct Ids {
     ent_id: String,
     agent_id: i64,
+    conversation_id: i64,
+    visitor_id: String,
 }
 
+/// Gives the merchant a visitor with a conversation, and collects its ids.
 async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
     let agents: Value = app.get_as(m, "/api/v1/agents").await.json().await.unwrap();
-    Ids { ent_id: m.ent_id.clone(), agent_id: agents["agents"][0]["id"].as_i64().unwrap() }
+    let visitor = crate::ws_client::visitor_session(app, &m.ent_id).await;
+    let mut ws = crate::ws_client::Ws::visitor(app, &visitor.token, "").await;
+    ws.send_text("hello", "hello", None).await;
+    let ack = ws.expect("ack").await;
+    Ids {
+        ent_id: m.ent_id.clone(),
+        agent_id: agents["agents"][0]["id"].as_i64().unwrap(),
+        conversation_id: ack["conversation_id"].as_i64().unwrap(),
+        visitor_id: visitor.id,
+    }
 }
 
-/// The request a route gets when it should act on `target`'s objects. `None`: the route
-/// has no case yet — add one.
-fn case(method: &Method, path: &str, target: &Ids) -> Option<(Method, String)> {
+/// The request a route gets when it should act on `target`'s objects: method, path, JSON
+/// body. `None`: the route has no case yet — add one.
+fn case(method: &Method, path: &str, target: &Ids) -> Option<(Method, String, Option<Value>)> {
     let ent = &target.ent_id;
-    let url = match (method.as_str(), path) {
-        ("GET", "/app") => format!("/app?ent_id={ent}"),
-        ("GET", "/api/v1/me") => format!("/api/v1/me?ent_id={ent}"),
-        ("GET", "/api/v1/agents") => format!("/api/v1/agents?ent_id={ent}"),
-        ("GET", "/api/v1/agents/{id}") => format!("/api/v1/agents/{}", target.agent_id),
+    let conv = target.conversation_id;
+    let (url, body) = match (method.as_str(), path) {
+        ("GET", "/app") => (format!("/app?ent_id={ent}"), None),
+        ("GET", "/api/v1/me") => (format!("/api/v1/me?ent_id={ent}"), None),
+        ("GET", "/api/v1/agents") => (format!("/api/v1/agents?ent_id={ent}"), None),
+        ("GET", "/api/v1/agents/{id}") => (format!("/api/v1/agents/{}", target.agent_id), None),
+        ("POST", "/api/v1/ws/ticket") => (format!("/api/v1/ws/ticket?ent_id={ent}"), None),
+        ("GET", "/api/v1/conversations") => {
+            (format!("/api/v1/conversations?view=all&ent_id={ent}"), None)
+        }
+        ("GET", "/api/v1/conversations/{id}") => (format!("/api/v1/conversations/{conv}"), None),
+        ("GET", "/api/v1/conversations/{id}/messages") => {
+            (format!("/api/v1/conversations/{conv}/messages"), None)
+        }
+        ("POST", "/api/v1/conversations/{id}/claim") => {
+            (format!("/api/v1/conversations/{conv}/claim"), None)
+        }
+        ("POST", "/api/v1/conversations/{id}/transfer") => (
+            format!("/api/v1/conversations/{conv}/transfer"),
+            Some(serde_json::json!({ "agent_id": target.agent_id })),
+        ),
+        ("POST", "/api/v1/conversations/{id}/close") => {
+            (format!("/api/v1/conversations/{conv}/close"), None)
+        }
+        ("POST", "/api/v1/conversations/{id}/read") => {
+            (format!("/api/v1/conversations/{conv}/read"), Some(serde_json::json!({ "up_to": 1 })))
+        }
+        ("GET", "/api/v1/visitors") => (format!("/api/v1/visitors?ent_id={ent}"), None),
+        ("GET", "/api/v1/visitors/{id}") => {
+            (format!("/api/v1/visitors/{}", target.visitor_id), None)
+        }
         _ => return None,
     };
-    Some((method.clone(), url))
+    Some((method.clone(), url, body))
 }
 
 #[tokio::test]
@@ -62,32 +100,40 @@ async fn every_tenant_route_answers_404_for_another_tenants_objects() {
     let mut unlisted = Vec::new();
     let mut checked = 0;
     for route in tenant_routes {
-        let (Some((method, own_url)), Some((_, other_url))) =
+        let (Some((method, own_url, own_body)), Some((_, other_url, other_body))) =
             (case(&route.method, route.path, &own), case(&route.method, route.path, &other))
         else {
             unlisted.push(format!("{} {}", route.method, route.path));
             continue;
         };
-        let send = |url: String, host: Option<String>| {
+        let send = |url: String, body: Option<Value>, host: Option<String>| {
             let mut req = client().request(method.clone(), app.url(&url)).bearer_auth(&a.token);
+            if let Some(body) = body {
+                req = req.json(&body);
+            }
             if let Some(host) = host {
                 req = req.header("host", host);
             }
             req.send()
         };
-        let res = send(own_url.clone(), None).await.unwrap();
+        let res = send(own_url.clone(), own_body.clone(), None).await.unwrap();
         assert!(
             res.status().is_success(),
             "{} {own_url} with the owner's token: {}",
             route.method,
             res.status()
         );
-        let res = send(other_url.clone(), None).await.unwrap();
+        let res = send(other_url.clone(), other_body, None).await.unwrap();
         assert_eq!(res.status(), 404, "{} {other_url} with another tenant's token", route.method);
         // The same request arriving on tenant B's subdomain, or B's custom domain.
-        let res = send(own_url.clone(), Some(format!("{}.kefu.test", other.ent_id))).await.unwrap();
+        let res =
+            send(own_url.clone(), own_body.clone(), Some(format!("{}.kefu.test", other.ent_id)))
+                .await
+                .unwrap();
         assert_eq!(res.status(), 404, "{} {own_url} on B's host with A's token", route.method);
-        let res = send(own_url.clone(), Some("support.tenant-b.test".into())).await.unwrap();
+        let res = send(own_url.clone(), own_body.clone(), Some("support.tenant-b.test".into()))
+            .await
+            .unwrap();
         assert_eq!(
             res.status(),
             404,

@@ -2,8 +2,10 @@
 //! fresh database per test (cloned from a migrated template).
 
 mod helpers;
+mod ws_client;
 
 mod bad_input;
+mod chat;
 mod embedded;
 mod isolation;
 mod login;

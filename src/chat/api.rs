@@ -1,0 +1,435 @@
+//! The agent REST API for conversations and visitors. Every route is tenant-scoped (the
+//! session's tenant) and covered by the isolation suite.
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{
+    hub::{Peer, encode},
+    protocol::{MessageOut, ServerFrame},
+    server_msg_id, store,
+    writer::NewMessage,
+};
+use crate::{
+    auth::session::AgentSession,
+    http::{AppError, AppState, Routes, Scope, extract::ApiJson},
+};
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/api/v1/conversations", Scope::Tenant, list_conversations)
+        .get("/api/v1/conversations/{id}", Scope::Tenant, get_conversation)
+        .get("/api/v1/conversations/{id}/messages", Scope::Tenant, list_messages)
+        .post("/api/v1/conversations/{id}/claim", Scope::Tenant, claim)
+        .post("/api/v1/conversations/{id}/transfer", Scope::Tenant, transfer)
+        .post("/api/v1/conversations/{id}/close", Scope::Tenant, close)
+        .post("/api/v1/conversations/{id}/read", Scope::Tenant, mark_read)
+        .get("/api/v1/visitors", Scope::Tenant, list_visitors)
+        .get("/api/v1/visitors/{id}", Scope::Tenant, get_visitor)
+}
+
+/// A path id that cannot name anything is a 404, like another tenant's id.
+fn path_id(raw: &str) -> Result<i64, AppError> {
+    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or(AppError::NotFound)
+}
+
+fn page_size(limit: Option<i64>) -> i64 {
+    limit.unwrap_or(50).clamp(1, 200)
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    /// `mine` (default), `unassigned`, `all`.
+    #[serde(default)]
+    view: Option<String>,
+    /// `open` (default: queued or open), `closed`, `any`.
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    before: Option<i64>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+struct ConversationItem {
+    id: i64,
+    status: String,
+    visitor_id: String,
+    visitor_name: String,
+    agent_id: Option<i64>,
+    agent_name: Option<String>,
+    created_at: DateTime<Utc>,
+    last_message_at: Option<DateTime<Utc>>,
+    last_message: Option<String>,
+    /// Visitor messages the agents have not marked read.
+    unread: i64,
+}
+
+#[derive(Serialize)]
+struct ConversationPage {
+    conversations: Vec<ConversationItem>,
+    /// Pass as `before` for the next page; absent on the last page.
+    next_before: Option<i64>,
+}
+
+const ITEM_SELECT: &str = "select c.id, c.status, v.public_id as visitor_id, v.name as visitor_name, c.agent_id,
+        a.display_name as agent_name, c.created_at, c.last_message_at,
+        (select m.body from messages m where m.id = c.last_message_id) as last_message,
+        (select count(*) from messages m where m.conversation_id = c.id and m.sender_kind = 'visitor'
+            and m.id > c.agent_last_read_id) as unread
+    from conversations c join visitors v on v.id = c.visitor_id left join agents a on a.id = c.agent_id";
+
+async fn list_conversations(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<ConversationPage>, AppError> {
+    let view = match q.view.as_deref().unwrap_or("mine") {
+        "mine" => "c.agent_id = $1",
+        "unassigned" => "c.agent_id is null",
+        "all" => "$1::bigint is not null",
+        _ => return Err(AppError::field("view", "view is one of mine, unassigned, all")),
+    };
+    let status = match q.status.as_deref().unwrap_or("open") {
+        "open" => "c.status <> 'closed'",
+        "closed" => "c.status = 'closed'",
+        "any" => "true",
+        _ => return Err(AppError::field("status", "status is one of open, closed, any")),
+    };
+    let limit = page_size(q.limit);
+    let mut tx = session.tx(&state).await?;
+    // Only fixed fragments are formatted into the query; values are bound.
+    let conversations: Vec<ConversationItem> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{ITEM_SELECT} where {view} and {status} and c.id < $2 order by c.id desc limit $3"
+    )))
+    .bind(session.agent.id)
+    .bind(q.before.unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let next_before =
+        (conversations.len() as i64 == limit).then(|| conversations.last().map(|c| c.id)).flatten();
+    Ok(Json(ConversationPage { conversations, next_before }))
+}
+
+async fn get_conversation(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Path(id): Path<String>,
+) -> Result<Json<ConversationItem>, AppError> {
+    let id = path_id(&id)?;
+    let mut tx = session.tx(&state).await?;
+    let item: Option<ConversationItem> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("{ITEM_SELECT} where c.id = $1")))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    Ok(Json(item.ok_or(AppError::NotFound)?))
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    #[serde(default)]
+    before: Option<i64>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct MessagePage {
+    /// Oldest first.
+    messages: Vec<MessageOut>,
+    next_before: Option<i64>,
+}
+
+async fn list_messages(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<MessagePage>, AppError> {
+    let id = path_id(&id)?;
+    let limit = page_size(q.limit);
+    let mut tx = session.tx(&state).await?;
+    store::conversation(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    let mut messages =
+        store::conversation_messages(&mut tx, id, q.before.unwrap_or(i64::MAX), limit).await?;
+    tx.commit().await?;
+    let next_before =
+        (messages.len() as i64 == limit).then(|| messages.last().map(|m| m.id)).flatten();
+    messages.reverse();
+    Ok(Json(MessagePage { messages, next_before }))
+}
+
+/// Takes a queued conversation (or one of a colleague) for the caller.
+async fn claim(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let id = path_id(&id)?;
+    reassign(&state, &session, id, session.agent.id, "assigned").await
+}
+
+#[derive(Deserialize)]
+struct TransferRequest {
+    agent_id: i64,
+}
+
+/// Hands a conversation to another agent; the visitor is told, every agent's list updates.
+async fn transfer(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<TransferRequest>,
+) -> Result<Response, AppError> {
+    let id = path_id(&id)?;
+    reassign(&state, &session, id, req.agent_id, "transferred").await
+}
+
+async fn reassign(
+    state: &AppState,
+    session: &AgentSession,
+    id: i64,
+    to: i64,
+    event: &'static str,
+) -> Result<Response, AppError> {
+    let tenant = session.tenant.id;
+    let mut tx = session.tx(state).await?;
+    let row = store::conversation(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    if row.is_closed() {
+        return Err(AppError::conflict("conversation_closed", None, "the conversation is closed"));
+    }
+    let target = crate::auth::store::agent_by_id(&mut tx, to).await?;
+    let target_active: Option<bool> =
+        sqlx::query_scalar("select disabled_at is null from agents where id = $1")
+            .bind(to)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(target) = target.filter(|_| target_active == Some(true)) else {
+        return Err(AppError::field("agent_id", "no active agent with this id"));
+    };
+    store::assign(&mut tx, id, to).await?;
+    let row = store::conversation(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    state.chat.announce(tenant, event, &row);
+    if event == "transferred" {
+        let notice = NewMessage {
+            conversation_id: id,
+            sender_kind: "system",
+            sender_agent_id: None,
+            kind: "notice",
+            body: format!("{} → {}", session.agent.display_name, target.display_name),
+            payload: Some(
+                serde_json::json!({ "notice": "transferred", "from_agent_id": session.agent.id, "to_agent_id": to }),
+            ),
+            client_msg_id: server_msg_id("transfer"),
+        };
+        state
+            .chat
+            .post(tenant, row.visitor_id, notice, None)
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?;
+    }
+    Ok(Json(row.out()).into_response())
+}
+
+async fn close(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let id = path_id(&id)?;
+    let mut tx = session.tx(&state).await?;
+    let row = store::conversation(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    let closed = store::close(&mut tx, id, Some(session.agent.id)).await?;
+    let row = store::conversation(&mut tx, id).await?.unwrap_or(row);
+    tx.commit().await?;
+    if closed {
+        state.chat.announce(session.tenant.id, "closed", &row);
+    }
+    Ok(Json(row.out()).into_response())
+}
+
+#[derive(Deserialize)]
+struct ReadRequest {
+    up_to: i64,
+}
+
+async fn mark_read(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ReadRequest>,
+) -> Result<Response, AppError> {
+    let id = path_id(&id)?;
+    let mut tx = session.tx(&state).await?;
+    let row = store::conversation(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    store::mark_read(&mut tx, id, false, req.up_to.max(0)).await?;
+    tx.commit().await?;
+    let frame =
+        encode(&ServerFrame::Read { conversation_id: id, by: "agent", up_to: req.up_to.max(0) });
+    state.chat.hub.to_agents(session.tenant.id, &frame);
+    state.chat.hub.to_visitor(session.tenant.id, row.visitor_id, &frame);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+struct VisitorQuery {
+    /// Matches the name or real name (substring, any case) or the visitor id exactly.
+    #[serde(default)]
+    q: Option<String>,
+    /// Only visitors with this tag.
+    #[serde(default)]
+    tag: Option<String>,
+    #[serde(default)]
+    before: Option<i64>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+struct VisitorItem {
+    #[serde(skip)]
+    id: i64,
+    #[sqlx(rename = "public_id")]
+    #[serde(rename = "id")]
+    public_id: String,
+    name: String,
+    real_name: Option<String>,
+    os: Option<String>,
+    browser: Option<String>,
+    city: Option<String>,
+    visit_count: i32,
+    first_seen_at: DateTime<Utc>,
+    last_seen_at: DateTime<Utc>,
+    #[sqlx(skip)]
+    online: bool,
+}
+
+#[derive(Serialize)]
+struct VisitorPage {
+    visitors: Vec<VisitorItem>,
+    next_before: Option<i64>,
+}
+
+fn like_pattern(q: &str) -> String {
+    let escaped: String = q
+        .chars()
+        .flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] })
+        .collect();
+    format!("%{escaped}%")
+}
+
+async fn list_visitors(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Query(q): Query<VisitorQuery>,
+) -> Result<Json<VisitorPage>, AppError> {
+    let limit = page_size(q.limit);
+    let text =
+        q.q.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.chars().take(100).collect::<String>());
+    let tag = q.tag.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let mut tx = session.tx(&state).await?;
+    let mut visitors: Vec<VisitorItem> = sqlx::query_as(
+        "select v.id, v.public_id, v.name, v.real_name, v.os, v.browser, v.city, v.visit_count, v.first_seen_at, v.last_seen_at
+         from visitors v
+         where v.id < $1
+           and ($2::text is null or v.name ilike $3 or v.real_name ilike $3 or v.public_id = $2)
+           and ($4::text is null or exists (select 1 from visitor_tags vt join tags t on t.id = vt.tag_id
+                                            where vt.visitor_id = v.id and lower(t.name) = lower($4)))
+         order by v.id desc limit $5",
+    )
+    .bind(q.before.unwrap_or(i64::MAX))
+    .bind(text.as_deref())
+    .bind(text.as_deref().map(like_pattern))
+    .bind(tag)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    for v in &mut visitors {
+        v.online = state.chat.hub.connections_of(session.tenant.id, Peer::Visitor(v.id)) > 0;
+    }
+    let next_before =
+        (visitors.len() as i64 == limit).then(|| visitors.last().map(|v| v.id)).flatten();
+    Ok(Json(VisitorPage { visitors, next_before }))
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+struct VisitorDetail {
+    #[serde(skip)]
+    id: i64,
+    #[sqlx(rename = "public_id")]
+    #[serde(rename = "id")]
+    public_id: String,
+    name: String,
+    real_name: Option<String>,
+    avatar_url: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    os: Option<String>,
+    browser: Option<String>,
+    device: Option<String>,
+    country: Option<String>,
+    region: Option<String>,
+    city: Option<String>,
+    referrer: Option<String>,
+    landing_url: Option<String>,
+    extra: Value,
+    visit_count: i32,
+    first_seen_at: DateTime<Utc>,
+    last_seen_at: DateTime<Utc>,
+    blocked: bool,
+    #[sqlx(skip)]
+    tags: Vec<String>,
+    #[sqlx(skip)]
+    online: bool,
+}
+
+/// A visitor by public id (`v…`).
+async fn get_visitor(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Path(id): Path<String>,
+) -> Result<Json<VisitorDetail>, AppError> {
+    if id.len() > 64 {
+        return Err(AppError::NotFound);
+    }
+    let mut tx = session.tx(&state).await?;
+    let detail: Option<VisitorDetail> = sqlx::query_as(
+        "select v.id, v.public_id, v.name, v.real_name, v.avatar_url, v.email, v.phone, host(v.ip) as ip, v.user_agent,
+                v.os, v.browser, v.device, v.country, v.region, v.city, v.referrer, v.landing_url, v.extra,
+                v.visit_count, v.first_seen_at, v.last_seen_at,
+                v.blocked_at is not null or exists (select 1 from blacklist b where b.visitor_id = v.id) as blocked
+         from visitors v where v.public_id = $1",
+    )
+    .bind(&id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let mut detail = detail.ok_or(AppError::NotFound)?;
+    detail.tags = sqlx::query_scalar(
+        "select t.name from visitor_tags vt join tags t on t.id = vt.tag_id where vt.visitor_id = $1 order by t.name",
+    )
+    .bind(detail.id)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    detail.online = state.chat.hub.connections_of(session.tenant.id, Peer::Visitor(detail.id)) > 0;
+    Ok(Json(detail))
+}

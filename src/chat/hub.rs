@@ -1,0 +1,228 @@
+//! Live connections and fan-out.
+//!
+//! Every socket registers here with a bounded outbound queue. Delivery never blocks and
+//! never grows memory: when a connection's queue is full it is marked lagging and closed
+//! (close code 4008); the client reconnects with its last id and catches up from the
+//! database. Deregistration is a guard's `Drop`, so a socket that ends in any way (error,
+//! panic, shutdown) leaves the hub. Presence is derived from what is registered.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use axum::extract::ws::Utf8Bytes;
+use tenants::TenantId;
+use tokio::sync::mpsc;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use super::protocol::ServerFrame;
+
+/// Outbound frames queued per connection before it counts as lagging.
+pub const QUEUE_CAPACITY: usize = 1024;
+
+/// A serialized frame, shared by every connection it goes to.
+pub type Frame = Utf8Bytes;
+
+pub fn encode(frame: &ServerFrame) -> Frame {
+    Utf8Bytes::from(serde_json::to_string(frame).expect("server frames serialize"))
+}
+
+/// Whose connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peer {
+    Agent(i64),
+    Visitor(i64),
+}
+
+struct Conn {
+    peer: Peer,
+    tx: mpsc::Sender<Frame>,
+    /// Cancelled when the connection must close because it fell behind.
+    lagging: CancellationToken,
+}
+
+#[derive(Default)]
+struct Room {
+    conns: HashMap<u64, Conn>,
+}
+
+/// The registry of live sockets, per tenant.
+pub struct Hub {
+    rooms: Mutex<HashMap<TenantId, Room>>,
+    next_id: AtomicU64,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// Held by a socket task; removes the connection when dropped.
+pub struct Registration {
+    hub: Arc<Hub>,
+    tenant: TenantId,
+    id: u64,
+    pub lagging: CancellationToken,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut rooms = self.hub.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(room) = rooms.get_mut(&self.tenant) {
+            room.conns.remove(&self.id);
+            if room.conns.is_empty() {
+                rooms.remove(&self.tenant);
+            }
+        }
+    }
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            rooms: Mutex::default(),
+            next_id: AtomicU64::new(1),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        }
+    }
+}
+
+impl Hub {
+    /// Registers a connection; frames for it arrive on the returned receiver.
+    pub fn register(
+        self: &Arc<Self>,
+        tenant: TenantId,
+        peer: Peer,
+    ) -> (Registration, mpsc::Receiver<Frame>) {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let lagging = CancellationToken::new();
+        let conn = Conn { peer, tx, lagging: lagging.clone() };
+        self.lock().entry(tenant).or_default().conns.insert(id, conn);
+        (Registration { hub: self.clone(), tenant, id, lagging }, rx)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Room>> {
+        // A panic while holding the lock cannot leave the map inconsistent (every critical
+        // section is a single insert, remove or read), so a poisoned lock is still usable.
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `frame` for every connection of `tenant` matching `to`. Returns how many got it.
+    pub fn send(&self, tenant: TenantId, to: impl Fn(Peer) -> bool, frame: &Frame) -> usize {
+        let rooms = self.lock();
+        let Some(room) = rooms.get(&tenant) else { return 0 };
+        let mut delivered = 0;
+        for conn in room.conns.values().filter(|c| to(c.peer)) {
+            match conn.tx.try_send(frame.clone()) {
+                Ok(()) => delivered += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::warn!(tenant = tenant.0, peer = ?conn.peer, "connection lagging; closing it");
+                    conn.lagging.cancel();
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        delivered
+    }
+
+    pub fn to_agents(&self, tenant: TenantId, frame: &Frame) -> usize {
+        self.send(tenant, |p| matches!(p, Peer::Agent(_)), frame)
+    }
+
+    pub fn to_agent(&self, tenant: TenantId, agent_id: i64, frame: &Frame) -> usize {
+        self.send(tenant, |p| p == Peer::Agent(agent_id), frame)
+    }
+
+    pub fn to_visitor(&self, tenant: TenantId, visitor_id: i64, frame: &Frame) -> usize {
+        self.send(tenant, |p| p == Peer::Visitor(visitor_id), frame)
+    }
+
+    /// Agents with at least one live connection.
+    pub fn connected_agents(&self, tenant: TenantId) -> Vec<i64> {
+        let rooms = self.lock();
+        let mut ids: Vec<i64> = rooms
+            .get(&tenant)
+            .map(|r| {
+                r.conns
+                    .values()
+                    .filter_map(|c| if let Peer::Agent(id) = c.peer { Some(id) } else { None })
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// How many live connections `peer` has in `tenant`.
+    pub fn connections_of(&self, tenant: TenantId, peer: Peer) -> usize {
+        self.lock().get(&tenant).map_or(0, |r| r.conns.values().filter(|c| c.peer == peer).count())
+    }
+
+    /// Live connections across all tenants (agents, visitors).
+    pub fn counts(&self) -> (usize, usize) {
+        let rooms = self.lock();
+        rooms.values().flat_map(|r| r.conns.values()).fold((0, 0), |(a, v), c| match c.peer {
+            Peer::Agent(_) => (a + 1, v),
+            Peer::Visitor(_) => (a, v + 1),
+        })
+    }
+
+    /// Cancelled when the server shuts down: sockets tell clients to reconnect and end.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Tracks socket tasks so shutdown can wait for them (axum's graceful shutdown does not
+    /// wait for upgraded connections).
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.tasks
+    }
+
+    /// Asks every socket to close and waits (up to `grace`) for them to finish.
+    pub async fn drain(&self, grace: std::time::Duration) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+            tracing::warn!(
+                remaining = self.tasks.len(),
+                "sockets still open after the shutdown grace period"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn fan_out_lagging_and_cleanup() {
+        let hub = Arc::new(Hub::default());
+        let t = TenantId(1);
+        let (agent, mut agent_rx) = hub.register(t, Peer::Agent(10));
+        let (visitor, _visitor_rx) = hub.register(t, Peer::Visitor(20));
+        let (_other, mut other_rx) = hub.register(TenantId(2), Peer::Agent(10));
+        let frame = encode(&ServerFrame::Pong);
+        assert_eq!(hub.to_agents(t, &frame), 1);
+        assert!(agent_rx.try_recv().is_ok());
+        assert!(other_rx.try_recv().is_err(), "other tenants hear nothing");
+        assert_eq!(hub.connected_agents(t), vec![10]);
+
+        // Fill the visitor's queue: the next frame marks it lagging instead of blocking.
+        for _ in 0..QUEUE_CAPACITY {
+            hub.to_visitor(t, 20, &frame);
+        }
+        assert!(!visitor.lagging.is_cancelled());
+        hub.to_visitor(t, 20, &frame);
+        assert!(visitor.lagging.is_cancelled());
+
+        drop(agent);
+        drop(visitor);
+        assert_eq!(hub.counts(), (1, 0));
+        assert!(hub.lock().get(&t).is_none(), "empty rooms are removed");
+    }
+}

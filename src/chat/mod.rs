@@ -1,0 +1,218 @@
+//! Real-time chat: the protocol, live connections, durable group-committed writes,
+//! conversations and routing, automation. Sockets live in `ws`, the agent REST API in `api`.
+
+mod api;
+mod automation;
+pub mod hub;
+pub mod protocol;
+pub mod store;
+pub mod writer;
+mod ws;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use sqlx::{PgConnection, PgPool};
+use tenants::{TenantId, TenantTx};
+
+use self::{
+    hub::{Hub, encode},
+    protocol::{AgentStatus, MessageOut, Presence, Sender, ServerFrame},
+    store::ConversationRow,
+    writer::{NewMessage, Stored, WriteError, Writer},
+};
+use crate::http::Routes;
+
+pub use ws::Ticketed;
+
+pub fn routes() -> Routes {
+    ws::routes().merge(api::routes())
+}
+
+/// The chat engine of this process.
+pub struct Chat {
+    pub hub: Arc<Hub>,
+    pub writer: Writer,
+    pool: PgPool,
+    /// Rotates ties between equally loaded agents.
+    round_robin: Mutex<HashMap<TenantId, u64>>,
+    /// Ticket ids already used (tickets are single-use; they live 60 s).
+    used_tickets: moka::sync::Cache<String, ()>,
+}
+
+impl Chat {
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            hub: Arc::new(Hub::default()),
+            writer: Writer::new(pool.clone()),
+            pool,
+            round_robin: Mutex::default(),
+            used_tickets: moka::sync::Cache::builder()
+                .time_to_live(Duration::from_secs(120))
+                .max_capacity(1_000_000)
+                .build(),
+        }
+    }
+
+    /// Marks a ticket id used; false if it was used before.
+    pub fn consume_ticket(&self, jti: &str) -> bool {
+        let entry = self.used_tickets.entry(jti.to_owned()).or_insert(());
+        entry.is_fresh()
+    }
+
+    /// Agents who are connected and have status `online`, with room for another chat,
+    /// least loaded first.
+    async fn available_agents(
+        &self,
+        conn: &mut PgConnection,
+        tenant: TenantId,
+    ) -> sqlx::Result<Vec<store::Candidate>> {
+        let connected = self.hub.connected_agents(tenant);
+        if connected.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut agents: Vec<_> = store::candidates(conn, &connected)
+            .await?
+            .into_iter()
+            .filter(|a| {
+                a.status == "online" && a.open_conversations < i64::from(a.max_concurrent_chats)
+            })
+            .collect();
+        agents.sort_by_key(|a| (a.open_conversations, a.id));
+        Ok(agents)
+    }
+
+    /// Whether anyone can answer now.
+    pub async fn team_online(&self, tenant: TenantId) -> sqlx::Result<bool> {
+        let connected = self.hub.connected_agents(tenant);
+        if connected.is_empty() {
+            return Ok(false);
+        }
+        let mut tx = TenantTx::begin(&self.pool, tenant).await?;
+        let online =
+            store::candidates(&mut tx, &connected).await?.iter().any(|a| a.status == "online");
+        tx.commit().await?;
+        Ok(online)
+    }
+
+    /// Chooses the agent for a new conversation: the requested one (`kefu_id`) if available,
+    /// else the least loaded available agent, ties taken in turn; `None` queues it.
+    async fn route(
+        &self,
+        conn: &mut PgConnection,
+        tenant: TenantId,
+        preferred: Option<i64>,
+    ) -> sqlx::Result<Option<i64>> {
+        let available = self.available_agents(conn, tenant).await?;
+        if let Some(p) = preferred.filter(|p| available.iter().any(|a| a.id == *p)) {
+            return Ok(Some(p));
+        }
+        let Some(least) = available.first().map(|a| a.open_conversations) else { return Ok(None) };
+        let tied: Vec<i64> =
+            available.iter().filter(|a| a.open_conversations == least).map(|a| a.id).collect();
+        let turn = {
+            let mut rr = self.round_robin.lock().unwrap_or_else(|p| p.into_inner());
+            let n = rr.entry(tenant).or_insert(0);
+            *n = n.wrapping_add(1);
+            *n
+        };
+        Ok(Some(tied[(turn % tied.len() as u64) as usize]))
+    }
+
+    /// The visitor's open conversation, or a new one routed to an agent and announced.
+    /// Returns whether it was created now.
+    pub async fn conversation_for_visitor(
+        &self,
+        tenant: TenantId,
+        visitor_id: i64,
+        preferred_agent: Option<i64>,
+    ) -> sqlx::Result<(ConversationRow, bool)> {
+        let mut tx = TenantTx::begin(&self.pool, tenant).await?;
+        if let Some(open) = store::current_conversation(&mut tx, visitor_id).await? {
+            tx.commit().await?;
+            return Ok((open, false));
+        }
+        store::lock_visitor(&mut tx, visitor_id).await?;
+        // Another tab may have opened one while we waited for the lock.
+        if let Some(open) = store::current_conversation(&mut tx, visitor_id).await? {
+            tx.commit().await?;
+            return Ok((open, false));
+        }
+        let agent = self.route(&mut tx, tenant, preferred_agent).await?;
+        let id = store::insert_conversation(&mut tx, visitor_id, agent).await?;
+        let row = store::conversation(&mut tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
+        tx.commit().await?;
+        self.announce(tenant, "created", &row);
+        Ok((row, true))
+    }
+
+    /// Tells every agent, and the visitor, about a conversation change.
+    pub fn announce(&self, tenant: TenantId, event: &'static str, row: &ConversationRow) {
+        let frame = encode(&ServerFrame::Conversation { event, conversation: row.out() });
+        self.hub.to_agents(tenant, &frame);
+        self.hub.to_visitor(tenant, row.visitor_id, &frame);
+    }
+
+    /// Stores a message, then pushes it to the visitor's connections and every agent.
+    pub async fn post(
+        &self,
+        tenant: TenantId,
+        visitor_id: i64,
+        message: NewMessage,
+        sender_name: Option<String>,
+    ) -> Result<(Stored, MessageOut), WriteError> {
+        let stored = self.writer.write(tenant, message.clone()).await?;
+        let out = MessageOut {
+            id: stored.id,
+            conversation_id: message.conversation_id,
+            sender: Sender {
+                kind: message.sender_kind,
+                agent_id: message.sender_agent_id,
+                name: sender_name,
+            },
+            kind: message.kind,
+            body: message.body,
+            payload: message.payload,
+            client_msg_id: Some(message.client_msg_id),
+            created_at: stored.created_at,
+        };
+        if !stored.duplicate {
+            let frame = encode(&ServerFrame::Message(out.clone()));
+            self.hub.to_visitor(tenant, visitor_id, &frame);
+            self.hub.to_agents(tenant, &frame);
+        }
+        Ok((stored, out))
+    }
+
+    /// Pushes an agent's effective status to colleagues and the team's availability to
+    /// visitors.
+    pub async fn publish_agent_presence(
+        &self,
+        tenant: TenantId,
+        agent_id: i64,
+    ) -> sqlx::Result<()> {
+        let connected = self.hub.connections_of(tenant, hub::Peer::Agent(agent_id)) > 0;
+        let mut tx = TenantTx::begin(&self.pool, tenant).await?;
+        let status = store::agent_status(&mut tx, agent_id).await?.unwrap_or_default();
+        tx.commit().await?;
+        let effective = if connected { AgentStatus::parse(&status) } else { AgentStatus::Offline };
+        self.hub.to_agents(
+            tenant,
+            &encode(&ServerFrame::Presence(Presence::Agent { agent_id, status: effective })),
+        );
+        let team = encode(&ServerFrame::Presence(Presence::Team {
+            online: self.team_online(tenant).await?,
+        }));
+        self.hub.send(tenant, |p| matches!(p, hub::Peer::Visitor(_)), &team);
+        Ok(())
+    }
+}
+
+/// A client message id for messages the server writes itself.
+pub fn server_msg_id(prefix: &str) -> String {
+    let bytes: [u8; 9] = rand::random();
+    format!("{prefix}:{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}

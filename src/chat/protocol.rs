@@ -1,0 +1,515 @@
+//! The WebSocket protocol (version 1), documented in `docs/protocol.md`: JSON text frames
+//! tagged by `type`. Parsing never fails the connection: anything malformed becomes an
+//! `error` frame for the sender and the socket lives on.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Largest frame accepted (the socket is configured with the same limit).
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Longest text message, in characters.
+pub const MAX_TEXT_CHARS: usize = 5_000;
+const MAX_CLIENT_MSG_ID: usize = 64;
+const MAX_PREVIEW_CHARS: usize = 500;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    Text,
+    Image,
+    File,
+    Product,
+    Notice,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Image => "image",
+            Self::File => "file",
+            Self::Product => "product",
+            Self::Notice => "notice",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    Online,
+    Away,
+    Offline,
+}
+
+impl AgentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Online => "online",
+            Self::Away => "away",
+            Self::Offline => "offline",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "online" => Self::Online,
+            "away" => Self::Away,
+            _ => Self::Offline,
+        }
+    }
+}
+
+/// A file or image already uploaded (the upload API hands out these paths).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub url: String,
+    pub name: String,
+    pub size: u64,
+    pub mime: String,
+}
+
+/// A product card (GOFLY's `visitorProduct`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Product {
+    pub title: String,
+    #[serde(default)]
+    pub price: String,
+    #[serde(default)]
+    pub img: String,
+    #[serde(default)]
+    pub url: String,
+}
+
+/// A validated `send` frame.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Send {
+    pub client_msg_id: String,
+    pub conversation_id: Option<i64>,
+    pub kind: MessageKind,
+    pub body: String,
+    pub payload: Option<Value>,
+}
+
+/// What a client may send.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClientFrame {
+    Send(Send),
+    Typing { conversation_id: Option<i64>, preview: Option<String> },
+    Read { conversation_id: Option<i64>, up_to: i64 },
+    Status(AgentStatus),
+    Ping,
+}
+
+/// Why a frame was refused: a stable code, a readable message, and the `client_msg_id`
+/// when the frame had one (so the client knows which send failed).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FrameError {
+    pub code: &'static str,
+    pub message: String,
+    pub client_msg_id: Option<String>,
+}
+
+impl FrameError {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), client_msg_id: None }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawSend {
+    client_msg_id: String,
+    #[serde(default)]
+    conversation_id: Option<i64>,
+    #[serde(default = "text_kind")]
+    kind: MessageKind,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    attachment: Option<Attachment>,
+    #[serde(default)]
+    product: Option<Product>,
+}
+
+fn text_kind() -> MessageKind {
+    MessageKind::Text
+}
+
+#[derive(Deserialize)]
+struct RawTyping {
+    #[serde(default)]
+    conversation_id: Option<i64>,
+    #[serde(default)]
+    preview: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawRead {
+    #[serde(default)]
+    conversation_id: Option<i64>,
+    up_to: i64,
+}
+
+#[derive(Deserialize)]
+struct RawStatus {
+    status: AgentStatus,
+}
+
+/// Parses and validates one text frame.
+pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
+    if text.len() > MAX_FRAME_BYTES {
+        return Err(FrameError::new(
+            "frame_too_large",
+            format!("frames are limited to {MAX_FRAME_BYTES} bytes"),
+        ));
+    }
+    let value: Value = serde_json::from_str(text)
+        .map_err(|_| FrameError::new("bad_json", "the frame is not valid JSON"))?;
+    let Some(kind) = value.get("type").and_then(Value::as_str).map(str::to_owned) else {
+        return Err(FrameError::new(
+            "bad_frame",
+            "a frame is a JSON object with a string \"type\"",
+        ));
+    };
+    let shape =
+        |e: serde_json::Error| FrameError::new("bad_frame", format!("malformed {kind} frame: {e}"));
+    match kind.as_str() {
+        "send" => {
+            let raw: RawSend = serde_json::from_value(value.clone()).map_err(|e| {
+                let mut err = shape(e);
+                err.client_msg_id =
+                    value.get("client_msg_id").and_then(Value::as_str).map(str::to_owned);
+                err
+            })?;
+            let id = raw.client_msg_id.clone();
+            validate_send(raw).map(ClientFrame::Send).map_err(|mut e| {
+                e.client_msg_id = Some(id).filter(|id| valid_client_msg_id(id));
+                e
+            })
+        }
+        "typing" => {
+            let raw: RawTyping = serde_json::from_value(value).map_err(shape)?;
+            let preview = raw
+                .preview
+                .map(|p| p.chars().filter(|c| !c.is_control()).take(MAX_PREVIEW_CHARS).collect());
+            Ok(ClientFrame::Typing { conversation_id: raw.conversation_id, preview })
+        }
+        "read" => {
+            let raw: RawRead = serde_json::from_value(value).map_err(shape)?;
+            Ok(ClientFrame::Read { conversation_id: raw.conversation_id, up_to: raw.up_to.max(0) })
+        }
+        "status" => {
+            let raw: RawStatus = serde_json::from_value(value).map_err(shape)?;
+            Ok(ClientFrame::Status(raw.status))
+        }
+        "ping" => Ok(ClientFrame::Ping),
+        other => Err(FrameError::new(
+            "unknown_type",
+            format!("unknown frame type {:?}", other.chars().take(40).collect::<String>()),
+        )),
+    }
+}
+
+fn valid_client_msg_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_CLIENT_MSG_ID
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+fn validate_send(raw: RawSend) -> Result<Send, FrameError> {
+    if !valid_client_msg_id(&raw.client_msg_id) {
+        return Err(FrameError::new(
+            "bad_client_msg_id",
+            "client_msg_id must be 1–64 characters of letters, digits, '-', '_', '.', ':'",
+        ));
+    }
+    let body = clean_text(&raw.body);
+    let (body, payload) = match raw.kind {
+        MessageKind::Text => {
+            if body.trim().is_empty() {
+                return Err(FrameError::new("empty_message", "a text message needs a body"));
+            }
+            if body.chars().count() > MAX_TEXT_CHARS {
+                return Err(FrameError::new(
+                    "message_too_long",
+                    format!("text messages are limited to {MAX_TEXT_CHARS} characters"),
+                ));
+            }
+            (body, None)
+        }
+        MessageKind::Image | MessageKind::File => {
+            let a = raw.attachment.ok_or_else(|| {
+                FrameError::new("bad_attachment", "image and file messages need an attachment")
+            })?;
+            if !a.url.starts_with("/uploads/")
+                || a.url.contains("..")
+                || a.url.len() > 300
+                || a.url.contains(['"', '\'', '<', '>', ' '])
+            {
+                return Err(FrameError::new(
+                    "bad_attachment",
+                    "attachments must be files uploaded to this server",
+                ));
+            }
+            let name = clean_text(&a.name).chars().take(255).collect::<String>();
+            let mime = a.mime.chars().take(100).collect::<String>();
+            if raw.kind == MessageKind::Image && !mime.starts_with("image/") {
+                return Err(FrameError::new(
+                    "bad_attachment",
+                    "an image message needs an image attachment",
+                ));
+            }
+            let payload = serde_json::json!({ "attachment": { "url": a.url, "name": name, "size": a.size, "mime": mime } });
+            (body.chars().take(MAX_TEXT_CHARS).collect(), Some(payload))
+        }
+        MessageKind::Product => {
+            let p = raw.product.ok_or_else(|| {
+                FrameError::new("bad_product", "a product message needs a product")
+            })?;
+            let title = clean_text(&p.title).chars().take(200).collect::<String>();
+            if title.trim().is_empty() {
+                return Err(FrameError::new("bad_product", "a product needs a title"));
+            }
+            for link in [&p.img, &p.url] {
+                if !link.is_empty() && !safe_link(link) {
+                    return Err(FrameError::new(
+                        "bad_product",
+                        "product links must be http(s) URLs",
+                    ));
+                }
+            }
+            let payload = serde_json::json!({ "product": {
+                "title": title,
+                "price": clean_text(&p.price).chars().take(50).collect::<String>(),
+                "img": p.img,
+                "url": p.url,
+            } });
+            (body.chars().take(MAX_TEXT_CHARS).collect(), Some(payload))
+        }
+        MessageKind::Notice => {
+            return Err(FrameError::new("bad_kind", "clients cannot send notices"));
+        }
+    };
+    Ok(Send {
+        client_msg_id: raw.client_msg_id,
+        conversation_id: raw.conversation_id,
+        kind: raw.kind,
+        body,
+        payload,
+    })
+}
+
+/// Control characters other than newline and tab are dropped (NUL cannot even be stored).
+fn clean_text(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control() || *c == '\n' || *c == '\t').collect()
+}
+
+/// An absolute http(s) URL without characters that could break out of an attribute.
+pub fn safe_link(url: &str) -> bool {
+    (url.starts_with("https://") || url.starts_with("http://"))
+        && url.len() <= 2048
+        && !url.chars().any(|c| {
+            c.is_control() || c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '\\')
+        })
+}
+
+// ---------------------------------------------------------------------------------------
+// Server → client
+
+/// Who wrote a message.
+#[derive(Clone, Debug, Serialize)]
+pub struct Sender {
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A stored message as clients see it.
+#[derive(Clone, Debug, Serialize)]
+pub struct MessageOut {
+    pub id: i64,
+    pub conversation_id: i64,
+    pub sender: Sender,
+    pub kind: &'static str,
+    pub body: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ConversationOut {
+    pub id: i64,
+    pub status: String,
+    pub visitor_id: String,
+    pub visitor_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_name: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Everything the server sends.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Hello {
+        v: u32,
+        role: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        visitor_id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        agent_id: Option<i64>,
+        server_time: DateTime<Utc>,
+    },
+    Message(MessageOut),
+    Ack {
+        client_msg_id: String,
+        id: i64,
+        conversation_id: i64,
+        duplicate: bool,
+    },
+    Typing {
+        conversation_id: i64,
+        from: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        agent_id: Option<i64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        preview: Option<String>,
+    },
+    Read {
+        conversation_id: i64,
+        by: &'static str,
+        up_to: i64,
+    },
+    Presence(Presence),
+    Conversation {
+        event: &'static str,
+        conversation: ConversationOut,
+    },
+    Notice {
+        code: &'static str,
+        message: String,
+    },
+    SyncDone {
+        last_id: i64,
+        more: bool,
+    },
+    Error {
+        code: &'static str,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
+    Pong,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "of", rename_all = "snake_case")]
+pub enum Presence {
+    /// For visitors: whether someone can answer now.
+    Team { online: bool },
+    /// For agents: a colleague's effective status.
+    Agent { agent_id: i64, status: AgentStatus },
+    /// For agents: a visitor came or went.
+    Visitor { visitor_id: String, online: bool },
+}
+
+impl From<FrameError> for ServerFrame {
+    fn from(e: FrameError) -> Self {
+        ServerFrame::Error { code: e.code, message: e.message, client_msg_id: e.client_msg_id }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_frames() {
+        let f =
+            parse(r#"{"type":"send","client_msg_id":"c-1","kind":"text","body":"hi\u0000 there"}"#)
+                .unwrap();
+        let ClientFrame::Send(s) = f else { panic!() };
+        assert_eq!(s.body, "hi there", "NUL removed");
+        assert_eq!(parse(r#"{"type":"ping"}"#).unwrap(), ClientFrame::Ping);
+        assert!(matches!(
+            parse(r#"{"type":"read","up_to":-5}"#).unwrap(),
+            ClientFrame::Read { up_to: 0, .. }
+        ));
+        assert!(matches!(
+            parse(r#"{"type":"status","status":"away"}"#).unwrap(),
+            ClientFrame::Status(AgentStatus::Away)
+        ));
+        let p = parse(
+            r#"{"type":"send","client_msg_id":"p","kind":"product","product":{"title":"Lamp","price":"9.90","img":"https://x.test/a.png","url":"https://x.test/p"}}"#,
+        );
+        assert!(p.is_ok());
+    }
+
+    #[test]
+    fn junk_is_an_error_frame_never_a_panic() {
+        let cases = [
+            ("", "bad_json"),
+            ("not json", "bad_json"),
+            ("[]", "bad_frame"),
+            ("42", "bad_frame"),
+            (r#"{"type":7}"#, "bad_frame"),
+            (r#"{"type":"explode"}"#, "unknown_type"),
+            (r#"{"type":"send"}"#, "bad_frame"),
+            (r#"{"type":"send","client_msg_id":"x","kind":"text","body":"   "}"#, "empty_message"),
+            (r#"{"type":"send","client_msg_id":"x","kind":"weird","body":"a"}"#, "bad_frame"),
+            (r#"{"type":"send","client_msg_id":"a b","body":"a"}"#, "bad_client_msg_id"),
+            (r#"{"type":"send","client_msg_id":"x","kind":"notice","body":"a"}"#, "bad_kind"),
+            (
+                r#"{"type":"send","client_msg_id":"x","kind":"image","attachment":{"url":"javascript:alert(1)","name":"a","size":1,"mime":"image/png"}}"#,
+                "bad_attachment",
+            ),
+            (
+                r#"{"type":"send","client_msg_id":"x","kind":"product","product":{"title":"t","url":"javascript:alert(1)"}}"#,
+                "bad_product",
+            ),
+            (
+                r#"{"type":"send","client_msg_id":"x","conversation_id":"abc","body":"a"}"#,
+                "bad_frame",
+            ),
+            (r#"{"type":"read","up_to":1e400}"#, "bad_json"),
+        ];
+        for (text, code) in cases {
+            assert_eq!(parse(text).unwrap_err().code, code, "{text}");
+        }
+        let long = format!(
+            r#"{{"type":"send","client_msg_id":"x","body":"{}"}}"#,
+            "a".repeat(MAX_TEXT_CHARS + 1)
+        );
+        let err = parse(&long).unwrap_err();
+        assert_eq!((err.code, err.client_msg_id.as_deref()), ("message_too_long", Some("x")));
+        assert_eq!(parse(&"x".repeat(MAX_FRAME_BYTES + 1)).unwrap_err().code, "frame_too_large");
+    }
+
+    #[test]
+    fn server_frames_serialize_with_their_type() {
+        let f = ServerFrame::Ack {
+            client_msg_id: "c".into(),
+            id: 5,
+            conversation_id: 2,
+            duplicate: false,
+        };
+        assert_eq!(
+            serde_json::to_string(&f).unwrap(),
+            r#"{"type":"ack","client_msg_id":"c","id":5,"conversation_id":2,"duplicate":false}"#
+        );
+        let p = ServerFrame::Presence(Presence::Team { online: true });
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"type":"presence","of":"team","online":true}"#
+        );
+    }
+}

@@ -1,0 +1,327 @@
+//! Queries for conversations and messages (inside a `TenantTx`).
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgConnection;
+
+use super::protocol::{ConversationOut, MessageOut, Sender};
+
+/// A conversation with the names clients show.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ConversationRow {
+    pub id: i64,
+    pub visitor_id: i64,
+    pub visitor_public_id: String,
+    pub visitor_name: String,
+    pub agent_id: Option<i64>,
+    pub agent_name: Option<String>,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl ConversationRow {
+    pub fn out(&self) -> ConversationOut {
+        ConversationOut {
+            id: self.id,
+            status: self.status.clone(),
+            visitor_id: self.visitor_public_id.clone(),
+            visitor_name: self.visitor_name.clone(),
+            agent_id: self.agent_id,
+            agent_name: self.agent_name.clone(),
+            created_at: self.created_at,
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.status == "closed"
+    }
+}
+
+const CONVERSATION_SELECT: &str =
+    "select c.id, c.visitor_id, v.public_id as visitor_public_id, v.name as visitor_name,
+        c.agent_id, a.display_name as agent_name, c.status, c.created_at
+    from conversations c
+    join visitors v on v.id = c.visitor_id
+    left join agents a on a.id = c.agent_id";
+
+pub async fn conversation(
+    conn: &mut PgConnection,
+    id: i64,
+) -> sqlx::Result<Option<ConversationRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("{CONVERSATION_SELECT} where c.id = $1")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// The visitor's conversation that is not closed, if any.
+pub async fn current_conversation(
+    conn: &mut PgConnection,
+    visitor_id: i64,
+) -> sqlx::Result<Option<ConversationRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{CONVERSATION_SELECT} where c.visitor_id = $1 and c.status <> 'closed' order by c.id desc limit 1"
+    )))
+    .bind(visitor_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Locks the visitor row so that two tabs sending their first message at once open one
+/// conversation, not two.
+pub async fn lock_visitor(conn: &mut PgConnection, visitor_id: i64) -> sqlx::Result<bool> {
+    Ok(sqlx::query_scalar::<_, i64>("select id from visitors where id = $1 for update")
+        .bind(visitor_id)
+        .fetch_optional(conn)
+        .await?
+        .is_some())
+}
+
+pub async fn insert_conversation(
+    conn: &mut PgConnection,
+    visitor_id: i64,
+    agent_id: Option<i64>,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "insert into conversations (visitor_id, agent_id, status, assigned_at)
+         values ($1, $2, case when $2::bigint is null then 'queued' else 'open' end,
+                 case when $2::bigint is null then null else now() end)
+         returning id",
+    )
+    .bind(visitor_id)
+    .bind(agent_id)
+    .fetch_one(conn)
+    .await
+}
+
+/// An agent who could take a conversation.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Candidate {
+    pub id: i64,
+    pub status: String,
+    pub max_concurrent_chats: i32,
+    pub open_conversations: i64,
+}
+
+/// The enabled agents among `ids` with their current load.
+pub async fn candidates(conn: &mut PgConnection, ids: &[i64]) -> sqlx::Result<Vec<Candidate>> {
+    sqlx::query_as(
+        "select a.id, a.status, a.max_concurrent_chats,
+                (select count(*) from conversations c where c.agent_id = a.id and c.status = 'open') as open_conversations
+         from agents a
+         where a.id = any($1) and a.disabled_at is null
+         order by a.id",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn agent_status(conn: &mut PgConnection, agent_id: i64) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("select status from agents where id = $1")
+        .bind(agent_id)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn set_agent_status(
+    conn: &mut PgConnection,
+    agent_id: i64,
+    status: &str,
+) -> sqlx::Result<()> {
+    sqlx::query("update agents set status = $2, updated_at = now() where id = $1")
+        .bind(agent_id)
+        .bind(status)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Assigns a queued or open conversation to `agent_id`; returns false if it is closed.
+pub async fn assign(
+    conn: &mut PgConnection,
+    conversation_id: i64,
+    agent_id: i64,
+) -> sqlx::Result<bool> {
+    Ok(sqlx::query(
+        "update conversations set agent_id = $2, status = 'open', assigned_at = now()
+         where id = $1 and status <> 'closed'",
+    )
+    .bind(conversation_id)
+    .bind(agent_id)
+    .execute(conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+pub async fn close(
+    conn: &mut PgConnection,
+    conversation_id: i64,
+    by_agent: Option<i64>,
+) -> sqlx::Result<bool> {
+    Ok(sqlx::query(
+        "update conversations set status = 'closed', closed_at = now(), closed_by_agent_id = $2
+         where id = $1 and status <> 'closed'",
+    )
+    .bind(conversation_id)
+    .bind(by_agent)
+    .execute(conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Marks the offline notice as sent; true only the first time for a conversation.
+pub async fn claim_offline_notice(
+    conn: &mut PgConnection,
+    conversation_id: i64,
+) -> sqlx::Result<bool> {
+    Ok(sqlx::query("update conversations set offline_notice_sent = true where id = $1 and not offline_notice_sent")
+        .bind(conversation_id)
+        .execute(conn)
+        .await?
+        .rows_affected()
+        == 1)
+}
+
+pub async fn mark_read(
+    conn: &mut PgConnection,
+    conversation_id: i64,
+    by_visitor: bool,
+    up_to: i64,
+) -> sqlx::Result<()> {
+    let sql = if by_visitor {
+        "update conversations set visitor_last_read_id = greatest(visitor_last_read_id, $2) where id = $1"
+    } else {
+        "update conversations set agent_last_read_id = greatest(agent_last_read_id, $2) where id = $1"
+    };
+    sqlx::query(sql).bind(conversation_id).bind(up_to).execute(conn).await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct MessageRow {
+    id: i64,
+    conversation_id: i64,
+    sender_kind: String,
+    sender_agent_id: Option<i64>,
+    agent_name: Option<String>,
+    kind: String,
+    body: String,
+    payload: Option<Value>,
+    client_msg_id: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl MessageRow {
+    fn out(self) -> MessageOut {
+        MessageOut {
+            id: self.id,
+            conversation_id: self.conversation_id,
+            sender: Sender {
+                kind: static_sender(&self.sender_kind),
+                agent_id: self.sender_agent_id,
+                name: self.agent_name,
+            },
+            kind: static_kind(&self.kind),
+            body: self.body,
+            payload: self.payload,
+            client_msg_id: self.client_msg_id,
+            created_at: self.created_at,
+        }
+    }
+}
+
+fn static_sender(s: &str) -> &'static str {
+    match s {
+        "visitor" => "visitor",
+        "agent" => "agent",
+        "bot" => "bot",
+        _ => "system",
+    }
+}
+
+fn static_kind(s: &str) -> &'static str {
+    match s {
+        "image" => "image",
+        "file" => "file",
+        "product" => "product",
+        "notice" => "notice",
+        _ => "text",
+    }
+}
+
+const MESSAGE_SELECT: &str = "select m.id, m.conversation_id, m.sender_kind, m.sender_agent_id, a.display_name as agent_name,
+        m.kind, m.body, m.payload, m.client_msg_id, m.created_at
+    from messages m left join agents a on a.id = m.sender_agent_id";
+
+/// A visitor's messages after `since`, oldest first.
+pub async fn visitor_messages_since(
+    conn: &mut PgConnection,
+    visitor_id: i64,
+    since: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<MessageOut>> {
+    let rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{MESSAGE_SELECT}
+         where m.conversation_id in (select id from conversations where visitor_id = $1) and m.id > $2
+         order by m.id limit $3"
+    )))
+    .bind(visitor_id)
+    .bind(since)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(MessageRow::out).collect())
+}
+
+/// Every message of the tenant after `since`, oldest first (agents' catch-up).
+pub async fn tenant_messages_since(
+    conn: &mut PgConnection,
+    since: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<MessageOut>> {
+    let rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{MESSAGE_SELECT} where m.id > $1 order by m.id limit $2"
+    )))
+    .bind(since)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(MessageRow::out).collect())
+}
+
+/// A conversation's messages before `before` (newest first, for scrolling back).
+pub async fn conversation_messages(
+    conn: &mut PgConnection,
+    conversation_id: i64,
+    before: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<MessageOut>> {
+    let rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{MESSAGE_SELECT} where m.conversation_id = $1 and m.id < $2 order by m.id desc limit $3"
+    )))
+    .bind(conversation_id)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(MessageRow::out).collect())
+}
+
+/// The agent's display name.
+pub async fn agent_name(conn: &mut PgConnection, agent_id: i64) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("select display_name from agents where id = $1")
+        .bind(agent_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// A tenant setting (`settings.value`).
+pub async fn setting(conn: &mut PgConnection, key: &str) -> sqlx::Result<Option<Value>> {
+    sqlx::query_scalar("select value from settings where key = $1")
+        .bind(key)
+        .fetch_optional(conn)
+        .await
+}

@@ -1,0 +1,281 @@
+//! Durable message writes with group commit.
+//!
+//! Each tenant has a lane: a task fed by a channel. A lane takes every send that is waiting
+//! (up to [`MAX_BATCH`]), writes them with one `INSERT … SELECT FROM unnest(…)` and one
+//! commit, then answers each sender with its stored id. Concurrent sends therefore cost one
+//! fsync per batch instead of one each.
+//!
+//! Ids are cursors (`since=<id>`), so a tenant's messages must become visible in id order.
+//! Sequence values are taken at insert, not at commit; two transactions of one tenant could
+//! commit out of order and a reader would skip the late one. One lane per tenant serializes
+//! this process's writes, and `pg_advisory_xact_lock(tenant)` serializes writers of other
+//! processes, so a tenant's ids commit in increasing order. Lanes of different tenants commit
+//! in parallel.
+//!
+//! Resending a `client_msg_id` returns the original id (`duplicate: true`) and stores
+//! nothing: the unique index `(conversation_id, sender_kind, client_msg_id)` decides.
+
+use std::{collections::HashMap, sync::Mutex, time::Duration};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgPool;
+use tenants::{TenantId, TenantTx};
+use tokio::sync::{mpsc, oneshot};
+
+/// Most messages written by one statement.
+pub const MAX_BATCH: usize = 512;
+/// Sends waiting per lane before senders wait for room.
+const LANE_CAPACITY: usize = 4096;
+/// A lane with nothing to do for this long ends (and is recreated on demand).
+const LANE_IDLE: Duration = Duration::from_secs(60);
+
+/// A message to store.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    pub conversation_id: i64,
+    pub sender_kind: &'static str,
+    pub sender_agent_id: Option<i64>,
+    pub kind: &'static str,
+    pub body: String,
+    pub payload: Option<Value>,
+    /// Every message has one; server-made messages get a generated one.
+    pub client_msg_id: String,
+}
+
+/// Where a message ended up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stored {
+    pub id: i64,
+    pub created_at: DateTime<Utc>,
+    /// The `client_msg_id` had been stored before; nothing new was written.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum WriteError {
+    #[error("no such conversation")]
+    ConversationNotFound,
+    #[error("the conversation is closed")]
+    ConversationClosed,
+    #[error("the message could not be stored: {0}")]
+    Database(String),
+    #[error("the message store is shutting down")]
+    Closed,
+}
+
+struct Request {
+    message: NewMessage,
+    reply: oneshot::Sender<Result<Stored, WriteError>>,
+}
+
+/// The lanes of this process.
+pub struct Writer {
+    pool: PgPool,
+    lanes: Mutex<HashMap<TenantId, mpsc::Sender<Request>>>,
+}
+
+impl Writer {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool, lanes: Mutex::default() }
+    }
+
+    /// Stores `message` durably (committed) and returns its id.
+    pub async fn write(&self, tenant: TenantId, message: NewMessage) -> Result<Stored, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        let mut request = Request { message, reply };
+        // A lane may have just ended for idleness; then make a new one and retry once.
+        for _ in 0..2 {
+            let lane = self.lane(tenant);
+            match lane.send(request).await {
+                Ok(()) => return answer.await.unwrap_or(Err(WriteError::Closed)),
+                Err(mpsc::error::SendError(back)) => {
+                    request = back;
+                    self.lanes.lock().unwrap_or_else(|p| p.into_inner()).remove(&tenant);
+                }
+            }
+        }
+        Err(WriteError::Closed)
+    }
+
+    fn lane(&self, tenant: TenantId) -> mpsc::Sender<Request> {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(lane) = lanes.get(&tenant).filter(|l| !l.is_closed()) {
+            return lane.clone();
+        }
+        let (tx, rx) = mpsc::channel(LANE_CAPACITY);
+        tokio::spawn(run_lane(self.pool.clone(), tenant, rx));
+        lanes.insert(tenant, tx.clone());
+        tx
+    }
+}
+
+async fn run_lane(pool: PgPool, tenant: TenantId, mut rx: mpsc::Receiver<Request>) {
+    loop {
+        let first = match tokio::time::timeout(LANE_IDLE, rx.recv()).await {
+            Ok(Some(request)) => request,
+            Ok(None) | Err(_) => break,
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        let messages: Vec<&NewMessage> = batch.iter().map(|r| &r.message).collect();
+        let results = match commit_batch(&pool, tenant, &messages).await {
+            Ok(results) => results,
+            Err(e) => {
+                tracing::error!(tenant = tenant.0, error = %e, batch = batch.len(), "storing messages failed");
+                vec![Err(WriteError::Database(e.to_string())); batch.len()]
+            }
+        };
+        for (request, result) in batch.into_iter().zip(results) {
+            let _ = request.reply.send(result);
+        }
+    }
+}
+
+/// Writes `messages` in one transaction; the results are in the same order. Messages to
+/// a missing or closed conversation get their own error; the rest of the batch is stored.
+#[tracing::instrument(name = "chat.store_batch", skip_all, fields(tenant = tenant.0, n = messages.len()))]
+async fn commit_batch(
+    pool: &PgPool,
+    tenant: TenantId,
+    messages: &[&NewMessage],
+) -> sqlx::Result<Vec<Result<Stored, WriteError>>> {
+    let mut tx = TenantTx::begin(pool, tenant).await?;
+    sqlx::query("select pg_advisory_xact_lock($1)")
+        .bind(lock_key(tenant))
+        .execute(&mut *tx)
+        .await?;
+
+    let mut conversation_ids: Vec<i64> = messages.iter().map(|m| m.conversation_id).collect();
+    conversation_ids.sort_unstable();
+    conversation_ids.dedup();
+    let statuses: HashMap<i64, String> = sqlx::query_as::<_, (i64, String)>(
+        "select id, status from conversations where id = any($1) for share",
+    )
+    .bind(&conversation_ids)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let refusal = |m: &NewMessage| match statuses.get(&m.conversation_id).map(String::as_str) {
+        None => Some(WriteError::ConversationNotFound),
+        Some("closed") => Some(WriteError::ConversationClosed),
+        Some(_) => None,
+    };
+
+    // Within one batch the same key may come twice (a quick resend): store it once.
+    let mut first_of: HashMap<(i64, &str, &str), usize> = HashMap::new();
+    let mut unique: Vec<&NewMessage> = Vec::with_capacity(messages.len());
+    for m in messages.iter().filter(|m| refusal(m).is_none()) {
+        first_of
+            .entry((m.conversation_id, m.sender_kind, m.client_msg_id.as_str()))
+            .or_insert_with(|| {
+                unique.push(m);
+                unique.len() - 1
+            });
+    }
+    let inserted: Vec<(i64, i64, String, String, DateTime<Utc>)> = sqlx::query_as(
+        "insert into messages (conversation_id, sender_kind, sender_agent_id, kind, body, payload, client_msg_id)
+         select c, s, a, k, b, p::jsonb, m
+         from unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
+              with ordinality as t(c, s, a, k, b, p, m, ord)
+         order by ord
+         on conflict (conversation_id, sender_kind, client_msg_id) where client_msg_id is not null do nothing
+         returning id, conversation_id, sender_kind, client_msg_id, created_at",
+    )
+    .bind(unique.iter().map(|m| m.conversation_id).collect::<Vec<_>>())
+    .bind(unique.iter().map(|m| m.sender_kind).collect::<Vec<_>>())
+    .bind(unique.iter().map(|m| m.sender_agent_id).collect::<Vec<_>>())
+    .bind(unique.iter().map(|m| m.kind).collect::<Vec<_>>())
+    .bind(unique.iter().map(|m| m.body.as_str()).collect::<Vec<_>>())
+    .bind(unique.iter().map(|m| m.payload.as_ref().map(Value::to_string)).collect::<Vec<_>>())
+    .bind(unique.iter().map(|m| m.client_msg_id.as_str()).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?;
+
+    let mut found: HashMap<(i64, String, String), Stored> = inserted
+        .into_iter()
+        .map(|(id, c, s, m, at)| ((c, s, m), Stored { id, created_at: at, duplicate: false }))
+        .collect();
+    let missing: Vec<&NewMessage> = unique
+        .iter()
+        .filter(|m| {
+            !found.contains_key(&(
+                m.conversation_id,
+                m.sender_kind.to_owned(),
+                m.client_msg_id.clone(),
+            ))
+        })
+        .copied()
+        .collect();
+    if !missing.is_empty() {
+        let existing: Vec<(i64, i64, String, String, DateTime<Utc>)> = sqlx::query_as(
+            "select m.id, m.conversation_id, m.sender_kind, m.client_msg_id, m.created_at
+             from messages m
+             join unnest($1::bigint[], $2::text[], $3::text[]) as k(c, s, id)
+               on m.conversation_id = k.c and m.sender_kind = k.s and m.client_msg_id = k.id",
+        )
+        .bind(missing.iter().map(|m| m.conversation_id).collect::<Vec<_>>())
+        .bind(missing.iter().map(|m| m.sender_kind).collect::<Vec<_>>())
+        .bind(missing.iter().map(|m| m.client_msg_id.as_str()).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id, c, s, m, at) in existing {
+            found.insert((c, s, m), Stored { id, created_at: at, duplicate: true });
+        }
+    }
+
+    // Conversations remember their newest message.
+    let mut newest: HashMap<i64, i64> = HashMap::new();
+    for stored in found.iter().filter(|(_, s)| !s.duplicate) {
+        let entry = newest.entry(stored.0.0).or_insert(0);
+        *entry = (*entry).max(stored.1.id);
+    }
+    if !newest.is_empty() {
+        let (ids, last): (Vec<i64>, Vec<i64>) = newest.into_iter().unzip();
+        sqlx::query(
+            "update conversations c
+             set last_message_id = greatest(coalesce(c.last_message_id, 0), n.last), last_message_at = now()
+             from unnest($1::bigint[], $2::bigint[]) as n(id, last)
+             where c.id = n.id",
+        )
+        .bind(ids)
+        .bind(last)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+
+    let mut seen = std::collections::HashSet::new();
+    Ok(messages
+        .iter()
+        .map(|m| {
+            if let Some(refused) = refusal(m) {
+                return Err(refused);
+            }
+            let key = (m.conversation_id, m.sender_kind.to_owned(), m.client_msg_id.clone());
+            let mut stored = *found.get(&key).ok_or_else(|| {
+                WriteError::Database(format!(
+                    "message {} vanished between insert and lookup",
+                    m.client_msg_id
+                ))
+            })?;
+            // The second occurrence of a key within this batch is a duplicate of the first.
+            if !seen.insert(key) {
+                stored.duplicate = true;
+            }
+            Ok(stored)
+        })
+        .collect())
+}
+
+/// The advisory lock that serializes one tenant's message writes across processes.
+fn lock_key(tenant: TenantId) -> i64 {
+    // Keep clear of small keys other tools might use: a fixed high bit plus the id.
+    (1_i64 << 62) | (tenant.0 & ((1_i64 << 62) - 1))
+}

@@ -1,0 +1,840 @@
+//! The WebSocket endpoints and the per-connection loops.
+//!
+//! Handshake: `/ws/visitor?ticket=…` (a ticket from `POST /api/v1/visitor/ticket`) and
+//! `/ws/agent` (the session cookie, or `?ticket=` from `POST /api/v1/ws/ticket`). Tickets are
+//! single-use and live 60 s, so no long-lived token is ever in a URL. The Origin must be this
+//! site (or, for visitors, one of the merchant's allowed widget domains).
+//!
+//! Each connection runs two loops joined by `select!`: a writer draining the hub's bounded
+//! queue and the reader's replies (and sending pings), and a reader that parses frames and
+//! acts on them. Whichever ends first ends the connection; the hub registration is dropped
+//! with it. On shutdown every socket is closed with 1012 so clients reconnect elsewhere.
+
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Json,
+    extract::{
+        Query, State,
+        ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
+    },
+    http::{HeaderMap, header},
+    response::{IntoResponse, Response},
+};
+use futures::{Sink, SinkExt as _, Stream, StreamExt as _};
+use serde::Deserialize;
+use tenants::{Tenant, TenantStatus, TenantTx};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    automation,
+    hub::{Frame, Peer, encode},
+    protocol::{self, ClientFrame, FrameError, MessageKind, Presence, ServerFrame},
+    store,
+    writer::{NewMessage, WriteError},
+};
+use crate::{
+    auth::{
+        session::AgentSession,
+        token::{TicketRole, TokenKind},
+    },
+    http::{AppError, AppState, Routes, Scope},
+    i18n::Lang,
+};
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/ws/visitor", Scope::Public, visitor_socket)
+        .get("/ws/agent", Scope::Public, agent_socket)
+        .post("/api/v1/ws/ticket", Scope::Tenant, agent_ticket)
+}
+
+/// Pings go out this often; a connection silent for [`IDLE_TIMEOUT`] is closed.
+const PING_EVERY: Duration = Duration::from_secs(20);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Frames a client may send per second (sustained) and in a burst.
+const RATE_PER_SEC: f64 = 20.0;
+const RATE_BURST: f64 = 60.0;
+/// Messages replayed per page on reconnect, and at most this many pages.
+const REPLAY_PAGE: i64 = 500;
+const REPLAY_MAX_PAGES: usize = 20;
+
+/// Close codes (documented in docs/protocol.md).
+pub mod close {
+    pub const IDLE: u16 = 1001;
+    pub const RESTART: u16 = 1012;
+    pub const LAGGING: u16 = 4008;
+}
+
+#[derive(Deserialize)]
+struct SocketQuery {
+    #[serde(default)]
+    ticket: Option<String>,
+    #[serde(default)]
+    since: Option<String>,
+    #[serde(default)]
+    kefu_id: Option<String>,
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+impl SocketQuery {
+    fn since(&self) -> Option<i64> {
+        self.since.as_deref().and_then(|s| s.parse::<i64>().ok()).map(|s| s.max(0))
+    }
+}
+
+/// A verified ticket: the tenant and whose socket it opens.
+pub struct Ticketed {
+    pub tenant: Arc<Tenant>,
+    pub subject: i64,
+}
+
+async fn redeem(state: &AppState, ticket: &str, role: TicketRole) -> Result<Ticketed, AppError> {
+    let claims = state.tokens.verify(ticket, TokenKind::WsTicket)?;
+    if claims.role != Some(role) || !state.chat.consume_ticket(&claims.jti) {
+        return Err(AppError::Unauthorized);
+    }
+    let tenant =
+        state.tenants.by_id(tenants::TenantId(claims.tid.ok_or(AppError::Unauthorized)?)).await?;
+    let tenant = tenant.ok_or(AppError::Unauthorized)?;
+    if tenant.status == TenantStatus::Suspended {
+        return Err(AppError::TenantSuspended);
+    }
+    Ok(Ticketed { tenant, subject: claims.user_id()? })
+}
+
+/// The request's Origin host, if it names one other than this site.
+fn foreign_origin(headers: &HeaderMap) -> Option<String> {
+    let origin = headers.get(header::ORIGIN)?.to_str().ok()?;
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    (!origin_host.eq_ignore_ascii_case(host)).then(|| origin_host.to_ascii_lowercase())
+}
+
+/// Applies the socket limits: 64 KiB messages, small buffers (an idle socket costs a few
+/// KiB, not the 128 KiB default), bounded write buffer.
+fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
+    ws.max_message_size(protocol::MAX_FRAME_BYTES)
+        .max_frame_size(protocol::MAX_FRAME_BYTES)
+        .read_buffer_size(1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(256 * 1024)
+}
+
+async fn visitor_socket(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<SocketQuery>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, AppError> {
+    let ticket = q.ticket.as_deref().ok_or(AppError::Unauthorized)?;
+    let Ticketed { tenant, subject } = redeem(&state, ticket, TicketRole::Visitor).await?;
+    let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
+    let visitor =
+        crate::visitor::VisitorRow::load(&mut tx, subject).await?.ok_or(AppError::Unauthorized)?;
+    if let Some(origin) = foreign_origin(&headers) {
+        let allowed = store::setting(&mut tx, "allowed_widget_domains").await?;
+        let allowed = allowed.as_ref().and_then(|v| v.as_array()).is_some_and(|list| {
+            list.iter().filter_map(|d| d.as_str()).any(|d| {
+                origin == d.to_ascii_lowercase()
+                    || origin.ends_with(&format!(".{}", d.to_ascii_lowercase()))
+            })
+        });
+        if !allowed {
+            return Err(AppError::forbidden(
+                "origin_not_allowed",
+                "this site may not open chats for this merchant",
+            ));
+        }
+    }
+    tx.commit().await?;
+    if visitor.blocked {
+        return Err(AppError::forbidden(
+            "visitor_blocked",
+            "this visitor cannot open chats with this merchant",
+        ));
+    }
+    let conn = Connection {
+        tenant,
+        peer: Peer::Visitor(visitor.id),
+        visitor_public_id: Some(visitor.public_id),
+        name: visitor.name,
+        kefu_id: q.kefu_id.as_deref().and_then(|k| k.parse().ok()),
+        since: q.since(),
+        lang: q.lang.as_deref().and_then(Lang::parse).unwrap_or_default(),
+    };
+    Ok(upgrade(state, ws, conn))
+}
+
+async fn agent_socket(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<SocketQuery>,
+    ws: WebSocketUpgrade,
+    session: Result<AgentSession, AppError>,
+) -> Result<Response, AppError> {
+    if foreign_origin(&headers).is_some() {
+        return Err(AppError::forbidden(
+            "origin_not_allowed",
+            "agent sockets are same-origin only",
+        ));
+    }
+    let (tenant, agent) = match q.ticket.as_deref() {
+        Some(ticket) => {
+            let Ticketed { tenant, subject } = redeem(&state, ticket, TicketRole::Agent).await?;
+            let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
+            let agent = crate::auth::store::active_agent_by_user(&mut tx, subject)
+                .await?
+                .ok_or(AppError::Unauthorized)?;
+            tx.commit().await?;
+            (tenant, agent)
+        }
+        None => {
+            let session = session?;
+            (session.tenant, session.agent)
+        }
+    };
+    let conn = Connection {
+        tenant,
+        peer: Peer::Agent(agent.id),
+        visitor_public_id: None,
+        name: agent.display_name,
+        kefu_id: None,
+        since: q.since(),
+        lang: q.lang.as_deref().and_then(Lang::parse).unwrap_or_default(),
+    };
+    Ok(upgrade(state, ws, conn))
+}
+
+#[derive(serde::Serialize)]
+struct TicketResponse {
+    ticket: String,
+    expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A single-use ticket (60 s) for `/ws/agent?ticket=…`, for clients that cannot send the
+/// session cookie with the upgrade.
+async fn agent_ticket(
+    State(state): State<AppState>,
+    session: AgentSession,
+) -> Result<Json<TicketResponse>, AppError> {
+    let issued = state.tokens.issue_ticket(TicketRole::Agent, session.user_id, &session.tenant)?;
+    Ok(Json(TicketResponse { ticket: issued.token, expires_at: issued.expires_at }))
+}
+
+/// Who is on a socket.
+struct Connection {
+    tenant: Arc<Tenant>,
+    peer: Peer,
+    visitor_public_id: Option<String>,
+    name: String,
+    kefu_id: Option<i64>,
+    since: Option<i64>,
+    lang: Lang,
+}
+
+fn upgrade(state: AppState, ws: WebSocketUpgrade, conn: Connection) -> Response {
+    let tracker = state.chat.hub.tracker().clone();
+    configure(ws)
+        .on_failed_upgrade(|e| tracing::debug!(error = %e, "websocket upgrade failed"))
+        .on_upgrade(move |socket| tracker.track_future(serve(state, socket, conn)))
+        .into_response()
+}
+
+async fn serve(state: AppState, socket: WebSocket, conn: Connection) {
+    let chat = state.chat.clone();
+    let tenant = conn.tenant.id;
+    let first_connection = chat.hub.connections_of(tenant, conn.peer) == 0;
+    let (registration, hub_rx) = chat.hub.register(tenant, conn.peer);
+    if let Err(e) = on_connect(&state, &conn, first_connection).await {
+        tracing::warn!(error = %e, "presence update on connect failed");
+    }
+    let (mut sink, stream) = socket.split();
+    if greet_and_replay(&state, &conn, &mut sink).await.is_ok() {
+        let (reply_tx, reply_rx) = mpsc::channel::<Frame>(64);
+        let last_seen = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let writer = write_loop(
+            &mut sink,
+            hub_rx,
+            reply_rx,
+            registration.lagging.clone(),
+            chat.hub.shutdown_token(),
+            last_seen.clone(),
+            started,
+        );
+        let mut ctx =
+            Ctx { state: &state, conn: &conn, current: None, own_conversations: HashSet::new() };
+        let reader = read_loop(stream, &mut ctx, reply_tx, last_seen, started);
+        tokio::select! {
+            () = writer => {}
+            () = reader => {}
+        }
+    }
+    drop(registration);
+    if let Err(e) = on_disconnect(&state, &conn).await {
+        tracing::warn!(error = %e, "presence update on disconnect failed");
+    }
+}
+
+async fn on_connect(state: &AppState, conn: &Connection, first: bool) -> anyhow::Result<()> {
+    let tenant = conn.tenant.id;
+    match conn.peer {
+        Peer::Agent(agent_id) => {
+            if first {
+                let mut tx = TenantTx::begin(&state.db, tenant).await?;
+                if store::agent_status(&mut tx, agent_id).await?.as_deref() == Some("offline") {
+                    store::set_agent_status(&mut tx, agent_id, "online").await?;
+                }
+                tx.commit().await?;
+                state.chat.publish_agent_presence(tenant, agent_id).await?;
+            }
+        }
+        Peer::Visitor(_) => {
+            if first {
+                let frame = ServerFrame::Presence(Presence::Visitor {
+                    visitor_id: conn.visitor_public_id.clone().unwrap_or_default(),
+                    online: true,
+                });
+                state.chat.hub.to_agents(tenant, &encode(&frame));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn on_disconnect(state: &AppState, conn: &Connection) -> anyhow::Result<()> {
+    let tenant = conn.tenant.id;
+    if state.chat.hub.connections_of(tenant, conn.peer) > 0 {
+        return Ok(());
+    }
+    match conn.peer {
+        Peer::Agent(agent_id) => state.chat.publish_agent_presence(tenant, agent_id).await?,
+        Peer::Visitor(_) => {
+            let frame = ServerFrame::Presence(Presence::Visitor {
+                visitor_id: conn.visitor_public_id.clone().unwrap_or_default(),
+                online: false,
+            });
+            state.chat.hub.to_agents(tenant, &encode(&frame));
+        }
+    }
+    Ok(())
+}
+
+/// Sends `hello`, the current presence, and — when the client gave `since` — everything it
+/// missed, in id order, then `sync_done`. Live frames queue in the hub meanwhile; the client
+/// drops the few it sees twice by id.
+async fn greet_and_replay<S>(state: &AppState, conn: &Connection, sink: &mut S) -> Result<(), ()>
+where
+    S: Sink<Message> + Unpin,
+{
+    let tenant = conn.tenant.id;
+    let (role, agent_id) = match conn.peer {
+        Peer::Agent(id) => ("agent", Some(id)),
+        Peer::Visitor(_) => ("visitor", None),
+    };
+    let hello = ServerFrame::Hello {
+        v: protocol::PROTOCOL_VERSION,
+        role,
+        visitor_id: conn.visitor_public_id.clone(),
+        agent_id,
+        server_time: chrono::Utc::now(),
+    };
+    send(sink, &encode(&hello)).await?;
+    match conn.peer {
+        Peer::Visitor(_) => {
+            let online = state.chat.team_online(tenant).await.unwrap_or(false);
+            send(sink, &encode(&ServerFrame::Presence(Presence::Team { online }))).await?;
+        }
+        Peer::Agent(_) => {
+            for colleague in state.chat.hub.connected_agents(tenant) {
+                let mut tx = TenantTx::begin(&state.db, tenant).await.map_err(|_| ())?;
+                let status = store::agent_status(&mut tx, colleague)
+                    .await
+                    .map_err(|_| ())?
+                    .unwrap_or_default();
+                let _ = tx.commit().await;
+                let frame = Presence::Agent {
+                    agent_id: colleague,
+                    status: protocol::AgentStatus::parse(&status),
+                };
+                send(sink, &encode(&ServerFrame::Presence(frame))).await?;
+            }
+        }
+    }
+    let Some(mut since) = conn.since else { return Ok(()) };
+    let mut more = false;
+    for page in 0.. {
+        if page == REPLAY_MAX_PAGES {
+            more = true;
+            break;
+        }
+        let mut tx = TenantTx::begin(&state.db, tenant).await.map_err(|_| ())?;
+        let messages = match conn.peer {
+            Peer::Visitor(visitor_id) => {
+                store::visitor_messages_since(&mut tx, visitor_id, since, REPLAY_PAGE).await
+            }
+            Peer::Agent(_) => store::tenant_messages_since(&mut tx, since, REPLAY_PAGE).await,
+        }
+        .map_err(|e| tracing::warn!(error = %e, "replay failed"))?;
+        let _ = tx.commit().await;
+        let full = messages.len() as i64 == REPLAY_PAGE;
+        for message in messages {
+            since = message.id;
+            send(sink, &encode(&ServerFrame::Message(message))).await?;
+        }
+        if !full {
+            break;
+        }
+    }
+    send(sink, &encode(&ServerFrame::SyncDone { last_id: since, more })).await
+}
+
+async fn send<S: Sink<Message> + Unpin>(sink: &mut S, frame: &Frame) -> Result<(), ()> {
+    sink.send(Message::Text(frame.clone())).await.map_err(|_| ())
+}
+
+async fn close_with<S: Sink<Message> + Unpin>(sink: &mut S, code: u16, reason: &'static str) {
+    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+}
+
+/// Drains the hub queue and the reader's replies to the socket; pings; enforces the idle
+/// timeout; closes on lag or shutdown.
+async fn write_loop<S: Sink<Message> + Unpin>(
+    sink: &mut S,
+    mut hub_rx: mpsc::Receiver<Frame>,
+    mut reply_rx: mpsc::Receiver<Frame>,
+    lagging: CancellationToken,
+    shutdown: CancellationToken,
+    last_seen: Arc<AtomicU64>,
+    started: Instant,
+) {
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => {
+                close_with(sink, close::RESTART, "server restarting; reconnect").await;
+                return;
+            }
+            () = lagging.cancelled() => {
+                close_with(sink, close::LAGGING, "too slow; reconnect with since").await;
+                return;
+            }
+            reply = reply_rx.recv() => match reply {
+                Some(frame) => if send(sink, &frame).await.is_err() { return },
+                None => return,
+            },
+            frame = hub_rx.recv() => match frame {
+                Some(frame) => if send(sink, &frame).await.is_err() { return },
+                None => return,
+            },
+            _ = ping.tick() => {
+                let idle = started.elapsed().saturating_sub(Duration::from_millis(last_seen.load(Ordering::Relaxed)));
+                if idle > IDLE_TIMEOUT {
+                    close_with(sink, close::IDLE, "idle timeout").await;
+                    return;
+                }
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The connection's state while it reads.
+struct Ctx<'a> {
+    state: &'a AppState,
+    conn: &'a Connection,
+    /// Visitor: the conversation their messages go to.
+    current: Option<i64>,
+    /// Visitor: conversations confirmed to be theirs.
+    own_conversations: HashSet<i64>,
+}
+
+async fn read_loop<St, E>(
+    mut stream: St,
+    ctx: &mut Ctx<'_>,
+    replies: mpsc::Sender<Frame>,
+    last_seen: Arc<AtomicU64>,
+    started: Instant,
+) where
+    St: Stream<Item = Result<Message, E>> + Unpin,
+{
+    let mut bucket = TokenBucket::new(RATE_PER_SEC, RATE_BURST);
+    while let Some(Ok(message)) = stream.next().await {
+        last_seen.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let frames = match message {
+            Message::Text(text) if bucket.take() => handle(ctx, text.as_str()).await,
+            Message::Text(_) => vec![ServerFrame::Error {
+                code: "rate_limited",
+                message: "too many frames; slow down".into(),
+                client_msg_id: None,
+            }],
+            Message::Binary(_) => vec![ServerFrame::Error {
+                code: "binary_not_supported",
+                message: "frames are JSON text".into(),
+                client_msg_id: None,
+            }],
+            Message::Close(_) => break,
+            Message::Ping(_) | Message::Pong(_) => continue,
+        };
+        for frame in frames {
+            if replies.send(encode(&frame)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Acts on one client frame; returns the frames for the sender.
+async fn handle(ctx: &mut Ctx<'_>, text: &str) -> Vec<ServerFrame> {
+    let frame = match protocol::parse(text) {
+        Ok(frame) => frame,
+        Err(e) => return vec![e.into()],
+    };
+    let result = match (frame, ctx.conn.peer) {
+        (ClientFrame::Ping, _) => Ok(vec![ServerFrame::Pong]),
+        (ClientFrame::Send(send), Peer::Visitor(visitor_id)) => {
+            visitor_send(ctx, visitor_id, send).await
+        }
+        (ClientFrame::Send(send), Peer::Agent(agent_id)) => agent_send(ctx, agent_id, send).await,
+        (ClientFrame::Typing { conversation_id, preview }, peer) => {
+            typing(ctx, peer, conversation_id, preview).await
+        }
+        (ClientFrame::Read { conversation_id, up_to }, peer) => {
+            read(ctx, peer, conversation_id, up_to).await
+        }
+        (ClientFrame::Status(status), Peer::Agent(agent_id)) => {
+            set_status(ctx, agent_id, status).await
+        }
+        (ClientFrame::Status(_), Peer::Visitor(_)) => Err(FrameError {
+            code: "forbidden",
+            message: "visitors have no status".into(),
+            client_msg_id: None,
+        }),
+    };
+    result.unwrap_or_else(|e| vec![e.into()])
+}
+
+fn db_error(e: impl std::fmt::Display, client_msg_id: Option<String>) -> FrameError {
+    tracing::error!(error = %e, "chat database operation failed");
+    FrameError {
+        code: "unavailable",
+        message: "the message could not be stored; retry".into(),
+        client_msg_id,
+    }
+}
+
+fn write_error(e: WriteError, client_msg_id: String) -> FrameError {
+    let (code, message) = match &e {
+        WriteError::ConversationNotFound => {
+            ("conversation_not_found", "no such conversation".to_owned())
+        }
+        WriteError::ConversationClosed => {
+            ("conversation_closed", "the conversation is closed".to_owned())
+        }
+        WriteError::Database(_) | WriteError::Closed => return db_error(e, Some(client_msg_id)),
+    };
+    FrameError { code, message, client_msg_id: Some(client_msg_id) }
+}
+
+async fn visitor_send(
+    ctx: &mut Ctx<'_>,
+    visitor_id: i64,
+    send: protocol::Send,
+) -> Result<Vec<ServerFrame>, FrameError> {
+    let tenant = ctx.conn.tenant.id;
+    let chat = &ctx.state.chat;
+    let explicit = send.conversation_id;
+    if let Some(id) = explicit {
+        if !ctx.own_conversations.contains(&id) {
+            let mut tx = TenantTx::begin(&ctx.state.db, tenant)
+                .await
+                .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?;
+            let row = store::conversation(&mut tx, id)
+                .await
+                .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?;
+            let _ = tx.commit().await;
+            if row.is_none_or(|r| r.visitor_id != visitor_id) {
+                return Err(write_error(WriteError::ConversationNotFound, send.client_msg_id));
+            }
+            ctx.own_conversations.insert(id);
+        }
+    }
+    // A closed conversation is replaced by a new one once; an explicit one is not.
+    for attempt in 0..2 {
+        let (conversation, created) = match explicit.or(ctx.current) {
+            Some(id) => {
+                let mut tx = TenantTx::begin(&ctx.state.db, tenant)
+                    .await
+                    .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?;
+                let row = store::conversation(&mut tx, id)
+                    .await
+                    .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?;
+                let _ = tx.commit().await;
+                match row {
+                    Some(row) => (row, false),
+                    None => {
+                        return Err(write_error(
+                            WriteError::ConversationNotFound,
+                            send.client_msg_id,
+                        ));
+                    }
+                }
+            }
+            None => chat
+                .conversation_for_visitor(tenant, visitor_id, ctx.conn.kefu_id)
+                .await
+                .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?,
+        };
+        let message = NewMessage {
+            conversation_id: conversation.id,
+            sender_kind: "visitor",
+            sender_agent_id: None,
+            kind: send.kind.as_str(),
+            body: send.body.clone(),
+            payload: send.payload.clone(),
+            client_msg_id: send.client_msg_id.clone(),
+        };
+        match chat.post(tenant, visitor_id, message, Some(ctx.conn.name.clone())).await {
+            Ok((stored, _)) => {
+                ctx.current = Some(conversation.id);
+                ctx.own_conversations.insert(conversation.id);
+                if !stored.duplicate {
+                    let text = (send.kind == MessageKind::Text).then(|| send.body.clone());
+                    tokio::spawn(automation::after_visitor_message(
+                        chat.clone(),
+                        ctx.state.db.clone(),
+                        tenant,
+                        conversation.clone(),
+                        created,
+                        text,
+                        ctx.conn.lang,
+                    ));
+                }
+                return Ok(vec![ServerFrame::Ack {
+                    client_msg_id: send.client_msg_id,
+                    id: stored.id,
+                    conversation_id: conversation.id,
+                    duplicate: stored.duplicate,
+                }]);
+            }
+            Err(WriteError::ConversationClosed) if explicit.is_none() && attempt == 0 => {
+                ctx.current = None;
+            }
+            Err(e) => return Err(write_error(e, send.client_msg_id)),
+        }
+    }
+    Err(write_error(WriteError::ConversationClosed, send.client_msg_id))
+}
+
+async fn agent_send(
+    ctx: &mut Ctx<'_>,
+    agent_id: i64,
+    send: protocol::Send,
+) -> Result<Vec<ServerFrame>, FrameError> {
+    let tenant = ctx.conn.tenant.id;
+    let chat = &ctx.state.chat;
+    let Some(conversation_id) = send.conversation_id else {
+        return Err(FrameError {
+            code: "conversation_required",
+            message: "agents name the conversation they write to".into(),
+            client_msg_id: Some(send.client_msg_id),
+        });
+    };
+    let mut tx = TenantTx::begin(&ctx.state.db, tenant)
+        .await
+        .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?;
+    let row = store::conversation(&mut tx, conversation_id)
+        .await
+        .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?;
+    let Some(mut row) = row else {
+        return Err(write_error(WriteError::ConversationNotFound, send.client_msg_id));
+    };
+    // Answering a queued conversation claims it.
+    let claimed = row.agent_id.is_none()
+        && !row.is_closed()
+        && store::assign(&mut tx, conversation_id, agent_id)
+            .await
+            .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?;
+    if claimed {
+        row = store::conversation(&mut tx, conversation_id).await.ok().flatten().unwrap_or(row);
+    }
+    tx.commit().await.map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?;
+    if claimed {
+        chat.announce(tenant, "assigned", &row);
+    }
+    let message = NewMessage {
+        conversation_id,
+        sender_kind: "agent",
+        sender_agent_id: Some(agent_id),
+        kind: send.kind.as_str(),
+        body: send.body,
+        payload: send.payload,
+        client_msg_id: send.client_msg_id.clone(),
+    };
+    match chat.post(tenant, row.visitor_id, message, Some(ctx.conn.name.clone())).await {
+        Ok((stored, _)) => Ok(vec![ServerFrame::Ack {
+            client_msg_id: send.client_msg_id,
+            id: stored.id,
+            conversation_id,
+            duplicate: stored.duplicate,
+        }]),
+        Err(e) => Err(write_error(e, send.client_msg_id)),
+    }
+}
+
+/// The conversation a typing/read frame refers to, checked against the sender.
+async fn target(
+    ctx: &mut Ctx<'_>,
+    peer: Peer,
+    conversation_id: Option<i64>,
+) -> Result<Option<store::ConversationRow>, FrameError> {
+    let id = match (conversation_id, peer) {
+        (Some(id), _) => id,
+        (None, Peer::Visitor(_)) => match ctx.current {
+            Some(id) => id,
+            None => return Ok(None),
+        },
+        (None, Peer::Agent(_)) => return Ok(None),
+    };
+    let mut tx =
+        TenantTx::begin(&ctx.state.db, ctx.conn.tenant.id).await.map_err(|e| db_error(e, None))?;
+    let row = store::conversation(&mut tx, id).await.map_err(|e| db_error(e, None))?;
+    let _ = tx.commit().await;
+    match (row, peer) {
+        (Some(row), Peer::Visitor(v)) if row.visitor_id == v => Ok(Some(row)),
+        (Some(row), Peer::Agent(_)) => Ok(Some(row)),
+        _ => Err(FrameError {
+            code: "conversation_not_found",
+            message: "no such conversation".into(),
+            client_msg_id: None,
+        }),
+    }
+}
+
+async fn typing(
+    ctx: &mut Ctx<'_>,
+    peer: Peer,
+    conversation_id: Option<i64>,
+    preview: Option<String>,
+) -> Result<Vec<ServerFrame>, FrameError> {
+    let Some(row) = target(ctx, peer, conversation_id).await? else { return Ok(vec![]) };
+    let tenant = ctx.conn.tenant.id;
+    match peer {
+        Peer::Visitor(_) => {
+            // What a visitor is typing is shown to agents only where the merchant enabled it.
+            let mut tx =
+                TenantTx::begin(&ctx.state.db, tenant).await.map_err(|e| db_error(e, None))?;
+            let enabled = store::setting(&mut tx, "typing_preview")
+                .await
+                .ok()
+                .flatten()
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            let _ = tx.commit().await;
+            let frame = ServerFrame::Typing {
+                conversation_id: row.id,
+                from: "visitor",
+                agent_id: None,
+                preview: preview.filter(|_| enabled),
+            };
+            ctx.state.chat.hub.to_agents(tenant, &encode(&frame));
+        }
+        Peer::Agent(agent_id) => {
+            let frame = ServerFrame::Typing {
+                conversation_id: row.id,
+                from: "agent",
+                agent_id: Some(agent_id),
+                preview: None,
+            };
+            ctx.state.chat.hub.to_visitor(tenant, row.visitor_id, &encode(&frame));
+            ctx.state.chat.hub.send(
+                tenant,
+                |p| matches!(p, Peer::Agent(a) if a != agent_id),
+                &encode(&frame),
+            );
+        }
+    }
+    Ok(vec![])
+}
+
+async fn read(
+    ctx: &mut Ctx<'_>,
+    peer: Peer,
+    conversation_id: Option<i64>,
+    up_to: i64,
+) -> Result<Vec<ServerFrame>, FrameError> {
+    let Some(row) = target(ctx, peer, conversation_id).await? else { return Ok(vec![]) };
+    let tenant = ctx.conn.tenant.id;
+    let by_visitor = matches!(peer, Peer::Visitor(_));
+    let mut tx = TenantTx::begin(&ctx.state.db, tenant).await.map_err(|e| db_error(e, None))?;
+    store::mark_read(&mut tx, row.id, by_visitor, up_to).await.map_err(|e| db_error(e, None))?;
+    tx.commit().await.map_err(|e| db_error(e, None))?;
+    let frame = encode(&ServerFrame::Read {
+        conversation_id: row.id,
+        by: if by_visitor { "visitor" } else { "agent" },
+        up_to,
+    });
+    if by_visitor {
+        ctx.state.chat.hub.to_agents(tenant, &frame);
+    } else {
+        ctx.state.chat.hub.to_visitor(tenant, row.visitor_id, &frame);
+        ctx.state.chat.hub.to_agents(tenant, &frame);
+    }
+    Ok(vec![])
+}
+
+async fn set_status(
+    ctx: &mut Ctx<'_>,
+    agent_id: i64,
+    status: protocol::AgentStatus,
+) -> Result<Vec<ServerFrame>, FrameError> {
+    let tenant = ctx.conn.tenant.id;
+    let mut tx = TenantTx::begin(&ctx.state.db, tenant).await.map_err(|e| db_error(e, None))?;
+    store::set_agent_status(&mut tx, agent_id, status.as_str())
+        .await
+        .map_err(|e| db_error(e, None))?;
+    tx.commit().await.map_err(|e| db_error(e, None))?;
+    ctx.state.chat.publish_agent_presence(tenant, agent_id).await.map_err(|e| db_error(e, None))?;
+    Ok(vec![])
+}
+
+/// A token bucket for the per-connection frame rate.
+struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate: f64, burst: f64) -> Self {
+        Self { rate, burst, tokens: burst, at: Instant::now() }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Website visitors: anonymous sessions (create or resume), the visitor token, tickets for
+//! the visitor socket, and the chat page entry (`/chatIndex`, GOFLY-compatible).
+
+mod page;
+mod store;
+
+use std::sync::Arc;
+
+use axum::{
+    Json,
+    extract::{FromRequestParts, State},
+    http::{HeaderMap, header, request::Parts},
+};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tenants::{EntId, Tenant, TenantStatus, TenantTx};
+
+use crate::{
+    auth::token::{TicketRole, TokenKind},
+    http::{AppError, AppState, ClientMeta, Routes, Scope, extract::ApiJson},
+};
+
+pub use store::VisitorRow;
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .post("/api/v1/visitor/session", Scope::Public, start_session)
+        .post("/api/v1/visitor/ticket", Scope::Public, ticket)
+        .merge(page::routes())
+}
+
+/// Largest `extra` accepted (decoded), in bytes.
+const MAX_EXTRA_BYTES: usize = 8 * 1024;
+
+#[derive(Deserialize)]
+pub struct SessionRequest {
+    ent_id: String,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    avatar: Option<String>,
+    #[serde(default)]
+    refer: Option<String>,
+    #[serde(default)]
+    landing_url: Option<String>,
+    /// GOFLY's base64-encoded JSON, or a JSON object.
+    #[serde(default)]
+    extra: Option<Value>,
+}
+
+#[derive(Serialize)]
+struct SessionResponse {
+    visitor_id: String,
+    token: String,
+    name: String,
+    /// True when this browser's earlier identity was resumed.
+    resumed: bool,
+}
+
+/// Creates or resumes a visitor. A visitor id claimed anywhere else (e.g. GOFLY's
+/// `visitor_id` URL parameter) never grants access: only the visitor token does.
+async fn start_session(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<SessionRequest>,
+) -> Result<Json<SessionResponse>, AppError> {
+    let ent_id = EntId::parse(&req.ent_id).map_err(|_| AppError::TenantNotFound)?;
+    let tenant = state.tenants.by_ent_id(&ent_id).await?.ok_or(AppError::TenantNotFound)?;
+    if tenant.status == TenantStatus::Suspended {
+        return Err(AppError::TenantSuspended);
+    }
+    let extra = decode_extra(req.extra.as_ref())?;
+    let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let profile = store::Profile {
+        name: clean(
+            req.name.as_deref().or_else(|| extra.get("visitorName").and_then(Value::as_str)),
+            60,
+        ),
+        avatar: req
+            .avatar
+            .as_deref()
+            .or_else(|| extra.get("visitorAvatar").and_then(Value::as_str))
+            .filter(|u| crate::chat::protocol::safe_link(u))
+            .map(str::to_owned),
+        referrer: clean(req.refer.as_deref(), 2048),
+        landing_url: clean(req.landing_url.as_deref(), 2048),
+        extra: Value::Object(extra),
+        ip: meta.ip,
+        user_agent: ua.chars().take(512).collect(),
+        device: parse_user_agent(ua),
+    };
+    let resumed_id = req
+        .token
+        .as_deref()
+        .and_then(|t| state.tokens.verify(t, TokenKind::Visitor).ok())
+        .filter(|c| c.tid == Some(tenant.id.0))
+        .and_then(|c| c.sub.parse::<i64>().ok());
+    let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
+    if store::ip_blocked(&mut tx, meta.ip).await? {
+        return Err(blocked());
+    }
+    let (visitor, resumed) = match resumed_id {
+        Some(id) => match store::resume(&mut tx, id, &profile).await? {
+            Some(v) => (v, true),
+            None => (store::create(&mut tx, &profile).await?, false),
+        },
+        None => (store::create(&mut tx, &profile).await?, false),
+    };
+    tx.commit().await?;
+    if visitor.blocked {
+        return Err(blocked());
+    }
+    let issued = state.tokens.issue_visitor(visitor.id, &tenant)?;
+    Ok(Json(SessionResponse {
+        visitor_id: visitor.public_id,
+        token: issued.token,
+        name: visitor.name,
+        resumed,
+    }))
+}
+
+fn blocked() -> AppError {
+    AppError::forbidden("visitor_blocked", "this visitor cannot open chats with this merchant")
+}
+
+/// Trimmed, control characters removed, at most `max` characters; `None` if empty.
+fn clean(s: Option<&str>, max: usize) -> Option<String> {
+    let s: String = s?.chars().filter(|c| !c.is_control()).take(max).collect();
+    let s = s.trim().to_owned();
+    (!s.is_empty()).then_some(s)
+}
+
+/// GOFLY passes `extra` as base64 of a JSON object (sometimes URL-safe, sometimes padded);
+/// kefu's widget may pass the object itself.
+fn decode_extra(extra: Option<&Value>) -> Result<Map<String, Value>, AppError> {
+    let bad =
+        || AppError::field("extra", "extra must be a JSON object or base64 of one (at most 8 KiB)");
+    let object = match extra {
+        None | Some(Value::Null) => return Ok(Map::new()),
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(Map::new()),
+        Some(Value::String(s)) => {
+            let s = s.trim();
+            let bytes = [
+                &base64::engine::general_purpose::STANDARD,
+                &base64::engine::general_purpose::URL_SAFE,
+                &base64::engine::general_purpose::STANDARD_NO_PAD,
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            ]
+            .iter()
+            .find_map(|engine| engine.decode(s).ok())
+            .ok_or_else(bad)?;
+            serde_json::from_slice::<Value>(&bytes).map_err(|_| bad())?
+        }
+        Some(other) => other.clone(),
+    };
+    match object {
+        Value::Object(map)
+            if map.len() <= 100
+                && Value::Object(map.clone()).to_string().len() <= MAX_EXTRA_BYTES =>
+        {
+            Ok(map)
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// OS, browser and device from a user agent string.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Device {
+    pub os: Option<String>,
+    pub browser: Option<String>,
+    pub device: Option<String>,
+}
+
+pub fn parse_user_agent(ua: &str) -> Device {
+    let known = |s: &str| (!s.is_empty() && s != "UNKNOWN").then(|| s.to_owned());
+    match woothee::parser::Parser::new().parse(ua) {
+        Some(r) => Device {
+            os: known(r.os).map(|os| match known(&r.os_version) {
+                Some(v) => format!("{os} {v}"),
+                None => os,
+            }),
+            browser: known(r.name).map(|name| match known(r.version) {
+                Some(v) => format!("{name} {v}"),
+                None => name,
+            }),
+            device: known(r.category),
+        },
+        None => Device::default(),
+    }
+}
+
+/// A visitor authenticated by their visitor token (`Authorization: Bearer`).
+#[derive(Clone, Debug)]
+pub struct VisitorSession {
+    pub tenant: Arc<Tenant>,
+    pub visitor: VisitorRow,
+}
+
+impl FromRequestParts<AppState> for VisitorSession {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim().to_owned())
+            .ok_or(AppError::Unauthorized)?;
+        let claims = state.tokens.verify(&token, TokenKind::Visitor)?;
+        let visitor_id: i64 = claims.sub.parse().map_err(|_| AppError::Unauthorized)?;
+        let tenant = state
+            .tenants
+            .by_id(tenants::TenantId(claims.tid.ok_or(AppError::Unauthorized)?))
+            .await?;
+        let tenant = tenant.ok_or(AppError::Unauthorized)?;
+        if tenant.status == TenantStatus::Suspended {
+            return Err(AppError::TenantSuspended);
+        }
+        let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
+        let visitor = store::by_id(&mut tx, visitor_id).await?.ok_or(AppError::Unauthorized)?;
+        tx.commit().await?;
+        if visitor.blocked {
+            return Err(blocked());
+        }
+        tracing::Span::current().record("tenant", tenant.id.0);
+        Ok(Self { tenant, visitor })
+    }
+}
+
+#[derive(Serialize)]
+struct TicketResponse {
+    ticket: String,
+    expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A single-use ticket (60 s) to open `/ws/visitor?ticket=…`: the long-lived visitor token
+/// never appears in a URL.
+async fn ticket(
+    State(state): State<AppState>,
+    session: VisitorSession,
+) -> Result<Json<TicketResponse>, AppError> {
+    let issued =
+        state.tokens.issue_ticket(TicketRole::Visitor, session.visitor.id, &session.tenant)?;
+    Ok(Json(TicketResponse { ticket: issued.token, expires_at: issued.expires_at }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gofly_extra_in_any_base64_flavour() {
+        let json = r#"{"visitorName":"张三","visitorProduct":{"title":"灯","price":"9.9"}}"#;
+        for engine in [
+            base64::engine::general_purpose::STANDARD,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ] {
+            let encoded = engine.encode(json);
+            let map = decode_extra(Some(&Value::String(encoded))).unwrap();
+            assert_eq!(map["visitorName"], "张三");
+        }
+        assert!(decode_extra(Some(&serde_json::json!({"a": 1}))).is_ok());
+        assert!(decode_extra(Some(&Value::String("%%%".into()))).is_err());
+        assert!(decode_extra(Some(&serde_json::json!([1, 2]))).is_err());
+        let huge = serde_json::json!({ "x": "y".repeat(MAX_EXTRA_BYTES) });
+        assert!(decode_extra(Some(&huge)).is_err());
+    }
+
+    #[test]
+    fn user_agents() {
+        let d = parse_user_agent(
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+        );
+        assert_eq!(d.browser.as_deref(), Some("Chrome 120.0.0.0"));
+        assert!(d.os.unwrap().starts_with("Windows"));
+        assert_eq!(d.device.as_deref(), Some("pc"));
+        let phone = parse_user_agent(
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+        );
+        assert_eq!(phone.device.as_deref(), Some("smartphone"));
+        assert_eq!(parse_user_agent(""), Device::default());
+    }
+}

@@ -1,0 +1,121 @@
+//! Visitor rows (inside a `TenantTx`).
+
+use std::net::IpAddr;
+
+use serde_json::Value;
+use sqlx::PgConnection;
+
+use super::Device;
+
+/// What a session request says about the visitor.
+pub struct Profile {
+    pub name: Option<String>,
+    pub avatar: Option<String>,
+    pub referrer: Option<String>,
+    pub landing_url: Option<String>,
+    pub extra: Value,
+    pub ip: IpAddr,
+    pub user_agent: String,
+    pub device: Device,
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct VisitorRow {
+    pub id: i64,
+    pub public_id: String,
+    pub name: String,
+    /// Blocked by visitor (blocked_at or a blacklist row); IP blocks are checked separately.
+    pub blocked: bool,
+}
+
+const RETURNING: &str = "returning id, public_id, name,
+    blocked_at is not null or exists (select 1 from blacklist b where b.visitor_id = visitors.id) as blocked";
+
+pub async fn create(conn: &mut PgConnection, p: &Profile) -> sqlx::Result<VisitorRow> {
+    let public_id = new_public_id();
+    let name =
+        p.name.clone().unwrap_or_else(|| format!("Visitor {}", public_id[1..5].to_uppercase()));
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "insert into visitors (public_id, name, avatar_url, ip, user_agent, os, browser, device, referrer, landing_url, extra)
+         values ($1, $2, $3, $4::inet, $5, $6, $7, $8, $9, $10, $11)
+         {RETURNING}"
+    )))
+    .bind(&public_id)
+    .bind(name)
+    .bind(&p.avatar)
+    .bind(p.ip.to_string())
+    .bind(&p.user_agent)
+    .bind(&p.device.os)
+    .bind(&p.device.browser)
+    .bind(&p.device.device)
+    .bind(&p.referrer)
+    .bind(&p.landing_url)
+    .bind(&p.extra)
+    .fetch_one(conn)
+    .await
+}
+
+/// Refreshes a returning visitor; a visit counts again after 30 minutes away.
+pub async fn resume(
+    conn: &mut PgConnection,
+    id: i64,
+    p: &Profile,
+) -> sqlx::Result<Option<VisitorRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "update visitors set
+            visit_count = visit_count + case when last_seen_at < now() - interval '30 minutes' then 1 else 0 end,
+            last_seen_at = now(),
+            ip = $2::inet, user_agent = $3, os = $4, browser = $5, device = $6,
+            name = coalesce($7, name), avatar_url = coalesce($8, avatar_url),
+            referrer = coalesce($9, referrer), extra = extra || $10
+         where id = $1
+         {RETURNING}"
+    )))
+    .bind(id)
+    .bind(p.ip.to_string())
+    .bind(&p.user_agent)
+    .bind(&p.device.os)
+    .bind(&p.device.browser)
+    .bind(&p.device.device)
+    .bind(&p.name)
+    .bind(&p.avatar)
+    .bind(&p.referrer)
+    .bind(&p.extra)
+    .fetch_optional(conn)
+    .await
+}
+
+impl VisitorRow {
+    pub async fn load(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<VisitorRow>> {
+        by_id(conn, id).await
+    }
+}
+
+pub async fn by_id(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<VisitorRow>> {
+    sqlx::query_as(
+        "select id, public_id, name,
+                blocked_at is not null or exists (select 1 from blacklist b where b.visitor_id = v.id) as blocked
+         from visitors v where id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Whether `ip` falls in a blacklisted address or range.
+pub async fn ip_blocked(conn: &mut PgConnection, ip: IpAddr) -> sqlx::Result<bool> {
+    sqlx::query_scalar("select exists (select 1 from blacklist where ip_range >>= $1::inet)")
+        .bind(ip.to_string())
+        .fetch_one(conn)
+        .await
+}
+
+/// `v` + 16 characters from an alphabet without look-alikes (≈ 80 bits).
+fn new_public_id() -> String {
+    use rand::Rng as _;
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+    let mut rng = rand::rng();
+    std::iter::once('v')
+        .chain((0..16).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char))
+        .collect()
+}

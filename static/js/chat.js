@@ -1,0 +1,198 @@
+// The visitor chat page. Talks the protocol in docs/protocol.md: a visitor session
+// (token kept per merchant in localStorage), a single-use ticket per socket, `since=<last id>`
+// on every reconnect, and unacked messages resent with their original client_msg_id, so
+// nothing is lost or duplicated. Everything shown is text (never HTML).
+(() => {
+  'use strict';
+  const root = document.getElementById('chat');
+  const d = root.dataset;
+  const entId = d.entId;
+  const storeKey = `kefu:visitor:${entId}`;
+  const list = document.getElementById('messages');
+  const input = document.getElementById('input');
+  const composer = document.getElementById('composer');
+  const leave = document.getElementById('leave');
+  const banner = document.getElementById('banner');
+  const availability = document.getElementById('availability');
+  const typingLine = document.getElementById('typing');
+
+  const seen = new Map();       // message id -> element
+  const pending = new Map();    // client_msg_id -> {frame, el}
+  let lastId = 0;
+  let token = localStorage.getItem(storeKey);
+  let socket = null;
+  let retry = 0;
+  let typingTimer = null;
+
+  const uuid = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`);
+
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function bubble(msg, mine) {
+    const row = el('div', `msg ${mine ? 'mine' : 'theirs'} kind-${msg.kind}`);
+    if (msg.kind === 'notice') {
+      row.className = 'msg notice';
+      row.append(el('span', '', msg.body));
+      return row;
+    }
+    const b = el('div', 'bubble');
+    if (msg.kind === 'product' && msg.payload && msg.payload.product) {
+      const p = msg.payload.product;
+      const card = el(p.url ? 'a' : 'div', 'product');
+      if (p.url) { card.href = p.url; card.target = '_blank'; card.rel = 'noopener noreferrer'; }
+      if (p.img) { const img = el('img'); img.src = p.img; img.alt = ''; card.append(img); }
+      const info = el('div');
+      info.append(el('strong', '', p.title), el('span', 'price', p.price || ''));
+      card.append(info);
+      b.append(card);
+    } else if ((msg.kind === 'image' || msg.kind === 'file') && msg.payload && msg.payload.attachment) {
+      const a = msg.payload.attachment;
+      const link = el('a', 'file', a.name);
+      link.href = a.url; link.target = '_blank'; link.rel = 'noopener';
+      b.append(link);
+    } else {
+      b.textContent = msg.body;
+    }
+    row.append(b);
+    const meta = el('div', 'meta', mine ? '' : (msg.sender && msg.sender.name) || d.tAgent);
+    row.append(meta);
+    return row;
+  }
+
+  function scroll() { list.scrollTop = list.scrollHeight; }
+
+  function show(msg) {
+    if (seen.has(msg.id)) return;
+    lastId = Math.max(lastId, msg.id);
+    const mine = msg.sender && msg.sender.kind === 'visitor';
+    const waiting = msg.client_msg_id && pending.get(msg.client_msg_id);
+    const node = bubble(msg, mine);
+    if (waiting) { waiting.el.replaceWith(node); pending.delete(msg.client_msg_id); }
+    else list.append(node);
+    seen.set(msg.id, node);
+    scroll();
+  }
+
+  function setAvailability(online) {
+    availability.classList.toggle('is-online', online);
+    availability.querySelector('.label').textContent = online ? d.tOnline : d.tOffline;
+  }
+
+  function setBanner(text) { banner.hidden = !text; banner.textContent = text || ''; }
+
+  async function api(path, body, auth) {
+    const headers = { 'content-type': 'application/json' };
+    if (auth) headers.authorization = `Bearer ${token}`;
+    const res = await fetch(path, { method: 'POST', headers, body: JSON.stringify(body || {}) });
+    const data = await res.json().catch(() => ({}));
+    if (!res.ok) throw Object.assign(new Error((data.error && data.error.message) || res.statusText), { status: res.status, data });
+    return data;
+  }
+
+  async function startSession() {
+    const s = await api('/api/v1/visitor/session', {
+      ent_id: entId, token, name: d.visitorName || null, avatar: d.avatar || null,
+      refer: d.refer || document.referrer || null, landing_url: location.href, extra: d.extra || null,
+    });
+    token = s.token;
+    localStorage.setItem(storeKey, token);
+  }
+
+  function handle(frame) {
+    switch (frame.type) {
+      case 'message': show(frame); break;
+      case 'ack': {
+        const p = pending.get(frame.client_msg_id);
+        if (p) { p.el.classList.remove('is-pending'); p.el.dataset.id = frame.id; }
+        break;
+      }
+      case 'presence': if (frame.of === 'team') setAvailability(frame.online); break;
+      case 'typing':
+        typingLine.hidden = false;
+        clearTimeout(typingTimer);
+        typingTimer = setTimeout(() => { typingLine.hidden = true; }, 4000);
+        break;
+      case 'notice': if (frame.code === 'offline') leave.hidden = false; break;
+      case 'sync_done': lastId = Math.max(lastId, frame.last_id); break;
+      case 'error': {
+        const p = frame.client_msg_id && pending.get(frame.client_msg_id);
+        if (p) {
+          if (frame.code === 'unavailable') p.el.querySelector('.meta').textContent = d.tFailed;
+          else { p.el.classList.add('is-failed'); pending.delete(frame.client_msg_id); }
+        }
+        break;
+      }
+      default: break;
+    }
+  }
+
+  async function connect() {
+    try {
+      if (!token) await startSession();
+      let ticket;
+      try { ticket = (await api('/api/v1/visitor/ticket', {}, true)).ticket; }
+      catch (e) { if (e.status === 401) { token = null; await startSession(); ticket = (await api('/api/v1/visitor/ticket', {}, true)).ticket; } else throw e; }
+      const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+      const params = new URLSearchParams({ ticket, since: String(lastId), lang: d.lang });
+      if (d.kefuId) params.set('kefu_id', d.kefuId);
+      socket = new WebSocket(`${proto}://${location.host}/ws/visitor?${params}`);
+    } catch (e) {
+      if (e.status === 403 || e.status === 404) { setBanner(e.message); return; }
+      return reconnectLater();
+    }
+    socket.onopen = () => {
+      retry = 0;
+      setBanner('');
+      for (const p of pending.values()) socket.send(JSON.stringify(p.frame));
+    };
+    socket.onmessage = (ev) => { try { handle(JSON.parse(ev.data)); } catch (_) { /* ignore malformed */ } };
+    socket.onclose = () => { socket = null; setBanner(d.tReconnecting); reconnectLater(); };
+  }
+
+  function reconnectLater() {
+    const delay = Math.min(15000, 500 * 2 ** retry++) * (0.75 + Math.random() / 2);
+    setTimeout(connect, delay);
+  }
+
+  function send(text) {
+    const frame = { type: 'send', client_msg_id: uuid(), kind: 'text', body: text };
+    const node = bubble({ kind: 'text', body: text }, true);
+    node.classList.add('is-pending');
+    node.querySelector('.meta').textContent = d.tSending;
+    list.append(node);
+    scroll();
+    pending.set(frame.client_msg_id, { frame, el: node });
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+  }
+
+  composer.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const text = input.value.trim();
+    if (!text) return;
+    input.value = '';
+    send(text);
+  });
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); composer.requestSubmit(); }
+  });
+  input.addEventListener('input', () => {
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: 'typing' }));
+  });
+  leave.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const f = new FormData(leave);
+    try {
+      await api('/api/v1/visitor/leave_message', { name: f.get('name'), contact: f.get('contact'), body: f.get('body') }, true);
+      leave.hidden = true;
+      list.append(el('div', 'msg notice', d.tLeft));
+      scroll();
+    } catch (err) { setBanner(err.message); }
+  });
+
+  connect();
+})();
