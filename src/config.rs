@@ -51,6 +51,9 @@ pub struct Config {
     pub session_hours: u32,
     /// Tenants migrated at once by `kefu migrate`.
     pub migrate_concurrency: usize,
+    /// Frames one WebSocket may send per second (sustained), and the burst.
+    pub ws_rate_per_sec: u32,
+    pub ws_rate_burst: u32,
     /// `text` or `json` log lines.
     pub log_format: LogFormat,
 }
@@ -78,6 +81,8 @@ impl Default for Config {
             auth_rate_burst: 10,
             session_hours: 8,
             migrate_concurrency: 4,
+            ws_rate_per_sec: 20,
+            ws_rate_burst: 60,
             log_format: LogFormat::Text,
         }
     }
@@ -133,6 +138,9 @@ impl Config {
         }
         if self.db_max_connections == 0 {
             bail!("db_max_connections must be at least 1");
+        }
+        if self.ws_rate_per_sec == 0 || self.ws_rate_burst == 0 {
+            bail!("ws_rate_per_sec and ws_rate_burst must be at least 1");
         }
         if self.auth_rate_per_minute == 0 || self.auth_rate_burst == 0 {
             bail!("auth_rate_per_minute and auth_rate_burst must be at least 1");

@@ -234,12 +234,10 @@ async fn reassign(
                 serde_json::json!({ "notice": "transferred", "from_agent_id": session.agent.id, "to_agent_id": to }),
             ),
             client_msg_id: server_msg_id("transfer"),
+            visitor_id: row.visitor_id,
+            sender_name: None,
         };
-        state
-            .chat
-            .post(tenant, row.visitor_id, notice, None)
-            .await
-            .map_err(|e| AppError::Internal(e.into()))?;
+        state.chat.post(tenant, notice).await.map_err(|e| AppError::Internal(e.into()))?;
     }
     Ok(Json(row.out()).into_response())
 }

@@ -69,8 +69,10 @@ async fn run(
                 body: body.clone(),
                 payload: Some(serde_json::json!({ "notice": "offline" })),
                 client_msg_id: server_msg_id("offline"),
+                visitor_id: conversation.visitor_id,
+                sender_name: None,
             };
-            chat.post(tenant, conversation.visitor_id, message, None).await?;
+            chat.post(tenant, message).await?;
             let notice = ServerFrame::Notice { code: "offline", message: body };
             chat.hub.to_visitor(tenant, conversation.visitor_id, &encode(&notice));
         }
@@ -93,8 +95,10 @@ async fn bot(
         body,
         payload: None,
         client_msg_id: server_msg_id(what),
+        visitor_id: conversation.visitor_id,
+        sender_name: None,
     };
-    chat.post(tenant, conversation.visitor_id, message, None).await?;
+    chat.post(tenant, message).await?;
     Ok(())
 }
 

@@ -20,7 +20,7 @@ use tenants::{TenantId, TenantTx};
 
 use self::{
     hub::{Hub, encode},
-    protocol::{AgentStatus, MessageOut, Presence, Sender, ServerFrame},
+    protocol::{AgentStatus, Presence, ServerFrame},
     store::ConversationRow,
     writer::{NewMessage, Stored, WriteError, Writer},
 };
@@ -45,9 +45,10 @@ pub struct Chat {
 
 impl Chat {
     pub fn new(pool: PgPool) -> Self {
+        let hub = Arc::new(Hub::default());
         Self {
-            hub: Arc::new(Hub::default()),
-            writer: Writer::new(pool.clone()),
+            writer: Writer::new(pool.clone(), hub.clone()),
+            hub,
             pool,
             round_robin: Mutex::default(),
             used_tickets: moka::sync::Cache::builder()
@@ -156,35 +157,10 @@ impl Chat {
         self.hub.to_visitor(tenant, row.visitor_id, &frame);
     }
 
-    /// Stores a message, then pushes it to the visitor's connections and every agent.
-    pub async fn post(
-        &self,
-        tenant: TenantId,
-        visitor_id: i64,
-        message: NewMessage,
-        sender_name: Option<String>,
-    ) -> Result<(Stored, MessageOut), WriteError> {
-        let stored = self.writer.write(tenant, message.clone()).await?;
-        let out = MessageOut {
-            id: stored.id,
-            conversation_id: message.conversation_id,
-            sender: Sender {
-                kind: message.sender_kind,
-                agent_id: message.sender_agent_id,
-                name: sender_name,
-            },
-            kind: message.kind,
-            body: message.body,
-            payload: message.payload,
-            client_msg_id: Some(message.client_msg_id),
-            created_at: stored.created_at,
-        };
-        if !stored.duplicate {
-            let frame = encode(&ServerFrame::Message(out.clone()));
-            self.hub.to_visitor(tenant, visitor_id, &frame);
-            self.hub.to_agents(tenant, &frame);
-        }
-        Ok((stored, out))
+    /// Stores a message durably; the writer then pushes it to the visitor's connections and
+    /// every agent, in id order.
+    pub async fn post(&self, tenant: TenantId, message: NewMessage) -> Result<Stored, WriteError> {
+        self.writer.write(tenant, message).await
     }
 
     /// Pushes an agent's effective status to colleagues and the team's availability to

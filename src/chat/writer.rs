@@ -14,14 +14,27 @@
 //!
 //! Resending a `client_msg_id` returns the original id (`duplicate: true`) and stores
 //! nothing: the unique index `(conversation_id, sender_kind, client_msg_id)` decides.
+//!
+//! After the commit the lane answers the senders and pushes the new messages to live
+//! connections itself, in id order: pushes then follow commit order exactly, which they
+//! would not if each sender pushed its own message after its answer.
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgPool;
 use tenants::{TenantId, TenantTx};
 use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    hub::{Hub, encode},
+    protocol::{MessageOut, Sender, ServerFrame},
+};
 
 /// Most messages written by one statement.
 pub const MAX_BATCH: usize = 512;
@@ -41,6 +54,30 @@ pub struct NewMessage {
     pub payload: Option<Value>,
     /// Every message has one; server-made messages get a generated one.
     pub client_msg_id: String,
+    /// The visitor of the conversation (whose connections get the message).
+    pub visitor_id: i64,
+    /// Shown with the message (the visitor's or agent's display name).
+    pub sender_name: Option<String>,
+}
+
+impl NewMessage {
+    /// The message as clients see it once stored.
+    pub fn out(&self, stored: &Stored) -> MessageOut {
+        MessageOut {
+            id: stored.id,
+            conversation_id: self.conversation_id,
+            sender: Sender {
+                kind: self.sender_kind,
+                agent_id: self.sender_agent_id,
+                name: self.sender_name.clone(),
+            },
+            kind: self.kind,
+            body: self.body.clone(),
+            payload: self.payload.clone(),
+            client_msg_id: Some(self.client_msg_id.clone()),
+            created_at: stored.created_at,
+        }
+    }
 }
 
 /// Where a message ended up.
@@ -72,12 +109,13 @@ struct Request {
 /// The lanes of this process.
 pub struct Writer {
     pool: PgPool,
+    hub: Arc<Hub>,
     lanes: Mutex<HashMap<TenantId, mpsc::Sender<Request>>>,
 }
 
 impl Writer {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool, lanes: Mutex::default() }
+    pub fn new(pool: PgPool, hub: Arc<Hub>) -> Self {
+        Self { pool, hub, lanes: Mutex::default() }
     }
 
     /// Stores `message` durably (committed) and returns its id.
@@ -104,13 +142,13 @@ impl Writer {
             return lane.clone();
         }
         let (tx, rx) = mpsc::channel(LANE_CAPACITY);
-        tokio::spawn(run_lane(self.pool.clone(), tenant, rx));
+        tokio::spawn(run_lane(self.pool.clone(), self.hub.clone(), tenant, rx));
         lanes.insert(tenant, tx.clone());
         tx
     }
 }
 
-async fn run_lane(pool: PgPool, tenant: TenantId, mut rx: mpsc::Receiver<Request>) {
+async fn run_lane(pool: PgPool, hub: Arc<Hub>, tenant: TenantId, mut rx: mpsc::Receiver<Request>) {
     loop {
         let first = match tokio::time::timeout(LANE_IDLE, rx.recv()).await {
             Ok(Some(request)) => request,
@@ -131,8 +169,20 @@ async fn run_lane(pool: PgPool, tenant: TenantId, mut rx: mpsc::Receiver<Request
                 vec![Err(WriteError::Database(e.to_string())); batch.len()]
             }
         };
+        let mut fresh: Vec<(i64, MessageOut)> = Vec::new();
         for (request, result) in batch.into_iter().zip(results) {
+            if let Ok(stored) = &result {
+                if !stored.duplicate {
+                    fresh.push((request.message.visitor_id, request.message.out(stored)));
+                }
+            }
             let _ = request.reply.send(result);
+        }
+        fresh.sort_by_key(|(_, m)| m.id);
+        for (visitor_id, message) in fresh {
+            let frame = encode(&ServerFrame::Message(message));
+            hub.to_visitor(tenant, visitor_id, &frame);
+            hub.to_agents(tenant, &frame);
         }
     }
 }

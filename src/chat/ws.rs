@@ -60,9 +60,6 @@ pub fn routes() -> Routes {
 /// Pings go out this often; a connection silent for [`IDLE_TIMEOUT`] is closed.
 const PING_EVERY: Duration = Duration::from_secs(20);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Frames a client may send per second (sustained) and in a burst.
-const RATE_PER_SEC: f64 = 20.0;
-const RATE_BURST: f64 = 60.0;
 /// Messages replayed per page on reconnect, and at most this many pages.
 const REPLAY_PAGE: i64 = 500;
 const REPLAY_MAX_PAGES: usize = 20;
@@ -472,7 +469,9 @@ async fn read_loop<St, E>(
 ) where
     St: Stream<Item = Result<Message, E>> + Unpin,
 {
-    let mut bucket = TokenBucket::new(RATE_PER_SEC, RATE_BURST);
+    let config = &ctx.state.config;
+    let mut bucket =
+        TokenBucket::new(f64::from(config.ws_rate_per_sec), f64::from(config.ws_rate_burst));
     while let Some(Ok(message)) = stream.next().await {
         last_seen.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         let frames = match message {
@@ -607,9 +606,11 @@ async fn visitor_send(
             body: send.body.clone(),
             payload: send.payload.clone(),
             client_msg_id: send.client_msg_id.clone(),
+            visitor_id,
+            sender_name: Some(ctx.conn.name.clone()),
         };
-        match chat.post(tenant, visitor_id, message, Some(ctx.conn.name.clone())).await {
-            Ok((stored, _)) => {
+        match chat.post(tenant, message).await {
+            Ok(stored) => {
                 ctx.current = Some(conversation.id);
                 ctx.own_conversations.insert(conversation.id);
                 if !stored.duplicate {
@@ -684,9 +685,11 @@ async fn agent_send(
         body: send.body,
         payload: send.payload,
         client_msg_id: send.client_msg_id.clone(),
+        visitor_id: row.visitor_id,
+        sender_name: Some(ctx.conn.name.clone()),
     };
-    match chat.post(tenant, row.visitor_id, message, Some(ctx.conn.name.clone())).await {
-        Ok((stored, _)) => Ok(vec![ServerFrame::Ack {
+    match chat.post(tenant, message).await {
+        Ok(stored) => Ok(vec![ServerFrame::Ack {
             client_msg_id: send.client_msg_id,
             id: stored.id,
             conversation_id,

@@ -6,6 +6,7 @@ mod ws_client;
 
 mod bad_input;
 mod chat;
+mod delivery;
 mod embedded;
 mod isolation;
 mod login;

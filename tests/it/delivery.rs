@@ -1,0 +1,251 @@
+//! Zero-loss delivery: many messages while sockets on both sides are dropped at random.
+//! Every acknowledged message must reach every agent consumer exactly once after dedupe by
+//! id, and each consumer must see new ids in increasing order.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use futures::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::{helpers::*, ws_client::*};
+
+/// A small deterministic generator (the test must not depend on luck to be meaningful).
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn one_in(&mut self, n: u64) -> bool {
+        self.next() % n == 0
+    }
+}
+
+const VISITORS: usize = 10;
+const PER_VISITOR: usize = 2_000;
+const WINDOW: usize = 32;
+
+#[derive(Default)]
+struct AgentView {
+    seen: HashSet<i64>,
+    last_new: i64,
+    out_of_order: usize,
+    reconnects: usize,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_thousand_messages_with_random_disconnects_lose_nothing() {
+    let app = spawn_with(|c| {
+        c.ws_rate_per_sec = 100_000;
+        c.ws_rate_burst = 100_000;
+    })
+    .await;
+    let m = app.signup("Zero Loss").await;
+    let stop = Arc::new(AtomicBool::new(false));
+
+    // Two agent consumers that drop their socket now and then and reconnect with `since`.
+    let views: Vec<Arc<Mutex<AgentView>>> = (0..2).map(|_| Arc::default()).collect();
+    let mut agent_tasks = Vec::new();
+    for (n, view) in views.iter().enumerate() {
+        let (app_url, token, view, stop) =
+            (app.url.clone(), m.token.clone(), view.clone(), stop.clone());
+        let app = TestAppRef { url: app_url };
+        agent_tasks.push(tokio::spawn(async move {
+            let mut rng = XorShift(0x9E37_79B9_7F4A_7C15 ^ (n as u64 + 1));
+            while !stop.load(Ordering::Relaxed) {
+                let since = view.lock().unwrap().seen.iter().max().copied().unwrap_or(0);
+                let ticket = app.agent_ticket(&token).await;
+                let Ok(mut ws) =
+                    Ws::connect(&app.ws(&format!("/ws/agent?ticket={ticket}&since={since}"))).await
+                else {
+                    continue;
+                };
+                loop {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let frame =
+                        match tokio::time::timeout(Duration::from_millis(200), ws.socket.next())
+                            .await
+                        {
+                            Ok(Some(Ok(Message::Text(t)))) => {
+                                serde_json::from_str::<Value>(&t).unwrap()
+                            }
+                            Ok(Some(Ok(_))) | Err(_) => continue,
+                            Ok(None) | Ok(Some(Err(_))) => break,
+                        };
+                    if frame["type"] == "message" && frame["sender"]["kind"] == "visitor" {
+                        let id = frame["id"].as_i64().unwrap();
+                        let mut v = view.lock().unwrap();
+                        if v.seen.insert(id) {
+                            if id < v.last_new {
+                                v.out_of_order += 1;
+                            }
+                            v.last_new = v.last_new.max(id);
+                        }
+                    }
+                    if rng.one_in(1_500) {
+                        view.lock().unwrap().reconnects += 1;
+                        break; // drop the socket without a close frame
+                    }
+                }
+            }
+        }));
+    }
+    // Let the agents connect so conversations are routed (no offline notices needed).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let started = Instant::now();
+    let mut visitor_tasks = Vec::new();
+    for n in 0..VISITORS {
+        let v = visitor_session(&app, &m.ent_id).await;
+        let app = TestAppRef { url: app.url.clone() };
+        visitor_tasks.push(tokio::spawn(async move {
+            let mut rng = XorShift(0xD1B5_4A32_D192_ED03 ^ (n as u64 + 7));
+            let mut pending: BTreeMap<usize, String> = BTreeMap::new();
+            let mut acked: HashMap<String, i64> = HashMap::new();
+            let mut next = 0;
+            let mut reconnects = 0;
+            while acked.len() < PER_VISITOR {
+                let ticket = app.visitor_ticket(&v.token).await;
+                let Ok(mut ws) = Ws::connect(&app.ws(&format!("/ws/visitor?ticket={ticket}"))).await else { continue };
+                // Unacknowledged messages go again, with the same client_msg_id.
+                for (i, id) in &pending {
+                    let frame = json!({"type": "send", "client_msg_id": id, "body": format!("m{n}-{i}")});
+                    if ws.socket.send(Message::text(frame.to_string())).await.is_err() {
+                        break;
+                    }
+                }
+                'conn: loop {
+                    while pending.len() < WINDOW && next < PER_VISITOR {
+                        let id = format!("v{n}-{next}");
+                        let frame = json!({"type": "send", "client_msg_id": id, "body": format!("m{n}-{next}")});
+                        pending.insert(next, id);
+                        next += 1;
+                        if ws.socket.send(Message::text(frame.to_string())).await.is_err() {
+                            break 'conn;
+                        }
+                    }
+                    if acked.len() == PER_VISITOR {
+                        break;
+                    }
+                    let frame = match tokio::time::timeout(Duration::from_secs(10), ws.socket.next()).await {
+                        Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str::<Value>(&t).unwrap(),
+                        Ok(Some(Ok(_))) => continue,
+                        _ => break,
+                    };
+                    if frame["type"] == "ack" {
+                        let cid = frame["client_msg_id"].as_str().unwrap().to_owned();
+                        let index: usize = cid.rsplit('-').next().unwrap().parse().unwrap();
+                        pending.remove(&index);
+                        if let Some(previous) = acked.insert(cid, frame["id"].as_i64().unwrap()) {
+                            assert_eq!(previous, frame["id"].as_i64().unwrap(), "a resend must get the original id");
+                        }
+                    } else if frame["type"] == "error" {
+                        panic!("unexpected error frame: {frame}");
+                    }
+                    if rng.one_in(400) {
+                        reconnects += 1;
+                        break; // vanish mid-stream, acks in flight are lost
+                    }
+                }
+            }
+            (acked, reconnects)
+        }));
+    }
+    let mut acked_ids = HashSet::new();
+    let mut visitor_reconnects = 0;
+    for task in visitor_tasks {
+        let (acked, reconnects) = task.await.unwrap();
+        visitor_reconnects += reconnects;
+        acked_ids.extend(acked.into_values());
+    }
+    let send_time = started.elapsed();
+    assert_eq!(
+        acked_ids.len(),
+        VISITORS * PER_VISITOR,
+        "every message acknowledged once, with a distinct id"
+    );
+
+    // Wait for both consumers to have everything.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = views.iter().all(|v| acked_ids.is_subset(&v.lock().unwrap().seen));
+        if done || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for task in agent_tasks {
+        let _ = task.await;
+    }
+    for (n, view) in views.iter().enumerate() {
+        let v = view.lock().unwrap();
+        let missing = acked_ids.difference(&v.seen).count();
+        let unknown = v.seen.difference(&acked_ids).count();
+        assert_eq!((missing, unknown), (0, 0), "agent consumer {n}: missing / unknown messages");
+        assert_eq!(v.out_of_order, 0, "agent consumer {n} saw new ids out of order");
+        println!(
+            "delivery: consumer {n} saw all {} messages, {} reconnects",
+            v.seen.len(),
+            v.reconnects
+        );
+    }
+    println!(
+        "delivery: {} messages acked in {send_time:.1?} with {visitor_reconnects} visitor reconnects; 0 lost, 0 duplicated ids",
+        acked_ids.len()
+    );
+    let stored: i64 =
+        sqlx::query_scalar("select count(*) from messages where sender_kind = 'visitor'")
+            .fetch_one(
+                &mut *tenants::TenantTx::begin(app.pool(), crate::chat::tenant_id(&app, &m).await)
+                    .await
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+    assert_eq!(stored as usize, VISITORS * PER_VISITOR, "no duplicate rows from resends");
+}
+
+/// The parts of a `TestApp` a spawned task needs.
+struct TestAppRef {
+    url: String,
+}
+
+impl TestAppRef {
+    fn ws(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.url.trim_start_matches("http://"))
+    }
+
+    async fn visitor_ticket(&self, token: &str) -> String {
+        let res = client()
+            .post(format!("{}/api/v1/visitor/ticket", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        res.json::<Value>().await.unwrap()["ticket"].as_str().unwrap().to_owned()
+    }
+
+    async fn agent_ticket(&self, token: &str) -> String {
+        let res = client()
+            .post(format!("{}/api/v1/ws/ticket", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        res.json::<Value>().await.unwrap()["ticket"].as_str().unwrap().to_owned()
+    }
+}
