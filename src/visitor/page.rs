@@ -46,6 +46,7 @@ struct ChatQuery {
 struct ChatPage {
     lang: Lang,
     tenant_name: String,
+    initial: String,
     ent_id: String,
     kefu_id: String,
     visitor_name: String,
@@ -66,6 +67,12 @@ async fn chat_index(
     let page = ChatPage {
         lang,
         tenant_name: tenant.name.clone(),
+        initial: tenant
+            .name
+            .chars()
+            .next()
+            .map(|c| c.to_uppercase().to_string())
+            .unwrap_or_default(),
         ent_id: tenant.ent_id.to_string(),
         kefu_id: q.kefu_id.filter(|k| k.parse::<i64>().is_ok()).unwrap_or_default(),
         visitor_name: clip(q.visitor_name, 60),

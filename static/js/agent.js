@@ -1,0 +1,169 @@
+// The agent inbox (minimal view): conversations of the merchant, one thread, replies.
+// Same protocol as docs/protocol.md: the session cookie opens /ws/agent, `since` on every
+// reconnect, replies resent with their client_msg_id until acknowledged.
+(() => {
+  'use strict';
+  const inbox = document.getElementById('inbox');
+  if (!inbox) return;
+  const t = inbox.dataset;
+  const listEl = document.getElementById('conversation-list');
+  const emptyEl = document.getElementById('inbox-empty');
+  const statusEl = document.getElementById('inbox-status');
+  const thread = document.getElementById('thread');
+  const threadTitle = document.getElementById('thread-title');
+  const threadMessages = document.getElementById('thread-messages');
+  const composer = document.getElementById('thread-composer');
+  const reply = document.getElementById('reply');
+  const closeBtn = document.getElementById('close-conversation');
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+
+  const conversations = new Map(); // id -> conversation
+  const unread = new Map();
+  const online = new Set();        // visitor public ids
+  const seen = new Set();
+  const pending = new Map();
+  let lastId = 0;
+  let current = null;
+  let socket = null;
+  let retry = 0;
+
+  const uuid = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`);
+  const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; };
+
+  function renderList() {
+    listEl.replaceChildren();
+    const items = [...conversations.values()].sort((a, b) => b.id - a.id);
+    emptyEl.hidden = items.length > 0;
+    for (const c of items) {
+      const li = el('li');
+      const button = el('button', `conversation${current === c.id ? ' is-active' : ''}`);
+      button.type = 'button';
+      const name = el('span', 'conversation-name', c.visitor_name);
+      if (online.has(c.visitor_id)) name.append(el('span', 'online-dot', ''));
+      const meta = el('span', 'conversation-meta', c.status === 'queued' ? t.tQueued : c.status === 'closed' ? t.tClosed : (c.agent_name || ''));
+      button.append(name, meta);
+      const n = unread.get(c.id) || 0;
+      if (n) button.append(el('span', 'unread', String(n)));
+      button.addEventListener('click', () => open(c.id));
+      li.append(button);
+      listEl.append(li);
+    }
+  }
+
+  function bubble(m) {
+    const row = el('div', `tmsg ${m.sender.kind === 'visitor' ? 'theirs' : 'mine'} ${m.kind === 'notice' ? 'notice' : ''}`);
+    row.append(el('div', 'bubble', m.kind === 'product' && m.payload ? `🛒 ${m.payload.product.title} ${m.payload.product.price || ''}` : m.body));
+    const c = conversations.get(m.conversation_id);
+    const who = m.sender.name || (m.sender.kind === 'visitor' && c ? c.visitor_name : '');
+    row.append(el('div', 'meta', who));
+    return row;
+  }
+
+  async function open(id) {
+    current = id;
+    unread.delete(id);
+    const c = conversations.get(id);
+    threadTitle.textContent = c ? c.visitor_name : '';
+    thread.hidden = false;
+    closeBtn.hidden = !c || c.status === 'closed';
+    threadMessages.replaceChildren();
+    const res = await fetch(`/api/v1/conversations/${id}/messages?limit=100`);
+    if (res.ok) {
+      const page = await res.json();
+      for (const m of page.messages) threadMessages.append(bubble(m));
+      threadMessages.scrollTop = threadMessages.scrollHeight;
+      const last = page.messages[page.messages.length - 1];
+      if (last) fetch(`/api/v1/conversations/${id}/read`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': csrf }, body: JSON.stringify({ up_to: last.id }) });
+    }
+    renderList();
+    reply.focus();
+  }
+
+  async function loadList() {
+    const res = await fetch('/api/v1/conversations?view=all&status=any&limit=100');
+    if (!res.ok) return;
+    for (const c of (await res.json()).conversations) {
+      conversations.set(c.id, c);
+      if (c.unread) unread.set(c.id, c.unread);
+    }
+    renderList();
+  }
+
+  function onMessage(m) {
+    if (seen.has(m.id)) return;
+    seen.add(m.id);
+    lastId = Math.max(lastId, m.id);
+    if (m.client_msg_id && pending.has(m.client_msg_id)) {
+      pending.get(m.client_msg_id).el.classList.remove('is-pending');
+      pending.delete(m.client_msg_id);
+      return;
+    }
+    if (m.conversation_id === current) {
+      threadMessages.append(bubble(m));
+      threadMessages.scrollTop = threadMessages.scrollHeight;
+    } else if (m.sender.kind === 'visitor') {
+      unread.set(m.conversation_id, (unread.get(m.conversation_id) || 0) + 1);
+      if (!conversations.has(m.conversation_id)) loadList();
+      renderList();
+    }
+  }
+
+  function handle(f) {
+    switch (f.type) {
+      case 'message': onMessage(f); break;
+      case 'conversation':
+        conversations.set(f.conversation.id, f.conversation);
+        if (f.conversation.id === current) closeBtn.hidden = f.conversation.status === 'closed';
+        renderList();
+        break;
+      case 'presence':
+        if (f.of === 'visitor') { if (f.online) online.add(f.visitor_id); else online.delete(f.visitor_id); renderList(); }
+        break;
+      case 'ack': {
+        const p = pending.get(f.client_msg_id);
+        if (p) { p.el.classList.remove('is-pending'); pending.delete(f.client_msg_id); seen.add(f.id); }
+        break;
+      }
+      case 'sync_done': lastId = Math.max(lastId, f.last_id); break;
+      default: break;
+    }
+  }
+
+  function connect() {
+    const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+    socket = new WebSocket(`${proto}://${location.host}/ws/agent?since=${lastId}`);
+    socket.onopen = () => { retry = 0; statusEl.textContent = ''; for (const p of pending.values()) socket.send(JSON.stringify(p.frame)); };
+    socket.onmessage = (ev) => { try { handle(JSON.parse(ev.data)); } catch (_) { /* ignore */ } };
+    socket.onclose = () => {
+      socket = null;
+      statusEl.textContent = t.tReconnecting;
+      setTimeout(connect, Math.min(15000, 500 * 2 ** retry++));
+    };
+  }
+
+  composer.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const text = reply.value.trim();
+    if (!text || !current) return;
+    reply.value = '';
+    const frame = { type: 'send', client_msg_id: uuid(), conversation_id: current, kind: 'text', body: text };
+    const node = bubble({ sender: { kind: 'agent', name: '' }, kind: 'text', body: text });
+    node.classList.add('is-pending');
+    threadMessages.append(node);
+    threadMessages.scrollTop = threadMessages.scrollHeight;
+    pending.set(frame.client_msg_id, { frame, el: node });
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+  });
+  reply.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); composer.requestSubmit(); }
+  });
+  reply.addEventListener('input', () => {
+    if (socket && socket.readyState === WebSocket.OPEN && current) socket.send(JSON.stringify({ type: 'typing', conversation_id: current }));
+  });
+  closeBtn.addEventListener('click', async () => {
+    if (!current) return;
+    await fetch(`/api/v1/conversations/${current}/close`, { method: 'POST', headers: { 'x-csrf-token': csrf } });
+  });
+
+  loadList().then(connect);
+})();
