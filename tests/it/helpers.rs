@@ -133,6 +133,8 @@ pub fn test_config() -> Config {
         jwt_secret: Some(SecretString::from("test-secret-".repeat(4))),
         auth_rate_per_minute: 100_000,
         auth_rate_burst: 100_000,
+        ws_rate_per_sec: 100_000,
+        ws_rate_burst: 100_000,
         ..Config::default()
     }
 }

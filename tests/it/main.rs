@@ -11,6 +11,7 @@ mod embedded;
 mod isolation;
 mod login;
 mod migrate;
+mod outage;
 mod pages;
 mod signup;
 mod static_checks;
