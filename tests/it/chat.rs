@@ -379,3 +379,108 @@ async fn routing_transfer_and_close() {
     assert_eq!(pinned.expect("error").await["code"], "conversation_closed");
     drop(visitors);
 }
+
+#[tokio::test]
+async fn each_connection_is_rate_limited() {
+    let app = spawn_with(|c| {
+        c.ws_rate_per_sec = 5;
+        c.ws_rate_burst = 5;
+    })
+    .await;
+    let m = app.signup("Limits").await;
+    let v = visitor_session(&app, &m.ent_id).await;
+    let mut visitor = Ws::visitor(&app, &v.token, "").await;
+    visitor.expect("presence").await;
+    for _ in 0..12 {
+        visitor.send(json!({"type": "ping"})).await;
+    }
+    let mut pongs = 0;
+    let mut limited = 0;
+    while let Some(f) = visitor.next().await {
+        match f["type"].as_str() {
+            Some("pong") => pongs += 1,
+            Some("error") if f["code"] == "rate_limited" => limited += 1,
+            _ => {}
+        }
+        if pongs + limited == 12 {
+            break;
+        }
+    }
+    assert!((5..=6).contains(&pongs), "the burst passes ({pongs})");
+    assert_eq!(pongs + limited, 12, "the rest is refused, the connection lives");
+}
+
+#[tokio::test]
+async fn visitor_sessions_refuse_bad_input_clearly() {
+    let app = spawn_app().await;
+    let m = app.signup("Visitor Input").await;
+    let post = |body: String| {
+        client()
+            .post(app.url("/api/v1/visitor/session"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let cases = [
+        (json!({"ent_id": "nobody"}).to_string(), 404, "tenant_not_found"),
+        (json!({"ent_id": "x' or 1=1 --"}).to_string(), 404, "tenant_not_found"),
+        (
+            json!({"ent_id": m.ent_id, "extra": "%%%not-base64"}).to_string(),
+            422,
+            "validation_failed",
+        ),
+        (json!({"ent_id": m.ent_id, "extra": [1, 2]}).to_string(), 422, "validation_failed"),
+        (json!({"ent_id": 5}).to_string(), 422, "invalid_body"),
+        ("{\"ent_id\":".to_owned(), 400, "malformed_json"),
+    ];
+    for (body, status, code) in cases {
+        let res = post(body.clone()).await.unwrap();
+        assert_eq!(res.status().as_u16(), status, "{body}");
+        assert_eq!(error_code(res).await, code, "{body}");
+    }
+    // A forged or foreign token is ignored: a new visitor, never someone else's history.
+    let other = app.signup("Other").await;
+    let theirs = visitor_session(&app, &other.ent_id).await;
+    let res: Value = post(json!({"ent_id": m.ent_id, "token": theirs.token}).to_string())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(res["resumed"], false);
+    assert_ne!(res["visitor_id"], theirs.id.as_str());
+    let res: Value = post(json!({"ent_id": m.ent_id, "token": "garbage", "name": format!("{}\u{0}", "N".repeat(500))}).to_string()).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        res["name"].as_str().unwrap().chars().count(),
+        60,
+        "names are trimmed to 60 characters, controls dropped"
+    );
+    // Resuming with the right token is the same visitor.
+    let mine = visitor_session(&app, &m.ent_id).await;
+    let res: Value = post(json!({"ent_id": m.ent_id, "token": mine.token}).to_string())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (res["resumed"].as_bool(), res["visitor_id"].as_str()),
+        (Some(true), Some(mine.id.as_str()))
+    );
+    // Tickets need a visitor token.
+    assert_eq!(
+        client().post(app.url("/api/v1/visitor/ticket")).send().await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        client()
+            .post(app.url("/api/v1/visitor/ticket"))
+            .bearer_auth(&m.token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401,
+        "an agent token is not a visitor token"
+    );
+}
