@@ -2,8 +2,9 @@
 //! has its ack): the welcome message on a new conversation, keyword auto-replies, and — once
 //! per conversation, not once per message — the offline notice when nobody can answer.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
+use moka::future::Cache;
 use tenants::{TenantId, TenantTx};
 
 use super::{
@@ -15,6 +16,61 @@ use super::{
     writer::NewMessage,
 };
 use crate::i18n::Lang;
+
+/// A tenant's automation settings, read once and cached (they change rarely; the settings
+/// pages invalidate them). Without this every visitor message cost a transaction.
+#[derive(Debug, Default)]
+pub struct Automation {
+    pub welcome: Option<String>,
+    pub offline: Option<String>,
+    /// Whether agents see what a visitor is typing before it is sent.
+    pub typing_preview: bool,
+    /// (keyword lowercased, exact?, reply), in order.
+    rules: Vec<(String, bool, String)>,
+}
+
+impl Automation {
+    /// The reply of the first rule that matches: `exact` (whole message, ignoring case and
+    /// surrounding space) or `contains` (ignoring case).
+    pub fn auto_reply(&self, text: &str) -> Option<&str> {
+        let text = text.trim().to_lowercase();
+        self.rules.iter().find_map(|(keyword, exact, reply)| {
+            let hit = !keyword.is_empty()
+                && if *exact { text == *keyword } else { text.contains(keyword.as_str()) };
+            hit.then_some(reply.as_str())
+        })
+    }
+}
+
+pub type AutomationCache = Cache<TenantId, Arc<Automation>>;
+
+pub fn cache() -> AutomationCache {
+    Cache::builder().max_capacity(50_000).time_to_live(Duration::from_secs(30)).build()
+}
+
+/// The tenant's automation settings, from the cache or the database.
+pub async fn settings(
+    chat: &Chat,
+    pool: &sqlx::PgPool,
+    tenant: TenantId,
+) -> Result<Arc<Automation>, Arc<sqlx::Error>> {
+    chat.automation
+        .try_get_with(tenant, async {
+            let mut tx = TenantTx::begin(pool, tenant).await?;
+            let welcome = setting_text(&mut tx, "welcome_message").await?;
+            let offline = setting_text(&mut tx, "offline_message").await?;
+            let typing_preview = store::setting(&mut tx, "typing_preview").await?.and_then(|v| v.as_bool()).unwrap_or(false);
+            let rules: Vec<(String, String, String)> = sqlx::query_as(
+                "select keyword, match_kind, reply from auto_replies where enabled order by position, id",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            let rules = rules.into_iter().map(|(k, kind, r)| (k.trim().to_lowercase(), kind == "exact", r)).collect();
+            Ok(Arc::new(Automation { welcome, offline, typing_preview, rules }))
+        })
+        .await
+}
 
 /// Runs the automation for one visitor message; errors are logged, never surfaced.
 pub async fn after_visitor_message(
@@ -40,27 +96,29 @@ async fn run(
     text: Option<String>,
     lang: Lang,
 ) -> anyhow::Result<()> {
-    let mut tx = TenantTx::begin(pool, tenant).await?;
-    let welcome = if created { setting_text(&mut tx, "welcome_message").await? } else { None };
-    let reply = match &text {
-        Some(text) => auto_reply(&mut tx, text).await?,
-        None => None,
-    };
-    tx.commit().await?;
-
+    let automation = settings(chat, pool, tenant)
+        .await
+        .map_err(|e| anyhow::anyhow!("automation settings: {e}"))?;
+    let welcome = automation.welcome.clone().filter(|_| created);
+    let reply = text.as_deref().and_then(|t| automation.auto_reply(t)).map(str::to_owned);
     if let Some(body) = welcome {
         bot(chat, tenant, conversation, "welcome", body).await?;
     }
     if let Some(body) = reply {
         bot(chat, tenant, conversation, "auto", body).await?;
     }
-    if conversation.agent_id.is_none() && !chat.team_online(tenant).await? {
+    let unanswered =
+        conversation.agent_id.is_none() && !chat.offline_noticed.contains_key(&conversation.id);
+    if unanswered && !chat.team_online(tenant).await? {
         let mut tx = TenantTx::begin(pool, tenant).await?;
         let first = store::claim_offline_notice(&mut tx, conversation.id).await?;
-        let custom = if first { setting_text(&mut tx, "offline_message").await? } else { None };
         tx.commit().await?;
+        chat.offline_noticed.insert(conversation.id, ());
         if first {
-            let body = custom.unwrap_or_else(|| lang.tr("chat.offline_default").to_owned());
+            let body = automation
+                .offline
+                .clone()
+                .unwrap_or_else(|| lang.tr("chat.offline_default").to_owned());
             let message = NewMessage {
                 conversation_id: conversation.id,
                 sender_kind: "system",
@@ -108,21 +166,4 @@ async fn setting_text(conn: &mut sqlx::PgConnection, key: &str) -> sqlx::Result<
         .await?
         .and_then(|v| v.as_str().map(str::to_owned))
         .filter(|s| !s.trim().is_empty()))
-}
-
-/// The reply of the first enabled rule that matches: `exact` (whole message, ignoring case
-/// and surrounding space) or `contains` (ignoring case).
-async fn auto_reply(conn: &mut sqlx::PgConnection, text: &str) -> sqlx::Result<Option<String>> {
-    let rules: Vec<(String, String, String)> = sqlx::query_as(
-        "select keyword, match_kind, reply from auto_replies where enabled order by position, id",
-    )
-    .fetch_all(conn)
-    .await?;
-    let text = text.trim().to_lowercase();
-    Ok(rules.into_iter().find_map(|(keyword, kind, reply)| {
-        let keyword = keyword.trim().to_lowercase();
-        let hit = !keyword.is_empty()
-            && if kind == "exact" { text == keyword } else { text.contains(&keyword) };
-        hit.then_some(reply)
-    }))
 }

@@ -21,8 +21,12 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::protocol::ServerFrame;
 
-/// Outbound frames queued per connection before it counts as lagging.
+/// Outbound frames queued per visitor connection before it counts as lagging.
 pub const QUEUE_CAPACITY: usize = 1024;
+/// Agents receive their whole merchant's traffic (bursts of new conversations included), so
+/// their queue is longer. tokio allocates queue blocks as they fill, so an idle connection
+/// does not pay for the capacity.
+pub const AGENT_QUEUE_CAPACITY: usize = 16 * 1024;
 
 /// A serialized frame, shared by every connection it goes to.
 pub type Frame = Utf8Bytes;
@@ -32,7 +36,7 @@ pub fn encode(frame: &ServerFrame) -> Frame {
 }
 
 /// Whose connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Peer {
     Agent(i64),
     Visitor(i64),
@@ -45,9 +49,43 @@ struct Conn {
     lagging: CancellationToken,
 }
 
+/// One tenant's connections, indexed by whom they belong to: a push touches only its
+/// recipients (a flat map made every message scan every visitor of the tenant).
 #[derive(Default)]
 struct Room {
-    conns: HashMap<u64, Conn>,
+    by_peer: HashMap<Peer, HashMap<u64, Conn>>,
+    /// Agents with at least one connection (few per tenant; iterated for agent broadcasts).
+    agents: std::collections::BTreeSet<i64>,
+}
+
+impl Room {
+    fn is_empty(&self) -> bool {
+        self.by_peer.is_empty()
+    }
+
+    fn insert(&mut self, id: u64, conn: Conn) {
+        if let Peer::Agent(a) = conn.peer {
+            self.agents.insert(a);
+        }
+        self.by_peer.entry(conn.peer).or_default().insert(id, conn);
+    }
+
+    fn remove(&mut self, peer: Peer, id: u64) {
+        if let Some(conns) = self.by_peer.get_mut(&peer) {
+            conns.remove(&id);
+            if conns.is_empty() {
+                self.by_peer.remove(&peer);
+                if let Peer::Agent(a) = peer {
+                    self.agents.remove(&a);
+                }
+            }
+        }
+    }
+
+    /// Every connection of `peer`.
+    fn of(&self, peer: Peer) -> impl Iterator<Item = &Conn> {
+        self.by_peer.get(&peer).into_iter().flat_map(|c| c.values())
+    }
 }
 
 /// The registry of live sockets, per tenant.
@@ -62,16 +100,20 @@ pub struct Hub {
 pub struct Registration {
     hub: Arc<Hub>,
     tenant: TenantId,
+    peer: Peer,
     id: u64,
     pub lagging: CancellationToken,
+    /// The connection's own queue, for replies to what it sent (acks, errors, pongs). They
+    /// share the queue with pushed frames: one channel per socket, not two.
+    pub replies: mpsc::Sender<Frame>,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut rooms = self.hub.rooms.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(room) = rooms.get_mut(&self.tenant) {
-            room.conns.remove(&self.id);
-            if room.conns.is_empty() {
+            room.remove(self.peer, self.id);
+            if room.is_empty() {
                 rooms.remove(&self.tenant);
             }
         }
@@ -96,12 +138,16 @@ impl Hub {
         tenant: TenantId,
         peer: Peer,
     ) -> (Registration, mpsc::Receiver<Frame>) {
-        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let capacity = match peer {
+            Peer::Agent(_) => AGENT_QUEUE_CAPACITY,
+            Peer::Visitor(_) => QUEUE_CAPACITY,
+        };
+        let (tx, rx) = mpsc::channel(capacity);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let lagging = CancellationToken::new();
-        let conn = Conn { peer, tx, lagging: lagging.clone() };
-        self.lock().entry(tenant).or_default().conns.insert(id, conn);
-        (Registration { hub: self.clone(), tenant, id, lagging }, rx)
+        let conn = Conn { peer, tx: tx.clone(), lagging: lagging.clone() };
+        self.lock().entry(tenant).or_default().insert(id, conn);
+        (Registration { hub: self.clone(), tenant, peer, id, lagging, replies: tx }, rx)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Room>> {
@@ -110,17 +156,21 @@ impl Hub {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `frame` for every connection of `tenant` matching `to`. Returns how many got it.
-    pub fn send(&self, tenant: TenantId, to: impl Fn(Peer) -> bool, frame: &Frame) -> usize {
-        let rooms = self.lock();
-        let Some(room) = rooms.get(&tenant) else { return 0 };
+    /// Queues `frame` on each connection; a full queue marks its connection lagging.
+    fn deliver<'a>(
+        tenant: TenantId,
+        conns: impl Iterator<Item = &'a Conn>,
+        frame: &Frame,
+    ) -> usize {
         let mut delivered = 0;
-        for conn in room.conns.values().filter(|c| to(c.peer)) {
+        for conn in conns {
             match conn.tx.try_send(frame.clone()) {
                 Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::warn!(tenant = tenant.0, peer = ?conn.peer, "connection lagging; closing it");
-                    conn.lagging.cancel();
+                    if !conn.lagging.is_cancelled() {
+                        tracing::warn!(tenant = tenant.0, peer = ?conn.peer, "connection lagging; closing it");
+                        conn.lagging.cancel();
+                    }
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
@@ -128,47 +178,70 @@ impl Hub {
         delivered
     }
 
+    /// Every agent connection of `tenant`. Returns how many got the frame.
     pub fn to_agents(&self, tenant: TenantId, frame: &Frame) -> usize {
-        self.send(tenant, |p| matches!(p, Peer::Agent(_)), frame)
+        let rooms = self.lock();
+        let Some(room) = rooms.get(&tenant) else { return 0 };
+        Self::deliver(tenant, room.agents.iter().flat_map(|a| room.of(Peer::Agent(*a))), frame)
+    }
+
+    /// Agent connections of `tenant` except those of `agent_id`.
+    pub fn to_other_agents(&self, tenant: TenantId, agent_id: i64, frame: &Frame) -> usize {
+        let rooms = self.lock();
+        let Some(room) = rooms.get(&tenant) else { return 0 };
+        Self::deliver(
+            tenant,
+            room.agents.iter().filter(|a| **a != agent_id).flat_map(|a| room.of(Peer::Agent(*a))),
+            frame,
+        )
     }
 
     pub fn to_agent(&self, tenant: TenantId, agent_id: i64, frame: &Frame) -> usize {
-        self.send(tenant, |p| p == Peer::Agent(agent_id), frame)
+        self.to_peer(tenant, Peer::Agent(agent_id), frame)
     }
 
     pub fn to_visitor(&self, tenant: TenantId, visitor_id: i64, frame: &Frame) -> usize {
-        self.send(tenant, |p| p == Peer::Visitor(visitor_id), frame)
+        self.to_peer(tenant, Peer::Visitor(visitor_id), frame)
+    }
+
+    fn to_peer(&self, tenant: TenantId, peer: Peer, frame: &Frame) -> usize {
+        let rooms = self.lock();
+        let Some(room) = rooms.get(&tenant) else { return 0 };
+        Self::deliver(tenant, room.of(peer), frame)
+    }
+
+    /// Every visitor connection of `tenant` (e.g. team availability).
+    pub fn to_visitors(&self, tenant: TenantId, frame: &Frame) -> usize {
+        let rooms = self.lock();
+        let Some(room) = rooms.get(&tenant) else { return 0 };
+        let visitors = room
+            .by_peer
+            .iter()
+            .filter(|(p, _)| matches!(p, Peer::Visitor(_)))
+            .flat_map(|(_, c)| c.values());
+        Self::deliver(tenant, visitors, frame)
     }
 
     /// Agents with at least one live connection.
     pub fn connected_agents(&self, tenant: TenantId) -> Vec<i64> {
-        let rooms = self.lock();
-        let mut ids: Vec<i64> = rooms
-            .get(&tenant)
-            .map(|r| {
-                r.conns
-                    .values()
-                    .filter_map(|c| if let Peer::Agent(id) = c.peer { Some(id) } else { None })
-                    .collect()
-            })
-            .unwrap_or_default();
-        ids.sort_unstable();
-        ids.dedup();
-        ids
+        self.lock().get(&tenant).map(|r| r.agents.iter().copied().collect()).unwrap_or_default()
     }
 
     /// How many live connections `peer` has in `tenant`.
     pub fn connections_of(&self, tenant: TenantId, peer: Peer) -> usize {
-        self.lock().get(&tenant).map_or(0, |r| r.conns.values().filter(|c| c.peer == peer).count())
+        self.lock().get(&tenant).and_then(|r| r.by_peer.get(&peer)).map_or(0, HashMap::len)
     }
 
     /// Live connections across all tenants (agents, visitors).
     pub fn counts(&self) -> (usize, usize) {
         let rooms = self.lock();
-        rooms.values().flat_map(|r| r.conns.values()).fold((0, 0), |(a, v), c| match c.peer {
-            Peer::Agent(_) => (a + 1, v),
-            Peer::Visitor(_) => (a, v + 1),
-        })
+        rooms.values().flat_map(|r| r.by_peer.values()).flat_map(|c| c.values()).fold(
+            (0, 0),
+            |(a, v), c| match c.peer {
+                Peer::Agent(_) => (a + 1, v),
+                Peer::Visitor(_) => (a, v + 1),
+            },
+        )
     }
 
     /// Cancelled when the server shuts down: sockets tell clients to reconnect and end.
@@ -224,5 +297,6 @@ mod tests {
         drop(visitor);
         assert_eq!(hub.counts(), (1, 0));
         assert!(hub.lock().get(&t).is_none(), "empty rooms are removed");
+        assert_eq!(hub.connected_agents(t), Vec::<i64>::new());
     }
 }

@@ -41,6 +41,14 @@ pub struct Chat {
     round_robin: Mutex<HashMap<TenantId, u64>>,
     /// Ticket ids already used (tickets are single-use; they live 60 s).
     used_tickets: moka::sync::Cache<String, ()>,
+    /// Per-tenant automation settings.
+    pub automation: automation::AutomationCache,
+    /// Agents' chosen statuses, so "can anyone answer?" needs no query per message. Updated
+    /// wherever this process changes a status; entries expire so changes made elsewhere are
+    /// seen within a minute.
+    statuses: moka::sync::Cache<(TenantId, i64), AgentStatus>,
+    /// Conversations whose offline notice is known to be sent.
+    pub offline_noticed: moka::sync::Cache<i64, ()>,
 }
 
 impl Chat {
@@ -53,6 +61,15 @@ impl Chat {
             round_robin: Mutex::default(),
             used_tickets: moka::sync::Cache::builder()
                 .time_to_live(Duration::from_secs(120))
+                .max_capacity(1_000_000)
+                .build(),
+            automation: automation::cache(),
+            statuses: moka::sync::Cache::builder()
+                .time_to_live(Duration::from_secs(60))
+                .max_capacity(1_000_000)
+                .build(),
+            offline_noticed: moka::sync::Cache::builder()
+                .time_to_live(Duration::from_secs(3600))
                 .max_capacity(1_000_000)
                 .build(),
         }
@@ -89,14 +106,37 @@ impl Chat {
     /// Whether anyone can answer now.
     pub async fn team_online(&self, tenant: TenantId) -> sqlx::Result<bool> {
         let connected = self.hub.connected_agents(tenant);
-        if connected.is_empty() {
+        let mut unknown = Vec::new();
+        for agent in &connected {
+            match self.statuses.get(&(tenant, *agent)) {
+                Some(AgentStatus::Online) => return Ok(true),
+                Some(_) => {}
+                None => unknown.push(*agent),
+            }
+        }
+        if unknown.is_empty() {
             return Ok(false);
         }
         let mut tx = TenantTx::begin(&self.pool, tenant).await?;
-        let online =
-            store::candidates(&mut tx, &connected).await?.iter().any(|a| a.status == "online");
+        let rows: Vec<(i64, String, bool)> = sqlx::query_as(
+            "select id, status, disabled_at is not null from agents where id = any($1)",
+        )
+        .bind(&unknown)
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
+        let mut online = false;
+        for (id, status, disabled) in rows {
+            let status = if disabled { AgentStatus::Offline } else { AgentStatus::parse(&status) };
+            online |= status == AgentStatus::Online;
+            self.statuses.insert((tenant, id), status);
+        }
         Ok(online)
+    }
+
+    /// Records an agent's chosen status (after it is stored).
+    pub fn remember_status(&self, tenant: TenantId, agent_id: i64, status: AgentStatus) {
+        self.statuses.insert((tenant, agent_id), status);
     }
 
     /// Chooses the agent for a new conversation: the requested one (`kefu_id`) if available,
@@ -182,7 +222,7 @@ impl Chat {
         let team = encode(&ServerFrame::Presence(Presence::Team {
             online: self.team_online(tenant).await?,
         }));
-        self.hub.send(tenant, |p| matches!(p, hub::Peer::Visitor(_)), &team);
+        self.hub.to_visitors(tenant, &team);
         Ok(())
     }
 }

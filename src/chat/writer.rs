@@ -195,48 +195,36 @@ async fn commit_batch(
     tenant: TenantId,
     messages: &[&NewMessage],
 ) -> sqlx::Result<Vec<Result<Stored, WriteError>>> {
-    let mut tx = TenantTx::begin(pool, tenant).await?;
-    sqlx::query("select pg_advisory_xact_lock($1)")
-        .bind(lock_key(tenant))
-        .execute(&mut *tx)
-        .await?;
-
-    let mut conversation_ids: Vec<i64> = messages.iter().map(|m| m.conversation_id).collect();
-    conversation_ids.sort_unstable();
-    conversation_ids.dedup();
-    let statuses: HashMap<i64, String> = sqlx::query_as::<_, (i64, String)>(
-        "select id, status from conversations where id = any($1) for share",
-    )
-    .bind(&conversation_ids)
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .collect();
-    let refusal = |m: &NewMessage| match statuses.get(&m.conversation_id).map(String::as_str) {
-        None => Some(WriteError::ConversationNotFound),
-        Some("closed") => Some(WriteError::ConversationClosed),
-        Some(_) => None,
-    };
+    let mut tx = TenantTx::begin_locked(pool, tenant, lock_key(tenant)).await?;
 
     // Within one batch the same key may come twice (a quick resend): store it once.
-    let mut first_of: HashMap<(i64, &str, &str), usize> = HashMap::new();
     let mut unique: Vec<&NewMessage> = Vec::with_capacity(messages.len());
-    for m in messages.iter().filter(|m| refusal(m).is_none()) {
-        first_of
-            .entry((m.conversation_id, m.sender_kind, m.client_msg_id.as_str()))
-            .or_insert_with(|| {
-                unique.push(m);
-                unique.len() - 1
-            });
+    let mut keys = std::collections::HashSet::new();
+    for m in messages {
+        if keys.insert((m.conversation_id, m.sender_kind, m.client_msg_id.as_str())) {
+            unique.push(m);
+        }
     }
+    // One statement: insert what goes to a conversation that exists and is not closed,
+    // skip keys stored before, and move each conversation's last message forward.
     let inserted: Vec<(i64, i64, String, String, DateTime<Utc>)> = sqlx::query_as(
-        "insert into messages (conversation_id, sender_kind, sender_agent_id, kind, body, payload, client_msg_id)
-         select c, s, a, k, b, p::jsonb, m
-         from unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
-              with ordinality as t(c, s, a, k, b, p, m, ord)
-         order by ord
-         on conflict (conversation_id, sender_kind, client_msg_id) where client_msg_id is not null do nothing
-         returning id, conversation_id, sender_kind, client_msg_id, created_at",
+        "with input as (
+             select * from unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
+                  with ordinality as t(c, s, a, k, b, p, m, ord)
+         ), ins as (
+             insert into messages (conversation_id, sender_kind, sender_agent_id, kind, body, payload, client_msg_id)
+             select i.c, i.s, i.a, i.k, i.b, i.p::jsonb, i.m
+             from input i join conversations conv on conv.id = i.c and conv.status <> 'closed'
+             order by i.ord
+             on conflict (conversation_id, sender_kind, client_msg_id) where client_msg_id is not null do nothing
+             returning id, conversation_id, sender_kind, client_msg_id, created_at
+         ), bump as (
+             update conversations c
+             set last_message_id = greatest(coalesce(c.last_message_id, 0), n.last), last_message_at = now()
+             from (select conversation_id, max(id) as last from ins group by conversation_id) n
+             where c.id = n.conversation_id
+         )
+         select id, conversation_id, sender_kind, client_msg_id, created_at from ins",
     )
     .bind(unique.iter().map(|m| m.conversation_id).collect::<Vec<_>>())
     .bind(unique.iter().map(|m| m.sender_kind).collect::<Vec<_>>())
@@ -252,6 +240,8 @@ async fn commit_batch(
         .into_iter()
         .map(|(id, c, s, m, at)| ((c, s, m), Stored { id, created_at: at, duplicate: false }))
         .collect();
+    // Not inserted: stored before (a resend), or the conversation is closed or missing.
+    // Rare, so one more query only then.
     let missing: Vec<&NewMessage> = unique
         .iter()
         .filter(|m| {
@@ -263,6 +253,7 @@ async fn commit_batch(
         })
         .copied()
         .collect();
+    let mut statuses: HashMap<i64, String> = HashMap::new();
     if !missing.is_empty() {
         let existing: Vec<(i64, i64, String, String, DateTime<Utc>)> = sqlx::query_as(
             "select m.id, m.conversation_id, m.sender_kind, m.client_msg_id, m.created_at
@@ -278,26 +269,15 @@ async fn commit_batch(
         for (id, c, s, m, at) in existing {
             found.insert((c, s, m), Stored { id, created_at: at, duplicate: true });
         }
-    }
-
-    // Conversations remember their newest message.
-    let mut newest: HashMap<i64, i64> = HashMap::new();
-    for stored in found.iter().filter(|(_, s)| !s.duplicate) {
-        let entry = newest.entry(stored.0.0).or_insert(0);
-        *entry = (*entry).max(stored.1.id);
-    }
-    if !newest.is_empty() {
-        let (ids, last): (Vec<i64>, Vec<i64>) = newest.into_iter().unzip();
-        sqlx::query(
-            "update conversations c
-             set last_message_id = greatest(coalesce(c.last_message_id, 0), n.last), last_message_at = now()
-             from unnest($1::bigint[], $2::bigint[]) as n(id, last)
-             where c.id = n.id",
+        let ids: Vec<i64> = missing.iter().map(|m| m.conversation_id).collect();
+        statuses = sqlx::query_as::<_, (i64, String)>(
+            "select id, status from conversations where id = any($1)",
         )
-        .bind(ids)
-        .bind(last)
-        .execute(&mut *tx)
-        .await?;
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
     }
     tx.commit().await?;
 
@@ -305,16 +285,17 @@ async fn commit_batch(
     Ok(messages
         .iter()
         .map(|m| {
-            if let Some(refused) = refusal(m) {
-                return Err(refused);
-            }
             let key = (m.conversation_id, m.sender_kind.to_owned(), m.client_msg_id.clone());
-            let mut stored = *found.get(&key).ok_or_else(|| {
-                WriteError::Database(format!(
-                    "message {} vanished between insert and lookup",
-                    m.client_msg_id
-                ))
-            })?;
+            let Some(mut stored) = found.get(&key).copied() else {
+                return Err(match statuses.get(&m.conversation_id).map(String::as_str) {
+                    Some("closed") => WriteError::ConversationClosed,
+                    None => WriteError::ConversationNotFound,
+                    Some(_) => WriteError::Database(format!(
+                        "message {} was neither stored nor refused",
+                        m.client_msg_id
+                    )),
+                });
+            };
             // The second occurrence of a key within this batch is a duplicate of the first.
             if !seen.insert(key) {
                 stored.duplicate = true;

@@ -252,18 +252,18 @@ async fn serve(state: AppState, socket: WebSocket, conn: Connection) {
     let tenant = conn.tenant.id;
     let first_connection = chat.hub.connections_of(tenant, conn.peer) == 0;
     let (registration, hub_rx) = chat.hub.register(tenant, conn.peer);
-    if let Err(e) = on_connect(&state, &conn, first_connection).await {
+    // The transient steps are boxed: an idle socket's task then only holds the small state
+    // of its two loops, not the largest state of every step it ever runs.
+    if let Err(e) = Box::pin(on_connect(&state, &conn, first_connection)).await {
         tracing::warn!(error = %e, "presence update on connect failed");
     }
     let (mut sink, stream) = socket.split();
-    if greet_and_replay(&state, &conn, &mut sink).await.is_ok() {
-        let (reply_tx, reply_rx) = mpsc::channel::<Frame>(64);
+    if Box::pin(greet_and_replay(&state, &conn, &mut sink)).await.is_ok() {
         let last_seen = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
         let writer = write_loop(
             &mut sink,
             hub_rx,
-            reply_rx,
             registration.lagging.clone(),
             chat.hub.shutdown_token(),
             last_seen.clone(),
@@ -271,14 +271,14 @@ async fn serve(state: AppState, socket: WebSocket, conn: Connection) {
         );
         let mut ctx =
             Ctx { state: &state, conn: &conn, current: None, own_conversations: HashSet::new() };
-        let reader = read_loop(stream, &mut ctx, reply_tx, last_seen, started);
+        let reader = read_loop(stream, &mut ctx, registration.replies.clone(), last_seen, started);
         tokio::select! {
             () = writer => {}
             () = reader => {}
         }
     }
     drop(registration);
-    if let Err(e) = on_disconnect(&state, &conn).await {
+    if let Err(e) = Box::pin(on_disconnect(&state, &conn)).await {
         tracing::warn!(error = %e, "presence update on disconnect failed");
     }
 }
@@ -291,6 +291,7 @@ async fn on_connect(state: &AppState, conn: &Connection, first: bool) -> anyhow:
                 let mut tx = TenantTx::begin(&state.db, tenant).await?;
                 if store::agent_status(&mut tx, agent_id).await?.as_deref() == Some("offline") {
                     store::set_agent_status(&mut tx, agent_id, "online").await?;
+                    state.chat.remember_status(tenant, agent_id, protocol::AgentStatus::Online);
                 }
                 tx.commit().await?;
                 state.chat.publish_agent_presence(tenant, agent_id).await?;
@@ -404,12 +405,11 @@ async fn close_with<S: Sink<Message> + Unpin>(sink: &mut S, code: u16, reason: &
     let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
 }
 
-/// Drains the hub queue and the reader's replies to the socket; pings; enforces the idle
-/// timeout; closes on lag or shutdown.
+/// Drains the connection's queue (pushed frames and the reader's replies) to the socket;
+/// pings; enforces the idle timeout; closes on lag or shutdown.
 async fn write_loop<S: Sink<Message> + Unpin>(
     sink: &mut S,
     mut hub_rx: mpsc::Receiver<Frame>,
-    mut reply_rx: mpsc::Receiver<Frame>,
     lagging: CancellationToken,
     shutdown: CancellationToken,
     last_seen: Arc<AtomicU64>,
@@ -428,10 +428,6 @@ async fn write_loop<S: Sink<Message> + Unpin>(
                 close_with(sink, close::LAGGING, "too slow; reconnect with since").await;
                 return;
             }
-            reply = reply_rx.recv() => match reply {
-                Some(frame) => if send(sink, &frame).await.is_err() { return },
-                None => return,
-            },
             frame = hub_rx.recv() => match frame {
                 Some(frame) => if send(sink, &frame).await.is_err() { return },
                 None => return,
@@ -455,7 +451,7 @@ struct Ctx<'a> {
     state: &'a AppState,
     conn: &'a Connection,
     /// Visitor: the conversation their messages go to.
-    current: Option<i64>,
+    current: Option<store::ConversationRow>,
     /// Visitor: conversations confirmed to be theirs.
     own_conversations: HashSet<i64>,
 }
@@ -475,7 +471,7 @@ async fn read_loop<St, E>(
     while let Some(Ok(message)) = stream.next().await {
         last_seen.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         let frames = match message {
-            Message::Text(text) if bucket.take() => handle(ctx, text.as_str()).await,
+            Message::Text(text) if bucket.take() => Box::pin(handle(ctx, text.as_str())).await,
             Message::Text(_) => vec![ServerFrame::Error {
                 code: "rate_limited",
                 message: "too many frames; slow down".into(),
@@ -574,30 +570,36 @@ async fn visitor_send(
     }
     // A closed conversation is replaced by a new one once; an explicit one is not.
     for attempt in 0..2 {
-        let (conversation, created) = match explicit.or(ctx.current) {
-            Some(id) => {
-                let mut tx = TenantTx::begin(&ctx.state.db, tenant)
-                    .await
-                    .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?;
-                let row = store::conversation(&mut tx, id)
-                    .await
-                    .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?;
-                let _ = tx.commit().await;
-                match row {
-                    Some(row) => (row, false),
-                    None => {
-                        return Err(write_error(
-                            WriteError::ConversationNotFound,
-                            send.client_msg_id,
-                        ));
+        // The cached conversation is used as is: the writer refuses it if it was closed
+        // meanwhile, and then a new one is opened (no lookup per message).
+        let (conversation, created) =
+            match ctx.current.clone().filter(|c| explicit.is_none_or(|id| id == c.id)) {
+                Some(row) => (row, false),
+                None => match explicit {
+                    Some(id) => {
+                        let mut tx = TenantTx::begin(&ctx.state.db, tenant)
+                            .await
+                            .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?;
+                        let row = store::conversation(&mut tx, id)
+                            .await
+                            .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?;
+                        let _ = tx.commit().await;
+                        match row {
+                            Some(row) => (row, false),
+                            None => {
+                                return Err(write_error(
+                                    WriteError::ConversationNotFound,
+                                    send.client_msg_id,
+                                ));
+                            }
+                        }
                     }
-                }
-            }
-            None => chat
-                .conversation_for_visitor(tenant, visitor_id, ctx.conn.kefu_id)
-                .await
-                .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?,
-        };
+                    None => chat
+                        .conversation_for_visitor(tenant, visitor_id, ctx.conn.kefu_id)
+                        .await
+                        .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?,
+                },
+            };
         let message = NewMessage {
             conversation_id: conversation.id,
             sender_kind: "visitor",
@@ -611,7 +613,7 @@ async fn visitor_send(
         };
         match chat.post(tenant, message).await {
             Ok(stored) => {
-                ctx.current = Some(conversation.id);
+                ctx.current = Some(conversation.clone());
                 ctx.own_conversations.insert(conversation.id);
                 if !stored.duplicate {
                     let text = (send.kind == MessageKind::Text).then(|| send.body.clone());
@@ -707,8 +709,8 @@ async fn target(
 ) -> Result<Option<store::ConversationRow>, FrameError> {
     let id = match (conversation_id, peer) {
         (Some(id), _) => id,
-        (None, Peer::Visitor(_)) => match ctx.current {
-            Some(id) => id,
+        (None, Peer::Visitor(_)) => match &ctx.current {
+            Some(row) => row.id,
             None => return Ok(None),
         },
         (None, Peer::Agent(_)) => return Ok(None),
@@ -739,15 +741,10 @@ async fn typing(
     match peer {
         Peer::Visitor(_) => {
             // What a visitor is typing is shown to agents only where the merchant enabled it.
-            let mut tx =
-                TenantTx::begin(&ctx.state.db, tenant).await.map_err(|e| db_error(e, None))?;
-            let enabled = store::setting(&mut tx, "typing_preview")
+            let enabled = automation::settings(&ctx.state.chat, &ctx.state.db, tenant)
                 .await
-                .ok()
-                .flatten()
-                .and_then(|v| v.as_bool())
+                .map(|a| a.typing_preview)
                 .unwrap_or(false);
-            let _ = tx.commit().await;
             let frame = ServerFrame::Typing {
                 conversation_id: row.id,
                 from: "visitor",
@@ -763,12 +760,9 @@ async fn typing(
                 agent_id: Some(agent_id),
                 preview: None,
             };
-            ctx.state.chat.hub.to_visitor(tenant, row.visitor_id, &encode(&frame));
-            ctx.state.chat.hub.send(
-                tenant,
-                |p| matches!(p, Peer::Agent(a) if a != agent_id),
-                &encode(&frame),
-            );
+            let frame = encode(&frame);
+            ctx.state.chat.hub.to_visitor(tenant, row.visitor_id, &frame);
+            ctx.state.chat.hub.to_other_agents(tenant, agent_id, &frame);
         }
     }
     Ok(vec![])
@@ -811,6 +805,7 @@ async fn set_status(
         .await
         .map_err(|e| db_error(e, None))?;
     tx.commit().await.map_err(|e| db_error(e, None))?;
+    ctx.state.chat.remember_status(tenant, agent_id, status);
     ctx.state.chat.publish_agent_presence(tenant, agent_id).await.map_err(|e| db_error(e, None))?;
     Ok(vec![])
 }

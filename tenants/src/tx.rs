@@ -43,6 +43,22 @@ impl TenantTx {
         Ok(Self { tx, tenant })
     }
 
+    /// Like [`TenantTx::begin`], also taking the transaction-level advisory lock `lock_key`
+    /// in the same statement (one round trip less on hot paths that serialize per tenant).
+    pub async fn begin_locked(
+        pool: &PgPool,
+        tenant: TenantId,
+        lock_key: i64,
+    ) -> sqlx::Result<Self> {
+        let mut tx = pool.begin().await?;
+        sqlx::query("select set_config('search_path', $1, true), pg_advisory_xact_lock($2)")
+            .bind(schema_name(tenant))
+            .bind(lock_key)
+            .execute(&mut *tx)
+            .await?;
+        Ok(Self { tx, tenant })
+    }
+
     pub fn tenant(&self) -> TenantId {
         self.tenant
     }

@@ -1,0 +1,632 @@
+//! kefu-bench: a load generator for kefu's real-time chat, run on loopback.
+//!
+//!   kefu-bench idle  --visitors 19000     hold idle visitor sockets, report server RSS per socket
+//!   kefu-bench load  --visitors 2000 --rate 10000 --duration 20
+//!                                          visitor → agent traffic at a fixed rate: durable
+//!                                          msgs/s delivered and end-to-end latency measured
+//!                                          from the *intended* send time (no coordinated omission)
+//!   kefu-bench burst --visitors 5000 --cycles 3
+//!                                          connect all at once, leave all at once; the server's
+//!                                          open files and RSS must return to the baseline
+//!
+//! Without `--url` it starts `kefu serve` itself (the release binary next to this one) on
+//! an embedded PostgreSQL in a temporary directory, so it knows the server's pid. The
+//! machine allows 20,000 open files per process, so `idle` spreads sockets over worker
+//! processes, each connecting from its own 127.0.0.x address (ephemeral ports are per
+//! source address). See docs/benchmarks.md.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, anyhow, bail};
+use clap::{Parser, Subcommand};
+use futures::{SinkExt as _, StreamExt as _, stream};
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio_tungstenite::{WebSocketStream, client_async, tungstenite::Message};
+
+#[derive(Parser)]
+#[command(name = "kefu-bench", about = "Load generator for kefu")]
+struct Cli {
+    /// Target an already running server instead of starting one.
+    #[arg(long, global = true)]
+    url: Option<String>,
+    /// With --url: the server's pid, for RSS and open-file readings.
+    #[arg(long, global = true)]
+    server_pid: Option<u32>,
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand)]
+enum Mode {
+    /// Hold idle visitor sockets and measure the server's memory per socket.
+    Idle {
+        #[arg(long, default_value_t = 19_000)]
+        visitors: usize,
+        /// Sockets per worker process (each process may hold 20,000 files).
+        #[arg(long, default_value_t = 7_000)]
+        per_process: usize,
+    },
+    /// Visitors send at a fixed total rate; agents receive. Reports delivered msgs/s and
+    /// end-to-end latency.
+    Load {
+        #[arg(long, default_value_t = 1_000)]
+        visitors: usize,
+        #[arg(long, default_value_t = 1)]
+        agents: usize,
+        /// Messages per second, all visitors together.
+        #[arg(long, default_value_t = 2_000)]
+        rate: u64,
+        /// Measured seconds (after the warm-up).
+        #[arg(long, default_value_t = 15)]
+        duration: u64,
+        #[arg(long, default_value_t = 3)]
+        warmup: u64,
+    },
+    /// Connect many visitors in one burst, then drop them all at once; repeat.
+    Burst {
+        #[arg(long, default_value_t = 5_000)]
+        visitors: usize,
+        #[arg(long, default_value_t = 3)]
+        cycles: usize,
+    },
+    /// (internal) A worker process of `idle`.
+    #[command(hide = true)]
+    Worker {
+        #[arg(long)]
+        ent_id: String,
+        #[arg(long)]
+        count: usize,
+        #[arg(long)]
+        source: Ipv4Addr,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        if let Mode::Worker { ent_id, count, source } = &cli.mode {
+            let url = cli.url.clone().context("workers need --url")?;
+            return worker(&url, ent_id, *count, *source).await;
+        }
+        let server = match &cli.url {
+            Some(url) => Server {
+                url: url.trim_end_matches('/').to_owned(),
+                pid: cli.server_pid,
+                child: None,
+                dir: None,
+            },
+            None => Server::start().await?,
+        };
+        let result = match cli.mode {
+            Mode::Idle { visitors, per_process } => idle(&server, visitors, per_process).await,
+            Mode::Load { visitors, agents, rate, duration, warmup } => {
+                load(&server, visitors, agents, rate, duration, warmup).await
+            }
+            Mode::Burst { visitors, cycles } => burst(&server, visitors, cycles).await,
+            Mode::Worker { .. } => unreachable!(),
+        };
+        server.stop().await;
+        result
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// The server under test
+
+struct Server {
+    url: String,
+    pid: Option<u32>,
+    child: Option<Child>,
+    dir: Option<PathBuf>,
+}
+
+impl Server {
+    async fn start() -> anyhow::Result<Self> {
+        let exe = std::env::current_exe()?;
+        let kefu = exe.with_file_name("kefu");
+        if !kefu.exists() {
+            bail!("{} not found; build it first: cargo build --release", kefu.display());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let dir = std::env::temp_dir().join(format!("kefu-bench-{}", std::process::id()));
+        let child = Command::new(&kefu)
+            .args(["serve", "-p", &port.to_string(), "--data-dir"])
+            .arg(&dir)
+            .env("KEFU_AUTH_RATE_PER_MINUTE", "1000000")
+            .env("KEFU_AUTH_RATE_BURST", "1000000")
+            .env("KEFU_LOG", std::env::var("KEFU_LOG").unwrap_or_else(|_| "warn".into()))
+            .env_remove("DATABASE_URL")
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", kefu.display()))?;
+        let server = Server {
+            url: format!("http://127.0.0.1:{port}"),
+            pid: Some(child.id()),
+            child: Some(child),
+            dir: Some(dir),
+        };
+        let http = reqwest::Client::new();
+        for _ in 0..600 {
+            if http
+                .get(format!("{}/readyz", server.url))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                eprintln!(
+                    "kefu-bench: started kefu (pid {}) at {}",
+                    server.pid.unwrap(),
+                    server.url
+                );
+                return Ok(server);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("kefu did not become ready")
+    }
+
+    async fn stop(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
+    /// Resident memory in KiB.
+    fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+    }
+
+    /// Open file descriptors.
+    fn open_files(&self) -> Option<usize> {
+        Some(std::fs::read_dir(format!("/proc/{}/fd", self.pid?)).ok()?.count())
+    }
+
+    /// The server's established TCP connections whose peer is `peer` (from /proc/net/tcp).
+    fn connections_from(&self, peer: Ipv4Addr) -> usize {
+        let Ok(addr) = self.ws_addr() else { return 0 };
+        let port = format!("{:04X}", addr.port());
+        let peer_hex = format!("{:08X}", u32::from_le_bytes(peer.octets()));
+        std::fs::read_to_string("/proc/net/tcp")
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .filter(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() > 3
+                    && f[1].ends_with(&format!(":{port}"))
+                    && f[2].starts_with(&peer_hex)
+                    && f[3] == "01"
+            })
+            .count()
+    }
+
+    fn ws_addr(&self) -> anyhow::Result<SocketAddr> {
+        let host = self.url.trim_start_matches("http://");
+        host.parse().map_err(|_| anyhow!("--url must be http://IP:PORT on this machine"))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Clients
+
+type Socket = WebSocketStream<tokio::net::TcpStream>;
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("http client")
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: String,
+    body: Value,
+    bearer: Option<&str>,
+) -> anyhow::Result<Value> {
+    let mut req = http.post(url).json(&body);
+    if let Some(token) = bearer {
+        req = req.bearer_auth(token);
+    }
+    let res = req.send().await?;
+    let status = res.status();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("{status}: {body}");
+    }
+    Ok(body)
+}
+
+/// A merchant to load: its ent_id and the owner's token.
+async fn merchant(server: &Server) -> anyhow::Result<(String, String)> {
+    let email = format!("bench{}@example.com", std::process::id());
+    let body = json!({"company": "Bench", "email": email, "password": "benchmark password 1"});
+    let res = post(&http(), format!("{}/api/v1/signup", server.url), body, None).await?;
+    Ok((
+        res["ent_id"].as_str().context("ent_id")?.to_owned(),
+        res["token"].as_str().context("token")?.to_owned(),
+    ))
+}
+
+async fn visitor_token(http: &reqwest::Client, url: &str, ent_id: &str) -> anyhow::Result<String> {
+    let res = post(http, format!("{url}/api/v1/visitor/session"), json!({"ent_id": ent_id}), None)
+        .await?;
+    Ok(res["token"].as_str().context("token")?.to_owned())
+}
+
+/// Opens `path` (which needs a fresh ticket from `ticket_url`) from `source`.
+async fn open_socket(
+    http: &reqwest::Client,
+    url: &str,
+    ticket_url: &str,
+    token: &str,
+    path: &str,
+    source: Ipv4Addr,
+) -> anyhow::Result<Socket> {
+    let ticket = post(http, format!("{url}{ticket_url}"), json!({}), Some(token)).await?;
+    let ticket = ticket["ticket"].as_str().context("ticket")?;
+    let addr: SocketAddr = url.trim_start_matches("http://").parse()?;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
+    let stream = socket.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let (ws, _) = client_async(format!("ws://{addr}{path}{sep}ticket={ticket}"), stream).await?;
+    Ok(ws)
+}
+
+// ---------------------------------------------------------------------------------------
+// idle
+
+async fn worker(url: &str, ent_id: &str, count: usize, source: Ipv4Addr) -> anyhow::Result<()> {
+    let http = http();
+    // Phase 1: sessions and tickets (HTTP), so the parent can read the server's memory
+    // before any socket exists.
+    let tickets: Vec<String> = stream::iter(0..count)
+        .map(|_| async {
+            let token = visitor_token(&http, url, ent_id).await?;
+            let ticket =
+                post(&http, format!("{url}/api/v1/visitor/ticket"), json!({}), Some(&token))
+                    .await?;
+            anyhow::Ok(ticket["ticket"].as_str().context("ticket")?.to_owned())
+        })
+        .buffer_unordered(64)
+        .filter_map(|r| async move { r.map_err(|e| eprintln!("worker {source}: {e:#}")).ok() })
+        .collect()
+        .await;
+    println!("prepared {}", tickets.len());
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    stdin.next_line().await?; // "go"
+    // Phase 2: the sockets.
+    let addr: SocketAddr = url.trim_start_matches("http://").parse()?;
+    let sockets: Vec<Socket> = stream::iter(tickets)
+        .map(|ticket| async move {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
+            let stream = socket.connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let (ws, _) =
+                client_async(format!("ws://{addr}/ws/visitor?ticket={ticket}"), stream).await?;
+            anyhow::Ok(ws)
+        })
+        .buffer_unordered(256)
+        .filter_map(|r| async move { r.map_err(|e| eprintln!("worker {source}: {e:#}")).ok() })
+        .collect()
+        .await;
+    let held = sockets.len();
+    // Keep reading so pings are answered and the sockets stay alive.
+    for mut ws in sockets {
+        tokio::spawn(async move { while let Some(Ok(_)) = ws.next().await {} });
+    }
+    println!("held {held}");
+    while stdin.next_line().await?.is_some() {}
+    Ok(())
+}
+
+async fn idle(server: &Server, visitors: usize, per_process: usize) -> anyhow::Result<()> {
+    let (ent_id, _) = merchant(server).await?;
+    let exe = std::env::current_exe()?;
+    let mut workers: Vec<Child> = Vec::new();
+    let mut remaining = visitors;
+    for n in 0.. {
+        if remaining == 0 {
+            break;
+        }
+        let count = remaining.min(per_process);
+        remaining -= count;
+        workers.push(
+            Command::new(&exe)
+                .args([
+                    "--url",
+                    &server.url,
+                    "worker",
+                    "--ent-id",
+                    &ent_id,
+                    "--count",
+                    &count.to_string(),
+                ])
+                .args(["--source", &format!("127.0.0.{}", 10 + n)])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()?,
+        );
+    }
+    let mut outputs = Vec::new();
+    for w in &mut workers {
+        let mut out = BufReader::new(tokio::process::ChildStdout::from_std(
+            w.stdout.take().context("stdout")?,
+        )?)
+        .lines();
+        while let Some(line) = out.next_line().await? {
+            if line.starts_with("prepared ") {
+                break;
+            }
+        }
+        outputs.push(out);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (rss0, fds0) = (server.rss_kib(), server.open_files());
+    let started = Instant::now();
+    for w in &mut workers {
+        use std::io::Write as _;
+        writeln!(w.stdin.as_mut().context("stdin")?, "go")?;
+    }
+    let mut held = 0;
+    for out in &mut outputs {
+        while let Some(line) = out.next_line().await? {
+            if let Some(n) = line.strip_prefix("held ") {
+                held += n.parse::<usize>()?;
+                break;
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (rss1, fds1) = (server.rss_kib(), server.open_files());
+    println!("idle: {held} of {visitors} visitor sockets held (opened in {elapsed:.1?})");
+    if let (Some(a), Some(b), Some(f0), Some(f1)) = (rss0, rss1, fds0, fds1) {
+        println!(
+            "idle: server RSS {:.1} MiB → {:.1} MiB; {:.2} KiB per socket; open files {f0} → {f1}",
+            a as f64 / 1024.0,
+            b as f64 / 1024.0,
+            (b.saturating_sub(a)) as f64 / held.max(1) as f64
+        );
+    }
+    for mut w in workers {
+        drop(w.stdin.take());
+        let _ = tokio::task::spawn_blocking(move || w.wait()).await;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// load
+
+async fn load(
+    server: &Server,
+    visitors: usize,
+    agents: usize,
+    rate: u64,
+    duration: u64,
+    warmup: u64,
+) -> anyhow::Result<()> {
+    let (ent_id, owner) = merchant(server).await?;
+    let http = http();
+    let url = server.url.clone();
+    let origin = Instant::now();
+    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
+    let delivered = Arc::new(AtomicU64::new(0));
+    // The measured window, in ns since `origin`; set once the schedule's start is known.
+    let window = Arc::new((AtomicU64::new(u64::MAX), AtomicU64::new(0)));
+
+    for _ in 0..agents {
+        let mut ws =
+            open_socket(&http, &url, "/api/v1/ws/ticket", &owner, "/ws/agent", Ipv4Addr::LOCALHOST)
+                .await?;
+        let (histogram, delivered, window) = (histogram.clone(), delivered.clone(), window.clone());
+        tokio::spawn(async move {
+            while let Some(Ok(Message::Text(text))) = ws.next().await {
+                let now = origin.elapsed().as_nanos() as u64;
+                let Ok(frame) = serde_json::from_str::<Value>(&text) else { continue };
+                if frame["type"] != "message" || frame["sender"]["kind"] != "visitor" {
+                    continue;
+                }
+                let Some(intended) =
+                    frame["body"].as_str().and_then(|b| b.rsplit(':').next()?.parse::<u64>().ok())
+                else {
+                    continue;
+                };
+                if (window.0.load(Ordering::Relaxed)..window.1.load(Ordering::Relaxed))
+                    .contains(&intended)
+                {
+                    delivered.fetch_add(1, Ordering::Relaxed);
+                    let _ = histogram
+                        .lock()
+                        .unwrap()
+                        .record((now.saturating_sub(intended) / 1_000).max(1));
+                }
+            }
+        });
+    }
+    eprintln!("kefu-bench: opening {visitors} visitor sockets…");
+    let sockets: Vec<Socket> = stream::iter(0..visitors)
+        .map(|n| {
+            let (http, url, ent_id) = (&http, &url, &ent_id);
+            async move {
+                let token = visitor_token(http, url, ent_id).await?;
+                let source = Ipv4Addr::new(127, 0, 1, 1 + (n / 20_000) as u8);
+                open_socket(http, url, "/api/v1/visitor/ticket", &token, "/ws/visitor", source)
+                    .await
+            }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+
+    // Each visitor sends every `period`; visitors are spread evenly over the period.
+    let period = Duration::from_nanos(1_000_000_000 * visitors as u64 / rate.max(1));
+    let start_at = origin.elapsed() + Duration::from_millis(200);
+    let stop_at = Duration::from_secs(warmup + duration) + start_at;
+    window.0.store((start_at + Duration::from_secs(warmup)).as_nanos() as u64, Ordering::Relaxed);
+    window.1.store(stop_at.as_nanos() as u64, Ordering::Relaxed);
+    let acked = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for (n, ws) in sockets.into_iter().enumerate() {
+        let (acked, errors) = (acked.clone(), errors.clone());
+        let offset = period.mul_f64(n as f64 / visitors as f64);
+        tasks.push(tokio::spawn(async move {
+            let (mut sink, mut stream) = ws.split();
+            let reader = tokio::spawn(async move {
+                while let Some(Ok(Message::Text(text))) = stream.next().await {
+                    if text.contains("\"type\":\"ack\"") {
+                        acked.fetch_add(1, Ordering::Relaxed);
+                    } else if text.contains("\"type\":\"error\"") {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+            let mut k: u64 = 0;
+            loop {
+                let intended = start_at + offset + period * k as u32;
+                if intended >= stop_at {
+                    break;
+                }
+                let now = origin.elapsed();
+                if intended > now {
+                    tokio::time::sleep(intended - now).await;
+                }
+                // The body carries the intended send time: latency includes any time this
+                // sender fell behind schedule.
+                let body = json!({"type": "send", "client_msg_id": format!("b{n}-{k}"), "body": format!("bench:{}", intended.as_nanos())});
+                if sink.send(Message::text(body.to_string())).await.is_err() {
+                    break;
+                }
+                k += 1;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            reader.abort();
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let h = histogram.lock().unwrap();
+    let n = delivered.load(Ordering::Relaxed);
+    println!(
+        "load: {visitors} visitors → {agents} agent socket(s), target {rate} msgs/s, measured {duration} s after {warmup} s warm-up"
+    );
+    println!(
+        "load: delivered {:.0} msgs/s durable (acked {} total, {} errors); latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        n as f64 / duration as f64,
+        acked.load(Ordering::Relaxed),
+        errors.load(Ordering::Relaxed),
+        h.value_at_quantile(0.50) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+        h.value_at_quantile(0.999) as f64 / 1000.0,
+        h.max() as f64 / 1000.0
+    );
+    if let Some(rss) = server.rss_kib() {
+        println!("load: server RSS {:.1} MiB", rss as f64 / 1024.0);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// burst
+
+async fn burst(server: &Server, visitors: usize, cycles: usize) -> anyhow::Result<()> {
+    if visitors > 19_000 {
+        bail!("one process can hold at most ~19,000 sockets");
+    }
+    let (ent_id, _) = merchant(server).await?;
+    let http = http();
+    let url = server.url.clone();
+    let _ = server.ws_addr()?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (rss0, fds0) = (server.rss_kib().unwrap_or(0), server.open_files().unwrap_or(0));
+    println!("burst: baseline server RSS {:.1} MiB, {fds0} open files", rss0 as f64 / 1024.0);
+    let tokens: Vec<String> = stream::iter(0..visitors)
+        .map(|_| visitor_token(&http, &url, &ent_id))
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    for cycle in 1..=cycles {
+        let source = Ipv4Addr::new(127, 0, 2, cycle as u8);
+        // Tickets first, then every connection at once.
+        let tickets: Vec<String> = stream::iter(&tokens)
+            .map(|t| post(&http, format!("{url}/api/v1/visitor/ticket"), json!({}), Some(t)))
+            .buffer_unordered(64)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .map(|r| r.map(|v| v["ticket"].as_str().unwrap_or_default().to_owned()))
+            .collect::<anyhow::Result<_>>()?;
+        let addr = server.ws_addr()?;
+        let started = Instant::now();
+        let sockets: Vec<Socket> =
+            futures::future::join_all(tickets.iter().map(|ticket| async move {
+                let socket = tokio::net::TcpSocket::new_v4().ok()?;
+                socket.bind(SocketAddr::new(IpAddr::V4(source), 0)).ok()?;
+                let stream = socket.connect(addr).await.ok()?;
+                client_async(format!("ws://{addr}/ws/visitor?ticket={ticket}"), stream)
+                    .await
+                    .ok()
+                    .map(|(ws, _)| ws)
+            }))
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        let connected = sockets.len();
+        let connect_time = started.elapsed();
+        let fds_peak = server.open_files().unwrap_or(0);
+        let held = server.connections_from(source);
+        drop(sockets); // everyone leaves at once
+        let settle = Instant::now();
+        let mut left = held;
+        while settle.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            left = server.connections_from(source);
+            if left == 0 {
+                break;
+            }
+        }
+        let released_in = settle.elapsed();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (rss, fds_after) = (server.rss_kib().unwrap_or(0), server.open_files().unwrap_or(0));
+        let alive =
+            http.get(format!("{url}/healthz")).send().await.is_ok_and(|r| r.status().is_success());
+        println!(
+            "burst {cycle}: {connected}/{visitors} connected in {connect_time:.1?}; server sockets from {source}: {held} → {left} in {released_in:.1?}; \
+             server open files {fds0} → {fds_peak} → {fds_after}; RSS {:.1} MiB; server {}",
+            rss as f64 / 1024.0,
+            if alive { "up" } else { "DOWN" }
+        );
+    }
+    Ok(())
+}
