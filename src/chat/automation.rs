@@ -129,6 +129,7 @@ async fn run(
                 client_msg_id: server_msg_id("offline"),
                 visitor_id: conversation.visitor_id,
                 sender_name: None,
+                origin: None,
             };
             chat.post(tenant, message).await?;
             let notice = ServerFrame::Notice { code: "offline", message: body };
@@ -155,6 +156,7 @@ async fn bot(
         client_msg_id: server_msg_id(what),
         visitor_id: conversation.visitor_id,
         sender_name: None,
+        origin: None,
     };
     chat.post(tenant, message).await?;
     Ok(())

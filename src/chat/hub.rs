@@ -82,9 +82,9 @@ impl Room {
         }
     }
 
-    /// Every connection of `peer`.
-    fn of(&self, peer: Peer) -> impl Iterator<Item = &Conn> {
-        self.by_peer.get(&peer).into_iter().flat_map(|c| c.values())
+    /// Every connection of `peer`, with its id.
+    fn of(&self, peer: Peer) -> impl Iterator<Item = (&u64, &Conn)> {
+        self.by_peer.get(&peer).into_iter().flat_map(|c| c.iter())
     }
 }
 
@@ -101,7 +101,7 @@ pub struct Registration {
     hub: Arc<Hub>,
     tenant: TenantId,
     peer: Peer,
-    id: u64,
+    pub id: u64,
     pub lagging: CancellationToken,
     /// The connection's own queue, for replies to what it sent (acks, errors, pongs). They
     /// share the queue with pushed frames: one channel per socket, not two.
@@ -159,11 +159,12 @@ impl Hub {
     /// Queues `frame` on each connection; a full queue marks its connection lagging.
     fn deliver<'a>(
         tenant: TenantId,
-        conns: impl Iterator<Item = &'a Conn>,
+        conns: impl Iterator<Item = (&'a u64, &'a Conn)>,
+        except: Option<u64>,
         frame: &Frame,
     ) -> usize {
         let mut delivered = 0;
-        for conn in conns {
+        for (_, conn) in conns.filter(|(id, _)| Some(**id) != except) {
             match conn.tx.try_send(frame.clone()) {
                 Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {
@@ -180,34 +181,54 @@ impl Hub {
 
     /// Every agent connection of `tenant`. Returns how many got the frame.
     pub fn to_agents(&self, tenant: TenantId, frame: &Frame) -> usize {
+        self.to_agents_except(tenant, None, frame)
+    }
+
+    /// Every agent connection of `tenant` but connection `except` (the sender, which has
+    /// its ack).
+    pub fn to_agents_except(&self, tenant: TenantId, except: Option<u64>, frame: &Frame) -> usize {
         let rooms = self.lock();
         let Some(room) = rooms.get(&tenant) else { return 0 };
-        Self::deliver(tenant, room.agents.iter().flat_map(|a| room.of(Peer::Agent(*a))), frame)
+        Self::deliver(
+            tenant,
+            room.agents.iter().flat_map(|a| room.of(Peer::Agent(*a))),
+            except,
+            frame,
+        )
     }
 
     /// Agent connections of `tenant` except those of `agent_id`.
     pub fn to_other_agents(&self, tenant: TenantId, agent_id: i64, frame: &Frame) -> usize {
         let rooms = self.lock();
         let Some(room) = rooms.get(&tenant) else { return 0 };
-        Self::deliver(
-            tenant,
-            room.agents.iter().filter(|a| **a != agent_id).flat_map(|a| room.of(Peer::Agent(*a))),
-            frame,
-        )
+        let others =
+            room.agents.iter().filter(|a| **a != agent_id).flat_map(|a| room.of(Peer::Agent(*a)));
+        Self::deliver(tenant, others, None, frame)
     }
 
     pub fn to_agent(&self, tenant: TenantId, agent_id: i64, frame: &Frame) -> usize {
-        self.to_peer(tenant, Peer::Agent(agent_id), frame)
+        self.to_peer(tenant, Peer::Agent(agent_id), None, frame)
     }
 
     pub fn to_visitor(&self, tenant: TenantId, visitor_id: i64, frame: &Frame) -> usize {
-        self.to_peer(tenant, Peer::Visitor(visitor_id), frame)
+        self.to_peer(tenant, Peer::Visitor(visitor_id), None, frame)
     }
 
-    fn to_peer(&self, tenant: TenantId, peer: Peer, frame: &Frame) -> usize {
+    /// The visitor's connections but `except` (the sender, which has its ack).
+    pub fn to_visitor_except(
+        &self,
+        tenant: TenantId,
+        visitor_id: i64,
+        except: Option<u64>,
+        frame: &Frame,
+    ) -> usize {
+        self.to_peer(tenant, Peer::Visitor(visitor_id), except, frame)
+    }
+
+    fn to_peer(&self, tenant: TenantId, peer: Peer, except: Option<u64>, frame: &Frame) -> usize {
         let rooms = self.lock();
         let Some(room) = rooms.get(&tenant) else { return 0 };
-        Self::deliver(tenant, room.of(peer), frame)
+        Self::deliver(tenant, room.of(peer), except, frame)
     }
 
     /// Every visitor connection of `tenant` (e.g. team availability).
@@ -218,8 +239,8 @@ impl Hub {
             .by_peer
             .iter()
             .filter(|(p, _)| matches!(p, Peer::Visitor(_)))
-            .flat_map(|(_, c)| c.values());
-        Self::deliver(tenant, visitors, frame)
+            .flat_map(|(_, c)| c.iter());
+        Self::deliver(tenant, visitors, None, frame)
     }
 
     /// Agents with at least one live connection.

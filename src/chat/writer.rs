@@ -58,6 +58,8 @@ pub struct NewMessage {
     pub visitor_id: i64,
     /// Shown with the message (the visitor's or agent's display name).
     pub sender_name: Option<String>,
+    /// The hub connection it came from: that one gets the ack instead of an echo.
+    pub origin: Option<u64>,
 }
 
 impl NewMessage {
@@ -169,20 +171,24 @@ async fn run_lane(pool: PgPool, hub: Arc<Hub>, tenant: TenantId, mut rx: mpsc::R
                 vec![Err(WriteError::Database(e.to_string())); batch.len()]
             }
         };
-        let mut fresh: Vec<(i64, MessageOut)> = Vec::new();
+        let mut fresh: Vec<(i64, Option<u64>, MessageOut)> = Vec::new();
         for (request, result) in batch.into_iter().zip(results) {
             if let Ok(stored) = &result {
                 if !stored.duplicate {
-                    fresh.push((request.message.visitor_id, request.message.out(stored)));
+                    fresh.push((
+                        request.message.visitor_id,
+                        request.message.origin,
+                        request.message.out(stored),
+                    ));
                 }
             }
             let _ = request.reply.send(result);
         }
-        fresh.sort_by_key(|(_, m)| m.id);
-        for (visitor_id, message) in fresh {
+        fresh.sort_by_key(|(_, _, m)| m.id);
+        for (visitor_id, origin, message) in fresh {
             let frame = encode(&ServerFrame::Message(message));
-            hub.to_visitor(tenant, visitor_id, &frame);
-            hub.to_agents(tenant, &frame);
+            hub.to_visitor_except(tenant, visitor_id, origin, &frame);
+            hub.to_agents_except(tenant, origin, &frame);
         }
     }
 }

@@ -123,6 +123,8 @@ fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
     ws.max_message_size(protocol::MAX_FRAME_BYTES)
         .max_frame_size(protocol::MAX_FRAME_BYTES)
         .read_buffer_size(1024)
+        // Frames go out as soon as they are fed (a 16 KiB gather buffer gave mixed results
+        // under load: see docs/benchmarks.md).
         .write_buffer_size(0)
         .max_write_buffer_size(256 * 1024)
 }
@@ -269,8 +271,13 @@ async fn serve(state: AppState, socket: WebSocket, conn: Connection) {
             last_seen.clone(),
             started,
         );
-        let mut ctx =
-            Ctx { state: &state, conn: &conn, current: None, own_conversations: HashSet::new() };
+        let mut ctx = Ctx {
+            state: &state,
+            conn: &conn,
+            current: None,
+            own_conversations: HashSet::new(),
+            connection_id: registration.id,
+        };
         let reader = read_loop(stream, &mut ctx, registration.replies.clone(), last_seen, started);
         tokio::select! {
             () = writer => {}
@@ -401,6 +408,23 @@ async fn send<S: Sink<Message> + Unpin>(sink: &mut S, frame: &Frame) -> Result<(
     sink.send(Message::Text(frame.clone())).await.map_err(|_| ())
 }
 
+/// Writes `first` and whatever else is already queued (up to a bound), then flushes once:
+/// a busy socket costs one syscall per batch, not per frame.
+async fn write_batch<S: Sink<Message> + Unpin>(
+    sink: &mut S,
+    first: Frame,
+    queue: &mut mpsc::Receiver<Frame>,
+) -> Result<(), ()> {
+    sink.feed(Message::Text(first)).await.map_err(|_| ())?;
+    for _ in 0..256 {
+        match queue.try_recv() {
+            Ok(frame) => sink.feed(Message::Text(frame)).await.map_err(|_| ())?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await.map_err(|_| ())
+}
+
 async fn close_with<S: Sink<Message> + Unpin>(sink: &mut S, code: u16, reason: &'static str) {
     let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
 }
@@ -429,7 +453,7 @@ async fn write_loop<S: Sink<Message> + Unpin>(
                 return;
             }
             frame = hub_rx.recv() => match frame {
-                Some(frame) => if send(sink, &frame).await.is_err() { return },
+                Some(frame) => if write_batch(sink, frame, &mut hub_rx).await.is_err() { return },
                 None => return,
             },
             _ = ping.tick() => {
@@ -454,6 +478,8 @@ struct Ctx<'a> {
     current: Option<store::ConversationRow>,
     /// Visitor: conversations confirmed to be theirs.
     own_conversations: HashSet<i64>,
+    /// This connection in the hub (its own messages are acked, not echoed to it).
+    connection_id: u64,
 }
 
 async fn read_loop<St, E>(
@@ -610,6 +636,7 @@ async fn visitor_send(
             client_msg_id: send.client_msg_id.clone(),
             visitor_id,
             sender_name: Some(ctx.conn.name.clone()),
+            origin: Some(ctx.connection_id),
         };
         match chat.post(tenant, message).await {
             Ok(stored) => {
@@ -689,6 +716,7 @@ async fn agent_send(
         client_msg_id: send.client_msg_id.clone(),
         visitor_id: row.visitor_id,
         sender_name: Some(ctx.conn.name.clone()),
+        origin: Some(ctx.connection_id),
     };
     match chat.post(tenant, message).await {
         Ok(stored) => Ok(vec![ServerFrame::Ack {

@@ -107,8 +107,15 @@
     switch (frame.type) {
       case 'message': show(frame); break;
       case 'ack': {
+        // The sending connection gets the ack, not an echo: the message is stored.
         const p = pending.get(frame.client_msg_id);
-        if (p) { p.el.classList.remove('is-pending'); p.el.dataset.id = frame.id; }
+        if (p) {
+          p.el.classList.remove('is-pending');
+          p.el.querySelector('.meta').textContent = '';
+          pending.delete(frame.client_msg_id);
+          seen.set(frame.id, p.el);
+          lastId = Math.max(lastId, frame.id);
+        }
         break;
       }
       case 'presence': if (frame.of === 'team') setAvailability(frame.online); break;
