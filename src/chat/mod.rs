@@ -26,7 +26,7 @@ use self::{
 };
 use crate::http::Routes;
 
-pub use ws::Ticketed;
+pub use ws::{TicketResponse, Ticketed};
 
 pub fn routes() -> Routes {
     ws::routes().merge(api::routes())

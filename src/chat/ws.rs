@@ -214,10 +214,17 @@ async fn agent_socket(
     Ok(upgrade(state, ws, conn))
 }
 
+/// The answer to a ticket request (agents here, visitors in `crate::visitor`).
 #[derive(serde::Serialize)]
-struct TicketResponse {
-    ticket: String,
-    expires_at: chrono::DateTime<chrono::Utc>,
+pub struct TicketResponse {
+    pub ticket: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<crate::auth::token::Issued> for TicketResponse {
+    fn from(issued: crate::auth::token::Issued) -> Self {
+        Self { ticket: issued.token, expires_at: issued.expires_at }
+    }
 }
 
 /// A single-use ticket (60 s) for `/ws/agent?ticket=…`, for clients that cannot send the
@@ -226,8 +233,7 @@ async fn agent_ticket(
     State(state): State<AppState>,
     session: AgentSession,
 ) -> Result<Json<TicketResponse>, AppError> {
-    let issued = state.tokens.issue_ticket(TicketRole::Agent, session.user_id, &session.tenant)?;
-    Ok(Json(TicketResponse { ticket: issued.token, expires_at: issued.expires_at }))
+    Ok(Json(state.tokens.issue_ticket(TicketRole::Agent, session.user_id, &session.tenant)?.into()))
 }
 
 /// Who is on a socket.

@@ -234,21 +234,15 @@ impl FromRequestParts<AppState> for VisitorSession {
     }
 }
 
-#[derive(Serialize)]
-struct TicketResponse {
-    ticket: String,
-    expires_at: chrono::DateTime<chrono::Utc>,
-}
-
 /// A single-use ticket (60 s) to open `/ws/visitor?ticket=…`: the long-lived visitor token
 /// never appears in a URL.
 async fn ticket(
     State(state): State<AppState>,
     session: VisitorSession,
-) -> Result<Json<TicketResponse>, AppError> {
-    let issued =
-        state.tokens.issue_ticket(TicketRole::Visitor, session.visitor.id, &session.tenant)?;
-    Ok(Json(TicketResponse { ticket: issued.token, expires_at: issued.expires_at }))
+) -> Result<Json<crate::chat::TicketResponse>, AppError> {
+    Ok(Json(
+        state.tokens.issue_ticket(TicketRole::Visitor, session.visitor.id, &session.tenant)?.into(),
+    ))
 }
 
 #[cfg(test)]
