@@ -113,11 +113,25 @@ pub struct Writer {
     pool: PgPool,
     hub: Arc<Hub>,
     lanes: Mutex<HashMap<TenantId, mpsc::Sender<Request>>>,
+    tasks: tokio_util::task::TaskTracker,
 }
 
 impl Writer {
     pub fn new(pool: PgPool, hub: Arc<Hub>) -> Self {
-        Self { pool, hub, lanes: Mutex::default() }
+        Self { pool, hub, lanes: Mutex::default(), tasks: tokio_util::task::TaskTracker::new() }
+    }
+
+    /// At shutdown, after the sockets are gone: lets every lane store and answer what it
+    /// has queued, then end (up to `grace`), so nothing in flight meets a closed pool.
+    pub async fn drain(&self, grace: Duration) {
+        self.lanes.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+            tracing::warn!(
+                lanes = self.tasks.len(),
+                "message lanes still busy after the shutdown grace period"
+            );
+        }
     }
 
     /// Stores `message` durably (committed) and returns its id.
@@ -144,7 +158,7 @@ impl Writer {
             return lane.clone();
         }
         let (tx, rx) = mpsc::channel(LANE_CAPACITY);
-        tokio::spawn(run_lane(self.pool.clone(), self.hub.clone(), tenant, rx));
+        self.tasks.spawn(run_lane(self.pool.clone(), self.hub.clone(), tenant, rx));
         lanes.insert(tenant, tx.clone());
         tx
     }
