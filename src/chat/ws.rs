@@ -11,7 +11,6 @@
 //! with it. On shutdown every socket is closed with 1012 so clients reconnect elsewhere.
 
 use std::{
-    collections::HashSet,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -277,13 +276,8 @@ async fn serve(state: AppState, socket: WebSocket, conn: Connection) {
             last_seen.clone(),
             started,
         );
-        let mut ctx = Ctx {
-            state: &state,
-            conn: &conn,
-            current: None,
-            own_conversations: HashSet::new(),
-            connection_id: registration.id,
-        };
+        let mut ctx =
+            Ctx { state: &state, conn: &conn, current: None, connection_id: registration.id };
         let reader = read_loop(stream, &mut ctx, registration.replies.clone(), last_seen, started);
         tokio::select! {
             () = writer => {}
@@ -482,8 +476,6 @@ struct Ctx<'a> {
     conn: &'a Connection,
     /// Visitor: the conversation their messages go to.
     current: Option<store::ConversationRow>,
-    /// Visitor: conversations confirmed to be theirs.
-    own_conversations: HashSet<i64>,
     /// This connection in the hub (its own messages are acked, not echoed to it).
     connection_id: u64,
 }
@@ -577,6 +569,22 @@ fn write_error(e: WriteError, client_msg_id: String) -> FrameError {
     FrameError { code, message, client_msg_id: Some(client_msg_id) }
 }
 
+impl Ctx<'_> {
+    /// A conversation of this connection's tenant, in its own short transaction. Database
+    /// failures become `unavailable` error frames naming `client_msg_id`.
+    async fn conversation(
+        &self,
+        id: i64,
+        client_msg_id: Option<&str>,
+    ) -> Result<Option<store::ConversationRow>, FrameError> {
+        let failed = |e: sqlx::Error| db_error(e, client_msg_id.map(str::to_owned));
+        let mut tx = TenantTx::begin(&self.state.db, self.conn.tenant.id).await.map_err(failed)?;
+        let row = store::conversation(&mut tx, id).await.map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+        Ok(row)
+    }
+}
+
 async fn visitor_send(
     ctx: &mut Ctx<'_>,
     visitor_id: i64,
@@ -585,53 +593,31 @@ async fn visitor_send(
     let tenant = ctx.conn.tenant.id;
     let chat = &ctx.state.chat;
     let explicit = send.conversation_id;
-    if let Some(id) = explicit {
-        if !ctx.own_conversations.contains(&id) {
-            let mut tx = TenantTx::begin(&ctx.state.db, tenant)
-                .await
-                .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?;
-            let row = store::conversation(&mut tx, id)
-                .await
-                .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?;
-            let _ = tx.commit().await;
-            if row.is_none_or(|r| r.visitor_id != visitor_id) {
-                return Err(write_error(WriteError::ConversationNotFound, send.client_msg_id));
+    // A conversation named explicitly must be the visitor's own; it is looked up once,
+    // unless it is the one this connection already writes to.
+    let named = match explicit {
+        Some(id) if ctx.current.as_ref().is_none_or(|c| c.id != id) => {
+            let row = ctx.conversation(id, Some(&send.client_msg_id)).await?;
+            match row.filter(|r| r.visitor_id == visitor_id) {
+                Some(row) => Some(row),
+                None => {
+                    return Err(write_error(WriteError::ConversationNotFound, send.client_msg_id));
+                }
             }
-            ctx.own_conversations.insert(id);
         }
-    }
+        _ => None,
+    };
     // A closed conversation is replaced by a new one once; an explicit one is not.
     for attempt in 0..2 {
         // The cached conversation is used as is: the writer refuses it if it was closed
         // meanwhile, and then a new one is opened (no lookup per message).
-        let (conversation, created) =
-            match ctx.current.clone().filter(|c| explicit.is_none_or(|id| id == c.id)) {
-                Some(row) => (row, false),
-                None => match explicit {
-                    Some(id) => {
-                        let mut tx = TenantTx::begin(&ctx.state.db, tenant)
-                            .await
-                            .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?;
-                        let row = store::conversation(&mut tx, id)
-                            .await
-                            .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?;
-                        let _ = tx.commit().await;
-                        match row {
-                            Some(row) => (row, false),
-                            None => {
-                                return Err(write_error(
-                                    WriteError::ConversationNotFound,
-                                    send.client_msg_id,
-                                ));
-                            }
-                        }
-                    }
-                    None => chat
-                        .conversation_for_visitor(tenant, visitor_id, ctx.conn.kefu_id)
-                        .await
-                        .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?,
-                },
-            };
+        let (conversation, created) = match (&named, &ctx.current) {
+            (Some(row), _) | (None, Some(row)) => (row.clone(), false),
+            (None, None) => chat
+                .conversation_for_visitor(tenant, visitor_id, ctx.conn.kefu_id)
+                .await
+                .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?,
+        };
         let message = NewMessage {
             conversation_id: conversation.id,
             sender_kind: "visitor",
@@ -647,7 +633,6 @@ async fn visitor_send(
         match chat.post(tenant, message).await {
             Ok(stored) => {
                 ctx.current = Some(conversation.clone());
-                ctx.own_conversations.insert(conversation.id);
                 if !stored.duplicate {
                     let text = (send.kind == MessageKind::Text).then(|| send.body.clone());
                     tokio::spawn(automation::after_visitor_message(
@@ -690,25 +675,20 @@ async fn agent_send(
             client_msg_id: Some(send.client_msg_id),
         });
     };
-    let mut tx = TenantTx::begin(&ctx.state.db, tenant)
-        .await
-        .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?;
-    let row = store::conversation(&mut tx, conversation_id)
-        .await
-        .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?;
+    let failed = |e: sqlx::Error| db_error(e, Some(send.client_msg_id.clone()));
+    let mut tx = TenantTx::begin(&ctx.state.db, tenant).await.map_err(failed)?;
+    let row = store::conversation(&mut tx, conversation_id).await.map_err(failed)?;
     let Some(mut row) = row else {
         return Err(write_error(WriteError::ConversationNotFound, send.client_msg_id));
     };
     // Answering a queued conversation claims it.
     let claimed = row.agent_id.is_none()
         && !row.is_closed()
-        && store::assign(&mut tx, conversation_id, agent_id)
-            .await
-            .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?;
+        && store::assign(&mut tx, conversation_id, agent_id).await.map_err(failed)?;
     if claimed {
         row = store::conversation(&mut tx, conversation_id).await.ok().flatten().unwrap_or(row);
     }
-    tx.commit().await.map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?;
+    tx.commit().await.map_err(failed)?;
     if claimed {
         chat.announce(tenant, "assigned", &row);
     }
@@ -749,11 +729,7 @@ async fn target(
         },
         (None, Peer::Agent(_)) => return Ok(None),
     };
-    let mut tx =
-        TenantTx::begin(&ctx.state.db, ctx.conn.tenant.id).await.map_err(|e| db_error(e, None))?;
-    let row = store::conversation(&mut tx, id).await.map_err(|e| db_error(e, None))?;
-    let _ = tx.commit().await;
-    match (row, peer) {
+    match (ctx.conversation(id, None).await?, peer) {
         (Some(row), Peer::Visitor(v)) if row.visitor_id == v => Ok(Some(row)),
         (Some(row), Peer::Agent(_)) => Ok(Some(row)),
         _ => Err(FrameError {
