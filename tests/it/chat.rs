@@ -64,7 +64,9 @@ async fn a_visitor_and_an_agent_talk_in_real_time() {
 
     let stored: i64 = sqlx::query_scalar("select count(*) from messages")
         .fetch_one(
-            &mut *tenants::TenantTx::begin(app.pool(), tenant_id(&app, &m).await).await.unwrap(),
+            &mut *tenants::TenantTx::begin(app.pool(), tenant_id(app.pool(), &m.ent_id).await)
+                .await
+                .unwrap(),
         )
         .await
         .unwrap();
@@ -83,15 +85,6 @@ async fn a_visitor_and_an_agent_talk_in_real_time() {
     let detail: Value =
         app.get_as(&m, &format!("/api/v1/visitors/{}", v.id)).await.json().await.unwrap();
     assert_eq!(detail["online"], true);
-}
-
-pub async fn tenant_id(app: &TestApp, m: &Merchant) -> tenants::TenantId {
-    let id: i64 = sqlx::query_scalar("select id from public.tenants where ent_id = $1")
-        .bind(&m.ent_id)
-        .fetch_one(app.pool())
-        .await
-        .unwrap();
-    tenants::TenantId(id)
 }
 
 #[tokio::test]
@@ -167,7 +160,7 @@ async fn nobody_online_means_one_offline_notice_and_a_leave_message_form() {
         .unwrap();
     assert_eq!(res.status(), 201);
     let mut tx =
-        tenants::TenantTx::begin(app.pool(), crate::chat::tenant_id(&app, &m).await).await.unwrap();
+        tenants::TenantTx::begin(app.pool(), tenant_id(app.pool(), &m.ent_id).await).await.unwrap();
     let (queued, left): (i64, i64) = sqlx::query_as(
         "select (select count(*) from conversations where status = 'queued'), (select count(*) from leave_messages)",
     )
@@ -260,7 +253,7 @@ async fn tickets_are_single_use_role_bound_and_origins_checked() {
 async fn routing_transfer_and_close() {
     let app = spawn_app().await;
     let m = app.signup("Routing").await;
-    let tenant = crate::chat::tenant_id(&app, &m).await;
+    let tenant = tenant_id(app.pool(), &m.ent_id).await;
     // A second agent in the same merchant.
     let email = unique_email("agent2");
     let hash = kefu::auth::password::hash(PASSWORD.into()).await.unwrap();

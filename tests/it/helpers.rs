@@ -271,3 +271,26 @@ pub async fn form_login(
     form.extend_from_slice(extra);
     browser.post(app.url("/login")).form(&form).send().await.unwrap()
 }
+
+/// The internal id of a merchant's tenant.
+pub async fn tenant_id(pool: &PgPool, ent_id: &str) -> tenants::TenantId {
+    let id: i64 = sqlx::query_scalar("select id from public.tenants where ent_id = $1")
+        .bind(ent_id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    tenants::TenantId(id)
+}
+
+/// The ids of every visitor message stored in the tenant's schema, ascending.
+pub async fn stored_visitor_message_ids(pool: &PgPool, ent_id: &str) -> Vec<i64> {
+    let tenant = tenant_id(pool, ent_id).await;
+    let mut tx = tenants::TenantTx::begin(pool, tenant).await.unwrap();
+    let ids =
+        sqlx::query_scalar("select id from messages where sender_kind = 'visitor' order by id")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+    tx.commit().await.unwrap();
+    ids
+}

@@ -155,14 +155,7 @@ async fn postgres_restarted_mid_stream_loses_nothing_and_the_server_recovers() {
     assert_eq!(acked.len(), total);
     assert!(!errors.is_empty(), "sends during the outage were refused, not acknowledged");
     // Every acknowledged message is in the database, once.
-    let tenant = crate::chat::tenant_id(&app, &m).await;
-    let mut tx = tenants::TenantTx::begin(app.pool(), tenant).await.unwrap();
-    let stored: Vec<i64> =
-        sqlx::query_scalar("select id from messages where sender_kind = 'visitor' order by id")
-            .fetch_all(&mut *tx)
-            .await
-            .unwrap();
-    tx.commit().await.unwrap();
+    let stored = stored_visitor_message_ids(app.pool(), &m.ent_id).await;
     let mut acked_ids: Vec<i64> = acked.values().copied().collect();
     acked_ids.sort_unstable();
     assert_eq!(stored, acked_ids, "exactly the acknowledged messages are stored");
@@ -287,18 +280,7 @@ async fn server_stopped_mid_stream_gracefully_or_killed_loses_nothing() {
     let (acked, _) = sender.await.unwrap();
     assert_eq!(acked.len(), total);
     let pool = sqlx::PgPool::connect_with(options).await.unwrap();
-    let tenant: i64 = sqlx::query_scalar("select id from public.tenants where ent_id = $1")
-        .bind(&ent_id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let mut tx = tenants::TenantTx::begin(&pool, tenants::TenantId(tenant)).await.unwrap();
-    let stored: Vec<i64> =
-        sqlx::query_scalar("select id from messages where sender_kind = 'visitor' order by id")
-            .fetch_all(&mut *tx)
-            .await
-            .unwrap();
-    tx.commit().await.unwrap();
+    let stored = stored_visitor_message_ids(&pool, &ent_id).await;
     let mut acked_ids: Vec<i64> = acked.values().copied().collect();
     acked_ids.sort_unstable();
     assert_eq!(
