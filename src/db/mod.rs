@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use secrecy::ExposeSecret as _;
-use sqlx::{PgPool, postgres::PgPoolOptions};
+use sqlx::{Connection as _, PgPool, postgres::PgPoolOptions};
 
 use crate::config::Config;
 pub use embedded::{EmbeddedOptions, EmbeddedPostgres};
@@ -67,9 +67,24 @@ impl Database {
 /// Pool settings. The pool is shared by all tenants and kept small: every connection caches
 /// catalog entries for each tenant schema it has touched, so connections are also recycled
 /// (max lifetime, idle timeout) to keep that memory bounded with thousands of tenants.
+/// A pooled connection idle at least this long is pinged before it is handed out.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(1);
+
 pub fn pool_options(max_connections: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections)
+        // sqlx pings every connection it hands out (a round trip before each query). Only
+        // one that sat idle for a while can have lost its server unnoticed: a connection
+        // that failed in use is closed when it is returned, so ping only those.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= IDLE_BEFORE_PING {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(5))
         .max_lifetime(Duration::from_secs(15 * 60))

@@ -3,7 +3,9 @@
 //! This crate owns everything that knows about that layout:
 //! - [`TenantId`] / [`EntId`]: the internal numeric id and the public id used in links;
 //! - [`TenantTx`]: the one door to tenant data, a transaction whose first statement pins
-//!   `search_path` to the tenant's schema for that transaction only;
+//!   `search_path` to the tenant's schema for that transaction only; and
+//!   [`tenant_function_call`] for the few hot statements that call a function of the
+//!   tenant's schema in one round trip;
 //! - [`TenantMigrator`]: the per-tenant schema migrations in `tenants/migrations/`;
 //! - [`provision`]: creating a tenant (row + schema + baseline) in one transaction;
 //! - [`Registry`]: resolving a tenant from its id, `ent_id` or Host, cached with moka.
@@ -18,4 +20,4 @@ pub use ids::{EntId, EntIdError, TenantId, schema_name};
 pub use migrate::{MigrateOptions, MigrateReport, Migration, MigrationError, TenantMigrator};
 pub use provision::{NewTenant, ProvisionError, provision};
 pub use registry::{LookupError, Registry, RegistryOptions, Tenant, TenantStatus};
-pub use tx::TenantTx;
+pub use tx::{TenantTx, tenant_function_call};

@@ -9,7 +9,7 @@
 
 use std::ops::{Deref, DerefMut};
 
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Transaction};
 
 use crate::ids::{TenantId, schema_name};
 
@@ -26,8 +26,8 @@ impl TenantTx {
     /// Callers are expected to have resolved `tenant` through the [`crate::Registry`] (which
     /// knows whether it exists and is active); this only pins the schema.
     pub async fn begin(pool: &PgPool, tenant: TenantId) -> sqlx::Result<Self> {
-        let tx = pool.begin().await?;
-        Self::scope(tx, tenant).await
+        let tx = pool.begin_with(scoped_begin(tenant)).await?;
+        Ok(Self { tx, tenant })
     }
 
     /// Scopes an already open transaction (e.g. one that has written shared `public` rows
@@ -38,22 +38,6 @@ impl TenantTx {
     ) -> sqlx::Result<Self> {
         sqlx::query("select set_config('search_path', $1, true)")
             .bind(schema_name(tenant))
-            .execute(&mut *tx)
-            .await?;
-        Ok(Self { tx, tenant })
-    }
-
-    /// Like [`TenantTx::begin`], also taking the transaction-level advisory lock `lock_key`
-    /// in the same statement (one round trip less on hot paths that serialize per tenant).
-    pub async fn begin_locked(
-        pool: &PgPool,
-        tenant: TenantId,
-        lock_key: i64,
-    ) -> sqlx::Result<Self> {
-        let mut tx = pool.begin().await?;
-        sqlx::query("select set_config('search_path', $1, true), pg_advisory_xact_lock($2)")
-            .bind(schema_name(tenant))
-            .bind(lock_key)
             .execute(&mut *tx)
             .await?;
         Ok(Self { tx, tenant })
@@ -70,6 +54,37 @@ impl TenantTx {
     pub async fn rollback(self) -> sqlx::Result<()> {
         self.tx.rollback().await
     }
+}
+
+/// A statement calling a function of `tenant`'s schema:
+/// `select <columns> from tenant_<id>.<function>($1, …, $<args>)`.
+///
+/// The other door, for hot paths that must be one round trip: the call is a statement of its
+/// own (an implicit transaction, committed when it ends), and the function, created by a
+/// tenant migration with `set search_path from current`, only sees the schema it lives in.
+/// `function` and `columns` are the caller's fixed text, never input.
+pub fn tenant_function_call(
+    tenant: TenantId,
+    function: &'static str,
+    columns: &'static str,
+    args: usize,
+) -> AssertSqlSafe<String> {
+    let params: Vec<String> = (1..=args).map(|n| format!("${n}")).collect();
+    AssertSqlSafe(format!(
+        "select {columns} from {}.{function}({})",
+        schema_name(tenant),
+        params.join(", ")
+    ))
+}
+
+/// `BEGIN` and the scope as one simple query: one round trip instead of two. The statement
+/// is built from the tenant id (an integer), never from text that came from outside, so
+/// formatting it is safe.
+fn scoped_begin(tenant: TenantId) -> AssertSqlSafe<String> {
+    AssertSqlSafe(format!(
+        "begin; select set_config('search_path', '{}', true)",
+        schema_name(tenant)
+    ))
 }
 
 impl Deref for TenantTx {
