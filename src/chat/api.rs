@@ -81,11 +81,13 @@ struct ConversationPage {
 }
 
 const ITEM_SELECT: &str = "select c.id, c.status, v.public_id as visitor_id, v.name as visitor_name, c.agent_id,
-        a.display_name as agent_name, c.created_at, c.last_message_at,
-        (select m.body from messages m where m.id = c.last_message_id) as last_message,
+        a.display_name as agent_name, c.created_at, lm.created_at as last_message_at,
+        lm.body as last_message,
         (select count(*) from messages m where m.conversation_id = c.id and m.sender_kind = 'visitor'
             and m.id > c.agent_last_read_id) as unread
-    from conversations c join visitors v on v.id = c.visitor_id left join agents a on a.id = c.agent_id";
+    from conversations c join visitors v on v.id = c.visitor_id left join agents a on a.id = c.agent_id
+    left join lateral (select m.body, m.created_at from messages m where m.conversation_id = c.id
+        order by m.id desc limit 1) lm on true";
 
 async fn list_conversations(
     State(state): State<AppState>,

@@ -1,26 +1,29 @@
 //! Durable message writes with group commit.
 //!
 //! Each tenant has a lane: a task fed by a channel. A lane takes every send that is waiting
-//! (up to [`MAX_BATCH`]), writes them with one `INSERT … SELECT FROM unnest(…)` and one
-//! commit, then answers each sender with its stored id. Concurrent sends therefore cost one
-//! fsync per batch instead of one each.
+//! (up to [`MAX_BATCH`]) and stores them with one statement, `tenant_<id>.store_messages(…)`
+//! (a function from the tenant migrations): the advisory lock and one `INSERT … SELECT FROM
+//! unnest(…)` in an implicit transaction, so one round trip and one fsync per batch instead
+//! of one each. Then it answers each sender with its stored id.
 //!
 //! Ids are cursors (`since=<id>`), so a tenant's messages must become visible in id order.
 //! Sequence values are taken at insert, not at commit; two transactions of one tenant could
 //! commit out of order and a reader would skip the late one. One lane per tenant serializes
-//! this process's writes, and `pg_advisory_xact_lock(tenant)` serializes writers of other
-//! processes, so a tenant's ids commit in increasing order. Lanes of different tenants commit
-//! in parallel.
+//! this process's writes, and `pg_advisory_xact_lock(tenant)`, taken before any id is drawn,
+//! serializes writers of other processes, so a tenant's ids commit in increasing order.
+//! Lanes of different tenants commit in parallel.
 //!
 //! Resending a `client_msg_id` returns the original id (`duplicate: true`) and stores
-//! nothing: the unique index `(conversation_id, sender_kind, client_msg_id)` decides.
+//! nothing: the unique index `(conversation_id, sender_kind, client_msg_id)` decides. Rows
+//! the function did not store (a resend, or a closed or missing conversation) are explained
+//! by a second query, only when there are some.
 //!
 //! After the commit the lane answers the senders and pushes the new messages to live
 //! connections itself, in id order: pushes then follow commit order exactly, which they
 //! would not if each sender pushed its own message after its answer.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -28,7 +31,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgPool;
-use tenants::{TenantId, TenantTx};
+use tenants::{TenantId, TenantTx, tenant_function_call};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
@@ -207,122 +210,131 @@ async fn run_lane(pool: PgPool, hub: Arc<Hub>, tenant: TenantId, mut rx: mpsc::R
     }
 }
 
-/// Writes `messages` in one transaction; the results are in the same order. Messages to
-/// a missing or closed conversation get their own error; the rest of the batch is stored.
+/// Writes `messages` with one statement (its own transaction); the results are in the same
+/// order. Messages to a missing or closed conversation get their own error; the rest of
+/// the batch is stored.
 #[tracing::instrument(name = "chat.store_batch", skip_all, fields(tenant = tenant.0, n = messages.len()))]
 async fn commit_batch(
     pool: &PgPool,
     tenant: TenantId,
     messages: &[&NewMessage],
 ) -> sqlx::Result<Vec<Result<Stored, WriteError>>> {
-    let mut tx = TenantTx::begin_locked(pool, tenant, lock_key(tenant)).await?;
-
     // Within one batch the same key may come twice (a quick resend): store it once.
     let mut unique: Vec<&NewMessage> = Vec::with_capacity(messages.len());
-    let mut keys = std::collections::HashSet::new();
+    let mut keys = HashSet::new();
     for m in messages {
-        if keys.insert((m.conversation_id, m.sender_kind, m.client_msg_id.as_str())) {
+        if keys.insert(key(m)) {
             unique.push(m);
         }
     }
-    // One statement: insert what goes to a conversation that exists and is not closed,
-    // skip keys stored before, and move each conversation's last message forward.
-    let inserted: Vec<(i64, i64, String, String, DateTime<Utc>)> = sqlx::query_as(
-        "with input as (
-             select * from unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
-                  with ordinality as t(c, s, a, k, b, p, m, ord)
-         ), ins as (
-             insert into messages (conversation_id, sender_kind, sender_agent_id, kind, body, payload, client_msg_id)
-             select i.c, i.s, i.a, i.k, i.b, i.p::jsonb, i.m
-             from input i join conversations conv on conv.id = i.c and conv.status <> 'closed'
-             order by i.ord
-             on conflict (conversation_id, sender_kind, client_msg_id) where client_msg_id is not null do nothing
-             returning id, conversation_id, sender_kind, client_msg_id, created_at
-         ), bump as (
-             update conversations c
-             set last_message_id = greatest(coalesce(c.last_message_id, 0), n.last), last_message_at = now()
-             from (select conversation_id, max(id) as last from ins group by conversation_id) n
-             where c.id = n.conversation_id
-         )
-         select id, conversation_id, sender_kind, client_msg_id, created_at from ins",
-    )
-    .bind(unique.iter().map(|m| m.conversation_id).collect::<Vec<_>>())
-    .bind(unique.iter().map(|m| m.sender_kind).collect::<Vec<_>>())
-    .bind(unique.iter().map(|m| m.sender_agent_id).collect::<Vec<_>>())
-    .bind(unique.iter().map(|m| m.kind).collect::<Vec<_>>())
-    .bind(unique.iter().map(|m| m.body.as_str()).collect::<Vec<_>>())
-    .bind(unique.iter().map(|m| m.payload.as_ref().map(Value::to_string)).collect::<Vec<_>>())
-    .bind(unique.iter().map(|m| m.client_msg_id.as_str()).collect::<Vec<_>>())
-    .fetch_all(&mut *tx)
-    .await?;
+    let inserted: Vec<(i64, i64, String, String, DateTime<Utc>)> =
+        sqlx::query_as(tenant_function_call(
+            tenant,
+            "store_messages",
+            "id, conversation_id, sender_kind, client_msg_id, created_at",
+            8,
+        ))
+        .bind(unique.iter().map(|m| m.conversation_id).collect::<Vec<_>>())
+        .bind(unique.iter().map(|m| m.sender_kind).collect::<Vec<_>>())
+        .bind(unique.iter().map(|m| m.sender_agent_id).collect::<Vec<_>>())
+        .bind(unique.iter().map(|m| m.kind).collect::<Vec<_>>())
+        .bind(unique.iter().map(|m| m.body.as_str()).collect::<Vec<_>>())
+        .bind(unique.iter().map(|m| m.payload.as_ref().map(Value::to_string)).collect::<Vec<_>>())
+        .bind(unique.iter().map(|m| m.client_msg_id.as_str()).collect::<Vec<_>>())
+        .bind(lock_key(tenant))
+        .fetch_all(pool)
+        .await?;
 
-    let mut found: HashMap<(i64, String, String), Stored> = inserted
+    let mut found: HashMap<(i64, String, String), Result<Stored, WriteError>> = inserted
         .into_iter()
-        .map(|(id, c, s, m, at)| ((c, s, m), Stored { id, created_at: at, duplicate: false }))
+        .map(|(id, c, s, m, at)| ((c, s, m), Ok(Stored { id, created_at: at, duplicate: false })))
         .collect();
-    // Not inserted: stored before (a resend), or the conversation is closed or missing.
-    // Rare, so one more query only then.
-    let missing: Vec<&NewMessage> = unique
-        .iter()
-        .filter(|m| {
-            !found.contains_key(&(
-                m.conversation_id,
-                m.sender_kind.to_owned(),
-                m.client_msg_id.clone(),
-            ))
-        })
-        .copied()
-        .collect();
-    let mut statuses: HashMap<i64, String> = HashMap::new();
+    // Not stored: a resend of a key stored before, or the conversation is closed or missing.
+    // Rare, so a second look only then (after the commit; these rows no longer change).
+    let missing: Vec<&NewMessage> =
+        unique.iter().filter(|m| !found.contains_key(&owned_key(m))).copied().collect();
     if !missing.is_empty() {
-        let existing: Vec<(i64, i64, String, String, DateTime<Utc>)> = sqlx::query_as(
-            "select m.id, m.conversation_id, m.sender_kind, m.client_msg_id, m.created_at
-             from messages m
-             join unnest($1::bigint[], $2::text[], $3::text[]) as k(c, s, id)
-               on m.conversation_id = k.c and m.sender_kind = k.s and m.client_msg_id = k.id",
+        found.extend(explain_missing(pool, tenant, &missing).await?);
+    }
+
+    let mut seen = HashSet::new();
+    Ok(messages
+        .iter()
+        .map(|m| {
+            let mut result = found.get(&owned_key(m)).cloned().unwrap_or_else(|| {
+                Err(WriteError::Database(format!(
+                    "message {} was neither stored nor refused",
+                    m.client_msg_id
+                )))
+            });
+            // The second occurrence of a key within this batch is a duplicate of the first.
+            if !seen.insert(key(m)) {
+                if let Ok(stored) = &mut result {
+                    stored.duplicate = true;
+                }
+            }
+            result
+        })
+        .collect())
+}
+
+/// A message the store did not take: the row stored before under its key, if any, and its
+/// conversation's status (none when there is no such conversation).
+#[derive(sqlx::FromRow)]
+struct Unstored {
+    c: i64,
+    s: String,
+    m: String,
+    id: Option<i64>,
+    created_at: Option<DateTime<Utc>>,
+    status: Option<String>,
+}
+
+/// Why messages were not stored: stored before (a resend), or refused by their
+/// conversation's state.
+async fn explain_missing(
+    pool: &PgPool,
+    tenant: TenantId,
+    missing: &[&NewMessage],
+) -> sqlx::Result<Vec<((i64, String, String), Result<Stored, WriteError>)>> {
+    let mut tx = TenantTx::begin(pool, tenant).await?;
+    let rows: Vec<Unstored> =
+        sqlx::query_as(
+            "select k.c, k.s, k.m, old.id, old.created_at, conv.status
+             from unnest($1::bigint[], $2::text[], $3::text[]) as k(c, s, m)
+             left join messages old
+                    on old.conversation_id = k.c and old.sender_kind = k.s and old.client_msg_id = k.m
+             left join conversations conv on conv.id = k.c",
         )
         .bind(missing.iter().map(|m| m.conversation_id).collect::<Vec<_>>())
         .bind(missing.iter().map(|m| m.sender_kind).collect::<Vec<_>>())
         .bind(missing.iter().map(|m| m.client_msg_id.as_str()).collect::<Vec<_>>())
         .fetch_all(&mut *tx)
         .await?;
-        for (id, c, s, m, at) in existing {
-            found.insert((c, s, m), Stored { id, created_at: at, duplicate: true });
-        }
-        let ids: Vec<i64> = missing.iter().map(|m| m.conversation_id).collect();
-        statuses = sqlx::query_as::<_, (i64, String)>(
-            "select id, status from conversations where id = any($1)",
-        )
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect();
-    }
     tx.commit().await?;
-
-    let mut seen = std::collections::HashSet::new();
-    Ok(messages
-        .iter()
-        .map(|m| {
-            let key = (m.conversation_id, m.sender_kind.to_owned(), m.client_msg_id.clone());
-            let Some(mut stored) = found.get(&key).copied() else {
-                return Err(match statuses.get(&m.conversation_id).map(String::as_str) {
-                    Some("closed") => WriteError::ConversationClosed,
-                    None => WriteError::ConversationNotFound,
-                    Some(_) => WriteError::Database(format!(
-                        "message {} was neither stored nor refused",
-                        m.client_msg_id
-                    )),
-                });
+    Ok(rows
+        .into_iter()
+        .map(|Unstored { c, s, m, id, created_at, status }| {
+            let result = match (id, created_at, status.as_deref()) {
+                (Some(id), Some(created_at), _) => Ok(Stored { id, created_at, duplicate: true }),
+                (_, _, None) => Err(WriteError::ConversationNotFound),
+                (_, _, Some("closed")) => Err(WriteError::ConversationClosed),
+                (_, _, Some(_)) => {
+                    Err(WriteError::Database(format!("message {m} was neither stored nor refused")))
+                }
             };
-            // The second occurrence of a key within this batch is a duplicate of the first.
-            if !seen.insert(key) {
-                stored.duplicate = true;
-            }
-            Ok(stored)
+            ((c, s, m), result)
         })
         .collect())
+}
+
+/// The idempotency key of a message.
+fn key(m: &NewMessage) -> (i64, &'static str, &str) {
+    (m.conversation_id, m.sender_kind, m.client_msg_id.as_str())
+}
+
+fn owned_key(m: &NewMessage) -> (i64, String, String) {
+    (m.conversation_id, m.sender_kind.to_owned(), m.client_msg_id.clone())
 }
 
 /// The advisory lock that serializes one tenant's message writes across processes.
