@@ -46,7 +46,7 @@ pub struct Chat {
     /// Agents' chosen statuses, so "can anyone answer?" needs no query per message. Updated
     /// wherever this process changes a status; entries expire so changes made elsewhere are
     /// seen within a minute.
-    statuses: moka::sync::Cache<(TenantId, i64), AgentStatus>,
+    statuses: moka::future::Cache<(TenantId, i64), AgentStatus>,
     /// Conversations whose offline notice is known to be sent.
     pub offline_noticed: moka::sync::Cache<i64, ()>,
 }
@@ -64,7 +64,7 @@ impl Chat {
                 .max_capacity(1_000_000)
                 .build(),
             automation: automation::cache(),
-            statuses: moka::sync::Cache::builder()
+            statuses: moka::future::Cache::builder()
                 .time_to_live(Duration::from_secs(60))
                 .max_capacity(1_000_000)
                 .build(),
@@ -104,39 +104,42 @@ impl Chat {
     }
 
     /// Whether anyone can answer now.
-    pub async fn team_online(&self, tenant: TenantId) -> sqlx::Result<bool> {
-        let connected = self.hub.connected_agents(tenant);
-        let mut unknown = Vec::new();
-        for agent in &connected {
-            match self.statuses.get(&(tenant, *agent)) {
-                Some(AgentStatus::Online) => return Ok(true),
-                Some(_) => {}
-                None => unknown.push(*agent),
+    pub async fn team_online(&self, tenant: TenantId) -> anyhow::Result<bool> {
+        for agent in self.hub.connected_agents(tenant) {
+            if self.agent_status(tenant, agent).await? == AgentStatus::Online {
+                return Ok(true);
             }
         }
-        if unknown.is_empty() {
-            return Ok(false);
-        }
-        let mut tx = TenantTx::begin(&self.pool, tenant).await?;
-        let rows: Vec<(i64, String, bool)> = sqlx::query_as(
-            "select id, status, disabled_at is not null from agents where id = any($1)",
-        )
-        .bind(&unknown)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        let mut online = false;
-        for (id, status, disabled) in rows {
-            let status = if disabled { AgentStatus::Offline } else { AgentStatus::parse(&status) };
-            online |= status == AgentStatus::Online;
-            self.statuses.insert((tenant, id), status);
-        }
-        Ok(online)
+        Ok(false)
+    }
+
+    /// An agent's chosen status (offline when disabled), cached. Concurrent callers for an
+    /// agent whose entry has expired wait for one query instead of each running it: at
+    /// thousands of visitor messages a second, one expiry would otherwise take the whole
+    /// pool at once.
+    async fn agent_status(&self, tenant: TenantId, agent: i64) -> anyhow::Result<AgentStatus> {
+        self.statuses
+            .try_get_with((tenant, agent), async {
+                let mut tx = TenantTx::begin(&self.pool, tenant).await?;
+                let row: Option<(String, bool)> = sqlx::query_as(
+                    "select status, disabled_at is not null from agents where id = $1",
+                )
+                .bind(agent)
+                .fetch_optional(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(match row {
+                    Some((status, false)) => AgentStatus::parse(&status),
+                    _ => AgentStatus::Offline,
+                })
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("loading agent {agent}'s status: {e}"))
     }
 
     /// Records an agent's chosen status (after it is stored).
-    pub fn remember_status(&self, tenant: TenantId, agent_id: i64, status: AgentStatus) {
-        self.statuses.insert((tenant, agent_id), status);
+    pub async fn remember_status(&self, tenant: TenantId, agent_id: i64, status: AgentStatus) {
+        self.statuses.insert((tenant, agent_id), status).await;
     }
 
     /// Chooses the agent for a new conversation: the requested one (`kefu_id`) if available,
@@ -209,7 +212,7 @@ impl Chat {
         &self,
         tenant: TenantId,
         agent_id: i64,
-    ) -> sqlx::Result<()> {
+    ) -> anyhow::Result<()> {
         let connected = self.hub.connections_of(tenant, hub::Peer::Agent(agent_id)) > 0;
         let mut tx = TenantTx::begin(&self.pool, tenant).await?;
         let status = store::agent_status(&mut tx, agent_id).await?.unwrap_or_default();

@@ -298,7 +298,10 @@ async fn on_connect(state: &AppState, conn: &Connection, first: bool) -> anyhow:
                 let mut tx = TenantTx::begin(&state.db, tenant).await?;
                 if store::agent_status(&mut tx, agent_id).await?.as_deref() == Some("offline") {
                     store::set_agent_status(&mut tx, agent_id, "online").await?;
-                    state.chat.remember_status(tenant, agent_id, protocol::AgentStatus::Online);
+                    state
+                        .chat
+                        .remember_status(tenant, agent_id, protocol::AgentStatus::Online)
+                        .await;
                 }
                 tx.commit().await?;
                 state.chat.publish_agent_presence(tenant, agent_id).await?;
@@ -815,7 +818,7 @@ async fn set_status(
         .await
         .map_err(|e| db_error(e, None))?;
     tx.commit().await.map_err(|e| db_error(e, None))?;
-    ctx.state.chat.remember_status(tenant, agent_id, status);
+    ctx.state.chat.remember_status(tenant, agent_id, status).await;
     ctx.state.chat.publish_agent_presence(tenant, agent_id).await.map_err(|e| db_error(e, None))?;
     Ok(vec![])
 }
