@@ -439,23 +439,27 @@ async fn load(
     // The measured window, in ns since `origin`; set once the schedule's start is known.
     let window = Arc::new((AtomicU64::new(u64::MAX), AtomicU64::new(0)));
 
+    // Every visitor message the first agent socket receives, in the window or not.
+    let received = Arc::new(AtomicU64::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut readers = Vec::new();
     for _ in 0..agents {
         let mut ws =
             open_socket(&http, &url, "/api/v1/ws/ticket", &owner, "/ws/agent", Ipv4Addr::LOCALHOST)
                 .await?;
         let (histogram, delivered, window) = (histogram.clone(), delivered.clone(), window.clone());
-        tokio::spawn(async move {
-            while let Some(Ok(Message::Text(text))) = ws.next().await {
+        let received = (readers.is_empty()).then(|| received.clone());
+        readers.push(tokio::spawn(async move {
+            // Pings (answered by tungstenite) and other non-text frames are not the end.
+            while let Some(Ok(frame)) = ws.next().await {
+                let Message::Text(text) = frame else { continue };
                 let now = origin.elapsed().as_nanos() as u64;
-                let Ok(frame) = serde_json::from_str::<Value>(&text) else { continue };
-                if frame["type"] != "message" || frame["sender"]["kind"] != "visitor" {
-                    continue;
+                // The generator shares the server's two cores: find the intended time without
+                // parsing the whole frame (only visitor messages carry `"body":"bench:<ns>"`).
+                let Some(intended) = bench_stamp(&text) else { continue };
+                if let Some(received) = &received {
+                    received.fetch_add(1, Ordering::Relaxed);
                 }
-                let Some(intended) =
-                    frame["body"].as_str().and_then(|b| b.rsplit(':').next()?.parse::<u64>().ok())
-                else {
-                    continue;
-                };
                 if (window.0.load(Ordering::Relaxed)..window.1.load(Ordering::Relaxed))
                     .contains(&intended)
                 {
@@ -466,7 +470,7 @@ async fn load(
                         .record((now.saturating_sub(intended) / 1_000).max(1));
                 }
             }
-        });
+        }));
     }
     eprintln!("kefu-bench: opening {visitors} visitor sockets…");
     let sockets: Vec<Socket> = stream::iter(0..visitors)
@@ -485,61 +489,123 @@ async fn load(
         .into_iter()
         .collect::<anyhow::Result<_>>()?;
 
-    // Each visitor sends every `period`; visitors are spread evenly over the period.
-    let period = Duration::from_nanos(1_000_000_000 * visitors as u64 / rate.max(1));
+    // Every visitor opens its conversation first (its first message creates and routes it),
+    // so the measured traffic is messages in established conversations; the opening storm
+    // is reported on its own.
+    let opening = Instant::now();
+    let sockets: Vec<Socket> = stream::iter(sockets.into_iter().enumerate())
+        .map(|(n, mut ws)| async move {
+            let hello =
+                json!({"type": "send", "client_msg_id": format!("open-{n}"), "body": "hello"});
+            ws.send(Message::text(hello.to_string())).await?;
+            while let Some(frame) = ws.next().await {
+                if let Message::Text(text) = frame? {
+                    if text.contains("\"type\":\"ack\"") {
+                        return Ok(ws);
+                    }
+                    if text.contains("\"type\":\"error\"") {
+                        bail!("opening a conversation failed: {text}");
+                    }
+                }
+            }
+            bail!("the socket closed before its first message was acknowledged")
+        })
+        .buffer_unordered(256)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    let opening = opening.elapsed();
+    eprintln!(
+        "kefu-bench: {visitors} conversations opened in {:.2} s ({:.0}/s)",
+        opening.as_secs_f64(),
+        visitors as f64 / opening.as_secs_f64()
+    );
     let start_at = origin.elapsed() + Duration::from_millis(200);
     let stop_at = Duration::from_secs(warmup + duration) + start_at;
     window.0.store((start_at + Duration::from_secs(warmup)).as_nanos() as u64, Ordering::Relaxed);
     window.1.store(stop_at.as_nanos() as u64, Ordering::Relaxed);
     let acked = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
+    // Each socket task sends what it is told to; one metronome thread tells them when.
+    // tokio's timers have a 1 ms granularity, which would add up to a millisecond of the
+    // generator's own lateness to every measurement; a thread sleeping with nanosleep is
+    // within tens of microseconds. The body still carries the *intended* time, so a socket
+    // that cannot keep up (backpressure) shows up as latency.
+    let mut triggers = Vec::with_capacity(visitors);
     let mut tasks = Vec::new();
     for (n, ws) in sockets.into_iter().enumerate() {
-        let (acked, errors) = (acked.clone(), errors.clone());
-        let offset = period.mul_f64(n as f64 / visitors as f64);
-        tasks.push(tokio::spawn(async move {
-            let (mut sink, mut stream) = ws.split();
-            let reader = tokio::spawn(async move {
-                while let Some(Ok(Message::Text(text))) = stream.next().await {
-                    if text.contains("\"type\":\"ack\"") {
-                        acked.fetch_add(1, Ordering::Relaxed);
-                    } else if text.contains("\"type\":\"error\"") {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
+        let (acked, errors, sent) = (acked.clone(), errors.clone(), sent.clone());
+        let (trigger, mut due) = tokio::sync::mpsc::unbounded_channel::<(u64, Duration)>();
+        triggers.push(trigger);
+        let (mut sink, mut stream) = ws.split();
+        readers.push(tokio::spawn(async move {
+            while let Some(Ok(frame)) = stream.next().await {
+                let Message::Text(text) = frame else { continue };
+                if text.contains("\"type\":\"ack\"") {
+                    acked.fetch_add(1, Ordering::Relaxed);
+                } else if text.contains("\"type\":\"error\"") {
+                    errors.fetch_add(1, Ordering::Relaxed);
                 }
-            });
-            let mut k: u64 = 0;
-            loop {
-                let intended = start_at + offset + period * k as u32;
-                if intended >= stop_at {
-                    break;
-                }
-                let now = origin.elapsed();
-                if intended > now {
-                    tokio::time::sleep(intended - now).await;
-                }
-                // The body carries the intended send time: latency includes any time this
-                // sender fell behind schedule.
-                let body = json!({"type": "send", "client_msg_id": format!("b{n}-{k}"), "body": format!("bench:{}", intended.as_nanos())});
-                if sink.send(Message::text(body.to_string())).await.is_err() {
-                    break;
-                }
-                k += 1;
             }
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            reader.abort();
+        }));
+        tasks.push(tokio::spawn(async move {
+            while let Some((k, intended)) = due.recv().await {
+                let body = format!(
+                    r#"{{"type":"send","client_msg_id":"b{n}-{k}","body":"bench:{}"}}"#,
+                    intended.as_nanos()
+                );
+                if sink.send(Message::text(body)).await.is_err() {
+                    break;
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+            sink
         }));
     }
+    // Visitors take turns: visitor n sends at start + (k * visitors + n) / rate.
+    let metronome = std::thread::spawn(move || {
+        let tick = Duration::from_nanos(1_000_000_000 / rate.max(1));
+        for slot in 0_u64.. {
+            let intended = start_at + tick * slot as u32;
+            if intended >= stop_at {
+                break;
+            }
+            if let Some(wait) = intended.checked_sub(origin.elapsed()) {
+                std::thread::sleep(wait);
+            }
+            let n = (slot % visitors as u64) as usize;
+            let _ = triggers[n].send((slot / visitors as u64, intended));
+        }
+        // Dropping the triggers ends the socket tasks' loops.
+    });
+    tokio::task::spawn_blocking(move || metronome.join()).await?.ok();
+    // Keep the sockets open until everything sent is acknowledged and delivered (or 10 s):
+    // a message still in flight at the end must count as late, not vanish.
+    let mut sinks = Vec::new();
     for t in tasks {
-        let _ = t.await;
+        sinks.extend(t.await.ok());
     }
+    let sent = sent.load(Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (acked.load(Ordering::Relaxed) + errors.load(Ordering::Relaxed) < sent
+        || received.load(Ordering::Relaxed) < sent)
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for reader in readers {
+        reader.abort();
+    }
+    drop(sinks);
+    let undelivered = sent.saturating_sub(received.load(Ordering::Relaxed));
     let h = histogram.lock().unwrap();
     let n = delivered.load(Ordering::Relaxed);
     println!(
         "load: {visitors} visitors → {agents} agent socket(s), target {rate} msgs/s, measured {duration} s after {warmup} s warm-up"
     );
     println!(
-        "load: delivered {:.0} msgs/s durable (acked {} total, {} errors); latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        "load: delivered {:.0} msgs/s durable (sent {sent}, acked {}, {} errors, {undelivered} not delivered within 10 s); latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
         n as f64 / duration as f64,
         acked.load(Ordering::Relaxed),
         errors.load(Ordering::Relaxed),
@@ -552,6 +618,16 @@ async fn load(
         println!("load: server RSS {:.1} MiB", rss as f64 / 1024.0);
     }
     Ok(())
+}
+
+/// The intended send time in a visitor message frame of the load test.
+fn bench_stamp(frame: &str) -> Option<u64> {
+    if !frame.starts_with(r#"{"type":"message""#) {
+        return None;
+    }
+    let start = frame.find(r#""body":"bench:"#)? + r#""body":"bench:"#.len();
+    let digits = &frame[start..];
+    digits[..digits.find('"')?].parse().ok()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -629,4 +705,18 @@ async fn burst(server: &Server, visitors: usize, cycles: usize) -> anyhow::Resul
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bench_stamp;
+
+    #[test]
+    fn finds_the_intended_time_in_a_visitor_message_frame() {
+        let frame = r#"{"type":"message","id":7,"conversation_id":3,"sender":{"kind":"visitor","agent_id":null,"name":"v"},"kind":"text","body":"bench:123456789","client_msg_id":"b1-0","created_at":"2026-11-23T08:00:00Z"}"#;
+        assert_eq!(bench_stamp(frame), Some(123_456_789));
+        assert_eq!(bench_stamp(r#"{"type":"ack","client_msg_id":"b1-0","id":7}"#), None);
+        assert_eq!(bench_stamp(r#"{"type":"message","body":"hello"}"#), None);
+        assert_eq!(bench_stamp(r#"{"type":"message","body":"bench:12x"}"#), None);
+    }
 }
