@@ -142,6 +142,9 @@ impl EmbeddedPostgres {
         if !out.status.success() && self.running_server()?.is_some() {
             bail!("pg_ctl stop failed: {}", String::from_utf8_lossy(&out.stderr).trim());
         }
+        // The socket directory is ours and empty once the server is gone; fails harmlessly
+        // if something else was put there.
+        let _ = fs::remove_dir(&self.socket_dir);
         Ok(())
     }
 
