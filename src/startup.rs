@@ -24,7 +24,7 @@ impl Application {
     /// Binds the listener (`port` 0 picks a free port) and assembles the state. The database
     /// must be current; see [`prepare_database`].
     pub async fn build(
-        config: Config,
+        mut config: Config,
         pool: PgPool,
         migrator: TenantMigrator,
     ) -> anyhow::Result<Self> {
@@ -40,6 +40,8 @@ impl Application {
         );
         let addr = SocketAddr::new(config.bind, config.port);
         let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+        // Port 0 asks for any free port: links must carry the one that was given.
+        config.port = listener.local_addr().map_or(config.port, |a| a.port());
         tokio::task::spawn_blocking(password::warm_up);
         let state = AppState {
             chat: Arc::new(crate::chat::Chat::new(pool.clone())),

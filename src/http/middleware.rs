@@ -12,6 +12,7 @@ use axum::{
 };
 use tower_http::{
     catch_panic::CatchPanicLayer,
+    compression::CompressionLayer,
     limit::RequestBodyLimitLayer,
     set_header::SetResponseHeaderLayer,
     trace::{DefaultOnResponse, TraceLayer},
@@ -64,6 +65,9 @@ pub fn wrap(router: Router<AppState>, state: AppState) -> Router {
     }
     router
         .layer(axum_mw::from_fn(negotiate_errors))
+        // Pages, scripts and JSON travel gzipped when the client accepts it (the widget
+        // loader is fetched by every page of every merchant's site).
+        .layer(CompressionLayer::new())
         .layer(axum_mw::from_fn_with_state(state.clone(), super::client::resolve_client))
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             tracing::error!("a request handler panicked");

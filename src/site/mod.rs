@@ -48,7 +48,9 @@ struct Assets;
 /// Serves `static/` from inside the binary, with a content type from the extension, a
 /// validator (ETag from the embedded hash) and a short cache lifetime.
 async fn static_file(Path(path): Path<String>, headers: axum::http::HeaderMap) -> Response {
-    let Some(file) = Assets::get(&path) else {
+    // GOFLY's embed code loads its widget from this path; ours understands that code.
+    let path = if path == "js/gofly-front.js" { "js/widget.js" } else { path.as_str() };
+    let Some(file) = Assets::get(path) else {
         return crate::http::AppError::NotFound.into_response();
     };
     let etag = format!(

@@ -24,6 +24,18 @@
   let retry = 0;
   let typingTimer = null;
 
+  // Inside the widget's iframe the page talks to the host page, and only to the origin
+  // the loader named (`host=`): the browser delivers nothing to a parent of another origin.
+  const params = new URLSearchParams(location.search);
+  const parentOrigin = (() => {
+    if (params.get('embed') !== '1' || window.parent === window) return null;
+    try { const o = new URL(params.get('host') || '').origin; return o === params.get('host') ? o : null; } catch (_) { return null; }
+  })();
+  let historyLoaded = false; // messages before the first sync_done are history, not news
+  function toParent(type, data) {
+    if (parentOrigin) window.parent.postMessage(Object.assign({ source: 'kefu-chat', type }, data || {}), parentOrigin);
+  }
+
   const uuid = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`);
 
   function el(tag, cls, text) {
@@ -70,6 +82,10 @@
     if (seen.has(msg.id)) return;
     lastId = Math.max(lastId, msg.id);
     const mine = msg.sender && msg.sender.kind === 'visitor';
+    if (!mine) typingLine.hidden = true;
+    if (!mine && historyLoaded) {
+      toParent('message', { message: { id: msg.id, kind: msg.kind, body: msg.body, sender: msg.sender && msg.sender.name } });
+    }
     const waiting = msg.client_msg_id && pending.get(msg.client_msg_id);
     const node = bubble(msg, mine);
     if (waiting) { waiting.el.replaceWith(node); pending.delete(msg.client_msg_id); }
@@ -125,7 +141,7 @@
         typingTimer = setTimeout(() => { typingLine.hidden = true; }, 4000);
         break;
       case 'notice': if (frame.code === 'offline') leave.hidden = false; break;
-      case 'sync_done': lastId = Math.max(lastId, frame.last_id); break;
+      case 'sync_done': lastId = Math.max(lastId, frame.last_id); historyLoaded = true; break;
       case 'error': {
         const p = frame.client_msg_id && pending.get(frame.client_msg_id);
         if (p) {
@@ -175,6 +191,33 @@
     scroll();
     pending.set(frame.client_msg_id, { frame, el: node });
     if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+    toParent('sent');
+  }
+
+  // Calls from the host page (Kefu.identify / setAttributes / open / close).
+  async function updateProfile(body) {
+    if (!token) return;
+    try { await api('/api/v1/visitor/session', Object.assign({ ent_id: entId, token }, body)); } catch (_) { /* kept for the next session */ }
+  }
+  function toBase64(value) {
+    const bytes = new TextEncoder().encode(JSON.stringify(value));
+    let bin = '';
+    bytes.forEach((b) => { bin += String.fromCharCode(b); });
+    return btoa(bin);
+  }
+  if (parentOrigin) {
+    window.addEventListener('message', (e) => {
+      if (e.source !== window.parent || e.origin !== parentOrigin) return;
+      const m = e.data;
+      if (!m || m.source !== 'kefu-host') return;
+      if (m.type === 'open') input.focus();
+      else if (m.type === 'identify' && m.user) updateProfile({ name: m.user.name || null, avatar: m.user.avatar || null });
+      else if (m.type === 'attributes' && m.attributes) updateProfile({ extra: toBase64(m.attributes) });
+    });
+    const closer = document.getElementById('close');
+    closer.hidden = false;
+    closer.addEventListener('click', () => toParent('close'));
+    toParent('ready');
   }
 
   composer.addEventListener('submit', (e) => {

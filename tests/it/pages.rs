@@ -85,3 +85,29 @@ async fn static_assets_are_served_from_the_binary() {
     assert_eq!(again.status(), 304);
     assert_eq!(client().get(app.url("/static/nope.js")).send().await.unwrap().status(), 404);
 }
+
+/// The widget loader is served under its own name and GOFLY's, gzipped for clients that
+/// accept it, and stays small (the budget is 10 KB gzipped).
+#[tokio::test]
+async fn the_widget_loader_is_served_small_and_under_the_gofly_name() {
+    let app = spawn_app().await;
+    // reqwest here has no gzip feature: it sends no Accept-Encoding and gets plain bytes.
+    let plain = client().get(app.url("/static/js/widget.js")).send().await.unwrap();
+    assert_eq!(plain.status(), 200);
+    assert!(plain.headers()["content-type"].to_str().unwrap().contains("javascript"));
+    let plain = plain.bytes().await.unwrap();
+    let gofly = client().get(app.url("/static/js/gofly-front.js")).send().await.unwrap();
+    assert_eq!(gofly.status(), 200);
+    assert_eq!(gofly.bytes().await.unwrap(), plain, "GOFLY's path serves the same loader");
+
+    let gzipped = client()
+        .get(app.url("/static/js/widget.js"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    let size = gzipped.bytes().await.unwrap().len();
+    assert!(size < 10 * 1024, "widget.js is {size} bytes gzipped");
+    assert!(size < plain.len() / 2, "gzip actually compressed it ({size} of {})", plain.len());
+}
