@@ -5,6 +5,7 @@ mod helpers;
 mod ws_client;
 
 mod bad_input;
+mod browser;
 mod chat;
 mod delivery;
 mod embedded;

@@ -1,0 +1,122 @@
+// End-to-end run in headless Chromium, started by tests/it/browser.rs with:
+//   APP_URL   the kefu server under test
+//   HOST_URL  a merchant's site on another origin; /shop/<ent_id> embeds the GOFLY snippet
+//   OUT_DIR   where screenshots go
+//   CHROMIUM  the browser binary
+// Exits non-zero with the reason on the first failed step, or if any page logged an error.
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+
+const { APP_URL, HOST_URL, OUT_DIR, CHROMIUM } = process.env;
+const T = 15_000;
+mkdirSync(OUT_DIR, { recursive: true });
+
+const errors = [];
+function watch(page, who) {
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(`${who}: ${m.text()}`); });
+  page.on('pageerror', (e) => errors.push(`${who}: ${e}`));
+  page.on('response', (r) => { if (r.status() >= 400) errors.push(`${who}: ${r.status()} ${r.url()}`); });
+}
+let step = 'starting';
+const shot = (page, name) => page.screenshot({ path: `${OUT_DIR}/${name}.png` });
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+try {
+  // The merchant signs up and lands in the workspace.
+  step = 'agent signs up';
+  const agentCtx = await browser.newContext({ viewport: { width: 1366, height: 900 }, locale: 'en-US' });
+  const agent = await agentCtx.newPage();
+  watch(agent, 'workspace');
+  await agent.goto(`${APP_URL}/signup`);
+  await agent.fill('#company', 'Lumen Store');
+  await agent.fill('#email', `owner${Date.now()}@example.com`);
+  await agent.fill('#password', 'correct horse battery');
+  await agent.click('button[type=submit]');
+  await agent.waitForURL('**/app', { timeout: T });
+  const entId = (await agent.textContent('.app-topbar code')).trim();
+
+  // A shopper on the merchant's own site (another origin) opens the GOFLY widget.
+  step = 'widget loads on the host page';
+  const shopCtx = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US' });
+  const shop = await shopCtx.newPage();
+  watch(shop, 'host page');
+  await shop.goto(`${HOST_URL}/shop/${entId}`);
+  const button = shop.locator('[data-kefu-widget] button');
+  await button.waitFor({ timeout: T });
+  const buttonText = await button.textContent();
+  if (!buttonText.includes('Talk to Lumen')) throw new Error(`button text is ${JSON.stringify(buttonText)}`);
+  if ((await shop.locator('[data-kefu-widget] iframe').count()) !== 0) throw new Error('the chat loaded before it was opened');
+
+  step = 'visitor opens the chat and sends a message';
+  await button.click();
+  const chat = shop.frameLocator('[data-kefu-widget] iframe');
+  await chat.locator('#availability.is-online').waitFor({ timeout: T });
+  await chat.locator('#input').fill('Hi! Does the desk lamp come in white?');
+  await chat.locator('#input').press('Enter');
+  await chat.locator('.msg.mine:not(.is-pending)').waitFor({ timeout: T });
+
+  step = 'agent sees the conversation and replies';
+  await agent.locator('.conversation').first().waitFor({ timeout: T });
+  await agent.locator('.conversation').first().click();
+  await agent.locator('.tmsg.theirs', { hasText: 'desk lamp' }).waitFor({ timeout: T });
+  await agent.fill('#reply', 'Yes — white ships tomorrow. 明天发货！');
+  await agent.press('#reply', 'Enter');
+  await agent.locator('.tmsg.mine:not(.is-pending)').waitFor({ timeout: T });
+
+  step = 'visitor sees the reply';
+  await chat.locator('.msg.theirs .bubble', { hasText: 'white ships tomorrow' }).waitFor({ timeout: T });
+  await shot(shop, 'widget-desktop-open');
+
+  step = 'a reply while the chat is closed raises the badge and blinks the title';
+  await chat.locator('#close').click();
+  await shop.locator('[data-kefu-widget] [role=dialog]').waitFor({ state: 'hidden', timeout: T });
+  await agent.fill('#reply', 'Anything else I can help with?');
+  await agent.press('#reply', 'Enter');
+  await shop.locator('[data-kefu-widget] button span', { hasText: '1' }).waitFor({ timeout: T });
+  await shop.waitForFunction(() => document.title.startsWith('(1)'), null, { timeout: T });
+  await shot(shop, 'widget-desktop-badge');
+  await button.click();
+  await shop.waitForFunction(() => !document.title.startsWith('('), null, { timeout: T });
+  await shot(agent, 'workspace-desktop');
+
+  step = 'the chat page on a phone';
+  const phoneCtx = await browser.newContext({ viewport: { width: 390, height: 760 }, locale: 'zh-CN', isMobile: true, hasTouch: true });
+  const phone = await phoneCtx.newPage();
+  watch(phone, 'phone chat');
+  await phone.goto(`${APP_URL}/chatIndex?ent_id=${entId}`);
+  await phone.locator('#availability.is-online').waitFor({ timeout: T });
+  await phone.fill('#input', '你好，请问今天能发货吗？');
+  await phone.press('#input', 'Enter');
+  await phone.locator('.msg.mine:not(.is-pending)').waitFor({ timeout: T });
+  await shot(phone, 'chat-phone-zh');
+
+  step = 'nobody online: the visitor leaves a message';
+  await agentCtx.close();
+  const lateCtx = await browser.newContext({ viewport: { width: 390, height: 760 }, locale: 'en-US', isMobile: true, hasTouch: true });
+  const late = await lateCtx.newPage();
+  watch(late, 'offline chat');
+  await late.goto(`${APP_URL}/chatIndex?ent_id=${entId}`);
+  await late.locator('#availability:not(.is-online) .label', { hasText: /offline/i }).waitFor({ timeout: T });
+  await late.fill('#input', 'Are you open on Sundays?');
+  await late.press('#input', 'Enter');
+  await late.locator('#leave').waitFor({ timeout: T });
+  await late.fill('#leave [name=name]', 'Mia');
+  await late.fill('#leave [name=contact]', 'mia@example.com');
+  await late.fill('#leave [name=body]', 'Please call me back about opening hours.');
+  await shot(late, 'chat-phone-leave-message');
+  await late.click('#leave button[type=submit]');
+  await late.locator('#leave').waitFor({ state: 'hidden', timeout: T });
+
+  if (errors.length) throw new Error(`console errors:\n${errors.join('\n')}`);
+  console.log(JSON.stringify({ ok: true, entId }));
+} catch (e) {
+  console.error(`browser e2e failed at "${step}": ${e.message}`);
+  if (errors.length) console.error(`console errors:\n${errors.join('\n')}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
