@@ -38,6 +38,10 @@ pub struct Config {
     pub public_url: Option<String>,
     /// `<ent_id>.<base_domain>` resolves to that merchant.
     pub base_domain: Option<String>,
+    /// Where uploads are stored: `s3://bucket/prefix` (endpoint and credentials from the
+    /// usual `AWS_*` variables, e.g. `AWS_ENDPOINT` for MinIO) or `file:///dir`. Default:
+    /// `<data_dir>/uploads`.
+    pub storage_url: Option<String>,
     /// Peers whose `X-Forwarded-For` / `X-Real-IP` / `X-Forwarded-Proto` are believed
     /// (CIDRs or addresses; a comma-separated list in the environment).
     #[serde(deserialize_with = "ip_nets")]
@@ -75,6 +79,7 @@ impl Default for Config {
             jwt_secret: None,
             public_url: None,
             base_domain: None,
+            storage_url: None,
             trusted_proxies: Vec::new(),
             db_max_connections: 16,
             auth_rate_per_minute: 20,

@@ -18,4 +18,5 @@ pub mod platform;
 pub mod site;
 pub mod startup;
 pub mod telemetry;
+pub mod upload;
 pub mod visitor;

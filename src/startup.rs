@@ -43,7 +43,9 @@ impl Application {
         // Port 0 asks for any free port: links must carry the one that was given.
         config.port = listener.local_addr().map_or(config.port, |a| a.port());
         tokio::task::spawn_blocking(password::warm_up);
+        let storage = crate::upload::Storage::from_config(&config)?;
         let state = AppState {
+            storage,
             chat: Arc::new(crate::chat::Chat::new(pool.clone())),
             db: pool,
             tenants: Arc::new(registry),

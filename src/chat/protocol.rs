@@ -62,13 +62,12 @@ impl AgentStatus {
     }
 }
 
-/// A file or image already uploaded (the upload API hands out these paths).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Attachment {
-    pub url: String,
-    pub name: String,
-    pub size: u64,
-    pub mime: String,
+/// A file or image uploaded first (`POST /api/v1/uploads`), named by its id. The server
+/// fills in name, size, type and URLs from its own record; anything else a client puts here
+/// is ignored.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct AttachmentRef {
+    pub id: String,
 }
 
 /// A product card (GOFLY's `visitorProduct`).
@@ -91,6 +90,9 @@ pub struct Send {
     pub kind: MessageKind,
     pub body: String,
     pub payload: Option<Value>,
+    /// The upload an image or file message carries; resolved into `payload` by the socket
+    /// (which can look it up) before the message is stored.
+    pub attachment: Option<String>,
 }
 
 /// What a client may send.
@@ -128,7 +130,7 @@ struct RawSend {
     #[serde(default)]
     body: String,
     #[serde(default)]
-    attachment: Option<Attachment>,
+    attachment: Option<AttachmentRef>,
     #[serde(default)]
     product: Option<Product>,
 }
@@ -226,6 +228,7 @@ fn validate_send(raw: RawSend) -> Result<Send, FrameError> {
         ));
     }
     let body = clean_text(&raw.body);
+    let mut attachment = None;
     let (body, payload) = match raw.kind {
         MessageKind::Text => {
             if body.trim().is_empty() {
@@ -243,26 +246,14 @@ fn validate_send(raw: RawSend) -> Result<Send, FrameError> {
             let a = raw.attachment.ok_or_else(|| {
                 FrameError::new("bad_attachment", "image and file messages need an attachment")
             })?;
-            if !a.url.starts_with("/uploads/")
-                || a.url.contains("..")
-                || a.url.len() > 300
-                || a.url.contains(['"', '\'', '<', '>', ' '])
-            {
+            if !crate::upload::valid_id(&a.id) {
                 return Err(FrameError::new(
                     "bad_attachment",
-                    "attachments must be files uploaded to this server",
+                    "an attachment is the id of a file uploaded to this server",
                 ));
             }
-            let name = clean_text(&a.name).chars().take(255).collect::<String>();
-            let mime = a.mime.chars().take(100).collect::<String>();
-            if raw.kind == MessageKind::Image && !mime.starts_with("image/") {
-                return Err(FrameError::new(
-                    "bad_attachment",
-                    "an image message needs an image attachment",
-                ));
-            }
-            let payload = serde_json::json!({ "attachment": { "url": a.url, "name": name, "size": a.size, "mime": mime } });
-            (body.chars().take(MAX_TEXT_CHARS).collect(), Some(payload))
+            attachment = Some(a.id);
+            (body.chars().take(MAX_TEXT_CHARS).collect(), None)
         }
         MessageKind::Product => {
             let p = raw.product.ok_or_else(|| {
@@ -298,6 +289,7 @@ fn validate_send(raw: RawSend) -> Result<Send, FrameError> {
         kind: raw.kind,
         body,
         payload,
+        attachment,
     })
 }
 
@@ -469,7 +461,7 @@ mod tests {
             (r#"{"type":"send","client_msg_id":"a b","body":"a"}"#, "bad_client_msg_id"),
             (r#"{"type":"send","client_msg_id":"x","kind":"notice","body":"a"}"#, "bad_kind"),
             (
-                r#"{"type":"send","client_msg_id":"x","kind":"image","attachment":{"url":"javascript:alert(1)","name":"a","size":1,"mime":"image/png"}}"#,
+                r#"{"type":"send","client_msg_id":"x","kind":"image","attachment":{"id":"javascript:alert(1)"}}"#,
                 "bad_attachment",
             ),
             (

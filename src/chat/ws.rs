@@ -588,11 +588,41 @@ impl Ctx<'_> {
     }
 }
 
+/// Turns the upload id of an image or file message into its payload (name, size, type,
+/// URLs) from the tenant's own record. A visitor may only send their own uploads; an image
+/// message needs an image.
+async fn attach(
+    ctx: &Ctx<'_>,
+    send: &mut protocol::Send,
+    visitor: Option<i64>,
+) -> Result<(), FrameError> {
+    let Some(id) = send.attachment.take() else { return Ok(()) };
+    let tenant = &ctx.conn.tenant;
+    let failed = |e: sqlx::Error| db_error(e, Some(send.client_msg_id.clone()));
+    let mut tx = TenantTx::begin(&ctx.state.db, tenant.id).await.map_err(failed)?;
+    let upload = crate::upload::find(&mut tx, &tenant.ent_id, &id).await.map_err(failed)?;
+    tx.commit().await.map_err(failed)?;
+    let refuse = |message: &str| FrameError {
+        code: "bad_attachment",
+        message: message.to_owned(),
+        client_msg_id: Some(send.client_msg_id.clone()),
+    };
+    let upload = upload
+        .filter(|u| visitor.is_none() || u.visitor_id == visitor)
+        .ok_or_else(|| refuse("no such upload"))?;
+    if send.kind == MessageKind::Image && upload.kind != "image" {
+        return Err(refuse("an image message needs an image upload"));
+    }
+    send.payload = Some(serde_json::json!({ "attachment": upload }));
+    Ok(())
+}
+
 async fn visitor_send(
     ctx: &mut Ctx<'_>,
     visitor_id: i64,
-    send: protocol::Send,
+    mut send: protocol::Send,
 ) -> Result<Vec<ServerFrame>, FrameError> {
+    attach(ctx, &mut send, Some(visitor_id)).await?;
     let tenant = ctx.conn.tenant.id;
     let chat = &ctx.state.chat;
     let explicit = send.conversation_id;
@@ -667,8 +697,9 @@ async fn visitor_send(
 async fn agent_send(
     ctx: &mut Ctx<'_>,
     agent_id: i64,
-    send: protocol::Send,
+    mut send: protocol::Send,
 ) -> Result<Vec<ServerFrame>, FrameError> {
+    attach(ctx, &mut send, None).await?;
     let tenant = ctx.conn.tenant.id;
     let chat = &ctx.state.chat;
     let Some(conversation_id) = send.conversation_id else {

@@ -13,7 +13,6 @@ use axum::{
 use tower_http::{
     catch_panic::CatchPanicLayer,
     compression::CompressionLayer,
-    limit::RequestBodyLimitLayer,
     set_header::SetResponseHeaderLayer,
     trace::{DefaultOnResponse, TraceLayer},
 };
@@ -50,7 +49,7 @@ pub fn wrap(router: Router<AppState>, state: AppState) -> Router {
                 })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(axum_mw::from_fn(limit_body))
         .layer(axum_mw::from_fn(crate::i18n::remember_choice))
         .layer(header_layer(header::CONTENT_SECURITY_POLICY, CSP))
         .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
@@ -79,6 +78,28 @@ pub fn wrap(router: Router<AppState>, state: AppState) -> Router {
 /// Sets a header unless the route already did (a route may relax the CSP, e.g. for frames).
 fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
     SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+}
+
+/// Request bodies are limited to [`MAX_BODY_BYTES`], uploads to their own limit: a declared
+/// length over the limit is refused (413) before anything is read, and a body that turns
+/// out longer fails when it passes the limit.
+async fn limit_body(request: Request, next: Next) -> Response {
+    let limit = if request.uri().path() == "/api/v1/uploads" {
+        crate::upload::MAX_REQUEST_BYTES
+    } else {
+        MAX_BODY_BYTES
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return AppError::PayloadTooLarge.into_response();
+    }
+    let request =
+        request.map(|body| axum::body::Body::new(http_body_util::Limited::new(body, limit)));
+    next.run(request).await
 }
 
 async fn not_found() -> AppError {

@@ -38,6 +38,7 @@ pub struct AppState {
     pub migrator: Arc<TenantMigrator>,
     pub proxies: TrustedProxies,
     pub chat: Arc<crate::chat::Chat>,
+    pub storage: crate::upload::Storage,
 }
 
 impl axum::extract::FromRef<AppState> for TrustedProxies {
@@ -54,6 +55,7 @@ pub fn routes(config: &Config) -> Routes {
         .merge(crate::agent::routes())
         .merge(crate::chat::routes())
         .merge(crate::visitor::routes())
+        .merge(crate::upload::routes())
 }
 
 /// The application router with all middleware.

@@ -294,3 +294,13 @@ pub async fn stored_visitor_message_ids(pool: &PgPool, ent_id: &str) -> Vec<i64>
     tx.commit().await.unwrap();
     ids
 }
+
+/// A PNG of `width` × `height` pixels (a gradient).
+pub fn png(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x * 255 / width.max(1)) as u8, (y * 255 / height.max(1)) as u8, 160])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(image).write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}

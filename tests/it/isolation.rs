@@ -20,6 +20,20 @@ struct Ids {
     agent_id: i64,
     conversation_id: i64,
     visitor_id: String,
+    upload_id: String,
+}
+
+/// What a case sends.
+#[derive(Clone)]
+enum Body {
+    Json(Value),
+    /// A multipart upload of a small image (images have thumbnails to fetch too).
+    File,
+}
+
+fn image_file() -> reqwest::multipart::Form {
+    reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(png(40, 30)).file_name("lamp.png"))
 }
 
 /// Gives the merchant a visitor with a conversation, and collects its ids.
@@ -29,7 +43,18 @@ async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
     let mut ws = crate::ws_client::Ws::visitor(app, &visitor.token, "").await;
     ws.send_text("hello", "hello", None).await;
     let ack = ws.expect("ack").await;
+    let upload: Value = client()
+        .post(app.url("/api/v1/uploads"))
+        .bearer_auth(&m.token)
+        .multipart(image_file())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     Ids {
+        upload_id: upload["id"].as_str().unwrap().to_owned(),
         ent_id: m.ent_id.clone(),
         agent_id: agents["agents"][0]["id"].as_i64().unwrap(),
         conversation_id: ack["conversation_id"].as_i64().unwrap(),
@@ -39,7 +64,7 @@ async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
 
 /// The request a route gets when it should act on `target`'s objects: method, path, JSON
 /// body. `None`: the route has no case yet — add one.
-fn case(method: &Method, path: &str, target: &Ids) -> Option<(Method, String, Option<Value>)> {
+fn case(method: &Method, path: &str, target: &Ids) -> Option<(Method, String, Option<Body>)> {
     let ent = &target.ent_id;
     let conv = target.conversation_id;
     let (url, body) = match (method.as_str(), path) {
@@ -60,17 +85,25 @@ fn case(method: &Method, path: &str, target: &Ids) -> Option<(Method, String, Op
         }
         ("POST", "/api/v1/conversations/{id}/transfer") => (
             format!("/api/v1/conversations/{conv}/transfer"),
-            Some(serde_json::json!({ "agent_id": target.agent_id })),
+            Some(Body::Json(serde_json::json!({ "agent_id": target.agent_id }))),
         ),
         ("POST", "/api/v1/conversations/{id}/close") => {
             (format!("/api/v1/conversations/{conv}/close"), None)
         }
-        ("POST", "/api/v1/conversations/{id}/read") => {
-            (format!("/api/v1/conversations/{conv}/read"), Some(serde_json::json!({ "up_to": 1 })))
-        }
+        ("POST", "/api/v1/conversations/{id}/read") => (
+            format!("/api/v1/conversations/{conv}/read"),
+            Some(Body::Json(serde_json::json!({ "up_to": 1 }))),
+        ),
         ("GET", "/api/v1/visitors") => (format!("/api/v1/visitors?ent_id={ent}"), None),
         ("GET", "/api/v1/visitors/{id}") => {
             (format!("/api/v1/visitors/{}", target.visitor_id), None)
+        }
+        ("POST", "/api/v1/uploads") => (format!("/api/v1/uploads?ent_id={ent}"), Some(Body::File)),
+        // Files are served by capability URL under the owner's ent_id: the case names the
+        // target's file under the requester's own merchant (A's) path.
+        ("GET", "/u/{ent_id}/{id}") => (format!("/u/{{own}}/{}", target.upload_id), None),
+        ("GET", "/u/{ent_id}/{id}/thumb") => {
+            (format!("/u/{{own}}/{}/thumb", target.upload_id), None)
         }
         _ => return None,
     };
@@ -106,10 +139,13 @@ async fn every_tenant_route_answers_404_for_another_tenants_objects() {
             unlisted.push(format!("{} {}", route.method, route.path));
             continue;
         };
-        let send = |url: String, body: Option<Value>, host: Option<String>| {
+        let send = |url: String, body: Option<Body>, host: Option<String>| {
+            let url = url.replace("{own}", &own.ent_id);
             let mut req = client().request(method.clone(), app.url(&url)).bearer_auth(&a.token);
-            if let Some(body) = body {
-                req = req.json(&body);
+            match body {
+                Some(Body::Json(body)) => req = req.json(&body),
+                Some(Body::File) => req = req.multipart(image_file()),
+                None => {}
             }
             if let Some(host) = host {
                 req = req.header("host", host);

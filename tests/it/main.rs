@@ -17,3 +17,4 @@ mod pages;
 mod signup;
 mod static_checks;
 mod tenancy;
+mod uploads;

@@ -1,0 +1,466 @@
+//! Uploads: images and documents that visitors and agents send in chats.
+//!
+//! `POST /api/v1/uploads` (multipart, one part named `file`) takes a file from a visitor
+//! (visitor token) or an agent (session). The type is decided from the bytes ([`sniff`]);
+//! images get their dimensions checked from the header and a thumbnail ([`thumb`]). Objects
+//! go to an `object_store` (a local directory by default, an S3-compatible bucket with
+//! `storage_url`), rows to the tenant's `uploads` table, and the tenant's storage counter
+//! (`public.tenants.storage_bytes`) grows in the same transaction.
+//!
+//! `GET /u/{ent_id}/{id}` serves an upload by its unguessable id (128 random bits), scoped
+//! to the merchant in the path: images inline, everything else as an attachment, always
+//! with `nosniff` and a CSP that runs nothing.
+
+pub mod sniff;
+pub mod thumb;
+
+use std::{path::PathBuf, sync::Arc};
+
+use axum::{
+    Json,
+    body::Body,
+    extract::{FromRequestParts, Multipart, Path, State, multipart::MultipartError},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use bytes::Bytes;
+use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload, path::Path as ObjectPath};
+use serde::Serialize;
+use tenants::{EntId, Tenant, TenantId, TenantStatus, TenantTx};
+
+use crate::{
+    auth::{session::AgentSession, token::TokenKind},
+    config::Config,
+    http::{AppError, AppState, Routes, Scope},
+    visitor::VisitorSession,
+};
+use sniff::{Kind, Refusal};
+
+/// The largest request `POST /api/v1/uploads` reads: the largest file plus room for the
+/// multipart framing. The body layer answers 413 beyond this before reading it all.
+pub const MAX_REQUEST_BYTES: usize = sniff::MAX_FILE_BYTES + 64 * 1024;
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .add(
+            axum::http::Method::POST,
+            "/api/v1/uploads",
+            Scope::Tenant,
+            post(upload).layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES)),
+        )
+        .get("/u/{ent_id}/{id}", Scope::Tenant, serve_original)
+        .get("/u/{ent_id}/{id}/thumb", Scope::Tenant, serve_thumb)
+}
+
+/// Where upload objects live.
+#[derive(Clone)]
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    prefix: ObjectPath,
+}
+
+impl Storage {
+    /// `storage_url` (`s3://bucket/prefix`, with the usual `AWS_*` variables for endpoint and
+    /// credentials; `file:///dir`) or `<data_dir>/uploads`.
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        match &config.storage_url {
+            Some(raw) => {
+                let url = url::Url::parse(raw)
+                    .map_err(|e| anyhow::anyhow!("storage_url {raw:?} is not a URL: {e}"))?;
+                let options = std::env::vars()
+                    .filter(|(k, _)| k.starts_with("AWS_"))
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v));
+                let (store, prefix) = object_store::parse_url_opts(&url, options)
+                    .map_err(|e| anyhow::anyhow!("storage_url {raw:?}: {e}"))?;
+                Ok(Self { store: Arc::from(store), prefix })
+            }
+            None => Self::local(config.data_dir.join("uploads")),
+        }
+    }
+
+    pub fn local(dir: PathBuf) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| anyhow::anyhow!("creating the upload directory {}: {e}", dir.display()))?;
+        let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)?;
+        Ok(Self { store: Arc::new(store), prefix: ObjectPath::default() })
+    }
+
+    fn key(&self, tenant: TenantId, id: &str, thumb: bool) -> ObjectPath {
+        let name = if thumb { format!("{id}.thumb") } else { id.to_owned() };
+        self.prefix.clone().join(format!("t{}", tenant.0)).join(name)
+    }
+
+    async fn put(&self, key: &ObjectPath, bytes: Bytes) -> object_store::Result<()> {
+        self.store.put(key, PutPayload::from_bytes(bytes)).await.map(|_| ())
+    }
+
+    async fn get(&self, key: &ObjectPath) -> object_store::Result<Bytes> {
+        self.store.get(key).await?.bytes().await
+    }
+
+    async fn delete(&self, key: &ObjectPath) {
+        if let Err(e) = self.store.delete(key).await {
+            tracing::warn!(key = %key, error = %e, "removing an upload object failed");
+        }
+    }
+}
+
+/// Who is uploading: a visitor (visitor token) or an agent (session).
+enum Uploader {
+    Visitor(VisitorSession),
+    Agent(AgentSession),
+}
+
+impl Uploader {
+    fn tenant(&self) -> &Arc<Tenant> {
+        match self {
+            Self::Visitor(v) => &v.tenant,
+            Self::Agent(a) => &a.tenant,
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Uploader {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .map(|(_, t)| t.trim());
+        if bearer.is_some_and(|t| state.tokens.verify(t, TokenKind::Visitor).is_ok()) {
+            return Ok(Self::Visitor(VisitorSession::from_request_parts(parts, state).await?));
+        }
+        Ok(Self::Agent(AgentSession::from_request_parts(parts, state).await?))
+    }
+}
+
+/// An upload as the API returns it (and as chat messages carry it).
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct UploadOut {
+    pub id: String,
+    pub kind: String,
+    pub name: String,
+    pub size: i64,
+    pub mime: String,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    #[sqlx(skip)]
+    pub url: String,
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thumb_url: Option<String>,
+    #[serde(skip)]
+    pub has_thumb: bool,
+    #[serde(skip)]
+    pub visitor_id: Option<i64>,
+}
+
+impl UploadOut {
+    fn with_urls(mut self, ent_id: &EntId) -> Self {
+        self.url = format!("/u/{ent_id}/{}", self.id);
+        self.thumb_url = self.has_thumb.then(|| format!("/u/{ent_id}/{}/thumb", self.id));
+        self
+    }
+}
+
+const UPLOAD_COLUMNS: &str = "id, kind, name, size, mime, width, height, has_thumb, visitor_id";
+
+/// An upload of this tenant, with its URLs; `None` when there is no such upload.
+pub async fn find(
+    conn: &mut sqlx::PgConnection,
+    ent_id: &EntId,
+    id: &str,
+) -> sqlx::Result<Option<UploadOut>> {
+    if !valid_id(id) {
+        return Ok(None);
+    }
+    let row: Option<UploadOut> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {UPLOAD_COLUMNS} from uploads where id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| r.with_urls(ent_id)))
+}
+
+/// Upload ids: 26 characters of lowercase base32 (128 random bits).
+pub fn valid_id(id: &str) -> bool {
+    id.len() == 26 && id.bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+}
+
+fn new_id() -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let bits: u128 = rand::random();
+    (0..26).map(|i| ALPHABET[((bits >> (i * 5)) & 31) as usize] as char).collect()
+}
+
+/// A file name safe to store and show: no path, no control characters, at most 200 chars,
+/// with the extension of what the bytes are.
+fn clean_name(raw: &str, extension: &str) -> String {
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or_default();
+    let mut name: String = base
+        .chars()
+        .filter(|c| !c.is_control() && !matches!(c, '"' | '<' | '>' | '\u{202e}'))
+        .take(200)
+        .collect::<String>()
+        .trim()
+        .to_owned();
+    let has_extension = name.rsplit_once('.').is_some_and(|(_, e)| {
+        e.eq_ignore_ascii_case(extension) || (extension == "jpg" && e.eq_ignore_ascii_case("jpeg"))
+    });
+    if name.is_empty() {
+        name = "file".into();
+    }
+    if !has_extension {
+        name = format!("{name}.{extension}");
+    }
+    name
+}
+
+fn multipart_error(e: MultipartError) -> AppError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large(sniff::MAX_FILE_BYTES)
+    } else {
+        AppError::bad_request(
+            "bad_upload",
+            format!("the upload could not be read: {}", e.body_text()),
+        )
+    }
+}
+
+fn too_large(limit: usize) -> AppError {
+    AppError::bad_request_status(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "file_too_large",
+        format!("this file is too large (at most {} MiB)", limit / (1024 * 1024)),
+    )
+}
+
+async fn upload(
+    State(state): State<AppState>,
+    uploader: Uploader,
+    mut multipart: Multipart,
+) -> Result<Response, AppError> {
+    let tenant = uploader.tenant().clone();
+    let mut file: Option<(String, Vec<u8>)> = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        if file.is_some() {
+            return Err(AppError::bad_request("bad_upload", "send one file per request"));
+        }
+        let name = field.file_name().unwrap_or("file").to_owned();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+            if bytes.len() + chunk.len() > sniff::MAX_FILE_BYTES {
+                return Err(too_large(sniff::MAX_FILE_BYTES));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        file = Some((name, bytes));
+    }
+    let Some((raw_name, bytes)) = file else {
+        return Err(AppError::bad_request(
+            "bad_upload",
+            "send the file as a multipart part named \"file\"",
+        ));
+    };
+    if bytes.is_empty() {
+        return Err(AppError::bad_request("empty_file", "the file is empty"));
+    }
+    let sniffed = sniff::sniff(&bytes, &raw_name).map_err(|r| match r {
+        Refusal::Active => AppError::bad_request_status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsafe_type",
+            "web pages, SVG images and scripts cannot be uploaded",
+        ),
+        Refusal::Unsupported => AppError::bad_request_status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_type",
+            "send a PNG, JPEG, GIF or WebP image, or a PDF, text, CSV, zip or office document",
+        ),
+        Refusal::TooLarge { limit } => too_large(limit),
+    })?;
+    let name = clean_name(&raw_name, sniffed.extension);
+    let bytes = Bytes::from(bytes);
+
+    let processed = if sniffed.kind == Kind::Image {
+        let input = bytes.clone();
+        let result = tokio::task::spawn_blocking(move || thumb::process(&input))
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?;
+        Some(result.map_err(|e| match e {
+            thumb::ImageError::TooManyPixels { .. } => AppError::bad_request_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "image_too_large",
+                e.to_string(),
+            ),
+            thumb::ImageError::Invalid(_) => AppError::bad_request_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_image",
+                "the image is damaged or not what its contents say",
+            ),
+        })?)
+    } else {
+        None
+    };
+
+    let id = new_id();
+    let original = state.storage.key(tenant.id, &id, false);
+    let thumb_key = state.storage.key(tenant.id, &id, true);
+    let size = bytes.len() as i64;
+    state.storage.put(&original, bytes).await.map_err(|e| AppError::Internal(e.into()))?;
+    if let Some(p) = &processed {
+        if let Err(e) = state.storage.put(&thumb_key, Bytes::from(p.thumb.clone())).await {
+            state.storage.delete(&original).await;
+            return Err(AppError::Internal(e.into()));
+        }
+    }
+    let (visitor_id, agent_id) = match &uploader {
+        Uploader::Visitor(v) => (Some(v.visitor.id), None),
+        Uploader::Agent(a) => (None, Some(a.agent.id)),
+    };
+    let stored = async {
+        let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
+        let row: UploadOut = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "insert into uploads (id, kind, name, size, mime, width, height, has_thumb, visitor_id, agent_id)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             returning {UPLOAD_COLUMNS}"
+        )))
+        .bind(&id)
+        .bind(sniffed.kind.as_str())
+        .bind(&name)
+        .bind(size)
+        .bind(sniffed.mime)
+        .bind(processed.as_ref().map(|p| p.width as i32))
+        .bind(processed.as_ref().map(|p| p.height as i32))
+        .bind(processed.is_some())
+        .bind(visitor_id)
+        .bind(agent_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let thumb_size = processed.as_ref().map_or(0, |p| p.thumb.len() as i64);
+        sqlx::query("update public.tenants set storage_bytes = storage_bytes + $2 where id = $1")
+            .bind(tenant.id.0)
+            .bind(size + thumb_size)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(row)
+    }
+    .await;
+    let row = match stored {
+        Ok(row) => row,
+        Err(e) => {
+            state.storage.delete(&original).await;
+            state.storage.delete(&thumb_key).await;
+            return Err(e.into());
+        }
+    };
+    Ok((StatusCode::CREATED, Json(row.with_urls(&tenant.ent_id))).into_response())
+}
+
+async fn serve_original(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((ent_id, id)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    serve(&state, &headers, &ent_id, &id, false).await
+}
+
+async fn serve_thumb(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((ent_id, id)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    serve(&state, &headers, &ent_id, &id, true).await
+}
+
+async fn serve(
+    state: &AppState,
+    headers: &HeaderMap,
+    ent_id: &str,
+    id: &str,
+    thumb: bool,
+) -> Result<Response, AppError> {
+    let ent_id = EntId::parse(ent_id).map_err(|_| AppError::NotFound)?;
+    let tenant = state.tenants.by_ent_id(&ent_id).await?.ok_or(AppError::NotFound)?;
+    if tenant.status == TenantStatus::Suspended {
+        return Err(AppError::TenantSuspended);
+    }
+    // On another merchant's subdomain or custom domain, this merchant's files do not exist.
+    if let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
+        if state.tenants.by_host(host).await?.is_some_and(|other| other.id != tenant.id) {
+            return Err(AppError::NotFound);
+        }
+    }
+    let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
+    let upload = find(&mut tx, &tenant.ent_id, id).await?;
+    tx.commit().await?;
+    let upload = upload.ok_or(AppError::NotFound)?;
+    if thumb && !upload.has_thumb {
+        return Err(AppError::NotFound);
+    }
+    let key = state.storage.key(tenant.id, &upload.id, thumb);
+    let bytes = match state.storage.get(&key).await {
+        Ok(bytes) => bytes,
+        Err(object_store::Error::NotFound { .. }) => return Err(AppError::NotFound),
+        Err(e) => return Err(AppError::Internal(e.into())),
+    };
+    let mime = if thumb {
+        if bytes.starts_with(b"\x89PNG") { "image/png" } else { "image/jpeg" }
+    } else {
+        upload.mime.as_str()
+    };
+    let mut response = Body::from(bytes).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(mime).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    // Nothing served from here may run: no scripts, no plugins, no frames, a sandbox.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; img-src 'self'; sandbox"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    let disposition = if upload.kind == "image" { "inline" } else { "attachment" };
+    let encoded: String = url::form_urlencoded::byte_serialize(upload.name.as_bytes()).collect();
+    let value = format!("{disposition}; filename*=UTF-8''{}", encoded.replace('+', "%20"));
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_long_random_and_valid() {
+        let a = new_id();
+        assert!(valid_id(&a), "{a}");
+        assert_ne!(a, new_id());
+        assert!(!valid_id("../../etc/passwd"));
+        assert!(!valid_id("ABCDEFGHIJKLMNOPQRSTUVWXYZ"));
+    }
+
+    #[test]
+    fn names_lose_paths_and_get_the_real_extension() {
+        assert_eq!(clean_name("C:\\Users\\mia\\photo.JPG", "jpg"), "photo.JPG");
+        assert_eq!(clean_name("../../invoice.pdf", "pdf"), "invoice.pdf");
+        assert_eq!(clean_name("cat.png", "gif"), "cat.png.gif");
+        assert_eq!(clean_name("", "txt"), "file.txt");
+        assert_eq!(clean_name("a\u{202e}gpj.exe", "pdf"), "agpj.exe.pdf");
+        assert_eq!(clean_name("x.jpeg", "jpg"), "x.jpeg");
+    }
+}
