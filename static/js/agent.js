@@ -52,7 +52,7 @@
 
   function bubble(m) {
     const row = el('div', `tmsg ${m.sender.kind === 'visitor' ? 'theirs' : 'mine'} ${m.kind === 'notice' ? 'notice' : ''}`);
-    row.append(el('div', 'bubble', m.kind === 'product' && m.payload ? `🛒 ${m.payload.product.title} ${m.payload.product.price || ''}` : m.body));
+    row.append(window.KefuContent.fill(el('div', 'bubble'), m));
     const c = conversations.get(m.conversation_id);
     const who = m.sender.name || (m.sender.kind === 'visitor' && c ? c.visitor_name : '');
     row.append(el('div', 'meta', who));

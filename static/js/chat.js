@@ -52,24 +52,7 @@
       row.append(el('span', '', msg.body));
       return row;
     }
-    const b = el('div', 'bubble');
-    if (msg.kind === 'product' && msg.payload && msg.payload.product) {
-      const p = msg.payload.product;
-      const card = el(p.url ? 'a' : 'div', 'product');
-      if (p.url) { card.href = p.url; card.target = '_blank'; card.rel = 'noopener noreferrer'; }
-      if (p.img) { const img = el('img'); img.src = p.img; img.alt = ''; card.append(img); }
-      const info = el('div');
-      info.append(el('strong', '', p.title), el('span', 'price', p.price || ''));
-      card.append(info);
-      b.append(card);
-    } else if ((msg.kind === 'image' || msg.kind === 'file') && msg.payload && msg.payload.attachment) {
-      const a = msg.payload.attachment;
-      const link = el('a', 'file', a.name);
-      link.href = a.url; link.target = '_blank'; link.rel = 'noopener';
-      b.append(link);
-    } else {
-      b.textContent = msg.body;
-    }
+    const b = window.KefuContent.fill(el('div', 'bubble'), msg);
     row.append(b);
     const meta = el('div', 'meta', mine ? '' : (msg.sender && msg.sender.name) || d.tAgent);
     row.append(meta);
@@ -219,6 +202,44 @@
     closer.addEventListener('click', () => toParent('close'));
     toParent('ready');
   }
+
+  // Attachments: upload first, then send the message naming the upload.
+  const attach = document.getElementById('attach');
+  const fileInput = document.getElementById('file');
+  attach.addEventListener('click', () => fileInput.click());
+  fileInput.addEventListener('change', async () => {
+    const file = fileInput.files[0];
+    fileInput.value = '';
+    if (!file) return;
+    const node = bubble({ kind: 'text', body: `${file.name} · ${window.KefuContent.size(file.size)}` }, true);
+    node.classList.add('is-pending');
+    node.querySelector('.meta').textContent = d.tUploading;
+    list.append(node);
+    scroll();
+    try {
+      if (!token) await startSession();
+      const body = new FormData();
+      body.append('file', file);
+      const res = await fetch('/api/v1/uploads', { method: 'POST', headers: { authorization: `Bearer ${token}` }, body });
+      const data = await res.json().catch(() => ({}));
+      if (!res.ok) throw new Error((data.error && data.error.message) || res.statusText);
+      node.remove();
+      // The server decided what the bytes are; an image is sent as one.
+      const frame = { type: 'send', client_msg_id: uuid(), kind: data.kind === 'image' ? 'image' : 'file', attachment: { id: data.id } };
+      const shown = bubble({ kind: frame.kind, body: '', payload: { attachment: data } }, true);
+      shown.classList.add('is-pending');
+      shown.querySelector('.meta').textContent = d.tSending;
+      list.append(shown);
+      scroll();
+      pending.set(frame.client_msg_id, { frame, el: shown });
+      if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+      toParent('sent');
+    } catch (err) {
+      node.classList.remove('is-pending');
+      node.classList.add('is-failed');
+      node.querySelector('.meta').textContent = err.message;
+    }
+  });
 
   composer.addEventListener('submit', (e) => {
     e.preventDefault();

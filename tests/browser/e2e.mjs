@@ -3,11 +3,12 @@
 //   HOST_URL  a merchant's site on another origin; /shop/<ent_id> embeds the GOFLY snippet
 //   OUT_DIR   where screenshots go
 //   CHROMIUM  the browser binary
+//   PHOTO     a PNG the visitor sends
 // Exits non-zero with the reason on the first failed step, or if any page logged an error.
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 
-const { APP_URL, HOST_URL, OUT_DIR, CHROMIUM } = process.env;
+const { APP_URL, HOST_URL, OUT_DIR, CHROMIUM, PHOTO } = process.env;
 const T = 15_000;
 mkdirSync(OUT_DIR, { recursive: true });
 
@@ -69,6 +70,18 @@ try {
 
   step = 'visitor sees the reply';
   await chat.locator('.msg.theirs .bubble', { hasText: 'white ships tomorrow' }).waitFor({ timeout: T });
+
+  step = 'visitor sends a photo; the agent sees it and opens it full size';
+  await chat.locator('#file').setInputFiles(PHOTO);
+  await chat.locator('.msg.mine:not(.is-pending) .bubble.has-image img').waitFor({ timeout: T });
+  const thumb = agent.locator('.tmsg.theirs .bubble.has-image img');
+  await thumb.waitFor({ timeout: T });
+  await agent.waitForFunction((img) => img.complete && img.naturalWidth > 0, await thumb.elementHandle(), { timeout: T });
+  await agent.locator('.tmsg.theirs .bubble.has-image button').click();
+  await agent.locator('.viewer img').waitFor({ timeout: T });
+  await shot(agent, 'workspace-image-viewer');
+  await agent.keyboard.press('Escape');
+  await agent.locator('.viewer').waitFor({ state: 'detached', timeout: T });
   await shot(shop, 'widget-desktop-open');
 
   step = 'a reply while the chat is closed raises the badge and blinks the title';

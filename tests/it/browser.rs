@@ -99,6 +99,9 @@ async fn widget_visitor_and_agent_chat_in_a_real_browser() {
     let app = spawn_app().await;
     let shop = spawn_shop(app.url.clone()).await;
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&out).unwrap();
+    let photo = out.join("visitor-photo.png");
+    std::fs::write(&photo, crate::helpers::png(900, 600)).unwrap();
 
     let run = tokio::process::Command::new("node")
         .arg(browser_dir().join("e2e.mjs"))
@@ -106,6 +109,7 @@ async fn widget_visitor_and_agent_chat_in_a_real_browser() {
         .env("HOST_URL", &shop)
         .env("OUT_DIR", &out)
         .env("CHROMIUM", &chromium)
+        .env("PHOTO", &photo)
         .output();
     let output = tokio::time::timeout(std::time::Duration::from_secs(180), run)
         .await
@@ -131,6 +135,7 @@ async fn widget_visitor_and_agent_chat_in_a_real_browser() {
     assert_eq!(left, "Please call me back about opening hours.");
     for shot in [
         "widget-desktop-open",
+        "workspace-image-viewer",
         "widget-desktop-badge",
         "workspace-desktop",
         "chat-phone-zh",

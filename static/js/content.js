@@ -1,0 +1,131 @@
+// What a message shows inside its bubble, shared by the visitor chat and the agent
+// workspace: text with safe links, image thumbnails with a full-size viewer, file cards and
+// product cards. Everything is built as DOM nodes from text; nothing is parsed as HTML.
+(() => {
+  'use strict';
+
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  const LINK = /\bhttps?:\/\/[^\s<>"'\u3000-\u303f\uff01-\uff5e]+/gi;
+
+  // Text with http(s) links made clickable (trailing punctuation stays text).
+  function linkify(text) {
+    const frag = document.createDocumentFragment();
+    let last = 0;
+    for (const match of text.matchAll(LINK)) {
+      let url = match[0];
+      const trail = url.match(/[.,;:!?)\]]+$/);
+      if (trail) url = url.slice(0, -trail[0].length);
+      frag.append(text.slice(last, match.index));
+      const a = el('a', 'link', url);
+      a.href = url;
+      a.target = '_blank';
+      a.rel = 'noopener noreferrer nofollow';
+      frag.append(a);
+      last = match.index + url.length;
+    }
+    frag.append(text.slice(last));
+    return frag;
+  }
+
+  function size(bytes) {
+    if (!Number.isFinite(bytes)) return '';
+    if (bytes < 1024) return `${bytes} B`;
+    if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(bytes < 10240 ? 1 : 0)} KB`;
+    return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+  }
+
+  function fileIcon(mime, name) {
+    const ext = (name.split('.').pop() || '').toLowerCase();
+    if (mime === 'application/pdf') return 'PDF';
+    if (/word|opendocument\.text/.test(mime)) return 'DOC';
+    if (/excel|spreadsheet/.test(mime) || ext === 'csv') return 'XLS';
+    if (/powerpoint|presentation/.test(mime)) return 'PPT';
+    if (mime === 'application/zip') return 'ZIP';
+    return 'TXT';
+  }
+
+  // A full-size view of an image over the page; Escape, a click or the button closes it.
+  function view(src, alt) {
+    const overlay = el('div', 'viewer');
+    overlay.setAttribute('role', 'dialog');
+    overlay.setAttribute('aria-modal', 'true');
+    overlay.setAttribute('aria-label', alt);
+    const img = el('img');
+    img.src = src;
+    img.alt = alt;
+    const close = el('button', 'viewer-close', '×');
+    close.type = 'button';
+    close.setAttribute('aria-label', 'Close');
+    overlay.append(img, close);
+    const back = document.activeElement;
+    const done = () => { overlay.remove(); document.removeEventListener('keydown', onKey); if (back) back.focus(); };
+    const onKey = (e) => { if (e.key === 'Escape') done(); };
+    overlay.addEventListener('click', done);
+    document.addEventListener('keydown', onKey);
+    document.body.append(overlay);
+    close.focus();
+  }
+
+  function attachment(a, kind) {
+    if (kind === 'image') {
+      const button = el('button', 'image');
+      button.type = 'button';
+      button.setAttribute('aria-label', a.name);
+      const img = el('img');
+      img.src = a.thumb_url || a.url;
+      img.alt = a.name;
+      img.loading = 'lazy';
+      if (a.width && a.height) {
+        const scale = Math.min(1, 240 / a.width, 240 / a.height);
+        img.width = Math.round(a.width * scale);
+        img.height = Math.round(a.height * scale);
+      }
+      button.append(img);
+      button.addEventListener('click', () => view(a.url, a.name));
+      return button;
+    }
+    const card = el('a', 'file-card');
+    card.href = a.url;
+    card.download = a.name;
+    card.rel = 'noopener';
+    const icon = el('span', 'file-icon', fileIcon(a.mime || '', a.name || ''));
+    const info = el('span', 'file-info');
+    info.append(el('span', 'file-name', a.name), el('span', 'file-size', size(a.size)));
+    card.append(icon, info);
+    return card;
+  }
+
+  function product(p) {
+    const card = el(p.url ? 'a' : 'div', 'product');
+    if (p.url) { card.href = p.url; card.target = '_blank'; card.rel = 'noopener noreferrer'; }
+    if (p.img) { const img = el('img'); img.src = p.img; img.alt = ''; img.loading = 'lazy'; card.append(img); }
+    const info = el('span', 'product-info');
+    info.append(el('strong', '', p.title), el('span', 'price', p.price || ''));
+    card.append(info);
+    return card;
+  }
+
+  // Fills `bubble` with what `msg` shows.
+  function fill(bubble, msg) {
+    const payload = msg.payload || {};
+    if ((msg.kind === 'image' || msg.kind === 'file') && payload.attachment) {
+      bubble.classList.add(`has-${msg.kind}`);
+      bubble.append(attachment(payload.attachment, msg.kind));
+      if (msg.body) { const caption = el('div', 'caption'); caption.append(linkify(msg.body)); bubble.append(caption); }
+    } else if (msg.kind === 'product' && payload.product) {
+      bubble.classList.add('has-product');
+      bubble.append(product(payload.product));
+    } else {
+      bubble.append(linkify(msg.body || ''));
+    }
+    return bubble;
+  }
+
+  window.KefuContent = { fill, size, linkify };
+})();
