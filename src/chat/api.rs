@@ -401,6 +401,17 @@ struct VisitorDetail {
     tags: Vec<String>,
     #[sqlx(skip)]
     online: bool,
+    /// The latest pages of the merchant's site the visitor opened, newest first.
+    #[sqlx(skip)]
+    pages: Vec<PageViewOut>,
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+struct PageViewOut {
+    url: String,
+    title: String,
+    referrer: Option<String>,
+    at: DateTime<Utc>,
 }
 
 /// A visitor by public id (`v…`).
@@ -426,6 +437,13 @@ async fn get_visitor(
     let mut detail = detail.ok_or(AppError::NotFound)?;
     detail.tags = sqlx::query_scalar(
         "select t.name from visitor_tags vt join tags t on t.id = vt.tag_id where vt.visitor_id = $1 order by t.name",
+    )
+    .bind(detail.id)
+    .fetch_all(&mut *tx)
+    .await?;
+    detail.pages = sqlx::query_as(
+        "select url, title, referrer, created_at as at from page_views
+         where visitor_id = $1 order by id desc limit 50",
     )
     .bind(detail.id)
     .fetch_all(&mut *tx)

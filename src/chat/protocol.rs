@@ -412,6 +412,8 @@ pub enum Presence {
     Agent { agent_id: i64, status: AgentStatus },
     /// For agents: a visitor came or went.
     Visitor { visitor_id: String, online: bool },
+    /// For agents: a visitor opened a page of the merchant's site.
+    Page { visitor_id: String, url: String, title: String, at: DateTime<Utc> },
 }
 
 impl From<FrameError> for ServerFrame {

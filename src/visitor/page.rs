@@ -20,11 +20,89 @@ use crate::{
 };
 
 pub fn routes() -> Routes {
-    Routes::new().get("/chatIndex", Scope::Public, chat_index).post(
-        "/api/v1/visitor/leave_message",
-        Scope::Public,
-        leave_message,
+    Routes::new()
+        .get("/chatIndex", Scope::Public, chat_index)
+        .post("/api/v1/visitor/leave_message", Scope::Public, leave_message)
+        .post("/api/v1/visitor/page_views", Scope::Public, page_views)
+}
+
+/// Most page views one request may report (the widget sends what it saw since the chat
+/// last loaded).
+const MAX_PAGE_VIEWS: usize = 20;
+
+#[derive(Deserialize)]
+struct PageViews {
+    views: Vec<PageView>,
+}
+
+#[derive(Deserialize)]
+struct PageView {
+    url: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    referrer: Option<String>,
+    /// When the page was opened (the widget may report it later); now if absent or odd.
+    #[serde(default)]
+    at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Pages of the merchant's site the visitor opened, reported by the widget: stored on the
+/// visitor's trail and shown live to agents.
+async fn page_views(
+    State(state): State<AppState>,
+    session: VisitorSession,
+    ApiJson(req): ApiJson<PageViews>,
+) -> Result<Response, AppError> {
+    if req.views.len() > MAX_PAGE_VIEWS {
+        return Err(AppError::field(
+            "views",
+            format!("at most {MAX_PAGE_VIEWS} page views at a time"),
+        ));
+    }
+    let now = chrono::Utc::now();
+    let mut clean = Vec::with_capacity(req.views.len());
+    for view in req.views {
+        let url = web_url(&view.url)
+            .ok_or_else(|| AppError::field("url", "page URLs are http(s) URLs"))?;
+        let title = view.title.chars().filter(|c| !c.is_control()).take(300).collect::<String>();
+        let referrer = view.referrer.as_deref().and_then(web_url);
+        // A time from the last day, not from the future: the widget's clock may be off.
+        let at =
+            view.at.filter(|t| *t <= now && now - *t < chrono::Duration::days(1)).unwrap_or(now);
+        clean.push((url, title.trim().to_owned(), referrer, at));
+    }
+    let mut tx = TenantTx::begin(&state.db, session.tenant.id).await?;
+    sqlx::query(
+        "insert into page_views (visitor_id, url, title, referrer, created_at)
+         select $1, u, t, r, a from unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[]) as v(u, t, r, a)",
     )
+    .bind(session.visitor.id)
+    .bind(clean.iter().map(|c| c.0.as_str()).collect::<Vec<_>>())
+    .bind(clean.iter().map(|c| c.1.as_str()).collect::<Vec<_>>())
+    .bind(clean.iter().map(|c| c.2.as_deref()).collect::<Vec<_>>())
+    .bind(clean.iter().map(|c| c.3).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    for (url, title, _, at) in clean {
+        let frame = ServerFrame::Presence(crate::chat::protocol::Presence::Page {
+            visitor_id: session.visitor.public_id.clone(),
+            url,
+            title,
+            at,
+        });
+        state.chat.hub.to_agents(session.tenant.id, &encode(&frame));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// An absolute http(s) URL of at most 2,048 characters, normalized by the URL parser.
+fn web_url(raw: &str) -> Option<String> {
+    let url = url::Url::parse(raw.trim()).ok()?;
+    let ok = matches!(url.scheme(), "http" | "https") && url.host().is_some();
+    let text = url.to_string();
+    (ok && text.len() <= 2048).then_some(text)
 }
 
 #[derive(Deserialize, Default)]

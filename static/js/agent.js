@@ -11,6 +11,18 @@
   const statusEl = document.getElementById('inbox-status');
   const thread = document.getElementById('thread');
   const threadTitle = document.getElementById('thread-title');
+  const threadPage = document.getElementById('thread-page');
+  const lastPage = new Map(); // visitor public id -> the page they opened last
+
+  function showPage() {
+    const c = conversations.get(current);
+    const page = c && lastPage.get(c.visitor_id);
+    threadPage.hidden = !page;
+    if (page) {
+      threadPage.href = page.url;
+      threadPage.textContent = `${threadPage.dataset.label} ${page.title || page.url}`;
+    }
+  }
   const threadMessages = document.getElementById('thread-messages');
   const composer = document.getElementById('thread-composer');
   const reply = document.getElementById('reply');
@@ -64,6 +76,7 @@
     unread.delete(id);
     const c = conversations.get(id);
     threadTitle.textContent = c ? c.visitor_name : '';
+    showPage();
     thread.hidden = false;
     closeBtn.hidden = !c || c.status === 'closed';
     threadMessages.replaceChildren();
@@ -118,6 +131,7 @@
         break;
       case 'presence':
         if (f.of === 'visitor') { if (f.online) online.add(f.visitor_id); else online.delete(f.visitor_id); renderList(); }
+        if (f.of === 'page') { lastPage.set(f.visitor_id, f); showPage(); }
         break;
       case 'ack': {
         const p = pending.get(f.client_msg_id);

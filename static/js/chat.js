@@ -153,6 +153,7 @@
     }
     socket.onopen = () => {
       retry = 0;
+      flushPages();
       setBanner('');
       for (const p of pending.values()) socket.send(JSON.stringify(p.frame));
     };
@@ -177,6 +178,15 @@
     toParent('sent');
   }
 
+  // Pages the widget saw on the host site, sent once there is a visitor session.
+  const pageQueue = [];
+  async function flushPages() {
+    while (token && pageQueue.length) {
+      const views = pageQueue.splice(0, 20);
+      try { await api('/api/v1/visitor/page_views', { views }, true); } catch (_) { return; }
+    }
+  }
+
   // Calls from the host page (Kefu.identify / setAttributes / open / close).
   async function updateProfile(body) {
     if (!token) return;
@@ -196,6 +206,7 @@
       if (m.type === 'open') input.focus();
       else if (m.type === 'identify' && m.user) updateProfile({ name: m.user.name || null, avatar: m.user.avatar || null });
       else if (m.type === 'attributes' && m.attributes) updateProfile({ extra: toBase64(m.attributes) });
+      else if (m.type === 'pages' && Array.isArray(m.views)) { pageQueue.push(...m.views); flushPages(); }
     });
     const closer = document.getElementById('close');
     closer.hidden = false;

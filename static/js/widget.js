@@ -51,6 +51,32 @@
   }
 
   function storeKey() { return 'kefu:widget:' + opts.entId; }
+
+  // The pages of this browsing session (sessionStorage), reported to the chat once it is
+  // loaded; agents see where the visitor is and has been.
+  function pagesKey() { return 'kefu:pages:' + opts.entId; }
+  function readPages() {
+    try { return JSON.parse(w.sessionStorage.getItem(pagesKey()) || '[]'); } catch (e) { return []; }
+  }
+  function writePages(pages) {
+    try { w.sessionStorage.setItem(pagesKey(), JSON.stringify(pages.slice(-20))); } catch (e) { /* storage off */ }
+  }
+  function recordPage() {
+    var pages = readPages();
+    pages.push({ url: w.location.href, title: d.title, referrer: d.referrer || null, at: new Date().toISOString(), sent: false });
+    writePages(pages);
+  }
+  function flushPages() {
+    var pages = readPages();
+    var views = [];
+    for (var i = 0; i < pages.length; i++) {
+      if (!pages[i].sent) {
+        views.push({ url: pages[i].url, title: pages[i].title, referrer: pages[i].referrer, at: pages[i].at });
+        pages[i].sent = true;
+      }
+    }
+    if (views.length) { post({ type: 'pages', views: views }); writePages(pages); }
+  }
   function remember() { try { w.localStorage.setItem(storeKey(), '1'); } catch (e) { /* storage off */ } }
   function returning() { try { return w.localStorage.getItem(storeKey()) === '1'; } catch (e) { return false; } }
 
@@ -193,6 +219,7 @@
       outbox = [];
       for (var i = 0; i < queued.length; i++) post(queued[i]);
       post({ type: isOpen ? 'open' : 'close' });
+      flushPages();
       emit('ready');
     } else if (m.type === 'message') {
       remember();
@@ -249,6 +276,7 @@
     w.addEventListener('message', safe(onMessage));
     var start = safe(function () {
       build();
+      recordPage();
       // Someone who has chatted here before gets the chat loaded (hidden), so an agent's
       // reply raises the badge; new visitors load nothing until they open it.
       if (returning()) {

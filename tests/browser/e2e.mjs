@@ -64,6 +64,8 @@ try {
   await agent.locator('.conversation').first().waitFor({ timeout: T });
   await agent.locator('.conversation').first().click();
   await agent.locator('.tmsg.theirs', { hasText: 'desk lamp' }).waitFor({ timeout: T });
+  // The widget reported the page the shopper is on.
+  await agent.locator('#thread-page', { hasText: 'Lumen Store — Desk lamps' }).waitFor({ timeout: T });
   await agent.fill('#reply', 'Yes — white ships tomorrow. 明天发货！');
   await agent.press('#reply', 'Enter');
   await agent.locator('.tmsg.mine:not(.is-pending)').waitFor({ timeout: T });

@@ -17,4 +17,5 @@ mod pages;
 mod signup;
 mod static_checks;
 mod tenancy;
+mod tracking;
 mod uploads;
