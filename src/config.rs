@@ -42,6 +42,10 @@ pub struct Config {
     /// usual `AWS_*` variables, e.g. `AWS_ENDPOINT` for MinIO) or `file:///dir`. Default:
     /// `<data_dir>/uploads`.
     pub storage_url: Option<String>,
+    /// GeoIP databases in MaxMind's `.mmdb` format (GeoLite2 City, DB-IP Lite City's IPv4
+    /// and IPv6 files, …), tried in order; none: visitor locations are unknown.
+    #[serde(deserialize_with = "paths")]
+    pub geoip_paths: Vec<PathBuf>,
     /// Peers whose `X-Forwarded-For` / `X-Real-IP` / `X-Forwarded-Proto` are believed
     /// (CIDRs or addresses; a comma-separated list in the environment).
     #[serde(deserialize_with = "ip_nets")]
@@ -80,6 +84,7 @@ impl Default for Config {
             public_url: None,
             base_domain: None,
             storage_url: None,
+            geoip_paths: Vec::new(),
             trusted_proxies: Vec::new(),
             db_max_connections: 16,
             auth_rate_per_minute: 20,
@@ -231,20 +236,28 @@ impl Mode0600 for fs::OpenOptions {
 }
 
 /// A list of CIDRs or addresses, as a sequence (TOML) or a comma-separated string (env).
-fn ip_nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+/// A list written as a TOML array or, in the environment, as one comma-separated string.
+fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
         One(String),
         Many(Vec<String>),
     }
-    let items = match Raw::deserialize(d)? {
+    Ok(match Raw::deserialize(d)? {
         Raw::One(s) => {
             s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
         }
         Raw::Many(v) => v,
-    };
-    items
+    })
+}
+
+fn paths<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    Ok(list(d)?.into_iter().map(PathBuf::from).collect())
+}
+
+fn ip_nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    list(d)?
         .iter()
         .map(|s| {
             s.parse::<IpNet>().or_else(|_| s.parse::<IpAddr>().map(IpNet::from)).map_err(|_| {

@@ -11,6 +11,7 @@ pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod geoip;
 pub mod http;
 pub mod i18n;
 pub mod merchant;

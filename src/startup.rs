@@ -44,8 +44,10 @@ impl Application {
         config.port = listener.local_addr().map_or(config.port, |a| a.port());
         tokio::task::spawn_blocking(password::warm_up);
         let storage = crate::upload::Storage::from_config(&config)?;
+        let geoip = Arc::new(crate::geoip::GeoIp::open(&config.geoip_paths)?);
         let state = AppState {
             storage,
+            geoip,
             chat: Arc::new(crate::chat::Chat::new(pool.clone())),
             db: pool,
             tenants: Arc::new(registry),

@@ -39,6 +39,7 @@ pub struct AppState {
     pub proxies: TrustedProxies,
     pub chat: Arc<crate::chat::Chat>,
     pub storage: crate::upload::Storage,
+    pub geoip: Arc<crate::geoip::GeoIp>,
 }
 
 impl axum::extract::FromRef<AppState> for TrustedProxies {

@@ -92,6 +92,7 @@ async fn start_session(
         ip: meta.ip,
         user_agent: ua.chars().take(512).collect(),
         device: parse_user_agent(ua),
+        location: state.geoip.lookup(meta.ip),
     };
     let resumed_id = req
         .token

@@ -17,6 +17,8 @@ pub struct Profile {
     pub ip: IpAddr,
     pub user_agent: String,
     pub device: Device,
+    /// From the GeoIP databases; unknown parts stay empty.
+    pub location: crate::geoip::Location,
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -36,8 +38,9 @@ pub async fn create(conn: &mut PgConnection, p: &Profile) -> sqlx::Result<Visito
     let name =
         p.name.clone().unwrap_or_else(|| format!("Visitor {}", public_id[1..5].to_uppercase()));
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "insert into visitors (public_id, name, avatar_url, ip, user_agent, os, browser, device, referrer, landing_url, extra)
-         values ($1, $2, $3, $4::inet, $5, $6, $7, $8, $9, $10, $11)
+        "insert into visitors (public_id, name, avatar_url, ip, user_agent, os, browser, device, referrer, landing_url, extra,
+                               country, region, city)
+         values ($1, $2, $3, $4::inet, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          {RETURNING}"
     )))
     .bind(&public_id)
@@ -51,6 +54,9 @@ pub async fn create(conn: &mut PgConnection, p: &Profile) -> sqlx::Result<Visito
     .bind(&p.referrer)
     .bind(&p.landing_url)
     .bind(&p.extra)
+    .bind(&p.location.country)
+    .bind(&p.location.region)
+    .bind(&p.location.city)
     .fetch_one(conn)
     .await
 }
@@ -67,7 +73,8 @@ pub async fn resume(
             last_seen_at = now(),
             ip = $2::inet, user_agent = $3, os = $4, browser = $5, device = $6,
             name = coalesce($7, name), avatar_url = coalesce($8, avatar_url),
-            referrer = coalesce($9, referrer), extra = extra || $10
+            referrer = coalesce($9, referrer), extra = extra || $10,
+            country = $11, region = $12, city = $13
          where id = $1
          {RETURNING}"
     )))
@@ -81,6 +88,9 @@ pub async fn resume(
     .bind(&p.avatar)
     .bind(&p.referrer)
     .bind(&p.extra)
+    .bind(&p.location.country)
+    .bind(&p.location.region)
+    .bind(&p.location.city)
     .fetch_optional(conn)
     .await
 }

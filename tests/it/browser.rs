@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use axum::{Router, extract::Path as UrlPath, response::Html, routing::get};
 
-use crate::helpers::{spawn_app, tenant_id};
+use crate::helpers::{npm_ci, spawn_app, tenant_id};
 
 fn chromium() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("CHROMIUM") {
@@ -24,20 +24,6 @@ fn chromium() -> Option<PathBuf> {
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
-}
-
-/// Installs the pinned playwright-core from the lock file when it is not there yet.
-fn ensure_packages() {
-    let dir = browser_dir();
-    if dir.join("node_modules/playwright-core/package.json").exists() {
-        return;
-    }
-    let status = std::process::Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(&dir)
-        .status()
-        .expect("npm runs (install Node.js and npm)");
-    assert!(status.success(), "npm ci in tests/browser failed");
 }
 
 /// A merchant's shop on another origin, with GOFLY's embed code exactly as GOFLY documents it.
@@ -95,7 +81,7 @@ async fn widget_visitor_and_agent_chat_in_a_real_browser() {
         eprintln!("SKIPPED: no Chromium on this machine (apt-get install chromium)");
         return;
     };
-    tokio::task::spawn_blocking(ensure_packages).await.unwrap();
+    tokio::task::spawn_blocking(|| npm_ci(&browser_dir(), "playwright-core")).await.unwrap();
     let app = spawn_app().await;
     let shop = spawn_shop(app.url.clone()).await;
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");

@@ -304,3 +304,17 @@ pub fn png(width: u32, height: u32) -> Vec<u8> {
     image::DynamicImage::ImageRgb8(image).write_to(&mut out, image::ImageFormat::Png).unwrap();
     out.into_inner()
 }
+
+/// Installs a test fixture's npm packages from its lock file (`npm ci` in `dir`) unless
+/// `package` is already there.
+pub fn npm_ci(dir: &std::path::Path, package: &str) {
+    if dir.join("node_modules").join(package).join("package.json").exists() {
+        return;
+    }
+    let status = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir)
+        .status()
+        .expect("npm runs (install Node.js and npm)");
+    assert!(status.success(), "npm ci in {} failed", dir.display());
+}

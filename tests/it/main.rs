@@ -9,6 +9,7 @@ mod browser;
 mod chat;
 mod delivery;
 mod embedded;
+mod geoip;
 mod isolation;
 mod login;
 mod migrate;
