@@ -166,9 +166,10 @@
     setTimeout(connect, delay);
   }
 
-  function send(text) {
-    const frame = { type: 'send', client_msg_id: uuid(), kind: 'text', body: text };
-    const node = bubble({ kind: 'text', body: text }, true);
+  // Shows a message as sending and sends it; it stays pending (and is resent on
+  // reconnect) until its ack arrives.
+  function sendFrame(frame, shown) {
+    const node = bubble(shown, true);
     node.classList.add('is-pending');
     node.querySelector('.meta').textContent = d.tSending;
     list.append(node);
@@ -176,6 +177,10 @@
     pending.set(frame.client_msg_id, { frame, el: node });
     if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
     toParent('sent');
+  }
+
+  function send(text) {
+    sendFrame({ type: 'send', client_msg_id: uuid(), kind: 'text', body: text }, { kind: 'text', body: text });
   }
 
   // Pages the widget saw on the host site, sent once there is a visitor session.
@@ -236,15 +241,9 @@
       if (!res.ok) throw new Error((data.error && data.error.message) || res.statusText);
       node.remove();
       // The server decided what the bytes are; an image is sent as one.
-      const frame = { type: 'send', client_msg_id: uuid(), kind: data.kind === 'image' ? 'image' : 'file', attachment: { id: data.id } };
-      const shown = bubble({ kind: frame.kind, body: '', payload: { attachment: data } }, true);
-      shown.classList.add('is-pending');
-      shown.querySelector('.meta').textContent = d.tSending;
-      list.append(shown);
-      scroll();
-      pending.set(frame.client_msg_id, { frame, el: shown });
-      if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
-      toParent('sent');
+      const kind = data.kind === 'image' ? 'image' : 'file';
+      sendFrame({ type: 'send', client_msg_id: uuid(), kind, attachment: { id: data.id } },
+        { kind, body: '', payload: { attachment: data } });
     } catch (err) {
       node.classList.remove('is-pending');
       node.classList.add('is-failed');

@@ -318,3 +318,21 @@ pub fn npm_ci(dir: &std::path::Path, package: &str) {
         .expect("npm runs (install Node.js and npm)");
     assert!(status.success(), "npm ci in {} failed", dir.display());
 }
+
+/// A 1×1 PNG whose header declares `width` × `height` pixels (a decompression bomb's
+/// shape), with a valid header checksum so decoders get as far as the dimensions.
+pub fn png_declaring(width: u32, height: u32) -> Vec<u8> {
+    let mut p = png(1, 1);
+    p[16..20].copy_from_slice(&width.to_be_bytes());
+    p[20..24].copy_from_slice(&height.to_be_bytes());
+    // CRC-32 (IEEE) over the IHDR chunk's type and data.
+    let mut crc = !0u32;
+    for &b in &p[12..29] {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    p[29..33].copy_from_slice(&(!crc).to_be_bytes());
+    p
+}

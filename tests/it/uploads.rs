@@ -160,14 +160,7 @@ async fn bad_uploads_get_clear_errors() {
     assert_eq!(res.status(), 400);
 
     // A decompression bomb: a small PNG declaring 30,000 × 30,000 pixels, refused at once.
-    let bomb = {
-        let mut p = png(1, 1);
-        p[16..20].copy_from_slice(&30_000u32.to_be_bytes());
-        p[20..24].copy_from_slice(&30_000u32.to_be_bytes());
-        let crc = crc32(&p[12..29]);
-        p[29..33].copy_from_slice(&crc.to_be_bytes());
-        p
-    };
+    let bomb = png_declaring(30_000, 30_000);
     let started = Instant::now();
     let res = upload(&app, &m.token, bomb, "bomb.png").await;
     assert_eq!(res.status(), 422);
@@ -269,16 +262,4 @@ async fn images_travel_in_chats_by_upload_id() {
         .expect_where("the agent's image", |f| f["type"] == "message" && f["kind"] == "image")
         .await;
     assert_eq!(seen["payload"]["attachment"]["id"], theirs["id"]);
-}
-
-/// CRC-32 (IEEE), as PNG chunks carry it.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
 }
