@@ -14,6 +14,49 @@
   const threadPage = document.getElementById('thread-page');
   const lastPage = new Map(); // visitor public id -> the page they opened last
 
+  // The visitor panel: who the visitor is, where from, on what, and the pages they opened.
+  const panel = document.getElementById('visitor-panel');
+  const pd = panel.dataset;
+  let panelVisitor = null;
+  const fmtTime = (t) => new Date(t).toLocaleString([], { dateStyle: 'short', timeStyle: 'short' });
+  function setText(id, text) { document.getElementById(id).textContent = text || pd.tUnknown; }
+  function setLink(id, url) {
+    const dd = document.getElementById(id);
+    dd.replaceChildren();
+    if (!url) { dd.textContent = pd.tUnknown; return; }
+    const a = el('a', 'vp-link', url.replace(/^https?:\/\//, ''));
+    a.href = url; a.target = '_blank'; a.rel = 'noopener noreferrer';
+    dd.append(a);
+  }
+  function pageItem(p) {
+    const li = el('li');
+    const a = el('a', 'vp-link', p.title || p.url);
+    a.href = p.url; a.target = '_blank'; a.rel = 'noopener noreferrer'; a.title = p.url;
+    li.append(a, el('time', 'muted', fmtTime(p.at)));
+    return li;
+  }
+  async function showVisitor(publicId) {
+    panelVisitor = publicId;
+    const res = await fetch(`/api/v1/visitors/${encodeURIComponent(publicId)}`);
+    if (!res.ok || panelVisitor !== publicId) return;
+    const v = await res.json();
+    panel.hidden = false;
+    document.getElementById('vp-avatar').textContent = (v.name || '?').trim().charAt(0).toUpperCase();
+    document.getElementById('vp-name').textContent = v.real_name ? `${v.name} (${v.real_name})` : v.name;
+    document.getElementById('vp-id').textContent = v.id;
+    setText('vp-location', [v.city, v.region, v.country].filter(Boolean).join(', '));
+    setText('vp-device', [v.os, v.browser, v.device].filter(Boolean).join(' · '));
+    setText('vp-ip', v.ip);
+    setLink('vp-referrer', v.referrer);
+    setLink('vp-landing', v.landing_url);
+    setText('vp-seen', `${fmtTime(v.first_seen_at)} / ${fmtTime(v.last_seen_at)} · ${v.visit_count} ${pd.tVisits}`);
+    const product = document.getElementById('vp-product');
+    const p = v.extra && v.extra.visitorProduct;
+    product.hidden = !(p && p.title);
+    if (p && p.title) product.replaceChildren(window.KefuContent.fill(el('div', 'bubble'), { kind: 'product', payload: { product: p } }));
+    document.getElementById('vp-pages').replaceChildren(...(v.pages || []).map(pageItem));
+  }
+
   function showPage() {
     const c = conversations.get(current);
     const page = c && lastPage.get(c.visitor_id);
@@ -77,6 +120,7 @@
     const c = conversations.get(id);
     threadTitle.textContent = c ? c.visitor_name : '';
     showPage();
+    if (c) showVisitor(c.visitor_id);
     thread.hidden = false;
     closeBtn.hidden = !c || c.status === 'closed';
     threadMessages.replaceChildren();
@@ -131,7 +175,11 @@
         break;
       case 'presence':
         if (f.of === 'visitor') { if (f.online) online.add(f.visitor_id); else online.delete(f.visitor_id); renderList(); }
-        if (f.of === 'page') { lastPage.set(f.visitor_id, f); showPage(); }
+        if (f.of === 'page') {
+          lastPage.set(f.visitor_id, f);
+          showPage();
+          if (f.visitor_id === panelVisitor) document.getElementById('vp-pages').prepend(pageItem(f));
+        }
         break;
       case 'ack': {
         const p = pending.get(f.client_msg_id);

@@ -96,7 +96,11 @@
   async function startSession() {
     const s = await api('/api/v1/visitor/session', {
       ent_id: entId, token, name: d.visitorName || null, avatar: d.avatar || null,
-      refer: d.refer || document.referrer || null, landing_url: location.href, extra: d.extra || null,
+      // Embedded, the page the visitor is on is the host's (the loader says which), and this
+      // frame's referrer is that page, not where the visitor came from.
+      refer: d.refer || (parentOrigin ? null : document.referrer) || null,
+      landing_url: (parentOrigin && params.get('landing')) || location.href,
+      extra: d.extra || null,
     });
     token = s.token;
     localStorage.setItem(storeKey, token);

@@ -154,7 +154,9 @@
     if (identity && identity.id) q.push('visitor_id=' + encodeURIComponent(identity.id));
     if (identity && identity.name) q.push('visitor_name=' + encodeURIComponent(identity.name));
     if (identity && identity.avatar) q.push('avatar=' + encodeURIComponent(identity.avatar));
-    q.push('refer=' + encodeURIComponent(d.referrer || w.location.href));
+    // Where the visitor came to this site from, and the page they are on.
+    if (d.referrer) q.push('refer=' + encodeURIComponent(d.referrer));
+    q.push('landing=' + encodeURIComponent(w.location.href));
     var extra = {};
     var k;
     for (k in opts.extra) extra[k] = opts.extra[k];

@@ -66,6 +66,10 @@ try {
   await agent.locator('.tmsg.theirs', { hasText: 'desk lamp' }).waitFor({ timeout: T });
   // The widget reported the page the shopper is on.
   await agent.locator('#thread-page', { hasText: 'Lumen Store — Desk lamps' }).waitFor({ timeout: T });
+  // The visitor panel: the product from GOFLY_EXTRA, the device, the page trail.
+  await agent.locator('#vp-product', { hasText: 'Lumen desk lamp' }).waitFor({ timeout: T });
+  await agent.locator('#vp-device', { hasText: 'Chrome' }).waitFor({ timeout: T });
+  await agent.locator('#vp-pages li', { hasText: 'Desk lamps' }).first().waitFor({ timeout: T });
   await agent.fill('#reply', 'Yes — white ships tomorrow. 明天发货！');
   await agent.press('#reply', 'Enter');
   await agent.locator('.tmsg.mine:not(.is-pending)').waitFor({ timeout: T });
