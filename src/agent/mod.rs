@@ -37,6 +37,7 @@ struct Workspace {
     csrf_token: String,
     tenant_name: String,
     ent_id: String,
+    agent_id: i64,
     agent_name: String,
     agent_initial: String,
     role_label: String,
@@ -82,6 +83,7 @@ async fn workspace(
         lang,
         csrf_token: csrf.value().to_owned(),
         tenant_name: session.tenant.name.clone(),
+        agent_id: session.agent.id,
         chat_link: format!("{base}/chatIndex?ent_id={ent_id}"),
         widget_code: format!(
             "<script src=\"{base}/static/js/widget.js\"></script>\n<script>\n  Kefu.init({{ url: \"{base}\", entId: \"{ent_id}\" }});\n</script>"

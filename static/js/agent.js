@@ -85,17 +85,104 @@
   const uuid = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`);
   const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; };
 
+  // Lists: Waiting (the queue), Mine, All open, Closed; a search over names and last messages.
+  const me = Number(t.agentId);
+  let view = 'all';
+  const search = document.getElementById('inbox-search');
+  const inView = {
+    waiting: (c) => c.status === 'queued',
+    mine: (c) => c.status !== 'closed' && c.agent_id === me,
+    all: (c) => c.status !== 'closed',
+    closed: (c) => c.status === 'closed',
+  };
+  for (const tab of document.querySelectorAll('.inbox-tab')) {
+    tab.addEventListener('click', () => {
+      view = tab.dataset.view;
+      for (const other of document.querySelectorAll('.inbox-tab')) other.setAttribute('aria-selected', String(other === tab));
+      renderList();
+    });
+  }
+  search.addEventListener('input', () => renderList());
+
+  // Alerts: a short tone, a desktop notification and a blinking title while the tab is
+  // hidden. The choice is remembered in this browser.
+  const alertsBtn = document.getElementById('alerts');
+  let alertsOn = localStorage.getItem('kefu:alerts') !== 'off';
+  let blink = null;
+  const baseTitle = document.title;
+  function showAlertsState() {
+    alertsBtn.setAttribute('aria-pressed', String(alertsOn));
+    alertsBtn.textContent = alertsOn ? t.tAlertsOn : t.tAlertsOff;
+  }
+  alertsBtn.addEventListener('click', () => {
+    alertsOn = !alertsOn;
+    localStorage.setItem('kefu:alerts', alertsOn ? 'on' : 'off');
+    showAlertsState();
+    if (alertsOn && 'Notification' in window && Notification.permission === 'default') Notification.requestPermission();
+  });
+  showAlertsState();
+  let audio = null;
+  function tone() {
+    try {
+      audio = audio || new AudioContext();
+      if (audio.state !== 'running') return; // browsers allow sound only after a user gesture
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      osc.frequency.value = 880;
+      gain.gain.setValueAtTime(0.001, audio.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.2, audio.currentTime + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.35);
+      osc.connect(gain).connect(audio.destination);
+      osc.start();
+      osc.stop(audio.currentTime + 0.4);
+    } catch (_) { /* no audio here */ }
+  }
+  document.addEventListener('pointerdown', () => { try { audio = audio || new AudioContext(); audio.resume(); } catch (_) { /* none */ } }, { once: true });
+  const totalUnread = () => [...unread.values()].reduce((a, b) => a + b, 0);
+  function alertAgent(title, body) {
+    if (!alertsOn) return;
+    tone();
+    if (document.hidden) {
+      if ('Notification' in window && Notification.permission === 'granted') {
+        const n = new Notification(title, { body, tag: 'kefu' });
+        n.onclick = () => { window.focus(); n.close(); };
+      }
+      if (!blink) {
+        let on = false;
+        blink = setInterval(() => { on = !on; document.title = on ? `(${totalUnread()}) ${title}` : baseTitle; }, 1200);
+      }
+    }
+  }
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden && blink) { clearInterval(blink); blink = null; document.title = baseTitle; }
+  });
+
   function renderList() {
     listEl.replaceChildren();
-    const items = [...conversations.values()].sort((a, b) => b.id - a.id);
-    emptyEl.hidden = items.length > 0;
+    const all = [...conversations.values()];
+    const count = (v) => all.filter(inView[v]).length;
+    document.getElementById('count-waiting').textContent = count('waiting') || '';
+    document.getElementById('count-mine').textContent = count('mine') || '';
+    const q = search.value.trim().toLowerCase();
+    const items = all
+      .filter(inView[view])
+      .filter((c) => !q || `${c.visitor_name} ${c.last_message || ''}`.toLowerCase().includes(q))
+      .sort((a, b) => b.id - a.id);
+    // The welcome state while the merchant has no conversation at all; a plain line when a
+    // list or a search is empty.
+    emptyEl.hidden = all.length > 0;
+    const listEmpty = document.getElementById('list-empty');
+    listEmpty.hidden = all.length === 0 || items.length > 0;
+    listEmpty.textContent = q ? listEmpty.dataset.tNoMatch : listEmpty.dataset.tEmpty;
     for (const c of items) {
       const li = el('li');
       const button = el('button', `conversation${current === c.id ? ' is-active' : ''}`);
       button.type = 'button';
       const name = el('span', 'conversation-name', c.visitor_name);
       if (online.has(c.visitor_id)) name.append(el('span', 'online-dot', ''));
-      const meta = el('span', 'conversation-meta', c.status === 'queued' ? t.tQueued : c.status === 'closed' ? t.tClosed : (c.agent_name || ''));
+      // The last message says most; the state where it matters (queued, closed).
+      const state = c.status === 'queued' ? t.tQueued : c.status === 'closed' ? t.tClosed : '';
+      const meta = el('span', 'conversation-meta', [state, c.last_message || c.agent_name || ''].filter(Boolean).join(' · '));
       button.append(name, meta);
       const n = unread.get(c.id) || 0;
       if (n) button.append(el('span', 'unread', String(n)));
@@ -161,7 +248,12 @@
     } else if (m.sender.kind === 'visitor') {
       unread.set(m.conversation_id, (unread.get(m.conversation_id) || 0) + 1);
       if (!conversations.has(m.conversation_id)) loadList();
-      renderList();
+    }
+    const c = conversations.get(m.conversation_id);
+    if (c) c.last_message = m.body;
+    renderList();
+    if (m.sender.kind === 'visitor' && (m.conversation_id !== current || document.hidden)) {
+      alertAgent(t.tNewMessage, `${m.sender.name || ''}: ${m.body || ''}`.slice(0, 140));
     }
   }
 
@@ -169,7 +261,8 @@
     switch (f.type) {
       case 'message': onMessage(f); break;
       case 'conversation':
-        conversations.set(f.conversation.id, f.conversation);
+        if (f.event === 'created' && !conversations.has(f.conversation.id)) alertAgent(t.tNewVisitor, f.conversation.visitor_name);
+        conversations.set(f.conversation.id, Object.assign(conversations.get(f.conversation.id) || {}, f.conversation));
         if (f.conversation.id === current) closeBtn.hidden = f.conversation.status === 'closed';
         renderList();
         break;

@@ -60,6 +60,18 @@ try {
   await chat.locator('#input').press('Enter');
   await chat.locator('.msg.mine:not(.is-pending)').waitFor({ timeout: T });
 
+  step = 'the inbox lists, counts and searches conversations';
+  await agent.locator('.inbox-tab[data-view=mine] .count', { hasText: '1' }).waitFor({ timeout: T });
+  await agent.click('.inbox-tab[data-view=closed]');
+  if ((await agent.locator('.conversation').count()) !== 0) throw new Error('an open conversation is listed as closed');
+  await agent.click('.inbox-tab[data-view=mine]');
+  await agent.fill('#inbox-search', 'no such visitor');
+  await agent.locator('#list-empty', { hasText: 'No conversation matches' }).waitFor({ timeout: T });
+  if ((await agent.locator('.conversation').count()) !== 0) throw new Error('the search did not filter');
+  await agent.fill('#inbox-search', 'desk lamp');
+  await agent.locator('.conversation').first().waitFor({ timeout: T });
+  await agent.fill('#inbox-search', '');
+
   step = 'agent sees the conversation and replies';
   await agent.locator('.conversation').first().waitFor({ timeout: T });
   await agent.locator('.conversation').first().click();
