@@ -59,6 +59,15 @@
     return row;
   }
 
+  // Only the latest own message carries a status (delivered, then read).
+  let lastOwn = null;
+  function markOwn(node, id, text) {
+    if (lastOwn && lastOwn.id > id) { node.querySelector('.meta').textContent = ''; return; }
+    if (lastOwn && lastOwn.el !== node) lastOwn.el.querySelector('.meta').textContent = '';
+    lastOwn = { el: node, id };
+    node.querySelector('.meta').textContent = text;
+  }
+
   function scroll() { list.scrollTop = list.scrollHeight; }
 
   function show(msg) {
@@ -74,6 +83,7 @@
     if (waiting) { waiting.el.replaceWith(node); pending.delete(msg.client_msg_id); }
     else list.append(node);
     seen.set(msg.id, node);
+    if (mine) markOwn(node, msg.id, d.tDelivered);
     scroll();
   }
 
@@ -114,13 +124,17 @@
         const p = pending.get(frame.client_msg_id);
         if (p) {
           p.el.classList.remove('is-pending');
-          p.el.querySelector('.meta').textContent = '';
           pending.delete(frame.client_msg_id);
           seen.set(frame.id, p.el);
           lastId = Math.max(lastId, frame.id);
+          markOwn(p.el, frame.id, d.tDelivered);
         }
         break;
       }
+      case 'read':
+        // The agent has read up to here: the latest own message says so.
+        if (frame.by === 'agent' && lastOwn && lastOwn.id <= frame.up_to) markOwn(lastOwn.el, lastOwn.id, d.tRead);
+        break;
       case 'presence': if (frame.of === 'team') setAvailability(frame.online); break;
       case 'typing':
         typingLine.hidden = false;
@@ -222,6 +236,30 @@
     closer.addEventListener('click', () => toParent('close'));
     toParent('ready');
   }
+
+  // A small emoji picker: a grid of buttons, inserted at the cursor; Escape closes it.
+  const EMOJI = ['😀', '😂', '😊', '😍', '🥰', '😘', '😉', '😎', '🤔', '😅', '😢', '😭', '😡', '😱', '🙏', '👍', '👎', '👌', '👏', '🙌', '💪', '🤝', '👋', '❤️', '💔', '🎉', '🔥', '✨', '⭐', '✅', '❌', '❓', '📦', '🚚', '💰', '🎁', '☕', '🌹', '🌞', '🌙'];
+  const emojiBtn = document.getElementById('emoji');
+  const emojiPanel = document.getElementById('emoji-panel');
+  for (const e of EMOJI) {
+    const b = el('button', 'emoji-item', e);
+    b.type = 'button';
+    b.addEventListener('click', () => {
+      const at = input.selectionStart ?? input.value.length;
+      input.setRangeText(e, at, input.selectionEnd ?? at, 'end');
+      closeEmoji();
+      input.focus();
+    });
+    emojiPanel.append(b);
+  }
+  function closeEmoji() { emojiPanel.hidden = true; emojiBtn.setAttribute('aria-expanded', 'false'); }
+  emojiBtn.addEventListener('click', () => {
+    const open = emojiPanel.hidden;
+    emojiPanel.hidden = !open;
+    emojiBtn.setAttribute('aria-expanded', String(open));
+    if (open) emojiPanel.querySelector('button').focus();
+  });
+  emojiPanel.addEventListener('keydown', (e) => { if (e.key === 'Escape') { closeEmoji(); emojiBtn.focus(); } });
 
   // Attachments: upload first, then send the message naming the upload.
   const attach = document.getElementById('attach');

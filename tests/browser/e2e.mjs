@@ -86,8 +86,9 @@ try {
   await agent.press('#reply', 'Enter');
   await agent.locator('.tmsg.mine:not(.is-pending)').waitFor({ timeout: T });
 
-  step = 'visitor sees the reply';
+  step = 'visitor sees the reply, and that the agent read their message';
   await chat.locator('.msg.theirs .bubble', { hasText: 'white ships tomorrow' }).waitFor({ timeout: T });
+  await chat.locator('.msg.mine .meta', { hasText: 'Read' }).waitFor({ timeout: T });
 
   step = 'visitor sends a photo; the agent sees it and opens it full size';
   await chat.locator('#file').setInputFiles(PHOTO);
@@ -121,8 +122,11 @@ try {
   await phone.goto(`${APP_URL}/chatIndex?ent_id=${entId}`);
   await phone.locator('#availability.is-online').waitFor({ timeout: T });
   await phone.fill('#input', '你好，请问今天能发货吗？');
+  await phone.click('#emoji');
+  await phone.locator('.emoji-item', { hasText: '🙏' }).click();
   await phone.press('#input', 'Enter');
-  await phone.locator('.msg.mine:not(.is-pending)').waitFor({ timeout: T });
+  await phone.locator('.msg.mine:not(.is-pending)', { hasText: '发货吗？🙏' }).waitFor({ timeout: T });
+  await phone.locator('.msg.mine .meta', { hasText: '已送达' }).waitFor({ timeout: T });
   await shot(phone, 'chat-phone-zh');
 
   step = 'nobody online: the visitor leaves a message';
