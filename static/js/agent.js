@@ -157,6 +157,12 @@
     if (!document.hidden && blink) { clearInterval(blink); blink = null; document.title = baseTitle; }
   });
 
+  // The agent's own status: visitors see the team as available only while someone is online.
+  const myStatus = document.getElementById('my-status');
+  myStatus.addEventListener('change', () => {
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: 'status', status: myStatus.value }));
+  });
+
   function renderList() {
     listEl.replaceChildren();
     const all = [...conversations.values()];
@@ -233,6 +239,15 @@
     renderList();
   }
 
+  // A message in one line, for lists.
+  function preview(m) {
+    const p = m.payload || {};
+    if (m.kind === 'image') return `📷 ${(p.attachment && p.attachment.name) || ''}`.trim();
+    if (m.kind === 'file') return `📎 ${(p.attachment && p.attachment.name) || ''}`.trim();
+    if (m.kind === 'product') return `🛒 ${(p.product && p.product.title) || ''}`.trim();
+    return m.body || '';
+  }
+
   function onMessage(m) {
     if (seen.has(m.id)) return;
     seen.add(m.id);
@@ -250,7 +265,7 @@
       if (!conversations.has(m.conversation_id)) loadList();
     }
     const c = conversations.get(m.conversation_id);
-    if (c) c.last_message = m.body;
+    if (c) c.last_message = preview(m);
     renderList();
     if (m.sender.kind === 'visitor' && (m.conversation_id !== current || document.hidden)) {
       alertAgent(t.tNewMessage, `${m.sender.name || ''}: ${m.body || ''}`.slice(0, 140));
@@ -268,6 +283,7 @@
         break;
       case 'presence':
         if (f.of === 'visitor') { if (f.online) online.add(f.visitor_id); else online.delete(f.visitor_id); renderList(); }
+        if (f.of === 'agent' && f.agent_id === me) myStatus.value = f.status;
         if (f.of === 'page') {
           lastPage.set(f.visitor_id, f);
           showPage();
@@ -301,6 +317,8 @@
     const text = reply.value.trim();
     if (!text || !current) return;
     reply.value = '';
+    const c = conversations.get(current);
+    if (c) { c.last_message = text; renderList(); }
     const frame = { type: 'send', client_msg_id: uuid(), conversation_id: current, kind: 'text', body: text };
     const node = bubble({ sender: { kind: 'agent', name: '' }, kind: 'text', body: text });
     node.classList.add('is-pending');

@@ -103,6 +103,12 @@ try {
   await agent.locator('.viewer').waitFor({ state: 'detached', timeout: T });
   await shot(shop, 'widget-desktop-open');
 
+  step = 'the agent goes away and back: the visitor sees the team availability';
+  await agent.selectOption('#my-status', 'away');
+  await chat.locator('#availability:not(.is-online)').waitFor({ timeout: T });
+  await agent.selectOption('#my-status', 'online');
+  await chat.locator('#availability.is-online').waitFor({ timeout: T });
+
   step = 'a reply while the chat is closed raises the badge and blinks the title';
   await chat.locator('#close').click();
   await shop.locator('[data-kefu-widget] [role=dialog]').waitFor({ state: 'hidden', timeout: T });
