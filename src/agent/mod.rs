@@ -21,6 +21,7 @@ use crate::{
 pub fn routes() -> Routes {
     Routes::new()
         .get("/app", Scope::Tenant, workspace)
+        .get("/app/m", Scope::Tenant, phone_workspace)
         .get("/main", Scope::Public, |q: axum::extract::RawQuery| async move {
             // GOFLY's agent home. Keep the query (e.g. an ent_id) so the app can check it.
             Redirect::to(&q.0.map_or_else(|| "/app".to_owned(), |q| format!("/app?{q}")))
@@ -38,6 +39,8 @@ struct Workspace {
     tenant_name: String,
     ent_id: String,
     agent_id: i64,
+    /// The phone layout (`/app/m`).
+    phone: bool,
     agent_name: String,
     agent_initial: String,
     role_label: String,
@@ -69,9 +72,33 @@ async fn workspace(
     csrf: CsrfToken,
     session: Result<AgentSession, AppError>,
 ) -> Result<Response, AppError> {
+    render_workspace(state, lang, csrf, session, false).await
+}
+
+/// `/app/m`: the same workspace for phones, conversations first (list, then one chat) and
+/// without the onboarding cards.
+async fn phone_workspace(
+    State(state): State<AppState>,
+    lang: Lang,
+    csrf: CsrfToken,
+    session: Result<AgentSession, AppError>,
+) -> Result<Response, AppError> {
+    render_workspace(state, lang, csrf, session, true).await
+}
+
+async fn render_workspace(
+    state: AppState,
+    lang: Lang,
+    csrf: CsrfToken,
+    session: Result<AgentSession, AppError>,
+    phone: bool,
+) -> Result<Response, AppError> {
+    let home = if phone { "/app/m" } else { "/app" };
     let session = match session {
         Ok(s) => s,
-        Err(AppError::Unauthorized) => return Ok(Redirect::to("/login?next=/app").into_response()),
+        Err(AppError::Unauthorized) => {
+            return Ok(Redirect::to(&format!("/login?next={home}")).into_response());
+        }
         Err(e) => return Err(e),
     };
     let mut tx = session.tx(&state).await?;
@@ -84,6 +111,7 @@ async fn workspace(
         csrf_token: csrf.value().to_owned(),
         tenant_name: session.tenant.name.clone(),
         agent_id: session.agent.id,
+        phone,
         chat_link: format!("{base}/chatIndex?ent_id={ent_id}"),
         widget_code: format!(
             "<script src=\"{base}/static/js/widget.js\"></script>\n<script>\n  Kefu.init({{ url: \"{base}\", entId: \"{ent_id}\" }});\n</script>"

@@ -158,6 +158,11 @@
   });
 
   // The agent's own status: visitors see the team as available only while someone is online.
+  document.getElementById('thread-back').addEventListener('click', () => {
+    inbox.classList.remove('is-reading');
+    current = null;
+    renderList();
+  });
   const myStatus = document.getElementById('my-status');
   myStatus.addEventListener('change', () => {
     if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: 'status', status: myStatus.value }));
@@ -209,6 +214,7 @@
 
   async function open(id) {
     current = id;
+    inbox.classList.add('is-reading'); // phones: the chat replaces the list
     unread.delete(id);
     const c = conversations.get(id);
     threadTitle.textContent = c ? c.visitor_name : '';

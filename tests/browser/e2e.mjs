@@ -34,7 +34,8 @@ try {
   watch(agent, 'workspace');
   await agent.goto(`${APP_URL}/signup`);
   await agent.fill('#company', 'Lumen Store');
-  await agent.fill('#email', `owner${Date.now()}@example.com`);
+  const email = `owner${Date.now()}@example.com`;
+  await agent.fill('#email', email);
   await agent.fill('#password', 'correct horse battery');
   await agent.click('button[type=submit]');
   await agent.waitForURL('**/app', { timeout: T });
@@ -120,6 +121,27 @@ try {
   await button.click();
   await shop.waitForFunction(() => !document.title.startsWith('('), null, { timeout: T });
   await shot(agent, 'workspace-desktop');
+
+  step = 'the agent on a phone: /app/m shows the list, then one chat, and back';
+  const agentPhoneCtx = await browser.newContext({ viewport: { width: 390, height: 800 }, locale: 'en-US', isMobile: true, hasTouch: true });
+  const agentPhone = await agentPhoneCtx.newPage();
+  watch(agentPhone, 'phone workspace');
+  await agentPhone.goto(`${APP_URL}/app/m`);
+  await agentPhone.waitForURL('**/login?next=%2Fapp%2Fm', { timeout: T }).catch(() => agentPhone.waitForURL('**/login?next=/app/m', { timeout: T }));
+  await agentPhone.fill('#email', email);
+  await agentPhone.fill('#password', 'correct horse battery');
+  await agentPhone.click('button[type=submit]');
+  await agentPhone.waitForURL('**/app/m', { timeout: T });
+  await agentPhone.locator('.conversation').first().waitFor({ timeout: T });
+  if (await agentPhone.locator('.welcome-card').isVisible()) throw new Error('/app/m shows the onboarding cards');
+  await shot(agentPhone, 'workspace-phone-list');
+  await agentPhone.locator('.conversation').first().tap();
+  await agentPhone.locator('.tmsg.theirs', { hasText: 'desk lamp' }).waitFor({ timeout: T });
+  if (await agentPhone.locator('.inbox-list').isVisible()) throw new Error('the list stays beside the chat on a phone');
+  await shot(agentPhone, 'workspace-phone-chat');
+  await agentPhone.locator('#thread-back').tap();
+  await agentPhone.locator('.conversation').first().waitFor({ timeout: T });
+  await agentPhoneCtx.close();
 
   step = 'the chat page on a phone';
   const phoneCtx = await browser.newContext({ viewport: { width: 390, height: 760 }, locale: 'zh-CN', isMobile: true, hasTouch: true });

@@ -122,6 +122,8 @@ async fn widget_visitor_and_agent_chat_in_a_real_browser() {
     for shot in [
         "widget-desktop-open",
         "workspace-image-viewer",
+        "workspace-phone-list",
+        "workspace-phone-chat",
         "widget-desktop-badge",
         "workspace-desktop",
         "chat-phone-zh",

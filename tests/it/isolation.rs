@@ -69,6 +69,7 @@ fn case(method: &Method, path: &str, target: &Ids) -> Option<(Method, String, Op
     let conv = target.conversation_id;
     let (url, body) = match (method.as_str(), path) {
         ("GET", "/app") => (format!("/app?ent_id={ent}"), None),
+        ("GET", "/app/m") => (format!("/app/m?ent_id={ent}"), None),
         ("GET", "/api/v1/me") => (format!("/api/v1/me?ent_id={ent}"), None),
         ("GET", "/api/v1/agents") => (format!("/api/v1/agents?ent_id={ent}"), None),
         ("GET", "/api/v1/agents/{id}") => (format!("/api/v1/agents/{}", target.agent_id), None),
