@@ -318,20 +318,43 @@
     };
   }
 
-  composer.addEventListener('submit', (e) => {
-    e.preventDefault();
-    const text = reply.value.trim();
-    if (!text || !current) return;
-    reply.value = '';
-    const c = conversations.get(current);
-    if (c) { c.last_message = text; renderList(); }
-    const frame = { type: 'send', client_msg_id: uuid(), conversation_id: current, kind: 'text', body: text };
-    const node = bubble({ sender: { kind: 'agent', name: '' }, kind: 'text', body: text });
+  // Shows a reply as sending and sends it; it is resent on reconnect until acknowledged.
+  function sendFrame(frame, shown) {
+    const c = conversations.get(frame.conversation_id);
+    if (c) { c.last_message = preview(shown); renderList(); }
+    const node = bubble(Object.assign({ sender: { kind: 'agent', name: '' } }, shown));
     node.classList.add('is-pending');
     threadMessages.append(node);
     threadMessages.scrollTop = threadMessages.scrollHeight;
     pending.set(frame.client_msg_id, { frame, el: node });
     if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+  }
+
+  composer.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const text = reply.value.trim();
+    if (!text || !current) return;
+    reply.value = '';
+    sendFrame({ type: 'send', client_msg_id: uuid(), conversation_id: current, kind: 'text', body: text }, { kind: 'text', body: text });
+  });
+
+  // Attachments: upload (the session cookie and the CSRF header), then send by id.
+  const fileInput = document.getElementById('agent-file');
+  document.getElementById('agent-attach').addEventListener('click', () => { if (current) fileInput.click(); });
+  fileInput.addEventListener('change', async () => {
+    const file = fileInput.files[0];
+    fileInput.value = '';
+    if (!file || !current) return;
+    const conversation = current;
+    const body = new FormData();
+    body.append('file', file);
+    const res = await fetch('/api/v1/uploads', { method: 'POST', headers: { 'x-csrf-token': csrf }, body });
+    const data = await res.json().catch(() => ({}));
+    if (!res.ok) { statusEl.textContent = (data.error && data.error.message) || res.statusText; return; }
+    statusEl.textContent = '';
+    const kind = data.kind === 'image' ? 'image' : 'file';
+    sendFrame({ type: 'send', client_msg_id: uuid(), conversation_id: conversation, kind, attachment: { id: data.id } },
+      { kind, body: '', payload: { attachment: data } });
   });
   reply.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); composer.requestSubmit(); }

@@ -102,6 +102,11 @@ try {
   await shot(agent, 'workspace-image-viewer');
   await agent.keyboard.press('Escape');
   await agent.locator('.viewer').waitFor({ state: 'detached', timeout: T });
+
+  step = 'the agent sends a document; the visitor gets a file card';
+  await agent.locator('#agent-file').setInputFiles({ name: 'Lamp manual.pdf', mimeType: 'application/pdf', buffer: Buffer.from('%PDF-1.7\n1 0 obj << >> endobj\ntrailer\n%%EOF\n') });
+  await agent.locator('.tmsg.mine:not(.is-pending) .file-card', { hasText: 'Lamp manual.pdf' }).waitFor({ timeout: T });
+  await chat.locator('.msg.theirs .file-card', { hasText: 'Lamp manual.pdf' }).waitFor({ timeout: T });
   await shot(shop, 'widget-desktop-open');
 
   step = 'the agent goes away and back: the visitor sees the team availability';
