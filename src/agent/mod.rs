@@ -1,4 +1,9 @@
-//! The agent side: the workspace page and the agent's own API (who am I, my team).
+//! The agent side: the workspace page and the agent's own API (who am I, my team), team
+//! management, quick replies and announcements.
+
+mod announcements;
+mod quick_replies;
+pub mod team;
 
 use askama::Template;
 use axum::{
@@ -28,7 +33,12 @@ pub fn routes() -> Routes {
         })
         .get("/api/v1/me", Scope::Tenant, me)
         .get("/api/v1/agents", Scope::Tenant, list_agents)
+        .post("/api/v1/agents", Scope::Tenant, team::create_agent)
         .get("/api/v1/agents/{id}", Scope::Tenant, get_agent)
+        .patch("/api/v1/agents/{id}", Scope::Tenant, team::update_agent)
+        .post("/api/v1/agents/{id}/reset_password", Scope::Tenant, team::reset_password)
+        .merge(quick_replies::routes())
+        .merge(announcements::routes())
 }
 
 #[derive(Template)]
@@ -44,10 +54,14 @@ struct Workspace {
     agent_name: String,
     agent_initial: String,
     role_label: String,
+    /// Owners and admins see admin-only actions (the server checks them anyway).
+    is_admin: bool,
     trial_days_left: Option<i64>,
     chat_link: String,
     widget_code: String,
     agents: Vec<TeamMember>,
+    /// Published platform announcements, newest first (a banner on the home page).
+    announcements: Vec<announcements::Announcement>,
 }
 
 struct TeamMember {
@@ -104,6 +118,7 @@ async fn render_workspace(
     let mut tx = session.tx(&state).await?;
     let team = store::list_agents(&mut tx).await?;
     tx.commit().await?;
+    let announcements = announcements::latest(&state.db, 3).await?;
     let base = state.config.display_url(state.config.port);
     let ent_id = session.tenant.ent_id.to_string();
     let page = Workspace {
@@ -120,6 +135,7 @@ async fn render_workspace(
         agent_initial: initial(&session.agent.display_name),
         agent_name: session.agent.display_name.clone(),
         role_label: role_label(lang, &session.agent.role),
+        is_admin: session.is_admin(),
         trial_days_left: session
             .tenant
             .trial_ends_at
@@ -135,6 +151,7 @@ async fn render_workspace(
                 email: a.email,
             })
             .collect(),
+        announcements,
     };
     Ok((csrf, Page(page)).into_response())
 }

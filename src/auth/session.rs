@@ -39,6 +39,20 @@ impl AgentSession {
     pub async fn tx(&self, state: &AppState) -> Result<TenantTx, AppError> {
         Ok(TenantTx::begin(&state.db, self.tenant.id).await?)
     }
+
+    /// Whether the agent manages the merchant (owner or admin).
+    pub fn is_admin(&self) -> bool {
+        matches!(self.agent.role.as_str(), "owner" | "admin")
+    }
+
+    /// Settings and team management: owners and admins only (403 `forbidden_role`).
+    pub fn require_admin(&self) -> Result<(), AppError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(AppError::forbidden("forbidden_role", "only the merchant's admins can do this"))
+        }
+    }
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {

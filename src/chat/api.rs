@@ -324,14 +324,6 @@ struct VisitorPage {
     next_before: Option<i64>,
 }
 
-fn like_pattern(q: &str) -> String {
-    let escaped: String = q
-        .chars()
-        .flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] })
-        .collect();
-    format!("%{escaped}%")
-}
-
 async fn list_visitors(
     State(state): State<AppState>,
     session: AgentSession,
@@ -356,7 +348,7 @@ async fn list_visitors(
     )
     .bind(q.before.unwrap_or(i64::MAX))
     .bind(text.as_deref())
-    .bind(text.as_deref().map(like_pattern))
+    .bind(text.as_deref().map(crate::http::input::like_pattern))
     .bind(tag)
     .bind(limit)
     .fetch_all(&mut *tx)
@@ -404,6 +396,9 @@ struct VisitorDetail {
     /// The latest pages of the merchant's site the visitor opened, newest first.
     #[sqlx(skip)]
     pages: Vec<PageViewOut>,
+    /// Agents' notes about the visitor, newest first.
+    #[sqlx(skip)]
+    notes: Vec<crate::visitor::manage::Note>,
 }
 
 #[derive(Serialize, sqlx::FromRow)]
@@ -436,7 +431,7 @@ async fn get_visitor(
     .await?;
     let mut detail = detail.ok_or(AppError::NotFound)?;
     detail.tags = sqlx::query_scalar(
-        "select t.name from visitor_tags vt join tags t on t.id = vt.tag_id where vt.visitor_id = $1 order by t.name",
+        "select t.name from visitor_tags vt join tags t on t.id = vt.tag_id where vt.visitor_id = $1 order by lower(t.name)",
     )
     .bind(detail.id)
     .fetch_all(&mut *tx)
@@ -448,6 +443,7 @@ async fn get_visitor(
     .bind(detail.id)
     .fetch_all(&mut *tx)
     .await?;
+    detail.notes = crate::visitor::manage::notes(&mut tx, detail.id).await?;
     tx.commit().await?;
     detail.online = state.chat.hub.connections_of(session.tenant.id, Peer::Visitor(detail.id)) > 0;
     Ok(Json(detail))

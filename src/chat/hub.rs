@@ -47,6 +47,8 @@ struct Conn {
     tx: mpsc::Sender<Frame>,
     /// Cancelled when the connection must close because it fell behind.
     lagging: CancellationToken,
+    /// Cancelled when the peer lost access (a blocked visitor, a disabled agent).
+    revoked: CancellationToken,
 }
 
 /// One tenant's connections, indexed by whom they belong to: a push touches only its
@@ -103,6 +105,7 @@ pub struct Registration {
     peer: Peer,
     pub id: u64,
     pub lagging: CancellationToken,
+    pub revoked: CancellationToken,
     /// The connection's own queue, for replies to what it sent (acks, errors, pongs). They
     /// share the queue with pushed frames: one channel per socket, not two.
     pub replies: mpsc::Sender<Frame>,
@@ -144,10 +147,11 @@ impl Hub {
         };
         let (tx, rx) = mpsc::channel(capacity);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let lagging = CancellationToken::new();
-        let conn = Conn { peer, tx: tx.clone(), lagging: lagging.clone() };
+        let (lagging, revoked) = (CancellationToken::new(), CancellationToken::new());
+        let conn =
+            Conn { peer, tx: tx.clone(), lagging: lagging.clone(), revoked: revoked.clone() };
         self.lock().entry(tenant).or_default().insert(id, conn);
-        (Registration { hub: self.clone(), tenant, peer, id, lagging, replies: tx }, rx)
+        (Registration { hub: self.clone(), tenant, peer, id, lagging, revoked, replies: tx }, rx)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Room>> {
@@ -251,6 +255,13 @@ impl Hub {
     /// How many live connections `peer` has in `tenant`.
     pub fn connections_of(&self, tenant: TenantId, peer: Peer) -> usize {
         self.lock().get(&tenant).and_then(|r| r.by_peer.get(&peer)).map_or(0, HashMap::len)
+    }
+
+    /// Closes every connection of `peer` (it lost access); returns how many there were.
+    pub fn revoke(&self, tenant: TenantId, peer: Peer) -> usize {
+        let rooms = self.lock();
+        let Some(room) = rooms.get(&tenant) else { return 0 };
+        room.of(peer).map(|(_, conn)| conn.revoked.cancel()).count()
     }
 
     /// Live connections across all tenants (agents, visitors).

@@ -390,6 +390,11 @@ pub enum ServerFrame {
         code: &'static str,
         message: String,
     },
+    /// For agents: a visitor's profile changed (names, tags, blocked).
+    Visitor {
+        event: &'static str,
+        visitor: VisitorOut,
+    },
     SyncDone {
         last_id: i64,
         more: bool,
@@ -414,6 +419,18 @@ pub enum Presence {
     Visitor { visitor_id: String, online: bool },
     /// For agents: a visitor opened a page of the merchant's site.
     Page { visitor_id: String, url: String, title: String, at: DateTime<Utc> },
+}
+
+/// What agents' lists and panels show of a visitor.
+#[derive(Clone, Debug, Serialize)]
+pub struct VisitorOut {
+    pub id: String,
+    pub name: String,
+    pub real_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub tags: Vec<String>,
+    pub blocked: bool,
 }
 
 impl From<FrameError> for ServerFrame {

@@ -68,6 +68,8 @@ pub mod close {
     pub const IDLE: u16 = 1001;
     pub const RESTART: u16 = 1012;
     pub const LAGGING: u16 = 4008;
+    /// The peer lost access (visitor blocked, agent disabled): do not reconnect.
+    pub const REVOKED: u16 = 4003;
 }
 
 #[derive(Deserialize)]
@@ -272,6 +274,7 @@ async fn serve(state: AppState, socket: WebSocket, conn: Connection) {
             &mut sink,
             hub_rx,
             registration.lagging.clone(),
+            registration.revoked.clone(),
             chat.hub.shutdown_token(),
             last_seen.clone(),
             started,
@@ -438,6 +441,7 @@ async fn write_loop<S: Sink<Message> + Unpin>(
     sink: &mut S,
     mut hub_rx: mpsc::Receiver<Frame>,
     lagging: CancellationToken,
+    revoked: CancellationToken,
     shutdown: CancellationToken,
     last_seen: Arc<AtomicU64>,
     started: Instant,
@@ -453,6 +457,10 @@ async fn write_loop<S: Sink<Message> + Unpin>(
             }
             () = lagging.cancelled() => {
                 close_with(sink, close::LAGGING, "too slow; reconnect with since").await;
+                return;
+            }
+            () = revoked.cancelled() => {
+                close_with(sink, close::REVOKED, "access revoked").await;
                 return;
             }
             frame = hub_rx.recv() => match frame {

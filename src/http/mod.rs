@@ -6,6 +6,7 @@ pub mod client;
 pub mod csrf;
 mod error;
 pub mod extract;
+pub mod input;
 mod middleware;
 mod routes;
 pub mod tenant;

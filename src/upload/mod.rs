@@ -325,11 +325,12 @@ async fn upload(
         Uploader::Visitor(v) => (Some(v.visitor.id), None),
         Uploader::Agent(a) => (None, Some(a.agent.id)),
     };
+    let thumb_size = processed.as_ref().map_or(0, |p| p.thumb.len() as i64);
     let stored = async {
         let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
         let row: UploadOut = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "insert into uploads (id, kind, name, size, mime, width, height, has_thumb, visitor_id, agent_id)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            "insert into uploads (id, kind, name, size, mime, width, height, has_thumb, visitor_id, agent_id, thumb_size)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              returning {UPLOAD_COLUMNS}"
         )))
         .bind(&id)
@@ -342,9 +343,9 @@ async fn upload(
         .bind(processed.is_some())
         .bind(visitor_id)
         .bind(agent_id)
+        .bind(thumb_size)
         .fetch_one(&mut *tx)
         .await?;
-        let thumb_size = processed.as_ref().map_or(0, |p| p.thumb.len() as i64);
         sqlx::query("update public.tenants set storage_bytes = storage_bytes + $2 where id = $1")
             .bind(tenant.id.0)
             .bind(size + thumb_size)
@@ -363,6 +364,52 @@ async fn upload(
         }
     };
     Ok((StatusCode::CREATED, Json(row.with_urls(&tenant.ent_id))).into_response())
+}
+
+/// Deletes the uploads `ids` of the tenant `tx` is scoped to and gives their bytes back to
+/// the tenant's storage usage, in `tx`. Returns the object keys to remove once `tx` has
+/// committed ([`Storage::remove_all`]): an object is never removed while a row still
+/// points at it.
+pub async fn delete_rows(
+    tx: &mut TenantTx,
+    state: &AppState,
+    tenant: TenantId,
+    ids: &[String],
+) -> sqlx::Result<Vec<ObjectPath>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let deleted: Vec<(String, i64, bool)> = sqlx::query_as(
+        "delete from uploads where id = any($1) returning id, size + thumb_size, has_thumb",
+    )
+    .bind(ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    let freed: i64 = deleted.iter().map(|(_, bytes, _)| bytes).sum();
+    sqlx::query(
+        "update public.tenants set storage_bytes = greatest(storage_bytes - $2, 0) where id = $1",
+    )
+    .bind(tenant.0)
+    .bind(freed)
+    .execute(&mut **tx)
+    .await?;
+    Ok(deleted
+        .into_iter()
+        .flat_map(|(id, _, has_thumb)| {
+            let thumb = has_thumb.then(|| state.storage.key(tenant, &id, true));
+            std::iter::once(state.storage.key(tenant, &id, false)).chain(thumb)
+        })
+        .collect())
+}
+
+impl Storage {
+    /// Removes objects whose rows are gone (failures are logged; the bytes were already
+    /// given back).
+    pub async fn remove_all(&self, keys: &[ObjectPath]) {
+        for key in keys {
+            self.delete(key).await;
+        }
+    }
 }
 
 async fn serve_original(

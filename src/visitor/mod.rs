@@ -1,6 +1,8 @@
 //! Website visitors: anonymous sessions (create or resume), the visitor token, tickets for
 //! the visitor socket, and the chat page entry (`/chatIndex`, GOFLY-compatible).
 
+mod blacklist;
+pub(crate) mod manage;
 mod page;
 mod store;
 
@@ -28,6 +30,8 @@ pub fn routes() -> Routes {
         .post("/api/v1/visitor/session", Scope::Public, start_session)
         .post("/api/v1/visitor/ticket", Scope::Public, ticket)
         .merge(page::routes())
+        .merge(manage::routes())
+        .merge(blacklist::routes())
 }
 
 /// Largest `extra` accepted (decoded), in bytes.

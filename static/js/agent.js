@@ -35,18 +35,75 @@
     li.append(a, el('time', 'muted', fmtTime(p.at)));
     return li;
   }
+  let panelData = null;      // the visitor shown in the panel, as the API returned it
+  const isAdmin = pd.admin === 'true';
+  const api = async (method, url, body) => {
+    const init = { method, headers: { 'x-csrf-token': csrf } };
+    if (body !== undefined) { init.headers['content-type'] = 'application/json'; init.body = JSON.stringify(body); }
+    const res = await fetch(url, init);
+    const data = res.status === 204 ? {} : await res.json().catch(() => ({}));
+    if (!res.ok) {
+      const err = new Error((data.error && data.error.message) || res.statusText);
+      err.fields = (data.error && data.error.fields) || {};
+      throw err;
+    }
+    return data;
+  };
+  const vpStatus = document.getElementById('vp-status');
+  const say = (text) => { vpStatus.textContent = text; if (text) setTimeout(() => { if (vpStatus.textContent === text) vpStatus.textContent = ''; }, 4000); };
+  const visitorPath = () => `/api/v1/visitors/${encodeURIComponent(panelVisitor)}`;
+
+  function renderIdentity(v) {
+    document.getElementById('vp-avatar').textContent = (v.name || '?').trim().charAt(0).toUpperCase();
+    document.getElementById('vp-name').textContent = v.real_name ? `${v.name} (${v.real_name})` : v.name;
+    setText('vp-contact', [v.email, v.phone].filter(Boolean).join(' · '));
+    document.getElementById('vp-blocked').hidden = !v.blocked;
+    document.getElementById('vp-block').disabled = !!v.blocked;
+    const tags = document.getElementById('vp-tags');
+    tags.replaceChildren(...(v.tags || []).map((name) => {
+      const li = el('li', 'tag', name);
+      const x = el('button', 'tag-remove', '×');
+      x.type = 'button';
+      x.setAttribute('aria-label', `${pd.tRemoveTag}: ${name}`);
+      x.addEventListener('click', () => api('DELETE', `${visitorPath()}/tags/${encodeURIComponent(name)}`).then(updateVisitor).catch((e) => say(e.message)));
+      li.append(x);
+      return li;
+    }));
+  }
+  function noteItem(n) {
+    const li = el('li');
+    li.append(el('p', 'vp-note-body', n.body));
+    const meta = el('div', 'vp-note-meta muted', `${n.agent_name || ''} · ${fmtTime(n.created_at)}`);
+    if (n.agent_id === me || isAdmin) {
+      const del = el('button', 'link-button', pd.tDelete);
+      del.type = 'button';
+      del.addEventListener('click', () => api('DELETE', `${visitorPath()}/notes/${n.id}`).then(() => li.remove()).catch((e) => say(e.message)));
+      meta.append(' · ', del);
+    }
+    li.append(meta);
+    return li;
+  }
+  // Custom data the merchant's site passed in `extra` (the product has its own card).
+  function renderExtra(extra) {
+    const dl = document.getElementById('vp-extra');
+    const entries = Object.entries(extra || {}).filter(([k, v]) => k !== 'visitorProduct' && k !== 'visitorName' && k !== 'visitorAvatar' && v !== null && typeof v !== 'object');
+    dl.hidden = entries.length === 0;
+    dl.replaceChildren(...entries.flatMap(([k, v]) => [el('dt', '', k), el('dd', '', String(v))]));
+  }
   async function showVisitor(publicId) {
     panelVisitor = publicId;
     const res = await fetch(`/api/v1/visitors/${encodeURIComponent(publicId)}`);
     if (!res.ok || panelVisitor !== publicId) return;
     const v = await res.json();
+    panelData = v;
     panel.hidden = false;
-    document.getElementById('vp-avatar').textContent = (v.name || '?').trim().charAt(0).toUpperCase();
-    document.getElementById('vp-name').textContent = v.real_name ? `${v.name} (${v.real_name})` : v.name;
+    closeEditor();
+    renderIdentity(v);
     document.getElementById('vp-id').textContent = v.id;
     setText('vp-location', [v.city, v.region, v.country].filter(Boolean).join(', '));
     setText('vp-device', [v.os, v.browser, v.device].filter(Boolean).join(' · '));
     setText('vp-ip', v.ip);
+    document.getElementById('vp-block-ip').disabled = !v.ip;
     setLink('vp-referrer', v.referrer);
     setLink('vp-landing', v.landing_url);
     setText('vp-seen', `${fmtTime(v.first_seen_at)} / ${fmtTime(v.last_seen_at)} · ${v.visit_count} ${pd.tVisits}`);
@@ -54,8 +111,88 @@
     const p = v.extra && v.extra.visitorProduct;
     product.hidden = !(p && p.title);
     if (p && p.title) product.replaceChildren(window.KefuContent.fill(el('div', 'bubble'), { kind: 'product', payload: { product: p } }));
+    renderExtra(v.extra);
     document.getElementById('vp-pages').replaceChildren(...(v.pages || []).map(pageItem));
+    document.getElementById('vp-notes').replaceChildren(...(v.notes || []).map(noteItem));
   }
+  // A visitor changed (here or by a colleague): lists and the panel follow.
+  function updateVisitor(v) {
+    for (const c of conversations.values()) if (c.visitor_id === v.id) c.visitor_name = v.name;
+    renderList();
+    const c = conversations.get(current);
+    if (c && c.visitor_id === v.id) threadTitle.textContent = v.name;
+    if (panelVisitor === v.id && panelData) { Object.assign(panelData, v); renderIdentity(panelData); }
+  }
+
+  // Editing names and contact details.
+  const form = document.getElementById('vp-form');
+  const editBtn = document.getElementById('vp-edit');
+  const formError = document.getElementById('vp-form-error');
+  function closeEditor() { form.hidden = true; editBtn.setAttribute('aria-expanded', 'false'); formError.hidden = true; }
+  editBtn.addEventListener('click', () => {
+    if (!form.hidden) { closeEditor(); return; }
+    for (const name of ['name', 'real_name', 'email', 'phone']) form.elements[name].value = (panelData && panelData[name]) || '';
+    form.hidden = false;
+    editBtn.setAttribute('aria-expanded', 'true');
+    form.elements.name.focus();
+  });
+  document.getElementById('vp-cancel').addEventListener('click', closeEditor);
+  form.addEventListener('keydown', (e) => { if (e.key === 'Escape') { closeEditor(); editBtn.focus(); } });
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const body = {};
+    for (const name of ['name', 'real_name', 'email', 'phone']) body[name] = form.elements[name].value;
+    try {
+      updateVisitor(await api('PATCH', visitorPath(), body));
+      closeEditor();
+    } catch (err) {
+      formError.textContent = Object.entries(err.fields).map(([f, m]) => `${form.elements[f] ? form.elements[f].parentElement.firstChild.textContent.trim() : f}: ${m}`).join(' ') || err.message;
+      formError.hidden = false;
+    }
+  });
+
+  // Tags, with the merchant's existing tags as suggestions.
+  const tagInput = document.getElementById('vp-tag');
+  async function loadTagOptions() {
+    const res = await fetch('/api/v1/tags');
+    if (!res.ok) return;
+    const { tags } = await res.json();
+    document.getElementById('vp-tag-options').replaceChildren(...tags.map((t) => { const o = el('option'); o.value = t.name; return o; }));
+  }
+  tagInput.addEventListener('focus', loadTagOptions, { once: true });
+  document.getElementById('vp-tag-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const name = tagInput.value.trim();
+    if (!name || !panelVisitor) return;
+    try { updateVisitor(await api('POST', `${visitorPath()}/tags`, { name })); tagInput.value = ''; } catch (err) { say(Object.values(err.fields)[0] || err.message); }
+  });
+
+  // Notes for the team.
+  const noteInput = document.getElementById('vp-note');
+  document.getElementById('vp-note-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const body = noteInput.value.trim();
+    if (!body || !panelVisitor) return;
+    try { document.getElementById('vp-notes').prepend(noteItem(await api('POST', `${visitorPath()}/notes`, { body }))); noteInput.value = ''; } catch (err) { say(err.message); }
+  });
+  noteInput.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); e.target.form.requestSubmit(); }
+  });
+
+  // Blocking and clearing.
+  document.getElementById('vp-block').addEventListener('click', async () => {
+    if (!panelVisitor || !confirm(pd.tConfirmBlock)) return;
+    try { await api('POST', '/api/v1/blacklist', { visitor_id: panelVisitor }); say(t.tBlockDone); } catch (err) { say(err.message); }
+  });
+  document.getElementById('vp-block-ip').addEventListener('click', async () => {
+    if (!panelData || !panelData.ip || !confirm(`${t.tConfirmBlockIp}\n${panelData.ip}`)) return;
+    try { await api('POST', '/api/v1/blacklist', { ip: panelData.ip }); say(t.tBlockDone); } catch (err) { say(err.message); }
+  });
+  const clearBtn = document.getElementById('vp-clear');
+  if (clearBtn) clearBtn.addEventListener('click', async () => {
+    if (!panelVisitor || !confirm(pd.tConfirmClear)) return;
+    try { await api('DELETE', `${visitorPath()}/messages`); say(t.tCleared); } catch (err) { say(err.message); }
+  });
 
   function showPage() {
     const c = conversations.get(current);
@@ -212,6 +349,31 @@
     return row;
   }
 
+  // History pages: the newest first, older ones as the agent scrolls up.
+  let olderBefore = null;   // cursor of the next older page of the open thread
+  let loadingOlder = false;
+  const PAGE = 50;
+  async function fetchPage(id, before) {
+    const res = await fetch(`/api/v1/conversations/${id}/messages?limit=${PAGE}${before ? `&before=${before}` : ''}`);
+    return res.ok ? res.json() : null;
+  }
+  function historyStart() { return el('p', 'thread-start muted', t.tHistoryStart); }
+  async function loadOlder() {
+    if (!olderBefore || loadingOlder || current === null) return;
+    loadingOlder = true;
+    const id = current;
+    const page = await fetchPage(id, olderBefore);
+    loadingOlder = false;
+    if (!page || id !== current) return;
+    const height = threadMessages.scrollHeight;
+    const top = threadMessages.firstChild;
+    for (const m of page.messages) { if (!seen.has(m.id)) seen.add(m.id); threadMessages.insertBefore(bubble(m), top); }
+    olderBefore = page.next_before;
+    if (!olderBefore) threadMessages.prepend(historyStart());
+    threadMessages.scrollTop += threadMessages.scrollHeight - height; // keep the reader's place
+  }
+  threadMessages.addEventListener('scroll', () => { if (threadMessages.scrollTop < 120) loadOlder(); });
+
   async function open(id) {
     current = id;
     inbox.classList.add('is-reading'); // phones: the chat replaces the list
@@ -219,14 +381,18 @@
     const c = conversations.get(id);
     threadTitle.textContent = c ? c.visitor_name : '';
     showPage();
+    showTyping(null);
     if (c) showVisitor(c.visitor_id);
     thread.hidden = false;
     closeBtn.hidden = !c || c.status === 'closed';
+    transferMenu.hidden = !c || c.status === 'closed';
     threadMessages.replaceChildren();
-    const res = await fetch(`/api/v1/conversations/${id}/messages?limit=100`);
-    if (res.ok) {
-      const page = await res.json();
+    olderBefore = null;
+    const page = await fetchPage(id, null);
+    if (page && id === current) {
+      if (!page.next_before) threadMessages.append(historyStart());
       for (const m of page.messages) threadMessages.append(bubble(m));
+      olderBefore = page.next_before;
       threadMessages.scrollTop = threadMessages.scrollHeight;
       const last = page.messages[page.messages.length - 1];
       if (last) fetch(`/api/v1/conversations/${id}/read`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-csrf-token': csrf }, body: JSON.stringify({ up_to: last.id }) });
@@ -264,6 +430,7 @@
       return;
     }
     if (m.conversation_id === current) {
+      if (m.sender.kind === 'visitor') showTyping(null);
       threadMessages.append(bubble(m));
       threadMessages.scrollTop = threadMessages.scrollHeight;
     } else if (m.sender.kind === 'visitor') {
@@ -282,14 +449,32 @@
     switch (f.type) {
       case 'message': onMessage(f); break;
       case 'conversation':
-        if (f.event === 'created' && !conversations.has(f.conversation.id)) alertAgent(t.tNewVisitor, f.conversation.visitor_name);
+        if (f.event === 'created' && !conversations.has(f.conversation.id)) {
+          alertAgent(t.tNewVisitor, f.conversation.visitor_name);
+          toast(`${t.tNewVisitorToast} ${f.conversation.visitor_name}`, () => open(f.conversation.id));
+        }
         conversations.set(f.conversation.id, Object.assign(conversations.get(f.conversation.id) || {}, f.conversation));
-        if (f.conversation.id === current) closeBtn.hidden = f.conversation.status === 'closed';
+        if (f.conversation.id === current) {
+          closeBtn.hidden = f.conversation.status === 'closed';
+          transferMenu.hidden = f.conversation.status === 'closed';
+        }
         renderList();
+        break;
+      case 'typing':
+        if (f.from === 'visitor' && f.conversation_id === current) showTyping(f.preview);
+        break;
+      case 'visitor':
+        updateVisitor(f.visitor);
+        if (f.event === 'history_cleared') {
+          const c = conversations.get(current);
+          if (c && c.visitor_id === f.visitor.id) { threadMessages.replaceChildren(historyStart()); olderBefore = null; }
+          for (const conv of conversations.values()) if (conv.visitor_id === f.visitor.id) conv.last_message = '';
+          renderList();
+        }
         break;
       case 'presence':
         if (f.of === 'visitor') { if (f.online) online.add(f.visitor_id); else online.delete(f.visitor_id); renderList(); }
-        if (f.of === 'agent' && f.agent_id === me) myStatus.value = f.status;
+        if (f.of === 'agent') { agentStatus.set(f.agent_id, f.status); if (f.agent_id === me) myStatus.value = f.status; }
         if (f.of === 'page') {
           lastPage.set(f.visitor_id, f);
           showPage();
@@ -311,8 +496,9 @@
     socket = new WebSocket(`${proto}://${location.host}/ws/agent?since=${lastId}`);
     socket.onopen = () => { retry = 0; statusEl.textContent = ''; for (const p of pending.values()) socket.send(JSON.stringify(p.frame)); };
     socket.onmessage = (ev) => { try { handle(JSON.parse(ev.data)); } catch (_) { /* ignore */ } };
-    socket.onclose = () => {
+    socket.onclose = (ev) => {
       socket = null;
+      if (ev.code === 4003) { location.href = '/login'; return; } // disabled: the session is over
       statusEl.textContent = t.tReconnecting;
       setTimeout(connect, Math.min(15000, 500 * 2 ** retry++));
     };
@@ -357,6 +543,7 @@
       { kind, body: '', payload: { attachment: data } });
   });
   reply.addEventListener('keydown', (e) => {
+    if (quickKeys(e)) return;
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); composer.requestSubmit(); }
   });
   reply.addEventListener('input', () => {
@@ -366,6 +553,145 @@
     if (!current) return;
     await fetch(`/api/v1/conversations/${current}/close`, { method: 'POST', headers: { 'x-csrf-token': csrf } });
   });
+
+  // What the visitor is typing (a preview only where the merchant enabled it).
+  const typingEl = document.getElementById('thread-typing');
+  let typingTimer = null;
+  function showTyping(preview) {
+    clearTimeout(typingTimer);
+    if (preview === null) { typingEl.hidden = true; return; }
+    const c = conversations.get(current);
+    typingEl.textContent = `${c ? c.visitor_name : ''} ${t.tTyping}${preview ? `: ${preview}` : '…'}`;
+    typingEl.hidden = false;
+    typingTimer = setTimeout(() => { typingEl.hidden = true; }, 5000);
+  }
+
+  window.KefuContent.emojiPicker(document.getElementById('agent-emoji'), document.getElementById('agent-emoji-panel'), reply);
+
+  // Quick replies: the ⚡ button or `/` at the start of the composer opens a searchable
+  // list; arrows move, Enter inserts, Escape closes.
+  const quickBtn = document.getElementById('agent-quick');
+  const quickPanel = document.getElementById('quick-panel');
+  const quickSearch = document.getElementById('quick-search');
+  const quickList = document.getElementById('quick-list');
+  let quickReplies = null;
+  let quickActive = 0;
+  let quickBySlash = false;
+  async function loadQuickReplies() {
+    const res = await fetch('/api/v1/quick_replies');
+    quickReplies = res.ok ? (await res.json()).quick_replies : [];
+  }
+  function quickMatches() {
+    const q = (quickBySlash ? reply.value.slice(1) : quickSearch.value).trim().toLowerCase();
+    return (quickReplies || []).filter((r) => !q || `${r.group} ${r.title} ${r.body}`.toLowerCase().includes(q));
+  }
+  function renderQuick() {
+    const items = quickMatches();
+    quickActive = Math.min(quickActive, Math.max(items.length - 1, 0));
+    document.getElementById('quick-empty').hidden = items.length > 0;
+    quickList.replaceChildren(...items.map((r, i) => {
+      const li = el('li', `quick-item${i === quickActive ? ' is-active' : ''}`);
+      li.setAttribute('role', 'option');
+      li.setAttribute('aria-selected', String(i === quickActive));
+      li.id = `quick-${r.id}`;
+      const head = el('div', 'quick-head');
+      head.append(el('strong', '', r.title));
+      if (r.group) head.append(el('span', 'quick-group', r.group));
+      li.append(head, el('p', 'quick-body', r.body));
+      li.addEventListener('mousedown', (e) => { e.preventDefault(); useQuick(r); });
+      return li;
+    }));
+    const active = quickList.children[quickActive];
+    if (active) { active.scrollIntoView({ block: 'nearest' }); (quickBySlash ? reply : quickSearch).setAttribute('aria-activedescendant', active.id); }
+  }
+  async function openQuick(bySlash) {
+    quickBySlash = bySlash;
+    quickActive = 0;
+    quickPanel.hidden = false;
+    quickBtn.setAttribute('aria-expanded', 'true');
+    quickSearch.hidden = bySlash;
+    if (quickReplies === null) await loadQuickReplies();
+    renderQuick();
+    if (!bySlash) { quickSearch.value = ''; quickSearch.focus(); }
+  }
+  function closeQuick() {
+    quickPanel.hidden = true;
+    quickBtn.setAttribute('aria-expanded', 'false');
+    reply.removeAttribute('aria-activedescendant');
+  }
+  function useQuick(r) {
+    if (quickBySlash) reply.value = r.body;
+    else { const at = reply.selectionStart ?? reply.value.length; reply.setRangeText(r.body, at, reply.selectionEnd ?? at, 'end'); }
+    closeQuick();
+    reply.focus();
+  }
+  function quickKeys(e) {
+    if (quickPanel.hidden) return false;
+    const items = quickMatches();
+    if (e.key === 'ArrowDown') { quickActive = Math.min(quickActive + 1, items.length - 1); renderQuick(); }
+    else if (e.key === 'ArrowUp') { quickActive = Math.max(quickActive - 1, 0); renderQuick(); }
+    else if (e.key === 'Enter' && !e.shiftKey) { if (items[quickActive]) useQuick(items[quickActive]); else closeQuick(); }
+    else if (e.key === 'Escape') { closeQuick(); reply.focus(); }
+    else return false;
+    e.preventDefault();
+    return true;
+  }
+  quickBtn.addEventListener('click', () => { if (quickPanel.hidden) { loadQuickReplies().then(() => openQuick(false)); } else closeQuick(); });
+  quickSearch.addEventListener('input', () => { quickActive = 0; renderQuick(); });
+  quickSearch.addEventListener('keydown', quickKeys);
+  reply.addEventListener('input', () => {
+    const slash = /^\/[^\n]*$/.test(reply.value);
+    if (slash && (quickPanel.hidden || !quickBySlash)) openQuick(true);
+    else if (slash) { quickActive = 0; renderQuick(); }
+    else if (quickBySlash && !quickPanel.hidden) closeQuick();
+  });
+
+  // Transfer: the menu lists active colleagues with their status.
+  const transferMenu = document.getElementById('transfer-menu');
+  const agentStatus = new Map();
+  transferMenu.addEventListener('toggle', async () => {
+    if (!transferMenu.open) return;
+    const list = document.getElementById('transfer-list');
+    const res = await fetch('/api/v1/agents');
+    if (!res.ok) return;
+    const agents = (await res.json()).agents.filter((a) => !a.disabled && a.id !== me);
+    if (!agents.length) { list.replaceChildren(el('li', 'muted menu-empty', t.tNoColleagues)); return; }
+    list.replaceChildren(...agents.map((a) => {
+      const status = agentStatus.get(a.id) || a.status;
+      const li = el('li');
+      const b = el('button', 'menu-item');
+      b.type = 'button';
+      b.dataset.agentId = a.id;
+      b.append(el('span', `status-dot is-${status}`, ''), el('span', 'grow', a.display_name), el('span', 'muted', t[`tStatus${status[0].toUpperCase()}${status.slice(1)}`] || status));
+      b.addEventListener('click', async () => {
+        transferMenu.open = false;
+        try {
+          await api('POST', `/api/v1/conversations/${current}/transfer`, { agent_id: a.id });
+          toast(`${t.tTransferred} ${a.display_name}`);
+        } catch (err) { toast(err.message); }
+      });
+      li.append(b);
+      return li;
+    }));
+    list.querySelector('button').focus();
+  });
+  transferMenu.addEventListener('keydown', (e) => { if (e.key === 'Escape') { transferMenu.open = false; transferMenu.querySelector('summary').focus(); } });
+
+  // Toasts: short notes in the corner; an action makes them clickable.
+  const toasts = document.getElementById('toasts');
+  function toast(text, action) {
+    const node = el(action ? 'button' : 'div', 'toast', text);
+    if (action) { node.type = 'button'; node.addEventListener('click', () => { node.remove(); action(); }); }
+    toasts.append(node);
+    setTimeout(() => node.remove(), 6000);
+  }
+
+  // Announcements: dismissed ones stay hidden in this browser.
+  for (const banner of document.querySelectorAll('[data-announcement]')) {
+    const key = `kefu:announcement:${banner.dataset.announcement}`;
+    if (localStorage.getItem(key)) { banner.remove(); continue; }
+    banner.querySelector('.announcement-dismiss').addEventListener('click', () => { localStorage.setItem(key, '1'); banner.remove(); });
+  }
 
   loadList().then(connect);
 })();

@@ -141,7 +141,10 @@
         clearTimeout(typingTimer);
         typingTimer = setTimeout(() => { typingLine.hidden = true; }, 4000);
         break;
-      case 'notice': if (frame.code === 'offline') leave.hidden = false; break;
+      case 'notice':
+        if (frame.code === 'offline') leave.hidden = false;
+        if (frame.code === 'history_cleared') list.replaceChildren(el('div', 'msg notice', d.tHistoryCleared));
+        break;
       case 'sync_done': lastId = Math.max(lastId, frame.last_id); historyLoaded = true; break;
       case 'error': {
         const p = frame.client_msg_id && pending.get(frame.client_msg_id);
@@ -176,7 +179,12 @@
       for (const p of pending.values()) socket.send(JSON.stringify(p.frame));
     };
     socket.onmessage = (ev) => { try { handle(JSON.parse(ev.data)); } catch (_) { /* ignore malformed */ } };
-    socket.onclose = () => { socket = null; setBanner(d.tReconnecting); reconnectLater(); };
+    socket.onclose = (ev) => {
+      socket = null;
+      if (ev.code === 4003) { setBanner(d.tBlocked); return; } // blocked: no coming back
+      setBanner(d.tReconnecting);
+      reconnectLater();
+    };
   }
 
   function reconnectLater() {
@@ -237,29 +245,8 @@
     toParent('ready');
   }
 
-  // A small emoji picker: a grid of buttons, inserted at the cursor; Escape closes it.
-  const EMOJI = ['😀', '😂', '😊', '😍', '🥰', '😘', '😉', '😎', '🤔', '😅', '😢', '😭', '😡', '😱', '🙏', '👍', '👎', '👌', '👏', '🙌', '💪', '🤝', '👋', '❤️', '💔', '🎉', '🔥', '✨', '⭐', '✅', '❌', '❓', '📦', '🚚', '💰', '🎁', '☕', '🌹', '🌞', '🌙'];
-  const emojiBtn = document.getElementById('emoji');
-  const emojiPanel = document.getElementById('emoji-panel');
-  for (const e of EMOJI) {
-    const b = el('button', 'emoji-item', e);
-    b.type = 'button';
-    b.addEventListener('click', () => {
-      const at = input.selectionStart ?? input.value.length;
-      input.setRangeText(e, at, input.selectionEnd ?? at, 'end');
-      closeEmoji();
-      input.focus();
-    });
-    emojiPanel.append(b);
-  }
-  function closeEmoji() { emojiPanel.hidden = true; emojiBtn.setAttribute('aria-expanded', 'false'); }
-  emojiBtn.addEventListener('click', () => {
-    const open = emojiPanel.hidden;
-    emojiPanel.hidden = !open;
-    emojiBtn.setAttribute('aria-expanded', String(open));
-    if (open) emojiPanel.querySelector('button').focus();
-  });
-  emojiPanel.addEventListener('keydown', (e) => { if (e.key === 'Escape') { closeEmoji(); emojiBtn.focus(); } });
+  // The emoji picker (content.js), inserting at the cursor.
+  window.KefuContent.emojiPicker(document.getElementById('emoji'), document.getElementById('emoji-panel'), input);
 
   // Attachments: upload first, then send the message naming the upload.
   const attach = document.getElementById('attach');

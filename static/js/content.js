@@ -127,5 +127,31 @@
     return bubble;
   }
 
-  window.KefuContent = { fill, size, linkify };
+  // A small emoji picker: a grid of buttons under `button`, inserting into `input` at the
+  // cursor; Escape closes it and gives focus back.
+  const EMOJI = ['😀', '😂', '😊', '😍', '🥰', '😘', '😉', '😎', '🤔', '😅', '😢', '😭', '😡', '😱', '🙏', '👍', '👎', '👌', '👏', '🙌', '💪', '🤝', '👋', '❤️', '💔', '🎉', '🔥', '✨', '⭐', '✅', '❌', '❓', '📦', '🚚', '💰', '🎁', '☕', '🌹', '🌞', '🌙'];
+  function emojiPicker(button, panel, input) {
+    const close = () => { panel.hidden = true; button.setAttribute('aria-expanded', 'false'); };
+    for (const e of EMOJI) {
+      const b = el('button', 'emoji-item', e);
+      b.type = 'button';
+      b.addEventListener('click', () => {
+        const at = input.selectionStart ?? input.value.length;
+        input.setRangeText(e, at, input.selectionEnd ?? at, 'end');
+        close();
+        input.focus();
+      });
+      panel.append(b);
+    }
+    button.addEventListener('click', () => {
+      const open = panel.hidden;
+      panel.hidden = !open;
+      button.setAttribute('aria-expanded', String(open));
+      if (open) panel.querySelector('button').focus();
+    });
+    panel.addEventListener('keydown', (e) => { if (e.key === 'Escape') { close(); button.focus(); } });
+    return { close };
+  }
+
+  window.KefuContent = { fill, size, linkify, emojiPicker };
 })();

@@ -21,6 +21,9 @@ struct Ids {
     conversation_id: i64,
     visitor_id: String,
     upload_id: String,
+    quick_reply_id: i64,
+    note_id: i64,
+    blacklist_id: i64,
 }
 
 /// What a case sends.
@@ -53,7 +56,41 @@ async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
         .json()
         .await
         .unwrap();
+    let post = |path: &str, body: Value| {
+        client().post(app.url(path)).bearer_auth(&m.token).json(&body).send()
+    };
+    let created = |res: reqwest::Response| async move {
+        assert!(res.status().is_success(), "{}", res.status());
+        res.json::<Value>().await.unwrap()["id"].as_i64().unwrap()
+    };
+    let quick_reply_id = created(
+        post("/api/v1/quick_replies", serde_json::json!({"title": "Hi", "body": "Hello!"}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let note_id = created(
+        post(
+            &format!("/api/v1/visitors/{}/notes", visitor.id),
+            serde_json::json!({"body": "note"}),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    let tagged =
+        post(&format!("/api/v1/visitors/{}/tags", visitor.id), serde_json::json!({"name": "vip"}))
+            .await
+            .unwrap();
+    assert!(tagged.status().is_success());
+    let blacklist_id = created(
+        post("/api/v1/blacklist", serde_json::json!({"ip": "198.51.100.0/24"})).await.unwrap(),
+    )
+    .await;
     Ids {
+        quick_reply_id,
+        note_id,
+        blacklist_id,
         upload_id: upload["id"].as_str().unwrap().to_owned(),
         ent_id: m.ent_id.clone(),
         agent_id: agents["agents"][0]["id"].as_i64().unwrap(),
@@ -73,6 +110,60 @@ fn case(method: &Method, path: &str, target: &Ids) -> Option<(Method, String, Op
         ("GET", "/api/v1/me") => (format!("/api/v1/me?ent_id={ent}"), None),
         ("GET", "/api/v1/agents") => (format!("/api/v1/agents?ent_id={ent}"), None),
         ("GET", "/api/v1/agents/{id}") => (format!("/api/v1/agents/{}", target.agent_id), None),
+        ("POST", "/api/v1/agents") => (
+            format!("/api/v1/agents?ent_id={ent}"),
+            Some(Body::Json(serde_json::json!({ "email": unique_email("iso") }))),
+        ),
+        ("PATCH", "/api/v1/agents/{id}") => (
+            format!("/api/v1/agents/{}", target.agent_id),
+            Some(Body::Json(serde_json::json!({ "display_name": "Renamed" }))),
+        ),
+        ("POST", "/api/v1/agents/{id}/reset_password") => {
+            (format!("/api/v1/agents/{}/reset_password", target.agent_id), None)
+        }
+        ("GET", "/api/v1/quick_replies") => (format!("/api/v1/quick_replies?ent_id={ent}"), None),
+        ("POST", "/api/v1/quick_replies") => (
+            format!("/api/v1/quick_replies?ent_id={ent}"),
+            Some(Body::Json(serde_json::json!({ "title": "T", "body": "B" }))),
+        ),
+        ("PATCH", "/api/v1/quick_replies/{id}") => (
+            format!("/api/v1/quick_replies/{}", target.quick_reply_id),
+            Some(Body::Json(serde_json::json!({ "title": "T2" }))),
+        ),
+        ("DELETE", "/api/v1/quick_replies/{id}") => {
+            (format!("/api/v1/quick_replies/{}", target.quick_reply_id), None)
+        }
+        ("GET", "/api/v1/announcements") => (format!("/api/v1/announcements?ent_id={ent}"), None),
+        ("PATCH", "/api/v1/visitors/{id}") => (
+            format!("/api/v1/visitors/{}", target.visitor_id),
+            Some(Body::Json(serde_json::json!({ "real_name": "Real" }))),
+        ),
+        ("POST", "/api/v1/visitors/{id}/notes") => (
+            format!("/api/v1/visitors/{}/notes", target.visitor_id),
+            Some(Body::Json(serde_json::json!({ "body": "n" }))),
+        ),
+        ("DELETE", "/api/v1/visitors/{id}/notes/{note_id}") => {
+            (format!("/api/v1/visitors/{}/notes/{}", target.visitor_id, target.note_id), None)
+        }
+        ("POST", "/api/v1/visitors/{id}/tags") => (
+            format!("/api/v1/visitors/{}/tags", target.visitor_id),
+            Some(Body::Json(serde_json::json!({ "name": "gold" }))),
+        ),
+        ("DELETE", "/api/v1/visitors/{id}/tags/{name}") => {
+            (format!("/api/v1/visitors/{}/tags/vip", target.visitor_id), None)
+        }
+        ("DELETE", "/api/v1/visitors/{id}/messages") => {
+            (format!("/api/v1/visitors/{}/messages", target.visitor_id), None)
+        }
+        ("GET", "/api/v1/tags") => (format!("/api/v1/tags?ent_id={ent}"), None),
+        ("GET", "/api/v1/blacklist") => (format!("/api/v1/blacklist?ent_id={ent}"), None),
+        ("POST", "/api/v1/blacklist") => (
+            format!("/api/v1/blacklist?ent_id={ent}"),
+            Some(Body::Json(serde_json::json!({ "ip": "203.0.113.7" }))),
+        ),
+        ("DELETE", "/api/v1/blacklist/{id}") => {
+            (format!("/api/v1/blacklist/{}", target.blacklist_id), None)
+        }
         ("POST", "/api/v1/ws/ticket") => (format!("/api/v1/ws/ticket?ent_id={ent}"), None),
         ("GET", "/api/v1/conversations") => {
             (format!("/api/v1/conversations?view=all&ent_id={ent}"), None)

@@ -17,6 +17,8 @@ mod outage;
 mod pages;
 mod signup;
 mod static_checks;
+mod team;
 mod tenancy;
 mod tracking;
 mod uploads;
+mod visitors;

@@ -1,0 +1,274 @@
+//! Team management: admins add agents, change their role and capacity, disable them and
+//! reset their passwords. Until email exists, a new agent's first password is generated
+//! and shown once to the admin who created it.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    auth::{
+        password,
+        session::AgentSession,
+        store::{self, AgentWithEmail},
+        validate::Email,
+    },
+    chat::{hub::Peer, protocol::AgentStatus, store as chat_store},
+    http::{AppError, AppState, extract::ApiJson},
+    i18n::Lang,
+};
+
+/// Roles an admin can give through the API. Ownership is not handed out here.
+const ASSIGNABLE_ROLES: &[&str] = &["admin", "agent"];
+const MAX_CHATS: i32 = 1000;
+
+/// A display name: trimmed, 1–80 characters, no control characters.
+pub fn display_name(raw: &str) -> Result<String, AppError> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(AppError::field("display_name", "the name is required"));
+    }
+    if name.chars().count() > 80 {
+        return Err(AppError::field("display_name", "the name is at most 80 characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(AppError::field("display_name", "the name contains invalid characters"));
+    }
+    Ok(name.to_owned())
+}
+
+fn role(raw: &str) -> Result<&'static str, AppError> {
+    ASSIGNABLE_ROLES
+        .iter()
+        .copied()
+        .find(|r| *r == raw)
+        .ok_or_else(|| AppError::field("role", "role is one of admin, agent"))
+}
+
+fn max_chats(n: i32) -> Result<i32, AppError> {
+    if (0..=MAX_CHATS).contains(&n) {
+        Ok(n)
+    } else {
+        Err(AppError::field("max_concurrent_chats", "between 0 and 1000"))
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NewAgent {
+    email: String,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    max_concurrent_chats: Option<i32>,
+}
+
+#[derive(Serialize)]
+struct CreatedAgent {
+    agent: AgentWithEmail,
+    /// The first password, shown this once; the agent changes it after signing in.
+    password: String,
+}
+
+pub async fn create_agent(
+    State(state): State<AppState>,
+    session: AgentSession,
+    ApiJson(req): ApiJson<NewAgent>,
+) -> Result<Response, AppError> {
+    session.require_admin()?;
+    let email = Email::parse(&req.email)
+        .map_err(|p| AppError::field("email", Lang::En.tr(p).to_owned()))?;
+    let name = display_name(req.display_name.as_deref().unwrap_or(email.local_part()))?;
+    let role = role(req.role.as_deref().unwrap_or("agent"))?;
+    let max = max_chats(req.max_concurrent_chats.unwrap_or(10))?;
+    let password = password::generate();
+    let hash = password::hash(password.clone()).await?;
+
+    let mut tx = session.tx(&state).await?;
+    // An existing account is not attached here: that would give this merchant a say over a
+    // login other merchants rely on. Adding existing people comes with email invitations.
+    let user_id = match store::insert_user(&mut tx, &email, &hash, &name).await {
+        Ok(id) => id,
+        Err(e) if is_unique_violation(&e, "users_email_key") => {
+            return Err(AppError::conflict(
+                "email_taken",
+                Some("email"),
+                "this email already has a kefu account",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    store::add_member(&mut tx, session.tenant.id, user_id).await?;
+    let id = store::insert_agent(&mut tx, user_id, role, &name).await?;
+    sqlx::query("update agents set max_concurrent_chats = $2 where id = $1")
+        .bind(id)
+        .bind(max)
+        .execute(&mut *tx)
+        .await?;
+    let agent = agent_with_email(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+    tracing::info!(
+        tenant = session.tenant.id.0,
+        by = session.agent.id,
+        agent = id,
+        "agent created"
+    );
+    Ok((StatusCode::CREATED, Json(CreatedAgent { agent, password })).into_response())
+}
+
+fn is_unique_violation(e: &sqlx::Error, constraint: &str) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.constraint() == Some(constraint))
+}
+
+async fn agent_with_email(
+    conn: &mut sqlx::PgConnection,
+    id: i64,
+) -> sqlx::Result<Option<AgentWithEmail>> {
+    Ok(store::list_agents(conn).await?.into_iter().find(|a| a.agent.id == id))
+}
+
+#[derive(Deserialize)]
+pub struct AgentChange {
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    max_concurrent_chats: Option<i32>,
+    #[serde(default)]
+    disabled: Option<bool>,
+}
+
+/// Agents rename themselves; everything else (and other agents) is for admins. The owner
+/// keeps their role and cannot be disabled; nobody disables themselves.
+pub async fn update_agent(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AgentChange>,
+) -> Result<Json<AgentWithEmail>, AppError> {
+    let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
+    let name = req.display_name.as_deref().map(display_name).transpose()?;
+    let new_role = req.role.as_deref().map(role).transpose()?;
+    let max = req.max_concurrent_chats.map(max_chats).transpose()?;
+    let mut tx = session.tx(&state).await?;
+    let target = store::agent_by_id(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    let only_own_name =
+        id == session.agent.id && new_role.is_none() && max.is_none() && req.disabled.is_none();
+    if !only_own_name {
+        session.require_admin()?;
+    }
+    if target.role == "owner" && (new_role.is_some() || req.disabled == Some(true)) {
+        return Err(AppError::forbidden("owner_protected", "the owner's role and access stay"));
+    }
+    if id == session.agent.id && req.disabled == Some(true) {
+        return Err(AppError::conflict("cannot_disable_self", None, "you cannot disable yourself"));
+    }
+    sqlx::query(
+        "update agents set display_name = coalesce($2, display_name), role = coalesce($3, role),
+                max_concurrent_chats = coalesce($4, max_concurrent_chats),
+                disabled_at = case when $5::boolean is null then disabled_at
+                                   when $5 then coalesce(disabled_at, now()) else null end,
+                status = case when $5 then 'offline' else status end,
+                updated_at = now()
+         where id = $1",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(new_role)
+    .bind(max)
+    .bind(req.disabled)
+    .execute(&mut *tx)
+    .await?;
+    // A disabled agent's open conversations go back to the queue for the rest of the team.
+    let requeued: Vec<i64> = if req.disabled == Some(true) {
+        sqlx::query_scalar(
+            "update conversations set agent_id = null, status = 'queued'
+             where agent_id = $1 and status = 'open' returning id",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?
+    } else {
+        Vec::new()
+    };
+    let mut rows = Vec::with_capacity(requeued.len());
+    for c in requeued {
+        rows.extend(chat_store::conversation(&mut tx, c).await?);
+    }
+    let agent = agent_with_email(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    tx.commit().await?;
+
+    let tenant = session.tenant.id;
+    if req.disabled.is_some() {
+        let status = if agent.disabled { AgentStatus::Offline } else { agent_status(&agent) };
+        state.chat.remember_status(tenant, id, status).await;
+        if agent.disabled {
+            state.chat.hub.revoke(tenant, Peer::Agent(id));
+        }
+        if let Err(e) = state.chat.publish_agent_presence(tenant, id).await {
+            tracing::warn!(error = %e, "publishing presence after an agent change failed");
+        }
+    }
+    for row in &rows {
+        state.chat.announce(tenant, "transferred", row);
+    }
+    Ok(Json(agent))
+}
+
+fn agent_status(agent: &AgentWithEmail) -> AgentStatus {
+    AgentStatus::parse(&agent.agent.status)
+}
+
+#[derive(Serialize)]
+struct NewPassword {
+    password: String,
+}
+
+/// A new generated password for an agent, shown once. Only for accounts that belong to this
+/// merchant alone: a person who is also an agent elsewhere keeps control of their login.
+pub async fn reset_password(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
+    let mut tx = session.tx(&state).await?;
+    let target = store::agent_by_id(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    session.require_admin()?;
+    if target.role == "owner" && session.agent.role != "owner" {
+        return Err(AppError::forbidden("owner_protected", "only the owner resets their password"));
+    }
+    let memberships: i64 =
+        sqlx::query_scalar("select count(*) from public.tenant_members where user_id = $1")
+            .bind(target.user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if memberships > 1 {
+        return Err(AppError::conflict(
+            "shared_account",
+            None,
+            "this person also works for other merchants; they reset their own password",
+        ));
+    }
+    let password = password::generate();
+    let hash = password::hash(password.clone()).await?;
+    sqlx::query("update public.users set password_hash = $2, updated_at = now() where id = $1")
+        .bind(target.user_id)
+        .bind(hash)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    tracing::info!(
+        tenant = session.tenant.id.0,
+        by = session.agent.id,
+        agent = id,
+        "password reset"
+    );
+    Ok(Json(NewPassword { password }).into_response())
+}

@@ -1,0 +1,386 @@
+//! Team management, quick replies and announcements: what admins may do, what agents may
+//! not (403 within their own merchant), and bad input.
+
+use serde_json::{Value, json};
+
+use crate::{helpers::*, ws_client::Ws};
+
+/// Logs in with email and password; returns the bearer token.
+pub async fn login(app: &TestApp, email: &str, password: &str) -> String {
+    let res = client()
+        .post(app.url("/api/v1/login"))
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "login as {email}");
+    let body: Value = res.json().await.unwrap();
+    body["token"].as_str().unwrap().to_owned()
+}
+
+/// Adds an agent to `m`'s team (as its owner); returns (agent id, email, token).
+pub async fn add_agent(app: &TestApp, m: &Merchant, role: &str) -> (i64, String, String) {
+    let email = unique_email("agent");
+    let res = client()
+        .post(app.url("/api/v1/agents"))
+        .bearer_auth(&m.token)
+        .json(&json!({ "email": email, "display_name": "Lin Mei", "role": role }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    let password = body["password"].as_str().unwrap().to_owned();
+    let token = login(app, &email, &password).await;
+    (body["agent"]["id"].as_i64().unwrap(), email, token)
+}
+
+fn send(
+    method: reqwest::Method,
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::RequestBuilder {
+    let req = client().request(method, app.url(path)).bearer_auth(token);
+    match body {
+        Some(b) => req.json(&b),
+        None => req,
+    }
+}
+
+#[tokio::test]
+async fn admins_build_the_team_agents_cannot() {
+    let app = spawn_app().await;
+    let m = app.signup("Team Shop").await;
+    let (agent_id, email, agent_token) = add_agent(&app, &m, "agent").await;
+
+    // The new agent is on the team, with the role and name given.
+    let list: Value = app.get_as(&m, "/api/v1/agents").await.json().await.unwrap();
+    let row = list["agents"].as_array().unwrap().iter().find(|a| a["id"] == agent_id).unwrap();
+    assert_eq!(row["role"], "agent");
+    assert_eq!(row["email"], email);
+    assert_eq!(row["display_name"], "Lin Mei");
+
+    // An agent cannot add, promote or disable anyone: 403 within their own merchant.
+    let post = reqwest::Method::POST;
+    let patch = reqwest::Method::PATCH;
+    for (method, path, body) in [
+        (post.clone(), "/api/v1/agents".to_owned(), Some(json!({ "email": unique_email("x") }))),
+        (patch.clone(), format!("/api/v1/agents/{agent_id}"), Some(json!({ "role": "admin" }))),
+        (post.clone(), format!("/api/v1/agents/{agent_id}/reset_password"), None),
+        (
+            post.clone(),
+            "/api/v1/quick_replies".to_owned(),
+            Some(json!({ "title": "t", "body": "b" })),
+        ),
+    ] {
+        let res = send(method.clone(), &app, &agent_token, &path, body).send().await.unwrap();
+        assert_eq!(res.status(), 403, "{method} {path} as an agent");
+        assert_eq!(error_code(res).await, "forbidden_role");
+    }
+    // … but renames themselves.
+    let res = send(
+        patch.clone(),
+        &app,
+        &agent_token,
+        &format!("/api/v1/agents/{agent_id}"),
+        Some(json!({ "display_name": "Mei" })),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // Bad input: each a clear 4xx.
+    let owner_id = list["agents"][0]["id"].as_i64().unwrap();
+    for (method, path, body, status, code) in [
+        (
+            post.clone(),
+            "/api/v1/agents".to_owned(),
+            json!({ "email": "not-an-email" }),
+            422,
+            "validation_failed",
+        ),
+        (post.clone(), "/api/v1/agents".to_owned(), json!({ "email": email }), 409, "email_taken"),
+        (
+            post.clone(),
+            "/api/v1/agents".to_owned(),
+            json!({ "email": unique_email("o"), "role": "owner" }),
+            422,
+            "validation_failed",
+        ),
+        (
+            post.clone(),
+            "/api/v1/agents".to_owned(),
+            json!({ "email": unique_email("o"), "display_name": "x".repeat(81) }),
+            422,
+            "validation_failed",
+        ),
+        (
+            post.clone(),
+            "/api/v1/agents".to_owned(),
+            json!({ "email": unique_email("o"), "max_concurrent_chats": -1 }),
+            422,
+            "validation_failed",
+        ),
+        (
+            patch.clone(),
+            format!("/api/v1/agents/{owner_id}"),
+            json!({ "role": "agent" }),
+            403,
+            "owner_protected",
+        ),
+        (
+            patch.clone(),
+            format!("/api/v1/agents/{owner_id}"),
+            json!({ "disabled": true }),
+            403,
+            "owner_protected",
+        ),
+        (
+            patch.clone(),
+            format!("/api/v1/agents/{agent_id}"),
+            json!({ "role": 7 }),
+            422,
+            "invalid_body",
+        ),
+        (patch.clone(), "/api/v1/agents/nope".to_owned(), json!({}), 404, "not_found"),
+    ] {
+        let res =
+            send(method.clone(), &app, &m.token, &path, Some(body.clone())).send().await.unwrap();
+        assert_eq!(res.status(), status, "{method} {path} {body}");
+        assert_eq!(error_code(res).await, code, "{method} {path} {body}");
+    }
+
+    // A password reset gives a new one-time password; the old one stops working.
+    let res = send(
+        post.clone(),
+        &app,
+        &m.token,
+        &format!("/api/v1/agents/{agent_id}/reset_password"),
+        None,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    let fresh: Value = res.json().await.unwrap();
+    login(&app, &email, fresh["password"].as_str().unwrap()).await;
+}
+
+#[tokio::test]
+async fn a_disabled_agent_is_shut_out_and_their_chats_go_back_to_the_queue() {
+    let app = spawn_app().await;
+    let m = app.signup("Disable Shop").await;
+    // The owner goes away so the new agent gets the conversation.
+    let mut owner_ws = Ws::agent(&app, &m.token, "").await;
+    owner_ws.send(json!({ "type": "status", "status": "away" })).await;
+    owner_ws.expect_where("owner away", |f| f["type"] == "presence" && f["status"] == "away").await;
+    let (agent_id, _, agent_token) = add_agent(&app, &m, "agent").await;
+    let mut agent_ws = Ws::agent(&app, &agent_token, "").await;
+    agent_ws.send(json!({ "type": "status", "status": "online" })).await;
+    agent_ws
+        .expect_where("agent online", |f| {
+            f["type"] == "presence" && f["agent_id"] == agent_id && f["status"] == "online"
+        })
+        .await;
+
+    let visitor = crate::ws_client::visitor_session(&app, &m.ent_id).await;
+    let mut vws = Ws::visitor(&app, &visitor.token, "").await;
+    vws.send_text("v1", "hello", None).await;
+    let ack = vws.expect("ack").await;
+    let conversation = ack["conversation_id"].as_i64().unwrap();
+    let c: Value = app
+        .get_as(&m, &format!("/api/v1/conversations/{conversation}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(c["agent_id"], agent_id, "routed to the only online agent");
+
+    let res = client()
+        .patch(app.url(&format!("/api/v1/agents/{agent_id}")))
+        .bearer_auth(&m.token)
+        .json(&json!({ "disabled": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["disabled"], true);
+
+    // Their socket is closed with 4003; their token no longer works; the chat is queued.
+    let closed = loop {
+        match tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            futures::StreamExt::next(&mut agent_ws.socket),
+        )
+        .await
+        {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame)))) => break frame,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(closed.unwrap().code), 4003);
+    let res = client().get(app.url("/api/v1/me")).bearer_auth(&agent_token).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let c: Value = app
+        .get_as(&m, &format!("/api/v1/conversations/{conversation}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(c["status"], "queued");
+    assert!(c["agent_id"].is_null());
+    owner_ws
+        .expect_where("the requeue event", |f| {
+            f["type"] == "conversation" && f["conversation"]["status"] == "queued"
+        })
+        .await;
+
+    // Enabled again, they sign in as before.
+    let res = client()
+        .patch(app.url(&format!("/api/v1/agents/{agent_id}")))
+        .bearer_auth(&m.token)
+        .json(&json!({ "disabled": false }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = client().get(app.url("/api/v1/me")).bearer_auth(&agent_token).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    // Nobody disables themselves.
+    let res = client()
+        .patch(app.url(&format!("/api/v1/agents/{agent_id}")))
+        .bearer_auth(&agent_token)
+        .json(&json!({ "disabled": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "an agent is not an admin");
+}
+
+#[tokio::test]
+async fn quick_replies_crud_order_and_search() {
+    let app = spawn_app().await;
+    let m = app.signup("Quick Shop").await;
+    let post = |body: Value| {
+        client().post(app.url("/api/v1/quick_replies")).bearer_auth(&m.token).json(&body).send()
+    };
+    let a: Value = post(
+        json!({ "group": "Shipping", "title": "Delivery time", "body": "2–3 days\nby courier" }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let b: Value = post(json!({ "group": "Shipping", "title": "Tracking", "body": "Your tracking number is in the email." })).await.unwrap().json().await.unwrap();
+    let c: Value = post(json!({ "title": "Hello", "body": "Hi! How can I help?", "position": 0 }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(a["position"], 0);
+    assert_eq!(b["position"], 1, "appended after the last");
+
+    let list = |q: &str| {
+        let path = format!("/api/v1/quick_replies{q}");
+        let (app, m) = (&app, &m);
+        async move { app.get_as(m, &path).await.json::<Value>().await.unwrap() }
+    };
+    let titles = |v: &Value| {
+        v["quick_replies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["title"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        titles(&list("").await),
+        ["Hello", "Delivery time", "Tracking"],
+        "ungrouped first, then by group and position"
+    );
+    assert_eq!(titles(&list("?q=TRACK").await), ["Tracking"]);
+    assert_eq!(titles(&list("?q=100%25").await), Vec::<String>::new(), "% is literal");
+
+    let res = client()
+        .patch(app.url(&format!("/api/v1/quick_replies/{}", b["id"])))
+        .bearer_auth(&m.token)
+        .json(&json!({ "position": 0, "title": "Where is my parcel" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = client()
+        .patch(app.url(&format!("/api/v1/quick_replies/{}", a["id"])))
+        .bearer_auth(&m.token)
+        .json(&json!({ "position": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(titles(&list("").await), ["Hello", "Where is my parcel", "Delivery time"]);
+    let res = client()
+        .delete(app.url(&format!("/api/v1/quick_replies/{}", c["id"])))
+        .bearer_auth(&m.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let res = client()
+        .delete(app.url(&format!("/api/v1/quick_replies/{}", c["id"])))
+        .bearer_auth(&m.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+
+    for body in [
+        json!({ "title": "", "body": "x" }),
+        json!({ "title": "x" }),
+        json!({ "title": "x", "body": "y".repeat(5001) }),
+        json!({ "title": "x", "body": "y", "position": -1 }),
+    ] {
+        let res = post(body.clone()).await.unwrap();
+        assert_eq!(res.status(), 422, "{body}");
+        assert_eq!(error_code(res).await, "validation_failed");
+    }
+}
+
+#[tokio::test]
+async fn published_announcements_reach_the_workspace() {
+    let app = spawn_app().await;
+    let m = app.signup("News Shop").await;
+    sqlx::query(
+        "insert into public.announcements (title, body, published_at) values
+            ('Maintenance on Sunday', 'Chat stays up; <b>exports</b> pause for 10 minutes.', now() - interval '1 hour'),
+            ('Draft', 'not yet', null),
+            ('Scheduled', 'later', now() + interval '1 day')",
+    )
+    .execute(app.pool())
+    .await
+    .unwrap();
+    let list: Value = app.get_as(&m, "/api/v1/announcements").await.json().await.unwrap();
+    let items = list["announcements"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(items[0]["title"], "Maintenance on Sunday");
+    let page = client()
+        .get(app.url("/app"))
+        .bearer_auth(&m.token)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Maintenance on Sunday"), "the banner is on the home page");
+    assert!(
+        page.contains("exports") && !page.contains("<b>exports"),
+        "announcement text is escaped"
+    );
+}

@@ -1,0 +1,273 @@
+//! What agents do to visitor records: names and contacts, notes, tags, the blacklist,
+//! clearing history. Changes reach the other agents live.
+
+use serde_json::{Value, json};
+
+use crate::{
+    helpers::*,
+    team::add_agent,
+    ws_client::{Ws, visitor_session},
+};
+
+async fn call(
+    app: &TestApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut req = client().request(method, app.url(path)).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn agents_edit_names_notes_and_tags_and_colleagues_see_it() {
+    let app = spawn_app().await;
+    let m = app.signup("Profile Shop").await;
+    let (_, _, colleague) = add_agent(&app, &m, "agent").await;
+    let mut colleague_ws = Ws::agent(&app, &colleague, "").await;
+    colleague_ws.expect("hello").await;
+    let v = visitor_session(&app, &m.ent_id).await;
+    let path = format!("/api/v1/visitors/{}", v.id);
+    use reqwest::Method as M;
+
+    let res = call(&app, &m.token, M::PATCH, &path, Some(json!({ "name": "  Alice  ", "real_name": "Alice Wong", "email": "alice@example.com", "phone": "+86 138-0000-0000" }))).await;
+    assert_eq!(res.status(), 200);
+    let out: Value = res.json().await.unwrap();
+    assert_eq!(out["name"], "Alice");
+    let pushed = colleague_ws.expect("visitor").await;
+    assert_eq!(pushed["visitor"]["real_name"], "Alice Wong");
+    // An empty string clears an optional field; an absent one stays.
+    let out: Value = call(&app, &m.token, M::PATCH, &path, Some(json!({ "real_name": "" })))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(out["real_name"].is_null());
+    assert_eq!(out["email"], "alice@example.com");
+
+    for (body, field) in [
+        (json!({ "name": "" }), "name"),
+        (json!({ "name": "x".repeat(81) }), "name"),
+        (json!({ "email": "nope" }), "email"),
+        (json!({ "phone": "call me" }), "phone"),
+        (json!({ "name": "a\u{0007}b" }), "name"),
+    ] {
+        let res = call(&app, &m.token, M::PATCH, &path, Some(body.clone())).await;
+        assert_eq!(res.status(), 422, "{body}");
+        let err: Value = res.json().await.unwrap();
+        assert!(err["error"]["fields"][field].is_string(), "{body} → {err}");
+    }
+
+    // Tags: created on first use, matched in any case, removed by name.
+    for tag in ["VIP", "vip", "refund"] {
+        let res =
+            call(&app, &m.token, M::POST, &format!("{path}/tags"), Some(json!({ "name": tag })))
+                .await;
+        assert_eq!(res.status(), 200);
+    }
+    let detail: Value = app.get_as(&m, &path).await.json().await.unwrap();
+    assert_eq!(detail["tags"], json!(["refund", "VIP"]));
+    let tags: Value = app.get_as(&m, "/api/v1/tags").await.json().await.unwrap();
+    assert_eq!(tags["tags"].as_array().unwrap().len(), 2);
+    let filtered: Value = app.get_as(&m, "/api/v1/visitors?tag=vip").await.json().await.unwrap();
+    assert_eq!(filtered["visitors"][0]["id"], v.id.as_str());
+    let res = call(&app, &m.token, M::DELETE, &format!("{path}/tags/Vip"), None).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["tags"], json!(["refund"]));
+    let res = call(&app, &m.token, M::DELETE, &format!("{path}/tags/Vip"), None).await;
+    assert_eq!(res.status(), 404);
+    let res =
+        call(&app, &m.token, M::POST, &format!("{path}/tags"), Some(json!({ "name": "a,b" })))
+            .await;
+    assert_eq!(res.status(), 422);
+
+    // Notes: newest first with their author; the author or an admin deletes them.
+    let res = call(
+        &app,
+        &colleague,
+        M::POST,
+        &format!("{path}/notes"),
+        Some(json!({ "body": "Wants a refund\nfor order 1042" })),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let note: Value = res.json().await.unwrap();
+    assert_eq!(note["agent_name"], "Lin Mei");
+    call(&app, &m.token, M::POST, &format!("{path}/notes"), Some(json!({ "body": "Called back" })))
+        .await;
+    let detail: Value = app.get_as(&m, &path).await.json().await.unwrap();
+    assert_eq!(detail["notes"][0]["body"], "Called back");
+    assert_eq!(detail["notes"][1]["body"], "Wants a refund\nfor order 1042");
+    let owners_note = detail["notes"][0]["id"].as_i64().unwrap();
+    let res = call(&app, &colleague, M::DELETE, &format!("{path}/notes/{owners_note}"), None).await;
+    assert_eq!(res.status(), 403, "not the author, not an admin");
+    let res =
+        call(&app, &colleague, M::DELETE, &format!("{path}/notes/{}", note["id"]), None).await;
+    assert_eq!(res.status(), 204);
+    let res =
+        call(&app, &m.token, M::POST, &format!("{path}/notes"), Some(json!({ "body": "   " })))
+            .await;
+    assert_eq!(res.status(), 422);
+}
+
+#[tokio::test]
+async fn blacklisted_visitors_and_addresses_are_shut_out() {
+    let app = spawn_app().await;
+    let m = app.signup("Block Shop").await;
+    use reqwest::Method as M;
+    let v = visitor_session(&app, &m.ent_id).await;
+    let mut vws = Ws::visitor(&app, &v.token, "").await;
+    vws.send_text("c1", "spam", None).await;
+    vws.expect("ack").await;
+
+    let res = call(
+        &app,
+        &m.token,
+        M::POST,
+        "/api/v1/blacklist",
+        Some(json!({ "visitor_id": v.id, "reason": "spam" })),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let entry: Value = res.json().await.unwrap();
+    assert_eq!(entry["visitor_id"], v.id.as_str());
+    // The live socket closes with 4003 and the visitor cannot come back.
+    let close = loop {
+        match tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            futures::StreamExt::next(&mut vws.socket),
+        )
+        .await
+        {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame)))) => {
+                break frame.unwrap();
+            }
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 4003);
+    let res = client()
+        .post(app.url("/api/v1/visitor/ticket"))
+        .bearer_auth(&v.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(error_code(res).await, "visitor_blocked");
+    let res =
+        call(&app, &m.token, M::POST, "/api/v1/blacklist", Some(json!({ "visitor_id": v.id })))
+            .await;
+    assert_eq!(res.status(), 409);
+
+    // An address range: new sessions from it are refused (test clients come from 127.0.0.1).
+    let res =
+        call(&app, &m.token, M::POST, "/api/v1/blacklist", Some(json!({ "ip": "127.0.0.9/24" })))
+            .await;
+    assert_eq!(res.status(), 201);
+    let range: Value = res.json().await.unwrap();
+    assert_eq!(range["ip"], "127.0.0.0/24");
+    let res = client()
+        .post(app.url("/api/v1/visitor/session"))
+        .json(&json!({ "ent_id": m.ent_id }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+
+    for body in [
+        json!({}),
+        json!({ "ip": "10.0.0.0/4" }),
+        json!({ "ip": "example.com" }),
+        json!({ "visitor_id": v.id, "ip": "1.2.3.4" }),
+    ] {
+        let res = call(&app, &m.token, M::POST, "/api/v1/blacklist", Some(body.clone())).await;
+        assert_eq!(res.status(), 422, "{body}");
+    }
+    let list: Value = app.get_as(&m, "/api/v1/blacklist").await.json().await.unwrap();
+    assert_eq!(list["entries"].as_array().unwrap().len(), 2);
+
+    // Agents block; only admins unblock.
+    let (_, _, agent) = add_agent(&app, &m, "agent").await;
+    let res =
+        call(&app, &agent, M::DELETE, &format!("/api/v1/blacklist/{}", range["id"]), None).await;
+    assert_eq!(res.status(), 403);
+    let res =
+        call(&app, &m.token, M::DELETE, &format!("/api/v1/blacklist/{}", range["id"]), None).await;
+    assert_eq!(res.status(), 204);
+    let res = client()
+        .post(app.url("/api/v1/visitor/session"))
+        .json(&json!({ "ent_id": m.ent_id }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn clearing_history_removes_messages_and_files() {
+    let app = spawn_app().await;
+    let m = app.signup("Clear Shop").await;
+    let v = visitor_session(&app, &m.ent_id).await;
+    let upload: Value =
+        client()
+            .post(app.url("/api/v1/uploads"))
+            .bearer_auth(&v.token)
+            .multipart(reqwest::multipart::Form::new().part(
+                "file",
+                reqwest::multipart::Part::bytes(png(64, 48)).file_name("receipt.png"),
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let mut vws = Ws::visitor(&app, &v.token, "").await;
+    vws.send_text("c1", "my card number is …", None).await;
+    let ack = vws.expect("ack").await;
+    vws.send(json!({ "type": "send", "client_msg_id": "c2", "kind": "image", "attachment": { "id": upload["id"] } })).await;
+    vws.expect_where("image ack", |f| f["type"] == "ack" && f["client_msg_id"] == "c2").await;
+    let conversation = ack["conversation_id"].as_i64().unwrap();
+    let usage = || async {
+        sqlx::query_scalar::<_, i64>("select storage_bytes from public.tenants where ent_id = $1")
+            .bind(&m.ent_id)
+            .fetch_one(app.pool())
+            .await
+            .unwrap()
+    };
+    assert!(usage().await > 0);
+
+    let before: Value = app
+        .get_as(&m, &format!("/api/v1/conversations/{conversation}/messages"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let stored = before["messages"].as_array().unwrap().len();
+    assert!(stored >= 2, "the text and the image (plus any automatic notice)");
+    let (_, _, agent) = add_agent(&app, &m, "agent").await;
+    let path = format!("/api/v1/visitors/{}/messages", v.id);
+    let res = call(&app, &agent, reqwest::Method::DELETE, &path, None).await;
+    assert_eq!(res.status(), 403, "admins only");
+    let res = call(&app, &m.token, reqwest::Method::DELETE, &path, None).await;
+    assert_eq!(res.status(), 200);
+    let cleared: Value = res.json().await.unwrap();
+    assert_eq!(cleared["messages"], stored);
+    assert_eq!(cleared["files"], 1);
+    let page: Value = app
+        .get_as(&m, &format!("/api/v1/conversations/{conversation}/messages"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["messages"], json!([]));
+    assert_eq!(usage().await, 0, "the file's bytes (original and thumbnail) are given back");
+    let file =
+        client().get(upload["url"].as_str().map(|u| app.url(u)).unwrap()).send().await.unwrap();
+    assert_eq!(file.status(), 404);
+}
