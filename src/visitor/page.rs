@@ -131,6 +131,8 @@ struct ChatPage {
     avatar: String,
     refer: String,
     extra: String,
+    /// The merchant's agents see what the visitor types before it is sent; the page says so.
+    typing_preview: bool,
 }
 
 async fn chat_index(
@@ -157,9 +159,15 @@ async fn chat_index(
         avatar: clip(q.avatar, 2048),
         refer: clip(q.refer, 2048),
         extra: clip(q.extra, 12 * 1024),
+        typing_preview: false,
     };
+    let mut page = page;
     let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
     let domains = crate::chat::store::setting(&mut tx, "allowed_widget_domains").await?;
+    page.typing_preview = crate::chat::store::setting(&mut tx, "typing_preview")
+        .await?
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
     tx.commit().await?;
     let mut response = Page(page).into_response();
     // The page is meant to be framed by the merchant's site (the widget); where the merchant

@@ -86,7 +86,10 @@
   // Custom data the merchant's site passed in `extra` (the product has its own card).
   function renderExtra(extra) {
     const dl = document.getElementById('vp-extra');
-    const entries = Object.entries(extra || {}).filter(([k, v]) => k !== 'visitorProduct' && k !== 'visitorName' && k !== 'visitorAvatar' && v !== null && typeof v !== 'object');
+    // The product has its card, names show above, and the page the widget reports is in the
+    // page trail: the rest is the merchant's own data.
+    const shown = new Set(['visitorProduct', 'visitorName', 'visitorAvatar', 'pageUrl', 'pageTitle']);
+    const entries = Object.entries(extra || {}).filter(([k, v]) => !shown.has(k) && v !== null && typeof v !== 'object');
     dl.hidden = entries.length === 0;
     dl.replaceChildren(...entries.flatMap(([k, v]) => [el('dt', '', k), el('dd', '', String(v))]));
   }

@@ -290,8 +290,21 @@
   input.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); composer.requestSubmit(); }
   });
+  // Typing: a signal, with what is typed only where the merchant enabled previews (the page
+  // says so under the composer). At most one frame per 400 ms, and the last state is sent.
+  const withPreview = d.typingPreview === 'true';
+  let typingSent = 0;
+  let typingPending = null;
+  function sendTyping() {
+    typingPending = null;
+    typingSent = Date.now();
+    const frame = { type: 'typing' };
+    if (withPreview) frame.preview = input.value.slice(0, 200);
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+  }
   input.addEventListener('input', () => {
-    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: 'typing' }));
+    if (typingPending) return;
+    typingPending = setTimeout(sendTyping, Math.max(0, 400 - (Date.now() - typingSent)));
   });
   leave.addEventListener('submit', async (e) => {
     e.preventDefault();

@@ -41,6 +41,19 @@ try {
   await agent.waitForURL('**/app', { timeout: T });
   const entId = (await agent.textContent('.app-topbar code')).trim();
 
+  step = 'the owner adds a quick reply and a colleague';
+  const api = (method, url, body) => agent.evaluate(async ([method, url, body]) => {
+    const csrf = document.querySelector('meta[name="csrf-token"]').content;
+    const res = await fetch(url, { method, headers: { 'content-type': 'application/json', 'x-csrf-token': csrf }, body: JSON.stringify(body) });
+    return { status: res.status, body: await res.json() };
+  }, [method, url, body]);
+  let res = await api('POST', '/api/v1/quick_replies', { group: 'Shipping', title: 'Shipping times', body: 'Orders ship within 24 hours; delivery takes 2–3 days.' });
+  if (res.status !== 201) throw new Error(`quick reply: ${JSON.stringify(res)}`);
+  const colleagueEmail = `lin${Date.now()}@example.com`;
+  res = await api('POST', '/api/v1/agents', { email: colleagueEmail, display_name: 'Lin', role: 'agent' });
+  if (res.status !== 201) throw new Error(`new agent: ${JSON.stringify(res)}`);
+  const colleaguePassword = res.body.password;
+
   // A shopper on the merchant's own site (another origin) opens the GOFLY widget.
   step = 'widget loads on the host page';
   const shopCtx = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US' });
@@ -60,6 +73,9 @@ try {
   await chat.locator('#input').fill('Hi! Does the desk lamp come in white?');
   await chat.locator('#input').press('Enter');
   await chat.locator('.msg.mine:not(.is-pending)').waitFor({ timeout: T });
+
+  step = 'the workspace announces the new visitor';
+  await agent.locator('.toast', { hasText: 'New visitor' }).waitFor({ timeout: T });
 
   step = 'the inbox lists, counts and searches conversations';
   await agent.locator('.inbox-tab[data-view=mine] .count', { hasText: '1' }).waitFor({ timeout: T });
@@ -90,6 +106,35 @@ try {
   step = 'visitor sees the reply, and that the agent read their message';
   await chat.locator('.msg.theirs .bubble', { hasText: 'white ships tomorrow' }).waitFor({ timeout: T });
   await chat.locator('.msg.mine .meta', { hasText: 'Read' }).waitFor({ timeout: T });
+
+  step = 'the agent answers with a quick reply picked by typing /';
+  await agent.locator('#reply').pressSequentially('/ship');
+  await agent.locator('#quick-panel .quick-item', { hasText: 'Shipping times' }).waitFor({ timeout: T });
+  await shot(agent, 'workspace-quick-replies');
+  await agent.press('#reply', 'Enter'); // picks the highlighted reply
+  const picked = await agent.inputValue('#reply');
+  if (!picked.startsWith('Orders ship within 24 hours')) throw new Error(`the quick reply was not inserted: ${JSON.stringify(picked)}`);
+  await agent.press('#reply', 'Enter'); // sends it
+  await chat.locator('.msg.theirs .bubble', { hasText: 'Orders ship within 24 hours' }).waitFor({ timeout: T });
+
+  step = 'the agent sees the visitor typing';
+  await chat.locator('#input').pressSequentially('One more question');
+  await agent.locator('#thread-typing', { hasText: 'is typing' }).waitFor({ timeout: T });
+  await chat.locator('#input').fill('');
+
+  step = 'the agent names the visitor, tags them and writes a note';
+  await agent.click('#vp-edit');
+  await agent.fill('#vp-form [name=name]', 'Alice');
+  await agent.fill('#vp-form [name=email]', 'alice@example.com');
+  await agent.click('#vp-form button[type=submit]');
+  await agent.locator('#vp-name', { hasText: 'Alice' }).waitFor({ timeout: T });
+  await agent.locator('.conversation-name', { hasText: 'Alice' }).waitFor({ timeout: T });
+  await agent.fill('#vp-tag', 'VIP');
+  await agent.press('#vp-tag', 'Enter');
+  await agent.locator('#vp-tags .tag', { hasText: 'VIP' }).waitFor({ timeout: T });
+  await agent.fill('#vp-note', 'Wants the white lamp; ships tomorrow.');
+  await agent.click('#vp-note-form button[type=submit]');
+  await agent.locator('#vp-notes li', { hasText: 'Wants the white lamp' }).waitFor({ timeout: T });
 
   step = 'visitor sends a photo; the agent sees it and opens it full size';
   await chat.locator('#file').setInputFiles(PHOTO);
@@ -126,6 +171,30 @@ try {
   await button.click();
   await shop.waitForFunction(() => !document.title.startsWith('('), null, { timeout: T });
   await shot(agent, 'workspace-desktop');
+
+  step = 'a colleague signs in; the conversation is transferred to them';
+  const colleagueCtx = await browser.newContext({ viewport: { width: 1366, height: 900 }, locale: 'en-US' });
+  const colleague = await colleagueCtx.newPage();
+  watch(colleague, 'colleague workspace');
+  await colleague.goto(`${APP_URL}/login`);
+  await colleague.fill('#email', colleagueEmail);
+  await colleague.fill('#password', colleaguePassword);
+  await colleague.click('button[type=submit]');
+  await colleague.waitForURL('**/app', { timeout: T });
+  await colleague.locator('.conversation').first().waitFor({ timeout: T });
+  await agent.click('#transfer-menu summary');
+  await agent.locator('#transfer-list .menu-item', { hasText: 'Lin' }).click();
+  await agent.locator('.toast', { hasText: 'Transferred to Lin' }).waitFor({ timeout: T });
+  await colleague.locator('.inbox-tab[data-view=mine] .count', { hasText: '1' }).waitFor({ timeout: T });
+  await chat.locator('.msg.notice', { hasText: 'Lin' }).waitFor({ timeout: T });
+  await colleague.click('.inbox-tab[data-view=mine]');
+  await colleague.locator('.conversation', { hasText: 'Alice' }).click();
+  await colleague.locator('#vp-notes li', { hasText: 'Wants the white lamp' }).waitFor({ timeout: T });
+  await colleague.fill('#reply', 'Hi Alice, Lin here — I will take care of your order.');
+  await colleague.press('#reply', 'Enter');
+  await chat.locator('.msg.theirs .bubble', { hasText: 'Lin here' }).waitFor({ timeout: T });
+  await shot(colleague, 'workspace-after-transfer');
+  await colleagueCtx.close();
 
   step = 'the agent on a phone: /app/m shows the list, then one chat, and back';
   const agentPhoneCtx = await browser.newContext({ viewport: { width: 390, height: 800 }, locale: 'en-US', isMobile: true, hasTouch: true });

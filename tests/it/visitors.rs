@@ -271,3 +271,27 @@ async fn clearing_history_removes_messages_and_files() {
         client().get(upload["url"].as_str().map(|u| app.url(u)).unwrap()).send().await.unwrap();
     assert_eq!(file.status(), 404);
 }
+
+#[tokio::test]
+async fn the_chat_page_says_when_agents_see_typing_previews() {
+    let app = spawn_app().await;
+    let m = app.signup("Preview Shop").await;
+    let page = |app: &TestApp| {
+        let url = app.url(&format!("/chatIndex?ent_id={}&lang=en", m.ent_id));
+        async move { client().get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let note = "Agents can see what you type before you send it.";
+    let off = page(&app).await;
+    assert!(!off.contains(note));
+    assert!(off.contains(r#"data-typing-preview="false""#));
+    let schema = format!("tenant_{}", tenant_id(app.pool(), &m.ent_id).await.0);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "insert into {schema}.settings (key, value) values ('typing_preview', 'true')"
+    )))
+    .execute(app.pool())
+    .await
+    .unwrap();
+    let on = page(&app).await;
+    assert!(on.contains(note), "the visitor is told");
+    assert!(on.contains(r#"data-typing-preview="true""#));
+}
