@@ -42,6 +42,10 @@ pub struct Config {
     /// usual `AWS_*` variables, e.g. `AWS_ENDPOINT` for MinIO) or `file:///dir`. Default:
     /// `<data_dir>/uploads`.
     pub storage_url: Option<String>,
+    /// `object_store` options for `storage_url`, e.g. `aws_endpoint`, `aws_region`,
+    /// `aws_access_key_id`, `aws_secret_access_key`, `aws_allow_http`. They win over the
+    /// same options from `AWS_*` variables. Values are secrets (never printed).
+    pub storage_options: std::collections::BTreeMap<String, SecretString>,
     /// GeoIP databases in MaxMind's `.mmdb` format (GeoLite2 City, DB-IP Lite City's IPv4
     /// and IPv6 files, …), tried in order; none: visitor locations are unknown.
     #[serde(deserialize_with = "paths")]
@@ -84,6 +88,7 @@ impl Default for Config {
             public_url: None,
             base_domain: None,
             storage_url: None,
+            storage_options: Default::default(),
             geoip_paths: Vec::new(),
             trusted_proxies: Vec::new(),
             db_max_connections: 16,

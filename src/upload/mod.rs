@@ -61,16 +61,21 @@ pub struct Storage {
 }
 
 impl Storage {
-    /// `storage_url` (`s3://bucket/prefix`, with the usual `AWS_*` variables for endpoint and
-    /// credentials; `file:///dir`) or `<data_dir>/uploads`.
+    /// `storage_url` (`s3://bucket/prefix`, with `storage_options` and the usual `AWS_*`
+    /// variables for endpoint and credentials; `file:///dir`) or `<data_dir>/uploads`.
     pub fn from_config(config: &Config) -> anyhow::Result<Self> {
         match &config.storage_url {
             Some(raw) => {
                 let url = url::Url::parse(raw)
                     .map_err(|e| anyhow::anyhow!("storage_url {raw:?} is not a URL: {e}"))?;
-                let options = std::env::vars()
+                let mut options: std::collections::BTreeMap<String, String> = std::env::vars()
                     .filter(|(k, _)| k.starts_with("AWS_"))
-                    .map(|(k, v)| (k.to_ascii_lowercase(), v));
+                    .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                    .collect();
+                for (key, value) in &config.storage_options {
+                    use secrecy::ExposeSecret as _;
+                    options.insert(key.to_ascii_lowercase(), value.expose_secret().to_owned());
+                }
                 let (store, prefix) = object_store::parse_url_opts(&url, options)
                     .map_err(|e| anyhow::anyhow!("storage_url {raw:?}: {e}"))?;
                 Ok(Self { store: Arc::from(store), prefix })

@@ -15,6 +15,7 @@ mod login;
 mod migrate;
 mod outage;
 mod pages;
+mod s3;
 mod signup;
 mod static_checks;
 mod team;
