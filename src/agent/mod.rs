@@ -3,6 +3,7 @@
 
 mod announcements;
 mod quick_replies;
+mod settings;
 pub mod team;
 
 use askama::Template;
@@ -34,10 +35,14 @@ pub fn routes() -> Routes {
         .get("/api/v1/me", Scope::Tenant, me)
         .get("/api/v1/agents", Scope::Tenant, list_agents)
         .post("/api/v1/agents", Scope::Tenant, team::create_agent)
+        .admin()
         .get("/api/v1/agents/{id}", Scope::Tenant, get_agent)
         .patch("/api/v1/agents/{id}", Scope::Tenant, team::update_agent)
+        .admin()
         .post("/api/v1/agents/{id}/reset_password", Scope::Tenant, team::reset_password)
+        .admin()
         .merge(quick_replies::routes())
+        .merge(settings::routes())
         .merge(announcements::routes())
 }
 
@@ -51,6 +56,8 @@ struct Workspace {
     agent_id: i64,
     /// The phone layout (`/app/m`).
     phone: bool,
+    /// The sidebar entry shown as current.
+    nav: &'static str,
     agent_name: String,
     agent_initial: String,
     role_label: String,
@@ -71,11 +78,11 @@ struct TeamMember {
     role_label: String,
 }
 
-fn initial(name: &str) -> String {
+pub(crate) fn initial(name: &str) -> String {
     name.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_else(|| "?".into())
 }
 
-fn role_label(lang: Lang, role: &str) -> String {
+pub(crate) fn role_label(lang: Lang, role: &str) -> String {
     lang.tr(&format!("app.role_{role}")).to_owned()
 }
 
@@ -127,6 +134,7 @@ async fn render_workspace(
         tenant_name: session.tenant.name.clone(),
         agent_id: session.agent.id,
         phone,
+        nav: "home",
         chat_link: format!("{base}/chatIndex?ent_id={ent_id}"),
         widget_code: format!(
             "<script src=\"{base}/static/js/widget.js\"></script>\n<script>\n  Kefu.init({{ url: \"{base}\", entId: \"{ent_id}\" }});\n</script>"
@@ -222,7 +230,7 @@ async fn get_agent(
     Path(id): Path<String>,
 ) -> Result<Json<AgentRow>, AppError> {
     // A malformed id cannot name anything: 404, like an id of another tenant.
-    let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
+    let id = crate::http::input::path_id(&id)?;
     let mut tx = session.tx(&state).await?;
     let agent = store::agent_by_id(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     tx.commit().await?;

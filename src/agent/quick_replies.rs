@@ -14,7 +14,7 @@ use crate::{
     http::{
         AppError, AppState, Routes, Scope,
         extract::ApiJson,
-        input::{like_pattern, text},
+        input::{like_pattern, path_id, text},
     },
 };
 
@@ -25,8 +25,11 @@ pub fn routes() -> Routes {
     Routes::new()
         .get("/api/v1/quick_replies", Scope::Tenant, list)
         .post("/api/v1/quick_replies", Scope::Tenant, create)
+        .admin()
         .patch("/api/v1/quick_replies/{id}", Scope::Tenant, update)
+        .admin()
         .delete("/api/v1/quick_replies/{id}", Scope::Tenant, remove)
+        .admin()
 }
 
 #[derive(Serialize, sqlx::FromRow)]
@@ -145,10 +148,6 @@ async fn create(
     .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
-}
-
-fn path_id(raw: &str) -> Result<i64, AppError> {
-    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or(AppError::NotFound)
 }
 
 async fn update(

@@ -152,7 +152,7 @@ pub async fn update_agent(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<AgentChange>,
 ) -> Result<Json<AgentWithEmail>, AppError> {
-    let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
+    let id = crate::http::input::path_id(&id)?;
     let name = req.display_name.as_deref().map(display_name).transpose()?;
     let new_role = req.role.as_deref().map(role).transpose()?;
     let max = req.max_concurrent_chats.map(max_chats).transpose()?;
@@ -237,7 +237,7 @@ pub async fn reset_password(
     session: AgentSession,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
+    let id = crate::http::input::path_id(&id)?;
     let mut tx = session.tx(&state).await?;
     let target = store::agent_by_id(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     session.require_admin()?;

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     auth::session::AgentSession,
-    http::{AppError, AppState, Routes, Scope, extract::ApiJson},
+    http::{AppError, AppState, Routes, Scope, extract::ApiJson, input::path_id},
 };
 
 pub fn routes() -> Routes {
@@ -33,11 +33,6 @@ pub fn routes() -> Routes {
         .post("/api/v1/conversations/{id}/read", Scope::Tenant, mark_read)
         .get("/api/v1/visitors", Scope::Tenant, list_visitors)
         .get("/api/v1/visitors/{id}", Scope::Tenant, get_visitor)
-}
-
-/// A path id that cannot name anything is a 404, like another tenant's id.
-fn path_id(raw: &str) -> Result<i64, AppError> {
-    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or(AppError::NotFound)
 }
 
 fn page_size(limit: Option<i64>) -> i64 {

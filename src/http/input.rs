@@ -33,6 +33,12 @@ pub fn optional_text(
     Ok(raw.map(|r| text(field, r, max, false, false)).transpose()?.filter(|v| !v.is_empty()))
 }
 
+/// An object id from a URL path. One that cannot name anything is a 404, exactly like an id
+/// of another merchant's object.
+pub fn path_id(raw: &str) -> Result<i64, AppError> {
+    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or(AppError::NotFound)
+}
+
 /// A `LIKE` pattern matching `q` anywhere, with `%`, `_` and `\` taken literally.
 pub fn like_pattern(q: &str) -> String {
     let mut escaped = String::with_capacity(q.len() + 2);

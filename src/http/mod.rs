@@ -24,7 +24,7 @@ use tenants::{Registry, TenantMigrator};
 pub use self::{
     client::{ClientMeta, TrustedProxies},
     error::{AppError, ErrorInfo, FieldErrors, ResultExt, json_error},
-    routes::{RouteSpec, Routes, Scope},
+    routes::{Role, RouteSpec, Routes, Scope},
     tenant::ResolvedTenant,
 };
 use crate::{auth::token::TokenKeys, config::Config};

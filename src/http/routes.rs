@@ -21,11 +21,23 @@ pub enum Scope {
     Platform,
 }
 
+/// The least role a tenant route serves. Handlers enforce it (403 `forbidden_role`); the
+/// declaration here is what the role-matrix test holds them to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Any agent of the merchant.
+    Agent,
+    /// Owners and admins (for routes acting on one's own things, e.g. renaming oneself or
+    /// deleting one's own note, agents may act on those only).
+    Admin,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteSpec {
     pub method: Method,
     pub path: &'static str,
     pub scope: Scope,
+    pub role: Role,
 }
 
 /// A router plus the table describing it.
@@ -65,7 +77,21 @@ impl Routes {
             "route {method} {path} registered twice"
         );
         self.router = self.router.route(path, handler);
-        self.table.push(RouteSpec { method, path, scope });
+        self.table.push(RouteSpec { method, path, scope, role: Role::Agent });
+        self
+    }
+
+    /// Declares the route registered last as one for admins.
+    pub fn admin(mut self) -> Self {
+        let last = self.table.last_mut().expect("admin() follows a route");
+        assert_eq!(
+            last.scope,
+            Scope::Tenant,
+            "{} {}: roles are for tenant routes",
+            last.method,
+            last.path
+        );
+        last.role = Role::Admin;
         self
     }
 

@@ -25,6 +25,7 @@ pub fn routes() -> Routes {
         .get("/api/v1/blacklist", Scope::Tenant, list)
         .post("/api/v1/blacklist", Scope::Tenant, add)
         .delete("/api/v1/blacklist/{id}", Scope::Tenant, remove)
+        .admin()
 }
 
 /// An address or a network in CIDR form, normalized (host bits cleared). Ranges wider than
@@ -183,7 +184,7 @@ async fn remove(
     session: AgentSession,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    let id: i64 = id.parse().map_err(|_| AppError::NotFound)?;
+    let id = crate::http::input::path_id(&id)?;
     let mut tx = session.tx(&state).await?;
     let visitor: Option<Option<i64>> =
         sqlx::query_scalar("select visitor_id from blacklist where id = $1")

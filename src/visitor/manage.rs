@@ -30,9 +30,11 @@ pub fn routes() -> Routes {
         .patch("/api/v1/visitors/{id}", Scope::Tenant, update)
         .post("/api/v1/visitors/{id}/notes", Scope::Tenant, add_note)
         .delete("/api/v1/visitors/{id}/notes/{note_id}", Scope::Tenant, delete_note)
+        .admin()
         .post("/api/v1/visitors/{id}/tags", Scope::Tenant, add_tag)
         .delete("/api/v1/visitors/{id}/tags/{name}", Scope::Tenant, remove_tag)
         .delete("/api/v1/visitors/{id}/messages", Scope::Tenant, clear_history)
+        .admin()
         .get("/api/v1/tags", Scope::Tenant, list_tags)
 }
 
@@ -208,7 +210,7 @@ async fn delete_note(
     session: AgentSession,
     Path((public_id, note_id)): Path<(String, String)>,
 ) -> Result<StatusCode, AppError> {
-    let note_id: i64 = note_id.parse().map_err(|_| AppError::NotFound)?;
+    let note_id = crate::http::input::path_id(&note_id)?;
     let mut tx = session.tx(&state).await?;
     let visitor = visitor_id(&mut tx, &public_id).await?;
     let author: Option<Option<i64>> =

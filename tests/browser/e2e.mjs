@@ -194,7 +194,39 @@ try {
   await colleague.press('#reply', 'Enter');
   await chat.locator('.msg.theirs .bubble', { hasText: 'Lin here' }).waitFor({ timeout: T });
   await shot(colleague, 'workspace-after-transfer');
+  // Settings are for admins: an agent has no link to them.
+  if (await colleague.locator('a[href="/app/settings"]').count()) throw new Error('an agent sees the settings link');
   await colleagueCtx.close();
+
+  step = 'the owner manages the team, quick replies and the blacklist in Settings';
+  await agent.click('a[href="/app/settings"]');
+  await agent.waitForURL('**/app/settings', { timeout: T });
+  await agent.locator('#agents-table tbody tr', { hasText: colleagueEmail }).waitFor({ timeout: T });
+  const meiEmail = `mei${Date.now()}@example.com`;
+  await agent.fill('#agent-form [name=email]', meiEmail);
+  await agent.fill('#agent-form [name=display_name]', 'Mei');
+  await agent.click('#agent-form button[type=submit]');
+  await agent.locator('#secret-box:not([hidden])').waitFor({ timeout: T });
+  if ((await agent.inputValue('#secret-value')).length < 16) throw new Error('no first password shown');
+  await agent.locator('#agents-table tbody tr', { hasText: meiEmail }).waitFor({ timeout: T });
+  await shot(agent, 'settings-team');
+  await agent.click('#tab-quick');
+  await agent.fill('#quick-form [name=group]', 'Shipping');
+  await agent.fill('#quick-form [name=title]', 'Returns');
+  await agent.fill('#quick-form [name=body]', 'You can return it within 30 days, free of charge.');
+  await agent.click('#quick-submit');
+  await agent.locator('.quick-admin-list li', { hasText: 'Returns' }).waitFor({ timeout: T });
+  await agent.locator('.quick-admin-list li', { hasText: 'Returns' }).getByRole('button', { name: 'Move up' }).click();
+  await agent.waitForFunction(() => document.querySelector('.quick-admin-list li strong').textContent === 'Returns', null, { timeout: T });
+  await shot(agent, 'settings-quick-replies');
+  await agent.click('#tab-blacklist');
+  await agent.fill('#block-form [name=ip]', '203.0.113.0/24');
+  await agent.fill('#block-form [name=reason]', 'Spam from a bot farm');
+  await agent.click('#block-form button[type=submit]');
+  await agent.locator('#blacklist-table code', { hasText: '203.0.113.0/24' }).waitFor({ timeout: T });
+  await shot(agent, 'settings-blacklist');
+  await agent.click('a[href="/app"]');
+  await agent.locator('.conversation').first().waitFor({ timeout: T });
 
   step = 'the agent on a phone: /app/m shows the list, then one chat, and back';
   const agentPhoneCtx = await browser.newContext({ viewport: { width: 390, height: 800 }, locale: 'en-US', isMobile: true, hasTouch: true });

@@ -15,32 +15,32 @@ use tenants::TenantMigrator;
 use crate::helpers::*;
 
 /// The objects of one tenant that routes can name.
-struct Ids {
-    ent_id: String,
-    agent_id: i64,
-    conversation_id: i64,
-    visitor_id: String,
-    upload_id: String,
-    quick_reply_id: i64,
-    note_id: i64,
-    blacklist_id: i64,
+pub(crate) struct Ids {
+    pub(crate) ent_id: String,
+    pub(crate) agent_id: i64,
+    pub(crate) conversation_id: i64,
+    pub(crate) visitor_id: String,
+    pub(crate) upload_id: String,
+    pub(crate) quick_reply_id: i64,
+    pub(crate) note_id: i64,
+    pub(crate) blacklist_id: i64,
 }
 
 /// What a case sends.
 #[derive(Clone)]
-enum Body {
+pub(crate) enum Body {
     Json(Value),
     /// A multipart upload of a small image (images have thumbnails to fetch too).
     File,
 }
 
-fn image_file() -> reqwest::multipart::Form {
+pub(crate) fn image_file() -> reqwest::multipart::Form {
     reqwest::multipart::Form::new()
         .part("file", reqwest::multipart::Part::bytes(png(40, 30)).file_name("lamp.png"))
 }
 
 /// Gives the merchant a visitor with a conversation, and collects its ids.
-async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
+pub(crate) async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
     let agents: Value = app.get_as(m, "/api/v1/agents").await.json().await.unwrap();
     let visitor = crate::ws_client::visitor_session(app, &m.ent_id).await;
     let mut ws = crate::ws_client::Ws::visitor(app, &visitor.token, "").await;
@@ -83,10 +83,11 @@ async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
             .await
             .unwrap();
     assert!(tagged.status().is_success());
-    let blacklist_id = created(
-        post("/api/v1/blacklist", serde_json::json!({"ip": "198.51.100.0/24"})).await.unwrap(),
-    )
-    .await;
+    // An address of its own per call (a merchant cannot block one twice).
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    let ip = format!("198.51.100.{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    let blacklist_id =
+        created(post("/api/v1/blacklist", serde_json::json!({ "ip": ip })).await.unwrap()).await;
     Ids {
         quick_reply_id,
         note_id,
@@ -101,12 +102,17 @@ async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
 
 /// The request a route gets when it should act on `target`'s objects: method, path, JSON
 /// body. `None`: the route has no case yet — add one.
-fn case(method: &Method, path: &str, target: &Ids) -> Option<(Method, String, Option<Body>)> {
+pub(crate) fn case(
+    method: &Method,
+    path: &str,
+    target: &Ids,
+) -> Option<(Method, String, Option<Body>)> {
     let ent = &target.ent_id;
     let conv = target.conversation_id;
     let (url, body) = match (method.as_str(), path) {
         ("GET", "/app") => (format!("/app?ent_id={ent}"), None),
         ("GET", "/app/m") => (format!("/app/m?ent_id={ent}"), None),
+        ("GET", "/app/settings") => (format!("/app/settings?ent_id={ent}"), None),
         ("GET", "/api/v1/me") => (format!("/api/v1/me?ent_id={ent}"), None),
         ("GET", "/api/v1/agents") => (format!("/api/v1/agents?ent_id={ent}"), None),
         ("GET", "/api/v1/agents/{id}") => (format!("/api/v1/agents/{}", target.agent_id), None),

@@ -15,6 +15,7 @@ mod login;
 mod migrate;
 mod outage;
 mod pages;
+mod roles;
 mod s3;
 mod signup;
 mod static_checks;

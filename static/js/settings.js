@@ -1,0 +1,247 @@
+// The merchant's settings (admins): team, quick replies, blacklist. Everything goes through
+// the JSON API (docs/api.md); the server checks roles and input, this page shows its answers.
+(() => {
+  'use strict';
+  const root = document.getElementById('settings');
+  if (!root) return;
+  const t = root.dataset;
+  const me = Number(t.agentId);
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; };
+
+  async function api(method, url, body) {
+    const init = { method, headers: { 'x-csrf-token': csrf } };
+    if (body !== undefined) { init.headers['content-type'] = 'application/json'; init.body = JSON.stringify(body); }
+    const res = await fetch(url, init);
+    const data = res.status === 204 ? {} : await res.json().catch(() => ({}));
+    if (!res.ok) {
+      const err = new Error((data.error && data.error.message) || res.statusText);
+      err.fields = (data.error && data.error.fields) || {};
+      throw err;
+    }
+    return data;
+  }
+  const toasts = document.getElementById('toasts');
+  function toast(text) {
+    const node = el('div', 'toast', text);
+    toasts.append(node);
+    setTimeout(() => node.remove(), 5000);
+  }
+  // Shows an API error under a form: each field's message with the field's label.
+  function showError(box, form, err) {
+    const parts = Object.entries(err.fields).map(([f, m]) => {
+      const input = form && form.elements[f];
+      const label = input && input.closest('label') ? input.closest('label').firstChild.textContent.trim() : f;
+      return `${label}: ${m}`;
+    });
+    box.textContent = parts.join(' · ') || err.message;
+    box.hidden = false;
+  }
+  const button = (text, cls, onClick) => { const b = el('button', `btn btn-sm ${cls}`, text); b.type = 'button'; b.addEventListener('click', onClick); return b; };
+
+  // Tabs (arrow keys move between them, as in any tab list).
+  const tabs = [...root.querySelectorAll('[role=tab]')];
+  function select(tab) {
+    for (const other of tabs) {
+      const on = other === tab;
+      other.setAttribute('aria-selected', String(on));
+      other.tabIndex = on ? 0 : -1;
+      document.getElementById(other.getAttribute('aria-controls')).hidden = !on;
+    }
+    history.replaceState(null, '', `#${tab.id.slice(4)}`);
+  }
+  tabs.forEach((tab, i) => {
+    tab.addEventListener('click', () => select(tab));
+    tab.addEventListener('keydown', (e) => {
+      const next = e.key === 'ArrowRight' ? tabs[(i + 1) % tabs.length] : e.key === 'ArrowLeft' ? tabs[(i + tabs.length - 1) % tabs.length] : null;
+      if (next) { e.preventDefault(); select(next); next.focus(); }
+    });
+  });
+  const initial = tabs.find((tab) => `#${tab.id.slice(4)}` === location.hash);
+  if (initial) select(initial);
+
+  // ---- Team ----
+  const agentsBody = document.querySelector('#agents-table tbody');
+  const secretBox = document.getElementById('secret-box');
+  function showSecret(title, password) {
+    document.getElementById('secret-title').textContent = title;
+    document.getElementById('secret-value').value = password;
+    secretBox.hidden = false;
+    document.getElementById('secret-value').select();
+  }
+  function agentRow(a) {
+    const tr = el('tr');
+    if (a.disabled) tr.className = 'is-disabled';
+    const who = el('td');
+    who.append(el('strong', '', a.display_name), a.id === me ? el('span', 'muted', ` (${t.tYou})`) : '', el('small', 'muted block', a.email));
+    const role = el('td');
+    if (a.role === 'owner' || a.id === me) {
+      role.append(el('span', 'badge', t[`tRole${a.role[0].toUpperCase()}${a.role.slice(1)}`]));
+    } else {
+      const select = el('select');
+      select.setAttribute('aria-label', `${a.display_name}: role`);
+      for (const r of ['agent', 'admin']) { const o = el('option', '', t[`tRole${r[0].toUpperCase()}${r.slice(1)}`]); o.value = r; o.selected = a.role === r; select.append(o); }
+      select.addEventListener('change', () => update(a, { role: select.value }));
+      role.append(select);
+    }
+    const chats = el('td');
+    const max = el('input', 'narrow');
+    max.type = 'number'; max.min = '0'; max.max = '1000'; max.value = a.max_concurrent_chats;
+    max.setAttribute('aria-label', `${a.display_name}: max chats`);
+    max.addEventListener('change', () => update(a, { max_concurrent_chats: Number(max.value) }));
+    chats.append(max);
+    const state = el('td', '', a.disabled ? t.tDisabled : '');
+    if (!a.disabled) state.append(el('span', `status-dot is-${a.status}`, ''), ` ${t[`tStatus${a.status[0].toUpperCase()}${a.status.slice(1)}`] || a.status}`);
+    const actionsCell = el('td');
+    const actions = el('div', 'row-actions');
+    actionsCell.append(actions);
+    if (a.role !== 'owner' && a.id !== me) {
+      actions.append(button(t.tReset, 'btn-ghost', async () => {
+        if (!confirm(t.tConfirmReset)) return;
+        try { const r = await api('POST', `/api/v1/agents/${a.id}/reset_password`); showSecret(`${a.display_name} · ${a.email}`, r.password); } catch (err) { toast(err.message); }
+      }));
+      actions.append(button(a.disabled ? t.tEnable : t.tDisable, a.disabled ? 'btn-outline' : 'btn-outline btn-danger', () => {
+        if (!a.disabled && !confirm(t.tConfirmDisable)) return;
+        update(a, { disabled: !a.disabled });
+      }));
+    }
+    tr.append(who, role, chats, state, actionsCell);
+    return tr;
+  }
+  async function update(a, change) {
+    try { await api('PATCH', `/api/v1/agents/${a.id}`, change); toast(t.tSaved); } catch (err) { toast(err.message); }
+    loadAgents();
+  }
+  async function loadAgents() {
+    const { agents } = await api('GET', '/api/v1/agents');
+    agentsBody.replaceChildren(...agents.map(agentRow));
+  }
+  const agentForm = document.getElementById('agent-form');
+  agentForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const f = agentForm.elements;
+    const errorBox = document.getElementById('agent-form-error');
+    errorBox.hidden = true;
+    const body = { email: f.email.value, role: f.role.value, max_concurrent_chats: Number(f.max_concurrent_chats.value) };
+    if (f.display_name.value.trim()) body.display_name = f.display_name.value;
+    try {
+      const r = await api('POST', '/api/v1/agents', body);
+      showSecret(`${r.agent.display_name} · ${r.agent.email}`, r.password);
+      agentForm.reset();
+      loadAgents();
+    } catch (err) { showError(errorBox, agentForm, err); }
+  });
+
+  // ---- Quick replies ----
+  const quickForm = document.getElementById('quick-form');
+  const quickSubmit = document.getElementById('quick-submit');
+  const quickCancel = document.getElementById('quick-cancel');
+  const quickList = document.getElementById('quick-groups-list');
+  let quick = [];
+  function editQuick(r) {
+    const f = quickForm.elements;
+    f.id.value = r ? r.id : '';
+    f.group.value = r ? r.group : '';
+    f.title.value = r ? r.title : '';
+    f.body.value = r ? r.body : '';
+    quickSubmit.textContent = r ? quickSubmit.dataset.tSave : quickSubmit.dataset.tAdd;
+    quickCancel.hidden = !r;
+    if (r) f.title.focus();
+  }
+  quickCancel.addEventListener('click', () => editQuick(null));
+  // Moving renumbers the group in its new order (only changed positions are sent).
+  async function move(r, by) {
+    const group = quick.filter((q) => q.group === r.group);
+    const i = group.indexOf(r);
+    if (!group[i + by]) return;
+    [group[i], group[i + by]] = [group[i + by], group[i]];
+    try {
+      for (const [position, q] of group.entries()) {
+        if (q.position !== position) await api('PATCH', `/api/v1/quick_replies/${q.id}`, { position });
+      }
+    } catch (err) { toast(err.message); }
+    loadQuick();
+  }
+  function renderQuick() {
+    const groups = new Map();
+    for (const r of quick) { if (!groups.has(r.group)) groups.set(r.group, []); groups.get(r.group).push(r); }
+    document.getElementById('quick-groups').replaceChildren(...[...groups.keys()].filter(Boolean).map((g) => { const o = el('option'); o.value = g; return o; }));
+    if (!quick.length) { quickList.replaceChildren(el('p', 'muted', t.tEmpty)); return; }
+    quickList.replaceChildren(...[...groups].map(([group, items]) => {
+      const section = el('section', 'quick-group-block');
+      section.append(el('h3', '', group || t.tUngrouped));
+      const ul = el('ul', 'quick-admin-list');
+      items.forEach((r, i) => {
+        const li = el('li');
+        const text = el('div', 'grow');
+        text.append(el('strong', '', r.title), el('p', 'muted', r.body));
+        const actions = el('div', 'row-actions');
+        const up = button('↑', 'btn-ghost', () => move(r, -1)); up.disabled = i === 0; up.setAttribute('aria-label', `${t.tUp}: ${r.title}`);
+        const down = button('↓', 'btn-ghost', () => move(r, 1)); down.disabled = i === items.length - 1; down.setAttribute('aria-label', `${t.tDown}: ${r.title}`);
+        actions.append(up, down, button(t.tEdit, 'btn-ghost', () => editQuick(r)), button(t.tDelete, 'btn-ghost btn-danger', async () => {
+          if (!confirm(t.tConfirmDelete)) return;
+          try { await api('DELETE', `/api/v1/quick_replies/${r.id}`); } catch (err) { toast(err.message); }
+          loadQuick();
+        }));
+        li.append(text, actions);
+        ul.append(li);
+      });
+      section.append(ul);
+      return section;
+    }));
+  }
+  async function loadQuick() {
+    quick = (await api('GET', '/api/v1/quick_replies')).quick_replies;
+    renderQuick();
+  }
+  quickForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const f = quickForm.elements;
+    const errorBox = document.getElementById('quick-form-error');
+    errorBox.hidden = true;
+    const body = { group: f.group.value, title: f.title.value, body: f.body.value };
+    try {
+      if (f.id.value) await api('PATCH', `/api/v1/quick_replies/${f.id.value}`, body);
+      else await api('POST', '/api/v1/quick_replies', body);
+      editQuick(null);
+      toast(t.tSaved);
+      loadQuick();
+    } catch (err) { showError(errorBox, quickForm, err); }
+  });
+
+  // ---- Blacklist ----
+  const blockBody = document.querySelector('#blacklist-table tbody');
+  async function loadBlacklist() {
+    const { entries } = await api('GET', '/api/v1/blacklist');
+    if (!entries.length) { const tr = el('tr'); const td = el('td', 'muted', t.tEmpty); td.colSpan = 4; tr.append(td); blockBody.replaceChildren(tr); return; }
+    blockBody.replaceChildren(...entries.map((b) => {
+      const tr = el('tr');
+      const what = el('td');
+      what.append(b.ip ? el('code', '', b.ip) : el('span', '', `${b.visitor_name || ''} (${b.visitor_id})`));
+      const actionsCell = el('td');
+      const actions = el('div', 'row-actions');
+      actionsCell.append(actions);
+      actions.append(button(t.tUnblock, 'btn-outline', async () => {
+        try { await api('DELETE', `/api/v1/blacklist/${b.id}`); } catch (err) { toast(err.message); }
+        loadBlacklist();
+      }));
+      tr.append(what, el('td', '', b.reason), el('td', 'muted', `${b.created_by || ''} · ${new Date(b.created_at).toLocaleDateString()}`), actionsCell);
+      return tr;
+    }));
+  }
+  const blockForm = document.getElementById('block-form');
+  blockForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const errorBox = document.getElementById('block-form-error');
+    errorBox.hidden = true;
+    try {
+      await api('POST', '/api/v1/blacklist', { ip: blockForm.elements.ip.value, reason: blockForm.elements.reason.value });
+      blockForm.reset();
+      loadBlacklist();
+    } catch (err) { showError(errorBox, blockForm, err); }
+  });
+
+  loadAgents();
+  loadQuick();
+  loadBlacklist();
+})();

@@ -1,0 +1,69 @@
+//! The role matrix, driven by the route table like the isolation suite: every tenant route
+//! declared for admins (`Routes::admin`) answers an agent of the same merchant with 403
+//! `forbidden_role` and does nothing; every other tenant route serves agents; every admin
+//! route serves an admin who is not the owner.
+
+use axum::http::Method;
+use kefu::http::{Role, Scope};
+
+use crate::{
+    helpers::*,
+    isolation::{Body, Ids, case, ids_of, image_file},
+    team::add_agent,
+};
+
+async fn send(
+    app: &TestApp,
+    token: &str,
+    method: &Method,
+    url: &str,
+    body: Option<Body>,
+    ent_id: &str,
+) -> reqwest::Response {
+    let mut req =
+        client().request(method.clone(), app.url(&url.replace("{own}", ent_id))).bearer_auth(token);
+    match body {
+        Some(Body::Json(b)) => req = req.json(&b),
+        Some(Body::File) => req = req.multipart(image_file()),
+        None => {}
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn admin_routes_refuse_agents_and_serve_admins() {
+    let app = spawn_app().await;
+    let m = app.signup("Roles Shop").await;
+    let (agent_id, _, agent) = add_agent(&app, &m, "agent").await;
+    let (_, _, admin) = add_agent(&app, &m, "admin").await;
+    let routes = kefu::http::routes(&app.state.config);
+    let tenant_routes: Vec<_> =
+        routes.table().iter().filter(|r| r.scope == Scope::Tenant).collect();
+    let admin_routes = tenant_routes.iter().filter(|r| r.role == Role::Admin).count();
+    assert!(admin_routes >= 9, "the admin routes are declared ({admin_routes})");
+
+    // An agent, in route-table order, on the owner's objects.
+    let ids = ids_of(&app, &m).await;
+    for route in &tenant_routes {
+        let (method, url, body) = case(&route.method, route.path, &ids)
+            .expect("the isolation suite has a case for every tenant route");
+        let res = send(&app, &agent, &method, &url, body, &m.ent_id).await;
+        match route.role {
+            Role::Admin => {
+                assert_eq!(res.status(), 403, "{method} {url} as an agent");
+                assert_eq!(error_code(res).await, "forbidden_role", "{method} {url}");
+            }
+            Role::Agent => {
+                assert!(res.status().is_success(), "{method} {url} as an agent: {}", res.status())
+            }
+        }
+    }
+
+    // An admin (not the owner), on fresh objects; agent routes aimed at the plain agent.
+    let ids = Ids { agent_id, ..ids_of(&app, &m).await };
+    for route in tenant_routes.iter().filter(|r| r.role == Role::Admin) {
+        let (method, url, body) = case(&route.method, route.path, &ids).unwrap();
+        let res = send(&app, &admin, &method, &url, body, &m.ent_id).await;
+        assert!(res.status().is_success(), "{method} {url} as an admin: {}", res.status());
+    }
+}
