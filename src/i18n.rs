@@ -102,9 +102,15 @@ impl Lang {
     }
 
     fn from_parts(parts: &Parts) -> Lang {
+        Self::chosen(parts).unwrap_or_default()
+    }
+
+    /// The language the request asks for (`?lang=`, the remembered choice, then
+    /// `Accept-Language`), or `None` when it asks for none kefu speaks.
+    fn chosen(parts: &Parts) -> Option<Lang> {
         let query = parts.uri.query().unwrap_or_default();
         if let Some(lang) = query_lang(query) {
-            return lang;
+            return Some(lang);
         }
         let cookie = parts
             .headers
@@ -114,14 +120,25 @@ impl Lang {
             .flat_map(|v| v.split(';'))
             .find_map(|c| c.trim().strip_prefix("kefu_lang=").and_then(Lang::parse));
         if let Some(lang) = cookie {
-            return lang;
+            return Some(lang);
         }
         parts
             .headers
             .get(header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok())
             .and_then(Lang::from_accept_language)
-            .unwrap_or_default()
+    }
+}
+
+/// The language a request asks for, if any: pages with a default of their own (a merchant's
+/// chat page) fall back to it instead of English.
+pub struct ChosenLang(pub Option<Lang>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ChosenLang {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ChosenLang(Lang::chosen(parts)))
     }
 }
 

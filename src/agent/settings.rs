@@ -13,6 +13,7 @@ use crate::{
     auth::session::AgentSession,
     http::{AppError, AppState, Page, Routes, Scope, csrf::CsrfToken},
     i18n::Lang,
+    merchant::settings::{MerchantSettings, Position},
 };
 
 pub fn routes() -> Routes {
@@ -33,10 +34,45 @@ struct SettingsPage {
     is_admin: bool,
     is_owner: bool,
     nav: &'static str,
+    chat_link: String,
+    kefu_snippet: String,
+    gofly_snippet: String,
+}
+
+/// The embed codes for this merchant, with its widget settings filled in (values are
+/// JSON-encoded, so a button text cannot break out of the script).
+fn snippets(base: &str, ent_id: &str, s: &MerchantSettings) -> (String, String) {
+    // A JS string literal that cannot close the script element it sits in.
+    let js = |v: &str| serde_json::to_string(v).unwrap_or_default().replace('<', "\\u003c");
+    let mut options =
+        format!("url: {}, entId: {}, color: {}", js(base), js(ent_id), js(&s.widget_color));
+    if s.widget_position == Position::Left {
+        options.push_str(", position: \"left\"");
+    }
+    if !s.widget_button_text.is_empty() {
+        options.push_str(&format!(", buttonText: {}", js(&s.widget_button_text)));
+    }
+    let kefu = format!(
+        "<script src={}></script>\n<script>\n  Kefu.init({{ {options} }});\n</script>",
+        js(&format!("{base}/static/js/widget.js"))
+    );
+    let button = if s.widget_button_text.is_empty() {
+        "在线咨询"
+    } else {
+        s.widget_button_text.as_str()
+    };
+    let gofly = format!(
+        "<!--对接客服代码-->\n<script src={}></script>\n<script>\n    GOFLY.init({{\n        GOFLY_URL: {},\n        GOFLY_KEFU_ID: \"\",\n        GOFLY_ENT: {},\n        GOFLY_BTN_TEXT: {},\n        GOFLY_EXTRA: {{}}\n    }})\n</script>\n<!--//对接客服代码-->",
+        js(&format!("{base}/static/js/gofly-front.js")),
+        js(base),
+        js(ent_id),
+        js(button)
+    );
+    (kefu, gofly)
 }
 
 async fn settings_page(
-    State(_state): State<AppState>,
+    State(state): State<AppState>,
     lang: Lang,
     csrf: CsrfToken,
     session: Result<AgentSession, AppError>,
@@ -49,11 +85,20 @@ async fn settings_page(
         Err(e) => return Err(e),
     };
     session.require_admin()?;
+    let mut tx = session.tx(&state).await?;
+    let settings = MerchantSettings::load(&mut tx).await?;
+    tx.commit().await?;
+    let base = state.config.display_url(state.config.port);
+    let ent_id = session.tenant.ent_id.to_string();
+    let (kefu_snippet, gofly_snippet) = snippets(&base, &ent_id, &settings);
     let page = SettingsPage {
+        chat_link: format!("{base}/chatIndex?ent_id={ent_id}"),
+        kefu_snippet,
+        gofly_snippet,
         lang,
         csrf_token: csrf.value().to_owned(),
         tenant_name: session.tenant.name.clone(),
-        ent_id: session.tenant.ent_id.to_string(),
+        ent_id,
         agent_id: session.agent.id,
         agent_initial: initial(&session.agent.display_name),
         agent_name: session.agent.display_name.clone(),
@@ -63,4 +108,24 @@ async fn settings_page(
         nav: "settings",
     };
     Ok((csrf, Page(page)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snippets_escape_what_merchants_type() {
+        let s = MerchantSettings {
+            widget_button_text: "</script><script>alert(1)</script>".into(),
+            widget_position: Position::Left,
+            ..MerchantSettings::default()
+        };
+        let (kefu, gofly) = snippets("https://chat.example.com", "abc123", &s);
+        assert!(kefu.contains(r#"entId: "abc123""#));
+        assert!(kefu.contains(r#"position: "left""#));
+        assert!(!kefu.contains("</script><script>"), "{kefu}");
+        assert!(gofly.contains(r#"GOFLY_ENT: "abc123""#));
+        assert!(!gofly.contains("</script><script>alert"), "{gofly}");
+    }
 }

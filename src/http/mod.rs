@@ -58,6 +58,8 @@ pub fn routes(config: &Config) -> Routes {
         .merge(crate::chat::routes())
         .merge(crate::visitor::routes())
         .merge(crate::upload::routes())
+        .merge(crate::merchant::settings::routes())
+        .merge(crate::merchant::auto_replies::routes())
 }
 
 /// The application router with all middleware.

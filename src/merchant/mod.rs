@@ -1,5 +1,8 @@
 //! Merchants (tenants as their owners see them): creating one with its owner, atomically.
 
+pub mod auto_replies;
+pub mod settings;
+
 use sqlx::PgPool;
 use tenants::{NewTenant, ProvisionError, Registry, Tenant, TenantMigrator, provision};
 

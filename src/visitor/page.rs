@@ -16,7 +16,8 @@ use super::VisitorSession;
 use crate::{
     chat::{hub::encode, protocol::ServerFrame},
     http::{AppError, AppState, Page, ResolvedTenant, Routes, Scope, extract::ApiJson},
-    i18n::Lang,
+    i18n::{ChosenLang, Lang},
+    merchant::settings::MerchantSettings,
 };
 
 pub fn routes() -> Routes {
@@ -133,51 +134,49 @@ struct ChatPage {
     extra: String,
     /// The merchant's agents see what the visitor types before it is sent; the page says so.
     typing_preview: bool,
+    /// The merchant's accent colour (`#rrggbb`, checked when stored).
+    color: String,
 }
 
 async fn chat_index(
     State(state): State<AppState>,
-    lang: Lang,
+    ChosenLang(chosen): ChosenLang,
     ResolvedTenant(tenant): ResolvedTenant,
     Query(q): Query<ChatQuery>,
 ) -> Result<Response, AppError> {
+    let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
+    let settings = MerchantSettings::load(&mut tx).await?;
+    tx.commit().await?;
+    // `lang=`, then the browser's languages, then the merchant's default.
+    let lang = chosen.unwrap_or_else(|| settings.lang());
+    let name = if settings.service_name.is_empty() {
+        tenant.name.clone()
+    } else {
+        settings.service_name.clone()
+    };
     let clip = |s: Option<String>, n: usize| {
         s.unwrap_or_default().chars().filter(|c| !c.is_control()).take(n).collect::<String>()
     };
     let page = ChatPage {
         lang,
-        tenant_name: tenant.name.clone(),
-        initial: tenant
-            .name
-            .chars()
-            .next()
-            .map(|c| c.to_uppercase().to_string())
-            .unwrap_or_default(),
+        initial: name.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_default(),
         ent_id: tenant.ent_id.to_string(),
         kefu_id: q.kefu_id.filter(|k| k.parse::<i64>().is_ok()).unwrap_or_default(),
         visitor_name: clip(q.visitor_name, 60),
         avatar: clip(q.avatar, 2048),
         refer: clip(q.refer, 2048),
         extra: clip(q.extra, 12 * 1024),
-        typing_preview: false,
+        typing_preview: settings.typing_preview,
+        color: settings.widget_color.clone(),
+        tenant_name: name,
     };
-    let mut page = page;
-    let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
-    let domains = crate::chat::store::setting(&mut tx, "allowed_widget_domains").await?;
-    page.typing_preview = crate::chat::store::setting(&mut tx, "typing_preview")
-        .await?
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
-    tx.commit().await?;
     let mut response = Page(page).into_response();
     // The page is meant to be framed by the merchant's site (the widget); where the merchant
     // listed its domains, only those may frame it.
-    let ancestors = domains
-        .as_ref()
-        .and_then(|v| v.as_array())
+    let ancestors = Some(&settings.allowed_widget_domains)
+        .filter(|list| !list.is_empty())
         .map(|list| {
             list.iter()
-                .filter_map(|d| d.as_str())
                 .filter(|d| d.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
                 .flat_map(|d| {
                     [format!("https://{d}"), format!("https://*.{d}"), format!("http://{d}")]

@@ -6,6 +6,8 @@
   'use strict';
   const root = document.getElementById('chat');
   const d = root.dataset;
+  // The merchant's colour (set through the CSSOM: the page's CSP allows no inline styles).
+  if (/^#[0-9a-f]{6}$/i.test(d.color || '')) document.documentElement.style.setProperty('--brand', d.color);
   const entId = d.entId;
   const storeKey = `kefu:visitor:${entId}`;
   const list = document.getElementById('messages');

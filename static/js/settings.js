@@ -241,7 +241,74 @@
     } catch (err) { showError(errorBox, blockForm, err); }
   });
 
+  // ---- Chat & widget ----
+  const chatForm = document.getElementById('chat-form');
+  const TEXT = ['service_name', 'widget_button_text', 'welcome_message', 'offline_message', 'notification_email'];
+  function fillChat(s) {
+    const f = chatForm.elements;
+    for (const k of TEXT) f[k].value = s[k] || '';
+    f.widget_color.value = s.widget_color;
+    f.widget_position.value = s.widget_position;
+    f.default_lang.value = s.default_lang;
+    f.allowed_widget_domains.value = s.allowed_widget_domains.join('\n');
+    f.typing_preview.checked = s.typing_preview;
+  }
+  chatForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const f = chatForm.elements;
+    const errorBox = document.getElementById('chat-form-error');
+    errorBox.hidden = true;
+    const body = {
+      widget_color: f.widget_color.value, widget_position: f.widget_position.value, default_lang: f.default_lang.value,
+      allowed_widget_domains: f.allowed_widget_domains.value.split(/[\s,]+/).filter(Boolean), typing_preview: f.typing_preview.checked,
+    };
+    for (const k of TEXT) body[k] = f[k].value;
+    try { fillChat(await api('PATCH', '/api/v1/settings', body)); toast(t.tSaved); } catch (err) { showError(errorBox, chatForm, err); }
+  });
+
+  // ---- Auto-replies ----
+  const autoBody = document.querySelector('#auto-table tbody');
+  async function loadAuto() {
+    const { auto_replies: rules } = await api('GET', '/api/v1/auto_replies');
+    if (!rules.length) { const tr = el('tr'); const td = el('td', 'muted', t.tEmpty); td.colSpan = 5; tr.append(td); autoBody.replaceChildren(tr); return; }
+    autoBody.replaceChildren(...rules.map((r) => {
+      const tr = el('tr');
+      const on = el('input');
+      on.type = 'checkbox'; on.checked = r.enabled;
+      on.setAttribute('aria-label', `${r.keyword}: ${t.tEnable}`);
+      on.addEventListener('change', async () => {
+        try { await api('PATCH', `/api/v1/auto_replies/${r.id}`, { enabled: on.checked }); toast(t.tSaved); } catch (err) { toast(err.message); on.checked = !on.checked; }
+      });
+      const onCell = el('td');
+      onCell.append(on);
+      const actionsCell = el('td');
+      const actions = el('div', 'row-actions');
+      actionsCell.append(actions);
+      actions.append(button(t.tDelete, 'btn-ghost btn-danger', async () => {
+        if (!confirm(t.tConfirmDelete)) return;
+        try { await api('DELETE', `/api/v1/auto_replies/${r.id}`); } catch (err) { toast(err.message); }
+        loadAuto();
+      }));
+      tr.append(el('td', '', r.keyword), el('td', 'muted', r.match_kind === 'exact' ? t.tMatchExact : t.tMatchContains), el('td', '', r.reply), onCell, actionsCell);
+      return tr;
+    }));
+  }
+  const autoForm = document.getElementById('auto-form');
+  autoForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const f = autoForm.elements;
+    const errorBox = document.getElementById('auto-form-error');
+    errorBox.hidden = true;
+    try {
+      await api('POST', '/api/v1/auto_replies', { keyword: f.keyword.value, match_kind: f.match_kind.value, reply: f.reply.value });
+      autoForm.reset();
+      loadAuto();
+    } catch (err) { showError(errorBox, autoForm, err); }
+  });
+
   loadAgents();
   loadQuick();
   loadBlacklist();
+  loadAuto();
+  api('GET', '/api/v1/settings').then(fillChat);
 })();

@@ -225,6 +225,21 @@ try {
   await agent.click('#block-form button[type=submit]');
   await agent.locator('#blacklist-table code', { hasText: '203.0.113.0/24' }).waitFor({ timeout: T });
   await shot(agent, 'settings-blacklist');
+  await agent.click('#tab-chat');
+  await agent.fill('#chat-form [name=service_name]', 'Lumen Support');
+  await agent.fill('#chat-form [name=welcome_message]', 'Welcome to Lumen! Ask us anything about our lamps.');
+  await agent.click('#chat-form button[type=submit]');
+  await agent.locator('.toast', { hasText: 'Saved' }).first().waitFor({ timeout: T });
+  await shot(agent, 'settings-chat');
+  await agent.click('#tab-auto');
+  await agent.fill('#auto-form [name=keyword]', '发货');
+  await agent.fill('#auto-form [name=reply]', '今天下单，明天发货。');
+  await agent.click('#auto-form button[type=submit]');
+  await agent.locator('#auto-table td', { hasText: '今天下单' }).waitFor({ timeout: T });
+  await agent.click('#tab-deploy');
+  const snippet = await agent.inputValue('#deploy-gofly');
+  if (!snippet.includes(`GOFLY_ENT: "${entId}"`)) throw new Error(`GOFLY snippet: ${snippet}`);
+  await shot(agent, 'settings-deploy');
   await agent.click('a[href="/app"]');
   await agent.locator('.conversation').first().waitFor({ timeout: T });
 
@@ -261,6 +276,10 @@ try {
   await phone.press('#input', 'Enter');
   await phone.locator('.msg.mine:not(.is-pending)', { hasText: '发货吗？🙏' }).waitFor({ timeout: T });
   await phone.locator('.msg.mine .meta', { hasText: '已送达' }).waitFor({ timeout: T });
+  // The merchant's settings: its service name, its welcome message and a keyword auto-reply.
+  await phone.locator('.chat-head h1', { hasText: 'Lumen Support' }).waitFor({ timeout: T });
+  await phone.locator('.msg.theirs', { hasText: 'Welcome to Lumen!' }).waitFor({ timeout: T });
+  await phone.locator('.msg.theirs', { hasText: '今天下单，明天发货。' }).waitFor({ timeout: T });
   await shot(phone, 'chat-phone-zh');
 
   step = 'nobody online: the visitor leaves a message';

@@ -24,6 +24,7 @@ pub(crate) struct Ids {
     pub(crate) quick_reply_id: i64,
     pub(crate) note_id: i64,
     pub(crate) blacklist_id: i64,
+    pub(crate) auto_reply_id: i64,
 }
 
 /// What a case sends.
@@ -88,7 +89,17 @@ pub(crate) async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
     let ip = format!("198.51.100.{}", NEXT.fetch_add(1, Ordering::Relaxed));
     let blacklist_id =
         created(post("/api/v1/blacklist", serde_json::json!({ "ip": ip })).await.unwrap()).await;
+    let auto_reply_id = created(
+        post(
+            "/api/v1/auto_replies",
+            serde_json::json!({"keyword": "price", "reply": "See our price list."}),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
     Ids {
+        auto_reply_id,
         quick_reply_id,
         note_id,
         blacklist_id,
@@ -160,6 +171,23 @@ pub(crate) fn case(
         }
         ("DELETE", "/api/v1/visitors/{id}/messages") => {
             (format!("/api/v1/visitors/{}/messages", target.visitor_id), None)
+        }
+        ("GET", "/api/v1/settings") => (format!("/api/v1/settings?ent_id={ent}"), None),
+        ("PATCH", "/api/v1/settings") => (
+            format!("/api/v1/settings?ent_id={ent}"),
+            Some(Body::Json(serde_json::json!({ "welcome_message": "Hi!" }))),
+        ),
+        ("GET", "/api/v1/auto_replies") => (format!("/api/v1/auto_replies?ent_id={ent}"), None),
+        ("POST", "/api/v1/auto_replies") => (
+            format!("/api/v1/auto_replies?ent_id={ent}"),
+            Some(Body::Json(serde_json::json!({ "keyword": "hours", "reply": "9 to 5" }))),
+        ),
+        ("PATCH", "/api/v1/auto_replies/{id}") => (
+            format!("/api/v1/auto_replies/{}", target.auto_reply_id),
+            Some(Body::Json(serde_json::json!({ "enabled": false }))),
+        ),
+        ("DELETE", "/api/v1/auto_replies/{id}") => {
+            (format!("/api/v1/auto_replies/{}", target.auto_reply_id), None)
         }
         ("GET", "/api/v1/tags") => (format!("/api/v1/tags?ent_id={ent}"), None),
         ("GET", "/api/v1/blacklist") => (format!("/api/v1/blacklist?ent_id={ent}"), None),

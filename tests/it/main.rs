@@ -12,6 +12,7 @@ mod embedded;
 mod geoip;
 mod isolation;
 mod login;
+mod merchant_settings;
 mod migrate;
 mod outage;
 mod pages;

@@ -1,0 +1,291 @@
+//! A merchant's settings as one typed document: how the service presents itself (name,
+//! colour, widget button), what visitors are told (welcome, offline), privacy (typing
+//! previews), where the widget may run, and where notifications go. Stored as one row per
+//! key in the tenant's `settings` table (the keys other modules read directly keep their
+//! names: `welcome_message`, `offline_message`, `typing_preview`, `allowed_widget_domains`).
+
+use std::collections::HashMap;
+
+use axum::{Json, extract::State};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sqlx::PgConnection;
+
+use crate::{
+    auth::{session::AgentSession, validate::Email},
+    http::{AppError, AppState, Routes, Scope, extract::ApiJson, input::text},
+    i18n::Lang,
+};
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/api/v1/settings", Scope::Tenant, get_settings)
+        .admin()
+        .patch("/api/v1/settings", Scope::Tenant, update_settings)
+        .admin()
+}
+
+/// Where the widget button sits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Position {
+    #[default]
+    Right,
+    Left,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MerchantSettings {
+    /// The name visitors see (empty: the merchant's name).
+    pub service_name: String,
+    /// The accent colour of the chat page and the widget button, `#rrggbb`.
+    pub widget_color: String,
+    pub widget_position: Position,
+    /// The widget button's text (empty: the chat page's default in the visitor's language).
+    pub widget_button_text: String,
+    /// The language for visitors whose browser asks for one kefu does not speak.
+    pub default_lang: String,
+    /// Sent by the service when a conversation starts (empty: none).
+    pub welcome_message: String,
+    /// Sent when nobody can answer (empty: the built-in text in the visitor's language).
+    pub offline_message: String,
+    /// Agents see what visitors type before they send it; the chat page says so.
+    pub typing_preview: bool,
+    /// Sites allowed to embed the chat (empty: any). A domain allows its subdomains.
+    pub allowed_widget_domains: Vec<String>,
+    /// Where notices such as left messages go (used once email exists).
+    pub notification_email: String,
+}
+
+impl Default for MerchantSettings {
+    fn default() -> Self {
+        Self {
+            service_name: String::new(),
+            widget_color: "#4f46e5".into(),
+            widget_position: Position::Right,
+            widget_button_text: String::new(),
+            default_lang: Lang::En.code().into(),
+            welcome_message: String::new(),
+            offline_message: String::new(),
+            typing_preview: false,
+            allowed_widget_domains: Vec::new(),
+            notification_email: String::new(),
+        }
+    }
+}
+
+impl MerchantSettings {
+    /// The stored settings over the defaults; a stored value of the wrong shape (written by
+    /// an older version, say) is ignored rather than breaking the pages that read it.
+    pub async fn load(conn: &mut PgConnection) -> sqlx::Result<Self> {
+        let rows: Vec<(String, Value)> =
+            sqlx::query_as("select key, value from settings").fetch_all(conn).await?;
+        let stored: HashMap<String, Value> = rows.into_iter().collect();
+        let mut s = Self::default();
+        let text = |key: &str| stored.get(key).and_then(Value::as_str).map(str::to_owned);
+        if let Some(v) = text("service_name") {
+            s.service_name = v;
+        }
+        if let Some(v) = text("widget_color").filter(|c| is_color(c)) {
+            s.widget_color = v;
+        }
+        if let Some(v) =
+            stored.get("widget_position").and_then(|v| serde_json::from_value(v.clone()).ok())
+        {
+            s.widget_position = v;
+        }
+        if let Some(v) = text("widget_button_text") {
+            s.widget_button_text = v;
+        }
+        if let Some(v) = text("default_lang").filter(|l| Lang::parse(l).is_some()) {
+            s.default_lang = v;
+        }
+        if let Some(v) = text("welcome_message") {
+            s.welcome_message = v;
+        }
+        if let Some(v) = text("offline_message") {
+            s.offline_message = v;
+        }
+        if let Some(v) = stored.get("typing_preview").and_then(Value::as_bool) {
+            s.typing_preview = v;
+        }
+        if let Some(list) = stored.get("allowed_widget_domains").and_then(Value::as_array) {
+            s.allowed_widget_domains =
+                list.iter().filter_map(Value::as_str).map(str::to_owned).collect();
+        }
+        if let Some(v) = text("notification_email") {
+            s.notification_email = v;
+        }
+        Ok(s)
+    }
+
+    pub fn lang(&self) -> Lang {
+        Lang::parse(&self.default_lang).unwrap_or_default()
+    }
+}
+
+fn is_color(c: &str) -> bool {
+    c.len() == 7 && c.starts_with('#') && c[1..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A domain as merchants type it (`shop.example.com`, maybe with a scheme or a path pasted
+/// along), reduced to the lower-case host; `None` if it is not one.
+fn domain(raw: &str) -> Option<String> {
+    let raw = raw.trim().to_ascii_lowercase();
+    let host = raw.split("://").last()?.split(['/', '?', '#']).next()?.split(':').next()?;
+    let host = host.trim_start_matches("*.").trim_end_matches('.');
+    let labels_ok = host.split('.').all(|l| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    });
+    (host.contains('.') && host.len() <= 253 && labels_ok).then(|| host.to_owned())
+}
+
+async fn get_settings(
+    State(state): State<AppState>,
+    session: AgentSession,
+) -> Result<Json<MerchantSettings>, AppError> {
+    session.require_admin()?;
+    let mut tx = session.tx(&state).await?;
+    let settings = MerchantSettings::load(&mut tx).await?;
+    tx.commit().await?;
+    Ok(Json(settings))
+}
+
+/// A partial update: fields left out stay as they are.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Change {
+    service_name: Option<String>,
+    widget_color: Option<String>,
+    widget_position: Option<Position>,
+    widget_button_text: Option<String>,
+    default_lang: Option<String>,
+    welcome_message: Option<String>,
+    offline_message: Option<String>,
+    typing_preview: Option<bool>,
+    allowed_widget_domains: Option<Vec<String>>,
+    notification_email: Option<String>,
+}
+
+/// The checked values to store, by key.
+fn check(c: Change) -> Result<Vec<(&'static str, Value)>, AppError> {
+    let mut out = Vec::new();
+    if let Some(v) = c.service_name {
+        out.push(("service_name", json!(text("service_name", &v, 80, false, false)?)));
+    }
+    if let Some(v) = c.widget_color {
+        let v = v.trim().to_ascii_lowercase();
+        if !is_color(&v) {
+            return Err(AppError::field("widget_color", "a colour like #4f46e5"));
+        }
+        out.push(("widget_color", json!(v)));
+    }
+    if let Some(v) = c.widget_position {
+        out.push(("widget_position", json!(v)));
+    }
+    if let Some(v) = c.widget_button_text {
+        out.push(("widget_button_text", json!(text("widget_button_text", &v, 30, false, false)?)));
+    }
+    if let Some(v) = c.default_lang {
+        let lang = Lang::parse(v.trim())
+            .ok_or_else(|| AppError::field("default_lang", "one of en, zh-CN"))?;
+        out.push(("default_lang", json!(lang.code())));
+    }
+    if let Some(v) = c.welcome_message {
+        out.push(("welcome_message", json!(text("welcome_message", &v, 1000, false, true)?)));
+    }
+    if let Some(v) = c.offline_message {
+        out.push(("offline_message", json!(text("offline_message", &v, 1000, false, true)?)));
+    }
+    if let Some(v) = c.typing_preview {
+        out.push(("typing_preview", json!(v)));
+    }
+    if let Some(list) = c.allowed_widget_domains {
+        if list.len() > 50 {
+            return Err(AppError::field("allowed_widget_domains", "at most 50 domains"));
+        }
+        let mut domains = Vec::with_capacity(list.len());
+        for raw in list.iter().filter(|d| !d.trim().is_empty()) {
+            let d = domain(raw).ok_or_else(|| {
+                AppError::field(
+                    "allowed_widget_domains",
+                    format!(
+                        "{:?} is not a domain like shop.example.com",
+                        raw.chars().take(60).collect::<String>()
+                    ),
+                )
+            })?;
+            if !domains.contains(&d) {
+                domains.push(d);
+            }
+        }
+        out.push(("allowed_widget_domains", json!(domains)));
+    }
+    if let Some(v) = c.notification_email {
+        let v = text("notification_email", &v, 254, false, false)?;
+        if !v.is_empty() {
+            Email::parse(&v)
+                .map_err(|_| AppError::field("notification_email", "not a valid email address"))?;
+        }
+        out.push(("notification_email", json!(v)));
+    }
+    Ok(out)
+}
+
+async fn update_settings(
+    State(state): State<AppState>,
+    session: AgentSession,
+    ApiJson(change): ApiJson<Change>,
+) -> Result<Json<MerchantSettings>, AppError> {
+    session.require_admin()?;
+    let values = check(change)?;
+    let mut tx = session.tx(&state).await?;
+    for (key, value) in values {
+        sqlx::query(
+            "insert into settings (key, value) values ($1, $2)
+             on conflict (key) do update set value = excluded.value, updated_at = now()",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let settings = MerchantSettings::load(&mut tx).await?;
+    tx.commit().await?;
+    // The chat engine caches what it reads from settings (welcome, offline, previews).
+    state.chat.automation.invalidate(&session.tenant.id).await;
+    tracing::info!(tenant = session.tenant.id.0, by = session.agent.id, "settings changed");
+    Ok(Json(settings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domains_are_reduced_to_hosts() {
+        assert_eq!(domain("Shop.Example.com").as_deref(), Some("shop.example.com"));
+        assert_eq!(
+            domain("https://shop.example.com/path?q=1").as_deref(),
+            Some("shop.example.com")
+        );
+        assert_eq!(domain("*.example.com").as_deref(), Some("example.com"));
+        assert_eq!(domain("example.com:8443").as_deref(), Some("example.com"));
+        assert_eq!(domain("localhost"), None);
+        assert_eq!(domain("exa mple.com"), None);
+        assert_eq!(domain("-bad.example.com"), None);
+        assert_eq!(domain("<script>.com"), None);
+    }
+
+    #[test]
+    fn colours() {
+        assert!(is_color("#4f46e5"));
+        assert!(!is_color("4f46e5"));
+        assert!(!is_color("#4f46e"));
+        assert!(!is_color("#4f46eZ"));
+    }
+}

@@ -1,0 +1,170 @@
+//! Merchant settings and keyword auto-replies: validation, what visitors see change with
+//! them, and the chat engine picks changes up at once.
+
+use serde_json::{Value, json};
+
+use crate::{
+    helpers::*,
+    ws_client::{Ws, visitor_session},
+};
+
+async fn patch(app: &TestApp, m: &Merchant, body: Value) -> reqwest::Response {
+    client()
+        .patch(app.url("/api/v1/settings"))
+        .bearer_auth(&m.token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn settings_are_checked_stored_and_shown_to_visitors() {
+    let app = spawn_app().await;
+    let m = app.signup("Lumen Store").await;
+    let defaults: Value = app.get_as(&m, "/api/v1/settings").await.json().await.unwrap();
+    assert_eq!(defaults["widget_color"], "#4f46e5");
+    assert_eq!(defaults["default_lang"], "en");
+    assert_eq!(defaults["allowed_widget_domains"], json!([]));
+
+    let res = patch(
+        &app,
+        &m,
+        json!({
+            "service_name": "Lumen Support", "widget_color": "#0EA5E9", "default_lang": "zh-CN",
+            "allowed_widget_domains": ["https://Shop.Lumen.example/lamps", "shop.lumen.example", " "],
+            "welcome_message": "欢迎光临！\nHow can we help?", "notification_email": "ops@lumen.example"
+        }),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let s: Value = res.json().await.unwrap();
+    assert_eq!(s["widget_color"], "#0ea5e9");
+    assert_eq!(
+        s["allowed_widget_domains"],
+        json!(["shop.lumen.example"]),
+        "normalized, deduplicated"
+    );
+    assert_eq!(s["welcome_message"], "欢迎光临！\nHow can we help?");
+
+    for (body, field) in [
+        (json!({ "widget_color": "blue" }), "widget_color"),
+        (json!({ "default_lang": "fr" }), "default_lang"),
+        (json!({ "allowed_widget_domains": ["not a domain"] }), "allowed_widget_domains"),
+        (json!({ "notification_email": "nope" }), "notification_email"),
+        (json!({ "service_name": "x".repeat(81) }), "service_name"),
+        (json!({ "welcome_message": "x".repeat(1001) }), "welcome_message"),
+    ] {
+        let res = patch(&app, &m, body.clone()).await;
+        assert_eq!(res.status(), 422, "{body}");
+        let err: Value = res.json().await.unwrap();
+        assert!(err["error"]["fields"][field].is_string(), "{body} → {err}");
+    }
+    let res = patch(&app, &m, json!({ "widget_position": "middle" })).await;
+    assert_eq!(res.status(), 422);
+    let res = patch(&app, &m, json!({ "no_such_setting": 1 })).await;
+    assert_eq!(res.status(), 422, "unknown settings are refused, not ignored");
+    let unchanged: Value = app.get_as(&m, "/api/v1/settings").await.json().await.unwrap();
+    assert_eq!(unchanged, s, "refused changes store nothing");
+
+    // The chat page: the service name, the colour, the merchant's language for a browser
+    // asking for one kefu does not speak, and only the allowed sites may frame it.
+    let page = |accept: &'static str, query: &'static str| {
+        let url = app.url(&format!("/chatIndex?ent_id={}{query}", m.ent_id));
+        async move { client().get(url).header("accept-language", accept).send().await.unwrap() }
+    };
+    let res = page("fr-FR,fr;q=0.9", "").await;
+    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("frame-ancestors 'self' https://shop.lumen.example"), "{csp}");
+    let html = res.text().await.unwrap();
+    assert!(html.contains("<h1>Lumen Support</h1>"));
+    assert!(html.contains(r##"data-color="#0ea5e9""##));
+    assert!(html.contains(r#"<html lang="zh-CN">"#), "the merchant's default language");
+    let html = page("fr-FR", "&lang=en").await.text().await.unwrap();
+    assert!(html.contains(r#"<html lang="en">"#), "lang= wins");
+    let html = page("en-US", "").await.text().await.unwrap();
+    assert!(html.contains(r#"<html lang="en">"#), "the browser's language wins over the default");
+
+    // The welcome message goes out with the next new conversation (the cache was invalidated).
+    let v = visitor_session(&app, &m.ent_id).await;
+    let mut ws = Ws::visitor(&app, &v.token, "").await;
+    ws.send_text("c1", "hello", None).await;
+    ws.expect_where("the welcome", |f| {
+        f["type"] == "message" && f["body"] == "欢迎光临！\nHow can we help?"
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn auto_replies_answer_matching_messages_and_follow_changes() {
+    let app = spawn_app().await;
+    let m = app.signup("Auto Shop").await;
+    let post = |body: Value| {
+        client().post(app.url("/api/v1/auto_replies")).bearer_auth(&m.token).json(&body).send()
+    };
+    let res = post(json!({ "keyword": "Price", "reply": "Prices start at $49." })).await.unwrap();
+    assert_eq!(res.status(), 201);
+    let rule: Value = res.json().await.unwrap();
+    assert_eq!(rule["match_kind"], "contains");
+    assert_eq!(rule["enabled"], true);
+    let res = post(json!({ "keyword": "hi", "match_kind": "exact", "reply": "Hello! 👋" }))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    for body in [
+        json!({ "keyword": "", "reply": "x" }),
+        json!({ "keyword": "x" }),
+        json!({ "keyword": "x", "reply": "y", "match_kind": "regex" }),
+    ] {
+        let res = post(body.clone()).await.unwrap();
+        assert_eq!(res.status(), 422, "{body}");
+    }
+
+    let v = visitor_session(&app, &m.ent_id).await;
+    let mut ws = Ws::visitor(&app, &v.token, "").await;
+    ws.send_text("c1", "What is the PRICE of the lamp?", None).await;
+    ws.expect_where("the auto-reply", |f| {
+        f["type"] == "message" && f["body"] == "Prices start at $49."
+    })
+    .await;
+    ws.send_text("c2", "hi", None).await;
+    ws.expect_where("the exact match", |f| f["type"] == "message" && f["body"] == "Hello! 👋")
+        .await;
+
+    // Disabled, it stays quiet from the next message on.
+    let res = client()
+        .patch(app.url(&format!("/api/v1/auto_replies/{}", rule["id"])))
+        .bearer_auth(&m.token)
+        .json(&json!({ "enabled": false }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    ws.send_text("c3", "price again?", None).await;
+    ws.send_text("c4", "hi", None).await;
+    let mut bodies = Vec::new();
+    while let Some(f) = ws.next().await {
+        if f["type"] == "message" && f["sender"]["kind"] == "bot" {
+            bodies.push(f["body"].as_str().unwrap().to_owned());
+        }
+        if bodies.contains(&"Hello! 👋".to_owned())
+            && f["type"] == "message"
+            && f["body"] == "Hello! 👋"
+        {
+            break;
+        }
+    }
+    assert!(
+        !bodies.iter().any(|b| b == "Prices start at $49."),
+        "a disabled rule answered: {bodies:?}"
+    );
+    let list: Value = app.get_as(&m, "/api/v1/auto_replies").await.json().await.unwrap();
+    assert_eq!(list["auto_replies"].as_array().unwrap().len(), 2);
+    let res = client()
+        .delete(app.url(&format!("/api/v1/auto_replies/{}", rule["id"])))
+        .bearer_auth(&m.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+}
