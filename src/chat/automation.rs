@@ -25,6 +25,8 @@ pub struct Automation {
     pub offline: Option<String>,
     /// Whether agents see what a visitor is typing before it is sent.
     pub typing_preview: bool,
+    /// Outside these the team counts as away.
+    pub hours: crate::merchant::hours::BusinessHours,
     /// (keyword lowercased, exact?, reply), in order.
     rules: Vec<(String, bool, String)>,
 }
@@ -60,6 +62,11 @@ pub async fn settings(
             let welcome = setting_text(&mut tx, "welcome_message").await?;
             let offline = setting_text(&mut tx, "offline_message").await?;
             let typing_preview = store::setting(&mut tx, "typing_preview").await?.and_then(|v| v.as_bool()).unwrap_or(false);
+            let hours = store::setting(&mut tx, "business_hours")
+                .await?
+                .and_then(|v| serde_json::from_value::<crate::merchant::hours::BusinessHours>(v).ok())
+                .filter(|h| h.validate().is_ok())
+                .unwrap_or_default();
             let rules: Vec<(String, String, String)> = sqlx::query_as(
                 "select keyword, match_kind, reply from auto_replies where enabled order by position, id",
             )
@@ -67,7 +74,7 @@ pub async fn settings(
             .await?;
             tx.commit().await?;
             let rules = rules.into_iter().map(|(k, kind, r)| (k.trim().to_lowercase(), kind == "exact", r)).collect();
-            Ok(Arc::new(Automation { welcome, offline, typing_preview, rules }))
+            Ok(Arc::new(Automation { welcome, offline, typing_preview, hours, rules }))
         })
         .await
 }
@@ -115,9 +122,11 @@ async fn run(
         tx.commit().await?;
         chat.offline_noticed.insert(conversation.id, ());
         if first {
-            let body = automation
-                .offline
-                .clone()
+            let out_of_hours = Some(&automation.hours.out_of_hours_message)
+                .filter(|m| !m.trim().is_empty() && !automation.hours.is_open(chrono::Utc::now()));
+            let body = out_of_hours
+                .or(automation.offline.as_ref())
+                .cloned()
                 .unwrap_or_else(|| lang.tr("chat.offline_default").to_owned());
             let message = NewMessage {
                 conversation_id: conversation.id,

@@ -103,8 +103,14 @@ impl Chat {
         Ok(agents)
     }
 
-    /// Whether anyone can answer now.
+    /// Whether anyone can answer now: within business hours, an agent connected and online.
     pub async fn team_online(&self, tenant: TenantId) -> anyhow::Result<bool> {
+        let automation = automation::settings(self, &self.pool, tenant)
+            .await
+            .map_err(|e| anyhow::anyhow!("automation settings: {e}"))?;
+        if !automation.hours.is_open(chrono::Utc::now()) {
+            return Ok(false);
+        }
         for agent in self.hub.connected_agents(tenant) {
             if self.agent_status(tenant, agent).await? == AgentStatus::Online {
                 return Ok(true);
@@ -150,6 +156,12 @@ impl Chat {
         tenant: TenantId,
         preferred: Option<i64>,
     ) -> sqlx::Result<Option<i64>> {
+        // Outside business hours nobody is routed to; agents may still claim from the queue.
+        if let Ok(automation) = automation::settings(self, &self.pool, tenant).await {
+            if !automation.hours.is_open(chrono::Utc::now()) {
+                return Ok(None);
+            }
+        }
         let available = self.available_agents(conn, tenant).await?;
         if let Some(p) = preferred.filter(|p| available.iter().any(|a| a.id == *p)) {
             return Ok(Some(p));

@@ -1,6 +1,7 @@
 //! Merchants (tenants as their owners see them): creating one with its owner, atomically.
 
 pub mod auto_replies;
+pub mod hours;
 pub mod settings;
 
 use sqlx::PgPool;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::PgConnection;
 
+use super::hours::BusinessHours;
 use crate::{
     auth::{session::AgentSession, validate::Email},
     http::{AppError, AppState, Routes, Scope, extract::ApiJson, input::text},
@@ -55,6 +56,7 @@ pub struct MerchantSettings {
     pub allowed_widget_domains: Vec<String>,
     /// Where notices such as left messages go (used once email exists).
     pub notification_email: String,
+    pub business_hours: BusinessHours,
 }
 
 impl Default for MerchantSettings {
@@ -70,6 +72,7 @@ impl Default for MerchantSettings {
             typing_preview: false,
             allowed_widget_domains: Vec::new(),
             notification_email: String::new(),
+            business_hours: BusinessHours::default(),
         }
     }
 }
@@ -115,6 +118,13 @@ impl MerchantSettings {
         }
         if let Some(v) = text("notification_email") {
             s.notification_email = v;
+        }
+        if let Some(v) = stored
+            .get("business_hours")
+            .and_then(|v| serde_json::from_value::<BusinessHours>(v.clone()).ok())
+            .filter(|h| h.validate().is_ok())
+        {
+            s.business_hours = v;
         }
         Ok(s)
     }
@@ -169,6 +179,7 @@ struct Change {
     typing_preview: Option<bool>,
     allowed_widget_domains: Option<Vec<String>>,
     notification_email: Option<String>,
+    business_hours: Option<BusinessHours>,
 }
 
 /// The checked values to store, by key.
@@ -232,6 +243,12 @@ fn check(c: Change) -> Result<Vec<(&'static str, Value)>, AppError> {
                 .map_err(|_| AppError::field("notification_email", "not a valid email address"))?;
         }
         out.push(("notification_email", json!(v)));
+    }
+    if let Some(mut h) = c.business_hours {
+        h.out_of_hours_message =
+            text("business_hours", &h.out_of_hours_message, 1000, false, true)?;
+        h.validate()?;
+        out.push(("business_hours", json!(h)));
     }
     Ok(out)
 }

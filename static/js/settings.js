@@ -244,8 +244,35 @@
   // ---- Chat & widget ----
   const chatForm = document.getElementById('chat-form');
   const TEXT = ['service_name', 'widget_button_text', 'welcome_message', 'offline_message', 'notification_email'];
+  // Business hours: one stretch a day here (the API takes up to four).
+  const week = document.getElementById('hours-week');
+  const dayNames = week.dataset.days.split(',');
+  const dayRows = dayNames.map((name, i) => {
+    const row = el('div', 'hours-day');
+    const open = el('input'); open.type = 'checkbox'; open.id = `day-${i}`;
+    const label = el('label', 'day-name', name); label.htmlFor = open.id;
+    const from = el('input'); from.type = 'time'; from.setAttribute('aria-label', `${name} from`);
+    const to = el('input'); to.type = 'time'; to.setAttribute('aria-label', `${name} to`);
+    const closed = el('span', 'muted', week.dataset.tClosed);
+    const sync = () => { from.hidden = to.hidden = !open.checked; closed.hidden = open.checked; };
+    open.addEventListener('change', () => { if (open.checked && !from.value) { from.value = '09:00'; to.value = '18:00'; } sync(); });
+    row.append(open, label, from, to, closed);
+    week.append(row);
+    return { open, from, to, sync };
+  });
   function fillChat(s) {
     const f = chatForm.elements;
+    const h = s.business_hours;
+    f.hours_enabled.checked = h.enabled;
+    f.time_zone.value = h.time_zone;
+    f.out_of_hours_message.value = h.out_of_hours_message || '';
+    dayRows.forEach((r, i) => {
+      const stretch = h.days[i] && h.days[i][0];
+      r.open.checked = !!stretch;
+      r.from.value = stretch ? stretch.from : '';
+      r.to.value = stretch ? (stretch.to === '24:00' ? '23:59' : stretch.to) : '';
+      r.sync();
+    });
     for (const k of TEXT) f[k].value = s[k] || '';
     f.widget_color.value = s.widget_color;
     f.widget_position.value = s.widget_position;
@@ -263,6 +290,10 @@
       allowed_widget_domains: f.allowed_widget_domains.value.split(/[\s,]+/).filter(Boolean), typing_preview: f.typing_preview.checked,
     };
     for (const k of TEXT) body[k] = f[k].value;
+    body.business_hours = {
+      enabled: f.hours_enabled.checked, time_zone: f.time_zone.value.trim(), out_of_hours_message: f.out_of_hours_message.value,
+      days: dayRows.map((r) => (r.open.checked ? [{ from: r.from.value, to: r.to.value === '23:59' ? '24:00' : r.to.value }] : [])),
+    };
     try { fillChat(await api('PATCH', '/api/v1/settings', body)); toast(t.tSaved); } catch (err) { showError(errorBox, chatForm, err); }
   });
 

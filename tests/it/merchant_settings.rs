@@ -168,3 +168,54 @@ async fn auto_replies_answer_matching_messages_and_follow_changes() {
         .unwrap();
     assert_eq!(res.status(), 204);
 }
+
+#[tokio::test]
+async fn outside_business_hours_the_team_is_away_and_visitors_get_the_out_of_hours_message() {
+    let app = spawn_app().await;
+    let m = app.signup("Hours Shop").await;
+    // An agent is connected and online …
+    let mut agent = Ws::agent(&app, &m.token, "").await;
+    agent.send(json!({ "type": "status", "status": "online" })).await;
+    agent.expect_where("online", |f| f["type"] == "presence" && f["status"] == "online").await;
+    // … but the shop is closed every day.
+    let closed = json!({
+        "enabled": true, "time_zone": "Asia/Shanghai", "days": [[], [], [], [], [], [], []],
+        "out_of_hours_message": "We are closed now; we open at 9:00 (Beijing time)."
+    });
+    let res = patch(&app, &m, json!({ "business_hours": closed })).await;
+    assert_eq!(res.status(), 200);
+    let stored: Value = res.json().await.unwrap();
+    assert_eq!(stored["business_hours"]["enabled"], true);
+
+    let v = visitor_session(&app, &m.ent_id).await;
+    let mut ws = Ws::visitor(&app, &v.token, "").await;
+    let team =
+        ws.expect_where("team presence", |f| f["type"] == "presence" && f["of"] == "team").await;
+    assert_eq!(team["online"], false, "closed: nobody answers");
+    ws.send_text("c1", "anyone there?", None).await;
+    let notice = ws.expect("notice").await;
+    assert_eq!(notice["code"], "offline");
+    assert_eq!(notice["message"], "We are closed now; we open at 9:00 (Beijing time).");
+
+    // Open around the clock: the team is back.
+    let open = json!({
+        "enabled": true, "time_zone": "UTC",
+        "days": vec![vec![json!({ "from": "00:00", "to": "24:00" })]; 7]
+    });
+    assert_eq!(patch(&app, &m, json!({ "business_hours": open })).await.status(), 200);
+    let v2 = visitor_session(&app, &m.ent_id).await;
+    let mut ws2 = Ws::visitor(&app, &v2.token, "").await;
+    let team =
+        ws2.expect_where("team presence", |f| f["type"] == "presence" && f["of"] == "team").await;
+    assert_eq!(team["online"], true);
+
+    for bad in [
+        json!({ "enabled": true, "time_zone": "Mars/Base", "days": vec![Vec::<Value>::new(); 7] }),
+        json!({ "enabled": true, "time_zone": "UTC", "days": [[]] }),
+        json!({ "enabled": true, "time_zone": "UTC", "days": vec![vec![json!({ "from": "18:00", "to": "09:00" })]; 7] }),
+        json!({ "enabled": "yes" }),
+    ] {
+        let res = patch(&app, &m, json!({ "business_hours": bad.clone() })).await;
+        assert_eq!(res.status(), 422, "{bad}");
+    }
+}
