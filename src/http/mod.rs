@@ -60,6 +60,7 @@ pub fn routes(config: &Config) -> Routes {
         .merge(crate::upload::routes())
         .merge(crate::merchant::settings::routes())
         .merge(crate::merchant::auto_replies::routes())
+        .merge(crate::merchant::stats::routes())
 }
 
 /// The application router with all middleware.

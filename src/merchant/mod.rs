@@ -3,6 +3,7 @@
 pub mod auto_replies;
 pub mod hours;
 pub mod settings;
+pub mod stats;
 
 use sqlx::PgPool;
 use tenants::{NewTenant, ProvisionError, Registry, Tenant, TenantMigrator, provision};

@@ -337,6 +337,68 @@
     } catch (err) { showError(errorBox, autoForm, err); }
   });
 
+  // ---- Statistics ----
+  const statsPanel = document.getElementById('panel-stats');
+  const st = statsPanel.dataset;
+  const statsForm = document.getElementById('stats-form');
+  const SVG = 'http://www.w3.org/2000/svg';
+  const svgEl = (tag, attrs) => { const e = document.createElementNS(SVG, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); return e; };
+  const duration = (s) => (s === null || s === undefined ? st.tNone : s < 60 ? `${Math.round(s)} s` : s < 3600 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`);
+  // A bar chart of one value per day, with its own scale and a few date labels.
+  function barChart(days, key, label) {
+    const w = 560, h = 180, pad = { l: 34, r: 8, t: 10, b: 24 };
+    const max = Math.max(1, ...days.map((d) => d[key]));
+    const step = (w - pad.l - pad.r) / days.length;
+    const svg = svgEl('svg', { viewBox: `0 0 ${w} ${h}`, role: 'img', 'aria-label': label, class: 'bars' });
+    for (const frac of [0, 0.5, 1]) {
+      const y = pad.t + (h - pad.t - pad.b) * (1 - frac);
+      svg.append(svgEl('line', { x1: pad.l, x2: w - pad.r, y1: y, y2: y, class: 'grid' }));
+      const t = svgEl('text', { x: pad.l - 6, y: y + 4, class: 'axis', 'text-anchor': 'end' }); t.textContent = Number.isInteger(max * frac) ? max * frac : ''; svg.append(t);
+    }
+    days.forEach((d, i) => {
+      const bh = (h - pad.t - pad.b) * (d[key] / max);
+      const bar = svgEl('rect', { x: pad.l + i * step + step * 0.15, y: h - pad.b - bh, width: step * 0.7, height: Math.max(bh, 0), rx: 3, class: 'bar' });
+      const title = svgEl('title', {}); title.textContent = `${d.date}: ${d[key]}`; bar.append(title);
+      svg.append(bar);
+      if (days.length <= 16 || i % Math.ceil(days.length / 8) === 0) {
+        const t = svgEl('text', { x: pad.l + i * step + step / 2, y: h - 6, class: 'axis', 'text-anchor': 'middle' }); t.textContent = d.date.slice(5); svg.append(t);
+      }
+    });
+    return svg;
+  }
+  function kpi(title, value, sub) {
+    const box = el('div', 'kpi');
+    box.append(el('span', 'muted', title), el('strong', '', value), el('small', 'muted', sub));
+    return box;
+  }
+  async function loadStats() {
+    const f = statsForm.elements;
+    const q = f.from.value && f.to.value ? `?from=${f.from.value}&to=${f.to.value}` : '';
+    const errorBox = document.getElementById('stats-error');
+    errorBox.hidden = true;
+    let s;
+    try { s = await api('GET', `/api/v1/stats${q}`); } catch (err) { showError(errorBox, statsForm, err); return; }
+    f.from.value = s.from; f.to.value = s.to;
+    document.getElementById('stats-zone').textContent = `${document.getElementById('stats-zone').dataset.label} ${s.time_zone}`;
+    const total = (k) => s.days.reduce((a, d) => a + d[k], 0);
+    document.getElementById('stats-kpis').replaceChildren(
+      kpi(st.tConversations, String(total('conversations')), `${s.from} – ${s.to}`),
+      kpi(st.tMessages, String(total('messages')), ''),
+      kpi(st.tFirstResponse, duration(s.first_response.median_seconds), `${st.tMedian} · p90 ${duration(s.first_response.p90_seconds)}`),
+      kpi(st.tResolution, duration(s.resolution.median_seconds), `${st.tMedian} · p90 ${duration(s.resolution.p90_seconds)}`),
+    );
+    document.getElementById('chart-conversations').replaceChildren(barChart(s.days, 'conversations', st.tConversations));
+    document.getElementById('chart-messages').replaceChildren(barChart(s.days, 'messages', st.tMessages));
+    document.querySelector('#stats-agents tbody').replaceChildren(...s.agents.map((a) => {
+      const tr = el('tr');
+      tr.append(el('td', '', a.name), el('td', '', String(a.conversations)), el('td', '', String(a.messages)), el('td', '', duration(a.median_first_response_seconds)));
+      return tr;
+    }));
+  }
+  statsForm.addEventListener('submit', (e) => { e.preventDefault(); loadStats(); });
+  document.getElementById('tab-stats').addEventListener('click', loadStats);
+  if (!statsPanel.hidden) loadStats();
+
   loadAgents();
   loadQuick();
   loadBlacklist();

@@ -236,6 +236,10 @@ try {
   await agent.fill('#auto-form [name=reply]', '今天下单，明天发货。');
   await agent.click('#auto-form button[type=submit]');
   await agent.locator('#auto-table td', { hasText: '今天下单' }).waitFor({ timeout: T });
+  await agent.click('#tab-stats');
+  await agent.waitForFunction(() => [...document.querySelectorAll('#chart-conversations rect.bar')].some((r) => Number(r.getAttribute('height')) > 0), null, { timeout: T });
+  await agent.locator('#stats-agents tbody tr').first().waitFor({ timeout: T });
+  await shot(agent, 'settings-stats');
   await agent.click('#tab-deploy');
   const snippet = await agent.inputValue('#deploy-gofly');
   if (!snippet.includes(`GOFLY_ENT: "${entId}"`)) throw new Error(`GOFLY snippet: ${snippet}`);

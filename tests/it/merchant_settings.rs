@@ -219,3 +219,86 @@ async fn outside_business_hours_the_team_is_away_and_visitors_get_the_out_of_hou
         assert_eq!(res.status(), 422, "{bad}");
     }
 }
+
+/// Seeds three conversations with known times and checks every number of the statistics.
+#[tokio::test]
+async fn statistics_on_seeded_data() {
+    let app = spawn_app().await;
+    let m = app.signup("Stats Shop").await;
+    let utc = json!({ "enabled": false, "time_zone": "UTC", "days": vec![Vec::<Value>::new(); 7] });
+    assert_eq!(patch(&app, &m, json!({ "business_hours": utc })).await.status(), 200);
+    let schema = format!("tenant_{}", tenant_id(app.pool(), &m.ent_id).await.0);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "with v as (insert into {schema}.visitors (public_id, name) values ('vstats', 'Stats visitor') returning id),
+              a as (select id from {schema}.agents where role = 'owner'),
+              c1 as (insert into {schema}.conversations (visitor_id, agent_id, status, created_at, closed_at)
+                     select v.id, a.id, 'closed', '2026-11-02 10:00Z', '2026-11-02 10:30Z' from v, a returning id),
+              c2 as (insert into {schema}.conversations (visitor_id, agent_id, status, created_at)
+                     select v.id, a.id, 'open', '2026-11-02 23:30Z' from v, a returning id),
+              c3 as (insert into {schema}.conversations (visitor_id, status, created_at, closed_at)
+                     select v.id, 'closed', '2026-11-03 09:00Z', '2026-11-03 09:10Z' from v returning id)
+         insert into {schema}.messages (conversation_id, sender_kind, sender_agent_id, kind, body, created_at)
+         select c1.id, 'visitor', null, 'text', 'hi', timestamptz '2026-11-02 10:00Z' from c1
+         union all select c1.id, 'agent', a.id, 'text', 'hello', '2026-11-02 10:01Z' from c1, a
+         union all select c2.id, 'visitor', null, 'text', 'late', '2026-11-02 23:30Z' from c2
+         union all select c2.id, 'agent', a.id, 'text', 'yes', '2026-11-02 23:33Z' from c2, a
+         union all select c3.id, 'visitor', null, 'text', 'one', '2026-11-03 09:00Z' from c3
+         union all select c3.id, 'visitor', null, 'text', 'two', '2026-11-03 09:02Z' from c3"
+    )))
+    .execute(app.pool())
+    .await
+    .unwrap();
+
+    let get = |q: &'static str| {
+        let (app, m) = (&app, &m);
+        async move { app.get_as(m, &format!("/api/v1/stats{q}")).await }
+    };
+    let s: Value = get("?from=2026-11-01&to=2026-11-03").await.json().await.unwrap();
+    let days: Vec<(String, i64, i64, i64)> = s["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["date"].as_str().unwrap().to_owned(),
+                d["conversations"].as_i64().unwrap(),
+                d["messages"].as_i64().unwrap(),
+                d["visitor_messages"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        days,
+        [
+            ("2026-11-01".into(), 0, 0, 0),
+            ("2026-11-02".into(), 2, 4, 2),
+            ("2026-11-03".into(), 1, 2, 2)
+        ]
+    );
+    // First replies after 60 s and 180 s (c3 was never answered).
+    assert_eq!(
+        s["first_response"],
+        json!({ "count": 2, "median_seconds": 120.0, "p90_seconds": 168.0 })
+    );
+    // Closed after 1,800 s and 600 s.
+    assert_eq!(
+        s["resolution"],
+        json!({ "count": 2, "median_seconds": 1200.0, "p90_seconds": 1680.0 })
+    );
+    assert_eq!(s["agents"][0]["conversations"], 2);
+    assert_eq!(s["agents"][0]["messages"], 2);
+    assert_eq!(s["agents"][0]["median_first_response_seconds"], 120.0);
+
+    // In Shanghai (UTC+8), 23:30 UTC on the 2nd is the morning of the 3rd.
+    let sh = json!({ "enabled": false, "time_zone": "Asia/Shanghai", "days": vec![Vec::<Value>::new(); 7] });
+    assert_eq!(patch(&app, &m, json!({ "business_hours": sh })).await.status(), 200);
+    let s: Value = get("?from=2026-11-02&to=2026-11-03").await.json().await.unwrap();
+    assert_eq!(s["days"][0]["conversations"], 1);
+    assert_eq!(s["days"][1]["conversations"], 2);
+
+    for q in ["?from=yesterday", "?from=2026-11-05&to=2026-11-01", "?from=2026-01-01&to=2026-11-01"]
+    {
+        let res = get(q).await;
+        assert_eq!(res.status(), 422, "{q}");
+    }
+}
