@@ -57,6 +57,10 @@ pub struct MerchantSettings {
     /// Where notices such as left messages go (used once email exists).
     pub notification_email: String,
     pub business_hours: BusinessHours,
+    /// GOFLY's landing-domain redirect: the chat page opened on any other host sends the
+    /// visitor on to this origin (`https://chat.shop.example`), e.g. a domain of the
+    /// merchant's own that messaging apps have not flagged. Empty: no redirect.
+    pub landing_url: String,
 }
 
 impl Default for MerchantSettings {
@@ -73,6 +77,7 @@ impl Default for MerchantSettings {
             allowed_widget_domains: Vec::new(),
             notification_email: String::new(),
             business_hours: BusinessHours::default(),
+            landing_url: String::new(),
         }
     }
 }
@@ -119,6 +124,9 @@ impl MerchantSettings {
         if let Some(v) = text("notification_email") {
             s.notification_email = v;
         }
+        if let Some(v) = text("landing_url").filter(|u| u.is_empty() || origin(u).is_some()) {
+            s.landing_url = v;
+        }
         if let Some(v) = stored
             .get("business_hours")
             .and_then(|v| serde_json::from_value::<BusinessHours>(v.clone()).ok())
@@ -132,6 +140,22 @@ impl MerchantSettings {
     pub fn lang(&self) -> Lang {
         Lang::parse(&self.default_lang).unwrap_or_default()
     }
+}
+
+/// `scheme://host[:port]` of an http(s) URL without path, query or credentials.
+pub fn origin(raw: &str) -> Option<String> {
+    let url = url::Url::parse(raw.trim()).ok()?;
+    let plain = matches!(url.scheme(), "http" | "https")
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && matches!(url.path(), "" | "/");
+    let host = url.host_str().filter(|h| domain(h).as_deref() == Some(*h))?;
+    plain.then(|| match url.port() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    })
 }
 
 fn is_color(c: &str) -> bool {
@@ -180,6 +204,7 @@ struct Change {
     allowed_widget_domains: Option<Vec<String>>,
     notification_email: Option<String>,
     business_hours: Option<BusinessHours>,
+    landing_url: Option<String>,
 }
 
 /// The checked values to store, by key.
@@ -244,6 +269,17 @@ fn check(c: Change) -> Result<Vec<(&'static str, Value)>, AppError> {
         }
         out.push(("notification_email", json!(v)));
     }
+    if let Some(v) = c.landing_url {
+        let v = v.trim();
+        let v = if v.is_empty() {
+            String::new()
+        } else {
+            origin(v).ok_or_else(|| {
+                AppError::field("landing_url", "an origin like https://chat.shop.example (no path)")
+            })?
+        };
+        out.push(("landing_url", json!(v)));
+    }
     if let Some(mut h) = c.business_hours {
         h.out_of_hours_message =
             text("business_hours", &h.out_of_hours_message, 1000, false, true)?;
@@ -296,6 +332,22 @@ mod tests {
         assert_eq!(domain("exa mple.com"), None);
         assert_eq!(domain("-bad.example.com"), None);
         assert_eq!(domain("<script>.com"), None);
+    }
+
+    #[test]
+    fn landing_origins() {
+        assert_eq!(
+            origin("https://Chat.Shop.example/").as_deref(),
+            Some("https://chat.shop.example")
+        );
+        assert_eq!(
+            origin("http://chat.shop.example:8080").as_deref(),
+            Some("http://chat.shop.example:8080")
+        );
+        assert_eq!(origin("https://chat.shop.example/chatIndex"), None);
+        assert_eq!(origin("https://user@chat.shop.example"), None);
+        assert_eq!(origin("javascript:alert(1)"), None);
+        assert_eq!(origin("chat.shop.example"), None);
     }
 
     #[test]

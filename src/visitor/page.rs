@@ -142,11 +142,21 @@ async fn chat_index(
     State(state): State<AppState>,
     ChosenLang(chosen): ChosenLang,
     ResolvedTenant(tenant): ResolvedTenant,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
     Query(q): Query<ChatQuery>,
 ) -> Result<Response, AppError> {
     let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
     let settings = MerchantSettings::load(&mut tx).await?;
     tx.commit().await?;
+    // GOFLY's landing-domain redirect: opened on another host, go on to the merchant's. Not
+    // inside the widget (`embed=1`): the loader talks to the origin it loaded the chat from.
+    let embedded = uri.query().is_some_and(|q| q.split('&').any(|p| p == "embed=1"));
+    if let Some(target) =
+        landing_redirect(&settings.landing_url, &headers, &uri).filter(|_| !embedded)
+    {
+        return Ok(axum::response::Redirect::to(&target).into_response());
+    }
     // `lang=`, then the browser's languages, then the merchant's default.
     let lang = chosen.unwrap_or_else(|| settings.lang());
     let name = if settings.service_name.is_empty() {
@@ -194,6 +204,26 @@ async fn chat_index(
         response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, value);
     }
     Ok(response)
+}
+
+/// Where to send a visitor who opened the chat page on a host other than the merchant's
+/// landing origin (same path and query); `None` when there is none or this is it.
+fn landing_redirect(
+    landing: &str,
+    headers: &axum::http::HeaderMap,
+    uri: &axum::http::Uri,
+) -> Option<String> {
+    let target = url::Url::parse(landing).ok()?;
+    let wanted = match target.port() {
+        Some(port) => format!("{}:{port}", target.host_str()?),
+        None => target.host_str()?.to_owned(),
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if host.eq_ignore_ascii_case(&wanted) {
+        return None;
+    }
+    let path = uri.path_and_query().map_or("/chatIndex", |p| p.as_str());
+    Some(format!("{}{path}", landing.trim_end_matches('/')))
 }
 
 #[derive(Deserialize)]

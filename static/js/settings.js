@@ -112,9 +112,16 @@
     try { await api('PATCH', `/api/v1/agents/${a.id}`, change); toast(t.tSaved); } catch (err) { toast(err.message); }
     loadAgents();
   }
+  const agentSearch = document.getElementById('agent-search');
+  let team = [];
+  function renderAgents() {
+    const q = agentSearch.value.trim().toLowerCase();
+    agentsBody.replaceChildren(...team.filter((a) => !q || `${a.display_name} ${a.email}`.toLowerCase().includes(q)).map(agentRow));
+  }
+  agentSearch.addEventListener('input', renderAgents);
   async function loadAgents() {
-    const { agents } = await api('GET', '/api/v1/agents');
-    agentsBody.replaceChildren(...agents.map(agentRow));
+    team = (await api('GET', '/api/v1/agents')).agents;
+    renderAgents();
   }
   const agentForm = document.getElementById('agent-form');
   agentForm.addEventListener('submit', async (e) => {
@@ -243,7 +250,7 @@
 
   // ---- Chat & widget ----
   const chatForm = document.getElementById('chat-form');
-  const TEXT = ['service_name', 'widget_button_text', 'welcome_message', 'offline_message', 'notification_email'];
+  const TEXT = ['service_name', 'widget_button_text', 'welcome_message', 'offline_message', 'notification_email', 'landing_url'];
   // Business hours: one stretch a day here (the API takes up to four).
   const week = document.getElementById('hours-week');
   const dayNames = week.dataset.days.split(',');

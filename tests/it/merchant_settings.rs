@@ -302,3 +302,36 @@ async fn statistics_on_seeded_data() {
         assert_eq!(res.status(), 422, "{q}");
     }
 }
+
+#[tokio::test]
+async fn the_chat_link_sends_visitors_on_to_the_landing_domain() {
+    let app = spawn_app().await;
+    let m = app.signup("Landing Shop").await;
+    for bad in [
+        "chat.lumen.example",
+        "https://chat.lumen.example/path",
+        "javascript:alert(1)",
+        "ftp://chat.lumen.example",
+    ] {
+        let res = patch(&app, &m, json!({ "landing_url": bad })).await;
+        assert_eq!(res.status(), 422, "{bad}");
+    }
+    let res = patch(&app, &m, json!({ "landing_url": "https://Chat.Lumen.example/" })).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["landing_url"], "https://chat.lumen.example");
+
+    let path = format!("/chatIndex?ent_id={}&lang=en&visitor_name=Mia", m.ent_id);
+    let res = client().get(app.url(&path)).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], format!("https://chat.lumen.example{path}").as_str());
+    // Arrived there: the page itself.
+    let res =
+        client().get(app.url(&path)).header("host", "chat.lumen.example").send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    // Inside the widget there is no redirect (the loader talks to the origin it used).
+    let res = client().get(app.url(&format!("{path}&embed=1"))).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    // Cleared, the link is served where it is.
+    assert_eq!(patch(&app, &m, json!({ "landing_url": "" })).await.status(), 200);
+    assert_eq!(client().get(app.url(&path)).send().await.unwrap().status(), 200);
+}
