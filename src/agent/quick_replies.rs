@@ -146,6 +146,14 @@ async fn create(
     .bind(f.position)
     .fetch_one(&mut *tx)
     .await?;
+    crate::merchant::audit::record(
+        &mut tx,
+        &session,
+        "quick_reply.create",
+        &created.title,
+        serde_json::json!({}),
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
@@ -172,8 +180,17 @@ async fn update(
     .bind(f.position)
     .fetch_optional(&mut *tx)
     .await?;
+    let updated = updated.ok_or(AppError::NotFound)?;
+    crate::merchant::audit::record(
+        &mut tx,
+        &session,
+        "quick_reply.update",
+        &updated.title,
+        serde_json::json!({}),
+    )
+    .await?;
     tx.commit().await?;
-    Ok(Json(updated.ok_or(AppError::NotFound)?))
+    Ok(Json(updated))
 }
 
 async fn remove(
@@ -184,14 +201,20 @@ async fn remove(
     let id = path_id(&id)?;
     session.require_admin()?;
     let mut tx = session.tx(&state).await?;
-    let deleted = sqlx::query("delete from quick_replies where id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let title: Option<String> =
+        sqlx::query_scalar("delete from quick_replies where id = $1 returning title")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let title = title.ok_or(AppError::NotFound)?;
+    crate::merchant::audit::record(
+        &mut tx,
+        &session,
+        "quick_reply.delete",
+        &title,
+        serde_json::json!({}),
+    )
+    .await?;
     tx.commit().await?;
-    if deleted == 0 {
-        return Err(AppError::NotFound);
-    }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -111,6 +111,14 @@ pub async fn create_agent(
         .execute(&mut *tx)
         .await?;
     let agent = agent_with_email(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    crate::merchant::audit::record(
+        &mut tx,
+        &session,
+        "agent.create",
+        &agent.email,
+        serde_json::json!({ "role": role }),
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(
         tenant = session.tenant.id.0,
@@ -154,6 +162,7 @@ pub async fn update_agent(
 ) -> Result<Json<AgentWithEmail>, AppError> {
     let id = crate::http::input::path_id(&id)?;
     let name = req.display_name.as_deref().map(display_name).transpose()?;
+    let name_changed = name.clone();
     let new_role = req.role.as_deref().map(role).transpose()?;
     let max = req.max_concurrent_chats.map(max_chats).transpose()?;
     let mut tx = session.tx(&state).await?;
@@ -202,6 +211,13 @@ pub async fn update_agent(
         rows.extend(chat_store::conversation(&mut tx, c).await?);
     }
     let agent = agent_with_email(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    if !only_own_name {
+        let detail = serde_json::json!({
+            "role": new_role, "max_concurrent_chats": max, "disabled": req.disabled, "display_name": name_changed,
+        });
+        crate::merchant::audit::record(&mut tx, &session, "agent.update", &agent.email, detail)
+            .await?;
+    }
     tx.commit().await?;
 
     let tenant = session.tenant.id;
@@ -263,6 +279,14 @@ pub async fn reset_password(
         .bind(hash)
         .execute(&mut *tx)
         .await?;
+    crate::merchant::audit::record(
+        &mut tx,
+        &session,
+        "agent.reset_password",
+        &target.display_name,
+        serde_json::json!({}),
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(
         tenant = session.tenant.id.0,

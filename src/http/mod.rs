@@ -61,6 +61,7 @@ pub fn routes(config: &Config) -> Routes {
         .merge(crate::merchant::settings::routes())
         .merge(crate::merchant::auto_replies::routes())
         .merge(crate::merchant::stats::routes())
+        .merge(crate::merchant::audit::routes())
 }
 
 /// The application router with all middleware.

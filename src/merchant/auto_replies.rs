@@ -147,6 +147,14 @@ async fn create(
     .bind(f.position)
     .fetch_one(&mut *tx)
     .await?;
+    crate::merchant::audit::record(
+        &mut tx,
+        &session,
+        "auto_reply.create",
+        &rule.keyword,
+        serde_json::json!({}),
+    )
+    .await?;
     tx.commit().await?;
     changed(&state, &session).await;
     Ok((StatusCode::CREATED, Json(rule)).into_response())
@@ -175,9 +183,18 @@ async fn update(
     .bind(f.position)
     .fetch_optional(&mut *tx)
     .await?;
+    let rule = rule.ok_or(AppError::NotFound)?;
+    crate::merchant::audit::record(
+        &mut tx,
+        &session,
+        "auto_reply.update",
+        &rule.keyword,
+        serde_json::json!({ "enabled": rule.enabled }),
+    )
+    .await?;
     tx.commit().await?;
     changed(&state, &session).await;
-    Ok(Json(rule.ok_or(AppError::NotFound)?))
+    Ok(Json(rule))
 }
 
 async fn remove(
@@ -188,15 +205,21 @@ async fn remove(
     let id = path_id(&id)?;
     session.require_admin()?;
     let mut tx = session.tx(&state).await?;
-    let deleted = sqlx::query("delete from auto_replies where id = $1")
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let keyword: Option<String> =
+        sqlx::query_scalar("delete from auto_replies where id = $1 returning keyword")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let keyword = keyword.ok_or(AppError::NotFound)?;
+    crate::merchant::audit::record(
+        &mut tx,
+        &session,
+        "auto_reply.delete",
+        &keyword,
+        serde_json::json!({}),
+    )
+    .await?;
     tx.commit().await?;
-    if deleted == 0 {
-        return Err(AppError::NotFound);
-    }
     changed(&state, &session).await;
     Ok(StatusCode::NO_CONTENT)
 }

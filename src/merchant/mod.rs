@@ -1,5 +1,6 @@
 //! Merchants (tenants as their owners see them): creating one with its owner, atomically.
 
+pub mod audit;
 pub mod auto_replies;
 pub mod hours;
 pub mod settings;

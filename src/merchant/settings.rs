@@ -297,6 +297,7 @@ async fn update_settings(
     session.require_admin()?;
     let values = check(change)?;
     let mut tx = session.tx(&state).await?;
+    let before = serde_json::to_value(MerchantSettings::load(&mut tx).await?).unwrap_or_default();
     for (key, value) in values {
         sqlx::query(
             "insert into settings (key, value) values ($1, $2)
@@ -308,6 +309,26 @@ async fn update_settings(
         .await?;
     }
     let settings = MerchantSettings::load(&mut tx).await?;
+    // The log names what actually changed (forms send every field).
+    let after = serde_json::to_value(&settings).unwrap_or_default();
+    let keys: Vec<&str> = after
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, v)| before.get(k.as_str()) != Some(*v))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if !keys.is_empty() {
+        let target = keys.join(", ");
+        crate::merchant::audit::record(
+            &mut tx,
+            &session,
+            "settings.update",
+            &target,
+            json!({ "keys": keys }),
+        )
+        .await?;
+    }
     tx.commit().await?;
     // The chat engine caches what it reads from settings (welcome, offline, previews).
     state.chat.automation.invalidate(&session.tenant.id).await;

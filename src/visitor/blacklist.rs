@@ -166,6 +166,15 @@ async fn add(
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
+    let what = entry.ip.clone().or_else(|| entry.visitor_id.clone()).unwrap_or_default();
+    crate::merchant::audit::record(
+        &mut tx,
+        &session,
+        "blacklist.add",
+        &what,
+        serde_json::json!({ "reason": entry.reason }),
+    )
+    .await?;
     let tenant = session.tenant.id;
     if let Some(v) = visitor {
         publish(&state, &session, tx, v).await?;
@@ -193,7 +202,21 @@ async fn remove(
             .await?;
     let visitor = visitor.ok_or(AppError::NotFound)?;
     session.require_admin()?;
-    sqlx::query("delete from blacklist where id = $1").bind(id).execute(&mut *tx).await?;
+    let what: Option<String> = sqlx::query_scalar(
+        "delete from blacklist b where id = $1
+         returning coalesce(b.ip_range::text, (select public_id from visitors v where v.id = b.visitor_id), '')",
+    )
+    .bind(id)
+    .fetch_one(&mut *tx)
+    .await?;
+    crate::merchant::audit::record(
+        &mut tx,
+        &session,
+        "blacklist.remove",
+        &what.unwrap_or_default(),
+        serde_json::json!({}),
+    )
+    .await?;
     match visitor {
         Some(v) => {
             publish(&state, &session, tx, v).await?;

@@ -406,6 +406,33 @@
   document.getElementById('tab-stats').addEventListener('click', loadStats);
   if (!statsPanel.hidden) loadStats();
 
+  // ---- Audit log ----
+  const auditBody = document.querySelector('#audit-table tbody');
+  const auditSearch = document.getElementById('audit-search');
+  const auditMore = document.getElementById('audit-more');
+  let auditBefore = null;
+  async function loadAudit(more) {
+    const q = auditSearch.value.trim();
+    const params = new URLSearchParams({ limit: '50' });
+    if (q) params.set('q', q);
+    if (more && auditBefore) params.set('before', auditBefore);
+    const page = await api('GET', `/api/v1/audit?${params}`);
+    const rows = page.entries.map((e) => {
+      const tr = el('tr');
+      tr.append(el('td', 'muted', new Date(e.created_at).toLocaleString()), el('td', '', e.agent_name), el('td'), el('td', '', e.target));
+      tr.children[2].append(el('code', '', e.action));
+      return tr;
+    });
+    if (more) auditBody.append(...rows); else auditBody.replaceChildren(...rows);
+    auditBefore = page.next_before;
+    auditMore.hidden = !auditBefore;
+  }
+  let auditTimer = null;
+  auditSearch.addEventListener('input', () => { clearTimeout(auditTimer); auditTimer = setTimeout(() => loadAudit(false), 250); });
+  auditMore.addEventListener('click', () => loadAudit(true));
+  document.getElementById('tab-audit').addEventListener('click', () => loadAudit(false));
+  if (!document.getElementById('panel-audit').hidden) loadAudit(false);
+
   loadAgents();
   loadQuick();
   loadBlacklist();

@@ -240,6 +240,9 @@ try {
   await agent.waitForFunction(() => [...document.querySelectorAll('#chart-conversations rect.bar')].some((r) => Number(r.getAttribute('height')) > 0), null, { timeout: T });
   await agent.locator('#stats-agents tbody tr').first().waitFor({ timeout: T });
   await shot(agent, 'settings-stats');
+  await agent.click('#tab-audit');
+  await agent.locator('#audit-table td code', { hasText: 'auto_reply.create' }).waitFor({ timeout: T });
+  await shot(agent, 'settings-audit');
   await agent.click('#tab-deploy');
   const snippet = await agent.inputValue('#deploy-gofly');
   if (!snippet.includes(`GOFLY_ENT: "${entId}"`)) throw new Error(`GOFLY snippet: ${snippet}`);

@@ -172,6 +172,7 @@ pub(crate) fn case(
         ("DELETE", "/api/v1/visitors/{id}/messages") => {
             (format!("/api/v1/visitors/{}/messages", target.visitor_id), None)
         }
+        ("GET", "/api/v1/audit") => (format!("/api/v1/audit?ent_id={ent}"), None),
         ("GET", "/api/v1/stats") => (format!("/api/v1/stats?ent_id={ent}"), None),
         ("GET", "/api/v1/settings") => (format!("/api/v1/settings?ent_id={ent}"), None),
         ("PATCH", "/api/v1/settings") => (

@@ -384,3 +384,106 @@ async fn published_announcements_reach_the_workspace() {
         "announcement text is escaped"
     );
 }
+
+#[tokio::test]
+async fn admin_actions_land_in_the_audit_log() {
+    let app = spawn_app().await;
+    let m = app.signup("Audit Shop").await;
+    let (agent_id, email, agent_token) = add_agent(&app, &m, "agent").await;
+    let send = |method: reqwest::Method, path: String, body: Value| {
+        client().request(method, app.url(&path)).bearer_auth(&m.token).json(&body).send()
+    };
+    assert!(
+        send(
+            reqwest::Method::PATCH,
+            format!("/api/v1/agents/{agent_id}"),
+            json!({ "max_concurrent_chats": 3 })
+        )
+        .await
+        .unwrap()
+        .status()
+        .is_success()
+    );
+    assert!(
+        send(
+            reqwest::Method::PATCH,
+            "/api/v1/settings".into(),
+            json!({ "welcome_message": "Hi", "widget_color": "#111111" })
+        )
+        .await
+        .unwrap()
+        .status()
+        .is_success()
+    );
+    assert!(
+        send(
+            reqwest::Method::POST,
+            "/api/v1/blacklist".into(),
+            json!({ "ip": "203.0.113.5", "reason": "spam" })
+        )
+        .await
+        .unwrap()
+        .status()
+        .is_success()
+    );
+    let qr: Value = send(
+        reqwest::Method::POST,
+        "/api/v1/quick_replies".into(),
+        json!({ "title": "Hours", "body": "9–18" }),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert!(
+        client()
+            .delete(app.url(&format!("/api/v1/quick_replies/{}", qr["id"])))
+            .bearer_auth(&m.token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+
+    let log: Value = app.get_as(&m, "/api/v1/audit").await.json().await.unwrap();
+    let actions: Vec<(&str, &str)> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["target"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("quick_reply.delete", "Hours"),
+            ("quick_reply.create", "Hours"),
+            ("blacklist.add", "203.0.113.5/32"),
+            ("settings.update", "welcome_message, widget_color"),
+            ("agent.update", email.as_str()),
+            ("agent.create", email.as_str()),
+        ],
+        "newest first"
+    );
+    assert_eq!(
+        log["entries"][0]["agent_name"].as_str().unwrap(),
+        m.email.split('@').next().unwrap()
+    );
+    let found: Value = app.get_as(&m, "/api/v1/audit?q=BLACKLIST").await.json().await.unwrap();
+    assert_eq!(found["entries"].as_array().unwrap().len(), 1);
+    // A refused action leaves no entry, and agents cannot read the log.
+    let res = client()
+        .post(app.url("/api/v1/quick_replies"))
+        .bearer_auth(&agent_token)
+        .json(&json!({ "title": "x", "body": "y" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res =
+        client().get(app.url("/api/v1/audit")).bearer_auth(&agent_token).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    let again: Value = app.get_as(&m, "/api/v1/audit").await.json().await.unwrap();
+    assert_eq!(again["entries"].as_array().unwrap().len(), 6);
+}

@@ -1,0 +1,99 @@
+//! The merchant's audit log: admin actions (team, settings, replies, blacklist, cleared
+//! histories) with who did them, written in the transaction that makes the change, and
+//! searchable by admins.
+
+use axum::{
+    Json,
+    extract::{Query, State},
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::PgConnection;
+
+use crate::{
+    auth::session::AgentSession,
+    http::{AppError, AppState, Routes, Scope, input::like_pattern},
+};
+
+pub fn routes() -> Routes {
+    Routes::new().get("/api/v1/audit", Scope::Tenant, list).admin()
+}
+
+/// Records `action` on `target` by the session's agent, inside the caller's transaction.
+pub async fn record(
+    conn: &mut PgConnection,
+    session: &AgentSession,
+    action: &str,
+    target: &str,
+    detail: Value,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "insert into audit_log (agent_id, agent_name, action, target, detail) values ($1, $2, $3, $4, $5)",
+    )
+    .bind(session.agent.id)
+    .bind(&session.agent.display_name)
+    .bind(action)
+    .bind(target)
+    .bind(detail)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    /// Matches the action, the target or the agent's name (substring, any case).
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    before: Option<i64>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+struct Entry {
+    id: i64,
+    agent_id: Option<i64>,
+    agent_name: String,
+    action: String,
+    target: String,
+    detail: Value,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
+struct Page {
+    entries: Vec<Entry>,
+    next_before: Option<i64>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Page>, AppError> {
+    session.require_admin()?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 200);
+    let pattern =
+        q.q.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| like_pattern(&s.chars().take(100).collect::<String>()));
+    let mut tx = session.tx(&state).await?;
+    let entries: Vec<Entry> = sqlx::query_as(
+        "select id, agent_id, agent_name, action, target, detail, created_at from audit_log
+         where id < $1 and ($2::text is null or action ilike $2 or target ilike $2 or agent_name ilike $2)
+         order by id desc limit $3",
+    )
+    .bind(q.before.unwrap_or(i64::MAX))
+    .bind(pattern)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let next_before =
+        (entries.len() as i64 == limit).then(|| entries.last().map(|e| e.id)).flatten();
+    Ok(Json(Page { entries, next_before }))
+}
