@@ -14,7 +14,7 @@ use crate::{
     http::{
         AppError, AppState, Routes, Scope,
         extract::ApiJson,
-        input::{like_pattern, path_id, text},
+        input::{like_pattern, path_id, position, text},
     },
 };
 
@@ -103,15 +103,7 @@ fn check(f: Fields) -> Result<Checked, AppError> {
         group: f.group.as_deref().map(|g| text("group", g, 40, false, false)).transpose()?,
         title: f.title.as_deref().map(|t| text("title", t, 80, true, false)).transpose()?,
         body: f.body.as_deref().map(|b| text("body", b, 5000, true, true)).transpose()?,
-        position: f
-            .position
-            .map(|p| {
-                (0..=100_000)
-                    .contains(&p)
-                    .then_some(p)
-                    .ok_or_else(|| AppError::field("position", "between 0 and 100000"))
-            })
-            .transpose()?,
+        position: position(f.position)?,
     })
 }
 

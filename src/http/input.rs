@@ -33,6 +33,17 @@ pub fn optional_text(
     Ok(raw.map(|r| text(field, r, max, false, false)).transpose()?.filter(|v| !v.is_empty()))
 }
 
+/// A list position (ordering of quick replies, auto-reply rules…): 0–100,000.
+pub fn position(p: Option<i32>) -> Result<Option<i32>, AppError> {
+    p.map(|p| {
+        (0..=100_000)
+            .contains(&p)
+            .then_some(p)
+            .ok_or_else(|| AppError::field("position", "between 0 and 100000"))
+    })
+    .transpose()
+}
+
 /// An object id from a URL path. One that cannot name anything is a 404, exactly like an id
 /// of another merchant's object.
 pub fn path_id(raw: &str) -> Result<i64, AppError> {

@@ -16,7 +16,7 @@ use crate::{
     http::{
         AppError, AppState, Routes, Scope,
         extract::ApiJson,
-        input::{path_id, text},
+        input::{path_id, position, text},
     },
 };
 
@@ -99,15 +99,7 @@ fn check(f: Fields) -> Result<Checked, AppError> {
             .transpose()?,
         reply: f.reply.as_deref().map(|r| text("reply", r, 2000, true, true)).transpose()?,
         enabled: f.enabled,
-        position: f
-            .position
-            .map(|p| {
-                (0..=100_000)
-                    .contains(&p)
-                    .then_some(p)
-                    .ok_or_else(|| AppError::field("position", "between 0 and 100000"))
-            })
-            .transpose()?,
+        position: position(f.position)?,
     })
 }
 
