@@ -59,14 +59,9 @@ pub async fn settings(
     chat.automation
         .try_get_with(tenant, async {
             let mut tx = TenantTx::begin(pool, tenant).await?;
-            let welcome = setting_text(&mut tx, "welcome_message").await?;
-            let offline = setting_text(&mut tx, "offline_message").await?;
-            let typing_preview = store::setting(&mut tx, "typing_preview").await?.and_then(|v| v.as_bool()).unwrap_or(false);
-            let hours = store::setting(&mut tx, "business_hours")
-                .await?
-                .and_then(|v| serde_json::from_value::<crate::merchant::hours::BusinessHours>(v).ok())
-                .filter(|h| h.validate().is_ok())
-                .unwrap_or_default();
+            // The settings document, read and checked in one place (merchant::settings).
+            let s = crate::merchant::settings::MerchantSettings::load(&mut tx).await?;
+            let non_empty = |t: String| Some(t).filter(|t| !t.trim().is_empty());
             let rules: Vec<(String, String, String)> = sqlx::query_as(
                 "select keyword, match_kind, reply from auto_replies where enabled order by position, id",
             )
@@ -74,7 +69,13 @@ pub async fn settings(
             .await?;
             tx.commit().await?;
             let rules = rules.into_iter().map(|(k, kind, r)| (k.trim().to_lowercase(), kind == "exact", r)).collect();
-            Ok(Arc::new(Automation { welcome, offline, typing_preview, hours, rules }))
+            Ok(Arc::new(Automation {
+                welcome: non_empty(s.welcome_message),
+                offline: non_empty(s.offline_message),
+                typing_preview: s.typing_preview,
+                hours: s.business_hours,
+                rules,
+            }))
         })
         .await
 }
@@ -169,12 +170,4 @@ async fn bot(
     };
     chat.post(tenant, message).await?;
     Ok(())
-}
-
-/// A non-empty text setting.
-async fn setting_text(conn: &mut sqlx::PgConnection, key: &str) -> sqlx::Result<Option<String>> {
-    Ok(store::setting(conn, key)
-        .await?
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .filter(|s| !s.trim().is_empty()))
 }
