@@ -37,18 +37,7 @@
   }
   let panelData = null;      // the visitor shown in the panel, as the API returned it
   const isAdmin = pd.admin === 'true';
-  const api = async (method, url, body) => {
-    const init = { method, headers: { 'x-csrf-token': csrf } };
-    if (body !== undefined) { init.headers['content-type'] = 'application/json'; init.body = JSON.stringify(body); }
-    const res = await fetch(url, init);
-    const data = res.status === 204 ? {} : await res.json().catch(() => ({}));
-    if (!res.ok) {
-      const err = new Error((data.error && data.error.message) || res.statusText);
-      err.fields = (data.error && data.error.fields) || {};
-      throw err;
-    }
-    return data;
-  };
+  const { api, toast } = window.KefuApp;
   const vpStatus = document.getElementById('vp-status');
   const say = (text) => { vpStatus.textContent = text; if (text) setTimeout(() => { if (vpStatus.textContent === text) vpStatus.textContent = ''; }, 4000); };
   const visitorPath = () => `/api/v1/visitors/${encodeURIComponent(panelVisitor)}`;
@@ -679,15 +668,6 @@
     list.querySelector('button').focus();
   });
   transferMenu.addEventListener('keydown', (e) => { if (e.key === 'Escape') { transferMenu.open = false; transferMenu.querySelector('summary').focus(); } });
-
-  // Toasts: short notes in the corner; an action makes them clickable.
-  const toasts = document.getElementById('toasts');
-  function toast(text, action) {
-    const node = el(action ? 'button' : 'div', 'toast', text);
-    if (action) { node.type = 'button'; node.addEventListener('click', () => { node.remove(); action(); }); }
-    toasts.append(node);
-    setTimeout(() => node.remove(), 6000);
-  }
 
   // Announcements: dismissed ones stay hidden in this browser.
   for (const banner of document.querySelectorAll('[data-announcement]')) {

@@ -6,27 +6,9 @@
   if (!root) return;
   const t = root.dataset;
   const me = Number(t.agentId);
-  const csrf = document.querySelector('meta[name="csrf-token"]').content;
   const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; };
 
-  async function api(method, url, body) {
-    const init = { method, headers: { 'x-csrf-token': csrf } };
-    if (body !== undefined) { init.headers['content-type'] = 'application/json'; init.body = JSON.stringify(body); }
-    const res = await fetch(url, init);
-    const data = res.status === 204 ? {} : await res.json().catch(() => ({}));
-    if (!res.ok) {
-      const err = new Error((data.error && data.error.message) || res.statusText);
-      err.fields = (data.error && data.error.fields) || {};
-      throw err;
-    }
-    return data;
-  }
-  const toasts = document.getElementById('toasts');
-  function toast(text) {
-    const node = el('div', 'toast', text);
-    toasts.append(node);
-    setTimeout(() => node.remove(), 5000);
-  }
+  const { api, toast } = window.KefuApp;
   // Shows an API error under a form: each field's message with the field's label.
   function showError(box, form, err) {
     const parts = Object.entries(err.fields).map(([f, m]) => {
