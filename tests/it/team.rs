@@ -210,19 +210,7 @@ async fn a_disabled_agent_is_shut_out_and_their_chats_go_back_to_the_queue() {
     assert_eq!(res.json::<Value>().await.unwrap()["disabled"], true);
 
     // Their socket is closed with 4003; their token no longer works; the chat is queued.
-    let closed = loop {
-        match tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            futures::StreamExt::next(&mut agent_ws.socket),
-        )
-        .await
-        {
-            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame)))) => break frame,
-            Ok(Some(Ok(_))) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    };
-    assert_eq!(u16::from(closed.unwrap().code), 4003);
+    assert_eq!(agent_ws.expect_close().await, 4003);
     let res = client().get(app.url("/api/v1/me")).bearer_auth(&agent_token).send().await.unwrap();
     assert_eq!(res.status(), 401);
     let c: Value = app

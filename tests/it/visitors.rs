@@ -136,21 +136,7 @@ async fn blacklisted_visitors_and_addresses_are_shut_out() {
     let entry: Value = res.json().await.unwrap();
     assert_eq!(entry["visitor_id"], v.id.as_str());
     // The live socket closes with 4003 and the visitor cannot come back.
-    let close = loop {
-        match tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            futures::StreamExt::next(&mut vws.socket),
-        )
-        .await
-        {
-            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame)))) => {
-                break frame.unwrap();
-            }
-            Ok(Some(Ok(_))) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    };
-    assert_eq!(u16::from(close.code), 4003);
+    assert_eq!(vws.expect_close().await, 4003);
     let res = client()
         .post(app.url("/api/v1/visitor/ticket"))
         .bearer_auth(&v.token)

@@ -87,6 +87,19 @@ impl Ws {
         }
     }
 
+    /// Skips frames until the server closes the socket; returns the close code.
+    pub async fn expect_close(&mut self) -> u16 {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), self.socket.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return frame.map_or(1005, |f| u16::from(f.code));
+                }
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    }
+
     /// Skips frames until one of type `kind` arrives.
     pub async fn expect(&mut self, kind: &str) -> Value {
         let mut skipped = Vec::new();
