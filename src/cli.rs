@@ -151,6 +151,9 @@ async fn serve(db: &Database, config: Config) -> anyhow::Result<()> {
     println!();
     println!("  ▸ Create a merchant workspace:  {url}/signup");
     println!("  ▸ Log in as an agent:           {url}/login");
+    println!(
+        "  ▸ Platform console:            {url}/platform  (two-step verification set up at first sign-in)"
+    );
     if admins == 0 {
         println!(
             "  ▸ Platform admin: none yet — run `kefu admin create --email you@example.com` (prints a password once)"

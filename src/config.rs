@@ -68,6 +68,10 @@ pub struct Config {
     pub ws_rate_burst: u32,
     /// `text` or `json` log lines.
     pub log_format: LogFormat,
+    /// Days a deleted merchant can still be restored before its data is purged.
+    pub deleted_grace_days: u32,
+    /// How often the background job looks for deleted merchants to purge (seconds).
+    pub purge_interval_secs: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -98,6 +102,8 @@ impl Default for Config {
             migrate_concurrency: 4,
             ws_rate_per_sec: 20,
             ws_rate_burst: 60,
+            deleted_grace_days: 30,
+            purge_interval_secs: 600,
             log_format: LogFormat::Text,
         }
     }
@@ -150,6 +156,12 @@ impl Config {
         }
         if !(1..=8).contains(&self.session_hours) {
             bail!("session_hours must be between 1 and 8, not {}", self.session_hours);
+        }
+        if self.deleted_grace_days > 3650 {
+            bail!("deleted_grace_days must be at most 3650, not {}", self.deleted_grace_days);
+        }
+        if self.purge_interval_secs == 0 {
+            bail!("purge_interval_secs must be at least 1");
         }
         if self.db_max_connections == 0 {
             bail!("db_max_connections must be at least 1");

@@ -1,7 +1,8 @@
 //! Languages and message catalogs (`locales/*.toml`, compiled into the binary).
 //!
 //! A page's language is, in order: `?lang=`, the `kefu_lang` cookie (set whenever `?lang=`
-//! is used), the browser's `Accept-Language`, then English.
+//! is used), the browser's `Accept-Language`, then the platform's default language (system
+//! settings), then English.
 
 use std::{collections::HashMap, sync::LazyLock};
 
@@ -102,7 +103,9 @@ impl Lang {
     }
 
     fn from_parts(parts: &Parts) -> Lang {
-        Self::chosen(parts).unwrap_or_default()
+        Self::chosen(parts)
+            .or_else(|| parts.extensions.get::<PlatformDefaultLang>().map(|d| d.0))
+            .unwrap_or_default()
     }
 
     /// The language the request asks for (`?lang=`, the remembered choice, then
@@ -129,6 +132,11 @@ impl Lang {
             .and_then(Lang::from_accept_language)
     }
 }
+
+/// The platform's default language (system settings), for requests that ask for none; put
+/// in the request extensions by a middleware.
+#[derive(Clone, Copy, Debug)]
+pub struct PlatformDefaultLang(pub Lang);
 
 /// The language a request asks for, if any: pages with a default of their own (a merchant's
 /// chat page) fall back to it instead of English.

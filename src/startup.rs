@@ -49,6 +49,7 @@ impl Application {
             storage,
             geoip,
             chat: Arc::new(crate::chat::Chat::new(pool.clone())),
+            system: Arc::new(crate::platform::system::SystemCache::new(pool.clone())),
             db: pool,
             tenants: Arc::new(registry),
             proxies: TrustedProxies::new(config.trusted_proxies.clone()),
@@ -72,10 +73,13 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let purge = crate::platform::lifecycle::spawn_purge_job(&self.state);
         let app = http::router(self.state);
         axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
-            .await
+            .await?;
+        purge.abort();
+        Ok(())
     }
 }
 

@@ -1,7 +1,7 @@
 //! The agent side: the workspace page and the agent's own API (who am I, my team), team
 //! management, quick replies and announcements.
 
-mod announcements;
+pub mod announcements;
 mod quick_replies;
 mod settings;
 pub mod team;
@@ -69,6 +69,8 @@ struct Workspace {
     agents: Vec<TeamMember>,
     /// Published platform announcements, newest first (a banner on the home page).
     announcements: Vec<announcements::Announcement>,
+    /// The platform admin behind a support session (a banner says so).
+    support_by: Option<String>,
 }
 
 struct TeamMember {
@@ -125,7 +127,8 @@ async fn render_workspace(
     let mut tx = session.tx(&state).await?;
     let team = store::list_agents(&mut tx).await?;
     tx.commit().await?;
-    let announcements = announcements::latest(&state.db, 3).await?;
+    let announcements =
+        announcements::for_agent(&state.db, session.user_id, &session.tenant.plan, 3).await?;
     let base = state.config.display_url(state.config.port);
     let ent_id = session.tenant.ent_id.to_string();
     let page = Workspace {
@@ -135,6 +138,7 @@ async fn render_workspace(
         agent_id: session.agent.id,
         phone,
         nav: "home",
+        support_by: session.impersonator.as_ref().map(|i| i.email.clone()),
         chat_link: format!("{base}/chatIndex?ent_id={ent_id}"),
         widget_code: format!(
             "<script src=\"{base}/static/js/widget.js\"></script>\n<script>\n  Kefu.init({{ url: \"{base}\", entId: \"{ent_id}\" }});\n</script>"

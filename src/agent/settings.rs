@@ -34,6 +34,7 @@ struct SettingsPage {
     is_admin: bool,
     is_owner: bool,
     nav: &'static str,
+    support_by: Option<String>,
     chat_link: String,
     kefu_snippet: String,
     gofly_snippet: String,
@@ -106,6 +107,7 @@ async fn settings_page(
         is_admin: true,
         is_owner: session.agent.role == "owner",
         nav: "settings",
+        support_by: session.impersonator.as_ref().map(|i| i.email.clone()),
     };
     Ok((csrf, Page(page)).into_response())
 }

@@ -4,6 +4,7 @@ pub mod password;
 pub mod session;
 pub mod store;
 pub mod token;
+pub mod totp;
 pub mod validate;
 
 use std::{net::IpAddr, sync::Arc};
@@ -60,7 +61,7 @@ pub fn routes(config: &Config) -> Routes {
 }
 
 /// A POST route behind the shared sign-up/login rate limit.
-fn limited<H, T>(limit: &AuthRateLimit, handler: H) -> MethodRouter<AppState>
+pub(crate) fn limited<H, T>(limit: &AuthRateLimit, handler: H) -> MethodRouter<AppState>
 where
     H: Handler<T, AppState>,
     T: 'static,
@@ -189,7 +190,7 @@ async fn register(
     state: &AppState,
     req: SignupRequest,
 ) -> Result<(merchant::CreatedMerchant, Issued), RegisterError> {
-    if !store::signup_open(&state.db).await? {
+    if !state.system.get().await?.signup_open {
         return Err(AppError::forbidden(
             "signup_closed",
             "sign-up is currently closed on this platform",
@@ -337,27 +338,36 @@ enum LoginOutcome {
     Choose { tenants: Vec<Membership>, issued: Issued },
 }
 
-/// Checks the password (in constant work whether or not the email exists) and decides what
-/// the user gets: a session, or a choice between workspaces.
-async fn authenticate(state: &AppState, req: LoginRequest) -> Result<LoginOutcome, AppError> {
+/// The user whose email and password these are. Does the same work whether or not the
+/// email exists, so timing does not tell which accounts exist.
+pub(crate) async fn check_password(
+    db: &sqlx::PgPool,
+    email: &str,
+    password: String,
+) -> Result<Option<i64>, AppError> {
     // Not an address anyone could have signed up with: same work, same answer.
-    let email = match Email::parse(&req.email) {
-        Ok(email) if req.password.len() <= 1024 => email,
+    let email = match Email::parse(email) {
+        Ok(email) if password.len() <= 1024 => email,
         _ => {
-            password::verify(req.password, None).await;
-            return Err(AppError::InvalidCredentials);
+            password::verify(password, None).await;
+            return Ok(None);
         }
     };
-    let user = store::user_by_email(&state.db, email.as_str()).await?;
+    let user = store::user_by_email(db, email.as_str()).await?;
     let (user_id, stored) = match user {
         Some(u) => (Some(u.id), u.password_hash),
         None => (None, None),
     };
-    let valid = password::verify(req.password, stored).await;
-    let user_id = match (valid, user_id) {
-        (true, Some(id)) => id,
-        _ => return Err(AppError::InvalidCredentials),
-    };
+    let valid = password::verify(password, stored).await;
+    Ok(user_id.filter(|_| valid))
+}
+
+/// Checks the password and decides what the user gets: a session, or a choice between
+/// workspaces.
+async fn authenticate(state: &AppState, req: LoginRequest) -> Result<LoginOutcome, AppError> {
+    let user_id = check_password(&state.db, &req.email, req.password)
+        .await?
+        .ok_or(AppError::InvalidCredentials)?;
     let memberships = store::memberships(&state.db, user_id).await?;
     store::touch_login(&state.db, user_id).await?;
     let chosen = match req.ent_id.as_deref() {
@@ -663,6 +673,9 @@ async fn select_form(
 pub struct LogoutForm {
     #[serde(default)]
     csrf_token: String,
+    /// Where to go afterwards (a local path; a support session returns to the console).
+    #[serde(default)]
+    next: String,
 }
 
 async fn logout_form(
@@ -672,7 +685,8 @@ async fn logout_form(
 ) -> Result<Response, AppError> {
     csrf::verify(&headers, Some(&form.csrf_token))?;
     let jar = jar.remove(session::removal(SESSION_COOKIE)).remove(session::removal(SELECT_COOKIE));
-    Ok((jar, Redirect::to("/")).into_response())
+    let target = local_redirect_target(&form.next).unwrap_or_else(|| "/".to_owned());
+    Ok((jar, Redirect::to(&target)).into_response())
 }
 
 /// Ends a cookie session (tokens themselves expire on their own; a bearer client simply

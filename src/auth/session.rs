@@ -33,6 +33,15 @@ pub struct AgentSession {
     pub agent: AgentRow,
     /// Authenticated by cookie (then state changes need the CSRF header) or bearer token.
     pub via_cookie: bool,
+    /// Set when a platform admin opened this session on the merchant's behalf.
+    pub impersonator: Option<Impersonator>,
+}
+
+/// The platform admin behind an impersonated session.
+#[derive(Clone, Debug)]
+pub struct Impersonator {
+    pub user_id: i64,
+    pub email: String,
 }
 
 impl AgentSession {
@@ -88,6 +97,16 @@ impl FromRequestParts<AppState> for AgentSession {
             let submitted = parts.headers.get(csrf::HEADER).and_then(|v| v.to_str().ok());
             csrf::verify(&parts.headers, submitted)?;
         }
+        // A support session lasts only while its admin still is one.
+        let impersonator = match claims.imp {
+            Some(admin_id) => Some(Impersonator {
+                user_id: admin_id,
+                email: crate::platform::admin_email(&state.db, admin_id)
+                    .await?
+                    .ok_or(AppError::Unauthorized)?,
+            }),
+            None => None,
+        };
         let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
         let agent =
             store::active_agent_by_user(&mut tx, user_id).await?.ok_or(AppError::Unauthorized)?;
@@ -95,7 +114,7 @@ impl FromRequestParts<AppState> for AgentSession {
         let span = tracing::Span::current();
         span.record("tenant", tenant.id.0);
         span.record("user", user_id);
-        Ok(Self { tenant, user_id, agent, via_cookie })
+        Ok(Self { tenant, user_id, agent, via_cookie, impersonator })
     }
 }
 

@@ -159,12 +159,3 @@ pub async fn list_agents(conn: &mut PgConnection) -> sqlx::Result<Vec<AgentWithE
     .fetch_all(conn)
     .await
 }
-
-/// Whether self-service sign-up is open (`system_settings.signup_open`, default true).
-pub async fn signup_open(pool: &PgPool) -> sqlx::Result<bool> {
-    let value: Option<serde_json::Value> =
-        sqlx::query_scalar("select value from public.system_settings where key = 'signup_open'")
-            .fetch_optional(pool)
-            .await?;
-    Ok(value.and_then(|v| v.as_bool()).unwrap_or(true))
-}

@@ -21,6 +21,12 @@ const LEEWAY_SECS: u64 = 10;
 const SELECT_TTL: Duration = Duration::from_secs(10 * 60);
 /// A visitor keeps their identity (and history) on this browser for a year.
 const VISITOR_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+/// A platform console session; short, because it can do anything.
+const PLATFORM_TTL: Duration = Duration::from_secs(8 * 3600);
+/// Time to type the second factor after the password.
+const PLATFORM_PENDING_TTL: Duration = Duration::from_secs(10 * 60);
+/// A support session inside a merchant's workspace.
+const IMPERSONATION_TTL: Duration = Duration::from_secs(3600);
 /// Time to open the socket after asking for a ticket.
 pub const TICKET_TTL: Duration = Duration::from_secs(60);
 
@@ -35,6 +41,11 @@ pub enum TokenKind {
     Visitor,
     /// A short-lived, single-use permission to open one WebSocket (`role` says whose).
     WsTicket,
+    /// A platform admin's console session (password and second factor passed).
+    Platform,
+    /// A platform admin who passed the password check and must now give a TOTP code (or
+    /// enrol one).
+    PlatformPending,
 }
 
 /// Whose socket a ticket opens.
@@ -60,6 +71,10 @@ pub struct Claims {
     /// For tickets: whether `sub` is a user (agent) or a visitor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<TicketRole>,
+    /// For agent sessions opened by a platform admin on a merchant's behalf: that admin's
+    /// user id (pages show a banner; actions are audit-logged under both names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imp: Option<i64>,
     /// Unique per token.
     pub jti: String,
 }
@@ -130,12 +145,51 @@ impl TokenKeys {
         self.issue(user_id, TokenKind::Select, None, None, SELECT_TTL)
     }
 
+    /// A console session for platform admin `user_id`.
+    pub fn issue_platform(&self, user_id: i64) -> anyhow::Result<Issued> {
+        self.issue(user_id, TokenKind::Platform, None, None, PLATFORM_TTL)
+    }
+
+    /// The step between the password and the second factor.
+    pub fn issue_platform_pending(&self, user_id: i64) -> anyhow::Result<Issued> {
+        self.issue(user_id, TokenKind::PlatformPending, None, None, PLATFORM_PENDING_TTL)
+    }
+
+    /// An agent session as `user_id` in `tenant`, opened by platform admin `admin_id`.
+    pub fn issue_impersonation(
+        &self,
+        user_id: i64,
+        tenant: &Tenant,
+        admin_id: i64,
+    ) -> anyhow::Result<Issued> {
+        self.issue_with(
+            user_id,
+            TokenKind::Agent,
+            Some(tenant.id.0),
+            None,
+            Some(admin_id),
+            IMPERSONATION_TTL,
+        )
+    }
+
     fn issue(
         &self,
         user_id: i64,
         typ: TokenKind,
         tid: Option<i64>,
         role: Option<TicketRole>,
+        ttl: Duration,
+    ) -> anyhow::Result<Issued> {
+        self.issue_with(user_id, typ, tid, role, None, ttl)
+    }
+
+    fn issue_with(
+        &self,
+        user_id: i64,
+        typ: TokenKind,
+        tid: Option<i64>,
+        role: Option<TicketRole>,
+        imp: Option<i64>,
         ttl: Duration,
     ) -> anyhow::Result<Issued> {
         let now = Utc::now();
@@ -150,6 +204,7 @@ impl TokenKeys {
             typ,
             tid,
             role,
+            imp,
             jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
@@ -243,6 +298,7 @@ mod tests {
             typ: TokenKind::Agent,
             tid: Some(7),
             role: None,
+            imp: None,
             jti: "y".into(),
         };
         let token = jsonwebtoken::encode(

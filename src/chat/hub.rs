@@ -47,8 +47,26 @@ struct Conn {
     tx: mpsc::Sender<Frame>,
     /// Cancelled when the connection must close because it fell behind.
     lagging: CancellationToken,
-    /// Cancelled when the peer lost access (a blocked visitor, a disabled agent).
+    /// Cancelled when the peer lost access (a blocked visitor, a disabled agent, a
+    /// suspended merchant); `close` says with which close code.
     revoked: CancellationToken,
+    close: CloseReason,
+}
+
+/// The close code and reason a revoked connection ends with (set once, before `revoked` is
+/// cancelled).
+pub type CloseReason = Arc<std::sync::OnceLock<(u16, &'static str)>>;
+
+/// Close code and reason for a peer that lost access: do not reconnect.
+pub const REVOKED: (u16, &str) = (4003, "access revoked");
+/// The merchant was suspended or deleted: the service is paused.
+pub const SUSPENDED: (u16, &str) = (4004, "service paused");
+
+impl Conn {
+    fn end(&self, reason: (u16, &'static str)) {
+        let _ = self.close.set(reason);
+        self.revoked.cancel();
+    }
 }
 
 /// One tenant's connections, indexed by whom they belong to: a push touches only its
@@ -106,6 +124,7 @@ pub struct Registration {
     pub id: u64,
     pub lagging: CancellationToken,
     pub revoked: CancellationToken,
+    pub close: CloseReason,
     /// The connection's own queue, for replies to what it sent (acks, errors, pongs). They
     /// share the queue with pushed frames: one channel per socket, not two.
     pub replies: mpsc::Sender<Frame>,
@@ -148,10 +167,28 @@ impl Hub {
         let (tx, rx) = mpsc::channel(capacity);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (lagging, revoked) = (CancellationToken::new(), CancellationToken::new());
-        let conn =
-            Conn { peer, tx: tx.clone(), lagging: lagging.clone(), revoked: revoked.clone() };
+        let close = CloseReason::default();
+        let conn = Conn {
+            peer,
+            tx: tx.clone(),
+            lagging: lagging.clone(),
+            revoked: revoked.clone(),
+            close: close.clone(),
+        };
         self.lock().entry(tenant).or_default().insert(id, conn);
-        (Registration { hub: self.clone(), tenant, peer, id, lagging, revoked, replies: tx }, rx)
+        (
+            Registration {
+                hub: self.clone(),
+                tenant,
+                peer,
+                id,
+                lagging,
+                revoked,
+                close,
+                replies: tx,
+            },
+            rx,
+        )
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Room>> {
@@ -261,7 +298,45 @@ impl Hub {
     pub fn revoke(&self, tenant: TenantId, peer: Peer) -> usize {
         let rooms = self.lock();
         let Some(room) = rooms.get(&tenant) else { return 0 };
-        room.of(peer).map(|(_, conn)| conn.revoked.cancel()).count()
+        room.of(peer).map(|(_, conn)| conn.end(REVOKED)).count()
+    }
+
+    /// Sends `notice` to every connection of `tenant`, then closes them all with `reason`
+    /// (a suspended or deleted merchant). Returns how many there were.
+    pub fn close_tenant(
+        &self,
+        tenant: TenantId,
+        notice: &Frame,
+        reason: (u16, &'static str),
+    ) -> usize {
+        let rooms = self.lock();
+        let Some(room) = rooms.get(&tenant) else { return 0 };
+        room.by_peer
+            .values()
+            .flat_map(HashMap::values)
+            .map(|conn| {
+                // Best effort: a full queue is closing anyway.
+                let _ = conn.tx.try_send(notice.clone());
+                conn.end(reason)
+            })
+            .count()
+    }
+
+    /// Tenants with at least one agent connected (for platform-wide pushes).
+    pub fn tenants_with_agents(&self) -> Vec<TenantId> {
+        self.lock().iter().filter(|(_, r)| !r.agents.is_empty()).map(|(t, _)| *t).collect()
+    }
+
+    /// Visitors of `tenant` with at least one live connection.
+    pub fn visitors_online(&self, tenant: TenantId) -> usize {
+        self.lock().get(&tenant).map_or(0, |r| r.by_peer.len() - r.agents.len())
+    }
+
+    /// People online across all tenants: (agents, visitors) with at least one connection.
+    pub fn online(&self) -> (usize, usize) {
+        self.lock()
+            .values()
+            .fold((0, 0), |(a, v), r| (a + r.agents.len(), v + r.by_peer.len() - r.agents.len()))
     }
 
     /// Live connections across all tenants (agents, visitors).

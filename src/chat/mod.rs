@@ -198,7 +198,7 @@ impl Chat {
             return Ok((open, false));
         }
         let agent = self.route(&mut tx, tenant, preferred_agent).await?;
-        let id = store::insert_conversation(&mut tx, visitor_id, agent).await?;
+        let id = store::insert_conversation(&mut tx, tenant, visitor_id, agent).await?;
         let row = store::conversation(&mut tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
         tx.commit().await?;
         self.announce(tenant, "created", &row);

@@ -390,6 +390,11 @@ pub enum ServerFrame {
         code: &'static str,
         message: String,
     },
+    /// For agents: a platform announcement was published (show it) or withdrawn (hide it).
+    Announcement {
+        event: &'static str,
+        announcement: crate::agent::announcements::Announcement,
+    },
     /// For agents: a visitor's profile changed (names, tags, blocked).
     Visitor {
         event: &'static str,

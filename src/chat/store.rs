@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgConnection;
+use tenants::TenantId;
 
 use super::protocol::{ConversationOut, MessageOut, Sender};
 
@@ -77,12 +78,15 @@ pub async fn lock_visitor(conn: &mut PgConnection, visitor_id: i64) -> sqlx::Res
         .is_some())
 }
 
+/// Opens a conversation and counts it in the tenant's usage for today (same transaction,
+/// so the count is exact under concurrency).
 pub async fn insert_conversation(
     conn: &mut PgConnection,
+    tenant: TenantId,
     visitor_id: i64,
     agent_id: Option<i64>,
 ) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
+    let id = sqlx::query_scalar(
         "insert into conversations (visitor_id, agent_id, status, assigned_at)
          values ($1, $2, case when $2::bigint is null then 'queued' else 'open' end,
                  case when $2::bigint is null then null else now() end)
@@ -90,8 +94,17 @@ pub async fn insert_conversation(
     )
     .bind(visitor_id)
     .bind(agent_id)
-    .fetch_one(conn)
-    .await
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query(
+        "insert into public.usage_daily as u (tenant_id, day, conversations)
+         values ($1, (now() at time zone 'utc')::date, 1)
+         on conflict (tenant_id, day) do update set conversations = u.conversations + 1",
+    )
+    .bind(tenant.0)
+    .execute(conn)
+    .await?;
+    Ok(id)
 }
 
 /// An agent who could take a conversation.

@@ -68,8 +68,8 @@ pub mod close {
     pub const IDLE: u16 = 1001;
     pub const RESTART: u16 = 1012;
     pub const LAGGING: u16 = 4008;
-    /// The peer lost access (visitor blocked, agent disabled): do not reconnect.
-    pub const REVOKED: u16 = 4003;
+    // 4003 (access revoked) and 4004 (service paused) come with the hub's revocations:
+    // see `hub::REVOKED` and `hub::SUSPENDED`.
 }
 
 #[derive(Deserialize)]
@@ -270,15 +270,13 @@ async fn serve(state: AppState, socket: WebSocket, conn: Connection) {
     if Box::pin(greet_and_replay(&state, &conn, &mut sink)).await.is_ok() {
         let last_seen = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
-        let writer = write_loop(
-            &mut sink,
-            hub_rx,
-            registration.lagging.clone(),
-            registration.revoked.clone(),
-            chat.hub.shutdown_token(),
-            last_seen.clone(),
-            started,
-        );
+        let ends = Ends {
+            lagging: registration.lagging.clone(),
+            revoked: registration.revoked.clone(),
+            close_reason: registration.close.clone(),
+            shutdown: chat.hub.shutdown_token(),
+        };
+        let writer = write_loop(&mut sink, hub_rx, ends, last_seen.clone(), started);
         let mut ctx =
             Ctx { state: &state, conn: &conn, current: None, connection_id: registration.id };
         let reader = read_loop(stream, &mut ctx, registration.replies.clone(), last_seen, started);
@@ -435,17 +433,27 @@ async fn close_with<S: Sink<Message> + Unpin>(sink: &mut S, code: u16, reason: &
     let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
 }
 
+/// What ends a connection from the server's side.
+struct Ends {
+    /// It fell behind (close 4008).
+    lagging: CancellationToken,
+    /// It lost access; `close_reason` says which close code.
+    revoked: CancellationToken,
+    close_reason: super::hub::CloseReason,
+    /// The server is shutting down (close 1012).
+    shutdown: CancellationToken,
+}
+
 /// Drains the connection's queue (pushed frames and the reader's replies) to the socket;
-/// pings; enforces the idle timeout; closes on lag or shutdown.
+/// pings; enforces the idle timeout; closes on lag, revocation or shutdown.
 async fn write_loop<S: Sink<Message> + Unpin>(
     sink: &mut S,
     mut hub_rx: mpsc::Receiver<Frame>,
-    lagging: CancellationToken,
-    revoked: CancellationToken,
-    shutdown: CancellationToken,
+    ends: Ends,
     last_seen: Arc<AtomicU64>,
     started: Instant,
 ) {
+    let Ends { lagging, revoked, close_reason, shutdown } = ends;
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     loop {
@@ -460,7 +468,14 @@ async fn write_loop<S: Sink<Message> + Unpin>(
                 return;
             }
             () = revoked.cancelled() => {
-                close_with(sink, close::REVOKED, "access revoked").await;
+                // What was queued before the end (e.g. the notice saying why) goes first.
+                while let Ok(frame) = hub_rx.try_recv() {
+                    if sink.feed(Message::Text(frame)).await.is_err() {
+                        return;
+                    }
+                }
+                let (code, reason) = close_reason.get().copied().unwrap_or(super::hub::REVOKED);
+                close_with(sink, code, reason).await;
                 return;
             }
             frame = hub_rx.recv() => match frame {

@@ -37,3 +37,31 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         }
     }
 }
+
+/// A JSON body that may be left out entirely: an empty body is `T::default()` (for actions
+/// whose fields are all optional, e.g. `POST …/suspend` with or without a reason). A body
+/// that is present is held to the same rules as [`ApiJson`].
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        let has_body = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|v| v != "0");
+        let typed = req.headers().contains_key(axum::http::header::CONTENT_TYPE);
+        if !has_body || !typed {
+            let bytes = axum::body::Bytes::from_request(req, state)
+                .await
+                .map_err(|_| AppError::PayloadTooLarge)?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Self(T::default()));
+            }
+            return Err(AppError::UnsupportedMediaType);
+        }
+        ApiJson::<T>::from_request(req, state).await.map(|ApiJson(v)| Self(v))
+    }
+}

@@ -12,7 +12,10 @@ use axum::{
 };
 use tower_http::{
     catch_panic::CatchPanicLayer,
-    compression::CompressionLayer,
+    compression::{
+        CompressionLayer,
+        predicate::{DefaultPredicate, NotForContentType, Predicate as _},
+    },
     set_header::SetResponseHeaderLayer,
     trace::{DefaultOnResponse, TraceLayer},
 };
@@ -51,6 +54,7 @@ pub fn wrap(router: Router<AppState>, state: AppState) -> Router {
         )
         .layer(axum_mw::from_fn(limit_body))
         .layer(axum_mw::from_fn(crate::i18n::remember_choice))
+        .layer(axum_mw::from_fn_with_state(state.clone(), crate::platform::system::default_lang))
         .layer(header_layer(header::CONTENT_SECURITY_POLICY, CSP))
         .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(header_layer(header::REFERRER_POLICY, "strict-origin-when-cross-origin"))
@@ -65,8 +69,11 @@ pub fn wrap(router: Router<AppState>, state: AppState) -> Router {
     router
         .layer(axum_mw::from_fn(negotiate_errors))
         // Pages, scripts and JSON travel gzipped when the client accepts it (the widget
-        // loader is fetched by every page of every merchant's site).
-        .layer(CompressionLayer::new())
+        // loader is fetched by every page of every merchant's site). Archives (merchant
+        // exports) are compressed already.
+        .layer(CompressionLayer::new().compress_when(
+            DefaultPredicate::new().and(NotForContentType::const_new("application/gzip")),
+        ))
         .layer(axum_mw::from_fn_with_state(state.clone(), super::client::resolve_client))
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             tracing::error!("a request handler panicked");

@@ -41,6 +41,7 @@ pub struct AppState {
     pub chat: Arc<crate::chat::Chat>,
     pub storage: crate::upload::Storage,
     pub geoip: Arc<crate::geoip::GeoIp>,
+    pub system: Arc<crate::platform::system::SystemCache>,
 }
 
 impl axum::extract::FromRef<AppState> for TrustedProxies {
@@ -62,6 +63,7 @@ pub fn routes(config: &Config) -> Routes {
         .merge(crate::merchant::auto_replies::routes())
         .merge(crate::merchant::stats::routes())
         .merge(crate::merchant::audit::routes())
+        .merge(crate::platform::routes(config))
 }
 
 /// The application router with all middleware.

@@ -32,13 +32,21 @@ pub async fn record(
         "insert into audit_log (agent_id, agent_name, action, target, detail) values ($1, $2, $3, $4, $5)",
     )
     .bind(session.agent.id)
-    .bind(&session.agent.display_name)
+    .bind(actor_name(session))
     .bind(action)
     .bind(target)
     .bind(detail)
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The agent's name; for a support session, also the platform admin acting as them.
+fn actor_name(session: &AgentSession) -> String {
+    match &session.impersonator {
+        Some(admin) => format!("{} (support: {})", session.agent.display_name, admin.email),
+        None => session.agent.display_name.clone(),
+    }
 }
 
 #[derive(Deserialize)]

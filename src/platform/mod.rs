@@ -1,8 +1,37 @@
-//! Platform administration. For now: creating platform admins (the console comes later).
+//! Platform administration: the super-admin console at `/platform` (its own login with a
+//! mandatory second factor), its JSON API under `/api/platform/v1`, and the background job
+//! that purges deleted merchants.
+
+mod announcements;
+pub mod audit;
+mod auth;
+mod dashboard;
+mod export;
+pub mod lifecycle;
+mod merchants;
+pub mod pages;
+pub mod system;
 
 use sqlx::PgPool;
 
-use crate::auth::{password, validate::Email};
+pub use self::auth::PlatformSession;
+use crate::{
+    auth::{password, validate::Email},
+    config::Config,
+    http::Routes,
+};
+
+pub fn routes(config: &Config) -> Routes {
+    Routes::new()
+        .merge(auth::routes(config))
+        .merge(pages::routes())
+        .merge(dashboard::routes())
+        .merge(merchants::routes())
+        .merge(export::routes())
+        .merge(announcements::routes())
+        .merge(system::routes())
+        .merge(audit::routes())
+}
 
 /// A platform admin account and the password to print once.
 pub struct CreatedAdmin {
@@ -13,7 +42,9 @@ pub struct CreatedAdmin {
 }
 
 /// Makes `email` a platform admin with a freshly generated password. An existing user keeps
-/// their identity and memberships; their password is replaced by the generated one.
+/// their identity and memberships; their password is replaced by the generated one and their
+/// second factor is cleared (this is the break-glass path for a lost authenticator), so the
+/// next console login enrols a new one.
 pub async fn create_admin(pool: &PgPool, email: &Email) -> anyhow::Result<CreatedAdmin> {
     let generated = password::generate();
     let hash = password::hash(generated.clone()).await?;
@@ -26,12 +57,18 @@ pub async fn create_admin(pool: &PgPool, email: &Email) -> anyhow::Result<Create
     let user_id = match existing {
         Some(id) => {
             sqlx::query(
-                "update public.users set password_hash = $2, updated_at = now() where id = $1",
+                "update public.users set password_hash = $2, totp_secret = null, totp_pending_secret = null,
+                        totp_enabled_at = null, totp_last_step = null, updated_at = now()
+                 where id = $1",
             )
             .bind(id)
             .bind(&hash)
             .execute(&mut *tx)
             .await?;
+            sqlx::query("delete from public.user_recovery_codes where user_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
             id
         }
         None => crate::auth::store::insert_user(&mut tx, email, &hash, email.local_part()).await?,
@@ -46,4 +83,15 @@ pub async fn create_admin(pool: &PgPool, email: &Email) -> anyhow::Result<Create
 
 pub async fn admin_count(pool: &PgPool) -> sqlx::Result<i64> {
     sqlx::query_scalar("select count(*) from public.platform_admins").fetch_one(pool).await
+}
+
+/// The email of platform admin `user_id`, or `None` if they are not (or no longer) one.
+pub async fn admin_email(pool: &PgPool, user_id: i64) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "select u.email from public.users u join public.platform_admins p on p.user_id = u.id
+         where u.id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await
 }

@@ -35,10 +35,15 @@ async fn merchant_profile(ResolvedTenant(tenant): ResolvedTenant) -> Json<serde_
 #[template(path = "site/landing.html")]
 struct Landing {
     lang: Lang,
+    /// Title, description, keywords and copyright from the system settings.
+    site: std::sync::Arc<crate::platform::system::SystemSettings>,
 }
 
-async fn landing(lang: Lang) -> Page<Landing> {
-    Page(Landing { lang })
+async fn landing(
+    State(state): State<AppState>,
+    lang: Lang,
+) -> Result<Page<Landing>, crate::http::AppError> {
+    Ok(Page(Landing { lang, site: state.system.get().await? }))
 }
 
 #[derive(RustEmbed)]

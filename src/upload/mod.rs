@@ -408,6 +408,40 @@ pub async fn delete_rows(
 }
 
 impl Storage {
+    fn tenant_prefix(&self, tenant: TenantId) -> ObjectPath {
+        self.prefix.clone().join(format!("t{}", tenant.0))
+    }
+
+    /// Every object of `tenant` (originals and thumbnails): file name and size.
+    pub async fn tenant_objects(
+        &self,
+        tenant: TenantId,
+    ) -> object_store::Result<Vec<(String, u64)>> {
+        use futures::TryStreamExt as _;
+        let prefix = self.tenant_prefix(tenant);
+        let metas: Vec<object_store::ObjectMeta> =
+            self.store.list(Some(&prefix)).try_collect().await?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| Some((m.location.filename()?.to_owned(), m.size)))
+            .collect())
+    }
+
+    /// The bytes of `tenant`'s object `name` (as listed by [`Storage::tenant_objects`]).
+    pub async fn tenant_object(&self, tenant: TenantId, name: &str) -> object_store::Result<Bytes> {
+        self.get(&self.tenant_prefix(tenant).join(name)).await
+    }
+
+    /// Removes every object of `tenant` (its schema is being dropped). Returns how many.
+    pub async fn remove_tenant(&self, tenant: TenantId) -> object_store::Result<usize> {
+        let names = self.tenant_objects(tenant).await?;
+        let prefix = self.tenant_prefix(tenant);
+        for (name, _) in &names {
+            self.store.delete(&prefix.clone().join(name.as_str())).await?;
+        }
+        Ok(names.len())
+    }
+
     /// Removes objects whose rows are gone (failures are logged; the bytes were already
     /// given back).
     pub async fn remove_all(&self, keys: &[ObjectPath]) {

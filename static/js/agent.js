@@ -479,6 +479,13 @@
         break;
       }
       case 'sync_done': lastId = Math.max(lastId, f.last_id); break;
+      case 'announcement':
+        if (f.event === 'withdrawn') { const b = document.querySelector(`[data-announcement="${f.announcement.id}"]`); if (b) b.remove(); }
+        else showAnnouncement(f.announcement);
+        break;
+      case 'notice':
+        if (f.code === 'tenant_suspended') { statusEl.textContent = f.message; }
+        break;
       default: break;
     }
   }
@@ -491,6 +498,7 @@
     socket.onclose = (ev) => {
       socket = null;
       if (ev.code === 4003) { location.href = '/login'; return; } // disabled: the session is over
+      if (ev.code === 4004) { location.reload(); return; } // merchant suspended: the page says so
       statusEl.textContent = t.tReconnecting;
       setTimeout(connect, Math.min(15000, 500 * 2 ** retry++));
     };
@@ -669,12 +677,28 @@
   });
   transferMenu.addEventListener('keydown', (e) => { if (e.key === 'Escape') { transferMenu.open = false; transferMenu.querySelector('summary').focus(); } });
 
-  // Announcements: dismissed ones stay hidden in this browser.
-  for (const banner of document.querySelectorAll('[data-announcement]')) {
-    const key = `kefu:announcement:${banner.dataset.announcement}`;
-    if (localStorage.getItem(key)) { banner.remove(); continue; }
-    banner.querySelector('.announcement-dismiss').addEventListener('click', () => { localStorage.setItem(key, '1'); banner.remove(); });
+  // Announcements: shown until this person dismisses them (on every device); new ones arrive
+  // live over the socket.
+  function wireAnnouncement(banner) {
+    banner.querySelector('.announcement-dismiss').addEventListener('click', () => {
+      banner.remove();
+      api('POST', `/api/v1/announcements/${banner.dataset.announcement}/dismiss`).catch(() => {});
+    });
   }
+  function showAnnouncement(a) {
+    const existing = document.querySelector(`[data-announcement="${a.id}"]`);
+    const template = document.getElementById('announcement-template');
+    const banner = existing || template.content.firstElementChild.cloneNode(true);
+    banner.dataset.announcement = a.id;
+    banner.querySelector('strong').textContent = a.title;
+    banner.querySelector('p').textContent = a.body;
+    if (!existing) {
+      wireAnnouncement(banner);
+      document.getElementById('inbox').before(banner);
+      toast(`${t.tAnnouncement} ${a.title}`);
+    }
+  }
+  for (const banner of document.querySelectorAll('[data-announcement]')) wireAnnouncement(banner);
 
   loadList().then(connect);
 })();

@@ -25,6 +25,8 @@ pub(crate) struct Ids {
     pub(crate) note_id: i64,
     pub(crate) blacklist_id: i64,
     pub(crate) auto_reply_id: i64,
+    /// A published announcement meant for merchants on this tenant's plan.
+    pub(crate) announcement_id: i64,
 }
 
 /// What a case sends.
@@ -98,7 +100,17 @@ pub(crate) async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
         .unwrap(),
     )
     .await;
+    let announcement_id: i64 = sqlx::query_scalar(
+        "insert into public.announcements (title, body, plans, published_at)
+         select 'For ' || name, 'Hello', array[plan], now() from public.tenants where ent_id = $1
+         returning id",
+    )
+    .bind(&m.ent_id)
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
     Ids {
+        announcement_id,
         auto_reply_id,
         quick_reply_id,
         note_id,
@@ -151,6 +163,9 @@ pub(crate) fn case(
             (format!("/api/v1/quick_replies/{}", target.quick_reply_id), None)
         }
         ("GET", "/api/v1/announcements") => (format!("/api/v1/announcements?ent_id={ent}"), None),
+        ("POST", "/api/v1/announcements/{id}/dismiss") => {
+            (format!("/api/v1/announcements/{}/dismiss", target.announcement_id), None)
+        }
         ("PATCH", "/api/v1/visitors/{id}") => (
             format!("/api/v1/visitors/{}", target.visitor_id),
             Some(Body::Json(serde_json::json!({ "real_name": "Real" }))),
@@ -244,6 +259,18 @@ async fn every_tenant_route_answers_404_for_another_tenants_objects() {
     let a = app.signup("Tenant A").await;
     let b = app.signup("Tenant B").await;
     let (own, other) = (ids_of(&app, &a).await, ids_of(&app, &b).await);
+    // Announcements are the platform's, aimed by plan: B moves to another plan, and so does
+    // the announcement meant for B, which A (on the trial) must not reach.
+    sqlx::query("update public.tenants set plan = 'starter' where ent_id = $1")
+        .bind(&b.ent_id)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    sqlx::query("update public.announcements set plans = array['starter'] where id = $1")
+        .bind(other.announcement_id)
+        .execute(app.pool())
+        .await
+        .unwrap();
     sqlx::query(
         "insert into public.tenant_domains (tenant_id, domain, verified_at)
          select id, 'support.tenant-b.test', now() from public.tenants where ent_id = $1",

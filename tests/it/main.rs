@@ -16,6 +16,7 @@ mod merchant_settings;
 mod migrate;
 mod outage;
 mod pages;
+mod platform;
 mod roles;
 mod s3;
 mod signup;

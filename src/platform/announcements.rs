@@ -1,0 +1,273 @@
+//! Writing announcements: drafts, edits, publish and unpublish, and the audience (everyone,
+//! or merchants on the chosen plans). Publishing pushes the announcement to every connected
+//! agent it is meant for; unpublishing tells them to hide it.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{PlatformSession, audit, merchants::plan_ids};
+use crate::{
+    agent::announcements::Announcement,
+    chat::{hub::encode, protocol::ServerFrame},
+    http::{
+        AppError, AppState, Routes, Scope,
+        extract::ApiJson,
+        input::{path_id, text},
+    },
+};
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/api/platform/v1/announcements", Scope::Platform, list_api)
+        .post("/api/platform/v1/announcements", Scope::Platform, create)
+        .patch("/api/platform/v1/announcements/{id}", Scope::Platform, update)
+        .delete("/api/platform/v1/announcements/{id}", Scope::Platform, remove)
+        .post("/api/platform/v1/announcements/{id}/publish", Scope::Platform, publish)
+        .post("/api/platform/v1/announcements/{id}/unpublish", Scope::Platform, unpublish)
+}
+
+#[derive(Clone, Serialize, sqlx::FromRow)]
+pub struct Row {
+    pub id: i64,
+    pub title: String,
+    pub body: String,
+    /// `None`: every merchant.
+    pub plans: Option<Vec<String>>,
+    pub published_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// How many people dismissed it.
+    pub dismissals: i64,
+}
+
+const COLUMNS: &str = "a.id, a.title, a.body, a.plans, a.published_at, a.created_at, a.updated_at,
+    (select count(*) from public.announcement_dismissals d where d.announcement_id = a.id) as dismissals";
+
+pub async fn all(db: &sqlx::PgPool) -> sqlx::Result<Vec<Row>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from public.announcements a
+         order by a.published_at desc nulls first, a.id desc limit 200"
+    )))
+    .fetch_all(db)
+    .await
+}
+
+async fn one(db: &sqlx::PgPool, id: i64) -> Result<Row, AppError> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {COLUMNS} from public.announcements a where a.id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db)
+    .await?
+    .ok_or(AppError::NotFound)
+}
+
+async fn list_api(
+    State(state): State<AppState>,
+    _admin: PlatformSession,
+) -> Result<Json<serde_json::Value>, AppError> {
+    Ok(Json(json!({ "announcements": all(&state.db).await? })))
+}
+
+#[derive(Deserialize)]
+struct Input {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    body: Option<String>,
+    /// Omit to leave unchanged; `null` or `[]` for everyone.
+    #[serde(default, with = "serde_with_null")]
+    plans: Option<Option<Vec<String>>>,
+    /// On create: publish at once.
+    #[serde(default)]
+    publish: bool,
+}
+
+/// Tells "absent" (outer `None`) from "null" (`Some(None)`).
+mod serde_with_null {
+    use serde::{Deserialize, Deserializer};
+    pub fn deserialize<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+fn audience(plans: Option<Vec<String>>) -> Result<Option<Vec<String>>, AppError> {
+    let Some(mut plans) = plans.filter(|p| !p.is_empty()) else { return Ok(None) };
+    let known = plan_ids();
+    if let Some(bad) = plans.iter().find(|p| !known.contains(&p.as_str())) {
+        return Err(AppError::field(
+            "plans",
+            format!("unknown plan {bad:?}; plans are {}", known.join(", ")),
+        ));
+    }
+    plans.sort();
+    plans.dedup();
+    Ok(Some(plans))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    admin: PlatformSession,
+    ApiJson(input): ApiJson<Input>,
+) -> Result<Response, AppError> {
+    let title = text("title", input.title.as_deref().unwrap_or_default(), 200, true, false)?;
+    let body = text("body", input.body.as_deref().unwrap_or_default(), 5000, true, true)?;
+    let plans = audience(input.plans.flatten())?;
+    let id: i64 = sqlx::query_scalar(
+        "insert into public.announcements (title, body, plans, created_by) values ($1, $2, $3, $4) returning id",
+    )
+    .bind(&title)
+    .bind(&body)
+    .bind(&plans)
+    .bind(admin.user_id)
+    .fetch_one(&state.db)
+    .await?;
+    audit::record(&state.db, &admin, "announcement.create", None, &title, json!({ "id": id }))
+        .await?;
+    if input.publish {
+        set_published(&state, &admin, id, true).await?;
+    }
+    Ok((StatusCode::CREATED, Json(one(&state.db, id).await?)).into_response())
+}
+
+async fn update(
+    State(state): State<AppState>,
+    admin: PlatformSession,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<Input>,
+) -> Result<Json<Row>, AppError> {
+    let id = path_id(&id)?;
+    let before = one(&state.db, id).await?;
+    let title = match input.title.as_deref() {
+        Some(t) => text("title", t, 200, true, false)?,
+        None => before.title.clone(),
+    };
+    let body = match input.body.as_deref() {
+        Some(b) => text("body", b, 5000, true, true)?,
+        None => before.body.clone(),
+    };
+    let plans = match input.plans {
+        Some(p) => audience(p)?,
+        None => before.plans.clone(),
+    };
+    sqlx::query(
+        "update public.announcements set title = $2, body = $3, plans = $4, updated_at = now() where id = $1",
+    )
+    .bind(id)
+    .bind(&title)
+    .bind(&body)
+    .bind(&plans)
+    .execute(&state.db)
+    .await?;
+    audit::record(&state.db, &admin, "announcement.update", None, &title, json!({ "id": id }))
+        .await?;
+    let row = one(&state.db, id).await?;
+    // A published one changes on agents' screens too.
+    if row.published_at.is_some() {
+        push(&state, &row, "published").await;
+    }
+    Ok(Json(row))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    admin: PlatformSession,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    let id = path_id(&id)?;
+    let row = one(&state.db, id).await?;
+    sqlx::query("delete from public.announcements where id = $1")
+        .bind(id)
+        .execute(&state.db)
+        .await?;
+    if row.published_at.is_some() {
+        push(&state, &row, "withdrawn").await;
+    }
+    audit::record(&state.db, &admin, "announcement.delete", None, &row.title, json!({ "id": id }))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_published(
+    state: &AppState,
+    admin: &PlatformSession,
+    id: i64,
+    published: bool,
+) -> Result<Row, AppError> {
+    sqlx::query(
+        "update public.announcements
+         set published_at = case when $2 then coalesce(published_at, now()) else null end, updated_at = now()
+         where id = $1",
+    )
+    .bind(id)
+    .bind(published)
+    .execute(&state.db)
+    .await?;
+    let row = one(&state.db, id).await?;
+    let (action, event) = if published {
+        ("announcement.publish", "published")
+    } else {
+        ("announcement.unpublish", "withdrawn")
+    };
+    audit::record(&state.db, admin, action, None, &row.title, json!({ "id": id })).await?;
+    let reached = push(state, &row, event).await;
+    tracing::info!(announcement = id, event, reached, "announcement pushed");
+    Ok(row)
+}
+
+async fn publish(
+    State(state): State<AppState>,
+    admin: PlatformSession,
+    Path(id): Path<String>,
+) -> Result<Json<Row>, AppError> {
+    let id = path_id(&id)?;
+    one(&state.db, id).await?;
+    Ok(Json(set_published(&state, &admin, id, true).await?))
+}
+
+async fn unpublish(
+    State(state): State<AppState>,
+    admin: PlatformSession,
+    Path(id): Path<String>,
+) -> Result<Json<Row>, AppError> {
+    let id = path_id(&id)?;
+    one(&state.db, id).await?;
+    Ok(Json(set_published(&state, &admin, id, false).await?))
+}
+
+/// Sends the announcement to the connected agents of every merchant in its audience.
+/// Returns how many connections it reached.
+async fn push(state: &AppState, row: &Row, event: &'static str) -> usize {
+    let announcement = Announcement {
+        id: row.id,
+        title: row.title.clone(),
+        body: row.body.clone(),
+        published_at: row.published_at.unwrap_or_else(Utc::now),
+    };
+    let frame = encode(&ServerFrame::Announcement { event, announcement });
+    let mut reached = 0;
+    for tenant in state.chat.hub.tenants_with_agents() {
+        let in_audience = match &row.plans {
+            None => true,
+            Some(plans) => match state.tenants.by_id(tenant).await {
+                Ok(Some(t)) => plans.iter().any(|p| *p == t.plan),
+                _ => false,
+            },
+        };
+        if in_audience {
+            reached += state.chat.hub.to_agents(tenant, &frame);
+        }
+    }
+    reached
+}

@@ -1,0 +1,466 @@
+//! The console's own login: email and password, then a TOTP code — always. An admin without
+//! a second factor enrols one during that first login (QR code, then a code from the app,
+//! then ten recovery codes shown once) before any session exists.
+//!
+//! Between the two steps the browser holds a short `platform_pending` token in the
+//! `kefu_platform_pending` cookie; the session itself is a `platform` token in the
+//! `kefu_platform` cookie (SameSite=Strict) or, for API clients, a bearer token. Every request
+//! re-checks that the user is still a platform admin with a second factor.
+
+use askama::Template;
+use axum::{
+    Form, Json,
+    extract::{FromRequestParts, State},
+    http::{HeaderMap, Method, StatusCode, header, request::Parts},
+    response::{IntoResponse, Redirect, Response},
+};
+use axum_extra::extract::CookieJar;
+use chrono::{DateTime, Utc};
+use cookie::{Cookie, SameSite};
+use serde::{Deserialize, Serialize};
+
+use super::audit;
+use crate::{
+    auth::{
+        AuthRateLimit, check_password, limited,
+        session::removal,
+        token::{Issued, TokenKind},
+        totp,
+    },
+    config::Config,
+    http::{
+        AppError, AppState, Page, Routes, Scope, client::ClientMeta, csrf, csrf::CsrfToken,
+        extract::ApiJson, local_redirect_target,
+    },
+    i18n::Lang,
+};
+
+pub const SESSION_COOKIE: &str = "kefu_platform";
+const PENDING_COOKIE: &str = "kefu_platform_pending";
+
+pub fn routes(config: &Config) -> Routes {
+    let limit = AuthRateLimit::new(config);
+    Routes::new()
+        .get("/platform/login", Scope::Platform, login_page)
+        .add(Method::POST, "/platform/login", Scope::Platform, limited(&limit, password_form))
+        .add(Method::POST, "/platform/login/code", Scope::Platform, limited(&limit, code_form))
+        .add(Method::POST, "/platform/login/enrol", Scope::Platform, limited(&limit, enrol_form))
+        .post("/platform/logout", Scope::Platform, logout_form)
+        .add(Method::POST, "/api/platform/v1/login", Scope::Platform, limited(&limit, login_api))
+        .add(
+            Method::POST,
+            "/api/platform/v1/login/enrol",
+            Scope::Platform,
+            limited(&limit, enrol_api),
+        )
+}
+
+/// A signed-in platform admin.
+#[derive(Clone, Debug)]
+pub struct PlatformSession {
+    pub user_id: i64,
+    pub email: String,
+    /// The client address, for the audit log.
+    pub ip: Option<String>,
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl FromRequestParts<AppState> for PlatformSession {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let (token, via_cookie) = match bearer(parts) {
+            Some(token) => (token.to_owned(), false),
+            None => {
+                let jar = CookieJar::from_headers(&parts.headers);
+                let token = jar
+                    .get(SESSION_COOKIE)
+                    .map(|c| c.value().to_owned())
+                    .ok_or(AppError::Unauthorized)?;
+                (token, true)
+            }
+        };
+        let claims = state.tokens.verify(&token, TokenKind::Platform)?;
+        let user_id = claims.user_id()?;
+        if via_cookie && !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+            let submitted = parts.headers.get(csrf::HEADER).and_then(|v| v.to_str().ok());
+            csrf::verify(&parts.headers, submitted)?;
+        }
+        let email: Option<String> = sqlx::query_scalar(
+            "select u.email from public.users u join public.platform_admins p on p.user_id = u.id
+             where u.id = $1 and u.totp_enabled_at is not null",
+        )
+        .bind(user_id)
+        .fetch_optional(&state.db)
+        .await?;
+        let email = email.ok_or(AppError::Unauthorized)?;
+        tracing::Span::current().record("user", user_id);
+        let ip = parts.extensions.get::<ClientMeta>().map(|m| m.ip.to_string());
+        Ok(Self { user_id, email, ip })
+    }
+}
+
+fn cookie(
+    name: &'static str,
+    issued: &Issued,
+    meta: &ClientMeta,
+    state: &AppState,
+) -> Cookie<'static> {
+    let ttl = (issued.expires_at - Utc::now()).num_seconds().max(0);
+    Cookie::build((name, issued.token.clone()))
+        .path("/")
+        .http_only(true)
+        .secure(meta.https || state.config.is_https())
+        .same_site(SameSite::Strict)
+        .max_age(cookie::time::Duration::seconds(ttl))
+        .build()
+}
+
+/// The platform admin these credentials belong to (`None` for a wrong password or a user
+/// who is not a platform admin: the same answer either way).
+async fn admin_by_password(
+    state: &AppState,
+    email: &str,
+    password: String,
+) -> Result<Option<(i64, String, bool)>, AppError> {
+    let Some(user_id) = check_password(&state.db, email, password).await? else {
+        return Ok(None);
+    };
+    let Some(email) = super::admin_email(&state.db, user_id).await? else {
+        return Ok(None);
+    };
+    let enrolled = totp::is_enabled(&state.db, user_id).await?;
+    Ok(Some((user_id, email, enrolled)))
+}
+
+fn wrong_code() -> AppError {
+    AppError::bad_request_status(
+        StatusCode::UNAUTHORIZED,
+        "invalid_code",
+        "the authentication code is not valid (or was already used)",
+    )
+}
+
+async fn record_login(state: &AppState, user_id: i64, email: &str, meta: &ClientMeta, how: &str) {
+    let actor = PlatformSession { user_id, email: email.to_owned(), ip: Some(meta.ip.to_string()) };
+    if let Err(e) = audit::record(
+        &state.db,
+        &actor,
+        "platform.login",
+        None,
+        "",
+        serde_json::json!({ "second_factor": how }),
+    )
+    .await
+    {
+        tracing::warn!(error = %e, "could not record a console login");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Pages
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Password,
+    Code,
+    Enrol,
+    Recovery,
+}
+
+#[derive(Template)]
+#[template(path = "platform/login.html")]
+struct LoginPage {
+    lang: Lang,
+    csrf_token: String,
+    step: Step,
+    email: String,
+    next: String,
+    form_error: Option<String>,
+    enrolment: Option<totp::Enrolment>,
+    recovery_codes: Vec<String>,
+}
+
+impl LoginPage {
+    fn new(lang: Lang, csrf: &CsrfToken, step: Step, next: String) -> Self {
+        Self {
+            lang,
+            csrf_token: csrf.value().to_owned(),
+            step,
+            email: String::new(),
+            next,
+            form_error: None,
+            enrolment: None,
+            recovery_codes: Vec::new(),
+        }
+    }
+
+    fn error(mut self, lang: Lang, key: &str) -> Self {
+        self.form_error = Some(lang.tr(key).to_owned());
+        self
+    }
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+fn next_target(next: Option<&str>) -> String {
+    next.and_then(local_redirect_target).filter(|t| t.starts_with("/platform")).unwrap_or_default()
+}
+
+async fn login_page(
+    State(state): State<AppState>,
+    lang: Lang,
+    csrf: CsrfToken,
+    jar: CookieJar,
+    axum::extract::Query(q): axum::extract::Query<NextQuery>,
+) -> Response {
+    let signed_in = jar
+        .get(SESSION_COOKIE)
+        .is_some_and(|c| state.tokens.verify(c.value(), TokenKind::Platform).is_ok());
+    if signed_in {
+        return Redirect::to("/platform").into_response();
+    }
+    let page = LoginPage::new(lang, &csrf, Step::Password, next_target(q.next.as_deref()));
+    (csrf, Page(page)).into_response()
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+async fn password_form(
+    State(state): State<AppState>,
+    lang: Lang,
+    meta: ClientMeta,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, AppError> {
+    let next = next_target(Some(&form.next));
+    let mut page = LoginPage::new(lang, &csrf, Step::Password, next);
+    page.email = form.email.clone();
+    if csrf::verify(&headers, Some(&form.csrf_token)).is_err() {
+        return Ok((StatusCode::FORBIDDEN, csrf, Page(page.error(lang, "validation.csrf")))
+            .into_response());
+    }
+    let Some((user_id, email, enrolled)) =
+        admin_by_password(&state, &form.email, form.password).await?
+    else {
+        let page = page.error(lang, "validation.invalid_credentials");
+        return Ok((StatusCode::UNAUTHORIZED, csrf, Page(page)).into_response());
+    };
+    let pending = state.tokens.issue_platform_pending(user_id)?;
+    let jar = jar.add(cookie(PENDING_COOKIE, &pending, &meta, &state));
+    if enrolled {
+        page.step = Step::Code;
+    } else {
+        page.step = Step::Enrol;
+        page.enrolment = Some(totp::begin_enrolment(&state.db, user_id, &email).await?);
+    }
+    Ok((jar, csrf, Page(page)).into_response())
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// The user behind the pending cookie, or the login page again.
+fn pending_user(state: &AppState, jar: &CookieJar) -> Option<i64> {
+    let token = jar.get(PENDING_COOKIE)?.value().to_owned();
+    state.tokens.verify(&token, TokenKind::PlatformPending).ok()?.user_id().ok()
+}
+
+async fn code_form(
+    State(state): State<AppState>,
+    lang: Lang,
+    meta: ClientMeta,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Form(form): Form<CodeForm>,
+) -> Result<Response, AppError> {
+    csrf::verify(&headers, Some(&form.csrf_token))?;
+    let next = next_target(Some(&form.next));
+    let Some(user_id) = pending_user(&state, &jar) else {
+        return Ok(Redirect::to("/platform/login").into_response());
+    };
+    let email = super::admin_email(&state.db, user_id).await?.ok_or(AppError::Unauthorized)?;
+    if !totp::verify(&state.db, user_id, &form.code).await? {
+        let page =
+            LoginPage::new(lang, &csrf, Step::Code, next).error(lang, "platform.login.wrong_code");
+        return Ok((StatusCode::UNAUTHORIZED, csrf, Page(page)).into_response());
+    }
+    record_login(&state, user_id, &email, &meta, "totp").await;
+    let issued = state.tokens.issue_platform(user_id)?;
+    let jar =
+        jar.remove(removal(PENDING_COOKIE)).add(cookie(SESSION_COOKIE, &issued, &meta, &state));
+    let target = if next.is_empty() { "/platform".to_owned() } else { next };
+    Ok((jar, Redirect::to(&target)).into_response())
+}
+
+async fn enrol_form(
+    State(state): State<AppState>,
+    lang: Lang,
+    meta: ClientMeta,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Form(form): Form<CodeForm>,
+) -> Result<Response, AppError> {
+    csrf::verify(&headers, Some(&form.csrf_token))?;
+    let next = next_target(Some(&form.next));
+    let Some(user_id) = pending_user(&state, &jar) else {
+        return Ok(Redirect::to("/platform/login").into_response());
+    };
+    let email = super::admin_email(&state.db, user_id).await?.ok_or(AppError::Unauthorized)?;
+    let Some(codes) = totp::confirm_enrolment(&state.db, user_id, &form.code).await? else {
+        let mut page =
+            LoginPage::new(lang, &csrf, Step::Enrol, next).error(lang, "platform.login.wrong_code");
+        page.enrolment = totp::pending_enrolment(&state.db, user_id, &email).await?;
+        return Ok((StatusCode::UNAUTHORIZED, csrf, Page(page)).into_response());
+    };
+    record_login(&state, user_id, &email, &meta, "totp_enrolled").await;
+    let issued = state.tokens.issue_platform(user_id)?;
+    let jar =
+        jar.remove(removal(PENDING_COOKIE)).add(cookie(SESSION_COOKIE, &issued, &meta, &state));
+    let mut page = LoginPage::new(lang, &csrf, Step::Recovery, next);
+    page.recovery_codes = codes;
+    Ok((jar, csrf, Page(page)).into_response())
+}
+
+#[derive(Deserialize)]
+struct LogoutForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+async fn logout_form(
+    headers: HeaderMap,
+    jar: CookieJar,
+    Form(form): Form<LogoutForm>,
+) -> Result<Response, AppError> {
+    csrf::verify(&headers, Some(&form.csrf_token))?;
+    let jar = jar.remove(removal(SESSION_COOKIE)).remove(removal(PENDING_COOKIE));
+    Ok((jar, Redirect::to("/platform/login")).into_response())
+}
+
+// ---------------------------------------------------------------------------------------
+// JSON
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    email: String,
+    password: String,
+    #[serde(default)]
+    code: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SessionOut {
+    token: String,
+    token_type: &'static str,
+    expires_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    recovery_codes: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct EnrolmentOut {
+    /// Send it back with a code from the app to `/api/platform/v1/login/enrol`.
+    pending_token: String,
+    secret: String,
+    otpauth_uri: String,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum LoginOut {
+    Session(SessionOut),
+    Enrol { enrolment: EnrolmentOut },
+}
+
+fn session_out(issued: Issued, recovery_codes: Vec<String>) -> SessionOut {
+    SessionOut {
+        token: issued.token,
+        token_type: "Bearer",
+        expires_at: issued.expires_at,
+        recovery_codes,
+    }
+}
+
+/// `{email, password, code}` → a bearer session. An admin without a second factor gets an
+/// enrolment to finish at `/api/platform/v1/login/enrol` instead.
+async fn login_api(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Json<LoginOut>, AppError> {
+    let (user_id, email, enrolled) = admin_by_password(&state, &req.email, req.password)
+        .await?
+        .ok_or(AppError::InvalidCredentials)?;
+    if !enrolled {
+        let enrolment = totp::begin_enrolment(&state.db, user_id, &email).await?;
+        return Ok(Json(LoginOut::Enrol {
+            enrolment: EnrolmentOut {
+                pending_token: state.tokens.issue_platform_pending(user_id)?.token,
+                secret: enrolment.secret,
+                otpauth_uri: enrolment.otpauth_uri,
+            },
+        }));
+    }
+    let Some(code) = req.code.filter(|c| !c.trim().is_empty()) else {
+        return Err(AppError::bad_request_status(
+            StatusCode::UNAUTHORIZED,
+            "totp_required",
+            "platform admins sign in with a code from their authenticator app (field `code`)",
+        ));
+    };
+    if !totp::verify(&state.db, user_id, &code).await? {
+        return Err(wrong_code());
+    }
+    record_login(&state, user_id, &email, &meta, "totp").await;
+    Ok(Json(LoginOut::Session(session_out(state.tokens.issue_platform(user_id)?, Vec::new()))))
+}
+
+#[derive(Deserialize)]
+struct EnrolRequest {
+    pending_token: String,
+    code: String,
+}
+
+async fn enrol_api(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    ApiJson(req): ApiJson<EnrolRequest>,
+) -> Result<Json<SessionOut>, AppError> {
+    let user_id = state.tokens.verify(&req.pending_token, TokenKind::PlatformPending)?.user_id()?;
+    let email = super::admin_email(&state.db, user_id).await?.ok_or(AppError::Unauthorized)?;
+    let codes =
+        totp::confirm_enrolment(&state.db, user_id, &req.code).await?.ok_or_else(wrong_code)?;
+    record_login(&state, user_id, &email, &meta, "totp_enrolled").await;
+    Ok(Json(session_out(state.tokens.issue_platform(user_id)?, codes)))
+}

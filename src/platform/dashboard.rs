@@ -1,0 +1,87 @@
+//! The console's front page: how many merchants (by status), who is online right now, and
+//! messages and conversations per day — all from `public` (the usage counters), never by
+//! scanning tenant schemas.
+
+use axum::{Json, extract::State};
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use super::PlatformSession;
+use crate::http::{AppError, AppState, Routes, Scope};
+
+pub fn routes() -> Routes {
+    Routes::new().get("/api/platform/v1/dashboard", Scope::Platform, dashboard_api)
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+pub struct MerchantCounts {
+    pub total: i64,
+    pub active: i64,
+    pub suspended: i64,
+    pub deleted: i64,
+    pub on_trial: i64,
+    pub new_7d: i64,
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+pub struct Day {
+    pub day: NaiveDate,
+    pub messages: i64,
+    pub conversations: i64,
+}
+
+#[derive(Serialize)]
+pub struct Dashboard {
+    pub merchants: MerchantCounts,
+    pub agents_online: usize,
+    pub visitors_online: usize,
+    pub messages_today: i64,
+    pub messages_7d: i64,
+    pub conversations_today: i64,
+    pub conversations_7d: i64,
+    /// The last 14 UTC days, oldest first, zero-filled.
+    pub days: Vec<Day>,
+}
+
+pub async fn load(state: &AppState) -> Result<Dashboard, AppError> {
+    let merchants: MerchantCounts = sqlx::query_as(
+        "select count(*) filter (where status <> 'deleted') as total,
+                count(*) filter (where status = 'active') as active,
+                count(*) filter (where status = 'suspended') as suspended,
+                count(*) filter (where status = 'deleted') as deleted,
+                count(*) filter (where status <> 'deleted' and plan = 'trial') as on_trial,
+                count(*) filter (where status <> 'deleted' and created_at > now() - interval '7 days') as new_7d
+         from public.tenants",
+    )
+    .fetch_one(&state.db)
+    .await?;
+    let days: Vec<Day> = sqlx::query_as(
+        "select d::date as day,
+                coalesce(sum(u.messages), 0)::bigint as messages,
+                coalesce(sum(u.conversations), 0)::bigint as conversations
+         from generate_series((now() at time zone 'utc')::date - 13, (now() at time zone 'utc')::date, interval '1 day') d
+         left join public.usage_daily u on u.day = d::date
+         group by d order by d",
+    )
+    .fetch_all(&state.db)
+    .await?;
+    let last = |n: usize, f: fn(&Day) -> i64| days.iter().rev().take(n).map(f).sum::<i64>();
+    let (agents_online, visitors_online) = state.chat.hub.online();
+    Ok(Dashboard {
+        agents_online,
+        visitors_online,
+        messages_today: last(1, |d| d.messages),
+        messages_7d: last(7, |d| d.messages),
+        conversations_today: last(1, |d| d.conversations),
+        conversations_7d: last(7, |d| d.conversations),
+        merchants,
+        days,
+    })
+}
+
+async fn dashboard_api(
+    State(state): State<AppState>,
+    _admin: PlatformSession,
+) -> Result<Json<Dashboard>, AppError> {
+    Ok(Json(load(&state).await?))
+}
