@@ -132,3 +132,77 @@ async fn widget_visitor_and_agent_chat_in_a_real_browser() {
         assert!(out.join(format!("{shot}.png")).exists(), "screenshot {shot} was written");
     }
 }
+
+/// The platform console, start to finish, with a merchant's workspace open beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_platform_console_in_a_real_browser() {
+    let Some(chromium) = chromium() else {
+        assert!(
+            std::env::var("KEFU_REQUIRE_BROWSER").as_deref() != Ok("1"),
+            "KEFU_REQUIRE_BROWSER=1 but no Chromium was found (apt-get install chromium)"
+        );
+        eprintln!("SKIPPED: no Chromium on this machine (apt-get install chromium)");
+        return;
+    };
+    tokio::task::spawn_blocking(|| npm_ci(&browser_dir(), "playwright-core")).await.unwrap();
+    let app = spawn_app().await;
+    // Some merchants with some traffic, so the pages have something to show.
+    let lumen = app.signup("Lumen Lighting").await;
+    for name in ["Harbor Books", "Maple Tea House", "Nimbus Cloud"] {
+        let m = app.signup(name).await;
+        let visitor = crate::ws_client::visitor_session(&app, &m.ent_id).await;
+        let mut ws = crate::ws_client::Ws::visitor(&app, &visitor.token, "").await;
+        for i in 0..3 {
+            ws.send_text(&format!("hello-{i}"), "Hello!", None).await;
+            ws.expect("ack").await;
+        }
+    }
+    let email = crate::helpers::unique_email("ops");
+    let admin = kefu::platform::create_admin(
+        app.pool(),
+        &kefu::auth::validate::Email::parse(&email).unwrap(),
+    )
+    .await
+    .unwrap();
+    let merchant_id = tenant_id(app.pool(), &lumen.ent_id).await.0;
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    let run = tokio::process::Command::new("node")
+        .arg(browser_dir().join("console.mjs"))
+        .env("APP_URL", &app.url)
+        .env("OUT_DIR", &out)
+        .env("CHROMIUM", &chromium)
+        .env("ADMIN_EMAIL", &email)
+        .env("ADMIN_PASSWORD", &admin.password)
+        .env("OWNER_TOKEN", &lumen.token)
+        .env("MERCHANT_ID", merchant_id.to_string())
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(180), run)
+        .await
+        .expect("the browser run finishes within 3 minutes")
+        .expect("node runs (install Node.js)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "console run failed:\n{stdout}\n{stderr}");
+    // What the admin did is on record.
+    let actions: Vec<String> =
+        sqlx::query_scalar("select distinct action from public.platform_audit order by action")
+            .fetch_all(app.pool())
+            .await
+            .unwrap();
+    for action in [
+        "announcement.publish",
+        "merchant.impersonate",
+        "merchant.resume",
+        "merchant.suspend",
+        "merchant.trial",
+        "platform.login",
+        "system.settings",
+    ] {
+        assert!(actions.iter().any(|a| a == action), "{action} in {actions:?}");
+    }
+    for shot in
+        ["console-enrol", "console-dashboard", "console-merchant", "console-support-session"]
+    {
+        assert!(out.join(format!("{shot}.png")).exists(), "screenshot {shot} was written");
+    }
+}
