@@ -70,22 +70,42 @@ fn bearer(parts: &Parts) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// A session token as the request presented it: `Authorization: Bearer …`, else the cookie.
+pub struct Presented {
+    pub token: String,
+    /// Came in a cookie: state changes then need the CSRF header.
+    pub via_cookie: bool,
+}
+
+impl Presented {
+    /// Cookie-authenticated writes must carry the CSRF header (bearer clients are not exposed
+    /// to CSRF).
+    pub fn check_csrf(&self, parts: &Parts) -> Result<(), AppError> {
+        if self.via_cookie && !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS)
+        {
+            let submitted = parts.headers.get(csrf::HEADER).and_then(|v| v.to_str().ok());
+            csrf::verify(&parts.headers, submitted)?;
+        }
+        Ok(())
+    }
+}
+
+/// The bearer token, else the value of cookie `name`; 401 when there is neither.
+pub fn presented_token(parts: &Parts, cookie: &str) -> Result<Presented, AppError> {
+    if let Some(token) = bearer(parts) {
+        return Ok(Presented { token: token.to_owned(), via_cookie: false });
+    }
+    let jar = CookieJar::from_headers(&parts.headers);
+    let token = jar.get(cookie).map(|c| c.value().to_owned()).ok_or(AppError::Unauthorized)?;
+    Ok(Presented { token, via_cookie: true })
+}
+
 impl FromRequestParts<AppState> for AgentSession {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let (token, via_cookie) = match bearer(parts) {
-            Some(token) => (token.to_owned(), false),
-            None => {
-                let jar = CookieJar::from_headers(&parts.headers);
-                let token = jar
-                    .get(SESSION_COOKIE)
-                    .map(|c| c.value().to_owned())
-                    .ok_or(AppError::Unauthorized)?;
-                (token, true)
-            }
-        };
-        let claims: Claims = state.tokens.verify(&token, TokenKind::Agent)?;
+        let presented = presented_token(parts, SESSION_COOKIE)?;
+        let claims: Claims = state.tokens.verify(&presented.token, TokenKind::Agent)?;
         let user_id = claims.user_id()?;
         let tenant_id = tenants::TenantId(claims.tid.ok_or(AppError::Unauthorized)?);
         let tenant = state.tenants.by_id(tenant_id).await?.ok_or(AppError::Unauthorized)?;
@@ -93,10 +113,7 @@ impl FromRequestParts<AppState> for AgentSession {
         if tenant.status == TenantStatus::Suspended {
             return Err(AppError::TenantSuspended);
         }
-        if via_cookie && !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
-            let submitted = parts.headers.get(csrf::HEADER).and_then(|v| v.to_str().ok());
-            csrf::verify(&parts.headers, submitted)?;
-        }
+        presented.check_csrf(parts)?;
         // A support session lasts only while its admin still is one.
         let impersonator = match claims.imp {
             Some(admin_id) => Some(Impersonator {
@@ -114,7 +131,7 @@ impl FromRequestParts<AppState> for AgentSession {
         let span = tracing::Span::current();
         span.record("tenant", tenant.id.0);
         span.record("user", user_id);
-        Ok(Self { tenant, user_id, agent, via_cookie, impersonator })
+        Ok(Self { tenant, user_id, agent, via_cookie: presented.via_cookie, impersonator })
     }
 }
 

@@ -11,7 +11,7 @@ use askama::Template;
 use axum::{
     Form, Json,
     extract::{FromRequestParts, State},
-    http::{HeaderMap, Method, StatusCode, header, request::Parts},
+    http::{HeaderMap, Method, StatusCode, request::Parts},
     response::{IntoResponse, Redirect, Response},
 };
 use axum_extra::extract::CookieJar;
@@ -23,7 +23,7 @@ use super::audit;
 use crate::{
     auth::{
         AuthRateLimit, check_password, limited,
-        session::removal,
+        session::{self, removal},
         token::{Issued, TokenKind},
         totp,
     },
@@ -64,33 +64,14 @@ pub struct PlatformSession {
     pub ip: Option<String>,
 }
 
-fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
 impl FromRequestParts<AppState> for PlatformSession {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let (token, via_cookie) = match bearer(parts) {
-            Some(token) => (token.to_owned(), false),
-            None => {
-                let jar = CookieJar::from_headers(&parts.headers);
-                let token = jar
-                    .get(SESSION_COOKIE)
-                    .map(|c| c.value().to_owned())
-                    .ok_or(AppError::Unauthorized)?;
-                (token, true)
-            }
-        };
-        let claims = state.tokens.verify(&token, TokenKind::Platform)?;
+        let presented = session::presented_token(parts, SESSION_COOKIE)?;
+        let claims = state.tokens.verify(&presented.token, TokenKind::Platform)?;
         let user_id = claims.user_id()?;
-        if via_cookie && !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
-            let submitted = parts.headers.get(csrf::HEADER).and_then(|v| v.to_str().ok());
-            csrf::verify(&parts.headers, submitted)?;
-        }
+        presented.check_csrf(parts)?;
         let email: Option<String> = sqlx::query_scalar(
             "select u.email from public.users u join public.platform_admins p on p.user_id = u.id
              where u.id = $1 and u.totp_enabled_at is not null",
@@ -288,10 +269,31 @@ struct CodeForm {
     next: String,
 }
 
-/// The user behind the pending cookie, or the login page again.
-fn pending_user(state: &AppState, jar: &CookieJar) -> Option<i64> {
-    let token = jar.get(PENDING_COOKIE)?.value().to_owned();
-    state.tokens.verify(&token, TokenKind::PlatformPending).ok()?.user_id().ok()
+/// The platform admin (id, email) behind the pending cookie; `None` sends them back to the
+/// login page (no cookie, expired, or no longer an admin).
+async fn pending_admin(
+    state: &AppState,
+    jar: &CookieJar,
+) -> Result<Option<(i64, String)>, AppError> {
+    let Some(cookie) = jar.get(PENDING_COOKIE) else { return Ok(None) };
+    let Ok(claims) = state.tokens.verify(cookie.value(), TokenKind::PlatformPending) else {
+        return Ok(None);
+    };
+    let user_id = claims.user_id()?;
+    Ok(super::admin_email(&state.db, user_id).await?.map(|email| (user_id, email)))
+}
+
+/// The second step passed: record it, swap the pending cookie for a session.
+async fn start_session(
+    state: &AppState,
+    meta: &ClientMeta,
+    jar: CookieJar,
+    (user_id, email): (i64, &str),
+    how: &str,
+) -> Result<CookieJar, AppError> {
+    record_login(state, user_id, email, meta, how).await;
+    let issued = state.tokens.issue_platform(user_id)?;
+    Ok(jar.remove(removal(PENDING_COOKIE)).add(cookie(SESSION_COOKIE, &issued, meta, state)))
 }
 
 async fn code_form(
@@ -305,19 +307,15 @@ async fn code_form(
 ) -> Result<Response, AppError> {
     csrf::verify(&headers, Some(&form.csrf_token))?;
     let next = next_target(Some(&form.next));
-    let Some(user_id) = pending_user(&state, &jar) else {
+    let Some((user_id, email)) = pending_admin(&state, &jar).await? else {
         return Ok(Redirect::to("/platform/login").into_response());
     };
-    let email = super::admin_email(&state.db, user_id).await?.ok_or(AppError::Unauthorized)?;
     if !totp::verify(&state.db, user_id, &form.code).await? {
         let page =
             LoginPage::new(lang, &csrf, Step::Code, next).error(lang, "platform.login.wrong_code");
         return Ok((StatusCode::UNAUTHORIZED, csrf, Page(page)).into_response());
     }
-    record_login(&state, user_id, &email, &meta, "totp").await;
-    let issued = state.tokens.issue_platform(user_id)?;
-    let jar =
-        jar.remove(removal(PENDING_COOKIE)).add(cookie(SESSION_COOKIE, &issued, &meta, &state));
+    let jar = start_session(&state, &meta, jar, (user_id, &email), "totp").await?;
     let target = if next.is_empty() { "/platform".to_owned() } else { next };
     Ok((jar, Redirect::to(&target)).into_response())
 }
@@ -333,20 +331,16 @@ async fn enrol_form(
 ) -> Result<Response, AppError> {
     csrf::verify(&headers, Some(&form.csrf_token))?;
     let next = next_target(Some(&form.next));
-    let Some(user_id) = pending_user(&state, &jar) else {
+    let Some((user_id, email)) = pending_admin(&state, &jar).await? else {
         return Ok(Redirect::to("/platform/login").into_response());
     };
-    let email = super::admin_email(&state.db, user_id).await?.ok_or(AppError::Unauthorized)?;
     let Some(codes) = totp::confirm_enrolment(&state.db, user_id, &form.code).await? else {
         let mut page =
             LoginPage::new(lang, &csrf, Step::Enrol, next).error(lang, "platform.login.wrong_code");
         page.enrolment = totp::pending_enrolment(&state.db, user_id, &email).await?;
         return Ok((StatusCode::UNAUTHORIZED, csrf, Page(page)).into_response());
     };
-    record_login(&state, user_id, &email, &meta, "totp_enrolled").await;
-    let issued = state.tokens.issue_platform(user_id)?;
-    let jar =
-        jar.remove(removal(PENDING_COOKIE)).add(cookie(SESSION_COOKIE, &issued, &meta, &state));
+    let jar = start_session(&state, &meta, jar, (user_id, &email), "totp_enrolled").await?;
     let mut page = LoginPage::new(lang, &csrf, Step::Recovery, next);
     page.recovery_codes = codes;
     Ok((jar, csrf, Page(page)).into_response())
