@@ -94,8 +94,8 @@ try {
   await page.waitForURL(`**/platform/merchants/${MERCHANT_ID}`, { timeout: T });
   await page.fill('[data-form=trial] input[name=days]', '7');
   await page.click('[data-form=trial] button');
-  await page.waitForLoadState('load');
-  await page.locator('#merchant').waitFor({ timeout: T });
+  // The page reloads after the change; the new entry in its history proves it did.
+  await page.locator('.timeline code', { hasText: 'merchant.trial' }).waitFor({ timeout: T });
   await shot(page, 'console-merchant');
   page.once('dialog', (d) => d.accept());
   await page.click('[data-action=suspend]');
