@@ -60,6 +60,8 @@ struct Workspace {
     nav: &'static str,
     agent_name: String,
     agent_initial: String,
+    /// The agent's photo in the sidebar (else the initial).
+    agent_avatar: Option<String>,
     role_label: String,
     /// Owners and admins see admin-only actions (the server checks them anyway).
     is_admin: bool,
@@ -146,6 +148,7 @@ async fn render_workspace(
         ent_id,
         agent_initial: initial(&session.agent.display_name),
         agent_name: session.agent.display_name.clone(),
+        agent_avatar: session.agent.avatar_url.clone(),
         role_label: role_label(lang, &session.agent.role),
         is_admin: session.is_admin(),
         trial_days_left: session

@@ -30,6 +30,8 @@ struct SettingsPage {
     agent_id: i64,
     agent_name: String,
     agent_initial: String,
+    /// The agent's photo in the sidebar (else the initial).
+    agent_avatar: Option<String>,
     role_label: String,
     is_admin: bool,
     is_owner: bool,
@@ -103,6 +105,7 @@ async fn settings_page(
         agent_id: session.agent.id,
         agent_initial: initial(&session.agent.display_name),
         agent_name: session.agent.display_name.clone(),
+        agent_avatar: session.agent.avatar_url.clone(),
         role_label: role_label(lang, &session.agent.role),
         is_admin: true,
         is_owner: session.agent.role == "owner",

@@ -20,6 +20,7 @@ use crate::{
     chat::{hub::Peer, protocol::AgentStatus, store as chat_store},
     http::{AppError, AppState, extract::ApiJson},
     i18n::Lang,
+    merchant::settings::{image_url, team_image},
 };
 
 /// Roles an admin can give through the API. Ownership is not handed out here.
@@ -150,9 +151,13 @@ pub struct AgentChange {
     max_concurrent_chats: Option<i32>,
     #[serde(default)]
     disabled: Option<bool>,
+    /// An image upload of the team's to show beside the agent's replies; empty removes it.
+    #[serde(default)]
+    avatar: Option<String>,
 }
 
-/// Agents rename themselves; everything else (and other agents) is for admins. The owner
+/// Agents rename themselves and choose their picture; everything else (and other agents)
+/// is for admins. The owner
 /// keeps their role and cannot be disabled; nobody disables themselves.
 pub async fn update_agent(
     State(state): State<AppState>,
@@ -167,11 +172,19 @@ pub async fn update_agent(
     let max = req.max_concurrent_chats.map(max_chats).transpose()?;
     let mut tx = session.tx(&state).await?;
     let target = store::agent_by_id(&mut tx, id).await?.ok_or(AppError::NotFound)?;
-    let only_own_name =
+    let only_own_profile =
         id == session.agent.id && new_role.is_none() && max.is_none() && req.disabled.is_none();
-    if !only_own_name {
+    if !only_own_profile {
         session.require_admin()?;
     }
+    let avatar = match &req.avatar {
+        Some(raw) => {
+            let ent_id = &session.tenant.ent_id;
+            let upload = team_image(&mut tx, ent_id, "avatar", raw).await?;
+            Some(image_url(ent_id, &upload).unwrap_or_default())
+        }
+        None => None,
+    };
     if target.role == "owner" && (new_role.is_some() || req.disabled == Some(true)) {
         return Err(AppError::forbidden("owner_protected", "the owner's role and access stay"));
     }
@@ -181,6 +194,7 @@ pub async fn update_agent(
     sqlx::query(
         "update agents set display_name = coalesce($2, display_name), role = coalesce($3, role),
                 max_concurrent_chats = coalesce($4, max_concurrent_chats),
+                avatar_url = case when $6::text is null then avatar_url else nullif($6, '') end,
                 disabled_at = case when $5::boolean is null then disabled_at
                                    when $5 then coalesce(disabled_at, now()) else null end,
                 status = case when $5 then 'offline' else status end,
@@ -192,6 +206,7 @@ pub async fn update_agent(
     .bind(new_role)
     .bind(max)
     .bind(req.disabled)
+    .bind(&avatar)
     .execute(&mut *tx)
     .await?;
     // A disabled agent's open conversations go back to the queue for the rest of the team.
@@ -211,9 +226,10 @@ pub async fn update_agent(
         rows.extend(chat_store::conversation(&mut tx, c).await?);
     }
     let agent = agent_with_email(&mut tx, id).await?.ok_or(AppError::NotFound)?;
-    if !only_own_name {
+    if !only_own_profile {
         let detail = serde_json::json!({
             "role": new_role, "max_concurrent_chats": max, "disabled": req.disabled, "display_name": name_changed,
+            "avatar": avatar,
         });
         crate::merchant::audit::record(&mut tx, &session, "agent.update", &agent.email, detail)
             .await?;

@@ -233,6 +233,7 @@ async fn reassign(
             client_msg_id: server_msg_id("transfer"),
             visitor_id: row.visitor_id,
             sender_name: None,
+            sender_avatar: None,
             origin: None,
         };
         state.chat.post(tenant, notice).await.map_err(|e| AppError::Internal(e.into()))?;

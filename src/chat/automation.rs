@@ -15,12 +15,13 @@ use super::{
     store::{self, ConversationRow},
     writer::NewMessage,
 };
-use crate::i18n::Lang;
+use crate::{i18n::Lang, merchant::rich_text};
 
 /// A tenant's automation settings, read once and cached (they change rarely; the settings
 /// pages invalidate them). Without this every visitor message cost a transaction.
 #[derive(Debug, Default)]
 pub struct Automation {
+    /// Sanitized HTML (merchant::rich_text), like `offline` and the out-of-hours message.
     pub welcome: Option<String>,
     pub offline: Option<String>,
     /// Whether agents see what a visitor is typing before it is sent.
@@ -109,11 +110,13 @@ async fn run(
         .map_err(|e| anyhow::anyhow!("automation settings: {e}"))?;
     let welcome = automation.welcome.clone().filter(|_| created);
     let reply = text.as_deref().and_then(|t| automation.auto_reply(t)).map(str::to_owned);
-    if let Some(body) = welcome {
-        bot(chat, tenant, conversation, "welcome", body).await?;
+    if let Some(html) = welcome {
+        let payload = serde_json::json!({ "html": html });
+        bot(chat, tenant, conversation, "welcome", rich_text::to_text(&html), Some(payload))
+            .await?;
     }
     if let Some(body) = reply {
-        bot(chat, tenant, conversation, "auto", body).await?;
+        bot(chat, tenant, conversation, "auto", body, None).await?;
     }
     let unanswered =
         conversation.agent_id.is_none() && !chat.offline_noticed.contains_key(&conversation.id);
@@ -125,20 +128,28 @@ async fn run(
         if first {
             let out_of_hours = Some(&automation.hours.out_of_hours_message)
                 .filter(|m| !m.trim().is_empty() && !automation.hours.is_open(chrono::Utc::now()));
-            let body = out_of_hours
-                .or(automation.offline.as_ref())
-                .cloned()
-                .unwrap_or_else(|| lang.tr("chat.offline_default").to_owned());
+            // The merchant's own words are rich text; the built-in notice is plain.
+            let (body, payload) = match out_of_hours.or(automation.offline.as_ref()) {
+                Some(html) => (
+                    rich_text::to_text(html),
+                    serde_json::json!({ "notice": "offline", "html": html }),
+                ),
+                None => (
+                    lang.tr("chat.offline_default").to_owned(),
+                    serde_json::json!({ "notice": "offline" }),
+                ),
+            };
             let message = NewMessage {
                 conversation_id: conversation.id,
                 sender_kind: "system",
                 sender_agent_id: None,
                 kind: "notice",
                 body: body.clone(),
-                payload: Some(serde_json::json!({ "notice": "offline" })),
+                payload: Some(payload),
                 client_msg_id: server_msg_id("offline"),
                 visitor_id: conversation.visitor_id,
                 sender_name: None,
+                sender_avatar: None,
                 origin: None,
             };
             chat.post(tenant, message).await?;
@@ -155,6 +166,7 @@ async fn bot(
     conversation: &ConversationRow,
     what: &str,
     body: String,
+    payload: Option<serde_json::Value>,
 ) -> anyhow::Result<()> {
     let message = NewMessage {
         conversation_id: conversation.id,
@@ -162,10 +174,11 @@ async fn bot(
         sender_agent_id: None,
         kind: "text",
         body,
-        payload: None,
+        payload,
         client_msg_id: server_msg_id(what),
         visitor_id: conversation.visitor_id,
         sender_name: None,
+        sender_avatar: None,
         origin: None,
     };
     chat.post(tenant, message).await?;

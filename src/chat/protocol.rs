@@ -318,6 +318,9 @@ pub struct Sender {
     pub agent_id: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// An agent's picture (a path on this server), when they have one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
 }
 
 /// A stored message as clients see it.

@@ -220,6 +220,7 @@ struct MessageRow {
     sender_kind: String,
     sender_agent_id: Option<i64>,
     agent_name: Option<String>,
+    agent_avatar: Option<String>,
     kind: String,
     body: String,
     payload: Option<Value>,
@@ -236,6 +237,7 @@ impl MessageRow {
                 kind: static_sender(&self.sender_kind),
                 agent_id: self.sender_agent_id,
                 name: self.agent_name,
+                avatar: self.agent_avatar,
             },
             kind: static_kind(&self.kind),
             body: self.body,
@@ -266,7 +268,7 @@ fn static_kind(s: &str) -> &'static str {
 }
 
 const MESSAGE_SELECT: &str = "select m.id, m.conversation_id, m.sender_kind, m.sender_agent_id, a.display_name as agent_name,
-        m.kind, m.body, m.payload, m.client_msg_id, m.created_at
+        a.avatar_url as agent_avatar, m.kind, m.body, m.payload, m.client_msg_id, m.created_at
     from messages m left join agents a on a.id = m.sender_agent_id";
 
 /// A visitor's messages after `since`, oldest first.

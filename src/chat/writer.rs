@@ -61,6 +61,8 @@ pub struct NewMessage {
     pub visitor_id: i64,
     /// Shown with the message (the visitor's or agent's display name).
     pub sender_name: Option<String>,
+    /// The agent's picture, for agents who have one.
+    pub sender_avatar: Option<String>,
     /// The hub connection it came from: that one gets the ack instead of an echo.
     pub origin: Option<u64>,
 }
@@ -75,6 +77,7 @@ impl NewMessage {
                 kind: self.sender_kind,
                 agent_id: self.sender_agent_id,
                 name: self.sender_name.clone(),
+                avatar: self.sender_avatar.clone(),
             },
             kind: self.kind,
             body: self.body.clone(),

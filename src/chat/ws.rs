@@ -168,6 +168,7 @@ async fn visitor_socket(
         peer: Peer::Visitor(visitor.id),
         visitor_public_id: Some(visitor.public_id),
         name: visitor.name,
+        avatar: None,
         kefu_id: q.kefu_id.as_deref().and_then(|k| k.parse().ok()),
         since: q.since(),
         lang: q.lang.as_deref().and_then(Lang::parse).unwrap_or_default(),
@@ -208,6 +209,7 @@ async fn agent_socket(
         peer: Peer::Agent(agent.id),
         visitor_public_id: None,
         name: agent.display_name,
+        avatar: agent.avatar_url,
         kefu_id: None,
         since: q.since(),
         lang: q.lang.as_deref().and_then(Lang::parse).unwrap_or_default(),
@@ -243,6 +245,8 @@ struct Connection {
     peer: Peer,
     visitor_public_id: Option<String>,
     name: String,
+    /// An agent's picture, sent with their messages.
+    avatar: Option<String>,
     kefu_id: Option<i64>,
     since: Option<i64>,
     lang: Lang,
@@ -684,6 +688,7 @@ async fn visitor_send(
             client_msg_id: send.client_msg_id.clone(),
             visitor_id,
             sender_name: Some(ctx.conn.name.clone()),
+            sender_avatar: None,
             origin: Some(ctx.connection_id),
         };
         match chat.post(tenant, message).await {
@@ -759,6 +764,7 @@ async fn agent_send(
         client_msg_id: send.client_msg_id.clone(),
         visitor_id: row.visitor_id,
         sender_name: Some(ctx.conn.name.clone()),
+        sender_avatar: ctx.conn.avatar.clone(),
         origin: Some(ctx.connection_id),
     };
     match chat.post(tenant, message).await {

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auto_replies;
 pub mod hours;
+pub mod rich_text;
 pub mod settings;
 pub mod stats;
 

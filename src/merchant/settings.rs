@@ -10,8 +10,9 @@ use axum::{Json, extract::State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::PgConnection;
+use tenants::EntId;
 
-use super::hours::BusinessHours;
+use super::{hours::BusinessHours, rich_text};
 use crate::{
     auth::{session::AgentSession, validate::Email},
     http::{AppError, AppState, Routes, Scope, extract::ApiJson, input::text},
@@ -57,6 +58,12 @@ pub struct MerchantSettings {
     /// Where notices such as left messages go (used once email exists).
     pub notification_email: String,
     pub business_hours: BusinessHours,
+    /// The merchant's logo on the chat page: an image upload of the merchant's (its id;
+    /// empty: the name's initial).
+    pub logo: String,
+    /// The picture beside the service's replies when the agent has none of their own (an
+    /// image upload's id; empty: the agent's initial).
+    pub avatar: String,
     /// GOFLY's landing-domain redirect: the chat page opened on any other host sends the
     /// visitor on to this origin (`https://chat.shop.example`), e.g. a domain of the
     /// merchant's own that messaging apps have not flagged. Empty: no redirect.
@@ -77,6 +84,8 @@ impl Default for MerchantSettings {
             allowed_widget_domains: Vec::new(),
             notification_email: String::new(),
             business_hours: BusinessHours::default(),
+            logo: String::new(),
+            avatar: String::new(),
             landing_url: String::new(),
         }
     }
@@ -124,6 +133,12 @@ impl MerchantSettings {
         if let Some(v) = text("notification_email") {
             s.notification_email = v;
         }
+        if let Some(v) = text("logo").filter(|id| crate::upload::valid_id(id)) {
+            s.logo = v;
+        }
+        if let Some(v) = text("avatar").filter(|id| crate::upload::valid_id(id)) {
+            s.avatar = v;
+        }
         if let Some(v) = text("landing_url").filter(|u| u.is_empty() || origin(u).is_some()) {
             s.landing_url = v;
         }
@@ -139,6 +154,62 @@ impl MerchantSettings {
 
     pub fn lang(&self) -> Lang {
         Lang::parse(&self.default_lang).unwrap_or_default()
+    }
+
+    /// Where the logo is served (its thumbnail), if there is one.
+    pub fn logo_url(&self, ent_id: &EntId) -> Option<String> {
+        image_url(ent_id, &self.logo)
+    }
+
+    /// Where the service's avatar is served (its thumbnail), if there is one.
+    pub fn avatar_url(&self, ent_id: &EntId) -> Option<String> {
+        image_url(ent_id, &self.avatar)
+    }
+}
+
+/// The served thumbnail of the image upload `id` (uploads of images always have one).
+pub fn image_url(ent_id: &EntId, id: &str) -> Option<String> {
+    (!id.is_empty()).then(|| format!("/u/{ent_id}/{id}/thumb"))
+}
+
+/// The settings as the API shows them: the document plus where its pictures are served.
+#[derive(Serialize)]
+pub struct SettingsOut {
+    #[serde(flatten)]
+    pub settings: MerchantSettings,
+    pub logo_url: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+impl SettingsOut {
+    fn new(settings: MerchantSettings, ent_id: &EntId) -> Self {
+        Self {
+            logo_url: settings.logo_url(ent_id),
+            avatar_url: settings.avatar_url(ent_id),
+            settings,
+        }
+    }
+}
+
+/// Checks that `raw` names an image this merchant's team uploaded (not a visitor's) and
+/// returns its id; empty clears the picture.
+pub async fn team_image(
+    conn: &mut PgConnection,
+    ent_id: &EntId,
+    field: &'static str,
+    raw: &str,
+) -> Result<String, AppError> {
+    let id = raw.trim();
+    if id.is_empty() {
+        return Ok(String::new());
+    }
+    let upload = crate::upload::find(conn, ent_id, id).await?;
+    match upload {
+        Some(u) if u.kind == "image" && u.visitor_id.is_none() => Ok(u.id),
+        _ => Err(AppError::field(
+            field,
+            "upload a PNG, JPEG, GIF or WebP image first and name its id",
+        )),
     }
 }
 
@@ -181,16 +252,16 @@ fn domain(raw: &str) -> Option<String> {
 async fn get_settings(
     State(state): State<AppState>,
     session: AgentSession,
-) -> Result<Json<MerchantSettings>, AppError> {
+) -> Result<Json<SettingsOut>, AppError> {
     session.require_admin()?;
     let mut tx = session.tx(&state).await?;
     let settings = MerchantSettings::load(&mut tx).await?;
     tx.commit().await?;
-    Ok(Json(settings))
+    Ok(Json(SettingsOut::new(settings, &session.tenant.ent_id)))
 }
 
 /// A partial update: fields left out stay as they are.
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Change {
     service_name: Option<String>,
@@ -205,10 +276,14 @@ struct Change {
     notification_email: Option<String>,
     business_hours: Option<BusinessHours>,
     landing_url: Option<String>,
+    logo: Option<String>,
+    avatar: Option<String>,
 }
 
 /// The checked values to store, by key.
-fn check(c: Change) -> Result<Vec<(&'static str, Value)>, AppError> {
+/// (Pictures are checked against the merchant's uploads in [`update_settings`].)
+fn check(c: &Change) -> Result<Vec<(&'static str, Value)>, AppError> {
+    let c = c.clone();
     let mut out = Vec::new();
     if let Some(v) = c.service_name {
         out.push(("service_name", json!(text("service_name", &v, 80, false, false)?)));
@@ -232,10 +307,10 @@ fn check(c: Change) -> Result<Vec<(&'static str, Value)>, AppError> {
         out.push(("default_lang", json!(lang.code())));
     }
     if let Some(v) = c.welcome_message {
-        out.push(("welcome_message", json!(text("welcome_message", &v, 1000, false, true)?)));
+        out.push(("welcome_message", json!(rich_text::field("welcome_message", &v)?)));
     }
     if let Some(v) = c.offline_message {
-        out.push(("offline_message", json!(text("offline_message", &v, 1000, false, true)?)));
+        out.push(("offline_message", json!(rich_text::field("offline_message", &v)?)));
     }
     if let Some(v) = c.typing_preview {
         out.push(("typing_preview", json!(v)));
@@ -281,8 +356,7 @@ fn check(c: Change) -> Result<Vec<(&'static str, Value)>, AppError> {
         out.push(("landing_url", json!(v)));
     }
     if let Some(mut h) = c.business_hours {
-        h.out_of_hours_message =
-            text("business_hours", &h.out_of_hours_message, 1000, false, true)?;
+        h.out_of_hours_message = rich_text::field("business_hours", &h.out_of_hours_message)?;
         h.validate()?;
         out.push(("business_hours", json!(h)));
     }
@@ -293,10 +367,17 @@ async fn update_settings(
     State(state): State<AppState>,
     session: AgentSession,
     ApiJson(change): ApiJson<Change>,
-) -> Result<Json<MerchantSettings>, AppError> {
+) -> Result<Json<SettingsOut>, AppError> {
     session.require_admin()?;
-    let values = check(change)?;
+    let mut values = check(&change)?;
     let mut tx = session.tx(&state).await?;
+    let ent_id = &session.tenant.ent_id;
+    if let Some(raw) = &change.logo {
+        values.push(("logo", json!(team_image(&mut tx, ent_id, "logo", raw).await?)));
+    }
+    if let Some(raw) = &change.avatar {
+        values.push(("avatar", json!(team_image(&mut tx, ent_id, "avatar", raw).await?)));
+    }
     let before = serde_json::to_value(MerchantSettings::load(&mut tx).await?).unwrap_or_default();
     for (key, value) in values {
         sqlx::query(
@@ -333,7 +414,7 @@ async fn update_settings(
     // The chat engine caches what it reads from settings (welcome, offline, previews).
     state.chat.automation.invalidate(&session.tenant.id).await;
     tracing::info!(tenant = session.tenant.id.0, by = session.agent.id, "settings changed");
-    Ok(Json(settings))
+    Ok(Json(SettingsOut::new(settings, &session.tenant.ent_id)))
 }
 
 #[cfg(test)]

@@ -136,6 +136,10 @@ struct ChatPage {
     typing_preview: bool,
     /// The merchant's accent colour (`#rrggbb`, checked when stored).
     color: String,
+    /// The merchant's logo in the header (else the initial).
+    logo_url: Option<String>,
+    /// The picture beside replies from agents without one of their own (else initials).
+    service_avatar_url: String,
 }
 
 async fn chat_index(
@@ -178,6 +182,8 @@ async fn chat_index(
         extra: clip(q.extra, 12 * 1024),
         typing_preview: settings.typing_preview,
         color: settings.widget_color.clone(),
+        logo_url: settings.logo_url(&tenant.ent_id),
+        service_avatar_url: settings.avatar_url(&tenant.ent_id).unwrap_or_default(),
         tenant_name: name,
     };
     let mut response = Page(page).into_response();

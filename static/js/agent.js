@@ -37,7 +37,7 @@
   }
   let panelData = null;      // the visitor shown in the panel, as the API returned it
   const isAdmin = pd.admin === 'true';
-  const { api, toast } = window.KefuApp;
+  const { api, upload, toast } = window.KefuApp;
   const vpStatus = document.getElementById('vp-status');
   const say = (text) => { vpStatus.textContent = text; if (text) setTimeout(() => { if (vpStatus.textContent === text) vpStatus.textContent = ''; }, 4000); };
   const visitorPath = () => `/api/v1/visitors/${encodeURIComponent(panelVisitor)}`;
@@ -532,11 +532,8 @@
     fileInput.value = '';
     if (!file || !current) return;
     const conversation = current;
-    const body = new FormData();
-    body.append('file', file);
-    const res = await fetch('/api/v1/uploads', { method: 'POST', headers: { 'x-csrf-token': csrf }, body });
-    const data = await res.json().catch(() => ({}));
-    if (!res.ok) { statusEl.textContent = (data.error && data.error.message) || res.statusText; return; }
+    let data;
+    try { data = await upload(file); } catch (err) { statusEl.textContent = err.message; return; }
     statusEl.textContent = '';
     const kind = data.kind === 'image' ? 'image' : 'file';
     sendFrame({ type: 'send', client_msg_id: uuid(), conversation_id: conversation, kind, attachment: { id: data.id } },

@@ -21,10 +21,7 @@ document.addEventListener('click', async (event) => {
 // makes them clickable).
 window.KefuApp = (() => {
   const csrf = () => (document.querySelector('meta[name="csrf-token"]') || {}).content || '';
-  async function api(method, url, body) {
-    const init = { method, headers: { 'x-csrf-token': csrf() } };
-    if (body !== undefined) { init.headers['content-type'] = 'application/json'; init.body = JSON.stringify(body); }
-    const res = await fetch(url, init);
+  async function answer(res) {
     const data = res.status === 204 ? {} : await res.json().catch(() => ({}));
     if (!res.ok) {
       const err = new Error((data.error && data.error.message) || res.statusText);
@@ -32,6 +29,17 @@ window.KefuApp = (() => {
       throw err;
     }
     return data;
+  }
+  async function api(method, url, body) {
+    const init = { method, headers: { 'x-csrf-token': csrf() } };
+    if (body !== undefined) { init.headers['content-type'] = 'application/json'; init.body = JSON.stringify(body); }
+    return answer(await fetch(url, init));
+  }
+  // Uploads one file (POST /api/v1/uploads); resolves to the stored upload.
+  async function upload(file) {
+    const body = new FormData();
+    body.append('file', file);
+    return answer(await fetch('/api/v1/uploads', { method: 'POST', headers: { 'x-csrf-token': csrf() }, body }));
   }
   function toast(text, action) {
     const stack = document.getElementById('toasts');
@@ -43,5 +51,62 @@ window.KefuApp = (() => {
     stack.append(node);
     setTimeout(() => node.remove(), 6000);
   }
-  return { api, toast };
+  return { api, upload, toast };
+})();
+
+// The sidebar's profile dialog: an agent's own name and photo (PATCH /api/v1/agents/{id}).
+(() => {
+  const dialog = document.getElementById('profile-dialog');
+  const opener = document.getElementById('profile-open');
+  if (!dialog || !opener) return;
+  const { api, upload, toast } = window.KefuApp;
+  const form = document.getElementById('profile-form');
+  const photo = document.getElementById('profile-photo');
+  const file = document.getElementById('profile-file');
+  const remove = document.getElementById('profile-remove');
+  const errorBox = document.getElementById('profile-error');
+  let avatar = null; // the upload id chosen in this dialog, '' to remove, null: unchanged
+  function showPhoto(url) {
+    photo.replaceChildren();
+    if (url) { const img = document.createElement('img'); img.src = url; img.alt = ''; photo.append(img); } else photo.textContent = dialog.dataset.initial;
+    remove.hidden = !url;
+  }
+  opener.addEventListener('click', () => {
+    avatar = null;
+    errorBox.hidden = true;
+    form.elements.display_name.value = opener.querySelector('strong').textContent;
+    showPhoto(dialog.dataset.avatar);
+    dialog.showModal();
+  });
+  document.getElementById('profile-cancel').addEventListener('click', () => dialog.close());
+  document.getElementById('profile-pick').addEventListener('click', () => file.click());
+  file.addEventListener('change', async () => {
+    const chosen = file.files[0];
+    file.value = '';
+    if (!chosen) return;
+    errorBox.hidden = true;
+    try { const up = await upload(chosen); avatar = up.id; showPhoto(up.thumb_url || up.url); } catch (err) { errorBox.textContent = err.message; errorBox.hidden = false; }
+  });
+  remove.addEventListener('click', () => { avatar = ''; showPhoto(''); });
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const body = { display_name: form.elements.display_name.value };
+    if (avatar !== null) body.avatar = avatar;
+    try {
+      const saved = await api('PATCH', `/api/v1/agents/${dialog.dataset.agentId}`, body);
+      dialog.dataset.avatar = saved.avatar_url || '';
+      opener.querySelector('strong').textContent = saved.display_name;
+      const old = opener.querySelector('.avatar');
+      let mark;
+      if (saved.avatar_url) { mark = document.createElement('img'); mark.src = saved.avatar_url; mark.alt = ''; } else { mark = document.createElement('span'); mark.setAttribute('aria-hidden', 'true'); mark.textContent = saved.display_name.trim().charAt(0).toUpperCase(); }
+      mark.className = 'avatar';
+      old.replaceWith(mark);
+      dialog.dataset.initial = saved.display_name.trim().charAt(0).toUpperCase();
+      dialog.close();
+      toast(dialog.dataset.tSaved);
+    } catch (err) {
+      errorBox.textContent = Object.values(err.fields || {}).join(' · ') || err.message;
+      errorBox.hidden = false;
+    }
+  });
 })();

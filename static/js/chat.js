@@ -51,14 +51,27 @@
     const row = el('div', `msg ${mine ? 'mine' : 'theirs'} kind-${msg.kind}`);
     if (msg.kind === 'notice') {
       row.className = 'msg notice';
-      row.append(el('span', '', msg.body));
+      const html = msg.payload && msg.payload.html;
+      row.append(html ? window.KefuContent.rich(html) : el('span', '', msg.body));
       return row;
     }
     const b = window.KefuContent.fill(el('div', 'bubble'), msg);
-    row.append(b);
     const meta = el('div', 'meta', mine ? '' : (msg.sender && msg.sender.name) || d.tAgent);
-    row.append(meta);
+    if (mine) { row.append(b, meta); return row; }
+    const body = el('div', 'msg-body');
+    body.append(b, meta);
+    row.append(avatar(msg.sender), body);
     return row;
+  }
+
+  // Beside a reply: the agent's picture, else the service's, else an initial.
+  function avatar(sender) {
+    const url = (sender && sender.avatar) || d.serviceAvatar;
+    if (url) { const img = el('img', 'msg-avatar'); img.src = url; img.alt = ''; return img; }
+    const name = (sender && sender.kind === 'agent' && sender.name) || d.initial || '';
+    const span = el('span', 'msg-avatar', name.trim().charAt(0).toUpperCase());
+    span.setAttribute('aria-hidden', 'true');
+    return span;
   }
 
   // Only the latest own message carries a status (delivered, then read).

@@ -1,6 +1,8 @@
 // What a message shows inside its bubble, shared by the visitor chat and the agent
 // workspace: text with safe links, image thumbnails with a full-size viewer, file cards and
-// product cards. Everything is built as DOM nodes from text; nothing is parsed as HTML.
+// product cards, and the merchant's rich text (welcome and offline messages). Everything is
+// built as DOM nodes; rich text, already sanitized by the server, is parsed inertly and
+// rebuilt from an allowlist, so nothing from a message is ever inserted as HTML.
 (() => {
   'use strict';
 
@@ -31,6 +33,32 @@
     }
     frag.append(text.slice(last));
     return frag;
+  }
+
+  // The elements rich text may use (merchant::rich_text on the server keeps the same set).
+  const RICH = new Set(['P', 'BR', 'STRONG', 'B', 'EM', 'I', 'U', 'S', 'A', 'UL', 'OL', 'LI']);
+  const SAFE_HREF = /^(https?:|mailto:|tel:)/i;
+
+  // Sanitized HTML rebuilt node by node: allowed elements with no attributes but a safe
+  // link, text as text, everything else reduced to its text.
+  function rich(html) {
+    const doc = new DOMParser().parseFromString(`<body>${html}</body>`, 'text/html');
+    const copy = (from, to) => {
+      for (const node of from.childNodes) {
+        if (node.nodeType === Node.TEXT_NODE) { to.append(node.textContent); continue; }
+        if (node.nodeType !== Node.ELEMENT_NODE) continue;
+        if (!RICH.has(node.tagName)) { copy(node, to); continue; }
+        const e = document.createElement(node.tagName.toLowerCase());
+        if (node.tagName === 'A') {
+          const href = node.getAttribute('href') || '';
+          if (SAFE_HREF.test(href)) { e.href = href; e.target = '_blank'; e.rel = 'noopener noreferrer nofollow'; e.className = 'link'; }
+        }
+        copy(node, e);
+        to.append(e);
+      }
+      return to;
+    };
+    return copy(doc.body, el('div', 'rich'));
   }
 
   function size(bytes) {
@@ -121,6 +149,8 @@
     } else if (msg.kind === 'product' && payload.product) {
       bubble.classList.add('has-product');
       bubble.append(product(payload.product));
+    } else if (typeof payload.html === 'string' && payload.html) {
+      bubble.append(rich(payload.html));
     } else {
       bubble.append(linkify(msg.body || ''));
     }
@@ -153,5 +183,5 @@
     return { close };
   }
 
-  window.KefuContent = { fill, size, linkify, emojiPicker };
+  window.KefuContent = { fill, rich, size, linkify, emojiPicker };
 })();

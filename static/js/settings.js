@@ -8,12 +8,13 @@
   const me = Number(t.agentId);
   const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; };
 
-  const { api, toast } = window.KefuApp;
+  const { api, upload, toast } = window.KefuApp;
   // Shows an API error under a form: each field's message with the field's label.
   function showError(box, form, err) {
     const parts = Object.entries(err.fields).map(([f, m]) => {
       const input = form && form.elements[f];
-      const label = input && input.closest('label') ? input.closest('label').firstChild.textContent.trim() : f;
+      const own = form && form.querySelector(`[data-rich="${f}"] .field-label, [data-picture="${f}"] .field-label`);
+      const label = input && input.closest('label') ? input.closest('label').firstChild.textContent.trim() : own ? own.textContent : f;
       return `${label}: ${m}`;
     });
     box.textContent = parts.join(' · ') || err.message;
@@ -230,9 +231,129 @@
     } catch (err) { showError(errorBox, blockForm, err); }
   });
 
+  // ---- Rich text: the welcome, offline and out-of-hours messages ----
+  // A contenteditable box with a toolbar. The server sanitizes what is sent (and keeps the
+  // same small set of elements); what it answers is shown through KefuContent.rich, which
+  // rebuilds it node by node.
+  document.execCommand('defaultParagraphSeparator', false, 'p');
+  const TOOLS = [
+    ['bold', t.tBold, 'B'], ['italic', t.tItalic, 'I'], ['underline', t.tUnderline, 'U'],
+    ['insertUnorderedList', t.tBullets, '•'], ['insertOrderedList', t.tNumbers, '1.'],
+    ['link', t.tLink, '🔗'], ['removeFormat', t.tUnformat, '⌀'],
+  ];
+  const SAFE_LINK = /^(https?:\/\/|mailto:|tel:)\S+$/i;
+  const editors = {};
+  for (const field of root.querySelectorAll('[data-rich]')) {
+    const input = field.querySelector('.rich-input');
+    const bar = el('div', 'rich-toolbar');
+    bar.setAttribute('role', 'toolbar');
+    bar.setAttribute('aria-label', `${field.querySelector('.field-label').textContent}: ${t.tToolbar}`);
+    bar.setAttribute('aria-controls', input.id);
+    const linkRow = el('div', 'rich-link');
+    linkRow.hidden = true;
+    const linkInput = el('input');
+    linkInput.type = 'url';
+    linkInput.placeholder = t.tLinkUrl;
+    linkInput.setAttribute('aria-label', t.tLinkUrl);
+    let savedRange = null;
+    const closeLink = () => { linkRow.hidden = true; linkInput.value = ''; input.focus(); };
+    const applyLink = () => {
+      const url = linkInput.value.trim();
+      if (!SAFE_LINK.test(url)) { linkInput.setAttribute('aria-invalid', 'true'); linkInput.focus(); return; }
+      linkInput.removeAttribute('aria-invalid');
+      const sel = getSelection();
+      input.focus();
+      if (savedRange) { sel.removeAllRanges(); sel.addRange(savedRange); }
+      if (!savedRange || savedRange.collapsed) {
+        // Nothing selected: the address becomes the link's text.
+        const a = el('a', '', url);
+        a.href = url;
+        const range = savedRange || document.createRange();
+        if (!savedRange) { range.selectNodeContents(input); range.collapse(false); }
+        range.insertNode(a);
+        range.setStartAfter(a);
+        sel.removeAllRanges();
+        sel.addRange(range);
+      } else {
+        document.execCommand('createLink', false, url);
+      }
+      closeLink();
+    };
+    linkInput.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter') { e.preventDefault(); applyLink(); }
+      if (e.key === 'Escape') { e.preventDefault(); closeLink(); }
+    });
+    linkRow.append(linkInput, button(t.tApply, 'btn-outline', applyLink), button(t.tCancel, 'btn-ghost', closeLink));
+    for (const [command, label, mark] of TOOLS) {
+      const b = el('button', `rich-tool tool-${command}`, mark);
+      b.type = 'button';
+      b.title = label;
+      b.setAttribute('aria-label', label);
+      // Keep the editor's selection while the button is pressed.
+      b.addEventListener('mousedown', (e) => e.preventDefault());
+      b.addEventListener('click', () => {
+        if (command === 'link') {
+          const sel = getSelection();
+          savedRange = sel.rangeCount && input.contains(sel.anchorNode) ? sel.getRangeAt(0).cloneRange() : null;
+          linkRow.hidden = false;
+          linkInput.focus();
+          return;
+        }
+        input.focus();
+        document.execCommand(command);
+        if (command === 'removeFormat') document.execCommand('unlink');
+      });
+      bar.append(b);
+    }
+    // Pasted text arrives as text: formatting from other sites is not carried in.
+    input.addEventListener('paste', (e) => {
+      e.preventDefault();
+      document.execCommand('insertText', false, (e.clipboardData || window.clipboardData).getData('text/plain'));
+    });
+    input.addEventListener('drop', (e) => e.preventDefault());
+    // An emptied editor is really empty, so its placeholder shows again.
+    input.addEventListener('input', () => { if (!input.textContent.trim() && !input.querySelector('li')) input.replaceChildren(); });
+    field.insertBefore(bar, input);
+    field.insertBefore(linkRow, input);
+    editors[field.dataset.rich] = {
+      get: () => input.innerHTML,
+      set: (html) => input.replaceChildren(...(html ? window.KefuContent.rich(html).childNodes : [])),
+    };
+  }
+
+  // ---- Pictures: the logo and the service avatar, saved as soon as they are chosen ----
+  const pictures = {};
+  for (const field of root.querySelectorAll('[data-picture]')) {
+    const name = field.dataset.picture;
+    const preview = field.querySelector('.picture-preview');
+    const pick = field.querySelector('[data-pick]');
+    const remove = field.querySelector('[data-remove]');
+    const file = field.querySelector('input[type=file]');
+    const show = (url) => {
+      preview.replaceChildren();
+      if (url) { const img = el('img'); img.src = url; img.alt = ''; preview.append(img); }
+      pick.textContent = url ? t.tReplace : t.tUpload;
+      remove.textContent = t.tRemove;
+      remove.hidden = !url;
+    };
+    const save = async (id) => {
+      try { const s = await api('PATCH', '/api/v1/settings', { [name]: id }); show(s[`${name}_url`]); toast(t.tSaved); } catch (err) { toast(err.message); }
+    };
+    pick.addEventListener('click', () => file.click());
+    file.addEventListener('change', async () => {
+      const chosen = file.files[0];
+      file.value = '';
+      if (!chosen) return;
+      try { await save((await upload(chosen)).id); } catch (err) { toast(err.message); }
+    });
+    remove.addEventListener('click', () => save(''));
+    pictures[name] = show;
+  }
+
   // ---- Chat & widget ----
   const chatForm = document.getElementById('chat-form');
-  const TEXT = ['service_name', 'widget_button_text', 'welcome_message', 'offline_message', 'notification_email', 'landing_url'];
+  const TEXT = ['service_name', 'widget_button_text', 'notification_email', 'landing_url'];
+  const RICH_FIELDS = ['welcome_message', 'offline_message'];
   // Business hours: one stretch a day here (the API takes up to four).
   const week = document.getElementById('hours-week');
   const dayNames = week.dataset.days.split(',');
@@ -254,7 +375,7 @@
     const h = s.business_hours;
     f.hours_enabled.checked = h.enabled;
     f.time_zone.value = h.time_zone;
-    f.out_of_hours_message.value = h.out_of_hours_message || '';
+    editors.out_of_hours_message.set(h.out_of_hours_message || '');
     dayRows.forEach((r, i) => {
       const stretch = h.days[i] && h.days[i][0];
       r.open.checked = !!stretch;
@@ -263,6 +384,9 @@
       r.sync();
     });
     for (const k of TEXT) f[k].value = s[k] || '';
+    for (const k of RICH_FIELDS) editors[k].set(s[k] || '');
+    pictures.logo(s.logo_url);
+    pictures.avatar(s.avatar_url);
     f.widget_color.value = s.widget_color;
     f.widget_position.value = s.widget_position;
     f.default_lang.value = s.default_lang;
@@ -279,8 +403,9 @@
       allowed_widget_domains: f.allowed_widget_domains.value.split(/[\s,]+/).filter(Boolean), typing_preview: f.typing_preview.checked,
     };
     for (const k of TEXT) body[k] = f[k].value;
+    for (const k of RICH_FIELDS) body[k] = editors[k].get();
     body.business_hours = {
-      enabled: f.hours_enabled.checked, time_zone: f.time_zone.value.trim(), out_of_hours_message: f.out_of_hours_message.value,
+      enabled: f.hours_enabled.checked, time_zone: f.time_zone.value.trim(), out_of_hours_message: editors.out_of_hours_message.get(),
       days: dayRows.map((r) => (r.open.checked ? [{ from: r.from.value, to: r.to.value === '23:59' ? '24:00' : r.to.value }] : [])),
     };
     try { fillChat(await api('PATCH', '/api/v1/settings', body)); toast(t.tSaved); } catch (err) { showError(errorBox, chatForm, err); }

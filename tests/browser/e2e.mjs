@@ -227,10 +227,53 @@ try {
   await shot(agent, 'settings-blacklist');
   await agent.click('#tab-chat');
   await agent.fill('#chat-form [name=service_name]', 'Lumen Support');
-  await agent.fill('#chat-form [name=welcome_message]', 'Welcome to Lumen! Ask us anything about our lamps.');
+  // The welcome message in the rich-text editor: bold from the toolbar, a link, a list.
+  const welcome = agent.locator('#welcome_message-editor');
+  await welcome.click();
+  await agent.keyboard.type('Welcome to ');
+  await agent.click('[data-rich=welcome_message] .tool-bold');
+  await agent.keyboard.type('Lumen');
+  await agent.click('[data-rich=welcome_message] .tool-bold');
+  await agent.keyboard.type('! Ask us anything about our lamps, or read the ');
+  await agent.click('[data-rich=welcome_message] .tool-link');
+  await agent.fill('[data-rich=welcome_message] .rich-link input', 'https://lumen.example/faq');
+  await agent.press('[data-rich=welcome_message] .rich-link input', 'Enter');
+  await agent.keyboard.press('Enter');
+  await agent.click('[data-rich=welcome_message] .tool-insertUnorderedList');
+  await agent.keyboard.type('Free shipping');
+  await agent.keyboard.press('Enter');
+  await agent.keyboard.type('30-day returns');
+  // A pasted snippet of someone's web page arrives as plain text.
+  await agent.locator('#offline_message-editor').evaluate((node) => {
+    node.focus();
+    const data = new DataTransfer();
+    data.setData('text/html', '<img src=x onerror=alert(1)><b style="color:red">Back soon</b>');
+    data.setData('text/plain', 'Back soon');
+    node.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
+  });
   await agent.click('#chat-form button[type=submit]');
   await agent.locator('.toast', { hasText: 'Saved' }).first().waitFor({ timeout: T });
+  const saved = await api('GET', '/api/v1/settings');
+  const html = saved.body.welcome_message;
+  if (!/<b>Lumen<\/b>/.test(html) || !html.includes('href="https://lumen.example/faq"') || !/<ul><li>Free shipping<\/li><li>30-day returns<\/li><\/ul>/.test(html)) {
+    throw new Error(`welcome message stored as ${html}`);
+  }
+  if (saved.body.offline_message !== 'Back soon' && saved.body.offline_message !== '<p>Back soon</p>') throw new Error(`pasted offline message: ${saved.body.offline_message}`);
+  // The logo and the service avatar: chosen, stored at once, shown.
+  await agent.setInputFiles('[data-picture=logo] input[type=file]', PHOTO);
+  await agent.locator('[data-picture=logo] .picture-preview img').waitFor({ timeout: T });
+  await agent.setInputFiles('[data-picture=avatar] input[type=file]', PHOTO);
+  await agent.locator('[data-picture=avatar] .picture-preview img').waitFor({ timeout: T });
+  await agent.locator('#welcome_message-editor').scrollIntoViewIfNeeded();
   await shot(agent, 'settings-chat');
+  // The owner's own photo, from the profile dialog in the sidebar.
+  await agent.click('#profile-open');
+  await agent.locator('#profile-dialog[open]').waitFor({ timeout: T });
+  await agent.setInputFiles('#profile-file', PHOTO);
+  await agent.locator('#profile-photo img').waitFor({ timeout: T });
+  await shot(agent, 'profile-dialog');
+  await agent.click('#profile-form button[type=submit]');
+  await agent.locator('#profile-open img.avatar').waitFor({ timeout: T });
   await agent.click('#tab-auto');
   await agent.fill('#auto-form [name=keyword]', '发货');
   await agent.fill('#auto-form [name=reply]', '今天下单，明天发货。');
@@ -285,7 +328,12 @@ try {
   await phone.locator('.msg.mine .meta', { hasText: '已送达' }).waitFor({ timeout: T });
   // The merchant's settings: its service name, its welcome message and a keyword auto-reply.
   await phone.locator('.chat-head h1', { hasText: 'Lumen Support' }).waitFor({ timeout: T });
-  await phone.locator('.msg.theirs', { hasText: 'Welcome to Lumen!' }).waitFor({ timeout: T });
+  await phone.locator('.msg.theirs .rich b', { hasText: 'Lumen' }).waitFor({ timeout: T });
+  await phone.locator('.msg.theirs .rich li', { hasText: '30-day returns' }).waitFor({ timeout: T });
+  const faq = await phone.locator('.msg.theirs .rich a').first().getAttribute('href');
+  if (faq !== 'https://lumen.example/faq') throw new Error(`welcome link: ${faq}`);
+  await phone.locator('.chat-head img.chat-logo').waitFor({ timeout: T });
+  await phone.locator('.msg.theirs img.msg-avatar').first().waitFor({ timeout: T });
   await phone.locator('.msg.theirs', { hasText: '今天下单，明天发货。' }).waitFor({ timeout: T });
   await shot(phone, 'chat-phone-zh');
 

@@ -33,7 +33,8 @@ async fn settings_are_checked_stored_and_shown_to_visitors() {
         json!({
             "service_name": "Lumen Support", "widget_color": "#0EA5E9", "default_lang": "zh-CN",
             "allowed_widget_domains": ["https://Shop.Lumen.example/lamps", "shop.lumen.example", " "],
-            "welcome_message": "欢迎光临！\nHow can we help?", "notification_email": "ops@lumen.example"
+            "welcome_message": "<p onclick=\"steal()\">欢迎光临！<script>alert(1)</script></p><p>How can <b>we</b> help? <a href=\"javascript:alert(1)\">x</a> <a href=\"https://lumen.example/faq\" target=\"_top\">FAQ</a></p><img src=x onerror=alert(1)>",
+            "notification_email": "ops@lumen.example"
         }),
     )
     .await;
@@ -45,7 +46,10 @@ async fn settings_are_checked_stored_and_shown_to_visitors() {
         json!(["shop.lumen.example"]),
         "normalized, deduplicated"
     );
-    assert_eq!(s["welcome_message"], "欢迎光临！\nHow can we help?");
+    // Rich text, sanitized on the way in: no scripts, handlers, images or unsafe links.
+    let welcome_html = "<p>欢迎光临！</p><p>How can <b>we</b> help? <a rel=\"noopener noreferrer nofollow\">x</a> \
+        <a href=\"https://lumen.example/faq\" rel=\"noopener noreferrer nofollow\">FAQ</a></p>";
+    assert_eq!(s["welcome_message"], welcome_html);
 
     for (body, field) in [
         (json!({ "widget_color": "blue" }), "widget_color"),
@@ -89,10 +93,146 @@ async fn settings_are_checked_stored_and_shown_to_visitors() {
     let v = visitor_session(&app, &m.ent_id).await;
     let mut ws = Ws::visitor(&app, &v.token, "").await;
     ws.send_text("c1", "hello", None).await;
-    ws.expect_where("the welcome", |f| {
-        f["type"] == "message" && f["body"] == "欢迎光临！\nHow can we help?"
-    })
-    .await;
+    let welcome = ws
+        .expect_where("the welcome", |f| f["type"] == "message" && f["sender"]["kind"] == "bot")
+        .await;
+    assert_eq!(welcome["body"], "欢迎光临！\nHow can we help? x FAQ", "the text reading");
+    assert_eq!(welcome["payload"]["html"], welcome_html, "the markup, for pages that show it");
+
+    // Plain text from API clients stays plain text: escaped, its lines kept.
+    let res = patch(&app, &m, json!({ "welcome_message": "Hi <3 & welcome\nBye" })).await;
+    let s: Value = res.json().await.unwrap();
+    assert_eq!(s["welcome_message"], "Hi &lt;3 &amp; welcome<br>Bye");
+    // An editor left with an empty paragraph means no welcome message.
+    let res = patch(&app, &m, json!({ "welcome_message": "<p><br></p>" })).await;
+    let s: Value = res.json().await.unwrap();
+    assert_eq!(s["welcome_message"], "");
+    let res =
+        patch(&app, &m, json!({ "welcome_message": format!("<b>{}</b>", "x".repeat(1001)) })).await;
+    assert_eq!(res.status(), 422, "the limit counts text, not markup");
+}
+
+#[tokio::test]
+async fn logo_and_avatars_are_the_teams_own_images() {
+    let app = spawn_app().await;
+    let m = app.signup("Picture Shop").await;
+    let other = app.signup("Other Shop").await;
+    let upload = |token: String, bytes: Vec<u8>, name: &'static str| {
+        let url = app.url("/api/v1/uploads");
+        async move {
+            let form = reqwest::multipart::Form::new()
+                .part("file", reqwest::multipart::Part::bytes(bytes).file_name(name));
+            let res = client().post(url).bearer_auth(token).multipart(form).send().await.unwrap();
+            assert_eq!(res.status(), 201);
+            res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let logo = upload(m.token.clone(), png(200, 200), "logo.png").await;
+    let res = patch(&app, &m, json!({ "logo": logo, "avatar": logo })).await;
+    assert_eq!(res.status(), 200);
+    let s: Value = res.json().await.unwrap();
+    let thumb = format!("/u/{}/{logo}/thumb", m.ent_id);
+    assert_eq!(s["logo"], logo.as_str());
+    assert_eq!(s["logo_url"], thumb.as_str());
+    assert_eq!(s["avatar_url"], thumb.as_str());
+    let res = client().get(app.url(&thumb)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("image/"));
+
+    // The chat page shows the logo, and knows the service avatar.
+    let html = client()
+        .get(app.url(&format!("/chatIndex?ent_id={}", m.ent_id)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(&format!(r#"<img class="chat-avatar chat-logo" src="{thumb}""#)));
+    assert!(html.contains(&format!(r#"data-service-avatar="{thumb}""#)));
+
+    // A visitor's upload, a document, another merchant's image or nonsense: refused, and
+    // nothing is stored.
+    let visitor = visitor_session(&app, &m.ent_id).await;
+    let visitors = upload(visitor.token.clone(), png(50, 50), "me.png").await;
+    let document = upload(m.token.clone(), b"just text\n".to_vec(), "notes.txt").await;
+    let foreign = upload(other.token.clone(), png(50, 50), "theirs.png").await;
+    for bad in [visitors, document, foreign, "../../etc/passwd".into(), "x".repeat(26)] {
+        let res = patch(&app, &m, json!({ "logo": bad })).await;
+        assert_eq!(res.status(), 422, "{bad}");
+        let err: Value = res.json().await.unwrap();
+        assert!(err["error"]["fields"]["logo"].is_string(), "{err}");
+    }
+    let unchanged: Value = app.get_as(&m, "/api/v1/settings").await.json().await.unwrap();
+    assert_eq!(unchanged["logo"], logo.as_str());
+
+    // Removing it brings the initial back.
+    let s: Value = patch(&app, &m, json!({ "logo": "" })).await.json().await.unwrap();
+    assert_eq!(s["logo_url"], Value::Null);
+    let html = client()
+        .get(app.url(&format!("/chatIndex?ent_id={}", m.ent_id)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(r#"<div class="chat-avatar" aria-hidden="true">P</div>"#));
+
+    // An agent chooses their own photo; their replies carry it, live and in the history.
+    let (agent_id, _, agent_token) = crate::team::add_agent(&app, &m, "agent").await;
+    let photo = upload(agent_token.clone(), png(64, 64), "me.png").await;
+    let res = client()
+        .patch(app.url(&format!("/api/v1/agents/{agent_id}")))
+        .bearer_auth(&agent_token)
+        .json(&json!({ "avatar": photo }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "agents choose their own photo");
+    let me: Value = res.json().await.unwrap();
+    let photo_url = format!("/u/{}/{photo}/thumb", m.ent_id);
+    assert_eq!(me["avatar_url"], photo_url.as_str());
+    let owner_id: i64 = app.get_as(&m, "/api/v1/me").await.json::<Value>().await.unwrap()["agent"]
+        ["id"]
+        .as_i64()
+        .unwrap();
+    let res = client()
+        .patch(app.url(&format!("/api/v1/agents/{owner_id}")))
+        .bearer_auth(&agent_token)
+        .json(&json!({ "avatar": photo }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "but not anybody else's");
+
+    let mut ws = Ws::visitor(&app, &visitor.token, "").await;
+    ws.send_text("v1", "hello", None).await;
+    let ack = ws.expect("ack").await;
+    let conversation = ack["conversation_id"].as_i64().unwrap();
+    let mut agent = Ws::agent(&app, &agent_token, "").await;
+    agent
+        .send(json!({ "type": "send", "client_msg_id": "a1", "conversation_id": conversation, "kind": "text", "body": "Hi!" }))
+        .await;
+    let reply = ws
+        .expect_where("the reply", |f| f["type"] == "message" && f["sender"]["kind"] == "agent")
+        .await;
+    assert_eq!(reply["sender"]["avatar"], photo_url.as_str());
+    let mut again = Ws::visitor(&app, &visitor.token, "&since=0").await;
+    let replayed = again
+        .expect_where("the replay", |f| f["type"] == "message" && f["sender"]["kind"] == "agent")
+        .await;
+    assert_eq!(replayed["sender"]["avatar"], photo_url.as_str());
+
+    // Clearing it.
+    let res = client()
+        .patch(app.url(&format!("/api/v1/agents/{agent_id}")))
+        .bearer_auth(&agent_token)
+        .json(&json!({ "avatar": "" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.json::<Value>().await.unwrap()["avatar_url"], Value::Null);
 }
 
 #[tokio::test]
@@ -180,7 +320,7 @@ async fn outside_business_hours_the_team_is_away_and_visitors_get_the_out_of_hou
     // … but the shop is closed every day.
     let closed = json!({
         "enabled": true, "time_zone": "Asia/Shanghai", "days": [[], [], [], [], [], [], []],
-        "out_of_hours_message": "We are closed now; we open at 9:00 (Beijing time)."
+        "out_of_hours_message": "<p>We are <b>closed</b> now; we open at 9:00 (Beijing time).</p>"
     });
     let res = patch(&app, &m, json!({ "business_hours": closed })).await;
     assert_eq!(res.status(), 200);
@@ -193,6 +333,14 @@ async fn outside_business_hours_the_team_is_away_and_visitors_get_the_out_of_hou
         ws.expect_where("team presence", |f| f["type"] == "presence" && f["of"] == "team").await;
     assert_eq!(team["online"], false, "closed: nobody answers");
     ws.send_text("c1", "anyone there?", None).await;
+    // The stored notice (rich text for the page), then the live notice (its text).
+    let stored = ws
+        .expect_where("the stored notice", |f| f["type"] == "message" && f["kind"] == "notice")
+        .await;
+    assert_eq!(
+        stored["payload"]["html"],
+        "<p>We are <b>closed</b> now; we open at 9:00 (Beijing time).</p>"
+    );
     let notice = ws.expect("notice").await;
     assert_eq!(notice["code"], "offline");
     assert_eq!(notice["message"], "We are closed now; we open at 9:00 (Beijing time).");

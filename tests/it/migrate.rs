@@ -191,3 +191,36 @@ async fn cli_manages_tenants_and_admins() {
     let (ok, out) = run(&["admin", "create", "--email", "not an email"]);
     assert!(!ok && out.contains("valid email"), "{out}");
 }
+
+/// Tenant migration 0007: the welcome, offline and out-of-hours messages stored as plain
+/// text (before they became rich text) are escaped into HTML with their lines kept.
+#[tokio::test]
+async fn plain_text_messages_become_rich_text() {
+    let app = spawn_app().await;
+    let m = app.signup("Old Shop").await;
+    let schema = format!("tenant_{}", tenant_id(app.pool(), &m.ent_id).await.0);
+    // The tenant as it was at version 6, with values written by that version.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        r#"delete from {schema}._kefu_migrations where version = 7;
+           update public.tenants set schema_version = 6 where ent_id = '{ent}';
+           insert into {schema}.settings (key, value) values
+             ('welcome_message', to_jsonb(E'Hi & welcome <3\nAsk us "anything"'::text)),
+             ('offline_message', to_jsonb(''::text)),
+             ('business_hours', '{{"enabled": true, "time_zone": "UTC", "days": [[],[],[],[],[],[],[]], "out_of_hours_message": "Closed.\nBack at 9."}}'),
+             ('service_name', to_jsonb('Not <touched>'::text));"#,
+        ent = m.ent_id
+    )))
+    .execute(app.pool())
+    .await
+    .unwrap();
+    let report = TenantMigrator::embedded()
+        .migrate_all(app.pool(), &MigrateOptions::default(), |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!((report.migrated, report.failed.len()), (1, 0));
+    let s: serde_json::Value = app.get_as(&m, "/api/v1/settings").await.json().await.unwrap();
+    assert_eq!(s["welcome_message"], "Hi &amp; welcome &lt;3<br>Ask us \"anything\"");
+    assert_eq!(s["offline_message"], "");
+    assert_eq!(s["business_hours"]["out_of_hours_message"], "Closed.<br>Back at 9.");
+    assert_eq!(s["service_name"], "Not <touched>");
+}
