@@ -72,6 +72,23 @@ pub struct Config {
     pub deleted_grace_days: u32,
     /// How often the background job looks for deleted merchants to purge (seconds).
     pub purge_interval_secs: u64,
+    /// Stripe secret key (`sk_live_…` / `sk_test_…`). Without one billing is manual:
+    /// super-admins assign plans.
+    pub stripe_secret_key: Option<SecretString>,
+    /// Signing secrets (`whsec_…`) of the `/webhooks/stripe` endpoint; list the old and the
+    /// new one while rotating (comma-separated in the environment).
+    #[serde(deserialize_with = "secrets")]
+    pub stripe_webhook_secrets: Vec<SecretString>,
+    /// Where Stripe's API is (tests point it at a local stand-in).
+    pub stripe_api_base: String,
+    /// Changes to the built-in plans, `[plans.<id>]` tables in `kefu.toml`: `name`,
+    /// `price_cents`, `currency`, `seats`, `conversations_per_month`, `storage_mb` (a number
+    /// or `"unlimited"`), `api`, `webhooks`, `sso`, and `stripe_price` (the Price sold).
+    pub plans: std::collections::BTreeMap<String, billing::PlanSettings>,
+    /// How often the billing job ends trials and grace periods that are over (seconds).
+    pub billing_interval_secs: u64,
+    /// Days of full service after a payment fails, before the merchant is suspended.
+    pub past_due_grace_days: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -105,6 +122,12 @@ impl Default for Config {
             deleted_grace_days: 30,
             purge_interval_secs: 600,
             log_format: LogFormat::Text,
+            stripe_secret_key: None,
+            stripe_webhook_secrets: Vec::new(),
+            stripe_api_base: billing::stripe::API_BASE.to_owned(),
+            plans: Default::default(),
+            billing_interval_secs: 300,
+            past_due_grace_days: billing::PAST_DUE_GRACE_DAYS as u32,
         }
     }
 }
@@ -177,7 +200,42 @@ impl Config {
                 bail!("public_url must start with http:// or https://, not {url:?}");
             }
         }
+        let catalog = self.catalog()?;
+        if self.stripe_secret_key.is_some() {
+            if self.stripe_webhook_secrets.is_empty() {
+                bail!(
+                    "stripe_secret_key is set but stripe_webhook_secrets is not: without the webhook signing secret                      (whsec_…, from the endpoint's page in Stripe's dashboard) kefu cannot learn about payments"
+                );
+            }
+            if catalog.all().iter().all(|p| p.stripe_price.is_none()) {
+                bail!(
+                    "stripe_secret_key is set but no plan has a stripe_price: add `stripe_price = \"price_…\"` under                      [plans.starter], [plans.pro] or [plans.business] in kefu.toml"
+                );
+            }
+        }
+        if !(self.stripe_api_base.starts_with("https://")
+            || self.stripe_api_base.starts_with("http://"))
+        {
+            bail!("stripe_api_base must be an http(s) URL, not {:?}", self.stripe_api_base);
+        }
+        if self.billing_interval_secs == 0 {
+            bail!("billing_interval_secs must be at least 1");
+        }
+        if !(1..=90).contains(&self.past_due_grace_days) {
+            bail!("past_due_grace_days must be between 1 and 90, not {}", self.past_due_grace_days);
+        }
         Ok(())
+    }
+
+    /// The plans on offer: the built-in ones with this configuration's changes.
+    pub fn catalog(&self) -> anyhow::Result<billing::Catalog> {
+        billing::Catalog::with_settings(&self.plans)
+            .map_err(|e| anyhow::anyhow!("invalid plan configuration: {e}"))
+    }
+
+    /// Whether payments go through Stripe (else super-admins assign plans).
+    pub fn stripe_enabled(&self) -> bool {
+        self.stripe_secret_key.is_some()
     }
 
     /// The URL printed at start and used in links: `public_url`, or the bound address.
@@ -271,6 +329,10 @@ fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
 
 fn paths<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
     Ok(list(d)?.into_iter().map(PathBuf::from).collect())
+}
+
+fn secrets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SecretString>, D::Error> {
+    Ok(list(d)?.into_iter().map(SecretString::from).collect())
 }
 
 fn ip_nets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {

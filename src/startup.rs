@@ -45,7 +45,17 @@ impl Application {
         tokio::task::spawn_blocking(password::warm_up);
         let storage = crate::upload::Storage::from_config(&config)?;
         let geoip = Arc::new(crate::geoip::GeoIp::open(&config.geoip_paths)?);
+        let stripe = match &config.stripe_secret_key {
+            Some(key) => {
+                use secrecy::ExposeSecret as _;
+                Some(billing::stripe::StripeApi::new(key.expose_secret(), &config.stripe_api_base)?)
+            }
+            None => None,
+        };
         let state = AppState {
+            plans: Arc::new(config.catalog()?),
+            stripe,
+            clock: Arc::new(billing::SystemClock),
             storage,
             geoip,
             chat: Arc::new(crate::chat::Chat::new(pool.clone())),
@@ -68,17 +78,25 @@ impl Application {
         &self.state
     }
 
+    /// Makes billing decisions at the time `clock` tells (tests move it).
+    pub fn with_clock(mut self, clock: Arc<dyn billing::Clock>) -> Self {
+        self.state.clock = clock;
+        self
+    }
+
     /// Serves until `shutdown` resolves, then stops accepting and drains in-flight requests.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let purge = crate::platform::lifecycle::spawn_purge_job(&self.state);
+        let billing = crate::merchant::subscription::spawn_job(&self.state);
         let app = http::router(self.state);
         axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await?;
         purge.abort();
+        billing.abort();
         Ok(())
     }
 }

@@ -65,6 +65,10 @@ struct Workspace {
     role_label: String,
     /// Owners and admins see admin-only actions (the server checks them anyway).
     is_admin: bool,
+    /// The owner sees billing.
+    is_owner: bool,
+    /// A line about billing (read-only, past due, conversations used up).
+    billing_banner: Option<crate::merchant::subscription::Banner>,
     trial_days_left: Option<i64>,
     chat_link: String,
     widget_code: String,
@@ -151,6 +155,8 @@ async fn render_workspace(
         agent_avatar: session.agent.avatar_url.clone(),
         role_label: role_label(lang, &session.agent.role),
         is_admin: session.is_admin(),
+        is_owner: session.agent.role == "owner",
+        billing_banner: crate::merchant::subscription::banner(&state, &session, lang).await?,
         trial_days_left: session
             .tenant
             .trial_ends_at

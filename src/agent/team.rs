@@ -20,12 +20,20 @@ use crate::{
     chat::{hub::Peer, protocol::AgentStatus, store as chat_store},
     http::{AppError, AppState, extract::ApiJson},
     i18n::Lang,
-    merchant::settings::{image_url, team_image},
+    merchant::{
+        settings::{image_url, team_image},
+        subscription::limits,
+    },
 };
 
 /// Roles an admin can give through the API. Ownership is not handed out here.
 const ASSIGNABLE_ROLES: &[&str] = &["admin", "agent"];
 const MAX_CHATS: i32 = 1000;
+
+/// The merchant's plan (an unknown id reads as the trial's limits).
+fn plan_of<'a>(state: &'a AppState, session: &AgentSession) -> &'a billing::Plan {
+    state.plans.get(&session.tenant.plan).unwrap_or_else(|| state.plans.trial())
+}
 
 /// A display name: trimmed, 1–80 characters, no control characters.
 pub fn display_name(raw: &str) -> Result<String, AppError> {
@@ -87,10 +95,11 @@ pub async fn create_agent(
     let name = display_name(req.display_name.as_deref().unwrap_or(email.local_part()))?;
     let role = role(req.role.as_deref().unwrap_or("agent"))?;
     let max = max_chats(req.max_concurrent_chats.unwrap_or(10))?;
+    let mut tx = session.tx(&state).await?;
+    // One more seat must be left on the plan (checked under a lock held until commit).
+    limits::check_seat(&mut tx, session.tenant.id, plan_of(&state, &session)).await?;
     let password = password::generate();
     let hash = password::hash(password.clone()).await?;
-
-    let mut tx = session.tx(&state).await?;
     // An existing account is not attached here: that would give this merchant a say over a
     // login other merchants rely on. Adding existing people comes with email invitations.
     let user_id = match store::insert_user(&mut tx, &email, &hash, &name).await {
@@ -190,6 +199,17 @@ pub async fn update_agent(
     }
     if id == session.agent.id && req.disabled == Some(true) {
         return Err(AppError::conflict("cannot_disable_self", None, "you cannot disable yourself"));
+    }
+    if req.disabled == Some(false) {
+        // Re-enabling takes a seat again.
+        let disabled: bool =
+            sqlx::query_scalar("select disabled_at is not null from agents where id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+        if disabled {
+            limits::check_seat(&mut tx, session.tenant.id, plan_of(&state, &session)).await?;
+        }
     }
     sqlx::query(
         "update agents set display_name = coalesce($2, display_name), role = coalesce($3, role),

@@ -54,6 +54,15 @@ impl AgentSession {
         matches!(self.agent.role.as_str(), "owner" | "admin")
     }
 
+    /// Billing: the owner only (403 `forbidden_role`).
+    pub fn require_owner(&self) -> Result<(), AppError> {
+        if self.agent.role == "owner" {
+            Ok(())
+        } else {
+            Err(AppError::forbidden("forbidden_role", "only the merchant's owner can do this"))
+        }
+    }
+
     /// Settings and team management: owners and admins only (403 `forbidden_role`).
     pub fn require_admin(&self) -> Result<(), AppError> {
         if self.is_admin() {
@@ -114,6 +123,9 @@ impl FromRequestParts<AppState> for AgentSession {
             return Err(AppError::TenantSuspended);
         }
         presented.check_csrf(parts)?;
+        // A merchant whose subscription is inactive is read-only.
+        let route = parts.extensions.get::<axum::extract::MatchedPath>().map(|m| m.as_str());
+        crate::merchant::subscription::check_write(&tenant, &parts.method, route)?;
         // A support session lasts only while its admin still is one.
         let impersonator = match claims.imp {
             Some(admin_id) => Some(Impersonator {

@@ -247,6 +247,7 @@ mod tests {
             trial_ends_at: None,
             schema_version: 1,
             created_at: Utc::now(),
+            billing_status: "trialing".into(),
         }
     }
 

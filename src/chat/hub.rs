@@ -309,11 +309,33 @@ impl Hub {
         notice: &Frame,
         reason: (u16, &'static str),
     ) -> usize {
+        self.close_where(tenant, notice, reason, |_| true)
+    }
+
+    /// Like [`Hub::close_tenant`], for the tenant's visitors only (agents stay, e.g. to read
+    /// history while the merchant is read-only).
+    pub fn close_visitors(
+        &self,
+        tenant: TenantId,
+        notice: &Frame,
+        reason: (u16, &'static str),
+    ) -> usize {
+        self.close_where(tenant, notice, reason, |peer| matches!(peer, Peer::Visitor(_)))
+    }
+
+    fn close_where(
+        &self,
+        tenant: TenantId,
+        notice: &Frame,
+        reason: (u16, &'static str),
+        which: impl Fn(&Peer) -> bool,
+    ) -> usize {
         let rooms = self.lock();
         let Some(room) = rooms.get(&tenant) else { return 0 };
         room.by_peer
-            .values()
-            .flat_map(HashMap::values)
+            .iter()
+            .filter(|(peer, _)| which(peer))
+            .flat_map(|(_, conns)| conns.values())
             .map(|conn| {
                 // Best effort: a full queue is closing anyway.
                 let _ = conn.tx.try_send(notice.clone());

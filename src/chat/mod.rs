@@ -179,30 +179,41 @@ impl Chat {
     }
 
     /// The visitor's open conversation, or a new one routed to an agent and announced.
-    /// Returns whether it was created now.
+    /// Returns whether it was created now; `None` when a new one would go over the plan's
+    /// `monthly_limit` of conversations (then nothing is opened or counted).
     pub async fn conversation_for_visitor(
         &self,
         tenant: TenantId,
         visitor_id: i64,
         preferred_agent: Option<i64>,
-    ) -> sqlx::Result<(ConversationRow, bool)> {
+        monthly_limit: Option<u32>,
+    ) -> sqlx::Result<Option<(ConversationRow, bool)>> {
         let mut tx = TenantTx::begin(&self.pool, tenant).await?;
         if let Some(open) = store::current_conversation(&mut tx, visitor_id).await? {
             tx.commit().await?;
-            return Ok((open, false));
+            return Ok(Some((open, false)));
         }
         store::lock_visitor(&mut tx, visitor_id).await?;
         // Another tab may have opened one while we waited for the lock.
         if let Some(open) = store::current_conversation(&mut tx, visitor_id).await? {
             tx.commit().await?;
-            return Ok((open, false));
+            return Ok(Some((open, false)));
+        }
+        if !crate::merchant::subscription::limits::count_conversation(
+            &mut tx,
+            tenant,
+            monthly_limit,
+        )
+        .await?
+        {
+            return Ok(None);
         }
         let agent = self.route(&mut tx, tenant, preferred_agent).await?;
         let id = store::insert_conversation(&mut tx, tenant, visitor_id, agent).await?;
         let row = store::conversation(&mut tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
         tx.commit().await?;
         self.announce(tenant, "created", &row);
-        Ok((row, true))
+        Ok(Some((row, true)))
     }
 
     /// Tells every agent, and the visitor, about a conversation change.

@@ -104,7 +104,12 @@ async fn redeem(state: &AppState, ticket: &str, role: TicketRole) -> Result<Tick
     let tenant =
         state.tenants.by_id(tenants::TenantId(claims.tid.ok_or(AppError::Unauthorized)?)).await?;
     let tenant = tenant.ok_or(AppError::Unauthorized)?;
-    if tenant.status == TenantStatus::Suspended {
+    // Agents of a read-only merchant still connect (to read); its visitors are paused.
+    let paused = match role {
+        TicketRole::Visitor => crate::merchant::subscription::paused_for_visitors(&tenant),
+        TicketRole::Agent => tenant.status == TenantStatus::Suspended,
+    };
+    if paused {
         return Err(AppError::TenantSuspended);
     }
     Ok(Ticketed { tenant, subject: claims.user_id()? })
@@ -673,10 +678,20 @@ async fn visitor_send(
         // meanwhile, and then a new one is opened (no lookup per message).
         let (conversation, created) = match (&named, &ctx.current) {
             (Some(row), _) | (None, Some(row)) => (row.clone(), false),
-            (None, None) => chat
-                .conversation_for_visitor(tenant, visitor_id, ctx.conn.kefu_id)
-                .await
-                .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?,
+            (None, None) => {
+                let limit = ctx.state.tenants.by_id(tenant).await.ok().flatten().and_then(|t| {
+                    ctx.state.plans.get(&t.plan).and_then(|p| p.conversations_per_month)
+                });
+                chat.conversation_for_visitor(tenant, visitor_id, ctx.conn.kefu_id, limit)
+                    .await
+                    .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?
+                    .ok_or_else(|| FrameError {
+                        code: "conversation_limit",
+                        message: "no new conversation can start now; leave a message instead"
+                            .into(),
+                        client_msg_id: Some(send.client_msg_id.clone()),
+                    })?
+            }
         };
         let message = NewMessage {
             conversation_id: conversation.id,
@@ -727,6 +742,15 @@ async fn agent_send(
     agent_id: i64,
     mut send: protocol::Send,
 ) -> Result<Vec<ServerFrame>, FrameError> {
+    // A merchant whose subscription is inactive is read-only (as now, not as at connect).
+    let current = ctx.state.tenants.by_id(ctx.conn.tenant.id).await.ok().flatten();
+    if current.is_some_and(|t| crate::merchant::subscription::read_only(&t)) {
+        return Err(FrameError {
+            code: "subscription_inactive",
+            message: "this workspace is read-only until its subscription is active again".into(),
+            client_msg_id: Some(send.client_msg_id),
+        });
+    }
     attach(ctx, &mut send, None).await?;
     let tenant = ctx.conn.tenant.id;
     let chat = &ctx.state.chat;

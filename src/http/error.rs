@@ -46,6 +46,13 @@ pub enum AppError {
     RateLimited { retry_after: u64 },
     #[error("the service is temporarily unavailable")]
     Unavailable,
+    /// Refused by the merchant's plan or subscription (402 `plan_limit` /
+    /// `subscription_inactive`, 413 `storage_limit`); the answer links the billing page.
+    #[error("{message}")]
+    Billing { status: StatusCode, code: &'static str, message: Cow<'static, str> },
+    /// Stripe could not be reached or refused a call (502); Stripe retries webhooks.
+    #[error("{message}")]
+    Upstream { code: &'static str, message: Cow<'static, str> },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -76,6 +83,15 @@ impl AppError {
         Self::Conflict { code, message: message.into(), field }
     }
 
+    /// A plan limit that an upgrade lifts.
+    pub fn plan_limit(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::Billing {
+            status: StatusCode::PAYMENT_REQUIRED,
+            code: "plan_limit",
+            message: message.into(),
+        }
+    }
+
     /// A single invalid field.
     pub fn field(name: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
         Self::Validation(BTreeMap::from([(name, message.into())]))
@@ -94,6 +110,8 @@ impl AppError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Billing { status, .. } => *status,
+            Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -103,6 +121,8 @@ impl AppError {
             Self::BadRequest { code, .. }
             | Self::ClientError { code, .. }
             | Self::Forbidden { code, .. }
+            | Self::Billing { code, .. }
+            | Self::Upstream { code, .. }
             | Self::Conflict { code, .. } => code,
             Self::Validation(_) => "validation_failed",
             Self::Unauthorized => "unauthorized",
@@ -144,7 +164,13 @@ struct BodyInner<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     fields: Option<&'a FieldErrors>,
+    /// Where the merchant can lift a billing refusal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upgrade_url: Option<&'a str>,
 }
+
+/// The page that lifts plan limits and ends read-only mode.
+pub const BILLING_PAGE: &str = "/app/billing";
 
 /// The JSON error response shared by [`AppError`] and the fallback handlers.
 pub fn json_error(
@@ -153,8 +179,18 @@ pub fn json_error(
     message: &str,
     fields: Option<&FieldErrors>,
 ) -> Response {
-    let mut response =
-        (status, Json(Body { error: BodyInner { code, message, fields } })).into_response();
+    error_response(status, code, message, fields, None)
+}
+
+fn error_response(
+    status: StatusCode,
+    code: &'static str,
+    message: &str,
+    fields: Option<&FieldErrors>,
+    upgrade_url: Option<&str>,
+) -> Response {
+    let body = Body { error: BodyInner { code, message, fields, upgrade_url } };
+    let mut response = (status, Json(body)).into_response();
     response.extensions_mut().insert(ErrorInfo { code, message: message.to_owned() });
     response
 }
@@ -165,6 +201,9 @@ impl IntoResponse for AppError {
         if let Self::Internal(e) = &self {
             tracing::error!(error = ?e, "internal error");
         }
+        if let Self::Upstream { message, .. } = &self {
+            tracing::warn!(error = %message, "an upstream service failed");
+        }
         let single_field;
         let fields = match &self {
             Self::Validation(fields) => Some(fields),
@@ -174,7 +213,9 @@ impl IntoResponse for AppError {
             }
             _ => None,
         };
-        let mut response = json_error(status, self.code(), &self.public_message(), fields);
+        let upgrade_url = matches!(self, Self::Billing { .. }).then_some(BILLING_PAGE);
+        let mut response =
+            error_response(status, self.code(), &self.public_message(), fields, upgrade_url);
         if let Self::RateLimited { retry_after } = self {
             response
                 .headers_mut()

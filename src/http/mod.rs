@@ -23,7 +23,7 @@ use tenants::{Registry, TenantMigrator};
 
 pub use self::{
     client::{ClientMeta, TrustedProxies},
-    error::{AppError, ErrorInfo, FieldErrors, ResultExt, json_error},
+    error::{AppError, BILLING_PAGE, ErrorInfo, FieldErrors, ResultExt, json_error},
     routes::{Role, RouteSpec, Routes, Scope},
     tenant::ResolvedTenant,
 };
@@ -42,6 +42,12 @@ pub struct AppState {
     pub storage: crate::upload::Storage,
     pub geoip: Arc<crate::geoip::GeoIp>,
     pub system: Arc<crate::platform::system::SystemCache>,
+    /// The plans on offer (built-in, changed by the configuration).
+    pub plans: Arc<billing::Catalog>,
+    /// Stripe's API, when billing goes through Stripe.
+    pub stripe: Option<billing::stripe::StripeApi>,
+    /// The time billing decisions are made at (tests drive it).
+    pub clock: Arc<dyn billing::Clock>,
 }
 
 impl axum::extract::FromRef<AppState> for TrustedProxies {
@@ -63,6 +69,7 @@ pub fn routes(config: &Config) -> Routes {
         .merge(crate::merchant::auto_replies::routes())
         .merge(crate::merchant::stats::routes())
         .merge(crate::merchant::audit::routes())
+        .merge(crate::merchant::subscription::routes())
         .merge(crate::platform::routes(config))
 }
 

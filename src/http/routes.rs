@@ -30,6 +30,8 @@ pub enum Role {
     /// Owners and admins (for routes acting on one's own things, e.g. renaming oneself or
     /// deleting one's own note, agents may act on those only).
     Admin,
+    /// The merchant's owner only (billing).
+    Owner,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,8 +84,17 @@ impl Routes {
     }
 
     /// Declares the route registered last as one for admins.
-    pub fn admin(mut self) -> Self {
-        let last = self.table.last_mut().expect("admin() follows a route");
+    pub fn admin(self) -> Self {
+        self.least_role(Role::Admin)
+    }
+
+    /// Declares the route registered last as one for the owner.
+    pub fn owner(self) -> Self {
+        self.least_role(Role::Owner)
+    }
+
+    fn least_role(mut self, role: Role) -> Self {
+        let last = self.table.last_mut().expect("a role follows a route");
         assert_eq!(
             last.scope,
             Scope::Tenant,
@@ -91,7 +102,7 @@ impl Routes {
             last.method,
             last.path
         );
-        last.role = Role::Admin;
+        last.role = role;
         self
     }
 

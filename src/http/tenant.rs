@@ -9,11 +9,13 @@ use axum::{
     extract::FromRequestParts,
     http::{header, request::Parts},
 };
-use tenants::{EntId, Tenant, TenantStatus};
+use tenants::{EntId, Tenant};
 
 use super::{AppError, AppState};
 
-/// An active tenant named by the request.
+/// A tenant named by the request (an `ent_id` query parameter or the Host) that is open to
+/// visitors: unknown is 404, paused (suspended by the platform, or its subscription
+/// inactive) is 403 `tenant_suspended`.
 #[derive(Clone, Debug)]
 pub struct ResolvedTenant(pub Arc<Tenant>);
 
@@ -34,7 +36,7 @@ impl FromRequestParts<AppState> for ResolvedTenant {
             },
         };
         let tenant = tenant.ok_or(AppError::TenantNotFound)?;
-        if tenant.status == TenantStatus::Suspended {
+        if crate::merchant::subscription::paused_for_visitors(&tenant) {
             return Err(AppError::TenantSuspended);
         }
         tracing::Span::current().record("tenant", tenant.id.0);

@@ -6,6 +6,7 @@ pub mod hours;
 pub mod rich_text;
 pub mod settings;
 pub mod stats;
+pub mod subscription;
 
 use sqlx::PgPool;
 use tenants::{NewTenant, ProvisionError, Registry, Tenant, TenantMigrator, provision};
@@ -52,13 +53,12 @@ pub async fn create(
                     "an account with this email already exists; log in instead",
                 )
             })?;
-    let plan = billing::trial();
     let (tenant, mut tx) = provision(
         tx,
         migrator,
         NewTenant {
             name: new.company,
-            plan: plan.id.to_owned(),
+            plan: billing::TRIAL.to_owned(),
             trial_ends_at: Some(billing::trial_ends_at(chrono::Utc::now())),
             ent_id: None,
         },

@@ -102,10 +102,13 @@ mod serde_with_null {
     }
 }
 
-fn audience(plans: Option<Vec<String>>) -> Result<Option<Vec<String>>, AppError> {
+fn audience(
+    catalog: &billing::Catalog,
+    plans: Option<Vec<String>>,
+) -> Result<Option<Vec<String>>, AppError> {
     let Some(mut plans) = plans.filter(|p| !p.is_empty()) else { return Ok(None) };
-    let known = plan_ids();
-    if let Some(bad) = plans.iter().find(|p| !known.contains(&p.as_str())) {
+    let known = plan_ids(catalog);
+    if let Some(bad) = plans.iter().find(|p| !known.contains(p)) {
         return Err(AppError::field(
             "plans",
             format!("unknown plan {bad:?}; plans are {}", known.join(", ")),
@@ -123,7 +126,7 @@ async fn create(
 ) -> Result<Response, AppError> {
     let title = text("title", input.title.as_deref().unwrap_or_default(), 200, true, false)?;
     let body = text("body", input.body.as_deref().unwrap_or_default(), 5000, true, true)?;
-    let plans = audience(input.plans.flatten())?;
+    let plans = audience(&state.plans, input.plans.flatten())?;
     let id: i64 = sqlx::query_scalar(
         "insert into public.announcements (title, body, plans, created_by) values ($1, $2, $3, $4) returning id",
     )
@@ -158,7 +161,7 @@ async fn update(
         None => before.body.clone(),
     };
     let plans = match input.plans {
-        Some(p) => audience(p)?,
+        Some(p) => audience(&state.plans, p)?,
         None => before.plans.clone(),
     };
     sqlx::query(

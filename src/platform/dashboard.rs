@@ -41,6 +41,62 @@ pub struct Dashboard {
     pub conversations_7d: i64,
     /// The last 14 UTC days, oldest first, zero-filled.
     pub days: Vec<Day>,
+    pub revenue: Revenue,
+}
+
+/// What the platform earns: monthly recurring revenue from merchants on paid plans whose
+/// subscription is active or in its grace period, per currency.
+#[derive(Serialize)]
+pub struct Revenue {
+    /// (currency, cents per month), largest first.
+    pub mrr: Vec<(String, i64)>,
+    pub paying: i64,
+    pub past_due: i64,
+    /// Read-only for billing reasons (suspended or canceled).
+    pub inactive: i64,
+}
+
+impl Revenue {
+    /// `$147.00 + ¥99.00`, or `$0.00`.
+    pub fn mrr_text(&self) -> String {
+        if self.mrr.is_empty() {
+            return crate::merchant::subscription::money(0, "usd");
+        }
+        let parts: Vec<String> = self
+            .mrr
+            .iter()
+            .map(|(currency, cents)| crate::merchant::subscription::money(*cents, currency))
+            .collect();
+        parts.join(" + ")
+    }
+}
+
+async fn revenue(state: &AppState) -> Result<Revenue, AppError> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "select plan, billing_status, count(*) from public.tenants
+         where status <> 'deleted' and billing_status in ('active', 'past_due', 'suspended', 'canceled')
+         group by plan, billing_status",
+    )
+    .fetch_all(&state.db)
+    .await?;
+    let mut mrr: std::collections::BTreeMap<String, i64> = Default::default();
+    let (mut paying, mut past_due, mut inactive) = (0, 0, 0);
+    for (plan, status, n) in rows {
+        let Some(plan) = state.plans.get(&plan).filter(|p| !p.is_trial()) else { continue };
+        match status.as_str() {
+            "active" | "past_due" => {
+                *mrr.entry(plan.currency.clone()).or_default() += i64::from(plan.price_cents) * n;
+                paying += n;
+                if status == "past_due" {
+                    past_due += n;
+                }
+            }
+            _ => inactive += n,
+        }
+    }
+    let mut mrr: Vec<(String, i64)> = mrr.into_iter().collect();
+    mrr.sort_by_key(|(_, cents)| std::cmp::Reverse(*cents));
+    Ok(Revenue { mrr, paying, past_due, inactive })
 }
 
 pub async fn load(state: &AppState) -> Result<Dashboard, AppError> {
@@ -76,6 +132,7 @@ pub async fn load(state: &AppState) -> Result<Dashboard, AppError> {
         conversations_7d: last(7, |d| d.conversations),
         merchants,
         days,
+        revenue: revenue(state).await?,
     })
 }
 

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tenants::{TenantId, TenantTx};
 
+use billing::BillingStatus;
+
 use super::{PlatformSession, audit, lifecycle};
 use crate::{
     auth::{session, store},
@@ -23,6 +25,7 @@ use crate::{
         extract::{ApiJson, OptionalJson},
         input::{like_pattern, path_id},
     },
+    merchant::subscription,
 };
 
 pub fn routes() -> Routes {
@@ -64,6 +67,10 @@ pub struct MerchantRow {
     pub name: String,
     pub status: String,
     pub plan: String,
+    /// Where it stands with its subscription (billing::BillingStatus).
+    pub billing_status: String,
+    /// Stripe's own status of its subscription, when it has one.
+    pub subscription_status: Option<String>,
     pub trial_ends_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub purge_after: Option<DateTime<Utc>>,
@@ -74,6 +81,11 @@ pub struct MerchantRow {
 }
 
 impl MerchantRow {
+    /// The catalog key naming its billing status.
+    pub fn billing_key(&self) -> String {
+        format!("billing.status_{}", self.billing_status)
+    }
+
     /// For pages: `1.4 MB`.
     pub fn storage_human(&self) -> String {
         super::pages::human_bytes(u64::try_from(self.storage_bytes).unwrap_or_default())
@@ -88,7 +100,9 @@ pub struct MerchantList {
     pub pages: i64,
 }
 
-const MERCHANT_COLUMNS: &str = "t.id, t.ent_id, t.name, t.status, t.plan, t.trial_ends_at, t.created_at,
+const MERCHANT_COLUMNS: &str = "t.id, t.ent_id, t.name, t.status, t.plan, t.billing_status,
+    (select s.stripe_status from public.subscriptions s where s.tenant_id = t.id) as subscription_status,
+    t.trial_ends_at, t.created_at,
     t.purge_after, t.storage_bytes,
     (select count(*) from public.tenant_members m where m.tenant_id = t.id) as members,
     coalesce((select sum(u.messages) from public.usage_daily u
@@ -109,12 +123,14 @@ fn filter_value(
     }
 }
 
-pub fn plan_ids() -> Vec<&'static str> {
-    billing::PLANS.iter().map(|p| p.id).collect()
+/// The plan ids, for the console's filters and forms.
+pub fn plan_ids(plans: &billing::Catalog) -> Vec<String> {
+    plans.ids().into_iter().map(str::to_owned).collect()
 }
 
-pub async fn search(db: &sqlx::PgPool, q: &ListQuery) -> Result<MerchantList, AppError> {
-    let plan = filter_value(q.plan.as_deref(), &plan_ids(), "plan")?;
+pub async fn search(state: &AppState, q: &ListQuery) -> Result<MerchantList, AppError> {
+    let db = &state.db;
+    let plan = filter_value(q.plan.as_deref(), &state.plans.ids(), "plan")?;
     let status = filter_value(q.status.as_deref(), &["active", "suspended", "deleted"], "status")?;
     let pattern =
         q.q.as_deref()
@@ -155,7 +171,7 @@ async fn list_api(
     _admin: PlatformSession,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<MerchantList>, AppError> {
-    Ok(Json(search(&state.db, &q).await?))
+    Ok(Json(search(&state, &q).await?))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -239,7 +255,7 @@ pub async fn detail(state: &AppState, raw_id: &str) -> Result<MerchantDetail, Ap
     )
     .await?
     .entries;
-    let plan = billing::plan(&merchant.plan);
+    let plan = state.plans.get(&merchant.plan);
     let tenant = TenantId(id);
     let hub = &state.chat.hub;
     let usage = Usage {
@@ -342,6 +358,8 @@ struct PlanRequest {
     plan: String,
 }
 
+/// Assigns a plan by hand (manual billing, or an override of what Stripe says until its next
+/// event): a paid plan makes the merchant active, the trial makes it trialing again.
 async fn change_plan(
     State(state): State<AppState>,
     admin: PlatformSession,
@@ -349,26 +367,26 @@ async fn change_plan(
     ApiJson(req): ApiJson<PlanRequest>,
 ) -> Result<Response, AppError> {
     let (tenant, ent_id) = target(&state, &id).await?;
-    let plan = billing::plan(req.plan.trim())
-        .ok_or_else(|| AppError::field("plan", format!("one of: {}", plan_ids().join(", "))))?;
-    let before: Option<String> = sqlx::query_scalar(
-        "update public.tenants t set plan = $2, updated_at = now()
-         from (select plan from public.tenants where id = $1 and status <> 'deleted' for update) old
-         where t.id = $1 returning old.plan",
-    )
-    .bind(tenant.0)
-    .bind(plan.id)
-    .fetch_optional(&state.db)
-    .await?;
-    let before = before.ok_or_else(|| conflict("a deleted merchant's plan cannot change"))?;
-    state.tenants.invalidate_all();
+    let plan = state.plans.get(req.plan.trim()).ok_or_else(|| {
+        AppError::field("plan", format!("one of: {}", state.plans.ids().join(", ")))
+    })?;
+    let status = if plan.is_trial() { BillingStatus::Trialing } else { BillingStatus::Active };
+    let mut tx = state.db.begin().await?;
+    let locked = subscription::store::lock_tenant(&mut tx, tenant.0)
+        .await?
+        .ok_or_else(|| conflict("a deleted merchant's plan cannot change"))?;
+    subscription::store::set_status(&mut tx, tenant.0, status, Some(&plan.id), state.clock.now())
+        .await?;
+    tx.commit().await?;
+    let before = BillingStatus::parse(&locked.billing_status).unwrap_or(BillingStatus::Active);
+    subscription::changed(&state, tenant, before, status);
     audit::record(
         &state.db,
         &admin,
         "merchant.plan",
         Some(tenant.0),
         &ent_id,
-        json!({ "from": before, "to": plan.id }),
+        json!({ "from": locked.plan, "to": plan.id }),
     )
     .await?;
     respond(&state, tenant).await
@@ -390,20 +408,27 @@ async fn extend_trial(
     if !(1..=365).contains(&req.days) {
         return Err(AppError::field("days", "between 1 and 365"));
     }
-    let ends: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "update public.tenants
-         set trial_ends_at = greatest(coalesce(trial_ends_at, now()), now()) + make_interval(days => $2),
+    // A trial that ended (the merchant was suspended for it) starts again from now.
+    let now = state.clock.now();
+    let ended: Option<(DateTime<Utc>, String)> = sqlx::query_as(
+        "update public.tenants t
+         set trial_ends_at = greatest(coalesce(t.trial_ends_at, $3), $3) + make_interval(days => $2),
+             billing_status = case when t.billing_status = 'suspended' then 'trialing' else t.billing_status end,
              updated_at = now()
-         where id = $1 and status <> 'deleted' and plan = 'trial'
-         returning trial_ends_at",
+         from (select billing_status from public.tenants where id = $1 for update) old
+         where t.id = $1 and t.status <> 'deleted' and t.plan = 'trial'
+         returning t.trial_ends_at, old.billing_status",
     )
     .bind(tenant.0)
     .bind(req.days as i32)
+    .bind(now)
     .fetch_optional(&state.db)
     .await?;
-    let ends =
-        ends.ok_or_else(|| conflict("only a merchant on the trial plan has a trial to extend"))?;
-    state.tenants.invalidate_all();
+    let (ends, before) =
+        ended.ok_or_else(|| conflict("only a merchant on the trial plan has a trial to extend"))?;
+    let before = BillingStatus::parse(&before).unwrap_or(BillingStatus::Trialing);
+    let after = if before == BillingStatus::Suspended { BillingStatus::Trialing } else { before };
+    subscription::changed(&state, tenant, before, after);
     audit::record(
         &state.db,
         &admin,

@@ -157,7 +157,7 @@ struct MerchantsPage {
     q: String,
     plan: String,
     status: String,
-    plans: Vec<&'static str>,
+    plans: Vec<String>,
     error: Option<String>,
     /// The query string for page links (without `page`).
     filter_query: String,
@@ -170,11 +170,11 @@ async fn merchants_page(
     Console(admin): Console,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, AppError> {
-    let (list, error) = match merchants::search(&state.db, &q).await {
+    let (list, error) = match merchants::search(&state, &q).await {
         Ok(list) => (list, None),
         // A hand-edited filter: show everything and say so.
         Err(AppError::Validation(_)) => (
-            merchants::search(&state.db, &ListQuery::default()).await?,
+            merchants::search(&state, &ListQuery::default()).await?,
             Some(lang.tr("platform.merchants.bad_filter").to_owned()),
         ),
         Err(e) => return Err(e),
@@ -192,7 +192,7 @@ async fn merchants_page(
         q: q.q.unwrap_or_default(),
         plan: q.plan.unwrap_or_default(),
         status: q.status.unwrap_or_default(),
-        plans: merchants::plan_ids(),
+        plans: merchants::plan_ids(&state.plans),
         error,
         filter_query,
     };
@@ -205,7 +205,7 @@ struct MerchantPage {
     lang: Lang,
     shell: Shell,
     m: MerchantDetail,
-    plans: Vec<&'static str>,
+    plans: Vec<String>,
     storage_human: String,
     storage_limit_human: String,
     seats_pct: u32,
@@ -233,7 +233,7 @@ async fn merchant_page(
     let page = MerchantPage {
         lang,
         shell: Shell::new(&csrf, &admin, "merchants"),
-        plans: merchants::plan_ids(),
+        plans: merchants::plan_ids(&state.plans),
         storage_human: human_bytes(u.storage_bytes.max(0) as u64),
         storage_limit_human: u.storage_limit.map(human_bytes).unwrap_or_default(),
         seats_pct: percent(u.seats_used, u.seats.map(u64::from)),
@@ -254,7 +254,7 @@ struct AnnouncementsPage {
     lang: Lang,
     shell: Shell,
     announcements: Vec<AnnouncementRow>,
-    plans: Vec<&'static str>,
+    plans: Vec<String>,
 }
 
 async fn announcements_page(
@@ -267,7 +267,7 @@ async fn announcements_page(
         lang,
         shell: Shell::new(&csrf, &admin, "announcements"),
         announcements: announcements::all(&state.db).await?,
-        plans: merchants::plan_ids(),
+        plans: merchants::plan_ids(&state.plans),
     };
     Ok((csrf, Page(page)).into_response())
 }

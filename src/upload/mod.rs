@@ -33,6 +33,7 @@ use crate::{
     auth::{session::AgentSession, token::TokenKind},
     config::Config,
     http::{AppError, AppState, Routes, Scope},
+    merchant::subscription::limits,
     visitor::VisitorSession,
 };
 use sniff::{Kind, Refusal};
@@ -315,6 +316,20 @@ async fn upload(
         None
     };
 
+    // The plan's storage: refused before anything is written, and counted atomically below.
+    let plan = state.plans.get(&tenant.plan).unwrap_or_else(|| state.plans.trial());
+    let thumb_size = processed.as_ref().map_or(0, |p| p.thumb.len() as i64);
+    let needed = bytes.len() as i64 + thumb_size;
+    if let Some(limit) = plan.storage_bytes {
+        let used: i64 =
+            sqlx::query_scalar("select storage_bytes from public.tenants where id = $1")
+                .bind(tenant.id.0)
+                .fetch_one(&state.db)
+                .await?;
+        if used.saturating_add(needed) > i64::try_from(limit).unwrap_or(i64::MAX) {
+            return Err(limits::storage_full(plan));
+        }
+    }
     let id = new_id();
     let original = state.storage.key(tenant.id, &id, false);
     let thumb_key = state.storage.key(tenant.id, &id, true);
@@ -330,7 +345,6 @@ async fn upload(
         Uploader::Visitor(v) => (Some(v.visitor.id), None),
         Uploader::Agent(a) => (None, Some(a.agent.id)),
     };
-    let thumb_size = processed.as_ref().map_or(0, |p| p.thumb.len() as i64);
     let stored = async {
         let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
         let row: UploadOut = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -351,21 +365,24 @@ async fn upload(
         .bind(thumb_size)
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query("update public.tenants set storage_bytes = storage_bytes + $2 where id = $1")
-            .bind(tenant.id.0)
-            .bind(size + thumb_size)
-            .execute(&mut *tx)
-            .await?;
+        // Concurrent uploads cannot pass the limit together: the counter only grows while
+        // the total fits.
+        if !limits::add_storage(&mut tx, tenant.id, size + thumb_size, plan.storage_bytes).await? {
+            return Ok(None);
+        }
         tx.commit().await?;
-        Ok::<_, sqlx::Error>(row)
+        Ok::<_, sqlx::Error>(Some(row))
     }
     .await;
     let row = match stored {
-        Ok(row) => row,
-        Err(e) => {
+        Ok(Some(row)) => row,
+        outcome => {
             state.storage.delete(&original).await;
             state.storage.delete(&thumb_key).await;
-            return Err(e.into());
+            return Err(match outcome {
+                Err(e) => e.into(),
+                _ => limits::storage_full(plan),
+            });
         }
     };
     Ok((StatusCode::CREATED, Json(row.with_urls(&tenant.ent_id))).into_response())

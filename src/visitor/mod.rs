@@ -16,7 +16,7 @@ use axum::{
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use tenants::{EntId, Tenant, TenantStatus, TenantTx};
+use tenants::{EntId, Tenant, TenantTx};
 
 use crate::{
     auth::token::{TicketRole, TokenKind},
@@ -74,7 +74,7 @@ async fn start_session(
 ) -> Result<Json<SessionResponse>, AppError> {
     let ent_id = EntId::parse(&req.ent_id).map_err(|_| AppError::TenantNotFound)?;
     let tenant = state.tenants.by_ent_id(&ent_id).await?.ok_or(AppError::TenantNotFound)?;
-    if tenant.status == TenantStatus::Suspended {
+    if crate::merchant::subscription::paused_for_visitors(&tenant) {
         return Err(AppError::TenantSuspended);
     }
     let extra = decode_extra(req.extra.as_ref())?;
@@ -225,7 +225,7 @@ impl FromRequestParts<AppState> for VisitorSession {
             .by_id(tenants::TenantId(claims.tid.ok_or(AppError::Unauthorized)?))
             .await?;
         let tenant = tenant.ok_or(AppError::Unauthorized)?;
-        if tenant.status == TenantStatus::Suspended {
+        if crate::merchant::subscription::paused_for_visitors(&tenant) {
             return Err(AppError::TenantSuspended);
         }
         let mut tx = TenantTx::begin(&state.db, tenant.id).await?;

@@ -163,6 +163,16 @@
       case 'sync_done': lastId = Math.max(lastId, frame.last_id); historyLoaded = true; break;
       case 'error': {
         const p = frame.client_msg_id && pending.get(frame.client_msg_id);
+        if (p && frame.code === 'conversation_limit') {
+          // No new chat can start (the merchant's plan): the message goes into the form.
+          pending.delete(frame.client_msg_id);
+          p.el.remove();
+          leave.elements.body.value = p.frame.body || '';
+          leave.hidden = false;
+          list.append(el('div', 'msg notice', d.tLeaveInstead));
+          scroll();
+          break;
+        }
         if (p) {
           if (frame.code === 'unavailable') p.el.querySelector('.meta').textContent = d.tFailed;
           else { p.el.classList.add('is-failed'); pending.delete(frame.client_msg_id); }

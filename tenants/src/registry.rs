@@ -18,7 +18,7 @@ use crate::ids::{EntId, TenantId};
 
 /// Columns selected for a [`Tenant`], in one place so every query returns the same shape.
 pub(crate) const TENANT_COLUMNS: &str =
-    "id, ent_id, name, status, plan, trial_ends_at, schema_version, created_at";
+    "id, ent_id, name, status, plan, trial_ends_at, schema_version, created_at, billing_status";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -62,6 +62,9 @@ pub struct Tenant {
     pub trial_ends_at: Option<DateTime<Utc>>,
     pub schema_version: i32,
     pub created_at: DateTime<Utc>,
+    /// Where the merchant stands with its subscription (`trialing`, `active`, `past_due`,
+    /// `suspended`, `canceled`; the billing crate says what each means).
+    pub billing_status: String,
 }
 
 type Entry = Option<Arc<Tenant>>;

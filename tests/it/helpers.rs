@@ -151,6 +151,18 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     spawn_on(config, pool, options, TenantMigrator::embedded()).await
 }
 
+/// A server whose billing decisions follow `clock` (tests move it).
+pub async fn spawn_with_clock(
+    configure: impl FnOnce(&mut Config),
+    clock: std::sync::Arc<dyn billing::Clock>,
+) -> TestApp {
+    let mut config = test_config();
+    configure(&mut config);
+    let (_, options) = fresh_database().await;
+    let pool = pool_options(config.db_max_connections).connect_with(options.clone()).await.unwrap();
+    start(config, pool, options, TenantMigrator::embedded(), Some(clock)).await
+}
+
 /// Starts a server on an existing pool (tests that instrument the pool build it themselves).
 pub async fn spawn_on(
     config: Config,
@@ -158,8 +170,21 @@ pub async fn spawn_on(
     options: PgConnectOptions,
     migrator: TenantMigrator,
 ) -> TestApp {
+    start(config, pool, options, migrator, None).await
+}
+
+async fn start(
+    config: Config,
+    pool: PgPool,
+    options: PgConnectOptions,
+    migrator: TenantMigrator,
+    clock: Option<std::sync::Arc<dyn billing::Clock>>,
+) -> TestApp {
     prepare_database(&pool, &migrator).await.unwrap();
-    let app = Application::build(config, pool, migrator).await.unwrap();
+    let mut app = Application::build(config, pool, migrator).await.unwrap();
+    if let Some(clock) = clock {
+        app = app.with_clock(clock);
+    }
     let url = format!("http://127.0.0.1:{}", app.port());
     let state = app.state().clone();
     tokio::spawn(app.run_until_stopped(std::future::pending()));

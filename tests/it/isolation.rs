@@ -242,6 +242,17 @@ pub(crate) fn case(
             (format!("/api/v1/visitors/{}", target.visitor_id), None)
         }
         ("POST", "/api/v1/uploads") => (format!("/api/v1/uploads?ent_id={ent}"), Some(Body::File)),
+        ("GET", "/app/billing") => (format!("/app/billing?ent_id={ent}"), None),
+        ("GET", "/api/v1/billing") => (format!("/api/v1/billing?ent_id={ent}"), None),
+        // These reach Stripe (the local stand-in the suites that walk routes configure).
+        ("POST", "/api/v1/billing/checkout") => (
+            format!("/api/v1/billing/checkout?ent_id={ent}"),
+            Some(Body::Json(serde_json::json!({ "plan": "pro" }))),
+        ),
+        ("POST", "/api/v1/billing/portal") => (
+            format!("/api/v1/billing/portal?ent_id={ent}"),
+            Some(Body::Json(serde_json::json!({}))),
+        ),
         // Files are served by capability URL under the owner's ent_id: the case names the
         // target's file under the requester's own merchant (A's) path.
         ("GET", "/u/{ent_id}/{id}") => (format!("/u/{{own}}/{}", target.upload_id), None),
@@ -255,7 +266,12 @@ pub(crate) fn case(
 
 #[tokio::test]
 async fn every_tenant_route_answers_404_for_another_tenants_objects() {
-    let app = spawn_with(|c| c.base_domain = Some("kefu.test".into())).await;
+    let stripe = crate::fake_stripe::FakeStripe::start().await;
+    let app = spawn_with(|c| {
+        c.base_domain = Some("kefu.test".into());
+        stripe.configure(c);
+    })
+    .await;
     let a = app.signup("Tenant A").await;
     let b = app.signup("Tenant B").await;
     let (own, other) = (ids_of(&app, &a).await, ids_of(&app, &b).await);

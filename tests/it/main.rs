@@ -5,10 +5,12 @@ mod helpers;
 mod ws_client;
 
 mod bad_input;
+mod billing;
 mod browser;
 mod chat;
 mod delivery;
 mod embedded;
+mod fake_stripe;
 mod geoip;
 mod isolation;
 mod login;

@@ -1,7 +1,8 @@
 //! The role matrix, driven by the route table like the isolation suite: every tenant route
 //! declared for admins (`Routes::admin`) answers an agent of the same merchant with 403
 //! `forbidden_role` and does nothing; every other tenant route serves agents; every admin
-//! route serves an admin who is not the owner.
+//! route serves an admin who is not the owner; owner routes (billing) refuse admins and
+//! serve the owner.
 
 use axum::http::Method;
 use kefu::http::{Role, Scope};
@@ -32,7 +33,15 @@ async fn send(
 
 #[tokio::test]
 async fn admin_routes_refuse_agents_and_serve_admins() {
-    let app = spawn_app().await;
+    let stripe = crate::fake_stripe::FakeStripe::start().await;
+    let app = spawn_with(|c| {
+        stripe.configure(c);
+        // The walk adds agents beyond the trial's seats.
+        let unlimited =
+            serde_json::from_value(serde_json::json!({ "seats": "unlimited" })).unwrap();
+        c.plans.insert("trial".into(), unlimited);
+    })
+    .await;
     let m = app.signup("Roles Shop").await;
     let (agent_id, _, agent) = add_agent(&app, &m, "agent").await;
     let (_, _, admin) = add_agent(&app, &m, "admin").await;
@@ -49,7 +58,7 @@ async fn admin_routes_refuse_agents_and_serve_admins() {
             .expect("the isolation suite has a case for every tenant route");
         let res = send(&app, &agent, &method, &url, body, &m.ent_id).await;
         match route.role {
-            Role::Admin => {
+            Role::Admin | Role::Owner => {
                 assert_eq!(res.status(), 403, "{method} {url} as an agent");
                 assert_eq!(error_code(res).await, "forbidden_role", "{method} {url}");
             }
@@ -60,10 +69,25 @@ async fn admin_routes_refuse_agents_and_serve_admins() {
     }
 
     // An admin (not the owner), on fresh objects; agent routes aimed at the plain agent.
+    // Owner routes (billing) refuse admins too.
     let ids = Ids { agent_id, ..ids_of(&app, &m).await };
-    for route in tenant_routes.iter().filter(|r| r.role == Role::Admin) {
+    for route in tenant_routes.iter().filter(|r| r.role != Role::Agent) {
         let (method, url, body) = case(&route.method, route.path, &ids).unwrap();
         let res = send(&app, &admin, &method, &url, body, &m.ent_id).await;
-        assert!(res.status().is_success(), "{method} {url} as an admin: {}", res.status());
+        if route.role == Role::Owner {
+            assert_eq!(res.status(), 403, "{method} {url} as an admin");
+            assert_eq!(error_code(res).await, "forbidden_role", "{method} {url}");
+        } else {
+            assert!(res.status().is_success(), "{method} {url} as an admin: {}", res.status());
+        }
+    }
+
+    // The owner is served by the owner routes.
+    let owner_routes: Vec<_> = tenant_routes.iter().filter(|r| r.role == Role::Owner).collect();
+    assert!(owner_routes.len() >= 4, "the billing routes are declared for the owner");
+    for route in owner_routes {
+        let (method, url, body) = case(&route.method, route.path, &ids).unwrap();
+        let res = send(&app, &m.token, &method, &url, body, &m.ent_id).await;
+        assert!(res.status().is_success(), "{method} {url} as the owner: {}", res.status());
     }
 }

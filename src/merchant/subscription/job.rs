@@ -1,0 +1,97 @@
+//! The billing job: every `billing_interval_secs` it suspends merchants whose trial is over
+//! (and who have not subscribed) and merchants whose grace period after a failed payment
+//! is over. It is driven by rows and by the billing clock, so a restart loses nothing (the
+//! next round finds what is due) and tests move time instead of waiting; rows are claimed
+//! with `skip locked`, so several nodes may run it at once.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use billing::BillingStatus;
+
+use super::{changed, store};
+use crate::http::AppState;
+
+pub fn spawn_job(state: &AppState) -> tokio::task::JoinHandle<()> {
+    let state = state.clone();
+    let interval = Duration::from_secs(state.config.billing_interval_secs);
+    let shutdown = state.chat.hub.shutdown_token();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            match run_due(&state).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(suspended = n, "billing job ended trials or grace periods"),
+                Err(e) => tracing::warn!(error = %e, "billing job failed; retrying next round"),
+            }
+        }
+    })
+}
+
+/// Applies what is due now (by the billing clock). Returns how many merchants changed.
+pub async fn run_due(state: &AppState) -> anyhow::Result<usize> {
+    let now = state.clock.now();
+    let grace = chrono::Duration::days(i64::from(state.config.past_due_grace_days));
+    let candidates: Vec<i64> = sqlx::query_scalar(
+        "select t.id from public.tenants t left join public.subscriptions s on s.tenant_id = t.id
+         where t.status <> 'deleted'
+           and ((t.billing_status = 'trialing' and t.trial_ends_at <= $1)
+             or (t.billing_status = 'past_due' and s.past_due_since <= $2))
+         order by t.id",
+    )
+    .bind(now)
+    .bind(now - grace)
+    .fetch_all(&state.db)
+    .await?;
+    let mut done = 0;
+    for tenant in candidates {
+        if let Some((before, after)) = settle(state, tenant, now, grace).await? {
+            changed(state, tenants::TenantId(tenant), before, after);
+            done += 1;
+        }
+    }
+    Ok(done)
+}
+
+#[derive(sqlx::FromRow)]
+struct Due {
+    billing_status: String,
+    trial_ends_at: Option<DateTime<Utc>>,
+    past_due_since: Option<DateTime<Utc>>,
+}
+
+/// Re-checks one merchant under its lock (another node, or a webhook, may have acted) and
+/// applies what is due.
+async fn settle(
+    state: &AppState,
+    tenant: i64,
+    now: DateTime<Utc>,
+    grace: chrono::Duration,
+) -> anyhow::Result<Option<(BillingStatus, BillingStatus)>> {
+    let mut tx = state.db.begin().await?;
+    let row: Option<Due> = sqlx::query_as(
+        "select t.billing_status, t.trial_ends_at, s.past_due_since
+         from public.tenants t left join public.subscriptions s on s.tenant_id = t.id
+         where t.id = $1 and t.status <> 'deleted'
+         for update of t skip locked",
+    )
+    .bind(tenant)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let Some(before) = BillingStatus::parse(&row.billing_status) else { return Ok(None) };
+    let Some(after) =
+        billing::lifecycle::due(before, row.trial_ends_at, row.past_due_since, now, grace)
+    else {
+        return Ok(None);
+    };
+    store::set_status(&mut tx, tenant, after, None, now).await?;
+    tx.commit().await?;
+    Ok(Some((before, after)))
+}
