@@ -485,6 +485,9 @@
         break;
       case 'notice':
         if (f.code === 'tenant_suspended') { statusEl.textContent = f.message; }
+        // The merchant's billing state changed (read-only, past due, active again): the
+        // page shows it after a reload, unless the agent is typing a reply.
+        if (f.code === 'billing' && !reply.value.trim()) location.reload();
         break;
       default: break;
     }

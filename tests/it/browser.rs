@@ -206,3 +206,50 @@ async fn the_platform_console_in_a_real_browser() {
         assert!(out.join(format!("{shot}.png")).exists(), "screenshot {shot} was written");
     }
 }
+
+/// The billing page with Stripe (the local stand-in): trial, Checkout, paid, portal, cancel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn billing_in_a_real_browser() {
+    let Some(chromium) = chromium() else {
+        assert!(
+            std::env::var("KEFU_REQUIRE_BROWSER").as_deref() != Ok("1"),
+            "KEFU_REQUIRE_BROWSER=1 but no Chromium was found (apt-get install chromium)"
+        );
+        eprintln!("SKIPPED: no Chromium on this machine (apt-get install chromium)");
+        return;
+    };
+    tokio::task::spawn_blocking(|| npm_ci(&browser_dir(), "playwright-core")).await.unwrap();
+    let stripe = crate::fake_stripe::FakeStripe::start().await;
+    let app = crate::helpers::spawn_with(|c| stripe.configure(c)).await;
+    stripe.set_webhook_url(app.url("/webhooks/stripe"));
+    let owner = app.signup("Lumen Lighting").await;
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    let run = tokio::process::Command::new("node")
+        .arg(browser_dir().join("billing.mjs"))
+        .env("APP_URL", &app.url)
+        .env("OUT_DIR", &out)
+        .env("CHROMIUM", &chromium)
+        .env("OWNER_TOKEN", &owner.token)
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(180), run)
+        .await
+        .expect("the browser run finishes within 3 minutes")
+        .expect("node runs (install Node.js)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "billing run failed:\n{stdout}\n{stderr}");
+    let (status, plan): (String, String) =
+        sqlx::query_as("select billing_status, plan from public.tenants where ent_id = $1")
+            .bind(&owner.ent_id)
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        (status.as_str(), plan.as_str()),
+        ("active", "pro"),
+        "paid, and ending only at the period's end"
+    );
+    for shot in ["billing-trial", "billing-active", "billing-phone-zh"] {
+        assert!(out.join(format!("{shot}.png")).exists(), "screenshot {shot} was written");
+    }
+}

@@ -514,7 +514,7 @@ async fn checkout_page(State(fake): State<FakeStripe>, Path(id): Path<String>) -
         return (StatusCode::NOT_FOUND, "no such session").into_response();
     };
     Html(format!(
-        "<!doctype html><html lang=en><head><meta charset=utf-8><title>Stripe Checkout (test)</title></head>\
+        "<!doctype html><html lang=en><head><meta charset=utf-8><link rel=icon href=\"data:,\"><title>Stripe Checkout (test)</title></head>\
          <body><main><h1>Pay kefu</h1><p>Amount: {}</p><form method=post><button id=pay type=submit>Pay</button></form>\
          <a id=back href=\"{}\">Back</a></main></body></html>",
         session["amount_total"], session["cancel_url"].as_str().unwrap_or("/")
@@ -541,7 +541,7 @@ async fn portal_page(State(fake): State<FakeStripe>, Path(id): Path<String>) -> 
     };
     let cancel = session["flow"]["type"] == "subscription_cancel";
     Html(format!(
-        "<!doctype html><html lang=en><head><meta charset=utf-8><title>Billing portal (test)</title></head>\
+        "<!doctype html><html lang=en><head><meta charset=utf-8><link rel=icon href=\"data:,\"><title>Billing portal (test)</title></head>\
          <body><main><h1>Manage billing</h1>{}<a id=return href=\"{}\">Return to kefu</a></main></body></html>",
         if cancel { format!("<form method=post action=\"/p/session/{id}/cancel\"><button id=confirm-cancel type=submit>Cancel plan</button></form>") } else { String::new() },
         session["return_url"].as_str().unwrap_or("/")

@@ -480,7 +480,8 @@ struct BillingPage {
     support_by: Option<String>,
     billing_banner: Option<Banner>,
     view: BillingView,
-    /// `success` / `canceled` after Stripe Checkout, `changed` after a plan change.
+    /// `success` (paid, not active yet) / `active` / `canceled` after Stripe Checkout,
+    /// `changed` after a plan change.
     outcome: Option<&'static str>,
 }
 
@@ -498,7 +499,8 @@ impl BillingPage {
     }
 
     fn limit(&self, value: &Option<u32>) -> String {
-        value.map_or_else(|| self.lang.tr("billing.unlimited").to_owned(), |v| v.to_string())
+        value
+            .map_or_else(|| self.lang.tr("billing.unlimited").to_owned(), |v| grouped(i64::from(v)))
     }
 
     fn storage(&self, value: &Option<u64>) -> String {
@@ -506,8 +508,7 @@ impl BillingPage {
     }
 
     fn meter_used(&self, meter: &limits::Meter, bytes: bool) -> String {
-        let show =
-            |v: i64| if bytes { limits::human_bytes(v.max(0) as u64) } else { v.to_string() };
+        let show = |v: i64| if bytes { limits::human_bytes(v.max(0) as u64) } else { grouped(v) };
         match meter.limit {
             Some(l) => format!("{} / {}", show(meter.used), show(l)),
             None => format!("{} · {}", show(meter.used), self.lang.tr("billing.unlimited")),
@@ -517,6 +518,19 @@ impl BillingPage {
     fn date(&self, at: &DateTime<Utc>) -> String {
         at.format("%Y-%m-%d").to_string()
     }
+}
+
+/// `10,000`.
+fn grouped(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
 }
 
 /// `$49.00`, `¥99.00`, `12.00 EUR`.
@@ -554,7 +568,9 @@ async fn billing_page(
         Err(e) => return Err(e),
     };
     session.require_owner()?;
+    let active = status_of(&session.tenant) == BillingStatus::Active;
     let outcome = match (q.checkout.as_deref(), q.changed.is_some()) {
+        (Some("success"), _) if active => Some("active"),
         (Some("success"), _) => Some("success"),
         (Some("canceled"), _) => Some("canceled"),
         (_, true) => Some("changed"),
@@ -590,5 +606,8 @@ mod tests {
         assert_eq!(money(4900, "usd"), "$49.00");
         assert_eq!(money(1999, "cny"), "¥19.99");
         assert_eq!(money(5, "chf"), "0.05 CHF");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(10_000), "10,000");
+        assert_eq!(grouped(1_234_567), "1,234,567");
     }
 }
