@@ -3,14 +3,16 @@
 //   OUT_DIR      where screenshots go
 //   CHROMIUM     the browser binary
 //   OWNER_TOKEN  a merchant owner's session token
-// The owner looks at the trial, chooses Pro, pays on the stand-in's Checkout page, comes
+//   ENT_ID       that merchant, whose trial allows one conversation a month, already used
+// A visitor who cannot start a conversation leaves a message instead; the owner sees why,
+// looks at the trial, chooses Pro, pays on the stand-in's Checkout page, comes
 // back to an active subscription with its invoice, opens the customer portal, and cancels
 // from it; then the page on a phone. Exits non-zero on the first failed step or any
 // console error.
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 
-const { APP_URL, OUT_DIR, CHROMIUM, OWNER_TOKEN } = process.env;
+const { APP_URL, OUT_DIR, CHROMIUM, OWNER_TOKEN, ENT_ID } = process.env;
 const T = 20_000;
 mkdirSync(OUT_DIR, { recursive: true });
 
@@ -29,13 +31,27 @@ const browser = await chromium.launch({
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
 try {
-  step = 'the owner opens billing from the sidebar';
+  step = 'the trial\'s conversations are used up: a new visitor leaves a message instead';
+  const visitorCtx = await browser.newContext({ viewport: { width: 390, height: 760 }, locale: 'en-US', isMobile: true, hasTouch: true });
+  const visitor = await visitorCtx.newPage();
+  watch(visitor, 'chat');
+  await visitor.goto(`${APP_URL}/chatIndex?ent_id=${ENT_ID}`);
+  await visitor.fill('#input', 'Do you ship to Canada?');
+  await visitor.press('#input', 'Enter');
+  await visitor.locator('#leave:not([hidden])').waitFor({ timeout: T });
+  if ((await visitor.inputValue('#leave [name=body]')) !== 'Do you ship to Canada?') throw new Error('the message did not move into the form');
+  await visitor.locator('.msg.notice', { hasText: 'cannot start a new chat' }).waitFor({ timeout: T });
+  await shot(visitor, 'chat-conversation-limit');
+  await visitorCtx.close();
+
+  step = 'the owner sees why, and opens billing from the sidebar';
   const ctx = await browser.newContext({ viewport: { width: 1366, height: 900 }, locale: 'en-US' });
   const { hostname } = new URL(APP_URL);
   await ctx.addCookies([{ name: 'kefu_session', value: OWNER_TOKEN, domain: hostname, path: '/' }]);
   const page = await ctx.newPage();
   watch(page, 'billing');
   await page.goto(`${APP_URL}/app`);
+  await page.locator('.billing-banner', { hasText: 'conversations are used up' }).waitFor({ timeout: T });
   await page.click('a[href="/app/billing"]');
   await page.waitForURL('**/app/billing', { timeout: T });
   await page.locator('.billing-plan .badge', { hasText: 'Trial' }).waitFor({ timeout: T });

@@ -220,9 +220,20 @@ async fn billing_in_a_real_browser() {
     };
     tokio::task::spawn_blocking(|| npm_ci(&browser_dir(), "playwright-core")).await.unwrap();
     let stripe = crate::fake_stripe::FakeStripe::start().await;
-    let app = crate::helpers::spawn_with(|c| stripe.configure(c)).await;
+    let app = crate::helpers::spawn_with(|c| {
+        stripe.configure(c);
+        let one =
+            serde_json::from_value(serde_json::json!({ "conversations_per_month": 1 })).unwrap();
+        c.plans.insert("trial".into(), one);
+    })
+    .await;
     stripe.set_webhook_url(app.url("/webhooks/stripe"));
     let owner = app.signup("Lumen Lighting").await;
+    // The month's one conversation is taken.
+    let visitor = crate::ws_client::visitor_session(&app, &owner.ent_id).await;
+    let mut ws = crate::ws_client::Ws::visitor(&app, &visitor.token, "").await;
+    ws.send_text("first", "Hello", None).await;
+    ws.expect("ack").await;
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     let run = tokio::process::Command::new("node")
         .arg(browser_dir().join("billing.mjs"))
@@ -230,6 +241,7 @@ async fn billing_in_a_real_browser() {
         .env("OUT_DIR", &out)
         .env("CHROMIUM", &chromium)
         .env("OWNER_TOKEN", &owner.token)
+        .env("ENT_ID", &owner.ent_id)
         .output();
     let output = tokio::time::timeout(std::time::Duration::from_secs(180), run)
         .await
@@ -249,7 +261,7 @@ async fn billing_in_a_real_browser() {
         ("active", "pro"),
         "paid, and ending only at the period's end"
     );
-    for shot in ["billing-trial", "billing-active", "billing-phone-zh"] {
+    for shot in ["chat-conversation-limit", "billing-trial", "billing-active", "billing-phone-zh"] {
         assert!(out.join(format!("{shot}.png")).exists(), "screenshot {shot} was written");
     }
 }
