@@ -3,10 +3,11 @@
 //! The binary (`src/main.rs`) only calls [`cli::main`]. Features live in folders named for
 //! what users see (`auth`, `agent`, `chat`, `visitor`, `merchant`, `platform`, `site`); cross-cutting plumbing in
 //! `http` and `db`. Tenancy (schemas, the `TenantTx` door) is the `tenants` crate; plans and
-//! limits are the `billing` crate. See `docs/architecture.md`.
+//! limits, the subscription lifecycle and Stripe are the `billing` crate. See `docs/architecture.md`.
 
 pub mod agent;
 pub mod auth;
+pub mod background;
 pub mod chat;
 pub mod cli;
 pub mod config;

@@ -4,6 +4,7 @@
 pub mod announcements;
 mod quick_replies;
 mod settings;
+pub mod shell;
 pub mod team;
 
 use askama::Template;
@@ -50,33 +51,15 @@ pub fn routes() -> Routes {
 #[template(path = "app/workspace.html")]
 struct Workspace {
     lang: Lang,
-    csrf_token: String,
-    tenant_name: String,
-    ent_id: String,
-    agent_id: i64,
+    shell: shell::AppShell,
     /// The phone layout (`/app/m`).
     phone: bool,
-    /// The sidebar entry shown as current.
-    nav: &'static str,
-    agent_name: String,
-    agent_initial: String,
-    /// The agent's photo in the sidebar (else the initial).
-    agent_avatar: Option<String>,
-    role_label: String,
-    /// Owners and admins see admin-only actions (the server checks them anyway).
-    is_admin: bool,
-    /// The owner sees billing.
-    is_owner: bool,
-    /// A line about billing (read-only, past due, conversations used up).
-    billing_banner: Option<crate::merchant::subscription::Banner>,
     trial_days_left: Option<i64>,
     chat_link: String,
     widget_code: String,
     agents: Vec<TeamMember>,
     /// Published platform announcements, newest first (a banner on the home page).
     announcements: Vec<announcements::Announcement>,
-    /// The platform admin behind a support session (a banner says so).
-    support_by: Option<String>,
 }
 
 struct TeamMember {
@@ -139,24 +122,12 @@ async fn render_workspace(
     let ent_id = session.tenant.ent_id.to_string();
     let page = Workspace {
         lang,
-        csrf_token: csrf.value().to_owned(),
-        tenant_name: session.tenant.name.clone(),
-        agent_id: session.agent.id,
+        shell: shell::AppShell::new(&state, &session, lang, &csrf, "home").await?,
         phone,
-        nav: "home",
-        support_by: session.impersonator.as_ref().map(|i| i.email.clone()),
         chat_link: format!("{base}/chatIndex?ent_id={ent_id}"),
         widget_code: format!(
             "<script src=\"{base}/static/js/widget.js\"></script>\n<script>\n  Kefu.init({{ url: \"{base}\", entId: \"{ent_id}\" }});\n</script>"
         ),
-        ent_id,
-        agent_initial: initial(&session.agent.display_name),
-        agent_name: session.agent.display_name.clone(),
-        agent_avatar: session.agent.avatar_url.clone(),
-        role_label: role_label(lang, &session.agent.role),
-        is_admin: session.is_admin(),
-        is_owner: session.agent.role == "owner",
-        billing_banner: crate::merchant::subscription::banner(&state, &session, lang).await?,
         trial_days_left: session
             .tenant
             .trial_ends_at

@@ -8,7 +8,6 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 
-use super::{initial, role_label};
 use crate::{
     auth::session::AgentSession,
     http::{AppError, AppState, Page, Routes, Scope, csrf::CsrfToken},
@@ -24,20 +23,7 @@ pub fn routes() -> Routes {
 #[template(path = "app/settings.html")]
 struct SettingsPage {
     lang: Lang,
-    csrf_token: String,
-    tenant_name: String,
-    ent_id: String,
-    agent_id: i64,
-    agent_name: String,
-    agent_initial: String,
-    /// The agent's photo in the sidebar (else the initial).
-    agent_avatar: Option<String>,
-    role_label: String,
-    is_admin: bool,
-    is_owner: bool,
-    billing_banner: Option<crate::merchant::subscription::Banner>,
-    nav: &'static str,
-    support_by: Option<String>,
+    shell: super::shell::AppShell,
     chat_link: String,
     kefu_snippet: String,
     gofly_snippet: String,
@@ -96,23 +82,11 @@ async fn settings_page(
     let ent_id = session.tenant.ent_id.to_string();
     let (kefu_snippet, gofly_snippet) = snippets(&base, &ent_id, &settings);
     let page = SettingsPage {
+        shell: super::shell::AppShell::new(&state, &session, lang, &csrf, "settings").await?,
         chat_link: format!("{base}/chatIndex?ent_id={ent_id}"),
         kefu_snippet,
         gofly_snippet,
         lang,
-        csrf_token: csrf.value().to_owned(),
-        tenant_name: session.tenant.name.clone(),
-        ent_id,
-        agent_id: session.agent.id,
-        agent_initial: initial(&session.agent.display_name),
-        agent_name: session.agent.display_name.clone(),
-        agent_avatar: session.agent.avatar_url.clone(),
-        role_label: role_label(lang, &session.agent.role),
-        is_admin: true,
-        billing_banner: crate::merchant::subscription::banner(&state, &session, lang).await?,
-        is_owner: session.agent.role == "owner",
-        nav: "settings",
-        support_by: session.impersonator.as_ref().map(|i| i.email.clone()),
     };
     Ok((csrf, Page(page)).into_response())
 }

@@ -178,26 +178,12 @@ pub async fn purge_due(pool: &PgPool, storage: &crate::upload::Storage) -> anyho
     Ok(purged)
 }
 
-/// Runs [`purge_due`] every `interval` until shutdown. Deleting is driven by rows in the
-/// database, so a restart simply picks up where it left off.
+/// Runs [`purge_due`] every `purge_interval_secs` until shutdown.
 pub fn spawn_purge_job(state: &AppState) -> tokio::task::JoinHandle<()> {
-    let pool = state.db.clone();
-    let storage = state.storage.clone();
+    let (pool, storage) = (state.db.clone(), state.storage.clone());
     let interval = Duration::from_secs(state.config.purge_interval_secs);
-    let shutdown = state.chat.hub.shutdown_token();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            match purge_due(&pool, &storage).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(purged = n, "purge job removed deleted merchants"),
-                Err(e) => tracing::warn!(error = %e, "purge job failed; retrying next round"),
-            }
-        }
+    crate::background::every("purge", interval, state.chat.hub.shutdown_token(), move || {
+        let (pool, storage) = (pool.clone(), storage.clone());
+        async move { purge_due(&pool, &storage).await }
     })
 }

@@ -32,6 +32,13 @@ async fn billing(app: &TestApp, m: &Merchant) -> Value {
     res.json().await.unwrap()
 }
 
+/// A page of the merchant's app, as its owner sees it.
+async fn page(app: &TestApp, m: &Merchant, path: &str) -> String {
+    let res = client().get(app.url(path)).bearer_auth(&m.token).send().await.unwrap();
+    assert_eq!(res.status(), 200, "{path}");
+    res.text().await.unwrap()
+}
+
 async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> reqwest::Response {
     client().post(app.url(path)).bearer_auth(token).json(&body).send().await.unwrap()
 }
@@ -158,15 +165,7 @@ async fn trial_to_paid_to_past_due_to_suspended_and_back() {
     let b = billing(&app, &m).await;
     assert_eq!(b["status"], "past_due");
     let grace_end = b["grace_ends_at"].as_str().unwrap().to_owned();
-    let html = client()
-        .get(app.url("/app"))
-        .bearer_auth(&m.token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page(&app, &m, "/app").await;
     assert!(html.contains("billing-banner tone-warning"), "the workspace says a payment failed");
     assert!(html.contains(&grace_end[..10]), "and until when service lasts");
     assert_eq!(
@@ -283,15 +282,7 @@ async fn assert_read_only(app: &TestApp, m: &Merchant, visitor_ws: &mut Ws, agen
         .await;
     let err = agent_ws.expect("error").await;
     assert_eq!(err["code"], "subscription_inactive");
-    let html = client()
-        .get(app.url("/app"))
-        .bearer_auth(&m.token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page(app, m, "/app").await;
     assert!(html.contains("billing-banner tone-danger"));
     // Billing itself still works, to pay.
     assert_eq!(post(app, &m.token, "/api/v1/billing/portal", json!({})).await.status(), 200);
@@ -541,15 +532,7 @@ async fn monthly_conversations_are_capped_and_the_rest_leave_messages() {
     // Visitors with a conversation go on; the merchant sees why others cannot start one.
     let usage = billing(&app, &m).await["usage"]["conversations"].clone();
     assert_eq!(usage, json!({ "used": 4, "limit": 4 }));
-    let html = client()
-        .get(app.url("/app"))
-        .bearer_auth(&m.token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page(&app, &m, "/app").await;
     assert!(html.contains("conversations are used up"));
 }
 
@@ -608,15 +591,7 @@ async fn without_stripe_keys_billing_is_manual() {
     assert_eq!(error_code(res).await, "billing_manual");
     let res = post(&app, &m.token, "/api/v1/billing/portal", json!({})).await;
     assert_eq!(error_code(res).await, "billing_manual");
-    let html = client()
-        .get(app.url("/app/billing"))
-        .bearer_auth(&m.token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = page(&app, &m, "/app/billing").await;
     assert!(html.contains("assigned by the platform"));
 
     // A super-admin assigns a plan: active, with its limits; the dashboard counts revenue.

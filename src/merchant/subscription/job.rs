@@ -14,23 +14,11 @@ use super::{changed, store};
 use crate::http::AppState;
 
 pub fn spawn_job(state: &AppState) -> tokio::task::JoinHandle<()> {
-    let state = state.clone();
     let interval = Duration::from_secs(state.config.billing_interval_secs);
-    let shutdown = state.chat.hub.shutdown_token();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            match run_due(&state).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(suspended = n, "billing job ended trials or grace periods"),
-                Err(e) => tracing::warn!(error = %e, "billing job failed; retrying next round"),
-            }
-        }
+    let state = state.clone();
+    crate::background::every("billing", interval, state.chat.hub.shutdown_token(), move || {
+        let state = state.clone();
+        async move { run_due(&state).await }
     })
 }
 

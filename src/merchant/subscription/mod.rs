@@ -466,19 +466,7 @@ pub async fn banner(
 #[template(path = "app/billing.html")]
 struct BillingPage {
     lang: Lang,
-    csrf_token: String,
-    tenant_name: String,
-    ent_id: String,
-    agent_id: i64,
-    agent_name: String,
-    agent_initial: String,
-    agent_avatar: Option<String>,
-    role_label: String,
-    is_admin: bool,
-    is_owner: bool,
-    nav: &'static str,
-    support_by: Option<String>,
-    billing_banner: Option<Banner>,
+    shell: crate::agent::shell::AppShell,
     view: BillingView,
     /// `success` (paid, not active yet) / `active` / `canceled` after Stripe Checkout,
     /// `changed` after a plan change.
@@ -578,21 +566,9 @@ async fn billing_page(
     };
     let page = BillingPage {
         view: view(&state, &session).await?,
-        billing_banner: banner(&state, &session, lang).await?,
+        shell: crate::agent::shell::AppShell::new(&state, &session, lang, &csrf, "billing").await?,
         outcome,
         lang,
-        csrf_token: csrf.value().to_owned(),
-        tenant_name: session.tenant.name.clone(),
-        ent_id: session.tenant.ent_id.to_string(),
-        agent_id: session.agent.id,
-        agent_name: session.agent.display_name.clone(),
-        agent_initial: crate::agent::initial(&session.agent.display_name),
-        agent_avatar: session.agent.avatar_url.clone(),
-        role_label: crate::agent::role_label(lang, &session.agent.role),
-        is_admin: session.is_admin(),
-        is_owner: true,
-        nav: "billing",
-        support_by: session.impersonator.as_ref().map(|i| i.email.clone()),
     };
     Ok((csrf, Page(page)).into_response())
 }
