@@ -141,8 +141,18 @@ impl Server {
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let dir = std::env::temp_dir().join(format!("kefu-bench-{}", std::process::id()));
+        // The merchants the bench creates are on the trial: lift its limits (a load run
+        // opens thousands of conversations).
+        std::fs::create_dir_all(&dir)?;
+        let config = dir.join("kefu.toml");
+        std::fs::write(
+            &config,
+            "[plans.trial]\nseats = \"unlimited\"\nconversations_per_month = \"unlimited\"\nstorage_mb = \"unlimited\"\n",
+        )?;
         let child = Command::new(&kefu)
-            .args(["serve", "-p", &port.to_string(), "--data-dir"])
+            .args(["serve", "-p", &port.to_string(), "--config"])
+            .arg(&config)
+            .arg("--data-dir")
             .arg(&dir)
             .env("KEFU_AUTH_RATE_PER_MINUTE", "1000000")
             .env("KEFU_AUTH_RATE_BURST", "1000000")

@@ -24,7 +24,7 @@ use self::{
     store::ConversationRow,
     writer::{NewMessage, Stored, WriteError, Writer},
 };
-use crate::http::Routes;
+use crate::{http::Routes, merchant::subscription::limits};
 
 pub use ws::{TicketResponse, Ticketed};
 
@@ -199,16 +199,12 @@ impl Chat {
             tx.commit().await?;
             return Ok(Some((open, false)));
         }
-        if !crate::merchant::subscription::limits::count_conversation(
-            &mut tx,
-            tenant,
-            monthly_limit,
-        )
-        .await?
-        {
+        let agent = self.route(&mut tx, tenant, preferred_agent).await?;
+        // Counted last, next to the insert: the month's counter row stays locked from here
+        // to the commit, and the merchant's other openings wait for it.
+        if !limits::count_conversation(&mut tx, tenant, monthly_limit).await? {
             return Ok(None);
         }
-        let agent = self.route(&mut tx, tenant, preferred_agent).await?;
         let id = store::insert_conversation(&mut tx, tenant, visitor_id, agent).await?;
         let row = store::conversation(&mut tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
         tx.commit().await?;
