@@ -3,16 +3,18 @@
 //! simply picks up where the last round left off; a failed round is logged and retried
 //! at the next tick.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// Spawns `round` every `interval` (the first at once). A round answers how many things
-/// it changed; `job` names it in the logs.
+/// Spawns `round` every `interval` (the first at once), and also whenever `wake` is
+/// notified. A round answers how many things it changed; `job` names it in the logs.
 pub fn every<F, Fut>(
     job: &'static str,
     interval: Duration,
     shutdown: CancellationToken,
+    wake: Option<Arc<Notify>>,
     mut round: F,
 ) -> tokio::task::JoinHandle<()>
 where
@@ -23,9 +25,16 @@ where
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let woken = async {
+                match &wake {
+                    Some(w) => w.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
+                () = woken => {}
             }
             match round().await {
                 Ok(0) => {}

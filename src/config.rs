@@ -89,6 +89,12 @@ pub struct Config {
     pub billing_interval_secs: u64,
     /// Days of full service after a payment fails, before the merchant is suspended.
     pub past_due_grace_days: u32,
+    /// A PEM file with the CA certificate(s) of a private SMTP relay, trusted besides the
+    /// public roots.
+    pub smtp_ca_file: Option<PathBuf>,
+    /// How often the email worker looks for emails to send, besides being woken when one
+    /// is queued (seconds).
+    pub email_interval_secs: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -128,6 +134,8 @@ impl Default for Config {
             plans: Default::default(),
             billing_interval_secs: 300,
             past_due_grace_days: billing::PAST_DUE_GRACE_DAYS as u32,
+            smtp_ca_file: None,
+            email_interval_secs: 5,
         }
     }
 }
@@ -217,6 +225,14 @@ impl Config {
             || self.stripe_api_base.starts_with("http://"))
         {
             bail!("stripe_api_base must be an http(s) URL, not {:?}", self.stripe_api_base);
+        }
+        if self.email_interval_secs == 0 {
+            bail!("email_interval_secs must be at least 1");
+        }
+        if let Some(path) = &self.smtp_ca_file {
+            if !path.is_file() {
+                bail!("smtp_ca_file {} is not a readable file", path.display());
+            }
         }
         if self.billing_interval_secs == 0 {
             bail!("billing_interval_secs must be at least 1");

@@ -16,6 +16,7 @@ pub mod geoip;
 pub mod http;
 pub mod i18n;
 pub mod merchant;
+pub mod notify;
 pub mod platform;
 pub mod site;
 pub mod startup;

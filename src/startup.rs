@@ -56,6 +56,7 @@ impl Application {
             plans: Arc::new(config.catalog()?),
             stripe,
             clock: Arc::new(billing::SystemClock),
+            mail: Arc::default(),
             storage,
             geoip,
             chat: Arc::new(crate::chat::Chat::new(pool.clone())),
@@ -91,12 +92,14 @@ impl Application {
     ) -> std::io::Result<()> {
         let purge = crate::platform::lifecycle::spawn_purge_job(&self.state);
         let billing = crate::merchant::subscription::spawn_job(&self.state);
+        let email = crate::notify::outbox::spawn_worker(&self.state);
         let app = http::router(self.state);
         axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await?;
         purge.abort();
         billing.abort();
+        email.abort();
         Ok(())
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     auth::{
-        password,
+        links, password,
         session::AgentSession,
         store::{self, AgentWithEmail},
         validate::Email,
@@ -24,6 +24,7 @@ use crate::{
         settings::{image_url, team_image},
         subscription::limits,
     },
+    notify,
 };
 
 /// Roles an admin can give through the API. Ownership is not handed out here.
@@ -80,13 +81,18 @@ pub struct NewAgent {
 #[derive(Serialize)]
 struct CreatedAgent {
     agent: AgentWithEmail,
-    /// The first password, shown this once; the agent changes it after signing in.
-    password: String,
+    /// The first password, shown this once — when the platform cannot send email.
+    password: Option<String>,
+    /// An invitation to choose a password went to the agent's email instead.
+    invited: bool,
 }
 
+/// Adds an agent. With email, the new agent gets an invitation to choose a password;
+/// without, the admin gets a first password to pass on.
 pub async fn create_agent(
     State(state): State<AppState>,
     session: AgentSession,
+    lang: Lang,
     ApiJson(req): ApiJson<NewAgent>,
 ) -> Result<Response, AppError> {
     session.require_admin()?;
@@ -95,14 +101,19 @@ pub async fn create_agent(
     let name = display_name(req.display_name.as_deref().unwrap_or(email.local_part()))?;
     let role = role(req.role.as_deref().unwrap_or("agent"))?;
     let max = max_chats(req.max_concurrent_chats.unwrap_or(10))?;
+    let settings = state.system.get().await?;
+    let invite = notify::enabled(&settings);
     let mut tx = session.tx(&state).await?;
     // One more seat must be left on the plan (checked under a lock held until commit).
     limits::check_seat(&mut tx, session.tenant.id, plan_of(&state, &session)).await?;
-    let password = password::generate();
-    let hash = password::hash(password.clone()).await?;
+    let password = if invite { None } else { Some(password::generate()) };
+    let hash = match &password {
+        Some(p) => Some(password::hash(p.clone()).await?),
+        None => None,
+    };
     // An existing account is not attached here: that would give this merchant a say over a
-    // login other merchants rely on. Adding existing people comes with email invitations.
-    let user_id = match store::insert_user(&mut tx, &email, &hash, &name).await {
+    // login other merchants rely on.
+    let user_id = match store::insert_user(&mut tx, &email, hash.as_deref(), &name).await {
         Ok(id) => id,
         Err(e) if is_unique_violation(&e, "users_email_key") => {
             return Err(AppError::conflict(
@@ -121,22 +132,104 @@ pub async fn create_agent(
         .execute(&mut *tx)
         .await?;
     let agent = agent_with_email(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    if invite {
+        send_invitation(&state, &mut tx, &session, lang, &settings, user_id, &email).await?;
+    }
     crate::merchant::audit::record(
         &mut tx,
         &session,
         "agent.create",
         &agent.email,
-        serde_json::json!({ "role": role }),
+        serde_json::json!({ "role": role, "invited": invite }),
     )
     .await?;
     tx.commit().await?;
+    if invite {
+        notify::wake(&state);
+    }
     tracing::info!(
         tenant = session.tenant.id.0,
         by = session.agent.id,
         agent = id,
+        invited = invite,
         "agent created"
     );
-    Ok((StatusCode::CREATED, Json(CreatedAgent { agent, password })).into_response())
+    Ok((StatusCode::CREATED, Json(CreatedAgent { agent, password, invited: invite }))
+        .into_response())
+}
+
+/// Queues an invitation (in `tx`) for the agent `user` of the session's merchant.
+async fn send_invitation(
+    state: &AppState,
+    tx: &mut sqlx::PgConnection,
+    session: &AgentSession,
+    lang: Lang,
+    settings: &crate::platform::system::SystemSettings,
+    user: i64,
+    email: &Email,
+) -> Result<(), AppError> {
+    let ttl = chrono::Duration::days(links::INVITE_TTL_DAYS);
+    let token = links::issue(tx, user, "invite", Some(session.tenant.id.0), ttl).await?;
+    let mail = links::invite_email(
+        state,
+        lang,
+        notify::site_name(settings),
+        email,
+        &session.tenant.name,
+        &session.agent.display_name,
+        &token,
+    );
+    notify::enqueue(
+        tx,
+        settings,
+        lang,
+        notify::Email { tenant_id: Some(session.tenant.id.0), ..mail },
+    )
+    .await?;
+    Ok(())
+}
+
+/// `POST /api/v1/agents/{id}/invite`: sends the invitation again (a new link; the old one
+/// stops working), for an agent who has not chosen a password yet.
+pub async fn resend_invitation(
+    State(state): State<AppState>,
+    session: AgentSession,
+    lang: Lang,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    let id = crate::http::input::path_id(&id)?;
+    let mut tx = session.tx(&state).await?;
+    let target = store::agent_by_id(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    session.require_admin()?;
+    let settings = state.system.get().await?;
+    if !notify::enabled(&settings) {
+        return Err(AppError::conflict(
+            "email_unavailable",
+            None,
+            "this platform cannot send email",
+        ));
+    }
+    let user = store::user_by_id(&mut tx, target.user_id).await?.ok_or(AppError::NotFound)?;
+    if user.password_hash.is_some() {
+        return Err(AppError::conflict(
+            "already_joined",
+            None,
+            "this agent has chosen a password already",
+        ));
+    }
+    let email = Email::parse(&user.email).map_err(|_| AppError::NotFound)?;
+    send_invitation(&state, &mut tx, &session, lang, &settings, user.id, &email).await?;
+    crate::merchant::audit::record(
+        &mut tx,
+        &session,
+        "agent.invite",
+        &user.email,
+        serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    notify::wake(&state);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 fn is_unique_violation(e: &sqlx::Error, constraint: &str) -> bool {

@@ -1,5 +1,6 @@
 //! Sign-up, login, workspace selection and logout — as pages and as JSON.
 
+pub mod links;
 pub mod password;
 pub mod session;
 pub mod store;
@@ -58,6 +59,7 @@ pub fn routes(config: &Config) -> Routes {
         .add(Method::POST, "/api/v1/login", Scope::Public, limited(&limit, login_api))
         .add(Method::POST, "/api/v1/login/select", Scope::Public, limited(&limit, select_api))
         .post("/api/v1/logout", Scope::Public, logout_api)
+        .merge(links::routes(&limit))
 }
 
 /// A POST route behind the shared sign-up/login rate limit.
@@ -189,6 +191,7 @@ impl<E: Into<AppError>> From<E> for RegisterError {
 async fn register(
     state: &AppState,
     req: SignupRequest,
+    lang: Lang,
 ) -> Result<(merchant::CreatedMerchant, Issued), RegisterError> {
     if !state.system.get().await?.signup_open {
         return Err(AppError::forbidden(
@@ -207,7 +210,35 @@ async fn register(
     )
     .await?;
     let issued = state.tokens.issue_agent(created.owner_user_id, &created.tenant)?;
+    if let Err(e) = send_verification(state, &created, lang).await {
+        // The merchant exists either way; the address stays unconfirmed.
+        tracing::warn!(error = %e, "queueing the verification email failed");
+    }
     Ok((created, issued))
+}
+
+/// Asks the new owner to confirm their address (when the platform can send email).
+async fn send_verification(
+    state: &AppState,
+    created: &merchant::CreatedMerchant,
+    lang: Lang,
+) -> Result<(), AppError> {
+    let settings = state.system.get().await?;
+    if !crate::notify::enabled(&settings) {
+        return Ok(());
+    }
+    let mut tx = state.db.begin().await?;
+    let user =
+        store::user_by_id(&mut tx, created.owner_user_id).await?.ok_or(AppError::NotFound)?;
+    let email = Email::parse(&user.email).map_err(|_| AppError::NotFound)?;
+    let ttl = chrono::Duration::days(links::VERIFY_TTL_DAYS);
+    let token = links::issue(&mut tx, user.id, "verify", None, ttl).await?;
+    let site = crate::notify::site_name(&settings);
+    let mail = links::verify_email(state, lang, site, &email, &created.tenant.name, &token);
+    crate::notify::enqueue(&mut tx, &settings, lang, mail).await?;
+    tx.commit().await?;
+    crate::notify::wake(state);
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -221,10 +252,11 @@ struct SignupResponse {
 async fn signup_api(
     state: axum::extract::State<AppState>,
     meta: ClientMeta,
+    lang: Lang,
     jar: CookieJar,
     ApiJson(req): ApiJson<SignupRequest>,
 ) -> Result<Response, AppError> {
-    let (created, issued) = register(&state, req).await.map_err(|e| match e {
+    let (created, issued) = register(&state, req, lang).await.map_err(|e| match e {
         RegisterError::Invalid(problems) => field_errors(&problems),
         RegisterError::Failed(e) => e,
     })?;
@@ -295,7 +327,7 @@ async fn signup_form(
         page.form_error = Some(lang.tr("validation.csrf").to_owned());
         return Ok((StatusCode::FORBIDDEN, csrf, Page(page)).into_response());
     }
-    match register(&state, form.fields).await {
+    match register(&state, form.fields, lang).await {
         Ok((_, issued)) => {
             let jar = jar.add(session::session_cookie(&issued, &meta, &state));
             Ok((jar, Redirect::to("/app")).into_response())
@@ -498,12 +530,16 @@ struct LoginPage {
     email: String,
     next: String,
     form_error: Option<String>,
+    /// Arrived after setting a new password through an emailed link.
+    reset: bool,
 }
 
 #[derive(Deserialize)]
 pub struct NextQuery {
     #[serde(default)]
     next: Option<String>,
+    #[serde(default)]
+    reset: Option<String>,
 }
 
 async fn login_page(
@@ -518,6 +554,7 @@ async fn login_page(
         email: String::new(),
         next,
         form_error: None,
+        reset: q.reset.is_some(),
     };
     (csrf, Page(page)).into_response()
 }
@@ -550,6 +587,7 @@ async fn login_form(
         email: form.email.clone(),
         next: next.clone(),
         form_error: None,
+        reset: false,
     };
     if csrf::verify(&headers, Some(&form.csrf_token)).is_err() {
         page.form_error = Some(lang.tr("validation.csrf").to_owned());

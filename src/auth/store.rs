@@ -53,11 +53,12 @@ pub async fn user_by_id(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option
         .await
 }
 
-/// Inserts a user; a taken email fails on the `users_email_key` constraint.
+/// Inserts a user (`hash`: none for an invited agent who has not chosen a password yet); a
+/// taken email fails on the `users_email_key` constraint.
 pub async fn insert_user(
     conn: &mut PgConnection,
     email: &Email,
-    hash: &str,
+    hash: Option<&str>,
     display_name: &str,
 ) -> sqlx::Result<i64> {
     sqlx::query_scalar("insert into public.users (email, password_hash, display_name) values ($1, $2, $3) returning id")
@@ -147,12 +148,15 @@ pub struct AgentWithEmail {
     pub agent: AgentRow,
     pub email: String,
     pub disabled: bool,
+    /// Invited by email and not joined yet (no password chosen).
+    pub invitation_pending: bool,
 }
 
 pub async fn list_agents(conn: &mut PgConnection) -> sqlx::Result<Vec<AgentWithEmail>> {
     sqlx::query_as(
         "select a.id, a.user_id, a.role, a.display_name, a.avatar_url, a.status, a.max_concurrent_chats,
-                a.created_at, u.email, a.disabled_at is not null as disabled
+                a.created_at, u.email, a.disabled_at is not null as disabled,
+                u.password_hash is null as invitation_pending
          from agents a join public.users u on u.id = a.user_id
          order by case a.role when 'owner' then 0 when 'admin' then 1 else 2 end, a.display_name, a.id",
     )

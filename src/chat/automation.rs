@@ -81,19 +81,111 @@ pub async fn settings(
         .await
 }
 
+/// A visitor's message, as the automation sees it.
+pub struct VisitorMessage {
+    pub tenant: TenantId,
+    pub conversation: ConversationRow,
+    /// It opened the conversation.
+    pub created: bool,
+    /// Its text (text messages only).
+    pub text: Option<String>,
+    pub id: i64,
+    pub lang: Lang,
+}
+
 /// Runs the automation for one visitor message; errors are logged, never surfaced.
-pub async fn after_visitor_message(
-    chat: Arc<Chat>,
-    pool: sqlx::PgPool,
-    tenant: TenantId,
-    conversation: ConversationRow,
-    created: bool,
-    text: Option<String>,
-    lang: Lang,
-) {
-    if let Err(e) = run(&chat, &pool, tenant, &conversation, created, text, lang).await {
+pub async fn after_visitor_message(state: crate::http::AppState, m: VisitorMessage) {
+    let (chat, pool) = (&state.chat, &state.db);
+    let (tenant, conversation) = (m.tenant, &m.conversation);
+    if let Err(e) = run(chat, pool, tenant, conversation, m.created, m.text.clone(), m.lang).await {
         tracing::warn!(tenant = tenant.0, conversation = conversation.id, error = %e, "chat automation failed");
     }
+    if let Err(e) = remind_if_unanswered(&state, &m).await {
+        tracing::warn!(tenant = tenant.0, conversation = conversation.id, error = %e, "queueing a reminder failed");
+    }
+}
+
+/// With nobody online, a visitor's message that stays unanswered for the merchant's
+/// `unanswered_email_minutes` is emailed about: to the conversation's agent, else to the
+/// notification email. One reminder is pending per conversation at a time, and it is
+/// dropped if an agent answers first (notify::outbox checks before sending).
+async fn remind_if_unanswered(
+    state: &crate::http::AppState,
+    m: &VisitorMessage,
+) -> anyhow::Result<()> {
+    if state.chat.team_online(m.tenant).await? {
+        return Ok(());
+    }
+    let settings = state.system.get().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !crate::notify::enabled(&settings) {
+        return Ok(());
+    }
+    let mut tx = TenantTx::begin(&state.db, m.tenant).await?;
+    let merchant = crate::merchant::settings::MerchantSettings::load(&mut tx).await?;
+    let minutes = merchant.unanswered_email_minutes;
+    let agent_email: Option<String> = match m.conversation.agent_id {
+        Some(agent) => {
+            sqlx::query_scalar(
+                "select u.email from agents a join public.users u on u.id = a.user_id
+             where a.id = $1 and a.disabled_at is null",
+            )
+            .bind(agent)
+            .fetch_optional(&mut *tx)
+            .await?
+        }
+        None => None,
+    };
+    let to =
+        agent_email.or_else(|| Some(merchant.notification_email.clone()).filter(|e| !e.is_empty()));
+    let (Some(to), true) = (to, minutes > 0) else {
+        tx.commit().await?;
+        return Ok(());
+    };
+    let lang = merchant.lang();
+    let site = crate::notify::site_name(&settings);
+    let tenant =
+        state.tenants.by_id(m.tenant).await?.ok_or_else(|| anyhow::anyhow!("no such merchant"))?;
+    let shown = if merchant.service_name.is_empty() {
+        tenant.name.clone()
+    } else {
+        merchant.service_name.clone()
+    };
+    let visitor = if m.conversation.visitor_name.is_empty() {
+        lang.tr("app.visitor").to_owned()
+    } else {
+        m.conversation.visitor_name.clone()
+    };
+    let minutes_text = minutes.to_string();
+    let v = [
+        ("merchant", shown.as_str()),
+        ("visitor", visitor.as_str()),
+        ("site", site),
+        ("minutes", minutes_text.as_str()),
+    ];
+    let fill = crate::auth::links::fill;
+    let mail = crate::notify::Email {
+        kind: "unanswered",
+        tenant_id: Some(m.tenant.0),
+        to,
+        content: crate::notify::Content {
+            subject: fill(lang.tr("email.unanswered_subject"), &v),
+            heading: fill(lang.tr("email.unanswered_heading"), &v),
+            paragraphs: vec![fill(lang.tr("email.unanswered_body"), &v)],
+            quote: m.text.clone().filter(|t| !t.trim().is_empty()),
+            action: Some((
+                lang.tr("email.unanswered_action").to_owned(),
+                crate::notify::link(state, "/app"),
+            )),
+            reason: fill(lang.tr("email.unanswered_reason"), &v),
+            ..Default::default()
+        },
+        delay_secs: i64::from(minutes) * 60,
+        about: serde_json::json!({ "conversation_id": m.conversation.id, "after_message_id": m.id }),
+        dedupe_key: Some(format!("unanswered:{}:{}", m.tenant.0, m.conversation.id)),
+    };
+    crate::notify::enqueue(&mut tx, &settings, lang, mail).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn run(

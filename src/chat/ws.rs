@@ -712,13 +712,15 @@ async fn visitor_send(
                 if !stored.duplicate {
                     let text = (send.kind == MessageKind::Text).then(|| send.body.clone());
                     tokio::spawn(automation::after_visitor_message(
-                        chat.clone(),
-                        ctx.state.db.clone(),
-                        tenant,
-                        conversation.clone(),
-                        created,
-                        text,
-                        ctx.conn.lang,
+                        ctx.state.clone(),
+                        automation::VisitorMessage {
+                            tenant,
+                            conversation: conversation.clone(),
+                            created,
+                            text,
+                            id: stored.id,
+                            lang: ctx.conn.lang,
+                        },
                     ));
                 }
                 return Ok(vec![ServerFrame::Ack {

@@ -48,6 +48,8 @@ pub struct AppState {
     pub stripe: Option<billing::stripe::StripeApi>,
     /// The time billing decisions are made at (tests drive it).
     pub clock: Arc<dyn billing::Clock>,
+    /// Wakes the email worker when something was queued.
+    pub mail: Arc<tokio::sync::Notify>,
 }
 
 impl axum::extract::FromRef<AppState> for TrustedProxies {

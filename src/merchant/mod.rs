@@ -43,16 +43,20 @@ pub async fn create(
 ) -> Result<CreatedMerchant, AppError> {
     let mut tx = pool.begin().await?;
     let display_name = new.owner_email.local_part().to_owned();
-    let owner_user_id =
-        store::insert_user(&mut tx, &new.owner_email, &new.owner_password_hash, &display_name)
-            .await
-            .on_constraint("users_email_key", || {
-                AppError::conflict(
-                    "email_taken",
-                    Some("email"),
-                    "an account with this email already exists; log in instead",
-                )
-            })?;
+    let owner_user_id = store::insert_user(
+        &mut tx,
+        &new.owner_email,
+        Some(&new.owner_password_hash),
+        &display_name,
+    )
+    .await
+    .on_constraint("users_email_key", || {
+        AppError::conflict(
+            "email_taken",
+            Some("email"),
+            "an account with this email already exists; log in instead",
+        )
+    })?;
     let (tenant, mut tx) = provision(
         tx,
         migrator,

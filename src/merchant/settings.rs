@@ -27,6 +27,9 @@ pub fn routes() -> Routes {
         .admin()
 }
 
+/// The longest wait before an unanswered conversation is emailed about (a day).
+const MAX_UNANSWERED_MINUTES: u32 = 1440;
+
 /// Where the widget button sits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -55,8 +58,11 @@ pub struct MerchantSettings {
     pub typing_preview: bool,
     /// Sites allowed to embed the chat (empty: any). A domain allows its subdomains.
     pub allowed_widget_domains: Vec<String>,
-    /// Where notices such as left messages go (used once email exists).
+    /// Where left messages and reminders about unanswered conversations go.
     pub notification_email: String,
+    /// Minutes a visitor's message may wait, with nobody online, before its conversation's
+    /// agent (or the notification email) is reminded by email; 0: never.
+    pub unanswered_email_minutes: u32,
     pub business_hours: BusinessHours,
     /// The merchant's logo on the chat page: an image upload of the merchant's (its id;
     /// empty: the name's initial).
@@ -83,6 +89,7 @@ impl Default for MerchantSettings {
             typing_preview: false,
             allowed_widget_domains: Vec::new(),
             notification_email: String::new(),
+            unanswered_email_minutes: 5,
             business_hours: BusinessHours::default(),
             logo: String::new(),
             avatar: String::new(),
@@ -132,6 +139,14 @@ impl MerchantSettings {
         }
         if let Some(v) = text("notification_email") {
             s.notification_email = v;
+        }
+        if let Some(v) = stored
+            .get("unanswered_email_minutes")
+            .and_then(Value::as_u64)
+            .and_then(|m| u32::try_from(m).ok())
+            .filter(|m| *m <= MAX_UNANSWERED_MINUTES)
+        {
+            s.unanswered_email_minutes = v;
         }
         if let Some(v) = text("logo").filter(|id| crate::upload::valid_id(id)) {
             s.logo = v;
@@ -274,6 +289,7 @@ struct Change {
     typing_preview: Option<bool>,
     allowed_widget_domains: Option<Vec<String>>,
     notification_email: Option<String>,
+    unanswered_email_minutes: Option<u32>,
     business_hours: Option<BusinessHours>,
     landing_url: Option<String>,
     logo: Option<String>,
@@ -343,6 +359,15 @@ fn check(c: &Change) -> Result<Vec<(&'static str, Value)>, AppError> {
                 .map_err(|_| AppError::field("notification_email", "not a valid email address"))?;
         }
         out.push(("notification_email", json!(v)));
+    }
+    if let Some(v) = c.unanswered_email_minutes {
+        if v > MAX_UNANSWERED_MINUTES {
+            return Err(AppError::field(
+                "unanswered_email_minutes",
+                format!("0 (never) to {MAX_UNANSWERED_MINUTES} minutes"),
+            ));
+        }
+        out.push(("unanswered_email_minutes", json!(v)));
     }
     if let Some(v) = c.landing_url {
         let v = v.trim();

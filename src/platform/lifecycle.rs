@@ -182,7 +182,7 @@ pub async fn purge_due(pool: &PgPool, storage: &crate::upload::Storage) -> anyho
 pub fn spawn_purge_job(state: &AppState) -> tokio::task::JoinHandle<()> {
     let (pool, storage) = (state.db.clone(), state.storage.clone());
     let interval = Duration::from_secs(state.config.purge_interval_secs);
-    crate::background::every("purge", interval, state.chat.hub.shutdown_token(), move || {
+    crate::background::every("purge", interval, state.chat.hub.shutdown_token(), None, move || {
         let (pool, storage) = (pool.clone(), storage.clone());
         async move { purge_due(&pool, &storage).await }
     })

@@ -71,7 +71,9 @@ pub async fn create_admin(pool: &PgPool, email: &Email) -> anyhow::Result<Create
                 .await?;
             id
         }
-        None => crate::auth::store::insert_user(&mut tx, email, &hash, email.local_part()).await?,
+        None => {
+            crate::auth::store::insert_user(&mut tx, email, Some(&hash), email.local_part()).await?
+        }
     };
     sqlx::query("insert into public.platform_admins (user_id) values ($1) on conflict do nothing")
         .bind(user_id)

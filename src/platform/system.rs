@@ -24,11 +24,58 @@ use crate::{
 };
 
 pub fn routes() -> Routes {
-    Routes::new().get("/api/platform/v1/settings", Scope::Platform, get_api).put(
-        "/api/platform/v1/settings",
-        Scope::Platform,
-        put_api,
-    )
+    Routes::new()
+        .get("/api/platform/v1/settings", Scope::Platform, get_api)
+        .put("/api/platform/v1/settings", Scope::Platform, put_api)
+        .post("/api/platform/v1/settings/test_email", Scope::Platform, test_email)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TestEmail {
+    /// Where to send it (the admin's own address when left out).
+    #[serde(default)]
+    to: Option<String>,
+}
+
+/// Sends a test email at once with the saved SMTP settings and says how it went: 200, or
+/// 502 `email_failed` with the server's answer (409 `email_unavailable` when none is set).
+async fn test_email(
+    State(state): State<AppState>,
+    admin: PlatformSession,
+    lang: Lang,
+    crate::http::extract::OptionalJson(input): crate::http::extract::OptionalJson<TestEmail>,
+) -> Result<Json<Value>, AppError> {
+    let to = input.to.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| admin.email.clone());
+    let to = crate::auth::validate::Email::parse(&to)
+        .map_err(|_| AppError::field("to", "an email address"))?;
+    let settings = state.system.get().await?;
+    if !crate::notify::enabled(&settings) {
+        return Err(AppError::conflict(
+            "email_unavailable",
+            None,
+            "set the SMTP server and sender first",
+        ));
+    }
+    let site = crate::notify::site_name(&settings);
+    let v = [("site", site)];
+    let fill = crate::auth::links::fill;
+    let content = crate::notify::Content {
+        subject: fill(lang.tr("email.test_subject"), &v),
+        heading: lang.tr("email.test_heading").to_owned(),
+        paragraphs: vec![lang.tr("email.test_body").to_owned()],
+        reason: fill(lang.tr("email.test_reason"), &v),
+        ..Default::default()
+    };
+    let (text, html) = content.render(lang, site);
+    let failed = |e: crate::notify::smtp::SendError| AppError::Upstream {
+        code: "email_failed",
+        message: format!("the mail server refused or could not be reached: {e}").into(),
+    };
+    let mailer = crate::notify::smtp::mailer(&state.config, &settings).map_err(failed)?;
+    mailer.send(to.as_str(), &content.subject, &text, &html).await.map_err(failed)?;
+    audit::record(&state.db, &admin, "system.test_email", None, to.as_str(), json!({})).await?;
+    Ok(Json(json!({ "sent": true, "to": to.as_str() })))
 }
 
 const CACHE_TTL: Duration = Duration::from_secs(30);

@@ -98,6 +98,62 @@ async fn page_views(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Queues the left message for the merchant's notification email, when it has one and the
+/// platform can send email. Returns whether it did.
+async fn email_leave_message(
+    state: &AppState,
+    tx: &mut sqlx::PgConnection,
+    session: &VisitorSession,
+    name: &str,
+    contact: &str,
+    body: &str,
+) -> Result<bool, AppError> {
+    let settings = state.system.get().await?;
+    if !crate::notify::enabled(&settings) {
+        return Ok(false);
+    }
+    let merchant = MerchantSettings::load(tx).await?;
+    if merchant.notification_email.is_empty() {
+        return Ok(false);
+    }
+    let lang = merchant.lang();
+    let site = crate::notify::site_name(&settings);
+    let shown = if merchant.service_name.is_empty() {
+        &session.tenant.name
+    } else {
+        &merchant.service_name
+    };
+    let visitor = if name.is_empty() { session.visitor.name.as_str() } else { name };
+    let v = [("merchant", shown.as_str()), ("visitor", visitor), ("site", site)];
+    let fill = crate::auth::links::fill;
+    let mut details = vec![(lang.tr("email.leave_name").to_owned(), visitor.to_owned())];
+    if !contact.is_empty() {
+        details.push((lang.tr("email.leave_contact").to_owned(), contact.to_owned()));
+    }
+    let mail = crate::notify::Email {
+        kind: "leave_message",
+        tenant_id: Some(session.tenant.id.0),
+        to: merchant.notification_email.clone(),
+        content: crate::notify::Content {
+            subject: fill(lang.tr("email.leave_subject"), &v),
+            heading: fill(lang.tr("email.leave_heading"), &v),
+            paragraphs: vec![lang.tr("email.leave_body").to_owned()],
+            details,
+            quote: Some(body.to_owned()),
+            action: Some((
+                lang.tr("email.leave_action").to_owned(),
+                crate::notify::link(state, "/app"),
+            )),
+            reason: fill(lang.tr("email.leave_reason"), &v),
+        },
+        delay_secs: 0,
+        about: serde_json::json!({}),
+        dedupe_key: None,
+    };
+    crate::notify::enqueue(tx, &settings, lang, mail).await?;
+    Ok(true)
+}
+
 /// An absolute http(s) URL of at most 2,048 characters, normalized by the URL parser.
 fn web_url(raw: &str) -> Option<String> {
     let url = url::Url::parse(raw.trim()).ok()?;
@@ -271,7 +327,12 @@ async fn leave_message(
     .bind(&body)
     .fetch_one(&mut *tx)
     .await?;
+    // The merchant's notification email gets it too, in the same transaction.
+    let emailed = email_leave_message(&state, &mut tx, &session, &name, &contact, &body).await?;
     tx.commit().await?;
+    if emailed {
+        crate::notify::wake(&state);
+    }
     let summary = format!(
         "{}{}: {}",
         if name.is_empty() { &session.visitor.name } else { &name },

@@ -153,5 +153,18 @@
         toast(systemForm.dataset.tSaved);
       } catch (err) { showError('system-error', err); }
     });
+    // A test email with the saved settings (save first: the server uses what is stored).
+    const testButton = document.getElementById('test-email');
+    const testResult = document.getElementById('test-email-result');
+    testButton.addEventListener('click', async () => {
+      testButton.disabled = true;
+      testResult.textContent = systemForm.dataset.tSending;
+      try {
+        const to = document.getElementById('test-email-to').value.trim();
+        const sent = await api('POST', '/api/platform/v1/settings/test_email', to ? { to } : {});
+        testResult.textContent = `${systemForm.dataset.tSent} ${sent.to}`;
+      } catch (err) { testResult.textContent = err.message; }
+      testButton.disabled = false;
+    });
   }
 })();

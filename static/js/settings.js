@@ -73,12 +73,17 @@
     max.setAttribute('aria-label', `${a.display_name}: max chats`);
     max.addEventListener('change', () => update(a, { max_concurrent_chats: Number(max.value) }));
     chats.append(max);
-    const state = el('td', '', a.disabled ? t.tDisabled : '');
-    if (!a.disabled) state.append(el('span', `status-dot is-${a.status}`, ''), ` ${t[`tStatus${a.status[0].toUpperCase()}${a.status.slice(1)}`] || a.status}`);
+    const state = el('td', '', a.disabled ? t.tDisabled : a.invitation_pending ? t.tInvitationPending : '');
+    if (!a.disabled && !a.invitation_pending) state.append(el('span', `status-dot is-${a.status}`, ''), ` ${t[`tStatus${a.status[0].toUpperCase()}${a.status.slice(1)}`] || a.status}`);
     const actionsCell = el('td');
     const actions = el('div', 'row-actions');
     actionsCell.append(actions);
-    if (a.role !== 'owner' && a.id !== me) {
+    if (a.invitation_pending && !a.disabled) {
+      actions.append(button(t.tResendInvite, 'btn-ghost', async () => {
+        try { await api('POST', `/api/v1/agents/${a.id}/invite`); toast(`${t.tInvited} ${a.email}`); } catch (err) { toast(err.message); }
+      }));
+    }
+    if (a.role !== 'owner' && a.id !== me && !a.invitation_pending) {
       actions.append(button(t.tReset, 'btn-ghost', async () => {
         if (!confirm(t.tConfirmReset)) return;
         try { const r = await api('POST', `/api/v1/agents/${a.id}/reset_password`); showSecret(`${a.display_name} · ${a.email}`, r.password); } catch (err) { toast(err.message); }
@@ -116,7 +121,8 @@
     if (f.display_name.value.trim()) body.display_name = f.display_name.value;
     try {
       const r = await api('POST', '/api/v1/agents', body);
-      showSecret(`${r.agent.display_name} · ${r.agent.email}`, r.password);
+      // With email the agent gets an invitation; without, the admin passes a password on.
+      if (r.invited) { secretBox.hidden = true; toast(`${t.tInvited} ${r.agent.email}`); } else showSecret(`${r.agent.display_name} · ${r.agent.email}`, r.password);
       agentForm.reset();
       loadAgents();
     } catch (err) { showError(errorBox, agentForm, err); }
@@ -392,6 +398,7 @@
     f.default_lang.value = s.default_lang;
     f.allowed_widget_domains.value = s.allowed_widget_domains.join('\n');
     f.typing_preview.checked = s.typing_preview;
+    f.unanswered_email_minutes.value = s.unanswered_email_minutes;
   }
   chatForm.addEventListener('submit', async (e) => {
     e.preventDefault();
@@ -401,6 +408,7 @@
     const body = {
       widget_color: f.widget_color.value, widget_position: f.widget_position.value, default_lang: f.default_lang.value,
       allowed_widget_domains: f.allowed_widget_domains.value.split(/[\s,]+/).filter(Boolean), typing_preview: f.typing_preview.checked,
+      unanswered_email_minutes: Number(f.unanswered_email_minutes.value) || 0,
     };
     for (const k of TEXT) body[k] = f[k].value;
     for (const k of RICH_FIELDS) body[k] = editors[k].get();

@@ -261,7 +261,7 @@ async fn routing_transfer_and_close() {
     let user_id = kefu::auth::store::insert_user(
         &mut tx,
         &kefu::auth::validate::Email::parse(&email).unwrap(),
-        &hash,
+        Some(&hash),
         "Bo",
     )
     .await

@@ -27,6 +27,8 @@ pub(crate) struct Ids {
     pub(crate) auto_reply_id: i64,
     /// A published announcement meant for merchants on this tenant's plan.
     pub(crate) announcement_id: i64,
+    /// An agent invited by email who has not joined yet (where email is on).
+    pub(crate) invited_agent_id: i64,
 }
 
 /// What a case sends.
@@ -100,6 +102,15 @@ pub(crate) async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
         .unwrap(),
     )
     .await;
+    // An agent invited by email (the suites walking routes turn email on).
+    let invited: Value =
+        post("/api/v1/agents", serde_json::json!({ "email": unique_email("invited") }))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let invited_agent_id = invited["agent"]["id"].as_i64().unwrap_or_default();
     let announcement_id: i64 = sqlx::query_scalar(
         "insert into public.announcements (title, body, plans, published_at)
          select 'For ' || name, 'Hello', array[plan], now() from public.tenants where ent_id = $1
@@ -110,6 +121,7 @@ pub(crate) async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
     .await
     .unwrap();
     Ids {
+        invited_agent_id,
         announcement_id,
         auto_reply_id,
         quick_reply_id,
@@ -147,6 +159,9 @@ pub(crate) fn case(
             format!("/api/v1/agents/{}", target.agent_id),
             Some(Body::Json(serde_json::json!({ "display_name": "Renamed" }))),
         ),
+        ("POST", "/api/v1/agents/{id}/invite") => {
+            (format!("/api/v1/agents/{}/invite", target.invited_agent_id), None)
+        }
         ("POST", "/api/v1/agents/{id}/reset_password") => {
             (format!("/api/v1/agents/{}/reset_password", target.agent_id), None)
         }
@@ -272,6 +287,8 @@ async fn every_tenant_route_answers_404_for_another_tenants_objects() {
         stripe.configure(c);
     })
     .await;
+    let smtp = crate::smtp_server::SmtpServer::start(crate::smtp_server::Security::Plain).await;
+    crate::smtp_server::use_for(&app, &smtp).await;
     let a = app.signup("Tenant A").await;
     let b = app.signup("Tenant B").await;
     let (own, other) = (ids_of(&app, &a).await, ids_of(&app, &b).await);

@@ -45,6 +45,9 @@ async fn admin_routes_refuse_agents_and_serve_admins() {
     let m = app.signup("Roles Shop").await;
     let (agent_id, _, agent) = add_agent(&app, &m, "agent").await;
     let (_, _, admin) = add_agent(&app, &m, "admin").await;
+    // Email on from here (agents above got passwords): invitations can be resent.
+    let smtp = crate::smtp_server::SmtpServer::start(crate::smtp_server::Security::Plain).await;
+    crate::smtp_server::use_for(&app, &smtp).await;
     let routes = kefu::http::routes(&app.state.config);
     let tenant_routes: Vec<_> =
         routes.table().iter().filter(|r| r.scope == Scope::Tenant).collect();

@@ -16,10 +16,16 @@ use crate::http::AppState;
 pub fn spawn_job(state: &AppState) -> tokio::task::JoinHandle<()> {
     let interval = Duration::from_secs(state.config.billing_interval_secs);
     let state = state.clone();
-    crate::background::every("billing", interval, state.chat.hub.shutdown_token(), move || {
-        let state = state.clone();
-        async move { run_due(&state).await }
-    })
+    crate::background::every(
+        "billing",
+        interval,
+        state.chat.hub.shutdown_token(),
+        None,
+        move || {
+            let state = state.clone();
+            async move { run_due(&state).await }
+        },
+    )
 }
 
 /// Applies what is due now (by the billing clock). Returns how many merchants changed.

@@ -1,0 +1,506 @@
+//! Links sent by email: agent invitations (`/invite/{token}`: choose a password and join),
+//! password resets (`/forgot` asks for one, `/reset/{token}` sets the new password) and
+//! email verification (`/verify/{token}`). Each link is a 256-bit random token; only its
+//! SHA-256 is stored, it expires, and it works once (the redeeming `update` is atomic, so
+//! two clicks racing each other cannot both succeed).
+
+use askama::Template;
+use axum::{
+    Form,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+};
+use axum_extra::extract::CookieJar;
+use base64::Engine as _;
+use chrono::Duration;
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+use sqlx::PgConnection;
+
+use super::{
+    password, session,
+    validate::{self, Email},
+};
+use crate::{
+    http::{AppError, AppState, ClientMeta, Page, Routes, Scope, csrf, csrf::CsrfToken},
+    i18n::Lang,
+    notify::{self, Content, Email as OutgoingEmail},
+};
+
+/// How long each kind of link works.
+pub const INVITE_TTL_DAYS: i64 = 7;
+pub const RESET_TTL_HOURS: i64 = 1;
+pub const VERIFY_TTL_DAYS: i64 = 3;
+
+pub fn routes(limit: &super::AuthRateLimit) -> Routes {
+    Routes::new()
+        .get("/invite/{token}", Scope::Public, invite_page)
+        .add(
+            axum::http::Method::POST,
+            "/invite/{token}",
+            Scope::Public,
+            super::limited(limit, invite_form),
+        )
+        .get("/forgot", Scope::Public, forgot_page)
+        .add(axum::http::Method::POST, "/forgot", Scope::Public, super::limited(limit, forgot_form))
+        .get("/reset/{token}", Scope::Public, reset_page)
+        .add(
+            axum::http::Method::POST,
+            "/reset/{token}",
+            Scope::Public,
+            super::limited(limit, reset_form),
+        )
+        .get("/verify/{token}", Scope::Public, verify_page)
+}
+
+fn digest(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// A new link token for `user` (`purpose`: `invite`, `reset`, `verify`); earlier unused ones
+/// of the same purpose stop working.
+pub async fn issue(
+    conn: &mut PgConnection,
+    user: i64,
+    purpose: &'static str,
+    tenant: Option<i64>,
+    ttl: Duration,
+) -> sqlx::Result<String> {
+    let bytes: [u8; 32] = rand::random();
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    sqlx::query(
+        "delete from public.user_tokens where user_id = $1 and purpose = $2 and used_at is null",
+    )
+    .bind(user)
+    .bind(purpose)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "insert into public.user_tokens (token_hash, user_id, purpose, tenant_id, expires_at)
+         values ($1, $2, $3, $4, now() + make_interval(secs => $5))",
+    )
+    .bind(digest(&token))
+    .bind(user)
+    .bind(purpose)
+    .bind(tenant)
+    .bind(ttl.num_seconds() as f64)
+    .execute(conn)
+    .await?;
+    Ok(token)
+}
+
+/// The live link behind `token`: (user, their email, the invitation's workspace).
+#[derive(sqlx::FromRow)]
+struct Link {
+    user_id: i64,
+    email: String,
+    tenant_id: Option<i64>,
+}
+
+async fn peek(conn: &mut PgConnection, token: &str, purpose: &str) -> sqlx::Result<Option<Link>> {
+    if token.len() > 100 {
+        return Ok(None);
+    }
+    sqlx::query_as(
+        "select t.user_id, u.email, t.tenant_id from public.user_tokens t join public.users u on u.id = t.user_id
+         where t.token_hash = $1 and t.purpose = $2 and t.used_at is null and t.expires_at > now()",
+    )
+    .bind(digest(token))
+    .bind(purpose)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Uses the link up; `None` if it was not live (expired, used, unknown).
+async fn redeem(conn: &mut PgConnection, token: &str, purpose: &str) -> sqlx::Result<Option<Link>> {
+    if token.len() > 100 {
+        return Ok(None);
+    }
+    sqlx::query_as(
+        "update public.user_tokens t set used_at = now() from public.users u
+         where t.token_hash = $1 and t.purpose = $2 and t.used_at is null and t.expires_at > now() and u.id = t.user_id
+         returning t.user_id, u.email, t.tenant_id",
+    )
+    .bind(digest(token))
+    .bind(purpose)
+    .fetch_optional(conn)
+    .await
+}
+
+/// `{name}` placeholders of a catalog text filled in.
+pub fn fill(text: &str, values: &[(&str, &str)]) -> String {
+    values.iter().fold(text.to_owned(), |t, (k, v)| t.replace(&format!("{{{k}}}"), v))
+}
+
+// ---------------------------------------------------------------------------------------
+// The emails
+
+/// The invitation to join `merchant`, for a new agent without a password yet.
+pub fn invite_email(
+    state: &AppState,
+    lang: Lang,
+    site: &str,
+    to: &Email,
+    merchant: &str,
+    inviter: &str,
+    token: &str,
+) -> OutgoingEmail {
+    let v = [("merchant", merchant), ("inviter", inviter), ("site", site)];
+    OutgoingEmail {
+        kind: "invite",
+        tenant_id: None,
+        to: to.as_str().to_owned(),
+        content: Content {
+            subject: fill(lang.tr("email.invite_subject"), &v),
+            heading: fill(lang.tr("email.invite_heading"), &v),
+            paragraphs: vec![
+                fill(lang.tr("email.invite_body"), &v),
+                lang.tr("email.invite_expiry").to_owned(),
+            ],
+            action: Some((
+                lang.tr("email.invite_action").to_owned(),
+                notify::link(state, &format!("/invite/{token}")),
+            )),
+            reason: fill(lang.tr("email.invite_reason"), &v),
+            ..Content::default()
+        },
+        delay_secs: 0,
+        about: serde_json::json!({}),
+        dedupe_key: None,
+    }
+}
+
+fn reset_email(state: &AppState, lang: Lang, site: &str, to: &str, token: &str) -> OutgoingEmail {
+    let v = [("site", site)];
+    OutgoingEmail {
+        kind: "reset",
+        tenant_id: None,
+        to: to.to_owned(),
+        content: Content {
+            subject: fill(lang.tr("email.reset_subject"), &v),
+            heading: lang.tr("email.reset_heading").to_owned(),
+            paragraphs: vec![lang.tr("email.reset_body").to_owned()],
+            action: Some((
+                lang.tr("email.reset_action").to_owned(),
+                notify::link(state, &format!("/reset/{token}")),
+            )),
+            reason: lang.tr("email.reset_reason").to_owned(),
+            ..Content::default()
+        },
+        delay_secs: 0,
+        about: serde_json::json!({}),
+        dedupe_key: None,
+    }
+}
+
+/// The email confirming a new owner's address.
+pub fn verify_email(
+    state: &AppState,
+    lang: Lang,
+    site: &str,
+    to: &Email,
+    merchant: &str,
+    token: &str,
+) -> OutgoingEmail {
+    let v = [("merchant", merchant), ("site", site)];
+    OutgoingEmail {
+        kind: "verify",
+        tenant_id: None,
+        to: to.as_str().to_owned(),
+        content: Content {
+            subject: fill(lang.tr("email.verify_subject"), &v),
+            heading: fill(lang.tr("email.verify_heading"), &v),
+            paragraphs: vec![lang.tr("email.verify_body").to_owned()],
+            action: Some((
+                lang.tr("email.verify_action").to_owned(),
+                notify::link(state, &format!("/verify/{token}")),
+            )),
+            reason: fill(lang.tr("email.verify_reason"), &v),
+            ..Content::default()
+        },
+        delay_secs: 0,
+        about: serde_json::json!({}),
+        dedupe_key: None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Pages
+
+#[derive(Template)]
+#[template(path = "auth/link.html")]
+struct LinkPage {
+    lang: Lang,
+    csrf_token: String,
+    /// `invite`, `reset`, `forgot`, `forgot_sent`, `verified`, `invalid`.
+    view: &'static str,
+    email: String,
+    action: String,
+    error: Option<String>,
+}
+
+impl LinkPage {
+    fn new(lang: Lang, csrf: &CsrfToken, view: &'static str) -> Self {
+        Self {
+            lang,
+            csrf_token: csrf.value().to_owned(),
+            view,
+            email: String::new(),
+            action: String::new(),
+            error: None,
+        }
+    }
+
+    fn heading(&self) -> &'static str {
+        self.lang.tr(match self.view {
+            "invite" => "links.invite_title",
+            "reset" => "links.reset_title",
+            "forgot" => "links.forgot_title",
+            "forgot_sent" => "links.forgot_sent_title",
+            "verified" => "links.verified_title",
+            _ => "links.invalid_title",
+        })
+    }
+}
+
+fn invalid(lang: Lang, csrf: CsrfToken) -> Response {
+    let page = LinkPage::new(lang, &csrf, "invalid");
+    (StatusCode::NOT_FOUND, csrf, Page(page)).into_response()
+}
+
+async fn invite_page(
+    State(state): State<AppState>,
+    lang: Lang,
+    csrf: CsrfToken,
+    Path(token): Path<String>,
+) -> Result<Response, AppError> {
+    let mut conn = state.db.acquire().await?;
+    let Some(link) = peek(&mut conn, &token, "invite").await? else {
+        return Ok(invalid(lang, csrf));
+    };
+    let mut page = LinkPage::new(lang, &csrf, "invite");
+    page.email = link.email;
+    page.action = format!("/invite/{token}");
+    Ok((csrf, Page(page)).into_response())
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// Checks a new password for `email`; the catalog text of what is wrong.
+fn check_password(password: &str, email: &str) -> Result<(), &'static str> {
+    let email = Email::parse(email).ok();
+    validate::new_password(password, email.as_ref())
+}
+
+/// What the password forms need from a request besides its body.
+struct FormRequest {
+    lang: Lang,
+    meta: ClientMeta,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    jar: CookieJar,
+}
+
+impl axum::extract::FromRequestParts<AppState> for FormRequest {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, AppError> {
+        let unreadable = |_| AppError::bad_request("bad_request", "unreadable request");
+        Ok(Self {
+            lang: Lang::from_request_parts(parts, state).await.map_err(unreadable)?,
+            meta: ClientMeta::from_request_parts(parts, state).await.map_err(unreadable)?,
+            csrf: CsrfToken::from_request_parts(parts, state).await.map_err(unreadable)?,
+            headers: parts.headers.clone(),
+            jar: CookieJar::from_headers(&parts.headers),
+        })
+    }
+}
+
+async fn invite_form(
+    State(state): State<AppState>,
+    req: FormRequest,
+    Path(token): Path<String>,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, AppError> {
+    set_password_form(state, req, token, form, "invite").await
+}
+
+async fn reset_form(
+    State(state): State<AppState>,
+    req: FormRequest,
+    Path(token): Path<String>,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, AppError> {
+    set_password_form(state, req, token, form, "reset").await
+}
+
+/// Both links end the same way: a new password, the address counted as verified (the
+/// email reached its owner), and a session.
+async fn set_password_form(
+    state: AppState,
+    req: FormRequest,
+    token: String,
+    form: PasswordForm,
+    purpose: &'static str,
+) -> Result<Response, AppError> {
+    let FormRequest { lang, meta, csrf, headers, jar } = req;
+    let mut conn = state.db.acquire().await?;
+    let Some(link) = peek(&mut conn, &token, purpose).await? else {
+        return Ok(invalid(lang, csrf));
+    };
+    drop(conn);
+    let mut page = LinkPage::new(lang, &csrf, purpose);
+    page.email = link.email.clone();
+    page.action = format!("/{purpose}/{token}");
+    if csrf::verify(&headers, Some(&form.csrf_token)).is_err() {
+        page.error = Some(lang.tr("validation.csrf").to_owned());
+        return Ok((StatusCode::FORBIDDEN, csrf, Page(page)).into_response());
+    }
+    if let Err(problem) = check_password(&form.password, &link.email) {
+        page.error = Some(lang.tr(problem).to_owned());
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, csrf, Page(page)).into_response());
+    }
+    let hash = password::hash(form.password).await?;
+    let mut tx = state.db.begin().await?;
+    let Some(link) = redeem(&mut tx, &token, purpose).await? else {
+        return Ok(invalid(lang, csrf));
+    };
+    sqlx::query(
+        "update public.users set password_hash = $2, email_verified_at = coalesce(email_verified_at, now()), updated_at = now()
+         where id = $1",
+    )
+    .bind(link.user_id)
+    .bind(hash)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::info!(user = link.user_id, purpose, "password set through an emailed link");
+    // An invitation names its workspace; a reset goes through the usual choice.
+    let tenant = match link.tenant_id {
+        Some(id) => Some(tenants::TenantId(id)),
+        None => {
+            let memberships = super::store::memberships(&state.db, link.user_id).await?;
+            (memberships.len() == 1).then(|| memberships[0].tenant_id)
+        }
+    };
+    if let Some(tenant) = tenant {
+        if let Ok(super::LoginOutcome::Session { issued, .. }) =
+            super::session_for(&state, link.user_id, tenant).await
+        {
+            let jar = jar.add(session::session_cookie(&issued, &meta, &state));
+            return Ok((jar, Redirect::to("/app")).into_response());
+        }
+    }
+    Ok(Redirect::to("/login?reset=1").into_response())
+}
+
+async fn reset_page(
+    State(state): State<AppState>,
+    lang: Lang,
+    csrf: CsrfToken,
+    Path(token): Path<String>,
+) -> Result<Response, AppError> {
+    let mut conn = state.db.acquire().await?;
+    let Some(link) = peek(&mut conn, &token, "reset").await? else {
+        return Ok(invalid(lang, csrf));
+    };
+    let mut page = LinkPage::new(lang, &csrf, "reset");
+    page.email = link.email;
+    page.action = format!("/reset/{token}");
+    Ok((csrf, Page(page)).into_response())
+}
+
+async fn forgot_page(lang: Lang, csrf: CsrfToken) -> Response {
+    let mut page = LinkPage::new(lang, &csrf, "forgot");
+    page.action = "/forgot".into();
+    (csrf, Page(page)).into_response()
+}
+
+#[derive(Deserialize)]
+struct ForgotForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    email: String,
+}
+
+/// Answers the same whether or not the address has an account (nothing to learn here);
+/// when it has one and email works, a reset link is on its way.
+async fn forgot_form(
+    State(state): State<AppState>,
+    lang: Lang,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    Form(form): Form<ForgotForm>,
+) -> Result<Response, AppError> {
+    let mut page = LinkPage::new(lang, &csrf, "forgot");
+    page.action = "/forgot".into();
+    page.email = form.email.trim().chars().take(254).collect();
+    if csrf::verify(&headers, Some(&form.csrf_token)).is_err() {
+        page.error = Some(lang.tr("validation.csrf").to_owned());
+        return Ok((StatusCode::FORBIDDEN, csrf, Page(page)).into_response());
+    }
+    let Ok(email) = Email::parse(&form.email) else {
+        page.error = Some(lang.tr("validation.email_invalid").to_owned());
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, csrf, Page(page)).into_response());
+    };
+    let settings = state.system.get().await?;
+    if notify::enabled(&settings) {
+        if let Some(user) = super::store::user_by_email(&state.db, email.as_str()).await? {
+            let mut tx = state.db.begin().await?;
+            let token =
+                issue(&mut tx, user.id, "reset", None, Duration::hours(RESET_TTL_HOURS)).await?;
+            let mail = reset_email(&state, lang, notify::site_name(&settings), &user.email, &token);
+            notify::enqueue(&mut tx, &settings, lang, mail).await?;
+            tx.commit().await?;
+            notify::wake(&state);
+        }
+    }
+    let mut done = LinkPage::new(lang, &csrf, "forgot_sent");
+    done.email = email.as_str().to_owned();
+    Ok((csrf, Page(done)).into_response())
+}
+
+async fn verify_page(
+    State(state): State<AppState>,
+    lang: Lang,
+    csrf: CsrfToken,
+    Path(token): Path<String>,
+) -> Result<Response, AppError> {
+    let mut tx = state.db.begin().await?;
+    let Some(link) = redeem(&mut tx, &token, "verify").await? else {
+        return Ok(invalid(lang, csrf));
+    };
+    sqlx::query("update public.users set email_verified_at = coalesce(email_verified_at, now()) where id = $1")
+        .bind(link.user_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let mut page = LinkPage::new(lang, &csrf, "verified");
+    page.email = link.email;
+    Ok((csrf, Page(page)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled() {
+        assert_eq!(
+            fill("Join {merchant} on {site}", &[("merchant", "Lumen"), ("site", "kefu")]),
+            "Join Lumen on kefu"
+        );
+        assert_eq!(fill("no {x}", &[]), "no {x}");
+    }
+}

@@ -1,0 +1,151 @@
+//! The outbox worker: every `email_interval_secs`, or at once when something was queued, it
+//! claims due emails (`for update skip locked`, so several nodes share the work), checks
+//! that each is still wanted, and sends it. A temporary failure is retried with backoff
+//! (1 min, 5 min, 15 min, 1 h, 6 h …, at most `MAX_ATTEMPTS`); a permanent one (a refused
+//! address) drops the email with its reason. Delivery is at least once: a node dying
+//! between sending and recording sends that email again.
+
+use std::{sync::Arc, time::Duration};
+
+use serde_json::Value;
+use tenants::{TenantId, TenantTx};
+
+use super::smtp::{self, SendError};
+use crate::http::AppState;
+
+/// Emails claimed per round.
+const BATCH: i64 = 20;
+/// Tries before an email is given up.
+pub const MAX_ATTEMPTS: i32 = 8;
+
+pub fn spawn_worker(state: &AppState) -> tokio::task::JoinHandle<()> {
+    let interval = Duration::from_secs(state.config.email_interval_secs);
+    let wake = Arc::clone(&state.mail);
+    let state = state.clone();
+    crate::background::every(
+        "email",
+        interval,
+        state.chat.hub.shutdown_token(),
+        Some(wake),
+        move || {
+            let state = state.clone();
+            async move { run_due(&state).await }
+        },
+    )
+}
+
+#[derive(sqlx::FromRow)]
+struct Due {
+    id: i64,
+    kind: String,
+    tenant_id: Option<i64>,
+    to_addr: String,
+    subject: String,
+    body_text: String,
+    body_html: String,
+    about: Value,
+    attempts: i32,
+}
+
+/// Wait before the next try after `attempts` failures.
+fn backoff(attempts: i32) -> i64 {
+    match attempts {
+        ..=1 => 60,
+        2 => 300,
+        3 => 900,
+        4 => 3_600,
+        _ => 6 * 3_600,
+    }
+}
+
+/// Sends what is due. Returns how many emails were sent.
+pub async fn run_due(state: &AppState) -> anyhow::Result<usize> {
+    let settings = state.system.get().await.map_err(|e| anyhow::anyhow!("system settings: {e}"))?;
+    if !super::enabled(&settings) {
+        return Ok(0);
+    }
+    let mailer = smtp::mailer(&state.config, &settings)?;
+    let mut tx = state.db.begin().await?;
+    let due: Vec<Due> = sqlx::query_as(
+        "select id, kind, tenant_id, to_addr, subject, body_text, body_html, about, attempts
+         from public.email_outbox
+         where sent_at is null and dropped_at is null and next_attempt_at <= now()
+         order by next_attempt_at, id limit $1
+         for update skip locked",
+    )
+    .bind(BATCH)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut sent = 0;
+    for email in due {
+        if !still_wanted(state, &email).await? {
+            sqlx::query("update public.email_outbox set dropped_at = now(), last_error = 'no longer needed' where id = $1")
+                .bind(email.id)
+                .execute(&mut *tx)
+                .await?;
+            continue;
+        }
+        let attempts = email.attempts + 1;
+        match mailer.send(&email.to_addr, &email.subject, &email.body_text, &email.body_html).await
+        {
+            Ok(()) => {
+                sqlx::query("update public.email_outbox set sent_at = now(), attempts = $2, last_error = null where id = $1")
+                    .bind(email.id)
+                    .bind(attempts)
+                    .execute(&mut *tx)
+                    .await?;
+                sent += 1;
+            }
+            Err(e) => {
+                let give_up = matches!(e, SendError::Permanent(_)) || attempts >= MAX_ATTEMPTS;
+                tracing::warn!(email = email.id, kind = %email.kind, attempts, give_up, error = %e, "sending an email failed");
+                sqlx::query(
+                    "update public.email_outbox set attempts = $2, last_error = $3,
+                        next_attempt_at = now() + make_interval(secs => $4),
+                        dropped_at = case when $5 then now() end
+                     where id = $1",
+                )
+                .bind(email.id)
+                .bind(attempts)
+                .bind(e.to_string().chars().take(1000).collect::<String>())
+                .bind(backoff(attempts) as f64)
+                .bind(give_up)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(sent)
+}
+
+/// Whether an email still makes sense: a reminder about an unanswered conversation is
+/// dropped once an agent answered after the visitor's message, or the conversation closed.
+async fn still_wanted(state: &AppState, email: &Due) -> anyhow::Result<bool> {
+    if email.kind != "unanswered" {
+        return Ok(true);
+    }
+    let (Some(tenant), Some(conversation), Some(after)) = (
+        email.tenant_id,
+        email.about.get("conversation_id").and_then(Value::as_i64),
+        email.about.get("after_message_id").and_then(Value::as_i64),
+    ) else {
+        return Ok(false);
+    };
+    if state.tenants.by_id(TenantId(tenant)).await?.is_none() {
+        return Ok(false);
+    }
+    let mut tx = TenantTx::begin(&state.db, TenantId(tenant)).await?;
+    let waiting: Option<bool> = sqlx::query_scalar(
+        "select c.status <> 'closed' and not exists (
+                select 1 from messages m
+                where m.conversation_id = c.id and m.id > $2 and m.sender_kind = 'agent')
+         from conversations c where c.id = $1",
+    )
+    .bind(conversation)
+    .bind(after)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(waiting.unwrap_or(false))
+}

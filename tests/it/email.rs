@@ -1,0 +1,436 @@
+//! Email against a local SMTP server (tests/it/smtp_server.rs): STARTTLS, implicit TLS and
+//! plain SMTP with login; the console's test email; invitations, password resets and
+//! address verification with their one-time links; left messages and reminders about
+//! unanswered conversations through the durable outbox, with retries and bounces.
+
+use futures::future::join_all;
+use serde_json::{Value, json};
+
+use crate::{
+    helpers::*,
+    platform::{Admin, platform_admin},
+    smtp_server::{PASSWORD as SMTP_PASSWORD, Security, SmtpServer, USER as SMTP_USER},
+    ws_client::{Ws, visitor_session},
+};
+
+/// kefu trusting the mail server's CA, with the console's SMTP settings pointing at it.
+async fn with_mail(security: Security) -> (TestApp, SmtpServer, Admin) {
+    let smtp = SmtpServer::start(security).await;
+    let ca = smtp.ca_file.clone();
+    let app = spawn_with(|c| c.smtp_ca_file = Some(ca)).await;
+    let admin = platform_admin(&app).await;
+    configure_smtp(&app, &admin, &smtp, security, SMTP_PASSWORD).await;
+    (app, smtp, admin)
+}
+
+async fn configure_smtp(
+    app: &TestApp,
+    admin: &Admin,
+    smtp: &SmtpServer,
+    security: Security,
+    password: &str,
+) {
+    let mode = match security {
+        Security::Plain => "none",
+        Security::StartTls => "starttls",
+        Security::Implicit => "tls",
+    };
+    let res = admin
+        .call(
+            app,
+            reqwest::Method::PUT,
+            "/api/platform/v1/settings",
+            Some(json!({
+                "site_title": "Lumen Chat", "site_keywords": "", "site_description": "", "copyright": "",
+                "signup_open": true, "default_lang": "en",
+                "smtp": { "host": "localhost", "port": smtp.port, "security": mode, "username": SMTP_USER,
+                          "password": password, "from": "support@lumen.example" }
+            })),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+}
+
+/// The first `…/path/<token>` link in `text`.
+fn link(text: &str, path: &str) -> String {
+    let start = text.find(path).unwrap_or_else(|| panic!("no {path} link in {text}"));
+    let rest = &text[start..];
+    let end = rest.find(|c: char| c.is_whitespace() || c == '"' || c == '<').unwrap_or(rest.len());
+    rest[..end].to_owned()
+}
+
+/// Runs a round of the outbox now. (The server's own worker runs too, woken by what is
+/// queued, so tests look at what arrived rather than at who sent it.)
+async fn send_outbox(app: &TestApp) {
+    kefu::notify::outbox::run_due(&app.state).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_test_email_goes_over_starttls_implicit_tls_and_plain_smtp() {
+    for security in [Security::StartTls, Security::Implicit, Security::Plain] {
+        let (app, smtp, admin) = with_mail(security).await;
+        let res = admin
+            .post(
+                &app,
+                "/api/platform/v1/settings/test_email",
+                json!({ "to": "ops@lumen.example" }),
+            )
+            .await;
+        assert_eq!(res.status(), 200, "{security:?}: {}", res.text().await.unwrap());
+        let got = smtp.wait_for(1).await;
+        let mail = &got[0];
+        assert_eq!(mail.to, vec!["ops@lumen.example"]);
+        assert_eq!(mail.from, "support@lumen.example");
+        assert_eq!(mail.user.as_deref(), Some(SMTP_USER), "logged in");
+        assert_eq!(mail.tls, security != Security::Plain, "{security:?}");
+        let (subject, text, html) = mail.parsed();
+        assert_eq!(subject, "Test email from Lumen Chat");
+        assert!(text.contains("Email works") && html.contains("Email works"));
+
+        // Wrong credentials: a clear 502 with the server's answer, nothing crashes.
+        configure_smtp(&app, &admin, &smtp, security, "wrong").await;
+        let res = admin.post(&app, "/api/platform/v1/settings/test_email", json!({})).await;
+        assert_eq!(res.status(), 502);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "email_failed");
+        assert!(body["error"]["message"].as_str().unwrap().contains("535"), "{body}");
+    }
+    // A bad address is refused before anything is sent; without SMTP the answer says so.
+    let (app, _smtp, admin) = with_mail(Security::StartTls).await;
+    let res = admin
+        .post(&app, "/api/platform/v1/settings/test_email", json!({ "to": "not an address" }))
+        .await;
+    assert_eq!(res.status(), 422);
+    let bare = spawn_app().await;
+    let bare_admin = platform_admin(&bare).await;
+    let res = bare_admin.post(&bare, "/api/platform/v1/settings/test_email", json!({})).await;
+    assert_eq!(error_code(res).await, "email_unavailable");
+    let _ = app;
+}
+
+#[tokio::test]
+async fn invitations_resets_and_verification_work_once() {
+    let (app, smtp, _admin) = with_mail(Security::StartTls).await;
+    // Sign-up: the owner is asked to confirm the address.
+    let m = app.signup("Lumen Lighting").await;
+    send_outbox(&app).await;
+    let verify = smtp.wait_for(1).await[0].clone();
+    assert_eq!(verify.to, vec![m.email.clone()]);
+    let (subject, text, _) = verify.parsed();
+    assert!(subject.contains("Lumen Lighting"), "{subject}");
+    let url = link(&text, &app.url("/verify/"));
+    assert_eq!(client().get(&url).send().await.unwrap().status(), 200);
+    let verified: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+        "select email_verified_at from public.users where lower(email) = lower($1)",
+    )
+    .bind(&m.email)
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    assert!(verified.is_some());
+    assert_eq!(client().get(&url).send().await.unwrap().status(), 404, "a link works once");
+
+    // An agent is invited instead of getting a password.
+    let res = client()
+        .post(app.url("/api/v1/agents"))
+        .bearer_auth(&m.token)
+        .json(&json!({ "email": "lin@lumen.example", "display_name": "Lin" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.unwrap();
+    assert_eq!(
+        (created["invited"].as_bool(), created["password"].clone()),
+        (Some(true), Value::Null)
+    );
+    assert_eq!(created["agent"]["invitation_pending"], true);
+    send_outbox(&app).await;
+    let invite = smtp.wait_for(2).await[1].clone();
+    assert_eq!(invite.to, vec!["lin@lumen.example"]);
+    let (subject, text, html) = invite.parsed();
+    assert!(subject.contains("Lumen Lighting"), "{subject}");
+    let url = link(&text, &app.url("/invite/"));
+    assert!(html.contains(&url), "the HTML version links the same page");
+    // The page, a weak password refused, then the real one: signed in, in the workspace.
+    let browser = client();
+    let page = browser.get(&url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("lin@lumen.example"));
+    let csrf = hidden_csrf(&html);
+    let weak = browser
+        .post(&url)
+        .form(&[("csrf_token", csrf.as_str()), ("password", "short")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(weak.status(), 422);
+    let set = browser
+        .post(&url)
+        .form(&[("csrf_token", csrf.as_str()), ("password", "a fine long password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 303);
+    assert_eq!(set.headers()["location"], "/app");
+    assert_eq!(
+        browser.get(app.url("/api/v1/me")).send().await.unwrap().status(),
+        200,
+        "the invitation signs in"
+    );
+    let again = client()
+        .post(&url)
+        .form(&[("csrf_token", csrf.as_str()), ("password", "another long password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404, "the link is used up");
+    let agents: Value = app.get_as(&m, "/api/v1/agents").await.json().await.unwrap();
+    let lin = agents["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["email"] == "lin@lumen.example")
+        .unwrap()
+        .clone();
+    assert_eq!(lin["invitation_pending"], false);
+    let res = client()
+        .post(app.url(&format!("/api/v1/agents/{}/invite", lin["id"])))
+        .bearer_auth(&m.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(res).await, "already_joined");
+
+    // Forgot password: same answer for known and unknown addresses; only the known one
+    // gets a link, and twenty clicks at once change the password once.
+    let forgot = |email: &'static str| {
+        let browser = client();
+        let url = app.url("/forgot");
+        async move {
+            let csrf = hidden_csrf(&browser.get(&url).send().await.unwrap().text().await.unwrap());
+            let res = browser
+                .post(&url)
+                .form(&[("csrf_token", csrf.as_str()), ("email", email)])
+                .send()
+                .await
+                .unwrap();
+            (res.status(), res.text().await.unwrap())
+        }
+    };
+    let (status, known) = forgot("lin@lumen.example").await;
+    assert_eq!(status, 200);
+    let (_, unknown) = forgot("nobody@lumen.example").await;
+    assert_eq!(
+        known.replace("lin@lumen.example", "X"),
+        unknown.replace("nobody@lumen.example", "X")
+    );
+    send_outbox(&app).await;
+    let all = smtp.wait_for(3).await;
+    assert_eq!(all.len(), 3, "no email for the unknown address");
+    let (_, text, _) = all[2].parsed();
+    let url = link(&text, &app.url("/reset/"));
+    let csrf_browser = client();
+    let csrf = hidden_csrf(&csrf_browser.get(&url).send().await.unwrap().text().await.unwrap());
+    let tries = join_all((0..20).map(|i| {
+        let (browser, url, csrf) = (csrf_browser.clone(), url.clone(), csrf.clone());
+        async move {
+            let password = format!("new password number {i}");
+            browser
+                .post(&url)
+                .form(&[("csrf_token", csrf.as_str()), ("password", password.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    }))
+    .await;
+    assert_eq!(tries.iter().filter(|s| s.as_u16() == 303).count(), 1, "{tries:?}");
+    assert!(tries.iter().all(|s| matches!(s.as_u16(), 303 | 404)), "{tries:?}");
+}
+
+fn hidden_csrf(html: &str) -> String {
+    let marker = r#"name="csrf_token" value=""#;
+    let start = html.find(marker).expect("a CSRF field") + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn left_messages_and_unanswered_conversations_are_emailed() {
+    let (app, smtp, _admin) = with_mail(Security::Implicit).await;
+    let m = app.signup("Quiet Shop").await;
+    send_outbox(&app).await;
+    smtp.wait_for(1).await; // the verification
+    let res = client()
+        .patch(app.url("/api/v1/settings"))
+        .bearer_auth(&m.token)
+        .json(&json!({ "notification_email": "desk@quiet.example", "unanswered_email_minutes": 3 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // Nobody is online: the visitor's message becomes a reminder due in 3 minutes.
+    let v = visitor_session(&app, &m.ent_id).await;
+    let mut ws = Ws::visitor(&app, &v.token, "").await;
+    ws.send_text("q1", "Is the blue lamp back in stock?", None).await;
+    let ack = ws.expect("ack").await;
+    let conversation = ack["conversation_id"].as_i64().unwrap();
+    ws.send_text("q2", "Hello?", None).await;
+    ws.expect("ack").await;
+    let pending = wait_for_pending(&app, "unanswered", 1).await;
+    assert_eq!(pending, 1, "one reminder per conversation at a time");
+    send_outbox(&app).await;
+    assert_eq!(smtp.received().len(), 1, "not due yet");
+    make_due(&app).await;
+    send_outbox(&app).await;
+    let reminder = smtp.wait_for(2).await[1].clone();
+    assert_eq!(reminder.to, vec!["desk@quiet.example"]);
+    let (subject, text, _) = reminder.parsed();
+    assert!(subject.contains("waiting"), "{subject}");
+    assert!(text.contains("Is the blue lamp back in stock?"), "{text}");
+
+    // Answered before it is due: the next reminder is dropped, not sent.
+    ws.send_text("q3", "Anyone?", None).await;
+    ws.expect("ack").await;
+    wait_for_pending(&app, "unanswered", 1).await;
+    let mut agent = Ws::agent(&app, &m.token, "").await;
+    agent
+        .send(json!({ "type": "send", "client_msg_id": "a1", "conversation_id": conversation, "kind": "text", "body": "Yes, it is!" }))
+        .await;
+    agent.expect("ack").await;
+    make_due(&app).await;
+    send_outbox(&app).await;
+    assert_eq!(smtp.received().len(), 2, "the answered conversation's reminder is not sent");
+    let dropped: Option<String> = sqlx::query_scalar(
+        "select last_error from public.email_outbox where kind = 'unanswered' and dropped_at is not null",
+    )
+    .fetch_optional(app.pool())
+    .await
+    .unwrap()
+    .flatten();
+    assert_eq!(dropped.as_deref(), Some("no longer needed"));
+
+    // A left message reaches the notification email with what the visitor wrote.
+    let res = client()
+        .post(app.url("/api/v1/visitor/leave_message"))
+        .bearer_auth(&v.token)
+        .json(&json!({ "name": "Mia", "contact": "mia@example.com", "body": "Please call me <b>tomorrow</b>." }))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    send_outbox(&app).await;
+    let left = smtp.wait_for(3).await[2].clone();
+    let (subject, text, html) = left.parsed();
+    assert!(subject.contains("Mia"), "{subject}");
+    assert!(text.contains("mia@example.com") && text.contains("Please call me <b>tomorrow</b>."));
+    assert!(
+        html.contains("tomorrow") && !html.contains("<b>tomorrow</b>"),
+        "escaped in HTML: {html}"
+    );
+}
+
+async fn wait_for_pending(app: &TestApp, kind: &str, n: i64) -> i64 {
+    for _ in 0..100 {
+        let pending: i64 = sqlx::query_scalar(
+            "select count(*) from public.email_outbox where kind = $1 and sent_at is null and dropped_at is null",
+        )
+        .bind(kind)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+        if pending >= n {
+            return pending;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no pending {kind} email");
+}
+
+/// Moves every waiting email to now (the reminder's minutes, passed).
+async fn make_due(app: &TestApp) {
+    sqlx::query("update public.email_outbox set next_attempt_at = now() where sent_at is null and dropped_at is null")
+        .execute(app.pool())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn failures_are_retried_with_backoff_and_bounces_dropped() {
+    let smtp = SmtpServer::start(Security::StartTls).await;
+    let ca = smtp.ca_file.clone();
+    let app = spawn_with(|c| c.smtp_ca_file = Some(ca)).await;
+    let admin = platform_admin(&app).await;
+    // A server that is not there: the email waits and is tried again later.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let res = admin
+        .call(
+            &app,
+            reqwest::Method::PUT,
+            "/api/platform/v1/settings",
+            Some(json!({
+                "site_title": "kefu", "site_keywords": "", "site_description": "", "copyright": "",
+                "signup_open": true, "default_lang": "en",
+                "smtp": { "host": "localhost", "port": dead_port, "security": "starttls", "username": SMTP_USER,
+                          "password": SMTP_PASSWORD, "from": "support@lumen.example" }
+            })),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let m = app.signup("Retry Shop").await;
+    send_outbox(&app).await;
+    let (_, error) = tried(&app, "verify").await;
+    let (attempts, later): (i32, bool) = sqlx::query_as(
+        "select attempts, next_attempt_at > now() + interval '50 seconds' from public.email_outbox where kind = 'verify'",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(attempts, 1);
+    assert!(error.is_some());
+    assert!(later, "retried after a minute, not at once");
+
+    // The server is back: the retry goes out.
+    configure_smtp(&app, &admin, &smtp, Security::StartTls, SMTP_PASSWORD).await;
+    make_due(&app).await;
+    send_outbox(&app).await;
+    assert_eq!(smtp.wait_for(1).await[0].to, vec![m.email.clone()]);
+
+    // A refused recipient is permanent: dropped with the reason, not retried.
+    let res = client()
+        .post(app.url("/api/v1/agents"))
+        .bearer_auth(&m.token)
+        .json(&json!({ "email": "bounce@lumen.example" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    send_outbox(&app).await;
+    let (dropped, error) = tried(&app, "invite").await;
+    assert!(dropped, "{error:?}");
+    assert!(error.unwrap().contains("550"));
+}
+
+/// Waits until the email of `kind` has been tried (by the test's round or the server's
+/// worker, whichever claimed it): (dropped, last error).
+async fn tried(app: &TestApp, kind: &str) -> (bool, Option<String>) {
+    for _ in 0..100 {
+        let row: (i32, bool, Option<String>) = sqlx::query_as(
+            "select attempts, dropped_at is not null, last_error from public.email_outbox where kind = $1",
+        )
+        .bind(kind)
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+        if row.0 > 0 {
+            return (row.1, row.2);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the {kind} email was never tried");
+}
