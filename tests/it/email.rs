@@ -152,6 +152,10 @@ async fn invitations_resets_and_verification_work_once() {
     assert!(subject.contains("Lumen Lighting"), "{subject}");
     let url = link(&text, &app.url("/invite/"));
     assert!(html.contains(&url), "the HTML version links the same page");
+    // Kept for looking at (target/screenshots/email-invite.html).
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("email-invite.html"), &html).unwrap();
     // The page, a weak password refused, then the real one: signed in, in the workspace.
     let browser = client();
     let page = browser.get(&url).send().await.unwrap();
