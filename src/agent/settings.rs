@@ -24,6 +24,8 @@ pub fn routes() -> Routes {
 struct SettingsPage {
     lang: Lang,
     shell: super::shell::AppShell,
+    /// Where kefu is reached (for the integration examples).
+    base_url: String,
     chat_link: String,
     kefu_snippet: String,
     gofly_snippet: String,
@@ -84,6 +86,7 @@ async fn settings_page(
     let page = SettingsPage {
         shell: super::shell::AppShell::new(&state, &session, lang, &csrf, "settings").await?,
         chat_link: format!("{base}/chatIndex?ent_id={ent_id}"),
+        base_url: base.clone(),
         kefu_snippet,
         gofly_snippet,
         lang,

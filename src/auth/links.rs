@@ -92,10 +92,10 @@ pub async fn issue(
 
 /// The live link behind `token`: (user, their email, the invitation's workspace).
 #[derive(sqlx::FromRow)]
-struct Link {
-    user_id: i64,
-    email: String,
-    tenant_id: Option<i64>,
+pub(crate) struct Link {
+    pub(crate) user_id: i64,
+    pub(crate) email: String,
+    pub(crate) tenant_id: Option<i64>,
 }
 
 async fn peek(conn: &mut PgConnection, token: &str, purpose: &str) -> sqlx::Result<Option<Link>> {
@@ -113,7 +113,11 @@ async fn peek(conn: &mut PgConnection, token: &str, purpose: &str) -> sqlx::Resu
 }
 
 /// Uses the link up; `None` if it was not live (expired, used, unknown).
-async fn redeem(conn: &mut PgConnection, token: &str, purpose: &str) -> sqlx::Result<Option<Link>> {
+pub(crate) async fn redeem(
+    conn: &mut PgConnection,
+    token: &str,
+    purpose: &str,
+) -> sqlx::Result<Option<Link>> {
     if token.len() > 100 {
         return Ok(None);
     }

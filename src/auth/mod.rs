@@ -3,6 +3,7 @@
 pub mod links;
 pub mod password;
 pub mod session;
+pub mod sso;
 pub mod store;
 pub mod token;
 pub mod totp;
@@ -60,6 +61,7 @@ pub fn routes(config: &Config) -> Routes {
         .add(Method::POST, "/api/v1/login/select", Scope::Public, limited(&limit, select_api))
         .post("/api/v1/logout", Scope::Public, logout_api)
         .merge(links::routes(&limit))
+        .merge(sso::routes(&limit))
 }
 
 /// A POST route behind the shared sign-up/login rate limit.

@@ -27,6 +27,9 @@ pub fn routes() -> Routes {
         .admin()
 }
 
+/// The settings key of the SSO secret's SHA-256 (hex); kept out of the document.
+pub const SSO_SECRET_KEY: &str = "sso_secret_sha256";
+
 /// The longest wait before an unanswered conversation is emailed about (a day).
 const MAX_UNANSWERED_MINUTES: u32 = 1440;
 
@@ -70,6 +73,11 @@ pub struct MerchantSettings {
     /// The picture beside the service's replies when the agent has none of their own (an
     /// image upload's id; empty: the agent's initial).
     pub avatar: String,
+    /// Addresses and networks allowed to ask for single sign-on tokens
+    /// (`/other/internalToken`), with the SSO secret.
+    pub sso_ip_whitelist: Vec<String>,
+    /// Whether an SSO secret is set (the secret itself is never shown again).
+    pub sso_secret_set: bool,
     /// GOFLY's landing-domain redirect: the chat page opened on any other host sends the
     /// visitor on to this origin (`https://chat.shop.example`), e.g. a domain of the
     /// merchant's own that messaging apps have not flagged. Empty: no redirect.
@@ -93,6 +101,8 @@ impl Default for MerchantSettings {
             business_hours: BusinessHours::default(),
             logo: String::new(),
             avatar: String::new(),
+            sso_ip_whitelist: Vec::new(),
+            sso_secret_set: false,
             landing_url: String::new(),
         }
     }
@@ -154,6 +164,10 @@ impl MerchantSettings {
         if let Some(v) = text("avatar").filter(|id| crate::upload::valid_id(id)) {
             s.avatar = v;
         }
+        if let Some(list) = stored.get("sso_ip_whitelist").and_then(Value::as_array) {
+            s.sso_ip_whitelist = list.iter().filter_map(Value::as_str).map(str::to_owned).collect();
+        }
+        s.sso_secret_set = text(SSO_SECRET_KEY).is_some_and(|h| !h.is_empty());
         if let Some(v) = text("landing_url").filter(|u| u.is_empty() || origin(u).is_some()) {
             s.landing_url = v;
         }
@@ -294,6 +308,7 @@ struct Change {
     landing_url: Option<String>,
     logo: Option<String>,
     avatar: Option<String>,
+    sso_ip_whitelist: Option<Vec<String>>,
 }
 
 /// The checked values to store, by key.
@@ -368,6 +383,24 @@ fn check(c: &Change) -> Result<Vec<(&'static str, Value)>, AppError> {
             ));
         }
         out.push(("unanswered_email_minutes", json!(v)));
+    }
+    if let Some(list) = c.sso_ip_whitelist {
+        if list.len() > 50 {
+            return Err(AppError::field("sso_ip_whitelist", "at most 50 addresses or networks"));
+        }
+        let mut ranges = Vec::with_capacity(list.len());
+        for raw in list.iter().filter(|r| !r.trim().is_empty()) {
+            let range = crate::visitor::blacklist::parse_range(raw).map_err(|why| {
+                AppError::field(
+                    "sso_ip_whitelist",
+                    format!("{:?}: {why}", raw.chars().take(60).collect::<String>()),
+                )
+            })?;
+            if !ranges.contains(&range) {
+                ranges.push(range);
+            }
+        }
+        out.push(("sso_ip_whitelist", json!(ranges)));
     }
     if let Some(v) = c.landing_url {
         let v = v.trim();

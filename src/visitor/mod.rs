@@ -1,7 +1,7 @@
 //! Website visitors: anonymous sessions (create or resume), the visitor token, tickets for
 //! the visitor socket, and the chat page entry (`/chatIndex`, GOFLY-compatible).
 
-mod blacklist;
+pub(crate) mod blacklist;
 pub(crate) mod manage;
 mod page;
 mod store;

@@ -419,6 +419,31 @@
     try { fillChat(await api('PATCH', '/api/v1/settings', body)); toast(t.tSaved); } catch (err) { showError(errorBox, chatForm, err); }
   });
 
+  // ---- Integrations: single sign-on ----
+  const ssoForm = document.getElementById('sso-form');
+  const ssoState = document.getElementById('sso-secret-state');
+  function fillSso(s) {
+    ssoForm.elements.sso_ip_whitelist.value = s.sso_ip_whitelist.join('\n');
+    ssoState.textContent = s.sso_secret_set ? ssoState.dataset.tSet : ssoState.dataset.tUnset;
+  }
+  ssoForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const errorBox = document.getElementById('sso-form-error');
+    errorBox.hidden = true;
+    const list = ssoForm.elements.sso_ip_whitelist.value.split(/[\s,]+/).filter(Boolean);
+    try { fillSso(await api('PATCH', '/api/v1/settings', { sso_ip_whitelist: list })); toast(t.tSaved); } catch (err) { showError(errorBox, ssoForm, err); }
+  });
+  const ssoSecret = document.getElementById('sso-secret');
+  ssoSecret.addEventListener('click', async () => {
+    if (!confirm(ssoSecret.dataset.tConfirm)) return;
+    try {
+      const { secret } = await api('POST', '/api/v1/settings/sso_secret');
+      document.getElementById('sso-secret-value').value = secret;
+      document.getElementById('sso-secret-box').hidden = false;
+      ssoState.textContent = ssoState.dataset.tSet;
+    } catch (err) { toast(err.message); }
+  });
+
   // ---- Auto-replies ----
   const autoBody = document.querySelector('#auto-table tbody');
   async function loadAuto() {
@@ -552,5 +577,5 @@
   loadQuick();
   loadBlacklist();
   loadAuto();
-  api('GET', '/api/v1/settings').then(fillChat);
+  api('GET', '/api/v1/settings').then((s) => { fillChat(s); fillSso(s); });
 })();

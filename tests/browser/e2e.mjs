@@ -290,6 +290,15 @@ try {
   const snippet = await agent.inputValue('#deploy-gofly');
   if (!snippet.includes(`GOFLY_ENT: "${entId}"`)) throw new Error(`GOFLY snippet: ${snippet}`);
   await shot(agent, 'settings-deploy');
+  await agent.click('#tab-integrations');
+  await agent.fill('#sso-form [name=sso_ip_whitelist]', '203.0.113.10\n198.51.100.0/24');
+  await agent.click('#sso-form button[type=submit]');
+  await agent.locator('.toast', { hasText: 'Saved' }).first().waitFor({ timeout: T });
+  agent.once('dialog', (d) => d.accept());
+  await agent.click('#sso-secret');
+  await agent.locator('#sso-secret-box:not([hidden])').waitFor({ timeout: T });
+  if ((await agent.inputValue('#sso-secret-value')).length < 40) throw new Error('no SSO secret shown');
+  await shot(agent, 'settings-integrations');
   await agent.click('a[href="/app"]');
   await agent.locator('.conversation').first().waitFor({ timeout: T });
 

@@ -205,6 +205,9 @@ pub(crate) fn case(
         ("GET", "/api/v1/audit") => (format!("/api/v1/audit?ent_id={ent}"), None),
         ("GET", "/api/v1/stats") => (format!("/api/v1/stats?ent_id={ent}"), None),
         ("GET", "/api/v1/settings") => (format!("/api/v1/settings?ent_id={ent}"), None),
+        ("POST", "/api/v1/settings/sso_secret") => {
+            (format!("/api/v1/settings/sso_secret?ent_id={ent}"), None)
+        }
         ("PATCH", "/api/v1/settings") => (
             format!("/api/v1/settings?ent_id={ent}"),
             Some(Body::Json(serde_json::json!({ "welcome_message": "Hi!" }))),

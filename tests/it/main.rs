@@ -24,6 +24,7 @@ mod roles;
 mod s3;
 mod signup;
 mod smtp_server;
+mod sso;
 mod static_checks;
 mod team;
 mod tenancy;
