@@ -95,6 +95,12 @@ pub struct Config {
     /// How often the email worker looks for emails to send, besides being woken when one
     /// is queued (seconds).
     pub email_interval_secs: u64,
+    /// Let webhooks deliver to private, loopback and link-local addresses (off: a merchant's
+    /// URL cannot reach into the platform's network).
+    pub webhooks_allow_private: bool,
+    /// How often the webhook worker looks for due deliveries, besides being woken when one
+    /// is queued (seconds).
+    pub webhook_interval_secs: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -136,6 +142,8 @@ impl Default for Config {
             past_due_grace_days: billing::PAST_DUE_GRACE_DAYS as u32,
             smtp_ca_file: None,
             email_interval_secs: 5,
+            webhooks_allow_private: false,
+            webhook_interval_secs: 5,
         }
     }
 }
@@ -225,6 +233,9 @@ impl Config {
             || self.stripe_api_base.starts_with("http://"))
         {
             bail!("stripe_api_base must be an http(s) URL, not {:?}", self.stripe_api_base);
+        }
+        if self.webhook_interval_secs == 0 {
+            bail!("webhook_interval_secs must be at least 1");
         }
         if self.email_interval_secs == 0 {
             bail!("email_interval_secs must be at least 1");

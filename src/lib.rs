@@ -23,3 +23,4 @@ pub mod startup;
 pub mod telemetry;
 pub mod upload;
 pub mod visitor;
+pub mod webhooks;

@@ -59,7 +59,13 @@ impl Application {
             mail: Arc::default(),
             storage,
             geoip,
-            chat: Arc::new(crate::chat::Chat::new(pool.clone())),
+            chat: Arc::new(crate::chat::Chat::new(
+                pool.clone(),
+                Arc::new(crate::webhooks::Webhooks::new(
+                    pool.clone(),
+                    config.webhooks_allow_private,
+                )),
+            )),
             system: Arc::new(crate::platform::system::SystemCache::new(pool.clone())),
             db: pool,
             tenants: Arc::new(registry),
@@ -93,6 +99,7 @@ impl Application {
         let purge = crate::platform::lifecycle::spawn_purge_job(&self.state);
         let billing = crate::merchant::subscription::spawn_job(&self.state);
         let email = crate::notify::outbox::spawn_worker(&self.state);
+        let webhooks = crate::webhooks::deliver::spawn_worker(&self.state);
         let app = http::router(self.state);
         axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
@@ -100,6 +107,7 @@ impl Application {
         purge.abort();
         billing.abort();
         email.abort();
+        webhooks.abort();
         Ok(())
     }
 }

@@ -36,6 +36,8 @@ pub fn routes() -> Routes {
 pub struct Chat {
     pub hub: Arc<Hub>,
     pub writer: Writer,
+    /// Outgoing webhooks (conversation and message events are emitted from here).
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
     pool: PgPool,
     /// Rotates ties between equally loaded agents.
     round_robin: Mutex<HashMap<TenantId, u64>>,
@@ -52,10 +54,11 @@ pub struct Chat {
 }
 
 impl Chat {
-    pub fn new(pool: PgPool) -> Self {
+    pub fn new(pool: PgPool, webhooks: Arc<crate::webhooks::Webhooks>) -> Self {
         let hub = Arc::new(Hub::default());
         Self {
-            writer: Writer::new(pool.clone(), hub.clone()),
+            writer: Writer::new(pool.clone(), hub.clone(), webhooks.clone()),
+            webhooks,
             hub,
             pool,
             round_robin: Mutex::default(),
@@ -212,8 +215,20 @@ impl Chat {
         Ok(Some((row, true)))
     }
 
-    /// Tells every agent, and the visitor, about a conversation change.
+    /// Tells every agent, and the visitor, about a conversation change (and the merchant's
+    /// webhooks that listen).
     pub fn announce(&self, tenant: TenantId, event: &'static str, row: &ConversationRow) {
+        let conversation = row.out();
+        let hook = match event {
+            "created" => Some("conversation.created"),
+            "assigned" | "transferred" => Some("conversation.assigned"),
+            "closed" => Some("conversation.closed"),
+            _ => None,
+        };
+        if let Some(hook) = hook {
+            let data = || serde_json::json!({ "conversation": conversation, "change": event });
+            self.webhooks.emit(tenant, hook, data);
+        }
         let frame = encode(&ServerFrame::Conversation { event, conversation: row.out() });
         self.hub.to_agents(tenant, &frame);
         self.hub.to_visitor(tenant, row.visitor_id, &frame);

@@ -118,13 +118,20 @@ struct Request {
 pub struct Writer {
     pool: PgPool,
     hub: Arc<Hub>,
+    webhooks: Arc<crate::webhooks::Webhooks>,
     lanes: Mutex<HashMap<TenantId, mpsc::Sender<Request>>>,
     tasks: tokio_util::task::TaskTracker,
 }
 
 impl Writer {
-    pub fn new(pool: PgPool, hub: Arc<Hub>) -> Self {
-        Self { pool, hub, lanes: Mutex::default(), tasks: tokio_util::task::TaskTracker::new() }
+    pub fn new(pool: PgPool, hub: Arc<Hub>, webhooks: Arc<crate::webhooks::Webhooks>) -> Self {
+        Self {
+            pool,
+            hub,
+            webhooks,
+            lanes: Mutex::default(),
+            tasks: tokio_util::task::TaskTracker::new(),
+        }
     }
 
     /// At shutdown, after the sockets are gone: lets every lane store and answer what it
@@ -164,13 +171,28 @@ impl Writer {
             return lane.clone();
         }
         let (tx, rx) = mpsc::channel(LANE_CAPACITY);
-        self.tasks.spawn(run_lane(self.pool.clone(), self.hub.clone(), tenant, rx));
+        let lane = Lane {
+            pool: self.pool.clone(),
+            hub: self.hub.clone(),
+            webhooks: self.webhooks.clone(),
+            tenant,
+        };
+        self.tasks.spawn(run_lane(lane, rx));
         lanes.insert(tenant, tx.clone());
         tx
     }
 }
 
-async fn run_lane(pool: PgPool, hub: Arc<Hub>, tenant: TenantId, mut rx: mpsc::Receiver<Request>) {
+/// What a lane works with.
+struct Lane {
+    pool: PgPool,
+    hub: Arc<Hub>,
+    webhooks: Arc<crate::webhooks::Webhooks>,
+    tenant: TenantId,
+}
+
+async fn run_lane(lane: Lane, mut rx: mpsc::Receiver<Request>) {
+    let Lane { pool, hub, webhooks, tenant } = lane;
     loop {
         let first = match tokio::time::timeout(LANE_IDLE, rx.recv()).await {
             Ok(Some(request)) => request,
@@ -206,9 +228,15 @@ async fn run_lane(pool: PgPool, hub: Arc<Hub>, tenant: TenantId, mut rx: mpsc::R
         }
         fresh.sort_by_key(|(_, _, m)| m.id);
         for (visitor_id, origin, message) in fresh {
-            let frame = encode(&ServerFrame::Message(message));
+            let frame = encode(&ServerFrame::Message(message.clone()));
             hub.to_visitor_except(tenant, visitor_id, origin, &frame);
             hub.to_agents_except(tenant, origin, &frame);
+            // Only built (and cloned) when the merchant has webhooks.
+            webhooks.emit(
+                tenant,
+                "message.created",
+                move || serde_json::json!({ "message": message }),
+            );
         }
     }
 }

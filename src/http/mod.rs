@@ -72,6 +72,7 @@ pub fn routes(config: &Config) -> Routes {
         .merge(crate::merchant::stats::routes())
         .merge(crate::merchant::audit::routes())
         .merge(crate::merchant::subscription::routes())
+        .merge(crate::webhooks::routes())
         .merge(crate::platform::routes(config))
 }
 

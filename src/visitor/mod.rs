@@ -119,6 +119,15 @@ async fn start_session(
     if visitor.blocked {
         return Err(blocked());
     }
+    if !resumed {
+        let data = || {
+            serde_json::json!({ "visitor": {
+                "id": visitor.public_id, "name": visitor.name,
+                "referrer": profile.referrer, "landing_url": profile.landing_url, "extra": profile.extra,
+            } })
+        };
+        state.chat.webhooks.emit(tenant.id, "visitor.created", data);
+    }
     let issued = state.tokens.issue_visitor(visitor.id, &tenant)?;
     Ok(Json(SessionResponse {
         visitor_id: visitor.public_id,

@@ -444,6 +444,87 @@
     } catch (err) { toast(err.message); }
   });
 
+  // ---- Integrations: webhooks ----
+  const hookForm = document.getElementById('webhook-form');
+  const hookBody = document.querySelector('#webhooks-table tbody');
+  const hookLog = document.getElementById('webhook-log');
+  const ht = hookForm.dataset;
+  let hookEvents = [];
+  function eventChoices(events) {
+    const box = document.getElementById('webhook-events');
+    box.replaceChildren(...events.map((e) => {
+      const label = el('label', 'check');
+      const input = el('input');
+      input.type = 'checkbox'; input.name = 'events'; input.value = e;
+      label.append(input, ` ${e}`);
+      return label;
+    }));
+  }
+  function showHookSecret(hook) {
+    document.getElementById('webhook-secret-title').textContent = `${ht.tSecret} · ${hook.url}`;
+    document.getElementById('webhook-secret-value').value = hook.secret;
+    document.getElementById('webhook-secret-box').hidden = false;
+  }
+  async function showLog(hook) {
+    const { deliveries } = await api('GET', `/api/v1/webhooks/${hook.id}/deliveries?limit=20`);
+    document.getElementById('webhook-log-title').textContent = `${ht.tLog} · ${hook.url}`;
+    const body = hookLog.querySelector('tbody');
+    if (!deliveries.length) { const tr = el('tr'); const td = el('td', 'muted', ht.tNoDeliveries); td.colSpan = 5; tr.append(td); body.replaceChildren(tr); }
+    else body.replaceChildren(...deliveries.map((d) => {
+      const tr = el('tr');
+      const status = el('span', `badge badge-delivery-${d.status}`, ht[`t${d.status[0].toUpperCase()}${d.status.slice(1)}`] || d.status);
+      const statusCell = el('td'); statusCell.append(status);
+      const answer = d.last_status_code ? String(d.last_status_code) : (d.last_error || '');
+      tr.append(el('td', 'muted', new Date(d.created_at).toLocaleString()), el('td', '', d.event), statusCell, el('td', '', String(d.attempts)), el('td', 'muted', answer));
+      return tr;
+    }));
+    hookLog.hidden = false;
+  }
+  async function loadHooks() {
+    const { webhooks, events } = await api('GET', '/api/v1/webhooks');
+    if (!hookEvents.length) { hookEvents = events; eventChoices(events); }
+    if (!webhooks.length) { const tr = el('tr'); const td = el('td', 'muted', t.tEmpty); td.colSpan = 4; tr.append(td); hookBody.replaceChildren(tr); return; }
+    hookBody.replaceChildren(...webhooks.map((h) => {
+      const tr = el('tr');
+      const url = el('td');
+      url.append(el('code', 'block', h.url), h.description ? el('small', 'muted block', h.description) : '');
+      const on = el('input');
+      on.type = 'checkbox'; on.checked = h.enabled; on.setAttribute('aria-label', `${h.url}: ${ht.tOn}`);
+      on.addEventListener('change', async () => {
+        try { await api('PATCH', `/api/v1/webhooks/${h.id}`, { enabled: on.checked }); toast(t.tSaved); } catch (err) { toast(err.message); on.checked = !on.checked; }
+      });
+      const onCell = el('td'); onCell.append(on);
+      const actionsCell = el('td');
+      const actions = el('div', 'row-actions');
+      actionsCell.append(actions);
+      actions.append(
+        button(ht.tTest, 'btn-outline', async () => { try { await api('POST', `/api/v1/webhooks/${h.id}/test`); toast(ht.tTested); setTimeout(() => showLog(h), 1500); } catch (err) { toast(err.message); } }),
+        button(ht.tLog, 'btn-ghost', () => showLog(h)),
+        button(ht.tSecret, 'btn-ghost', () => showHookSecret(h)),
+        button(t.tDelete, 'btn-ghost btn-danger', async () => {
+          if (!confirm(t.tConfirmDelete)) return;
+          try { await api('DELETE', `/api/v1/webhooks/${h.id}`); hookLog.hidden = true; } catch (err) { toast(err.message); }
+          loadHooks();
+        }),
+      );
+      tr.append(url, el('td', 'muted', h.events.join(', ')), onCell, actionsCell);
+      return tr;
+    }));
+  }
+  hookForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const errorBox = document.getElementById('webhook-form-error');
+    errorBox.hidden = true;
+    const f = hookForm.elements;
+    const events = [...hookForm.querySelectorAll('input[name=events]:checked')].map((i) => i.value);
+    try {
+      const hook = await api('POST', '/api/v1/webhooks', { url: f.url.value, events, description: f.description.value });
+      hookForm.reset();
+      showHookSecret(hook);
+      loadHooks();
+    } catch (err) { showError(errorBox, hookForm, err); }
+  });
+
   // ---- Auto-replies ----
   const autoBody = document.querySelector('#auto-table tbody');
   async function loadAuto() {
@@ -578,4 +659,5 @@
   loadBlacklist();
   loadAuto();
   api('GET', '/api/v1/settings').then((s) => { fillChat(s); fillSso(s); });
+  loadHooks().catch((err) => toast(err.message));
 })();

@@ -298,6 +298,14 @@ try {
   await agent.click('#sso-secret');
   await agent.locator('#sso-secret-box:not([hidden])').waitFor({ timeout: T });
   if ((await agent.inputValue('#sso-secret-value')).length < 40) throw new Error('no SSO secret shown');
+  await agent.fill('#webhook-form [name=url]', 'https://hooks.example.com/kefu');
+  await agent.check('#webhook-events input[value="message.created"]');
+  await agent.check('#webhook-events input[value="conversation.closed"]');
+  await agent.click('#webhook-form button[type=submit]');
+  await agent.locator('#webhook-secret-box:not([hidden])').waitFor({ timeout: T });
+  await agent.locator('#webhooks-table code', { hasText: 'hooks.example.com' }).waitFor({ timeout: T });
+  await agent.locator('#webhooks-table button', { hasText: 'Deliveries' }).click();
+  await agent.locator('#webhook-log:not([hidden])').waitFor({ timeout: T });
   await shot(agent, 'settings-integrations');
   await agent.click('a[href="/app"]');
   await agent.locator('.conversation').first().waitFor({ timeout: T });

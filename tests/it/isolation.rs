@@ -29,6 +29,9 @@ pub(crate) struct Ids {
     pub(crate) announcement_id: i64,
     /// An agent invited by email who has not joined yet (where email is on).
     pub(crate) invited_agent_id: i64,
+    /// Two webhooks: one to act on, one to delete.
+    pub(crate) webhook_id: i64,
+    pub(crate) webhook_delete_id: i64,
 }
 
 /// What a case sends.
@@ -111,6 +114,9 @@ pub(crate) async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
             .await
             .unwrap();
     let invited_agent_id = invited["agent"]["id"].as_i64().unwrap_or_default();
+    let hook = serde_json::json!({ "url": "https://hooks.example.com/kefu", "events": ["message.created"] });
+    let webhook_id = created(post("/api/v1/webhooks", hook.clone()).await.unwrap()).await;
+    let webhook_delete_id = created(post("/api/v1/webhooks", hook).await.unwrap()).await;
     let announcement_id: i64 = sqlx::query_scalar(
         "insert into public.announcements (title, body, plans, published_at)
          select 'For ' || name, 'Hello', array[plan], now() from public.tenants where ent_id = $1
@@ -122,6 +128,8 @@ pub(crate) async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
     .unwrap();
     Ids {
         invited_agent_id,
+        webhook_id,
+        webhook_delete_id,
         announcement_id,
         auto_reply_id,
         quick_reply_id,
@@ -260,6 +268,26 @@ pub(crate) fn case(
             (format!("/api/v1/visitors/{}", target.visitor_id), None)
         }
         ("POST", "/api/v1/uploads") => (format!("/api/v1/uploads?ent_id={ent}"), Some(Body::File)),
+        ("GET", "/api/v1/webhooks") => (format!("/api/v1/webhooks?ent_id={ent}"), None),
+        ("POST", "/api/v1/webhooks") => (
+            format!("/api/v1/webhooks?ent_id={ent}"),
+            Some(Body::Json(
+                serde_json::json!({ "url": "https://hooks.example.com/new", "events": ["visitor.created"] }),
+            )),
+        ),
+        ("PATCH", "/api/v1/webhooks/{id}") => (
+            format!("/api/v1/webhooks/{}", target.webhook_id),
+            Some(Body::Json(serde_json::json!({ "description": "orders" }))),
+        ),
+        ("DELETE", "/api/v1/webhooks/{id}") => {
+            (format!("/api/v1/webhooks/{}", target.webhook_delete_id), None)
+        }
+        ("GET", "/api/v1/webhooks/{id}/deliveries") => {
+            (format!("/api/v1/webhooks/{}/deliveries", target.webhook_id), None)
+        }
+        ("POST", "/api/v1/webhooks/{id}/test") => {
+            (format!("/api/v1/webhooks/{}/test", target.webhook_id), None)
+        }
         ("GET", "/app/billing") => (format!("/app/billing?ent_id={ent}"), None),
         ("GET", "/api/v1/billing") => (format!("/api/v1/billing?ent_id={ent}"), None),
         // These reach Stripe (the local stand-in the suites that walk routes configure).

@@ -31,3 +31,4 @@ mod tenancy;
 mod tracking;
 mod uploads;
 mod visitors;
+mod webhooks;
