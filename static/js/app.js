@@ -48,6 +48,9 @@ window.KefuApp = (() => {
     node.className = 'toast';
     node.textContent = text;
     if (action) { node.type = 'button'; node.addEventListener('click', () => { node.remove(); action(); }); }
+    // The same notice again replaces the earlier one; at most three are shown at once.
+    for (const old of [...stack.children]) if (old.textContent === text) old.remove();
+    while (stack.children.length >= 3) stack.firstElementChild.remove();
     stack.append(node);
     setTimeout(() => node.remove(), 6000);
   }
