@@ -26,7 +26,7 @@ use tenants::TenantTx;
 use super::{links, session, store};
 use crate::{
     http::{AppError, AppState, ClientMeta, ResolvedTenant, Routes, Scope, local_redirect_target},
-    merchant::settings::{MerchantSettings, SSO_SECRET_KEY},
+    merchant::settings::{MerchantSettings, SSO_SECRET_KEY, store_setting},
 };
 
 /// How long an SSO token works.
@@ -47,11 +47,7 @@ pub fn routes(limit: &super::AuthRateLimit) -> Routes {
 
 /// The hex SHA-256 of a secret (what is stored).
 fn secret_hash(secret: &str) -> String {
-    hex_encode(&Sha256::digest(secret.as_bytes()))
-}
-
-fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 fn presented_secret(headers: &HeaderMap) -> Option<&str> {
@@ -204,14 +200,7 @@ async fn new_secret(
     let bytes: [u8; 32] = rand::random();
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let mut tx = session.tx(&state).await?;
-    sqlx::query(
-        "insert into settings (key, value) values ($1, $2)
-         on conflict (key) do update set value = excluded.value, updated_at = now()",
-    )
-    .bind(SSO_SECRET_KEY)
-    .bind(serde_json::Value::String(secret_hash(&secret)))
-    .execute(&mut *tx)
-    .await?;
+    store_setting(&mut tx, SSO_SECRET_KEY, serde_json::Value::String(secret_hash(&secret))).await?;
     crate::merchant::audit::record(&mut tx, &session, "sso.secret", "", serde_json::json!({}))
         .await?;
     tx.commit().await?;

@@ -19,8 +19,11 @@ const AUDIENCE: &str = "kefu";
 const LEEWAY_SECS: u64 = 10;
 /// How long a user has to pick a workspace after a password check.
 const SELECT_TTL: Duration = Duration::from_secs(10 * 60);
-/// A visitor keeps their identity (and history) on this browser for a year.
+/// An anonymous visitor keeps their identity (and history) on this browser for a year.
 const VISITOR_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+/// A verified visitor's token is short: the merchant's page proves the user again on every
+/// visit, and a browser left behind (a shared computer) should not keep their history.
+const VERIFIED_VISITOR_TTL: Duration = Duration::from_secs(24 * 3600);
 /// A platform console session; short, because it can do anything.
 const PLATFORM_TTL: Duration = Duration::from_secs(8 * 3600);
 /// Time to type the second factor after the password.
@@ -125,9 +128,15 @@ impl TokenKeys {
         self.issue(user_id, TokenKind::Agent, Some(tenant.id.0), None, self.session_ttl)
     }
 
-    /// The identity of an anonymous visitor of `tenant`.
-    pub fn issue_visitor(&self, visitor_id: i64, tenant: &Tenant) -> anyhow::Result<Issued> {
-        self.issue(visitor_id, TokenKind::Visitor, Some(tenant.id.0), None, VISITOR_TTL)
+    /// The identity of a visitor of `tenant` (anonymous, or verified by the merchant).
+    pub fn issue_visitor(
+        &self,
+        visitor_id: i64,
+        tenant: &Tenant,
+        verified: bool,
+    ) -> anyhow::Result<Issued> {
+        let ttl = if verified { VERIFIED_VISITOR_TTL } else { VISITOR_TTL };
+        self.issue(visitor_id, TokenKind::Visitor, Some(tenant.id.0), None, ttl)
     }
 
     /// A ticket for one WebSocket of `subject` (a user id for agents, a visitor id).
@@ -205,7 +214,7 @@ impl TokenKeys {
             tid,
             role,
             imp,
-            jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
+            jti: hex::encode(jti),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok(Issued { token, expires_at })

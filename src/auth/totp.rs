@@ -246,7 +246,7 @@ fn normalize_recovery(code: &str) -> String {
 }
 
 fn digest(code: &str) -> String {
-    Sha256::digest(code.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(code.as_bytes()))
 }
 
 #[cfg(test)]

@@ -304,6 +304,9 @@ struct VisitorItem {
     public_id: String,
     name: String,
     real_name: Option<String>,
+    /// The merchant's user id, for a verified visitor.
+    #[sqlx(rename = "external_id")]
+    user_id: Option<String>,
     os: Option<String>,
     browser: Option<String>,
     city: Option<String>,
@@ -334,10 +337,11 @@ async fn list_visitors(
     let tag = q.tag.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let mut tx = session.tx(&state).await?;
     let mut visitors: Vec<VisitorItem> = sqlx::query_as(
-        "select v.id, v.public_id, v.name, v.real_name, v.os, v.browser, v.city, v.visit_count, v.first_seen_at, v.last_seen_at
+        "select v.id, v.public_id, v.name, v.real_name, v.external_id, v.os, v.browser, v.city, v.visit_count,
+                v.first_seen_at, v.last_seen_at
          from visitors v
          where v.id < $1
-           and ($2::text is null or v.name ilike $3 or v.real_name ilike $3 or v.public_id = $2)
+           and ($2::text is null or v.name ilike $3 or v.real_name ilike $3 or v.public_id = $2 or v.external_id = $2)
            and ($4::text is null or exists (select 1 from visitor_tags vt join tags t on t.id = vt.tag_id
                                             where vt.visitor_id = v.id and lower(t.name) = lower($4)))
          order by v.id desc limit $5",
@@ -367,6 +371,12 @@ struct VisitorDetail {
     public_id: String,
     name: String,
     real_name: Option<String>,
+    /// The merchant's user id, when its server proved it (the same visitor on every device).
+    #[sqlx(rename = "external_id")]
+    user_id: Option<String>,
+    verified_at: Option<DateTime<Utc>>,
+    /// An id the page claimed without proof: a hint, not an identity.
+    claimed_user_id: Option<String>,
     avatar_url: Option<String>,
     email: Option<String>,
     phone: Option<String>,
@@ -416,7 +426,8 @@ async fn get_visitor(
     }
     let mut tx = session.tx(&state).await?;
     let detail: Option<VisitorDetail> = sqlx::query_as(
-        "select v.id, v.public_id, v.name, v.real_name, v.avatar_url, v.email, v.phone, host(v.ip) as ip, v.user_agent,
+        "select v.id, v.public_id, v.name, v.real_name, v.external_id, v.verified_at, v.claimed_user_id,
+                v.avatar_url, v.email, v.phone, host(v.ip) as ip, v.user_agent,
                 v.os, v.browser, v.device, v.country, v.region, v.city, v.referrer, v.landing_url, v.extra,
                 v.visit_count, v.first_seen_at, v.last_seen_at,
                 v.blocked_at is not null or exists (select 1 from blacklist b where b.visitor_id = v.id) as blocked

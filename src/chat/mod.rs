@@ -267,5 +267,5 @@ impl Chat {
 /// A client message id for messages the server writes itself.
 pub fn server_msg_id(prefix: &str) -> String {
     let bytes: [u8; 9] = rand::random();
-    format!("{prefix}:{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!("{prefix}:{}", hex::encode(bytes))
 }

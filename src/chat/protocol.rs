@@ -430,13 +430,18 @@ pub enum Presence {
 }
 
 /// What agents' lists and panels show of a visitor.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct VisitorOut {
+    #[sqlx(rename = "public_id")]
     pub id: String,
     pub name: String,
     pub real_name: Option<String>,
+    /// The merchant's user id, for a verified visitor.
+    #[sqlx(rename = "external_id")]
+    pub user_id: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
+    #[sqlx(skip)]
     pub tags: Vec<String>,
     pub blocked: bool,
 }

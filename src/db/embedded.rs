@@ -351,7 +351,8 @@ fn place_cluster(requested: &Path, owner: Option<&User>) -> anyhow::Result<PathB
                     user.name
                 );
             }
-            let digest = hex(&Sha256::digest(requested.as_os_str().as_encoded_bytes())[..8]);
+            let digest =
+                hex::encode(&Sha256::digest(requested.as_os_str().as_encoded_bytes())[..8]);
             real = PathBuf::from("/var/lib/kefu").join(format!("postgres-{digest}"));
             fs::create_dir_all("/var/lib/kefu")?;
             fs::set_permissions("/var/lib/kefu", fs::Permissions::from_mode(0o755))?;
@@ -406,7 +407,7 @@ fn traversable(dir: &Path, uid: Uid, gid: Gid) -> anyhow::Result<bool> {
 
 /// A short, private socket directory derived from the cluster's path.
 fn socket_dir_for(cluster: &Path) -> PathBuf {
-    let digest = hex(&Sha256::digest(cluster.as_os_str().as_encoded_bytes())[..6]);
+    let digest = hex::encode(&Sha256::digest(cluster.as_os_str().as_encoded_bytes())[..6]);
     let tmp = std::env::temp_dir();
     let base = if tmp.as_os_str().len() > 60 || tmp.to_string_lossy().contains(' ') {
         PathBuf::from("/tmp")
@@ -433,10 +434,6 @@ fn is_postgres_process(pid: i32) -> bool {
 
 fn path_str(path: &Path) -> anyhow::Result<&str> {
     path.to_str().ok_or_else(|| anyhow!("{} is not valid UTF-8", path.display()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -30,6 +30,19 @@ pub fn routes() -> Routes {
 /// The settings key of the SSO secret's SHA-256 (hex); kept out of the document.
 pub const SSO_SECRET_KEY: &str = "sso_secret_sha256";
 
+/// Writes one settings row (inside the caller's transaction).
+pub async fn store_setting(conn: &mut PgConnection, key: &str, value: Value) -> sqlx::Result<()> {
+    sqlx::query(
+        "insert into settings (key, value) values ($1, $2)
+         on conflict (key) do update set value = excluded.value, updated_at = now()",
+    )
+    .bind(key)
+    .bind(value)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// The longest wait before an unanswered conversation is emailed about (a day).
 const MAX_UNANSWERED_MINUTES: u32 = 1440;
 
@@ -78,6 +91,11 @@ pub struct MerchantSettings {
     pub sso_ip_whitelist: Vec<String>,
     /// Whether an SSO secret is set (the secret itself is never shown again).
     pub sso_secret_set: bool,
+    /// Whether a widget identity secret exists (`GET /api/v1/settings/identity` shows it).
+    pub identity_secret_set: bool,
+    /// Refuse visitors who claim a user id without a valid proof (instead of keeping them
+    /// anonymous with the claim marked unverified). Needs an identity secret.
+    pub identity_required: bool,
     /// GOFLY's landing-domain redirect: the chat page opened on any other host sends the
     /// visitor on to this origin (`https://chat.shop.example`), e.g. a domain of the
     /// merchant's own that messaging apps have not flagged. Empty: no redirect.
@@ -103,6 +121,8 @@ impl Default for MerchantSettings {
             avatar: String::new(),
             sso_ip_whitelist: Vec::new(),
             sso_secret_set: false,
+            identity_secret_set: false,
+            identity_required: false,
             landing_url: String::new(),
         }
     }
@@ -168,6 +188,14 @@ impl MerchantSettings {
             s.sso_ip_whitelist = list.iter().filter_map(Value::as_str).map(str::to_owned).collect();
         }
         s.sso_secret_set = text(SSO_SECRET_KEY).is_some_and(|h| !h.is_empty());
+        s.identity_secret_set = stored
+            .get(crate::visitor::identity::SECRET_KEY)
+            .and_then(|v| v.get("current"))
+            .and_then(Value::as_str)
+            .is_some_and(|c| !c.is_empty());
+        // Enforcement without a secret would refuse every claim: it waits for one.
+        s.identity_required = s.identity_secret_set
+            && stored.get("identity_required").and_then(Value::as_bool).unwrap_or(false);
         if let Some(v) = text("landing_url").filter(|u| u.is_empty() || origin(u).is_some()) {
             s.landing_url = v;
         }
@@ -309,6 +337,7 @@ struct Change {
     logo: Option<String>,
     avatar: Option<String>,
     sso_ip_whitelist: Option<Vec<String>>,
+    identity_required: Option<bool>,
 }
 
 /// The checked values to store, by key.
@@ -345,6 +374,9 @@ fn check(c: &Change) -> Result<Vec<(&'static str, Value)>, AppError> {
     }
     if let Some(v) = c.typing_preview {
         out.push(("typing_preview", json!(v)));
+    }
+    if let Some(v) = c.identity_required {
+        out.push(("identity_required", json!(v)));
     }
     if let Some(list) = c.allowed_widget_domains {
         if list.len() > 50 {
@@ -436,16 +468,16 @@ async fn update_settings(
     if let Some(raw) = &change.avatar {
         values.push(("avatar", json!(team_image(&mut tx, ent_id, "avatar", raw).await?)));
     }
-    let before = serde_json::to_value(MerchantSettings::load(&mut tx).await?).unwrap_or_default();
+    let before = MerchantSettings::load(&mut tx).await?;
+    if change.identity_required == Some(true) && !before.identity_secret_set {
+        return Err(AppError::field(
+            "identity_required",
+            "generate an identity secret first: without one no visitor could be verified",
+        ));
+    }
+    let before = serde_json::to_value(before).unwrap_or_default();
     for (key, value) in values {
-        sqlx::query(
-            "insert into settings (key, value) values ($1, $2)
-             on conflict (key) do update set value = excluded.value, updated_at = now()",
-        )
-        .bind(key)
-        .bind(value)
-        .execute(&mut *tx)
-        .await?;
+        store_setting(&mut tx, key, value).await?;
     }
     let settings = MerchantSettings::load(&mut tx).await?;
     // The log names what actually changed (forms send every field).

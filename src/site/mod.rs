@@ -58,10 +58,7 @@ async fn static_file(Path(path): Path<String>, headers: axum::http::HeaderMap) -
     let Some(file) = Assets::get(path) else {
         return crate::http::AppError::NotFound.into_response();
     };
-    let etag = format!(
-        "\"{}\"",
-        file.metadata.sha256_hash().iter().take(16).map(|b| format!("{b:02x}")).collect::<String>()
-    );
+    let etag = format!("\"{}\"", hex::encode(&file.metadata.sha256_hash()[..16]));
     if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         return StatusCode::NOT_MODIFIED.into_response();
     }

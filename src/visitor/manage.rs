@@ -52,29 +52,22 @@ pub(crate) async fn visitor_id(conn: &mut PgConnection, public_id: &str) -> Resu
 
 /// The visitor as agents see it in lists and panels.
 pub(crate) async fn visitor_out(conn: &mut PgConnection, id: i64) -> sqlx::Result<VisitorOut> {
-    let (public_id, name, real_name, email, phone, blocked): (
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        bool,
-    ) = sqlx::query_as(
-        "select public_id, name, real_name, email, phone,
-                blocked_at is not null or exists (select 1 from blacklist b where b.visitor_id = v.id)
+    let mut visitor: VisitorOut = sqlx::query_as(
+        "select public_id, name, real_name, external_id, email, phone,
+                blocked_at is not null or exists (select 1 from blacklist b where b.visitor_id = v.id) as blocked
          from visitors v where id = $1",
     )
     .bind(id)
     .fetch_one(&mut *conn)
     .await?;
-    let tags = sqlx::query_scalar(
+    visitor.tags = sqlx::query_scalar(
         "select t.name from visitor_tags vt join tags t on t.id = vt.tag_id
          where vt.visitor_id = $1 order by lower(t.name)",
     )
     .bind(id)
     .fetch_all(conn)
     .await?;
-    Ok(VisitorOut { id: public_id, name, real_name, email, phone, tags, blocked })
+    Ok(visitor)
 }
 
 /// Commits `tx`, tells every agent of the tenant, and answers with the visitor.

@@ -2,6 +2,7 @@
 //! the visitor socket, and the chat page entry (`/chatIndex`, GOFLY-compatible).
 
 pub(crate) mod blacklist;
+pub mod identity;
 pub(crate) mod manage;
 mod page;
 mod store;
@@ -14,6 +15,7 @@ use axum::{
     http::{HeaderMap, header, request::Parts},
 };
 use base64::Engine as _;
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tenants::{EntId, Tenant, TenantTx};
@@ -29,6 +31,7 @@ pub fn routes() -> Routes {
     Routes::new()
         .post("/api/v1/visitor/session", Scope::Public, start_session)
         .post("/api/v1/visitor/ticket", Scope::Public, ticket)
+        .merge(identity::routes())
         .merge(page::routes())
         .merge(manage::routes())
         .merge(blacklist::routes())
@@ -53,6 +56,14 @@ pub struct SessionRequest {
     /// GOFLY's base64-encoded JSON, or a JSON object.
     #[serde(default)]
     extra: Option<Value>,
+    /// The merchant's id of its logged-in user, proven by `user_hash` or `identity_token`
+    /// (see [`identity`]).
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    user_hash: Option<String>,
+    #[serde(default)]
+    identity_token: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -60,12 +71,17 @@ struct SessionResponse {
     visitor_id: String,
     token: String,
     name: String,
-    /// True when this browser's earlier identity was resumed.
+    /// True when this browser's earlier identity (or the verified user's) was resumed.
     resumed: bool,
+    /// The merchant's user id, when the merchant's server proved it.
+    user_id: Option<String>,
+    verified: bool,
 }
 
-/// Creates or resumes a visitor. A visitor id claimed anywhere else (e.g. GOFLY's
-/// `visitor_id` URL parameter) never grants access: only the visitor token does.
+/// Creates or resumes a visitor. A visitor id claimed without proof (e.g. GOFLY's
+/// `visitor_id` URL parameter) never grants access: only the visitor token does, or a
+/// proof from the merchant's server that this is its user (then the visitor is that user's
+/// on every device).
 async fn start_session(
     State(state): State<AppState>,
     meta: ClientMeta,
@@ -79,7 +95,7 @@ async fn start_session(
     }
     let extra = decode_extra(req.extra.as_ref())?;
     let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let profile = store::Profile {
+    let mut profile = store::Profile {
         name: clean(
             req.name.as_deref().or_else(|| extra.get("visitorName").and_then(Value::as_str)),
             60,
@@ -97,6 +113,8 @@ async fn start_session(
         user_agent: ua.chars().take(512).collect(),
         device: parse_user_agent(ua),
         location: state.geoip.lookup(meta.ip),
+        email: None,
+        claimed_user_id: None,
     };
     let resumed_id = req
         .token
@@ -104,16 +122,29 @@ async fn start_session(
         .and_then(|t| state.tokens.verify(t, TokenKind::Visitor).ok())
         .filter(|c| c.tid == Some(tenant.id.0))
         .and_then(|c| c.sub.parse::<i64>().ok());
+    let claim = identity::Claim {
+        user_id: req.user_id.as_deref(),
+        user_hash: req.user_hash.as_deref(),
+        identity_token: req.identity_token.as_deref(),
+    };
     let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
     if store::ip_blocked(&mut tx, meta.ip).await? {
         return Err(blocked());
     }
-    let (visitor, resumed) = match resumed_id {
-        Some(id) => match store::resume(&mut tx, id, &profile).await? {
-            Some(v) => (v, true),
-            None => (store::create(&mut tx, &profile).await?, false),
-        },
-        None => (store::create(&mut tx, &profile).await?, false),
+    let policy = identity::Policy::load(&mut tx).await?;
+    let (visitor, resumed) = match identity::verify(policy.secrets.as_ref(), claim, Utc::now())? {
+        identity::Identity::Verified(user) => {
+            profile.name = user.name.or(profile.name);
+            profile.avatar = user.avatar.or(profile.avatar);
+            profile.email = user.email;
+            verified_visitor(&mut tx, &user.id, resumed_id, &profile).await?
+        }
+        identity::Identity::Unverified(_) if policy.required => return Err(identity::refused()),
+        identity::Identity::Unverified(claimed) => {
+            profile.claimed_user_id = Some(claimed).filter(|c| !c.is_empty());
+            anonymous_visitor(&mut tx, resumed_id, &profile).await?
+        }
+        identity::Identity::Anonymous => anonymous_visitor(&mut tx, resumed_id, &profile).await?,
     };
     tx.commit().await?;
     if visitor.blocked {
@@ -122,19 +153,65 @@ async fn start_session(
     if !resumed {
         let data = || {
             serde_json::json!({ "visitor": {
-                "id": visitor.public_id, "name": visitor.name,
+                "id": visitor.public_id, "name": visitor.name, "user_id": visitor.external_id,
                 "referrer": profile.referrer, "landing_url": profile.landing_url, "extra": profile.extra,
             } })
         };
         state.chat.webhooks.emit(tenant.id, "visitor.created", data);
     }
-    let issued = state.tokens.issue_visitor(visitor.id, &tenant)?;
+    let verified = visitor.external_id.is_some();
+    let issued = state.tokens.issue_visitor(visitor.id, &tenant, verified)?;
     Ok(Json(SessionResponse {
         visitor_id: visitor.public_id,
         token: issued.token,
         name: visitor.name,
         resumed,
+        user_id: visitor.external_id,
+        verified,
     }))
+}
+
+/// The visitor the merchant's user `user_id` is: theirs from any device, else this
+/// browser's anonymous visitor (who just logged in), else a new one. Returns whether an
+/// existing visitor was resumed.
+async fn verified_visitor(
+    tx: &mut TenantTx,
+    user_id: &str,
+    token_visitor: Option<i64>,
+    profile: &store::Profile,
+) -> sqlx::Result<(VisitorRow, bool)> {
+    store::lock_identity(tx, user_id).await?;
+    if let Some(id) = store::by_external_id(tx, user_id).await?
+        && let Some(v) = store::resume(tx, id, profile).await?
+    {
+        return Ok((v, true));
+    }
+    if let Some(id) = token_visitor
+        && store::external_id(tx, id).await? == Some(None)
+    {
+        store::mark_verified(tx, id, user_id).await?;
+        if let Some(v) = store::resume(tx, id, profile).await? {
+            return Ok((v, true));
+        }
+    }
+    Ok((store::create(tx, profile, Some(user_id)).await?, false))
+}
+
+/// The anonymous visitor this browser's token names, else a new one. A verified user's
+/// token without the proof (they logged out of the merchant's site; someone else is at the
+/// computer) starts a new anonymous visitor: their history stays theirs.
+async fn anonymous_visitor(
+    tx: &mut TenantTx,
+    token_visitor: Option<i64>,
+    profile: &store::Profile,
+) -> sqlx::Result<(VisitorRow, bool)> {
+    if let Some(id) = token_visitor
+        && store::external_id(tx, id).await? == Some(None)
+        && let Some(v) = store::resume(tx, id, profile).await?
+    {
+        return Ok((v, true));
+    }
+    Ok((store::create(tx, profile, None).await?, false))
 }
 
 fn blocked() -> AppError {

@@ -19,6 +19,10 @@ pub struct Profile {
     pub device: Device,
     /// From the GeoIP databases; unknown parts stay empty.
     pub location: crate::geoip::Location,
+    /// From a verified identity token only.
+    pub email: Option<String>,
+    /// A user id the page claimed without proof (shown to agents as unverified).
+    pub claimed_user_id: Option<String>,
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -26,21 +30,29 @@ pub struct VisitorRow {
     pub id: i64,
     pub public_id: String,
     pub name: String,
+    /// The merchant's user id, for a visitor the merchant's server vouched for.
+    pub external_id: Option<String>,
     /// Blocked by visitor (blocked_at or a blacklist row); IP blocks are checked separately.
     pub blocked: bool,
 }
 
-const RETURNING: &str = "returning id, public_id, name,
+const RETURNING: &str = "returning id, public_id, name, external_id,
     blocked_at is not null or exists (select 1 from blacklist b where b.visitor_id = visitors.id) as blocked";
 
-pub async fn create(conn: &mut PgConnection, p: &Profile) -> sqlx::Result<VisitorRow> {
+/// A new visitor; `external_id` names the merchant's user for a verified one.
+pub async fn create(
+    conn: &mut PgConnection,
+    p: &Profile,
+    external_id: Option<&str>,
+) -> sqlx::Result<VisitorRow> {
     let public_id = new_public_id();
     let name =
         p.name.clone().unwrap_or_else(|| format!("Visitor {}", public_id[1..5].to_uppercase()));
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "insert into visitors (public_id, name, avatar_url, ip, user_agent, os, browser, device, referrer, landing_url, extra,
-                               country, region, city)
-         values ($1, $2, $3, $4::inet, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                               country, region, city, email, claimed_user_id, external_id, verified_at)
+         values ($1, $2, $3, $4::inet, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                 case when $17::text is null then null else now() end)
          {RETURNING}"
     )))
     .bind(&public_id)
@@ -57,6 +69,9 @@ pub async fn create(conn: &mut PgConnection, p: &Profile) -> sqlx::Result<Visito
     .bind(&p.location.country)
     .bind(&p.location.region)
     .bind(&p.location.city)
+    .bind(&p.email)
+    .bind(&p.claimed_user_id)
+    .bind(external_id)
     .fetch_one(conn)
     .await
 }
@@ -74,7 +89,8 @@ pub async fn resume(
             ip = $2::inet, user_agent = $3, os = $4, browser = $5, device = $6,
             name = coalesce($7, name), avatar_url = coalesce($8, avatar_url),
             referrer = coalesce($9, referrer), extra = extra || $10,
-            country = $11, region = $12, city = $13
+            country = $11, region = $12, city = $13,
+            email = coalesce($14, email), claimed_user_id = coalesce($15, claimed_user_id)
          where id = $1
          {RETURNING}"
     )))
@@ -91,8 +107,58 @@ pub async fn resume(
     .bind(&p.location.country)
     .bind(&p.location.region)
     .bind(&p.location.city)
+    .bind(&p.email)
+    .bind(&p.claimed_user_id)
     .fetch_optional(conn)
     .await
+}
+
+/// The merchant's user id of visitor `id`: `None` if there is no such visitor,
+/// `Some(None)` for an anonymous one.
+pub async fn external_id(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<Option<String>>> {
+    sqlx::query_scalar("select external_id from visitors where id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// The visitor the merchant's user `external_id` already is.
+pub async fn by_external_id(
+    conn: &mut PgConnection,
+    external_id: &str,
+) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("select id from visitors where external_id = $1")
+        .bind(external_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Makes anonymous visitor `id` the merchant's user `external_id` (they logged in on the
+/// merchant's site: what they said before stays theirs).
+pub async fn mark_verified(
+    conn: &mut PgConnection,
+    id: i64,
+    external_id: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update visitors set external_id = $2, verified_at = now(), claimed_user_id = null
+         where id = $1 and external_id is null",
+    )
+    .bind(id)
+    .bind(external_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Serializes sessions naming the same user, so two devices logging in at once make one
+/// visitor (released at commit).
+pub async fn lock_identity(conn: &mut PgConnection, external_id: &str) -> sqlx::Result<()> {
+    sqlx::query("select pg_advisory_xact_lock(hashtextextended('kefu.visitor:' || current_schema() || ':' || $1, 0))")
+        .bind(external_id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 impl VisitorRow {
@@ -103,7 +169,7 @@ impl VisitorRow {
 
 pub async fn by_id(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<VisitorRow>> {
     sqlx::query_as(
-        "select id, public_id, name,
+        "select id, public_id, name, external_id,
                 blocked_at is not null or exists (select 1 from blacklist b where b.visitor_id = v.id) as blocked
          from visitors v where id = $1",
     )

@@ -145,7 +145,7 @@ impl Webhooks {
         if targets.is_empty() {
             return Ok(Vec::new());
         }
-        let event_id = format!("evt_{}", hex(&rand::random::<[u8; 12]>()));
+        let event_id = format!("evt_{}", hex::encode(rand::random::<[u8; 12]>()));
         let payload = json!({
             "id": event_id, "type": event, "created_at": chrono::Utc::now(), "data": data,
         });
@@ -171,10 +171,6 @@ impl Webhooks {
         self.wake.notify_one();
         Ok(ids)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 // ---------------------------------------------------------------------------------------

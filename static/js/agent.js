@@ -47,6 +47,15 @@
     document.getElementById('vp-name').textContent = v.real_name ? `${v.name} (${v.real_name})` : v.name;
     setText('vp-contact', [v.email, v.phone].filter(Boolean).join(' · '));
     document.getElementById('vp-blocked').hidden = !v.blocked;
+    // A verified visitor is the merchant's user (its site proved it); a claimed id is a hint.
+    document.getElementById('vp-verified').hidden = !v.user_id;
+    const userId = v.user_id || v.claimed_user_id;
+    const idLabel = document.getElementById('vp-user-id-label');
+    idLabel.hidden = !userId;
+    idLabel.textContent = v.user_id ? idLabel.dataset.tUser : idLabel.dataset.tClaimed;
+    const idValue = document.getElementById('vp-user-id');
+    idValue.hidden = !userId;
+    idValue.textContent = userId || '';
     document.getElementById('vp-block').disabled = !!v.blocked;
     const tags = document.getElementById('vp-tags');
     tags.replaceChildren(...(v.tags || []).map((name) => {

@@ -1,5 +1,6 @@
 // The visitor chat page. Talks the protocol in docs/protocol.md: a visitor session
-// (token kept per merchant in localStorage), a single-use ticket per socket, `since=<last id>`
+// (token kept per merchant: in localStorage for anonymous visitors, for the browser tab only
+// for users the merchant verified), a single-use ticket per socket, `since=<last id>`
 // on every reconnect, and unacked messages resent with their original client_msg_id, so
 // nothing is lost or duplicated. Everything shown is text (never HTML).
 (() => {
@@ -21,7 +22,13 @@
   const seen = new Map();       // message id -> element
   const pending = new Map();    // client_msg_id -> {frame, el}
   let lastId = 0;
-  let token = localStorage.getItem(storeKey);
+  // A logged-in user's proof from the merchant's site: the widget passes it in this page's
+  // fragment (`#identity=<base64 JSON>`), a direct link may name `#user_id=…&user_hash=…`
+  // or `#identity_token=…`. Fragments never reach a server's logs.
+  let identity = readIdentity();
+  let visitorId = null;
+  let token = sessionStorage.getItem(storeKey) || localStorage.getItem(storeKey);
+  let sessionStarted = false; // the server decides on every page load who this visitor is
   let socket = null;
   let retry = 0;
   let typingTimer = null;
@@ -118,18 +125,55 @@
     return data;
   }
 
-  async function startSession() {
-    const s = await api('/api/v1/visitor/session', {
+  function readIdentity() {
+    const f = new URLSearchParams(location.hash.slice(1));
+    let proof = null;
+    try {
+      if (f.get('identity')) {
+        const bytes = Uint8Array.from(atob(f.get('identity')), (c) => c.charCodeAt(0));
+        proof = JSON.parse(new TextDecoder().decode(bytes));
+      } else if (f.get('user_id') || f.get('identity_token')) {
+        proof = { user_id: f.get('user_id'), user_hash: f.get('user_hash'), identity_token: f.get('identity_token') };
+      }
+    } catch (_) { proof = null; }
+    if (!proof || typeof proof !== 'object') return null;
+    const text = (v) => (typeof v === 'string' && v ? v : null);
+    return { user_id: text(proof.user_id), user_hash: text(proof.user_hash), identity_token: text(proof.identity_token) };
+  }
+  function fragmentOf(proof) {
+    if (!proof) return '';
+    const bytes = new TextEncoder().encode(JSON.stringify(proof));
+    let bin = '';
+    bytes.forEach((b) => { bin += String.fromCharCode(b); });
+    return `#identity=${encodeURIComponent(btoa(bin))}`;
+  }
+  // Who the visitor is changed (the user logged in or out): start over as them.
+  function restart() {
+    history.replaceState(null, '', location.pathname + location.search + fragmentOf(identity));
+    location.reload();
+  }
+
+  // Creates or resumes the visitor; true when the visitor changed since the last call.
+  async function startSession(profile) {
+    const s = await api('/api/v1/visitor/session', Object.assign({
       ent_id: entId, token, name: d.visitorName || null, avatar: d.avatar || null,
       // Embedded, the page the visitor is on is the host's (the loader says which), and this
       // frame's referrer is that page, not where the visitor came from.
       refer: d.refer || (parentOrigin ? null : document.referrer) || null,
       landing_url: (parentOrigin && params.get('landing')) || location.href,
       extra: d.extra || null,
-    });
+    }, identity || {}, profile || {}));
     token = s.token;
-    localStorage.setItem(storeKey, token);
+    sessionStarted = true;
+    // A verified user's token lives for this tab only (a shared computer forgets it).
+    const [keep, drop] = s.verified ? [sessionStorage, localStorage] : [localStorage, sessionStorage];
+    keep.setItem(storeKey, token);
+    drop.removeItem(storeKey);
+    const changed = visitorId !== null && visitorId !== s.visitor_id;
+    visitorId = s.visitor_id;
+    return changed;
   }
+  const identityRefused = (e) => e.status === 401 && e.data && e.data.error && e.data.error.code === 'identity_invalid';
 
   function handle(frame) {
     switch (frame.type) {
@@ -185,7 +229,7 @@
 
   async function connect() {
     try {
-      if (!token) await startSession();
+      if (!token || !sessionStarted) await startSession();
       let ticket;
       try { ticket = (await api('/api/v1/visitor/ticket', {}, true)).ticket; }
       catch (e) { if (e.status === 401) { token = null; await startSession(); ticket = (await api('/api/v1/visitor/ticket', {}, true)).ticket; } else throw e; }
@@ -194,6 +238,7 @@
       if (d.kefuId) params.set('kefu_id', d.kefuId);
       socket = new WebSocket(`${proto}://${location.host}/ws/visitor?${params}`);
     } catch (e) {
+      if (identityRefused(e)) { setBanner(d.tIdentityInvalid); return; }
       if (e.status === 403 || e.status === 404) { setBanner(e.message); return; }
       return reconnectLater();
     }
@@ -246,7 +291,7 @@
   // Calls from the host page (Kefu.identify / setAttributes / open / close).
   async function updateProfile(body) {
     if (!token) return;
-    try { await api('/api/v1/visitor/session', Object.assign({ ent_id: entId, token }, body)); } catch (_) { /* kept for the next session */ }
+    try { if (await startSession(body)) restart(); } catch (e) { if (identityRefused(e)) setBanner(d.tIdentityInvalid); }
   }
   function toBase64(value) {
     const bytes = new TextEncoder().encode(JSON.stringify(value));
@@ -260,7 +305,16 @@
       const m = e.data;
       if (!m || m.source !== 'kefu-host') return;
       if (m.type === 'open') input.focus();
-      else if (m.type === 'identify' && m.user) updateProfile({ name: m.user.name || null, avatar: m.user.avatar || null });
+      else if (m.type === 'identify' && m.user) {
+        identity = { user_id: m.user.user_id || null, user_hash: m.user.user_hash || null, identity_token: m.user.identity_token || null };
+        updateProfile({ name: m.name || null, avatar: m.avatar || null });
+      } else if (m.type === 'logout') {
+        if (!identity) return;
+        identity = null;
+        token = null;
+        sessionStorage.removeItem(storeKey);
+        restart();
+      }
       else if (m.type === 'attributes' && m.attributes) updateProfile({ extra: toBase64(m.attributes) });
       else if (m.type === 'pages' && Array.isArray(m.views)) { pageQueue.push(...m.views); flushPages(); }
     });

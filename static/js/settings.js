@@ -444,6 +444,46 @@
     } catch (err) { toast(err.message); }
   });
 
+  // ---- Integrations: visitor identity verification ----
+  const idForm = document.getElementById('identity-form');
+  const idState = document.getElementById('identity-state');
+  const idRotate = document.getElementById('identity-rotate');
+  const idBox = document.getElementById('identity-secret-box');
+  let idSecretSet = false;
+  function fillIdentity(s) {
+    idSecretSet = s.identity_secret_set;
+    idForm.elements.identity_required.checked = s.identity_required;
+    idForm.elements.identity_required.disabled = !idSecretSet;
+    document.getElementById('identity-show').hidden = !idSecretSet;
+    document.getElementById('identity-now').closest('label').hidden = !idSecretSet;
+    idRotate.textContent = idSecretSet ? idRotate.dataset.tRotate : idRotate.dataset.tNew;
+    if (!idSecretSet) idState.textContent = idState.dataset.tUnset;
+  }
+  function showIdentitySecret(out) {
+    document.getElementById('identity-secret-value').value = out.secret;
+    idBox.hidden = !out.secret;
+    const until = out.previous_valid_until ? new Date(out.previous_valid_until).toLocaleString() : '';
+    idState.textContent = out.secret ? (until ? `${idState.dataset.tSet} ${idState.dataset.tPrevious.replace('{until}', until)}` : idState.dataset.tSet) : idState.dataset.tUnset;
+  }
+  document.getElementById('identity-show').addEventListener('click', async () => {
+    try { showIdentitySecret(await api('GET', '/api/v1/settings/identity')); } catch (err) { toast(err.message); }
+  });
+  idRotate.addEventListener('click', async () => {
+    const now = document.getElementById('identity-now').checked;
+    if (idSecretSet && !confirm(now ? idRotate.dataset.tConfirmNow : idRotate.dataset.tConfirm)) return;
+    try {
+      showIdentitySecret(await api('POST', '/api/v1/settings/identity_secret', now ? { keep_previous_hours: 0 } : {}));
+      fillIdentity(await api('GET', '/api/v1/settings'));
+      toast(t.tSaved);
+    } catch (err) { toast(err.message); }
+  });
+  idForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const errorBox = document.getElementById('identity-form-error');
+    errorBox.hidden = true;
+    try { fillIdentity(await api('PATCH', '/api/v1/settings', { identity_required: idForm.elements.identity_required.checked })); toast(t.tSaved); } catch (err) { showError(errorBox, idForm, err); }
+  });
+
   // ---- Integrations: webhooks ----
   const hookForm = document.getElementById('webhook-form');
   const hookBody = document.querySelector('#webhooks-table tbody');
@@ -658,6 +698,6 @@
   loadQuick();
   loadBlacklist();
   loadAuto();
-  api('GET', '/api/v1/settings').then((s) => { fillChat(s); fillSso(s); });
+  api('GET', '/api/v1/settings').then((s) => { fillChat(s); fillSso(s); fillIdentity(s); });
   loadHooks().catch((err) => toast(err.message));
 })();

@@ -11,8 +11,10 @@
  * raise the unread badge). Messages between the page and the iframe name each other's
  * origin explicitly, never "*". The loader never throws into the host page.
  *
- * API: Kefu.init(options), open(), close(), toggle(), identify({id, name, avatar, hash}),
- * setAttributes({...}), on('ready'|'open'|'close'|'message'|'unread', fn).
+ * API: Kefu.init(options), open(), close(), toggle(), identify({id, hash | token, name, avatar}),
+ * logout(), setAttributes({...}), on('ready'|'open'|'close'|'message'|'unread', fn).
+ * A user's proof (`hash`, HMAC of the id by the merchant's server, or a signed `token`)
+ * travels to the chat in the iframe URL's fragment, which is never sent to any server.
  * GOFLY's snippet works unchanged: GOFLY.init({GOFLY_URL, GOFLY_KEFU_ID, GOFLY_ENT,
  * GOFLY_BTN_TEXT, GOFLY_EXTRA}).
  */
@@ -134,9 +136,11 @@
     d.body.appendChild(root);
   }
 
-  // Phones: the panel takes the whole screen.
+  // Phones: the panel takes the whole screen (and the button, which would cover the chat's
+  // composer, steps aside while it is open; the chat has its own close button).
   function fitPanel() {
     var phone = w.innerWidth < 640;
+    button.style.display = phone && isOpen ? 'none' : 'flex';
     css(panel, phone
       ? { top: '0', left: '0', right: '0', bottom: '0', width: '100%', height: '100%', maxHeight: 'none', borderRadius: '0' }
       : { top: '', width: '380px', height: '600px', maxHeight: 'calc(100vh - 104px)', borderRadius: '16px', bottom: '84px' });
@@ -151,7 +155,6 @@
     var q = ['ent_id=' + encodeURIComponent(opts.entId), 'embed=1', 'host=' + encodeURIComponent(w.location.origin)];
     if (opts.kefuId) q.push('kefu_id=' + encodeURIComponent(opts.kefuId));
     if (opts.lang) q.push('lang=' + encodeURIComponent(opts.lang));
-    if (identity && identity.id) q.push('visitor_id=' + encodeURIComponent(identity.id));
     if (identity && identity.name) q.push('visitor_name=' + encodeURIComponent(identity.name));
     if (identity && identity.avatar) q.push('avatar=' + encodeURIComponent(identity.avatar));
     // Where the visitor came to this site from, and the page they are on.
@@ -166,7 +169,18 @@
     extra.pageUrl = w.location.href;
     extra.pageTitle = d.title;
     q.push('extra=' + encodeURIComponent(toBase64(extra)));
-    return base + '/chatIndex?' + q.join('&');
+    var proof = proofOf(identity);
+    return base + '/chatIndex?' + q.join('&') + (proof ? '#identity=' + encodeURIComponent(toBase64(proof)) : '');
+  }
+
+  // What the chat sends to prove who the user is (nothing for anonymous visitors).
+  function proofOf(user) {
+    if (!user || !(user.id || user.token)) return null;
+    return {
+      user_id: user.id ? String(user.id) : null,
+      user_hash: user.hash ? String(user.hash) : null,
+      identity_token: user.token ? String(user.token) : null
+    };
   }
 
   function load() {
@@ -239,6 +253,7 @@
     load();
     isOpen = true;
     panel.style.display = 'block';
+    fitPanel();
     button.setAttribute('aria-expanded', 'true');
     setUnread(0);
     post({ type: 'open' });
@@ -249,6 +264,7 @@
     if (!opts || !isOpen) return;
     isOpen = false;
     panel.style.display = 'none';
+    fitPanel();
     button.setAttribute('aria-expanded', 'false');
     post({ type: 'close' });
     button.focus();
@@ -291,7 +307,14 @@
 
   function identify(user) {
     identity = user || null;
-    if (identity) post({ type: 'identify', user: { id: identity.id, name: identity.name, avatar: identity.avatar, hash: identity.hash } });
+    if (identity) post({ type: 'identify', user: proofOf(identity), name: identity.name || null, avatar: identity.avatar || null });
+  }
+
+  // The user logged out of the site: the chat forgets them and goes on as a new anonymous
+  // visitor (their history stays theirs).
+  function logout() {
+    identity = null;
+    post({ type: 'logout' });
   }
 
   function setAttributes(attrs) {
@@ -312,6 +335,7 @@
     close: safe(close),
     toggle: safe(toggle),
     identify: safe(identify),
+    logout: safe(logout),
     setAttributes: safe(setAttributes),
     on: safe(on)
   };

@@ -265,3 +265,89 @@ async fn billing_in_a_real_browser() {
         assert!(out.join(format!("{shot}.png")).exists(), "screenshot {shot} was written");
     }
 }
+
+/// A merchant's "my account" page on another origin: the widget, told who the logged-in user
+/// is with the hash the shop's server computed, and a log-out button.
+async fn spawn_account_page(app_url: String, ent_id: String, user_hash: String) -> String {
+    let page = move || async move {
+        Html(format!(
+            r#"<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Lumen Store — My orders</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,"></head>
+<body style="font-family: Georgia, serif; margin: 48px; color: #1f2937; background: #fafaf9">
+<h1>My orders</h1>
+<p>Signed in as Ada. <button id="logout" type="button" onclick="Kefu.logout()">Log out</button></p>
+<script src="{app_url}/static/js/widget.js"></script>
+<script>
+  Kefu.init({{ entId: "{ent_id}", buttonText: "Help with an order" }});
+  Kefu.identify({{ id: "shopper-42", hash: "{user_hash}", name: "Ada" }});
+</script>
+</body>
+</html>"#
+        ))
+    };
+    let router = Router::new().route("/account", get(page));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://127.0.0.1:{}/account", listener.local_addr().unwrap().port());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+/// Verified widget identity across two devices, logging out, and what the agent sees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verified_user_in_a_real_browser() {
+    let Some(chromium) = chromium() else {
+        assert!(
+            std::env::var("KEFU_REQUIRE_BROWSER").as_deref() != Ok("1"),
+            "KEFU_REQUIRE_BROWSER=1 but no Chromium was found (apt-get install chromium)"
+        );
+        eprintln!("SKIPPED: no Chromium on this machine (apt-get install chromium)");
+        return;
+    };
+    tokio::task::spawn_blocking(|| npm_ci(&browser_dir(), "playwright-core")).await.unwrap();
+    let app = spawn_app().await;
+    let m = app.signup("Lumen Store").await;
+    let res = crate::helpers::client()
+        .post(app.url("/api/v1/settings/identity_secret"))
+        .bearer_auth(&m.token)
+        .send()
+        .await
+        .unwrap();
+    let secret =
+        res.json::<serde_json::Value>().await.unwrap()["secret"].as_str().unwrap().to_owned();
+    let hash = {
+        use hmac::Mac as _;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(b"shopper-42");
+        hex::encode(mac.finalize().into_bytes())
+    };
+    let account = spawn_account_page(app.url.clone(), m.ent_id.clone(), hash).await;
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    let run = tokio::process::Command::new("node")
+        .arg(browser_dir().join("identity.mjs"))
+        .env("APP_URL", &app.url)
+        .env("ACCOUNT_URL", &account)
+        .env("OWNER_EMAIL", &m.email)
+        .env("OUT_DIR", &out)
+        .env("CHROMIUM", &chromium)
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(180), run)
+        .await
+        .expect("the browser run finishes within 3 minutes")
+        .expect("node runs (install Node.js)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "identity run failed:\n{stdout}\n{stderr}");
+    // Two devices, one verified visitor; the logged-out phone became an anonymous one.
+    let schema = format!("tenant_{}", tenant_id(app.pool(), &m.ent_id).await.0);
+    let (verified, anonymous): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select count(*) filter (where external_id = 'shopper-42'),
+                count(*) filter (where external_id is null)
+         from {schema}.visitors"
+    )))
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    assert_eq!((verified, anonymous), (1, 1));
+}

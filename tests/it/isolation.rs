@@ -216,6 +216,12 @@ pub(crate) fn case(
         ("POST", "/api/v1/settings/sso_secret") => {
             (format!("/api/v1/settings/sso_secret?ent_id={ent}"), None)
         }
+        ("GET", "/api/v1/settings/identity") => {
+            (format!("/api/v1/settings/identity?ent_id={ent}"), None)
+        }
+        ("POST", "/api/v1/settings/identity_secret") => {
+            (format!("/api/v1/settings/identity_secret?ent_id={ent}"), None)
+        }
         ("PATCH", "/api/v1/settings") => (
             format!("/api/v1/settings?ent_id={ent}"),
             Some(Body::Json(serde_json::json!({ "welcome_message": "Hi!" }))),

@@ -13,6 +13,7 @@ mod email;
 mod embedded;
 mod fake_stripe;
 mod geoip;
+mod identity;
 mod isolation;
 mod login;
 mod merchant_settings;

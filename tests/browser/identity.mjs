@@ -1,0 +1,101 @@
+// Verified widget identity in headless Chromium, started by tests/it/browser.rs with:
+//   APP_URL       the kefu server under test
+//   ACCOUNT_URL   a merchant's "my account" page on another origin that embeds the widget and
+//                 identifies its logged-in user with the hash its server computed
+//   OWNER_EMAIL   the merchant owner's login (password "correct horse battery")
+//   OUT_DIR, CHROMIUM
+// The user chats on one device, then sees the conversation on another; logging out of the
+// shop leaves an anonymous chat with nothing of theirs; the agent sees the verified badge.
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+
+const { APP_URL, ACCOUNT_URL, OWNER_EMAIL, OUT_DIR, CHROMIUM } = process.env;
+const T = 15_000;
+mkdirSync(OUT_DIR, { recursive: true });
+
+const errors = [];
+function watch(page, who) {
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(`${who}: ${m.text()}`); });
+  page.on('pageerror', (e) => errors.push(`${who}: ${e}`));
+  page.on('response', (r) => { if (r.status() >= 400) errors.push(`${who}: ${r.status()} ${r.url()}`); });
+}
+let step = 'starting';
+const shot = (page, name) => page.screenshot({ path: `${OUT_DIR}/${name}.png` });
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+async function device(name, viewport) {
+  const ctx = await browser.newContext({ viewport, locale: 'en-US' });
+  const page = await ctx.newPage();
+  watch(page, name);
+  await page.goto(ACCOUNT_URL);
+  const button = page.locator('[data-kefu-widget] button');
+  await button.waitFor({ timeout: T });
+  await button.click();
+  const chat = page.frameLocator('[data-kefu-widget] iframe');
+  await chat.locator('#input').waitFor({ timeout: T });
+  return { page, chat };
+}
+try {
+  step = 'the logged-in user chats on the laptop';
+  const laptop = await device('laptop', { width: 1280, height: 800 });
+  await laptop.chat.locator('#input').fill('Where is my order #1042?');
+  await laptop.chat.locator('#input').press('Enter');
+  await laptop.chat.locator('.msg.mine:not(.is-pending)').waitFor({ timeout: T });
+
+  step = 'the same user on a phone sees the conversation';
+  const phone = await device('phone', { width: 390, height: 844 });
+  await phone.chat.locator('.msg.mine .bubble', { hasText: 'order #1042' }).waitFor({ timeout: T });
+  await shot(phone.page, 'identity-phone-history');
+
+  step = 'after logging out of the shop the chat is anonymous and empty';
+  // The chat covers a phone's screen: close it, log out, open it again.
+  await phone.chat.locator('#close').click();
+  await phone.page.click('#logout');
+  // The chat reloads as a new visitor: give it the time to, then nothing of the user's shows.
+  await phone.page.waitForTimeout(1500);
+  await phone.page.locator('[data-kefu-widget] button').click();
+  await phone.chat.locator('#input').waitFor({ timeout: T });
+  if (await phone.chat.locator('.msg.mine').count()) throw new Error('the logged-out phone still shows the user\'s messages');
+
+  step = 'the agent sees the visitor as verified';
+  const agentCtx = await browser.newContext({ viewport: { width: 1366, height: 900 }, locale: 'en-US' });
+  const agent = await agentCtx.newPage();
+  watch(agent, 'workspace');
+  await agent.goto(`${APP_URL}/login`);
+  await agent.fill('#email', OWNER_EMAIL);
+  await agent.fill('#password', 'correct horse battery');
+  await agent.click('button[type=submit]');
+  await agent.waitForURL('**/app', { timeout: T });
+  await agent.locator('.conversation').first().waitFor({ timeout: T });
+  await agent.locator('.conversation').first().click();
+  await agent.locator('#vp-verified').waitFor({ timeout: T });
+  const userId = (await agent.textContent('#vp-user-id')).trim();
+  if (userId !== 'shopper-42') throw new Error(`the panel names user ${JSON.stringify(userId)}`);
+  await shot(agent, 'identity-workspace-verified');
+
+  step = 'the identity settings';
+  await agent.goto(`${APP_URL}/app/settings`);
+  await agent.click('#tab-integrations');
+  await agent.click('#identity-show');
+  await agent.locator('#identity-secret-box:not([hidden])').waitFor({ timeout: T });
+  const secret = await agent.inputValue('#identity-secret-value');
+  if (!secret.startsWith('idsec_')) throw new Error(`the secret shown is ${JSON.stringify(secret)}`);
+  await agent.check('#identity-form [name=identity_required]');
+  await agent.click('#identity-form button[type=submit]');
+  await agent.locator('.toast', { hasText: 'Saved' }).waitFor({ timeout: T });
+  await agent.locator('#identity-form').scrollIntoViewIfNeeded();
+  await shot(agent, 'settings-identity');
+
+  if (errors.length) throw new Error(`console errors:\n${errors.join('\n')}`);
+  console.log(JSON.stringify({ ok: true }));
+} catch (e) {
+  console.error(`identity run failed at "${step}": ${e.message}`);
+  if (errors.length) console.error(`console errors:\n${errors.join('\n')}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
