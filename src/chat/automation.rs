@@ -105,15 +105,20 @@ pub async fn after_visitor_message(state: crate::http::AppState, m: VisitorMessa
     }
 }
 
-/// With nobody online, a visitor's message that stays unanswered for the merchant's
-/// `unanswered_email_minutes` is emailed about: to the conversation's agent, else to the
-/// notification email. One reminder is pending per conversation at a time, and it is
-/// dropped if an agent answers first (notify::outbox checks before sending).
+/// A visitor's message that stays unanswered for the merchant's `unanswered_email_minutes`
+/// while its agent is away is emailed about: to the conversation's agent when theirs is
+/// offline (whoever else is online), else, for a conversation nobody has yet, to the
+/// notification email when no one is online. One reminder is pending per conversation at a
+/// time, and it is dropped if an agent answers first (notify::outbox checks before sending).
 async fn remind_if_unanswered(
     state: &crate::http::AppState,
     m: &VisitorMessage,
 ) -> anyhow::Result<()> {
-    if state.chat.team_online(m.tenant).await? {
+    let someone_sees_it = match m.conversation.agent_id {
+        Some(agent) => state.chat.agent_online(m.tenant, agent).await?,
+        None => state.chat.team_online(m.tenant).await?,
+    };
+    if someone_sees_it {
         return Ok(());
     }
     let settings = state.system.get().await.map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -122,6 +122,13 @@ impl Chat {
         Ok(false)
     }
 
+    /// Whether `agent` is at work now: connected, with the status online (they see new
+    /// messages in the workspace as they come).
+    pub async fn agent_online(&self, tenant: TenantId, agent: i64) -> anyhow::Result<bool> {
+        Ok(self.hub.connections_of(tenant, hub::Peer::Agent(agent)) > 0
+            && self.agent_status(tenant, agent).await? == AgentStatus::Online)
+    }
+
     /// An agent's chosen status (offline when disabled), cached. Concurrent callers for an
     /// agent whose entry has expired wait for one query instead of each running it: at
     /// thousands of visitor messages a second, one expiry would otherwise take the whole

@@ -76,8 +76,9 @@ pub struct MerchantSettings {
     pub allowed_widget_domains: Vec<String>,
     /// Where left messages and reminders about unanswered conversations go.
     pub notification_email: String,
-    /// Minutes a visitor's message may wait, with nobody online, before its conversation's
-    /// agent (or the notification email) is reminded by email; 0: never.
+    /// Minutes a visitor's message may wait while its conversation's agent is away (or, for a
+    /// conversation nobody has, while nobody is online) before that agent (or the
+    /// notification email) is reminded by email; 0: never.
     pub unanswered_email_minutes: u32,
     pub business_hours: BusinessHours,
     /// The merchant's logo on the chat page: an image upload of the merchant's (its id;

@@ -337,6 +337,61 @@ async fn left_messages_and_unanswered_conversations_are_emailed() {
     );
 }
 
+/// The reminder follows the conversation's agent: while they are online nobody is emailed;
+/// once they are away their conversation's waiting visitor reaches them by email, though a
+/// colleague is online.
+#[tokio::test]
+async fn reminders_go_to_the_conversations_agent_when_they_are_away() {
+    let smtp = SmtpServer::start(Security::Implicit).await;
+    let ca = smtp.ca_file.clone();
+    let app = spawn_with(|c| c.smtp_ca_file = Some(ca)).await;
+    let admin = platform_admin(&app).await;
+    let m = app.signup("Busy Desk").await;
+    // Lin joins before email is set up (afterwards she would be invited by email instead).
+    let (lin_id, lin_email, lin) = crate::team::add_agent(&app, &m, "agent").await;
+    configure_smtp(&app, &admin, &smtp, Security::Implicit, SMTP_PASSWORD).await;
+    let res = client()
+        .patch(app.url("/api/v1/settings"))
+        .bearer_auth(&m.token)
+        .json(&json!({ "unanswered_email_minutes": 2 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut lin_ws = Ws::agent(&app, &lin, "").await;
+    lin_ws.expect("hello").await;
+
+    // Lin is the only one online: the conversation is hers, and she sees it live.
+    let v = visitor_session(&app, &m.ent_id).await;
+    let mut ws = Ws::visitor(&app, &v.token, "").await;
+    ws.send_text("q1", "Is my parcel lost?", None).await;
+    ws.expect("ack").await;
+    lin_ws.expect("message").await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let reminders = || {
+        sqlx::query_as::<_, (String, i64)>(
+            "select to_addr, (about ->> 'after_message_id')::bigint from public.email_outbox
+             where kind = 'unanswered' and sent_at is null and dropped_at is null",
+        )
+        .fetch_all(app.pool())
+    };
+    assert_eq!(reminders().await.unwrap(), vec![], "no reminder while her agent is online");
+
+    // The owner comes online, Lin leaves: the next message waits on Lin, who is emailed.
+    let mut owner_ws = Ws::agent(&app, &m.token, "").await;
+    owner_ws.expect("hello").await;
+    drop(lin_ws);
+    owner_ws
+        .expect_where("Lin offline", |f| {
+            f["type"] == "presence" && f["agent_id"] == lin_id && f["status"] == "offline"
+        })
+        .await;
+    ws.send_text("q2", "Hello? Anyone?", None).await;
+    let second = ws.expect("ack").await["id"].as_i64().unwrap();
+    wait_for_pending(&app, "unanswered", 1).await;
+    assert_eq!(reminders().await.unwrap(), vec![(lin_email, second)]);
+}
+
 async fn wait_for_pending(app: &TestApp, kind: &str, n: i64) -> i64 {
     for _ in 0..100 {
         let pending: i64 = sqlx::query_scalar(
