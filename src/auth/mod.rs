@@ -7,6 +7,7 @@ pub mod sso;
 pub mod store;
 pub mod token;
 pub mod totp;
+pub mod two_factor;
 pub mod validate;
 
 use std::{net::IpAddr, sync::Arc};
@@ -62,6 +63,7 @@ pub fn routes(config: &Config) -> Routes {
         .post("/api/v1/logout", Scope::Public, logout_api)
         .merge(links::routes(&limit))
         .merge(sso::routes(&limit))
+        .merge(two_factor::routes(&limit))
 }
 
 /// A POST route behind the shared sign-up/login rate limit.
@@ -365,11 +367,30 @@ pub struct LoginRequest {
     /// Pick this workspace directly when the user belongs to several.
     #[serde(default)]
     ent_id: Option<String>,
+    /// The code from the user's authenticator app (or a recovery code), for users with a
+    /// second factor.
+    #[serde(default)]
+    code: Option<String>,
 }
 
 enum LoginOutcome {
-    Session { tenant: Arc<Tenant>, issued: Issued },
-    Choose { tenants: Vec<Membership>, issued: Issued },
+    Session {
+        tenant: Arc<Tenant>,
+        issued: Issued,
+    },
+    Choose {
+        tenants: Vec<Membership>,
+        issued: Issued,
+    },
+    /// The password was right; the code from the user's authenticator app is still needed.
+    NeedCode {
+        pending: Issued,
+    },
+    /// The merchant requires a second factor this user has not set up: enrol first.
+    Enrol {
+        pending: Issued,
+        enrolment: totp::Enrolment,
+    },
 }
 
 /// The user whose email and password these are. Does the same work whether or not the
@@ -396,15 +417,37 @@ pub(crate) async fn check_password(
     Ok(user_id.filter(|_| valid))
 }
 
-/// Checks the password and decides what the user gets: a session, or a choice between
-/// workspaces.
+/// Checks the password (and the second factor of a user who has one) and decides what the
+/// user gets: a session, a choice between workspaces, or a second-factor step.
 async fn authenticate(state: &AppState, req: LoginRequest) -> Result<LoginOutcome, AppError> {
     let user_id = check_password(&state.db, &req.email, req.password)
         .await?
         .ok_or(AppError::InvalidCredentials)?;
+    if totp::is_enabled(&state.db, user_id).await? {
+        match req.code.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+            None => {
+                let pending = state.tokens.issue_second_factor(user_id, None)?;
+                return Ok(LoginOutcome::NeedCode { pending });
+            }
+            Some(code) if !totp::verify(&state.db, user_id, code).await? => {
+                return Err(two_factor::wrong_code());
+            }
+            Some(_) => {}
+        }
+    }
+    after_password(state, user_id, req.ent_id.as_deref()).await
+}
+
+/// What a user who proved who they are gets: their workspace's session (or its second-factor
+/// enrolment), or a choice between workspaces.
+async fn after_password(
+    state: &AppState,
+    user_id: i64,
+    ent_id: Option<&str>,
+) -> Result<LoginOutcome, AppError> {
     let memberships = store::memberships(&state.db, user_id).await?;
     store::touch_login(&state.db, user_id).await?;
-    let chosen = match req.ent_id.as_deref() {
+    let chosen = match ent_id {
         Some(ent_id) => Some(
             memberships
                 .iter()
@@ -421,7 +464,7 @@ async fn authenticate(state: &AppState, req: LoginRequest) -> Result<LoginOutcom
         None => None,
     };
     match chosen {
-        Some(m) => session_for(state, user_id, m.tenant_id).await,
+        Some(m) => two_factor::checked_session(state, user_id, m.tenant_id).await,
         None => Ok(LoginOutcome::Choose {
             issued: state.tokens.issue_select(user_id)?,
             tenants: memberships,
@@ -464,8 +507,8 @@ fn login_response(
     meta: &ClientMeta,
     state: &AppState,
     jar: CookieJar,
-) -> Response {
-    match outcome {
+) -> Result<Response, AppError> {
+    Ok(match outcome {
         LoginOutcome::Session { tenant, issued } => {
             let jar = jar.add(session::session_cookie(&issued, meta, state));
             let body = LoginResponse::Session {
@@ -483,7 +526,11 @@ fn login_response(
             tenants,
         })
         .into_response(),
-    }
+        LoginOutcome::NeedCode { .. } => return Err(two_factor::code_required()),
+        LoginOutcome::Enrol { pending, enrolment } => {
+            Json(two_factor::EnrolOut::new(pending, enrolment)).into_response()
+        }
+    })
 }
 
 async fn login_api(
@@ -493,7 +540,7 @@ async fn login_api(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Response, AppError> {
     let outcome = authenticate(&state, req).await?;
-    Ok(login_response(outcome, &meta, &state, jar))
+    login_response(outcome, &meta, &state, jar)
 }
 
 #[derive(Deserialize)]
@@ -511,7 +558,7 @@ async fn choose(
     let user_id = claims.user_id()?;
     let memberships = store::memberships(&state.db, user_id).await?;
     let m = memberships.iter().find(|m| m.ent_id.as_str() == ent_id).ok_or(AppError::NotFound)?;
-    session_for(state, user_id, m.tenant_id).await
+    two_factor::checked_session(state, user_id, m.tenant_id).await
 }
 
 async fn select_api(
@@ -521,7 +568,7 @@ async fn select_api(
     ApiJson(req): ApiJson<SelectRequest>,
 ) -> Result<Response, AppError> {
     let outcome = choose(&state, &req.select_token, &req.ent_id).await?;
-    Ok(login_response(outcome, &meta, &state, jar))
+    login_response(outcome, &meta, &state, jar)
 }
 
 #[derive(Template)]
@@ -595,22 +642,9 @@ async fn login_form(
         page.form_error = Some(lang.tr("validation.csrf").to_owned());
         return Ok((StatusCode::FORBIDDEN, csrf, Page(page)).into_response());
     }
-    let req = LoginRequest { email: form.email, password: form.password, ent_id: None };
+    let req = LoginRequest { email: form.email, password: form.password, ent_id: None, code: None };
     let (status, key) = match authenticate(&state, req).await {
-        Ok(LoginOutcome::Session { issued, .. }) => {
-            let jar = jar.add(session::session_cookie(&issued, &meta, &state));
-            let target = if next.is_empty() { "/app".to_owned() } else { next };
-            return Ok((jar, Redirect::to(&target)).into_response());
-        }
-        Ok(LoginOutcome::Choose { issued, .. }) => {
-            let jar = jar.add(session::select_cookie(&issued, &meta, &state));
-            let target = if next.is_empty() {
-                "/login/select".to_owned()
-            } else {
-                format!("/login/select?next={}", urlencode(&next))
-            };
-            return Ok((jar, Redirect::to(&target)).into_response());
-        }
+        Ok(outcome) => return Ok(form_outcome(outcome, &next, &meta, &state, jar)),
         Err(AppError::InvalidCredentials) => {
             (StatusCode::UNAUTHORIZED, "validation.invalid_credentials")
         }
@@ -621,6 +655,40 @@ async fn login_form(
     };
     page.form_error = Some(lang.tr(key).to_owned());
     Ok((status, csrf, Page(page)).into_response())
+}
+
+/// Where a browser goes after a login step: into the workspace (`next`), to choose one, or
+/// to the second-factor page.
+fn form_outcome(
+    outcome: LoginOutcome,
+    next: &str,
+    meta: &ClientMeta,
+    state: &AppState,
+    jar: CookieJar,
+) -> Response {
+    let with_next = |path: &str| {
+        if next.is_empty() { path.to_owned() } else { format!("{path}?next={}", urlencode(next)) }
+    };
+    match outcome {
+        LoginOutcome::Session { issued, .. } => {
+            let jar = jar
+                .remove(session::removal(SELECT_COOKIE))
+                .remove(session::removal(session::SECOND_FACTOR_COOKIE))
+                .add(session::session_cookie(&issued, meta, state));
+            let target = if next.is_empty() { "/app" } else { next };
+            (jar, Redirect::to(target)).into_response()
+        }
+        LoginOutcome::Choose { issued, .. } => {
+            let jar = jar
+                .remove(session::removal(session::SECOND_FACTOR_COOKIE))
+                .add(session::select_cookie(&issued, meta, state));
+            (jar, Redirect::to(&with_next("/login/select"))).into_response()
+        }
+        LoginOutcome::NeedCode { pending } | LoginOutcome::Enrol { pending, .. } => {
+            let jar = jar.add(session::second_factor_cookie(&pending, meta, state));
+            (jar, Redirect::to(&with_next("/login/2fa"))).into_response()
+        }
+    }
 }
 
 fn urlencode(s: &str) -> String {
@@ -696,14 +764,9 @@ async fn select_form(
     csrf::verify(&headers, Some(&form.csrf_token))?;
     let token =
         jar.get(SELECT_COOKIE).map(|c| c.value().to_owned()).ok_or(AppError::Unauthorized)?;
-    let LoginOutcome::Session { issued, .. } = choose(&state, &token, &form.ent_id).await? else {
-        return Err(AppError::Unauthorized);
-    };
-    let jar = jar
-        .remove(session::removal(SELECT_COOKIE))
-        .add(session::session_cookie(&issued, &meta, &state));
-    let target = local_redirect_target(&form.next).unwrap_or_else(|| "/app".to_owned());
-    Ok((jar, Redirect::to(&target)).into_response())
+    let outcome = choose(&state, &token, &form.ent_id).await?;
+    let next = local_redirect_target(&form.next).unwrap_or_default();
+    Ok(form_outcome(outcome, &next, &meta, &state, jar))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -724,7 +787,10 @@ async fn logout_form(
     Form(form): Form<LogoutForm>,
 ) -> Result<Response, AppError> {
     csrf::verify(&headers, Some(&form.csrf_token))?;
-    let jar = jar.remove(session::removal(SESSION_COOKIE)).remove(session::removal(SELECT_COOKIE));
+    let jar = jar
+        .remove(session::removal(SESSION_COOKIE))
+        .remove(session::removal(SELECT_COOKIE))
+        .remove(session::removal(session::SECOND_FACTOR_COOKIE));
     let target = local_redirect_target(&form.next).unwrap_or_else(|| "/".to_owned());
     Ok((jar, Redirect::to(&target)).into_response())
 }

@@ -24,6 +24,8 @@ use crate::http::{AppError, AppState, client::ClientMeta, csrf};
 
 pub const SESSION_COOKIE: &str = "kefu_session";
 pub const SELECT_COOKIE: &str = "kefu_select";
+/// Between an agent's password and their second factor (10 minutes).
+pub const SECOND_FACTOR_COOKIE: &str = "kefu_2fa";
 
 /// An authenticated agent of an active tenant.
 #[derive(Clone, Debug)]
@@ -177,6 +179,14 @@ pub fn session_cookie(issued: &Issued, meta: &ClientMeta, state: &AppState) -> C
 /// The short-lived cookie that carries a workspace-selection token.
 pub fn select_cookie(issued: &Issued, meta: &ClientMeta, state: &AppState) -> Cookie<'static> {
     auth_cookie(SELECT_COOKIE, issued, meta, state)
+}
+
+pub fn second_factor_cookie(
+    issued: &Issued,
+    meta: &ClientMeta,
+    state: &AppState,
+) -> Cookie<'static> {
+    auth_cookie(SECOND_FACTOR_COOKIE, issued, meta, state)
 }
 
 fn auth_cookie(

@@ -49,6 +49,9 @@ pub enum TokenKind {
     /// A platform admin who passed the password check and must now give a TOTP code (or
     /// enrol one).
     PlatformPending,
+    /// An agent who passed the password check and must now give a TOTP code, or enrol one
+    /// because the merchant (`tid`) requires it.
+    SecondFactor,
 }
 
 /// Whose socket a ticket opens.
@@ -162,6 +165,22 @@ impl TokenKeys {
     /// The step between the password and the second factor.
     pub fn issue_platform_pending(&self, user_id: i64) -> anyhow::Result<Issued> {
         self.issue(user_id, TokenKind::PlatformPending, None, None, PLATFORM_PENDING_TTL)
+    }
+
+    /// The step between an agent's password and their second factor (or its enrolment, for
+    /// the merchant `tenant` that requires one).
+    pub fn issue_second_factor(
+        &self,
+        user_id: i64,
+        tenant: Option<tenants::TenantId>,
+    ) -> anyhow::Result<Issued> {
+        self.issue(
+            user_id,
+            TokenKind::SecondFactor,
+            tenant.map(|t| t.0),
+            None,
+            PLATFORM_PENDING_TTL,
+        )
     }
 
     /// An agent session as `user_id` in `tenant`, opened by platform admin `admin_id`.

@@ -201,6 +201,25 @@ pub async fn verify(pool: &PgPool, user_id: i64, code: &str) -> anyhow::Result<b
     Ok(used == 1)
 }
 
+/// Turns the second factor off (the caller checked a code first) and forgets the recovery
+/// codes.
+pub async fn disable(pool: &PgPool, user_id: i64) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "update public.users set totp_secret = null, totp_pending_secret = null, totp_enabled_at = null,
+                totp_last_step = null, updated_at = now()
+         where id = $1",
+    )
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("delete from public.user_recovery_codes where user_id = $1")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
 /// How many unused recovery codes the user has left.
 pub async fn recovery_codes_left(pool: &PgPool, user_id: i64) -> sqlx::Result<i64> {
     sqlx::query_scalar(

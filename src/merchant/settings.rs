@@ -97,6 +97,9 @@ pub struct MerchantSettings {
     /// Refuse visitors who claim a user id without a valid proof (instead of keeping them
     /// anonymous with the claim marked unverified). Needs an identity secret.
     pub identity_required: bool,
+    /// Every agent signs in with a second factor (TOTP); those without one set it up at their
+    /// next sign-in. Single sign-on from the merchant's own system is exempt.
+    pub require_2fa: bool,
     /// GOFLY's landing-domain redirect: the chat page opened on any other host sends the
     /// visitor on to this origin (`https://chat.shop.example`), e.g. a domain of the
     /// merchant's own that messaging apps have not flagged. Empty: no redirect.
@@ -124,6 +127,7 @@ impl Default for MerchantSettings {
             sso_secret_set: false,
             identity_secret_set: false,
             identity_required: false,
+            require_2fa: false,
             landing_url: String::new(),
         }
     }
@@ -163,6 +167,9 @@ impl MerchantSettings {
         }
         if let Some(v) = stored.get("typing_preview").and_then(Value::as_bool) {
             s.typing_preview = v;
+        }
+        if let Some(v) = stored.get("require_2fa").and_then(Value::as_bool) {
+            s.require_2fa = v;
         }
         if let Some(list) = stored.get("allowed_widget_domains").and_then(Value::as_array) {
             s.allowed_widget_domains =
@@ -339,6 +346,7 @@ struct Change {
     avatar: Option<String>,
     sso_ip_whitelist: Option<Vec<String>>,
     identity_required: Option<bool>,
+    require_2fa: Option<bool>,
 }
 
 /// The checked values to store, by key.
@@ -378,6 +386,9 @@ fn check(c: &Change) -> Result<Vec<(&'static str, Value)>, AppError> {
     }
     if let Some(v) = c.identity_required {
         out.push(("identity_required", json!(v)));
+    }
+    if let Some(v) = c.require_2fa {
+        out.push(("require_2fa", json!(v)));
     }
     if let Some(list) = c.allowed_widget_domains {
         if list.len() > 50 {

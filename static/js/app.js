@@ -77,11 +77,66 @@ window.KefuApp = (() => {
   opener.addEventListener('click', () => {
     avatar = null;
     errorBox.hidden = true;
+    loadTwoFactor();
     form.elements.display_name.value = opener.querySelector('strong').textContent;
     showPhoto(dialog.dataset.avatar);
     dialog.showModal();
   });
   document.getElementById('profile-cancel').addEventListener('click', () => dialog.close());
+
+  // Two-step verification for oneself (/api/v1/me/totp): set up with a QR code, confirmed
+  // by a code; turned off with a code, unless the workspace requires it.
+  const tfa = document.getElementById('tfa');
+  const tfaError = document.getElementById('tfa-error');
+  const byId = (id) => document.getElementById(id);
+  const tfaFail = (err) => { tfaError.textContent = err.message; tfaError.hidden = false; };
+  function showTwoFactor(s) {
+    byId('tfa-state').textContent = s.enabled ? (s.required ? tfa.dataset.tRequired : tfa.dataset.tOn) : tfa.dataset.tOff;
+    byId('tfa-start').hidden = s.enabled;
+    byId('tfa-setup').hidden = true;
+    byId('tfa-disable-row').hidden = !s.enabled || s.required;
+  }
+  async function loadTwoFactor() {
+    tfaError.hidden = true;
+    byId('tfa-codes').hidden = true;
+    try { showTwoFactor(await api('GET', '/api/v1/me/totp')); } catch (err) { tfaFail(err); }
+  }
+  byId('tfa-start').addEventListener('click', async () => {
+    tfaError.hidden = true;
+    try {
+      const offer = await api('POST', '/api/v1/me/totp');
+      byId('tfa-qr').src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(offer.qr_svg)}`;
+      byId('tfa-secret').textContent = offer.secret;
+      byId('tfa-setup').hidden = false;
+      byId('tfa-start').hidden = true;
+      byId('tfa-code').focus();
+    } catch (err) { tfaFail(err); }
+  });
+  async function confirmTwoFactor() {
+    tfaError.hidden = true;
+    try {
+      const { recovery_codes: codes } = await api('POST', '/api/v1/me/totp/confirm', { code: byId('tfa-code').value });
+      byId('tfa-code').value = '';
+      byId('tfa-code-list').replaceChildren(...codes.map((c) => { const li = document.createElement('li'); li.textContent = c; return li; }));
+      showTwoFactor(await api('GET', '/api/v1/me/totp'));
+      byId('tfa-codes').hidden = false;
+    } catch (err) { tfaFail(err); }
+  }
+  async function disableTwoFactor() {
+    tfaError.hidden = true;
+    try {
+      await api('POST', '/api/v1/me/totp/disable', { code: byId('tfa-disable-code').value });
+      byId('tfa-disable-code').value = '';
+      showTwoFactor(await api('GET', '/api/v1/me/totp'));
+      toast(tfa.dataset.tTurnedOff);
+    } catch (err) { tfaFail(err); }
+  }
+  byId('tfa-confirm').addEventListener('click', confirmTwoFactor);
+  byId('tfa-disable').addEventListener('click', disableTwoFactor);
+  // Enter in these fields acts on them, not on the profile form around them.
+  const onEnter = (fn) => (e) => { if (e.key === 'Enter') { e.preventDefault(); fn(); } };
+  byId('tfa-code').addEventListener('keydown', onEnter(confirmTwoFactor));
+  byId('tfa-disable-code').addEventListener('keydown', onEnter(disableTwoFactor));
   document.getElementById('profile-pick').addEventListener('click', () => file.click());
   file.addEventListener('change', async () => {
     const chosen = file.files[0];

@@ -444,6 +444,17 @@
     } catch (err) { toast(err.message); }
   });
 
+  // ---- Team: two-step verification for everyone ----
+  const securityForm = document.getElementById('security-form');
+  securityForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    try {
+      const s = await api('PATCH', '/api/v1/settings', { require_2fa: securityForm.elements.require_2fa.checked });
+      securityForm.elements.require_2fa.checked = s.require_2fa;
+      toast(t.tSaved);
+    } catch (err) { toast(err.message); }
+  });
+
   // ---- Integrations: visitor identity verification ----
   const idForm = document.getElementById('identity-form');
   const idState = document.getElementById('identity-state');
@@ -698,6 +709,6 @@
   loadQuick();
   loadBlacklist();
   loadAuto();
-  api('GET', '/api/v1/settings').then((s) => { fillChat(s); fillSso(s); fillIdentity(s); });
+  api('GET', '/api/v1/settings').then((s) => { fillChat(s); fillSso(s); fillIdentity(s); securityForm.elements.require_2fa.checked = s.require_2fa; });
   loadHooks().catch((err) => toast(err.message));
 })();

@@ -6,8 +6,23 @@
 //   OUT_DIR, CHROMIUM
 // The user chats on one device, then sees the conversation on another; logging out of the
 // shop leaves an anonymous chat with nothing of theirs; the agent sees the verified badge.
+// Then the owner turns on two-step verification and signs in again with a recovery code.
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
+
+// RFC 6238 with the defaults kefu uses (SHA-1, 6 digits, 30 s).
+function totp(base32) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const ch of base32.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(ch).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30000)));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const offset = mac[mac.length - 1] & 15;
+  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
+}
 
 const { APP_URL, ACCOUNT_URL, OWNER_EMAIL, OUT_DIR, CHROMIUM } = process.env;
 const T = 15_000;
@@ -89,6 +104,30 @@ try {
   await agent.locator('.toast', { hasText: 'Saved' }).waitFor({ timeout: T });
   await agent.locator('#identity-form').scrollIntoViewIfNeeded();
   await shot(agent, 'settings-identity');
+
+  step = 'the owner turns on two-step verification';
+  await agent.click('#profile-open');
+  await agent.click('#tfa-start');
+  await agent.locator('#tfa-qr').waitFor({ timeout: T });
+  const tfaSecret = (await agent.textContent('#tfa-secret')).trim();
+  await agent.fill('#tfa-code', totp(tfaSecret));
+  await agent.click('#tfa-confirm');
+  await agent.locator('#tfa-codes:not([hidden]) li').first().waitFor({ timeout: T });
+  const recovery = (await agent.locator('#tfa-code-list li').first().textContent()).trim();
+  await shot(agent, 'profile-two-step-on');
+  await agent.click('#profile-cancel');
+
+  step = 'signing in again asks for the second step';
+  await agent.click('.app-sidebar form[action="/logout"] button');
+  await agent.goto(`${APP_URL}/login`);
+  await agent.fill('#email', OWNER_EMAIL);
+  await agent.fill('#password', 'correct horse battery');
+  await agent.click('button[type=submit]');
+  await agent.waitForURL('**/login/2fa', { timeout: T });
+  await shot(agent, 'login-two-step');
+  await agent.fill('#code', recovery);
+  await agent.click('button[type=submit]');
+  await agent.waitForURL('**/app', { timeout: T });
 
   if (errors.length) throw new Error(`console errors:\n${errors.join('\n')}`);
   console.log(JSON.stringify({ ok: true }));

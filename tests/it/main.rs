@@ -30,6 +30,7 @@ mod static_checks;
 mod team;
 mod tenancy;
 mod tracking;
+mod two_factor;
 mod uploads;
 mod visitors;
 mod webhooks;

@@ -1,0 +1,419 @@
+//! Two-step verification (TOTP, [`super::totp`]) for agents and merchant admins.
+//!
+//! Anyone can turn it on for themselves (`/api/v1/me/totp`: enrol with a QR code, confirm
+//! with a code, get ten recovery codes); a merchant can require it of its whole team
+//! (`require_2fa`), and then whoever has none sets it up at their next sign-in before getting
+//! a session. A user with a second factor gives its code at every password sign-in, whichever
+//! workspace they choose. Single sign-on from the merchant's own system (`/sso`) is vouched
+//! for by that system and asks for no code. The factor belongs to the person (one per
+//! account, shared by all their workspaces and the platform console).
+
+use askama::Template;
+use axum::{
+    Form, Json,
+    extract::{Query, State},
+    http::{HeaderMap, Method, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+};
+use axum_extra::extract::CookieJar;
+use serde::{Deserialize, Serialize};
+use tenants::{TenantId, TenantTx};
+
+use super::{
+    AuthRateLimit, LoginOutcome, NextQuery, after_password, limited,
+    session::{self, AgentSession, SECOND_FACTOR_COOKIE},
+    store,
+    token::{Issued, TokenKind},
+    totp,
+};
+use crate::{
+    http::{
+        AppError, AppState, Page, Routes, Scope, client::ClientMeta, csrf, csrf::CsrfToken,
+        extract::ApiJson, local_redirect_target,
+    },
+    i18n::Lang,
+};
+
+pub fn routes(limit: &AuthRateLimit) -> Routes {
+    Routes::new()
+        .get("/login/2fa", Scope::Public, page)
+        .add(Method::POST, "/login/2fa", Scope::Public, limited(limit, code_form))
+        .add(Method::POST, "/api/v1/login/enrol", Scope::Public, limited(limit, enrol_api))
+        .get("/api/v1/me/totp", Scope::Tenant, status)
+        .post("/api/v1/me/totp", Scope::Tenant, begin)
+        .add(Method::POST, "/api/v1/me/totp/confirm", Scope::Tenant, limited(limit, confirm))
+        .add(Method::POST, "/api/v1/me/totp/disable", Scope::Tenant, limited(limit, disable))
+}
+
+pub fn wrong_code() -> AppError {
+    AppError::bad_request_status(
+        StatusCode::UNAUTHORIZED,
+        "invalid_code",
+        "that code is not valid or was already used; try the next one or a recovery code",
+    )
+}
+
+pub fn code_required() -> AppError {
+    AppError::bad_request_status(
+        StatusCode::UNAUTHORIZED,
+        "totp_required",
+        "this account signs in with a code from its authenticator app: send it as `code`",
+    )
+}
+
+/// Whether the merchant requires a second factor of its agents.
+pub async fn required_by(state: &AppState, tenant: TenantId) -> Result<bool, AppError> {
+    let mut tx = TenantTx::begin(&state.db, tenant).await?;
+    let required: Option<bool> = sqlx::query_scalar(
+        "select (value #>> '{}')::boolean from settings where key = 'require_2fa'",
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .flatten();
+    tx.commit().await?;
+    Ok(required.unwrap_or(false))
+}
+
+/// A session in `tenant` for a user who proved who they are — unless the merchant requires
+/// a second factor they have not set up, which they enrol first.
+pub(super) async fn checked_session(
+    state: &AppState,
+    user_id: i64,
+    tenant: TenantId,
+) -> Result<LoginOutcome, AppError> {
+    if required_by(state, tenant).await? && !totp::is_enabled(&state.db, user_id).await? {
+        let email = account(state, user_id).await?;
+        let enrolment = match totp::pending_enrolment(&state.db, user_id, &email).await? {
+            Some(e) => e,
+            None => totp::begin_enrolment(&state.db, user_id, &email).await?,
+        };
+        let pending = state.tokens.issue_second_factor(user_id, Some(tenant))?;
+        return Ok(LoginOutcome::Enrol { pending, enrolment });
+    }
+    super::session_for(state, user_id, tenant).await
+}
+
+/// The name authenticator apps show for the account.
+async fn account(state: &AppState, user_id: i64) -> Result<String, AppError> {
+    let mut conn = state.db.acquire().await?;
+    let user = store::user_by_id(&mut conn, user_id).await?.ok_or(AppError::Unauthorized)?;
+    Ok(user.email)
+}
+
+/// What the API answers when the user must set up a second factor before signing in.
+#[derive(Serialize)]
+pub struct EnrolOut {
+    enrolment: EnrolmentOut,
+}
+
+#[derive(Serialize)]
+struct EnrolmentOut {
+    /// For `POST /api/v1/login/enrol` (10 minutes).
+    pending_token: String,
+    secret: String,
+    otpauth_uri: String,
+    /// The URI as a QR code (an SVG document).
+    qr_svg: String,
+}
+
+impl EnrolOut {
+    pub fn new(pending: Issued, e: totp::Enrolment) -> Self {
+        Self {
+            enrolment: EnrolmentOut {
+                pending_token: pending.token,
+                secret: e.secret,
+                otpauth_uri: e.otpauth_uri,
+                qr_svg: e.qr_svg,
+            },
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The sign-in step (pages)
+
+#[derive(PartialEq, Eq)]
+enum Step {
+    Code,
+    Enrol,
+    Recovery,
+}
+
+#[derive(Template)]
+#[template(path = "auth/two_factor.html")]
+struct TwoFactorPage {
+    lang: Lang,
+    csrf_token: String,
+    next: String,
+    step: Step,
+    form_error: Option<String>,
+    enrolment: Option<totp::Enrolment>,
+    recovery_codes: Vec<String>,
+}
+
+/// The user and (for an enrolment) the merchant the pending cookie names.
+fn pending(state: &AppState, jar: &CookieJar) -> Option<(i64, Option<TenantId>)> {
+    let token = jar.get(SECOND_FACTOR_COOKIE)?;
+    let claims = state.tokens.verify(token.value(), TokenKind::SecondFactor).ok()?;
+    Some((claims.user_id().ok()?, claims.tid.map(TenantId)))
+}
+
+async fn page(
+    State(state): State<AppState>,
+    lang: Lang,
+    csrf: CsrfToken,
+    jar: CookieJar,
+    Query(q): Query<NextQuery>,
+) -> Result<Response, AppError> {
+    let Some((user_id, _)) = pending(&state, &jar) else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let next = q.next.as_deref().and_then(local_redirect_target).unwrap_or_default();
+    let mut page = TwoFactorPage {
+        lang,
+        csrf_token: csrf.value().to_owned(),
+        next,
+        step: Step::Code,
+        form_error: None,
+        enrolment: None,
+        recovery_codes: Vec::new(),
+    };
+    if !totp::is_enabled(&state.db, user_id).await? {
+        let email = account(&state, user_id).await?;
+        page.step = Step::Enrol;
+        page.enrolment = totp::pending_enrolment(&state.db, user_id, &email).await?;
+        if page.enrolment.is_none() {
+            page.enrolment = Some(totp::begin_enrolment(&state.db, user_id, &email).await?);
+        }
+    }
+    Ok((csrf, Page(page)).into_response())
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// The code of a user with a second factor, or the first code of one being set up.
+async fn code_form(
+    State(state): State<AppState>,
+    lang: Lang,
+    meta: ClientMeta,
+    csrf: CsrfToken,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Form(form): Form<CodeForm>,
+) -> Result<Response, AppError> {
+    csrf::verify(&headers, Some(&form.csrf_token))?;
+    let Some((user_id, tenant)) = pending(&state, &jar) else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let next = local_redirect_target(&form.next).unwrap_or_default();
+    let mut page = TwoFactorPage {
+        lang,
+        csrf_token: csrf.value().to_owned(),
+        next: next.clone(),
+        step: Step::Code,
+        form_error: Some(lang.tr("platform.login.wrong_code").to_owned()),
+        enrolment: None,
+        recovery_codes: Vec::new(),
+    };
+    if totp::is_enabled(&state.db, user_id).await? {
+        if !totp::verify(&state.db, user_id, &form.code).await? {
+            return Ok((StatusCode::UNAUTHORIZED, csrf, Page(page)).into_response());
+        }
+        let outcome = match tenant {
+            Some(tenant) => checked_session(&state, user_id, tenant).await?,
+            None => after_password(&state, user_id, None).await?,
+        };
+        return Ok(super::form_outcome(outcome, &next, &meta, &state, jar));
+    }
+    // Setting it up because the merchant requires it.
+    let Some(tenant) = tenant else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let Some(codes) = totp::confirm_enrolment(&state.db, user_id, &form.code).await? else {
+        let email = account(&state, user_id).await?;
+        page.step = Step::Enrol;
+        page.enrolment = totp::pending_enrolment(&state.db, user_id, &email).await?;
+        return Ok((StatusCode::UNAUTHORIZED, csrf, Page(page)).into_response());
+    };
+    let LoginOutcome::Session { issued, .. } = super::session_for(&state, user_id, tenant).await?
+    else {
+        return Err(AppError::Unauthorized);
+    };
+    let jar = jar
+        .remove(session::removal(SECOND_FACTOR_COOKIE))
+        .remove(session::removal(session::SELECT_COOKIE))
+        .add(session::session_cookie(&issued, &meta, &state));
+    page.step = Step::Recovery;
+    page.form_error = None;
+    page.recovery_codes = codes;
+    Ok((jar, csrf, Page(page)).into_response())
+}
+
+// ---------------------------------------------------------------------------------------
+// The sign-in step (API)
+
+#[derive(Deserialize)]
+struct EnrolRequest {
+    pending_token: String,
+    code: String,
+}
+
+#[derive(Serialize)]
+struct EnrolledOut {
+    token: String,
+    token_type: &'static str,
+    expires_at: chrono::DateTime<chrono::Utc>,
+    ent_id: tenants::EntId,
+    tenant_name: String,
+    /// Shown once.
+    recovery_codes: Vec<String>,
+}
+
+/// `{pending_token, code}` (from a login that answered `enrolment`) → the session, with the
+/// recovery codes.
+async fn enrol_api(
+    State(state): State<AppState>,
+    meta: ClientMeta,
+    jar: CookieJar,
+    ApiJson(req): ApiJson<EnrolRequest>,
+) -> Result<Response, AppError> {
+    let claims = state.tokens.verify(&req.pending_token, TokenKind::SecondFactor)?;
+    let (user_id, tenant) = (claims.user_id()?, claims.tid.map(TenantId));
+    let tenant = tenant.ok_or(AppError::Unauthorized)?;
+    let codes =
+        totp::confirm_enrolment(&state.db, user_id, &req.code).await?.ok_or_else(wrong_code)?;
+    let LoginOutcome::Session { tenant, issued } =
+        super::session_for(&state, user_id, tenant).await?
+    else {
+        return Err(AppError::Unauthorized);
+    };
+    let jar = jar.add(session::session_cookie(&issued, &meta, &state));
+    let body = EnrolledOut {
+        token: issued.token,
+        token_type: "Bearer",
+        expires_at: issued.expires_at,
+        ent_id: tenant.ent_id.clone(),
+        tenant_name: tenant.name.clone(),
+        recovery_codes: codes,
+    };
+    Ok((jar, Json(body)).into_response())
+}
+
+// ---------------------------------------------------------------------------------------
+// One's own second factor
+
+#[derive(Serialize)]
+struct StatusOut {
+    enabled: bool,
+    recovery_codes_left: i64,
+    /// The merchant requires it (it cannot be turned off here).
+    required: bool,
+}
+
+async fn status(
+    State(state): State<AppState>,
+    session: AgentSession,
+) -> Result<Json<StatusOut>, AppError> {
+    Ok(Json(StatusOut {
+        enabled: totp::is_enabled(&state.db, session.user_id).await?,
+        recovery_codes_left: totp::recovery_codes_left(&state.db, session.user_id).await?,
+        required: required_by(&state, session.tenant.id).await?,
+    }))
+}
+
+#[derive(Serialize)]
+struct BeginOut {
+    secret: String,
+    otpauth_uri: String,
+    qr_svg: String,
+}
+
+/// Offers a new secret to scan; nothing changes until it is confirmed with a code.
+async fn begin(
+    State(state): State<AppState>,
+    session: AgentSession,
+) -> Result<Json<BeginOut>, AppError> {
+    not_as_support(&session)?;
+    if totp::is_enabled(&state.db, session.user_id).await? {
+        return Err(AppError::conflict(
+            "totp_enabled",
+            None,
+            "two-step verification is on already; turn it off first to set up a new app",
+        ));
+    }
+    let email = account(&state, session.user_id).await?;
+    let e = totp::begin_enrolment(&state.db, session.user_id, &email).await?;
+    Ok(Json(BeginOut { secret: e.secret, otpauth_uri: e.otpauth_uri, qr_svg: e.qr_svg }))
+}
+
+#[derive(Deserialize)]
+struct CodeRequest {
+    code: String,
+}
+
+#[derive(Serialize)]
+struct ConfirmedOut {
+    /// Shown once.
+    recovery_codes: Vec<String>,
+}
+
+async fn confirm(
+    State(state): State<AppState>,
+    session: AgentSession,
+    ApiJson(req): ApiJson<CodeRequest>,
+) -> Result<Json<ConfirmedOut>, AppError> {
+    not_as_support(&session)?;
+    let codes = totp::confirm_enrolment(&state.db, session.user_id, &req.code)
+        .await?
+        .ok_or_else(wrong_code)?;
+    tracing::info!(user = session.user_id, "two-step verification turned on");
+    Ok(Json(ConfirmedOut { recovery_codes: codes }))
+}
+
+/// Turns it off, with a current code (or a recovery code) as proof.
+async fn disable(
+    State(state): State<AppState>,
+    session: AgentSession,
+    ApiJson(req): ApiJson<CodeRequest>,
+) -> Result<StatusCode, AppError> {
+    not_as_support(&session)?;
+    if required_by(&state, session.tenant.id).await? {
+        return Err(AppError::conflict(
+            "totp_required",
+            None,
+            "this workspace requires two-step verification of every agent",
+        ));
+    }
+    if crate::platform::admin_email(&state.db, session.user_id).await?.is_some() {
+        return Err(AppError::conflict(
+            "totp_required",
+            None,
+            "platform admins always sign in with two-step verification",
+        ));
+    }
+    if !totp::verify(&state.db, session.user_id, &req.code).await? {
+        return Err(wrong_code());
+    }
+    totp::disable(&state.db, session.user_id).await?;
+    tracing::info!(user = session.user_id, "two-step verification turned off");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A platform admin in a support session must not change the merchant's people's factors.
+fn not_as_support(session: &AgentSession) -> Result<(), AppError> {
+    if session.impersonator.is_some() {
+        return Err(AppError::forbidden(
+            "support_session",
+            "a support session cannot change the agent's two-step verification",
+        ));
+    }
+    Ok(())
+}
