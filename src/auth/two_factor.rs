@@ -151,6 +151,13 @@ struct TwoFactorPage {
     recovery_codes: Vec<String>,
 }
 
+impl TwoFactorPage {
+    /// Where the recovery codes page leads.
+    fn continue_to(&self) -> &str {
+        if self.next.is_empty() { "/app" } else { &self.next }
+    }
+}
+
 /// The user and (for an enrolment) the merchant the pending cookie names.
 fn pending(state: &AppState, jar: &CookieJar) -> Option<(i64, Option<TenantId>)> {
     let token = jar.get(SECOND_FACTOR_COOKIE)?;

@@ -185,6 +185,11 @@ impl LoginPage {
         self.form_error = Some(lang.tr(key).to_owned());
         self
     }
+
+    /// Where the recovery codes page leads.
+    fn continue_to(&self) -> &str {
+        if self.next.is_empty() { "/platform" } else { &self.next }
+    }
 }
 
 #[derive(Deserialize)]

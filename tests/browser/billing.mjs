@@ -9,27 +9,18 @@
 // back to an active subscription with its invoice, opens the customer portal, and cancels
 // from it; then the page on a phone. Exits non-zero on the first failed step or any
 // console error.
-import { chromium } from 'playwright-core';
+import { launch, errorLog } from './harness.mjs';
 import { mkdirSync } from 'node:fs';
 
 const { APP_URL, OUT_DIR, CHROMIUM, OWNER_TOKEN, ENT_ID } = process.env;
 const T = 20_000;
 mkdirSync(OUT_DIR, { recursive: true });
 
-const errors = [];
-function watch(page, who) {
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(`${who}: ${m.text()}`); });
-  page.on('pageerror', (e) => errors.push(`${who}: ${e}`));
-  page.on('response', (r) => { if (r.status() >= 400) errors.push(`${who}: ${r.status()} ${r.url()}`); });
-}
+const { errors, watch } = errorLog();
 let step = 'starting';
 const shot = (page, name) => page.screenshot({ path: `${OUT_DIR}/${name}.png`, fullPage: true });
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch(CHROMIUM);
 try {
   step = 'the trial\'s conversations are used up: a new visitor leaves a message instead';
   const visitorCtx = await browser.newContext({ viewport: { width: 390, height: 760 }, locale: 'en-US', isMobile: true, hasTouch: true });

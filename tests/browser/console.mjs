@@ -10,43 +10,19 @@
 // every page, publishes an announcement that appears live in the owner's open workspace,
 // saves the system settings, suspends and resumes the merchant, and opens a support
 // session. Exits non-zero on the first failed step or any console error.
-import { chromium } from 'playwright-core';
-import { createHmac } from 'node:crypto';
+import { launch, errorLog, totp } from './harness.mjs';
 import { mkdirSync } from 'node:fs';
 
 const { APP_URL, OUT_DIR, CHROMIUM, ADMIN_EMAIL, ADMIN_PASSWORD, OWNER_TOKEN, MERCHANT_ID } = process.env;
 const T = 15_000;
 mkdirSync(OUT_DIR, { recursive: true });
 
-// RFC 6238 with the defaults authenticator apps use: SHA-1, 6 digits, 30 s.
-function totp(base32) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of base32.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
-  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 1000 / 30)));
-  const mac = createHmac('sha1', key).update(counter).digest();
-  const offset = mac[mac.length - 1] & 0xf;
-  const code = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
-  return String(code).padStart(6, '0');
-}
-
-const errors = [];
 // `expected`: responses that are part of the story (the paused page of a suspended merchant).
-function watch(page, who, expected = () => false) {
-  page.on('console', (m) => { if (m.type() === 'error' && !/status of 403/.test(m.text())) errors.push(`${who}: ${m.text()}`); });
-  page.on('pageerror', (e) => errors.push(`${who}: ${e}`));
-  page.on('response', (r) => { if (r.status() >= 400 && !expected(r)) errors.push(`${who}: ${r.status()} ${r.url()}`); });
-}
+const { errors, watch } = errorLog({ quiet: (text) => /status of 403/.test(text) });
 let step = 'starting';
 const shot = (page, name) => page.screenshot({ path: `${OUT_DIR}/${name}.png`, fullPage: true });
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch(CHROMIUM);
 try {
   step = 'the owner has the workspace open';
   const ownerCtx = await browser.newContext({ viewport: { width: 1366, height: 860 }, locale: 'en-US' });

@@ -5,27 +5,18 @@
 //   CHROMIUM  the browser binary
 //   PHOTO     a PNG the visitor sends
 // Exits non-zero with the reason on the first failed step, or if any page logged an error.
-import { chromium } from 'playwright-core';
+import { launch, errorLog } from './harness.mjs';
 import { mkdirSync } from 'node:fs';
 
 const { APP_URL, HOST_URL, OUT_DIR, CHROMIUM, PHOTO } = process.env;
 const T = 15_000;
 mkdirSync(OUT_DIR, { recursive: true });
 
-const errors = [];
-function watch(page, who) {
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(`${who}: ${m.text()}`); });
-  page.on('pageerror', (e) => errors.push(`${who}: ${e}`));
-  page.on('response', (r) => { if (r.status() >= 400) errors.push(`${who}: ${r.status()} ${r.url()}`); });
-}
+const { errors, watch } = errorLog();
 let step = 'starting';
 const shot = (page, name) => page.screenshot({ path: `${OUT_DIR}/${name}.png` });
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch(CHROMIUM);
 try {
   // The merchant signs up and lands in the workspace.
   step = 'agent signs up';

@@ -7,41 +7,18 @@
 // The user chats on one device, then sees the conversation on another; logging out of the
 // shop leaves an anonymous chat with nothing of theirs; the agent sees the verified badge.
 // Then the owner turns on two-step verification and signs in again with a recovery code.
-import { chromium } from 'playwright-core';
+import { launch, errorLog, totp } from './harness.mjs';
 import { mkdirSync } from 'node:fs';
-import { createHmac } from 'node:crypto';
-
-// RFC 6238 with the defaults kefu uses (SHA-1, 6 digits, 30 s).
-function totp(base32) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const ch of base32.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(ch).toString(2).padStart(5, '0');
-  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30000)));
-  const mac = createHmac('sha1', key).update(counter).digest();
-  const offset = mac[mac.length - 1] & 15;
-  return String((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).padStart(6, '0');
-}
 
 const { APP_URL, ACCOUNT_URL, OWNER_EMAIL, OUT_DIR, CHROMIUM } = process.env;
 const T = 15_000;
 mkdirSync(OUT_DIR, { recursive: true });
 
-const errors = [];
-function watch(page, who) {
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(`${who}: ${m.text()}`); });
-  page.on('pageerror', (e) => errors.push(`${who}: ${e}`));
-  page.on('response', (r) => { if (r.status() >= 400) errors.push(`${who}: ${r.status()} ${r.url()}`); });
-}
+const { errors, watch } = errorLog();
 let step = 'starting';
 const shot = (page, name) => page.screenshot({ path: `${OUT_DIR}/${name}.png` });
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch(CHROMIUM);
 async function device(name, viewport) {
   const ctx = await browser.newContext({ viewport, locale: 'en-US' });
   const page = await ctx.newPage();

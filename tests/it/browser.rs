@@ -26,6 +26,45 @@ fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
 
+/// Chromium, with the browser scripts' packages installed; `None` (the test then passes,
+/// saying it was skipped) on a machine without a browser, unless `KEFU_REQUIRE_BROWSER=1`.
+async fn browser_ready() -> Option<PathBuf> {
+    let Some(chromium) = chromium() else {
+        assert!(
+            std::env::var("KEFU_REQUIRE_BROWSER").as_deref() != Ok("1"),
+            "KEFU_REQUIRE_BROWSER=1 but no Chromium was found (apt-get install chromium)"
+        );
+        eprintln!("SKIPPED: no Chromium on this machine (apt-get install chromium)");
+        return None;
+    };
+    tokio::task::spawn_blocking(|| npm_ci(&browser_dir(), "playwright-core")).await.unwrap();
+    Some(chromium)
+}
+
+/// Where the scripts put their screenshots.
+fn screenshots() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots")
+}
+
+/// Runs `tests/browser/<script>` with the browser, `OUT_DIR` and `env`; fails the test with
+/// the script's output unless it succeeds within 3 minutes; returns what it printed.
+async fn run_script(script: &str, chromium: &Path, env: &[(&str, &str)]) -> String {
+    let run = tokio::process::Command::new("node")
+        .arg(browser_dir().join(script))
+        .env("OUT_DIR", screenshots())
+        .env("CHROMIUM", chromium)
+        .envs(env.iter().copied())
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(180), run)
+        .await
+        .expect("the browser run finishes within 3 minutes")
+        .expect("node runs (install Node.js)");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{script} failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
 /// A merchant's shop on another origin, with GOFLY's embed code exactly as GOFLY documents it.
 async fn spawn_shop(app_url: String) -> String {
     let page = move |UrlPath(ent_id): UrlPath<String>| {
@@ -73,37 +112,24 @@ async fn spawn_shop(app_url: String) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn widget_visitor_and_agent_chat_in_a_real_browser() {
-    let Some(chromium) = chromium() else {
-        assert!(
-            std::env::var("KEFU_REQUIRE_BROWSER").as_deref() != Ok("1"),
-            "KEFU_REQUIRE_BROWSER=1 but no Chromium was found (apt-get install chromium)"
-        );
-        eprintln!("SKIPPED: no Chromium on this machine (apt-get install chromium)");
-        return;
-    };
-    tokio::task::spawn_blocking(|| npm_ci(&browser_dir(), "playwright-core")).await.unwrap();
+    let Some(chromium) = browser_ready().await else { return };
     let app = spawn_app().await;
     let shop = spawn_shop(app.url.clone()).await;
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    let out = screenshots();
     std::fs::create_dir_all(&out).unwrap();
     let photo = out.join("visitor-photo.png");
     std::fs::write(&photo, crate::helpers::png(900, 600)).unwrap();
 
-    let run = tokio::process::Command::new("node")
-        .arg(browser_dir().join("e2e.mjs"))
-        .env("APP_URL", &app.url)
-        .env("HOST_URL", &shop)
-        .env("OUT_DIR", &out)
-        .env("CHROMIUM", &chromium)
-        .env("PHOTO", &photo)
-        .output();
-    let output = tokio::time::timeout(std::time::Duration::from_secs(180), run)
-        .await
-        .expect("the browser run finishes within 3 minutes")
-        .expect("node runs (install Node.js)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "browser run failed:\n{stdout}\n{stderr}");
+    let stdout = run_script(
+        "e2e.mjs",
+        &chromium,
+        &[
+            ("APP_URL", app.url.as_str()),
+            ("HOST_URL", shop.as_str()),
+            ("PHOTO", photo.to_str().unwrap()),
+        ],
+    )
+    .await;
 
     // What the browsers did reached the store: the conversations and the left message.
     let summary: serde_json::Value =
@@ -136,15 +162,7 @@ async fn widget_visitor_and_agent_chat_in_a_real_browser() {
 /// The platform console, start to finish, with a merchant's workspace open beside it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_platform_console_in_a_real_browser() {
-    let Some(chromium) = chromium() else {
-        assert!(
-            std::env::var("KEFU_REQUIRE_BROWSER").as_deref() != Ok("1"),
-            "KEFU_REQUIRE_BROWSER=1 but no Chromium was found (apt-get install chromium)"
-        );
-        eprintln!("SKIPPED: no Chromium on this machine (apt-get install chromium)");
-        return;
-    };
-    tokio::task::spawn_blocking(|| npm_ci(&browser_dir(), "playwright-core")).await.unwrap();
+    let Some(chromium) = browser_ready().await else { return };
     let app = spawn_app().await;
     // Some merchants with some traffic, so the pages have something to show.
     let lumen = app.signup("Lumen Lighting").await;
@@ -165,24 +183,19 @@ async fn the_platform_console_in_a_real_browser() {
     .await
     .unwrap();
     let merchant_id = tenant_id(app.pool(), &lumen.ent_id).await.0;
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
-    let run = tokio::process::Command::new("node")
-        .arg(browser_dir().join("console.mjs"))
-        .env("APP_URL", &app.url)
-        .env("OUT_DIR", &out)
-        .env("CHROMIUM", &chromium)
-        .env("ADMIN_EMAIL", &email)
-        .env("ADMIN_PASSWORD", &admin.password)
-        .env("OWNER_TOKEN", &lumen.token)
-        .env("MERCHANT_ID", merchant_id.to_string())
-        .output();
-    let output = tokio::time::timeout(std::time::Duration::from_secs(180), run)
-        .await
-        .expect("the browser run finishes within 3 minutes")
-        .expect("node runs (install Node.js)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "console run failed:\n{stdout}\n{stderr}");
+    let out = screenshots();
+    run_script(
+        "console.mjs",
+        &chromium,
+        &[
+            ("APP_URL", app.url.as_str()),
+            ("ADMIN_EMAIL", email.as_str()),
+            ("ADMIN_PASSWORD", admin.password.as_str()),
+            ("OWNER_TOKEN", lumen.token.as_str()),
+            ("MERCHANT_ID", &merchant_id.to_string()),
+        ],
+    )
+    .await;
     // What the admin did is on record.
     let actions: Vec<String> =
         sqlx::query_scalar("select distinct action from public.platform_audit order by action")
@@ -210,15 +223,7 @@ async fn the_platform_console_in_a_real_browser() {
 /// The billing page with Stripe (the local stand-in): trial, Checkout, paid, portal, cancel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn billing_in_a_real_browser() {
-    let Some(chromium) = chromium() else {
-        assert!(
-            std::env::var("KEFU_REQUIRE_BROWSER").as_deref() != Ok("1"),
-            "KEFU_REQUIRE_BROWSER=1 but no Chromium was found (apt-get install chromium)"
-        );
-        eprintln!("SKIPPED: no Chromium on this machine (apt-get install chromium)");
-        return;
-    };
-    tokio::task::spawn_blocking(|| npm_ci(&browser_dir(), "playwright-core")).await.unwrap();
+    let Some(chromium) = browser_ready().await else { return };
     let stripe = crate::fake_stripe::FakeStripe::start().await;
     let app = crate::helpers::spawn_with(|c| {
         stripe.configure(c);
@@ -234,22 +239,17 @@ async fn billing_in_a_real_browser() {
     let mut ws = crate::ws_client::Ws::visitor(&app, &visitor.token, "").await;
     ws.send_text("first", "Hello", None).await;
     ws.expect("ack").await;
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
-    let run = tokio::process::Command::new("node")
-        .arg(browser_dir().join("billing.mjs"))
-        .env("APP_URL", &app.url)
-        .env("OUT_DIR", &out)
-        .env("CHROMIUM", &chromium)
-        .env("OWNER_TOKEN", &owner.token)
-        .env("ENT_ID", &owner.ent_id)
-        .output();
-    let output = tokio::time::timeout(std::time::Duration::from_secs(180), run)
-        .await
-        .expect("the browser run finishes within 3 minutes")
-        .expect("node runs (install Node.js)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "billing run failed:\n{stdout}\n{stderr}");
+    let out = screenshots();
+    run_script(
+        "billing.mjs",
+        &chromium,
+        &[
+            ("APP_URL", app.url.as_str()),
+            ("OWNER_TOKEN", owner.token.as_str()),
+            ("ENT_ID", owner.ent_id.as_str()),
+        ],
+    )
+    .await;
     let (status, plan): (String, String) =
         sqlx::query_as("select billing_status, plan from public.tenants where ent_id = $1")
             .bind(&owner.ent_id)
@@ -297,15 +297,7 @@ async fn spawn_account_page(app_url: String, ent_id: String, user_hash: String) 
 /// Verified widget identity across two devices, logging out, and what the agent sees.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_verified_user_in_a_real_browser() {
-    let Some(chromium) = chromium() else {
-        assert!(
-            std::env::var("KEFU_REQUIRE_BROWSER").as_deref() != Ok("1"),
-            "KEFU_REQUIRE_BROWSER=1 but no Chromium was found (apt-get install chromium)"
-        );
-        eprintln!("SKIPPED: no Chromium on this machine (apt-get install chromium)");
-        return;
-    };
-    tokio::task::spawn_blocking(|| npm_ci(&browser_dir(), "playwright-core")).await.unwrap();
+    let Some(chromium) = browser_ready().await else { return };
     let app = spawn_app().await;
     let m = app.signup("Lumen Store").await;
     let res = crate::helpers::client()
@@ -323,22 +315,16 @@ async fn a_verified_user_in_a_real_browser() {
         hex::encode(mac.finalize().into_bytes())
     };
     let account = spawn_account_page(app.url.clone(), m.ent_id.clone(), hash).await;
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
-    let run = tokio::process::Command::new("node")
-        .arg(browser_dir().join("identity.mjs"))
-        .env("APP_URL", &app.url)
-        .env("ACCOUNT_URL", &account)
-        .env("OWNER_EMAIL", &m.email)
-        .env("OUT_DIR", &out)
-        .env("CHROMIUM", &chromium)
-        .output();
-    let output = tokio::time::timeout(std::time::Duration::from_secs(180), run)
-        .await
-        .expect("the browser run finishes within 3 minutes")
-        .expect("node runs (install Node.js)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "identity run failed:\n{stdout}\n{stderr}");
+    run_script(
+        "identity.mjs",
+        &chromium,
+        &[
+            ("APP_URL", app.url.as_str()),
+            ("ACCOUNT_URL", account.as_str()),
+            ("OWNER_EMAIL", m.email.as_str()),
+        ],
+    )
+    .await;
     // Two devices, one verified visitor; the logged-out phone became an anonymous one.
     let schema = format!("tenant_{}", tenant_id(app.pool(), &m.ent_id).await.0);
     let (verified, anonymous): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
