@@ -42,6 +42,8 @@ pub fn routes() -> Routes {
         .admin()
         .post("/api/v1/agents/{id}/reset_password", Scope::Tenant, team::reset_password)
         .admin()
+        .post("/api/v1/agents/{id}/reset_2fa", Scope::Tenant, team::reset_two_factor)
+        .admin()
         .post("/api/v1/agents/{id}/invite", Scope::Tenant, team::resend_invitation)
         .admin()
         .merge(quick_replies::routes())

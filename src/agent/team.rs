@@ -375,32 +375,48 @@ struct NewPassword {
     password: String,
 }
 
-/// A new generated password for an agent, shown once. Only for accounts that belong to this
-/// merchant alone: a person who is also an agent elsewhere keeps control of their login.
-pub async fn reset_password(
-    State(state): State<AppState>,
-    session: AgentSession,
-    Path(id): Path<String>,
-) -> Result<Response, AppError> {
-    let id = crate::http::input::path_id(&id)?;
-    let mut tx = session.tx(&state).await?;
-    let target = store::agent_by_id(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+/// The agent `id` whose sign-in an admin may reset: not the owner (unless the owner asks),
+/// and only an account that belongs to this merchant alone — a person who is also an agent
+/// elsewhere keeps control of their login.
+async fn resettable(
+    tx: &mut tenants::TenantTx,
+    session: &AgentSession,
+    id: &str,
+    what: &str,
+) -> Result<store::AgentRow, AppError> {
+    let id = crate::http::input::path_id(id)?;
+    let target = store::agent_by_id(tx, id).await?.ok_or(AppError::NotFound)?;
     session.require_admin()?;
     if target.role == "owner" && session.agent.role != "owner" {
-        return Err(AppError::forbidden("owner_protected", "only the owner resets their password"));
+        return Err(AppError::forbidden(
+            "owner_protected",
+            format!("only the owner resets their {what}"),
+        ));
     }
     let memberships: i64 =
         sqlx::query_scalar("select count(*) from public.tenant_members where user_id = $1")
             .bind(target.user_id)
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut **tx)
             .await?;
     if memberships > 1 {
         return Err(AppError::conflict(
             "shared_account",
             None,
-            "this person also works for other merchants; they reset their own password",
+            format!("this person also works for other merchants; they reset their own {what}"),
         ));
     }
+    Ok(target)
+}
+
+/// A new generated password for an agent, shown once.
+pub async fn reset_password(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let mut tx = session.tx(&state).await?;
+    let target = resettable(&mut tx, &session, &id, "password").await?;
+    let id = target.id;
     let password = password::generate();
     let hash = password::hash(password.clone()).await?;
     sqlx::query("update public.users set password_hash = $2, updated_at = now() where id = $1")
@@ -424,4 +440,49 @@ pub async fn reset_password(
         "password reset"
     );
     Ok(Json(NewPassword { password }).into_response())
+}
+
+/// Turns off the two-step verification of an agent who lost their authenticator and their
+/// recovery codes; they sign in with their password again (and set it up anew where the
+/// merchant requires it). Platform admins' factors guard the console and stay.
+pub async fn reset_two_factor(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    let mut tx = session.tx(&state).await?;
+    let target = resettable(&mut tx, &session, &id, "two-step verification").await?;
+    if target.user_id == session.user_id {
+        // One's own factor goes off only with a code (the profile), so a stolen session
+        // cannot remove it.
+        return Err(AppError::conflict(
+            "own_factor",
+            None,
+            "turn your own two-step verification off in your profile, with a code",
+        ));
+    }
+    if crate::platform::admin_email(&state.db, target.user_id).await?.is_some() {
+        return Err(AppError::conflict(
+            "platform_admin",
+            None,
+            "this person is a platform admin: their two-step verification guards the console",
+        ));
+    }
+    crate::merchant::audit::record(
+        &mut tx,
+        &session,
+        "agent.reset_2fa",
+        &target.display_name,
+        serde_json::json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    crate::auth::totp::disable(&state.db, target.user_id).await?;
+    tracing::info!(
+        tenant = session.tenant.id.0,
+        by = session.agent.id,
+        agent = target.id,
+        "two-step verification reset"
+    );
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -150,13 +150,15 @@ pub struct AgentWithEmail {
     pub disabled: bool,
     /// Invited by email and not joined yet (no password chosen).
     pub invitation_pending: bool,
+    /// Signs in with two-step verification.
+    pub two_factor: bool,
 }
 
 pub async fn list_agents(conn: &mut PgConnection) -> sqlx::Result<Vec<AgentWithEmail>> {
     sqlx::query_as(
         "select a.id, a.user_id, a.role, a.display_name, a.avatar_url, a.status, a.max_concurrent_chats,
                 a.created_at, u.email, a.disabled_at is not null as disabled,
-                u.password_hash is null as invitation_pending
+                u.password_hash is null as invitation_pending, u.totp_enabled_at is not null as two_factor
          from agents a join public.users u on u.id = a.user_id
          order by case a.role when 'owner' then 0 when 'admin' then 1 else 2 end, a.display_name, a.id",
     )

@@ -88,6 +88,12 @@
         if (!confirm(t.tConfirmReset)) return;
         try { const r = await api('POST', `/api/v1/agents/${a.id}/reset_password`); showSecret(`${a.display_name} · ${a.email}`, r.password); } catch (err) { toast(err.message); }
       }));
+      if (a.two_factor) {
+        actions.append(button(t.tReset2fa, 'btn-ghost', async () => {
+          if (!confirm(t.tConfirmReset2fa)) return;
+          try { await api('POST', `/api/v1/agents/${a.id}/reset_2fa`); toast(t.tReset2faDone); loadAgents(); } catch (err) { toast(err.message); }
+        }));
+      }
       actions.append(button(a.disabled ? t.tEnable : t.tDisable, a.disabled ? 'btn-outline' : 'btn-outline btn-danger', () => {
         if (!a.disabled && !confirm(t.tConfirmDisable)) return;
         update(a, { disabled: !a.disabled });

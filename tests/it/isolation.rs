@@ -194,6 +194,10 @@ pub(crate) fn case(
         ("POST", "/api/v1/agents/{id}/reset_password") => {
             (format!("/api/v1/agents/{}/reset_password", target.agent_id), None)
         }
+        // Someone else (one's own factor goes off in the profile, with a code).
+        ("POST", "/api/v1/agents/{id}/reset_2fa") => {
+            (format!("/api/v1/agents/{}/reset_2fa", target.invited_agent_id), None)
+        }
         ("GET", "/api/v1/quick_replies") => (format!("/api/v1/quick_replies?ent_id={ent}"), None),
         ("POST", "/api/v1/quick_replies") => (
             format!("/api/v1/quick_replies?ent_id={ent}"),

@@ -202,6 +202,38 @@ async fn a_merchant_can_require_two_step_verification_of_its_team() {
         .unwrap();
     assert_eq!(status["required"], true);
 
+    // Lost phone and codes: an admin resets it; the agent enrols again at the next sign-in.
+    let res = post(
+        &app,
+        token,
+        &format!("/api/v1/agents/{}/reset_2fa", created["agent"]["id"]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(res.status(), 403, "agents cannot");
+    let owner_id =
+        app.get_as(&m, "/api/v1/me").await.json::<Value>().await.unwrap()["agent"]["id"].clone();
+    let res =
+        post(&app, &m.token, &format!("/api/v1/agents/{owner_id}/reset_2fa"), json!({})).await;
+    assert_eq!(error_code(res).await, "own_factor", "one's own goes off with a code");
+    let res = post(
+        &app,
+        &m.token,
+        &format!("/api/v1/agents/{}/reset_2fa", created["agent"]["id"]),
+        json!({}),
+    )
+    .await;
+    assert_eq!(res.status(), 204);
+    let res = client()
+        .post(app.url("/api/v1/login"))
+        .json(&json!({ "email": agent_email, "password": agent_password }))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.json::<Value>().await.unwrap()["enrolment"]["pending_token"].is_string());
+    let audit: Value = app.get_as(&m, "/api/v1/audit").await.json().await.unwrap();
+    assert!(audit.to_string().contains("agent.reset_2fa"), "{audit}");
+
     // The owner signs in on the pages and is shown the QR code to set it up.
     let browser = client();
     let res = form_login(&browser, &app, &m.email, &[]).await;
