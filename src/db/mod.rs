@@ -115,3 +115,13 @@ pub async fn platform_pending(pool: &PgPool) -> sqlx::Result<Vec<i64>> {
         .map(|m| m.version)
         .collect())
 }
+
+/// Takes a transaction-level advisory lock named `what` within the current tenant schema
+/// (different tenants never wait on each other); released at commit or rollback.
+pub async fn tenant_lock(conn: &mut sqlx::PgConnection, what: &str) -> sqlx::Result<()> {
+    sqlx::query("select pg_advisory_xact_lock(hashtextextended($1 || ':' || current_schema(), 0))")
+        .bind(what)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

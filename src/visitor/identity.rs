@@ -311,9 +311,7 @@ async fn rotate_secret(
     let now = Utc::now();
     let mut tx = session.tx(&state).await?;
     // Serializes rotations, so two at once cannot lose the secret in between.
-    sqlx::query("select pg_advisory_xact_lock(hashtextextended('kefu.identity_secret:' || current_schema(), 0))")
-        .execute(&mut *tx)
-        .await?;
+    crate::db::tenant_lock(&mut tx, "kefu.identity_secret").await?;
     let old = Secrets::load(&mut tx).await?;
     let bytes: [u8; 32] = rand::random();
     let secrets = Secrets {

@@ -154,11 +154,7 @@ pub async fn mark_verified(
 /// Serializes sessions naming the same user, so two devices logging in at once make one
 /// visitor (released at commit).
 pub async fn lock_identity(conn: &mut PgConnection, external_id: &str) -> sqlx::Result<()> {
-    sqlx::query("select pg_advisory_xact_lock(hashtextextended('kefu.visitor:' || current_schema() || ':' || $1, 0))")
-        .bind(external_id)
-        .execute(conn)
-        .await?;
-    Ok(())
+    crate::db::tenant_lock(conn, &format!("kefu.visitor:{external_id}")).await
 }
 
 impl VisitorRow {

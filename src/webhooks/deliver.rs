@@ -23,6 +23,8 @@ pub const MAX_ATTEMPTS: i32 = 8;
 /// Merchants delivered at once, and deliveries per merchant per round.
 const PARALLEL: usize = 8;
 const BATCH: i64 = 50;
+/// Days a finished delivery stays in the log.
+pub const LOG_DAYS: i32 = 30;
 
 pub fn spawn_worker(state: &AppState) -> tokio::task::JoinHandle<()> {
     let interval = Duration::from_secs(state.config.webhook_interval_secs);
@@ -108,14 +110,18 @@ async fn deliver_tenant(
         return Ok(0);
     }
     // A merchant that is gone takes its queue with it.
-    if state.tenants.by_id(tenant).await?.is_none() {
+    let Some(merchant) = state.tenants.by_id(tenant).await? else {
         sqlx::query("delete from public.webhook_queue where tenant_id = $1")
             .bind(tenant.0)
             .execute(&mut *claim)
             .await?;
         claim.commit().await?;
         return Ok(0);
-    }
+    };
+    // A merchant whose plan no longer has webhooks (a downgrade) gets none sent: its log
+    // says why. Its webhooks come back with a plan that has them.
+    let plan = state.plans.get(&merchant.plan).unwrap_or_else(|| state.plans.trial());
+    let allowed = plan.features.webhooks;
     let mut tx = TenantTx::begin(&state.db, tenant).await?;
     let due: Vec<Due> = sqlx::query_as(
         "select d.id, d.event, d.payload, d.attempts, w.url, w.secret, w.enabled
@@ -129,7 +135,9 @@ async fn deliver_tenant(
     let mut delivered = 0;
     for d in due {
         let attempts = d.attempts + 1;
-        let outcome = if d.enabled {
+        let outcome = if !allowed {
+            Err((None, format!("webhooks are not part of the {} plan", plan.name)))
+        } else if d.enabled {
             post(state, client, &d).await
         } else {
             Err((None, "the webhook is disabled".to_owned()))
@@ -148,7 +156,7 @@ async fn deliver_tenant(
                 delivered += 1;
             }
             Err((code, error)) => {
-                let give_up = attempts >= MAX_ATTEMPTS;
+                let give_up = attempts >= MAX_ATTEMPTS || !allowed;
                 sqlx::query(
                     "update webhook_deliveries set attempts = $2, last_status_code = $3, last_error = $4,
                         status = case when $5 then 'failed' else 'pending' end,
@@ -166,6 +174,16 @@ async fn deliver_tenant(
             }
         }
     }
+    // The log keeps a month (the settings page shows the latest 50 per webhook).
+    sqlx::query(
+        "delete from webhook_deliveries where id in (
+            select id from webhook_deliveries
+            where status <> 'pending' and created_at < now() - make_interval(days => $1)
+            limit 1000)",
+    )
+    .bind(LOG_DAYS)
+    .execute(&mut *tx)
+    .await?;
     let next: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
         "select min(next_attempt_at) from webhook_deliveries where status = 'pending'",
     )

@@ -261,6 +261,8 @@ async fn create(
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>())
     );
     let mut tx = session.tx(&state).await?;
+    // Two creations at once must not both see room for one more.
+    crate::db::tenant_lock(&mut tx, "kefu.webhooks").await?;
     let count: i64 =
         sqlx::query_scalar("select count(*) from webhooks").fetch_one(&mut *tx).await?;
     if count >= MAX_WEBHOOKS {

@@ -377,3 +377,78 @@ async fn deliveries_stay_out_of_the_platforms_network() {
         create_hook(&basic, &b, "https://hooks.example.com/k", json!(["visitor.created"])).await;
     assert_eq!(res.status(), 402);
 }
+
+/// The log keeps a month; a plan without webhooks sends none (and says so in the log); the
+/// ten-webhook cap holds under concurrent creations.
+#[tokio::test]
+async fn the_log_is_pruned_downgrades_stop_deliveries_and_the_cap_holds() {
+    let app = spawn_with(open_app()).await;
+    let receiver = Receiver::start().await;
+    let m = app.signup("Tidy Shop").await;
+    let tenant = tenant_id(app.pool(), &m.ent_id).await.0;
+
+    // Twelve creations at once: exactly ten webhooks.
+    let tries = futures::future::join_all(
+        (0..12).map(|_| create_hook(&app, &m, &receiver.url, json!(["visitor.created"]))),
+    )
+    .await;
+    let made = tries.iter().filter(|r| r.status() == 201).count();
+    assert_eq!(made, 10, "{:?}", tries.iter().map(|r| r.status()).collect::<Vec<_>>());
+    assert!(tries.iter().all(|r| matches!(r.status().as_u16(), 201 | 409)));
+    let hooks: Value = app.get_as(&m, "/api/v1/webhooks").await.json().await.unwrap();
+    let ids: Vec<i64> =
+        hooks["webhooks"].as_array().unwrap().iter().map(|h| h["id"].as_i64().unwrap()).collect();
+    for id in &ids[1..] {
+        let res = client()
+            .delete(app.url(&format!("/api/v1/webhooks/{id}")))
+            .bearer_auth(&m.token)
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success());
+    }
+    let hook = ids[0];
+
+    // A finished delivery older than the log keeps goes at the next round; a recent one stays.
+    visitor_session(&app, &m.ent_id).await;
+    receiver.wait_for("visitor.created", 1).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "insert into tenant_{tenant}.webhook_deliveries (webhook_id, event_id, event, payload, status, created_at)
+         values ({hook}, 'evt_old', 'visitor.created', '{{}}', 'delivered', now() - interval '{} days');",
+        kefu::webhooks::deliver::LOG_DAYS + 1
+    )))
+    .execute(app.pool())
+    .await
+    .unwrap();
+    visitor_session(&app, &m.ent_id).await;
+    receiver.wait_for("visitor.created", 2).await;
+    let left: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "select event_id from tenant_{tenant}.webhook_deliveries order by id"
+    )))
+    .fetch_all(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(left.len(), 2, "the month-old delivery is pruned: {left:?}");
+    assert!(!left.contains(&"evt_old".to_owned()));
+
+    // Downgraded to a plan without webhooks: nothing more is sent; the log says why.
+    sqlx::query("update public.tenants set plan = 'starter' where id = $1")
+        .bind(tenant)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    app.state.tenants.invalidate_all();
+    visitor_session(&app, &m.ent_id).await;
+    let mut d = delivery(&app, &m, hook).await;
+    for _ in 0..50 {
+        if d["status"] == "failed" {
+            break;
+        }
+        kefu::webhooks::deliver::run_due(&app.state).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        d = delivery(&app, &m, hook).await;
+    }
+    assert_eq!(d["status"], "failed", "{d}");
+    assert!(d["last_error"].as_str().unwrap().contains("not part of the Starter plan"), "{d}");
+    assert_eq!(receiver.got.lock().unwrap().len(), 2, "nothing more reached the endpoint");
+}
