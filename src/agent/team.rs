@@ -424,6 +424,7 @@ pub async fn reset_password(
         .bind(hash)
         .execute(&mut *tx)
         .await?;
+    store::end_sessions(&mut tx, target.user_id).await?;
     crate::merchant::audit::record(
         &mut tx,
         &session,
@@ -476,6 +477,7 @@ pub async fn reset_two_factor(
         serde_json::json!({}),
     )
     .await?;
+    store::end_sessions(&mut tx, target.user_id).await?;
     tx.commit().await?;
     crate::auth::totp::disable(&state.db, target.user_id).await?;
     tracing::info!(

@@ -19,7 +19,7 @@ use sha2::{Digest as _, Sha256};
 use sqlx::PgConnection;
 
 use super::{
-    password, session,
+    password, session, store,
     validate::{self, Email},
 };
 use crate::{
@@ -387,6 +387,8 @@ async fn set_password_form(
     .bind(hash)
     .execute(&mut *tx)
     .await?;
+    // Whoever had a session with the old password has it no longer.
+    store::end_sessions(&mut tx, link.user_id).await?;
     tx.commit().await?;
     tracing::info!(user = link.user_id, purpose, "password set through an emailed link");
     // An invitation names its workspace; a reset goes through the usual choice.

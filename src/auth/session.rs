@@ -139,8 +139,9 @@ impl FromRequestParts<AppState> for AgentSession {
             None => None,
         };
         let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
-        let agent =
-            store::active_agent_by_user(&mut tx, user_id).await?.ok_or(AppError::Unauthorized)?;
+        let agent = store::agent_for_session(&mut tx, user_id, claims.iat)
+            .await?
+            .ok_or(AppError::Unauthorized)?;
         tx.commit().await?;
         let span = tracing::Span::current();
         span.record("tenant", tenant.id.0);

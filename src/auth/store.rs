@@ -133,6 +133,36 @@ pub async fn active_agent_by_user(
     .await
 }
 
+/// The active agent a session of `user_id` issued at `issued_at` (unix seconds) belongs to,
+/// unless the user's sessions were ended after it was issued.
+pub async fn agent_for_session(
+    conn: &mut PgConnection,
+    user_id: i64,
+    issued_at: u64,
+) -> sqlx::Result<Option<AgentRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {AGENT_COLUMNS} from agents
+         where user_id = $1 and disabled_at is null
+           and not exists (select 1 from public.users u where u.id = $1
+                           and u.sessions_valid_after > to_timestamp($2))"
+    )))
+    .bind(user_id)
+    .bind(issued_at as f64)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Ends every session of `user_id` issued before now (in the caller's transaction).
+pub async fn end_sessions(conn: &mut PgConnection, user_id: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "update public.users set sessions_valid_after = date_trunc('second', now()) where id = $1",
+    )
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 pub async fn agent_by_id(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<AgentRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("select {AGENT_COLUMNS} from agents where id = $1")))
         .bind(id)

@@ -74,9 +74,11 @@ impl FromRequestParts<AppState> for PlatformSession {
         presented.check_csrf(parts)?;
         let email: Option<String> = sqlx::query_scalar(
             "select u.email from public.users u join public.platform_admins p on p.user_id = u.id
-             where u.id = $1 and u.totp_enabled_at is not null",
+             where u.id = $1 and u.totp_enabled_at is not null
+               and (u.sessions_valid_after is null or u.sessions_valid_after <= to_timestamp($2))",
         )
         .bind(user_id)
+        .bind(claims.iat as f64)
         .fetch_optional(&state.db)
         .await?;
         let email = email.ok_or(AppError::Unauthorized)?;

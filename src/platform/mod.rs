@@ -69,6 +69,7 @@ pub async fn create_admin(pool: &PgPool, email: &Email) -> anyhow::Result<Create
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            crate::auth::store::end_sessions(&mut tx, id).await?;
             id
         }
         None => {

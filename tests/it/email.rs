@@ -282,8 +282,12 @@ async fn left_messages_and_unanswered_conversations_are_emailed() {
     ws.send_text("q1", "Is the blue lamp back in stock?", None).await;
     let ack = ws.expect("ack").await;
     let conversation = ack["conversation_id"].as_i64().unwrap();
+    // (Each message's automation runs on its own task: wait for the first one's reminder so
+    // the second is the one that finds it pending.)
+    wait_for_pending(&app, "unanswered", 1).await;
     ws.send_text("q2", "Hello?", None).await;
     ws.expect("ack").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let pending = wait_for_pending(&app, "unanswered", 1).await;
     assert_eq!(pending, 1, "one reminder per conversation at a time");
     send_outbox(&app).await;

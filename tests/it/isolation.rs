@@ -29,6 +29,8 @@ pub(crate) struct Ids {
     pub(crate) announcement_id: i64,
     /// An agent invited by email who has not joined yet (where email is on).
     pub(crate) invited_agent_id: i64,
+    /// Another agent, for the resets (which end that person's sessions).
+    pub(crate) reset_agent_id: i64,
     /// Two webhooks: one to act on, one to delete.
     pub(crate) webhook_id: i64,
     pub(crate) webhook_delete_id: i64,
@@ -125,6 +127,14 @@ pub(crate) async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
             .await
             .unwrap();
     let invited_agent_id = invited["agent"]["id"].as_i64().unwrap_or_default();
+    let reset: Value =
+        post("/api/v1/agents", serde_json::json!({ "email": unique_email("reset") }))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let reset_agent_id = reset["agent"]["id"].as_i64().unwrap_or_default();
     let hook = serde_json::json!({ "url": "https://hooks.example.com/kefu", "events": ["message.created"] });
     let webhook_id = created(post("/api/v1/webhooks", hook.clone()).await.unwrap()).await;
     let webhook_delete_id = created(post("/api/v1/webhooks", hook).await.unwrap()).await;
@@ -139,6 +149,7 @@ pub(crate) async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
     .unwrap();
     Ids {
         invited_agent_id,
+        reset_agent_id,
         webhook_id,
         webhook_delete_id,
         announcement_id,
@@ -191,12 +202,13 @@ pub(crate) fn case(
         ("POST", "/api/v1/agents/{id}/invite") => {
             (format!("/api/v1/agents/{}/invite", target.invited_agent_id), None)
         }
+        // Someone else: a reset ends the sessions of the person reset.
         ("POST", "/api/v1/agents/{id}/reset_password") => {
-            (format!("/api/v1/agents/{}/reset_password", target.agent_id), None)
+            (format!("/api/v1/agents/{}/reset_password", target.reset_agent_id), None)
         }
         // Someone else (one's own factor goes off in the profile, with a code).
         ("POST", "/api/v1/agents/{id}/reset_2fa") => {
-            (format!("/api/v1/agents/{}/reset_2fa", target.invited_agent_id), None)
+            (format!("/api/v1/agents/{}/reset_2fa", target.reset_agent_id), None)
         }
         ("GET", "/api/v1/quick_replies") => (format!("/api/v1/quick_replies?ent_id={ent}"), None),
         ("POST", "/api/v1/quick_replies") => (
@@ -347,6 +359,10 @@ async fn every_tenant_route_answers_404_for_another_tenants_objects() {
     let app = spawn_with(|c| {
         c.base_domain = Some("kefu.test".into());
         stripe.configure(c);
+        // The walk adds agents beyond the trial's seats.
+        let unlimited =
+            serde_json::from_value(serde_json::json!({ "seats": "unlimited" })).unwrap();
+        c.plans.insert("trial".into(), unlimited);
     })
     .await;
     let smtp = crate::smtp_server::SmtpServer::start(crate::smtp_server::Security::Plain).await;

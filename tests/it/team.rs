@@ -153,7 +153,16 @@ async fn admins_build_the_team_agents_cannot() {
         assert_eq!(error_code(res).await, code, "{method} {path} {body}");
     }
 
-    // A password reset gives a new one-time password; the old one stops working.
+    // A password reset gives a new one-time password; the old one stops working, and so do
+    // the sessions opened with it (tokens count in whole seconds: let one pass).
+    let me = |token: String| {
+        let app = &app;
+        async move {
+            client().get(app.url("/api/v1/me")).bearer_auth(token).send().await.unwrap().status()
+        }
+    };
+    assert_eq!(me(agent_token.clone()).await, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let res = send(
         post.clone(),
         &app,
@@ -166,7 +175,9 @@ async fn admins_build_the_team_agents_cannot() {
     .unwrap();
     assert_eq!(res.status(), 200);
     let fresh: Value = res.json().await.unwrap();
-    login(&app, &email, fresh["password"].as_str().unwrap()).await;
+    assert_eq!(me(agent_token.clone()).await, 401, "the session from before the reset ended");
+    let token = login(&app, &email, fresh["password"].as_str().unwrap()).await;
+    assert_eq!(me(token).await, 200);
 }
 
 #[tokio::test]
