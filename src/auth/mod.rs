@@ -1,5 +1,6 @@
 //! Sign-up, login, workspace selection and logout — as pages and as JSON.
 
+pub mod account;
 pub mod links;
 pub mod password;
 pub mod session;
@@ -64,6 +65,7 @@ pub fn routes(config: &Config) -> Routes {
         .merge(links::routes(&limit))
         .merge(sso::routes(&limit))
         .merge(two_factor::routes(&limit))
+        .merge(account::routes(&limit))
 }
 
 /// A POST route behind the shared sign-up/login rate limit.

@@ -78,6 +78,8 @@ window.KefuApp = (() => {
     avatar = null;
     errorBox.hidden = true;
     loadTwoFactor();
+    byId('pw-fields').hidden = true;
+    byId('pw-error').hidden = true;
     form.elements.display_name.value = opener.querySelector('strong').textContent;
     showPhoto(dialog.dataset.avatar);
     dialog.showModal();
@@ -131,6 +133,28 @@ window.KefuApp = (() => {
       toast(tfa.dataset.tTurnedOff);
     } catch (err) { tfaFail(err); }
   }
+  // Changing one's password: this device stays signed in (the answer renews its cookie),
+  // every other session ends.
+  const pwError = byId('pw-error');
+  byId('pw-start').addEventListener('click', () => {
+    const open = byId('pw-fields').hidden;
+    byId('pw-fields').hidden = !open;
+    byId('pw-start').setAttribute('aria-expanded', String(open));
+    if (open) byId('pw-current').focus();
+  });
+  async function changePassword() {
+    pwError.hidden = true;
+    try {
+      await api('POST', '/api/v1/me/password', { current_password: byId('pw-current').value, new_password: byId('pw-new').value });
+      byId('pw-current').value = '';
+      byId('pw-new').value = '';
+      byId('pw-fields').hidden = true;
+      byId('pw-start').setAttribute('aria-expanded', 'false');
+      toast(byId('pw').dataset.tChanged);
+    } catch (err) { pwError.textContent = Object.values(err.fields || {}).join(' · ') || err.message; pwError.hidden = false; }
+  }
+  byId('pw-save').addEventListener('click', changePassword);
+  byId('pw-new').addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); changePassword(); } });
   byId('tfa-confirm').addEventListener('click', confirmTwoFactor);
   byId('tfa-disable').addEventListener('click', disableTwoFactor);
   // Enter in these fields acts on them, not on the profile form around them.

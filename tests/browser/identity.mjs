@@ -6,7 +6,8 @@
 //   OUT_DIR, CHROMIUM
 // The user chats on one device, then sees the conversation on another; logging out of the
 // shop leaves an anonymous chat with nothing of theirs; the agent sees the verified badge.
-// Then the owner turns on two-step verification and signs in again with a recovery code.
+// Then the owner turns on two-step verification, signs in again with a recovery code, and
+// changes their password (staying signed in).
 import { launch, errorLog, totp } from './harness.mjs';
 import { mkdirSync } from 'node:fs';
 
@@ -105,6 +106,17 @@ try {
   await agent.fill('#code', recovery);
   await agent.click('button[type=submit]');
   await agent.waitForURL('**/app', { timeout: T });
+
+  step = 'the owner changes their password and stays signed in';
+  await agent.click('#profile-open');
+  await agent.click('#pw-start');
+  await agent.fill('#pw-current', 'correct horse battery');
+  await agent.fill('#pw-new', 'a much better passphrase');
+  await agent.click('#pw-save');
+  await agent.locator('.toast', { hasText: 'Password changed' }).waitFor({ timeout: T });
+  await agent.click('#profile-cancel');
+  await agent.reload();
+  await agent.locator('.conversation').first().waitFor({ timeout: T });
 
   if (errors.length) throw new Error(`console errors:\n${errors.join('\n')}`);
   console.log(JSON.stringify({ ok: true }));

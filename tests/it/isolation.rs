@@ -39,10 +39,17 @@ pub(crate) struct Ids {
 /// Whether a request its caller may make was served. Routes that need a code from an
 /// authenticator app cannot be given a right one by these walks: their handler refusing
 /// the code (not a 404 or 403) shows the request got through (tests/it/two_factor.rs covers
-/// the right codes).
+/// the right codes and the password change).
 pub(crate) async fn served(path: &str, res: reqwest::Response) -> bool {
     if path.starts_with("/api/v1/me/totp/") {
         return res.status() == 401 && error_code(res).await == "invalid_code";
+    }
+    // Likewise a password change is sent with a wrong current password: a right one would
+    // end the walking session.
+    if path == "/api/v1/me/password" {
+        let status = res.status();
+        let body: Value = res.json().await.unwrap_or_default();
+        return status == 422 && body["error"]["fields"]["current_password"].is_string();
     }
     res.status().is_success()
 }
@@ -180,6 +187,13 @@ pub(crate) fn case(
         ("GET", "/app/settings") => (format!("/app/settings?ent_id={ent}"), None),
         ("GET", "/api/v1/me") => (format!("/api/v1/me?ent_id={ent}"), None),
         ("GET", "/api/v1/me/totp") => (format!("/api/v1/me/totp?ent_id={ent}"), None),
+        ("POST", "/api/v1/me/password") => (
+            format!("/api/v1/me/password?ent_id={ent}"),
+            Some(Body::Json(serde_json::json!({
+                "current_password": "not the password",
+                "new_password": "a much better passphrase"
+            }))),
+        ),
         ("POST", "/api/v1/me/totp") => (format!("/api/v1/me/totp?ent_id={ent}"), None),
         ("POST", "/api/v1/me/totp/confirm") => (
             format!("/api/v1/me/totp/confirm?ent_id={ent}"),

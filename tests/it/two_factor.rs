@@ -258,3 +258,52 @@ async fn a_merchant_can_require_two_step_verification_of_its_team() {
     assert!(html.contains("Save your recovery codes"), "{html}");
     assert_eq!(browser.get(app.url("/app")).send().await.unwrap().status(), 200);
 }
+
+/// Changing one's own password: the current one is needed, the new one follows the rules,
+/// this device gets a new session and every other session ends.
+#[tokio::test]
+async fn changing_the_password_signs_out_every_other_session() {
+    let app = spawn_app().await;
+    let m = app.signup("Password Shop").await;
+    let other_device = crate::team::login(&app, &m.email, PASSWORD).await;
+    let change = |token: &str, current: &str, new: &str| {
+        client()
+            .post(app.url("/api/v1/me/password"))
+            .bearer_auth(token)
+            .json(&json!({ "current_password": current, "new_password": new }))
+            .send()
+    };
+    let res = change(&m.token, "not it", "a much better passphrase").await.unwrap();
+    assert_eq!(res.status(), 422);
+    let err: Value = res.json().await.unwrap();
+    assert!(err["error"]["fields"]["current_password"].is_string(), "{err}");
+    let res = change(&m.token, PASSWORD, "short").await.unwrap();
+    let err: Value = res.json().await.unwrap();
+    assert!(err["error"]["fields"]["new_password"].is_string(), "{err}");
+    let res = client()
+        .post(app.url("/api/v1/me/password"))
+        .bearer_auth(&m.token)
+        .json(&json!({ "new_password": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+
+    // Sessions count in whole seconds: let one pass, then change it.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let res = change(&m.token, PASSWORD, "a much better passphrase").await.unwrap();
+    assert_eq!(res.status(), 200);
+    let fresh = res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    let me = |token: &str| client().get(app.url("/api/v1/me")).bearer_auth(token).send();
+    assert_eq!(me(&fresh).await.unwrap().status(), 200, "this device stays signed in");
+    assert_eq!(me(&m.token).await.unwrap().status(), 401, "the old session ended");
+    assert_eq!(me(&other_device).await.unwrap().status(), 401, "other devices too");
+    let res = client()
+        .post(app.url("/api/v1/login"))
+        .json(&json!({ "email": m.email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "the old password is gone");
+    crate::team::login(&app, &m.email, "a much better passphrase").await;
+}
