@@ -101,6 +101,9 @@ pub struct Config {
     /// How often the webhook worker looks for due deliveries, besides being woken when one
     /// is queued (seconds).
     pub webhook_interval_secs: u64,
+    /// How long an agent whose last tab closed still counts as present (a reload reconnects
+    /// within it, so nobody sees them flap offline).
+    pub presence_grace_secs: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -144,6 +147,7 @@ impl Default for Config {
             email_interval_secs: 5,
             webhooks_allow_private: false,
             webhook_interval_secs: 5,
+            presence_grace_secs: 8,
         }
     }
 }

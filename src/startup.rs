@@ -74,6 +74,10 @@ impl Application {
             tokens: Arc::new(tokens),
             migrator: Arc::new(migrator),
         };
+        state
+            .chat
+            .presence
+            .set_grace(std::time::Duration::from_secs(state.config.presence_grace_secs));
         Ok(Self { listener, state })
     }
 
@@ -100,6 +104,7 @@ impl Application {
         let billing = crate::merchant::subscription::spawn_job(&self.state);
         let email = crate::notify::outbox::spawn_worker(&self.state);
         let webhooks = crate::webhooks::deliver::spawn_worker(&self.state);
+        let auto_away = crate::chat::presence::spawn_auto_away(&self.state);
         let app = http::router(self.state);
         axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
@@ -108,6 +113,7 @@ impl Application {
         billing.abort();
         email.abort();
         webhooks.abort();
+        auto_away.abort();
         Ok(())
     }
 }

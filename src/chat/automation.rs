@@ -28,6 +28,8 @@ pub struct Automation {
     pub typing_preview: bool,
     /// Outside these the team counts as away.
     pub hours: crate::merchant::hours::BusinessHours,
+    /// Idle minutes before an online agent becomes away (0: never).
+    pub auto_away_minutes: u32,
     /// (keyword lowercased, exact?, reply), in order.
     rules: Vec<(String, bool, String)>,
 }
@@ -75,6 +77,7 @@ pub async fn settings(
                 offline: non_empty(s.offline_message),
                 typing_preview: s.typing_preview,
                 hours: s.business_hours,
+                auto_away_minutes: s.auto_away_minutes,
                 rules,
             }))
         })

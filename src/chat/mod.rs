@@ -4,6 +4,7 @@
 mod api;
 mod automation;
 pub mod hub;
+pub mod presence;
 pub mod protocol;
 pub mod store;
 pub mod writer;
@@ -51,6 +52,8 @@ pub struct Chat {
     statuses: moka::future::Cache<(TenantId, i64), AgentStatus>,
     /// Conversations whose offline notice is known to be sent.
     pub offline_noticed: moka::sync::Cache<i64, ()>,
+    /// Grace after leaving and auto-away (presence.rs).
+    pub presence: presence::Presence,
 }
 
 impl Chat {
@@ -75,6 +78,7 @@ impl Chat {
                 .time_to_live(Duration::from_secs(3600))
                 .max_capacity(1_000_000)
                 .build(),
+            presence: presence::Presence::default(),
         }
     }
 
@@ -84,14 +88,14 @@ impl Chat {
         entry.is_fresh()
     }
 
-    /// Agents who are connected and have status `online`, with room for another chat,
-    /// least loaded first.
+    /// Agents who are present (connected, or just reloading) and have status `online`, with
+    /// room for another chat, least loaded first.
     async fn available_agents(
         &self,
         conn: &mut PgConnection,
         tenant: TenantId,
     ) -> sqlx::Result<Vec<store::Candidate>> {
-        let connected = self.hub.connected_agents(tenant);
+        let connected = self.present_agents(tenant);
         if connected.is_empty() {
             return Ok(Vec::new());
         }
@@ -114,7 +118,7 @@ impl Chat {
         if !automation.hours.is_open(chrono::Utc::now()) {
             return Ok(false);
         }
-        for agent in self.hub.connected_agents(tenant) {
+        for agent in self.present_agents(tenant) {
             if self.agent_status(tenant, agent).await? == AgentStatus::Online {
                 return Ok(true);
             }
@@ -125,7 +129,7 @@ impl Chat {
     /// Whether `agent` is at work now: connected, with the status online (they see new
     /// messages in the workspace as they come).
     pub async fn agent_online(&self, tenant: TenantId, agent: i64) -> anyhow::Result<bool> {
-        Ok(self.hub.connections_of(tenant, hub::Peer::Agent(agent)) > 0
+        Ok(self.agent_present(tenant, agent)
             && self.agent_status(tenant, agent).await? == AgentStatus::Online)
     }
 
@@ -133,7 +137,11 @@ impl Chat {
     /// agent whose entry has expired wait for one query instead of each running it: at
     /// thousands of visitor messages a second, one expiry would otherwise take the whole
     /// pool at once.
-    async fn agent_status(&self, tenant: TenantId, agent: i64) -> anyhow::Result<AgentStatus> {
+    pub(crate) async fn agent_status(
+        &self,
+        tenant: TenantId,
+        agent: i64,
+    ) -> anyhow::Result<AgentStatus> {
         self.statuses
             .try_get_with((tenant, agent), async {
                 let mut tx = TenantTx::begin(&self.pool, tenant).await?;
@@ -254,7 +262,7 @@ impl Chat {
         tenant: TenantId,
         agent_id: i64,
     ) -> anyhow::Result<()> {
-        let connected = self.hub.connections_of(tenant, hub::Peer::Agent(agent_id)) > 0;
+        let connected = self.agent_present(tenant, agent_id);
         let mut tx = TenantTx::begin(&self.pool, tenant).await?;
         let status = store::agent_status(&mut tx, agent_id).await?.unwrap_or_default();
         tx.commit().await?;

@@ -99,9 +99,17 @@ pub struct Send {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ClientFrame {
     Send(Send),
-    Typing { conversation_id: Option<i64>, preview: Option<String> },
-    Read { conversation_id: Option<i64>, up_to: i64 },
+    Typing {
+        conversation_id: Option<i64>,
+        preview: Option<String>,
+    },
+    Read {
+        conversation_id: Option<i64>,
+        up_to: i64,
+    },
     Status(AgentStatus),
+    /// Agents: someone is at this tab (keyboard or mouse), which ends an automatic away.
+    Active,
     Ping,
 }
 
@@ -207,6 +215,7 @@ pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
             Ok(ClientFrame::Status(raw.status))
         }
         "ping" => Ok(ClientFrame::Ping),
+        "active" => Ok(ClientFrame::Active),
         other => Err(FrameError::new(
             "unknown_type",
             format!("unknown frame type {:?}", other.chars().take(40).collect::<String>()),

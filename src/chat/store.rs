@@ -137,16 +137,58 @@ pub async fn agent_status(conn: &mut PgConnection, agent_id: i64) -> sqlx::Resul
         .await
 }
 
+/// Online again on connecting: an agent who was offline, or away for inactivity. Returns
+/// whether the status changed.
+pub async fn come_online(conn: &mut PgConnection, agent_id: i64) -> sqlx::Result<bool> {
+    Ok(sqlx::query(
+        "update agents set status = 'online', auto_away = false, updated_at = now()
+         where id = $1 and (status = 'offline' or auto_away)",
+    )
+    .bind(agent_id)
+    .execute(conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Away for inactivity, if still online. Returns whether it changed.
+pub async fn begin_auto_away(conn: &mut PgConnection, agent_id: i64) -> sqlx::Result<bool> {
+    Ok(sqlx::query(
+        "update agents set status = 'away', auto_away = true, updated_at = now()
+         where id = $1 and status = 'online'",
+    )
+    .bind(agent_id)
+    .execute(conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Back online after an automatic away (not after one the agent chose).
+pub async fn end_auto_away(conn: &mut PgConnection, agent_id: i64) -> sqlx::Result<bool> {
+    Ok(sqlx::query(
+        "update agents set status = 'online', auto_away = false, updated_at = now()
+         where id = $1 and auto_away",
+    )
+    .bind(agent_id)
+    .execute(conn)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
 pub async fn set_agent_status(
     conn: &mut PgConnection,
     agent_id: i64,
     status: &str,
 ) -> sqlx::Result<()> {
-    sqlx::query("update agents set status = $2, updated_at = now() where id = $1")
-        .bind(agent_id)
-        .bind(status)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "update agents set status = $2, auto_away = false, updated_at = now() where id = $1",
+    )
+    .bind(agent_id)
+    .bind(status)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

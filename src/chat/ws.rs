@@ -304,10 +304,11 @@ async fn on_connect(state: &AppState, conn: &Connection, first: bool) -> anyhow:
     let tenant = conn.tenant.id;
     match conn.peer {
         Peer::Agent(agent_id) => {
+            state.chat.presence.came_back(tenant, agent_id);
+            state.chat.presence.touch(tenant, agent_id, chrono::Utc::now());
             if first {
                 let mut tx = TenantTx::begin(&state.db, tenant).await?;
-                if store::agent_status(&mut tx, agent_id).await?.as_deref() == Some("offline") {
-                    store::set_agent_status(&mut tx, agent_id, "online").await?;
+                if store::come_online(&mut tx, agent_id).await? {
                     state
                         .chat
                         .remember_status(tenant, agent_id, protocol::AgentStatus::Online)
@@ -336,7 +337,7 @@ async fn on_disconnect(state: &AppState, conn: &Connection) -> anyhow::Result<()
         return Ok(());
     }
     match conn.peer {
-        Peer::Agent(agent_id) => state.chat.publish_agent_presence(tenant, agent_id).await?,
+        Peer::Agent(agent_id) => state.chat.agent_left(tenant, agent_id),
         Peer::Visitor(_) => {
             let frame = ServerFrame::Presence(Presence::Visitor {
                 visitor_id: conn.visitor_public_id.clone().unwrap_or_default(),
@@ -374,7 +375,7 @@ where
             send(sink, &encode(&ServerFrame::Presence(Presence::Team { online }))).await?;
         }
         Peer::Agent(_) => {
-            for colleague in state.chat.hub.connected_agents(tenant) {
+            for colleague in state.chat.present_agents(tenant) {
                 let mut tx = TenantTx::begin(&state.db, tenant).await.map_err(|_| ())?;
                 let status = store::agent_status(&mut tx, colleague)
                     .await
@@ -558,8 +559,21 @@ async fn handle(ctx: &mut Ctx<'_>, text: &str) -> Vec<ServerFrame> {
         Ok(frame) => frame,
         Err(e) => return vec![e.into()],
     };
+    // What an agent does in a tab ends an automatic away (pings are the client's, not theirs).
+    if let Peer::Agent(agent_id) = ctx.conn.peer
+        && frame != ClientFrame::Ping
+        && let Err(e) = ctx.state.chat.agent_active(ctx.conn.tenant.id, agent_id).await
+    {
+        tracing::warn!(error = %e, "recording an agent's activity failed");
+    }
     let result = match (frame, ctx.conn.peer) {
         (ClientFrame::Ping, _) => Ok(vec![ServerFrame::Pong]),
+        (ClientFrame::Active, Peer::Agent(_)) => Ok(vec![]),
+        (ClientFrame::Active, Peer::Visitor(_)) => Err(FrameError {
+            code: "forbidden",
+            message: "visitors have no status".into(),
+            client_msg_id: None,
+        }),
         (ClientFrame::Send(send), Peer::Visitor(visitor_id)) => {
             visitor_send(ctx, visitor_id, send).await
         }

@@ -43,6 +43,9 @@ pub async fn store_setting(conn: &mut PgConnection, key: &str, value: Value) -> 
     Ok(())
 }
 
+/// The longest idle time before auto-away (four hours).
+const MAX_AUTO_AWAY_MINUTES: u32 = 240;
+
 /// The longest wait before an unanswered conversation is emailed about (a day).
 const MAX_UNANSWERED_MINUTES: u32 = 1440;
 
@@ -80,6 +83,9 @@ pub struct MerchantSettings {
     /// conversation nobody has, while nobody is online) before that agent (or the
     /// notification email) is reminded by email; 0: never.
     pub unanswered_email_minutes: u32,
+    /// Minutes without activity in any tab before an online agent becomes away
+    /// automatically (back online with their next activity); 0: never.
+    pub auto_away_minutes: u32,
     pub business_hours: BusinessHours,
     /// The merchant's logo on the chat page: an image upload of the merchant's (its id;
     /// empty: the name's initial).
@@ -120,6 +126,7 @@ impl Default for MerchantSettings {
             allowed_widget_domains: Vec::new(),
             notification_email: String::new(),
             unanswered_email_minutes: 5,
+            auto_away_minutes: 15,
             business_hours: BusinessHours::default(),
             logo: String::new(),
             avatar: String::new(),
@@ -185,6 +192,14 @@ impl MerchantSettings {
             .filter(|m| *m <= MAX_UNANSWERED_MINUTES)
         {
             s.unanswered_email_minutes = v;
+        }
+        if let Some(v) = stored
+            .get("auto_away_minutes")
+            .and_then(Value::as_u64)
+            .and_then(|m| u32::try_from(m).ok())
+            .filter(|m| *m <= MAX_AUTO_AWAY_MINUTES)
+        {
+            s.auto_away_minutes = v;
         }
         if let Some(v) = text("logo").filter(|id| crate::upload::valid_id(id)) {
             s.logo = v;
@@ -340,6 +355,7 @@ struct Change {
     allowed_widget_domains: Option<Vec<String>>,
     notification_email: Option<String>,
     unanswered_email_minutes: Option<u32>,
+    auto_away_minutes: Option<u32>,
     business_hours: Option<BusinessHours>,
     landing_url: Option<String>,
     logo: Option<String>,
@@ -427,6 +443,15 @@ fn check(c: &Change) -> Result<Vec<(&'static str, Value)>, AppError> {
             ));
         }
         out.push(("unanswered_email_minutes", json!(v)));
+    }
+    if let Some(v) = c.auto_away_minutes {
+        if v > MAX_AUTO_AWAY_MINUTES {
+            return Err(AppError::field(
+                "auto_away_minutes",
+                format!("0 (never) to {MAX_AUTO_AWAY_MINUTES} minutes"),
+            ));
+        }
+        out.push(("auto_away_minutes", json!(v)));
     }
     if let Some(list) = c.sso_ip_whitelist {
         if list.len() > 50 {

@@ -301,6 +301,17 @@
     current = null;
     renderList();
   });
+  // Someone is at this tab: at most once a minute, keyboard, mouse or touch tell the server,
+  // which ends an automatic away (the merchant's auto_away_minutes of idleness start one).
+  let lastActive = 0;
+  function active() {
+    const now = Date.now();
+    if (now - lastActive < 60000 || !socket || socket.readyState !== WebSocket.OPEN) return;
+    lastActive = now;
+    socket.send(JSON.stringify({ type: 'active' }));
+  }
+  for (const type of ['keydown', 'pointerdown', 'pointermove', 'wheel', 'touchstart']) document.addEventListener(type, active, { passive: true });
+  document.addEventListener('visibilitychange', () => { if (!document.hidden) active(); });
   const myStatus = document.getElementById('my-status');
   myStatus.addEventListener('change', () => {
     if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: 'status', status: myStatus.value }));

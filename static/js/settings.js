@@ -405,6 +405,7 @@
     f.allowed_widget_domains.value = s.allowed_widget_domains.join('\n');
     f.typing_preview.checked = s.typing_preview;
     f.unanswered_email_minutes.value = s.unanswered_email_minutes;
+    f.auto_away_minutes.value = s.auto_away_minutes;
   }
   chatForm.addEventListener('submit', async (e) => {
     e.preventDefault();
@@ -415,6 +416,7 @@
       widget_color: f.widget_color.value, widget_position: f.widget_position.value, default_lang: f.default_lang.value,
       allowed_widget_domains: f.allowed_widget_domains.value.split(/[\s,]+/).filter(Boolean), typing_preview: f.typing_preview.checked,
       unanswered_email_minutes: Number(f.unanswered_email_minutes.value) || 0,
+      auto_away_minutes: Number(f.auto_away_minutes.value) || 0,
     };
     for (const k of TEXT) body[k] = f[k].value;
     for (const k of RICH_FIELDS) body[k] = editors[k].get();

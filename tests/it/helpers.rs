@@ -135,6 +135,8 @@ pub fn test_config() -> Config {
         auth_rate_burst: 100_000,
         ws_rate_per_sec: 100_000,
         ws_rate_burst: 100_000,
+        // Agents leaving count as present this long (presence.rs tests set their own).
+        presence_grace_secs: 1,
         ..Config::default()
     }
 }

@@ -21,6 +21,7 @@ mod migrate;
 mod outage;
 mod pages;
 mod platform;
+mod presence;
 mod roles;
 mod s3;
 mod signup;
