@@ -250,6 +250,22 @@ impl TestApp {
     pub async fn get_as(&self, merchant: &Merchant, path: &str) -> reqwest::Response {
         client().get(self.url(path)).bearer_auth(&merchant.token).send().await.unwrap()
     }
+
+    /// `GET path` with a bearer `token`, read as JSON.
+    pub async fn get_json(&self, token: &str, path: &str) -> Value {
+        client().get(self.url(path)).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// `PATCH /api/v1/settings` as `merchant`.
+    pub async fn patch_settings(&self, merchant: &Merchant, body: Value) -> reqwest::Response {
+        client()
+            .patch(self.url("/api/v1/settings"))
+            .bearer_auth(&merchant.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
 }
 
 /// Asserts the JSON error shape and returns the code.

@@ -197,14 +197,12 @@ async fn a_verified_user_is_one_visitor_on_every_device_and_a_bare_claim_sees_no
 async fn enforcement_rotation_and_signed_tokens() {
     let app = spawn_app().await;
     let m = app.signup("Strict Shop").await;
-    let patch = |body: Value| {
-        client().patch(app.url("/api/v1/settings")).bearer_auth(&m.token).json(&body).send()
-    };
+    let patch = |body: Value| app.patch_settings(&m, body);
     // Enforcement needs a secret to verify with.
-    let res = patch(json!({ "identity_required": true })).await.unwrap();
+    let res = patch(json!({ "identity_required": true })).await;
     assert_eq!(res.status(), 422);
     let first = new_secret(&app, &m).await;
-    let res = patch(json!({ "identity_required": true })).await.unwrap();
+    let res = patch(json!({ "identity_required": true })).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.unwrap()["identity_required"], true);
 

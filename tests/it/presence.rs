@@ -115,21 +115,9 @@ async fn a_reload_within_the_grace_does_not_flap() {
 async fn idle_agents_become_away_and_come_back_with_their_next_activity() {
     let app = spawn_app().await;
     let m = app.signup("Idle Shop").await;
-    let res = client()
-        .patch(app.url("/api/v1/settings"))
-        .bearer_auth(&m.token)
-        .json(&json!({ "auto_away_minutes": 5 }))
-        .send()
-        .await
-        .unwrap();
+    let res = app.patch_settings(&m, json!({ "auto_away_minutes": 5 })).await;
     assert_eq!(res.json::<Value>().await.unwrap()["auto_away_minutes"], 5);
-    let res = client()
-        .patch(app.url("/api/v1/settings"))
-        .bearer_auth(&m.token)
-        .json(&json!({ "auto_away_minutes": 241 }))
-        .send()
-        .await
-        .unwrap();
+    let res = app.patch_settings(&m, json!({ "auto_away_minutes": 241 })).await;
     assert_eq!(res.status(), 422);
     let mut owner = Ws::agent(&app, &m.token, "").await;
     owner.expect("hello").await;
@@ -175,13 +163,7 @@ async fn idle_agents_become_away_and_come_back_with_their_next_activity() {
     // Switched off: nobody is made away.
     owner.send(json!({ "type": "status", "status": "online" })).await;
     owner.expect_where("online", |f| f["type"] == "presence" && f["status"] == "online").await;
-    client()
-        .patch(app.url("/api/v1/settings"))
-        .bearer_auth(&m.token)
-        .json(&json!({ "auto_away_minutes": 0 }))
-        .send()
-        .await
-        .unwrap();
+    app.patch_settings(&m, json!({ "auto_away_minutes": 0 })).await;
     assert_eq!(
         chat.auto_away_round(chrono::Utc::now() + chrono::Duration::hours(5)).await.unwrap(),
         0

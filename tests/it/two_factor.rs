@@ -143,13 +143,7 @@ async fn a_merchant_can_require_two_step_verification_of_its_team() {
         .await
         .unwrap();
     assert_eq!(res.status(), 403, "admins decide");
-    let res = client()
-        .patch(app.url("/api/v1/settings"))
-        .bearer_auth(&m.token)
-        .json(&json!({ "require_2fa": true }))
-        .send()
-        .await
-        .unwrap();
+    let res = app.patch_settings(&m, json!({ "require_2fa": true })).await;
     assert_eq!(res.json::<Value>().await.unwrap()["require_2fa"], true);
 
     // The agent has no second factor: the login offers an enrolment instead of a session.
@@ -191,15 +185,7 @@ async fn a_merchant_can_require_two_step_verification_of_its_team() {
     let res = post(&app, token, "/api/v1/me/totp/disable", json!({ "code": recovery })).await;
     assert_eq!(res.status(), 409);
     assert_eq!(error_code(res).await, "totp_required");
-    let status: Value = client()
-        .get(app.url("/api/v1/me/totp"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = app.get_json(token, "/api/v1/me/totp").await;
     assert_eq!(status["required"], true);
 
     // Lost phone and codes: an admin resets it; the agent enrols again at the next sign-in.
