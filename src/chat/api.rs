@@ -66,6 +66,9 @@ struct ConversationItem {
     last_message: Option<String>,
     /// Visitor messages the agents have not marked read.
     unread: i64,
+    /// The visitor's CSAT rating (1–5) of the closed conversation, and its comment.
+    rating: Option<i16>,
+    rating_comment: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -79,8 +82,10 @@ const ITEM_SELECT: &str = "select c.id, c.status, v.public_id as visitor_id, v.n
         a.display_name as agent_name, c.created_at, lm.created_at as last_message_at,
         lm.body as last_message,
         (select count(*) from messages m where m.conversation_id = c.id and m.sender_kind = 'visitor'
-            and m.id > c.agent_last_read_id) as unread
+            and m.id > c.agent_last_read_id) as unread,
+        r.score as rating, r.comment as rating_comment
     from conversations c join visitors v on v.id = c.visitor_id left join agents a on a.id = c.agent_id
+    left join conversation_ratings r on r.conversation_id = c.id
     left join lateral (select m.body, m.created_at from messages m where m.conversation_id = c.id
         order by m.id desc limit 1) lm on true";
 

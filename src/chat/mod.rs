@@ -6,6 +6,7 @@ mod automation;
 pub mod hub;
 pub mod presence;
 pub mod protocol;
+pub mod rating;
 pub mod store;
 pub mod writer;
 mod ws;
@@ -30,7 +31,7 @@ use crate::{http::Routes, merchant::subscription::limits};
 pub use ws::{TicketResponse, Ticketed};
 
 pub fn routes() -> Routes {
-    ws::routes().merge(api::routes())
+    ws::routes().merge(api::routes()).merge(rating::routes())
 }
 
 /// The chat engine of this process.

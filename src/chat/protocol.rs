@@ -407,6 +407,10 @@ pub enum ServerFrame {
         event: &'static str,
         announcement: crate::agent::announcements::Announcement,
     },
+    /// For agents: a visitor rated a closed conversation.
+    Rating {
+        rating: super::rating::RatingOut,
+    },
     /// For agents: a visitor's profile changed (names, tags, blocked).
     Visitor {
         event: &'static str,

@@ -392,6 +392,7 @@
     unread.delete(id);
     const c = conversations.get(id);
     threadTitle.textContent = c ? c.visitor_name : '';
+    showRating(c);
     showPage();
     showTyping(null);
     if (c) showVisitor(c.visitor_id);
@@ -457,9 +458,29 @@
     }
   }
 
+  // The visitor's CSAT rating of a closed conversation, beside its title.
+  const threadRating = document.getElementById('thread-rating');
+  function showRating(c) {
+    const score = c && c.rating;
+    threadRating.hidden = !score;
+    if (!score) return;
+    threadRating.textContent = `${'★'.repeat(score)}${'☆'.repeat(5 - score)}`;
+    threadRating.title = c.rating_comment || '';
+    threadRating.setAttribute('aria-label', `${score}/5${c.rating_comment ? ` · ${c.rating_comment}` : ''}`);
+  }
   function handle(f) {
     switch (f.type) {
       case 'message': onMessage(f); break;
+      case 'rating': {
+        const c = conversations.get(f.rating.conversation_id);
+        if (c) {
+          c.rating = f.rating.score;
+          c.rating_comment = f.rating.comment;
+          if (c.id === current) showRating(c);
+          toast(`${c.visitor_name}: ${'★'.repeat(f.rating.score)}${f.rating.comment ? ` “${f.rating.comment.slice(0, 80)}”` : ''}`, () => open(c.id));
+        }
+        break;
+      }
       case 'conversation':
         if (f.event === 'created' && !conversations.has(f.conversation.id)) {
           alertAgent(t.tNewVisitor, f.conversation.visitor_name);

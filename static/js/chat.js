@@ -195,6 +195,7 @@
         if (frame.by === 'agent' && lastOwn && lastOwn.id <= frame.up_to) markOwn(lastOwn.el, lastOwn.id, d.tRead);
         break;
       case 'presence': if (frame.of === 'team') setAvailability(frame.online); break;
+      case 'conversation': if (frame.event === 'closed' && historyLoaded) askRating(frame.conversation.id); break;
       case 'typing':
         typingLine.hidden = false;
         clearTimeout(typingTimer);
@@ -255,6 +256,54 @@
       setBanner(d.tReconnecting);
       reconnectLater();
     };
+  }
+
+  // A closed conversation asks for a rating: five stars and an optional comment, once.
+  function askRating(conversationId) {
+    if (list.querySelector(`.rating-card[data-conversation="${conversationId}"]`)) return;
+    const card = el('form', 'rating-card');
+    card.dataset.conversation = String(conversationId);
+    card.append(el('p', 'rating-title', d.tRateTitle));
+    const stars = el('div', 'rating-stars');
+    stars.setAttribute('role', 'radiogroup');
+    stars.setAttribute('aria-label', d.tRateTitle);
+    let score = 0;
+    const buttons = [1, 2, 3, 4, 5].map((n) => {
+      const b = el('button', 'rating-star', '☆');
+      b.type = 'button';
+      b.setAttribute('role', 'radio');
+      b.setAttribute('aria-checked', 'false');
+      b.setAttribute('aria-label', d.tRateStar.replace('{n}', String(n)));
+      b.addEventListener('click', () => {
+        score = n;
+        buttons.forEach((o, i) => { o.textContent = i < n ? '★' : '☆'; o.setAttribute('aria-checked', String(i + 1 === n)); });
+        send.disabled = false;
+      });
+      return b;
+    });
+    stars.append(...buttons);
+    const comment = el('textarea', 'rating-comment');
+    comment.rows = 2;
+    comment.maxLength = 1000;
+    comment.placeholder = d.tRateComment;
+    comment.setAttribute('aria-label', d.tRateComment);
+    const send = el('button', 'btn rating-send', d.tRateSend);
+    send.type = 'submit';
+    send.disabled = true;
+    card.append(stars, comment, send);
+    card.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      if (!score) return;
+      send.disabled = true;
+      try {
+        await api('/api/v1/visitor/rating', { conversation_id: conversationId, score, comment: comment.value }, true);
+      } catch (err) {
+        if (err.status !== 409) { send.disabled = false; setBanner(err.message); return; }
+      }
+      card.replaceChildren(el('p', 'rating-title', d.tRateThanks));
+    });
+    list.append(card);
+    scroll();
   }
 
   function reconnectLater() {

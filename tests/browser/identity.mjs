@@ -70,6 +70,18 @@ try {
   if (userId !== 'shopper-42') throw new Error(`the panel names user ${JSON.stringify(userId)}`);
   await shot(agent, 'identity-workspace-verified');
 
+  step = 'closing the conversation asks the visitor for a rating, which the agent sees';
+  agent.once('dialog', (d) => d.accept());
+  await agent.click('#close-conversation');
+  const card = laptop.chat.locator('.rating-card');
+  await card.waitFor({ timeout: T });
+  await card.locator('.rating-star').nth(3).click();
+  await card.locator('.rating-comment').fill('Quick and kind');
+  await shot(laptop.page, 'chat-rating');
+  await card.locator('.rating-send').click();
+  await laptop.chat.locator('.rating-card', { hasText: 'Thank you' }).waitFor({ timeout: T });
+  await agent.locator('#thread-rating:not([hidden])', { hasText: '★★★★☆' }).waitFor({ timeout: T });
+
   step = 'the identity settings';
   await agent.goto(`${APP_URL}/app/settings`);
   await agent.click('#tab-integrations');
@@ -116,7 +128,8 @@ try {
   await agent.locator('.toast', { hasText: 'Password changed' }).waitFor({ timeout: T });
   await agent.click('#profile-cancel');
   await agent.reload();
-  await agent.locator('.conversation').first().waitFor({ timeout: T });
+  await agent.locator('#profile-open').waitFor({ timeout: T });
+  if (!agent.url().endsWith('/app')) throw new Error(`after the change the workspace went to ${agent.url()}`);
 
   if (errors.length) throw new Error(`console errors:\n${errors.join('\n')}`);
   console.log(JSON.stringify({ ok: true }));

@@ -22,6 +22,7 @@ mod outage;
 mod pages;
 mod platform;
 mod presence;
+mod rating;
 mod roles;
 mod s3;
 mod signup;

@@ -1,0 +1,112 @@
+//! CSAT: when a conversation is closed, the visitor is asked to rate it (1–5 and an optional
+//! comment). One rating per conversation (the table's key decides, however many tabs
+//! answer at once); agents see it on the conversation, live and in lists.
+
+use axum::{
+    Json,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde::{Deserialize, Serialize};
+use tenants::TenantTx;
+
+use super::{hub::encode, protocol::ServerFrame, store};
+use crate::{
+    http::{AppError, AppState, Routes, Scope, extract::ApiJson},
+    visitor::VisitorSession,
+};
+
+pub fn routes() -> Routes {
+    Routes::new().post("/api/v1/visitor/rating", Scope::Public, rate)
+}
+
+/// The longest comment kept.
+const MAX_COMMENT: usize = 1000;
+
+#[derive(Deserialize)]
+struct Rate {
+    conversation_id: i64,
+    score: i16,
+    #[serde(default)]
+    comment: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RatingOut {
+    pub conversation_id: i64,
+    pub score: i16,
+    pub comment: String,
+    pub agent_id: Option<i64>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// `POST /api/v1/visitor/rating {conversation_id, score, comment?}` with the visitor token
+/// → 201 the rating. Only the visitor's own closed conversation, once.
+async fn rate(
+    State(state): State<AppState>,
+    session: VisitorSession,
+    ApiJson(req): ApiJson<Rate>,
+) -> Result<Response, AppError> {
+    if !(1..=5).contains(&req.score) {
+        return Err(AppError::field("score", "a whole number from 1 to 5"));
+    }
+    let comment: String = req
+        .comment
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\n')
+        .take(MAX_COMMENT)
+        .collect::<String>()
+        .trim()
+        .to_owned();
+    let tenant = session.tenant.id;
+    let mut tx = TenantTx::begin(&state.db, tenant).await?;
+    let row = store::conversation(&mut tx, req.conversation_id)
+        .await?
+        .filter(|c| c.visitor_id == session.visitor.id)
+        .ok_or(AppError::NotFound)?;
+    if row.status != "closed" {
+        return Err(AppError::conflict(
+            "not_closed",
+            None,
+            "a conversation is rated once it is closed",
+        ));
+    }
+    let rating: Option<(chrono::DateTime<chrono::Utc>,)> = sqlx::query_as(
+        "insert into conversation_ratings (conversation_id, visitor_id, agent_id, score, comment)
+         values ($1, $2, $3, $4, $5)
+         on conflict (conversation_id) do nothing
+         returning created_at",
+    )
+    .bind(row.id)
+    .bind(session.visitor.id)
+    .bind(row.agent_id)
+    .bind(req.score)
+    .bind(&comment)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let Some((created_at,)) = rating else {
+        return Err(AppError::conflict(
+            "already_rated",
+            None,
+            "this conversation has been rated already",
+        ));
+    };
+    let out = RatingOut {
+        conversation_id: row.id,
+        score: req.score,
+        comment,
+        agent_id: row.agent_id,
+        created_at,
+    };
+    let frame = encode(&ServerFrame::Rating { rating: out.clone() });
+    state.chat.hub.to_agents(tenant, &frame);
+    tracing::info!(
+        tenant = tenant.0,
+        conversation = row.id,
+        score = req.score,
+        "conversation rated"
+    );
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
