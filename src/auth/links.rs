@@ -19,7 +19,7 @@ use sha2::{Digest as _, Sha256};
 use sqlx::PgConnection;
 
 use super::{
-    password, session, store,
+    password, store,
     validate::{self, Email},
 };
 use crate::{
@@ -399,13 +399,12 @@ async fn set_password_form(
             (memberships.len() == 1).then(|| memberships[0].tenant_id)
         }
     };
-    if let Some(tenant) = tenant {
-        if let Ok(super::LoginOutcome::Session { issued, .. }) =
-            super::session_for(&state, link.user_id, tenant).await
-        {
-            let jar = jar.add(session::session_cookie(&issued, &meta, &state));
-            return Ok((jar, Redirect::to("/app")).into_response());
-        }
+    // The link proves the mailbox, not the second factor: a user with one gives its code
+    // next (and one a merchant requires is set up), as after a password.
+    if let Some(tenant) = tenant
+        && let Ok(outcome) = super::two_factor::after_link(&state, link.user_id, tenant).await
+    {
+        return Ok(super::form_outcome(outcome, "", &meta, &state, jar));
     }
     Ok(Redirect::to("/login?reset=1").into_response())
 }

@@ -93,6 +93,20 @@ pub(super) async fn checked_session(
     super::session_for(state, user_id, tenant).await
 }
 
+/// What a user who proved their mailbox (an emailed invitation or reset link) gets in
+/// `tenant`: their second factor's step first if they have one, else [`checked_session`].
+pub(super) async fn after_link(
+    state: &AppState,
+    user_id: i64,
+    tenant: TenantId,
+) -> Result<LoginOutcome, AppError> {
+    if totp::is_enabled(&state.db, user_id).await? {
+        let pending = state.tokens.issue_second_factor(user_id, Some(tenant))?;
+        return Ok(LoginOutcome::NeedCode { pending });
+    }
+    checked_session(state, user_id, tenant).await
+}
+
 /// The name authenticator apps show for the account.
 async fn account(state: &AppState, user_id: i64) -> Result<String, AppError> {
     let mut conn = state.db.acquire().await?;

@@ -255,6 +255,51 @@ async fn invitations_resets_and_verification_work_once() {
     assert!(tries.iter().all(|s| matches!(s.as_u16(), 303 | 404)), "{tries:?}");
 }
 
+/// A password reset link proves the mailbox, not the second factor: a user with two-step
+/// verification still gives a code before getting a session.
+#[tokio::test]
+async fn a_reset_link_does_not_skip_two_step_verification() {
+    let (app, smtp, _admin) = with_mail(Security::Implicit).await;
+    let m = app.signup("Careful Shop").await;
+    send_outbox(&app).await;
+    smtp.wait_for(1).await; // the verification
+    let post = |path: &'static str, body: Value| {
+        client().post(app.url(path)).bearer_auth(&m.token).json(&body).send()
+    };
+    let offer: Value = post("/api/v1/me/totp", json!({})).await.unwrap().json().await.unwrap();
+    let code = kefu::auth::totp::current_code(offer["secret"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        post("/api/v1/me/totp/confirm", json!({ "code": code })).await.unwrap().status(),
+        200
+    );
+
+    let browser = client();
+    let csrf =
+        hidden_csrf(&browser.get(app.url("/forgot")).send().await.unwrap().text().await.unwrap());
+    browser
+        .post(app.url("/forgot"))
+        .form(&[("csrf_token", csrf.as_str()), ("email", m.email.as_str())])
+        .send()
+        .await
+        .unwrap();
+    send_outbox(&app).await;
+    let (_, text, _) = smtp.wait_for(2).await[1].parsed();
+    let url = link(&text, &app.url("/reset/"));
+    let csrf = hidden_csrf(&browser.get(&url).send().await.unwrap().text().await.unwrap());
+    let res = browser
+        .post(&url)
+        .form(&[("csrf_token", csrf.as_str()), ("password", "a brand new passphrase")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/login/2fa", "the code comes first");
+    assert!(
+        browser.get(app.url("/app")).send().await.unwrap().status().is_redirection(),
+        "no session yet"
+    );
+}
+
 fn hidden_csrf(html: &str) -> String {
     let marker = r#"name="csrf_token" value=""#;
     let start = html.find(marker).expect("a CSRF field") + marker.len();
