@@ -11,8 +11,11 @@
 //!   manual status change ends the automatic one.
 
 use std::{
-    collections::HashMap,
-    sync::Mutex,
+    collections::{HashMap, HashSet},
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -29,8 +32,9 @@ pub struct Presence {
     /// When each connected agent last did something.
     active: Mutex<HashMap<(TenantId, i64), DateTime<Utc>>>,
     /// Agents this process made away for inactivity.
-    auto_away: Mutex<HashMap<(TenantId, i64), ()>>,
-    grace: Mutex<Duration>,
+    auto_away: Mutex<HashSet<(TenantId, i64)>>,
+    /// The grace, in milliseconds (set once at start).
+    grace_ms: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -39,11 +43,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Presence {
     pub fn set_grace(&self, grace: Duration) {
-        *lock(&self.grace) = grace;
+        let ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
+        self.grace_ms.store(ms, Ordering::Relaxed);
     }
 
     pub fn grace(&self) -> Duration {
-        *lock(&self.grace)
+        Duration::from_millis(self.grace_ms.load(Ordering::Relaxed))
     }
 
     pub(super) fn left(&self, tenant: TenantId, agent: i64) {
@@ -69,7 +74,7 @@ impl Presence {
     /// Records activity; true when the agent was away for inactivity (and is back now).
     pub(super) fn touch(&self, tenant: TenantId, agent: i64, now: DateTime<Utc>) -> bool {
         lock(&self.active).insert((tenant, agent), now);
-        lock(&self.auto_away).remove(&(tenant, agent)).is_some()
+        lock(&self.auto_away).remove(&(tenant, agent))
     }
 
     pub(super) fn forget(&self, tenant: TenantId, agent: i64) {
@@ -153,7 +158,7 @@ impl Chat {
             let away = store::begin_auto_away(&mut tx, agent).await?;
             tx.commit().await?;
             if away {
-                lock(&self.presence.auto_away).insert((tenant, agent), ());
+                lock(&self.presence.auto_away).insert((tenant, agent));
                 self.remember_status(tenant, agent, AgentStatus::Away).await;
                 self.publish_agent_presence(tenant, agent).await?;
                 made_away += 1;
