@@ -105,6 +105,7 @@ impl Application {
         let email = crate::notify::outbox::spawn_worker(&self.state);
         let webhooks = crate::webhooks::deliver::spawn_worker(&self.state);
         let auto_away = crate::chat::presence::spawn_auto_away(&self.state);
+        let timers = crate::chat::status::spawn_worker(&self.state);
         let app = http::router(self.state);
         axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
@@ -113,6 +114,7 @@ impl Application {
         billing.abort();
         email.abort();
         webhooks.abort();
+        timers.abort();
         auto_away.abort();
         Ok(())
     }

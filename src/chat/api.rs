@@ -29,7 +29,6 @@ pub fn routes() -> Routes {
         .get("/api/v1/conversations/{id}/messages", Scope::Tenant, list_messages)
         .post("/api/v1/conversations/{id}/claim", Scope::Tenant, claim)
         .post("/api/v1/conversations/{id}/transfer", Scope::Tenant, transfer)
-        .post("/api/v1/conversations/{id}/close", Scope::Tenant, close)
         .post("/api/v1/conversations/{id}/read", Scope::Tenant, mark_read)
         .get("/api/v1/visitors", Scope::Tenant, list_visitors)
         .get("/api/v1/visitors/{id}", Scope::Tenant, get_visitor)
@@ -44,7 +43,8 @@ struct ListQuery {
     /// `mine` (default), `unassigned`, `all`.
     #[serde(default)]
     view: Option<String>,
-    /// `open` (default: queued or open), `closed`, `any`.
+    /// `active` (default: anything not resolved), `open` (queued or open), `pending`,
+    /// `snoozed`, `resolved` (or `closed`), `any`.
     #[serde(default)]
     status: Option<String>,
     #[serde(default)]
@@ -57,6 +57,8 @@ struct ListQuery {
 struct ConversationItem {
     id: i64,
     status: String,
+    /// A snoozed conversation's wake-up time (none: when the visitor writes).
+    snoozed_until: Option<DateTime<Utc>>,
     visitor_id: String,
     visitor_name: String,
     agent_id: Option<i64>,
@@ -78,7 +80,7 @@ struct ConversationPage {
     next_before: Option<i64>,
 }
 
-const ITEM_SELECT: &str = "select c.id, c.status, v.public_id as visitor_id, v.name as visitor_name, c.agent_id,
+const ITEM_SELECT: &str = "select c.id, c.status, c.snoozed_until, v.public_id as visitor_id, v.name as visitor_name, c.agent_id,
         a.display_name as agent_name, c.created_at, lm.created_at as last_message_at,
         lm.body as last_message,
         (select count(*) from messages m where m.conversation_id = c.id and m.sender_kind = 'visitor'
@@ -87,7 +89,7 @@ const ITEM_SELECT: &str = "select c.id, c.status, v.public_id as visitor_id, v.n
     from conversations c join visitors v on v.id = c.visitor_id left join agents a on a.id = c.agent_id
     left join conversation_ratings r on r.conversation_id = c.id
     left join lateral (select m.body, m.created_at from messages m where m.conversation_id = c.id
-        order by m.id desc limit 1) lm on true";
+        and m.kind <> 'activity' order by m.id desc limit 1) lm on true";
 
 async fn list_conversations(
     State(state): State<AppState>,
@@ -100,11 +102,19 @@ async fn list_conversations(
         "all" => "$1::bigint is not null",
         _ => return Err(AppError::field("view", "view is one of mine, unassigned, all")),
     };
-    let status = match q.status.as_deref().unwrap_or("open") {
-        "open" => "c.status <> 'closed'",
-        "closed" => "c.status = 'closed'",
+    let status = match q.status.as_deref().unwrap_or("active") {
+        "active" => "c.status <> 'closed'",
+        "open" => "c.status in ('queued', 'open')",
+        "pending" => "c.status = 'pending'",
+        "snoozed" => "c.status = 'snoozed'",
+        "resolved" | "closed" => "c.status = 'closed'",
         "any" => "true",
-        _ => return Err(AppError::field("status", "status is one of open, closed, any")),
+        _ => {
+            return Err(AppError::field(
+                "status",
+                "status is one of active, open, pending, snoozed, resolved, any",
+            ));
+        }
     };
     let limit = page_size(q.limit);
     let mut tx = session.tx(&state).await?;
@@ -242,23 +252,6 @@ async fn reassign(
             origin: None,
         };
         state.chat.post(tenant, notice).await.map_err(|e| AppError::Internal(e.into()))?;
-    }
-    Ok(Json(row.out()).into_response())
-}
-
-async fn close(
-    State(state): State<AppState>,
-    session: AgentSession,
-    Path(id): Path<String>,
-) -> Result<Response, AppError> {
-    let id = path_id(&id)?;
-    let mut tx = session.tx(&state).await?;
-    let row = store::conversation(&mut tx, id).await?.ok_or(AppError::NotFound)?;
-    let closed = store::close(&mut tx, id, Some(session.agent.id)).await?;
-    let row = store::conversation(&mut tx, id).await?.unwrap_or(row);
-    tx.commit().await?;
-    if closed {
-        state.chat.announce(session.tenant.id, "closed", &row);
     }
     Ok(Json(row.out()).into_response())
 }

@@ -30,6 +30,8 @@ pub struct Automation {
     pub hours: crate::merchant::hours::BusinessHours,
     /// Idle minutes before an online agent becomes away (0: never).
     pub auto_away_minutes: u32,
+    /// Hours after resolution during which the visitor's message reopens (0: never).
+    pub reopen_hours: u32,
     /// (keyword lowercased, exact?, reply), in order.
     rules: Vec<(String, bool, String)>,
 }
@@ -78,6 +80,7 @@ pub async fn settings(
                 typing_preview: s.typing_preview,
                 hours: s.business_hours,
                 auto_away_minutes: s.auto_away_minutes,
+                reopen_hours: s.reopen_hours,
                 rules,
             }))
         })

@@ -7,6 +7,7 @@ pub mod hub;
 pub mod presence;
 pub mod protocol;
 pub mod rating;
+pub mod status;
 pub mod store;
 pub mod writer;
 mod ws;
@@ -31,7 +32,7 @@ use crate::{http::Routes, merchant::subscription::limits};
 pub use ws::{TicketResponse, Ticketed};
 
 pub fn routes() -> Routes {
-    ws::routes().merge(api::routes()).merge(rating::routes())
+    ws::routes().merge(api::routes()).merge(rating::routes()).merge(status::routes())
 }
 
 /// The chat engine of this process.
@@ -218,6 +219,18 @@ impl Chat {
             tx.commit().await?;
             return Ok(Some((open, false)));
         }
+        // One resolved a short while ago is reopened rather than a new one started.
+        let reopen_hours = automation::settings(self, &self.pool, tenant)
+            .await
+            .map_err(|e| sqlx::Error::Protocol(format!("automation settings: {e}")))?
+            .reopen_hours;
+        if let Some(id) = store::reopen_recent(&mut tx, visitor_id, reopen_hours).await? {
+            let row = store::conversation(&mut tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
+            tx.commit().await?;
+            let changed = status::Changed { row: row.clone(), from: "closed".to_owned() };
+            self.status_changed(tenant, &changed, &status::Actor::Visitor).await;
+            return Ok(Some((row, false)));
+        }
         let agent = self.route(&mut tx, tenant, preferred_agent).await?;
         // Counted last, next to the insert: the month's counter row stays locked from here
         // to the commit, and the merchant's other openings wait for it.
@@ -247,7 +260,10 @@ impl Chat {
         }
         let frame = encode(&ServerFrame::Conversation { event, conversation: row.out() });
         self.hub.to_agents(tenant, &frame);
-        self.hub.to_visitor(tenant, row.visitor_id, &frame);
+        // Pending and snoozed are the team's own bookkeeping.
+        if event != "status" {
+            self.hub.to_visitor(tenant, row.visitor_id, &frame);
+        }
     }
 
     /// Stores a message durably; the writer then pushes it to the visitor's connections and

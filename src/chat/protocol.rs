@@ -357,6 +357,9 @@ pub struct ConversationOut {
     pub agent_id: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent_name: Option<String>,
+    /// A snoozed conversation's wake-up time (absent: until the visitor writes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snoozed_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 

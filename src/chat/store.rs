@@ -17,6 +17,8 @@ pub struct ConversationRow {
     pub agent_id: Option<i64>,
     pub agent_name: Option<String>,
     pub status: String,
+    /// Until when a snoozed conversation sleeps (none: until the visitor writes).
+    pub snoozed_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -29,6 +31,7 @@ impl ConversationRow {
             visitor_name: self.visitor_name.clone(),
             agent_id: self.agent_id,
             agent_name: self.agent_name.clone(),
+            snoozed_until: self.snoozed_until,
             created_at: self.created_at,
         }
     }
@@ -40,7 +43,7 @@ impl ConversationRow {
 
 const CONVERSATION_SELECT: &str =
     "select c.id, c.visitor_id, v.public_id as visitor_public_id, v.name as visitor_name,
-        c.agent_id, a.display_name as agent_name, c.status, c.created_at
+        c.agent_id, a.display_name as agent_name, c.status, c.snoozed_until, c.created_at
     from conversations c
     join visitors v on v.id = c.visitor_id
     left join agents a on a.id = c.agent_id";
@@ -192,14 +195,17 @@ pub async fn set_agent_status(
     Ok(())
 }
 
-/// Assigns a queued or open conversation to `agent_id`; returns false if it is closed.
+/// Assigns a conversation that is not closed to `agent_id` (a queued one becomes open; a
+/// pending or snoozed one stays so); returns false if it is closed.
 pub async fn assign(
     conn: &mut PgConnection,
     conversation_id: i64,
     agent_id: i64,
 ) -> sqlx::Result<bool> {
     Ok(sqlx::query(
-        "update conversations set agent_id = $2, status = 'open', assigned_at = now()
+        "update conversations
+            set agent_id = $2, status = case when status = 'queued' then 'open' else status end,
+                assigned_at = now()
          where id = $1 and status <> 'closed'",
     )
     .bind(conversation_id)
@@ -210,21 +216,28 @@ pub async fn assign(
         == 1)
 }
 
-pub async fn close(
+/// Reopens the visitor's latest conversation if it was resolved less than `hours` ago;
+/// returns its id.
+pub async fn reopen_recent(
     conn: &mut PgConnection,
-    conversation_id: i64,
-    by_agent: Option<i64>,
-) -> sqlx::Result<bool> {
-    Ok(sqlx::query(
-        "update conversations set status = 'closed', closed_at = now(), closed_by_agent_id = $2
-         where id = $1 and status <> 'closed'",
+    visitor_id: i64,
+    hours: u32,
+) -> sqlx::Result<Option<i64>> {
+    if hours == 0 {
+        return Ok(None);
+    }
+    sqlx::query_scalar(
+        "update conversations
+            set status = case when agent_id is null then 'queued' else 'open' end,
+                closed_at = null, closed_by_agent_id = null
+          where id = (select id from conversations where visitor_id = $1 order by id desc limit 1)
+            and status = 'closed' and closed_at > now() - make_interval(hours => $2)
+         returning id",
     )
-    .bind(conversation_id)
-    .bind(by_agent)
-    .execute(conn)
-    .await?
-    .rows_affected()
-        == 1)
+    .bind(visitor_id)
+    .bind(i32::try_from(hours).unwrap_or(i32::MAX))
+    .fetch_optional(conn)
+    .await
 }
 
 /// Marks the offline notice as sent; true only the first time for a conversation.
@@ -305,6 +318,7 @@ fn static_kind(s: &str) -> &'static str {
         "file" => "file",
         "product" => "product",
         "notice" => "notice",
+        "activity" => "activity",
         _ => "text",
     }
 }
@@ -313,7 +327,7 @@ const MESSAGE_SELECT: &str = "select m.id, m.conversation_id, m.sender_kind, m.s
         a.avatar_url as agent_avatar, m.kind, m.body, m.payload, m.client_msg_id, m.created_at
     from messages m left join agents a on a.id = m.sender_agent_id";
 
-/// A visitor's messages after `since`, oldest first.
+/// A visitor's messages after `since`, oldest first (activity lines are for agents only).
 pub async fn visitor_messages_since(
     conn: &mut PgConnection,
     visitor_id: i64,
@@ -323,6 +337,7 @@ pub async fn visitor_messages_since(
     let rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{MESSAGE_SELECT}
          where m.conversation_id in (select id from conversations where visitor_id = $1) and m.id > $2
+           and m.kind <> 'activity'
          order by m.id limit $3"
     )))
     .bind(visitor_id)

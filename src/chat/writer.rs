@@ -95,6 +95,9 @@ pub struct Stored {
     pub created_at: DateTime<Utc>,
     /// The `client_msg_id` had been stored before; nothing new was written.
     pub duplicate: bool,
+    /// This visitor's message moved its conversation back to open from this status
+    /// (`pending` or `snoozed`); the caller announces it.
+    pub woken_from: Option<&'static str>,
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -229,8 +232,12 @@ async fn run_lane(lane: Lane, mut rx: mpsc::Receiver<Request>) {
         fresh.sort_by_key(|(_, _, m)| m.id);
         for (visitor_id, origin, message) in fresh {
             let frame = encode(&ServerFrame::Message(message.clone()));
-            hub.to_visitor_except(tenant, visitor_id, origin, &frame);
             hub.to_agents_except(tenant, origin, &frame);
+            // Activity lines (status changes) are the team's own business.
+            if message.kind == "activity" {
+                continue;
+            }
+            hub.to_visitor_except(tenant, visitor_id, origin, &frame);
             // Only built (and cloned) when the merchant has webhooks.
             webhooks.emit(
                 tenant,
@@ -258,27 +265,39 @@ async fn commit_batch(
             unique.push(m);
         }
     }
-    let inserted: Vec<(i64, i64, String, String, DateTime<Utc>)> =
-        sqlx::query_as(tenant_function_call(
-            tenant,
-            "store_messages",
-            "id, conversation_id, sender_kind, client_msg_id, created_at",
-            8,
-        ))
-        .bind(unique.iter().map(|m| m.conversation_id).collect::<Vec<_>>())
-        .bind(unique.iter().map(|m| m.sender_kind).collect::<Vec<_>>())
-        .bind(unique.iter().map(|m| m.sender_agent_id).collect::<Vec<_>>())
-        .bind(unique.iter().map(|m| m.kind).collect::<Vec<_>>())
-        .bind(unique.iter().map(|m| m.body.as_str()).collect::<Vec<_>>())
-        .bind(unique.iter().map(|m| m.payload.as_ref().map(Value::to_string)).collect::<Vec<_>>())
-        .bind(unique.iter().map(|m| m.client_msg_id.as_str()).collect::<Vec<_>>())
-        .bind(lock_key(tenant))
-        .fetch_all(pool)
-        .await?;
+    let inserted: Vec<StoredRow> = sqlx::query_as(tenant_function_call(
+        tenant,
+        "store_messages",
+        "id, conversation_id, sender_kind, client_msg_id, created_at, woken_from",
+        8,
+    ))
+    .bind(unique.iter().map(|m| m.conversation_id).collect::<Vec<_>>())
+    .bind(unique.iter().map(|m| m.sender_kind).collect::<Vec<_>>())
+    .bind(unique.iter().map(|m| m.sender_agent_id).collect::<Vec<_>>())
+    .bind(unique.iter().map(|m| m.kind).collect::<Vec<_>>())
+    .bind(unique.iter().map(|m| m.body.as_str()).collect::<Vec<_>>())
+    .bind(unique.iter().map(|m| m.payload.as_ref().map(Value::to_string)).collect::<Vec<_>>())
+    .bind(unique.iter().map(|m| m.client_msg_id.as_str()).collect::<Vec<_>>())
+    .bind(lock_key(tenant))
+    .fetch_all(pool)
+    .await?;
 
+    // A woken conversation is reported once, with its first message of the batch (rows
+    // come in id order).
+    let mut woken = HashSet::new();
     let mut found: HashMap<(i64, String, String), Result<Stored, WriteError>> = inserted
         .into_iter()
-        .map(|(id, c, s, m, at)| ((c, s, m), Ok(Stored { id, created_at: at, duplicate: false })))
+        .map(|r| {
+            let woken_from = match r.woken_from.as_deref() {
+                Some("pending") => Some("pending"),
+                Some("snoozed") => Some("snoozed"),
+                _ => None,
+            }
+            .filter(|_| woken.insert(r.conversation_id));
+            let stored =
+                Stored { id: r.id, created_at: r.created_at, duplicate: false, woken_from };
+            ((r.conversation_id, r.sender_kind, r.client_msg_id), Ok(stored))
+        })
         .collect();
     // Not stored: a resend of a key stored before, or the conversation is closed or missing.
     // Rare, so a second look only then (after the commit; these rows no longer change).
@@ -302,11 +321,24 @@ async fn commit_batch(
             if !seen.insert(key(m)) {
                 if let Ok(stored) = &mut result {
                     stored.duplicate = true;
+                    stored.woken_from = None;
                 }
             }
             result
         })
         .collect())
+}
+
+/// A row `store_messages` stored.
+#[derive(sqlx::FromRow)]
+struct StoredRow {
+    id: i64,
+    conversation_id: i64,
+    sender_kind: String,
+    client_msg_id: String,
+    created_at: DateTime<Utc>,
+    /// The status its conversation was woken from, for a visitor's message.
+    woken_from: Option<String>,
 }
 
 /// A message the store did not take: the row stored before under its key, if any, and its
@@ -347,7 +379,9 @@ async fn explain_missing(
         .into_iter()
         .map(|Unstored { c, s, m, id, created_at, status }| {
             let result = match (id, created_at, status.as_deref()) {
-                (Some(id), Some(created_at), _) => Ok(Stored { id, created_at, duplicate: true }),
+                (Some(id), Some(created_at), _) => {
+                    Ok(Stored { id, created_at, duplicate: true, woken_from: None })
+                }
                 (_, _, None) => Err(WriteError::ConversationNotFound),
                 (_, _, Some("closed")) => Err(WriteError::ConversationClosed),
                 (_, _, Some(_)) => {

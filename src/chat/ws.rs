@@ -723,6 +723,11 @@ async fn visitor_send(
         match chat.post(tenant, message).await {
             Ok(stored) => {
                 ctx.current = Some(conversation.clone());
+                if let Some(from) = stored.woken_from {
+                    let chat = Arc::clone(chat);
+                    let id = conversation.id;
+                    tokio::spawn(async move { chat.woken_by_visitor(tenant, id, from).await });
+                }
                 if !stored.duplicate {
                     let text = (send.kind == MessageKind::Text).then(|| send.body.clone());
                     tokio::spawn(automation::after_visitor_message(

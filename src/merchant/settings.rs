@@ -49,6 +49,12 @@ const MAX_AUTO_AWAY_MINUTES: u32 = 240;
 /// The longest wait before an unanswered conversation is emailed about (a day).
 const MAX_UNANSWERED_MINUTES: u32 = 1440;
 
+/// The longest idle time before a conversation is resolved automatically (30 days).
+const MAX_AUTO_RESOLVE_MINUTES: u32 = 43_200;
+
+/// The longest time after its resolution a visitor's message reopens a conversation (30 days).
+const MAX_REOPEN_HOURS: u32 = 720;
+
 /// Where the widget button sits.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -86,6 +92,12 @@ pub struct MerchantSettings {
     /// Minutes without activity in any tab before an online agent becomes away
     /// automatically (back online with their next activity); 0: never.
     pub auto_away_minutes: u32,
+    /// Minutes without a message after which a conversation that is not snoozed is resolved
+    /// automatically; 0: never.
+    pub auto_resolve_minutes: u32,
+    /// Hours after its resolution during which the visitor's next message reopens the
+    /// conversation (beyond them it starts a new one); 0: always a new one.
+    pub reopen_hours: u32,
     pub business_hours: BusinessHours,
     /// The merchant's logo on the chat page: an image upload of the merchant's (its id;
     /// empty: the name's initial).
@@ -127,6 +139,8 @@ impl Default for MerchantSettings {
             notification_email: String::new(),
             unanswered_email_minutes: 5,
             auto_away_minutes: 15,
+            auto_resolve_minutes: 0,
+            reopen_hours: 24,
             business_hours: BusinessHours::default(),
             logo: String::new(),
             avatar: String::new(),
@@ -185,21 +199,24 @@ impl MerchantSettings {
         if let Some(v) = text("notification_email") {
             s.notification_email = v;
         }
-        if let Some(v) = stored
-            .get("unanswered_email_minutes")
-            .and_then(Value::as_u64)
-            .and_then(|m| u32::try_from(m).ok())
-            .filter(|m| *m <= MAX_UNANSWERED_MINUTES)
-        {
+        let number = |key: &str, max: u32| {
+            stored
+                .get(key)
+                .and_then(Value::as_u64)
+                .and_then(|m| u32::try_from(m).ok())
+                .filter(|m| *m <= max)
+        };
+        if let Some(v) = number("unanswered_email_minutes", MAX_UNANSWERED_MINUTES) {
             s.unanswered_email_minutes = v;
         }
-        if let Some(v) = stored
-            .get("auto_away_minutes")
-            .and_then(Value::as_u64)
-            .and_then(|m| u32::try_from(m).ok())
-            .filter(|m| *m <= MAX_AUTO_AWAY_MINUTES)
-        {
+        if let Some(v) = number("auto_away_minutes", MAX_AUTO_AWAY_MINUTES) {
             s.auto_away_minutes = v;
+        }
+        if let Some(v) = number("auto_resolve_minutes", MAX_AUTO_RESOLVE_MINUTES) {
+            s.auto_resolve_minutes = v;
+        }
+        if let Some(v) = number("reopen_hours", MAX_REOPEN_HOURS) {
+            s.reopen_hours = v;
         }
         if let Some(v) = text("logo").filter(|id| crate::upload::valid_id(id)) {
             s.logo = v;
@@ -356,6 +373,8 @@ struct Change {
     notification_email: Option<String>,
     unanswered_email_minutes: Option<u32>,
     auto_away_minutes: Option<u32>,
+    auto_resolve_minutes: Option<u32>,
+    reopen_hours: Option<u32>,
     business_hours: Option<BusinessHours>,
     landing_url: Option<String>,
     logo: Option<String>,
@@ -435,23 +454,19 @@ fn check(c: &Change) -> Result<Vec<(&'static str, Value)>, AppError> {
         }
         out.push(("notification_email", json!(v)));
     }
-    if let Some(v) = c.unanswered_email_minutes {
-        if v > MAX_UNANSWERED_MINUTES {
-            return Err(AppError::field(
-                "unanswered_email_minutes",
-                format!("0 (never) to {MAX_UNANSWERED_MINUTES} minutes"),
-            ));
+    let bounded = [
+        ("unanswered_email_minutes", c.unanswered_email_minutes, MAX_UNANSWERED_MINUTES, "minutes"),
+        ("auto_away_minutes", c.auto_away_minutes, MAX_AUTO_AWAY_MINUTES, "minutes"),
+        ("auto_resolve_minutes", c.auto_resolve_minutes, MAX_AUTO_RESOLVE_MINUTES, "minutes"),
+        ("reopen_hours", c.reopen_hours, MAX_REOPEN_HOURS, "hours"),
+    ];
+    for (key, value, max, unit) in bounded {
+        if let Some(v) = value {
+            if v > max {
+                return Err(AppError::field(key, format!("0 (never) to {max} {unit}")));
+            }
+            out.push((key, json!(v)));
         }
-        out.push(("unanswered_email_minutes", json!(v)));
-    }
-    if let Some(v) = c.auto_away_minutes {
-        if v > MAX_AUTO_AWAY_MINUTES {
-            return Err(AppError::field(
-                "auto_away_minutes",
-                format!("0 (never) to {MAX_AUTO_AWAY_MINUTES} minutes"),
-            ));
-        }
-        out.push(("auto_away_minutes", json!(v)));
     }
     if let Some(list) = c.sso_ip_whitelist {
         if list.len() > 50 {
@@ -536,6 +551,10 @@ async fn update_settings(
             json!({ "keys": keys }),
         )
         .await?;
+    }
+    // Auto-resolve switched on: the status worker looks at this merchant from now on.
+    if settings.auto_resolve_minutes > 0 {
+        crate::chat::status::schedule(&mut tx, session.tenant.id, chrono::Utc::now()).await?;
     }
     tx.commit().await?;
     // The chat engine caches what it reads from settings (welcome, offline, previews).

@@ -223,16 +223,37 @@
   const uuid = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`);
   const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; };
 
-  // Lists: Waiting (the queue), Mine, All open, Closed; a search over names and last messages.
+  // Lists: Waiting (nobody has it), Mine, All, each by status (open, pending, snoozed,
+  // resolved, any); a search over names and last messages.
   const me = Number(t.agentId);
   let view = 'all';
   const search = document.getElementById('inbox-search');
+  const filter = document.getElementById('inbox-filter');
   const inView = {
-    waiting: (c) => c.status === 'queued',
-    mine: (c) => c.status !== 'closed' && c.agent_id === me,
-    all: (c) => c.status !== 'closed',
-    closed: (c) => c.status === 'closed',
+    waiting: (c) => c.agent_id == null,
+    mine: (c) => c.agent_id === me,
+    all: () => true,
   };
+  const byStatus = {
+    open: (c) => c.status === 'queued' || c.status === 'open',
+    pending: (c) => c.status === 'pending',
+    snoozed: (c) => c.status === 'snoozed',
+    closed: (c) => c.status === 'closed',
+    any: () => true,
+  };
+  const shown = (c) => inView[view](c) && byStatus[filter.value](c);
+  filter.addEventListener('change', () => renderList());
+  // A conversation's state in words, where it matters (not for a plain open one).
+  const fill = (text, values) => text.replace(/\{(\w+)\}/g, (_, k) => values[k] ?? '');
+  function stateText(c) {
+    switch (c.status) {
+      case 'queued': return t.tQueued;
+      case 'pending': return t.tStatePending;
+      case 'snoozed': return c.snoozed_until ? fill(t.tStateSnoozedUntil, { time: fmtTime(c.snoozed_until) }) : t.tStateSnoozed;
+      case 'closed': return t.tClosed;
+      default: return '';
+    }
+  }
   for (const tab of document.querySelectorAll('.inbox-tab')) {
     tab.addEventListener('click', () => {
       view = tab.dataset.view;
@@ -320,12 +341,11 @@
   function renderList() {
     listEl.replaceChildren();
     const all = [...conversations.values()];
-    const count = (v) => all.filter(inView[v]).length;
-    document.getElementById('count-waiting').textContent = count('waiting') || '';
-    document.getElementById('count-mine').textContent = count('mine') || '';
+    document.getElementById('count-waiting').textContent = all.filter((c) => c.status === 'queued').length || '';
+    document.getElementById('count-mine').textContent = all.filter((c) => c.agent_id === me && c.status === 'open').length || '';
     const q = search.value.trim().toLowerCase();
     const items = all
-      .filter(inView[view])
+      .filter(shown)
       .filter((c) => !q || `${c.visitor_name} ${c.last_message || ''}`.toLowerCase().includes(q))
       .sort((a, b) => b.id - a.id);
     // The welcome state while the merchant has no conversation at all; a plain line when a
@@ -340,9 +360,11 @@
       button.type = 'button';
       const name = el('span', 'conversation-name', c.visitor_name);
       if (online.has(c.visitor_id)) name.append(el('span', 'online-dot', ''));
-      // The last message says most; the state where it matters (queued, closed).
-      const state = c.status === 'queued' ? t.tQueued : c.status === 'closed' ? t.tClosed : '';
-      const meta = el('span', 'conversation-meta', [state, c.last_message || c.agent_name || ''].filter(Boolean).join(' · '));
+      // The last message says most; the state where it matters.
+      const meta = el('span', 'conversation-meta');
+      const state = stateText(c);
+      if (state) meta.append(el('span', `state is-${c.status}`, state), state && (c.last_message || c.agent_name) ? ' · ' : '');
+      meta.append(c.last_message || c.agent_name || '');
       button.append(name, meta);
       const n = unread.get(c.id) || 0;
       if (n) button.append(el('span', 'unread', String(n)));
@@ -352,7 +374,26 @@
     }
   }
 
+  // A status change, in the reader's language (the stored body is English).
+  function activityText(m) {
+    const p = m.payload || {};
+    const who = m.sender.name || '';
+    if (p.status === 'closed') return p.by === 'auto' ? t.tActAutoResolved : fill(t.tActResolved, { who });
+    if (p.status === 'pending') return fill(t.tActPending, { who });
+    if (p.status === 'snoozed') return p.snoozed_until ? fill(t.tActSnoozed, { who, time: fmtTime(p.snoozed_until) }) : fill(t.tActSnoozedReply, { who });
+    if (p.by === 'visitor') return t.tActVisitor;
+    if (p.by === 'auto') return t.tActWoke;
+    return fill(t.tActReopened, { who });
+  }
+
   function bubble(m) {
+    if (m.kind === 'activity') {
+      const row = el('div', 'tmsg activity');
+      const line = el('div', 'bubble', activityText(m));
+      line.title = fmtTime(m.created_at);
+      row.append(line);
+      return row;
+    }
     const row = el('div', `tmsg ${m.sender.kind === 'visitor' ? 'theirs' : 'mine'} ${m.kind === 'notice' ? 'notice' : ''}`);
     row.append(window.KefuContent.fill(el('div', 'bubble'), m));
     const c = conversations.get(m.conversation_id);
@@ -393,12 +434,11 @@
     const c = conversations.get(id);
     threadTitle.textContent = c ? c.visitor_name : '';
     showRating(c);
+    showState(c);
     showPage();
     showTyping(null);
     if (c) showVisitor(c.visitor_id);
     thread.hidden = false;
-    closeBtn.hidden = !c || c.status === 'closed';
-    transferMenu.hidden = !c || c.status === 'closed';
     threadMessages.replaceChildren();
     olderBefore = null;
     const page = await fetchPage(id, null);
@@ -486,11 +526,12 @@
           alertAgent(t.tNewVisitor, f.conversation.visitor_name);
           toast(`${t.tNewVisitorToast} ${f.conversation.visitor_name}`, () => open(f.conversation.id));
         }
-        conversations.set(f.conversation.id, Object.assign(conversations.get(f.conversation.id) || {}, f.conversation));
-        if (f.conversation.id === current) {
-          closeBtn.hidden = f.conversation.status === 'closed';
-          transferMenu.hidden = f.conversation.status === 'closed';
+        {
+          const known = conversations.get(f.conversation.id) || {};
+          delete known.snoozed_until; // absent means none
+          conversations.set(f.conversation.id, Object.assign(known, f.conversation));
         }
+        if (f.conversation.id === current) showState(conversations.get(current));
         renderList();
         break;
       case 'typing':
@@ -590,10 +631,47 @@
   reply.addEventListener('input', () => {
     if (socket && socket.readyState === WebSocket.OPEN && current) socket.send(JSON.stringify({ type: 'typing', conversation_id: current }));
   });
-  closeBtn.addEventListener('click', async () => {
+  // Statuses: resolve, reopen, and the menu's pending and snoozes. The socket's
+  // `conversation` frame updates the list and the header for every tab.
+  const reopenBtn = document.getElementById('reopen-conversation');
+  const statusMenu = document.getElementById('status-menu');
+  const threadState = document.getElementById('thread-state');
+  function showState(c) {
+    const closed = !c || c.status === 'closed';
+    closeBtn.hidden = closed;
+    reopenBtn.hidden = !c || !closed;
+    transferMenu.hidden = closed;
+    statusMenu.hidden = closed;
+    const text = c && c.status !== 'queued' ? stateText(c) : '';
+    threadState.hidden = !text;
+    threadState.textContent = text;
+    threadState.className = `thread-state is-${c ? c.status : ''}`;
+    for (const b of statusMenu.querySelectorAll('[data-status="pending"]')) b.disabled = !!c && c.status === 'pending';
+  }
+  async function setStatus(status, snoozedUntil) {
     if (!current) return;
-    await fetch(`/api/v1/conversations/${current}/close`, { method: 'POST', headers: { 'x-csrf-token': csrf } });
-  });
+    const body = { status };
+    if (snoozedUntil) body.snoozed_until = snoozedUntil.toISOString();
+    try { await api('POST', `/api/v1/conversations/${current}/status`, body); } catch (err) { toast(err.message); }
+  }
+  // 9:00 local time, `days` from today.
+  function nineAm(days) { const d = new Date(); d.setDate(d.getDate() + days); d.setHours(9, 0, 0, 0); return d; }
+  const snoozeUntil = {
+    hour: () => new Date(Date.now() + 3600e3),
+    tomorrow: () => nineAm(1),
+    monday: () => nineAm(((8 - new Date().getDay()) % 7) || 7),
+    reply: () => null,
+  };
+  for (const b of statusMenu.querySelectorAll('[data-status]')) {
+    b.addEventListener('click', () => {
+      statusMenu.open = false;
+      setStatus(b.dataset.status, b.dataset.snooze ? snoozeUntil[b.dataset.snooze]() : null);
+    });
+  }
+  statusMenu.addEventListener('toggle', () => { if (statusMenu.open) statusMenu.querySelector('button:not(:disabled)').focus(); });
+  statusMenu.addEventListener('keydown', (e) => { if (e.key === 'Escape') { statusMenu.open = false; statusMenu.querySelector('summary').focus(); } });
+  closeBtn.addEventListener('click', () => setStatus('resolved'));
+  reopenBtn.addEventListener('click', () => setStatus('open'));
 
   // What the visitor is typing (a preview only where the merchant enabled it).
   const typingEl = document.getElementById('thread-typing');

@@ -195,7 +195,14 @@
         if (frame.by === 'agent' && lastOwn && lastOwn.id <= frame.up_to) markOwn(lastOwn.el, lastOwn.id, d.tRead);
         break;
       case 'presence': if (frame.of === 'team') setAvailability(frame.online); break;
-      case 'conversation': if (frame.event === 'closed' && historyLoaded) askRating(frame.conversation.id); break;
+      case 'conversation':
+        if (frame.event === 'closed' && historyLoaded) askRating(frame.conversation.id);
+        // Reopened by the visitor's next message: a rating not given yet is no longer asked.
+        if (frame.event === 'reopened') {
+          const card = list.querySelector(`.rating-card[data-conversation="${frame.conversation.id}"]`);
+          if (card && card.querySelector('.rating-stars')) card.remove();
+        }
+        break;
       case 'typing':
         typingLine.hidden = false;
         clearTimeout(typingTimer);

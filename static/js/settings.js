@@ -406,6 +406,8 @@
     f.typing_preview.checked = s.typing_preview;
     f.unanswered_email_minutes.value = s.unanswered_email_minutes;
     f.auto_away_minutes.value = s.auto_away_minutes;
+    f.auto_resolve_minutes.value = s.auto_resolve_minutes;
+    f.reopen_hours.value = s.reopen_hours;
   }
   chatForm.addEventListener('submit', async (e) => {
     e.preventDefault();
@@ -417,6 +419,8 @@
       allowed_widget_domains: f.allowed_widget_domains.value.split(/[\s,]+/).filter(Boolean), typing_preview: f.typing_preview.checked,
       unanswered_email_minutes: Number(f.unanswered_email_minutes.value) || 0,
       auto_away_minutes: Number(f.auto_away_minutes.value) || 0,
+      auto_resolve_minutes: Number(f.auto_resolve_minutes.value) || 0,
+      reopen_hours: Number(f.reopen_hours.value) || 0,
     };
     for (const k of TEXT) body[k] = f[k].value;
     for (const k of RICH_FIELDS) body[k] = editors[k].get();

@@ -70,8 +70,9 @@ try {
 
   step = 'the inbox lists, counts and searches conversations';
   await agent.locator('.inbox-tab[data-view=mine] .count', { hasText: '1' }).waitFor({ timeout: T });
-  await agent.click('.inbox-tab[data-view=closed]');
-  if ((await agent.locator('.conversation').count()) !== 0) throw new Error('an open conversation is listed as closed');
+  await agent.selectOption('#inbox-filter', 'closed');
+  if ((await agent.locator('.conversation').count()) !== 0) throw new Error('an open conversation is listed as resolved');
+  await agent.selectOption('#inbox-filter', 'open');
   await agent.click('.inbox-tab[data-view=mine]');
   await agent.fill('#inbox-search', 'no such visitor');
   await agent.locator('#list-empty', { hasText: 'No conversation matches' }).waitFor({ timeout: T });
@@ -185,6 +186,35 @@ try {
   await colleague.press('#reply', 'Enter');
   await chat.locator('.msg.theirs .bubble', { hasText: 'Lin here' }).waitFor({ timeout: T });
   await shot(colleague, 'workspace-after-transfer');
+
+  step = 'statuses: pending until the visitor writes, resolved with a rating, reopened';
+  await colleague.click('#status-menu summary');
+  await colleague.locator('#status-menu [data-status=pending]').click();
+  await colleague.locator('#thread-state', { hasText: 'Pending' }).waitFor({ timeout: T });
+  await colleague.locator('.tmsg.activity', { hasText: 'Lin marked this pending' }).waitFor({ timeout: T });
+  await colleague.selectOption('#inbox-filter', 'pending');
+  await colleague.locator('.conversation', { hasText: 'Alice' }).waitFor({ timeout: T });
+  if (await chat.locator('.msg', { hasText: 'pending' }).count()) throw new Error('the visitor sees the team\'s status line');
+  await chat.locator('#input').fill('Great, thanks!');
+  await chat.locator('#input').press('Enter');
+  await colleague.locator('.tmsg.activity', { hasText: "Reopened by the visitor's message" }).waitFor({ timeout: T });
+  await colleague.locator('#thread-state').waitFor({ state: 'hidden', timeout: T });
+  await colleague.selectOption('#inbox-filter', 'open');
+  await colleague.locator('.conversation', { hasText: 'Alice' }).waitFor({ timeout: T });
+  await colleague.click('#status-menu summary');
+  await shot(colleague, 'workspace-status-menu');
+  await colleague.keyboard.press('Escape');
+  await colleague.click('#close-conversation');
+  await colleague.locator('#thread-state', { hasText: 'Resolved' }).waitFor({ timeout: T });
+  await chat.locator('.rating-card').waitFor({ timeout: T });
+  await chat.locator('.rating-star').nth(3).click();
+  await chat.locator('.rating-comment').fill('Quick and friendly');
+  await chat.locator('.rating-send').click();
+  await chat.locator('.rating-card', { hasText: 'Thank' }).waitFor({ timeout: T });
+  await colleague.locator('#thread-rating', { hasText: '★★★★☆' }).waitFor({ timeout: T });
+  await shot(colleague, 'workspace-resolved-rated');
+  await colleague.click('#reopen-conversation');
+  await colleague.locator('#close-conversation').waitFor({ timeout: T });
   // Settings are for admins: an agent has no link to them.
   if (await colleague.locator('a[href="/app/settings"]').count()) throw new Error('an agent sees the settings link');
   await colleagueCtx.close();

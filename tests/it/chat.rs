@@ -355,7 +355,9 @@ async fn routing_transfer_and_close() {
         .unwrap();
     assert_eq!(res.status(), 422, "transfer to a non-agent");
 
-    // Close: the visitor's next message opens a new conversation.
+    // Close: with the merchant's reopen window at 0, the visitor's next message opens a new
+    // conversation (within the window it reopens this one: tests/it/statuses.rs).
+    assert_eq!(app.patch_settings(&m, json!({ "reopen_hours": 0 })).await.status(), 200);
     let res = client()
         .post(app.url(&format!("/api/v1/conversations/{conversation_id}/close")))
         .bearer_auth(&m.token)

@@ -316,6 +316,10 @@ pub(crate) fn case(
         ("POST", "/api/v1/conversations/{id}/close") => {
             (format!("/api/v1/conversations/{conv}/close"), None)
         }
+        ("POST", "/api/v1/conversations/{id}/status") => (
+            format!("/api/v1/conversations/{conv}/status"),
+            Some(Body::Json(serde_json::json!({ "status": "pending" }))),
+        ),
         ("POST", "/api/v1/conversations/{id}/read") => (
             format!("/api/v1/conversations/{conv}/read"),
             Some(Body::Json(serde_json::json!({ "up_to": 1 }))),

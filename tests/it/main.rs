@@ -29,6 +29,7 @@ mod signup;
 mod smtp_server;
 mod sso;
 mod static_checks;
+mod statuses;
 mod team;
 mod tenancy;
 mod tracking;

@@ -1,0 +1,464 @@
+//! Conversation statuses. A conversation is `queued` (nobody has it yet) or `open` while it
+//! is worked on, `pending` while the team waits on the visitor, `snoozed` until a time (or
+//! until the visitor's next message), and `closed` — shown as resolved — when it is done.
+//!
+//! What moves it:
+//! - agents, with `POST /api/v1/conversations/{id}/status {status, snoozed_until?}`
+//!   (`open`, `pending`, `snoozed`, `resolved`; `/close` is `resolved`);
+//! - the visitor's next message: a pending or snoozed conversation is open again (the
+//!   message store does it in the statement that stores the message, see tenant migration
+//!   0013), and one resolved less than the merchant's `reopen_hours` ago is reopened
+//!   (`Chat::conversation_for_visitor`) instead of a new one starting;
+//! - the worker ([`spawn_worker`]): snoozes that end, and conversations idle for the
+//!   merchant's `auto_resolve_minutes`, which it resolves. It reads `public.conversation_timers`
+//!   (one row per merchant with something due) rather than every tenant schema.
+//!
+//! Every change is pushed live (a `conversation` frame: `status`, `closed` or `reopened`) and
+//! written into the conversation as an `activity` line, which agents see and visitors never.
+//! Open, queued and the agent's load: only `open` conversations count towards an agent's
+//! `max_concurrent_chats`; pending and snoozed ones wait without taking a place.
+
+use std::time::Duration;
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
+use serde::Deserialize;
+use serde_json::json;
+use sqlx::PgConnection;
+use tenants::{TenantId, TenantTx};
+
+use super::{Chat, server_msg_id, store, writer::NewMessage};
+use crate::{
+    auth::session::AgentSession,
+    http::{AppError, AppState, Routes, Scope, extract::ApiJson, input::path_id},
+    merchant::settings::MerchantSettings,
+};
+
+pub fn routes() -> Routes {
+    Routes::new().post("/api/v1/conversations/{id}/status", Scope::Tenant, set_status).post(
+        "/api/v1/conversations/{id}/close",
+        Scope::Tenant,
+        close,
+    )
+}
+
+/// The furthest a snooze may reach.
+const MAX_SNOOZE_DAYS: i64 = 365;
+
+/// Where an agent (or the system) sends a conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Open,
+    Pending,
+    /// Until the time given, or the visitor's next message.
+    Snoozed(Option<DateTime<Utc>>),
+    Resolved,
+}
+
+/// Who changed the status, as the activity line tells it.
+#[derive(Clone, Debug)]
+pub enum Actor {
+    Agent {
+        id: i64,
+        name: String,
+    },
+    Visitor,
+    /// The worker: a snooze ended, or the conversation was idle too long.
+    Auto,
+}
+
+/// A status change that happened.
+#[derive(Clone, Debug)]
+pub struct Changed {
+    pub row: store::ConversationRow,
+    pub from: String,
+}
+
+#[derive(Deserialize)]
+struct StatusRequest {
+    status: String,
+    #[serde(default)]
+    snoozed_until: Option<DateTime<Utc>>,
+}
+
+/// `POST /api/v1/conversations/{id}/status {status, snoozed_until?}` → 200 the conversation
+/// (unchanged when it already had that status).
+async fn set_status(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<StatusRequest>,
+) -> Result<Response, AppError> {
+    let id = path_id(&id)?;
+    let target = match req.status.as_str() {
+        "open" => Target::Open,
+        "pending" => Target::Pending,
+        "snoozed" => Target::Snoozed(req.snoozed_until),
+        "resolved" | "closed" => Target::Resolved,
+        _ => {
+            return Err(AppError::field(
+                "status",
+                "status is one of open, pending, snoozed, resolved",
+            ));
+        }
+    };
+    if req.snoozed_until.is_some() && !matches!(target, Target::Snoozed(_)) {
+        return Err(AppError::field(
+            "snoozed_until",
+            "only a snoozed conversation has a wake-up time",
+        ));
+    }
+    if let Target::Snoozed(Some(until)) = target {
+        let now = Utc::now();
+        if until <= now {
+            return Err(AppError::field("snoozed_until", "a time in the future"));
+        }
+        if until > now + chrono::Duration::days(MAX_SNOOZE_DAYS) {
+            return Err(AppError::field("snoozed_until", "at most a year from now"));
+        }
+    }
+    change_as_agent(&state, &session, id, target).await
+}
+
+/// `POST /api/v1/conversations/{id}/close` → 200 the conversation, resolved.
+async fn close(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let id = path_id(&id)?;
+    change_as_agent(&state, &session, id, Target::Resolved).await
+}
+
+async fn change_as_agent(
+    state: &AppState,
+    session: &AgentSession,
+    id: i64,
+    target: Target,
+) -> Result<Response, AppError> {
+    let tenant = session.tenant.id;
+    let mut tx = session.tx(state).await?;
+    let changed = change(&mut tx, tenant, id, target, Some(session.agent.id)).await?;
+    let row = match &changed {
+        Some(c) => c.row.clone(),
+        None => store::conversation(&mut tx, id).await?.ok_or(AppError::NotFound)?,
+    };
+    tx.commit().await?;
+    if let Some(changed) = changed {
+        let actor = Actor::Agent { id: session.agent.id, name: session.agent.display_name.clone() };
+        state.chat.status_changed(tenant, &changed, &actor).await;
+    }
+    Ok(Json(row.out()).into_response())
+}
+
+/// Moves conversation `id` to `target` (inside the caller's transaction). `None` when it
+/// already was there; 404 when there is no such conversation; 409 to make a resolved one
+/// pending or snoozed (it is reopened first).
+pub async fn change(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    id: i64,
+    target: Target,
+    by_agent: Option<i64>,
+) -> Result<Option<Changed>, AppError> {
+    let current: Option<(String, Option<DateTime<Utc>>)> =
+        sqlx::query_as("select status, snoozed_until from conversations where id = $1 for update")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let (from, snoozed_until) = current.ok_or(AppError::NotFound)?;
+    let closed = from == "closed";
+    let sql = match target {
+        Target::Open if from == "queued" || from == "open" => return Ok(None),
+        Target::Open => {
+            "update conversations
+                set status = case when agent_id is null then 'queued' else 'open' end,
+                    snoozed_until = null, closed_at = null, closed_by_agent_id = null
+              where id = $1"
+        }
+        Target::Pending | Target::Snoozed(_) if closed => {
+            return Err(AppError::conflict(
+                "conversation_closed",
+                None,
+                "the conversation is resolved; reopen it first",
+            ));
+        }
+        Target::Pending if from == "pending" => return Ok(None),
+        Target::Pending => {
+            "update conversations set status = 'pending', snoozed_until = null where id = $1"
+        }
+        Target::Snoozed(until) if from == "snoozed" && snoozed_until == until => return Ok(None),
+        Target::Snoozed(_) => {
+            "update conversations set status = 'snoozed', snoozed_until = $2 where id = $1"
+        }
+        Target::Resolved if closed => return Ok(None),
+        Target::Resolved => {
+            "update conversations set status = 'closed', closed_at = now(), closed_by_agent_id = $3,
+                    snoozed_until = null
+              where id = $1"
+        }
+    };
+    let until = match target {
+        Target::Snoozed(until) => until,
+        _ => None,
+    };
+    sqlx::query(sql).bind(id).bind(until).bind(by_agent).execute(&mut *conn).await?;
+    if let Some(until) = until {
+        schedule(conn, tenant, until).await?;
+    }
+    let row = store::conversation(conn, id).await?.ok_or(AppError::NotFound)?;
+    Ok(Some(Changed { row, from }))
+}
+
+/// Makes sure the worker looks at `tenant` by `at` (an earlier time already set stays).
+pub async fn schedule(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "insert into public.conversation_timers as t (tenant_id, due_at) values ($1, $2)
+         on conflict (tenant_id) do update set due_at = least(t.due_at, excluded.due_at)",
+    )
+    .bind(tenant.0)
+    .bind(at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+impl Chat {
+    /// Announces a status change to the team (and, for resolving and reopening, to the
+    /// visitor) and writes its activity line. Failures are logged: the change is stored.
+    pub async fn status_changed(&self, tenant: TenantId, changed: &Changed, actor: &Actor) {
+        let row = &changed.row;
+        let event = match (changed.from.as_str(), row.status.as_str()) {
+            (_, "closed") => "closed",
+            ("closed", _) => "reopened",
+            _ => "status",
+        };
+        self.announce(tenant, event, row);
+        let (by, agent_id, who) = match actor {
+            Actor::Agent { id, name } => ("agent", Some(*id), name.as_str()),
+            Actor::Visitor => ("visitor", None, "The visitor"),
+            Actor::Auto => ("auto", None, "kefu"),
+        };
+        let body = match (row.status.as_str(), actor) {
+            ("closed", Actor::Auto) => "Resolved automatically after a quiet while".to_owned(),
+            ("closed", _) => format!("{who} resolved the conversation"),
+            ("pending", _) => format!("{who} marked the conversation pending"),
+            ("snoozed", _) => match row.snoozed_until {
+                Some(until) => {
+                    format!("{who} snoozed the conversation until {}", until.to_rfc3339())
+                }
+                None => format!("{who} snoozed the conversation until the visitor writes"),
+            },
+            (_, Actor::Auto) => "The snooze ended".to_owned(),
+            (_, Actor::Visitor) => "Reopened by the visitor's message".to_owned(),
+            _ => format!("{who} reopened the conversation"),
+        };
+        let line = NewMessage {
+            conversation_id: row.id,
+            sender_kind: "system",
+            sender_agent_id: agent_id,
+            kind: "activity",
+            body,
+            payload: Some(json!({
+                "activity": "status",
+                "status": row.status,
+                "from": changed.from,
+                "by": by,
+                "snoozed_until": row.snoozed_until,
+            })),
+            client_msg_id: server_msg_id("status"),
+            visitor_id: row.visitor_id,
+            sender_name: match actor {
+                Actor::Agent { name, .. } => Some(name.clone()),
+                _ => None,
+            },
+            sender_avatar: None,
+            origin: None,
+        };
+        if let Err(e) = self.post(tenant, line).await {
+            tracing::warn!(tenant = tenant.0, conversation = row.id, error = %e, "writing a status line failed");
+        }
+        tracing::info!(tenant = tenant.0, conversation = row.id, from = %changed.from, to = %row.status, by, "conversation status");
+    }
+
+    /// After a visitor's message woke its pending or snoozed conversation (the message
+    /// store did it): tells the team.
+    pub async fn woken_by_visitor(&self, tenant: TenantId, conversation_id: i64, from: &str) {
+        let row = match TenantTx::begin(&self.pool, tenant).await {
+            Ok(mut tx) => {
+                let row = store::conversation(&mut tx, conversation_id).await;
+                let _ = tx.commit().await;
+                row
+            }
+            Err(e) => Err(e),
+        };
+        match row {
+            Ok(Some(row)) => {
+                let changed = Changed { row, from: from.to_owned() };
+                self.status_changed(tenant, &changed, &Actor::Visitor).await;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(tenant = tenant.0, conversation = conversation_id, error = %e, "announcing a reopened conversation failed")
+            }
+        }
+    }
+}
+
+/// Runs due conversation timers every 30 seconds.
+pub fn spawn_worker(state: &AppState) -> tokio::task::JoinHandle<()> {
+    let state = state.clone();
+    crate::background::every(
+        "conversation timers",
+        Duration::from_secs(30),
+        state.chat.hub.shutdown_token(),
+        None,
+        move || {
+            let state = state.clone();
+            async move { run_due(&state, Utc::now()).await }
+        },
+    )
+}
+
+/// Merchants handled at once.
+const PARALLEL: usize = 4;
+
+/// Ends the snoozes due at `now` and resolves the conversations idle for their merchant's
+/// `auto_resolve_minutes`. Returns how many conversations changed.
+pub async fn run_due(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    let due: Vec<i64> = sqlx::query_scalar(
+        "select tenant_id from public.conversation_timers where due_at <= $1 order by due_at limit 200",
+    )
+    .bind(now)
+    .fetch_all(&state.db)
+    .await?;
+    let results: Vec<anyhow::Result<usize>> = futures::stream::iter(due)
+        .map(|tenant| tenant_timers(state, TenantId(tenant), now))
+        .buffer_unordered(PARALLEL)
+        .collect()
+        .await;
+    let mut changed = 0;
+    for r in results {
+        match r {
+            Ok(n) => changed += n,
+            Err(e) => {
+                tracing::warn!(error = %e, "a merchant's conversation timers failed; retrying next round")
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// One merchant's due timers. The timer row is held (`for update skip locked`) throughout,
+/// so nodes share merchants and one merchant is handled by one node at a time.
+async fn tenant_timers(
+    state: &AppState,
+    tenant: TenantId,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    let mut claim = state.db.begin().await?;
+    let claimed: Option<i64> = sqlx::query_scalar(
+        "select tenant_id from public.conversation_timers where tenant_id = $1 and due_at <= $2
+         for update skip locked",
+    )
+    .bind(tenant.0)
+    .bind(now)
+    .fetch_optional(&mut *claim)
+    .await?;
+    if claimed.is_none() {
+        return Ok(0);
+    }
+    if state.tenants.by_id(tenant).await?.is_none() {
+        sqlx::query("delete from public.conversation_timers where tenant_id = $1")
+            .bind(tenant.0)
+            .execute(&mut *claim)
+            .await?;
+        claim.commit().await?;
+        return Ok(0);
+    }
+    let mut tx = TenantTx::begin(&state.db, tenant).await?;
+    let minutes = i32::try_from(MerchantSettings::load(&mut tx).await?.auto_resolve_minutes)?;
+    let woken: Vec<(i64,)> = sqlx::query_as(
+        "update conversations
+            set status = case when agent_id is null then 'queued' else 'open' end, snoozed_until = null
+          where status = 'snoozed' and snoozed_until <= $1
+         returning id",
+    )
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await?;
+    // Idle: no message (of anyone, activity lines included) for the merchant's minutes.
+    const LAST_ACTIVITY: &str =
+        "coalesce((select m.created_at from messages m where m.conversation_id = c.id
+                                          order by m.id desc limit 1), c.created_at)";
+    let resolved: Vec<(i64, String)> = if minutes > 0 {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "with idle as (
+                select c.id, c.status from conversations c
+                 where c.status in ('queued', 'open', 'pending')
+                   and {LAST_ACTIVITY} <= $1 - make_interval(mins => $2)
+                   for update)
+             update conversations c
+                set status = 'closed', closed_at = now(), closed_by_agent_id = null
+               from idle where c.id = idle.id
+             returning c.id, idle.status"
+        )))
+        .bind(now)
+        .bind(minutes)
+        .fetch_all(&mut *tx)
+        .await?
+    } else {
+        Vec::new()
+    };
+    // The next time anything can be due: the earliest snooze, the earliest idle deadline, and
+    // with auto-resolve on, a conversation that starts now (least() skips nulls).
+    let next: Option<DateTime<Utc>> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "select least(
+            (select min(snoozed_until) from conversations where status = 'snoozed'),
+            case when $2 > 0 then
+                (select min({LAST_ACTIVITY}) from conversations c where c.status in ('queued', 'open', 'pending'))
+                + make_interval(mins => $2) end,
+            case when $2 > 0 then $1 + make_interval(mins => $2) end)"
+    )))
+    .bind(now)
+    .bind(minutes)
+    .fetch_one(&mut *tx)
+    .await?;
+    let mut changed = Vec::with_capacity(woken.len() + resolved.len());
+    let woken = woken.into_iter().map(|(id,)| (id, "snoozed".to_owned()));
+    for (id, from) in woken.chain(resolved) {
+        if let Some(row) = store::conversation(&mut tx, id).await? {
+            changed.push(Changed { row, from });
+        }
+    }
+    tx.commit().await?;
+    match next {
+        Some(at) => {
+            sqlx::query("update public.conversation_timers set due_at = $2 where tenant_id = $1")
+                .bind(tenant.0)
+                .bind(at)
+                .execute(&mut *claim)
+                .await?
+        }
+        None => {
+            sqlx::query("delete from public.conversation_timers where tenant_id = $1")
+                .bind(tenant.0)
+                .execute(&mut *claim)
+                .await?
+        }
+    };
+    claim.commit().await?;
+    for c in &changed {
+        state.chat.status_changed(tenant, c, &Actor::Auto).await;
+    }
+    Ok(changed.len())
+}
