@@ -635,8 +635,8 @@
   const SVG = 'http://www.w3.org/2000/svg';
   const svgEl = (tag, attrs) => { const e = document.createElementNS(SVG, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); return e; };
   const duration = (s) => (s === null || s === undefined ? st.tNone : s < 60 ? `${Math.round(s)} s` : s < 3600 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`);
-  // A bar chart of one value per day, with its own scale and a few date labels.
-  function barChart(days, key, label) {
+  // A bar chart of one value per day (or any labelled values), with its own scale.
+  function barChart(days, key, label, opts = {}) {
     const w = 560, h = 180, pad = { l: 34, r: 8, t: 10, b: 24 };
     const max = Math.max(1, ...days.map((d) => d[key]));
     const step = (w - pad.l - pad.r) / days.length;
@@ -648,11 +648,12 @@
     }
     days.forEach((d, i) => {
       const bh = (h - pad.t - pad.b) * (d[key] / max);
-      const bar = svgEl('rect', { x: pad.l + i * step + step * 0.15, y: h - pad.b - bh, width: step * 0.7, height: Math.max(bh, 0), rx: 3, class: 'bar' });
-      const title = svgEl('title', {}); title.textContent = `${d.date}: ${d[key]}`; bar.append(title);
+      const bar = svgEl('rect', { x: pad.l + i * step + step * 0.15, y: h - pad.b - bh, width: step * 0.7, height: Math.max(bh, 0), rx: 3, class: opts.barClass || 'bar' });
+      const name = opts.label ? opts.label(d) : d.date;
+      const title = svgEl('title', {}); title.textContent = `${name}: ${d[key]}`; bar.append(title);
       svg.append(bar);
       if (days.length <= 16 || i % Math.ceil(days.length / 8) === 0) {
-        const t = svgEl('text', { x: pad.l + i * step + step / 2, y: h - 6, class: 'axis', 'text-anchor': 'middle' }); t.textContent = d.date.slice(5); svg.append(t);
+        const t = svgEl('text', { x: pad.l + i * step + step / 2, y: h - 6, class: 'axis', 'text-anchor': 'middle' }); t.textContent = opts.label ? name : d.date.slice(5); svg.append(t);
       }
     });
     return svg;
@@ -662,6 +663,44 @@
     box.append(el('span', 'muted', title), el('strong', '', value), el('small', 'muted', sub));
     return box;
   }
+  // Busiest hours: 7 rows (Monday first) of 24 cells, darker for more conversations.
+  function heatmap(hours) {
+    const days = st.tWeekdays.split(',');
+    const cell = 22, left = 44, top = 16, w = left + 24 * cell + 4, h = top + 7 * cell + 4;
+    const max = Math.max(1, ...hours.flat());
+    const svg = svgEl('svg', { viewBox: `0 0 ${w} ${h}`, role: 'img', 'aria-label': st.tHours, class: 'heatmap' });
+    for (let hour = 0; hour < 24; hour += 3) {
+      const t = svgEl('text', { x: left + hour * cell + cell / 2, y: 11, class: 'axis', 'text-anchor': 'middle' }); t.textContent = String(hour).padStart(2, '0'); svg.append(t);
+    }
+    hours.forEach((row, d) => {
+      const t = svgEl('text', { x: left - 8, y: top + d * cell + cell / 2 + 4, class: 'axis', 'text-anchor': 'end' }); t.textContent = days[d]; svg.append(t);
+      row.forEach((n, hour) => {
+        const alpha = n ? 0.15 + 0.85 * (n / max) : 0;
+        const r = svgEl('rect', { x: left + hour * cell, y: top + d * cell, width: cell, height: cell, rx: 4, fill: n ? `rgba(79, 70, 229, ${alpha.toFixed(2)})` : '#f1f5f9' });
+        const title = svgEl('title', {}); title.textContent = `${days[d]} ${String(hour).padStart(2, '0')}:00 · ${n}`; r.append(title);
+        svg.append(r);
+      });
+    });
+    return svg;
+  }
+  const pct = (x) => `${Math.round(x * 100)}%`;
+  const stars = (avg) => (avg === null || avg === undefined ? st.tNone : `${avg.toFixed(1)} ★`);
+  // The quick ranges end today (the merchant's today comes back as `to`).
+  for (const b of statsPanel.querySelectorAll('[data-days]')) {
+    b.addEventListener('click', () => {
+      const f = statsForm.elements;
+      const to = f.to.value ? new Date(`${f.to.value}T00:00:00`) : new Date();
+      const from = new Date(to);
+      from.setDate(from.getDate() - Number(b.dataset.days) + 1);
+      const iso = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+      f.from.value = iso(from); f.to.value = iso(to);
+      for (const o of statsPanel.querySelectorAll('[data-days]')) o.setAttribute('aria-pressed', String(o === b));
+      loadStats();
+    });
+  }
+  const exportMenu = document.getElementById('stats-export');
+  exportMenu.addEventListener('keydown', (e) => { if (e.key === 'Escape') { exportMenu.open = false; exportMenu.querySelector('summary').focus(); } });
+  for (const a of exportMenu.querySelectorAll('a')) a.addEventListener('click', () => { exportMenu.open = false; });
   async function loadStats() {
     const f = statsForm.elements;
     const q = f.from.value && f.to.value ? `?from=${f.from.value}&to=${f.to.value}` : '';
@@ -670,6 +709,7 @@
     let s;
     try { s = await api('GET', `/api/v1/stats${q}`); } catch (err) { showError(errorBox, statsForm, err); return; }
     f.from.value = s.from; f.to.value = s.to;
+    for (const a of exportMenu.querySelectorAll('a')) a.href = `/api/v1/stats/export?from=${s.from}&to=${s.to}&table=${a.dataset.table}`;
     document.getElementById('stats-zone').textContent = `${document.getElementById('stats-zone').dataset.label} ${s.time_zone}`;
     const total = (k) => s.days.reduce((a, d) => a + d[k], 0);
     document.getElementById('stats-kpis').replaceChildren(
@@ -677,12 +717,20 @@
       kpi(st.tMessages, String(total('messages')), ''),
       kpi(st.tFirstResponse, duration(s.first_response.median_seconds), `${st.tMedian} · p90 ${duration(s.first_response.p90_seconds)}`),
       kpi(st.tResolution, duration(s.resolution.median_seconds), `${st.tMedian} · p90 ${duration(s.resolution.p90_seconds)}`),
+      kpi(st.tCsat, stars(s.csat.average), [st.tRatings.replace('{n}', String(s.csat.count)), s.csat.satisfied_share === null ? '' : st.tSatisfied.replace('{pct}', pct(s.csat.satisfied_share))].filter(Boolean).join(' · ')),
+      kpi(st.tMissed, String(s.missed), s.conversations ? `${pct(s.missed / s.conversations)} · ${st.tMissedHelp}` : st.tMissedHelp),
     );
     document.getElementById('chart-conversations').replaceChildren(barChart(s.days, 'conversations', st.tConversations));
     document.getElementById('chart-messages').replaceChildren(barChart(s.days, 'messages', st.tMessages));
+    document.getElementById('chart-missed').replaceChildren(barChart(s.days, 'missed', st.tMissed, { barClass: 'bar bar-warn' }));
+    const scores = s.csat.distribution.map((n, i) => ({ score: i + 1, n }));
+    document.getElementById('chart-csat').replaceChildren(barChart(scores, 'n', st.tDistribution, { label: (d) => st.tStars.replace('{n}', String(d.score)), barClass: 'bar bar-alt' }));
+    document.getElementById('chart-hours').replaceChildren(heatmap(s.hours));
     document.querySelector('#stats-agents tbody').replaceChildren(...s.agents.map((a) => {
       const tr = el('tr');
-      tr.append(el('td', '', a.name), el('td', '', String(a.conversations)), el('td', '', String(a.messages)), el('td', '', duration(a.median_first_response_seconds)));
+      const csat = a.ratings ? `${stars(a.csat_average)} (${a.ratings})` : st.tNone;
+      tr.append(el('td', '', a.name), el('td', '', String(a.conversations)), el('td', '', String(a.messages)), el('td', '', duration(a.median_first_response_seconds)),
+        el('td', '', duration(a.p90_first_response_seconds)), el('td', '', String(a.resolved)), el('td', '', duration(a.median_resolution_seconds)), el('td', '', csat));
       return tr;
     }));
   }

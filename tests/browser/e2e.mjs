@@ -303,7 +303,20 @@ try {
   await agent.click('#tab-stats');
   await agent.waitForFunction(() => [...document.querySelectorAll('#chart-conversations rect.bar')].some((r) => Number(r.getAttribute('height')) > 0), null, { timeout: T });
   await agent.locator('#stats-agents tbody tr').first().waitFor({ timeout: T });
+  // Alice's rating (4 stars) counts, her conversation lights an hour of the heatmap.
+  await agent.locator('#stats-kpis .kpi', { hasText: '4.0 ★' }).waitFor({ timeout: T });
+  await agent.locator('#chart-hours rect[fill^="rgba"]').first().waitFor({ timeout: T });
+  await agent.locator('#stats-agents td', { hasText: '4.0 ★ (1)' }).waitFor({ timeout: T });
+  await agent.click('[data-days="30"]');
+  await agent.waitForFunction(() => document.querySelectorAll('#chart-conversations rect.bar').length === 30, null, { timeout: T });
   await shot(agent, 'settings-stats');
+  await agent.screenshot({ path: `${OUT_DIR}/settings-stats-full.png`, fullPage: true });
+  await agent.click('#stats-export summary');
+  const csvHref = await agent.getAttribute('#stats-export a[data-table=agents]', 'href');
+  const csvRes = await agent.request.get(`${APP_URL}${csvHref}`);
+  const csvText = await csvRes.text();
+  if (!csvRes.ok() || !csvText.startsWith('\ufeffagent_id,agent,')) throw new Error(`CSV export: ${csvRes.status()} ${csvText.slice(0, 80)}`);
+  await agent.keyboard.press('Escape');
   await agent.click('#tab-audit');
   await agent.locator('#audit-table td code', { hasText: 'auto_reply.create' }).waitFor({ timeout: T });
   await shot(agent, 'settings-audit');

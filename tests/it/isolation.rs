@@ -263,6 +263,9 @@ pub(crate) fn case(
         }
         ("GET", "/api/v1/audit") => (format!("/api/v1/audit?ent_id={ent}"), None),
         ("GET", "/api/v1/stats") => (format!("/api/v1/stats?ent_id={ent}"), None),
+        ("GET", "/api/v1/stats/export") => {
+            (format!("/api/v1/stats/export?table=agents&ent_id={ent}"), None)
+        }
         ("GET", "/api/v1/settings") => (format!("/api/v1/settings?ent_id={ent}"), None),
         ("POST", "/api/v1/settings/sso_secret") => {
             (format!("/api/v1/settings/sso_secret?ent_id={ent}"), None)

@@ -368,7 +368,8 @@ async fn outside_business_hours_the_team_is_away_and_visitors_get_the_out_of_hou
     }
 }
 
-/// Seeds three conversations with known times and checks every number of the statistics.
+/// Seeds three conversations (and two ratings) with known times and checks every number of
+/// the reports, and their CSV.
 #[tokio::test]
 async fn statistics_on_seeded_data() {
     let app = spawn_app().await;
@@ -396,33 +397,47 @@ async fn statistics_on_seeded_data() {
     .execute(app.pool())
     .await
     .unwrap();
+    // Ratings ten minutes after each resolution: c1 (the owner's) 5 stars, c3 (nobody's) 2.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "insert into {schema}.conversation_ratings (conversation_id, visitor_id, agent_id, score, created_at)
+         select c.id, c.visitor_id, c.agent_id, case when c.agent_id is null then 2 else 5 end,
+                c.closed_at + interval '10 minutes'
+         from {schema}.conversations c where c.status = 'closed'"
+    )))
+    .execute(app.pool())
+    .await
+    .unwrap();
 
     let get = |q: &'static str| {
         let (app, m) = (&app, &m);
         async move { app.get_as(m, &format!("/api/v1/stats{q}")).await }
     };
     let s: Value = get("?from=2026-11-01&to=2026-11-03").await.json().await.unwrap();
-    let days: Vec<(String, i64, i64, i64)> = s["days"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["date"].as_str().unwrap().to_owned(),
-                d["conversations"].as_i64().unwrap(),
-                d["messages"].as_i64().unwrap(),
-                d["visitor_messages"].as_i64().unwrap(),
-            )
-        })
-        .collect();
+    // Per day: conversations, messages, visitor messages, missed (c3: nobody replied),
+    // ratings and their average.
+    let day = |date: &str, conversations, messages, visitor, missed, ratings, csat: Value| {
+        json!({ "date": date, "conversations": conversations, "messages": messages,
+                "visitor_messages": visitor, "missed": missed, "ratings": ratings, "csat_average": csat })
+    };
     assert_eq!(
-        days,
-        [
-            ("2026-11-01".into(), 0, 0, 0),
-            ("2026-11-02".into(), 2, 4, 2),
-            ("2026-11-03".into(), 1, 2, 2)
-        ]
+        s["days"],
+        json!([
+            day("2026-11-01", 0, 0, 0, 0, 0, Value::Null),
+            day("2026-11-02", 2, 4, 2, 0, 1, json!(5.0)),
+            day("2026-11-03", 1, 2, 2, 1, 1, json!(2.0)),
+        ])
     );
+    assert_eq!((s["conversations"].as_i64(), s["missed"].as_i64()), (Some(3), Some(1)));
+    assert_eq!(
+        s["csat"],
+        json!({ "count": 2, "average": 3.5, "satisfied_share": 0.5, "distribution": [0, 1, 0, 0, 1] })
+    );
+    // Busiest hours (UTC here): Monday 10:00 and 23:00, Tuesday 09:00.
+    let mut hours = vec![vec![0_i64; 24]; 7];
+    hours[0][10] = 1;
+    hours[0][23] = 1;
+    hours[1][9] = 1;
+    assert_eq!(s["hours"], json!(hours));
     // First replies after 60 s and 180 s (c3 was never answered).
     assert_eq!(
         s["first_response"],
@@ -436,6 +451,70 @@ async fn statistics_on_seeded_data() {
     assert_eq!(s["agents"][0]["conversations"], 2);
     assert_eq!(s["agents"][0]["messages"], 2);
     assert_eq!(s["agents"][0]["median_first_response_seconds"], 120.0);
+    assert_eq!(s["agents"][0]["p90_first_response_seconds"], 168.0);
+    assert_eq!(s["agents"][0]["resolved"], 1);
+    assert_eq!(s["agents"][0]["median_resolution_seconds"], 1800.0);
+    assert_eq!(
+        (s["agents"][0]["ratings"].as_i64(), s["agents"][0]["csat_average"].as_f64()),
+        (Some(1), Some(5.0))
+    );
+
+    // The same numbers as CSV. A name that looks like a formula is defused.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "update {schema}.agents set display_name = '=HYPERLINK(\"x\")' where role = 'owner'"
+    )))
+    .execute(app.pool())
+    .await
+    .unwrap();
+    let csv = |table: &'static str| {
+        let (app, m) = (&app, &m);
+        async move {
+            let res = app
+                .get_as(
+                    m,
+                    &format!("/api/v1/stats/export?from=2026-11-01&to=2026-11-03&table={table}"),
+                )
+                .await;
+            assert_eq!(res.status(), 200, "{table}");
+            assert_eq!(res.headers()["content-type"], "text/csv; charset=utf-8");
+            let disposition = res.headers()["content-disposition"].to_str().unwrap().to_owned();
+            assert_eq!(
+                disposition,
+                format!("attachment; filename=\"kefu-{table}-2026-11-01-2026-11-03.csv\"")
+            );
+            let text = res.text().await.unwrap();
+            text.strip_prefix('\u{feff}').expect("a byte-order mark").to_owned()
+        }
+    };
+    let agents = csv("agents").await;
+    let mut lines = agents.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "agent_id,agent,conversations,messages,median_first_response_seconds,p90_first_response_seconds,resolved,median_resolution_seconds,ratings,csat_average"
+        )
+    );
+    let owner = lines.next().unwrap();
+    assert!(owner.ends_with(",\"'=HYPERLINK(\"\"x\"\")\",2,2,120,168,1,1800,1,5"), "{owner}");
+    let summary = csv("summary").await;
+    for line in [
+        "conversations,3",
+        "missed,1",
+        "first_response_median_seconds,120",
+        "first_response_p90_seconds,168",
+        "resolution_median_seconds,1200",
+        "resolution_p90_seconds,1680",
+        "csat_average,3.5",
+        "csat_2_stars,1",
+    ] {
+        assert!(summary.lines().any(|l| l == line), "{line} in {summary}");
+    }
+    let days_csv = csv("days").await;
+    assert_eq!(days_csv.lines().nth(3), Some("2026-11-03,1,2,2,1,1,2"));
+    let hours_csv = csv("hours").await;
+    assert!(hours_csv.lines().nth(1).unwrap().starts_with("Monday,0,0,0,0,0,0,0,0,0,0,1,"));
+    let res = app.get_as(&m, "/api/v1/stats/export?table=everything").await;
+    assert_eq!(res.status(), 422);
 
     // In Shanghai (UTC+8), 23:30 UTC on the 2nd is the morning of the 3rd.
     let sh = json!({ "enabled": false, "time_zone": "Asia/Shanghai", "days": vec![Vec::<Value>::new(); 7] });
@@ -443,6 +522,7 @@ async fn statistics_on_seeded_data() {
     let s: Value = get("?from=2026-11-02&to=2026-11-03").await.json().await.unwrap();
     assert_eq!(s["days"][0]["conversations"], 1);
     assert_eq!(s["days"][1]["conversations"], 2);
+    assert_eq!(s["hours"][1][7], 1, "23:30 UTC on Monday is 07:30 on Tuesday in Shanghai");
 
     for q in ["?from=yesterday", "?from=2026-11-05&to=2026-11-01", "?from=2026-01-01&to=2026-11-01"]
     {
