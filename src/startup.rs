@@ -57,6 +57,7 @@ impl Application {
             stripe,
             clock: Arc::new(billing::SystemClock),
             mail: Arc::default(),
+            prechat: Arc::default(),
             storage,
             geoip,
             chat: Arc::new(crate::chat::Chat::new(

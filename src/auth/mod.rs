@@ -177,7 +177,7 @@ fn validate_signup(req: &SignupRequest) -> Result<(String, Email), Vec<(&'static
 
 fn field_errors(problems: &[(&'static str, Problem)]) -> AppError {
     let fields: FieldErrors =
-        problems.iter().map(|(f, key)| (*f, Lang::En.tr(key).into())).collect();
+        problems.iter().map(|(f, key)| ((*f).into(), Lang::En.tr(key).into())).collect();
     AppError::Validation(fields)
 }
 

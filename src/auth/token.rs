@@ -19,6 +19,8 @@ const AUDIENCE: &str = "kefu";
 const LEEWAY_SECS: u64 = 10;
 /// How long a user has to pick a workspace after a password check.
 const SELECT_TTL: Duration = Duration::from_secs(10 * 60);
+/// A proof-of-work challenge (visitor::prechat).
+pub const CHALLENGE_TTL: Duration = Duration::from_secs(5 * 60);
 /// An anonymous visitor keeps their identity (and history) on this browser for a year.
 const VISITOR_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 /// A verified visitor's token is short: the merchant's page proves the user again on every
@@ -52,6 +54,9 @@ pub enum TokenKind {
     /// An agent who passed the password check and must now give a TOTP code, or enrol one
     /// because the merchant (`tid`) requires it.
     SecondFactor,
+    /// A proof-of-work challenge for one visitor (`sub`) of one tenant, e.g. before a
+    /// pre-chat form is taken from a busy address (visitor::prechat).
+    Challenge,
 }
 
 /// Whose socket a ticket opens.
@@ -153,6 +158,12 @@ impl TokenKeys {
     }
 
     /// Lets `user_id` pick one of their tenants without typing the password again.
+    /// A proof-of-work challenge for `visitor_id`: valid five minutes, used once (the
+    /// caller remembers its `jti`).
+    pub fn issue_challenge(&self, visitor_id: i64, tenant: &Tenant) -> anyhow::Result<Issued> {
+        self.issue(visitor_id, TokenKind::Challenge, Some(tenant.id.0), None, CHALLENGE_TTL)
+    }
+
     pub fn issue_select(&self, user_id: i64) -> anyhow::Result<Issued> {
         self.issue(user_id, TokenKind::Select, None, None, SELECT_TTL)
     }

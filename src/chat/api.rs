@@ -389,6 +389,9 @@ struct VisitorDetail {
     referrer: Option<String>,
     landing_url: Option<String>,
     extra: Value,
+    /// The pre-chat form's answers (`[{key, kind, label, value, choice?}]`), and when.
+    prechat: Option<Value>,
+    prechat_at: Option<DateTime<Utc>>,
     visit_count: i32,
     first_seen_at: DateTime<Utc>,
     last_seen_at: DateTime<Utc>,
@@ -427,7 +430,7 @@ async fn get_visitor(
         "select v.id, v.public_id, v.name, v.real_name, v.external_id, v.verified_at, v.claimed_user_id,
                 v.avatar_url, v.email, v.phone, host(v.ip) as ip, v.user_agent,
                 v.os, v.browser, v.device, v.country, v.region, v.city, v.referrer, v.landing_url, v.extra,
-                v.visit_count, v.first_seen_at, v.last_seen_at,
+                v.prechat, v.prechat_at, v.visit_count, v.first_seen_at, v.last_seen_at,
                 v.blocked_at is not null or exists (select 1 from blacklist b where b.visitor_id = v.id) as blocked
          from visitors v where v.public_id = $1",
     )

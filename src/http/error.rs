@@ -13,7 +13,8 @@ use axum::{
 use serde::Serialize;
 
 /// Field name → what is wrong with it.
-pub type FieldErrors = BTreeMap<&'static str, Cow<'static, str>>;
+/// Messages by field name (the name of a merchant-defined form field is not static).
+pub type FieldErrors = BTreeMap<Cow<'static, str>, Cow<'static, str>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -94,7 +95,7 @@ impl AppError {
 
     /// A single invalid field.
     pub fn field(name: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self::Validation(BTreeMap::from([(name, message.into())]))
+        Self::Validation(BTreeMap::from([(Cow::Borrowed(name), message.into())]))
     }
 
     fn status_code(&self) -> StatusCode {
@@ -208,7 +209,7 @@ impl IntoResponse for AppError {
         let fields = match &self {
             Self::Validation(fields) => Some(fields),
             Self::Conflict { field: Some(name), message, .. } => {
-                single_field = BTreeMap::from([(*name, message.clone())]);
+                single_field = BTreeMap::from([(Cow::Borrowed(*name), message.clone())]);
                 Some(&single_field)
             }
             _ => None,

@@ -50,6 +50,8 @@ pub struct AppState {
     pub clock: Arc<dyn billing::Clock>,
     /// Wakes the email worker when something was queued.
     pub mail: Arc<tokio::sync::Notify>,
+    /// Pre-chat form submissions, counted against flooding.
+    pub prechat: Arc<crate::visitor::prechat::Guard>,
 }
 
 impl axum::extract::FromRef<AppState> for TrustedProxies {

@@ -98,6 +98,8 @@ pub struct MerchantSettings {
     /// Hours after its resolution during which the visitor's next message reopens the
     /// conversation (beyond them it starts a new one); 0: always a new one.
     pub reopen_hours: u32,
+    /// Asked of visitors before their first message (visitor::prechat).
+    pub prechat_form: crate::visitor::prechat::PrechatForm,
     pub business_hours: BusinessHours,
     /// The merchant's logo on the chat page: an image upload of the merchant's (its id;
     /// empty: the name's initial).
@@ -141,6 +143,7 @@ impl Default for MerchantSettings {
             auto_away_minutes: 15,
             auto_resolve_minutes: 0,
             reopen_hours: 24,
+            prechat_form: Default::default(),
             business_hours: BusinessHours::default(),
             logo: String::new(),
             avatar: String::new(),
@@ -218,6 +221,9 @@ impl MerchantSettings {
         if let Some(v) = number("reopen_hours", MAX_REOPEN_HOURS) {
             s.reopen_hours = v;
         }
+        s.prechat_form = crate::visitor::prechat::PrechatForm::from_stored(
+            stored.get(crate::visitor::prechat::SETTINGS_KEY),
+        );
         if let Some(v) = text("logo").filter(|id| crate::upload::valid_id(id)) {
             s.logo = v;
         }
@@ -375,6 +381,7 @@ struct Change {
     auto_away_minutes: Option<u32>,
     auto_resolve_minutes: Option<u32>,
     reopen_hours: Option<u32>,
+    prechat_form: Option<crate::visitor::prechat::PrechatForm>,
     business_hours: Option<BusinessHours>,
     landing_url: Option<String>,
     logo: Option<String>,
@@ -496,6 +503,9 @@ fn check(c: &Change) -> Result<Vec<(&'static str, Value)>, AppError> {
             })?
         };
         out.push(("landing_url", json!(v)));
+    }
+    if let Some(form) = c.prechat_form {
+        out.push((crate::visitor::prechat::SETTINGS_KEY, json!(form.checked()?)));
     }
     if let Some(mut h) = c.business_hours {
         h.out_of_hours_message = rich_text::field("business_hours", &h.out_of_hours_message)?;

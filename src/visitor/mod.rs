@@ -5,6 +5,7 @@ pub(crate) mod blacklist;
 pub mod identity;
 pub(crate) mod manage;
 mod page;
+pub mod prechat;
 mod store;
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub fn routes() -> Routes {
         .post("/api/v1/visitor/session", Scope::Public, start_session)
         .post("/api/v1/visitor/ticket", Scope::Public, ticket)
         .merge(identity::routes())
+        .merge(prechat::routes())
         .merge(page::routes())
         .merge(manage::routes())
         .merge(blacklist::routes())
@@ -76,6 +78,9 @@ struct SessionResponse {
     /// The merchant's user id, when the merchant's server proved it.
     user_id: Option<String>,
     verified: bool,
+    /// The pre-chat form to show before the first message (absent: none to fill in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prechat: Option<prechat::PrechatForm>,
 }
 
 /// Creates or resumes a visitor. A visitor id claimed without proof (e.g. GOFLY's
@@ -146,6 +151,8 @@ async fn start_session(
         }
         identity::Identity::Anonymous => anonymous_visitor(&mut tx, resumed_id, &profile).await?,
     };
+    let verified = visitor.external_id.is_some();
+    let prechat = prechat::for_visitor(&mut tx, visitor.id, verified).await?;
     tx.commit().await?;
     if visitor.blocked {
         return Err(blocked());
@@ -159,7 +166,6 @@ async fn start_session(
         };
         state.chat.webhooks.emit(tenant.id, "visitor.created", data);
     }
-    let verified = visitor.external_id.is_some();
     let issued = state.tokens.issue_visitor(visitor.id, &tenant, verified)?;
     Ok(Json(SessionResponse {
         visitor_id: visitor.public_id,
@@ -168,6 +174,7 @@ async fn start_session(
         resumed,
         user_id: visitor.external_id,
         verified,
+        prechat,
     }))
 }
 

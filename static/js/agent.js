@@ -44,7 +44,7 @@
 
   function renderIdentity(v) {
     document.getElementById('vp-avatar').textContent = (v.name || '?').trim().charAt(0).toUpperCase();
-    document.getElementById('vp-name').textContent = v.real_name ? `${v.name} (${v.real_name})` : v.name;
+    document.getElementById('vp-name').textContent = v.real_name && v.real_name !== v.name ? `${v.name} (${v.real_name})` : v.name;
     setText('vp-contact', [v.email, v.phone].filter(Boolean).join(' · '));
     document.getElementById('vp-blocked').hidden = !v.blocked;
     // A verified visitor is the merchant's user (its site proved it); a claimed id is a hint.
@@ -91,6 +91,16 @@
     dl.hidden = entries.length === 0;
     dl.replaceChildren(...entries.flatMap(([k, v]) => [el('dt', '', k), el('dd', '', String(v))]));
   }
+  // The pre-chat form's answers, labelled in the page's language.
+  function renderPrechat(answers) {
+    const dl = document.getElementById('vp-prechat');
+    const zh = document.documentElement.lang === 'zh-CN';
+    const word = (l) => (l && (zh ? l['zh-CN'] : l.en)) || '';
+    const list = Array.isArray(answers) ? answers : [];
+    dl.hidden = list.length === 0;
+    document.getElementById('vp-prechat-title').hidden = list.length === 0;
+    dl.replaceChildren(...list.flatMap((a) => [el('dt', '', word(a.label)), el('dd', '', a.choice ? word(a.choice) : a.value)]));
+  }
   async function showVisitor(publicId) {
     panelVisitor = publicId;
     const res = await fetch(`/api/v1/visitors/${encodeURIComponent(publicId)}`);
@@ -113,6 +123,7 @@
     product.hidden = !(p && p.title);
     if (p && p.title) product.replaceChildren(window.KefuContent.fill(el('div', 'bubble'), { kind: 'product', payload: { product: p } }));
     renderExtra(v.extra);
+    renderPrechat(v.prechat);
     document.getElementById('vp-pages').replaceChildren(...(v.pages || []).map(pageItem));
     document.getElementById('vp-notes').replaceChildren(...(v.notes || []).map(noteItem));
   }
@@ -539,6 +550,8 @@
         break;
       case 'visitor':
         updateVisitor(f.visitor);
+        // New pre-chat answers: the panel shows them if it is this visitor's.
+        if (f.event === 'prechat' && panelVisitor === f.visitor.id) showVisitor(f.visitor.id);
         if (f.event === 'history_cleared') {
           const c = conversations.get(current);
           if (c && c.visitor_id === f.visitor.id) { threadMessages.replaceChildren(historyStart()); olderBefore = null; }

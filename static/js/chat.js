@@ -171,7 +171,111 @@
     drop.removeItem(storeKey);
     const changed = visitorId !== null && visitorId !== s.visitor_id;
     visitorId = s.visitor_id;
+    if (s.prechat && !changed) showPrechat(s.prechat); else hidePrechat();
     return changed;
+  }
+
+  // The merchant's pre-chat form: shown before the first message (the server says when);
+  // the composer waits for it. Each field's problem shows under it.
+  let prechatForm = null;
+  const labelOf = (l) => (d.lang === 'zh-CN' ? l['zh-CN'] : l.en) || l.en || l['zh-CN'] || '';
+  function hidePrechat() {
+    if (prechatForm) prechatForm.remove();
+    prechatForm = null;
+    input.disabled = false;
+  }
+  function showPrechat(form) {
+    if (prechatForm) return;
+    const f = el('form', 'prechat');
+    f.noValidate = true;
+    f.append(el('h2', '', d.tPrechatTitle), el('p', '', d.tPrechatLead));
+    const inputs = new Map();
+    form.fields.forEach((field, i) => {
+      const id = `prechat-${i}`;
+      const label = el('label');
+      label.htmlFor = id;
+      label.append(labelOf(field.label));
+      if (!field.required) label.append(' ', el('small', '', d.tPrechatOptional));
+      let control;
+      if (field.kind === 'select') {
+        control = el('select');
+        control.append(Object.assign(el('option', '', d.tPrechatChoose), { value: '' }));
+        for (const o of field.options) control.append(Object.assign(el('option', '', labelOf(o)), { value: o.en }));
+      } else {
+        control = el('input');
+        control.type = { email: 'email', phone: 'tel' }[field.kind] || 'text';
+        control.autocomplete = { name: 'name', email: 'email', phone: 'tel' }[field.kind] || 'off';
+        control.maxLength = field.kind === 'name' ? 80 : 500;
+      }
+      control.id = id;
+      control.required = field.required;
+      const problem = el('span', 'field-error');
+      problem.id = `${id}-error`;
+      problem.hidden = true;
+      control.setAttribute('aria-describedby', problem.id);
+      label.append(control, problem);
+      inputs.set(field.key, { control, problem });
+      f.append(label);
+    });
+    const submit = el('button', '', d.tPrechatSubmit);
+    submit.type = 'submit';
+    f.append(submit);
+    f.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const answers = {};
+      for (const [key, { control, problem }] of inputs) {
+        answers[key] = control.value;
+        problem.hidden = true;
+        control.removeAttribute('aria-invalid');
+      }
+      submit.disabled = true;
+      try {
+        await sendPrechat(answers, submit);
+        hidePrechat();
+        setBanner('');
+        input.focus();
+      } catch (err) {
+        const fields = (err.data && err.data.error && err.data.error.fields) || {};
+        let first = null;
+        for (const [key, message] of Object.entries(fields)) {
+          const target = inputs.get(key);
+          if (!target) continue;
+          target.problem.textContent = message;
+          target.problem.hidden = false;
+          target.control.setAttribute('aria-invalid', 'true');
+          first = first || target.control;
+        }
+        if (first) first.focus(); else setBanner(err.message);
+      } finally {
+        submit.disabled = false;
+        submit.textContent = d.tPrechatSubmit;
+      }
+    });
+    prechatForm = f;
+    list.append(f);
+    input.disabled = true;
+    scroll();
+  }
+  // Sends the answers; a busy address is asked to prove some work first (a second or so).
+  async function sendPrechat(answers, submit) {
+    try {
+      return await api('/api/v1/visitor/prechat', { answers, lang: d.lang }, true);
+    } catch (err) {
+      if (err.status !== 428) throw err;
+      submit.textContent = d.tPrechatChecking;
+      const c = await api('/api/v1/visitor/prechat/challenge', {}, true);
+      const nonce = await solveChallenge(c.challenge, c.difficulty);
+      return api('/api/v1/visitor/prechat', { answers, lang: d.lang, proof: { challenge: c.challenge, nonce } }, true);
+    }
+  }
+  async function solveChallenge(challenge, bits) {
+    const enc = new TextEncoder();
+    const zeros = (h) => { let n = 0; for (const b of h) { if (b === 0) { n += 8; continue; } n += Math.clz32(b) - 24; break; } return n; };
+    for (let i = 0; ; i++) {
+      const nonce = i.toString(36);
+      const h = new Uint8Array(await crypto.subtle.digest('SHA-256', enc.encode(`${challenge}:${nonce}`)));
+      if (zeros(h) >= bits) return nonce;
+    }
   }
   const identityRefused = (e) => e.status === 401 && e.data && e.data.error && e.data.error.code === 'identity_invalid';
 
@@ -386,7 +490,7 @@
   // Attachments: upload first, then send the message naming the upload.
   const attach = document.getElementById('attach');
   const fileInput = document.getElementById('file');
-  attach.addEventListener('click', () => fileInput.click());
+  attach.addEventListener('click', () => { if (prechatForm) setBanner(d.tPrechatFillFirst); else fileInput.click(); });
   fileInput.addEventListener('change', async () => {
     const file = fileInput.files[0];
     fileInput.value = '';
@@ -417,6 +521,7 @@
 
   composer.addEventListener('submit', (e) => {
     e.preventDefault();
+    if (prechatForm) { setBanner(d.tPrechatFillFirst); return; }
     const text = input.value.trim();
     if (!text) return;
     input.value = '';

@@ -382,8 +382,67 @@
     week.append(row);
     return { open, from, to, sync };
   });
+  // The pre-chat form: a row per field (type, key for the merchant's own, labels in both
+  // languages, required, choices for a select).
+  const prechatBox = document.getElementById('prechat-fields');
+  const pt = prechatBox.dataset;
+  const KINDS = ['name', 'email', 'phone', 'text', 'select'];
+  const kindNames = pt.tKinds.split(',');
+  function prechatRow(field) {
+    const row = el('div', 'prechat-field');
+    const labelled = (text, control) => { const l = el('label', '', text); l.append(control); return l; };
+    const kind = el('select');
+    KINDS.forEach((k, i) => kind.append(Object.assign(el('option', '', kindNames[i] || k), { value: k })));
+    kind.value = field.kind || 'text';
+    kind.dataset.role = 'kind';
+    const key = Object.assign(el('input'), { value: field.key || '', maxLength: 32, spellcheck: false, placeholder: 'order_number' });
+    key.dataset.role = 'key';
+    const en = Object.assign(el('input'), { value: (field.label && field.label.en) || '', maxLength: 80 });
+    en.dataset.role = 'en';
+    const zh = Object.assign(el('input'), { value: (field.label && field.label['zh-CN']) || '', maxLength: 80 });
+    zh.dataset.role = 'zh';
+    const required = Object.assign(el('input'), { type: 'checkbox', checked: !!field.required });
+    required.dataset.role = 'required';
+    const options = Object.assign(el('textarea'), { rows: 3, value: (field.options || []).map((o) => (o['zh-CN'] && o['zh-CN'] !== o.en ? `${o.en} | ${o['zh-CN']}` : o.en)).join('\n') });
+    options.dataset.role = 'options';
+    const keyLabel = labelled(pt.tKey, key);
+    const optionsLabel = labelled(pt.tOptions, options);
+    optionsLabel.classList.add('wide');
+    const requiredLabel = el('label', 'check');
+    requiredLabel.append(required, ` ${pt.tRequired}`);
+    const remove = el('button', 'btn btn-ghost btn-sm', pt.tRemove);
+    remove.type = 'button';
+    remove.addEventListener('click', () => row.remove());
+    const sync = () => { keyLabel.hidden = !['text', 'select'].includes(kind.value); optionsLabel.hidden = kind.value !== 'select'; };
+    kind.addEventListener('change', sync);
+    row.append(labelled(pt.tKind, kind), keyLabel, labelled(pt.tLabelEn, en), labelled(pt.tLabelZh, zh), requiredLabel, remove, optionsLabel);
+    sync();
+    prechatBox.append(row);
+    return row;
+  }
+  function prechatValue() {
+    const fields = [...prechatBox.querySelectorAll('.prechat-field')].map((row) => {
+      const v = (role) => row.querySelector(`[data-role="${role}"]`);
+      const field = { kind: v('kind').value, label: { en: v('en').value, 'zh-CN': v('zh').value }, required: v('required').checked };
+      if (['text', 'select'].includes(field.kind)) field.key = v('key').value.trim();
+      if (field.kind === 'select') {
+        field.options = v('options').value.split('\n').map((line) => line.trim()).filter(Boolean).map((line) => {
+          const [a, b] = line.split('|').map((x) => x.trim());
+          return { en: a, 'zh-CN': b || '' };
+        });
+      }
+      return field;
+    });
+    return { enabled: chatForm.elements.prechat_enabled.checked, fields };
+  }
+  document.getElementById('prechat-add').addEventListener('click', () => {
+    prechatRow({ kind: 'text' }).querySelector('select').focus();
+  });
   function fillChat(s) {
     const f = chatForm.elements;
+    f.prechat_enabled.checked = s.prechat_form.enabled;
+    prechatBox.replaceChildren();
+    s.prechat_form.fields.forEach(prechatRow);
     const h = s.business_hours;
     f.hours_enabled.checked = h.enabled;
     f.time_zone.value = h.time_zone;
@@ -421,6 +480,7 @@
       auto_away_minutes: Number(f.auto_away_minutes.value) || 0,
       auto_resolve_minutes: Number(f.auto_resolve_minutes.value) || 0,
       reopen_hours: Number(f.reopen_hours.value) || 0,
+      prechat_form: prechatValue(),
     };
     for (const k of TEXT) body[k] = f[k].value;
     for (const k of RICH_FIELDS) body[k] = editors[k].get();

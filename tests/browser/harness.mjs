@@ -38,3 +38,12 @@ export function totp(base32) {
   const code = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
   return String(code).padStart(6, '0');
 }
+
+// Signs `page` in at `appUrl` with the password form and waits for the workspace.
+export async function signIn(page, appUrl, email, password, timeout = 15_000) {
+  await page.goto(`${appUrl}/login`);
+  await page.fill('#email', email);
+  await page.fill('#password', password);
+  await page.click('button[type=submit]');
+  await page.waitForURL('**/app', { timeout });
+}

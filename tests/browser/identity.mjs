@@ -8,7 +8,7 @@
 // shop leaves an anonymous chat with nothing of theirs; the agent sees the verified badge.
 // Then the owner turns on two-step verification, signs in again with a recovery code, and
 // changes their password (staying signed in).
-import { launch, errorLog, totp } from './harness.mjs';
+import { launch, errorLog, totp, signIn } from './harness.mjs';
 import { mkdirSync } from 'node:fs';
 
 const { APP_URL, ACCOUNT_URL, OWNER_EMAIL, OUT_DIR, CHROMIUM } = process.env;
@@ -58,11 +58,7 @@ try {
   const agentCtx = await browser.newContext({ viewport: { width: 1366, height: 900 }, locale: 'en-US' });
   const agent = await agentCtx.newPage();
   watch(agent, 'workspace');
-  await agent.goto(`${APP_URL}/login`);
-  await agent.fill('#email', OWNER_EMAIL);
-  await agent.fill('#password', 'correct horse battery');
-  await agent.click('button[type=submit]');
-  await agent.waitForURL('**/app', { timeout: T });
+  await signIn(agent, APP_URL, OWNER_EMAIL, 'correct horse battery');
   await agent.locator('.conversation').first().waitFor({ timeout: T });
   await agent.locator('.conversation').first().click();
   await agent.locator('#vp-verified').waitFor({ timeout: T });

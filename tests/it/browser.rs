@@ -337,3 +337,21 @@ async fn a_verified_user_in_a_real_browser() {
     .unwrap();
     assert_eq!((verified, anonymous), (1, 1));
 }
+
+/// The pre-chat form: built in Settings, filled in by a visitor, seen by the agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prechat_form_in_a_real_browser() {
+    let Some(chromium) = browser_ready().await else { return };
+    let app = spawn_app().await;
+    let m = app.signup("Lumen Store").await;
+    run_script(
+        "prechat.mjs",
+        &chromium,
+        &[
+            ("APP_URL", app.url.as_str()),
+            ("ENT_ID", m.ent_id.as_str()),
+            ("OWNER_EMAIL", m.email.as_str()),
+        ],
+    )
+    .await;
+}

@@ -10,7 +10,7 @@ use crate::{helpers::*, team::add_agent, ws_client::Ws};
 
 /// What the merchant's server computes (docs/integrations.md): hex HMAC-SHA256 of the user
 /// id with the identity secret as the key.
-fn user_hash(secret: &str, user_id: &str) -> String {
+pub(crate) fn user_hash(secret: &str, user_id: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(user_id.as_bytes());
     hex::encode(mac.finalize().into_bytes())
@@ -33,7 +33,7 @@ async fn rotate(app: &TestApp, m: &Merchant, body: Option<Value>) -> reqwest::Re
     req.send().await.unwrap()
 }
 
-async fn new_secret(app: &TestApp, m: &Merchant) -> String {
+pub(crate) async fn new_secret(app: &TestApp, m: &Merchant) -> String {
     let res = rotate(app, m, None).await;
     assert_eq!(res.status(), 200);
     let secret = res.json::<Value>().await.unwrap()["secret"].as_str().unwrap().to_owned();

@@ -21,6 +21,7 @@ mod migrate;
 mod outage;
 mod pages;
 mod platform;
+mod prechat;
 mod presence;
 mod rating;
 mod roles;
