@@ -1,6 +1,7 @@
 //! Sign-up, login, workspace selection and logout — as pages and as JSON.
 
 pub mod account;
+pub mod api_tokens;
 pub mod links;
 pub mod password;
 pub mod session;
@@ -66,6 +67,7 @@ pub fn routes(config: &Config) -> Routes {
         .merge(sso::routes(&limit))
         .merge(two_factor::routes(&limit))
         .merge(account::routes(&limit))
+        .merge(api_tokens::routes())
 }
 
 /// A POST route behind the shared sign-up/login rate limit.

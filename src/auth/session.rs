@@ -37,6 +37,8 @@ pub struct AgentSession {
     pub via_cookie: bool,
     /// Set when a platform admin opened this session on the merchant's behalf.
     pub impersonator: Option<Impersonator>,
+    /// Set when the merchant's system called with an API token (acting as its admin).
+    pub api_token: Option<super::api_tokens::ApiToken>,
 }
 
 /// The platform admin behind an impersonated session.
@@ -115,6 +117,11 @@ impl FromRequestParts<AppState> for AgentSession {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        if let Some(token) = bearer(parts).filter(|t| super::api_tokens::is_api_token(t)) {
+            let session = super::api_tokens::authenticate(parts, state, token).await?;
+            ensure_request_names_this_tenant(parts, state, &session.tenant).await?;
+            return Ok(session);
+        }
         let presented = presented_token(parts, SESSION_COOKIE)?;
         let claims: Claims = state.tokens.verify(&presented.token, TokenKind::Agent)?;
         let user_id = claims.user_id()?;
@@ -146,7 +153,14 @@ impl FromRequestParts<AppState> for AgentSession {
         let span = tracing::Span::current();
         span.record("tenant", tenant.id.0);
         span.record("user", user_id);
-        Ok(Self { tenant, user_id, agent, via_cookie: presented.via_cookie, impersonator })
+        Ok(Self {
+            tenant,
+            user_id,
+            agent,
+            via_cookie: presented.via_cookie,
+            impersonator,
+            api_token: None,
+        })
     }
 }
 

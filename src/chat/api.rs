@@ -25,13 +25,23 @@ use crate::{
 pub fn routes() -> Routes {
     Routes::new()
         .get("/api/v1/conversations", Scope::Tenant, list_conversations)
+        .api()
         .get("/api/v1/conversations/{id}", Scope::Tenant, get_conversation)
+        .api()
         .get("/api/v1/conversations/{id}/messages", Scope::Tenant, list_messages)
+        .api()
+        .post("/api/v1/conversations/{id}/messages", Scope::Tenant, post_message)
+        .api()
         .post("/api/v1/conversations/{id}/claim", Scope::Tenant, claim)
+        .api()
         .post("/api/v1/conversations/{id}/transfer", Scope::Tenant, transfer)
+        .api()
         .post("/api/v1/conversations/{id}/read", Scope::Tenant, mark_read)
+        .api()
         .get("/api/v1/visitors", Scope::Tenant, list_visitors)
+        .api()
         .get("/api/v1/visitors/{id}", Scope::Tenant, get_visitor)
+        .api()
 }
 
 fn page_size(limit: Option<i64>) -> i64 {
@@ -181,6 +191,105 @@ async fn list_messages(
         (messages.len() as i64 == limit).then(|| messages.last().map(|m| m.id)).flatten();
     messages.reverse();
     Ok(Json(MessagePage { messages, next_before }))
+}
+
+#[derive(Deserialize)]
+struct PostMessage {
+    /// `text` (default) or `product`.
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    body: String,
+    /// For `product`: `{title, price?, img?, url?}`.
+    #[serde(default)]
+    product: Option<Value>,
+    /// `agent` (default: the caller, or the token's admin) or `bot` (the merchant's system).
+    #[serde(default)]
+    sender: Option<String>,
+    /// Makes retries safe: the same id in the same conversation stores one message.
+    #[serde(default)]
+    client_msg_id: Option<String>,
+}
+
+/// `POST /api/v1/conversations/{id}/messages {kind?, body, product?, sender?, client_msg_id?}`
+/// → 201 the stored message (200 with `duplicate` for a retry of one stored before). It
+/// reaches the visitor and the team like any other; as `agent` it claims a queued
+/// conversation, as in the workspace.
+async fn post_message(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<PostMessage>,
+) -> Result<Response, AppError> {
+    let id = path_id(&id)?;
+    let as_bot = match req.sender.as_deref().unwrap_or("agent") {
+        "agent" => false,
+        "bot" => true,
+        _ => return Err(AppError::field("sender", "sender is agent or bot")),
+    };
+    let kind = req.kind.as_deref().unwrap_or("text");
+    if !matches!(kind, "text" | "product") {
+        return Err(AppError::field("kind", "kind is text or product"));
+    }
+    // The socket's own checks (lengths, product links), so both ways in accept the same.
+    let frame = serde_json::json!({
+        "type": "send",
+        "client_msg_id": req.client_msg_id.clone().unwrap_or_else(|| server_msg_id("api")),
+        "kind": kind,
+        "body": req.body,
+        "product": req.product,
+    });
+    let send = match super::protocol::parse(&frame.to_string()) {
+        Ok(super::protocol::ClientFrame::Send(send)) => send,
+        Ok(_) => return Err(AppError::Internal(anyhow::anyhow!("a send frame parsed as another"))),
+        Err(e) => {
+            return Err(AppError::bad_request_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                e.code,
+                e.message,
+            ));
+        }
+    };
+    let tenant = session.tenant.id;
+    let mut tx = session.tx(&state).await?;
+    let mut row = store::conversation(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    if row.is_closed() {
+        return Err(AppError::conflict("conversation_closed", None, "the conversation is closed"));
+    }
+    let claimed =
+        !as_bot && row.agent_id.is_none() && store::assign(&mut tx, id, session.agent.id).await?;
+    if claimed {
+        row = store::conversation(&mut tx, id).await?.unwrap_or(row);
+    }
+    tx.commit().await?;
+    if claimed {
+        state.chat.announce(tenant, "assigned", &row);
+    }
+    let message = NewMessage {
+        conversation_id: id,
+        sender_kind: if as_bot { "bot" } else { "agent" },
+        sender_agent_id: (!as_bot).then_some(session.agent.id),
+        kind: send.kind.as_str(),
+        body: send.body,
+        payload: send.payload,
+        client_msg_id: send.client_msg_id,
+        visitor_id: row.visitor_id,
+        sender_name: (!as_bot).then(|| session.agent.display_name.clone()),
+        sender_avatar: if as_bot { None } else { session.agent.avatar_url.clone() },
+        origin: None,
+    };
+    let stored = state.chat.post(tenant, message.clone()).await.map_err(|e| match e {
+        super::writer::WriteError::ConversationNotFound => AppError::NotFound,
+        super::writer::WriteError::ConversationClosed => {
+            AppError::conflict("conversation_closed", None, "the conversation is closed")
+        }
+        other => AppError::Internal(other.into()),
+    })?;
+    let status = if stored.duplicate { StatusCode::OK } else { StatusCode::CREATED };
+    let mut body =
+        serde_json::to_value(message.out(&stored)).map_err(|e| AppError::Internal(e.into()))?;
+    body["duplicate"] = serde_json::json!(stored.duplicate);
+    Ok((status, Json(body)).into_response())
 }
 
 /// Takes a queued conversation (or one of a colleague) for the caller.

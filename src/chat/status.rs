@@ -40,11 +40,11 @@ use crate::{
 };
 
 pub fn routes() -> Routes {
-    Routes::new().post("/api/v1/conversations/{id}/status", Scope::Tenant, set_status).post(
-        "/api/v1/conversations/{id}/close",
-        Scope::Tenant,
-        close,
-    )
+    Routes::new()
+        .post("/api/v1/conversations/{id}/status", Scope::Tenant, set_status)
+        .api()
+        .post("/api/v1/conversations/{id}/close", Scope::Tenant, close)
+        .api()
 }
 
 /// The furthest a snooze may reach.

@@ -81,7 +81,8 @@ pub fn routes(config: &Config) -> Routes {
 /// The application router with all middleware.
 pub fn router(state: AppState) -> Router {
     let routes = routes(&state.config);
-    middleware::wrap(routes.into_router(), state)
+    let api = routes.api_routes();
+    middleware::wrap(routes.into_router().layer(axum::Extension(api)), state)
 }
 
 /// An askama page as a response (500 with the cause logged if it fails to render).

@@ -40,6 +40,8 @@ pub struct RouteSpec {
     pub path: &'static str,
     pub scope: Scope,
     pub role: Role,
+    /// Callable with an API token (auth::api_tokens).
+    pub api: bool,
 }
 
 /// A router plus the table describing it.
@@ -79,7 +81,7 @@ impl Routes {
             "route {method} {path} registered twice"
         );
         self.router = self.router.route(path, handler);
-        self.table.push(RouteSpec { method, path, scope, role: Role::Agent });
+        self.table.push(RouteSpec { method, path, scope, role: Role::Agent, api: false });
         self
     }
 
@@ -91,6 +93,28 @@ impl Routes {
     /// Declares the route registered last as one for the owner.
     pub fn owner(self) -> Self {
         self.least_role(Role::Owner)
+    }
+
+    /// Declares the route registered last as part of the public REST API: merchants' systems
+    /// may call it with an API token.
+    pub fn api(mut self) -> Self {
+        let last = self.table.last_mut().expect("api() follows a route");
+        assert_eq!(
+            last.scope,
+            Scope::Tenant,
+            "{} {}: the API is tenant routes",
+            last.method,
+            last.path
+        );
+        last.api = true;
+        self
+    }
+
+    /// The routes API tokens may call.
+    pub fn api_routes(&self) -> crate::auth::api_tokens::ApiRoutes {
+        crate::auth::api_tokens::ApiRoutes(std::sync::Arc::new(
+            self.table.iter().filter(|r| r.api).map(|r| (r.method.clone(), r.path)).collect(),
+        ))
     }
 
     fn least_role(mut self, role: Role) -> Self {

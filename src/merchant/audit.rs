@@ -41,11 +41,13 @@ pub async fn record(
     Ok(())
 }
 
-/// The agent's name; for a support session, also the platform admin acting as them.
+/// The agent's name; for a support session, also the platform admin acting as them; for
+/// an API call, the token it came with.
 fn actor_name(session: &AgentSession) -> String {
-    match &session.impersonator {
-        Some(admin) => format!("{} (support: {})", session.agent.display_name, admin.email),
-        None => session.agent.display_name.clone(),
+    match (&session.impersonator, &session.api_token) {
+        (Some(admin), _) => format!("{} (support: {})", session.agent.display_name, admin.email),
+        (None, Some(token)) => format!("{} (API token {})", session.agent.display_name, token.id),
+        (None, None) => session.agent.display_name.clone(),
     }
 }
 

@@ -28,14 +28,18 @@ use crate::{
 pub fn routes() -> Routes {
     Routes::new()
         .patch("/api/v1/visitors/{id}", Scope::Tenant, update)
+        .api()
         .post("/api/v1/visitors/{id}/notes", Scope::Tenant, add_note)
         .delete("/api/v1/visitors/{id}/notes/{note_id}", Scope::Tenant, delete_note)
         .admin()
         .post("/api/v1/visitors/{id}/tags", Scope::Tenant, add_tag)
+        .api()
         .delete("/api/v1/visitors/{id}/tags/{name}", Scope::Tenant, remove_tag)
+        .api()
         .delete("/api/v1/visitors/{id}/messages", Scope::Tenant, clear_history)
         .admin()
         .get("/api/v1/tags", Scope::Tenant, list_tags)
+        .api()
 }
 
 /// The visitor's row id, by public id; another tenant's visitor (or nonsense) is a 404.

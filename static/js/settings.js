@@ -648,6 +648,45 @@
     } catch (err) { showError(errorBox, hookForm, err); }
   });
 
+  // ---- Integrations: API tokens ----
+  const tokenForm = document.getElementById('token-form');
+  const tokenTable = document.getElementById('tokens-table');
+  const tokenBody = tokenTable.querySelector('tbody');
+  const tt = tokenTable.dataset;
+  async function loadTokens() {
+    const { tokens } = await api('GET', '/api/v1/api_tokens');
+    if (!tokens.length) { const tr = el('tr'); const td = el('td', 'muted', t.tEmpty); td.colSpan = 5; tr.append(td); tokenBody.replaceChildren(tr); return; }
+    const scopes = Object.fromEntries([...tokenForm.elements.scope.options].map((o) => [o.value, o.textContent]));
+    tokenBody.replaceChildren(...tokens.map((tok) => {
+      const tr = el('tr');
+      const name = el('td');
+      name.append(el('strong', 'block', tok.name), el('code', 'muted', `${tok.prefix}…`));
+      const actions = el('td');
+      actions.append(button(tt.tRevoke, 'btn-ghost btn-danger', async () => {
+        if (!confirm(tt.tConfirm)) return;
+        try { await api('DELETE', `/api/v1/api_tokens/${tok.id}`); } catch (err) { toast(err.message); }
+        loadTokens();
+      }));
+      tr.append(name, el('td', '', scopes[tok.scope] || tok.scope),
+        el('td', 'muted', `${new Date(tok.created_at).toLocaleString()}${tok.created_by ? ` · ${tok.created_by}` : ''}`),
+        el('td', 'muted', tok.last_used_at ? new Date(tok.last_used_at).toLocaleString() : tt.tNever), actions);
+      return tr;
+    }));
+  }
+  tokenForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const errorBox = document.getElementById('token-form-error');
+    errorBox.hidden = true;
+    const f = tokenForm.elements;
+    try {
+      const created = await api('POST', '/api/v1/api_tokens', { name: f.name.value, scope: f.scope.value });
+      tokenForm.reset();
+      document.getElementById('token-value').value = created.token;
+      document.getElementById('token-box').hidden = false;
+      loadTokens();
+    } catch (err) { showError(errorBox, tokenForm, err); }
+  });
+
   // ---- Auto-replies ----
   const autoBody = document.querySelector('#auto-table tbody');
   async function loadAuto() {
@@ -831,4 +870,5 @@
   loadAuto();
   api('GET', '/api/v1/settings').then((s) => { fillChat(s); fillSso(s); fillIdentity(s); securityForm.elements.require_2fa.checked = s.require_2fa; });
   loadHooks().catch((err) => toast(err.message));
+  loadTokens().catch((err) => toast(err.message));
 })();

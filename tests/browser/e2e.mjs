@@ -341,6 +341,21 @@ try {
   await agent.locator('#webhooks-table button', { hasText: 'Deliveries' }).click();
   await agent.locator('#webhook-log:not([hidden])').waitFor({ timeout: T });
   await shot(agent, 'settings-integrations');
+  // An API token for the shop's order system: shown once, then listed; it works, and a
+  // revoked one does not.
+  await agent.fill('#token-form [name=name]', 'Order system');
+  await agent.click('#token-form button[type=submit]');
+  await agent.locator('#token-box:not([hidden])').waitFor({ timeout: T });
+  const apiToken = await agent.inputValue('#token-value');
+  if (!apiToken.startsWith(`kefu_${entId}_`)) throw new Error(`API token: ${apiToken}`);
+  await agent.locator('#tokens-table td', { hasText: 'Order system' }).waitFor({ timeout: T });
+  const viaToken = await agent.request.get(`${APP_URL}/api/v1/conversations?view=all`, { headers: { authorization: `Bearer ${apiToken}` } });
+  if (!viaToken.ok()) throw new Error(`the API token was refused: ${viaToken.status()}`);
+  await agent.locator('#token-box').scrollIntoViewIfNeeded();
+  await shot(agent, 'settings-api-tokens');
+  agent.once('dialog', (dialog) => dialog.accept());
+  await agent.locator('#tokens-table button', { hasText: 'Revoke' }).click();
+  await agent.locator('#tokens-table td', { hasText: 'Order system' }).waitFor({ state: 'detached', timeout: T });
   await agent.click('a[href="/app"]');
   await agent.locator('.conversation').first().waitFor({ timeout: T });
 

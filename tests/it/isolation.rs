@@ -34,6 +34,7 @@ pub(crate) struct Ids {
     /// Two webhooks: one to act on, one to delete.
     pub(crate) webhook_id: i64,
     pub(crate) webhook_delete_id: i64,
+    pub(crate) api_token_id: i64,
 }
 
 /// Whether a request its caller may make was served. Routes that need a code from an
@@ -145,6 +146,12 @@ pub(crate) async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
     let hook = serde_json::json!({ "url": "https://hooks.example.com/kefu", "events": ["message.created"] });
     let webhook_id = created(post("/api/v1/webhooks", hook.clone()).await.unwrap()).await;
     let webhook_delete_id = created(post("/api/v1/webhooks", hook).await.unwrap()).await;
+    let api_token_id = created(
+        post("/api/v1/api_tokens", serde_json::json!({ "name": "walk", "scope": "read" }))
+            .await
+            .unwrap(),
+    )
+    .await;
     let announcement_id: i64 = sqlx::query_scalar(
         "insert into public.announcements (title, body, plans, published_at)
          select 'For ' || name, 'Hello', array[plan], now() from public.tenants where ent_id = $1
@@ -155,6 +162,7 @@ pub(crate) async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
     .await
     .unwrap();
     Ids {
+        api_token_id,
         invited_agent_id,
         reset_agent_id,
         webhook_id,
@@ -318,6 +326,20 @@ pub(crate) fn case(
         ),
         ("POST", "/api/v1/conversations/{id}/close") => {
             (format!("/api/v1/conversations/{conv}/close"), None)
+        }
+        ("POST", "/api/v1/conversations/{id}/messages") => (
+            format!("/api/v1/conversations/{conv}/messages"),
+            Some(Body::Json(
+                serde_json::json!({ "body": "From the shop's system", "sender": "bot" }),
+            )),
+        ),
+        ("GET", "/api/v1/api_tokens") => (format!("/api/v1/api_tokens?ent_id={ent}"), None),
+        ("POST", "/api/v1/api_tokens") => (
+            format!("/api/v1/api_tokens?ent_id={ent}"),
+            Some(Body::Json(serde_json::json!({ "name": "walk", "scope": "write" }))),
+        ),
+        ("DELETE", "/api/v1/api_tokens/{id}") => {
+            (format!("/api/v1/api_tokens/{}", target.api_token_id), None)
         }
         ("POST", "/api/v1/conversations/{id}/status") => (
             format!("/api/v1/conversations/{conv}/status"),

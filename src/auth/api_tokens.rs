@@ -1,0 +1,256 @@
+//! API tokens: a merchant's own systems call the REST API with
+//! `Authorization: Bearer kefu_<ent_id>_<secret>`. Admins create them (named, `read` or
+//! `write`), see when each was last used, and revoke them. Only the secret's SHA-256 is
+//! kept; the token is shown once.
+//!
+//! A token acts as the admin who created it, and only on the routes marked `.api()` in the
+//! route table (conversations, messages, visitors, tags, agents): never on settings, the
+//! team, billing or tokens themselves. A `read` token may only read (GET). A token stops
+//! working when revoked or when its admin is disabled or no longer an admin.
+
+use std::{collections::HashSet, sync::Arc};
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::{Method, StatusCode, request::Parts},
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+use tenants::{EntId, TenantStatus, TenantTx};
+
+use super::session::AgentSession;
+use crate::http::{AppError, AppState, Routes, Scope, extract::ApiJson, input::path_id};
+
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/api/v1/api_tokens", Scope::Tenant, list)
+        .admin()
+        .post("/api/v1/api_tokens", Scope::Tenant, create)
+        .admin()
+        .delete("/api/v1/api_tokens/{id}", Scope::Tenant, revoke)
+        .admin()
+}
+
+/// What every API token starts with.
+pub const PREFIX: &str = "kefu_";
+/// Most live tokens per merchant.
+const MAX_TOKENS: i64 = 50;
+
+/// The routes API tokens may call, from the route table (`Routes::api`); put in every
+/// request's extensions by the router.
+#[derive(Clone, Debug, Default)]
+pub struct ApiRoutes(pub Arc<HashSet<(Method, &'static str)>>);
+
+/// What an API-token session may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenScope {
+    Read,
+    Write,
+}
+
+/// The token behind an API session.
+#[derive(Clone, Debug)]
+pub struct ApiToken {
+    pub id: i64,
+    pub scope: TokenScope,
+}
+
+fn digest(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Whether a bearer value is an API token (rather than a session token).
+pub fn is_api_token(bearer: &str) -> bool {
+    bearer.starts_with(PREFIX)
+}
+
+/// The session an API token opens, for a route it may call. Anything wrong is 401, except
+/// a route tokens may not use, or a write with a read token (403 `token_scope`).
+pub async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    bearer: &str,
+) -> Result<AgentSession, AppError> {
+    let rest = bearer.strip_prefix(PREFIX).ok_or(AppError::Unauthorized)?;
+    let (ent, _) = rest.split_once('_').ok_or(AppError::Unauthorized)?;
+    let ent_id = EntId::parse(ent).map_err(|_| AppError::Unauthorized)?;
+    let tenant = state.tenants.by_ent_id(&ent_id).await?.ok_or(AppError::Unauthorized)?;
+    let route = parts.extensions.get::<axum::extract::MatchedPath>().map(|m| m.as_str());
+    let allowed = parts
+        .extensions
+        .get::<ApiRoutes>()
+        .zip(route)
+        .is_some_and(|(api, path)| api.0.iter().any(|(m, p)| *m == parts.method && *p == path));
+    let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
+    let found: Option<(i64, String, i64)> = sqlx::query_as(
+        "select t.id, t.scope, a.id from api_tokens t join agents a on a.id = t.agent_id
+         where t.token_sha256 = $1 and t.revoked_at is null
+           and a.disabled_at is null and a.role in ('owner', 'admin')",
+    )
+    .bind(digest(bearer))
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (id, scope, agent_id) = found.ok_or(AppError::Unauthorized)?;
+    if !allowed {
+        return Err(AppError::forbidden("token_scope", "API tokens cannot be used here"));
+    }
+    let scope = if scope == "write" { TokenScope::Write } else { TokenScope::Read };
+    if scope == TokenScope::Read && !matches!(parts.method, Method::GET | Method::HEAD) {
+        return Err(AppError::forbidden("token_scope", "this token may only read"));
+    }
+    if tenant.status == TenantStatus::Suspended {
+        return Err(AppError::TenantSuspended);
+    }
+    crate::merchant::subscription::check_write(&tenant, &parts.method, route)?;
+    // The admin's own sign-ins ending (a password change) leaves their tokens be: revoking
+    // is how a token ends.
+    let agent =
+        super::store::agent_by_id(&mut tx, agent_id).await?.ok_or(AppError::Unauthorized)?;
+    // Last use, to the minute: not a write per request.
+    sqlx::query(
+        "update api_tokens set last_used_at = now()
+         where id = $1 and (last_used_at is null or last_used_at < now() - interval '1 minute')",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::Span::current().record("tenant", tenant.id.0);
+    Ok(AgentSession {
+        tenant,
+        user_id: agent.user_id,
+        agent,
+        via_cookie: false,
+        impersonator: None,
+        api_token: Some(ApiToken { id, scope }),
+    })
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+struct TokenOut {
+    id: i64,
+    name: String,
+    scope: String,
+    /// The token's first characters, to tell tokens apart.
+    prefix: String,
+    created_by: Option<String>,
+    created_at: DateTime<Utc>,
+    last_used_at: Option<DateTime<Utc>>,
+}
+
+const TOKEN_SELECT: &str = "select t.id, t.name, t.scope, t.prefix, a.display_name as created_by,
+        t.created_at, t.last_used_at
+    from api_tokens t left join agents a on a.id = t.agent_id";
+
+/// `GET /api/v1/api_tokens` → the merchant's live tokens, newest first.
+async fn list(
+    State(state): State<AppState>,
+    session: AgentSession,
+) -> Result<Json<serde_json::Value>, AppError> {
+    session.require_admin()?;
+    let mut tx = session.tx(&state).await?;
+    let tokens: Vec<TokenOut> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{TOKEN_SELECT} where t.revoked_at is null order by t.id desc"
+    )))
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "tokens": tokens })))
+}
+
+#[derive(Deserialize)]
+struct NewToken {
+    name: String,
+    scope: TokenScope,
+}
+
+/// `POST /api/v1/api_tokens {name, scope: read|write}` → 201 the token, with `token` (the
+/// only time it is shown).
+async fn create(
+    State(state): State<AppState>,
+    session: AgentSession,
+    ApiJson(req): ApiJson<NewToken>,
+) -> Result<Response, AppError> {
+    session.require_admin()?;
+    let name = crate::http::input::text("name", &req.name, 80, true, false)?;
+    let scope = match req.scope {
+        TokenScope::Read => "read",
+        TokenScope::Write => "write",
+    };
+    let secret: [u8; 32] = rand::random();
+    let token = format!("{PREFIX}{}_{}", session.tenant.ent_id.as_str(), hex::encode(secret));
+    let prefix: String =
+        token.chars().take(PREFIX.len() + session.tenant.ent_id.as_str().len() + 5).collect();
+    let mut tx = session.tx(&state).await?;
+    let live: i64 = sqlx::query_scalar("select count(*) from api_tokens where revoked_at is null")
+        .fetch_one(&mut *tx)
+        .await?;
+    if live >= MAX_TOKENS {
+        return Err(AppError::conflict(
+            "too_many",
+            None,
+            format!("at most {MAX_TOKENS} tokens; revoke one first"),
+        ));
+    }
+    let id: i64 = sqlx::query_scalar(
+        "insert into api_tokens (name, scope, token_sha256, prefix, agent_id)
+         values ($1, $2, $3, $4, $5) returning id",
+    )
+    .bind(&name)
+    .bind(scope)
+    .bind(digest(&token))
+    .bind(&prefix)
+    .bind(session.agent.id)
+    .fetch_one(&mut *tx)
+    .await?;
+    crate::merchant::audit::record(
+        &mut tx,
+        &session,
+        "api_token.create",
+        &name,
+        json!({ "id": id, "scope": scope }),
+    )
+    .await?;
+    let out: TokenOut =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("{TOKEN_SELECT} where t.id = $1")))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    let mut body = serde_json::to_value(out).map_err(|e| AppError::Internal(e.into()))?;
+    body["token"] = json!(token);
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `DELETE /api/v1/api_tokens/{id}` → 204; the token stops working at once.
+async fn revoke(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    session.require_admin()?;
+    let id = path_id(&id)?;
+    let mut tx = session.tx(&state).await?;
+    let name: Option<String> = sqlx::query_scalar(
+        "update api_tokens set revoked_at = now() where id = $1 and revoked_at is null returning name",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let name = name.ok_or(AppError::NotFound)?;
+    crate::merchant::audit::record(
+        &mut tx,
+        &session,
+        "api_token.revoke",
+        &name,
+        json!({ "id": id }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
