@@ -25,6 +25,11 @@ use crate::{
     i18n::Lang,
 };
 
+/// The OpenAPI description of these routes' API part (http::openapi).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list_agents, get_agent))]
+pub(crate) struct Doc;
+
 pub fn routes() -> Routes {
     Routes::new()
         .get("/app", Scope::Tenant, workspace)
@@ -199,11 +204,12 @@ async fn me(State(state): State<AppState>, session: AgentSession) -> Result<Json
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AgentList {
     agents: Vec<AgentWithEmail>,
 }
 
+#[utoipa::path(get, path = "/api/v1/agents", tag = "agents", responses((status = 200, body = AgentList), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn list_agents(
     State(state): State<AppState>,
     session: AgentSession,
@@ -214,6 +220,7 @@ async fn list_agents(
     Ok(Json(AgentList { agents }))
 }
 
+#[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = String, Path, description = "The agent id")), responses((status = 200, body = crate::auth::store::AgentRow), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn get_agent(
     State(state): State<AppState>,
     session: AgentSession,

@@ -24,7 +24,7 @@ pub struct Membership {
 }
 
 /// An agent row of the current tenant.
-#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AgentRow {
     pub id: i64,
     pub user_id: i64,
@@ -171,7 +171,7 @@ pub async fn agent_by_id(conn: &mut PgConnection, id: i64) -> sqlx::Result<Optio
 }
 
 /// An agent with their email, for team lists.
-#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AgentWithEmail {
     #[sqlx(flatten)]
     #[serde(flatten)]

@@ -22,6 +22,21 @@ use crate::{
     http::{AppError, AppState, Routes, Scope, extract::ApiJson, input::path_id},
 };
 
+/// The OpenAPI description of these routes (http::openapi gathers the modules').
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    list_conversations,
+    get_conversation,
+    list_messages,
+    post_message,
+    claim,
+    transfer,
+    mark_read,
+    list_visitors,
+    get_visitor
+))]
+pub(crate) struct Doc;
+
 pub fn routes() -> Routes {
     Routes::new()
         .get("/api/v1/conversations", Scope::Tenant, list_conversations)
@@ -48,7 +63,8 @@ fn page_size(limit: Option<i64>) -> i64 {
     limit.unwrap_or(50).clamp(1, 200)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     /// `mine` (default), `unassigned`, `all`.
     #[serde(default)]
@@ -63,7 +79,7 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
 struct ConversationItem {
     id: i64,
     status: String,
@@ -83,7 +99,7 @@ struct ConversationItem {
     rating_comment: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ConversationPage {
     conversations: Vec<ConversationItem>,
     /// Pass as `before` for the next page; absent on the last page.
@@ -101,6 +117,7 @@ const ITEM_SELECT: &str = "select c.id, c.status, c.snoozed_until, v.public_id a
     left join lateral (select m.body, m.created_at from messages m where m.conversation_id = c.id
         and m.kind <> 'activity' order by m.id desc limit 1) lm on true";
 
+#[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ListQuery), responses((status = 200, body = ConversationPage), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn list_conversations(
     State(state): State<AppState>,
     session: AgentSession,
@@ -143,6 +160,7 @@ async fn list_conversations(
     Ok(Json(ConversationPage { conversations, next_before }))
 }
 
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), responses((status = 200, body = ConversationItem), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn get_conversation(
     State(state): State<AppState>,
     session: AgentSession,
@@ -159,7 +177,8 @@ async fn get_conversation(
     Ok(Json(item.ok_or(AppError::NotFound)?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct PageQuery {
     #[serde(default)]
     before: Option<i64>,
@@ -167,13 +186,14 @@ struct PageQuery {
     limit: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct MessagePage {
     /// Oldest first.
     messages: Vec<MessageOut>,
     next_before: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(("id" = String, Path, description = "The conversation id"), PageQuery), responses((status = 200, body = MessagePage), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn list_messages(
     State(state): State<AppState>,
     session: AgentSession,
@@ -193,7 +213,7 @@ async fn list_messages(
     Ok(Json(MessagePage { messages, next_before }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct PostMessage {
     /// `text` (default) or `product`.
     #[serde(default)]
@@ -215,6 +235,7 @@ struct PostMessage {
 /// → 201 the stored message (200 with `duplicate` for a retry of one stored before). It
 /// reaches the visitor and the team like any other; as `agent` it claims a queued
 /// conversation, as in the workspace.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), request_body = PostMessage, responses((status = 201, description = "Stored", body = MessageOut), (status = 200, description = "A retry of a message stored before", body = MessageOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn post_message(
     State(state): State<AppState>,
     session: AgentSession,
@@ -293,6 +314,7 @@ async fn post_message(
 }
 
 /// Takes a queued conversation (or one of a colleague) for the caller.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/claim", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), responses((status = 200, body = super::protocol::ConversationOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn claim(
     State(state): State<AppState>,
     session: AgentSession,
@@ -302,12 +324,13 @@ async fn claim(
     reassign(&state, &session, id, session.agent.id, "assigned").await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct TransferRequest {
     agent_id: i64,
 }
 
 /// Hands a conversation to another agent; the visitor is told, every agent's list updates.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/transfer", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), request_body = TransferRequest, responses((status = 200, body = super::protocol::ConversationOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn transfer(
     State(state): State<AppState>,
     session: AgentSession,
@@ -365,11 +388,12 @@ async fn reassign(
     Ok(Json(row.out()).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ReadRequest {
     up_to: i64,
 }
 
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/read", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), request_body = ReadRequest, responses((status = 204, description = "Marked read"), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn mark_read(
     State(state): State<AppState>,
     session: AgentSession,
@@ -388,7 +412,8 @@ async fn mark_read(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct VisitorQuery {
     /// Matches the name or real name (substring, any case) or the visitor id exactly.
     #[serde(default)]
@@ -402,7 +427,7 @@ struct VisitorQuery {
     limit: Option<i64>,
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
 struct VisitorItem {
     #[serde(skip)]
     id: i64,
@@ -424,12 +449,13 @@ struct VisitorItem {
     online: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct VisitorPage {
     visitors: Vec<VisitorItem>,
     next_before: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/v1/visitors", tag = "visitors", params(VisitorQuery), responses((status = 200, body = VisitorPage), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn list_visitors(
     State(state): State<AppState>,
     session: AgentSession,
@@ -469,7 +495,7 @@ async fn list_visitors(
     Ok(Json(VisitorPage { visitors, next_before }))
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
 struct VisitorDetail {
     #[serde(skip)]
     id: i64,
@@ -517,7 +543,7 @@ struct VisitorDetail {
     notes: Vec<crate::visitor::manage::Note>,
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
 struct PageViewOut {
     url: String,
     title: String,
@@ -526,6 +552,7 @@ struct PageViewOut {
 }
 
 /// A visitor by public id (`v…`).
+#[utoipa::path(get, path = "/api/v1/visitors/{id}", tag = "visitors", params(("id" = String, Path, description = "The visitor id (v…)")), responses((status = 200, body = VisitorDetail), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn get_visitor(
     State(state): State<AppState>,
     session: AgentSession,

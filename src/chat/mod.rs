@@ -31,6 +31,11 @@ use crate::{http::Routes, merchant::subscription::limits};
 
 pub use ws::{TicketResponse, Ticketed};
 
+/// The OpenAPI description of the conversation and visitor routes (http::openapi).
+pub(crate) fn api_doc() -> utoipa::openapi::OpenApi {
+    <api::Doc as utoipa::OpenApi>::openapi()
+}
+
 pub fn routes() -> Routes {
     ws::routes().merge(api::routes()).merge(rating::routes()).merge(status::routes())
 }

@@ -71,7 +71,7 @@ pub struct AttachmentRef {
 }
 
 /// A product card (GOFLY's `visitorProduct`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Product {
     pub title: String,
     #[serde(default)]
@@ -320,7 +320,7 @@ pub fn safe_link(url: &str) -> bool {
 // Server → client
 
 /// Who wrote a message.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Sender {
     pub kind: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -333,7 +333,7 @@ pub struct Sender {
 }
 
 /// A stored message as clients see it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct MessageOut {
     pub id: i64,
     pub conversation_id: i64,
@@ -347,7 +347,7 @@ pub struct MessageOut {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ConversationOut {
     pub id: i64,
     pub status: String,
@@ -446,7 +446,7 @@ pub enum Presence {
 }
 
 /// What agents' lists and panels show of a visitor.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct VisitorOut {
     #[sqlx(rename = "public_id")]
     pub id: String,

@@ -39,6 +39,11 @@ use crate::{
     merchant::settings::MerchantSettings,
 };
 
+/// The OpenAPI description of these routes' API part (http::openapi).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(set_status, close))]
+pub(crate) struct Doc;
+
 pub fn routes() -> Routes {
     Routes::new()
         .post("/api/v1/conversations/{id}/status", Scope::Tenant, set_status)
@@ -79,7 +84,7 @@ pub struct Changed {
     pub from: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct StatusRequest {
     status: String,
     #[serde(default)]
@@ -88,6 +93,7 @@ struct StatusRequest {
 
 /// `POST /api/v1/conversations/{id}/status {status, snoozed_until?}` → 200 the conversation
 /// (unchanged when it already had that status).
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/status", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), request_body = StatusRequest, responses((status = 200, body = crate::chat::protocol::ConversationOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn set_status(
     State(state): State<AppState>,
     session: AgentSession,
@@ -126,6 +132,7 @@ async fn set_status(
 }
 
 /// `POST /api/v1/conversations/{id}/close` → 200 the conversation, resolved.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/close", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), responses((status = 200, body = crate::chat::protocol::ConversationOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn close(
     State(state): State<AppState>,
     session: AgentSession,

@@ -10,21 +10,28 @@ use serde::de::DeserializeOwned;
 use super::AppError;
 
 /// `Json<T>` with rejections as `{"error":{…}}`: 400 `malformed_json`, 422 `invalid_body`
-/// (wrong or missing fields), 415 `unsupported_media_type`, 413 `payload_too_large`.
+/// (not an object, wrong or missing fields), 415 `unsupported_media_type`, 413
+/// `payload_too_large`. Every body of this API is a JSON object: serde would otherwise also
+/// read a struct from an array (`[null, null]`).
 pub struct ApiJson<T>(pub T);
+
+fn invalid_body(why: impl std::fmt::Display) -> AppError {
+    AppError::bad_request_status(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_body",
+        format!("the JSON body does not have the expected shape: {why}"),
+    )
+}
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
+        match Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(Json(value)) if !value.is_object() => Err(invalid_body("expected a JSON object")),
+            Ok(Json(value)) => serde_json::from_value(value).map(Self).map_err(invalid_body),
             Err(rejection) => Err(match rejection {
-                JsonRejection::JsonDataError(e) => AppError::bad_request_status(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_body",
-                    format!("the JSON body does not have the expected shape: {}", e.body_text()),
-                ),
+                JsonRejection::JsonDataError(e) => invalid_body(e.body_text()),
                 JsonRejection::JsonSyntaxError(_) => {
                     AppError::bad_request("malformed_json", "the request body is not valid JSON")
                 }

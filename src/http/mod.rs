@@ -8,6 +8,7 @@ mod error;
 pub mod extract;
 pub mod input;
 mod middleware;
+pub mod openapi;
 mod routes;
 pub mod tenant;
 
@@ -64,6 +65,7 @@ impl axum::extract::FromRef<AppState> for TrustedProxies {
 pub fn routes(config: &Config) -> Routes {
     Routes::new()
         .merge(crate::site::routes())
+        .merge(openapi::routes())
         .merge(crate::auth::routes(config))
         .merge(crate::agent::routes())
         .merge(crate::chat::routes())

@@ -25,6 +25,11 @@ use crate::{
     },
 };
 
+/// The OpenAPI description of these routes' API part (http::openapi).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(update, add_tag, remove_tag, list_tags))]
+pub(crate) struct Doc;
+
 pub fn routes() -> Routes {
     Routes::new()
         .patch("/api/v1/visitors/{id}", Scope::Tenant, update)
@@ -88,7 +93,7 @@ pub(crate) async fn publish(
     Ok(visitor)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct Change {
     #[serde(default)]
     name: Option<String>,
@@ -101,6 +106,7 @@ struct Change {
     phone: Option<String>,
 }
 
+#[utoipa::path(patch, path = "/api/v1/visitors/{id}", tag = "visitors", params(("id" = String, Path, description = "The visitor id (v…)")), request_body = Change, responses((status = 200, body = VisitorOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn update(
     State(state): State<AppState>,
     session: AgentSession,
@@ -144,7 +150,7 @@ async fn update(
     publish(&state, &session, tx, id).await.map(Json)
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub(crate) struct Note {
     pub id: i64,
     pub body: String,
@@ -225,7 +231,7 @@ async fn delete_note(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct NewTag {
     name: String,
 }
@@ -240,6 +246,7 @@ fn tag_name(raw: &str) -> Result<String, AppError> {
 }
 
 /// Tags the visitor, creating the tag the first time it is used (names match in any case).
+#[utoipa::path(post, path = "/api/v1/visitors/{id}/tags", tag = "visitors", params(("id" = String, Path, description = "The visitor id (v…)")), request_body = NewTag, responses((status = 200, body = VisitorOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn add_tag(
     State(state): State<AppState>,
     session: AgentSession,
@@ -283,6 +290,7 @@ async fn add_tag(
     publish(&state, &session, tx, visitor).await.map(Json)
 }
 
+#[utoipa::path(delete, path = "/api/v1/visitors/{id}/tags/{name}", tag = "visitors", params(("id" = String, Path, description = "The visitor id (v…)"), ("name" = String, Path, description = "The tag")), responses((status = 200, body = VisitorOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn remove_tag(
     State(state): State<AppState>,
     session: AgentSession,
@@ -305,19 +313,20 @@ async fn remove_tag(
     publish(&state, &session, tx, visitor).await.map(Json)
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
 struct Tag {
     name: String,
     color: String,
     visitors: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TagList {
     tags: Vec<Tag>,
 }
 
 /// The merchant's tags with how many visitors carry each, for suggestions and filters.
+#[utoipa::path(get, path = "/api/v1/tags", tag = "visitors", responses((status = 200, body = TagList), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn list_tags(
     State(state): State<AppState>,
     session: AgentSession,

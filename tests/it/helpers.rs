@@ -338,6 +338,29 @@ pub async fn stored_visitor_message_ids(pool: &PgPool, ent_id: &str) -> Vec<i64>
     ids
 }
 
+/// A command-line tool from PyPI: `bin` of a virtualenv `target/test-tools/<venv>` with
+/// `requirements` (a path from the repository root) installed, created on first use.
+/// `None` without python3 (and venv) or PyPI.
+pub fn python_tool(venv: &str, requirements: &str, bin: &str) -> Option<std::path::PathBuf> {
+    use std::process::Command;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = root.join("target/test-tools").join(venv);
+    let bin = venv.join("bin").join(bin);
+    if bin.exists() {
+        return Some(bin);
+    }
+    let created = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().ok()?;
+    if !created.success() {
+        return None;
+    }
+    let installed = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+        .arg(root.join(requirements))
+        .status()
+        .ok()?;
+    (installed.success() && bin.exists()).then_some(bin)
+}
+
 /// A PNG of `width` × `height` pixels (a gradient).
 pub fn png(width: u32, height: u32) -> Vec<u8> {
     let image = image::RgbImage::from_fn(width, height, |x, y| {

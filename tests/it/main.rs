@@ -19,6 +19,7 @@ mod isolation;
 mod login;
 mod merchant_settings;
 mod migrate;
+mod openapi;
 mod outage;
 mod pages;
 mod platform;

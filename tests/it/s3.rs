@@ -4,7 +4,7 @@
 //! passes, unless `KEFU_REQUIRE_S3=1` (`.ci/run` sets it).
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Child, Command, Stdio},
     time::Duration,
 };
@@ -22,22 +22,7 @@ const BUCKET: &str = "kefu-uploads";
 
 /// `moto_server` from a virtualenv under `target/`, created on first use.
 fn moto_server() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let venv = root.join("target/test-tools/moto");
-    let bin = venv.join("bin/moto_server");
-    if bin.exists() {
-        return Some(bin);
-    }
-    let created = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().ok()?;
-    if !created.success() {
-        return None;
-    }
-    let installed = Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-        .arg(root.join("tests/s3/requirements.txt"))
-        .status()
-        .ok()?;
-    (installed.success() && bin.exists()).then_some(bin)
+    python_tool("moto", "tests/s3/requirements.txt", "moto_server")
 }
 
 /// The server process; killed when the test ends.
