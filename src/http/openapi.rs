@@ -17,7 +17,11 @@ use utoipa::{
 use super::{Routes, Scope};
 
 pub fn routes() -> Routes {
-    Routes::new().get("/api/openapi.json", Scope::Public, document)
+    Routes::new().get("/api/openapi.json", Scope::Public, document).get(
+        "/api/docs",
+        Scope::Public,
+        reference,
+    )
 }
 
 /// Every error answer.
@@ -96,6 +100,134 @@ async fn document() -> Response {
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
+}
+
+/// The readable reference (`GET /api/docs`): the same document as a page, an operation per
+/// card, grouped by tag.
+#[derive(askama::Template)]
+#[template(path = "site/api_reference.html")]
+struct Reference {
+    lang: crate::i18n::Lang,
+    sections: Vec<Section>,
+}
+
+struct Section {
+    name: String,
+    description: String,
+    operations: Vec<Operation>,
+}
+
+struct Operation {
+    method: &'static str,
+    path: String,
+    anchor: String,
+    summary: String,
+    params: Vec<Param>,
+    body: Option<String>,
+    responses: Vec<(String, String)>,
+}
+
+struct Param {
+    name: String,
+    location: &'static str,
+    required: bool,
+    description: String,
+}
+
+/// The name of a schema reference (`#/components/schemas/PostMessage` → `PostMessage`).
+fn schema_name(schema: &utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>) -> String {
+    match schema {
+        utoipa::openapi::RefOr::Ref(r) => {
+            r.ref_location.rsplit('/').next().unwrap_or_default().to_owned()
+        }
+        utoipa::openapi::RefOr::T(_) => "object".to_owned(),
+    }
+}
+
+fn sections(doc: &utoipa::openapi::OpenApi) -> Vec<Section> {
+    use utoipa::openapi::{Required, path::ParameterIn};
+    let mut sections: Vec<Section> = doc
+        .tags
+        .iter()
+        .flatten()
+        .map(|t| Section {
+            name: t.name.clone(),
+            description: t.description.clone().unwrap_or_default(),
+            operations: Vec::new(),
+        })
+        .collect();
+    for (path, item) in &doc.paths.paths {
+        let methods = [
+            ("GET", &item.get),
+            ("POST", &item.post),
+            ("PATCH", &item.patch),
+            ("PUT", &item.put),
+            ("DELETE", &item.delete),
+        ];
+        for (method, op) in methods {
+            let Some(op) = op else { continue };
+            let params = op
+                .parameters
+                .iter()
+                .flatten()
+                .map(|p| Param {
+                    name: p.name.clone(),
+                    location: match p.parameter_in {
+                        ParameterIn::Path => "path",
+                        ParameterIn::Query => "query",
+                        ParameterIn::Header => "header",
+                        ParameterIn::Cookie => "cookie",
+                    },
+                    required: matches!(p.required, Required::True),
+                    description: p.description.clone().unwrap_or_default(),
+                })
+                .collect();
+            let body = op.request_body.as_ref().and_then(|b| {
+                b.content.values().next().and_then(|c| c.schema.as_ref()).map(schema_name)
+            });
+            let responses = op
+                .responses
+                .responses
+                .iter()
+                .map(|(status, r)| {
+                    let text = match r {
+                        utoipa::openapi::RefOr::T(r) => r.description.clone(),
+                        utoipa::openapi::RefOr::Ref(r) => r.ref_location.clone(),
+                    };
+                    (status.clone(), text)
+                })
+                .collect();
+            let summary = op.summary.clone().or_else(|| op.description.clone()).unwrap_or_default();
+            let tag = op.tags.iter().flatten().next().cloned().unwrap_or_default();
+            let operation = Operation {
+                method,
+                anchor: format!(
+                    "{}-{}",
+                    method.to_lowercase(),
+                    path.trim_matches('/').replace(['/', '{', '}'], "-")
+                ),
+                path: path.clone(),
+                summary,
+                params,
+                body,
+                responses,
+            };
+            match sections.iter_mut().find(|s| s.name == tag) {
+                Some(section) => section.operations.push(operation),
+                None => sections.push(Section {
+                    name: tag,
+                    description: String::new(),
+                    operations: vec![operation],
+                }),
+            }
+        }
+    }
+    sections
+}
+
+/// `GET /api/docs`.
+async fn reference(lang: crate::i18n::Lang) -> super::Page<Reference> {
+    super::Page(Reference { lang, sections: sections(&openapi()) })
 }
 
 #[cfg(test)]

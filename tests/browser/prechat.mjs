@@ -75,6 +75,12 @@ try {
   await agent.locator('#vp-prechat dd', { hasText: 'alice@example.com' }).waitFor({ timeout: T });
   await shot(agent, 'workspace-prechat-answers');
 
+  step = 'the API reference reads as a page';
+  await agent.goto(`${APP_URL}/api/docs`);
+  await agent.locator('.api-op', { hasText: '/api/v1/conversations/{id}/messages' }).first().waitFor({ timeout: T });
+  if ((await agent.locator('.api-op').count()) < 17) throw new Error('the reference misses operations');
+  await shot(agent, 'api-reference');
+
   if (errors.length) throw new Error(`console errors:\n${errors.join('\n')}`);
   console.log(JSON.stringify({ ok: true }));
 } catch (e) {

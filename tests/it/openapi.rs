@@ -23,6 +23,22 @@ async fn the_document_is_served_and_describes_the_api() {
     let post = &doc["paths"]["/api/v1/conversations/{id}/messages"]["post"];
     assert!(post["requestBody"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+
+    // The same, readable: every operation on one page, in the reader's language.
+    let page = client().get(app.url("/api/docs")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    let operations = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum::<usize>();
+    assert_eq!(html.matches("class=\"api-op card\"").count(), operations);
+    assert!(html.contains("<code>/api/v1/conversations/{id}/messages</code>"));
+    let zh =
+        client().get(app.url("/api/docs")).header("accept-language", "zh-CN").send().await.unwrap();
+    assert!(zh.text().await.unwrap().contains("API 参考"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
