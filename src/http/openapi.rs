@@ -24,6 +24,21 @@ pub fn routes() -> Routes {
     )
 }
 
+/// A path's operations with their methods.
+fn operations(
+    item: &utoipa::openapi::PathItem,
+) -> impl Iterator<Item = (&'static str, &utoipa::openapi::path::Operation)> {
+    [
+        ("GET", &item.get),
+        ("POST", &item.post),
+        ("PATCH", &item.patch),
+        ("PUT", &item.put),
+        ("DELETE", &item.delete),
+    ]
+    .into_iter()
+    .filter_map(|(method, op)| op.as_ref().map(|op| (method, op)))
+}
+
 /// Every error answer.
 #[derive(ToSchema)]
 #[allow(dead_code)] // a description of the JSON errors carry, not a value the code builds
@@ -157,15 +172,7 @@ fn sections(doc: &utoipa::openapi::OpenApi) -> Vec<Section> {
         })
         .collect();
     for (path, item) in &doc.paths.paths {
-        let methods = [
-            ("GET", &item.get),
-            ("POST", &item.post),
-            ("PATCH", &item.patch),
-            ("PUT", &item.put),
-            ("DELETE", &item.delete),
-        ];
-        for (method, op) in methods {
-            let Some(op) = op else { continue };
+        for (method, op) in operations(item) {
             let params = op
                 .parameters
                 .iter()
@@ -243,18 +250,7 @@ mod tests {
             .paths
             .iter()
             .flat_map(|(path, item)| {
-                let methods = [
-                    ("GET", item.get.is_some()),
-                    ("POST", item.post.is_some()),
-                    ("PATCH", item.patch.is_some()),
-                    ("PUT", item.put.is_some()),
-                    ("DELETE", item.delete.is_some()),
-                ];
-                methods
-                    .into_iter()
-                    .filter(|(_, on)| *on)
-                    .map(|(m, _)| (m.to_owned(), path.clone()))
-                    .collect::<Vec<_>>()
+                super::operations(item).map(|(m, _)| (m.to_owned(), path.clone()))
             })
             .collect();
         let config = crate::config::Config::default();

@@ -200,10 +200,7 @@ impl PrechatForm {
 
     /// The merchant's form (off when none is stored or it no longer passes the checks).
     pub async fn load(conn: &mut PgConnection) -> sqlx::Result<Self> {
-        let stored: Option<Value> = sqlx::query_scalar("select value from settings where key = $1")
-            .bind(SETTINGS_KEY)
-            .fetch_optional(conn)
-            .await?;
+        let stored = crate::chat::store::setting(conn, SETTINGS_KEY).await?;
         Ok(Self::from_stored(stored.as_ref()))
     }
 
