@@ -58,6 +58,7 @@ impl Application {
             clock: Arc::new(billing::SystemClock),
             mail: Arc::default(),
             prechat: Arc::default(),
+            oauth: Arc::default(),
             storage,
             geoip,
             chat: Arc::new(crate::chat::Chat::new(

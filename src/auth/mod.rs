@@ -3,6 +3,7 @@
 pub mod account;
 pub mod api_tokens;
 pub mod links;
+pub mod oauth;
 pub mod password;
 pub mod session;
 pub mod sso;
@@ -65,6 +66,7 @@ pub fn routes(config: &Config) -> Routes {
         .post("/api/v1/logout", Scope::Public, logout_api)
         .merge(links::routes(&limit))
         .merge(sso::routes(&limit))
+        .merge(oauth::routes(&limit))
         .merge(two_factor::routes(&limit))
         .merge(account::routes(&limit))
         .merge(api_tokens::routes())
@@ -585,6 +587,23 @@ struct LoginPage {
     form_error: Option<String>,
     /// Arrived after setting a new password through an emailed link.
     reset: bool,
+    /// "Continue with …" buttons for the enabled sign-in providers.
+    providers: Vec<oauth::Button>,
+}
+
+impl LoginPage {
+    /// Where a provider button goes (back to `next` afterwards).
+    fn provider_href(&self, slug: &str) -> String {
+        if self.next.is_empty() {
+            format!("/auth/oauth/{slug}")
+        } else {
+            format!("/auth/oauth/{slug}?next={}", urlencode(&self.next))
+        }
+    }
+
+    fn continue_label(&self, name: &str) -> String {
+        links::fill(self.lang.tr("login.continue_with"), &[("name", name)])
+    }
 }
 
 #[derive(Deserialize)]
@@ -596,10 +615,11 @@ pub struct NextQuery {
 }
 
 async fn login_page(
+    state: axum::extract::State<AppState>,
     lang: Lang,
     csrf: CsrfToken,
     axum::extract::Query(q): axum::extract::Query<NextQuery>,
-) -> Response {
+) -> Result<Response, AppError> {
     let next = q.next.as_deref().and_then(local_redirect_target).unwrap_or_default();
     let page = LoginPage {
         lang,
@@ -608,8 +628,9 @@ async fn login_page(
         next,
         form_error: None,
         reset: q.reset.is_some(),
+        providers: oauth::buttons(&state.db).await?,
     };
-    (csrf, Page(page)).into_response()
+    Ok((csrf, Page(page)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -641,6 +662,7 @@ async fn login_form(
         next: next.clone(),
         form_error: None,
         reset: false,
+        providers: oauth::buttons(&state.db).await?,
     };
     if csrf::verify(&headers, Some(&form.csrf_token)).is_err() {
         page.form_error = Some(lang.tr("validation.csrf").to_owned());

@@ -53,6 +53,8 @@ pub struct AppState {
     pub mail: Arc<tokio::sync::Notify>,
     /// Pre-chat form submissions, counted against flooding.
     pub prechat: Arc<crate::visitor::prechat::Guard>,
+    /// Sign-in providers' endpoints and keys (GitHub, Google, OpenID Connect).
+    pub oauth: Arc<crate::auth::oauth::Providers>,
 }
 
 impl axum::extract::FromRef<AppState> for TrustedProxies {

@@ -7,6 +7,7 @@ pub mod audit;
 mod auth;
 mod dashboard;
 mod export;
+mod identity_providers;
 pub mod lifecycle;
 mod merchants;
 pub mod pages;
@@ -30,6 +31,7 @@ pub fn routes(config: &Config) -> Routes {
         .merge(export::routes())
         .merge(announcements::routes())
         .merge(system::routes())
+        .merge(identity_providers::routes())
         .merge(audit::routes())
 }
 

@@ -278,6 +278,9 @@ struct SettingsPage {
     lang: Lang,
     shell: Shell,
     s: SystemSettings,
+    providers: Vec<super::identity_providers::ProviderView>,
+    /// Where the callback of a provider with this slug will be (shown while adding one).
+    callback_base: String,
 }
 
 async fn settings_page(
@@ -290,6 +293,8 @@ async fn settings_page(
         lang,
         shell: Shell::new(&csrf, &admin, "settings"),
         s: SystemSettings::load(&state.db).await?,
+        providers: super::identity_providers::all(&state).await?,
+        callback_base: crate::notify::link(&state, "/auth/oauth/"),
     };
     Ok((csrf, Page(page)).into_response())
 }

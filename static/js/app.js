@@ -78,6 +78,7 @@ window.KefuApp = (() => {
     avatar = null;
     errorBox.hidden = true;
     loadTwoFactor();
+    loadIdentities();
     byId('pw-fields').hidden = true;
     byId('pw-error').hidden = true;
     form.elements.display_name.value = opener.querySelector('strong').textContent;
@@ -132,6 +133,57 @@ window.KefuApp = (() => {
       showTwoFactor(await api('GET', '/api/v1/me/totp'));
       toast(tfa.dataset.tTurnedOff);
     } catch (err) { tfaFail(err); }
+  }
+  // Sign-in providers for oneself (/api/v1/me/identities): linking asks for the provider's
+  // URL, goes there, and comes back here.
+  const idp = byId('idp');
+  const idpError = byId('idp-error');
+  function identityRow(p) {
+    const li = document.createElement('li');
+    const who = document.createElement('span');
+    who.className = 'who';
+    const mark = document.createElement('span');
+    mark.className = `provider-mark provider-${p.kind}`;
+    mark.setAttribute('aria-hidden', 'true');
+    mark.textContent = p.name.charAt(0);
+    const text = document.createElement('span');
+    const name = document.createElement('strong');
+    name.textContent = p.name;
+    const detail = document.createElement('small');
+    detail.textContent = p.linked ? `${idp.dataset.tLinked}${p.email ? ` · ${p.email}` : ''}` : idp.dataset.tNotLinked;
+    text.append(name, detail);
+    who.append(mark, text);
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = p.linked ? 'btn btn-ghost btn-sm' : 'btn btn-outline btn-sm';
+    button.textContent = p.linked ? idp.dataset.tUnlink : idp.dataset.tLink;
+    button.setAttribute('aria-label', `${button.textContent} ${p.name}`);
+    button.addEventListener('click', () => (p.linked ? unlinkIdentity(p) : linkIdentity(p)));
+    li.append(who, button);
+    return li;
+  }
+  async function loadIdentities() {
+    idpError.hidden = true;
+    try {
+      const list = await api('GET', '/api/v1/me/identities');
+      idp.hidden = list.length === 0;
+      byId('idp-list').replaceChildren(...list.map(identityRow));
+    } catch (err) { idp.hidden = true; }
+  }
+  async function linkIdentity(p) {
+    idpError.hidden = true;
+    try {
+      const { redirect } = await api('POST', `/auth/oauth/${encodeURIComponent(p.slug)}/link`, { next: window.location.pathname + window.location.search });
+      window.location.assign(redirect);
+    } catch (err) { idpError.textContent = err.message; idpError.hidden = false; }
+  }
+  async function unlinkIdentity(p) {
+    idpError.hidden = true;
+    try {
+      await api('DELETE', `/api/v1/me/identities/${encodeURIComponent(p.slug)}`);
+      toast(idp.dataset.tUnlinked);
+      await loadIdentities();
+    } catch (err) { idpError.textContent = err.message; idpError.hidden = false; }
   }
   // Changing one's password: this device stays signed in (the answer renews its cookie),
   // every other session ends.

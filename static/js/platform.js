@@ -167,4 +167,77 @@
       testButton.disabled = false;
     });
   }
+
+  // ---- Sign-in providers ----------------------------------------------------------------
+  const providers = document.getElementById('providers');
+  if (providers) {
+    const dialog = document.getElementById('provider-dialog');
+    const form = document.getElementById('provider-form');
+    const f = form.elements;
+    const callback = document.getElementById('provider-callback');
+    let editing = null;
+    const showCallback = () => {
+      const slug = f.slug.value.trim() || f.name.value.trim().toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');
+      callback.textContent = slug ? `${providers.dataset.callbackBase}${slug}/callback` : '';
+    };
+    const showKind = () => {
+      for (const hint of form.querySelectorAll('[data-kind-hint]')) hint.hidden = hint.dataset.kindHint !== f.kind.value;
+      f.issuer.required = f.kind.value === 'oidc';
+    };
+    function open(provider) {
+      editing = provider;
+      form.reset();
+      document.getElementById('provider-error').hidden = true;
+      document.getElementById('provider-dialog-title').textContent = provider ? providers.dataset.tEdit : providers.dataset.tAdd;
+      if (provider) {
+        f.kind.value = provider.kind;
+        f.name.value = provider.name;
+        f.slug.value = provider.slug;
+        f.issuer.value = provider.issuer;
+        f.client_id.value = provider.client_id;
+        f.enabled.checked = provider.enabled;
+        f.client_secret.placeholder = providers.dataset.tSecretSet;
+      } else {
+        f.client_secret.placeholder = providers.dataset.tSecretRequired;
+      }
+      showKind();
+      showCallback();
+      dialog.showModal();
+      f.name.focus();
+    }
+    f.kind.addEventListener('change', showKind);
+    f.slug.addEventListener('input', showCallback);
+    f.name.addEventListener('input', showCallback);
+    document.getElementById('provider-add').addEventListener('click', () => open(null));
+    providers.addEventListener('click', async (event) => {
+      const button = event.target.closest('[data-action]');
+      if (!button) return;
+      const provider = JSON.parse(button.closest('tr').dataset.provider);
+      if (button.dataset.action === 'edit') { open(provider); return; }
+      if (!window.confirm(providers.dataset.tConfirmDelete.replace('{name}', provider.name))) return;
+      try {
+        await api('DELETE', `/api/platform/v1/identity_providers/${provider.id}`);
+        window.location.reload();
+      } catch (err) { showError('providers-error', err); }
+    });
+    form.addEventListener('submit', async (event) => {
+      if (event.submitter && event.submitter.value === 'cancel') return;
+      event.preventDefault();
+      const body = {
+        kind: f.kind.value,
+        name: f.name.value,
+        slug: f.slug.value.trim() || null,
+        issuer: f.issuer.value.trim() || null,
+        client_id: f.client_id.value,
+        enabled: f.enabled.checked,
+        // Left empty while editing: keep the stored secret.
+        ...(f.client_secret.value || !editing ? { client_secret: f.client_secret.value } : {}),
+      };
+      try {
+        if (editing) await api('PUT', `/api/platform/v1/identity_providers/${editing.id}`, body);
+        else await api('POST', '/api/platform/v1/identity_providers', body);
+        window.location.reload();
+      } catch (err) { showError('provider-error', err); }
+    });
+  }
 })();

@@ -220,6 +220,41 @@ async fn the_platform_console_in_a_real_browser() {
     }
 }
 
+/// Signing in with an OpenID Connect provider: the console adds it, the login page offers it,
+/// the profile shows and links accounts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_sign_in_in_a_real_browser() {
+    let Some(chromium) = browser_ready().await else { return };
+    let app = spawn_app().await;
+    let Some(idp) = crate::oauth::spawn_idp(&app.url("/auth/oauth/corp/callback")).await else {
+        return;
+    };
+    let admin = crate::platform::platform_admin(&app).await;
+    let owner = app.signup("Lumen Lighting").await;
+    crate::oauth::confirm_email(&app, &owner.email).await;
+    let other = app.signup("Harbor Books").await;
+    run_script(
+        "oauth.mjs",
+        &chromium,
+        &[
+            ("APP_URL", app.url.as_str()),
+            ("PLATFORM_TOKEN", admin.token.as_str()),
+            ("IDP_ISSUER", idp.issuer.as_str()),
+            ("CLIENT_ID", crate::oauth::CLIENT_ID),
+            ("CLIENT_SECRET", crate::oauth::CLIENT_SECRET),
+            ("OWNER_EMAIL", owner.email.as_str()),
+            ("OTHER_EMAIL", other.email.as_str()),
+            ("PASSWORD", crate::helpers::PASSWORD),
+        ],
+    )
+    .await;
+    let linked: i64 = sqlx::query_scalar("select count(*) from public.user_identities")
+        .fetch_one(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(linked, 2, "the owner's and the other owner's accounts are linked");
+}
+
 /// The billing page with Stripe (the local stand-in): trial, Checkout, paid, portal, cancel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn billing_in_a_real_browser() {

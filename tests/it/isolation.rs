@@ -202,6 +202,10 @@ pub(crate) fn case(
                 "new_password": "a much better passphrase"
             }))),
         ),
+        ("GET", "/api/v1/me/identities") => (format!("/api/v1/me/identities?ent_id={ent}"), None),
+        ("DELETE", "/api/v1/me/identities/{slug}") => {
+            (format!("/api/v1/me/identities/corp?ent_id={ent}"), None)
+        }
         ("POST", "/api/v1/me/totp") => (format!("/api/v1/me/totp?ent_id={ent}"), None),
         ("POST", "/api/v1/me/totp/confirm") => (
             format!("/api/v1/me/totp/confirm?ent_id={ent}"),

@@ -19,6 +19,7 @@ mod isolation;
 mod login;
 mod merchant_settings;
 mod migrate;
+mod oauth;
 mod openapi;
 mod outage;
 mod pages;
