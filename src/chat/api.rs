@@ -215,7 +215,7 @@ async fn list_messages(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 struct PostMessage {
-    /// `text` (default) or `product`.
+    /// `text` (default), `product` or `card`.
     #[serde(default)]
     kind: Option<String>,
     #[serde(default)]
@@ -223,6 +223,12 @@ struct PostMessage {
     /// For `product`: `{title, price?, img?, url?}`.
     #[serde(default)]
     product: Option<Value>,
+    /// For `card`: `{title, text?, image?, fields?: [{label, value}], buttons?: [{label, url}]}`
+    /// (at most 10 fields and 3 buttons; links http(s)). `body`, when given, is the
+    /// plain-text summary previews and emails show (else the title).
+    #[serde(default)]
+    #[schema(value_type = Option<super::protocol::Card>)]
+    card: Option<Value>,
     /// `agent` (default: the caller, or the token's admin) or `bot` (the merchant's system).
     #[serde(default)]
     sender: Option<String>,
@@ -231,7 +237,7 @@ struct PostMessage {
     client_msg_id: Option<String>,
 }
 
-/// `POST /api/v1/conversations/{id}/messages {kind?, body, product?, sender?, client_msg_id?}`
+/// `POST /api/v1/conversations/{id}/messages {kind?, body, product?, card?, sender?, client_msg_id?}`
 /// → 201 the stored message (200 with `duplicate` for a retry of one stored before). It
 /// reaches the visitor and the team like any other; as `agent` it claims a queued
 /// conversation, as in the workspace.
@@ -249,8 +255,8 @@ async fn post_message(
         _ => return Err(AppError::field("sender", "sender is agent or bot")),
     };
     let kind = req.kind.as_deref().unwrap_or("text");
-    if !matches!(kind, "text" | "product") {
-        return Err(AppError::field("kind", "kind is text or product"));
+    if !matches!(kind, "text" | "product" | "card") {
+        return Err(AppError::field("kind", "kind is text, product or card"));
     }
     // The socket's own checks (lengths, product links), so both ways in accept the same.
     let frame = serde_json::json!({
@@ -259,6 +265,7 @@ async fn post_message(
         "kind": kind,
         "body": req.body,
         "product": req.product,
+        "card": req.card,
     });
     let send = match super::protocol::parse(&frame.to_string()) {
         Ok(super::protocol::ClientFrame::Send(send)) => send,

@@ -21,6 +21,8 @@ pub enum MessageKind {
     Image,
     File,
     Product,
+    /// A rich card (title, text, image, fields, link buttons) posted through the API.
+    Card,
     Notice,
 }
 
@@ -31,6 +33,7 @@ impl MessageKind {
             Self::Image => "image",
             Self::File => "file",
             Self::Product => "product",
+            Self::Card => "card",
             Self::Notice => "notice",
         }
     }
@@ -80,6 +83,87 @@ pub struct Product {
     pub img: String,
     #[serde(default)]
     pub url: String,
+}
+
+/// A rich card: what a merchant's system shows a visitor about an order, a booking, a
+/// ticket. Everything is plain text; links are http(s).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Card {
+    /// Up to 200 characters.
+    pub title: String,
+    /// Up to 2,000 characters; newlines kept.
+    #[serde(default)]
+    pub text: String,
+    /// An http(s) image shown at the top.
+    #[serde(default)]
+    pub image: String,
+    /// Up to 10 label/value rows (label ≤ 60, value ≤ 200 characters).
+    #[serde(default)]
+    pub fields: Vec<CardField>,
+    /// Up to 3 link buttons (label ≤ 40 characters, http(s) URL).
+    #[serde(default)]
+    pub buttons: Vec<CardButton>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CardField {
+    pub label: String,
+    pub value: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CardButton {
+    pub label: String,
+    pub url: String,
+}
+
+pub const MAX_CARD_FIELDS: usize = 10;
+pub const MAX_CARD_BUTTONS: usize = 3;
+
+/// The card as stored, or why not.
+fn validate_card(card: Card) -> Result<(Value, String), FrameError> {
+    let bad = |m: &str| FrameError::new("bad_card", m);
+    let short = |s: &str, max: usize| clean_line(s).chars().take(max).collect::<String>();
+    let title = short(&card.title, 200);
+    if title.trim().is_empty() {
+        return Err(bad("a card needs a title"));
+    }
+    let text = clean_text(&card.text);
+    if text.chars().count() > 2000 {
+        return Err(bad("a card's text is limited to 2000 characters"));
+    }
+    if !card.image.is_empty() && !safe_link(&card.image) {
+        return Err(bad("a card's image must be an http(s) URL"));
+    }
+    if card.fields.len() > MAX_CARD_FIELDS {
+        return Err(bad("a card has at most 10 fields"));
+    }
+    if card.buttons.len() > MAX_CARD_BUTTONS {
+        return Err(bad("a card has at most 3 buttons"));
+    }
+    let mut fields = Vec::new();
+    for f in &card.fields {
+        let (label, value) = (short(&f.label, 60), short(&f.value, 200));
+        if label.trim().is_empty() {
+            return Err(bad("every card field needs a label"));
+        }
+        fields.push(serde_json::json!({ "label": label, "value": value }));
+    }
+    let mut buttons = Vec::new();
+    for b in &card.buttons {
+        let label = short(&b.label, 40);
+        if label.trim().is_empty() || !safe_link(&b.url) {
+            return Err(bad("every card button needs a label and an http(s) URL"));
+        }
+        buttons.push(serde_json::json!({ "label": label, "url": b.url }));
+    }
+    let payload = serde_json::json!({ "card": {
+        "title": title, "text": text, "image": card.image, "fields": fields, "buttons": buttons,
+    } });
+    Ok((payload, title))
 }
 
 /// A validated `send` frame.
@@ -141,6 +225,8 @@ struct RawSend {
     attachment: Option<AttachmentRef>,
     #[serde(default)]
     product: Option<Product>,
+    #[serde(default)]
+    card: Option<Card>,
 }
 
 fn text_kind() -> MessageKind {
@@ -288,6 +374,16 @@ fn validate_send(raw: RawSend) -> Result<Send, FrameError> {
             } });
             (body.chars().take(MAX_TEXT_CHARS).collect(), Some(payload))
         }
+        MessageKind::Card => {
+            let card = raw
+                .card
+                .ok_or_else(|| FrameError::new("bad_card", "a card message needs a card"))?;
+            let (payload, title) = validate_card(card)?;
+            // The body is the card's summary where there is no room for the card (previews,
+            // email): the caller's own, else the title.
+            let body: String = body.chars().take(MAX_TEXT_CHARS).collect();
+            (if body.trim().is_empty() { title } else { body }, Some(payload))
+        }
         MessageKind::Notice => {
             return Err(FrameError::new("bad_kind", "clients cannot send notices"));
         }
@@ -300,6 +396,11 @@ fn validate_send(raw: RawSend) -> Result<Send, FrameError> {
         payload,
         attachment,
     })
+}
+
+/// One line: every control character (newlines too) becomes a space.
+fn clean_line(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 /// Control characters other than newline and tab are dropped (NUL cannot even be stored).

@@ -317,6 +317,7 @@ fn static_kind(s: &str) -> &'static str {
         "image" => "image",
         "file" => "file",
         "product" => "product",
+        "card" => "card",
         "notice" => "notice",
         "activity" => "activity",
         _ => "text",

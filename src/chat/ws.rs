@@ -668,6 +668,14 @@ async fn visitor_send(
     visitor_id: i64,
     mut send: protocol::Send,
 ) -> Result<Vec<ServerFrame>, FrameError> {
+    // Cards come from the merchant (its agents and its system), never from visitors.
+    if send.kind == MessageKind::Card {
+        return Err(FrameError {
+            code: "bad_kind",
+            message: "visitors cannot send cards".into(),
+            client_msg_id: Some(send.client_msg_id),
+        });
+    }
     attach(ctx, &mut send, Some(visitor_id)).await?;
     let tenant = ctx.conn.tenant.id;
     let chat = &ctx.state.chat;

@@ -481,6 +481,7 @@
     if (m.kind === 'image') return `📷 ${(p.attachment && p.attachment.name) || ''}`.trim();
     if (m.kind === 'file') return `📎 ${(p.attachment && p.attachment.name) || ''}`.trim();
     if (m.kind === 'product') return `🛒 ${(p.product && p.product.title) || ''}`.trim();
+    if (m.kind === 'card') return `🗂 ${(p.card && p.card.title) || m.body || ''}`.trim();
     return m.body || '';
   }
 

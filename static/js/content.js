@@ -1,6 +1,6 @@
 // What a message shows inside its bubble, shared by the visitor chat and the agent
 // workspace: text with safe links, image thumbnails with a full-size viewer, file cards and
-// product cards, and the merchant's rich text (welcome and offline messages). Everything is
+// product cards, rich cards, and the merchant's rich text (welcome and offline messages). Everything is
 // built as DOM nodes; rich text, already sanitized by the server, is parsed inertly and
 // rebuilt from an allowlist, so nothing from a message is ever inserted as HTML.
 (() => {
@@ -139,6 +139,34 @@
     return card;
   }
 
+  // A rich card from the merchant's system: image, title, text, label/value rows, buttons.
+  function card(c) {
+    const box = el('div', 'card-msg');
+    if (c.image) { const img = el('img', 'card-image'); img.src = c.image; img.alt = ''; img.loading = 'lazy'; box.append(img); }
+    const inner = el('div', 'card-body');
+    inner.append(el('strong', 'card-title', c.title || ''));
+    if (c.text) { const text = el('p', 'card-text'); text.append(linkify(c.text)); inner.append(text); }
+    if (Array.isArray(c.fields) && c.fields.length) {
+      const dl = el('dl', 'card-fields');
+      for (const f of c.fields) dl.append(el('dt', '', f.label || ''), el('dd', '', f.value || ''));
+      inner.append(dl);
+    }
+    box.append(inner);
+    if (Array.isArray(c.buttons) && c.buttons.length) {
+      const actions = el('div', 'card-actions');
+      for (const b of c.buttons) {
+        if (!/^https?:\/\//i.test(b.url || '')) continue;
+        const a = el('a', 'card-button', b.label || b.url);
+        a.href = b.url;
+        a.target = '_blank';
+        a.rel = 'noopener noreferrer nofollow';
+        actions.append(a);
+      }
+      box.append(actions);
+    }
+    return box;
+  }
+
   // Fills `bubble` with what `msg` shows.
   function fill(bubble, msg) {
     const payload = msg.payload || {};
@@ -149,6 +177,9 @@
     } else if (msg.kind === 'product' && payload.product) {
       bubble.classList.add('has-product');
       bubble.append(product(payload.product));
+    } else if (msg.kind === 'card' && payload.card) {
+      bubble.classList.add('has-card');
+      bubble.append(card(payload.card));
     } else if (typeof payload.html === 'string' && payload.html) {
       bubble.append(rich(payload.html));
     } else {

@@ -1,12 +1,14 @@
 // The pre-chat form in headless Chromium, started by tests/it/browser.rs with:
-//   APP_URL, ENT_ID, OWNER_EMAIL (password "correct horse battery"), OUT_DIR, CHROMIUM
+//   APP_URL, ENT_ID, OWNER_EMAIL (password "correct horse battery"), OWNER_TOKEN, OUT_DIR,
+//   CHROMIUM
 // The owner builds the form in Settings; a visitor (in Chinese, on a phone) must fill it in
 // before writing, sees what is wrong under each field, then chats; the agent sees the
-// answers in the visitor panel.
+// answers in the visitor panel. Then the merchant's system posts a rich card through the
+// REST API, and both sides see it.
 import { launch, errorLog, signIn } from './harness.mjs';
 import { mkdirSync } from 'node:fs';
 
-const { APP_URL, ENT_ID, OWNER_EMAIL, OUT_DIR, CHROMIUM } = process.env;
+const { APP_URL, ENT_ID, OWNER_EMAIL, OWNER_TOKEN, OUT_DIR, CHROMIUM } = process.env;
 const T = 15_000;
 mkdirSync(OUT_DIR, { recursive: true });
 
@@ -74,6 +76,32 @@ try {
   await agent.locator('#vp-prechat dd', { hasText: 'After-sales' }).waitFor({ timeout: T });
   await agent.locator('#vp-prechat dd', { hasText: 'alice@example.com' }).waitFor({ timeout: T });
   await shot(agent, 'workspace-prechat-answers');
+
+  step = "the merchant's system posts a rich card";
+  const call = async (method, path, body) => {
+    const res = await fetch(`${APP_URL}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${OWNER_TOKEN}`, 'content-type': 'application/json' },
+      body: body && JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+    return res.json();
+  };
+  const { conversations } = await call('GET', '/api/v1/conversations?view=all');
+  await call('POST', `/api/v1/conversations/${conversations[0].id}/messages`, {
+    sender: 'bot',
+    kind: 'card',
+    card: {
+      title: '订单 #1042 已发货',
+      text: '预计周四送达，感谢您的耐心。',
+      fields: [{ label: '快递', value: '顺丰速运' }, { label: '运单号', value: 'SF1234567890' }],
+      buttons: [{ label: '查看物流', url: 'https://shop.example/track/SF1234567890' }],
+    },
+  });
+  await phone.locator('.card-msg .card-button', { hasText: '查看物流' }).waitFor({ timeout: T });
+  await shot(phone, 'chat-card');
+  await agent.locator('.card-msg .card-title', { hasText: '订单 #1042 已发货' }).waitFor({ timeout: T });
+  await shot(agent, 'workspace-card');
 
   step = 'the API reference reads as a page';
   await agent.goto(`${APP_URL}/api/docs`);

@@ -115,6 +115,45 @@ async fn a_merchants_system_reads_and_writes_through_the_api() {
         (again["id"].clone(), again["duplicate"].clone()),
         (stored["id"].clone(), json!(true))
     );
+    // A rich card: the visitor gets the card as sent, its summary is the title.
+    let res = post_message(&app, &write, conversation, json!({
+        "sender": "bot", "kind": "card",
+        "card": {
+            "title": "Order #1042 is on its way",
+            "text": "Arrives Thursday.\nThank you for shopping with us!",
+            "image": "https://shop.example/img/1042.jpg",
+            "fields": [{ "label": "Carrier", "value": "SF Express" }, { "label": "Tracking", "value": "SF1234567890" }],
+            "buttons": [{ "label": "Track parcel", "url": "https://shop.example/track/SF1234567890" }]
+        }
+    }))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 201);
+    let card: Value = res.json().await.unwrap();
+    assert_eq!(
+        (card["kind"].as_str(), card["body"].as_str()),
+        (Some("card"), Some("Order #1042 is on its way"))
+    );
+    let pushed = visitor
+        .expect_where("the rich card", |f| f["type"] == "message" && f["kind"] == "card")
+        .await;
+    assert_eq!(pushed["payload"]["card"]["fields"][1]["value"], "SF1234567890");
+    assert_eq!(pushed["payload"]["card"]["buttons"][0]["label"], "Track parcel");
+    assert_eq!(
+        pushed["payload"]["card"]["text"],
+        "Arrives Thursday.\nThank you for shopping with us!"
+    );
+    // Visitors cannot send cards.
+    visitor
+        .send(json!({ "type": "send", "client_msg_id": "v-card", "kind": "card", "card": { "title": "Free money", "buttons": [{ "label": "Claim", "url": "https://evil.example" }] } }))
+        .await;
+    let refused = visitor.expect("error").await;
+    assert_eq!(
+        (refused["code"].as_str(), refused["client_msg_id"].as_str()),
+        (Some("bad_kind"), Some("v-card"))
+    );
+
     let res = post_message(&app, &write, conversation, json!({ "body": "Anything else?" }))
         .send()
         .await
@@ -133,6 +172,29 @@ async fn a_merchants_system_reads_and_writes_through_the_api() {
             "bad_product",
         ),
         (json!({ "body": "x".repeat(5001) }), "message_too_long"),
+        (json!({ "kind": "card" }), "bad_card"),
+        (json!({ "kind": "card", "card": { "title": "  " } }), "bad_card"),
+        (
+            json!({ "kind": "card", "card": { "title": "x", "image": "data:image/png;base64,AAAA" } }),
+            "bad_card",
+        ),
+        (
+            json!({ "kind": "card", "card": { "title": "x", "buttons": [{ "label": "Go", "url": "javascript:alert(1)" }] } }),
+            "bad_card",
+        ),
+        (
+            json!({ "kind": "card", "card": { "title": "x", "buttons": (0..4).map(|i| json!({ "label": format!("b{i}"), "url": "https://x.example" })).collect::<Vec<_>>() } }),
+            "bad_card",
+        ),
+        (
+            json!({ "kind": "card", "card": { "title": "x", "fields": (0..11).map(|i| json!({ "label": format!("f{i}"), "value": "v" })).collect::<Vec<_>>() } }),
+            "bad_card",
+        ),
+        (
+            json!({ "kind": "card", "card": { "title": "x", "fields": [{ "label": "", "value": "v" }] } }),
+            "bad_card",
+        ),
+        (json!({ "kind": "card", "card": { "title": "x", "html": "<script>" } }), "bad_frame"),
         (json!({ "body": "hi", "sender": "robot" }), "validation_failed"),
         (json!({ "kind": "image", "body": "hi" }), "validation_failed"),
         (json!({ "body": "hi", "client_msg_id": "not valid!" }), "bad_client_msg_id"),

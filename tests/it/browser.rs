@@ -386,6 +386,7 @@ async fn the_prechat_form_in_a_real_browser() {
             ("APP_URL", app.url.as_str()),
             ("ENT_ID", m.ent_id.as_str()),
             ("OWNER_EMAIL", m.email.as_str()),
+            ("OWNER_TOKEN", m.token.as_str()),
         ],
     )
     .await;
