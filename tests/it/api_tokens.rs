@@ -289,3 +289,37 @@ async fn token_requests_are_checked() {
         app.get_json(&m.token, "/api/v1/api_tokens").await["tokens"].as_array().unwrap().is_empty()
     );
 }
+
+/// A token acts as its admin: it stops when they are demoted to agent, and when they are
+/// disabled (promoted again, a still-valid token works again; a disabled admin's does not).
+#[tokio::test]
+async fn a_token_stops_with_its_admins_rights() {
+    let app = spawn_app().await;
+    let m = app.signup("Admin Rights Shop").await;
+    let (agent_id, _, admin_session) = crate::team::add_agent(&app, &m, "admin").await;
+    let admin = Merchant { ent_id: m.ent_id.clone(), token: admin_session, email: String::new() };
+    let (_, token) = new_token(&app, &admin, "read").await;
+    let reads = || async {
+        client()
+            .get(app.url("/api/v1/conversations"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(reads().await, 200);
+    let change = |body: Value| {
+        client()
+            .patch(app.url(&format!("/api/v1/agents/{agent_id}")))
+            .bearer_auth(&m.token)
+            .json(&body)
+            .send()
+    };
+    assert_eq!(change(json!({ "role": "agent" })).await.unwrap().status(), 200);
+    assert_eq!(reads().await, 401, "a demoted admin's token");
+    assert_eq!(change(json!({ "role": "admin" })).await.unwrap().status(), 200);
+    assert_eq!(reads().await, 200, "promoted again");
+    assert_eq!(change(json!({ "disabled": true })).await.unwrap().status(), 200);
+    assert_eq!(reads().await, 401, "a disabled admin's token");
+}
