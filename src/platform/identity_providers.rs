@@ -207,6 +207,40 @@ fn taken(e: sqlx::Error) -> AppError {
     }
 }
 
+/// Inserts the provider (`id` none) or replaces provider `id`'s settings; returns its id.
+async fn write(
+    tx: &mut sqlx::PgConnection,
+    id: Option<i64>,
+    c: &Checked,
+    secret: &str,
+) -> Result<i64, AppError> {
+    let sql = match id {
+        None => {
+            "insert into public.identity_providers
+                 (slug, kind, name, issuer, client_id, client_secret, enabled)
+             values ($1, $2, $3, $4, $5, $6, $7) returning id"
+        }
+        Some(_) => {
+            "update public.identity_providers
+             set slug = $1, kind = $2, name = $3, issuer = $4, client_id = $5,
+                 client_secret = $6, enabled = $7, updated_at = now()
+             where id = $8 returning id"
+        }
+    };
+    sqlx::query_scalar(sql)
+        .bind(&c.slug)
+        .bind(c.kind.as_str())
+        .bind(&c.name)
+        .bind(&c.issuer)
+        .bind(&c.client_id)
+        .bind(secret)
+        .bind(c.enabled)
+        .bind(id)
+        .fetch_one(tx)
+        .await
+        .map_err(taken)
+}
+
 async fn create(
     State(state): State<AppState>,
     admin: PlatformSession,
@@ -219,21 +253,7 @@ async fn create(
         .ok_or_else(|| AppError::field("client_secret", "this field is required"))?;
     reachable(&state, &c, &secret).await?;
     let mut tx = state.db.begin().await?;
-    let id: i64 = sqlx::query_scalar(
-        "insert into public.identity_providers
-             (slug, kind, name, issuer, client_id, client_secret, enabled)
-         values ($1, $2, $3, $4, $5, $6, $7) returning id",
-    )
-    .bind(&c.slug)
-    .bind(c.kind.as_str())
-    .bind(&c.name)
-    .bind(&c.issuer)
-    .bind(&c.client_id)
-    .bind(&secret)
-    .bind(c.enabled)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(taken)?;
+    let id = write(&mut tx, None, &c, &secret).await?;
     let detail = json!({ "kind": c.kind.as_str(), "issuer": c.issuer });
     audit::record(&mut *tx, &admin, "identity_provider.create", None, &c.slug, detail).await?;
     tx.commit().await?;
@@ -256,23 +276,7 @@ async fn update(
     let secret = c.client_secret.clone().unwrap_or(stored);
     reachable(&state, &c, &secret).await?;
     let mut tx = state.db.begin().await?;
-    sqlx::query(
-        "update public.identity_providers
-         set slug = $2, kind = $3, name = $4, issuer = $5, client_id = $6, client_secret = $7,
-             enabled = $8, updated_at = now()
-         where id = $1",
-    )
-    .bind(id)
-    .bind(&c.slug)
-    .bind(c.kind.as_str())
-    .bind(&c.name)
-    .bind(&c.issuer)
-    .bind(&c.client_id)
-    .bind(&secret)
-    .bind(c.enabled)
-    .execute(&mut *tx)
-    .await
-    .map_err(taken)?;
+    write(&mut tx, Some(id), &c, &secret).await?;
     let detail = json!({ "enabled": c.enabled, "secret_changed": c.client_secret.is_some() });
     audit::record(&mut *tx, &admin, "identity_provider.update", None, &c.slug, detail).await?;
     tx.commit().await?;
