@@ -104,6 +104,9 @@ pub struct Config {
     /// How long an agent whose last tab closed still counts as present (a reload reconnects
     /// within it, so nobody sees them flap offline).
     pub presence_grace_secs: u64,
+    /// A bearer token for `GET /metrics`. Without one, only clients on loopback or private
+    /// networks (as the trusted-proxy rule computes them) may read it.
+    pub metrics_token: Option<SecretString>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -148,6 +151,7 @@ impl Default for Config {
             webhooks_allow_private: false,
             webhook_interval_secs: 5,
             presence_grace_secs: 8,
+            metrics_token: None,
         }
     }
 }

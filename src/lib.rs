@@ -16,6 +16,7 @@ pub mod geoip;
 pub mod http;
 pub mod i18n;
 pub mod merchant;
+pub mod metrics;
 pub mod notify;
 pub mod platform;
 pub mod site;

@@ -52,6 +52,7 @@ impl Application {
             }
             None => None,
         };
+        crate::metrics::handle();
         let state = AppState {
             plans: Arc::new(config.catalog()?),
             stripe,

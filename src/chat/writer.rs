@@ -115,6 +115,8 @@ pub enum WriteError {
 struct Request {
     message: NewMessage,
     reply: oneshot::Sender<Result<Stored, WriteError>>,
+    /// When the message was handed to the writer (for the latency metrics).
+    handed_in: std::time::Instant,
 }
 
 /// The lanes of this process.
@@ -153,7 +155,7 @@ impl Writer {
     /// Stores `message` durably (committed) and returns its id.
     pub async fn write(&self, tenant: TenantId, message: NewMessage) -> Result<Stored, WriteError> {
         let (reply, answer) = oneshot::channel();
-        let mut request = Request { message, reply };
+        let mut request = Request { message, reply, handed_in: std::time::Instant::now() };
         // A lane may have just ended for idleness; then make a new one and retry once.
         for _ in 0..2 {
             let lane = self.lane(tenant);
@@ -209,14 +211,19 @@ async fn run_lane(lane: Lane, mut rx: mpsc::Receiver<Request>) {
             }
         }
         let messages: Vec<&NewMessage> = batch.iter().map(|r| &r.message).collect();
+        let oldest =
+            batch.iter().map(|r| r.handed_in).min().unwrap_or_else(std::time::Instant::now);
         let results = match commit_batch(&pool, tenant, &messages).await {
-            Ok(results) => results,
+            Ok(results) => {
+                crate::metrics::batch_committed(results.len(), oldest);
+                results
+            }
             Err(e) => {
                 tracing::error!(tenant = tenant.0, error = %e, batch = batch.len(), "storing messages failed");
                 vec![Err(WriteError::Database(e.to_string())); batch.len()]
             }
         };
-        let mut fresh: Vec<(i64, Option<u64>, MessageOut)> = Vec::new();
+        let mut fresh: Vec<(i64, Option<u64>, MessageOut, std::time::Instant)> = Vec::new();
         for (request, result) in batch.into_iter().zip(results) {
             if let Ok(stored) = &result {
                 if !stored.duplicate {
@@ -224,20 +231,23 @@ async fn run_lane(lane: Lane, mut rx: mpsc::Receiver<Request>) {
                         request.message.visitor_id,
                         request.message.origin,
                         request.message.out(stored),
+                        request.handed_in,
                     ));
                 }
             }
             let _ = request.reply.send(result);
         }
-        fresh.sort_by_key(|(_, _, m)| m.id);
-        for (visitor_id, origin, message) in fresh {
+        fresh.sort_by_key(|(_, _, m, _)| m.id);
+        for (visitor_id, origin, message, handed_in) in fresh {
             let frame = encode(&ServerFrame::Message(message.clone()));
             hub.to_agents_except(tenant, origin, &frame);
             // Activity lines (status changes) are the team's own business.
             if message.kind == "activity" {
+                crate::metrics::message_delivered(message.sender.kind, handed_in);
                 continue;
             }
             hub.to_visitor_except(tenant, visitor_id, origin, &frame);
+            crate::metrics::message_delivered(message.sender.kind, handed_in);
             // Only built (and cloned) when the merchant has webhooks.
             webhooks.emit(
                 tenant,

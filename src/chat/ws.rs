@@ -270,6 +270,10 @@ async fn serve(state: AppState, socket: WebSocket, conn: Connection) {
     let tenant = conn.tenant.id;
     let first_connection = chat.hub.connections_of(tenant, conn.peer) == 0;
     let (registration, hub_rx) = chat.hub.register(tenant, conn.peer);
+    let _counted = crate::metrics::Connection::open(match conn.peer {
+        Peer::Agent(_) => "agent",
+        Peer::Visitor(_) => "visitor",
+    });
     // The transient steps are boxed: an idle socket's task then only holds the small state
     // of its two loops, not the largest state of every step it ever runs.
     if let Err(e) = Box::pin(on_connect(&state, &conn, first_connection)).await {

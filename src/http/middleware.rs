@@ -52,6 +52,7 @@ pub fn wrap(router: Router<AppState>, state: AppState) -> Router {
                 })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
+        .layer(axum_mw::from_fn(crate::metrics::track_http))
         .layer(axum_mw::from_fn(limit_body))
         .layer(axum_mw::from_fn(crate::i18n::remember_choice))
         .layer(axum_mw::from_fn_with_state(state.clone(), crate::platform::system::default_lang))

@@ -68,6 +68,7 @@ pub fn routes(config: &Config) -> Routes {
     Routes::new()
         .merge(crate::site::routes())
         .merge(openapi::routes())
+        .merge(crate::metrics::routes())
         .merge(crate::auth::routes(config))
         .merge(crate::agent::routes())
         .merge(crate::chat::routes())

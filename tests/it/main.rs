@@ -18,6 +18,7 @@ mod identity;
 mod isolation;
 mod login;
 mod merchant_settings;
+mod metrics;
 mod migrate;
 mod oauth;
 mod openapi;
