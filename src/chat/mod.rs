@@ -232,6 +232,8 @@ impl Chat {
         if let Some(id) = store::reopen_recent(&mut tx, visitor_id, reopen_hours).await? {
             let row = store::conversation(&mut tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
             tx.commit().await?;
+            // Reopening cleared the stored offline-notice mark; forget the remembered one.
+            self.offline_noticed.invalidate(&id);
             let changed = status::Changed { row: row.clone(), from: "closed".to_owned() };
             self.status_changed(tenant, &changed, &status::Actor::Visitor).await;
             return Ok(Some((row, false)));

@@ -229,7 +229,9 @@ pub async fn reopen_recent(
     sqlx::query_scalar(
         "update conversations
             set status = case when agent_id is null then 'queued' else 'open' end,
-                closed_at = null, closed_by_agent_id = null
+                closed_at = null, closed_by_agent_id = null,
+                -- A visitor back after the close who finds nobody online is told so again.
+                offline_notice_sent = false
           where id = (select id from conversations where visitor_id = $1 order by id desc limit 1)
             and status = 'closed' and closed_at > now() - make_interval(hours => $2)
          returning id",

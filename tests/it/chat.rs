@@ -168,6 +168,29 @@ async fn nobody_online_means_one_offline_notice_and_a_leave_message_form() {
     .await
     .unwrap();
     assert_eq!((queued, left), (1, 1));
+    drop(tx);
+
+    // Resolved, then the visitor is back (the conversation reopens) and still nobody is
+    // online: told so once more, in the reopened conversation.
+    let conversation =
+        frames.iter().find(|f| f["type"] == "ack").unwrap()["conversation_id"].as_i64().unwrap();
+    let res = client()
+        .post(app.url(&format!("/api/v1/conversations/{conversation}/close")))
+        .bearer_auth(&m.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    while visitor.next().await.is_some() {}
+    visitor.send_text("again", "hello again?", None).await;
+    let mut frames = Vec::new();
+    while let Some(f) = visitor.next().await {
+        frames.push(f);
+    }
+    let ack = frames.iter().find(|f| f["type"] == "ack").expect("an ack");
+    assert_eq!(ack["conversation_id"], conversation, "the same conversation, reopened");
+    let notices = frames.iter().filter(|f| f["type"] == "notice" && f["code"] == "offline").count();
+    assert_eq!(notices, 1, "{frames:#?}");
 }
 
 #[tokio::test]
