@@ -25,7 +25,7 @@ use askama::Template;
 use axum::{
     Json,
     extract::{Path, Query, State},
-    http::{HeaderMap, Method, StatusCode},
+    http::{Method, StatusCode},
     response::{IntoResponse, Redirect, Response},
     routing::get,
 };
@@ -40,7 +40,7 @@ pub use self::protocol::{Kind, Provider, Providers};
 use super::{AuthRateLimit, LoginOutcome, form_outcome, session::AgentSession, totp};
 use crate::{
     http::{
-        AppError, AppState, Page, Routes, Scope, client::ClientMeta, csrf, extract::OptionalJson,
+        AppError, AppState, Page, Routes, Scope, client::ClientMeta, extract::OptionalJson,
         local_redirect_target,
     },
     i18n::Lang,
@@ -172,14 +172,11 @@ async fn link(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     meta: ClientMeta,
-    headers: HeaderMap,
     jar: CookieJar,
+    // Its extractor already holds a cookie session's write to the CSRF header.
     session: AgentSession,
     OptionalJson(req): OptionalJson<LinkRequest>,
 ) -> Result<Response, AppError> {
-    if session.via_cookie {
-        csrf::verify(&headers, headers.get(csrf::HEADER).and_then(|v| v.to_str().ok()))?;
-    }
     if session.impersonator.is_some() || session.api_token.is_some() {
         return Err(AppError::forbidden(
             "not_yourself",
