@@ -815,7 +815,7 @@
   function wireAnnouncement(banner) {
     banner.querySelector('.announcement-dismiss').addEventListener('click', () => {
       banner.remove();
-      api('POST', `/api/v1/announcements/${banner.dataset.announcement}/dismiss`).catch(() => {});
+      api('POST', `/api/v1/announcements/${banner.dataset.announcement}/dismiss`, undefined, { keepalive: true }).catch(() => {});
     });
   }
   function showAnnouncement(a) {

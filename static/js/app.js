@@ -30,8 +30,9 @@ window.KefuApp = (() => {
     }
     return data;
   }
-  async function api(method, url, body) {
-    const init = { method, headers: { 'x-csrf-token': csrf() } };
+  // `keepalive` lets a request outlive the page (a click just before the person navigates away).
+  async function api(method, url, body, { keepalive = false } = {}) {
+    const init = { method, keepalive, headers: { 'x-csrf-token': csrf() } };
     if (body !== undefined) { init.headers['content-type'] = 'application/json'; init.body = JSON.stringify(body); }
     return answer(await fetch(url, init));
   }

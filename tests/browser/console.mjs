@@ -97,7 +97,11 @@ try {
   await shot(page, 'console-announcements');
   await owner.locator('.announcement', { hasText: 'Scheduled maintenance' }).waitFor({ timeout: T });
   await shot(owner, 'workspace-announcement-live');
-  await owner.click('.announcement .announcement-dismiss');
+  // The dismissal is stored before the reload asks for the page again.
+  await Promise.all([
+    owner.waitForResponse((r) => r.url().includes('/dismiss') && r.request().method() === 'POST', { timeout: T }),
+    owner.click('.announcement .announcement-dismiss'),
+  ]);
   await owner.reload();
   await owner.locator('#inbox').waitFor({ timeout: T });
   if (await owner.locator('.announcement', { hasText: 'Scheduled maintenance' }).count()) throw new Error('a dismissed announcement came back');
