@@ -107,6 +107,11 @@ pub struct Config {
     /// A bearer token for `GET /metrics`. Without one, only clients on loopback or private
     /// networks (as the trusted-proxy rule computes them) may read it.
     pub metrics_token: Option<SecretString>,
+    /// Tenant schemas kept built ahead of sign-up, so that creating a merchant takes
+    /// milliseconds instead of running every tenant migration (0: build on demand).
+    pub spare_schemas: usize,
+    /// How often the stock of spare schemas is topped up (seconds).
+    pub spare_interval_secs: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -152,6 +157,8 @@ impl Default for Config {
             webhook_interval_secs: 5,
             presence_grace_secs: 8,
             metrics_token: None,
+            spare_schemas: 3,
+            spare_interval_secs: 5,
         }
     }
 }

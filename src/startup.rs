@@ -109,6 +109,7 @@ impl Application {
         let webhooks = crate::webhooks::deliver::spawn_worker(&self.state);
         let auto_away = crate::chat::presence::spawn_auto_away(&self.state);
         let timers = crate::chat::status::spawn_worker(&self.state);
+        let spares = crate::platform::lifecycle::spawn_spares_job(&self.state);
         let app = http::router(self.state);
         axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
@@ -119,6 +120,9 @@ impl Application {
         webhooks.abort();
         timers.abort();
         auto_away.abort();
+        if let Some(spares) = spares {
+            spares.abort();
+        }
         Ok(())
     }
 }

@@ -8,7 +8,7 @@
 //! `tenant_suspended` (deleted: 404) and its chat page shows "service paused" (deleted: not
 //! found).
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use sqlx::PgPool;
 use tenants::{TenantId, TenantStatus, schema_name};
@@ -176,6 +176,30 @@ pub async fn purge_due(pool: &PgPool, storage: &crate::upload::Storage) -> anyho
         }
     }
     Ok(purged)
+}
+
+/// Keeps `spare_schemas` tenant schemas built ahead of sign-up (see `tenants::spares`),
+/// topped up every `spare_interval_secs` until shutdown.
+pub fn spawn_spares_job(state: &AppState) -> Option<tokio::task::JoinHandle<()>> {
+    let want = state.config.spare_schemas;
+    if want == 0 {
+        return None;
+    }
+    let (pool, migrator) = (state.db.clone(), Arc::clone(&state.migrator));
+    let interval = Duration::from_secs(state.config.spare_interval_secs.max(1));
+    Some(crate::background::every(
+        "spares",
+        interval,
+        state.chat.hub.shutdown_token(),
+        None,
+        move || {
+            let (pool, migrator) = (pool.clone(), Arc::clone(&migrator));
+            async move {
+                let report = tenants::spares::refill(&pool, &migrator, want).await?;
+                Ok(report.built + report.dropped)
+            }
+        },
+    ))
 }
 
 /// Runs [`purge_due`] every `purge_interval_secs` until shutdown.

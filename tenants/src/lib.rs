@@ -7,13 +7,15 @@
 //!   [`tenant_function_call`] for the few hot statements that call a function of the
 //!   tenant's schema in one round trip;
 //! - [`TenantMigrator`]: the per-tenant schema migrations in `tenants/migrations/`;
-//! - [`provision`]: creating a tenant (row + schema + baseline) in one transaction;
+//! - [`provision`]: creating a tenant (row + schema + baseline) in one transaction, on a
+//!   schema built ahead of time by [`spares::refill`] when one is ready;
 //! - [`Registry`]: resolving a tenant from its id, `ent_id` or Host, cached with moka.
 
 mod ids;
 mod migrate;
 mod provision;
 mod registry;
+pub mod spares;
 mod tx;
 
 pub use ids::{EntId, EntIdError, TenantId, schema_name};

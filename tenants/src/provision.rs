@@ -1,14 +1,15 @@
 //! Creating a tenant: its `public.tenants` row, its schema and the tenant migrations, all in
 //! one transaction (PostgreSQL DDL is transactional), so a tenant either fully exists or not
-//! at all.
+//! at all. The schema is a spare built ahead of time ([`crate::spares`]) when one is ready.
 
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
 
 use crate::{
-    ids::{EntId, schema_name},
+    ids::{EntId, TenantId, schema_name},
     migrate::{MigrationError, TenantMigrator},
     registry::{TENANT_COLUMNS, Tenant},
+    spares,
     tx::TenantTx,
 };
 
@@ -42,26 +43,35 @@ pub async fn provision(
     migrator: &TenantMigrator,
     new: NewTenant,
 ) -> Result<(Tenant, TenantTx), ProvisionError> {
-    let tenant = insert_row(&mut tx, &new).await?;
-    sqlx::query(AssertSqlSafe(format!("create schema {}", schema_name(tenant.id))))
-        .execute(&mut *tx)
-        .await?;
+    let spare = spares::claim(&mut tx, migrator.latest()).await?;
+    let tenant = insert_row(&mut tx, &new, spare).await?;
+    if spare.is_none() {
+        sqlx::query(AssertSqlSafe(format!("create schema {}", schema_name(tenant.id))))
+            .execute(&mut *tx)
+            .await?;
+    }
     let mut tx = TenantTx::scope(tx, tenant.id).await?;
+    // For a spare this only checks what it has and records the version on the new row.
     migrator.apply(&mut tx).await?;
     let tenant = Tenant { schema_version: migrator.latest(), ..tenant };
     Ok((tenant, tx))
 }
 
+/// Inserts the tenant's row, with the spare's id when there is one (an id drawn from the
+/// same identity sequence, hence `overriding system value`).
 async fn insert_row(
     tx: &mut Transaction<'static, Postgres>,
     new: &NewTenant,
+    id: Option<TenantId>,
 ) -> Result<Tenant, ProvisionError> {
     // A generated id collides with probability ~n/2^50; a few attempts are plenty.
     for _ in 0..5 {
         let ent_id = new.ent_id.clone().unwrap_or_else(EntId::generate);
         let row: Option<Tenant> = sqlx::query_as(AssertSqlSafe(format!(
-            "insert into public.tenants (ent_id, name, plan, trial_ends_at)
-             values ($1, $2, $3, $4)
+            "insert into public.tenants (id, ent_id, name, plan, trial_ends_at)
+             overriding system value
+             values (coalesce($5, nextval(pg_get_serial_sequence('public.tenants', 'id'))),
+                     $1, $2, $3, $4)
              on conflict (ent_id) do nothing
              returning {TENANT_COLUMNS}"
         )))
@@ -69,6 +79,7 @@ async fn insert_row(
         .bind(&new.name)
         .bind(&new.plan)
         .bind(new.trial_ends_at)
+        .bind(id)
         .fetch_optional(&mut **tx)
         .await?;
         match row {

@@ -137,6 +137,8 @@ pub fn test_config() -> Config {
         ws_rate_burst: 100_000,
         // Agents leaving count as present this long (presence.rs tests set their own).
         presence_grace_secs: 1,
+        // Sign-ups build their schemas (tests/it/spares.rs tests the spare stock).
+        spare_schemas: 0,
         ..Config::default()
     }
 }

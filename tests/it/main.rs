@@ -32,6 +32,7 @@ mod roles;
 mod s3;
 mod signup;
 mod smtp_server;
+mod spares;
 mod sso;
 mod static_checks;
 mod statuses;
