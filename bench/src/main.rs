@@ -1,7 +1,7 @@
 //! kefu-bench: a load generator for kefu's real-time chat, run on loopback.
 //!
 //!   kefu-bench idle  --visitors 19000     hold idle visitor sockets, report server RSS per socket
-//!   kefu-bench load  --visitors 2000 --rate 10000 --duration 20
+//!   kefu-bench load  --visitors 2000 --rate 10000 --duration 20 [--tenants 1000]
 //!                                          visitor → agent traffic at a fixed rate: durable
 //!                                          msgs/s delivered and end-to-end latency measured
 //!                                          from the *intended* send time (no coordinated omission)
@@ -62,8 +62,12 @@ enum Mode {
     Load {
         #[arg(long, default_value_t = 1_000)]
         visitors: usize,
+        /// Agent sockets per merchant.
         #[arg(long, default_value_t = 1)]
         agents: usize,
+        /// Merchants the visitors are spread over (visitor n talks to merchant n mod T).
+        #[arg(long, default_value_t = 1)]
+        tenants: usize,
         /// Messages per second, all visitors together.
         #[arg(long, default_value_t = 2_000)]
         rate: u64,
@@ -111,8 +115,9 @@ fn main() -> anyhow::Result<()> {
         };
         let result = match cli.mode {
             Mode::Idle { visitors, per_process } => idle(&server, visitors, per_process).await,
-            Mode::Load { visitors, agents, rate, duration, warmup } => {
-                load(&server, visitors, agents, rate, duration, warmup).await
+            Mode::Load { visitors, agents, tenants, rate, duration, warmup } => {
+                let shape = Shape { visitors, agents, tenants: tenants.clamp(1, visitors.max(1)) };
+                load(&server, shape, rate, duration, warmup).await
             }
             Mode::Burst { visitors, cycles } => burst(&server, visitors, cycles).await,
             Mode::Worker { .. } => unreachable!(),
@@ -209,6 +214,34 @@ impl Server {
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
     }
 
+    /// The embedded cluster's processes (children of its postmaster) and the sum of their
+    /// private memory in KiB (`RssAnon`: what each backend holds of its own — catalog caches,
+    /// plans, work memory — without the shared buffers every process maps).
+    fn postgres_memory(&self) -> Option<(usize, u64)> {
+        let pid_file = self.dir.as_ref()?.join("postgres/postmaster.pid");
+        let postmaster: u32 =
+            std::fs::read_to_string(pid_file).ok()?.lines().next()?.parse().ok()?;
+        let field = |pid: u32, key: &str| -> Option<u64> {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        };
+        let mut count = 1;
+        let mut kib = field(postmaster, "RssAnon:")?;
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            if field(pid, "PPid:") == Some(u64::from(postmaster)) {
+                count += 1;
+                kib += field(pid, "RssAnon:").unwrap_or(0);
+            }
+        }
+        Some((count, kib))
+    }
+
     /// Open file descriptors.
     fn open_files(&self) -> Option<usize> {
         Some(std::fs::read_dir(format!("/proc/{}/fd", self.pid?)).ok()?.count())
@@ -267,9 +300,9 @@ async fn post(
     Ok(body)
 }
 
-/// A merchant to load: its ent_id and the owner's token.
-async fn merchant(server: &Server) -> anyhow::Result<(String, String)> {
-    let email = format!("bench{}@example.com", std::process::id());
+/// A merchant to load (the `n`th of this run): its ent_id and the owner's token.
+async fn merchant(server: &Server, n: usize) -> anyhow::Result<(String, String)> {
+    let email = format!("bench{}-{n}@example.com", std::process::id());
     let body = json!({"company": "Bench", "email": email, "password": "benchmark password 1"});
     let res = post(&http(), format!("{}/api/v1/signup", server.url), body, None).await?;
     Ok((
@@ -354,7 +387,7 @@ async fn worker(url: &str, ent_id: &str, count: usize, source: Ipv4Addr) -> anyh
 }
 
 async fn idle(server: &Server, visitors: usize, per_process: usize) -> anyhow::Result<()> {
-    let (ent_id, _) = merchant(server).await?;
+    let (ent_id, _) = merchant(server, 0).await?;
     let exe = std::env::current_exe()?;
     let mut workers: Vec<Child> = Vec::new();
     let mut remaining = visitors;
@@ -432,15 +465,33 @@ async fn idle(server: &Server, visitors: usize, per_process: usize) -> anyhow::R
 // ---------------------------------------------------------------------------------------
 // load
 
+/// Who takes part in a load run.
+#[derive(Clone, Copy)]
+struct Shape {
+    visitors: usize,
+    /// Agent sockets per merchant.
+    agents: usize,
+    tenants: usize,
+}
+
 async fn load(
     server: &Server,
-    visitors: usize,
-    agents: usize,
+    Shape { visitors, agents, tenants }: Shape,
     rate: u64,
     duration: u64,
     warmup: u64,
 ) -> anyhow::Result<()> {
-    let (ent_id, owner) = merchant(server).await?;
+    let started = Instant::now();
+    let merchants: Vec<(String, String)> = stream::iter(0..tenants)
+        .map(|n| merchant(server, n))
+        .buffer_unordered(4)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    if tenants > 1 {
+        eprintln!("kefu-bench: {tenants} merchants signed up in {:.1?}", started.elapsed());
+    }
     let http = http();
     let url = server.url.clone();
     let origin = Instant::now();
@@ -449,43 +500,53 @@ async fn load(
     // The measured window, in ns since `origin`; set once the schedule's start is known.
     let window = Arc::new((AtomicU64::new(u64::MAX), AtomicU64::new(0)));
 
-    // Every visitor message the first agent socket receives, in the window or not.
+    // Every visitor message the first agent socket of each merchant receives, in the window
+    // or not.
     let received = Arc::new(AtomicU64::new(0));
     let sent = Arc::new(AtomicU64::new(0));
     let mut readers = Vec::new();
-    for _ in 0..agents {
-        let mut ws =
-            open_socket(&http, &url, "/api/v1/ws/ticket", &owner, "/ws/agent", Ipv4Addr::LOCALHOST)
-                .await?;
-        let (histogram, delivered, window) = (histogram.clone(), delivered.clone(), window.clone());
-        let received = (readers.is_empty()).then(|| received.clone());
-        readers.push(tokio::spawn(async move {
-            // Pings (answered by tungstenite) and other non-text frames are not the end.
-            while let Some(Ok(frame)) = ws.next().await {
-                let Message::Text(text) = frame else { continue };
-                let now = origin.elapsed().as_nanos() as u64;
-                // The generator shares the server's two cores: find the intended time without
-                // parsing the whole frame (only visitor messages carry `"body":"bench:<ns>"`).
-                let Some(intended) = bench_stamp(&text) else { continue };
-                if let Some(received) = &received {
-                    received.fetch_add(1, Ordering::Relaxed);
+    for (_, owner) in &merchants {
+        for a in 0..agents {
+            let mut ws = open_socket(
+                &http,
+                &url,
+                "/api/v1/ws/ticket",
+                owner,
+                "/ws/agent",
+                Ipv4Addr::LOCALHOST,
+            )
+            .await?;
+            let (histogram, delivered, window) =
+                (histogram.clone(), delivered.clone(), window.clone());
+            let received = (a == 0).then(|| received.clone());
+            readers.push(tokio::spawn(async move {
+                // Pings (answered by tungstenite) and other non-text frames are not the end.
+                while let Some(Ok(frame)) = ws.next().await {
+                    let Message::Text(text) = frame else { continue };
+                    let now = origin.elapsed().as_nanos() as u64;
+                    // The generator shares the server's two cores: find the intended time without
+                    // parsing the whole frame (only visitor messages carry `"body":"bench:<ns>"`).
+                    let Some(intended) = bench_stamp(&text) else { continue };
+                    if let Some(received) = &received {
+                        received.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if (window.0.load(Ordering::Relaxed)..window.1.load(Ordering::Relaxed))
+                        .contains(&intended)
+                    {
+                        delivered.fetch_add(1, Ordering::Relaxed);
+                        let _ = histogram
+                            .lock()
+                            .unwrap()
+                            .record((now.saturating_sub(intended) / 1_000).max(1));
+                    }
                 }
-                if (window.0.load(Ordering::Relaxed)..window.1.load(Ordering::Relaxed))
-                    .contains(&intended)
-                {
-                    delivered.fetch_add(1, Ordering::Relaxed);
-                    let _ = histogram
-                        .lock()
-                        .unwrap()
-                        .record((now.saturating_sub(intended) / 1_000).max(1));
-                }
-            }
-        }));
+            }));
+        }
     }
     eprintln!("kefu-bench: opening {visitors} visitor sockets…");
     let sockets: Vec<Socket> = stream::iter(0..visitors)
         .map(|n| {
-            let (http, url, ent_id) = (&http, &url, &ent_id);
+            let (http, url, ent_id) = (&http, &url, &merchants[n % tenants].0);
             async move {
                 let token = visitor_token(http, url, ent_id).await?;
                 let source = Ipv4Addr::new(127, 0, 1, 1 + (n / 20_000) as u8);
@@ -612,7 +673,7 @@ async fn load(
     let h = histogram.lock().unwrap();
     let n = delivered.load(Ordering::Relaxed);
     println!(
-        "load: {visitors} visitors → {agents} agent socket(s), target {rate} msgs/s, measured {duration} s after {warmup} s warm-up"
+        "load: {visitors} visitors over {tenants} merchant(s) → {agents} agent socket(s) each, target {rate} msgs/s, measured {duration} s after {warmup} s warm-up"
     );
     println!(
         "load: delivered {:.0} msgs/s durable (sent {sent}, acked {}, {} errors, {undelivered} not delivered within 10 s); latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
@@ -626,6 +687,12 @@ async fn load(
     );
     if let Some(rss) = server.rss_kib() {
         println!("load: server RSS {:.1} MiB", rss as f64 / 1024.0);
+    }
+    if let Some((backends, private_kib)) = server.postgres_memory() {
+        println!(
+            "load: PostgreSQL: {backends} processes, {:.1} MiB private memory (RssAnon, shared buffers not counted)",
+            private_kib as f64 / 1024.0
+        );
     }
     Ok(())
 }
@@ -647,7 +714,7 @@ async fn burst(server: &Server, visitors: usize, cycles: usize) -> anyhow::Resul
     if visitors > 19_000 {
         bail!("one process can hold at most ~19,000 sockets");
     }
-    let (ent_id, _) = merchant(server).await?;
+    let (ent_id, _) = merchant(server, 0).await?;
     let http = http();
     let url = server.url.clone();
     let _ = server.ws_addr()?;
