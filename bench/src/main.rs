@@ -207,11 +207,7 @@ impl Server {
 
     /// Resident memory in KiB.
     fn rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid?)).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        proc_status(self.pid?, "VmRSS:")
     }
 
     /// The embedded cluster's processes (children of its postmaster) and the sum of their
@@ -221,22 +217,15 @@ impl Server {
         let pid_file = self.dir.as_ref()?.join("postgres/postmaster.pid");
         let postmaster: u32 =
             std::fs::read_to_string(pid_file).ok()?.lines().next()?.parse().ok()?;
-        let field = |pid: u32, key: &str| -> Option<u64> {
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        };
         let mut count = 1;
-        let mut kib = field(postmaster, "RssAnon:")?;
+        let mut kib = proc_status(postmaster, "RssAnon:")?;
         for entry in std::fs::read_dir("/proc").ok()?.flatten() {
             let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
                 continue;
             };
-            if field(pid, "PPid:") == Some(u64::from(postmaster)) {
+            if proc_status(pid, "PPid:") == Some(u64::from(postmaster)) {
                 count += 1;
-                kib += field(pid, "RssAnon:").unwrap_or(0);
+                kib += proc_status(pid, "RssAnon:").unwrap_or(0);
             }
         }
         Some((count, kib))
@@ -270,6 +259,15 @@ impl Server {
         let host = self.url.trim_start_matches("http://");
         host.parse().map_err(|_| anyhow!("--url must be http://IP:PORT on this machine"))
     }
+}
+
+/// The number after `key` in `/proc/<pid>/status` (memory fields are in KiB).
+fn proc_status(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
 // ---------------------------------------------------------------------------------------

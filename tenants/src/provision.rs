@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
 
 use crate::{
-    ids::{EntId, TenantId, schema_name},
+    ids::{EntId, TenantId},
     migrate::{MigrationError, TenantMigrator},
     registry::{TENANT_COLUMNS, Tenant},
     spares,
@@ -46,9 +46,7 @@ pub async fn provision(
     let spare = spares::claim(&mut tx, migrator.latest()).await?;
     let tenant = insert_row(&mut tx, &new, spare).await?;
     if spare.is_none() {
-        sqlx::query(AssertSqlSafe(format!("create schema {}", schema_name(tenant.id))))
-            .execute(&mut *tx)
-            .await?;
+        spares::create_schema(&mut tx, tenant.id).await?;
     }
     let mut tx = TenantTx::scope(tx, tenant.id).await?;
     // For a spare this only checks what it has and records the version on the new row.

@@ -76,9 +76,7 @@ pub async fn refill(
             .bind(migrator.latest())
             .execute(&mut *tx)
             .await?;
-        sqlx::query(AssertSqlSafe(format!("create schema {}", schema_name(TenantId(id)))))
-            .execute(&mut *tx)
-            .await?;
+        create_schema(&mut tx, TenantId(id)).await?;
         let mut tx = TenantTx::scope(tx, TenantId(id)).await?;
         migrator.apply(&mut tx).await?;
         tx.commit().await?;
@@ -105,6 +103,12 @@ pub(crate) async fn claim(conn: &mut PgConnection, version: i32) -> sqlx::Result
     .fetch_optional(conn)
     .await?;
     Ok(id.map(TenantId))
+}
+
+/// `create schema tenant_<id>`, empty (the tenant migrations fill it).
+pub(crate) async fn create_schema(conn: &mut PgConnection, id: TenantId) -> sqlx::Result<()> {
+    sqlx::query(AssertSqlSafe(format!("create schema {}", schema_name(id)))).execute(conn).await?;
+    Ok(())
 }
 
 async fn drop_schema(conn: &mut PgConnection, id: TenantId) -> sqlx::Result<()> {
