@@ -112,6 +112,14 @@ pub struct Config {
     pub spare_schemas: usize,
     /// How often the stock of spare schemas is topped up (seconds).
     pub spare_interval_secs: u64,
+    /// NATS server(s) for running several kefu nodes (`nats://host:4222`, comma-separated
+    /// for a cluster). Unset: one process, no bus.
+    pub nats_url: Option<SecretString>,
+    /// The subject prefix on NATS (several deployments can share a NATS cluster).
+    pub nats_subject: String,
+    /// How often each node sends its presence snapshot (its heartbeat) on the bus; a node
+    /// silent for three of these is taken for dead (seconds).
+    pub bus_heartbeat_secs: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -159,6 +167,9 @@ impl Default for Config {
             metrics_token: None,
             spare_schemas: 3,
             spare_interval_secs: 5,
+            nats_url: None,
+            nats_subject: "kefu".to_owned(),
+            bus_heartbeat_secs: 5,
         }
     }
 }
@@ -251,6 +262,22 @@ impl Config {
         }
         if self.webhook_interval_secs == 0 {
             bail!("webhook_interval_secs must be at least 1");
+        }
+        if self.bus_heartbeat_secs == 0 {
+            bail!("bus_heartbeat_secs must be at least 1");
+        }
+        let subject_ok = |s: &str| {
+            !s.is_empty()
+                && s.split('.').all(|token| {
+                    !token.is_empty()
+                        && token.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                })
+        };
+        if !subject_ok(&self.nats_subject) {
+            bail!(
+                "nats_subject must be dot-separated words of letters, digits, '-' or '_' (like `kefu` or `acme.kefu`), not {:?}",
+                self.nats_subject
+            );
         }
         if self.email_interval_secs == 0 {
             bail!("email_interval_secs must be at least 1");

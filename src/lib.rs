@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod auth;
 pub mod background;
+pub mod bus;
 pub mod chat;
 pub mod cli;
 pub mod config;

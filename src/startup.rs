@@ -18,7 +18,13 @@ use crate::{
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    /// The bus to the other nodes, when `nats_url` is set (started with the server).
+    nats: Option<crate::bus::Nats>,
 }
+
+/// How long shutdown waits for sockets to close, then for queued messages to be stored,
+/// then for the last bus events to go out.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 impl Application {
     /// Binds the listener (`port` 0 picks a free port) and assembles the state. The database
@@ -81,7 +87,20 @@ impl Application {
             .chat
             .presence
             .set_grace(std::time::Duration::from_secs(state.config.presence_grace_secs));
-        Ok(Self { listener, state })
+        let nats = match &state.config.nats_url {
+            Some(url) => {
+                use secrecy::ExposeSecret as _;
+                let heartbeat = Duration::from_secs(state.config.bus_heartbeat_secs);
+                let (bus, nats) =
+                    crate::bus::connect(url.expose_secret(), &state.config.nats_subject, heartbeat)
+                        .await?;
+                tracing::info!(node = bus.node, "bus: this node is on NATS");
+                state.chat.hub.attach_bus(bus);
+                Some(nats)
+            }
+            None => None,
+        };
+        Ok(Self { listener, state, nats })
     }
 
     pub fn port(&self) -> u16 {
@@ -98,11 +117,20 @@ impl Application {
         self
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting and drains in-flight requests.
+    /// Serves until `shutdown` resolves, then stops accepting, finishes in-flight requests,
+    /// tells every socket to reconnect (close 1012), stores what they had sent, and says
+    /// goodbye on the bus.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let bus = match self.nats {
+            Some(nats) => {
+                Some(nats.start(self.state.clone()).await.map_err(std::io::Error::other)?)
+            }
+            None => None,
+        };
+        let state = self.state.clone();
         let purge = crate::platform::lifecycle::spawn_purge_job(&self.state);
         let billing = crate::merchant::subscription::spawn_job(&self.state);
         let email = crate::notify::outbox::spawn_worker(&self.state);
@@ -122,6 +150,11 @@ impl Application {
         auto_away.abort();
         if let Some(spares) = spares {
             spares.abort();
+        }
+        state.chat.hub.drain(SHUTDOWN_GRACE).await;
+        state.chat.writer.drain(SHUTDOWN_GRACE).await;
+        if let Some(bus) = bus {
+            bus.stop(&state, SHUTDOWN_GRACE).await;
         }
         Ok(())
     }

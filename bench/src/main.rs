@@ -10,7 +10,9 @@
 //!                                          open files and RSS must return to the baseline
 //!
 //! Without `--url` it starts `kefu serve` itself (the release binary next to this one) on
-//! an embedded PostgreSQL in a temporary directory, so it knows the server's pid. The
+//! an embedded PostgreSQL in a temporary directory, so it knows the server's pid; with
+//! `--nodes N` it starts N of them on that one database and a `nats-server` for their bus
+//! (`load` then spreads visitors over the nodes, so messages cross between them). The
 //! machine allows 20,000 open files per process, so `idle` spreads sockets over worker
 //! processes, each connecting from its own 127.0.0.x address (ephemeral ports are per
 //! source address). See docs/benchmarks.md.
@@ -43,6 +45,9 @@ struct Cli {
     /// With --url: the server's pid, for RSS and open-file readings.
     #[arg(long, global = true)]
     server_pid: Option<u32>,
+    /// Without --url: kefu processes to start, sharing one database and a NATS server.
+    #[arg(long, global = true, default_value_t = 1)]
+    nodes: usize,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -110,8 +115,10 @@ fn main() -> anyhow::Result<()> {
                 pid: cli.server_pid,
                 child: None,
                 dir: None,
+                others: Vec::new(),
+                nats: None,
             },
-            None => Server::start().await?,
+            None => Server::start(cli.nodes.max(1)).await?,
         };
         let result = match cli.mode {
             Mode::Idle { visitors, per_process } => idle(&server, visitors, per_process).await,
@@ -135,79 +142,155 @@ struct Server {
     pid: Option<u32>,
     child: Option<Child>,
     dir: Option<PathBuf>,
+    /// Further nodes (`--nodes`), on the first one's database: (url, process).
+    others: Vec<(String, Child)>,
+    nats: Option<Child>,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Starts `kefu serve` on `port`; `database_url` None: on the embedded cluster in `dir`.
+fn spawn_kefu(
+    port: u16,
+    dir: &std::path::Path,
+    database_url: Option<&str>,
+    nats_url: Option<&str>,
+) -> anyhow::Result<Child> {
+    let kefu = std::env::current_exe()?.with_file_name("kefu");
+    if !kefu.exists() {
+        bail!("{} not found; build it first: cargo build --release", kefu.display());
+    }
+    let mut command = Command::new(&kefu);
+    command
+        .args(["serve", "-p", &port.to_string(), "--config"])
+        .arg(dir.join("kefu.toml"))
+        .arg("--data-dir")
+        .arg(dir)
+        .env("KEFU_AUTH_RATE_PER_MINUTE", "1000000")
+        .env("KEFU_AUTH_RATE_BURST", "1000000")
+        .env("KEFU_LOG", std::env::var("KEFU_LOG").unwrap_or_else(|_| "warn".into()))
+        .env_remove("DATABASE_URL")
+        .env_remove("KEFU_NATS_URL")
+        .stdout(Stdio::null());
+    if let Some(url) = database_url {
+        command.env("DATABASE_URL", url);
+    }
+    if let Some(url) = nats_url {
+        command.env("KEFU_NATS_URL", url);
+    }
+    command.spawn().with_context(|| format!("starting {}", kefu.display()))
+}
+
+async fn wait_ready(url: &str) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    for _ in 0..600 {
+        if http.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("kefu at {url} did not become ready")
 }
 
 impl Server {
-    async fn start() -> anyhow::Result<Self> {
-        let exe = std::env::current_exe()?;
-        let kefu = exe.with_file_name("kefu");
-        if !kefu.exists() {
-            bail!("{} not found; build it first: cargo build --release", kefu.display());
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    /// Starts `nodes` kefu processes (and, for more than one, a nats-server for their bus).
+    async fn start(nodes: usize) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("kefu-bench-{}", std::process::id()));
         // The merchants the bench creates are on the trial: lift its limits (a load run
         // opens thousands of conversations).
         std::fs::create_dir_all(&dir)?;
-        let config = dir.join("kefu.toml");
         std::fs::write(
-            &config,
+            dir.join("kefu.toml"),
             "[plans.trial]\nseats = \"unlimited\"\nconversations_per_month = \"unlimited\"\nstorage_mb = \"unlimited\"\n",
         )?;
-        let child = Command::new(&kefu)
-            .args(["serve", "-p", &port.to_string(), "--config"])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(&dir)
-            .env("KEFU_AUTH_RATE_PER_MINUTE", "1000000")
-            .env("KEFU_AUTH_RATE_BURST", "1000000")
-            .env("KEFU_LOG", std::env::var("KEFU_LOG").unwrap_or_else(|_| "warn".into()))
-            .env_remove("DATABASE_URL")
-            .stdout(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", kefu.display()))?;
-        let server = Server {
+        let (nats, nats_url) = if nodes > 1 {
+            let port = free_port()?;
+            let bin = ["nats-server", "/usr/sbin/nats-server"]
+                .into_iter()
+                .find(|b| Command::new(b).arg("--version").stdout(Stdio::null()).status().is_ok())
+                .context("--nodes needs nats-server (apt-get install nats-server)")?;
+            let child = Command::new(bin)
+                .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?;
+            for _ in 0..100 {
+                if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (Some(child), Some(format!("nats://127.0.0.1:{port}")))
+        } else {
+            (None, None)
+        };
+        let port = free_port()?;
+        let child = spawn_kefu(port, &dir, None, nats_url.as_deref())?;
+        let mut server = Server {
             url: format!("http://127.0.0.1:{port}"),
             pid: Some(child.id()),
             child: Some(child),
-            dir: Some(dir),
+            dir: Some(dir.clone()),
+            others: Vec::new(),
+            nats,
         };
-        let http = reqwest::Client::new();
-        for _ in 0..600 {
-            if http
-                .get(format!("{}/readyz", server.url))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                eprintln!(
-                    "kefu-bench: started kefu (pid {}) at {}",
-                    server.pid.unwrap(),
-                    server.url
-                );
-                return Ok(server);
+        wait_ready(&server.url).await?;
+        eprintln!("kefu-bench: started kefu (pid {}) at {}", server.pid.unwrap(), server.url);
+        if nodes > 1 {
+            // The first node's embedded cluster: its socket directory is in postmaster.pid.
+            let pid_file = std::fs::read_to_string(dir.join("postgres/postmaster.pid"))?;
+            let socket = pid_file.lines().nth(4).context("postmaster.pid names no socket")?;
+            let database_url = format!("postgres://kefu@localhost/kefu?host={socket}&port=5432");
+            for n in 1..nodes {
+                let port = free_port()?;
+                let node_dir = dir.join(format!("node-{n}"));
+                std::fs::create_dir_all(&node_dir)?;
+                std::fs::copy(dir.join("kefu.toml"), node_dir.join("kefu.toml"))?;
+                // Every node signs tokens with the same secret (the first node's).
+                std::fs::copy(dir.join("jwt_secret"), node_dir.join("jwt_secret"))
+                    .context("copying the first node's jwt_secret")?;
+                let child = spawn_kefu(port, &node_dir, Some(&database_url), nats_url.as_deref())?;
+                let url = format!("http://127.0.0.1:{port}");
+                server.others.push((url.clone(), child));
+                wait_ready(&url).await?;
+                eprintln!("kefu-bench: started node {} at {url}", n + 1);
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        bail!("kefu did not become ready")
+        Ok(server)
+    }
+
+    /// Every node's URL, the first first.
+    fn urls(&self) -> Vec<String> {
+        std::iter::once(self.url.clone())
+            .chain(self.others.iter().map(|(u, _)| u.clone()))
+            .collect()
     }
 
     async fn stop(mut self) {
-        if let Some(mut child) = self.child.take() {
+        let children = self.others.drain(..).map(|(_, c)| c).chain(self.child.take());
+        for mut child in children.collect::<Vec<_>>() {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(child.id() as i32),
                 nix::sys::signal::Signal::SIGTERM,
             );
             let _ = tokio::task::spawn_blocking(move || child.wait()).await;
         }
+        if let Some(mut nats) = self.nats.take() {
+            let _ = nats.kill();
+            let _ = nats.wait();
+        }
         if let Some(dir) = self.dir.take() {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
 
-    /// Resident memory in KiB.
+    /// Resident memory in KiB (of every node).
     fn rss_kib(&self) -> Option<u64> {
-        proc_status(self.pid?, "VmRSS:")
+        let others: u64 =
+            self.others.iter().filter_map(|(_, c)| proc_status(c.id(), "VmRSS:")).sum();
+        Some(proc_status(self.pid?, "VmRSS:")? + others)
     }
 
     /// The embedded cluster's processes (children of its postmaster) and the sum of their
@@ -491,7 +574,9 @@ async fn load(
         eprintln!("kefu-bench: {tenants} merchants signed up in {:.1?}", started.elapsed());
     }
     let http = http();
-    let url = server.url.clone();
+    // Merchant m's agents are on node m mod N, visitor n on node n mod N: with several
+    // nodes, most messages cross the bus.
+    let urls = server.urls();
     let origin = Instant::now();
     let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
     let delivered = Arc::new(AtomicU64::new(0));
@@ -503,11 +588,11 @@ async fn load(
     let received = Arc::new(AtomicU64::new(0));
     let sent = Arc::new(AtomicU64::new(0));
     let mut readers = Vec::new();
-    for (_, owner) in &merchants {
+    for (m, (_, owner)) in merchants.iter().enumerate() {
         for a in 0..agents {
             let mut ws = open_socket(
                 &http,
-                &url,
+                &urls[m % urls.len()],
                 "/api/v1/ws/ticket",
                 owner,
                 "/ws/agent",
@@ -544,7 +629,7 @@ async fn load(
     eprintln!("kefu-bench: opening {visitors} visitor sockets…");
     let sockets: Vec<Socket> = stream::iter(0..visitors)
         .map(|n| {
-            let (http, url, ent_id) = (&http, &url, &merchants[n % tenants].0);
+            let (http, url, ent_id) = (&http, &urls[n % urls.len()], &merchants[n % tenants].0);
             async move {
                 let token = visitor_token(http, url, ent_id).await?;
                 let source = Ipv4Addr::new(127, 0, 1, 1 + (n / 20_000) as u8);
@@ -684,7 +769,11 @@ async fn load(
         h.max() as f64 / 1000.0
     );
     if let Some(rss) = server.rss_kib() {
-        println!("load: server RSS {:.1} MiB", rss as f64 / 1024.0);
+        println!(
+            "load: server RSS {:.1} MiB ({} node(s))",
+            rss as f64 / 1024.0,
+            server.urls().len()
+        );
     }
     if let Some((backends, private_kib)) = server.postgres_memory() {
         println!(

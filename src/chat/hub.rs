@@ -4,7 +4,11 @@
 //! never grows memory: when a connection's queue is full it is marked lagging and closed
 //! (close code 4008); the client reconnects with its last id and catches up from the
 //! database. Deregistration is a guard's `Drop`, so a socket that ends in any way (error,
-//! panic, shutdown) leaves the hub. Presence is derived from what is registered.
+//! panic, shutdown) leaves the hub. Presence is derived from what is registered here and
+//! what the other nodes announced on the bus (crate::bus).
+//!
+//! Every push, close and revocation is applied to this node's sockets and, when a bus is
+//! attached, published for the other nodes, which apply it to theirs (`*_here`).
 
 use std::{
     collections::HashMap,
@@ -20,6 +24,7 @@ use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::protocol::ServerFrame;
+use crate::bus::{Bus, Event, Remote, Target};
 
 /// Outbound frames queued per visitor connection before it counts as lagging.
 pub const QUEUE_CAPACITY: usize = 1024;
@@ -36,7 +41,8 @@ pub fn encode(frame: &ServerFrame) -> Frame {
 }
 
 /// Whose connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Peer {
     Agent(i64),
     Visitor(i64),
@@ -61,6 +67,14 @@ pub type CloseReason = Arc<std::sync::OnceLock<(u16, &'static str)>>;
 pub const REVOKED: (u16, &str) = (4003, "access revoked");
 /// The merchant was suspended or deleted: the service is paused.
 pub const SUSPENDED: (u16, &str) = (4004, "service paused");
+
+/// Frames may have been lost on the bus: reconnect with the `since` the resync frame gave.
+pub const RESYNC: (u16, &str) = (4008, "frames may have been lost; reconnect with since");
+
+/// The close code and reason for `code` as another node sent it.
+pub fn close_reason(code: u16) -> (u16, &'static str) {
+    if code == SUSPENDED.0 { SUSPENDED } else { REVOKED }
+}
 
 impl Conn {
     fn end(&self, reason: (u16, &'static str)) {
@@ -114,6 +128,9 @@ pub struct Hub {
     next_id: AtomicU64,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// The other nodes (none until a bus is attached).
+    bus: std::sync::OnceLock<Bus>,
+    remote: Remote,
 }
 
 /// Held by a socket task; removes the connection when dropped.
@@ -132,11 +149,16 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let mut rooms = self.hub.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rooms = self.hub.lock();
         if let Some(room) = rooms.get_mut(&self.tenant) {
             room.remove(self.peer, self.id);
+            let gone = !room.by_peer.contains_key(&self.peer);
             if room.is_empty() {
                 rooms.remove(&self.tenant);
+            }
+            if gone {
+                // Under the lock, so that the other nodes hear comings and goings in order.
+                self.hub.announce(self.tenant, self.peer, false);
             }
         }
     }
@@ -149,6 +171,8 @@ impl Default for Hub {
             next_id: AtomicU64::new(1),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            bus: std::sync::OnceLock::new(),
+            remote: Remote::default(),
         }
     }
 }
@@ -175,7 +199,15 @@ impl Hub {
             revoked: revoked.clone(),
             close: close.clone(),
         };
-        self.lock().entry(tenant).or_default().insert(id, conn);
+        {
+            let mut rooms = self.lock();
+            let room = rooms.entry(tenant).or_default();
+            let first = !room.by_peer.contains_key(&peer);
+            room.insert(id, conn);
+            if first {
+                self.announce(tenant, peer, true);
+            }
+        }
         (
             Registration {
                 hub: self.clone(),
@@ -220,39 +252,100 @@ impl Hub {
         delivered
     }
 
-    /// Every agent connection of `tenant`. Returns how many got the frame.
+    /// Attaches the bus to the other nodes (once, at start).
+    pub fn attach_bus(&self, bus: Bus) {
+        if self.bus.set(bus).is_err() {
+            tracing::warn!("a bus is already attached; keeping the first");
+        }
+    }
+
+    pub fn bus(&self) -> Option<&Bus> {
+        self.bus.get()
+    }
+
+    /// Who is connected to the other nodes.
+    pub fn remote(&self) -> &Remote {
+        &self.remote
+    }
+
+    fn publish(&self, event: Event, frame: Option<&Frame>) {
+        if let Some(bus) = self.bus.get() {
+            bus.publish(event, frame);
+        }
+    }
+
+    fn announce(&self, tenant: TenantId, peer: Peer, online: bool) {
+        self.publish(Event::Online { tenant: tenant.0, peer, online }, None);
+    }
+
+    /// Queues `frame` on the connections `to` of `tenant` here, but connection `except`
+    /// (a sender, which has its ack), and on the other nodes'. Returns how many of this
+    /// node's connections got it.
+    pub fn push(&self, tenant: TenantId, to: Target, except: Option<u64>, frame: &Frame) -> usize {
+        let delivered = self.deliver_here(tenant, to, except, frame);
+        self.publish(Event::Push { tenant: tenant.0, to }, Some(frame));
+        delivered
+    }
+
+    /// [`Hub::push`] for this node's connections only (what another node published).
+    pub fn deliver_here(
+        &self,
+        tenant: TenantId,
+        to: Target,
+        except: Option<u64>,
+        frame: &Frame,
+    ) -> usize {
+        let rooms = self.lock();
+        let Some(room) = rooms.get(&tenant) else { return 0 };
+        match to {
+            Target::Agents => Self::deliver(
+                tenant,
+                room.agents.iter().flat_map(|a| room.of(Peer::Agent(*a))),
+                except,
+                frame,
+            ),
+            Target::OtherAgents(agent_id) => {
+                let others = room
+                    .agents
+                    .iter()
+                    .filter(|a| **a != agent_id)
+                    .flat_map(|a| room.of(Peer::Agent(*a)));
+                Self::deliver(tenant, others, except, frame)
+            }
+            Target::Peer(peer) => Self::deliver(tenant, room.of(peer), except, frame),
+            Target::Visitors => {
+                let visitors = room
+                    .by_peer
+                    .iter()
+                    .filter(|(p, _)| matches!(p, Peer::Visitor(_)))
+                    .flat_map(|(_, c)| c.iter());
+                Self::deliver(tenant, visitors, except, frame)
+            }
+        }
+    }
+
+    /// Every agent connection of `tenant`. Returns how many here got the frame.
     pub fn to_agents(&self, tenant: TenantId, frame: &Frame) -> usize {
-        self.to_agents_except(tenant, None, frame)
+        self.push(tenant, Target::Agents, None, frame)
     }
 
     /// Every agent connection of `tenant` but connection `except` (the sender, which has
     /// its ack).
     pub fn to_agents_except(&self, tenant: TenantId, except: Option<u64>, frame: &Frame) -> usize {
-        let rooms = self.lock();
-        let Some(room) = rooms.get(&tenant) else { return 0 };
-        Self::deliver(
-            tenant,
-            room.agents.iter().flat_map(|a| room.of(Peer::Agent(*a))),
-            except,
-            frame,
-        )
+        self.push(tenant, Target::Agents, except, frame)
     }
 
     /// Agent connections of `tenant` except those of `agent_id`.
     pub fn to_other_agents(&self, tenant: TenantId, agent_id: i64, frame: &Frame) -> usize {
-        let rooms = self.lock();
-        let Some(room) = rooms.get(&tenant) else { return 0 };
-        let others =
-            room.agents.iter().filter(|a| **a != agent_id).flat_map(|a| room.of(Peer::Agent(*a)));
-        Self::deliver(tenant, others, None, frame)
+        self.push(tenant, Target::OtherAgents(agent_id), None, frame)
     }
 
     pub fn to_agent(&self, tenant: TenantId, agent_id: i64, frame: &Frame) -> usize {
-        self.to_peer(tenant, Peer::Agent(agent_id), None, frame)
+        self.push(tenant, Target::Peer(Peer::Agent(agent_id)), None, frame)
     }
 
     pub fn to_visitor(&self, tenant: TenantId, visitor_id: i64, frame: &Frame) -> usize {
-        self.to_peer(tenant, Peer::Visitor(visitor_id), None, frame)
+        self.push(tenant, Target::Peer(Peer::Visitor(visitor_id)), None, frame)
     }
 
     /// The visitor's connections but `except` (the sender, which has its ack).
@@ -263,53 +356,59 @@ impl Hub {
         except: Option<u64>,
         frame: &Frame,
     ) -> usize {
-        self.to_peer(tenant, Peer::Visitor(visitor_id), except, frame)
-    }
-
-    fn to_peer(&self, tenant: TenantId, peer: Peer, except: Option<u64>, frame: &Frame) -> usize {
-        let rooms = self.lock();
-        let Some(room) = rooms.get(&tenant) else { return 0 };
-        Self::deliver(tenant, room.of(peer), except, frame)
+        self.push(tenant, Target::Peer(Peer::Visitor(visitor_id)), except, frame)
     }
 
     /// Every visitor connection of `tenant` (e.g. team availability).
     pub fn to_visitors(&self, tenant: TenantId, frame: &Frame) -> usize {
-        let rooms = self.lock();
-        let Some(room) = rooms.get(&tenant) else { return 0 };
-        let visitors = room
-            .by_peer
-            .iter()
-            .filter(|(p, _)| matches!(p, Peer::Visitor(_)))
-            .flat_map(|(_, c)| c.iter());
-        Self::deliver(tenant, visitors, None, frame)
+        self.push(tenant, Target::Visitors, None, frame)
     }
 
-    /// Agents with at least one live connection.
+    /// Agents with at least one live connection, here or on another node.
     pub fn connected_agents(&self, tenant: TenantId) -> Vec<i64> {
-        self.lock().get(&tenant).map(|r| r.agents.iter().copied().collect()).unwrap_or_default()
+        let mut agents: std::collections::BTreeSet<i64> =
+            self.lock().get(&tenant).map(|r| r.agents.clone()).unwrap_or_default();
+        self.remote.each_in(tenant, |peers| {
+            agents.extend(peers.iter().filter_map(|p| match p {
+                Peer::Agent(a) => Some(*a),
+                Peer::Visitor(_) => None,
+            }));
+        });
+        agents.into_iter().collect()
     }
 
-    /// How many live connections `peer` has in `tenant`.
+    /// How many live connections `peer` has in `tenant`: this node's, plus one for each
+    /// other node it is connected to.
     pub fn connections_of(&self, tenant: TenantId, peer: Peer) -> usize {
-        self.lock().get(&tenant).and_then(|r| r.by_peer.get(&peer)).map_or(0, HashMap::len)
+        let here =
+            self.lock().get(&tenant).and_then(|r| r.by_peer.get(&peer)).map_or(0, HashMap::len);
+        let mut elsewhere = 0;
+        self.remote.each_in(tenant, |peers| elsewhere += usize::from(peers.contains(&peer)));
+        here + elsewhere
     }
 
-    /// Closes every connection of `peer` (it lost access); returns how many there were.
+    /// Closes every connection of `peer` (it lost access) on every node; returns how many
+    /// there were here.
     pub fn revoke(&self, tenant: TenantId, peer: Peer) -> usize {
+        self.publish(Event::Revoke { tenant: tenant.0, peer }, None);
+        self.revoke_here(tenant, peer)
+    }
+
+    pub fn revoke_here(&self, tenant: TenantId, peer: Peer) -> usize {
         let rooms = self.lock();
         let Some(room) = rooms.get(&tenant) else { return 0 };
         room.of(peer).map(|(_, conn)| conn.end(REVOKED)).count()
     }
 
     /// Sends `notice` to every connection of `tenant`, then closes them all with `reason`
-    /// (a suspended or deleted merchant). Returns how many there were.
+    /// (a suspended or deleted merchant), on every node. Returns how many there were here.
     pub fn close_tenant(
         &self,
         tenant: TenantId,
         notice: &Frame,
         reason: (u16, &'static str),
     ) -> usize {
-        self.close_where(tenant, notice, reason, |_| true)
+        self.close(tenant, notice, reason, false)
     }
 
     /// Like [`Hub::close_tenant`], for the tenant's visitors only (agents stay, e.g. to read
@@ -320,21 +419,34 @@ impl Hub {
         notice: &Frame,
         reason: (u16, &'static str),
     ) -> usize {
-        self.close_where(tenant, notice, reason, |peer| matches!(peer, Peer::Visitor(_)))
+        self.close(tenant, notice, reason, true)
     }
 
-    fn close_where(
+    fn close(
         &self,
         tenant: TenantId,
         notice: &Frame,
         reason: (u16, &'static str),
-        which: impl Fn(&Peer) -> bool,
+        visitors_only: bool,
+    ) -> usize {
+        let event = Event::Close { tenant: tenant.0, visitors_only, code: reason.0 };
+        self.publish(event, Some(notice));
+        self.close_here(tenant, notice, reason, visitors_only)
+    }
+
+    /// [`Hub::close_tenant`] or [`Hub::close_visitors`] for this node's connections only.
+    pub fn close_here(
+        &self,
+        tenant: TenantId,
+        notice: &Frame,
+        reason: (u16, &'static str),
+        visitors_only: bool,
     ) -> usize {
         let rooms = self.lock();
         let Some(room) = rooms.get(&tenant) else { return 0 };
         room.by_peer
             .iter()
-            .filter(|(peer, _)| which(peer))
+            .filter(|(peer, _)| !visitors_only || matches!(peer, Peer::Visitor(_)))
             .flat_map(|(_, conns)| conns.values())
             .map(|conn| {
                 // Best effort: a full queue is closing anyway.
@@ -344,24 +456,72 @@ impl Hub {
             .count()
     }
 
-    /// Tenants with at least one agent connected (for platform-wide pushes).
-    pub fn tenants_with_agents(&self) -> Vec<TenantId> {
-        self.lock().iter().filter(|(_, r)| !r.agents.is_empty()).map(|(t, _)| *t).collect()
-    }
-
-    /// Visitors of `tenant` with at least one live connection.
-    pub fn visitors_online(&self, tenant: TenantId) -> usize {
-        self.lock().get(&tenant).map_or(0, |r| r.by_peer.len() - r.agents.len())
-    }
-
-    /// People online across all tenants: (agents, visitors) with at least one connection.
-    pub fn online(&self) -> (usize, usize) {
-        self.lock()
+    /// Sends every connection of `tenant` here the `resync` frame, then closes it (4008):
+    /// its client reconnects with the `since` the frame gives and catches up from the
+    /// database. For when frames may have been lost on the bus. Returns how many.
+    pub fn resync(&self, tenant: TenantId, frame: &Frame) -> usize {
+        let rooms = self.lock();
+        let Some(room) = rooms.get(&tenant) else { return 0 };
+        room.by_peer
             .values()
-            .fold((0, 0), |(a, v), r| (a + r.agents.len(), v + r.by_peer.len() - r.agents.len()))
+            .flat_map(HashMap::values)
+            .map(|conn| {
+                let _ = conn.tx.try_send(frame.clone());
+                conn.end(RESYNC)
+            })
+            .count()
     }
 
-    /// Live connections across all tenants (agents, visitors).
+    /// Tenants with a connection here.
+    pub fn local_tenants(&self) -> Vec<TenantId> {
+        self.lock().keys().copied().collect()
+    }
+
+    /// Everyone connected here, by tenant (the snapshot the other nodes get).
+    pub fn local_peers(&self) -> Vec<(i64, Peer)> {
+        let rooms = self.lock();
+        rooms.iter().flat_map(|(t, room)| room.by_peer.keys().map(|p| (t.0, *p))).collect()
+    }
+
+    /// Tenants with at least one agent connected, here or elsewhere (for platform-wide
+    /// pushes).
+    pub fn tenants_with_agents(&self) -> Vec<TenantId> {
+        let mut tenants: std::collections::BTreeSet<TenantId> =
+            self.lock().iter().filter(|(_, r)| !r.agents.is_empty()).map(|(t, _)| *t).collect();
+        self.remote.each(|tenant, peers| {
+            if peers.iter().any(|p| matches!(p, Peer::Agent(_))) {
+                tenants.insert(tenant);
+            }
+        });
+        tenants.into_iter().collect()
+    }
+
+    /// Visitors of `tenant` with at least one live connection, on any node.
+    pub fn visitors_online(&self, tenant: TenantId) -> usize {
+        let mut visitors: std::collections::HashSet<Peer> = self
+            .lock()
+            .get(&tenant)
+            .map(|r| r.by_peer.keys().filter(|p| matches!(p, Peer::Visitor(_))).copied().collect())
+            .unwrap_or_default();
+        self.remote.each_in(tenant, |peers| {
+            visitors.extend(peers.iter().filter(|p| matches!(p, Peer::Visitor(_))));
+        });
+        visitors.len()
+    }
+
+    /// People online across all tenants and nodes: (agents, visitors) with at least one
+    /// connection.
+    pub fn online(&self) -> (usize, usize) {
+        let mut people: std::collections::HashSet<(TenantId, Peer)> =
+            self.lock().iter().flat_map(|(t, r)| r.by_peer.keys().map(|p| (*t, *p))).collect();
+        self.remote.each(|tenant, peers| people.extend(peers.iter().map(|p| (tenant, *p))));
+        people.iter().fold((0, 0), |(a, v), (_, p)| match p {
+            Peer::Agent(_) => (a + 1, v),
+            Peer::Visitor(_) => (a, v + 1),
+        })
+    }
+
+    /// Live connections to this node across all tenants (agents, visitors).
     pub fn counts(&self) -> (usize, usize) {
         let rooms = self.lock();
         rooms.values().flat_map(|r| r.by_peer.values()).flat_map(|c| c.values()).fold(

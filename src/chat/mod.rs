@@ -89,10 +89,25 @@ impl Chat {
         }
     }
 
-    /// Marks a ticket id used; false if it was used before.
-    pub fn consume_ticket(&self, jti: &str) -> bool {
-        let entry = self.used_tickets.entry(jti.to_owned()).or_insert(());
-        entry.is_fresh()
+    /// Marks a ticket id used; false if it was used before. One process remembers the ids
+    /// itself; several nodes share them in the database (`used_tickets`), so that a ticket
+    /// opens one socket on one node only.
+    pub async fn consume_ticket(
+        &self,
+        jti: &str,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> sqlx::Result<bool> {
+        if self.hub.bus().is_none() {
+            return Ok(self.used_tickets.entry(jti.to_owned()).or_insert(()).is_fresh());
+        }
+        let recorded = sqlx::query(
+            "insert into public.used_tickets (jti, expires_at) values ($1, $2) on conflict do nothing",
+        )
+        .bind(jti)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(recorded.rows_affected() == 1)
     }
 
     /// Agents who are present (connected, or just reloading) and have status `online`, with
@@ -171,6 +186,15 @@ impl Chat {
     /// Records an agent's chosen status (after it is stored).
     pub async fn remember_status(&self, tenant: TenantId, agent_id: i64, status: AgentStatus) {
         self.statuses.insert((tenant, agent_id), status).await;
+        if let Some(bus) = self.hub.bus() {
+            let what = crate::bus::Invalidation::AgentStatus(tenant.0, agent_id);
+            bus.publish(crate::bus::Event::Invalidate(what), None);
+        }
+    }
+
+    /// Forgets an agent's remembered status (another node changed it).
+    pub async fn forget_status(&self, tenant: TenantId, agent_id: i64) {
+        self.statuses.invalidate(&(tenant, agent_id)).await;
     }
 
     /// Chooses the agent for a new conversation: the requested one (`kefu_id`) if available,

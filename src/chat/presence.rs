@@ -51,11 +51,11 @@ impl Presence {
         Duration::from_millis(self.grace_ms.load(Ordering::Relaxed))
     }
 
-    pub(super) fn left(&self, tenant: TenantId, agent: i64) {
+    pub(crate) fn left(&self, tenant: TenantId, agent: i64) {
         lock(&self.left).insert((tenant, agent), Instant::now());
     }
 
-    pub(super) fn came_back(&self, tenant: TenantId, agent: i64) {
+    pub(crate) fn came_back(&self, tenant: TenantId, agent: i64) {
         lock(&self.left).remove(&(tenant, agent));
     }
 
@@ -119,8 +119,14 @@ impl Chat {
     pub fn agent_left(self: &std::sync::Arc<Self>, tenant: TenantId, agent: i64) {
         self.presence.left(tenant, agent);
         let chat = std::sync::Arc::clone(self);
+        let shutdown = self.hub.shutdown_token();
         tokio::spawn(async move {
-            tokio::time::sleep(chat.presence.grace()).await;
+            tokio::select! {
+                () = tokio::time::sleep(chat.presence.grace()) => {}
+                // The process is stopping: the pool is about to close, and the other nodes
+                // hear the goodbye.
+                () = shutdown.cancelled() => return,
+            }
             if chat.hub.connections_of(tenant, Peer::Agent(agent)) > 0 {
                 return;
             }

@@ -524,6 +524,11 @@ pub enum ServerFrame {
         last_id: i64,
         more: bool,
     },
+    /// Frames for this connection may have been lost between nodes: the connection closes
+    /// (4008) and the client reconnects with `since` no greater than this id.
+    Resync {
+        since: i64,
+    },
     Error {
         code: &'static str,
         message: String,

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgConnection;
-use tenants::TenantId;
+use tenants::{TenantId, TenantTx};
 
 use super::protocol::{ConversationOut, MessageOut, Sender};
 
@@ -365,6 +365,24 @@ pub async fn tenant_messages_since(
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(MessageRow::out).collect())
+}
+
+/// The id of the tenant's newest message stored before `cutoff` (0 if none): where a resync
+/// replays from. Walks back from the newest id, so it reads only what came after `cutoff`.
+pub async fn last_message_before(
+    pool: &sqlx::PgPool,
+    tenant: TenantId,
+    cutoff: chrono::DateTime<chrono::Utc>,
+) -> sqlx::Result<i64> {
+    let mut tx = TenantTx::begin(pool, tenant).await?;
+    let id: Option<i64> = sqlx::query_scalar(
+        "select id from messages where created_at < $1 order by id desc limit 1",
+    )
+    .bind(cutoff)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(id.unwrap_or(0))
 }
 
 /// A conversation's messages before `before` (newest first, for scrolling back).

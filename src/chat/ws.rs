@@ -98,7 +98,12 @@ pub struct Ticketed {
 
 async fn redeem(state: &AppState, ticket: &str, role: TicketRole) -> Result<Ticketed, AppError> {
     let claims = state.tokens.verify(ticket, TokenKind::WsTicket)?;
-    if claims.role != Some(role) || !state.chat.consume_ticket(&claims.jti) {
+    if claims.role != Some(role) {
+        return Err(AppError::Unauthorized);
+    }
+    let expires_at = chrono::DateTime::from_timestamp(i64::try_from(claims.exp).unwrap_or(0), 0)
+        .unwrap_or_else(chrono::Utc::now);
+    if !state.chat.consume_ticket(&claims.jti, expires_at).await? {
         return Err(AppError::Unauthorized);
     }
     let tenant =

@@ -104,7 +104,7 @@ fn check(f: Fields) -> Result<Checked, AppError> {
 }
 
 async fn changed(state: &AppState, session: &AgentSession) {
-    state.chat.automation.invalidate(&session.tenant.id).await;
+    state.invalidate(crate::bus::Invalidation::Automation(session.tenant.id.0)).await;
 }
 
 async fn create(

@@ -568,7 +568,7 @@ async fn update_settings(
     }
     tx.commit().await?;
     // The chat engine caches what it reads from settings (welcome, offline, previews).
-    state.chat.automation.invalidate(&session.tenant.id).await;
+    state.invalidate(crate::bus::Invalidation::Automation(session.tenant.id.0)).await;
     tracing::info!(tenant = session.tenant.id.0, by = session.agent.id, "settings changed");
     Ok(Json(SettingsOut::new(settings, &session.tenant.ent_id)))
 }

@@ -280,7 +280,7 @@ async fn update(
     let detail = json!({ "enabled": c.enabled, "secret_changed": c.client_secret.is_some() });
     audit::record(&mut *tx, &admin, "identity_provider.update", None, &c.slug, detail).await?;
     tx.commit().await?;
-    state.oauth.forget();
+    state.invalidate(crate::bus::Invalidation::SignIn).await;
     Ok(Json(one(&state, id).await?))
 }
 
@@ -299,7 +299,7 @@ async fn remove(
             .ok_or(AppError::NotFound)?;
     audit::record(&mut *tx, &admin, "identity_provider.delete", None, &slug, json!({})).await?;
     tx.commit().await?;
-    state.oauth.forget();
+    state.invalidate(crate::bus::Invalidation::SignIn).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

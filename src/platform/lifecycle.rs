@@ -66,7 +66,7 @@ pub async fn soft_delete(
     .bind(i32::try_from(state.config.deleted_grace_days).unwrap_or(30))
     .fetch_optional(&state.db)
     .await?;
-    state.tenants.invalidate_all();
+    state.invalidate(crate::bus::Invalidation::Tenants).await;
     if purge_after.is_some() {
         close_connections(state, tenant, "This service is no longer available.");
     }
@@ -87,7 +87,7 @@ pub async fn restore(state: &AppState, tenant: TenantId) -> Result<bool, AppErro
     .await?
     .rows_affected()
         == 1;
-    state.tenants.invalidate_all();
+    state.invalidate(crate::bus::Invalidation::Tenants).await;
     Ok(done)
 }
 
@@ -164,6 +164,10 @@ pub async fn purge(
 
 /// Purges every deleted merchant whose grace period is over. Returns how many.
 pub async fn purge_due(pool: &PgPool, storage: &crate::upload::Storage) -> anyhow::Result<usize> {
+    // Redeemed WebSocket tickets past their expiry (several nodes record them).
+    sqlx::query("delete from public.used_tickets where expires_at < now() - interval '1 minute'")
+        .execute(pool)
+        .await?;
     let due: Vec<i64> = sqlx::query_scalar(
         "select id from public.tenants where status = 'deleted' and purge_after <= now() order by purge_after limit 100",
     )

@@ -379,7 +379,7 @@ async fn change_plan(
         .await?;
     tx.commit().await?;
     let before = BillingStatus::parse(&locked.billing_status).unwrap_or(BillingStatus::Active);
-    subscription::changed(&state, tenant, before, status);
+    subscription::changed(&state, tenant, before, status).await;
     audit::record(
         &state.db,
         &admin,
@@ -428,7 +428,7 @@ async fn extend_trial(
         ended.ok_or_else(|| conflict("only a merchant on the trial plan has a trial to extend"))?;
     let before = BillingStatus::parse(&before).unwrap_or(BillingStatus::Trialing);
     let after = if before == BillingStatus::Suspended { BillingStatus::Trialing } else { before };
-    subscription::changed(&state, tenant, before, after);
+    subscription::changed(&state, tenant, before, after).await;
     audit::record(
         &state.db,
         &admin,

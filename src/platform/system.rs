@@ -305,7 +305,7 @@ async fn put_api(
     audit::record(&mut *tx, &admin, "system.settings", None, "", json!({ "changed": changed }))
         .await?;
     tx.commit().await?;
-    state.system.invalidate();
+    state.invalidate(crate::bus::Invalidation::System).await;
     Ok(Json(next.public_view()))
 }
 

@@ -81,23 +81,33 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 /// Readiness: the database answers and no schema is behind this binary.
+/// 200 `{"status":"ready"}`, or 503 with the usual error shape, whose code says what is
+/// wrong: `migrations_pending`, `database_unreachable`, `database_timeout` or
+/// `broker_unreachable` (several nodes, and NATS is out of reach).
 async fn readyz(State(state): State<AppState>) -> Response {
     let check = async {
         let platform = crate::db::platform_pending(&state.db).await?;
         let tenants = state.migrator.tenants_behind(&state.db).await?;
         Ok::<_, sqlx::Error>((platform.len(), tenants.len()))
     };
+    let unavailable = |code, message: &str| {
+        crate::http::json_error(StatusCode::SERVICE_UNAVAILABLE, code, message, None)
+    };
     match tokio::time::timeout(std::time::Duration::from_secs(3), check).await {
+        Ok(Ok((0, 0))) if state.chat.hub.bus().is_some_and(|bus| !bus.is_connected()) => {
+            unavailable("broker_unreachable", "the NATS server is out of reach; reconnecting")
+        }
         Ok(Ok((0, 0))) => Json(json!({ "status": "ready" })).into_response(),
-        Ok(Ok((platform, tenants))) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "migrations_pending", "platform_pending": platform, "tenants_behind": tenants })),
-        )
-            .into_response(),
+        Ok(Ok((platform, tenants))) => unavailable(
+            "migrations_pending",
+            &format!(
+                "{platform} platform migration(s) pending and {tenants} tenant schema(s) behind: run `kefu migrate`"
+            ),
+        ),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: database check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "database_unreachable" }))).into_response()
+            unavailable("database_unreachable", "the database does not answer")
         }
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "database_timeout" }))).into_response(),
+        Err(_) => unavailable("database_timeout", "the database did not answer within 3 s"),
     }
 }

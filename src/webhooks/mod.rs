@@ -290,7 +290,7 @@ async fn create(
     )
     .await?;
     tx.commit().await?;
-    state.chat.webhooks.invalidate(session.tenant.id).await;
+    state.invalidate(crate::bus::Invalidation::Webhooks(session.tenant.id.0)).await;
     Ok((StatusCode::CREATED, Json(hook)).into_response())
 }
 
@@ -341,7 +341,7 @@ async fn update(
     )
     .await?;
     tx.commit().await?;
-    state.chat.webhooks.invalidate(session.tenant.id).await;
+    state.invalidate(crate::bus::Invalidation::Webhooks(session.tenant.id.0)).await;
     Ok(Json(serde_json::to_value(hook).unwrap_or_default()))
 }
 
@@ -361,7 +361,7 @@ async fn remove(
     let url = url.ok_or(AppError::NotFound)?;
     crate::merchant::audit::record(&mut tx, &session, "webhook.delete", &url, json!({})).await?;
     tx.commit().await?;
-    state.chat.webhooks.invalidate(session.tenant.id).await;
+    state.invalidate(crate::bus::Invalidation::Webhooks(session.tenant.id.0)).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -437,7 +437,7 @@ async fn test(
         }
         Some(true) => {}
     }
-    state.chat.webhooks.invalidate(session.tenant.id).await;
+    state.invalidate(crate::bus::Invalidation::Webhooks(session.tenant.id.0)).await;
     let data = json!({ "message": "A test event from kefu.", "ent_id": session.tenant.ent_id });
     let ids = state
         .chat

@@ -227,6 +227,8 @@
   const seen = new Set();
   const pending = new Map();
   let lastId = 0;
+  // Set by a `resync` frame: the next connection replays from here (frames may be lost).
+  let resyncFrom = null;
   let current = null;
   let socket = null;
   let retry = 0;
@@ -575,6 +577,7 @@
         break;
       }
       case 'sync_done': lastId = Math.max(lastId, f.last_id); break;
+      case 'resync': resyncFrom = Math.min(resyncFrom ?? f.since, f.since); break;
       case 'announcement':
         if (f.event === 'withdrawn') { const b = document.querySelector(`[data-announcement="${f.announcement.id}"]`); if (b) b.remove(); }
         else showAnnouncement(f.announcement);
@@ -591,7 +594,9 @@
 
   function connect() {
     const proto = location.protocol === 'https:' ? 'wss' : 'ws';
-    socket = new WebSocket(`${proto}://${location.host}/ws/agent?since=${lastId}`);
+    const since = resyncFrom === null ? lastId : Math.min(lastId, resyncFrom);
+    resyncFrom = null;
+    socket = new WebSocket(`${proto}://${location.host}/ws/agent?since=${since}`);
     socket.onopen = () => { retry = 0; statusEl.textContent = ''; for (const p of pending.values()) socket.send(JSON.stringify(p.frame)); };
     socket.onmessage = (ev) => { try { handle(JSON.parse(ev.data)); } catch (_) { /* ignore */ } };
     socket.onclose = (ev) => {

@@ -22,6 +22,8 @@
   const seen = new Map();       // message id -> element
   const pending = new Map();    // client_msg_id -> {frame, el}
   let lastId = 0;
+  // Set by a `resync` frame: the next connection replays from here (frames may be lost).
+  let resyncFrom = null;
   // A logged-in user's proof from the merchant's site: the widget passes it in this page's
   // fragment (`#identity=<base64 JSON>`), a direct link may name `#user_id=…&user_hash=…`
   // or `#identity_token=…`. Fragments never reach a server's logs.
@@ -317,6 +319,7 @@
         if (frame.code === 'history_cleared') list.replaceChildren(el('div', 'msg notice', d.tHistoryCleared));
         break;
       case 'sync_done': lastId = Math.max(lastId, frame.last_id); historyLoaded = true; break;
+      case 'resync': resyncFrom = Math.min(resyncFrom ?? frame.since, frame.since); break;
       case 'error': {
         const p = frame.client_msg_id && pending.get(frame.client_msg_id);
         if (p && frame.code === 'conversation_limit') {
@@ -346,7 +349,9 @@
       try { ticket = (await api('/api/v1/visitor/ticket', {}, true)).ticket; }
       catch (e) { if (e.status === 401) { token = null; await startSession(); ticket = (await api('/api/v1/visitor/ticket', {}, true)).ticket; } else throw e; }
       const proto = location.protocol === 'https:' ? 'wss' : 'ws';
-      const params = new URLSearchParams({ ticket, since: String(lastId), lang: d.lang });
+      const since = resyncFrom === null ? lastId : Math.min(lastId, resyncFrom);
+      resyncFrom = null;
+      const params = new URLSearchParams({ ticket, since: String(since), lang: d.lang });
       if (d.kefuId) params.set('kefu_id', d.kefuId);
       socket = new WebSocket(`${proto}://${location.host}/ws/visitor?${params}`);
     } catch (e) {

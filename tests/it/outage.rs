@@ -13,18 +13,19 @@ use serde_json::{Value, json};
 use tenants::TenantMigrator;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::{helpers::*, ws_client::*};
+use crate::{helpers::*, nodes::Server, ws_client::*};
 
 /// Sends `total` messages as one visitor, resending whatever is not acknowledged (after a
 /// reconnect, or after an `unavailable` error) until everything is. Returns client id → id
 /// and the error codes seen.
+/// Each (re)connection goes to the next of `bases` in turn (nodes of one deployment).
 pub async fn send_until_all_acked(
-    base: &str,
+    bases: &[String],
     token: &str,
     total: usize,
     budget: Duration,
 ) -> (HashMap<String, i64>, Vec<String>) {
-    let ws_base = format!("ws://{}", base.trim_start_matches("http://"));
+    let mut attempt = 0;
     let mut acked: HashMap<String, i64> = HashMap::new();
     let mut pending: BTreeMap<usize, Instant> = BTreeMap::new();
     let mut errors = Vec::new();
@@ -36,6 +37,9 @@ pub async fn send_until_all_acked(
             "gave up with {} of {total} acked; errors {errors:?}",
             acked.len()
         );
+        let base = &bases[attempt % bases.len()];
+        attempt += 1;
+        let ws_base = format!("ws://{}", base.trim_start_matches("http://"));
         let Ok(res) =
             client().post(format!("{base}/api/v1/visitor/ticket")).bearer_auth(token).send().await
         else {
@@ -133,7 +137,7 @@ async fn postgres_restarted_mid_stream_loses_nothing_and_the_server_recovers() {
     let total = 400;
     let sender = tokio::spawn({
         let (url, token) = (app.url.clone(), v.token.clone());
-        async move { send_until_all_acked(&url, &token, total, Duration::from_secs(90)).await }
+        async move { send_until_all_acked(&[url], &token, total, Duration::from_secs(90)).await }
     });
     // Let traffic flow, then take the database away for a while and bring it back.
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -147,6 +151,8 @@ async fn postgres_restarted_mid_stream_loses_nothing_and_the_server_recovers() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let res = client().get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(res.status(), 503, "not ready while the database is down");
+    let code = error_code(res).await;
+    assert!(matches!(code.as_str(), "database_unreachable" | "database_timeout"), "{code}");
     drop(pg);
     let pg = tokio::task::spawn_blocking(start).await.unwrap();
     let outage = down_at.elapsed();
@@ -167,75 +173,11 @@ async fn postgres_restarted_mid_stream_loses_nothing_and_the_server_recovers() {
     tokio::task::spawn_blocking(move || pg.stop_immediately()).await.unwrap().unwrap();
 }
 
-/// A `kefu serve` process on a fixed port and database, restartable.
-struct Server {
-    port: u16,
-    url: String,
-    database_url: String,
-    data_dir: std::path::PathBuf,
-    child: Option<std::process::Child>,
-}
-
-impl Server {
-    fn start(&mut self) {
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_kefu"))
-            .args(["serve", "-p", &self.port.to_string()])
-            .env("DATABASE_URL", &self.database_url)
-            .env("KEFU_DATA_DIR", &self.data_dir)
-            .env("KEFU_JWT_SECRET", "restart-test-secret-".repeat(3))
-            .env("KEFU_WS_RATE_PER_SEC", "100000")
-            .env("KEFU_WS_RATE_BURST", "100000")
-            .env("KEFU_AUTH_RATE_PER_MINUTE", "100000")
-            .env("KEFU_AUTH_RATE_BURST", "100000")
-            .env("KEFU_LOG", "warn")
-            .env_remove("KEFU_CONFIG")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-    }
-
-    async fn wait_ready(&self) {
-        for _ in 0..200 {
-            if let Ok(res) = client().get(format!("{}/readyz", self.url)).send().await {
-                if res.status() == 200 {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("kefu did not become ready");
-    }
-
-    /// Stops the process with `signal` and returns its exit status.
-    async fn stop(&mut self, signal: nix::sys::signal::Signal) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
-        tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_stopped_mid_stream_gracefully_or_killed_loses_nothing() {
     let (_, options) = fresh_database().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = Server {
-        port,
-        url: format!("http://127.0.0.1:{port}"),
-        database_url: database_url(&options),
-        data_dir: tempfile::tempdir().unwrap().keep(),
-        child: None,
-    };
+    let port = crate::nodes::free_port();
+    let mut server = Server::new(port, &options, &[]);
     server.start();
     server.wait_ready().await;
     let signup: Value = client()
@@ -264,7 +206,7 @@ async fn server_stopped_mid_stream_gracefully_or_killed_loses_nothing() {
     let total = 600;
     let sender = tokio::spawn({
         let (url, token) = (server.url.clone(), token.clone());
-        async move { send_until_all_acked(&url, &token, total, Duration::from_secs(120)).await }
+        async move { send_until_all_acked(&[url], &token, total, Duration::from_secs(120)).await }
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     let graceful = server.stop(nix::sys::signal::Signal::SIGTERM).await;

@@ -46,7 +46,7 @@ pub async fn run_due(state: &AppState) -> anyhow::Result<usize> {
     let mut done = 0;
     for tenant in candidates {
         if let Some((before, after)) = settle(state, tenant, now, grace).await? {
-            changed(state, tenants::TenantId(tenant), before, after);
+            changed(state, tenants::TenantId(tenant), before, after).await;
             done += 1;
         }
     }

@@ -102,8 +102,13 @@ pub fn check_write(tenant: &Tenant, method: &Method, route: Option<&str>) -> Res
 /// After a merchant's billing state changed: caches forget it; going read-only closes its
 /// visitors' sockets (they see the paused page); its agents are told, so their pages show
 /// the new state.
-pub fn changed(state: &AppState, tenant: TenantId, before: BillingStatus, after: BillingStatus) {
-    state.tenants.invalidate_all();
+pub async fn changed(
+    state: &AppState,
+    tenant: TenantId,
+    before: BillingStatus,
+    after: BillingStatus,
+) {
+    state.invalidate(crate::bus::Invalidation::Tenants).await;
     if before == after {
         return;
     }
@@ -347,7 +352,7 @@ async fn checkout(
         .await?;
     audit.commit().await?;
     if let Some((before, after)) = change {
-        changed(&state, tenant, before, after);
+        changed(&state, tenant, before, after).await;
     }
     Ok(Json(Next { url: format!("/app/billing?changed={}", plan.id) }))
 }

@@ -97,7 +97,7 @@ async fn handle(state: &AppState, event: &Event) -> Result<&'static str, AppErro
     }
     tx.commit().await?;
     if let Some((before, after)) = change {
-        changed(state, tenants::TenantId(tenant), before, after);
+        changed(state, tenants::TenantId(tenant), before, after).await;
     }
     Ok("applied")
 }
