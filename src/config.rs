@@ -112,6 +112,11 @@ pub struct Config {
     pub spare_schemas: usize,
     /// How often the stock of spare schemas is topped up (seconds).
     pub spare_interval_secs: u64,
+    /// Small pools (two connections each) that carry message writes, each tenant always
+    /// through the same one, so that PostgreSQL caches a tenant's schema in a few backends
+    /// instead of all of them (0: writes share the main pool). kefu opens up to
+    /// `db_max_connections + 2 × writer_shards` connections.
+    pub writer_shards: usize,
     /// NATS server(s) for running several kefu nodes (`nats://host:4222`, comma-separated
     /// for a cluster). Unset: one process, no bus.
     pub nats_url: Option<SecretString>,
@@ -167,6 +172,7 @@ impl Default for Config {
             metrics_token: None,
             spare_schemas: 3,
             spare_interval_secs: 5,
+            writer_shards: 4,
             nats_url: None,
             nats_subject: "kefu".to_owned(),
             bus_heartbeat_secs: 5,
@@ -262,6 +268,9 @@ impl Config {
         }
         if self.webhook_interval_secs == 0 {
             bail!("webhook_interval_secs must be at least 1");
+        }
+        if self.writer_shards > 64 {
+            bail!("writer_shards must be at most 64, not {}", self.writer_shards);
         }
         if self.bus_heartbeat_secs == 0 {
             bail!("bus_heartbeat_secs must be at least 1");

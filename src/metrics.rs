@@ -47,6 +47,12 @@ pub fn handle() -> &'static PrometheusHandle {
                     BATCH_BUCKETS,
                 )
             })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full("kefu_message_batch_tenants".into()),
+                    BATCH_BUCKETS,
+                )
+            })
             .expect("the bucket lists are not empty");
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
@@ -118,10 +124,11 @@ impl Drop for Connection {
     }
 }
 
-/// One group commit of the message writer: its size, and how long its messages waited
-/// from being handed in to being durable.
-pub fn batch_committed(size: usize, oldest: Instant) {
+/// One group commit of the message writer: its size, the merchants it spans, and how long
+/// its messages waited from being handed in to being durable.
+pub fn batch_committed(size: usize, tenants: usize, oldest: Instant) {
     metrics::histogram!("kefu_message_batch_size").record(size as f64);
+    metrics::histogram!("kefu_message_batch_tenants").record(tenants as f64);
     metrics::histogram!("kefu_message_commit_seconds").record(oldest.elapsed().as_secs_f64());
 }
 

@@ -70,6 +70,7 @@ impl Application {
             geoip,
             chat: Arc::new(crate::chat::Chat::new(
                 pool.clone(),
+                config.writer_shards,
                 Arc::new(crate::webhooks::Webhooks::new(
                     pool.clone(),
                     config.webhooks_allow_private,

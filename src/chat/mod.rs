@@ -40,6 +40,10 @@ pub fn routes() -> Routes {
     ws::routes().merge(api::routes()).merge(rating::routes()).merge(status::routes())
 }
 
+/// Connections of each message-writing pool: its writer commits one batch at a time; the
+/// second serves the rare follow-up query while the first reconnects or is busy.
+pub const WRITER_SHARD_CONNECTIONS: u32 = 2;
+
 /// The chat engine of this process.
 pub struct Chat {
     pub hub: Arc<Hub>,
@@ -64,10 +68,22 @@ pub struct Chat {
 }
 
 impl Chat {
-    pub fn new(pool: PgPool, webhooks: Arc<crate::webhooks::Webhooks>) -> Self {
+    /// `writer_shards` pools of [`WRITER_SHARD_CONNECTIONS`] connections each carry the
+    /// message writes (0: they share `pool`); see `writer.rs`.
+    pub fn new(
+        pool: PgPool,
+        writer_shards: usize,
+        webhooks: Arc<crate::webhooks::Webhooks>,
+    ) -> Self {
         let hub = Arc::new(Hub::default());
+        let options = (*pool.connect_options()).clone();
+        let shards = (0..writer_shards)
+            .map(|_| {
+                crate::db::pool_options(WRITER_SHARD_CONNECTIONS).connect_lazy_with(options.clone())
+            })
+            .collect();
         Self {
-            writer: Writer::new(pool.clone(), hub.clone(), webhooks.clone()),
+            writer: Writer::new(pool.clone(), shards, hub.clone(), webhooks.clone()),
             webhooks,
             hub,
             pool,

@@ -1,24 +1,34 @@
 //! Durable message writes with group commit.
 //!
-//! Each tenant has a lane: a task fed by a channel. A lane takes every send that is waiting
-//! (up to [`MAX_BATCH`]) and stores them with one statement, `tenant_<id>.store_messages(…)`
-//! (a function from the tenant migrations): the advisory lock and one `INSERT … SELECT FROM
-//! unnest(…)` in an implicit transaction, so one round trip and one fsync per batch instead
-//! of one each. Then it answers each sender with its stored id.
+//! Messages go to one of a few shard writers (`writer_shards`), picked by tenant id, each a
+//! task with a small pool of its own. A writer takes every send that is waiting (up to
+//! [`MAX_BATCH`], from any of its tenants) and stores each tenant's with one call of
+//! `tenant_<id>.store_messages(…)` (a function from the tenant migrations: the advisory lock
+//! and one `INSERT … SELECT FROM unnest(…)`): a lone tenant's call is its own implicit
+//! transaction, several tenants' calls share one transaction — one fsync for the whole
+//! batch either way. Then it answers each sender with its stored id.
+//!
+//! Why shards: a PostgreSQL backend keeps, for every tenant schema it has written to, that
+//! schema's compiled `store_messages`, its plans and the relations' cache entries — hundreds
+//! of KiB each, kept while the connection lives. Through a shared pool every backend ends up
+//! holding that for every busy tenant (gigabytes with a thousand busy merchants); pinned to
+//! a shard, each tenant's schema is cached by its shard's backends only. And one transaction for many
+//! tenants is what keeps the commit rate (fsyncs) low when traffic is spread thin.
 //!
 //! Ids are cursors (`since=<id>`), so a tenant's messages must become visible in id order.
 //! Sequence values are taken at insert, not at commit; two transactions of one tenant could
-//! commit out of order and a reader would skip the late one. One lane per tenant serializes
-//! this process's writes, and `pg_advisory_xact_lock(tenant)`, taken before any id is drawn,
-//! serializes writers of other processes, so a tenant's ids commit in increasing order.
-//! Lanes of different tenants commit in parallel.
+//! commit out of order and a reader would skip the late one. One writer per tenant (its
+//! shard's, which commits batch after batch) serializes this process's writes, and
+//! `pg_advisory_xact_lock(tenant)`, taken before any id is drawn, serializes writers of other
+//! processes, so a tenant's ids commit in increasing order. A shared transaction takes its
+//! tenants' locks in tenant order, as every node does, so two nodes cannot deadlock.
 //!
 //! Resending a `client_msg_id` returns the original id (`duplicate: true`) and stores
 //! nothing: the unique index `(conversation_id, sender_kind, client_msg_id)` decides. Rows
 //! the function did not store (a resend, or a closed or missing conversation) are explained
 //! by a second query, only when there are some.
 //!
-//! After the commit the lane answers the senders and pushes the new messages to live
+//! After the commit the writer answers the senders and pushes the new messages to live
 //! connections itself, in id order: pushes then follow commit order exactly, which they
 //! would not if each sender pushed its own message after its answer.
 
@@ -41,10 +51,8 @@ use super::{
 
 /// Most messages written by one statement.
 pub const MAX_BATCH: usize = 512;
-/// Sends waiting per lane before senders wait for room.
-const LANE_CAPACITY: usize = 4096;
-/// A lane with nothing to do for this long ends (and is recreated on demand).
-const LANE_IDLE: Duration = Duration::from_secs(60);
+/// Sends waiting per shard writer before senders wait for room.
+const SHARD_CAPACITY: usize = 16 * 1024;
 
 /// A message to store.
 #[derive(Clone, Debug)]
@@ -113,41 +121,52 @@ pub enum WriteError {
 }
 
 struct Request {
+    tenant: TenantId,
     message: NewMessage,
     reply: oneshot::Sender<Result<Stored, WriteError>>,
     /// When the message was handed to the writer (for the latency metrics).
     handed_in: std::time::Instant,
 }
 
-/// The lanes of this process.
+/// The shard writers of this process.
 pub struct Writer {
-    pool: PgPool,
-    hub: Arc<Hub>,
-    webhooks: Arc<crate::webhooks::Webhooks>,
-    lanes: Mutex<HashMap<TenantId, mpsc::Sender<Request>>>,
+    /// Each shard's queue (emptied at shutdown, which ends the writers).
+    queues: Mutex<Vec<mpsc::Sender<Request>>>,
     tasks: tokio_util::task::TaskTracker,
 }
 
 impl Writer {
-    pub fn new(pool: PgPool, hub: Arc<Hub>, webhooks: Arc<crate::webhooks::Webhooks>) -> Self {
-        Self {
-            pool,
-            hub,
-            webhooks,
-            lanes: Mutex::default(),
-            tasks: tokio_util::task::TaskTracker::new(),
-        }
+    /// Starts one writer per pool of `shards` (a tenant always goes to the same one); with
+    /// none, one writer on `pool`.
+    pub fn new(
+        pool: PgPool,
+        shards: Vec<PgPool>,
+        hub: Arc<Hub>,
+        webhooks: Arc<crate::webhooks::Webhooks>,
+    ) -> Self {
+        let pools = if shards.is_empty() { vec![pool] } else { shards };
+        let tasks = tokio_util::task::TaskTracker::new();
+        let queues = pools
+            .into_iter()
+            .map(|pool| {
+                let (tx, rx) = mpsc::channel(SHARD_CAPACITY);
+                let shard = Shard { pool, hub: hub.clone(), webhooks: webhooks.clone() };
+                tasks.spawn(run_shard(shard, rx));
+                tx
+            })
+            .collect();
+        Self { queues: Mutex::new(queues), tasks }
     }
 
-    /// At shutdown, after the sockets are gone: lets every lane store and answer what it
+    /// At shutdown, after the sockets are gone: lets every writer store and answer what it
     /// has queued, then end (up to `grace`), so nothing in flight meets a closed pool.
     pub async fn drain(&self, grace: Duration) {
-        self.lanes.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.queues.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.tasks.close();
         if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
             tracing::warn!(
-                lanes = self.tasks.len(),
-                "message lanes still busy after the shutdown grace period"
+                writers = self.tasks.len(),
+                "message writers still busy after the shutdown grace period"
             );
         }
     }
@@ -155,54 +174,34 @@ impl Writer {
     /// Stores `message` durably (committed) and returns its id.
     pub async fn write(&self, tenant: TenantId, message: NewMessage) -> Result<Stored, WriteError> {
         let (reply, answer) = oneshot::channel();
-        let mut request = Request { message, reply, handed_in: std::time::Instant::now() };
-        // A lane may have just ended for idleness; then make a new one and retry once.
-        for _ in 0..2 {
-            let lane = self.lane(tenant);
-            match lane.send(request).await {
-                Ok(()) => return answer.await.unwrap_or(Err(WriteError::Closed)),
-                Err(mpsc::error::SendError(back)) => {
-                    request = back;
-                    self.lanes.lock().unwrap_or_else(|p| p.into_inner()).remove(&tenant);
-                }
+        let request = Request { tenant, message, reply, handed_in: std::time::Instant::now() };
+        let queue = {
+            let queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+            if queues.is_empty() {
+                return Err(WriteError::Closed);
             }
-        }
-        Err(WriteError::Closed)
-    }
-
-    fn lane(&self, tenant: TenantId) -> mpsc::Sender<Request> {
-        let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(lane) = lanes.get(&tenant).filter(|l| !l.is_closed()) {
-            return lane.clone();
-        }
-        let (tx, rx) = mpsc::channel(LANE_CAPACITY);
-        let lane = Lane {
-            pool: self.pool.clone(),
-            hub: self.hub.clone(),
-            webhooks: self.webhooks.clone(),
-            tenant,
+            let shard = usize::try_from(tenant.0.unsigned_abs()).unwrap_or(0) % queues.len();
+            queues[shard].clone()
         };
-        self.tasks.spawn(run_lane(lane, rx));
-        lanes.insert(tenant, tx.clone());
-        tx
+        if queue.send(request).await.is_err() {
+            return Err(WriteError::Closed);
+        }
+        answer.await.unwrap_or(Err(WriteError::Closed))
     }
 }
 
-/// What a lane works with.
-struct Lane {
+/// What a shard writer works with.
+struct Shard {
     pool: PgPool,
     hub: Arc<Hub>,
     webhooks: Arc<crate::webhooks::Webhooks>,
-    tenant: TenantId,
 }
 
-async fn run_lane(lane: Lane, mut rx: mpsc::Receiver<Request>) {
-    let Lane { pool, hub, webhooks, tenant } = lane;
-    loop {
-        let first = match tokio::time::timeout(LANE_IDLE, rx.recv()).await {
-            Ok(Some(request)) => request,
-            Ok(None) | Err(_) => break,
-        };
+/// Takes every waiting send (up to [`MAX_BATCH`]), stores them in one transaction, answers
+/// the senders and pushes the new messages; again and again. While a batch commits the next
+/// one gathers, so the batch grows with the load: one fsync for many sends.
+async fn run_shard(shard: Shard, mut rx: mpsc::Receiver<Request>) {
+    while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -210,88 +209,176 @@ async fn run_lane(lane: Lane, mut rx: mpsc::Receiver<Request>) {
                 Err(_) => break,
             }
         }
-        let messages: Vec<&NewMessage> = batch.iter().map(|r| &r.message).collect();
         let oldest =
             batch.iter().map(|r| r.handed_in).min().unwrap_or_else(std::time::Instant::now);
-        let results = match commit_batch(&pool, tenant, &messages).await {
-            Ok(results) => {
-                crate::metrics::batch_committed(results.len(), oldest);
-                results
-            }
-            Err(e) => {
-                tracing::error!(tenant = tenant.0, error = %e, batch = batch.len(), "storing messages failed");
-                vec![Err(WriteError::Database(e.to_string())); batch.len()]
-            }
-        };
-        let mut fresh: Vec<(i64, Option<u64>, MessageOut, std::time::Instant)> = Vec::new();
-        for (request, result) in batch.into_iter().zip(results) {
-            if let Ok(stored) = &result {
-                if !stored.duplicate {
-                    fresh.push((
-                        request.message.visitor_id,
-                        request.message.origin,
-                        request.message.out(stored),
-                        request.handed_in,
-                    ));
-                }
-            }
-            let _ = request.reply.send(result);
+        // By tenant, in tenant order (the order the advisory locks are taken in, the same
+        // on every node), each tenant's sends in arrival order.
+        let mut groups: std::collections::BTreeMap<TenantId, Vec<Request>> = Default::default();
+        for request in batch {
+            groups.entry(request.tenant).or_default().push(request);
         }
-        fresh.sort_by_key(|(_, _, m, _)| m.id);
-        for (visitor_id, origin, message, handed_in) in fresh {
-            let frame = encode(&ServerFrame::Message(message.clone()));
-            hub.to_agents_except(tenant, origin, &frame);
-            // Activity lines (status changes) are the team's own business.
-            if message.kind == "activity" {
-                crate::metrics::message_delivered(message.sender.kind, handed_in);
-                continue;
-            }
-            hub.to_visitor_except(tenant, visitor_id, origin, &frame);
-            crate::metrics::message_delivered(message.sender.kind, handed_in);
-            // Only built (and cloned) when the merchant has webhooks.
-            webhooks.emit(
-                tenant,
-                "message.created",
-                move || serde_json::json!({ "message": message }),
-            );
+        let groups: Vec<(TenantId, Vec<Request>)> = groups.into_iter().collect();
+        let results = commit_groups(&shard.pool, &groups).await;
+        let stored: usize = results.iter().map(Vec::len).sum();
+        crate::metrics::batch_committed(stored, groups.len(), oldest);
+        for ((tenant, requests), results) in groups.into_iter().zip(results) {
+            answer_and_push(&shard, tenant, requests, results);
         }
     }
 }
 
-/// Writes `messages` with one statement (its own transaction); the results are in the same
-/// order. Messages to a missing or closed conversation get their own error; the rest of
-/// the batch is stored.
-#[tracing::instrument(name = "chat.store_batch", skip_all, fields(tenant = tenant.0, n = messages.len()))]
-async fn commit_batch(
-    pool: &PgPool,
+/// Answers each sender of `tenant`, then pushes what was newly stored to the live
+/// connections in id order (so pushes follow commit order).
+fn answer_and_push(
+    shard: &Shard,
     tenant: TenantId,
-    messages: &[&NewMessage],
-) -> sqlx::Result<Vec<Result<Stored, WriteError>>> {
-    // Within one batch the same key may come twice (a quick resend): store it once.
-    let mut unique: Vec<&NewMessage> = Vec::with_capacity(messages.len());
-    let mut keys = HashSet::new();
-    for m in messages {
-        if keys.insert(key(m)) {
-            unique.push(m);
+    requests: Vec<Request>,
+    results: Vec<Result<Stored, WriteError>>,
+) {
+    let mut fresh: Vec<(i64, Option<u64>, MessageOut, std::time::Instant)> = Vec::new();
+    for (request, result) in requests.into_iter().zip(results) {
+        if let Ok(stored) = &result {
+            if !stored.duplicate {
+                fresh.push((
+                    request.message.visitor_id,
+                    request.message.origin,
+                    request.message.out(stored),
+                    request.handed_in,
+                ));
+            }
+        }
+        let _ = request.reply.send(result);
+    }
+    fresh.sort_by_key(|(_, _, m, _)| m.id);
+    for (visitor_id, origin, message, handed_in) in fresh {
+        let frame = encode(&ServerFrame::Message(message.clone()));
+        shard.hub.to_agents_except(tenant, origin, &frame);
+        // Activity lines (status changes) are the team's own business.
+        if message.kind == "activity" {
+            crate::metrics::message_delivered(message.sender.kind, handed_in);
+            continue;
+        }
+        shard.hub.to_visitor_except(tenant, visitor_id, origin, &frame);
+        crate::metrics::message_delivered(message.sender.kind, handed_in);
+        // Only built (and cloned) when the merchant has webhooks.
+        shard.webhooks.emit(
+            tenant,
+            "message.created",
+            move || serde_json::json!({ "message": message }),
+        );
+    }
+}
+
+/// Stores each tenant's messages: one statement (its own transaction) for one tenant, one
+/// transaction for several. If the shared transaction fails, each tenant is tried on its
+/// own, so one tenant's trouble does not fail the others. The results are per group, in
+/// the groups' message order.
+#[tracing::instrument(name = "chat.store_batch", skip_all, fields(tenants = groups.len()))]
+async fn commit_groups(
+    pool: &PgPool,
+    groups: &[(TenantId, Vec<Request>)],
+) -> Vec<Vec<Result<Stored, WriteError>>> {
+    let messages: Vec<Vec<&NewMessage>> =
+        groups.iter().map(|(_, rs)| rs.iter().map(|r| &r.message).collect()).collect();
+    if groups.len() > 1 {
+        match store_together(pool, groups, &messages).await {
+            Ok(results) => return results,
+            Err(e) => tracing::warn!(
+                tenants = groups.len(),
+                error = %e,
+                "storing several tenants' messages together failed; storing them one by one"
+            ),
         }
     }
-    let inserted: Vec<StoredRow> = sqlx::query_as(tenant_function_call(
+    let mut results = Vec::with_capacity(groups.len());
+    for ((tenant, _), messages) in groups.iter().zip(&messages) {
+        let unique = dedupe(messages);
+        let stored = match sqlx::query_as(store_call(*tenant))
+            .bind_all(&unique, *tenant)
+            .fetch_all(pool)
+            .await
+        {
+            Ok(rows) => resolve(pool, *tenant, messages, &unique, rows).await,
+            Err(e) => Err(e),
+        };
+        results.push(stored.unwrap_or_else(|e| {
+            tracing::error!(tenant = tenant.0, error = %e, batch = messages.len(), "storing messages failed");
+            vec![Err(WriteError::Database(e.to_string())); messages.len()]
+        }));
+    }
+    results
+}
+
+async fn store_together(
+    pool: &PgPool,
+    groups: &[(TenantId, Vec<Request>)],
+    messages: &[Vec<&NewMessage>],
+) -> sqlx::Result<Vec<Vec<Result<Stored, WriteError>>>> {
+    let mut tx = pool.begin().await?;
+    let mut stored = Vec::with_capacity(groups.len());
+    for ((tenant, _), messages) in groups.iter().zip(messages) {
+        let unique = dedupe(messages);
+        let rows: Vec<StoredRow> = sqlx::query_as(store_call(*tenant))
+            .bind_all(&unique, *tenant)
+            .fetch_all(&mut *tx)
+            .await?;
+        stored.push((unique, rows));
+    }
+    tx.commit().await?;
+    let mut results = Vec::with_capacity(groups.len());
+    for (((tenant, _), messages), (unique, rows)) in groups.iter().zip(messages).zip(stored) {
+        results.push(resolve(pool, *tenant, messages, &unique, rows).await?);
+    }
+    Ok(results)
+}
+
+/// Within one batch the same key may come twice (a quick resend): store it once.
+fn dedupe<'a>(messages: &[&'a NewMessage]) -> Vec<&'a NewMessage> {
+    let mut keys = HashSet::new();
+    messages.iter().filter(|m| keys.insert(key(m))).copied().collect()
+}
+
+fn store_call(tenant: TenantId) -> sqlx::AssertSqlSafe<String> {
+    tenant_function_call(
         tenant,
         "store_messages",
         "id, conversation_id, sender_kind, client_msg_id, created_at, woken_from",
         8,
-    ))
-    .bind(unique.iter().map(|m| m.conversation_id).collect::<Vec<_>>())
-    .bind(unique.iter().map(|m| m.sender_kind).collect::<Vec<_>>())
-    .bind(unique.iter().map(|m| m.sender_agent_id).collect::<Vec<_>>())
-    .bind(unique.iter().map(|m| m.kind).collect::<Vec<_>>())
-    .bind(unique.iter().map(|m| m.body.as_str()).collect::<Vec<_>>())
-    .bind(unique.iter().map(|m| m.payload.as_ref().map(Value::to_string)).collect::<Vec<_>>())
-    .bind(unique.iter().map(|m| m.client_msg_id.as_str()).collect::<Vec<_>>())
-    .bind(lock_key(tenant))
-    .fetch_all(pool)
-    .await?;
+    )
+}
 
+/// Binds `store_messages`' arguments.
+trait BindAll<'q> {
+    fn bind_all(self, unique: &[&'q NewMessage], tenant: TenantId) -> Self;
+}
+
+impl<'q> BindAll<'q>
+    for sqlx::query::QueryAs<'q, sqlx::Postgres, StoredRow, sqlx::postgres::PgArguments>
+{
+    fn bind_all(self, unique: &[&'q NewMessage], tenant: TenantId) -> Self {
+        self.bind(unique.iter().map(|m| m.conversation_id).collect::<Vec<_>>())
+            .bind(unique.iter().map(|m| m.sender_kind).collect::<Vec<_>>())
+            .bind(unique.iter().map(|m| m.sender_agent_id).collect::<Vec<_>>())
+            .bind(unique.iter().map(|m| m.kind).collect::<Vec<_>>())
+            .bind(unique.iter().map(|m| m.body.as_str()).collect::<Vec<_>>())
+            .bind(
+                unique.iter().map(|m| m.payload.as_ref().map(Value::to_string)).collect::<Vec<_>>(),
+            )
+            .bind(unique.iter().map(|m| m.client_msg_id.as_str()).collect::<Vec<_>>())
+            .bind(lock_key(tenant))
+    }
+}
+
+/// Each of `messages`' result from the rows stored: stored, a duplicate (of an earlier row,
+/// or of another message of this batch), or refused by its conversation. Messages to a
+/// missing or closed conversation get their own error; the rest of the batch is stored.
+async fn resolve(
+    pool: &PgPool,
+    tenant: TenantId,
+    messages: &[&NewMessage],
+    unique: &[&NewMessage],
+    inserted: Vec<StoredRow>,
+) -> sqlx::Result<Vec<Result<Stored, WriteError>>> {
     // A woken conversation is reported once, with its first message of the batch (rows
     // come in id order).
     let mut woken = HashSet::new();

@@ -241,3 +241,74 @@ impl TestAppRef {
         res.json::<Value>().await.unwrap()["ticket"].as_str().unwrap().to_owned()
     }
 }
+
+/// The sum and count of a histogram in /metrics text.
+fn histogram_totals(text: &str, name: &str) -> (f64, f64) {
+    let value = |series: String| {
+        text.lines()
+            .find(|l| l.starts_with(&series))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    (value(format!("{name}_sum ")), value(format!("{name}_count ")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_merchants_share_commits_and_each_keeps_its_own_messages() {
+    // One shard writer: every merchant's sends meet in its batches.
+    let app = spawn_with(|c| c.writer_shards = 1).await;
+    let before = client().get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let before = histogram_totals(&before, "kefu_message_batch_tenants");
+    let names: Vec<String> = (0..6).map(|i| format!("Shard {i}")).collect();
+    let merchants = futures::future::join_all(names.iter().map(|n| app.signup(n))).await;
+    let per_visitor = 120;
+    let mut senders = Vec::new();
+    for m in &merchants {
+        for _ in 0..2 {
+            let v = visitor_session(&app, &m.ent_id).await;
+            let mut ws = Ws::visitor(&app, &v.token, "").await;
+            senders.push(tokio::spawn(async move {
+                // All at once, each id twice (the second is a resend: same id back).
+                for i in 0..per_visitor {
+                    let frame = json!({"type": "send", "client_msg_id": format!("m-{i}"), "body": format!("message {i}")});
+                    ws.socket.send(Message::text(frame.to_string())).await.unwrap();
+                    ws.socket.send(Message::text(frame.to_string())).await.unwrap();
+                }
+                let mut acked: HashMap<String, i64> = HashMap::new();
+                let mut duplicates = 0;
+                while acked.len() < per_visitor || duplicates < per_visitor {
+                    let f = ws.expect("ack").await;
+                    let id = f["id"].as_i64().unwrap();
+                    let cid = f["client_msg_id"].as_str().unwrap().to_owned();
+                    if let Some(first) = acked.insert(cid, id) {
+                        assert_eq!(first, id, "a resend gets the original id");
+                        duplicates += 1;
+                    }
+                }
+                acked.into_values().collect::<Vec<i64>>()
+            }));
+        }
+    }
+    let mut acked_by_merchant: Vec<Vec<i64>> = Vec::new();
+    for pair in senders.chunks_mut(2) {
+        let mut ids = Vec::new();
+        for sender in pair {
+            ids.extend(sender.await.unwrap());
+        }
+        ids.sort_unstable();
+        acked_by_merchant.push(ids);
+    }
+    for (m, acked) in merchants.iter().zip(&acked_by_merchant) {
+        assert_eq!(acked.len(), 2 * per_visitor);
+        let stored = stored_visitor_message_ids(app.pool(), &m.ent_id).await;
+        assert_eq!(&stored, acked, "{}: exactly its acknowledged messages, once each", m.ent_id);
+    }
+    let after = client().get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let after = histogram_totals(&after, "kefu_message_batch_tenants");
+    let (tenants, commits) = (after.0 - before.0, after.1 - before.1);
+    assert!(
+        commits >= 1.0 && tenants > commits,
+        "some commits carried several merchants: {tenants} tenant-batches in {commits} commits"
+    );
+}

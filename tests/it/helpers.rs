@@ -139,6 +139,8 @@ pub fn test_config() -> Config {
         presence_grace_secs: 1,
         // Sign-ups build their schemas (tests/it/spares.rs tests the spare stock).
         spare_schemas: 0,
+        // Two message writers: sharding is exercised, and a test app opens few connections.
+        writer_shards: 2,
         ..Config::default()
     }
 }

@@ -243,7 +243,9 @@ async fn clearing_history_removes_messages_and_files() {
     let res = call(&app, &m.token, reqwest::Method::DELETE, &path, None).await;
     assert_eq!(res.status(), 200);
     let cleared: Value = res.json().await.unwrap();
-    assert_eq!(cleared["messages"], stored);
+    // An automatic notice may have been stored after the count above (automation runs off
+    // the hot path); the page below must be empty either way.
+    assert!(cleared["messages"].as_u64().unwrap() >= stored as u64, "{cleared}");
     assert_eq!(cleared["files"], 1);
     let page: Value = app
         .get_as(&m, &format!("/api/v1/conversations/{conversation}/messages"))
