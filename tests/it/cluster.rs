@@ -266,19 +266,7 @@ async fn a_node_killed_mid_stream_loses_no_acknowledged_message() {
     b.start();
     a.wait_ready().await;
     b.wait_ready().await;
-    let signup: Value = client()
-        .post(format!("{}/api/v1/signup", a.url))
-        .json(
-            &json!({"company": "Killed Node", "email": unique_email("kill"), "password": PASSWORD}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ent_id = signup["ent_id"].as_str().unwrap().to_owned();
-    let token = signup["token"].as_str().unwrap().to_owned();
+    let (ent_id, token) = a.signup("Killed Node").await;
     let (a_first, b_first) =
         (vec![a.url.clone(), b.url.clone()], vec![b.url.clone(), a.url.clone()]);
 
@@ -296,16 +284,7 @@ async fn a_node_killed_mid_stream_loses_no_acknowledged_message() {
     let per_visitor = 400;
     let mut senders = Vec::new();
     for i in 0..4 {
-        let session: Value = client()
-            .post(format!("{}/api/v1/visitor/session", a.url))
-            .json(&json!({"ent_id": ent_id}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let visitor_token = session["token"].as_str().unwrap().to_owned();
+        let visitor_token = a.visitor_token(&ent_id).await;
         let bases = if i % 2 == 0 { a_first.clone() } else { b_first.clone() };
         senders.push(tokio::spawn(async move {
             send_until_all_acked(&bases, &visitor_token, per_visitor, Duration::from_secs(120))

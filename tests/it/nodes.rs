@@ -7,6 +7,7 @@ use std::{
     time::Duration,
 };
 
+use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 
 use crate::helpers::*;
@@ -70,6 +71,28 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("kefu did not become ready");
+    }
+
+    /// Signs a merchant up; returns its ent_id and the owner's token.
+    pub async fn signup(&self, company: &str) -> (String, String) {
+        let body = json!({"company": company, "email": unique_email("node"), "password": PASSWORD});
+        let res = client().post(format!("{}/api/v1/signup", self.url)).json(&body).send().await;
+        let signup: Value = res.unwrap().json().await.unwrap();
+        (
+            signup["ent_id"].as_str().unwrap().to_owned(),
+            signup["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// A new visitor of `ent_id`: its token.
+    pub async fn visitor_token(&self, ent_id: &str) -> String {
+        let res = client()
+            .post(format!("{}/api/v1/visitor/session", self.url))
+            .json(&json!({ "ent_id": ent_id }))
+            .send()
+            .await;
+        let session: Value = res.unwrap().json().await.unwrap();
+        session["token"].as_str().unwrap().to_owned()
     }
 
     /// Stops the process with `signal` and returns its exit status.

@@ -180,28 +180,8 @@ async fn server_stopped_mid_stream_gracefully_or_killed_loses_nothing() {
     let mut server = Server::new(port, &options, &[]);
     server.start();
     server.wait_ready().await;
-    let signup: Value = client()
-        .post(format!("{}/api/v1/signup", server.url))
-        .json(
-            &json!({"company": "Restart", "email": unique_email("restart"), "password": PASSWORD}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ent_id = signup["ent_id"].as_str().unwrap().to_owned();
-    let session: Value = client()
-        .post(format!("{}/api/v1/visitor/session", server.url))
-        .json(&json!({"ent_id": ent_id}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = session["token"].as_str().unwrap().to_owned();
+    let (ent_id, owner_token) = server.signup("Restart").await;
+    let token = server.visitor_token(&ent_id).await;
 
     let total = 600;
     let sender = tokio::spawn({
@@ -233,7 +213,7 @@ async fn server_stopped_mid_stream_gracefully_or_killed_loses_nothing() {
     // An agent catching up from the beginning after the restarts sees them all.
     let ticket: Value = client()
         .post(format!("{}/api/v1/ws/ticket", server.url))
-        .bearer_auth(signup["token"].as_str().unwrap())
+        .bearer_auth(&owner_token)
         .send()
         .await
         .unwrap()
