@@ -44,6 +44,9 @@ pub fn routes() -> Routes {
 /// second serves the rare follow-up query while the first reconnects or is busy.
 pub const WRITER_SHARD_CONNECTIONS: u32 = 2;
 
+/// Prepared statements each message-writing connection keeps (one per tenant it writes for).
+const WRITER_STATEMENT_CACHE: usize = 4096;
+
 /// The chat engine of this process.
 pub struct Chat {
     pub hub: Arc<Hub>,
@@ -76,7 +79,10 @@ impl Chat {
         webhooks: Arc<crate::webhooks::Webhooks>,
     ) -> Self {
         let hub = Arc::new(Hub::default());
-        let options = (*pool.connect_options()).clone();
+        // Each tenant's call is its own statement (schema-qualified): keep a shard's tenants'
+        // statements prepared instead of re-preparing past sqlx's default 100.
+        let options =
+            (*pool.connect_options()).clone().statement_cache_capacity(WRITER_STATEMENT_CACHE);
         let shards = (0..writer_shards)
             .map(|_| {
                 crate::db::pool_options(WRITER_SHARD_CONNECTIONS).connect_lazy_with(options.clone())
