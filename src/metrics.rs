@@ -178,6 +178,14 @@ async fn scrape(
     metrics::gauge!("kefu_db_pool_connections", "state" => "in_use")
         .set(f64::from(pool.size()) - idle);
     metrics::gauge!("kefu_db_pool_max").set(f64::from(pool.options().get_max_connections()));
+    let writers = state.chat.writer.pools();
+    let (size, idle, max) = writers.iter().fold((0, 0, 0), |(s, i, m), p| {
+        (s + p.size(), i + p.num_idle() as u32, m + p.options().get_max_connections())
+    });
+    metrics::gauge!("kefu_db_writer_connections", "state" => "idle").set(f64::from(idle));
+    metrics::gauge!("kefu_db_writer_connections", "state" => "in_use")
+        .set(f64::from(size.saturating_sub(idle)));
+    metrics::gauge!("kefu_db_writer_max").set(f64::from(max));
     let tenants: Vec<(String, i64)> =
         sqlx::query_as("select status, count(*) from public.tenants group by status")
             .fetch_all(pool)

@@ -132,6 +132,8 @@ struct Request {
 pub struct Writer {
     /// Each shard's queue (emptied at shutdown, which ends the writers).
     queues: Mutex<Vec<mpsc::Sender<Request>>>,
+    /// The shards' pools (for the metrics).
+    pools: Vec<PgPool>,
     tasks: tokio_util::task::TaskTracker,
 }
 
@@ -147,7 +149,8 @@ impl Writer {
         let pools = if shards.is_empty() { vec![pool] } else { shards };
         let tasks = tokio_util::task::TaskTracker::new();
         let queues = pools
-            .into_iter()
+            .iter()
+            .cloned()
             .map(|pool| {
                 let (tx, rx) = mpsc::channel(SHARD_CAPACITY);
                 let shard = Shard { pool, hub: hub.clone(), webhooks: webhooks.clone() };
@@ -155,7 +158,12 @@ impl Writer {
                 tx
             })
             .collect();
-        Self { queues: Mutex::new(queues), tasks }
+        Self { queues: Mutex::new(queues), pools, tasks }
+    }
+
+    /// The pools the writers use (the main pool, with `writer_shards = 0`).
+    pub fn pools(&self) -> &[PgPool] {
+        &self.pools
     }
 
     /// At shutdown, after the sockets are gone: lets every writer store and answer what it

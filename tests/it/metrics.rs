@@ -46,6 +46,9 @@ async fn metrics_count_requests_connections_and_messages() {
     assert!(sample(&text, "kefu_message_deliver_seconds_count").unwrap() >= 1.0);
     assert!(sample(&text, "kefu_message_batch_size_count").unwrap() >= 1.0);
     assert!(sample(&text, "kefu_db_pool_max").unwrap() >= 1.0);
+    // Two connections per shard writer (the recorder is shared by every app in this test
+    // process, and some run one writer, so only the floor is certain).
+    assert!(sample(&text, "kefu_db_writer_max ").unwrap() >= 2.0);
     assert!(
         text.contains(
             "kefu_http_requests_total{method=\"POST\",route=\"/api/v1/signup\",status=\"2xx\"}"
