@@ -159,6 +159,11 @@ pub struct Bus {
 }
 
 impl Bus {
+    /// Tells the other nodes to drop what `what` names from their caches.
+    pub fn invalidate(&self, what: Invalidation) {
+        self.publish(Event::Invalidate(what), None);
+    }
+
     /// Whether the broker is reachable now (readiness).
     pub fn is_connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
@@ -535,7 +540,7 @@ impl AppState {
     pub async fn invalidate(&self, what: Invalidation) {
         self.invalidate_here(what).await;
         if let Some(bus) = self.chat.hub.bus() {
-            bus.publish(Event::Invalidate(what), None);
+            bus.invalidate(what);
         }
     }
 

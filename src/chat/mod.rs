@@ -209,8 +209,7 @@ impl Chat {
     pub async fn remember_status(&self, tenant: TenantId, agent_id: i64, status: AgentStatus) {
         self.statuses.insert((tenant, agent_id), status).await;
         if let Some(bus) = self.hub.bus() {
-            let what = crate::bus::Invalidation::AgentStatus(tenant.0, agent_id);
-            bus.publish(crate::bus::Event::Invalidate(what), None);
+            bus.invalidate(crate::bus::Invalidation::AgentStatus(tenant.0, agent_id));
         }
     }
 
