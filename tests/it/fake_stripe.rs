@@ -134,7 +134,10 @@ impl FakeStripe {
     pub fn last_session(&self) -> Value {
         let inner = self.lock();
         let mut all: Vec<&Value> = inner.sessions.values().collect();
-        all.sort_by_key(|s| s["created"].as_i64().unwrap_or(0));
+        // Sessions of one second are told apart by their ids' counter (zero-padded).
+        all.sort_by_key(|s| {
+            (s["created"].as_i64().unwrap_or(0), s["id"].as_str().map(str::to_owned))
+        });
         all.last().cloned().cloned().expect("a Checkout Session")
     }
 
