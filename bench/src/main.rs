@@ -578,7 +578,12 @@ async fn load(
     // nodes, most messages cross the bus.
     let urls = server.urls();
     let origin = Instant::now();
-    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
+    // The whole window's latencies, and each second's on its own: a tail spread evenly over
+    // the run and a few stalls give the same p99 but call for different fixes.
+    let latencies = Arc::new(Mutex::new(Latencies {
+        total: Histogram::new_with_bounds(1, 60_000_000, 3)?,
+        seconds: vec![Histogram::new_with_bounds(1, 60_000_000, 3)?; duration.max(1) as usize],
+    }));
     let delivered = Arc::new(AtomicU64::new(0));
     // The measured window, in ns since `origin`; set once the schedule's start is known.
     let window = Arc::new((AtomicU64::new(u64::MAX), AtomicU64::new(0)));
@@ -599,8 +604,8 @@ async fn load(
                 Ipv4Addr::LOCALHOST,
             )
             .await?;
-            let (histogram, delivered, window) =
-                (histogram.clone(), delivered.clone(), window.clone());
+            let (latencies, delivered, window) =
+                (latencies.clone(), delivered.clone(), window.clone());
             let received = (a == 0).then(|| received.clone());
             readers.push(tokio::spawn(async move {
                 // Pings (answered by tungstenite) and other non-text frames are not the end.
@@ -613,14 +618,11 @@ async fn load(
                     if let Some(received) = &received {
                         received.fetch_add(1, Ordering::Relaxed);
                     }
-                    if (window.0.load(Ordering::Relaxed)..window.1.load(Ordering::Relaxed))
-                        .contains(&intended)
-                    {
+                    let from = window.0.load(Ordering::Relaxed);
+                    if (from..window.1.load(Ordering::Relaxed)).contains(&intended) {
                         delivered.fetch_add(1, Ordering::Relaxed);
-                        let _ = histogram
-                            .lock()
-                            .unwrap()
-                            .record((now.saturating_sub(intended) / 1_000).max(1));
+                        let micros = (now.saturating_sub(intended) / 1_000).max(1);
+                        latencies.lock().unwrap().record((intended - from) / 1_000_000_000, micros);
                     }
                 }
             }));
@@ -753,7 +755,8 @@ async fn load(
     }
     drop(sinks);
     let undelivered = sent.saturating_sub(received.load(Ordering::Relaxed));
-    let h = histogram.lock().unwrap();
+    let latencies = latencies.lock().unwrap();
+    let h = &latencies.total;
     let n = delivered.load(Ordering::Relaxed);
     println!(
         "load: {visitors} visitors over {tenants} merchant(s) → {agents} agent socket(s) each, target {rate} msgs/s, measured {duration} s after {warmup} s warm-up"
@@ -768,6 +771,16 @@ async fn load(
         h.value_at_quantile(0.999) as f64 / 1000.0,
         h.max() as f64 / 1000.0
     );
+    for (second, h) in latencies.seconds.iter().enumerate() {
+        println!(
+            "load:   second {:>3}: {:>6} msgs, p50 {:>6.2} ms, p99 {:>7.2} ms, max {:>7.2} ms",
+            second + 1,
+            h.len(),
+            h.value_at_quantile(0.50) as f64 / 1000.0,
+            h.value_at_quantile(0.99) as f64 / 1000.0,
+            h.max() as f64 / 1000.0
+        );
+    }
     if let Some(rss) = server.rss_kib() {
         println!(
             "load: server RSS {:.1} MiB ({} node(s))",
@@ -782,6 +795,22 @@ async fn load(
         );
     }
     Ok(())
+}
+
+/// End-to-end latencies of a load run's measured window, in microseconds.
+struct Latencies {
+    total: Histogram<u64>,
+    /// One per second of the window, by intended send time.
+    seconds: Vec<Histogram<u64>>,
+}
+
+impl Latencies {
+    fn record(&mut self, second: u64, micros: u64) {
+        let _ = self.total.record(micros);
+        if let Some(h) = self.seconds.get_mut(second as usize) {
+            let _ = h.record(micros);
+        }
+    }
 }
 
 /// The intended send time in a visitor message frame of the load test.
