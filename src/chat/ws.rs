@@ -473,8 +473,12 @@ async fn write_loop<S: Sink<Message> + Unpin>(
     started: Instant,
 ) {
     let Ends { lagging, revoked, close_reason, shutdown } = ends;
-    let mut ping = tokio::time::interval(PING_EVERY);
-    ping.tick().await;
+    // The first ping at a random point of the period: sockets that connected together (a
+    // burst, everyone reconnecting after a restart) would otherwise all be pinged, and all
+    // answer, in the same millisecond every period — a stall that shows in every push's
+    // latency at that moment.
+    let first = PING_EVERY.mul_f64(rand::random_range(0.05..1.0));
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + first, PING_EVERY);
     loop {
         tokio::select! {
             biased;
