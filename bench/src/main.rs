@@ -589,8 +589,8 @@ async fn load(
     // The whole window's latencies, and each second's on its own: a tail spread evenly over
     // the run and a few stalls give the same p99 but call for different fixes.
     let latencies = Arc::new(Mutex::new(Latencies {
-        total: Histogram::new_with_bounds(1, 60_000_000, 3)?,
-        seconds: vec![Histogram::new_with_bounds(1, 60_000_000, 3)?; duration.max(1) as usize],
+        total: latency_histogram()?,
+        seconds: vec![latency_histogram()?; duration.max(1) as usize],
     }));
     let delivered = Arc::new(AtomicU64::new(0));
     // The measured window, in ns since `origin`; set once the schedule's start is known.
@@ -693,7 +693,7 @@ async fn load(
     let errors = Arc::new(AtomicU64::new(0));
     // How late the generator itself wrote each message to its socket: the part of the
     // end-to-end latency spent waiting for a CPU on this side (or for socket backpressure).
-    let lateness = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
+    let lateness = Arc::new(Mutex::new(latency_histogram()?));
     // Each socket task sends what it is told to; one metronome thread tells them when.
     // tokio's timers have a 1 ms granularity, which would add up to a millisecond of the
     // generator's own lateness to every measurement; a thread sleeping with nanosleep is
@@ -779,22 +779,15 @@ async fn load(
         "load: {visitors} visitors over {tenants} merchant(s) → {agents} agent socket(s) each, target {rate} msgs/s, measured {duration} s after {warmup} s warm-up"
     );
     println!(
-        "load: delivered {:.0} msgs/s durable (sent {sent}, acked {}, {} errors, {undelivered} not delivered within 10 s); latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        "load: delivered {:.0} msgs/s durable (sent {sent}, acked {}, {} errors, {undelivered} not delivered within 10 s); latency {}",
         n as f64 / duration as f64,
         acked.load(Ordering::Relaxed),
         errors.load(Ordering::Relaxed),
-        h.value_at_quantile(0.50) as f64 / 1000.0,
-        h.value_at_quantile(0.99) as f64 / 1000.0,
-        h.value_at_quantile(0.999) as f64 / 1000.0,
-        h.max() as f64 / 1000.0
+        quantiles(h)
     );
-    let late = lateness.lock().unwrap();
     println!(
-        "load: of which the generator's own lateness in writing them: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
-        late.value_at_quantile(0.50) as f64 / 1000.0,
-        late.value_at_quantile(0.99) as f64 / 1000.0,
-        late.value_at_quantile(0.999) as f64 / 1000.0,
-        late.max() as f64 / 1000.0
+        "load: of which the generator's own lateness in writing them: {}",
+        quantiles(&lateness.lock().unwrap())
     );
     for (second, h) in latencies.seconds.iter().enumerate() {
         println!(
@@ -820,6 +813,23 @@ async fn load(
         );
     }
     Ok(())
+}
+
+/// A histogram of latencies in microseconds, up to a minute.
+fn latency_histogram() -> anyhow::Result<Histogram<u64>> {
+    Ok(Histogram::new_with_bounds(1, 60_000_000, 3)?)
+}
+
+/// "p50 … ms, p99 … ms, p99.9 … ms, max … ms" of a histogram in microseconds.
+fn quantiles(h: &Histogram<u64>) -> String {
+    let ms = |micros: u64| micros as f64 / 1000.0;
+    format!(
+        "p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+        ms(h.value_at_quantile(0.50)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.value_at_quantile(0.999)),
+        ms(h.max())
+    )
 }
 
 /// End-to-end latencies of a load run's measured window, in microseconds.
