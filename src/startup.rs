@@ -3,6 +3,7 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{Context as _, bail};
+use axum::serve::ListenerExt as _;
 use sqlx::PgPool;
 use tenants::{Registry, RegistryOptions, TenantMigrator};
 use tokio::net::TcpListener;
@@ -140,7 +141,15 @@ impl Application {
         let timers = crate::chat::status::spawn_worker(&self.state);
         let spares = crate::platform::lifecycle::spawn_spares_job(&self.state);
         let app = http::router(self.state);
-        axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        // Frames go out as soon as they are written: with Nagle's algorithm a socket that
+        // only receives (an agent's, carrying a busy team's messages) holds each small
+        // write until the peer's delayed ACK, adding 10–40 ms to every push.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
+            }
+        });
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await?;
         purge.abort();
