@@ -35,10 +35,11 @@ pub enum ApiError {
     Stripe(#[from] StripeError),
 }
 
-/// A connection to Stripe's API with the platform's secret key.
+/// A connection to Stripe's API with the platform's secret key. Cloning it is cheap: the
+/// client (several hundred bytes) is shared, not copied into every holder of the app state.
 #[derive(Clone)]
 pub struct StripeApi {
-    client: Client,
+    client: std::sync::Arc<Client>,
 }
 
 impl std::fmt::Debug for StripeApi {
@@ -125,7 +126,7 @@ impl StripeApi {
             .request_strategy(RequestStrategy::ExponentialBackoff(3))
             .timeout(Duration::from_secs(20))
             .build()?;
-        Ok(Self { client })
+        Ok(Self { client: std::sync::Arc::new(client) })
     }
 
     /// Creates the customer a merchant pays as.
@@ -139,7 +140,7 @@ impl StripeApi {
             .email(email)
             .name(name)
             .metadata(HashMap::from([("tenant_id".to_owned(), tenant_id.to_string())]));
-        let created: Created = request.build().customize().send(&self.client).await?;
+        let created: Created = request.build().customize().send(&*self.client).await?;
         Ok(created.id)
     }
 
@@ -168,7 +169,7 @@ impl StripeApi {
             .metadata(metadata)
             .success_url(success_url)
             .cancel_url(cancel_url);
-        hosted(request.build().customize().send(&self.client).await?)
+        hosted(request.build().customize().send(&*self.client).await?)
     }
 
     /// A customer-portal session (payment methods, invoices, cancelling); with
@@ -189,12 +190,12 @@ impl StripeApi {
                 Some(CreateBillingPortalSessionFlowDataSubscriptionCancel::new(subscription));
             request = request.flow_data(flow);
         }
-        hosted(request.build().customize().send(&self.client).await?)
+        hosted(request.build().customize().send(&*self.client).await?)
     }
 
     /// The subscription as Stripe has it now.
     pub async fn subscription(&self, id: &str) -> Result<Subscription, ApiError> {
-        Ok(RetrieveSubscription::new(id).build().customize().send(&self.client).await?)
+        Ok(RetrieveSubscription::new(id).build().customize().send(&*self.client).await?)
     }
 
     /// Moves a subscription to another Price at once (prorated).
@@ -209,7 +210,7 @@ impl StripeApi {
         let request = UpdateSubscription::new(subscription.id.as_str())
             .items(vec![item])
             .proration_behavior(UpdateSubscriptionProrationBehavior::CreateProrations);
-        Ok(request.build().customize().send(&self.client).await?)
+        Ok(request.build().customize().send(&*self.client).await?)
     }
 }
 
