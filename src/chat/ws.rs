@@ -266,46 +266,64 @@ fn upgrade(state: AppState, ws: WebSocketUpgrade, conn: Connection) -> Response 
     let tracker = state.chat.hub.tracker().clone();
     configure(ws)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "websocket upgrade failed"))
-        .on_upgrade(move |socket| tracker.track_future(serve(state, socket, conn)))
+        .on_upgrade(move |socket| {
+            let (sink, stream) = socket.split();
+            tracker.track_future(serve(state, sink, stream, conn))
+        })
         .into_response()
 }
 
-async fn serve(state: AppState, socket: WebSocket, conn: Connection) {
-    let chat = state.chat.clone();
-    let tenant = conn.tenant.id;
-    let first_connection = chat.hub.connections_of(tenant, conn.peer) == 0;
-    let (registration, hub_rx) = chat.hub.register(tenant, conn.peer);
-    let _counted = crate::metrics::Connection::open(match conn.peer {
-        Peer::Agent(_) => "agent",
-        Peer::Visitor(_) => "visitor",
-    });
-    // The transient steps are boxed: an idle socket's task then only holds the small state
-    // of its two loops, not the largest state of every step it ever runs.
-    if let Err(e) = Box::pin(on_connect(&state, &conn, first_connection)).await {
-        tracing::warn!(error = %e, "presence update on connect failed");
-    }
-    let (mut sink, stream) = socket.split();
-    if Box::pin(greet_and_replay(&state, &conn, &mut sink)).await.is_ok() {
-        let last_seen = Arc::new(AtomicU64::new(0));
-        let started = Instant::now();
-        let ends = Ends {
-            lagging: registration.lagging.clone(),
-            revoked: registration.revoked.clone(),
-            close_reason: registration.close.clone(),
-            shutdown: chat.hub.shutdown_token(),
-        };
-        let writer = write_loop(&mut sink, hub_rx, ends, last_seen.clone(), started);
-        let mut ctx =
-            Ctx { state: &state, conn: &conn, current: None, connection_id: registration.id };
-        let reader = read_loop(stream, &mut ctx, registration.replies.clone(), last_seen, started);
-        tokio::select! {
-            () = writer => {}
-            () = reader => {}
+type SocketSink = futures::stream::SplitSink<WebSocket, Message>;
+type SocketStream = futures::stream::SplitStream<WebSocket>;
+
+/// One socket's task, for as long as it is open. Its future is what an idle socket costs, so
+/// it is kept small: an `async` block rather than an `async fn` (whose arguments would be
+/// stored twice, as arguments and as the locals they are moved into), the socket already
+/// split (its halves are two pointers to the shared socket), and the transient steps boxed.
+#[allow(clippy::manual_async_fn, reason = "an async fn would hold its arguments twice")]
+fn serve(
+    state: AppState,
+    mut sink: SocketSink,
+    stream: SocketStream,
+    conn: Connection,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let chat = state.chat.clone();
+        let tenant = conn.tenant.id;
+        let first_connection = chat.hub.connections_of(tenant, conn.peer) == 0;
+        let (registration, hub_rx) = chat.hub.register(tenant, conn.peer);
+        let _counted = crate::metrics::Connection::open(match conn.peer {
+            Peer::Agent(_) => "agent",
+            Peer::Visitor(_) => "visitor",
+        });
+        // The transient steps are boxed: an idle socket's task then only holds the small state
+        // of its two loops, not the largest state of every step it ever runs.
+        if let Err(e) = Box::pin(on_connect(&state, &conn, first_connection)).await {
+            tracing::warn!(error = %e, "presence update on connect failed");
         }
-    }
-    drop(registration);
-    if let Err(e) = Box::pin(on_disconnect(&state, &conn)).await {
-        tracing::warn!(error = %e, "presence update on disconnect failed");
+        if Box::pin(greet_and_replay(&state, &conn, &mut sink)).await.is_ok() {
+            let last_seen = Arc::new(AtomicU64::new(0));
+            let started = Instant::now();
+            let ends = Ends {
+                lagging: registration.lagging.clone(),
+                revoked: registration.revoked.clone(),
+                close_reason: registration.close.clone(),
+                shutdown: chat.hub.shutdown_token(),
+            };
+            let writer = write_loop(&mut sink, hub_rx, ends, last_seen.clone(), started);
+            let mut ctx =
+                Ctx { state: &state, conn: &conn, current: None, connection_id: registration.id };
+            let reader =
+                read_loop(stream, &mut ctx, registration.replies.clone(), last_seen, started);
+            tokio::select! {
+                () = writer => {}
+                () = reader => {}
+            }
+        }
+        drop(registration);
+        if let Err(e) = Box::pin(on_disconnect(&state, &conn)).await {
+            tracing::warn!(error = %e, "presence update on disconnect failed");
+        }
     }
 }
 
@@ -377,11 +395,11 @@ where
         agent_id,
         server_time: chrono::Utc::now(),
     };
-    send(sink, &encode(&hello)).await?;
+    send(sink, encode(&hello)).await?;
     match conn.peer {
         Peer::Visitor(_) => {
             let online = state.chat.team_online(tenant).await.unwrap_or(false);
-            send(sink, &encode(&ServerFrame::Presence(Presence::Team { online }))).await?;
+            send(sink, encode(&ServerFrame::Presence(Presence::Team { online }))).await?;
         }
         Peer::Agent(_) => {
             for colleague in state.chat.present_agents(tenant) {
@@ -395,7 +413,7 @@ where
                     agent_id: colleague,
                     status: protocol::AgentStatus::parse(&status),
                 };
-                send(sink, &encode(&ServerFrame::Presence(frame))).await?;
+                send(sink, encode(&ServerFrame::Presence(frame))).await?;
             }
         }
     }
@@ -418,17 +436,17 @@ where
         let full = messages.len() as i64 == REPLAY_PAGE;
         for message in messages {
             since = message.id;
-            send(sink, &encode(&ServerFrame::Message(message))).await?;
+            send(sink, encode(&ServerFrame::Message(message))).await?;
         }
         if !full {
             break;
         }
     }
-    send(sink, &encode(&ServerFrame::SyncDone { last_id: since, more })).await
+    send(sink, encode(&ServerFrame::SyncDone { last_id: since, more })).await
 }
 
-async fn send<S: Sink<Message> + Unpin>(sink: &mut S, frame: &Frame) -> Result<(), ()> {
-    sink.send(Message::Text(frame.clone())).await.map_err(|_| ())
+async fn send<S: Sink<Message> + Unpin>(sink: &mut S, frame: Frame) -> Result<(), ()> {
+    sink.send(frame.into_message()).await.map_err(|_| ())
 }
 
 /// Writes `first` and whatever else is already queued (up to a bound), then flushes once:
@@ -438,10 +456,10 @@ async fn write_batch<S: Sink<Message> + Unpin>(
     first: Frame,
     queue: &mut mpsc::Receiver<Frame>,
 ) -> Result<(), ()> {
-    sink.feed(Message::Text(first)).await.map_err(|_| ())?;
+    sink.feed(first.into_message()).await.map_err(|_| ())?;
     for _ in 0..256 {
         match queue.try_recv() {
-            Ok(frame) => sink.feed(Message::Text(frame)).await.map_err(|_| ())?,
+            Ok(frame) => sink.feed(frame.into_message()).await.map_err(|_| ())?,
             Err(_) => break,
         }
     }
@@ -493,7 +511,7 @@ async fn write_loop<S: Sink<Message> + Unpin>(
             () = revoked.cancelled() => {
                 // What was queued before the end (e.g. the notice saying why) goes first.
                 while let Ok(frame) = hub_rx.try_recv() {
-                    if sink.feed(Message::Text(frame)).await.is_err() {
+                    if sink.feed(frame.into_message()).await.is_err() {
                         return;
                     }
                 }
@@ -544,7 +562,14 @@ async fn read_loop<St, E>(
     while let Some(Ok(message)) = stream.next().await {
         last_seen.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         let frames = match message {
-            Message::Text(text) if bucket.take() => Box::pin(handle(ctx, text.as_str())).await,
+            // Handling a frame and queueing its replies is one boxed step: the loop itself
+            // (what a socket costs while it waits for the next frame) stays small.
+            Message::Text(text) if bucket.take() => {
+                if Box::pin(handle_and_reply(ctx, text.as_str(), &replies)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
             Message::Text(_) => vec![ServerFrame::Error {
                 code: "rate_limited",
                 message: "too many frames; slow down".into(),
@@ -558,12 +583,27 @@ async fn read_loop<St, E>(
             Message::Close(_) => break,
             Message::Ping(_) | Message::Pong(_) => continue,
         };
-        for frame in frames {
-            if replies.send(encode(&frame)).await.is_err() {
-                return;
-            }
+        if Box::pin(reply(&replies, frames)).await.is_err() {
+            return;
         }
     }
+}
+
+async fn handle_and_reply(
+    ctx: &mut Ctx<'_>,
+    text: &str,
+    replies: &mpsc::Sender<Frame>,
+) -> Result<(), ()> {
+    let frames = handle(ctx, text).await;
+    reply(replies, frames).await
+}
+
+/// Queues `frames` for the sender; an error means the connection is gone.
+async fn reply(replies: &mpsc::Sender<Frame>, frames: Vec<ServerFrame>) -> Result<(), ()> {
+    for frame in frames {
+        replies.send(encode(&frame)).await.map_err(|_| ())?;
+    }
+    Ok(())
 }
 
 /// Acts on one client frame; returns the frames for the sender.
