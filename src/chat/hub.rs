@@ -71,17 +71,19 @@ pub enum Peer {
 struct Conn {
     peer: Peer,
     tx: mpsc::Sender<Frame>,
-    /// Cancelled when the connection must close because it fell behind.
-    lagging: CancellationToken,
-    /// Cancelled when the peer lost access (a blocked visitor, a disabled agent, a
-    /// suspended merchant); `close` says with which close code.
-    revoked: CancellationToken,
+    /// Cancelled when the server ends the connection: it fell behind, the peer lost access
+    /// (a blocked visitor, a disabled agent, a suspended merchant), or it must resync;
+    /// `close` says with which close code.
+    ended: CancellationToken,
     close: CloseReason,
 }
 
-/// The close code and reason a revoked connection ends with (set once, before `revoked` is
-/// cancelled).
+/// The close code and reason a connection the server ends is closed with (set once, before
+/// `ended` is cancelled: the first reason wins).
 pub type CloseReason = Arc<std::sync::OnceLock<(u16, &'static str)>>;
+
+/// The connection's queue was full: it could not keep up, and catches up with `since`.
+pub const LAGGING: (u16, &str) = (4008, "too slow; reconnect with since");
 
 /// Close code and reason for a peer that lost access: do not reconnect.
 pub const REVOKED: (u16, &str) = (4003, "access revoked");
@@ -99,7 +101,7 @@ pub fn close_reason(code: u16) -> (u16, &'static str) {
 impl Conn {
     fn end(&self, reason: (u16, &'static str)) {
         let _ = self.close.set(reason);
-        self.revoked.cancel();
+        self.ended.cancel();
     }
 }
 
@@ -159,8 +161,8 @@ pub struct Registration {
     tenant: TenantId,
     peer: Peer,
     pub id: u64,
-    pub lagging: CancellationToken,
-    pub revoked: CancellationToken,
+    /// Cancelled when the server ends the connection; `close` says why.
+    pub ended: CancellationToken,
     pub close: CloseReason,
     /// The connection's own queue, for replies to what it sent (acks, errors, pongs). They
     /// share the queue with pushed frames: one channel per socket, not two.
@@ -210,15 +212,9 @@ impl Hub {
         };
         let (tx, rx) = mpsc::channel(capacity);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (lagging, revoked) = (CancellationToken::new(), CancellationToken::new());
+        let ended = CancellationToken::new();
         let close = CloseReason::default();
-        let conn = Conn {
-            peer,
-            tx: tx.clone(),
-            lagging: lagging.clone(),
-            revoked: revoked.clone(),
-            close: close.clone(),
-        };
+        let conn = Conn { peer, tx: tx.clone(), ended: ended.clone(), close: close.clone() };
         {
             let mut rooms = self.lock();
             let room = rooms.entry(tenant).or_default();
@@ -228,19 +224,7 @@ impl Hub {
                 self.announce(tenant, peer, true);
             }
         }
-        (
-            Registration {
-                hub: self.clone(),
-                tenant,
-                peer,
-                id,
-                lagging,
-                revoked,
-                close,
-                replies: tx,
-            },
-            rx,
-        )
+        (Registration { hub: self.clone(), tenant, peer, id, ended, close, replies: tx }, rx)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, Room>> {
@@ -261,9 +245,9 @@ impl Hub {
             match conn.tx.try_send(frame.clone()) {
                 Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    if !conn.lagging.is_cancelled() {
+                    if !conn.ended.is_cancelled() {
                         tracing::warn!(tenant = tenant.0, peer = ?conn.peer, "connection lagging; closing it");
-                        conn.lagging.cancel();
+                        conn.end(LAGGING);
                     }
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
@@ -615,9 +599,13 @@ mod tests {
         for _ in 0..QUEUE_CAPACITY {
             hub.to_visitor(t, 20, &frame);
         }
-        assert!(!visitor.lagging.is_cancelled());
+        assert!(!visitor.ended.is_cancelled());
         hub.to_visitor(t, 20, &frame);
-        assert!(visitor.lagging.is_cancelled());
+        assert!(visitor.ended.is_cancelled());
+        assert_eq!(visitor.close.get(), Some(&LAGGING));
+        // The first reason stays: a later revocation does not change how it closes.
+        hub.revoke(t, Peer::Visitor(20));
+        assert_eq!(visitor.close.get(), Some(&LAGGING));
 
         drop(agent);
         drop(visitor);

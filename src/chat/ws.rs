@@ -59,6 +59,10 @@ pub fn routes() -> Routes {
 /// Pings go out this often; a connection silent for [`IDLE_TIMEOUT`] is closed.
 const PING_EVERY: Duration = Duration::from_secs(20);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a write may stay stuck on a peer that stopped reading once the connection has
+/// been ended (its queue filled up, it lost access, the server is stopping); then the
+/// connection is dropped without a close frame, which could not get through anyway.
+const STALLED_WRITE_GRACE: Duration = Duration::from_secs(5);
 /// Messages replayed per page on reconnect, and at most this many pages.
 const REPLAY_PAGE: i64 = 500;
 const REPLAY_MAX_PAGES: usize = 20;
@@ -67,9 +71,9 @@ const REPLAY_MAX_PAGES: usize = 20;
 pub mod close {
     pub const IDLE: u16 = 1001;
     pub const RESTART: u16 = 1012;
-    pub const LAGGING: u16 = 4008;
-    // 4003 (access revoked) and 4004 (service paused) come with the hub's revocations:
-    // see `hub::REVOKED` and `hub::SUSPENDED`.
+    // 4003 (access revoked), 4004 (service paused) and 4008 (lagging, or frames lost on the
+    // bus) come with the hub's ends: see `hub::REVOKED`, `hub::SUSPENDED`, `hub::LAGGING`
+    // and `hub::RESYNC`.
 }
 
 #[derive(Deserialize)]
@@ -305,8 +309,7 @@ fn serve(
             let last_seen = Arc::new(AtomicU64::new(0));
             let started = Instant::now();
             let ends = Ends {
-                lagging: registration.lagging.clone(),
-                revoked: registration.revoked.clone(),
+                ended: registration.ended.clone(),
                 close_reason: registration.close.clone(),
                 shutdown: chat.hub.shutdown_token(),
             };
@@ -466,16 +469,46 @@ async fn write_batch<S: Sink<Message> + Unpin>(
     sink.flush().await.map_err(|_| ())
 }
 
+/// [`write_batch`], unless the peer has stopped reading: a write stuck on a full socket
+/// (which no close frame can get through either) is given up [`STALLED_WRITE_GRACE`] after
+/// the connection was ended or the server began to shut down, and the connection dropped.
+/// Without this a peer that never reads would hold its socket and full queue for good: the
+/// end is only seen between writes.
+async fn write_or_give_up<S: Sink<Message> + Unpin>(
+    sink: &mut S,
+    first: Frame,
+    queue: &mut mpsc::Receiver<Frame>,
+    ended: &CancellationToken,
+    shutdown: &CancellationToken,
+) -> Result<(), ()> {
+    let given_up = async {
+        tokio::select! {
+            () = ended.cancelled() => {}
+            () = shutdown.cancelled() => {}
+        }
+        tokio::time::sleep(STALLED_WRITE_GRACE).await;
+    };
+    tokio::select! {
+        // The write first: one that completes at once (the usual case) never waits on the
+        // tokens at all.
+        biased;
+        written = write_batch(sink, first, queue) => written,
+        () = given_up => {
+            tracing::info!("a peer stopped reading; dropping its connection");
+            Err(())
+        }
+    }
+}
+
 async fn close_with<S: Sink<Message> + Unpin>(sink: &mut S, code: u16, reason: &'static str) {
     let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
 }
 
 /// What ends a connection from the server's side.
 struct Ends {
-    /// It fell behind (close 4008).
-    lagging: CancellationToken,
-    /// It lost access; `close_reason` says which close code.
-    revoked: CancellationToken,
+    /// The hub ended it (it fell behind, lost access, must resync); `close_reason` says
+    /// with which close code.
+    ended: CancellationToken,
     close_reason: super::hub::CloseReason,
     /// The server is shutting down (close 1012).
     shutdown: CancellationToken,
@@ -490,7 +523,7 @@ async fn write_loop<S: Sink<Message> + Unpin>(
     last_seen: Arc<AtomicU64>,
     started: Instant,
 ) {
-    let Ends { lagging, revoked, close_reason, shutdown } = ends;
+    let Ends { ended, close_reason, shutdown } = ends;
     // The first ping at a random point of the period: sockets that connected together (a
     // burst, everyone reconnecting after a restart) would otherwise all be pinged, and all
     // answer, in the same millisecond every period — a stall that shows in every push's
@@ -504,23 +537,28 @@ async fn write_loop<S: Sink<Message> + Unpin>(
                 close_with(sink, close::RESTART, "server restarting; reconnect").await;
                 return;
             }
-            () = lagging.cancelled() => {
-                close_with(sink, close::LAGGING, "too slow; reconnect with since").await;
-                return;
-            }
-            () = revoked.cancelled() => {
-                // What was queued before the end (e.g. the notice saying why) goes first.
-                while let Ok(frame) = hub_rx.try_recv() {
-                    if sink.feed(frame.into_message()).await.is_err() {
-                        return;
+            () = ended.cancelled() => {
+                let (code, reason) = close_reason.get().copied().unwrap_or(super::hub::REVOKED);
+                // A lagging connection's full queue is what it could not take: it catches up
+                // with `since` instead. Otherwise what was queued before the end (e.g. the
+                // notice saying why) goes first.
+                if (code, reason) != super::hub::LAGGING {
+                    while let Ok(frame) = hub_rx.try_recv() {
+                        if sink.feed(frame.into_message()).await.is_err() {
+                            return;
+                        }
                     }
                 }
-                let (code, reason) = close_reason.get().copied().unwrap_or(super::hub::REVOKED);
                 close_with(sink, code, reason).await;
                 return;
             }
             frame = hub_rx.recv() => match frame {
-                Some(frame) => if write_batch(sink, frame, &mut hub_rx).await.is_err() { return },
+                Some(frame) => {
+                    let write = write_or_give_up(sink, frame, &mut hub_rx, &ended, &shutdown);
+                    if Box::pin(write).await.is_err() {
+                        return;
+                    }
+                }
                 None => return,
             },
             _ = ping.tick() => {

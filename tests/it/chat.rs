@@ -130,6 +130,74 @@ async fn resends_are_idempotent_and_reconnects_catch_up() {
     assert!(!bodies.iter().any(|b| b.starts_with("first")), "nothing at or before `since`");
 }
 
+/// A visitor whose client stops reading while an agent writes to it: once its queue is full
+/// the server ends the connection (a stuck write is given up after a grace), the agent sees
+/// the visitor go offline, and on reconnecting with `since` the visitor gets every message
+/// it missed, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stops_reading_is_dropped_and_catches_up_on_reconnect() {
+    use futures::SinkExt as _;
+
+    let app = spawn_app().await;
+    let m = app.signup("Stalled Reader").await;
+    let mut agent = Ws::agent(&app, &m.token, "").await;
+    agent.expect("hello").await;
+    let v = visitor_session(&app, &m.ent_id).await;
+
+    // A visitor socket with a tiny receive window, never read from.
+    let ticket = visitor_ticket(&app, &v.token).await;
+    let addr: std::net::SocketAddr = app.url.trim_start_matches("http://").parse().unwrap();
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(4096).unwrap();
+    let stream = tcp.connect(addr).await.unwrap();
+    let url = ws_url(&app, &format!("/ws/visitor?ticket={ticket}"));
+    let (mut stalled, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+    let first = json!({"type": "send", "client_msg_id": "v-1", "kind": "text", "body": "hello?"});
+    stalled.send(Message::text(first.to_string())).await.unwrap();
+    let created = agent.expect("conversation").await;
+    let conversation_id = created["conversation"]["id"].as_i64().unwrap();
+
+    // More than its queue (1,024 frames) and the socket buffers (4 MiB at most) hold.
+    const SENT: usize = 3_000;
+    let body = "x".repeat(4_000);
+    for i in 0..SENT {
+        agent.send_text(&format!("a-{i}"), &body, Some(conversation_id)).await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (mut acked, mut offline) = (0, false);
+    while acked < SENT || !offline {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{acked} of {SENT} acked; visitor offline: {offline}"
+        );
+        let Some(f) = agent.next().await else { continue };
+        match f["type"].as_str() {
+            Some("ack") => acked += 1,
+            Some("presence") if f["of"] == "visitor" && f["online"] == false => offline = true,
+            _ => {}
+        }
+    }
+    drop(stalled);
+
+    let mut back = Ws::visitor(&app, &v.token, "&since=0").await;
+    let (mut ids, mut from_agent) = (Vec::new(), 0);
+    loop {
+        let f = back.next().await.expect("frames until sync_done");
+        match f["type"].as_str().unwrap() {
+            "message" => {
+                ids.push(f["id"].as_i64().unwrap());
+                if f["sender"]["kind"] == "agent" {
+                    from_agent += 1;
+                }
+            }
+            "sync_done" => break,
+            _ => {}
+        }
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in id order");
+    assert_eq!(from_agent, SENT, "every message the agent sent");
+}
+
 #[tokio::test]
 async fn nobody_online_means_one_offline_notice_and_a_leave_message_form() {
     let app = spawn_app().await;
