@@ -283,7 +283,9 @@ type SocketStream = futures::stream::SplitStream<WebSocket>;
 /// One socket's task, for as long as it is open. Its future is what an idle socket costs, so
 /// it is kept small: an `async` block rather than an `async fn` (whose arguments would be
 /// stored twice, as arguments and as the locals they are moved into), the socket already
-/// split (its halves are two pointers to the shared socket), and the transient steps boxed.
+/// split (its halves are two pointers to the shared socket), and the transient steps boxed
+/// (it then holds only the small state of its two loops, not the largest state of every
+/// step it ever runs).
 #[allow(clippy::manual_async_fn, reason = "an async fn would hold its arguments twice")]
 fn serve(
     state: AppState,
@@ -300,8 +302,6 @@ fn serve(
             Peer::Agent(_) => "agent",
             Peer::Visitor(_) => "visitor",
         });
-        // The transient steps are boxed: an idle socket's task then only holds the small state
-        // of its two loops, not the largest state of every step it ever runs.
         if let Err(e) = Box::pin(on_connect(&state, &conn, first_connection)).await {
             tracing::warn!(error = %e, "presence update on connect failed");
         }
@@ -599,45 +599,40 @@ async fn read_loop<St, E>(
         TokenBucket::new(f64::from(config.ws_rate_per_sec), f64::from(config.ws_rate_burst));
     while let Some(Ok(message)) = stream.next().await {
         last_seen.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
-        let frames = match message {
-            // Handling a frame and queueing its replies is one boxed step: the loop itself
-            // (what a socket costs while it waits for the next frame) stays small.
-            Message::Text(text) if bucket.take() => {
-                if Box::pin(handle_and_reply(ctx, text.as_str(), &replies)).await.is_err() {
-                    return;
-                }
-                continue;
-            }
-            Message::Text(_) => vec![ServerFrame::Error {
+        let incoming = match message {
+            Message::Text(text) if bucket.take() => Ok(text),
+            Message::Text(_) => Err(ServerFrame::Error {
                 code: "rate_limited",
                 message: "too many frames; slow down".into(),
                 client_msg_id: None,
-            }],
-            Message::Binary(_) => vec![ServerFrame::Error {
+            }),
+            Message::Binary(_) => Err(ServerFrame::Error {
                 code: "binary_not_supported",
                 message: "frames are JSON text".into(),
                 client_msg_id: None,
-            }],
+            }),
             Message::Close(_) => break,
             Message::Ping(_) | Message::Pong(_) => continue,
         };
-        if Box::pin(reply(&replies, frames)).await.is_err() {
+        // Handling a frame and queueing the replies is one boxed step: the loop itself (what
+        // a socket costs while it waits for the next frame) stays small.
+        if Box::pin(respond(ctx, incoming, &replies)).await.is_err() {
             return;
         }
     }
 }
 
-async fn handle_and_reply(
+/// Acts on a text frame (or refuses one with `refusal`) and queues the replies for the
+/// sender; an error means the connection is gone.
+async fn respond(
     ctx: &mut Ctx<'_>,
-    text: &str,
+    incoming: Result<axum::extract::ws::Utf8Bytes, ServerFrame>,
     replies: &mpsc::Sender<Frame>,
 ) -> Result<(), ()> {
-    let frames = handle(ctx, text).await;
-    reply(replies, frames).await
-}
-
-/// Queues `frames` for the sender; an error means the connection is gone.
-async fn reply(replies: &mpsc::Sender<Frame>, frames: Vec<ServerFrame>) -> Result<(), ()> {
+    let frames = match incoming {
+        Ok(text) => handle(ctx, text.as_str()).await,
+        Err(refusal) => vec![refusal],
+    };
     for frame in frames {
         replies.send(encode(&frame)).await.map_err(|_| ())?;
     }
