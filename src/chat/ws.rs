@@ -471,9 +471,10 @@ async fn write_batch<S: Sink<Message> + Unpin>(
 
 /// [`write_batch`], unless the peer has stopped reading: a write stuck on a full socket
 /// (which no close frame can get through either) is given up [`STALLED_WRITE_GRACE`] after
-/// the connection was ended or the server began to shut down, and the connection dropped.
-/// Without this a peer that never reads would hold its socket and full queue for good: the
-/// end is only seen between writes.
+/// the connection was ended or the server began to shut down, and in any case after
+/// [`IDLE_TIMEOUT`] (no ping could go out meanwhile: the same rule as for a silent peer);
+/// the connection is then dropped. Without this a peer that never reads would hold its
+/// socket (and, with traffic, a full queue) for good: the end is only seen between writes.
 async fn write_or_give_up<S: Sink<Message> + Unpin>(
     sink: &mut S,
     first: Frame,
@@ -481,12 +482,18 @@ async fn write_or_give_up<S: Sink<Message> + Unpin>(
     ended: &CancellationToken,
     shutdown: &CancellationToken,
 ) -> Result<(), ()> {
-    let given_up = async {
+    let ended_then_grace = async {
         tokio::select! {
             () = ended.cancelled() => {}
             () = shutdown.cancelled() => {}
         }
         tokio::time::sleep(STALLED_WRITE_GRACE).await;
+    };
+    let given_up = async {
+        tokio::select! {
+            () = ended_then_grace => {}
+            () = tokio::time::sleep(IDLE_TIMEOUT) => {}
+        }
     };
     tokio::select! {
         // The write first: one that completes at once (the usual case) never waits on the
