@@ -337,6 +337,12 @@ async fn deliveries_stay_out_of_the_platforms_network() {
         "http://169.254.169.254/latest/meta-data/",
         "http://10.0.0.7/hook",
         "http://[::1]/hook",
+        "http://[::7f00:1]/hook",
+        "http://[::ffff:0:7f00:1]/hook",
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
+        "http://[2002:7f00:1::1]/hook",
+        "http://192.0.0.170/hook",
+        "http://0x7f000001/hook",
         "ftp://files.example.com/",
         "https://user:pw@hooks.example.com/",
         "not a url",
@@ -372,8 +378,40 @@ async fn deliveries_stay_out_of_the_platforms_network() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         d = delivery(&app, &m, hook["id"].as_i64().unwrap()).await;
     }
-    assert!(d["last_error"].as_str().unwrap().contains("not allowed"), "{d}");
+    assert!(d["last_error"].as_str().unwrap().contains("public internet"), "{d}");
     assert!(receiver.got.lock().unwrap().is_empty(), "nothing reached the private address");
+
+    // A name that resolves inside (here: this machine's own name, on loopback) is accepted as
+    // typed, and refused at the moment of connecting, on the address it resolves to.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = host.trim();
+    let port = receiver.url.split(':').nth(2).unwrap().split('/').next().unwrap().to_owned();
+    let resolved: Vec<std::net::SocketAddr> =
+        tokio::net::lookup_host((host, 0)).await.map(Iterator::collect).unwrap_or_default();
+    if !resolved.is_empty() && resolved.iter().all(|a| !kefu::webhooks::guard::is_global(a.ip())) {
+        let url = format!("http://{host}:{port}/hooks/kefu");
+        let res = client()
+            .patch(app.url(&format!("/api/v1/webhooks/{}", hook["id"])))
+            .bearer_auth(&m.token)
+            .json(&json!({ "url": url }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{url} is a name: it is checked when connecting");
+        visitor_session(&app, &m.ent_id).await;
+        let mut failed = false;
+        for _ in 0..50 {
+            kefu::webhooks::deliver::run_due(&app.state).await.unwrap();
+            let d = delivery(&app, &m, hook["id"].as_i64().unwrap()).await;
+            if d["last_error"].as_str().is_some_and(|e| e.contains("resolves to no address")) {
+                failed = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(failed, "the delivery to {url} is refused when connecting");
+        assert!(receiver.got.lock().unwrap().is_empty(), "nothing reached {url}");
+    }
     // Plans without webhooks cannot add them.
     let basic = spawn_with(|c| {
         let off = serde_json::from_value(json!({ "webhooks": false })).unwrap();
