@@ -99,6 +99,11 @@ pub enum Event {
         tenant: i64,
         peer: Peer,
     },
+    /// The connections opened with these agent sessions close: the sessions ended.
+    EndSessions {
+        tenant: i64,
+        sessions: Vec<i64>,
+    },
     /// The peer's first connection to the publishing node opened, or its last one closed.
     Online {
         tenant: i64,
@@ -513,6 +518,9 @@ async fn apply(state: &AppState, snapshot_now: &Notify, header: Header, frame: O
         }
         Event::Revoke { tenant, peer } => {
             hub.revoke_here(TenantId(tenant), peer);
+        }
+        Event::EndSessions { tenant, sessions } => {
+            hub.end_sessions_here(TenantId(tenant), &sessions);
         }
         Event::Online { tenant, peer, online } => {
             let tenant = TenantId(tenant);

@@ -140,6 +140,7 @@ impl Application {
         let auto_away = crate::chat::presence::spawn_auto_away(&self.state);
         let timers = crate::chat::status::spawn_worker(&self.state);
         let spares = crate::platform::lifecycle::spawn_spares_job(&self.state);
+        let sessions = crate::auth::sessions::spawn_sweep(&self.state);
         let app = http::router(self.state);
         // Frames go out as soon as they are written: with Nagle's algorithm a socket that
         // only receives (an agent's, carrying a busy team's messages) holds each small
@@ -158,6 +159,7 @@ impl Application {
         webhooks.abort();
         timers.abort();
         auto_away.abort();
+        sessions.abort();
         if let Some(spares) = spares {
             spares.abort();
         }

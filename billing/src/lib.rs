@@ -10,4 +10,6 @@ pub mod signature;
 pub mod stripe;
 
 pub use lifecycle::{BillingStatus, Clock, ManualClock, PAST_DUE_GRACE_DAYS, SystemClock};
-pub use plans::{Catalog, Features, Limit, Plan, PlanSettings, TRIAL, TRIAL_DAYS, trial_ends_at};
+pub use plans::{
+    Catalog, Feature, Features, Limit, Plan, PlanSettings, TRIAL, TRIAL_DAYS, trial_ends_at,
+};

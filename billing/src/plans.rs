@@ -24,6 +24,38 @@ pub struct Features {
     pub sso: bool,
 }
 
+/// One feature a plan may include (what [`Features`] holds, by name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feature {
+    /// The REST API with API tokens.
+    Api,
+    /// Outgoing webhooks.
+    Webhooks,
+    /// Single sign-on from the merchant's own system.
+    Sso,
+}
+
+impl Feature {
+    /// What the feature is called in messages ("… is not part of the Starter plan").
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Api => "the API",
+            Self::Webhooks => "webhooks",
+            Self::Sso => "single sign-on",
+        }
+    }
+}
+
+impl Features {
+    pub fn has(&self, feature: Feature) -> bool {
+        match feature {
+            Feature::Api => self.api,
+            Feature::Webhooks => self.webhooks,
+            Feature::Sso => self.sso,
+        }
+    }
+}
+
 /// What a plan allows. `None` means unlimited.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Plan {

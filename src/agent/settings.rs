@@ -29,6 +29,19 @@ struct SettingsPage {
     chat_link: String,
     kefu_snippet: String,
     gofly_snippet: String,
+    /// What the merchant's plan includes (sections it does not include say so).
+    features: billing::Features,
+    plan_name: String,
+}
+
+impl SettingsPage {
+    /// "Single sign-on is not part of the Starter plan."
+    fn not_in_plan(&self, feature_key: &str) -> String {
+        crate::auth::links::fill(
+            self.lang.tr("settings.not_in_plan"),
+            &[("feature", self.lang.tr(feature_key)), ("plan", &self.plan_name)],
+        )
+    }
 }
 
 /// The embed codes for this merchant, with its widget settings filled in (values are
@@ -83,7 +96,10 @@ async fn settings_page(
     let base = state.config.display_url(state.config.port);
     let ent_id = session.tenant.ent_id.to_string();
     let (kefu_snippet, gofly_snippet) = snippets(&base, &ent_id, &settings);
+    let plan = state.plans.get(&session.tenant.plan).unwrap_or_else(|| state.plans.trial());
     let page = SettingsPage {
+        features: plan.features,
+        plan_name: plan.name.clone(),
         shell: super::shell::AppShell::new(&state, &session, lang, &csrf, "settings").await?,
         chat_link: format!("{base}/chatIndex?ent_id={ent_id}"),
         base_url: base.clone(),

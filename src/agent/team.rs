@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     auth::{
+        accounts::{self, Actor},
         links, password,
         session::AgentSession,
+        sessions::{self, Reason, Which},
         store::{self, AgentWithEmail},
         validate::Email,
     },
@@ -200,7 +202,9 @@ pub async fn resend_invitation(
     let id = crate::http::input::path_id(&id)?;
     let mut tx = session.tx(&state).await?;
     let target = store::agent_by_id(&mut tx, id).await?.ok_or(AppError::NotFound)?;
-    session.require_admin()?;
+    // An invitation lets whoever reads the mailbox choose the password: the same rule as
+    // setting it.
+    accounts::may_invite(&mut tx, &Actor::Merchant(&session), target.user_id).await?;
     let settings = state.system.get().await?;
     if !notify::enabled(&settings) {
         return Err(AppError::conflict(
@@ -338,6 +342,16 @@ pub async fn update_agent(
     for c in requeued {
         rows.extend(chat_store::conversation(&mut tx, c).await?);
     }
+    // A new role or lost access ends the person's sessions here: they sign in again to the
+    // workspace as it now is for them (and their sockets close).
+    let ended = if new_role.is_some_and(|r| r != target.role) || req.disabled == Some(true) {
+        let reason =
+            if req.disabled == Some(true) { Reason::Disabled } else { Reason::RoleChanged };
+        let which = Which::InTenant { user_id: target.user_id, tenant: session.tenant.id };
+        sessions::end(&mut tx, which, reason).await?
+    } else {
+        sessions::Ended::default()
+    };
     let agent = agent_with_email(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     if !only_own_profile {
         let detail = serde_json::json!({
@@ -348,6 +362,7 @@ pub async fn update_agent(
             .await?;
     }
     tx.commit().await?;
+    ended.close_sockets(&state);
 
     let tenant = session.tenant.id;
     if req.disabled.is_some() {
@@ -375,56 +390,25 @@ struct NewPassword {
     password: String,
 }
 
-/// The agent `id` whose sign-in an admin may reset: not the owner (unless the owner asks),
-/// and only an account that belongs to this merchant alone — a person who is also an agent
-/// elsewhere keeps control of their login.
-async fn resettable(
-    tx: &mut tenants::TenantTx,
-    session: &AgentSession,
-    id: &str,
-    what: &str,
-) -> Result<store::AgentRow, AppError> {
+/// The agent `id` of this merchant (404 otherwise); auth::accounts decides whether the
+/// admin may change their sign-in.
+async fn agent(tx: &mut tenants::TenantTx, id: &str) -> Result<store::AgentRow, AppError> {
     let id = crate::http::input::path_id(id)?;
-    let target = store::agent_by_id(tx, id).await?.ok_or(AppError::NotFound)?;
-    session.require_admin()?;
-    if target.role == "owner" && session.agent.role != "owner" {
-        return Err(AppError::forbidden(
-            "owner_protected",
-            format!("only the owner resets their {what}"),
-        ));
-    }
-    let memberships: i64 =
-        sqlx::query_scalar("select count(*) from public.tenant_members where user_id = $1")
-            .bind(target.user_id)
-            .fetch_one(&mut **tx)
-            .await?;
-    if memberships > 1 {
-        return Err(AppError::conflict(
-            "shared_account",
-            None,
-            format!("this person also works for other merchants; they reset their own {what}"),
-        ));
-    }
-    Ok(target)
+    store::agent_by_id(tx, id).await?.ok_or(AppError::NotFound)
 }
 
-/// A new generated password for an agent, shown once.
+/// A new generated password for an agent, shown once; their sessions end.
 pub async fn reset_password(
     State(state): State<AppState>,
     session: AgentSession,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let mut tx = session.tx(&state).await?;
-    let target = resettable(&mut tx, &session, &id, "password").await?;
-    let id = target.id;
+    let target = agent(&mut tx, &id).await?;
     let password = password::generate();
     let hash = password::hash(password.clone()).await?;
-    sqlx::query("update public.users set password_hash = $2, updated_at = now() where id = $1")
-        .bind(target.user_id)
-        .bind(hash)
-        .execute(&mut *tx)
-        .await?;
-    store::end_sessions(&mut tx, target.user_id).await?;
+    let changed =
+        accounts::set_password(&mut tx, &Actor::Merchant(&session), target.user_id, &hash).await?;
     crate::merchant::audit::record(
         &mut tx,
         &session,
@@ -434,10 +418,11 @@ pub async fn reset_password(
     )
     .await?;
     tx.commit().await?;
+    changed.ended.close_sockets(&state);
     tracing::info!(
         tenant = session.tenant.id.0,
         by = session.agent.id,
-        agent = id,
+        agent = target.id,
         "password reset"
     );
     Ok(Json(NewPassword { password }).into_response())
@@ -452,7 +437,8 @@ pub async fn reset_two_factor(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     let mut tx = session.tx(&state).await?;
-    let target = resettable(&mut tx, &session, &id, "two-step verification").await?;
+    let target = agent(&mut tx, &id).await?;
+    session.require_admin()?;
     if target.user_id == session.user_id {
         // One's own factor goes off only with a code (the profile), so a stolen session
         // cannot remove it.
@@ -462,13 +448,8 @@ pub async fn reset_two_factor(
             "turn your own two-step verification off in your profile, with a code",
         ));
     }
-    if crate::platform::admin_email(&state.db, target.user_id).await?.is_some() {
-        return Err(AppError::conflict(
-            "platform_admin",
-            None,
-            "this person is a platform admin: their two-step verification guards the console",
-        ));
-    }
+    let changed =
+        accounts::clear_two_factor(&mut tx, &Actor::Merchant(&session), target.user_id).await?;
     crate::merchant::audit::record(
         &mut tx,
         &session,
@@ -477,9 +458,8 @@ pub async fn reset_two_factor(
         serde_json::json!({}),
     )
     .await?;
-    store::end_sessions(&mut tx, target.user_id).await?;
     tx.commit().await?;
-    crate::auth::totp::disable(&state.db, target.user_id).await?;
+    changed.ended.close_sockets(&state);
     tracing::info!(
         tenant = session.tenant.id.0,
         by = session.agent.id,

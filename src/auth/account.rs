@@ -1,24 +1,31 @@
-//! One's own sign-in: changing the password (the emailed reset is for a forgotten one).
+//! One's own sign-in: changing the password (the emailed reset is for a forgotten one), and
+//! where one is signed in ("sign out" one session, or every other one).
 
 use axum::{
     Json,
-    extract::State,
-    http::Method,
+    extract::{Path, State},
+    http::{Method, StatusCode},
     response::{IntoResponse, Response},
 };
 use axum_extra::extract::CookieJar;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AuthRateLimit, field_errors, limited, password,
+    AuthRateLimit,
+    accounts::{self, Actor},
+    field_errors, limited, password,
     session::{self, AgentSession},
-    store,
+    sessions, store,
     validate::{self, Email},
 };
 use crate::http::{AppError, AppState, Routes, Scope, client::ClientMeta, extract::ApiJson};
 
 pub fn routes(limit: &AuthRateLimit) -> Routes {
-    Routes::new().add(Method::POST, "/api/v1/me/password", Scope::Tenant, limited(limit, change))
+    Routes::new()
+        .add(Method::POST, "/api/v1/me/password", Scope::Tenant, limited(limit, change))
+        .get("/api/v1/me/sessions", Scope::Tenant, list_sessions)
+        .delete("/api/v1/me/sessions", Scope::Tenant, end_other_sessions)
+        .delete("/api/v1/me/sessions/{id}", Scope::Tenant, end_session)
 }
 
 #[derive(Deserialize)]
@@ -34,8 +41,9 @@ struct Changed {
     expires_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// `{current_password, new_password}` → a new session for this device; the person's other
-/// sessions (other browsers, API clients, a stolen token) stop working.
+/// `{current_password, new_password}` → this device stays signed in with a new token (the
+/// cookie too; a copy of the old one stops working); every other session of the person's
+/// (other browsers, API clients, the console) ends, and their sockets close.
 async fn change(
     State(state): State<AppState>,
     meta: ClientMeta,
@@ -43,12 +51,7 @@ async fn change(
     session: AgentSession,
     ApiJson(req): ApiJson<Change>,
 ) -> Result<Response, AppError> {
-    if session.impersonator.is_some() {
-        return Err(AppError::forbidden(
-            "support_session",
-            "a support session cannot change the agent's password",
-        ));
-    }
+    let actor = Actor::themself(&session)?;
     let mut conn = state.db.acquire().await?;
     let user =
         store::user_by_id(&mut conn, session.user_id).await?.ok_or(AppError::Unauthorized)?;
@@ -63,15 +66,56 @@ async fn change(
         .map_err(|problem| field_errors(&[("new_password", problem)]))?;
     let hash = password::hash(req.new_password).await?;
     let mut tx = state.db.begin().await?;
-    sqlx::query("update public.users set password_hash = $2, updated_at = now() where id = $1")
-        .bind(session.user_id)
-        .bind(hash)
-        .execute(&mut *tx)
-        .await?;
-    store::end_sessions(&mut tx, session.user_id).await?;
+    let changed = accounts::set_password(&mut tx, &actor, session.user_id, &hash).await?;
     tx.commit().await?;
+    changed.ended.close_sockets(&state);
     tracing::info!(user = session.user_id, "password changed");
-    let issued = state.tokens.issue_agent(session.user_id, &session.tenant)?;
+    let issued = sessions::rotate(&state, &session).await?;
     let jar = jar.add(session::session_cookie(&issued, &meta, &state));
     Ok((jar, Json(Changed { token: issued.token, expires_at: issued.expires_at })).into_response())
+}
+
+/// `GET /api/v1/me/sessions` → where the person is signed in (every workspace, the console),
+/// most recently active first; `current` marks this one.
+async fn list_sessions(
+    State(state): State<AppState>,
+    session: AgentSession,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let own = own_sessions(&session)?;
+    let list = sessions::list(&state.db, session.user_id, Some(own)).await?;
+    Ok(Json(serde_json::json!({ "sessions": list })))
+}
+
+/// `DELETE /api/v1/me/sessions/{id}` → 204: that session of the person's (this one too, if
+/// named) is ended — at once, with its sockets. Like every DELETE it may be repeated; an id
+/// that is no live session of the caller's changes nothing (another person's session is
+/// never touched).
+async fn end_session(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    own_sessions(&session)?;
+    let id: i64 = id.trim().parse().map_err(|_| AppError::NotFound)?;
+    let which = sessions::Which::One { user_id: session.user_id, session: id };
+    sessions::end_now(&state, which, sessions::Reason::SignedOutElsewhere).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /api/v1/me/sessions` → `{ended}`: every other session of the person's (other
+/// browsers and devices, every workspace, the console) ends; this one stays.
+async fn end_other_sessions(
+    State(state): State<AppState>,
+    session: AgentSession,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let own = own_sessions(&session)?;
+    let which = sessions::Which::All { user_id: session.user_id, except: Some(own) };
+    let ended = sessions::end_now(&state, which, sessions::Reason::SignedOutElsewhere).await?;
+    Ok(Json(serde_json::json!({ "ended": ended })))
+}
+
+/// The session of a person acting for themself (not an API token, not a support session).
+fn own_sessions(session: &AgentSession) -> Result<sessions::SessionId, AppError> {
+    Actor::themself(session)?;
+    session.session_id.ok_or(AppError::Unauthorized)
 }

@@ -106,6 +106,7 @@ pub async fn authenticate(
     if tenant.status == TenantStatus::Suspended {
         return Err(AppError::TenantSuspended);
     }
+    crate::merchant::subscription::require_feature(state, &tenant, billing::Feature::Api)?;
     crate::merchant::subscription::check_write(&tenant, &parts.method, route)?;
     // The admin's own sign-ins ending (a password change) leaves their tokens be: revoking
     // is how a token ends.
@@ -128,6 +129,7 @@ pub async fn authenticate(
         via_cookie: false,
         impersonator: None,
         api_token: Some(ApiToken { id, scope }),
+        session_id: None,
     })
 }
 
@@ -177,6 +179,15 @@ async fn create(
     ApiJson(req): ApiJson<NewToken>,
 ) -> Result<Response, AppError> {
     session.require_admin()?;
+    crate::merchant::subscription::require_feature(&state, &session.tenant, billing::Feature::Api)?;
+    // A token outlives the session that makes it: a support session (a platform admin acting
+    // for an hour) must not leave one behind.
+    if session.impersonator.is_some() {
+        return Err(AppError::forbidden(
+            "support_session",
+            "a support session cannot create API tokens",
+        ));
+    }
     let name = crate::http::input::text("name", &req.name, 80, true, false)?;
     let scope = match req.scope {
         TokenScope::Read => "read",

@@ -11,7 +11,6 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
 };
-use axum_extra::extract::CookieJar;
 use base64::Engine as _;
 use chrono::Duration;
 use serde::Deserialize;
@@ -19,11 +18,11 @@ use sha2::{Digest as _, Sha256};
 use sqlx::PgConnection;
 
 use super::{
-    password, store,
+    FormRequest, password,
     validate::{self, Email},
 };
 use crate::{
-    http::{AppError, AppState, ClientMeta, Page, Routes, Scope, csrf, csrf::CsrfToken},
+    http::{AppError, AppState, Page, Routes, Scope, csrf, csrf::CsrfToken},
     i18n::Lang,
     notify::{self, Content, Email as OutgoingEmail},
 };
@@ -303,33 +302,6 @@ fn check_password(password: &str, email: &str) -> Result<(), &'static str> {
     validate::new_password(password, email.as_ref())
 }
 
-/// What the password forms need from a request besides its body.
-struct FormRequest {
-    lang: Lang,
-    meta: ClientMeta,
-    csrf: CsrfToken,
-    headers: HeaderMap,
-    jar: CookieJar,
-}
-
-impl axum::extract::FromRequestParts<AppState> for FormRequest {
-    type Rejection = AppError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &AppState,
-    ) -> Result<Self, AppError> {
-        let unreadable = |_| AppError::bad_request("bad_request", "unreadable request");
-        Ok(Self {
-            lang: Lang::from_request_parts(parts, state).await.map_err(unreadable)?,
-            meta: ClientMeta::from_request_parts(parts, state).await.map_err(unreadable)?,
-            csrf: CsrfToken::from_request_parts(parts, state).await.map_err(unreadable)?,
-            headers: parts.headers.clone(),
-            jar: CookieJar::from_headers(&parts.headers),
-        })
-    }
-}
-
 async fn invite_form(
     State(state): State<AppState>,
     req: FormRequest,
@@ -357,7 +329,7 @@ async fn set_password_form(
     form: PasswordForm,
     purpose: &'static str,
 ) -> Result<Response, AppError> {
-    let FormRequest { lang, meta, csrf, headers, jar } = req;
+    let FormRequest { lang, meta, device, csrf, headers, jar } = req;
     let mut conn = state.db.acquire().await?;
     let Some(link) = peek(&mut conn, &token, purpose).await? else {
         return Ok(invalid(lang, csrf));
@@ -379,17 +351,12 @@ async fn set_password_form(
     let Some(link) = redeem(&mut tx, &token, purpose).await? else {
         return Ok(invalid(lang, csrf));
     };
-    sqlx::query(
-        "update public.users set password_hash = $2, email_verified_at = coalesce(email_verified_at, now()), updated_at = now()
-         where id = $1",
-    )
-    .bind(link.user_id)
-    .bind(hash)
-    .execute(&mut *tx)
-    .await?;
     // Whoever had a session with the old password has it no longer.
-    store::end_sessions(&mut tx, link.user_id).await?;
+    let actor = super::accounts::Actor::Mailbox { user_id: link.user_id };
+    let changed = super::accounts::set_password(&mut tx, &actor, link.user_id, &hash).await?;
     tx.commit().await?;
+    changed.ended.close_sockets(&state);
+    let proven = super::Proven { user_id: link.user_id, generation: changed.generation };
     tracing::info!(user = link.user_id, purpose, "password set through an emailed link");
     // An invitation names its workspace; a reset goes through the usual choice.
     let tenant = match link.tenant_id {
@@ -402,7 +369,7 @@ async fn set_password_form(
     // The link proves the mailbox, not the second factor: a user with one gives its code
     // next (and one a merchant requires is set up), as after a password.
     if let Some(tenant) = tenant
-        && let Ok(outcome) = super::two_factor::after_link(&state, link.user_id, tenant).await
+        && let Ok(outcome) = super::two_factor::after_link(&state, proven, tenant, &device).await
     {
         return Ok(super::form_outcome(outcome, "", &meta, &state, jar));
     }

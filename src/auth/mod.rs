@@ -1,11 +1,13 @@
 //! Sign-up, login, workspace selection and logout — as pages and as JSON.
 
 pub mod account;
+pub mod accounts;
 pub mod api_tokens;
 pub mod links;
 pub mod oauth;
 pub mod password;
 pub mod session;
+pub mod sessions;
 pub mod sso;
 pub mod store;
 pub mod token;
@@ -36,8 +38,9 @@ use tower_governor::{
 
 use self::{
     session::{SELECT_COOKIE, SESSION_COOKIE},
+    sessions::Device,
     store::Membership,
-    token::{Issued, TokenKind},
+    token::{Issued, SessionKind, TokenKind},
     validate::{Email, Problem},
 };
 use crate::{
@@ -70,6 +73,37 @@ pub fn routes(config: &Config) -> Routes {
         .merge(two_factor::routes(&limit))
         .merge(account::routes(&limit))
         .merge(api_tokens::routes())
+}
+
+/// What the sign-in forms need from a request besides their body.
+pub(crate) struct FormRequest {
+    pub lang: Lang,
+    pub meta: ClientMeta,
+    pub device: Device,
+    pub csrf: CsrfToken,
+    pub headers: HeaderMap,
+    pub jar: CookieJar,
+}
+
+impl axum::extract::FromRequestParts<AppState> for FormRequest {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, AppError> {
+        let unreadable = |_| AppError::bad_request("bad_request", "unreadable request");
+        let Ok(meta) = ClientMeta::from_request_parts(parts, state).await;
+        let Ok(device) = Device::from_request_parts(parts, state).await;
+        Ok(Self {
+            lang: Lang::from_request_parts(parts, state).await.map_err(unreadable)?,
+            meta,
+            device,
+            csrf: CsrfToken::from_request_parts(parts, state).await.map_err(unreadable)?,
+            headers: parts.headers.clone(),
+            jar: CookieJar::from_headers(&parts.headers),
+        })
+    }
 }
 
 /// A POST route behind the shared sign-up/login rate limit.
@@ -202,6 +236,7 @@ async fn register(
     state: &AppState,
     req: SignupRequest,
     lang: Lang,
+    device: &Device,
 ) -> Result<(merchant::CreatedMerchant, Issued), RegisterError> {
     if !state.system.get().await?.signup_open {
         return Err(AppError::forbidden(
@@ -219,7 +254,15 @@ async fn register(
         NewMerchant { company, owner_email: email, owner_password_hash: hash },
     )
     .await?;
-    let issued = state.tokens.issue_agent(created.owner_user_id, &created.tenant)?;
+    let opening = sessions::Opening {
+        user_id: created.owner_user_id,
+        kind: SessionKind::Agent,
+        tenant: Some(&created.tenant),
+        impersonator: None,
+        proven: None,
+        device,
+    };
+    let issued = sessions::open(state, opening).await?;
     if let Err(e) = send_verification(state, &created, lang).await {
         // The merchant exists either way; the address stays unconfirmed.
         tracing::warn!(error = %e, "queueing the verification email failed");
@@ -262,11 +305,12 @@ struct SignupResponse {
 async fn signup_api(
     state: axum::extract::State<AppState>,
     meta: ClientMeta,
+    device: Device,
     lang: Lang,
     jar: CookieJar,
     ApiJson(req): ApiJson<SignupRequest>,
 ) -> Result<Response, AppError> {
-    let (created, issued) = register(&state, req, lang).await.map_err(|e| match e {
+    let (created, issued) = register(&state, req, lang, &device).await.map_err(|e| match e {
         RegisterError::Invalid(problems) => field_errors(&problems),
         RegisterError::Failed(e) => e,
     })?;
@@ -323,13 +367,10 @@ pub struct SignupForm {
 
 async fn signup_form(
     state: axum::extract::State<AppState>,
-    lang: Lang,
-    meta: ClientMeta,
-    csrf: CsrfToken,
-    headers: HeaderMap,
-    jar: CookieJar,
+    req: FormRequest,
     Form(form): Form<SignupForm>,
 ) -> Result<Response, AppError> {
+    let FormRequest { lang, meta, device, csrf, headers, jar } = req;
     let mut page = SignupPage::new(lang, &csrf);
     page.company = form.fields.company.clone();
     page.email = form.fields.email.clone();
@@ -337,7 +378,7 @@ async fn signup_form(
         page.form_error = Some(lang.tr("validation.csrf").to_owned());
         return Ok((StatusCode::FORBIDDEN, csrf, Page(page)).into_response());
     }
-    match register(&state, form.fields, lang).await {
+    match register(&state, form.fields, lang, &device).await {
         Ok((_, issued)) => {
             let jar = jar.add(session::session_cookie(&issued, &meta, &state));
             Ok((jar, Redirect::to("/app")).into_response())
@@ -399,13 +440,21 @@ enum LoginOutcome {
     },
 }
 
+/// Who proved who they are, and the credential generation they proved it at (a session
+/// opens only while it is still current: auth::sessions).
+#[derive(Clone, Copy, Debug)]
+pub struct Proven {
+    pub user_id: i64,
+    pub generation: i64,
+}
+
 /// The user whose email and password these are. Does the same work whether or not the
 /// email exists, so timing does not tell which accounts exist.
 pub(crate) async fn check_password(
     db: &sqlx::PgPool,
     email: &str,
     password: String,
-) -> Result<Option<i64>, AppError> {
+) -> Result<Option<Proven>, AppError> {
     // Not an address anyone could have signed up with: same work, same answer.
     let email = match Email::parse(email) {
         Ok(email) if password.len() <= 1024 => email,
@@ -415,24 +464,29 @@ pub(crate) async fn check_password(
         }
     };
     let user = store::user_by_email(db, email.as_str()).await?;
-    let (user_id, stored) = match user {
-        Some(u) => (Some(u.id), u.password_hash),
+    let (proven, stored) = match user {
+        Some(u) => (Some(Proven { user_id: u.id, generation: u.credential_gen }), u.password_hash),
         None => (None, None),
     };
     let valid = password::verify(password, stored).await;
-    Ok(user_id.filter(|_| valid))
+    Ok(proven.filter(|_| valid))
 }
 
 /// Checks the password (and the second factor of a user who has one) and decides what the
 /// user gets: a session, a choice between workspaces, or a second-factor step.
-async fn authenticate(state: &AppState, req: LoginRequest) -> Result<LoginOutcome, AppError> {
-    let user_id = check_password(&state.db, &req.email, req.password)
+async fn authenticate(
+    state: &AppState,
+    req: LoginRequest,
+    device: &Device,
+) -> Result<LoginOutcome, AppError> {
+    let proven = check_password(&state.db, &req.email, req.password)
         .await?
         .ok_or(AppError::InvalidCredentials)?;
+    let user_id = proven.user_id;
     if totp::is_enabled(&state.db, user_id).await? {
         match req.code.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
             None => {
-                let pending = state.tokens.issue_second_factor(user_id, None)?;
+                let pending = state.tokens.issue_second_factor(user_id, None, proven.generation)?;
                 return Ok(LoginOutcome::NeedCode { pending });
             }
             Some(code) if !totp::verify(&state.db, user_id, code).await? => {
@@ -441,16 +495,18 @@ async fn authenticate(state: &AppState, req: LoginRequest) -> Result<LoginOutcom
             Some(_) => {}
         }
     }
-    after_password(state, user_id, req.ent_id.as_deref()).await
+    after_password(state, proven, req.ent_id.as_deref(), device).await
 }
 
 /// What a user who proved who they are gets: their workspace's session (or its second-factor
 /// enrolment), or a choice between workspaces.
 async fn after_password(
     state: &AppState,
-    user_id: i64,
+    proven: Proven,
     ent_id: Option<&str>,
+    device: &Device,
 ) -> Result<LoginOutcome, AppError> {
+    let user_id = proven.user_id;
     let memberships = store::memberships(&state.db, user_id).await?;
     store::touch_login(&state.db, user_id).await?;
     let chosen = match ent_id {
@@ -470,25 +526,50 @@ async fn after_password(
         None => None,
     };
     match chosen {
-        Some(m) => two_factor::checked_session(state, user_id, m.tenant_id).await,
+        Some(m) => two_factor::checked_session(state, proven, m.tenant_id, device).await,
         None => Ok(LoginOutcome::Choose {
-            issued: state.tokens.issue_select(user_id)?,
+            issued: state.tokens.issue_select(user_id, proven.generation)?,
             tenants: memberships,
         }),
     }
 }
 
+/// A session in `tenant_id` for someone who proved who they are: refused while the merchant
+/// is suspended or their access to it is turned off.
 async fn session_for(
     state: &AppState,
-    user_id: i64,
+    proven: Proven,
     tenant_id: tenants::TenantId,
+    device: &Device,
 ) -> Result<LoginOutcome, AppError> {
     let tenant = state.tenants.by_id(tenant_id).await?.ok_or(AppError::InvalidCredentials)?;
     if tenant.status == TenantStatus::Suspended {
         return Err(AppError::TenantSuspended);
     }
-    let issued = state.tokens.issue_agent(user_id, &tenant)?;
+    let mut tx = tenants::TenantTx::begin(&state.db, tenant.id).await?;
+    let active = store::active_agent_by_user(&mut tx, proven.user_id).await?;
+    tx.commit().await?;
+    if active.is_none() {
+        return Err(account_disabled());
+    }
+    let opening = sessions::Opening {
+        user_id: proven.user_id,
+        kind: SessionKind::Agent,
+        tenant: Some(&tenant),
+        impersonator: None,
+        proven: Some(proven.generation),
+        device,
+    };
+    let issued = sessions::open(state, opening).await?;
     Ok(LoginOutcome::Session { tenant, issued })
+}
+
+/// A person whose access to the workspace was turned off by its admins.
+pub fn account_disabled() -> AppError {
+    AppError::forbidden(
+        "account_disabled",
+        "your access to this workspace has been turned off by its admins",
+    )
 }
 
 #[derive(Serialize)]
@@ -542,10 +623,11 @@ fn login_response(
 async fn login_api(
     state: axum::extract::State<AppState>,
     meta: ClientMeta,
+    device: Device,
     jar: CookieJar,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Response, AppError> {
-    let outcome = authenticate(&state, req).await?;
+    let outcome = authenticate(&state, req, &device).await?;
     login_response(outcome, &meta, &state, jar)
 }
 
@@ -559,21 +641,26 @@ async fn choose(
     state: &AppState,
     select_token: &str,
     ent_id: &str,
+    device: &Device,
 ) -> Result<LoginOutcome, AppError> {
     let claims = state.tokens.verify(select_token, TokenKind::Select)?;
-    let user_id = claims.user_id()?;
-    let memberships = store::memberships(&state.db, user_id).await?;
+    let proven = Proven {
+        user_id: claims.user_id()?,
+        generation: claims.generation.ok_or(AppError::Unauthorized)?,
+    };
+    let memberships = store::memberships(&state.db, proven.user_id).await?;
     let m = memberships.iter().find(|m| m.ent_id.as_str() == ent_id).ok_or(AppError::NotFound)?;
-    two_factor::checked_session(state, user_id, m.tenant_id).await
+    two_factor::checked_session(state, proven, m.tenant_id, device).await
 }
 
 async fn select_api(
     state: axum::extract::State<AppState>,
     meta: ClientMeta,
+    device: Device,
     jar: CookieJar,
     ApiJson(req): ApiJson<SelectRequest>,
 ) -> Result<Response, AppError> {
-    let outcome = choose(&state, &req.select_token, &req.ent_id).await?;
+    let outcome = choose(&state, &req.select_token, &req.ent_id, &device).await?;
     login_response(outcome, &meta, &state, jar)
 }
 
@@ -647,13 +734,10 @@ pub struct LoginForm {
 
 async fn login_form(
     state: axum::extract::State<AppState>,
-    lang: Lang,
-    meta: ClientMeta,
-    csrf: CsrfToken,
-    headers: HeaderMap,
-    jar: CookieJar,
+    req: FormRequest,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AppError> {
+    let FormRequest { lang, meta, device, csrf, headers, jar } = req;
     let next = local_redirect_target(&form.next).unwrap_or_default();
     let mut page = LoginPage {
         lang,
@@ -669,13 +753,16 @@ async fn login_form(
         return Ok((StatusCode::FORBIDDEN, csrf, Page(page)).into_response());
     }
     let req = LoginRequest { email: form.email, password: form.password, ent_id: None, code: None };
-    let (status, key) = match authenticate(&state, req).await {
+    let (status, key) = match authenticate(&state, req, &device).await {
         Ok(outcome) => return Ok(form_outcome(outcome, &next, &meta, &state, jar)),
         Err(AppError::InvalidCredentials) => {
             (StatusCode::UNAUTHORIZED, "validation.invalid_credentials")
         }
         Err(AppError::Forbidden { code: "no_workspace", .. }) => {
             (StatusCode::FORBIDDEN, "validation.no_workspace")
+        }
+        Err(AppError::Forbidden { code: "account_disabled", .. }) => {
+            (StatusCode::FORBIDDEN, "validation.account_disabled")
         }
         Err(other) => return Err(other),
     };
@@ -783,6 +870,7 @@ pub struct SelectForm {
 async fn select_form(
     state: axum::extract::State<AppState>,
     meta: ClientMeta,
+    device: Device,
     headers: HeaderMap,
     jar: CookieJar,
     Form(form): Form<SelectForm>,
@@ -790,7 +878,7 @@ async fn select_form(
     csrf::verify(&headers, Some(&form.csrf_token))?;
     let token =
         jar.get(SELECT_COOKIE).map(|c| c.value().to_owned()).ok_or(AppError::Unauthorized)?;
-    let outcome = choose(&state, &token, &form.ent_id).await?;
+    let outcome = choose(&state, &token, &form.ent_id, &device).await?;
     let next = local_redirect_target(&form.next).unwrap_or_default();
     Ok(form_outcome(outcome, &next, &meta, &state, jar))
 }
@@ -808,11 +896,15 @@ pub struct LogoutForm {
 }
 
 async fn logout_form(
+    state: axum::extract::State<AppState>,
     headers: HeaderMap,
     jar: CookieJar,
     Form(form): Form<LogoutForm>,
 ) -> Result<Response, AppError> {
     csrf::verify(&headers, Some(&form.csrf_token))?;
+    if let Some(token) = jar.get(SESSION_COOKIE) {
+        end_presented_session(&state, token.value()).await?;
+    }
     let jar = jar
         .remove(session::removal(SESSION_COOKIE))
         .remove(session::removal(SELECT_COOKIE))
@@ -821,13 +913,46 @@ async fn logout_form(
     Ok((jar, Redirect::to(&target)).into_response())
 }
 
-/// Ends a cookie session (tokens themselves expire on their own; a bearer client simply
-/// forgets its token).
-async fn logout_api(headers: HeaderMap, jar: CookieJar) -> Result<Response, AppError> {
-    if jar.get(SESSION_COOKIE).is_some() {
-        let submitted = headers.get(csrf::HEADER).and_then(|v| v.to_str().ok());
-        csrf::verify(&headers, submitted)?;
+/// Ends the session the request presents (bearer token or cookie): the token stops working
+/// at once, everywhere, and the sockets it opened close.
+async fn logout_api(
+    state: axum::extract::State<AppState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+) -> Result<Response, AppError> {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_owned());
+    let token = match bearer {
+        Some(token) => Some(token),
+        None => {
+            let cookie = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned());
+            if cookie.is_some() {
+                let submitted = headers.get(csrf::HEADER).and_then(|v| v.to_str().ok());
+                csrf::verify(&headers, submitted)?;
+            }
+            cookie
+        }
+    };
+    if let Some(token) = token {
+        end_presented_session(&state, &token).await?;
     }
     let jar = jar.remove(session::removal(SESSION_COOKIE)).remove(session::removal(SELECT_COOKIE));
     Ok((jar, StatusCode::NO_CONTENT).into_response())
+}
+
+/// Ends the session `token` names, if it is a valid agent session token (an invalid or
+/// already ended one needs no ending).
+async fn end_presented_session(state: &AppState, token: &str) -> Result<(), AppError> {
+    let Ok(claims) = state.tokens.verify(token, TokenKind::Agent) else {
+        return Ok(());
+    };
+    if let (Ok(user_id), Some(session)) = (claims.user_id(), claims.sid) {
+        let which = sessions::Which::One { user_id, session };
+        sessions::end_now(state, which, sessions::Reason::Logout).await?;
+    }
+    Ok(())
 }

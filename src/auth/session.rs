@@ -39,6 +39,8 @@ pub struct AgentSession {
     pub impersonator: Option<Impersonator>,
     /// Set when the merchant's system called with an API token (acting as its admin).
     pub api_token: Option<super::api_tokens::ApiToken>,
+    /// The server-side session (auth::sessions) behind the token; none for an API token.
+    pub session_id: Option<super::sessions::SessionId>,
 }
 
 /// The platform admin behind an impersonated session.
@@ -145,8 +147,10 @@ impl FromRequestParts<AppState> for AgentSession {
             }),
             None => None,
         };
+        let sid = claims.sid.ok_or(AppError::Unauthorized)?;
         let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
-        let agent = store::agent_for_session(&mut tx, user_id, claims.iat)
+        let version = claims.session_version.unwrap_or(0);
+        let agent = store::agent_for_session(&mut tx, user_id, (sid, version), tenant.id)
             .await?
             .ok_or(AppError::Unauthorized)?;
         tx.commit().await?;
@@ -160,6 +164,7 @@ impl FromRequestParts<AppState> for AgentSession {
             via_cookie: presented.via_cookie,
             impersonator,
             api_token: None,
+            session_id: Some(sid),
         })
     }
 }

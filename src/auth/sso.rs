@@ -3,8 +3,11 @@
 //! 1. The merchant's server calls `GET /other/internalToken?account=<agent email>` (naming
 //!    the merchant by `ent_id=` or its Host) from an address in the merchant's SSO
 //!    whitelist, presenting the merchant's SSO secret (`Authorization: Bearer <secret>` or
-//!    `X-Kefu-Sso-Secret`). The whitelist alone is not enough. It gets a one-time token
-//!    (256 bits, 60 seconds, stored as a SHA-256).
+//!    `X-Kefu-Sso-Secret`). The whitelist alone is not enough, and a caller who has not
+//!    proven both hears nothing else (403, whatever the plan). It gets a one-time token (256
+//!    bits, 60 seconds, stored as a SHA-256) — for an agent whose role is at most that of
+//!    whoever set the current secret, and, unless the owner let single sign-on count as a
+//!    second factor (`sso_satisfies_2fa`), only for people who sign in without one.
 //! 2. It sends the agent's browser to `GET /sso?token=…&redirect=/main`, which signs the agent
 //!    in and redirects to a path on this site only (absolute URLs, `//host` and backslash
 //!    tricks are refused). A token works once, however many redemptions race.
@@ -23,11 +26,14 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use tenants::TenantTx;
 
-use super::{links, session, store};
+use super::{links, session};
 use crate::{
     http::{AppError, AppState, ClientMeta, ResolvedTenant, Routes, Scope, local_redirect_target},
     merchant::settings::{MerchantSettings, SSO_SECRET_KEY, store_setting},
 };
+
+/// The settings key naming the agent who set the current SSO secret.
+const SSO_SET_BY_KEY: &str = "sso_secret_set_by";
 
 /// How long an SSO token works.
 pub const TOKEN_TTL_SECS: i64 = 60;
@@ -80,50 +86,28 @@ async fn internal_token(
     headers: HeaderMap,
     Query(q): Query<TokenQuery>,
 ) -> Result<Response, AppError> {
-    let plan = state.plans.get(&tenant.plan).unwrap_or_else(|| state.plans.trial());
-    if !plan.features.sso {
-        return Err(AppError::plan_limit(format!(
-            "single sign-on is not part of the {} plan",
-            plan.name
-        )));
-    }
     let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
     let settings = MerchantSettings::load(&mut tx).await?;
-    let stored: Option<String> =
-        sqlx::query_scalar("select value #>> '{}' from settings where key = $1")
-            .bind(SSO_SECRET_KEY)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let allowed = settings
-        .sso_ip_whitelist
-        .iter()
-        .any(|range| range.parse::<ipnet::IpNet>().is_ok_and(|net| net.contains(&meta.ip)));
-    if !allowed {
-        return Err(denied("client address not in the SSO whitelist"));
-    }
-    let (Some(stored), Some(presented)) =
-        (stored.filter(|s| !s.is_empty()), presented_secret(&headers))
-    else {
-        return Err(denied("no SSO secret set or presented"));
-    };
-    if !bool::from(secret_hash(presented).as_bytes().ct_eq(stored.as_bytes())) {
-        return Err(denied("wrong SSO secret"));
-    }
+    // The caller proves who it is before anything else is said (not even the plan).
+    authenticate_caller(&mut tx, &settings, &meta, &headers).await?;
+    crate::merchant::subscription::require_feature(&state, &tenant, billing::Feature::Sso)?;
     let account = q.account.trim();
-    let agent: Option<(i64, String)> = sqlx::query_as(
-        "select a.user_id, u.email from agents a join public.users u on u.id = a.user_id
+    let agent: Option<(i64, String, String, bool)> = sqlx::query_as(
+        "select a.user_id, u.email, a.role, u.totp_enabled_at is not null
+         from agents a join public.users u on u.id = a.user_id
          where lower(u.email) = lower($1) and a.disabled_at is null",
     )
     .bind(account)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((user_id, email)) = agent else {
+    let Some((user_id, email, role, two_factor)) = agent else {
         return Err(AppError::bad_request_status(
             StatusCode::NOT_FOUND,
             "unknown_account",
             "no active agent of this merchant has this email",
         ));
     };
+    may_sign_in(&mut tx, &settings, &role, two_factor).await?;
     let token =
         links::issue(&mut tx, user_id, "sso", Some(tenant.id.0), Duration::seconds(TOKEN_TTL_SECS))
             .await?;
@@ -138,6 +122,82 @@ async fn internal_token(
     Ok(Json(body).into_response())
 }
 
+/// That the caller is the merchant's system: an address in the whitelist and the secret.
+async fn authenticate_caller(
+    tx: &mut TenantTx,
+    settings: &MerchantSettings,
+    meta: &ClientMeta,
+    headers: &HeaderMap,
+) -> Result<(), AppError> {
+    let stored: Option<String> =
+        sqlx::query_scalar("select value #>> '{}' from settings where key = $1")
+            .bind(SSO_SECRET_KEY)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let allowed = settings
+        .sso_ip_whitelist
+        .iter()
+        .any(|range| range.parse::<ipnet::IpNet>().is_ok_and(|net| net.contains(&meta.ip)));
+    if !allowed {
+        return Err(denied("client address not in the SSO whitelist"));
+    }
+    let (Some(stored), Some(presented)) =
+        (stored.filter(|s| !s.is_empty()), presented_secret(headers))
+    else {
+        return Err(denied("no SSO secret set or presented"));
+    };
+    if !bool::from(secret_hash(presented).as_bytes().ct_eq(stored.as_bytes())) {
+        return Err(denied("wrong SSO secret"));
+    }
+    Ok(())
+}
+
+/// Whether SSO may sign in an agent with `role` (and a second factor or not): only roles up
+/// to that of whoever set the current secret (an admin's secret never opens the owner's
+/// account; a secret whose setter left or was disabled opens nothing), and nobody who signs
+/// in with a second factor — nor anyone at all where the merchant requires one — unless the
+/// owner let single sign-on count as the second factor.
+async fn may_sign_in(
+    tx: &mut TenantTx,
+    settings: &MerchantSettings,
+    role: &str,
+    two_factor: bool,
+) -> Result<(), AppError> {
+    let refused = |why: &'static str| AppError::forbidden("sso_not_allowed", why);
+    let set_by: Option<i64> =
+        sqlx::query_scalar("select (value ->> 'agent_id')::bigint from settings where key = $1")
+            .bind(SSO_SET_BY_KEY)
+            .fetch_optional(&mut **tx)
+            .await?
+            .flatten();
+    // A secret from before setters were recorded was made by an admin (the route's level).
+    let authority: Option<String> = match set_by {
+        None => Some("admin".to_owned()),
+        Some(agent) => {
+            sqlx::query_scalar("select role from agents where id = $1 and disabled_at is null")
+                .bind(agent)
+                .fetch_optional(&mut **tx)
+                .await?
+        }
+    };
+    let Some(authority) = authority else {
+        return Err(refused(
+            "whoever set the SSO secret no longer manages this merchant; set a new secret",
+        ));
+    };
+    if crate::auth::accounts::rank(role) > crate::auth::accounts::rank(&authority) {
+        return Err(refused(
+            "single sign-on cannot sign in an account above whoever set the SSO secret",
+        ));
+    }
+    if (two_factor || settings.require_2fa) && !settings.sso_satisfies_2fa {
+        return Err(refused(
+            "this account signs in with two-step verification; the owner can let single sign-on count as it",
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Deserialize)]
 struct RedeemQuery {
     #[serde(default)]
@@ -149,6 +209,7 @@ struct RedeemQuery {
 async fn redeem(
     State(state): State<AppState>,
     meta: ClientMeta,
+    device: super::sessions::Device,
     jar: CookieJar,
     Query(q): Query<RedeemQuery>,
 ) -> Result<Response, AppError> {
@@ -173,19 +234,20 @@ async fn redeem(
         ));
     };
     let tenant = tenants::TenantId(link.tenant_id.ok_or(AppError::Unauthorized)?);
-    // The agent must still be active there.
-    let mut ttx = TenantTx::begin(&state.db, tenant).await?;
-    let active = store::active_agent_by_user(&mut ttx, link.user_id).await?;
-    ttx.commit().await?;
-    if active.is_none() {
-        return Err(AppError::Unauthorized);
-    }
+    // The merchant's system vouches for the person now (session_for checks they are still
+    // an active agent there).
+    let mut conn = state.db.acquire().await?;
+    let generation = super::sessions::credential_gen(&mut conn, link.user_id)
+        .await?
+        .ok_or(AppError::Unauthorized)?;
+    drop(conn);
+    let proven = super::Proven { user_id: link.user_id, generation };
     let super::LoginOutcome::Session { issued, .. } =
-        super::session_for(&state, link.user_id, tenant).await?
+        super::session_for(&state, proven, tenant, &device).await?
     else {
         return Err(AppError::Unauthorized);
     };
-    store::touch_login(&state.db, link.user_id).await?;
+    super::store::touch_login(&state.db, link.user_id).await?;
     let jar = jar.add(session::session_cookie(&issued, &meta, &state));
     Ok((jar, Redirect::to(&target)).into_response())
 }
@@ -197,10 +259,14 @@ async fn new_secret(
     session: super::session::AgentSession,
 ) -> Result<Json<serde_json::Value>, AppError> {
     session.require_admin()?;
+    crate::merchant::subscription::require_feature(&state, &session.tenant, billing::Feature::Sso)?;
     let bytes: [u8; 32] = rand::random();
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let mut tx = session.tx(&state).await?;
     store_setting(&mut tx, SSO_SECRET_KEY, serde_json::Value::String(secret_hash(&secret))).await?;
+    // Whose authority the secret carries (see `may_sign_in`).
+    store_setting(&mut tx, SSO_SET_BY_KEY, serde_json::json!({ "agent_id": session.agent.id }))
+        .await?;
     crate::merchant::audit::record(&mut tx, &session, "sso.secret", "", serde_json::json!({}))
         .await?;
     tx.commit().await?;

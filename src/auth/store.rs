@@ -11,6 +11,8 @@ pub struct UserRow {
     pub email: String,
     pub password_hash: Option<String>,
     pub display_name: String,
+    /// Bumped by every change to how the person signs in (auth::accounts).
+    pub credential_gen: i64,
 }
 
 /// A tenant the user is an agent of.
@@ -40,14 +42,14 @@ const AGENT_COLUMNS: &str =
     "id, user_id, role, display_name, avatar_url, status, max_concurrent_chats, created_at";
 
 pub async fn user_by_email(pool: &PgPool, email: &str) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as("select id, email, password_hash, display_name from public.users where lower(email) = lower($1)")
+    sqlx::query_as("select id, email, password_hash, display_name, credential_gen from public.users where lower(email) = lower($1)")
         .bind(email)
         .fetch_optional(pool)
         .await
 }
 
 pub async fn user_by_id(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<UserRow>> {
-    sqlx::query_as("select id, email, password_hash, display_name from public.users where id = $1")
+    sqlx::query_as("select id, email, password_hash, display_name, credential_gen from public.users where id = $1")
         .bind(id)
         .fetch_optional(conn)
         .await
@@ -133,34 +135,33 @@ pub async fn active_agent_by_user(
     .await
 }
 
-/// The active agent a session of `user_id` issued at `issued_at` (unix seconds) belongs to,
-/// unless the user's sessions were ended after it was issued.
+/// The active agent whose live session `session` (id, token version) of `user_id` in
+/// `tenant` this is. Marks the session seen (at most once a minute: not a write per request).
 pub async fn agent_for_session(
     conn: &mut PgConnection,
     user_id: i64,
-    issued_at: u64,
+    (session, version): (i64, i32),
+    tenant: TenantId,
 ) -> sqlx::Result<Option<AgentRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {AGENT_COLUMNS} from agents
+        "with live as (
+             update public.sessions set last_seen_at = now()
+             where id = $2 and user_id = $1 and tenant_id = $3 and token_version = $4
+               and ended_at is null and expires_at > now()
+               and last_seen_at < now() - interval '1 minute'
+         )
+         select {AGENT_COLUMNS} from agents
          where user_id = $1 and disabled_at is null
-           and not exists (select 1 from public.users u where u.id = $1
-                           and u.sessions_valid_after > to_timestamp($2))"
+           and exists (select 1 from public.sessions s
+                       where s.id = $2 and s.user_id = $1 and s.tenant_id = $3
+                         and s.token_version = $4 and s.ended_at is null and s.expires_at > now())"
     )))
     .bind(user_id)
-    .bind(issued_at as f64)
+    .bind(session)
+    .bind(tenant.0)
+    .bind(version)
     .fetch_optional(conn)
     .await
-}
-
-/// Ends every session of `user_id` issued before now (in the caller's transaction).
-pub async fn end_sessions(conn: &mut PgConnection, user_id: i64) -> sqlx::Result<()> {
-    sqlx::query(
-        "update public.users set sessions_valid_after = date_trunc('second', now()) where id = $1",
-    )
-    .bind(user_id)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 pub async fn agent_by_id(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<AgentRow>> {

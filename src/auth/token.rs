@@ -59,6 +59,27 @@ pub enum TokenKind {
     Challenge,
 }
 
+/// What a server-side session is (auth::sessions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionKind {
+    /// An agent in one workspace.
+    Agent,
+    /// A platform admin's console.
+    Platform,
+    /// A platform admin inside a merchant's workspace, as one of its agents.
+    Support,
+}
+
+impl SessionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agent => "agent",
+            Self::Platform => "platform",
+            Self::Support => "support",
+        }
+    }
+}
+
 /// Whose socket a ticket opens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -86,6 +107,18 @@ pub struct Claims {
     /// user id (pages show a banner; actions are audit-logged under both names).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imp: Option<i64>,
+    /// The server-side session an agent, console or support token belongs to
+    /// (auth::sessions); a WebSocket ticket names its agent's session too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<i64>,
+    /// The session's token version this token carries (auth::sessions: renewing a session's
+    /// token retires the older ones).
+    #[serde(default, rename = "sv", skip_serializing_if = "Option::is_none")]
+    pub session_version: Option<i32>,
+    /// For the steps of a sign-in (workspace choice, second factor): the credential
+    /// generation the password proved; the step fails if it has changed since.
+    #[serde(default, rename = "gen", skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
     /// Unique per token.
     pub jti: String,
 }
@@ -131,9 +164,36 @@ impl TokenKeys {
         self.session_ttl
     }
 
-    /// A session for `user_id` as an agent of `tenant`.
-    pub fn issue_agent(&self, user_id: i64, tenant: &Tenant) -> anyhow::Result<Issued> {
-        self.issue(user_id, TokenKind::Agent, Some(tenant.id.0), None, self.session_ttl)
+    /// How long a session of `kind` lasts.
+    pub fn ttl(&self, kind: SessionKind) -> Duration {
+        match kind {
+            SessionKind::Agent => self.session_ttl,
+            SessionKind::Platform => PLATFORM_TTL,
+            SessionKind::Support => IMPERSONATION_TTL,
+        }
+    }
+
+    /// The token of server-side session `sid` (opened by auth::sessions::open, which
+    /// decided when it expires).
+    pub fn issue_session(
+        &self,
+        (sid, version): (i64, i32),
+        user_id: i64,
+        kind: SessionKind,
+        tenant: Option<&Tenant>,
+        impersonator: Option<i64>,
+        expires_at: DateTime<Utc>,
+    ) -> anyhow::Result<Issued> {
+        let typ = match kind {
+            SessionKind::Agent | SessionKind::Support => TokenKind::Agent,
+            SessionKind::Platform => TokenKind::Platform,
+        };
+        let mut claims = self.claims(user_id, typ, expires_at);
+        claims.tid = tenant.map(|t| t.id.0);
+        claims.imp = impersonator;
+        claims.sid = Some(sid);
+        claims.session_version = Some(version);
+        self.sign(claims)
     }
 
     /// The identity of a visitor of `tenant` (anonymous, or verified by the merchant).
@@ -144,38 +204,45 @@ impl TokenKeys {
         verified: bool,
     ) -> anyhow::Result<Issued> {
         let ttl = if verified { VERIFIED_VISITOR_TTL } else { VISITOR_TTL };
-        self.issue(visitor_id, TokenKind::Visitor, Some(tenant.id.0), None, ttl)
+        self.issue(visitor_id, TokenKind::Visitor, Some(tenant.id.0), ttl)
     }
 
-    /// A ticket for one WebSocket of `subject` (a user id for agents, a visitor id).
+    /// A ticket for one WebSocket of `subject` (a user id for agents, a visitor id); an
+    /// agent's ticket names the session it was asked with, and dies with it.
     pub fn issue_ticket(
         &self,
         role: TicketRole,
         subject: i64,
         tenant: &Tenant,
+        session: Option<i64>,
     ) -> anyhow::Result<Issued> {
-        self.issue(subject, TokenKind::WsTicket, Some(tenant.id.0), Some(role), TICKET_TTL)
+        let mut claims = self.claims(subject, TokenKind::WsTicket, Utc::now() + TICKET_TTL);
+        claims.tid = Some(tenant.id.0);
+        claims.role = Some(role);
+        claims.sid = session;
+        self.sign(claims)
     }
 
-    /// Lets `user_id` pick one of their tenants without typing the password again.
     /// A proof-of-work challenge for `visitor_id`: valid five minutes, used once (the
     /// caller remembers its `jti`).
     pub fn issue_challenge(&self, visitor_id: i64, tenant: &Tenant) -> anyhow::Result<Issued> {
-        self.issue(visitor_id, TokenKind::Challenge, Some(tenant.id.0), None, CHALLENGE_TTL)
+        self.issue(visitor_id, TokenKind::Challenge, Some(tenant.id.0), CHALLENGE_TTL)
     }
 
-    pub fn issue_select(&self, user_id: i64) -> anyhow::Result<Issued> {
-        self.issue(user_id, TokenKind::Select, None, None, SELECT_TTL)
+    /// Lets `user_id` pick one of their tenants without typing the password again (while
+    /// their credentials stay at generation `generation`).
+    pub fn issue_select(&self, user_id: i64, generation: i64) -> anyhow::Result<Issued> {
+        let mut claims = self.claims(user_id, TokenKind::Select, Utc::now() + SELECT_TTL);
+        claims.generation = Some(generation);
+        self.sign(claims)
     }
 
-    /// A console session for platform admin `user_id`.
-    pub fn issue_platform(&self, user_id: i64) -> anyhow::Result<Issued> {
-        self.issue(user_id, TokenKind::Platform, None, None, PLATFORM_TTL)
-    }
-
-    /// The step between the password and the second factor.
-    pub fn issue_platform_pending(&self, user_id: i64) -> anyhow::Result<Issued> {
-        self.issue(user_id, TokenKind::PlatformPending, None, None, PLATFORM_PENDING_TTL)
+    /// The console's step between the password and the second factor.
+    pub fn issue_platform_pending(&self, user_id: i64, generation: i64) -> anyhow::Result<Issued> {
+        let expires_at = Utc::now() + PLATFORM_PENDING_TTL;
+        let mut claims = self.claims(user_id, TokenKind::PlatformPending, expires_at);
+        claims.generation = Some(generation);
+        self.sign(claims)
     }
 
     /// The step between an agent's password and their second factor (or its enrolment, for
@@ -184,31 +251,13 @@ impl TokenKeys {
         &self,
         user_id: i64,
         tenant: Option<tenants::TenantId>,
+        generation: i64,
     ) -> anyhow::Result<Issued> {
-        self.issue(
-            user_id,
-            TokenKind::SecondFactor,
-            tenant.map(|t| t.0),
-            None,
-            PLATFORM_PENDING_TTL,
-        )
-    }
-
-    /// An agent session as `user_id` in `tenant`, opened by platform admin `admin_id`.
-    pub fn issue_impersonation(
-        &self,
-        user_id: i64,
-        tenant: &Tenant,
-        admin_id: i64,
-    ) -> anyhow::Result<Issued> {
-        self.issue_with(
-            user_id,
-            TokenKind::Agent,
-            Some(tenant.id.0),
-            None,
-            Some(admin_id),
-            IMPERSONATION_TTL,
-        )
+        let expires_at = Utc::now() + PLATFORM_PENDING_TTL;
+        let mut claims = self.claims(user_id, TokenKind::SecondFactor, expires_at);
+        claims.tid = tenant.map(|t| t.0);
+        claims.generation = Some(generation);
+        self.sign(claims)
     }
 
     fn issue(
@@ -216,36 +265,35 @@ impl TokenKeys {
         user_id: i64,
         typ: TokenKind,
         tid: Option<i64>,
-        role: Option<TicketRole>,
         ttl: Duration,
     ) -> anyhow::Result<Issued> {
-        self.issue_with(user_id, typ, tid, role, None, ttl)
+        let mut claims = self.claims(user_id, typ, Utc::now() + ttl);
+        claims.tid = tid;
+        self.sign(claims)
     }
 
-    fn issue_with(
-        &self,
-        user_id: i64,
-        typ: TokenKind,
-        tid: Option<i64>,
-        role: Option<TicketRole>,
-        imp: Option<i64>,
-        ttl: Duration,
-    ) -> anyhow::Result<Issued> {
-        let now = Utc::now();
-        let expires_at = now + ttl;
+    /// The claims every token has, for `subject`, expiring at `expires_at`.
+    fn claims(&self, subject: i64, typ: TokenKind, expires_at: DateTime<Utc>) -> Claims {
         let jti: [u8; 12] = rand::random();
-        let claims = Claims {
+        Claims {
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
-            sub: user_id.to_string(),
-            iat: now.timestamp() as u64,
+            sub: subject.to_string(),
+            iat: Utc::now().timestamp() as u64,
             exp: expires_at.timestamp() as u64,
             typ,
-            tid,
-            role,
-            imp,
+            tid: None,
+            role: None,
+            imp: None,
+            sid: None,
+            session_version: None,
+            generation: None,
             jti: hex::encode(jti),
-        };
+        }
+    }
+
+    fn sign(&self, claims: Claims) -> anyhow::Result<Issued> {
+        let expires_at = DateTime::from_timestamp(claims.exp as i64, 0).unwrap_or_else(Utc::now);
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
         Ok(Issued { token, expires_at })
     }
@@ -293,21 +341,40 @@ mod tests {
     #[test]
     fn agent_token_round_trip() {
         let k = keys(&"s".repeat(40));
-        let issued = k.issue_agent(42, &tenant()).unwrap();
+        let issued = k
+            .issue_session(
+                (9, 0),
+                42,
+                SessionKind::Agent,
+                Some(&tenant()),
+                None,
+                Utc::now() + chrono::Duration::hours(1),
+            )
+            .unwrap();
         let claims = k.verify(&issued.token, TokenKind::Agent).unwrap();
         assert_eq!(claims.user_id().unwrap(), 42);
         assert_eq!(claims.tid, Some(7));
+        assert_eq!(claims.sid, Some(9));
     }
 
     #[test]
     fn wrong_purpose_secret_or_tampering_is_refused() {
         let k = keys(&"s".repeat(40));
-        let select = k.issue_select(42).unwrap();
+        let select = k.issue_select(42, 0).unwrap();
         assert!(
             k.verify(&select.token, TokenKind::Agent).is_err(),
             "a select token is not a session"
         );
-        let agent = k.issue_agent(42, &tenant()).unwrap();
+        let agent = k
+            .issue_session(
+                (9, 0),
+                42,
+                SessionKind::Agent,
+                Some(&tenant()),
+                None,
+                Utc::now() + chrono::Duration::hours(1),
+            )
+            .unwrap();
         assert!(keys(&"t".repeat(40)).verify(&agent.token, TokenKind::Agent).is_err());
         let mut tampered = agent.token.clone();
         tampered.insert(tampered.len() / 2, 'x');
@@ -339,6 +406,9 @@ mod tests {
             tid: Some(7),
             role: None,
             imp: None,
+            sid: None,
+            session_version: None,
+            generation: None,
             jti: "y".into(),
         };
         let token = jsonwebtoken::encode(

@@ -130,17 +130,17 @@ fn enrolment(secret: &str, account: &str) -> anyhow::Result<Enrolment> {
 }
 
 /// Activates the pending secret if `code` comes from it; returns the recovery codes, or
-/// `None` when the code is wrong or nothing is pending.
-pub async fn confirm_enrolment(
-    pool: &PgPool,
+/// `None` when the code is wrong or nothing is pending. Only `auth::accounts` calls it (it
+/// changes how the person signs in).
+pub(super) async fn activate(
+    conn: &mut PgConnection,
     user_id: i64,
     code: &str,
 ) -> anyhow::Result<Option<Vec<String>>> {
-    let mut tx = pool.begin().await?;
     let pending: Option<String> =
         sqlx::query_scalar("select totp_pending_secret from public.users where id = $1 for update")
             .bind(user_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *conn)
             .await?
             .flatten();
     let Some(secret) = pending else { return Ok(None) };
@@ -154,11 +154,9 @@ pub async fn confirm_enrolment(
     )
     .bind(user_id)
     .bind(step as i64)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
-    let codes = replace_recovery_codes(&mut tx, user_id).await?;
-    tx.commit().await?;
-    Ok(Some(codes))
+    Ok(Some(replace_recovery_codes(conn, user_id).await?))
 }
 
 /// Checks a TOTP code or an unused recovery code; either works once.
@@ -201,23 +199,22 @@ pub async fn verify(pool: &PgPool, user_id: i64, code: &str) -> anyhow::Result<b
     Ok(used == 1)
 }
 
-/// Turns the second factor off (the caller checked a code first) and forgets the recovery
-/// codes.
-pub async fn disable(pool: &PgPool, user_id: i64) -> sqlx::Result<()> {
-    let mut tx = pool.begin().await?;
+/// Turns the second factor off and forgets the recovery codes. Only `auth::accounts` calls
+/// it (after deciding who may).
+pub(super) async fn clear(conn: &mut PgConnection, user_id: i64) -> sqlx::Result<()> {
     sqlx::query(
         "update public.users set totp_secret = null, totp_pending_secret = null, totp_enabled_at = null,
                 totp_last_step = null, updated_at = now()
          where id = $1",
     )
     .bind(user_id)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     sqlx::query("delete from public.user_recovery_codes where user_id = $1")
         .bind(user_id)
-        .execute(&mut *tx)
+        .execute(conn)
         .await?;
-    tx.commit().await
+    Ok(())
 }
 
 /// How many unused recovery codes the user has left.

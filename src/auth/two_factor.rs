@@ -12,7 +12,7 @@ use askama::Template;
 use axum::{
     Form, Json,
     extract::{Query, State},
-    http::{HeaderMap, Method, StatusCode},
+    http::{Method, StatusCode},
     response::{IntoResponse, Redirect, Response},
 };
 use axum_extra::extract::CookieJar;
@@ -20,8 +20,11 @@ use serde::{Deserialize, Serialize};
 use tenants::{TenantId, TenantTx};
 
 use super::{
-    AuthRateLimit, LoginOutcome, NextQuery, after_password, limited,
+    AuthRateLimit, FormRequest, LoginOutcome, NextQuery, Proven,
+    accounts::Actor,
+    after_password, limited,
     session::{self, AgentSession, SECOND_FACTOR_COOKIE},
+    sessions::Device,
     store,
     token::{Issued, TokenKind},
     totp,
@@ -78,33 +81,58 @@ pub async fn required_by(state: &AppState, tenant: TenantId) -> Result<bool, App
 /// a second factor they have not set up, which they enrol first.
 pub(super) async fn checked_session(
     state: &AppState,
-    user_id: i64,
+    proven: Proven,
     tenant: TenantId,
+    device: &Device,
 ) -> Result<LoginOutcome, AppError> {
+    let user_id = proven.user_id;
     if required_by(state, tenant).await? && !totp::is_enabled(&state.db, user_id).await? {
         let email = account(state, user_id).await?;
         let enrolment = match totp::pending_enrolment(&state.db, user_id, &email).await? {
             Some(e) => e,
             None => totp::begin_enrolment(&state.db, user_id, &email).await?,
         };
-        let pending = state.tokens.issue_second_factor(user_id, Some(tenant))?;
+        let pending = state.tokens.issue_second_factor(user_id, Some(tenant), proven.generation)?;
         return Ok(LoginOutcome::Enrol { pending, enrolment });
     }
-    super::session_for(state, user_id, tenant).await
+    super::session_for(state, proven, tenant, device).await
 }
 
 /// What a user who proved their mailbox (an emailed invitation or reset link) gets in
 /// `tenant`: their second factor's step first if they have one, else [`checked_session`].
 pub(super) async fn after_link(
     state: &AppState,
-    user_id: i64,
+    proven: Proven,
     tenant: TenantId,
+    device: &Device,
 ) -> Result<LoginOutcome, AppError> {
-    if totp::is_enabled(&state.db, user_id).await? {
-        let pending = state.tokens.issue_second_factor(user_id, Some(tenant))?;
+    if totp::is_enabled(&state.db, proven.user_id).await? {
+        let pending =
+            state.tokens.issue_second_factor(proven.user_id, Some(tenant), proven.generation)?;
         return Ok(LoginOutcome::NeedCode { pending });
     }
-    checked_session(state, user_id, tenant).await
+    checked_session(state, proven, tenant, device).await
+}
+
+/// Sets up the authenticator a user is enrolling while signing in (the merchant requires
+/// one), if `code` comes from it and their credentials are still the ones they proved: the
+/// recovery codes and what they prove now.
+async fn enrol_while_signing_in(
+    state: &AppState,
+    proven: Proven,
+    code: &str,
+) -> Result<Option<(Vec<String>, Proven)>, AppError> {
+    let mut tx = state.db.begin().await?;
+    super::accounts::check_gen(&mut tx, proven).await?;
+    let actor = Actor::Themself { user_id: proven.user_id, session: None };
+    let Some((codes, changed)) =
+        super::accounts::enable_two_factor(&mut tx, &actor, proven.user_id, code).await?
+    else {
+        return Ok(None);
+    };
+    tx.commit().await?;
+    changed.ended.close_sockets(state);
+    Ok(Some((codes, Proven { user_id: proven.user_id, generation: changed.generation })))
 }
 
 /// The name authenticator apps show for the account.
@@ -172,11 +200,12 @@ impl TwoFactorPage {
     }
 }
 
-/// The user and (for an enrolment) the merchant the pending cookie names.
-fn pending(state: &AppState, jar: &CookieJar) -> Option<(i64, Option<TenantId>)> {
+/// Who the pending cookie says passed the password, and (for an enrolment) the merchant.
+fn pending(state: &AppState, jar: &CookieJar) -> Option<(Proven, Option<TenantId>)> {
     let token = jar.get(SECOND_FACTOR_COOKIE)?;
     let claims = state.tokens.verify(token.value(), TokenKind::SecondFactor).ok()?;
-    Some((claims.user_id().ok()?, claims.tid.map(TenantId)))
+    let proven = Proven { user_id: claims.user_id().ok()?, generation: claims.generation? };
+    Some((proven, claims.tid.map(TenantId)))
 }
 
 async fn page(
@@ -186,7 +215,7 @@ async fn page(
     jar: CookieJar,
     Query(q): Query<NextQuery>,
 ) -> Result<Response, AppError> {
-    let Some((user_id, _)) = pending(&state, &jar) else {
+    let Some((Proven { user_id, .. }, _)) = pending(&state, &jar) else {
         return Ok(Redirect::to("/login").into_response());
     };
     let next = q.next.as_deref().and_then(local_redirect_target).unwrap_or_default();
@@ -223,17 +252,15 @@ struct CodeForm {
 /// The code of a user with a second factor, or the first code of one being set up.
 async fn code_form(
     State(state): State<AppState>,
-    lang: Lang,
-    meta: ClientMeta,
-    csrf: CsrfToken,
-    headers: HeaderMap,
-    jar: CookieJar,
+    req: FormRequest,
     Form(form): Form<CodeForm>,
 ) -> Result<Response, AppError> {
+    let FormRequest { lang, meta, device, csrf, headers, jar } = req;
     csrf::verify(&headers, Some(&form.csrf_token))?;
-    let Some((user_id, tenant)) = pending(&state, &jar) else {
+    let Some((proven, tenant)) = pending(&state, &jar) else {
         return Ok(Redirect::to("/login").into_response());
     };
+    let user_id = proven.user_id;
     let next = local_redirect_target(&form.next).unwrap_or_default();
     let mut page = TwoFactorPage {
         lang,
@@ -249,8 +276,8 @@ async fn code_form(
             return Ok((StatusCode::UNAUTHORIZED, csrf, Page(page)).into_response());
         }
         let outcome = match tenant {
-            Some(tenant) => checked_session(&state, user_id, tenant).await?,
-            None => after_password(&state, user_id, None).await?,
+            Some(tenant) => checked_session(&state, proven, tenant, &device).await?,
+            None => after_password(&state, proven, None, &device).await?,
         };
         return Ok(super::form_outcome(outcome, &next, &meta, &state, jar));
     }
@@ -258,13 +285,14 @@ async fn code_form(
     let Some(tenant) = tenant else {
         return Ok(Redirect::to("/login").into_response());
     };
-    let Some(codes) = totp::confirm_enrolment(&state.db, user_id, &form.code).await? else {
+    let Some((codes, proven)) = enrol_while_signing_in(&state, proven, &form.code).await? else {
         let email = account(&state, user_id).await?;
         page.step = Step::Enrol;
         page.enrolment = totp::pending_enrolment(&state.db, user_id, &email).await?;
         return Ok((StatusCode::UNAUTHORIZED, csrf, Page(page)).into_response());
     };
-    let LoginOutcome::Session { issued, .. } = super::session_for(&state, user_id, tenant).await?
+    let LoginOutcome::Session { issued, .. } =
+        super::session_for(&state, proven, tenant, &device).await?
     else {
         return Err(AppError::Unauthorized);
     };
@@ -303,16 +331,20 @@ struct EnrolledOut {
 async fn enrol_api(
     State(state): State<AppState>,
     meta: ClientMeta,
+    device: Device,
     jar: CookieJar,
     ApiJson(req): ApiJson<EnrolRequest>,
 ) -> Result<Response, AppError> {
     let claims = state.tokens.verify(&req.pending_token, TokenKind::SecondFactor)?;
-    let (user_id, tenant) = (claims.user_id()?, claims.tid.map(TenantId));
-    let tenant = tenant.ok_or(AppError::Unauthorized)?;
-    let codes =
-        totp::confirm_enrolment(&state.db, user_id, &req.code).await?.ok_or_else(wrong_code)?;
+    let proven = Proven {
+        user_id: claims.user_id()?,
+        generation: claims.generation.ok_or(AppError::Unauthorized)?,
+    };
+    let tenant = claims.tid.map(TenantId).ok_or(AppError::Unauthorized)?;
+    let (codes, proven) =
+        enrol_while_signing_in(&state, proven, &req.code).await?.ok_or_else(wrong_code)?;
     let LoginOutcome::Session { tenant, issued } =
-        super::session_for(&state, user_id, tenant).await?
+        super::session_for(&state, proven, tenant, &device).await?
     else {
         return Err(AppError::Unauthorized);
     };
@@ -362,7 +394,7 @@ async fn begin(
     State(state): State<AppState>,
     session: AgentSession,
 ) -> Result<Json<BeginOut>, AppError> {
-    not_as_support(&session)?;
+    Actor::themself(&session)?;
     if totp::is_enabled(&state.db, session.user_id).await? {
         return Err(AppError::conflict(
             "totp_enabled",
@@ -386,15 +418,21 @@ struct ConfirmedOut {
     recovery_codes: Vec<String>,
 }
 
+/// Turns it on with the first code from the new authenticator; the person's other
+/// sessions end.
 async fn confirm(
     State(state): State<AppState>,
     session: AgentSession,
     ApiJson(req): ApiJson<CodeRequest>,
 ) -> Result<Json<ConfirmedOut>, AppError> {
-    not_as_support(&session)?;
-    let codes = totp::confirm_enrolment(&state.db, session.user_id, &req.code)
-        .await?
-        .ok_or_else(wrong_code)?;
+    let actor = Actor::themself(&session)?;
+    let mut tx = state.db.begin().await?;
+    let (codes, changed) =
+        super::accounts::enable_two_factor(&mut tx, &actor, session.user_id, &req.code)
+            .await?
+            .ok_or_else(wrong_code)?;
+    tx.commit().await?;
+    changed.ended.close_sockets(&state);
     tracing::info!(user = session.user_id, "two-step verification turned on");
     Ok(Json(ConfirmedOut { recovery_codes: codes }))
 }
@@ -405,7 +443,7 @@ async fn disable(
     session: AgentSession,
     ApiJson(req): ApiJson<CodeRequest>,
 ) -> Result<StatusCode, AppError> {
-    not_as_support(&session)?;
+    let actor = Actor::themself(&session)?;
     if required_by(&state, session.tenant.id).await? {
         return Err(AppError::conflict(
             "totp_required",
@@ -423,18 +461,10 @@ async fn disable(
     if !totp::verify(&state.db, session.user_id, &req.code).await? {
         return Err(wrong_code());
     }
-    totp::disable(&state.db, session.user_id).await?;
+    let mut tx = state.db.begin().await?;
+    let changed = super::accounts::clear_two_factor(&mut tx, &actor, session.user_id).await?;
+    tx.commit().await?;
+    changed.ended.close_sockets(&state);
     tracing::info!(user = session.user_id, "two-step verification turned off");
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// A platform admin in a support session must not change the merchant's people's factors.
-fn not_as_support(session: &AgentSession) -> Result<(), AppError> {
-    if session.impersonator.is_some() {
-        return Err(AppError::forbidden(
-            "support_session",
-            "a support session cannot change the agent's two-step verification",
-        ));
-    }
-    Ok(())
 }

@@ -70,6 +70,8 @@ pub enum Peer {
 
 struct Conn {
     peer: Peer,
+    /// The agent session it was opened with (auth::sessions): ending the session ends it.
+    session: Option<i64>,
     tx: mpsc::Sender<Frame>,
     /// Cancelled when the server ends the connection: it fell behind, the peer lost access
     /// (a blocked visitor, a disabled agent, a suspended merchant), or it must resync;
@@ -205,6 +207,7 @@ impl Hub {
         self: &Arc<Self>,
         tenant: TenantId,
         peer: Peer,
+        session: Option<i64>,
     ) -> (Registration, mpsc::Receiver<Frame>) {
         let capacity = match peer {
             Peer::Agent(_) => AGENT_QUEUE_CAPACITY,
@@ -214,7 +217,8 @@ impl Hub {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let ended = CancellationToken::new();
         let close = CloseReason::default();
-        let conn = Conn { peer, tx: tx.clone(), ended: ended.clone(), close: close.clone() };
+        let conn =
+            Conn { peer, session, tx: tx.clone(), ended: ended.clone(), close: close.clone() };
         {
             let mut rooms = self.lock();
             let room = rooms.entry(tenant).or_default();
@@ -404,6 +408,42 @@ impl Hub {
         room.of(peer).map(|(_, conn)| conn.end(REVOKED)).count()
     }
 
+    /// Closes the connections opened with the agent sessions `sessions` of `tenant` (they
+    /// ended), on every node; returns how many there were here.
+    pub fn end_sessions(&self, tenant: TenantId, sessions: &[i64]) -> usize {
+        self.publish(Event::EndSessions { tenant: tenant.0, sessions: sessions.to_vec() }, None);
+        self.end_sessions_here(tenant, sessions)
+    }
+
+    pub fn end_sessions_here(&self, tenant: TenantId, sessions: &[i64]) -> usize {
+        let rooms = self.lock();
+        let Some(room) = rooms.get(&tenant) else { return 0 };
+        room.agents
+            .iter()
+            .flat_map(|a| room.of(Peer::Agent(*a)))
+            .filter(|(_, conn)| conn.session.is_some_and(|s| sessions.contains(&s)))
+            .map(|(_, conn)| conn.end(REVOKED))
+            .count()
+    }
+
+    /// The agent sessions with a connection here, by tenant (the session sweep checks
+    /// they are still live).
+    pub fn local_sessions(&self) -> Vec<(TenantId, i64)> {
+        let rooms = self.lock();
+        let mut out: Vec<(TenantId, i64)> = rooms
+            .iter()
+            .flat_map(|(t, room)| {
+                room.agents
+                    .iter()
+                    .flat_map(|a| room.of(Peer::Agent(*a)))
+                    .filter_map(|(_, conn)| conn.session.map(|s| (*t, s)))
+            })
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// Sends `notice` to every connection of `tenant`, then closes them all with `reason`
     /// (a suspended or deleted merchant), on every node. Returns how many there were here.
     pub fn close_tenant(
@@ -586,9 +626,9 @@ mod tests {
     async fn fan_out_lagging_and_cleanup() {
         let hub = Arc::new(Hub::default());
         let t = TenantId(1);
-        let (agent, mut agent_rx) = hub.register(t, Peer::Agent(10));
-        let (visitor, _visitor_rx) = hub.register(t, Peer::Visitor(20));
-        let (_other, mut other_rx) = hub.register(TenantId(2), Peer::Agent(10));
+        let (agent, mut agent_rx) = hub.register(t, Peer::Agent(10), Some(7));
+        let (visitor, _visitor_rx) = hub.register(t, Peer::Visitor(20), None);
+        let (other, mut other_rx) = hub.register(TenantId(2), Peer::Agent(10), Some(8));
         let frame = encode(&ServerFrame::Pong);
         assert_eq!(hub.to_agents(t, &frame), 1);
         assert!(agent_rx.try_recv().is_ok());
@@ -606,6 +646,13 @@ mod tests {
         // The first reason stays: a later revocation does not change how it closes.
         hub.revoke(t, Peer::Visitor(20));
         assert_eq!(visitor.close.get(), Some(&LAGGING));
+
+        // Ending a session ends the connections opened with it, in its tenant only.
+        assert_eq!(hub.local_sessions(), vec![(t, 7), (TenantId(2), 8)]);
+        assert_eq!(hub.end_sessions(t, &[8]), 0, "session 8 is tenant 2's");
+        assert_eq!(hub.end_sessions(t, &[7]), 1);
+        assert_eq!(agent.close.get(), Some(&REVOKED));
+        assert!(!other.ended.is_cancelled());
 
         drop(agent);
         drop(visitor);

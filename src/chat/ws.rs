@@ -94,10 +94,12 @@ impl SocketQuery {
     }
 }
 
-/// A verified ticket: the tenant and whose socket it opens.
+/// A verified ticket: the tenant, whose socket it opens, and (for an agent) the session it
+/// was asked with.
 pub struct Ticketed {
     pub tenant: Arc<Tenant>,
     pub subject: i64,
+    pub session: Option<i64>,
 }
 
 async fn redeem(state: &AppState, ticket: &str, role: TicketRole) -> Result<Ticketed, AppError> {
@@ -121,7 +123,15 @@ async fn redeem(state: &AppState, ticket: &str, role: TicketRole) -> Result<Tick
     if paused {
         return Err(AppError::TenantSuspended);
     }
-    Ok(Ticketed { tenant, subject: claims.user_id()? })
+    let subject = claims.user_id()?;
+    // An agent's ticket dies with the session it was asked with.
+    if role == TicketRole::Agent {
+        let session = claims.sid.ok_or(AppError::Unauthorized)?;
+        if !crate::auth::sessions::is_live(&state.db, session, subject, Some(tenant.id)).await? {
+            return Err(AppError::Unauthorized);
+        }
+    }
+    Ok(Ticketed { tenant, subject, session: claims.sid })
 }
 
 /// The request's Origin host, if it names one other than this site.
@@ -151,7 +161,7 @@ async fn visitor_socket(
     ws: WebSocketUpgrade,
 ) -> Result<Response, AppError> {
     let ticket = q.ticket.as_deref().ok_or(AppError::Unauthorized)?;
-    let Ticketed { tenant, subject } = redeem(&state, ticket, TicketRole::Visitor).await?;
+    let Ticketed { tenant, subject, .. } = redeem(&state, ticket, TicketRole::Visitor).await?;
     let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
     let visitor =
         crate::visitor::VisitorRow::load(&mut tx, subject).await?.ok_or(AppError::Unauthorized)?;
@@ -180,6 +190,7 @@ async fn visitor_socket(
     let conn = Connection {
         tenant,
         peer: Peer::Visitor(visitor.id),
+        session: None,
         visitor_public_id: Some(visitor.public_id),
         name: visitor.name,
         avatar: None,
@@ -203,24 +214,26 @@ async fn agent_socket(
             "agent sockets are same-origin only",
         ));
     }
-    let (tenant, agent) = match q.ticket.as_deref() {
+    let (tenant, agent, session) = match q.ticket.as_deref() {
         Some(ticket) => {
-            let Ticketed { tenant, subject } = redeem(&state, ticket, TicketRole::Agent).await?;
+            let Ticketed { tenant, subject, session } =
+                redeem(&state, ticket, TicketRole::Agent).await?;
             let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
             let agent = crate::auth::store::active_agent_by_user(&mut tx, subject)
                 .await?
                 .ok_or(AppError::Unauthorized)?;
             tx.commit().await?;
-            (tenant, agent)
+            (tenant, agent, session)
         }
         None => {
             let session = session?;
-            (session.tenant, session.agent)
+            (session.tenant, session.agent, session.session_id)
         }
     };
     let conn = Connection {
         tenant,
         peer: Peer::Agent(agent.id),
+        session,
         visitor_public_id: None,
         name: agent.display_name,
         avatar: agent.avatar_url,
@@ -250,13 +263,22 @@ async fn agent_ticket(
     State(state): State<AppState>,
     session: AgentSession,
 ) -> Result<Json<TicketResponse>, AppError> {
-    Ok(Json(state.tokens.issue_ticket(TicketRole::Agent, session.user_id, &session.tenant)?.into()))
+    let sid = session.session_id.ok_or(AppError::Unauthorized)?;
+    let ticket = state.tokens.issue_ticket(
+        TicketRole::Agent,
+        session.user_id,
+        &session.tenant,
+        Some(sid),
+    )?;
+    Ok(Json(ticket.into()))
 }
 
 /// Who is on a socket.
 struct Connection {
     tenant: Arc<Tenant>,
     peer: Peer,
+    /// The agent session the socket belongs to (it closes when the session ends).
+    session: Option<i64>,
     visitor_public_id: Option<String>,
     name: String,
     /// An agent's picture, sent with their messages.
@@ -297,7 +319,7 @@ fn serve(
         let chat = state.chat.clone();
         let tenant = conn.tenant.id;
         let first_connection = chat.hub.connections_of(tenant, conn.peer) == 0;
-        let (registration, hub_rx) = chat.hub.register(tenant, conn.peer);
+        let (registration, hub_rx) = chat.hub.register(tenant, conn.peer, conn.session);
         let _counted = crate::metrics::Connection::open(match conn.peer {
             Peer::Agent(_) => "agent",
             Peer::Visitor(_) => "visitor",

@@ -118,8 +118,11 @@ pub struct MerchantSettings {
     /// anonymous with the claim marked unverified). Needs an identity secret.
     pub identity_required: bool,
     /// Every agent signs in with a second factor (TOTP); those without one set it up at their
-    /// next sign-in. Single sign-on from the merchant's own system is exempt.
+    /// next sign-in.
     pub require_2fa: bool,
+    /// Single sign-on from the merchant's own system counts as the second factor: it may sign
+    /// in agents who have one (or where `require_2fa` is on). Only the owner turns it on.
+    pub sso_satisfies_2fa: bool,
     /// GOFLY's landing-domain redirect: the chat page opened on any other host sends the
     /// visitor on to this origin (`https://chat.shop.example`), e.g. a domain of the
     /// merchant's own that messaging apps have not flagged. Empty: no redirect.
@@ -152,6 +155,7 @@ impl Default for MerchantSettings {
             identity_secret_set: false,
             identity_required: false,
             require_2fa: false,
+            sso_satisfies_2fa: false,
             landing_url: String::new(),
         }
     }
@@ -194,6 +198,9 @@ impl MerchantSettings {
         }
         if let Some(v) = stored.get("require_2fa").and_then(Value::as_bool) {
             s.require_2fa = v;
+        }
+        if let Some(v) = stored.get("sso_satisfies_2fa").and_then(Value::as_bool) {
+            s.sso_satisfies_2fa = v;
         }
         if let Some(list) = stored.get("allowed_widget_domains").and_then(Value::as_array) {
             s.allowed_widget_domains =
@@ -389,6 +396,7 @@ struct Change {
     sso_ip_whitelist: Option<Vec<String>>,
     identity_required: Option<bool>,
     require_2fa: Option<bool>,
+    sso_satisfies_2fa: Option<bool>,
 }
 
 /// The checked values to store, by key.
@@ -431,6 +439,9 @@ fn check(c: &Change) -> Result<Vec<(&'static str, Value)>, AppError> {
     }
     if let Some(v) = c.require_2fa {
         out.push(("require_2fa", json!(v)));
+    }
+    if let Some(v) = c.sso_satisfies_2fa {
+        out.push(("sso_satisfies_2fa", json!(v)));
     }
     if let Some(list) = c.allowed_widget_domains {
         if list.len() > 50 {
@@ -535,6 +546,15 @@ async fn update_settings(
         return Err(AppError::field(
             "identity_required",
             "generate an identity secret first: without one no visitor could be verified",
+        ));
+    }
+    // Letting single sign-on stand in for the team's second factors is the owner's call
+    // (forms send every field: an unchanged value passes).
+    let sso_2fa_changes = change.sso_satisfies_2fa.is_some_and(|v| v != before.sso_satisfies_2fa);
+    if sso_2fa_changes && session.agent.role != "owner" {
+        return Err(AppError::forbidden(
+            "forbidden_role",
+            "only the owner decides whether single sign-on counts as two-step verification",
         ));
     }
     let before = serde_json::to_value(before).unwrap_or_default();

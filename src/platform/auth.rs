@@ -22,9 +22,10 @@ use serde::{Deserialize, Serialize};
 use super::audit;
 use crate::{
     auth::{
-        AuthRateLimit, check_password, limited,
+        AuthRateLimit, FormRequest, Proven, accounts, check_password, limited,
         session::{self, removal},
-        token::{Issued, TokenKind},
+        sessions::{self, Device},
+        token::{Issued, SessionKind, TokenKind},
         totp,
     },
     config::Config,
@@ -62,6 +63,8 @@ pub struct PlatformSession {
     pub email: String,
     /// The client address, for the audit log.
     pub ip: Option<String>,
+    /// The console session (auth::sessions) the request was made with.
+    pub session_id: Option<crate::auth::sessions::SessionId>,
 }
 
 impl FromRequestParts<AppState> for PlatformSession {
@@ -71,20 +74,23 @@ impl FromRequestParts<AppState> for PlatformSession {
         let presented = session::presented_token(parts, SESSION_COOKIE)?;
         let claims = state.tokens.verify(&presented.token, TokenKind::Platform)?;
         let user_id = claims.user_id()?;
+        let sid = claims.sid.ok_or(AppError::Unauthorized)?;
         presented.check_csrf(parts)?;
         let email: Option<String> = sqlx::query_scalar(
             "select u.email from public.users u join public.platform_admins p on p.user_id = u.id
              where u.id = $1 and u.totp_enabled_at is not null
-               and (u.sessions_valid_after is null or u.sessions_valid_after <= to_timestamp($2))",
+               and exists (select 1 from public.sessions s
+                           where s.id = $2 and s.user_id = $1 and s.kind = 'platform'
+                             and s.ended_at is null and s.expires_at > now())",
         )
         .bind(user_id)
-        .bind(claims.iat as f64)
+        .bind(sid)
         .fetch_optional(&state.db)
         .await?;
         let email = email.ok_or(AppError::Unauthorized)?;
         tracing::Span::current().record("user", user_id);
         let ip = parts.extensions.get::<ClientMeta>().map(|m| m.ip.to_string());
-        Ok(Self { user_id, email, ip })
+        Ok(Self { user_id, email, ip, session_id: Some(sid) })
     }
 }
 
@@ -110,15 +116,52 @@ async fn admin_by_password(
     state: &AppState,
     email: &str,
     password: String,
-) -> Result<Option<(i64, String, bool)>, AppError> {
-    let Some(user_id) = check_password(&state.db, email, password).await? else {
+) -> Result<Option<(Proven, String, bool)>, AppError> {
+    let Some(proven) = check_password(&state.db, email, password).await? else {
         return Ok(None);
     };
-    let Some(email) = super::admin_email(&state.db, user_id).await? else {
+    let Some(email) = super::admin_email(&state.db, proven.user_id).await? else {
         return Ok(None);
     };
-    let enrolled = totp::is_enabled(&state.db, user_id).await?;
-    Ok(Some((user_id, email, enrolled)))
+    let enrolled = totp::is_enabled(&state.db, proven.user_id).await?;
+    Ok(Some((proven, email, enrolled)))
+}
+
+/// Opens a console session for an admin who passed both steps.
+async fn open_session(
+    state: &AppState,
+    proven: Proven,
+    device: &Device,
+) -> Result<Issued, AppError> {
+    let opening = sessions::Opening {
+        user_id: proven.user_id,
+        kind: SessionKind::Platform,
+        tenant: None,
+        impersonator: None,
+        proven: Some(proven.generation),
+        device,
+    };
+    sessions::open(state, opening).await
+}
+
+/// Activates the authenticator an admin is enrolling while signing in, if `code` comes from
+/// it and their credentials are still the ones they proved.
+async fn enrol(
+    state: &AppState,
+    proven: Proven,
+    code: &str,
+) -> Result<Option<(Vec<String>, Proven)>, AppError> {
+    let mut tx = state.db.begin().await?;
+    accounts::check_gen(&mut tx, proven).await?;
+    let actor = accounts::Actor::Themself { user_id: proven.user_id, session: None };
+    let Some((codes, changed)) =
+        accounts::enable_two_factor(&mut tx, &actor, proven.user_id, code).await?
+    else {
+        return Ok(None);
+    };
+    tx.commit().await?;
+    changed.ended.close_sockets(state);
+    Ok(Some((codes, Proven { user_id: proven.user_id, generation: changed.generation })))
 }
 
 fn wrong_code() -> AppError {
@@ -130,7 +173,12 @@ fn wrong_code() -> AppError {
 }
 
 async fn record_login(state: &AppState, user_id: i64, email: &str, meta: &ClientMeta, how: &str) {
-    let actor = PlatformSession { user_id, email: email.to_owned(), ip: Some(meta.ip.to_string()) };
+    let actor = PlatformSession {
+        user_id,
+        email: email.to_owned(),
+        ip: Some(meta.ip.to_string()),
+        session_id: None,
+    };
     if let Err(e) = audit::record(
         &state.db,
         &actor,
@@ -249,13 +297,14 @@ async fn password_form(
         return Ok((StatusCode::FORBIDDEN, csrf, Page(page.error(lang, "validation.csrf")))
             .into_response());
     }
-    let Some((user_id, email, enrolled)) =
+    let Some((proven, email, enrolled)) =
         admin_by_password(&state, &form.email, form.password).await?
     else {
         let page = page.error(lang, "validation.invalid_credentials");
         return Ok((StatusCode::UNAUTHORIZED, csrf, Page(page)).into_response());
     };
-    let pending = state.tokens.issue_platform_pending(user_id)?;
+    let user_id = proven.user_id;
+    let pending = state.tokens.issue_platform_pending(user_id, proven.generation)?;
     let jar = jar.add(cookie(PENDING_COOKIE, &pending, &meta, &state));
     if enrolled {
         page.step = Step::Code;
@@ -281,73 +330,69 @@ struct CodeForm {
 async fn pending_admin(
     state: &AppState,
     jar: &CookieJar,
-) -> Result<Option<(i64, String)>, AppError> {
+) -> Result<Option<(Proven, String)>, AppError> {
     let Some(cookie) = jar.get(PENDING_COOKIE) else { return Ok(None) };
     let Ok(claims) = state.tokens.verify(cookie.value(), TokenKind::PlatformPending) else {
         return Ok(None);
     };
-    let user_id = claims.user_id()?;
-    Ok(super::admin_email(&state.db, user_id).await?.map(|email| (user_id, email)))
+    let Some(generation) = claims.generation else { return Ok(None) };
+    let proven = Proven { user_id: claims.user_id()?, generation };
+    Ok(super::admin_email(&state.db, proven.user_id).await?.map(|email| (proven, email)))
 }
 
 /// The second step passed: record it, swap the pending cookie for a session.
 async fn start_session(
     state: &AppState,
     meta: &ClientMeta,
+    device: &Device,
     jar: CookieJar,
-    (user_id, email): (i64, &str),
+    (proven, email): (Proven, &str),
     how: &str,
 ) -> Result<CookieJar, AppError> {
-    record_login(state, user_id, email, meta, how).await;
-    let issued = state.tokens.issue_platform(user_id)?;
+    let issued = open_session(state, proven, device).await?;
+    record_login(state, proven.user_id, email, meta, how).await;
     Ok(jar.remove(removal(PENDING_COOKIE)).add(cookie(SESSION_COOKIE, &issued, meta, state)))
 }
 
 async fn code_form(
     State(state): State<AppState>,
-    lang: Lang,
-    meta: ClientMeta,
-    csrf: CsrfToken,
-    headers: HeaderMap,
-    jar: CookieJar,
+    req: FormRequest,
     Form(form): Form<CodeForm>,
 ) -> Result<Response, AppError> {
+    let FormRequest { lang, meta, device, csrf, headers, jar } = req;
     csrf::verify(&headers, Some(&form.csrf_token))?;
     let next = next_target(Some(&form.next));
-    let Some((user_id, email)) = pending_admin(&state, &jar).await? else {
+    let Some((proven, email)) = pending_admin(&state, &jar).await? else {
         return Ok(Redirect::to("/platform/login").into_response());
     };
-    if !totp::verify(&state.db, user_id, &form.code).await? {
+    if !totp::verify(&state.db, proven.user_id, &form.code).await? {
         let page =
             LoginPage::new(lang, &csrf, Step::Code, next).error(lang, "platform.login.wrong_code");
         return Ok((StatusCode::UNAUTHORIZED, csrf, Page(page)).into_response());
     }
-    let jar = start_session(&state, &meta, jar, (user_id, &email), "totp").await?;
+    let jar = start_session(&state, &meta, &device, jar, (proven, &email), "totp").await?;
     let target = if next.is_empty() { "/platform".to_owned() } else { next };
     Ok((jar, Redirect::to(&target)).into_response())
 }
 
 async fn enrol_form(
     State(state): State<AppState>,
-    lang: Lang,
-    meta: ClientMeta,
-    csrf: CsrfToken,
-    headers: HeaderMap,
-    jar: CookieJar,
+    req: FormRequest,
     Form(form): Form<CodeForm>,
 ) -> Result<Response, AppError> {
+    let FormRequest { lang, meta, device, csrf, headers, jar } = req;
     csrf::verify(&headers, Some(&form.csrf_token))?;
     let next = next_target(Some(&form.next));
-    let Some((user_id, email)) = pending_admin(&state, &jar).await? else {
+    let Some((proven, email)) = pending_admin(&state, &jar).await? else {
         return Ok(Redirect::to("/platform/login").into_response());
     };
-    let Some(codes) = totp::confirm_enrolment(&state.db, user_id, &form.code).await? else {
+    let Some((codes, proven)) = enrol(&state, proven, &form.code).await? else {
         let mut page =
             LoginPage::new(lang, &csrf, Step::Enrol, next).error(lang, "platform.login.wrong_code");
-        page.enrolment = totp::pending_enrolment(&state.db, user_id, &email).await?;
+        page.enrolment = totp::pending_enrolment(&state.db, proven.user_id, &email).await?;
         return Ok((StatusCode::UNAUTHORIZED, csrf, Page(page)).into_response());
     };
-    let jar = start_session(&state, &meta, jar, (user_id, &email), "totp_enrolled").await?;
+    let jar = start_session(&state, &meta, &device, jar, (proven, &email), "totp_enrolled").await?;
     let mut page = LoginPage::new(lang, &csrf, Step::Recovery, next);
     page.recovery_codes = codes;
     Ok((jar, csrf, Page(page)).into_response())
@@ -360,11 +405,19 @@ struct LogoutForm {
 }
 
 async fn logout_form(
+    State(state): State<AppState>,
     headers: HeaderMap,
     jar: CookieJar,
     Form(form): Form<LogoutForm>,
 ) -> Result<Response, AppError> {
     csrf::verify(&headers, Some(&form.csrf_token))?;
+    let claims = jar
+        .get(SESSION_COOKIE)
+        .and_then(|c| state.tokens.verify(c.value(), TokenKind::Platform).ok());
+    if let Some((Ok(user_id), Some(session))) = claims.map(|c| (c.user_id(), c.sid)) {
+        let which = sessions::Which::One { user_id, session };
+        sessions::end_now(&state, which, sessions::Reason::Logout).await?;
+    }
     let jar = jar.remove(removal(SESSION_COOKIE)).remove(removal(PENDING_COOKIE));
     Ok((jar, Redirect::to("/platform/login")).into_response())
 }
@@ -418,16 +471,21 @@ fn session_out(issued: Issued, recovery_codes: Vec<String>) -> SessionOut {
 async fn login_api(
     State(state): State<AppState>,
     meta: ClientMeta,
+    device: Device,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginOut>, AppError> {
-    let (user_id, email, enrolled) = admin_by_password(&state, &req.email, req.password)
+    let (proven, email, enrolled) = admin_by_password(&state, &req.email, req.password)
         .await?
         .ok_or(AppError::InvalidCredentials)?;
+    let user_id = proven.user_id;
     if !enrolled {
         let enrolment = totp::begin_enrolment(&state.db, user_id, &email).await?;
         return Ok(Json(LoginOut::Enrol {
             enrolment: EnrolmentOut {
-                pending_token: state.tokens.issue_platform_pending(user_id)?.token,
+                pending_token: state
+                    .tokens
+                    .issue_platform_pending(user_id, proven.generation)?
+                    .token,
                 secret: enrolment.secret,
                 otpauth_uri: enrolment.otpauth_uri,
             },
@@ -443,8 +501,9 @@ async fn login_api(
     if !totp::verify(&state.db, user_id, &code).await? {
         return Err(wrong_code());
     }
+    let issued = open_session(&state, proven, &device).await?;
     record_login(&state, user_id, &email, &meta, "totp").await;
-    Ok(Json(LoginOut::Session(session_out(state.tokens.issue_platform(user_id)?, Vec::new()))))
+    Ok(Json(LoginOut::Session(session_out(issued, Vec::new()))))
 }
 
 #[derive(Deserialize)]
@@ -456,12 +515,18 @@ struct EnrolRequest {
 async fn enrol_api(
     State(state): State<AppState>,
     meta: ClientMeta,
+    device: Device,
     ApiJson(req): ApiJson<EnrolRequest>,
 ) -> Result<Json<SessionOut>, AppError> {
-    let user_id = state.tokens.verify(&req.pending_token, TokenKind::PlatformPending)?.user_id()?;
-    let email = super::admin_email(&state.db, user_id).await?.ok_or(AppError::Unauthorized)?;
-    let codes =
-        totp::confirm_enrolment(&state.db, user_id, &req.code).await?.ok_or_else(wrong_code)?;
-    record_login(&state, user_id, &email, &meta, "totp_enrolled").await;
-    Ok(Json(session_out(state.tokens.issue_platform(user_id)?, codes)))
+    let claims = state.tokens.verify(&req.pending_token, TokenKind::PlatformPending)?;
+    let proven = Proven {
+        user_id: claims.user_id()?,
+        generation: claims.generation.ok_or(AppError::Unauthorized)?,
+    };
+    let email =
+        super::admin_email(&state.db, proven.user_id).await?.ok_or(AppError::Unauthorized)?;
+    let (codes, proven) = enrol(&state, proven, &req.code).await?.ok_or_else(wrong_code)?;
+    let issued = open_session(&state, proven, &device).await?;
+    record_login(&state, proven.user_id, &email, &meta, "totp_enrolled").await;
+    Ok(Json(session_out(issued, codes)))
 }

@@ -168,6 +168,8 @@ pub async fn purge_due(pool: &PgPool, storage: &crate::upload::Storage) -> anyho
     sqlx::query("delete from public.used_tickets where expires_at < now() - interval '1 minute'")
         .execute(pool)
         .await?;
+    // Sessions that ended or expired a month ago.
+    crate::auth::sessions::purge(pool).await?;
     let due: Vec<i64> = sqlx::query_scalar(
         "select id from public.tenants where status = 'deleted' and purge_after <= now() order by purge_after limit 100",
     )

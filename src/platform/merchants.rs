@@ -514,6 +514,7 @@ async fn impersonate(
     State(state): State<AppState>,
     admin: PlatformSession,
     meta: ClientMeta,
+    device: crate::auth::sessions::Device,
     jar: CookieJar,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
@@ -542,7 +543,15 @@ async fn impersonate(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    let issued = state.tokens.issue_impersonation(user_id, &tenant, admin.user_id)?;
+    let opening = crate::auth::sessions::Opening {
+        user_id,
+        kind: crate::auth::token::SessionKind::Support,
+        tenant: Some(&tenant),
+        impersonator: Some(admin.user_id),
+        proven: None,
+        device: &device,
+    };
+    let issued = crate::auth::sessions::open(&state, opening).await?;
     audit::record(
         &state.db,
         &admin,

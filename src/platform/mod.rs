@@ -58,20 +58,12 @@ pub async fn create_admin(pool: &PgPool, email: &Email) -> anyhow::Result<Create
             .await?;
     let user_id = match existing {
         Some(id) => {
-            sqlx::query(
-                "update public.users set password_hash = $2, totp_secret = null, totp_pending_secret = null,
-                        totp_enabled_at = null, totp_last_step = null, updated_at = now()
-                 where id = $1",
-            )
-            .bind(id)
-            .bind(&hash)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("delete from public.user_recovery_codes where user_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            crate::auth::store::end_sessions(&mut tx, id).await?;
+            // Sockets of ended sessions are left to close on their own (this runs from the
+            // command line, outside any server); the sessions themselves end here.
+            let changed = crate::auth::accounts::reset_for_console(&mut tx, id, &hash)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            drop(changed.ended);
             id
         }
         None => {

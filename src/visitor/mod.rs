@@ -339,7 +339,10 @@ async fn ticket(
     session: VisitorSession,
 ) -> Result<Json<crate::chat::TicketResponse>, AppError> {
     Ok(Json(
-        state.tokens.issue_ticket(TicketRole::Visitor, session.visitor.id, &session.tenant)?.into(),
+        state
+            .tokens
+            .issue_ticket(TicketRole::Visitor, session.visitor.id, &session.tenant, None)?
+            .into(),
     ))
 }
 

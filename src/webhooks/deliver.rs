@@ -121,7 +121,7 @@ async fn deliver_tenant(
     // A merchant whose plan no longer has webhooks (a downgrade) gets none sent: its log
     // says why. Its webhooks come back with a plan that has them.
     let plan = state.plans.get(&merchant.plan).unwrap_or_else(|| state.plans.trial());
-    let allowed = plan.features.webhooks;
+    let allowed = plan.features.has(billing::Feature::Webhooks);
     let mut tx = TenantTx::begin(&state.db, tenant).await?;
     let due: Vec<Due> = sqlx::query_as(
         "select d.id, d.event, d.payload, d.attempts, w.url, w.secret, w.enabled

@@ -191,12 +191,11 @@ struct WebhookOut {
 const COLUMNS: &str = "id, url, events, secret, description, enabled, created_at";
 
 fn plan_allows(state: &AppState, session: &AgentSession) -> Result<(), AppError> {
-    let plan = state.plans.get(&session.tenant.plan).unwrap_or_else(|| state.plans.trial());
-    if plan.features.webhooks {
-        Ok(())
-    } else {
-        Err(AppError::plan_limit(format!("webhooks are not part of the {} plan", plan.name)))
-    }
+    crate::merchant::subscription::require_feature(
+        state,
+        &session.tenant,
+        billing::Feature::Webhooks,
+    )
 }
 
 async fn list(

@@ -592,6 +592,13 @@
     }
   }
 
+  // Set while the page unloads, so a socket closed by that (or by the logout it follows)
+  // does not send the browser somewhere else.
+  let leaving = false;
+  window.addEventListener('pagehide', () => { leaving = true; });
+  window.addEventListener('beforeunload', () => { leaving = true; });
+  document.addEventListener('submit', (e) => { if (e.target.action && new URL(e.target.action, location.href).pathname === '/logout') leaving = true; }, true);
+
   function connect() {
     const proto = location.protocol === 'https:' ? 'wss' : 'ws';
     const since = resyncFrom === null ? lastId : Math.min(lastId, resyncFrom);
@@ -601,7 +608,10 @@
     socket.onmessage = (ev) => { try { handle(JSON.parse(ev.data)); } catch (_) { /* ignore */ } };
     socket.onclose = (ev) => {
       socket = null;
-      if (ev.code === 4003) { location.href = '/login'; return; } // disabled: the session is over
+      if (leaving) return; // navigating away (logging out, say): the page is going anyway
+      // The session ended (signed out, here or elsewhere; a new password or role; access turned
+      // off): sign in again.
+      if (ev.code === 4003) { location.href = '/login?next=' + encodeURIComponent(location.pathname); return; }
       if (ev.code === 4004) { location.reload(); return; } // merchant suspended: the page says so
       statusEl.textContent = t.tReconnecting;
       setTimeout(connect, Math.min(15000, 500 * 2 ** retry++));

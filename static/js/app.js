@@ -80,6 +80,7 @@ window.KefuApp = (() => {
     errorBox.hidden = true;
     loadTwoFactor();
     loadIdentities();
+    loadSessions();
     byId('pw-fields').hidden = true;
     byId('pw-error').hidden = true;
     form.elements.display_name.value = opener.querySelector('strong').textContent;
@@ -186,6 +187,63 @@ window.KefuApp = (() => {
       await loadIdentities();
     } catch (err) { idpError.textContent = err.message; idpError.hidden = false; }
   }
+  // Where one is signed in (/api/v1/me/sessions): every browser, app and the console, most
+  // recently active first; any of them can be signed out from here, or all but this one.
+  const devices = byId('devices');
+  const sessionsError = byId('sessions-error');
+  const relative = new Intl.RelativeTimeFormat(document.documentElement.lang || undefined, { numeric: 'auto' });
+  function ago(iso) {
+    const seconds = (new Date(iso).getTime() - Date.now()) / 1000;
+    const steps = [[60, 'second'], [3600, 'minute'], [86400, 'hour'], [Infinity, 'day']];
+    let unit = 1;
+    for (const [limit, name] of steps) {
+      if (Math.abs(seconds) < limit) return relative.format(Math.round(seconds / unit), name);
+      unit = limit;
+    }
+    return '';
+  }
+  function sessionItem(s) {
+    const li = document.createElement('li');
+    const text = document.createElement('div');
+    const title = document.createElement('strong');
+    title.textContent = s.device || devices.dataset.tUnknown;
+    const where = s.kind === 'platform' ? devices.dataset.tConsole : s.kind === 'support' ? devices.dataset.tSupport : s.workspace;
+    const meta = document.createElement('span');
+    meta.className = 'muted small block';
+    const when = new Date(s.last_seen_at);
+    meta.textContent = [where, s.ip, `${devices.dataset.tActive} ${ago(s.last_seen_at)}`].filter(Boolean).join(' · ');
+    meta.title = when.toLocaleString();
+    text.append(title, meta);
+    li.append(text);
+    if (s.current) {
+      const badge = document.createElement('span');
+      badge.className = 'badge';
+      badge.textContent = devices.dataset.tCurrent;
+      li.append(badge);
+    } else {
+      const out = document.createElement('button');
+      out.type = 'button';
+      out.className = 'btn btn-ghost btn-sm';
+      out.textContent = devices.dataset.tSignOut;
+      out.addEventListener('click', async () => {
+        try { await api('DELETE', `/api/v1/me/sessions/${s.id}`); toast(devices.dataset.tEnded); await loadSessions(); } catch (err) { sessionsError.textContent = err.message; sessionsError.hidden = false; }
+      });
+      li.append(out);
+    }
+    return li;
+  }
+  async function loadSessions() {
+    sessionsError.hidden = true;
+    try {
+      const { sessions } = await api('GET', '/api/v1/me/sessions');
+      byId('session-list').replaceChildren(...sessions.map(sessionItem));
+      byId('sessions-end-others').hidden = !sessions.some((s) => !s.current);
+    } catch (err) { sessionsError.textContent = err.message; sessionsError.hidden = false; }
+  }
+  byId('sessions-end-others').addEventListener('click', async () => {
+    try { await api('DELETE', '/api/v1/me/sessions'); toast(devices.dataset.tEnded); await loadSessions(); } catch (err) { sessionsError.textContent = err.message; sessionsError.hidden = false; }
+  });
+
   // Changing one's password: this device stays signed in (the answer renews its cookie),
   // every other session ends.
   const pwError = byId('pw-error');
@@ -204,6 +262,7 @@ window.KefuApp = (() => {
       byId('pw-fields').hidden = true;
       byId('pw-start').setAttribute('aria-expanded', 'false');
       toast(byId('pw').dataset.tChanged);
+      await loadSessions();
     } catch (err) { pwError.textContent = Object.values(err.fields || {}).join(' · ') || err.message; pwError.hidden = false; }
   }
   byId('pw-save').addEventListener('click', changePassword);

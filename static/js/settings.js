@@ -496,6 +496,7 @@
   const ssoState = document.getElementById('sso-secret-state');
   function fillSso(s) {
     ssoForm.elements.sso_ip_whitelist.value = s.sso_ip_whitelist.join('\n');
+    ssoForm.elements.sso_satisfies_2fa.checked = s.sso_satisfies_2fa;
     ssoState.textContent = s.sso_secret_set ? ssoState.dataset.tSet : ssoState.dataset.tUnset;
   }
   ssoForm.addEventListener('submit', async (e) => {
@@ -503,7 +504,10 @@
     const errorBox = document.getElementById('sso-form-error');
     errorBox.hidden = true;
     const list = ssoForm.elements.sso_ip_whitelist.value.split(/[\s,]+/).filter(Boolean);
-    try { fillSso(await api('PATCH', '/api/v1/settings', { sso_ip_whitelist: list })); toast(t.tSaved); } catch (err) { showError(errorBox, ssoForm, err); }
+    const body = { sso_ip_whitelist: list };
+    // The owner's call alone (the box is disabled for everyone else).
+    if (!ssoForm.elements.sso_satisfies_2fa.disabled) body.sso_satisfies_2fa = ssoForm.elements.sso_satisfies_2fa.checked;
+    try { fillSso(await api('PATCH', '/api/v1/settings', body)); toast(t.tSaved); } catch (err) { showError(errorBox, ssoForm, err); }
   });
   const ssoSecret = document.getElementById('sso-secret');
   ssoSecret.addEventListener('click', async () => {

@@ -292,6 +292,8 @@ try {
   await agent.locator('#profile-dialog[open]').waitFor({ timeout: T });
   await agent.setInputFiles('#profile-file', PHOTO);
   await agent.locator('#profile-photo img').waitFor({ timeout: T });
+  // Where the owner is signed in: this browser, marked as such.
+  await agent.locator('#session-list li .badge').waitFor({ timeout: T });
   await shot(agent, 'profile-dialog');
   await agent.click('#profile-form button[type=submit]');
   await agent.locator('#profile-open img.avatar').waitFor({ timeout: T });

@@ -606,3 +606,83 @@ async fn without_stripe_keys_billing_is_manual() {
     assert_eq!(dashboard["revenue"]["mrr"], json!([["usd", 4900]]));
     assert_eq!(dashboard["revenue"]["paying"], 1);
 }
+
+/// Every plan feature, on every built-in plan, is enforced where it is used: API tokens at
+/// creation and on each request, webhooks at creation, single sign-on when a secret is made
+/// and when its token is asked for; the settings page says what the plan leaves out.
+#[tokio::test]
+async fn every_plan_feature_is_enforced_on_every_plan() {
+    let app = spawn_with(|c| {
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        // Everything on to begin with, so each feature can be set up before the plan changes.
+        let all =
+            serde_json::from_value(json!({ "api": true, "webhooks": true, "sso": true })).unwrap();
+        c.plans.insert("trial".into(), all);
+    })
+    .await;
+    let m = app.signup("Feature Shop").await;
+    let post = |path: &str, body: Value| {
+        client().post(app.url(path)).bearer_auth(&m.token).json(&body).send()
+    };
+    let token: Value = post("/api/v1/api_tokens", json!({ "name": "orders", "scope": "read" }))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let api_token = token["token"].as_str().unwrap().to_owned();
+    app.patch_settings(&m, json!({ "sso_ip_whitelist": ["203.0.113.10"] })).await;
+    let secret: Value =
+        post("/api/v1/settings/sso_secret", json!({})).await.unwrap().json().await.unwrap();
+    let mut secret = secret["secret"].as_str().unwrap().to_owned();
+
+    for plan in app.state.plans.all() {
+        sqlx::query("update public.tenants set plan = $2 where ent_id = $1")
+            .bind(&m.ent_id)
+            .bind(&plan.id)
+            .execute(app.pool())
+            .await
+            .unwrap();
+        app.state.tenants.invalidate_all();
+        let refused = |res: reqwest::Response, what: &'static str, on: bool| async move {
+            let status = res.status();
+            if on {
+                assert_ne!(status, 402, "{what} on {}", plan.id);
+            } else {
+                assert_eq!(status, 402, "{what} on {}", plan.id);
+                assert_eq!(error_code(res).await, "plan_limit", "{what} on {}", plan.id);
+            }
+        };
+        let f = plan.features;
+        // The API: using a token, and making one.
+        let res =
+            client().get(app.url("/api/v1/conversations")).bearer_auth(&api_token).send().await;
+        refused(res.unwrap(), "an API request", f.api).await;
+        let res = post("/api/v1/api_tokens", json!({ "name": "more", "scope": "read" })).await;
+        refused(res.unwrap(), "a new API token", f.api).await;
+        // Webhooks.
+        let hook = json!({ "url": "https://hooks.example.com/k", "events": ["visitor.created"] });
+        refused(post("/api/v1/webhooks", hook).await.unwrap(), "a new webhook", f.webhooks).await;
+        // Single sign-on: a new secret, and a token asked for by the merchant's own system.
+        let res = post("/api/v1/settings/sso_secret", json!({})).await.unwrap();
+        if f.sso {
+            // The new secret replaces the one held so far.
+            secret = res.json::<Value>().await.unwrap()["secret"].as_str().unwrap().to_owned();
+        } else {
+            refused(res, "a secret", f.sso).await;
+        }
+        let res = client()
+            .get(app.url(&format!("/other/internalToken?ent_id={}&account={}", m.ent_id, m.email)))
+            .header("x-forwarded-for", "203.0.113.10")
+            .bearer_auth(&secret)
+            .send()
+            .await
+            .unwrap();
+        refused(res, "an SSO token", f.sso).await;
+        // The settings page names what the plan leaves out, and links the plans.
+        let html = page(&app, &m, "/app/settings").await;
+        let notes = html.matches("class=\"plan-note\"").count();
+        let missing = [f.api, f.webhooks, f.sso].iter().filter(|on| !**on).count();
+        assert_eq!(notes, missing, "plan notes on {}", plan.id);
+    }
+}

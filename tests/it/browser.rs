@@ -113,7 +113,12 @@ async fn spawn_shop(app_url: String) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn widget_visitor_and_agent_chat_in_a_real_browser() {
     let Some(chromium) = browser_ready().await else { return };
-    let app = spawn_app().await;
+    // A trial with single sign-on, which the walk sets up in Settings.
+    let app = crate::helpers::spawn_with(|c| {
+        let sso = serde_json::from_value(serde_json::json!({ "sso": true })).unwrap();
+        c.plans.insert("trial".into(), sso);
+    })
+    .await;
     let shop = spawn_shop(app.url.clone()).await;
     let out = screenshots();
     std::fs::create_dir_all(&out).unwrap();

@@ -35,6 +35,8 @@ pub(crate) struct Ids {
     pub(crate) webhook_id: i64,
     pub(crate) webhook_delete_id: i64,
     pub(crate) api_token_id: i64,
+    /// A second session of the owner's (another sign-in), to end.
+    pub(crate) session_id: String,
 }
 
 /// Whether a request its caller may make was served. Routes that need a code from an
@@ -152,6 +154,18 @@ pub(crate) async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
             .unwrap(),
     )
     .await;
+    // The owner signs in once more: a session of theirs to end.
+    let other_device = crate::team::login(app, &m.email, PASSWORD).await;
+    let sessions = app.get_json(&other_device, "/api/v1/me/sessions").await;
+    let session_id = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .expect("the session the request was made with is marked current")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let announcement_id: i64 = sqlx::query_scalar(
         "insert into public.announcements (title, body, plans, published_at)
          select 'For ' || name, 'Hello', array[plan], now() from public.tenants where ent_id = $1
@@ -162,6 +176,7 @@ pub(crate) async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
     .await
     .unwrap();
     Ids {
+        session_id,
         api_token_id,
         invited_agent_id,
         reset_agent_id,
@@ -202,6 +217,11 @@ pub(crate) fn case(
                 "new_password": "a much better passphrase"
             }))),
         ),
+        ("GET", "/api/v1/me/sessions") => (format!("/api/v1/me/sessions?ent_id={ent}"), None),
+        ("DELETE", "/api/v1/me/sessions") => (format!("/api/v1/me/sessions?ent_id={ent}"), None),
+        ("DELETE", "/api/v1/me/sessions/{id}") => {
+            (format!("/api/v1/me/sessions/{}?ent_id={ent}", target.session_id), None)
+        }
         ("GET", "/api/v1/me/identities") => (format!("/api/v1/me/identities?ent_id={ent}"), None),
         ("DELETE", "/api/v1/me/identities/{slug}") => {
             (format!("/api/v1/me/identities/corp?ent_id={ent}"), None)
@@ -408,7 +428,8 @@ async fn every_tenant_route_answers_404_for_another_tenants_objects() {
         stripe.configure(c);
         // The walk adds agents beyond the trial's seats.
         let unlimited =
-            serde_json::from_value(serde_json::json!({ "seats": "unlimited" })).unwrap();
+            serde_json::from_value(serde_json::json!({ "seats": "unlimited", "sso": true }))
+                .unwrap();
         c.plans.insert("trial".into(), unlimited);
     })
     .await;

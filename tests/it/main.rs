@@ -32,6 +32,7 @@ mod presence;
 mod rating;
 mod roles;
 mod s3;
+mod sessions;
 mod signup;
 mod smtp_server;
 mod spares;

@@ -38,7 +38,8 @@ async fn admin_routes_refuse_agents_and_serve_admins() {
         stripe.configure(c);
         // The walk adds agents beyond the trial's seats.
         let unlimited =
-            serde_json::from_value(serde_json::json!({ "seats": "unlimited" })).unwrap();
+            serde_json::from_value(serde_json::json!({ "seats": "unlimited", "sso": true }))
+                .unwrap();
         c.plans.insert("trial".into(), unlimited);
     })
     .await;

@@ -11,7 +11,7 @@ use crate::{helpers::*, team::add_agent};
 /// can come "from" any address).
 async fn app() -> TestApp {
     spawn_with(|c| {
-        let sso = serde_json::from_value(json!({ "sso": true })).unwrap();
+        let sso = serde_json::from_value(json!({ "sso": true, "seats": "unlimited" })).unwrap();
         c.plans.insert("trial".into(), sso);
         c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
@@ -187,10 +187,19 @@ async fn merchants_and_plans_keep_sso_to_themselves() {
     let secret = new_secret(&plain, &p).await;
     let res = ask(&plain, &p.ent_id, &p.email, Some(&secret), "203.0.113.10").await;
     assert_eq!(error_code(res).await, "sso_denied");
-    // A plan without SSO (the default trial) refuses with a way to upgrade.
+    // A plan without SSO (the default trial): a stranger learns nothing (not even the plan),
+    // and no secret can be made.
     let default = spawn_app().await;
     let d = default.signup("Basic Shop").await;
     let res = ask(&default, &d.ent_id, &d.email, Some("x"), "127.0.0.1").await;
+    assert_eq!(res.status(), 403);
+    assert_eq!(error_code(res).await, "sso_denied");
+    let res = client()
+        .post(default.url("/api/v1/settings/sso_secret"))
+        .bearer_auth(&d.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 402);
     assert_eq!(error_code(res).await, "plan_limit");
     // Bad whitelist entries are refused with the field named.
@@ -210,8 +219,110 @@ async fn merchants_and_plans_keep_sso_to_themselves() {
         .await
         .unwrap();
     assert_eq!(res.status(), 422);
+    // A merchant whose plan lost SSO: its own system (address and secret) is told to
+    // upgrade; a stranger still hears nothing but 403.
+    sqlx::query("update public.tenants set plan = 'starter' where ent_id = $1")
+        .bind(&a.ent_id)
+        .execute(app.pool())
+        .await
+        .unwrap();
+    app.state.tenants.invalidate_all();
+    let res = ask(&app, &a.ent_id, &a.email, Some(&secret_a), "203.0.113.10").await;
+    assert_eq!(res.status(), 402);
+    assert_eq!(error_code(res).await, "plan_limit");
+    let res = ask(&app, &a.ent_id, &a.email, Some("guess"), "203.0.113.10").await;
+    assert_eq!(error_code(res).await, "sso_denied");
 }
 
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Turns two-step verification on for whoever `token` belongs to.
+async fn enable_two_factor(app: &TestApp, token: &str) {
+    let post = |path: &str, body: Value| {
+        client().post(app.url(path)).bearer_auth(token).json(&body).send()
+    };
+    let offer: Value = post("/api/v1/me/totp", json!({})).await.unwrap().json().await.unwrap();
+    let code = kefu::auth::totp::current_code(offer["secret"].as_str().unwrap()).unwrap();
+    let res = post("/api/v1/me/totp/confirm", json!({ "code": code })).await.unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn single_sign_on_never_reaches_above_whoever_set_the_secret() {
+    let app = app().await;
+    let m = app.signup("Escalation Shop").await;
+    let (_, admin_email, admin) = add_agent(&app, &m, "admin").await;
+    let (_, other_admin_email, _) = add_agent(&app, &m, "admin").await;
+    let (_, agent_email, agent) = add_agent(&app, &m, "agent").await;
+    let (_, plain_email, _) = add_agent(&app, &m, "agent").await;
+    let as_admin = Merchant { token: admin.clone(), email: admin_email.clone(), ..m.clone() };
+    settings(&app, &as_admin, json!({ "sso_ip_whitelist": ["203.0.113.10"] })).await;
+    let secret = new_secret(&app, &as_admin).await;
+    let from = "203.0.113.10";
+
+    // The admin's secret opens agents and admins, never the owner (whose password and second
+    // factor it would skip).
+    let res = ask(&app, &m.ent_id, &m.email, Some(&secret), from).await;
+    assert_eq!(res.status(), 403);
+    assert_eq!(error_code(res).await, "sso_not_allowed");
+    for account in [&agent_email, &other_admin_email, &admin_email] {
+        assert_eq!(ask(&app, &m.ent_id, account, Some(&secret), from).await.status(), 200);
+    }
+
+    // Nobody with a second factor, unless the owner lets single sign-on count as one (an admin
+    // cannot).
+    enable_two_factor(&app, &agent).await;
+    let res = ask(&app, &m.ent_id, &agent_email, Some(&secret), from).await;
+    assert_eq!(error_code(res).await, "sso_not_allowed");
+    let res = client()
+        .patch(app.url("/api/v1/settings"))
+        .bearer_auth(&admin)
+        .json(&json!({ "sso_satisfies_2fa": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(error_code(res).await, "forbidden_role");
+    settings(&app, &m, json!({ "sso_satisfies_2fa": true })).await;
+    assert_eq!(ask(&app, &m.ent_id, &agent_email, Some(&secret), from).await.status(), 200);
+    // An admin's form sends every field: an unchanged value passes.
+    settings(&app, &as_admin, json!({ "sso_satisfies_2fa": true, "service_name": "Esc" })).await;
+
+    // Where the merchant requires a second factor, single sign-on counts as one only by the
+    // owner's leave.
+    settings(&app, &m, json!({ "sso_satisfies_2fa": false, "require_2fa": true })).await;
+    let res = ask(&app, &m.ent_id, &other_admin_email, Some(&secret), from).await;
+    assert_eq!(error_code(res).await, "sso_not_allowed");
+    settings(&app, &m, json!({ "require_2fa": false })).await;
+
+    // The secret carries its setter's authority as it is now: demoted, it opens agents only;
+    // disabled, nothing.
+    let admin_id = app.get_json(&admin, "/api/v1/me").await["agent"]["id"].as_i64().unwrap();
+    let res = client()
+        .patch(app.url(&format!("/api/v1/agents/{admin_id}")))
+        .bearer_auth(&m.token)
+        .json(&json!({ "role": "agent" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = ask(&app, &m.ent_id, &other_admin_email, Some(&secret), from).await;
+    assert_eq!(error_code(res).await, "sso_not_allowed");
+    assert_eq!(ask(&app, &m.ent_id, &plain_email, Some(&secret), from).await.status(), 200);
+    let res = client()
+        .patch(app.url(&format!("/api/v1/agents/{admin_id}")))
+        .bearer_auth(&m.token)
+        .json(&json!({ "disabled": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = ask(&app, &m.ent_id, &plain_email, Some(&secret), from).await;
+    assert_eq!(error_code(res).await, "sso_not_allowed");
+
+    // The owner's own secret may sign the owner in.
+    let secret = new_secret(&app, &m).await;
+    assert_eq!(ask(&app, &m.ent_id, &m.email, Some(&secret), from).await.status(), 200);
 }

@@ -20,6 +20,16 @@ pub async fn login(app: &TestApp, email: &str, password: &str) -> String {
 
 /// Adds an agent to `m`'s team (as its owner); returns (agent id, email, token).
 pub async fn add_agent(app: &TestApp, m: &Merchant, role: &str) -> (i64, String, String) {
+    let (id, email, token, _) = add_agent_with_password(app, m, role).await;
+    (id, email, token)
+}
+
+/// [`add_agent`], with the agent's first password too.
+pub async fn add_agent_with_password(
+    app: &TestApp,
+    m: &Merchant,
+    role: &str,
+) -> (i64, String, String, String) {
     let email = unique_email("agent");
     let res = client()
         .post(app.url("/api/v1/agents"))
@@ -32,7 +42,7 @@ pub async fn add_agent(app: &TestApp, m: &Merchant, role: &str) -> (i64, String,
     let body: Value = res.json().await.unwrap();
     let password = body["password"].as_str().unwrap().to_owned();
     let token = login(app, &email, &password).await;
-    (body["agent"]["id"].as_i64().unwrap(), email, token)
+    (body["agent"]["id"].as_i64().unwrap(), email, token, password)
 }
 
 fn send(
@@ -188,7 +198,8 @@ async fn a_disabled_agent_is_shut_out_and_their_chats_go_back_to_the_queue() {
     let mut owner_ws = Ws::agent(&app, &m.token, "").await;
     owner_ws.send(json!({ "type": "status", "status": "away" })).await;
     owner_ws.expect_where("owner away", |f| f["type"] == "presence" && f["status"] == "away").await;
-    let (agent_id, _, agent_token) = add_agent(&app, &m, "agent").await;
+    let (agent_id, agent_email, agent_token, password) =
+        add_agent_with_password(&app, &m, "agent").await;
     let mut agent_ws = Ws::agent(&app, &agent_token, "").await;
     agent_ws.send(json!({ "type": "status", "status": "online" })).await;
     agent_ws
@@ -238,7 +249,23 @@ async fn a_disabled_agent_is_shut_out_and_their_chats_go_back_to_the_queue() {
         })
         .await;
 
-    // Enabled again, they sign in as before.
+    // While disabled, signing in is refused, and says why.
+    let res = client()
+        .post(app.url("/api/v1/login"))
+        .json(&json!({ "email": agent_email, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(error_code(res).await, "account_disabled");
+    let browser = client();
+    let csrf = form_csrf(&browser, &app, "/login").await;
+    let form = [("email", agent_email.as_str()), ("password", &password), ("csrf_token", &csrf)];
+    let res = browser.post(app.url("/login")).form(&form).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(res.text().await.unwrap().contains("turned off"), "the page says why");
+
+    // Enabled again, they sign in again: the session that was ended stays ended.
     let res = client()
         .patch(app.url(&format!("/api/v1/agents/{agent_id}")))
         .bearer_auth(&m.token)
@@ -247,6 +274,9 @@ async fn a_disabled_agent_is_shut_out_and_their_chats_go_back_to_the_queue() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    let res = client().get(app.url("/api/v1/me")).bearer_auth(&agent_token).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let agent_token = login(&app, &agent_email, &password).await;
     let res = client().get(app.url("/api/v1/me")).bearer_auth(&agent_token).send().await.unwrap();
     assert_eq!(res.status(), 200);
     // Nobody disables themselves.

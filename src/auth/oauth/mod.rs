@@ -362,6 +362,7 @@ async fn callback(
     Path(slug): Path<String>,
     lang: Lang,
     meta: ClientMeta,
+    device: crate::auth::sessions::Device,
     jar: CookieJar,
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response, AppError> {
@@ -389,7 +390,7 @@ async fn callback(
             let target = if flow.next.is_empty() { "/app".to_owned() } else { flow.next };
             Ok((jar, Redirect::to(&target)).into_response())
         }
-        Completed::SignIn { user_id } => match after_identity(&state, user_id).await {
+        Completed::SignIn { user_id } => match after_identity(&state, user_id, &device).await {
             Ok(outcome) => Ok(form_outcome(outcome, &flow.next, &meta, &state, jar)),
             Err(AppError::Forbidden { code: "no_workspace", .. }) => {
                 let page = FailurePage {
@@ -567,12 +568,22 @@ async fn resolve(state: &AppState, flow: &Flow, id: &Identity) -> Result<Complet
 
 /// What a user the provider vouched for gets: the same as after a right password (their
 /// second factor is still asked for).
-async fn after_identity(state: &AppState, user_id: i64) -> Result<LoginOutcome, AppError> {
+async fn after_identity(
+    state: &AppState,
+    user_id: i64,
+    device: &crate::auth::sessions::Device,
+) -> Result<LoginOutcome, AppError> {
+    let mut conn = state.db.acquire().await?;
+    let generation = crate::auth::sessions::credential_gen(&mut conn, user_id)
+        .await?
+        .ok_or(AppError::Unauthorized)?;
+    drop(conn);
+    let proven = super::Proven { user_id, generation };
     if totp::is_enabled(&state.db, user_id).await? {
-        let pending = state.tokens.issue_second_factor(user_id, None)?;
+        let pending = state.tokens.issue_second_factor(user_id, None, generation)?;
         return Ok(LoginOutcome::NeedCode { pending });
     }
-    super::after_password(state, user_id, None).await
+    super::after_password(state, proven, None, device).await
 }
 
 // ---------------------------------------------------------------------------------------

@@ -73,13 +73,40 @@ pub fn paused_for_visitors(tenant: &Tenant) -> bool {
 /// Routes an agent may still call (with a method that writes) while the merchant is
 /// read-only: billing itself, and what creates nothing (a socket ticket, read marks,
 /// dismissing an announcement).
+/// One's own security stays in one's hands too: the password, the second factor, and where
+/// one is signed in.
 const WRITABLE_WHEN_READ_ONLY: &[&str] = &[
     "/api/v1/billing/checkout",
     "/api/v1/billing/portal",
     "/api/v1/ws/ticket",
     "/api/v1/conversations/{id}/read",
     "/api/v1/announcements/{id}/dismiss",
+    "/api/v1/me/password",
+    "/api/v1/me/totp",
+    "/api/v1/me/totp/confirm",
+    "/api/v1/me/totp/disable",
+    "/api/v1/me/sessions",
+    "/api/v1/me/sessions/{id}",
 ];
+
+/// Refuses what the merchant's plan does not include (402 `plan_limit`, which links the
+/// billing page). Every plan feature is checked through here, where it is used.
+pub fn require_feature(
+    state: &AppState,
+    tenant: &Tenant,
+    feature: billing::Feature,
+) -> Result<(), AppError> {
+    let plan = state.plans.get(&tenant.plan).unwrap_or_else(|| state.plans.trial());
+    if plan.features.has(feature) {
+        Ok(())
+    } else {
+        Err(AppError::plan_limit(format!(
+            "{} is not part of the {} plan",
+            feature.name(),
+            plan.name
+        )))
+    }
+}
 
 /// The refusal of a write while the merchant is read-only (402 `subscription_inactive`).
 pub fn inactive() -> AppError {
