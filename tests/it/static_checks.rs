@@ -52,3 +52,46 @@ fn search_path_is_only_touched_by_the_door() {
         offenders.join("\n")
     );
 }
+
+/// A person's credentials (password, second factor, credential generation) are written in one
+/// place, `auth::accounts` (with the `totp` helpers it calls), which decides who may change
+/// whose: a handler that wrote them itself would skip that decision.
+#[test]
+fn credentials_are_only_written_by_auth_accounts() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let allowed = [root.join("src/auth/accounts.rs"), root.join("src/auth/totp.rs")];
+    let writes = [
+        "set password_hash",
+        "password_hash = $",
+        "totp_secret = ",
+        "totp_enabled_at = ",
+        "credential_gen = credential_gen",
+    ];
+    let mut offenders = Vec::new();
+    for file in rust_files(&root.join("src")) {
+        if allowed.contains(&file) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with("//") {
+                continue;
+            }
+            let lower = code.to_lowercase();
+            if writes.iter().any(|w| lower.contains(w)) {
+                offenders.push(format!(
+                    "{}:{}: {}",
+                    file.strip_prefix(root).unwrap().display(),
+                    n + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "credentials written outside auth::accounts:\n{}",
+        offenders.join("\n")
+    );
+}
