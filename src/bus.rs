@@ -99,6 +99,11 @@ pub enum Event {
         tenant: i64,
         peer: Peer,
     },
+    /// The tenant's visitor connections from an address in `range` close: it was blocked.
+    RevokeRange {
+        tenant: i64,
+        range: ipnet::IpNet,
+    },
     /// The connections opened with these agent sessions close: the sessions ended.
     EndSessions {
         tenant: i64,
@@ -518,6 +523,9 @@ async fn apply(state: &AppState, snapshot_now: &Notify, header: Header, frame: O
         }
         Event::Revoke { tenant, peer } => {
             hub.revoke_here(TenantId(tenant), peer);
+        }
+        Event::RevokeRange { tenant, range } => {
+            hub.revoke_range_here(TenantId(tenant), range);
         }
         Event::EndSessions { tenant, sessions } => {
             hub.end_sessions_here(TenantId(tenant), &sessions);

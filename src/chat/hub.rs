@@ -12,6 +12,7 @@
 
 use std::{
     collections::HashMap,
+    net::IpAddr,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -19,6 +20,7 @@ use std::{
 };
 
 use axum::extract::ws::{Message, Utf8Bytes};
+use ipnet::IpNet;
 use tenants::TenantId;
 use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -72,6 +74,8 @@ struct Conn {
     peer: Peer,
     /// The agent session it was opened with (auth::sessions): ending the session ends it.
     session: Option<i64>,
+    /// The address a visitor's connection came from: blocking it ends the connection.
+    ip: Option<IpAddr>,
     tx: mpsc::Sender<Frame>,
     /// Cancelled when the server ends the connection: it fell behind, the peer lost access
     /// (a blocked visitor, a disabled agent, a suspended merchant), or it must resync;
@@ -208,6 +212,7 @@ impl Hub {
         tenant: TenantId,
         peer: Peer,
         session: Option<i64>,
+        ip: Option<IpAddr>,
     ) -> (Registration, mpsc::Receiver<Frame>) {
         let capacity = match peer {
             Peer::Agent(_) => AGENT_QUEUE_CAPACITY,
@@ -218,7 +223,7 @@ impl Hub {
         let ended = CancellationToken::new();
         let close = CloseReason::default();
         let conn =
-            Conn { peer, session, tx: tx.clone(), ended: ended.clone(), close: close.clone() };
+            Conn { peer, session, ip, tx: tx.clone(), ended: ended.clone(), close: close.clone() };
         {
             let mut rooms = self.lock();
             let room = rooms.entry(tenant).or_default();
@@ -426,6 +431,25 @@ impl Hub {
             .count()
     }
 
+    /// Closes the visitor connections of `tenant` that came from an address in `range` (it
+    /// was blocked), on every node; returns how many there were here.
+    pub fn revoke_range(&self, tenant: TenantId, range: IpNet) -> usize {
+        self.publish(Event::RevokeRange { tenant: tenant.0, range }, None);
+        self.revoke_range_here(tenant, range)
+    }
+
+    pub fn revoke_range_here(&self, tenant: TenantId, range: IpNet) -> usize {
+        let rooms = self.lock();
+        let Some(room) = rooms.get(&tenant) else { return 0 };
+        room.by_peer
+            .iter()
+            .filter(|(peer, _)| matches!(peer, Peer::Visitor(_)))
+            .flat_map(|(_, conns)| conns.values())
+            .filter(|conn| conn.ip.is_some_and(|ip| range.contains(&ip)))
+            .map(|conn| conn.end(REVOKED))
+            .count()
+    }
+
     /// The agent sessions with a connection here, by tenant (the session sweep checks
     /// they are still live).
     pub fn local_sessions(&self) -> Vec<(TenantId, i64)> {
@@ -626,9 +650,10 @@ mod tests {
     async fn fan_out_lagging_and_cleanup() {
         let hub = Arc::new(Hub::default());
         let t = TenantId(1);
-        let (agent, mut agent_rx) = hub.register(t, Peer::Agent(10), Some(7));
-        let (visitor, _visitor_rx) = hub.register(t, Peer::Visitor(20), None);
-        let (other, mut other_rx) = hub.register(TenantId(2), Peer::Agent(10), Some(8));
+        let ip = Some("198.51.100.7".parse().unwrap());
+        let (agent, mut agent_rx) = hub.register(t, Peer::Agent(10), Some(7), None);
+        let (visitor, _visitor_rx) = hub.register(t, Peer::Visitor(20), None, ip);
+        let (other, mut other_rx) = hub.register(TenantId(2), Peer::Agent(10), Some(8), None);
         let frame = encode(&ServerFrame::Pong);
         assert_eq!(hub.to_agents(t, &frame), 1);
         assert!(agent_rx.try_recv().is_ok());
@@ -647,6 +672,13 @@ mod tests {
         hub.revoke(t, Peer::Visitor(20));
         assert_eq!(visitor.close.get(), Some(&LAGGING));
 
+        // Blocking a range ends the visitor connections from it, in its tenant only.
+        let (far, _far_rx) = hub.register(t, Peer::Visitor(21), None, ip);
+        assert_eq!(hub.revoke_range(TenantId(2), "198.51.100.0/24".parse().unwrap()), 0);
+        assert_eq!(hub.revoke_range(t, "203.0.113.0/24".parse().unwrap()), 0);
+        assert_eq!(hub.revoke_range(t, "198.51.100.0/24".parse().unwrap()), 2);
+        assert!(far.ended.is_cancelled());
+        drop(far);
         // Ending a session ends the connections opened with it, in its tenant only.
         assert_eq!(hub.local_sessions(), vec![(t, 7), (TenantId(2), 8)]);
         assert_eq!(hub.end_sessions(t, &[8]), 0, "session 8 is tenant 2's");

@@ -156,6 +156,7 @@ fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
 
 async fn visitor_socket(
     State(state): State<AppState>,
+    meta: crate::http::ClientMeta,
     headers: HeaderMap,
     Query(q): Query<SocketQuery>,
     ws: WebSocketUpgrade,
@@ -163,8 +164,9 @@ async fn visitor_socket(
     let ticket = q.ticket.as_deref().ok_or(AppError::Unauthorized)?;
     let Ticketed { tenant, subject, .. } = redeem(&state, ticket, TicketRole::Visitor).await?;
     let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
-    let visitor =
-        crate::visitor::VisitorRow::load(&mut tx, subject).await?.ok_or(AppError::Unauthorized)?;
+    let visitor = crate::visitor::VisitorRow::load(&mut tx, subject, meta.ip)
+        .await?
+        .ok_or(AppError::Unauthorized)?;
     if let Some(origin) = foreign_origin(&headers) {
         let allowed = store::setting(&mut tx, "allowed_widget_domains").await?;
         let allowed = allowed.as_ref().and_then(|v| v.as_array()).is_some_and(|list| {
@@ -191,6 +193,7 @@ async fn visitor_socket(
         tenant,
         peer: Peer::Visitor(visitor.id),
         session: None,
+        ip: Some(meta.ip),
         visitor_public_id: Some(visitor.public_id),
         name: visitor.name,
         avatar: None,
@@ -234,6 +237,7 @@ async fn agent_socket(
         tenant,
         peer: Peer::Agent(agent.id),
         session,
+        ip: None,
         visitor_public_id: None,
         name: agent.display_name,
         avatar: agent.avatar_url,
@@ -279,6 +283,8 @@ struct Connection {
     peer: Peer,
     /// The agent session the socket belongs to (it closes when the session ends).
     session: Option<i64>,
+    /// A visitor's address (blocking it, or a range around it, closes the socket).
+    ip: Option<std::net::IpAddr>,
     visitor_public_id: Option<String>,
     name: String,
     /// An agent's picture, sent with their messages.
@@ -319,7 +325,7 @@ fn serve(
         let chat = state.chat.clone();
         let tenant = conn.tenant.id;
         let first_connection = chat.hub.connections_of(tenant, conn.peer) == 0;
-        let (registration, hub_rx) = chat.hub.register(tenant, conn.peer, conn.session);
+        let (registration, hub_rx) = chat.hub.register(tenant, conn.peer, conn.session, conn.ip);
         let _counted = crate::metrics::Connection::open(match conn.peer {
             Peer::Agent(_) => "agent",
             Peer::Visitor(_) => "visitor",

@@ -184,6 +184,10 @@ async fn add(
     for v in blocked {
         state.chat.hub.revoke(tenant, Peer::Visitor(v));
     }
+    // And whoever is connected from the range now, whatever address they started from.
+    if let Some(range) = range.as_deref().and_then(|r| r.parse::<ipnet::IpNet>().ok()) {
+        state.chat.hub.revoke_range(tenant, range);
+    }
     tracing::info!(tenant = tenant.0, by = session.agent.id, entry = id, "blacklist entry added");
     Ok((StatusCode::CREATED, Json(entry)).into_response())
 }

@@ -292,7 +292,9 @@ pub fn parse_user_agent(ua: &str) -> Device {
     }
 }
 
-/// A visitor authenticated by their visitor token (`Authorization: Bearer`).
+/// A visitor authenticated by their visitor token (`Authorization: Bearer`), neither blocked
+/// nor calling from a blocked address (403 `visitor_blocked`): every visitor entry — ticket,
+/// upload, leave-message, pre-chat, rating, page views — goes through it.
 #[derive(Clone, Debug)]
 pub struct VisitorSession {
     pub tenant: Arc<Tenant>,
@@ -321,8 +323,12 @@ impl FromRequestParts<AppState> for VisitorSession {
         if crate::merchant::subscription::paused_for_visitors(&tenant) {
             return Err(AppError::TenantSuspended);
         }
+        // Blocks hold everywhere: the visitor's, and their address's (a token obtained before
+        // the block does not get around it).
+        let Ok(meta) = ClientMeta::from_request_parts(parts, state).await;
         let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
-        let visitor = store::by_id(&mut tx, visitor_id).await?.ok_or(AppError::Unauthorized)?;
+        let visitor =
+            VisitorRow::load(&mut tx, visitor_id, meta.ip).await?.ok_or(AppError::Unauthorized)?;
         tx.commit().await?;
         if visitor.blocked {
             return Err(blocked());

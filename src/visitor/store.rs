@@ -158,20 +158,25 @@ pub async fn lock_identity(conn: &mut PgConnection, external_id: &str) -> sqlx::
 }
 
 impl VisitorRow {
-    pub async fn load(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<VisitorRow>> {
-        by_id(conn, id).await
+    /// Visitor `id` as a request from `ip` sees it: blocked when the visitor is, or when `ip`
+    /// falls in a blocked address or range.
+    pub async fn load(
+        conn: &mut PgConnection,
+        id: i64,
+        ip: IpAddr,
+    ) -> sqlx::Result<Option<VisitorRow>> {
+        sqlx::query_as(
+            "select id, public_id, name, external_id,
+                    blocked_at is not null
+                    or exists (select 1 from blacklist b where b.visitor_id = v.id or b.ip_range >>= $2::inet)
+                    as blocked
+             from visitors v where id = $1",
+        )
+        .bind(id)
+        .bind(ip.to_string())
+        .fetch_optional(conn)
+        .await
     }
-}
-
-pub async fn by_id(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<VisitorRow>> {
-    sqlx::query_as(
-        "select id, public_id, name, external_id,
-                blocked_at is not null or exists (select 1 from blacklist b where b.visitor_id = v.id) as blocked
-         from visitors v where id = $1",
-    )
-    .bind(id)
-    .fetch_optional(conn)
-    .await
 }
 
 /// Whether `ip` falls in a blacklisted address or range.

@@ -194,6 +194,88 @@ async fn blacklisted_visitors_and_addresses_are_shut_out() {
     assert_eq!(res.status(), 200);
 }
 
+/// A block holds at every visitor entry, for a visitor who already holds a token and a
+/// socket: the session, tickets (even one taken before), the socket, uploads, left messages,
+/// the pre-chat form, ratings and page views.
+#[tokio::test]
+async fn an_address_block_holds_at_every_visitor_entry() {
+    let app = spawn_with(|c| c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()]).await;
+    let m = app.signup("Everywhere Shop").await;
+    use reqwest::Method as M;
+    // The visitor started from one address (which their record keeps) …
+    let res = client()
+        .post(app.url("/api/v1/visitor/session"))
+        .header("x-forwarded-for", "198.51.100.7")
+        .json(&json!({ "ent_id": m.ent_id }))
+        .send()
+        .await
+        .unwrap();
+    let token = res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    // … and goes on from another (127.0.0.1: no forwarding header), where it is blocked.
+    let mut ws = Ws::visitor(&app, &token, "").await;
+    ws.send_text("c1", "hello", None).await;
+    let ack = ws.expect("ack").await;
+    let early_ticket = crate::ws_client::visitor_ticket(&app, &token).await;
+    let res =
+        call(&app, &m.token, M::POST, "/api/v1/blacklist", Some(json!({ "ip": "127.0.0.1" })))
+            .await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(ws.expect_close().await, 4003, "the socket from the blocked address closes");
+
+    let blocked = |res: reqwest::Response, what: &'static str| async move {
+        assert_eq!(res.status(), 403, "{what}");
+        assert_eq!(error_code(res).await, "visitor_blocked", "{what}");
+    };
+    let visitor =
+        |method: M, path: &str| client().request(method, app.url(path)).bearer_auth(&token);
+    blocked(visitor(M::POST, "/api/v1/visitor/ticket").send().await.unwrap(), "ticket").await;
+    let url = crate::ws_client::ws_url(&app, &format!("/ws/visitor?ticket={early_ticket}"));
+    assert!(Ws::connect(&url).await.is_err(), "a ticket taken before the block");
+    let resume = client()
+        .post(app.url("/api/v1/visitor/session"))
+        .json(&json!({ "ent_id": m.ent_id, "token": token }))
+        .send()
+        .await
+        .unwrap();
+    blocked(resume, "session").await;
+    let file = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(png(4, 4)).file_name("a.png"));
+    let res = visitor(M::POST, "/api/v1/uploads").multipart(file).send().await.unwrap();
+    blocked(res, "upload").await;
+    let res = visitor(M::POST, "/api/v1/visitor/leave_message")
+        .json(&json!({ "body": "call me" }))
+        .send()
+        .await
+        .unwrap();
+    blocked(res, "leave-message").await;
+    let res = visitor(M::POST, "/api/v1/visitor/prechat")
+        .json(&json!({ "answers": {} }))
+        .send()
+        .await
+        .unwrap();
+    blocked(res, "pre-chat").await;
+    let res = visitor(M::POST, "/api/v1/visitor/rating")
+        .json(&json!({ "conversation_id": ack["conversation_id"], "score": 1 }))
+        .send()
+        .await
+        .unwrap();
+    blocked(res, "rating").await;
+    let res = visitor(M::POST, "/api/v1/visitor/page_views")
+        .json(&json!({ "views": [{ "url": "https://shop.example/" }] }))
+        .send()
+        .await
+        .unwrap();
+    blocked(res, "page views").await;
+
+    // From an address that is not blocked, the same visitor is served.
+    let res = visitor(M::POST, "/api/v1/visitor/ticket")
+        .header("x-forwarded-for", "198.51.100.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
 #[tokio::test]
 async fn clearing_history_removes_messages_and_files() {
     let app = spawn_app().await;
