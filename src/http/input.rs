@@ -64,6 +64,16 @@ pub fn like_pattern(q: &str) -> String {
     escaped
 }
 
+/// `raw` as an absolute http(s) URL with a host, at most 2,048 characters (normalized);
+/// `None` for anything else — `javascript:`, `data:`, relative paths, garbage. Every URL a
+/// visitor supplies that a page will show as a link or an image goes through here.
+pub fn web_url(raw: &str) -> Option<String> {
+    let url = url::Url::parse(raw.trim()).ok()?;
+    let ok = matches!(url.scheme(), "http" | "https") && url.host().is_some();
+    let text = url.to_string();
+    (ok && text.len() <= 2048).then_some(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,7 @@ use tenants::{EntId, Tenant, TenantTx};
 
 use crate::{
     auth::token::{TicketRole, TokenKind},
-    http::{AppError, AppState, ClientMeta, Routes, Scope, extract::ApiJson},
+    http::{AppError, AppState, ClientMeta, Routes, Scope, extract::ApiJson, input::web_url},
 };
 
 pub use store::VisitorRow;
@@ -111,8 +111,9 @@ async fn start_session(
             .or_else(|| extra.get("visitorAvatar").and_then(Value::as_str))
             .filter(|u| crate::chat::protocol::safe_link(u))
             .map(str::to_owned),
-        referrer: clean(req.refer.as_deref(), 2048),
-        landing_url: clean(req.landing_url.as_deref(), 2048),
+        // Shown to agents as links: http(s) only.
+        referrer: req.refer.as_deref().and_then(web_url),
+        landing_url: req.landing_url.as_deref().and_then(web_url),
         extra: Value::Object(extra),
         ip: meta.ip,
         user_agent: ua.chars().take(512).collect(),
@@ -256,13 +257,35 @@ fn decode_extra(extra: Option<&Value>) -> Result<Map<String, Value>, AppError> {
         Some(other) => other.clone(),
     };
     match object {
-        Value::Object(map)
+        Value::Object(mut map)
             if map.len() <= 100
                 && Value::Object(map.clone()).to_string().len() <= MAX_EXTRA_BYTES =>
         {
+            only_web_links(&mut map);
             Ok(map)
         }
         _ => Err(bad()),
+    }
+}
+
+/// The links in `extra` that pages show (the product's link and picture, the page the widget
+/// reports) keep http(s) URLs only; anything else (`javascript:`, `data:`, …) is dropped.
+fn only_web_links(extra: &mut Map<String, Value>) {
+    let keep = |v: &mut Value| {
+        let safe = v.as_str().map(|s| s.trim().is_empty() || web_url(s).is_some());
+        if safe == Some(false) || v.is_array() || v.is_object() {
+            *v = Value::String(String::new());
+        }
+    };
+    if let Some(Value::Object(product)) = extra.get_mut("visitorProduct") {
+        for key in ["url", "img"] {
+            if let Some(v) = product.get_mut(key) {
+                keep(v);
+            }
+        }
+    }
+    if let Some(v) = extra.get_mut("pageUrl") {
+        keep(v);
     }
 }
 
@@ -370,6 +393,21 @@ mod tests {
         assert!(decode_extra(Some(&serde_json::json!({"a": 1}))).is_ok());
         assert!(decode_extra(Some(&Value::String("%%%".into()))).is_err());
         assert!(decode_extra(Some(&serde_json::json!([1, 2]))).is_err());
+        // Links that pages show keep http(s) only.
+        let hostile = serde_json::json!({
+            "visitorProduct": { "title": "灯", "url": "javascript:alert(1)", "img": "data:image/svg+xml,<svg onload=alert(1)>" },
+            "pageUrl": " JAVASCRIPT:alert(1)",
+            "note": "javascript: is only text here",
+        });
+        let map = decode_extra(Some(&hostile)).unwrap();
+        assert_eq!(map["visitorProduct"]["url"], "");
+        assert_eq!(map["visitorProduct"]["img"], "");
+        assert_eq!(map["visitorProduct"]["title"], "灯");
+        assert_eq!(map["pageUrl"], "");
+        assert_eq!(map["note"], "javascript: is only text here");
+        let fine = serde_json::json!({ "visitorProduct": { "url": "https://shop.example/p/1", "img": "" } });
+        let map = decode_extra(Some(&fine)).unwrap();
+        assert_eq!(map["visitorProduct"]["url"], "https://shop.example/p/1");
         let huge = serde_json::json!({ "x": "y".repeat(MAX_EXTRA_BYTES) });
         assert!(decode_extra(Some(&huge)).is_err());
     }

@@ -64,10 +64,10 @@ async fn page_views(
     let now = chrono::Utc::now();
     let mut clean = Vec::with_capacity(req.views.len());
     for view in req.views {
-        let url = web_url(&view.url)
+        let url = crate::http::input::web_url(&view.url)
             .ok_or_else(|| AppError::field("url", "page URLs are http(s) URLs"))?;
         let title = view.title.chars().filter(|c| !c.is_control()).take(300).collect::<String>();
-        let referrer = view.referrer.as_deref().and_then(web_url);
+        let referrer = view.referrer.as_deref().and_then(crate::http::input::web_url);
         // A time from the last day, not from the future: the widget's clock may be off.
         let at =
             view.at.filter(|t| *t <= now && now - *t < chrono::Duration::days(1)).unwrap_or(now);
@@ -152,14 +152,6 @@ async fn email_leave_message(
     };
     crate::notify::enqueue(tx, &settings, lang, mail).await?;
     Ok(true)
-}
-
-/// An absolute http(s) URL of at most 2,048 characters, normalized by the URL parser.
-fn web_url(raw: &str) -> Option<String> {
-    let url = url::Url::parse(raw.trim()).ok()?;
-    let ok = matches!(url.scheme(), "http" | "https") && url.host().is_some();
-    let text = url.to_string();
-    (ok && text.len() <= 2048).then_some(text)
 }
 
 #[derive(Deserialize, Default)]

@@ -20,18 +20,21 @@
   let panelVisitor = null;
   const fmtTime = (t) => new Date(t).toLocaleString([], { dateStyle: 'short', timeStyle: 'short' });
   function setText(id, text) { document.getElementById(id).textContent = text || pd.tUnknown; }
-  function setLink(id, url) {
+  function setLink(id, raw) {
     const dd = document.getElementById(id);
     dd.replaceChildren();
-    if (!url) { dd.textContent = pd.tUnknown; return; }
+    // Visitor-supplied: only an http(s) URL becomes a link; anything else shows as text.
+    const url = window.KefuContent.webUrl(raw);
+    if (!url) { dd.textContent = raw || pd.tUnknown; return; }
     const a = el('a', 'vp-link', url.replace(/^https?:\/\//, ''));
     a.href = url; a.target = '_blank'; a.rel = 'noopener noreferrer';
     dd.append(a);
   }
   function pageItem(p) {
     const li = el('li');
-    const a = el('a', 'vp-link', p.title || p.url);
-    a.href = p.url; a.target = '_blank'; a.rel = 'noopener noreferrer'; a.title = p.url;
+    const href = window.KefuContent.webUrl(p.url);
+    const a = el(href ? 'a' : 'span', 'vp-link', p.title || p.url);
+    if (href) { a.href = href; a.target = '_blank'; a.rel = 'noopener noreferrer'; a.title = href; }
     li.append(a, el('time', 'muted', fmtTime(p.at)));
     return li;
   }

@@ -15,6 +15,13 @@
 
   const LINK = /\bhttps?:\/\/[^\s<>"'\u3000-\u303f\uff01-\uff5e]+/gi;
 
+  // `u` if it is an absolute http(s) URL, else '' — the only URLs a page turns into a link or
+  // an image (a visitor may supply `javascript:` or `data:` ones).
+  function webUrl(u) {
+    if (typeof u !== 'string') return '';
+    try { const url = new URL(u); return url.protocol === 'https:' || url.protocol === 'http:' ? url.href : ''; } catch (_) { return ''; }
+  }
+
   // Text with http(s) links made clickable (trailing punctuation stays text).
   function linkify(text) {
     const frag = document.createDocumentFragment();
@@ -130,9 +137,11 @@
   }
 
   function product(p) {
-    const card = el(p.url ? 'a' : 'div', 'product');
-    if (p.url) { card.href = p.url; card.target = '_blank'; card.rel = 'noopener noreferrer'; }
-    if (p.img) { const img = el('img'); img.src = p.img; img.alt = ''; img.loading = 'lazy'; card.append(img); }
+    const href = webUrl(p.url);
+    const src = webUrl(p.img);
+    const card = el(href ? 'a' : 'div', 'product');
+    if (href) { card.href = href; card.target = '_blank'; card.rel = 'noopener noreferrer'; }
+    if (src) { const img = el('img'); img.src = src; img.alt = ''; img.loading = 'lazy'; card.append(img); }
     const info = el('span', 'product-info');
     info.append(el('strong', '', p.title), el('span', 'price', p.price || ''));
     card.append(info);
@@ -142,7 +151,7 @@
   // A rich card from the merchant's system: image, title, text, label/value rows, buttons.
   function card(c) {
     const box = el('div', 'card-msg');
-    if (c.image) { const img = el('img', 'card-image'); img.src = c.image; img.alt = ''; img.loading = 'lazy'; box.append(img); }
+    if (webUrl(c.image)) { const img = el('img', 'card-image'); img.src = webUrl(c.image); img.alt = ''; img.loading = 'lazy'; box.append(img); }
     const inner = el('div', 'card-body');
     inner.append(el('strong', 'card-title', c.title || ''));
     if (c.text) { const text = el('p', 'card-text'); text.append(linkify(c.text)); inner.append(text); }
@@ -155,9 +164,10 @@
     if (Array.isArray(c.buttons) && c.buttons.length) {
       const actions = el('div', 'card-actions');
       for (const b of c.buttons) {
-        if (!/^https?:\/\//i.test(b.url || '')) continue;
-        const a = el('a', 'card-button', b.label || b.url);
-        a.href = b.url;
+        const href = webUrl(b.url);
+        if (!href) continue;
+        const a = el('a', 'card-button', b.label || href);
+        a.href = href;
         a.target = '_blank';
         a.rel = 'noopener noreferrer nofollow';
         actions.append(a);
@@ -214,5 +224,5 @@
     return { close };
   }
 
-  window.KefuContent = { fill, rich, size, linkify, emojiPicker };
+  window.KefuContent = { fill, rich, size, linkify, emojiPicker, webUrl };
 })();

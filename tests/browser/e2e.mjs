@@ -89,6 +89,9 @@ try {
   await agent.locator('#thread-page', { hasText: 'Lumen Store — Desk lamps' }).waitFor({ timeout: T });
   // The visitor panel: the product from GOFLY_EXTRA, the device, the page trail.
   await agent.locator('#vp-product', { hasText: 'Lumen desk lamp' }).waitFor({ timeout: T });
+  // The shop page passed a hostile product link: nothing on the page links or loads it.
+  const scripted = await agent.locator('a[href^="javascript:" i], img[src^="data:" i], img[src^="javascript:" i]').count();
+  if (scripted) throw new Error(`${scripted} javascript:/data: links or images in the workspace`);
   await agent.locator('#vp-device', { hasText: 'Chrome' }).waitFor({ timeout: T });
   await agent.locator('#vp-pages li', { hasText: 'Desk lamps' }).first().waitFor({ timeout: T });
   await agent.fill('#reply', 'Yes — white ships tomorrow. 明天发货！');

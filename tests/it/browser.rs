@@ -91,8 +91,8 @@ async fn spawn_shop(app_url: String) -> String {
             "visitorProduct":{{
                 "title":"Lumen desk lamp",
                 "price":"$49",
-                "img":"",
-                "url":"",
+                "img":"data:image/svg+xml,<svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/>",
+                "url":"javascript:alert(document.cookie)",
             }}
         }}
     }})

@@ -276,6 +276,50 @@ async fn an_address_block_holds_at_every_visitor_entry() {
     assert_eq!(res.status(), 200);
 }
 
+/// What a visitor says about where they came from and what they look at reaches agents as
+/// links and pictures only when it is http(s): `javascript:` and `data:` are dropped.
+#[tokio::test]
+async fn visitor_supplied_links_are_http_only() {
+    let app = spawn_app().await;
+    let m = app.signup("Links Shop").await;
+    let extra = json!({ "visitorProduct": {
+        "title": "Lamp", "url": "javascript:alert(document.cookie)", "img": "data:image/svg+xml,<svg onload=alert(1)>"
+    }, "pageUrl": "javascript:alert(2)" });
+    let res = client()
+        .post(app.url("/api/v1/visitor/session"))
+        .json(&json!({
+            "ent_id": m.ent_id,
+            "refer": "javascript:alert(3)",
+            "landing_url": "data:text/html,<script>alert(4)</script>",
+            "extra": extra,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let id = res.json::<Value>().await.unwrap()["visitor_id"].as_str().unwrap().to_owned();
+    let v = app.get_json(&m.token, &format!("/api/v1/visitors/{id}")).await;
+    let v = if v["visitor"].is_object() { v["visitor"].clone() } else { v };
+    assert!(v["referrer"].is_null(), "{v}");
+    assert!(v["landing_url"].is_null(), "{v}");
+    assert_eq!(v["extra"]["visitorProduct"]["url"], "");
+    assert_eq!(v["extra"]["visitorProduct"]["img"], "");
+    assert_eq!(v["extra"]["visitorProduct"]["title"], "Lamp");
+    assert_eq!(v["extra"]["pageUrl"], "");
+    // http(s) stays.
+    let res = client()
+        .post(app.url("/api/v1/visitor/session"))
+        .json(&json!({ "ent_id": m.ent_id, "refer": "https://search.example/?q=lamp", "landing_url": "http://shop.example/lamps" }))
+        .send()
+        .await
+        .unwrap();
+    let id = res.json::<Value>().await.unwrap()["visitor_id"].as_str().unwrap().to_owned();
+    let v = app.get_json(&m.token, &format!("/api/v1/visitors/{id}")).await;
+    let v = if v["visitor"].is_object() { v["visitor"].clone() } else { v };
+    assert_eq!(v["referrer"], "https://search.example/?q=lamp");
+    assert_eq!(v["landing_url"], "http://shop.example/lamps");
+}
+
 #[tokio::test]
 async fn clearing_history_removes_messages_and_files() {
     let app = spawn_app().await;
