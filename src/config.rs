@@ -125,6 +125,9 @@ pub struct Config {
     /// How often each node sends its presence snapshot (its heartbeat) on the bus; a node
     /// silent for three of these is taken for dead (seconds).
     pub bus_heartbeat_secs: u64,
+    /// What anonymous visitors may trigger per address and per visitor (`[visitor_limits]`;
+    /// `KEFU_VISITOR_LIMITS__SESSIONS_PER_IP=…` in the environment). docs/deployment.md.
+    pub visitor_limits: crate::http::rate::VisitorLimits,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -176,6 +179,7 @@ impl Default for Config {
             nats_url: None,
             nats_subject: "kefu".to_owned(),
             bus_heartbeat_secs: 5,
+            visitor_limits: Default::default(),
         }
     }
 }
@@ -205,7 +209,7 @@ impl Config {
             None => figment = figment.merge(Toml::file("kefu.toml")),
         }
         let config: Config = figment
-            .merge(Env::prefixed("KEFU_").ignore(&["config", "log"]))
+            .merge(Env::prefixed("KEFU_").ignore(&["config", "log"]).split("__"))
             .merge(Env::raw().only(&["DATABASE_URL"]))
             .merge(Serialized::defaults(overrides))
             .extract()

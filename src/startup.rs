@@ -60,12 +60,13 @@ impl Application {
             None => None,
         };
         crate::metrics::handle();
+        let limiter =
+            Arc::new(crate::http::rate::Limiter::new(pool.clone(), config.visitor_limits.clone()));
         let state = AppState {
             plans: Arc::new(config.catalog()?),
             stripe,
             clock: Arc::new(billing::SystemClock),
             mail: Arc::default(),
-            prechat: Arc::default(),
             oauth: Arc::default(),
             storage,
             geoip,
@@ -76,7 +77,9 @@ impl Application {
                     pool.clone(),
                     config.webhooks_allow_private,
                 )),
+                limiter.clone(),
             )),
+            limiter,
             system: Arc::new(crate::platform::system::SystemCache::new(pool.clone())),
             db: pool,
             tenants: Arc::new(registry),

@@ -202,11 +202,14 @@ impl Server {
     async fn start(nodes: usize) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("kefu-bench-{}", std::process::id()));
         // The merchants the bench creates are on the trial: lift its limits (a load run
-        // opens thousands of conversations).
+        // opens thousands of conversations), and the limits on visitors (its thousands of
+        // visitors all come from this machine's few addresses).
         std::fs::create_dir_all(&dir)?;
         std::fs::write(
             dir.join("kefu.toml"),
-            "[plans.trial]\nseats = \"unlimited\"\nconversations_per_month = \"unlimited\"\nstorage_mb = \"unlimited\"\n",
+            "[plans.trial]\nseats = \"unlimited\"\nconversations_per_month = \"unlimited\"\nstorage_mb = \"unlimited\"\n\
+             [visitor_limits]\nsessions_per_ip = 0\nnew_visitors_per_ip = 0\nconversations_per_ip = 0\n\
+             conversations_per_visitor = 0\ntickets_per_ip = 0\ntickets_per_visitor = 0\nsockets_per_visitor = 0\n",
         )?;
         let (nats, nats_url) = if nodes > 1 {
             let port = free_port()?;

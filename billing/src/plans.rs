@@ -68,6 +68,9 @@ pub struct Plan {
     pub seats: Option<u32>,
     pub conversations_per_month: Option<u32>,
     pub storage_bytes: Option<u64>,
+    /// What visitors' uploads may take, apart from the team's `storage_bytes` (by default
+    /// half as much again): visitors can never fill the team's storage.
+    pub visitor_storage_bytes: Option<u64>,
     pub features: Features,
     /// The Stripe Price (recurring, monthly) that subscribes to this plan; without one the
     /// plan cannot be bought through Stripe (super-admins can still assign it).
@@ -127,6 +130,8 @@ pub struct PlanSettings {
     pub conversations_per_month: Option<Limit>,
     /// Storage in MiB.
     pub storage_mb: Option<Limit>,
+    /// Storage for visitors' uploads in MiB (default: half of `storage_mb`).
+    pub visitor_storage_mb: Option<Limit>,
     pub api: Option<bool>,
     pub webhooks: Option<bool>,
     pub sso: Option<bool>,
@@ -156,6 +161,7 @@ impl Catalog {
             seats,
             conversations_per_month: conversations,
             storage_bytes: storage,
+            visitor_storage_bytes: storage.map(|s: u64| s / 2),
             features: f,
             stripe_price: None,
         };
@@ -232,11 +238,16 @@ impl Catalog {
             if let Some(l) = s.conversations_per_month {
                 plan.conversations_per_month = limit(l, "conversations_per_month")?;
             }
+            let bytes = |l: Limit| match l {
+                Limit::Unlimited => None,
+                Limit::At(mb) => Some(mb.saturating_mul(MIB)),
+            };
             if let Some(l) = s.storage_mb {
-                plan.storage_bytes = match l {
-                    Limit::Unlimited => None,
-                    Limit::At(mb) => Some(mb.saturating_mul(MIB)),
-                };
+                plan.storage_bytes = bytes(l);
+                plan.visitor_storage_bytes = plan.storage_bytes.map(|s| s / 2);
+            }
+            if let Some(l) = s.visitor_storage_mb {
+                plan.visitor_storage_bytes = bytes(l);
             }
             if let Some(v) = s.api {
                 plan.features.api = v;

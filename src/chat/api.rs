@@ -313,6 +313,10 @@ async fn post_message(
         }
         other => AppError::Internal(other.into()),
     })?;
+    // An agent (or the merchant's bot) answered: the conversation counts against the month's
+    // allowance.
+    let limit = state.plans.get(&session.tenant.plan).and_then(|p| p.conversations_per_month);
+    state.chat.engaged(tenant, id, limit).await?;
     let status = if stored.duplicate { StatusCode::OK } else { StatusCode::CREATED };
     let mut body =
         serde_json::to_value(message.out(&stored)).map_err(|e| AppError::Internal(e.into()))?;

@@ -97,13 +97,16 @@ pub struct VisitorMessage {
     pub text: Option<String>,
     pub id: i64,
     pub lang: Lang,
+    /// The merchant's monthly allowance of conversations (a bot's answer engages).
+    pub monthly_limit: Option<u32>,
 }
 
 /// Runs the automation for one visitor message; errors are logged, never surfaced.
 pub async fn after_visitor_message(state: crate::http::AppState, m: VisitorMessage) {
     let (chat, pool) = (&state.chat, &state.db);
     let (tenant, conversation) = (m.tenant, &m.conversation);
-    if let Err(e) = run(chat, pool, tenant, conversation, m.created, m.text.clone(), m.lang).await {
+    let said = Said { created: m.created, text: m.text.clone(), lang: m.lang };
+    if let Err(e) = run(chat, pool, tenant, conversation, said, m.monthly_limit).await {
         tracing::warn!(tenant = tenant.0, conversation = conversation.id, error = %e, "chat automation failed");
     }
     if let Err(e) = remind_if_unanswered(&state, &m).await {
@@ -199,15 +202,23 @@ async fn remind_if_unanswered(
     Ok(())
 }
 
+/// What the visitor's message was, for the automation.
+struct Said {
+    /// It opened the conversation.
+    created: bool,
+    text: Option<String>,
+    lang: Lang,
+}
+
 async fn run(
     chat: &Chat,
     pool: &sqlx::PgPool,
     tenant: TenantId,
     conversation: &ConversationRow,
-    created: bool,
-    text: Option<String>,
-    lang: Lang,
+    said: Said,
+    monthly_limit: Option<u32>,
 ) -> anyhow::Result<()> {
+    let Said { created, text, lang } = said;
     let automation = settings(chat, pool, tenant)
         .await
         .map_err(|e| anyhow::anyhow!("automation settings: {e}"))?;
@@ -220,6 +231,8 @@ async fn run(
     }
     if let Some(body) = reply {
         bot(chat, tenant, conversation, "auto", body, None).await?;
+        // The bot answered the visitor: the conversation counts against the allowance.
+        chat.engaged(tenant, conversation.id, monthly_limit).await?;
     }
     let unanswered =
         conversation.agent_id.is_none() && !chat.offline_noticed.contains_key(&conversation.id);

@@ -14,6 +14,7 @@ mod ws;
 
 use std::{
     collections::HashMap,
+    net::IpAddr,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -27,7 +28,13 @@ use self::{
     store::ConversationRow,
     writer::{NewMessage, Stored, WriteError, Writer},
 };
-use crate::{http::Routes, merchant::subscription::limits};
+use crate::{
+    http::{
+        AppError, Routes,
+        rate::{Hit, Rule},
+    },
+    merchant::subscription::limits,
+};
 
 pub use ws::{TicketResponse, Ticketed};
 
@@ -66,6 +73,11 @@ pub struct Chat {
     statuses: moka::future::Cache<(TenantId, i64), AgentStatus>,
     /// Conversations whose offline notice is known to be sent.
     pub offline_noticed: moka::sync::Cache<i64, ()>,
+    /// Conversations known to count against their month's allowance (the visitor engaged):
+    /// after the first sign nothing more is asked of the database.
+    counted: moka::sync::Cache<(TenantId, i64), ()>,
+    /// What anonymous visitors may trigger (new conversations here).
+    limiter: Arc<crate::http::rate::Limiter>,
     /// Grace after leaving and auto-away (presence.rs).
     pub presence: presence::Presence,
 }
@@ -77,6 +89,7 @@ impl Chat {
         pool: PgPool,
         writer_shards: usize,
         webhooks: Arc<crate::webhooks::Webhooks>,
+        limiter: Arc<crate::http::rate::Limiter>,
     ) -> Self {
         let hub = Arc::new(Hub::default());
         // Each tenant's call is its own statement (schema-qualified): keep a shard's tenants'
@@ -107,6 +120,11 @@ impl Chat {
                 .time_to_live(Duration::from_secs(3600))
                 .max_capacity(1_000_000)
                 .build(),
+            counted: moka::sync::Cache::builder()
+                .time_to_live(Duration::from_secs(3600))
+                .max_capacity(1_000_000)
+                .build(),
+            limiter,
             presence: presence::Presence::default(),
         }
     }
@@ -248,31 +266,32 @@ impl Chat {
         Ok(Some(tied[(turn % tied.len() as u64) as usize]))
     }
 
-    /// The visitor's open conversation, or a new one routed to an agent and announced.
-    /// Returns whether it was created now; `None` when a new one would go over the plan's
-    /// `monthly_limit` of conversations (then nothing is opened or counted).
+    /// The visitor's open conversation, or a new one routed to an agent and announced —
+    /// unless the month's allowance of conversations (`monthly_limit`) is used up, or this
+    /// visitor or address opened too many lately.
     pub async fn conversation_for_visitor(
         &self,
         tenant: TenantId,
-        visitor_id: i64,
+        visitor: (i64, Option<IpAddr>),
         preferred_agent: Option<i64>,
         monthly_limit: Option<u32>,
-    ) -> sqlx::Result<Option<(ConversationRow, bool)>> {
+    ) -> Result<Opened, AppError> {
+        let (visitor_id, ip) = visitor;
         let mut tx = TenantTx::begin(&self.pool, tenant).await?;
         if let Some(open) = store::current_conversation(&mut tx, visitor_id).await? {
             tx.commit().await?;
-            return Ok(Some((open, false)));
+            return Ok(Opened::Existing(open));
         }
         store::lock_visitor(&mut tx, visitor_id).await?;
         // Another tab may have opened one while we waited for the lock.
         if let Some(open) = store::current_conversation(&mut tx, visitor_id).await? {
             tx.commit().await?;
-            return Ok(Some((open, false)));
+            return Ok(Opened::Existing(open));
         }
         // One resolved a short while ago is reopened rather than a new one started.
         let reopen_hours = automation::settings(self, &self.pool, tenant)
             .await
-            .map_err(|e| sqlx::Error::Protocol(format!("automation settings: {e}")))?
+            .map_err(|e| anyhow::anyhow!("automation settings: {e}"))?
             .reopen_hours;
         if let Some(id) = store::reopen_recent(&mut tx, visitor_id, reopen_hours).await? {
             let row = store::conversation(&mut tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
@@ -281,19 +300,47 @@ impl Chat {
             self.offline_noticed.invalidate(&id);
             let changed = status::Changed { row: row.clone(), from: "closed".to_owned() };
             self.status_changed(tenant, &changed, &status::Actor::Visitor).await;
-            return Ok(Some((row, false)));
+            return Ok(Opened::Existing(row));
         }
+        if !limits::conversations_left(&mut tx, tenant, monthly_limit).await? {
+            return Ok(Opened::LimitReached);
+        }
+        let l = &self.limiter.limits;
+        let mut hits = vec![Hit::visitor(
+            Rule::per_hour("conversations", l.conversations_per_visitor),
+            visitor_id,
+        )];
+        hits.extend(
+            ip.map(|ip| Hit::ip(Rule::per_hour("conversations", l.conversations_per_ip), ip)),
+        );
+        self.limiter.check(tenant, &hits).await?;
         let agent = self.route(&mut tx, tenant, preferred_agent).await?;
-        // Counted last, next to the insert: the month's counter row stays locked from here
-        // to the commit, and the merchant's other openings wait for it.
-        if !limits::count_conversation(&mut tx, tenant, monthly_limit).await? {
-            return Ok(None);
-        }
         let id = store::insert_conversation(&mut tx, tenant, visitor_id, agent).await?;
         let row = store::conversation(&mut tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
         tx.commit().await?;
         self.announce(tenant, "created", &row);
-        Ok(Some((row, true)))
+        Ok(Opened::Created(row))
+    }
+
+    /// Counts conversation `id` against its month's allowance (`monthly_limit`), once: the
+    /// visitor engaged (they wrote again, or an agent or the bot answered). A conversation
+    /// nobody engaged in costs nothing, so throw-away visitors cannot use the allowance up.
+    pub async fn engaged(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        monthly_limit: Option<u32>,
+    ) -> sqlx::Result<()> {
+        if self.counted.contains_key(&(tenant, id)) {
+            return Ok(());
+        }
+        let mut tx = TenantTx::begin(&self.pool, tenant).await?;
+        if store::mark_counted(&mut tx, id).await? {
+            limits::count_conversation(&mut tx, tenant, monthly_limit).await?;
+        }
+        tx.commit().await?;
+        self.counted.insert((tenant, id), ());
+        Ok(())
     }
 
     /// Tells every agent, and the visitor, about a conversation change (and the merchant's
@@ -346,6 +393,14 @@ impl Chat {
         self.hub.to_visitors(tenant, &team);
         Ok(())
     }
+}
+
+/// What [`Chat::conversation_for_visitor`] found or opened.
+pub enum Opened {
+    Existing(ConversationRow),
+    Created(ConversationRow),
+    /// The month's allowance is used up: nothing was opened.
+    LimitReached,
 }
 
 /// A client message id for messages the server writes itself.

@@ -204,11 +204,13 @@ pub struct FrameError {
     pub code: &'static str,
     pub message: String,
     pub client_msg_id: Option<String>,
+    /// Seconds before trying again (`rate_limited`).
+    pub retry_after: Option<u64>,
 }
 
 impl FrameError {
     fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), client_msg_id: None }
+        Self { code, message: message.into(), client_msg_id: None, retry_after: None }
     }
 }
 
@@ -534,6 +536,9 @@ pub enum ServerFrame {
         message: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         client_msg_id: Option<String>,
+        /// Seconds before trying again (`rate_limited`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u64>,
     },
     Pong,
 }
@@ -570,7 +575,12 @@ pub struct VisitorOut {
 
 impl From<FrameError> for ServerFrame {
     fn from(e: FrameError) -> Self {
-        ServerFrame::Error { code: e.code, message: e.message, client_msg_id: e.client_msg_id }
+        ServerFrame::Error {
+            code: e.code,
+            message: e.message,
+            client_msg_id: e.client_msg_id,
+            retry_after: e.retry_after,
+        }
     }
 }
 

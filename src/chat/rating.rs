@@ -13,6 +13,7 @@ use tenants::TenantTx;
 
 use super::{hub::encode, protocol::ServerFrame, store};
 use crate::{
+    http::rate::Rule,
     http::{AppError, AppState, Routes, Scope, extract::ApiJson},
     visitor::VisitorSession,
 };
@@ -51,6 +52,12 @@ async fn rate(
     if !(1..=5).contains(&req.score) {
         return Err(AppError::field("score", "a whole number from 1 to 5"));
     }
+    let l = &state.limiter.limits;
+    let (per_ip, per_visitor) = (
+        Rule::per_hour("ratings", l.ratings_per_ip),
+        Rule::per_hour("ratings", l.ratings_per_visitor),
+    );
+    session.limit(&state, per_ip, per_visitor, 1).await?;
     let comment: String = req
         .comment
         .chars()

@@ -418,3 +418,15 @@ pub async fn setting(conn: &mut PgConnection, key: &str) -> sqlx::Result<Option<
         .fetch_optional(conn)
         .await
 }
+
+/// Marks conversation `id` counted against its month's allowance; false if it was already.
+pub async fn mark_counted(conn: &mut PgConnection, id: i64) -> sqlx::Result<bool> {
+    Ok(sqlx::query(
+        "update conversations set counted_at = now() where id = $1 and counted_at is null",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?
+    .rows_affected()
+        == 1)
+}

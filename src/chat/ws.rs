@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    automation,
+    Opened, automation,
     hub::{Frame, Peer, encode},
     protocol::{self, ClientFrame, FrameError, MessageKind, Presence, ServerFrame},
     store,
@@ -188,6 +188,12 @@ async fn visitor_socket(
             "visitor_blocked",
             "this visitor cannot open chats with this merchant",
         ));
+    }
+    // A visitor holds a few tabs open, not hundreds of sockets (each costs memory and a share
+    // of the per-connection frame rate).
+    let cap = state.limiter.limits.sockets_per_visitor as usize;
+    if cap > 0 && state.chat.hub.connections_of(tenant.id, Peer::Visitor(visitor.id)) >= cap {
+        return Err(AppError::RateLimited { retry_after: 10 });
     }
     let conn = Connection {
         tenant,
@@ -640,11 +646,13 @@ async fn read_loop<St, E>(
                 code: "rate_limited",
                 message: "too many frames; slow down".into(),
                 client_msg_id: None,
+                retry_after: Some(1),
             }),
             Message::Binary(_) => Err(ServerFrame::Error {
                 code: "binary_not_supported",
                 message: "frames are JSON text".into(),
                 client_msg_id: None,
+                retry_after: None,
             }),
             Message::Close(_) => break,
             Message::Ping(_) | Message::Pong(_) => continue,
@@ -694,6 +702,7 @@ async fn handle(ctx: &mut Ctx<'_>, text: &str) -> Vec<ServerFrame> {
             code: "forbidden",
             message: "visitors have no status".into(),
             client_msg_id: None,
+            retry_after: None,
         }),
         (ClientFrame::Send(send), Peer::Visitor(visitor_id)) => {
             visitor_send(ctx, visitor_id, send).await
@@ -712,6 +721,7 @@ async fn handle(ctx: &mut Ctx<'_>, text: &str) -> Vec<ServerFrame> {
             code: "forbidden",
             message: "visitors have no status".into(),
             client_msg_id: None,
+            retry_after: None,
         }),
     };
     result.unwrap_or_else(|e| vec![e.into()])
@@ -723,6 +733,7 @@ fn db_error(e: impl std::fmt::Display, client_msg_id: Option<String>) -> FrameEr
         code: "unavailable",
         message: "the message could not be stored; retry".into(),
         client_msg_id,
+        retry_after: None,
     }
 }
 
@@ -736,7 +747,7 @@ fn write_error(e: WriteError, client_msg_id: String) -> FrameError {
         }
         WriteError::Database(_) | WriteError::Closed => return db_error(e, Some(client_msg_id)),
     };
-    FrameError { code, message, client_msg_id: Some(client_msg_id) }
+    FrameError { code, message, client_msg_id: Some(client_msg_id), retry_after: None }
 }
 
 impl Ctx<'_> {
@@ -773,6 +784,7 @@ async fn attach(
         code: "bad_attachment",
         message: message.to_owned(),
         client_msg_id: Some(send.client_msg_id.clone()),
+        retry_after: None,
     };
     let upload = upload
         .filter(|u| visitor.is_none() || u.visitor_id == visitor)
@@ -795,6 +807,7 @@ async fn visitor_send(
             code: "bad_kind",
             message: "visitors cannot send cards".into(),
             client_msg_id: Some(send.client_msg_id),
+            retry_after: None,
         });
     }
     attach(ctx, &mut send, Some(visitor_id)).await?;
@@ -822,18 +835,34 @@ async fn visitor_send(
         let (conversation, created) = match (&named, &ctx.current) {
             (Some(row), _) | (None, Some(row)) => (row.clone(), false),
             (None, None) => {
-                let limit = ctx.state.tenants.by_id(tenant).await.ok().flatten().and_then(|t| {
-                    ctx.state.plans.get(&t.plan).and_then(|p| p.conversations_per_month)
-                });
-                chat.conversation_for_visitor(tenant, visitor_id, ctx.conn.kefu_id, limit)
-                    .await
-                    .map_err(|e| db_error(e, Some(send.client_msg_id.clone())))?
-                    .ok_or_else(|| FrameError {
-                        code: "conversation_limit",
-                        message: "no new conversation can start now; leave a message instead"
-                            .into(),
-                        client_msg_id: Some(send.client_msg_id.clone()),
-                    })?
+                let limit = allowance(ctx.state, tenant).await;
+                let visitor = (visitor_id, ctx.conn.ip);
+                let opened =
+                    chat.conversation_for_visitor(tenant, visitor, ctx.conn.kefu_id, limit);
+                match opened.await {
+                    Ok(Opened::Existing(row)) => (row, false),
+                    Ok(Opened::Created(row)) => (row, true),
+                    Ok(Opened::LimitReached) => {
+                        return Err(FrameError {
+                            code: "conversation_limit",
+                            message: "no new conversation can start now; leave a message instead"
+                                .into(),
+                            client_msg_id: Some(send.client_msg_id.clone()),
+                            retry_after: None,
+                        });
+                    }
+                    Err(AppError::RateLimited { retry_after }) => {
+                        return Err(FrameError {
+                            code: "rate_limited",
+                            message: format!(
+                                "too many new conversations from here; try again in {retry_after} s"
+                            ),
+                            client_msg_id: Some(send.client_msg_id.clone()),
+                            retry_after: Some(retry_after),
+                        });
+                    }
+                    Err(e) => return Err(db_error(e, Some(send.client_msg_id.clone()))),
+                }
             }
         };
         let message = NewMessage {
@@ -851,6 +880,14 @@ async fn visitor_send(
         };
         match chat.post(tenant, message).await {
             Ok(stored) => {
+                // Writing again is engaging: the conversation now counts against the month's
+                // allowance (once; the first message alone does not).
+                if !created && !stored.duplicate {
+                    let limit = allowance(ctx.state, tenant).await;
+                    if let Err(e) = chat.engaged(tenant, conversation.id, limit).await {
+                        tracing::warn!(error = %e, "counting an engaged conversation failed");
+                    }
+                }
                 ctx.current = Some(conversation.clone());
                 if let Some(from) = stored.woken_from {
                     let chat = Arc::clone(chat);
@@ -868,6 +905,7 @@ async fn visitor_send(
                             text,
                             id: stored.id,
                             lang: ctx.conn.lang,
+                            monthly_limit: allowance(ctx.state, tenant).await,
                         },
                     ));
                 }
@@ -899,6 +937,7 @@ async fn agent_send(
             code: "subscription_inactive",
             message: "this workspace is read-only until its subscription is active again".into(),
             client_msg_id: Some(send.client_msg_id),
+            retry_after: None,
         });
     }
     attach(ctx, &mut send, None).await?;
@@ -909,6 +948,7 @@ async fn agent_send(
             code: "conversation_required",
             message: "agents name the conversation they write to".into(),
             client_msg_id: Some(send.client_msg_id),
+            retry_after: None,
         });
     };
     let failed = |e: sqlx::Error| db_error(e, Some(send.client_msg_id.clone()));
@@ -942,14 +982,27 @@ async fn agent_send(
         origin: Some(ctx.connection_id),
     };
     match chat.post(tenant, message).await {
-        Ok(stored) => Ok(vec![ServerFrame::Ack {
-            client_msg_id: send.client_msg_id,
-            id: stored.id,
-            conversation_id,
-            duplicate: stored.duplicate,
-        }]),
+        Ok(stored) => {
+            // An agent answered: the conversation counts against the month's allowance.
+            let limit = allowance(ctx.state, tenant).await;
+            if let Err(e) = chat.engaged(tenant, conversation_id, limit).await {
+                tracing::warn!(error = %e, "counting an engaged conversation failed");
+            }
+            Ok(vec![ServerFrame::Ack {
+                client_msg_id: send.client_msg_id,
+                id: stored.id,
+                conversation_id,
+                duplicate: stored.duplicate,
+            }])
+        }
         Err(e) => Err(write_error(e, send.client_msg_id)),
     }
+}
+
+/// The merchant's monthly allowance of conversations (its plan's; none: unlimited).
+async fn allowance(state: &AppState, tenant: tenants::TenantId) -> Option<u32> {
+    let current = state.tenants.by_id(tenant).await.ok().flatten()?;
+    state.plans.get(&current.plan).and_then(|p| p.conversations_per_month)
 }
 
 /// The conversation a typing/read frame refers to, checked against the sender.
@@ -973,6 +1026,7 @@ async fn target(
             code: "conversation_not_found",
             message: "no such conversation".into(),
             client_msg_id: None,
+            retry_after: None,
         }),
     }
 }

@@ -24,6 +24,33 @@ pub fn text(
     Ok(value.to_owned())
 }
 
+/// Characters that change how the text around them is shown without showing themselves:
+/// bidirectional controls (a name with U+202E reads backwards and can pose as another) and
+/// zero-width characters (a name of them looks blank, or like another with one inside).
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{200B}'..='\u{200F}'   // zero-width space, non-joiner, joiner; LRM, RLM
+        | '\u{202A}'..='\u{202E}' // embeddings and overrides
+        | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+        | '\u{2066}'..='\u{2069}' // isolates
+        | '\u{061C}'               // Arabic letter mark
+        | '\u{180E}'               // Mongolian vowel separator
+        | '\u{FEFF}'               // zero-width no-break space
+        | '\u{00AD}'               // soft hyphen
+        | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' // Hangul fillers
+    )
+}
+
+/// A name as people will see it: control and invisible characters ([`is_invisible`])
+/// removed, trimmed, at most `max` characters; `None` when nothing visible is left.
+pub fn shown_name(raw: &str, max: usize) -> Option<String> {
+    let visible: String =
+        raw.chars().filter(|c| !c.is_control() && !is_invisible(*c)).collect::<String>();
+    let name: String = visible.trim().chars().take(max).collect();
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
 /// An optional text field: `None` stays `None`, blank becomes `None`.
 pub fn optional_text(
     field: &'static str,
@@ -76,6 +103,18 @@ pub fn web_url(raw: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn names_keep_only_what_shows() {
+        use super::shown_name;
+        assert_eq!(shown_name("  张伟 ", 60).as_deref(), Some("张伟"));
+        assert_eq!(shown_name("\u{202E}gnp.exe", 60).as_deref(), Some("gnp.exe"));
+        assert_eq!(shown_name("Ad\u{200B}min", 60).as_deref(), Some("Admin"));
+        assert_eq!(shown_name("\u{200B}\u{200D}\u{2066}", 60), None, "nothing visible");
+        assert_eq!(shown_name("\u{3164}", 60), None, "a Hangul filler is blank");
+        assert_eq!(shown_name("Ana\u{0301} 🙂", 60).as_deref(), Some("Ana\u{0301} 🙂"));
+        assert_eq!(shown_name(&"长".repeat(100), 60).unwrap().chars().count(), 60);
+    }
+
     use super::*;
 
     #[test]

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod input;
 mod middleware;
 pub mod openapi;
+pub mod rate;
 mod routes;
 pub mod tenant;
 
@@ -51,10 +52,10 @@ pub struct AppState {
     pub clock: Arc<dyn billing::Clock>,
     /// Wakes the email worker when something was queued.
     pub mail: Arc<tokio::sync::Notify>,
-    /// Pre-chat form submissions, counted against flooding.
-    pub prechat: Arc<crate::visitor::prechat::Guard>,
     /// Sign-in providers' endpoints and keys (GitHub, Google, OpenID Connect).
     pub oauth: Arc<crate::auth::oauth::Providers>,
+    /// What anonymous visitors may trigger, counted across nodes.
+    pub limiter: Arc<rate::Limiter>,
 }
 
 impl axum::extract::FromRef<AppState> for TrustedProxies {

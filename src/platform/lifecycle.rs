@@ -168,8 +168,9 @@ pub async fn purge_due(pool: &PgPool, storage: &crate::upload::Storage) -> anyho
     sqlx::query("delete from public.used_tickets where expires_at < now() - interval '1 minute'")
         .execute(pool)
         .await?;
-    // Sessions that ended or expired a month ago.
+    // Sessions that ended or expired a month ago, and old windows of the visitor limits.
     crate::auth::sessions::purge(pool).await?;
+    crate::http::rate::purge(pool).await?;
     let due: Vec<i64> = sqlx::query_scalar(
         "select id from public.tenants where status = 'deleted' and purge_after <= now() order by purge_after limit 100",
     )

@@ -32,7 +32,10 @@ use tenants::{EntId, Tenant, TenantId, TenantStatus, TenantTx};
 use crate::{
     auth::{session::AgentSession, token::TokenKind},
     config::Config,
-    http::{AppError, AppState, Routes, Scope},
+    http::{
+        AppError, AppState, Routes, Scope,
+        rate::{Hit, Rule},
+    },
     merchant::subscription::limits,
     visitor::VisitorSession,
 };
@@ -249,85 +252,46 @@ fn too_large(limit: usize) -> AppError {
 async fn upload(
     State(state): State<AppState>,
     uploader: Uploader,
-    mut multipart: Multipart,
+    multipart: Multipart,
 ) -> Result<Response, AppError> {
     let tenant = uploader.tenant().clone();
-    let mut file: Option<(String, Vec<u8>)> = None;
-    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
-        if field.name() != Some("file") {
-            continue;
-        }
-        if file.is_some() {
-            return Err(AppError::bad_request("bad_upload", "send one file per request"));
-        }
-        let name = field.file_name().unwrap_or("file").to_owned();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-            if bytes.len() + chunk.len() > sniff::MAX_FILE_BYTES {
-                return Err(too_large(sniff::MAX_FILE_BYTES));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        file = Some((name, bytes));
+    let l = &state.limiter.limits;
+    // A visitor's uploads are metered (count now; bytes once read) and kept apart from the
+    // team's storage.
+    if let Uploader::Visitor(v) = &uploader {
+        let (per_ip, per_visitor) = (
+            Rule::per_hour("uploads", l.uploads_per_ip),
+            Rule::per_hour("uploads", l.uploads_per_visitor),
+        );
+        v.limit(&state, per_ip, per_visitor, 1).await?;
     }
-    let Some((raw_name, bytes)) = file else {
-        return Err(AppError::bad_request(
-            "bad_upload",
-            "send the file as a multipart part named \"file\"",
-        ));
-    };
-    if bytes.is_empty() {
-        return Err(AppError::bad_request("empty_file", "the file is empty"));
+    let (raw_name, bytes) = read_file(multipart).await?;
+    if let Uploader::Visitor(v) = &uploader {
+        let kib = u32::try_from(bytes.len().div_ceil(1024)).unwrap_or(u32::MAX);
+        let daily =
+            Rule::per_day("upload_kib", l.upload_mb_per_visitor_per_day.saturating_mul(1024));
+        state.limiter.check(tenant.id, &[Hit::visitor(daily, v.visitor.id).cost(kib)]).await?;
     }
-    let sniffed = sniff::sniff(&bytes, &raw_name).map_err(|r| match r {
-        Refusal::Active => AppError::bad_request_status(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsafe_type",
-            "web pages, SVG images and scripts cannot be uploaded",
-        ),
-        Refusal::Unsupported => AppError::bad_request_status(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_type",
-            "send a PNG, JPEG, GIF or WebP image, or a PDF, text, CSV, zip or office document",
-        ),
-        Refusal::TooLarge { limit } => too_large(limit),
-    })?;
+    let sniffed = sniff::sniff(&bytes, &raw_name).map_err(refused)?;
     let name = clean_name(&raw_name, sniffed.extension);
     let bytes = Bytes::from(bytes);
-
-    let processed = if sniffed.kind == Kind::Image {
-        let input = bytes.clone();
-        let result = tokio::task::spawn_blocking(move || thumb::process(&input))
-            .await
-            .map_err(|e| AppError::Internal(e.into()))?;
-        Some(result.map_err(|e| match e {
-            thumb::ImageError::TooManyPixels { .. } => AppError::bad_request_status(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "image_too_large",
-                e.to_string(),
-            ),
-            thumb::ImageError::Invalid(_) => AppError::bad_request_status(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_image",
-                "the image is damaged or not what its contents say",
-            ),
-        })?)
-    } else {
-        None
+    let processed = match sniffed.kind {
+        Kind::Image => Some(thumb::process_within_budget(bytes.clone()).await.map_err(bad_image)?),
+        _ => None,
     };
 
-    // The plan's storage: refused before anything is written, and counted atomically below.
+    // The storage budget: refused before anything is written, and counted atomically below.
     let plan = state.plans.get(&tenant.plan).unwrap_or_else(|| state.plans.trial());
+    let budget = match uploader {
+        Uploader::Visitor(_) => limits::Budget::Visitors,
+        Uploader::Agent(_) => limits::Budget::Team,
+    };
     let thumb_size = processed.as_ref().map_or(0, |p| p.thumb.len() as i64);
     let needed = bytes.len() as i64 + thumb_size;
-    if let Some(limit) = plan.storage_bytes {
-        let used: i64 =
-            sqlx::query_scalar("select storage_bytes from public.tenants where id = $1")
-                .bind(tenant.id.0)
-                .fetch_one(&state.db)
-                .await?;
+    if let Some(limit) = budget.limit(plan) {
+        let used = limits::storage_used(&mut *state.db.acquire().await?, tenant.id, budget).await?;
         if used.saturating_add(needed) > i64::try_from(limit).unwrap_or(i64::MAX) {
-            return Err(limits::storage_full(plan));
+            return Err(limits::storage_full(plan, budget));
         }
     }
     let id = new_id();
@@ -367,7 +331,8 @@ async fn upload(
         .await?;
         // Concurrent uploads cannot pass the limit together: the counter only grows while
         // the total fits.
-        if !limits::add_storage(&mut tx, tenant.id, size + thumb_size, plan.storage_bytes).await? {
+        let total = size + thumb_size;
+        if !limits::add_storage(&mut tx, tenant.id, budget, total, budget.limit(plan)).await? {
             return Ok(None);
         }
         tx.commit().await?;
@@ -381,11 +346,76 @@ async fn upload(
             state.storage.delete(&thumb_key).await;
             return Err(match outcome {
                 Err(e) => e.into(),
-                _ => limits::storage_full(plan),
+                _ => limits::storage_full(plan, budget),
             });
         }
     };
     Ok((StatusCode::CREATED, Json(row.with_urls(&tenant.ent_id))).into_response())
+}
+
+/// The one file of a multipart upload (a part named `file`): its name and bytes.
+async fn read_file(mut multipart: Multipart) -> Result<(String, Vec<u8>), AppError> {
+    let mut file: Option<(String, Vec<u8>)> = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        if file.is_some() {
+            return Err(AppError::bad_request("bad_upload", "send one file per request"));
+        }
+        let name = field.file_name().unwrap_or("file").to_owned();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+            if bytes.len() + chunk.len() > sniff::MAX_FILE_BYTES {
+                return Err(too_large(sniff::MAX_FILE_BYTES));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        file = Some((name, bytes));
+    }
+    let Some((name, bytes)) = file else {
+        return Err(AppError::bad_request(
+            "bad_upload",
+            "send the file as a multipart part named \"file\"",
+        ));
+    };
+    if bytes.is_empty() {
+        return Err(AppError::bad_request("empty_file", "the file is empty"));
+    }
+    Ok((name, bytes))
+}
+
+/// Why a file's type is refused.
+fn refused(r: Refusal) -> AppError {
+    match r {
+        Refusal::Active => AppError::bad_request_status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsafe_type",
+            "web pages, SVG images and scripts cannot be uploaded",
+        ),
+        Refusal::Unsupported => AppError::bad_request_status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_type",
+            "send a PNG, JPEG, GIF or WebP image, or a PDF, text, CSV, zip or office document",
+        ),
+        Refusal::TooLarge { limit } => too_large(limit),
+    }
+}
+
+/// Why an image is refused.
+fn bad_image(e: thumb::ImageError) -> AppError {
+    match e {
+        thumb::ImageError::TooManyPixels { .. } => AppError::bad_request_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "image_too_large",
+            e.to_string(),
+        ),
+        thumb::ImageError::Invalid(_) => AppError::bad_request_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_image",
+            "the image is damaged or not what its contents say",
+        ),
+    }
 }
 
 /// Deletes the uploads `ids` of the tenant `tx` is scoped to and gives their bytes back to
@@ -401,23 +431,24 @@ pub async fn delete_rows(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let deleted: Vec<(String, i64, bool)> = sqlx::query_as(
-        "delete from uploads where id = any($1) returning id, size + thumb_size, has_thumb",
+    let deleted: Vec<(String, i64, bool, bool)> = sqlx::query_as(
+        "delete from uploads where id = any($1)
+         returning id, size + thumb_size, has_thumb, visitor_id is not null",
     )
     .bind(ids)
     .fetch_all(&mut **tx)
     .await?;
-    let freed: i64 = deleted.iter().map(|(_, bytes, _)| bytes).sum();
-    sqlx::query(
-        "update public.tenants set storage_bytes = greatest(storage_bytes - $2, 0) where id = $1",
-    )
-    .bind(tenant.0)
-    .bind(freed)
-    .execute(&mut **tx)
-    .await?;
+    for budget in [limits::Budget::Team, limits::Budget::Visitors] {
+        let visitors = budget == limits::Budget::Visitors;
+        let freed: i64 =
+            deleted.iter().filter(|d| d.3 == visitors).map(|(_, bytes, _, _)| bytes).sum();
+        if freed > 0 {
+            limits::add_storage(tx, tenant, budget, -freed, None).await?;
+        }
+    }
     Ok(deleted
         .into_iter()
-        .flat_map(|(id, _, has_thumb)| {
+        .flat_map(|(id, _, has_thumb, _)| {
             let thumb = has_thumb.then(|| state.storage.key(tenant, &id, true));
             std::iter::once(state.storage.key(tenant, &id, false)).chain(thumb)
         })

@@ -30,10 +30,20 @@ pub enum ImageError {
     Invalid(String),
 }
 
-/// Checks and thumbnails an image already sniffed as png/jpeg/gif/webp. CPU-bound: call it
-/// from a blocking task.
-pub fn process(bytes: &[u8]) -> Result<Processed, ImageError> {
-    let invalid = |e: &dyn std::fmt::Display| ImageError::Invalid(e.to_string());
+/// Megapixels decoded at once across the process (each decode holds its size's worth, about
+/// 4 MB of memory per megapixel): a burst of large images queues instead of piling up.
+pub const DECODE_BUDGET_MEGAPIXELS: u32 = 64;
+
+static DECODE_BUDGET: std::sync::LazyLock<tokio::sync::Semaphore> =
+    std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(DECODE_BUDGET_MEGAPIXELS as usize));
+
+fn invalid(e: &dyn std::fmt::Display) -> ImageError {
+    ImageError::Invalid(e.to_string())
+}
+
+/// An image's width and height, read from its header alone (nothing is decoded), refused
+/// when they are beyond [`MAX_SIDE`] or [`MAX_PIXELS`].
+pub fn dimensions(bytes: &[u8]) -> Result<(u32, u32), ImageError> {
     let reader =
         ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| invalid(&e))?;
     if !matches!(
@@ -51,6 +61,29 @@ pub fn process(bytes: &[u8]) -> Result<Processed, ImageError> {
     {
         return Err(ImageError::TooManyPixels { width, height });
     }
+    Ok((width, height))
+}
+
+/// Checks and thumbnails an image already sniffed as png/jpeg/gif/webp: its size from the
+/// header first, then the decode, on a blocking thread, within the process's decode budget
+/// (it waits for its share of [`DECODE_BUDGET_MEGAPIXELS`]).
+pub async fn process_within_budget(bytes: bytes::Bytes) -> Result<Processed, ImageError> {
+    let (width, height) = dimensions(&bytes)?;
+    let megapixels = (u64::from(width) * u64::from(height)).div_ceil(1_000_000);
+    let share = u32::try_from(megapixels).unwrap_or(u32::MAX).clamp(1, DECODE_BUDGET_MEGAPIXELS);
+    let _permit = DECODE_BUDGET
+        .acquire_many(share)
+        .await
+        .map_err(|_| ImageError::Invalid("the server is stopping".into()))?;
+    tokio::task::spawn_blocking(move || process(&bytes))
+        .await
+        .map_err(|e| ImageError::Invalid(format!("the image could not be processed: {e}")))?
+}
+
+/// Checks and thumbnails an image already sniffed as png/jpeg/gif/webp. CPU-bound: call it
+/// from a blocking task (or through [`process_within_budget`]).
+pub fn process(bytes: &[u8]) -> Result<Processed, ImageError> {
+    let (width, height) = dimensions(bytes)?;
     let mut reader =
         ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| invalid(&e))?;
     let mut limits = Limits::default();
@@ -94,6 +127,25 @@ mod tests {
         assert_eq!((p.width, p.height, p.thumb_mime), (1200, 600, "image/jpeg"));
         let thumb = image::load_from_memory(&p.thumb).unwrap();
         assert_eq!((thumb.width(), thumb.height()), (320, 160));
+    }
+
+    /// A decode waits for its share of the budget: while the whole budget is taken, a
+    /// 40-megapixel image is not even started; once given back, it is decoded.
+    #[tokio::test]
+    async fn decodes_wait_for_their_share_of_the_budget() {
+        let held = DECODE_BUDGET.acquire_many(DECODE_BUDGET_MEGAPIXELS).await.unwrap();
+        let small = bytes::Bytes::from(png(64, 64));
+        let waiting = tokio::spawn(process_within_budget(small));
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!waiting.is_finished(), "no decode while the budget is taken");
+        drop(held);
+        let done = waiting.await.unwrap().unwrap();
+        assert_eq!((done.width, done.height), (64, 64));
+        // The header alone refuses a bomb: nothing is decoded, no budget is waited for.
+        let mut bomb = png(1, 1);
+        bomb[16..20].copy_from_slice(&60_000u32.to_be_bytes());
+        bomb[20..24].copy_from_slice(&60_000u32.to_be_bytes());
+        assert!(process_within_budget(bytes::Bytes::from(bomb)).await.is_err());
     }
 
     #[test]

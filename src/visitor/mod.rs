@@ -23,7 +23,12 @@ use tenants::{EntId, Tenant, TenantTx};
 
 use crate::{
     auth::token::{TicketRole, TokenKind},
-    http::{AppError, AppState, ClientMeta, Routes, Scope, extract::ApiJson, input::web_url},
+    http::{
+        AppError, AppState, ClientMeta, Routes, Scope,
+        extract::ApiJson,
+        input::{shown_name, web_url},
+        rate::{Hit, Rule},
+    },
 };
 
 pub use store::VisitorRow;
@@ -101,10 +106,11 @@ async fn start_session(
     let extra = decode_extra(req.extra.as_ref())?;
     let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let mut profile = store::Profile {
-        name: clean(
-            req.name.as_deref().or_else(|| extra.get("visitorName").and_then(Value::as_str)),
-            60,
-        ),
+        name: req
+            .name
+            .as_deref()
+            .or_else(|| extra.get("visitorName").and_then(Value::as_str))
+            .and_then(|n| shown_name(n, 60)),
         avatar: req
             .avatar
             .as_deref()
@@ -133,6 +139,14 @@ async fn start_session(
         user_hash: req.user_hash.as_deref(),
         identity_token: req.identity_token.as_deref(),
     };
+    // Anonymous traffic is metered per address: any session request, and new visitors (a
+    // browser without a valid token of this merchant and no verified identity).
+    let l = &state.limiter.limits;
+    let mut hits = vec![Hit::ip(Rule::per_ten_minutes("sessions", l.sessions_per_ip), meta.ip)];
+    if resumed_id.is_none() && req.user_id.is_none() {
+        hits.push(Hit::ip(Rule::per_hour("new_visitors", l.new_visitors_per_ip), meta.ip));
+    }
+    state.limiter.check(tenant.id, &hits).await?;
     let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
     if store::ip_blocked(&mut tx, meta.ip).await? {
         return Err(blocked());
@@ -226,13 +240,6 @@ fn blocked() -> AppError {
     AppError::forbidden("visitor_blocked", "this visitor cannot open chats with this merchant")
 }
 
-/// Trimmed, control characters removed, at most `max` characters; `None` if empty.
-fn clean(s: Option<&str>, max: usize) -> Option<String> {
-    let s: String = s?.chars().filter(|c| !c.is_control()).take(max).collect();
-    let s = s.trim().to_owned();
-    (!s.is_empty()).then_some(s)
-}
-
 /// GOFLY passes `extra` as base64 of a JSON object (sometimes URL-safe, sometimes padded);
 /// kefu's widget may pass the object itself.
 fn decode_extra(extra: Option<&Value>) -> Result<Map<String, Value>, AppError> {
@@ -322,6 +329,26 @@ pub fn parse_user_agent(ua: &str) -> Device {
 pub struct VisitorSession {
     pub tenant: Arc<Tenant>,
     pub visitor: VisitorRow,
+    /// The address the request came from (as the trusted-proxy rule computes it).
+    pub ip: std::net::IpAddr,
+}
+
+impl VisitorSession {
+    /// Counts `cost` against the merchant's limits for this visitor and for their address
+    /// (http::rate); 429 `rate_limited` with `Retry-After` past either.
+    pub async fn limit(
+        &self,
+        state: &AppState,
+        per_ip: Rule,
+        per_visitor: Rule,
+        cost: u32,
+    ) -> Result<(), AppError> {
+        let hits = [
+            Hit::ip(per_ip, self.ip).cost(cost),
+            Hit::visitor(per_visitor, self.visitor.id).cost(cost),
+        ];
+        state.limiter.check(self.tenant.id, &hits).await
+    }
 }
 
 impl FromRequestParts<AppState> for VisitorSession {
@@ -357,7 +384,7 @@ impl FromRequestParts<AppState> for VisitorSession {
             return Err(blocked());
         }
         tracing::Span::current().record("tenant", tenant.id.0);
-        Ok(Self { tenant, visitor })
+        Ok(Self { tenant, visitor, ip: meta.ip })
     }
 }
 
@@ -367,6 +394,12 @@ async fn ticket(
     State(state): State<AppState>,
     session: VisitorSession,
 ) -> Result<Json<crate::chat::TicketResponse>, AppError> {
+    let l = &state.limiter.limits;
+    let (per_ip, per_visitor) = (
+        Rule::per_ten_minutes("tickets", l.tickets_per_ip),
+        Rule::per_ten_minutes("tickets", l.tickets_per_visitor),
+    );
+    session.limit(&state, per_ip, per_visitor, 1).await?;
     Ok(Json(
         state
             .tokens

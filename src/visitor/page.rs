@@ -13,6 +13,7 @@ use serde::Deserialize;
 use tenants::TenantTx;
 
 use super::VisitorSession;
+use crate::http::rate::Rule;
 use crate::{
     chat::{hub::encode, protocol::ServerFrame},
     http::{AppError, AppState, Page, ResolvedTenant, Routes, Scope, extract::ApiJson},
@@ -61,6 +62,12 @@ async fn page_views(
             format!("at most {MAX_PAGE_VIEWS} page views at a time"),
         ));
     }
+    let l = &state.limiter.limits;
+    let (per_ip, per_visitor) = (
+        Rule::per_hour("page_views", l.page_views_per_ip),
+        Rule::per_hour("page_views", l.page_views_per_visitor),
+    );
+    session.limit(&state, per_ip, per_visitor, req.views.len() as u32).await?;
     let now = chrono::Utc::now();
     let mut clean = Vec::with_capacity(req.views.len());
     for view in req.views {
@@ -308,7 +315,14 @@ async fn leave_message(
     if body.is_empty() {
         return Err(AppError::field("body", "write a message"));
     }
-    let (name, contact) = (clean(&req.name, 100), clean(&req.contact, 200));
+    let l = &state.limiter.limits;
+    let (per_ip, per_visitor) = (
+        Rule::per_hour("leave_messages", l.leave_messages_per_ip),
+        Rule::per_hour("leave_messages", l.leave_messages_per_visitor),
+    );
+    session.limit(&state, per_ip, per_visitor, 1).await?;
+    let name = crate::http::input::shown_name(&req.name, 100).unwrap_or_default();
+    let contact = clean(&req.contact, 200);
     let mut tx = TenantTx::begin(&state.db, session.tenant.id).await?;
     let id: i64 = sqlx::query_scalar(
         "insert into leave_messages (visitor_id, name, contact, body) values ($1, $2, $3, $4) returning id",

@@ -5,22 +5,14 @@
 //! visitor, nor to one who answered it or has chatted before); the answers land on the
 //! visitor's record and in the agents' visitor panel.
 //!
-//! Flooding: an address may have a few forms taken freely; after [`FREE_PER_IP`] accepted
-//! in ten minutes each needs a solved proof-of-work challenge ([`DIFFICULTY`] leading zero
-//! bits of SHA-256, about a second of a phone's time), and past [`MAX_PER_IP`] attempts (or
-//! [`MAX_PER_VISITOR`] an hour for one visitor) the form is refused with 429. Mistyped forms
-//! count towards the limits, not towards the proof. The counters are this process's.
+//! Flooding: an address may have a few forms taken freely; after `prechat_free_per_ip`
+//! accepted in ten minutes each needs a solved proof-of-work challenge ([`DIFFICULTY`]
+//! leading zero bits of SHA-256, about a second of a phone's time), and past
+//! `prechat_per_ip` attempts (or `prechat_per_visitor` an hour for one visitor) the form is
+//! refused with 429 (`visitor_limits`, counted across nodes: http::rate). Mistyped forms
+//! count towards the limits, not towards the proof.
 
-use std::{
-    borrow::Cow,
-    collections::BTreeMap,
-    net::IpAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicU32, Ordering},
-    },
-    time::Duration,
-};
+use std::{borrow::Cow, collections::BTreeMap};
 
 use axum::{
     Json,
@@ -32,13 +24,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest as _, Sha256};
 use sqlx::PgConnection;
-use tenants::{TenantId, TenantTx};
+use tenants::TenantTx;
 
 use super::VisitorSession;
 use crate::{
     auth::{token::TokenKind, validate::Email},
     chat::{hub::encode, protocol::ServerFrame},
-    http::{AppError, AppState, ClientMeta, Routes, Scope, extract::ApiJson},
+    http::{
+        AppError, AppState, ClientMeta, Routes, Scope,
+        extract::ApiJson,
+        rate::{Hit, Rule, Who},
+    },
     i18n::Lang,
 };
 
@@ -58,12 +54,6 @@ const MAX_OPTIONS: usize = 20;
 const MAX_LABEL: usize = 80;
 /// Longest answer to a text field.
 const MAX_ANSWER: usize = 500;
-/// Forms accepted from an address in ten minutes before proof of work is asked; attempts
-/// from an address in ten minutes at all.
-pub const FREE_PER_IP: u32 = 3;
-pub const MAX_PER_IP: u32 = 30;
-/// Forms one visitor may send in an hour.
-pub const MAX_PER_VISITOR: u32 = 10;
 /// Leading zero bits the proof's SHA-256 needs.
 pub const DIFFICULTY: u32 = 16;
 
@@ -237,80 +227,6 @@ pub async fn for_visitor(
     Ok(fresh.unwrap_or(false).then_some(form))
 }
 
-/// Counters against flooding (this process's).
-pub struct Guard {
-    by_ip: moka::sync::Cache<(TenantId, IpAddr), Arc<AtomicU32>>,
-    accepted_by_ip: moka::sync::Cache<(TenantId, IpAddr), Arc<AtomicU32>>,
-    by_visitor: moka::sync::Cache<(TenantId, i64), Arc<AtomicU32>>,
-    /// Challenges already answered (each is good once).
-    used: moka::sync::Cache<String, ()>,
-}
-
-impl Default for Guard {
-    fn default() -> Self {
-        Self {
-            by_ip: counter(600),
-            accepted_by_ip: counter(600),
-            by_visitor: counter(3600),
-            used: moka::sync::Cache::builder()
-                .time_to_live(crate::auth::token::CHALLENGE_TTL * 2)
-                .max_capacity(1_000_000)
-                .build(),
-        }
-    }
-}
-
-/// Counters that start at the first count and are forgotten `ttl` seconds later.
-fn counter<K: std::hash::Hash + Eq + Send + Sync + 'static>(
-    ttl: u64,
-) -> moka::sync::Cache<K, Arc<AtomicU32>> {
-    moka::sync::Cache::builder()
-        .time_to_live(Duration::from_secs(ttl))
-        .max_capacity(1_000_000)
-        .build()
-}
-
-/// What a submission may do.
-#[derive(Debug, PartialEq, Eq)]
-enum Allowance {
-    Free,
-    NeedsProof,
-}
-
-impl Guard {
-    /// Counts one attempt; too many is a 429.
-    fn count(&self, tenant: TenantId, ip: IpAddr, visitor: i64) -> Result<Allowance, AppError> {
-        let by_ip =
-            self.by_ip.get_with((tenant, ip), Default::default).fetch_add(1, Ordering::Relaxed) + 1;
-        let by_visitor = self
-            .by_visitor
-            .get_with((tenant, visitor), Default::default)
-            .fetch_add(1, Ordering::Relaxed)
-            + 1;
-        if by_ip > MAX_PER_IP {
-            return Err(AppError::RateLimited { retry_after: 600 });
-        }
-        if by_visitor > MAX_PER_VISITOR {
-            return Err(AppError::RateLimited { retry_after: 3600 });
-        }
-        let accepted =
-            self.accepted_by_ip.get(&(tenant, ip)).map_or(0, |n| n.load(Ordering::Relaxed));
-        Ok(if accepted >= FREE_PER_IP { Allowance::NeedsProof } else { Allowance::Free })
-    }
-
-    /// Counts a form taken.
-    fn accepted(&self, tenant: TenantId, ip: IpAddr) {
-        self.accepted_by_ip
-            .get_with((tenant, ip), Default::default)
-            .fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Marks a challenge used; false if it was used before.
-    fn consume(&self, jti: &str) -> bool {
-        self.used.entry(jti.to_owned()).or_insert(()).is_fresh()
-    }
-}
-
 /// Leading zero bits of SHA-256(`challenge` + ":" + `nonce`).
 pub fn work(challenge: &str, nonce: &str) -> u32 {
     let digest =
@@ -391,8 +307,23 @@ async fn submit(
 ) -> Result<Response, AppError> {
     let tenant = session.tenant.id;
     let visitor = session.visitor.id;
-    if state.prechat.count(tenant, meta.ip, visitor)? == Allowance::NeedsProof {
-        check_proof(&state, &session, req.proof.as_ref())?;
+    let limits = &state.limiter.limits;
+    state
+        .limiter
+        .check(
+            tenant,
+            &[
+                Hit::ip(Rule::per_ten_minutes("prechat", limits.prechat_per_ip), meta.ip),
+                Hit::visitor(Rule::per_hour("prechat", limits.prechat_per_visitor), visitor),
+            ],
+        )
+        .await?;
+    // Past a few forms from one address, each needs a proof of work.
+    let accepted = accepted_rule(limits);
+    if accepted.limit > 0
+        && state.limiter.current(tenant, accepted, Who::Ip(meta.ip)).await? >= accepted.limit
+    {
+        check_proof(&state, &session, req.proof.as_ref()).await?;
     }
     let mut tx = TenantTx::begin(&state.db, tenant).await?;
     let form = PrechatForm::load(&mut tx).await?;
@@ -415,14 +346,14 @@ async fn submit(
     )
     .bind(visitor)
     .bind(json!(answers))
-    .bind(name.map(|n| n.chars().take(60).collect::<String>()))
+    .bind(name.and_then(|n| crate::http::input::shown_name(&n, 60)))
     .bind(given(Kind::Email))
     .bind(given(Kind::Phone))
     .execute(&mut *tx)
     .await?;
     let out = super::manage::visitor_out(&mut tx, visitor).await?;
     tx.commit().await?;
-    state.prechat.accepted(tenant, meta.ip);
+    state.limiter.add(tenant, Hit::ip(accepted, meta.ip)).await?;
     state
         .chat
         .hub
@@ -430,7 +361,12 @@ async fn submit(
     Ok(Json(json!({ "answers": answers })).into_response())
 }
 
-fn check_proof(
+/// Forms taken from one address in ten minutes before each needs a proof of work.
+fn accepted_rule(limits: &crate::http::rate::VisitorLimits) -> Rule {
+    Rule::per_ten_minutes("prechat_taken", limits.prechat_free_per_ip)
+}
+
+async fn check_proof(
     state: &AppState,
     session: &VisitorSession,
     proof: Option<&Proof>,
@@ -450,7 +386,9 @@ fn check_proof(
     if !mine || proof.nonce.len() > 64 || work(&proof.challenge, &proof.nonce) < DIFFICULTY {
         return Err(required());
     }
-    if !state.prechat.consume(&claims.jti) {
+    // Each challenge is good once, on whichever node it is answered.
+    let expires = chrono::DateTime::from_timestamp(claims.exp as i64, 0).unwrap_or_default();
+    if !state.chat.consume_ticket(&claims.jti, expires).await? {
         return Err(required());
     }
     Ok(())

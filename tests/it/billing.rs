@@ -492,7 +492,29 @@ async fn monthly_conversations_are_capped_and_the_rest_leave_messages() {
     })
     .await;
     let m = app.signup("Busy Shop").await;
-    // Eight visitors write at once: four conversations open, four are told to leave a message.
+    let used = || async { billing(&app, &m).await["usage"]["conversations"]["used"].clone() };
+    // A first message answered by nobody costs nothing: throw-away visitors cannot use the
+    // month up.
+    let mut drive_by = Vec::new();
+    for i in 0..3 {
+        let v = visitor_session(&app, &m.ent_id).await;
+        let mut ws = Ws::visitor(&app, &v.token, "").await;
+        ws.send_text(&format!("d{i}"), "hello?", None).await;
+        ws.expect("ack").await;
+        drive_by.push(ws);
+    }
+    assert_eq!(used().await, 0);
+    // Visitors who write again count, once each.
+    for i in 0..4 {
+        let v = visitor_session(&app, &m.ent_id).await;
+        let mut ws = Ws::visitor(&app, &v.token, "").await;
+        for n in 0..3 {
+            ws.send_text(&format!("e{i}-{n}"), "hello", None).await;
+            ws.expect("ack").await;
+        }
+        assert_eq!(used().await, i + 1);
+    }
+    // The month is used up: eight visitors writing at once are all told to leave a message.
     let visitors = join_all((0..8).map(|_| visitor_session(&app, &m.ent_id))).await;
     let outcomes = join_all(visitors.iter().enumerate().map(|(i, v)| {
         let app = &app;
@@ -505,12 +527,7 @@ async fn monthly_conversations_are_capped_and_the_rest_leave_messages() {
         }
     }))
     .await;
-    assert_eq!(outcomes.iter().filter(|o| *o == "ack:").count(), 4, "{outcomes:?}");
-    assert_eq!(
-        outcomes.iter().filter(|o| *o == "error:conversation_limit").count(),
-        4,
-        "{outcomes:?}"
-    );
+    assert!(outcomes.iter().all(|o| o == "error:conversation_limit"), "{outcomes:?}");
     let opened: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "select count(*) from tenant_{}.conversations",
         tenant_id(app.pool(), &m.ent_id).await.0
@@ -518,18 +535,21 @@ async fn monthly_conversations_are_capped_and_the_rest_leave_messages() {
     .fetch_one(app.pool())
     .await
     .unwrap();
-    assert_eq!(opened, 4);
+    assert_eq!(opened, 7);
+    // A conversation already open goes on when its visitor comes back (counted no further).
+    drive_by[0].send_text("d0-again", "still there?", None).await;
+    drive_by[0].expect("ack").await;
+    assert_eq!(used().await, 4);
     // A visitor turned away leaves a message, which agents get.
-    let turned_away = &visitors[outcomes.iter().position(|o| o != "ack:").unwrap()];
     let res = client()
         .post(app.url("/api/v1/visitor/leave_message"))
-        .bearer_auth(&turned_away.token)
+        .bearer_auth(&visitors[0].token)
         .json(&json!({ "name": "Mia", "contact": "mia@example.com", "body": "Call me" }))
         .send()
         .await
         .unwrap();
     assert!(res.status().is_success());
-    // Visitors with a conversation go on; the merchant sees why others cannot start one.
+    // The merchant sees why others cannot start one.
     let usage = billing(&app, &m).await["usage"]["conversations"].clone();
     assert_eq!(usage, json!({ "used": 4, "limit": 4 }));
     let html = page(&app, &m, "/app").await;

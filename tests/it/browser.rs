@@ -274,10 +274,12 @@ async fn billing_in_a_real_browser() {
     .await;
     stripe.set_webhook_url(app.url("/webhooks/stripe"));
     let owner = app.signup("Lumen Lighting").await;
-    // The month's one conversation is taken.
+    // The month's one conversation is taken (the visitor engaged: they wrote twice).
     let visitor = crate::ws_client::visitor_session(&app, &owner.ent_id).await;
     let mut ws = crate::ws_client::Ws::visitor(&app, &visitor.token, "").await;
     ws.send_text("first", "Hello", None).await;
+    ws.expect("ack").await;
+    ws.send_text("second", "Anyone there?", None).await;
     ws.expect("ack").await;
     let out = screenshots();
     run_script(

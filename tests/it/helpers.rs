@@ -141,6 +141,8 @@ pub fn test_config() -> Config {
         spare_schemas: 0,
         // Two message writers: sharding is exercised, and a test app opens few connections.
         writer_shards: 2,
+        // Every test client comes from 127.0.0.1: the tests about visitor limits set them.
+        visitor_limits: kefu::http::rate::VisitorLimits::off(),
         ..Config::default()
     }
 }

@@ -4,6 +4,7 @@
 mod helpers;
 mod ws_client;
 
+mod abuse;
 mod api_tokens;
 mod bad_input;
 mod billing;

@@ -12,6 +12,17 @@ use sqlx::postgres::PgConnectOptions;
 
 use crate::helpers::*;
 
+/// The visitor limits a test with many visitors from one address turns off.
+pub const VISITOR_LIMITS_OFF: &[&str] = &[
+    "SESSIONS_PER_IP",
+    "NEW_VISITORS_PER_IP",
+    "CONVERSATIONS_PER_IP",
+    "CONVERSATIONS_PER_VISITOR",
+    "TICKETS_PER_IP",
+    "TICKETS_PER_VISITOR",
+    "SOCKETS_PER_VISITOR",
+];
+
 /// A free TCP port on loopback.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -51,6 +62,8 @@ impl Server {
             .env("KEFU_AUTH_RATE_PER_MINUTE", "100000")
             .env("KEFU_AUTH_RATE_BURST", "100000")
             .env("KEFU_SPARE_SCHEMAS", "0")
+            // Every client here comes from 127.0.0.1: the visitor limits are tested elsewhere.
+            .envs(VISITOR_LIMITS_OFF.iter().map(|k| (format!("KEFU_VISITOR_LIMITS__{k}"), "0")))
             .env("KEFU_LOG", "warn")
             .env_remove("KEFU_CONFIG")
             .envs(self.env.iter().map(|(k, v)| (k, v)))

@@ -188,7 +188,9 @@ async fn visitors_fill_in_the_form_and_agents_see_the_answers() {
 
 #[tokio::test]
 async fn a_busy_address_proves_work_and_then_is_refused() {
-    let app = spawn_app().await;
+    // The real limits (the suite's other tests turn them off).
+    let limits = kefu::http::rate::VisitorLimits::default();
+    let app = spawn_with(|c| c.visitor_limits = limits.clone()).await;
     let m = app.signup("Flooded Shop").await;
     let elsewhere = app.signup("Another Shop").await;
     assert_eq!(app.patch_settings(&m, json!({ "prechat_form": form() })).await.status(), 200);
@@ -197,7 +199,7 @@ async fn a_busy_address_proves_work_and_then_is_refused() {
     };
 
     // The first few forms from an address go through as they are.
-    for _ in 0..kefu::visitor::prechat::FREE_PER_IP {
+    for _ in 0..limits.prechat_free_per_ip {
         assert_eq!(submit(&app, &visitor().await, answers()).await.status(), 200);
     }
     // Then each needs a solved challenge: without one, with a wrong nonce, with another
@@ -241,7 +243,7 @@ async fn a_busy_address_proves_work_and_then_is_refused() {
 
     // Past the address's limit, even solved forms are refused for a while.
     let mut last = None;
-    for _ in 0..kefu::visitor::prechat::MAX_PER_IP {
+    for _ in 0..limits.prechat_per_ip {
         let res = submit(&app, &visitor().await, answers()).await;
         if res.status() != 428 {
             assert_eq!(res.status(), 429);

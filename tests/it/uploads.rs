@@ -24,12 +24,15 @@ async fn upload(app: &TestApp, token: &str, bytes: Vec<u8>, name: &str) -> reqwe
         .unwrap()
 }
 
-async fn storage_bytes(app: &TestApp, ent_id: &str) -> i64 {
-    sqlx::query_scalar("select storage_bytes from public.tenants where ent_id = $1")
-        .bind(ent_id)
-        .fetch_one(app.pool())
-        .await
-        .unwrap()
+/// The merchant's storage counters: the team's, and its visitors'.
+async fn storage_bytes(app: &TestApp, ent_id: &str) -> (i64, i64) {
+    sqlx::query_as(
+        "select storage_bytes, visitor_storage_bytes from public.tenants where ent_id = $1",
+    )
+    .bind(ent_id)
+    .fetch_one(app.pool())
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -79,11 +82,11 @@ async fn images_and_documents_are_stored_and_served_safely() {
     let no_thumb = client().get(app.url(&format!("{}/thumb", doc["url"].as_str().unwrap())));
     assert_eq!(no_thumb.send().await.unwrap().status(), 404);
 
-    // The merchant's storage counter saw both (originals and the thumbnail).
-    assert!(
-        storage_bytes(&app, &m.ent_id).await
-            > image["size"].as_i64().unwrap() + doc["size"].as_i64().unwrap()
-    );
+    // The storage counters saw both: the visitor's photo (and its thumbnail) in the visitors'
+    // budget, the agent's PDF in the team's.
+    let (team, visitors) = storage_bytes(&app, &m.ent_id).await;
+    assert_eq!(team, doc["size"].as_i64().unwrap());
+    assert!(visitors > image["size"].as_i64().unwrap(), "with its thumbnail");
 
     // Guessing: unknown ids and malformed ones are simply not there.
     for path in [

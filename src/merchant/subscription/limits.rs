@@ -2,11 +2,12 @@
 //! slip past them:
 //! - seats, when an agent is added or re-enabled (402 `plan_limit`), under a per-merchant
 //!   advisory lock so two admins adding the last seat at once get one success;
-//! - conversations per UTC calendar month, when a conversation opens: a conditional upsert
-//!   of `public.usage_monthly` counts it only while under the limit (the row lock makes
-//!   concurrent opens queue and re-check);
-//! - storage, when a file is uploaded (413 `storage_limit`): the tenant's byte counter only
-//!   grows while the total stays within the limit.
+//! - conversations per UTC calendar month: a new one opens only while the month's count is
+//!   under the limit, and a conversation is counted once the visitor engaged (a second
+//!   message, an agent's or the bot's answer), by a conditional upsert of
+//!   `public.usage_monthly` that counts only while under the limit;
+//! - storage, when a file is uploaded (413 `storage_limit`): a byte counter only grows while
+//!   the total stays within the limit — the team's and the visitors' apart ([`Budget`]).
 
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -49,8 +50,26 @@ pub async fn check_seat(
     Ok(())
 }
 
-/// Counts a new conversation against this month's allowance; false (nothing counted) when
-/// the plan's limit is reached.
+/// Whether this month's allowance of conversations has room for another (a conversation
+/// counts once the visitor engaged: chat::Chat::engaged).
+pub async fn conversations_left(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    limit: Option<u32>,
+) -> sqlx::Result<bool> {
+    let Some(limit) = limit else { return Ok(true) };
+    let used: Option<i32> = sqlx::query_scalar(
+        "select conversations from public.usage_monthly
+         where tenant_id = $1 and month = date_trunc('month', now() at time zone 'utc')::date",
+    )
+    .bind(tenant.0)
+    .fetch_optional(conn)
+    .await?;
+    Ok(i64::from(used.unwrap_or(0)) < i64::from(limit))
+}
+
+/// Counts a conversation against this month's allowance; false (nothing counted) when the
+/// plan's limit is reached.
 pub async fn count_conversation(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -71,19 +90,62 @@ pub async fn count_conversation(
     Ok(counted.is_some())
 }
 
-/// Adds `bytes` to the tenant's storage if the total stays within `limit`; false (nothing
-/// added) otherwise.
+/// Whose uploads a storage budget holds: the team's (logos, avatars, what agents send) or
+/// the visitors' (what they send). Separate, so visitors can never fill the team's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Budget {
+    Team,
+    Visitors,
+}
+
+impl Budget {
+    /// Its counter in `public.tenants`.
+    fn column(self) -> &'static str {
+        match self {
+            Self::Team => "storage_bytes",
+            Self::Visitors => "visitor_storage_bytes",
+        }
+    }
+
+    /// The plan's limit for it (`None`: unlimited).
+    pub fn limit(self, plan: &billing::Plan) -> Option<u64> {
+        match self {
+            Self::Team => plan.storage_bytes,
+            Self::Visitors => plan.visitor_storage_bytes,
+        }
+    }
+}
+
+/// Bytes used of `budget`.
+pub async fn storage_used(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    budget: Budget,
+) -> sqlx::Result<i64> {
+    let column = budget.column();
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "select {column} from public.tenants where id = $1"
+    )))
+    .bind(tenant.0)
+    .fetch_one(conn)
+    .await
+}
+
+/// Adds `bytes` to the tenant's `budget` if its total stays within `limit` (negative bytes
+/// give space back); false (nothing added) otherwise.
 pub async fn add_storage(
     conn: &mut PgConnection,
     tenant: TenantId,
+    budget: Budget,
     bytes: i64,
     limit: Option<u64>,
 ) -> sqlx::Result<bool> {
     let limit = limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
-    let done = sqlx::query(
-        "update public.tenants set storage_bytes = storage_bytes + $2
-         where id = $1 and ($3::bigint is null or storage_bytes + $2 <= $3)",
-    )
+    let column = budget.column();
+    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "update public.tenants set {column} = greatest({column} + $2, 0)
+         where id = $1 and ($2 <= 0 or $3::bigint is null or {column} + $2 <= $3)"
+    )))
     .bind(tenant.0)
     .bind(bytes)
     .bind(limit)
@@ -93,17 +155,23 @@ pub async fn add_storage(
     Ok(done == 1)
 }
 
-/// The refusal of an upload over the storage limit.
-pub fn storage_full(plan: &billing::Plan) -> AppError {
-    AppError::Billing {
-        status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-        code: "storage_limit",
-        message: format!(
+/// The refusal of an upload over its storage budget (413 `storage_limit`).
+pub fn storage_full(plan: &billing::Plan, budget: Budget) -> AppError {
+    let message = match budget {
+        Budget::Team => format!(
             "this file would go over the {} plan's storage ({}); delete old files or upgrade",
             plan.name,
             plan.storage_bytes.map(human_bytes).unwrap_or_default()
-        )
-        .into(),
+        ),
+        Budget::Visitors => {
+            "this merchant cannot take more files from visitors right now; send a link instead"
+                .to_owned()
+        }
+    };
+    AppError::Billing {
+        status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        code: "storage_limit",
+        message: message.into(),
     }
 }
 
@@ -137,6 +205,8 @@ pub struct Usage {
     /// This UTC calendar month.
     pub conversations: Meter,
     pub storage: Meter,
+    /// What visitors' uploads take, apart from the team's storage.
+    pub visitor_storage: Meter,
 }
 
 /// Reads the merchant's usage (`conn` scoped to its schema).
@@ -146,10 +216,11 @@ pub async fn usage(
     plan: &billing::Plan,
 ) -> sqlx::Result<Usage> {
     let seats = seats_used(&mut *conn).await?;
-    let (conversations, storage): (i64, i64) = sqlx::query_as(
+    let (conversations, storage, visitor_storage): (i64, i64, i64) = sqlx::query_as(
         "select coalesce((select conversations::bigint from public.usage_monthly
                           where tenant_id = $1 and month = date_trunc('month', now() at time zone 'utc')::date), 0),
-                (select storage_bytes from public.tenants where id = $1)",
+                storage_bytes, visitor_storage_bytes
+         from public.tenants where id = $1",
     )
     .bind(tenant.0)
     .fetch_one(conn)
@@ -162,6 +233,7 @@ pub async fn usage(
             limit: limit(plan.conversations_per_month.map(u64::from)),
         },
         storage: Meter { used: storage, limit: limit(plan.storage_bytes) },
+        visitor_storage: Meter { used: visitor_storage, limit: limit(plan.visitor_storage_bytes) },
     })
 }
 
