@@ -40,7 +40,9 @@ fn plan_of<'a>(state: &'a AppState, session: &AgentSession) -> &'a billing::Plan
 
 /// A display name: trimmed, 1–80 characters, no control characters.
 pub fn display_name(raw: &str) -> Result<String, AppError> {
-    let name = raw.trim();
+    // Visitors see it beside every reply: invisible and direction-changing characters go.
+    let visible: String = raw.chars().filter(|c| !crate::http::input::is_invisible(*c)).collect();
+    let name = visible.trim();
     if name.is_empty() {
         return Err(AppError::field("display_name", "the name is required"));
     }

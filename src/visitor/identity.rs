@@ -157,7 +157,7 @@ pub fn verify(
             .and_then(|c| {
                 let id = self::user_id(&c.sub).ok()?;
                 Some(User {
-                    name: clean(c.name.as_deref(), 60),
+                    name: c.name.as_deref().and_then(|n| crate::http::input::shown_name(n, 60)),
                     email: c
                         .email
                         .as_deref()
@@ -231,12 +231,6 @@ fn user_id(raw: &str) -> Result<String, AppError> {
         ));
     }
     Ok(id.to_owned())
-}
-
-fn clean(s: Option<&str>, max: usize) -> Option<String> {
-    let s: String = s?.chars().filter(|c| !c.is_control()).take(max).collect();
-    let s = s.trim();
-    (!s.is_empty()).then(|| s.to_owned())
 }
 
 /// The refusal for an unproven claim where the merchant requires proof.

@@ -113,8 +113,21 @@ async fn update(
     Path(public_id): Path<String>,
     ApiJson(req): ApiJson<Change>,
 ) -> Result<Json<VisitorOut>, AppError> {
-    let name = req.name.as_deref().map(|n| text("name", n, 80, true, false)).transpose()?;
-    let real_name = optional_text("real_name", req.real_name.as_deref(), 80)?;
+    // What shows only: invisible and direction-changing characters are dropped.
+    let visible = |field: &'static str, n: &str| {
+        text(field, n, 80, false, false)
+            .map(|n| crate::http::input::shown_name(&n, 80).unwrap_or_default())
+    };
+    let name = req.name.as_deref().map(|n| visible("name", n)).transpose()?;
+    if name.as_deref() == Some("") {
+        return Err(AppError::field("name", "this field is required"));
+    }
+    let real_name = req
+        .real_name
+        .as_deref()
+        .map(|n| visible("real_name", n))
+        .transpose()?
+        .filter(|n| !n.is_empty());
     let email = optional_text("email", req.email.as_deref(), 254)?;
     if let Some(e) = &email {
         crate::auth::validate::Email::parse(e)

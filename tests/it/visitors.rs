@@ -320,6 +320,58 @@ async fn visitor_supplied_links_are_http_only() {
     assert_eq!(v["landing_url"], "http://shop.example/lamps");
 }
 
+/// Names are stored as they show: a visitor (or an agent) cannot make theirs read backwards,
+/// look blank or pose as another with invisible characters.
+#[tokio::test]
+async fn names_keep_only_what_shows() {
+    let app = spawn_app().await;
+    let m = app.signup("Names Shop").await;
+    let res = client()
+        .post(app.url("/api/v1/visitor/session"))
+        .json(&json!({ "ent_id": m.ent_id, "name": "\u{202E}nimdA\u{200B} " }))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["name"], "nimdA");
+    let blank = client()
+        .post(app.url("/api/v1/visitor/session"))
+        .json(&json!({ "ent_id": m.ent_id, "name": "\u{200B}\u{2066}\u{3164}" }))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert!(blank["name"].as_str().unwrap().starts_with("Visitor "), "{blank}");
+    // An agent naming a visitor, and an agent's own name.
+    let path = format!("/api/v1/visitors/{}", body["visitor_id"].as_str().unwrap());
+    let res = call(
+        &app,
+        &m.token,
+        reqwest::Method::PATCH,
+        &path,
+        Some(json!({ "name": "Li\u{200D}\u{202E}Wei" })),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(app.get_json(&m.token, &path).await["name"], "LiWei");
+    let res =
+        call(&app, &m.token, reqwest::Method::PATCH, &path, Some(json!({ "name": "\u{200B}" })))
+            .await;
+    assert_eq!(res.status(), 422, "nothing visible is no name");
+    let me = app.get_json(&m.token, "/api/v1/me").await;
+    let res = call(
+        &app,
+        &m.token,
+        reqwest::Method::PATCH,
+        &format!("/api/v1/agents/{}", me["agent"]["id"]),
+        Some(json!({ "display_name": "\u{202E}Support" })),
+    )
+    .await;
+    assert_eq!(res.json::<Value>().await.unwrap()["display_name"], "Support");
+}
+
 #[tokio::test]
 async fn clearing_history_removes_messages_and_files() {
     let app = spawn_app().await;
@@ -346,11 +398,13 @@ async fn clearing_history_removes_messages_and_files() {
     vws.expect_where("image ack", |f| f["type"] == "ack" && f["client_msg_id"] == "c2").await;
     let conversation = ack["conversation_id"].as_i64().unwrap();
     let usage = || async {
-        sqlx::query_scalar::<_, i64>("select storage_bytes from public.tenants where ent_id = $1")
-            .bind(&m.ent_id)
-            .fetch_one(app.pool())
-            .await
-            .unwrap()
+        sqlx::query_scalar::<_, i64>(
+            "select visitor_storage_bytes from public.tenants where ent_id = $1",
+        )
+        .bind(&m.ent_id)
+        .fetch_one(app.pool())
+        .await
+        .unwrap()
     };
     assert!(usage().await > 0);
 
