@@ -234,13 +234,13 @@ async fn run(
         // The bot answered the visitor: the conversation counts against the allowance.
         chat.engaged(tenant, conversation.id, monthly_limit).await?;
     }
-    let unanswered =
-        conversation.agent_id.is_none() && !chat.offline_noticed.contains_key(&conversation.id);
+    let unanswered = conversation.agent_id.is_none()
+        && !chat.offline_noticed.contains_key(&(tenant, conversation.id));
     if unanswered && !chat.team_online(tenant).await? {
         let mut tx = TenantTx::begin(pool, tenant).await?;
         let first = store::claim_offline_notice(&mut tx, conversation.id).await?;
         tx.commit().await?;
-        chat.offline_noticed.insert(conversation.id, ());
+        chat.offline_noticed.insert((tenant, conversation.id), ());
         if first {
             let out_of_hours = Some(&automation.hours.out_of_hours_message)
                 .filter(|m| !m.trim().is_empty() && !automation.hours.is_open(chrono::Utc::now()));

@@ -71,8 +71,8 @@ pub struct Chat {
     /// wherever this process changes a status; entries expire so changes made elsewhere are
     /// seen within a minute.
     statuses: moka::future::Cache<(TenantId, i64), AgentStatus>,
-    /// Conversations whose offline notice is known to be sent.
-    pub offline_noticed: moka::sync::Cache<i64, ()>,
+    /// Conversations (tenant, id) whose offline notice is known to be sent.
+    pub offline_noticed: moka::sync::Cache<(TenantId, i64), ()>,
     /// Conversations known to count against their month's allowance (the visitor engaged):
     /// after the first sign nothing more is asked of the database.
     counted: moka::sync::Cache<(TenantId, i64), ()>,
@@ -297,7 +297,7 @@ impl Chat {
             let row = store::conversation(&mut tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
             tx.commit().await?;
             // Reopening cleared the stored offline-notice mark; forget the remembered one.
-            self.offline_noticed.invalidate(&id);
+            self.offline_noticed.invalidate(&(tenant, id));
             let changed = status::Changed { row: row.clone(), from: "closed".to_owned() };
             self.status_changed(tenant, &changed, &status::Actor::Visitor).await;
             return Ok(Opened::Existing(row));

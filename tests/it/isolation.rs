@@ -70,6 +70,31 @@ pub(crate) fn image_file() -> reqwest::multipart::Form {
         .part("file", reqwest::multipart::Part::bytes(png(40, 30)).file_name("lamp.png"))
 }
 
+/// Moves every id sequence of `m`'s schema to `offset`. Each merchant counts its ids from 1,
+/// so two merchants' first objects share ids; naming one's own object by an id the other
+/// also has proves nothing. With each merchant's ids apart, "B's id with A's token" names
+/// only an object A does not have.
+pub(crate) async fn ids_apart(app: &TestApp, m: &Merchant, offset: i64) {
+    let schema = tenants::schema_name(tenant_id(app.pool(), &m.ent_id).await);
+    let sequences: Vec<String> = sqlx::query_scalar(
+        "select sequence_name::text from information_schema.sequences where sequence_schema = $1",
+    )
+    .bind(&schema)
+    .fetch_all(app.pool())
+    .await
+    .unwrap();
+    assert!(sequences.len() >= 10, "the merchant's own sequences: {sequences:?}");
+    for sequence in sequences {
+        sqlx::query("select setval(format('%I.%I', $1::text, $2::text)::regclass, $3)")
+            .bind(&schema)
+            .bind(&sequence)
+            .bind(offset)
+            .execute(app.pool())
+            .await
+            .unwrap();
+    }
+}
+
 /// Gives the merchant a visitor with a conversation, and collects its ids.
 pub(crate) async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
     let agents: Value = app.get_as(m, "/api/v1/agents").await.json().await.unwrap();
@@ -437,7 +462,12 @@ async fn every_tenant_route_answers_404_for_another_tenants_objects() {
     crate::smtp_server::use_for(&app, &smtp).await;
     let a = app.signup("Tenant A").await;
     let b = app.signup("Tenant B").await;
+    ids_apart(&app, &a, 1_000_000).await;
+    ids_apart(&app, &b, 2_000_000).await;
     let (own, other) = (ids_of(&app, &a).await, ids_of(&app, &b).await);
+    // The agents made after the ids moved apart (each owner is its merchant's agent 1).
+    let own = Ids { agent_id: own.reset_agent_id, ..own };
+    let other = Ids { agent_id: other.reset_agent_id, ..other };
     // Announcements are the platform's, aimed by plan: B moves to another plan, and so does
     // the announcement meant for B, which A (on the trial) must not reach.
     sqlx::query("update public.tenants set plan = 'starter' where ent_id = $1")
@@ -550,7 +580,11 @@ async fn one_connection_two_tenants_no_leaks() {
     let app = spawn_on(config, pool, options, TenantMigrator::embedded()).await;
     let a = app.signup("Leak A").await;
     let b = app.signup("Leak B").await;
+    ids_apart(&app, &a, 1_000_000).await;
+    ids_apart(&app, &b, 2_000_000).await;
     let (ia, ib) = (ids_of(&app, &a).await, ids_of(&app, &b).await);
+    let ia = Ids { agent_id: ia.reset_agent_id, ..ia };
+    let ib = Ids { agent_id: ib.reset_agent_id, ..ib };
 
     let http = client();
     let cross_reads = AtomicUsize::new(0);

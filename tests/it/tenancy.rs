@@ -106,3 +106,35 @@ async fn public_resolution_unknown_is_404_and_suspended_is_403() {
     assert_eq!(res.status(), 403);
     assert_eq!(error_code(res).await, "tenant_suspended");
 }
+
+/// Each merchant counts its ids itself: its first conversation is 1, whatever other merchants
+/// did before, so no id tells a merchant how busy the platform is — and the same id in two
+/// merchants names each one's own object.
+#[tokio::test]
+async fn each_merchant_counts_its_own_ids() {
+    let app = spawn_app().await;
+    let a = app.signup("First Shop").await;
+    // A busy platform: another merchant with a few conversations first.
+    let busy = app.signup("Busy Shop").await;
+    for i in 0..3 {
+        let v = crate::ws_client::visitor_session(&app, &busy.ent_id).await;
+        let mut ws = crate::ws_client::Ws::visitor(&app, &v.token, "").await;
+        ws.send_text(&format!("b{i}"), "hi", None).await;
+        ws.expect("ack").await;
+    }
+    let b = app.signup("Late Shop").await;
+    let mut firsts = Vec::new();
+    for m in [&a, &b] {
+        let v = crate::ws_client::visitor_session(&app, &m.ent_id).await;
+        let mut ws = crate::ws_client::Ws::visitor(&app, &v.token, "").await;
+        ws.send_text("first", "hello", None).await;
+        let ack = ws.expect("ack").await;
+        assert_eq!(ack["conversation_id"], 1, "{}'s first conversation", m.ent_id);
+        firsts.push(v.id);
+    }
+    // Conversation 1 is each merchant's own.
+    for (m, visitor) in [(&a, &firsts[0]), (&b, &firsts[1])] {
+        let c = app.get_json(&m.token, "/api/v1/conversations/1").await;
+        assert_eq!(c["visitor_id"], visitor.as_str(), "{c}");
+    }
+}
