@@ -8,6 +8,7 @@ pub mod oauth;
 pub mod password;
 pub mod session;
 pub mod sessions;
+pub mod signup;
 pub mod sso;
 pub mod store;
 pub mod token;
@@ -50,23 +51,20 @@ use crate::{
         csrf::CsrfToken, extract::ApiJson, local_redirect_target,
     },
     i18n::Lang,
-    merchant::{self, NewMerchant},
 };
 
 pub fn routes(config: &Config) -> Routes {
     let limit = AuthRateLimit::new(config);
     Routes::new()
-        .get("/signup", Scope::Public, signup_page)
-        .add(Method::POST, "/signup", Scope::Public, limited(&limit, signup_form))
         .get("/login", Scope::Public, login_page)
         .add(Method::POST, "/login", Scope::Public, limited(&limit, login_form))
         .get("/login/select", Scope::Public, select_page)
         .add(Method::POST, "/login/select", Scope::Public, limited(&limit, select_form))
         .post("/logout", Scope::Public, logout_form)
-        .add(Method::POST, "/api/v1/signup", Scope::Public, limited(&limit, signup_api))
         .add(Method::POST, "/api/v1/login", Scope::Public, limited(&limit, login_api))
         .add(Method::POST, "/api/v1/login/select", Scope::Public, limited(&limit, select_api))
         .post("/api/v1/logout", Scope::Public, logout_api)
+        .merge(signup::routes(&limit))
         .merge(links::routes(&limit))
         .merge(sso::routes(&limit))
         .merge(oauth::routes(&limit))
@@ -104,6 +102,13 @@ impl axum::extract::FromRequestParts<AppState> for FormRequest {
             jar: CookieJar::from_headers(&parts.headers),
         })
     }
+}
+
+/// Field problems (message keys) as a 422 with English messages, every field at once.
+fn field_errors(problems: &[(&'static str, Problem)]) -> AppError {
+    let fields: FieldErrors =
+        problems.iter().map(|(f, key)| ((*f).into(), Lang::En.tr(key).into())).collect();
+    AppError::Validation(fields)
 }
 
 /// A POST route behind the shared sign-up/login rate limit.
@@ -186,221 +191,6 @@ impl<S> Layer<S> for AuthRateLimit {
                 }
             })
             .layer(inner)
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Sign-up
-
-#[derive(Deserialize)]
-pub struct SignupRequest {
-    company: String,
-    email: String,
-    password: String,
-}
-
-/// Validated sign-up input, or every field problem at once.
-fn validate_signup(req: &SignupRequest) -> Result<(String, Email), Vec<(&'static str, Problem)>> {
-    let mut problems = Vec::new();
-    let company = validate::company(&req.company).map_err(|p| problems.push(("company", p))).ok();
-    let email = Email::parse(&req.email).map_err(|p| problems.push(("email", p))).ok();
-    if let Err(p) = validate::new_password(&req.password, email.as_ref()) {
-        problems.push(("password", p));
-    }
-    match (company, email) {
-        (Some(c), Some(e)) if problems.is_empty() => Ok((c, e)),
-        _ => Err(problems),
-    }
-}
-
-fn field_errors(problems: &[(&'static str, Problem)]) -> AppError {
-    let fields: FieldErrors =
-        problems.iter().map(|(f, key)| ((*f).into(), Lang::En.tr(key).into())).collect();
-    AppError::Validation(fields)
-}
-
-/// Why a sign-up did not happen: invalid fields (as message keys, so each caller words them
-/// in its own language) or anything else.
-enum RegisterError {
-    Invalid(Vec<(&'static str, Problem)>),
-    Failed(AppError),
-}
-
-impl<E: Into<AppError>> From<E> for RegisterError {
-    fn from(e: E) -> Self {
-        Self::Failed(e.into())
-    }
-}
-
-async fn register(
-    state: &AppState,
-    req: SignupRequest,
-    lang: Lang,
-    device: &Device,
-) -> Result<(merchant::CreatedMerchant, Issued), RegisterError> {
-    if !state.system.get().await?.signup_open {
-        return Err(AppError::forbidden(
-            "signup_closed",
-            "sign-up is currently closed on this platform",
-        )
-        .into());
-    }
-    let (company, email) = validate_signup(&req).map_err(RegisterError::Invalid)?;
-    let hash = password::hash(req.password).await?;
-    let created = merchant::create(
-        &state.db,
-        &state.migrator,
-        &state.tenants,
-        NewMerchant { company, owner_email: email, owner_password_hash: hash },
-    )
-    .await?;
-    let opening = sessions::Opening {
-        user_id: created.owner_user_id,
-        kind: SessionKind::Agent,
-        tenant: Some(&created.tenant),
-        impersonator: None,
-        proven: None,
-        device,
-    };
-    let issued = sessions::open(state, opening).await?;
-    if let Err(e) = send_verification(state, &created, lang).await {
-        // The merchant exists either way; the address stays unconfirmed.
-        tracing::warn!(error = %e, "queueing the verification email failed");
-    }
-    Ok((created, issued))
-}
-
-/// Asks the new owner to confirm their address (when the platform can send email).
-async fn send_verification(
-    state: &AppState,
-    created: &merchant::CreatedMerchant,
-    lang: Lang,
-) -> Result<(), AppError> {
-    let settings = state.system.get().await?;
-    if !crate::notify::enabled(&settings) {
-        return Ok(());
-    }
-    let mut tx = state.db.begin().await?;
-    let user =
-        store::user_by_id(&mut tx, created.owner_user_id).await?.ok_or(AppError::NotFound)?;
-    let email = Email::parse(&user.email).map_err(|_| AppError::NotFound)?;
-    let ttl = chrono::Duration::days(links::VERIFY_TTL_DAYS);
-    let token = links::issue(&mut tx, user.id, "verify", None, ttl).await?;
-    let site = crate::notify::site_name(&settings);
-    let mail = links::verify_email(state, lang, site, &email, &created.tenant.name, &token);
-    crate::notify::enqueue(&mut tx, &settings, lang, mail).await?;
-    tx.commit().await?;
-    crate::notify::wake(state);
-    Ok(())
-}
-
-#[derive(Serialize)]
-struct SignupResponse {
-    ent_id: EntId,
-    token: String,
-    token_type: &'static str,
-    expires_at: chrono::DateTime<chrono::Utc>,
-}
-
-async fn signup_api(
-    state: axum::extract::State<AppState>,
-    meta: ClientMeta,
-    device: Device,
-    lang: Lang,
-    jar: CookieJar,
-    ApiJson(req): ApiJson<SignupRequest>,
-) -> Result<Response, AppError> {
-    let (created, issued) = register(&state, req, lang, &device).await.map_err(|e| match e {
-        RegisterError::Invalid(problems) => field_errors(&problems),
-        RegisterError::Failed(e) => e,
-    })?;
-    let jar = jar.add(session::session_cookie(&issued, &meta, &state));
-    let body = SignupResponse {
-        ent_id: created.tenant.ent_id,
-        token: issued.token,
-        token_type: "Bearer",
-        expires_at: issued.expires_at,
-    };
-    Ok((StatusCode::CREATED, jar, Json(body)).into_response())
-}
-
-#[derive(Template)]
-#[template(path = "auth/signup.html")]
-struct SignupPage {
-    lang: Lang,
-    csrf_token: String,
-    company: String,
-    email: String,
-    company_error: Option<String>,
-    email_error: Option<String>,
-    password_error: Option<String>,
-    form_error: Option<String>,
-}
-
-impl SignupPage {
-    fn new(lang: Lang, csrf: &CsrfToken) -> Self {
-        Self {
-            lang,
-            csrf_token: csrf.value().to_owned(),
-            company: String::new(),
-            email: String::new(),
-            company_error: None,
-            email_error: None,
-            password_error: None,
-            form_error: None,
-        }
-    }
-}
-
-async fn signup_page(lang: Lang, csrf: CsrfToken) -> Result<Response, AppError> {
-    let page = SignupPage::new(lang, &csrf);
-    Ok((csrf, Page(page)).into_response())
-}
-
-#[derive(Deserialize)]
-pub struct SignupForm {
-    #[serde(default)]
-    csrf_token: String,
-    #[serde(flatten)]
-    fields: SignupRequest,
-}
-
-async fn signup_form(
-    state: axum::extract::State<AppState>,
-    req: FormRequest,
-    Form(form): Form<SignupForm>,
-) -> Result<Response, AppError> {
-    let FormRequest { lang, meta, device, csrf, headers, jar } = req;
-    let mut page = SignupPage::new(lang, &csrf);
-    page.company = form.fields.company.clone();
-    page.email = form.fields.email.clone();
-    if csrf::verify(&headers, Some(&form.csrf_token)).is_err() {
-        page.form_error = Some(lang.tr("validation.csrf").to_owned());
-        return Ok((StatusCode::FORBIDDEN, csrf, Page(page)).into_response());
-    }
-    match register(&state, form.fields, lang, &device).await {
-        Ok((_, issued)) => {
-            let jar = jar.add(session::session_cookie(&issued, &meta, &state));
-            Ok((jar, Redirect::to("/app")).into_response())
-        }
-        Err(RegisterError::Invalid(problems)) => {
-            let message = |field: &str| {
-                problems.iter().find(|(f, _)| *f == field).map(|(_, key)| lang.tr(key).to_owned())
-            };
-            page.company_error = message("company");
-            page.email_error = message("email");
-            page.password_error = message("password");
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, csrf, Page(page)).into_response())
-        }
-        Err(RegisterError::Failed(AppError::Conflict { code: "email_taken", .. })) => {
-            page.email_error = Some(lang.tr("validation.email_taken").to_owned());
-            Ok((StatusCode::CONFLICT, csrf, Page(page)).into_response())
-        }
-        Err(RegisterError::Failed(AppError::Forbidden { code: "signup_closed", .. })) => {
-            page.form_error = Some(lang.tr("validation.signup_closed").to_owned());
-            Ok((StatusCode::FORBIDDEN, csrf, Page(page)).into_response())
-        }
-        Err(RegisterError::Failed(other)) => Err(other),
     }
 }
 

@@ -171,6 +171,7 @@ pub async fn purge_due(pool: &PgPool, storage: &crate::upload::Storage) -> anyho
     // Sessions that ended or expired a month ago, and old windows of the visitor limits.
     crate::auth::sessions::purge(pool).await?;
     crate::http::rate::purge(pool).await?;
+    crate::auth::signup::purge(pool).await?;
     let due: Vec<i64> = sqlx::query_scalar(
         "select id from public.tenants where status = 'deleted' and purge_after <= now() order by purge_after limit 100",
     )

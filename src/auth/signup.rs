@@ -1,0 +1,526 @@
+//! Sign-up: a company, an email and a password make a merchant workspace with its owner.
+//!
+//! When the platform can send email, the address is proven before anything exists, and the
+//! answer is the same whether or not it already has an account — "check your email" (202) —
+//! so sign-up tells nobody which addresses are registered (as `/forgot` does not). A new
+//! address gets a link that creates the workspace (`/signup/confirm/{token}`: a page with a
+//! button, since mail scanners open links; `POST /api/v1/signup/confirm` for API clients); an
+//! address that has an account gets a note that someone tried, with links to sign in or reset
+//! the password. Both paths do the same work (a password hash, an email queued).
+//!
+//! Without email (a fresh install) the workspace is created at once and an address that has an
+//! account is refused with 409: there is no other way to tell the person. docs/deployment.md
+//! says so.
+
+use askama::Template;
+use axum::{
+    Form, Json,
+    extract::{Path, State},
+    http::{Method, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+};
+use axum_extra::extract::CookieJar;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use tenants::EntId;
+
+use super::{
+    AuthRateLimit, FormRequest, field_errors, limited, links, password, session,
+    sessions::{self, Device},
+    store,
+    token::{Issued, SessionKind},
+    validate::{self, Email, Problem},
+};
+use crate::{
+    http::{
+        AppError, AppState, ClientMeta, Page, Routes, Scope, csrf, csrf::CsrfToken,
+        extract::ApiJson,
+    },
+    i18n::Lang,
+    merchant::{self, NewMerchant},
+    notify::{self, Content, Email as OutgoingEmail},
+};
+
+/// How long a sign-up link works.
+const CONFIRM_TTL_HOURS: i64 = 24;
+
+pub fn routes(limit: &AuthRateLimit) -> Routes {
+    Routes::new()
+        .get("/signup", Scope::Public, page)
+        .add(Method::POST, "/signup", Scope::Public, limited(limit, form))
+        .add(Method::POST, "/api/v1/signup", Scope::Public, limited(limit, api))
+        .get("/signup/confirm/{token}", Scope::Public, confirm_page)
+        .add(Method::POST, "/signup/confirm/{token}", Scope::Public, limited(limit, confirm_form))
+        .add(Method::POST, "/api/v1/signup/confirm", Scope::Public, limited(limit, confirm_api))
+}
+
+#[derive(Deserialize)]
+pub struct SignupRequest {
+    company: String,
+    email: String,
+    password: String,
+}
+
+/// Validated sign-up input, or every field problem at once.
+fn validate_signup(req: &SignupRequest) -> Result<(String, Email), Vec<(&'static str, Problem)>> {
+    let mut problems = Vec::new();
+    let company = validate::company(&req.company).map_err(|p| problems.push(("company", p))).ok();
+    let email = Email::parse(&req.email).map_err(|p| problems.push(("email", p))).ok();
+    if let Err(p) = validate::new_password(&req.password, email.as_ref()) {
+        problems.push(("password", p));
+    }
+    match (company, email) {
+        (Some(c), Some(e)) if problems.is_empty() => Ok((c, e)),
+        _ => Err(problems),
+    }
+}
+
+/// Why a sign-up did not happen: invalid fields (as message keys, so each caller words them
+/// in its own language) or anything else.
+enum RegisterError {
+    Invalid(Vec<(&'static str, Problem)>),
+    Failed(AppError),
+}
+
+impl<E: Into<AppError>> From<E> for RegisterError {
+    fn from(e: E) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
+/// What a sign-up led to.
+enum Registered {
+    /// The workspace exists and its owner is signed in (no email on this platform).
+    Created(merchant::CreatedMerchant, Issued),
+    /// A link went to the address (or, for an address with an account, a note).
+    CheckEmail(Email),
+}
+
+async fn register(
+    state: &AppState,
+    req: SignupRequest,
+    lang: Lang,
+    device: &Device,
+) -> Result<Registered, RegisterError> {
+    let settings = state.system.get().await?;
+    if !settings.signup_open {
+        return Err(AppError::forbidden(
+            "signup_closed",
+            "sign-up is currently closed on this platform",
+        )
+        .into());
+    }
+    let (company, email) = validate_signup(&req).map_err(RegisterError::Invalid)?;
+    let hash = password::hash(req.password).await?;
+    if notify::enabled(&settings) {
+        by_email(
+            state,
+            &settings,
+            lang,
+            NewMerchant { company, owner_email: email.clone(), owner_password_hash: hash },
+        )
+        .await?;
+        return Ok(Registered::CheckEmail(email));
+    }
+    let created = merchant::create(
+        &state.db,
+        &state.migrator,
+        &state.tenants,
+        NewMerchant { company, owner_email: email, owner_password_hash: hash },
+    )
+    .await?;
+    let issued = owner_session(state, &created, device).await?;
+    Ok(Registered::Created(created, issued))
+}
+
+/// A session for a new merchant's owner.
+async fn owner_session(
+    state: &AppState,
+    created: &merchant::CreatedMerchant,
+    device: &Device,
+) -> Result<Issued, AppError> {
+    let opening = sessions::Opening {
+        user_id: created.owner_user_id,
+        kind: SessionKind::Agent,
+        tenant: Some(&created.tenant),
+        impersonator: None,
+        proven: None,
+        device,
+    };
+    sessions::open(state, opening).await
+}
+
+fn digest(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// The email half of a sign-up: a link that creates the workspace for a new address, a note
+/// for an address that has an account — the same work either way.
+async fn by_email(
+    state: &AppState,
+    settings: &crate::platform::system::SystemSettings,
+    lang: Lang,
+    new: NewMerchant,
+) -> Result<(), AppError> {
+    let site = notify::site_name(settings);
+    let existing = store::user_by_email(&state.db, new.owner_email.as_str()).await?;
+    let mut tx = state.db.begin().await?;
+    let mail = match existing {
+        Some(_) => exists_email(state, lang, site, &new.owner_email, &new.company),
+        None => {
+            let bytes: [u8; 32] = rand::random();
+            let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+            sqlx::query(
+                "insert into public.pending_signups (token_hash, email, company, password_hash, lang, expires_at)
+                 values ($1, $2, $3, $4, $5, now() + make_interval(hours => $6))",
+            )
+            .bind(digest(&token))
+            .bind(new.owner_email.as_str())
+            .bind(&new.company)
+            .bind(&new.owner_password_hash)
+            .bind(lang.code())
+            .bind(CONFIRM_TTL_HOURS as i32)
+            .execute(&mut *tx)
+            .await?;
+            confirm_email(state, lang, site, &new.owner_email, &new.company, &token)
+        }
+    };
+    notify::enqueue(&mut tx, settings, lang, mail).await?;
+    tx.commit().await?;
+    notify::wake(state);
+    Ok(())
+}
+
+fn confirm_email(
+    state: &AppState,
+    lang: Lang,
+    site: &str,
+    to: &Email,
+    merchant: &str,
+    token: &str,
+) -> OutgoingEmail {
+    let v = [("merchant", merchant), ("site", site)];
+    let fill = links::fill;
+    OutgoingEmail {
+        kind: "signup",
+        tenant_id: None,
+        to: to.as_str().to_owned(),
+        content: Content {
+            subject: fill(lang.tr("email.signup_subject"), &v),
+            heading: fill(lang.tr("email.signup_heading"), &v),
+            paragraphs: vec![fill(lang.tr("email.signup_body"), &v)],
+            action: Some((
+                lang.tr("email.signup_action").to_owned(),
+                notify::link(state, &format!("/signup/confirm/{token}")),
+            )),
+            reason: fill(lang.tr("email.signup_reason"), &v),
+            ..Content::default()
+        },
+        delay_secs: 0,
+        about: serde_json::json!({}),
+        dedupe_key: None,
+    }
+}
+
+fn exists_email(
+    state: &AppState,
+    lang: Lang,
+    site: &str,
+    to: &Email,
+    merchant: &str,
+) -> OutgoingEmail {
+    let forgot = notify::link(state, "/forgot");
+    let v = [("merchant", merchant), ("site", site), ("forgot", forgot.as_str())];
+    let fill = links::fill;
+    OutgoingEmail {
+        kind: "signup_exists",
+        tenant_id: None,
+        to: to.as_str().to_owned(),
+        content: Content {
+            subject: fill(lang.tr("email.signup_exists_subject"), &v),
+            heading: fill(lang.tr("email.signup_exists_heading"), &v),
+            paragraphs: vec![
+                fill(lang.tr("email.signup_exists_body"), &v),
+                fill(lang.tr("email.signup_exists_forgot"), &v),
+            ],
+            action: Some((
+                lang.tr("email.signup_exists_action").to_owned(),
+                notify::link(state, "/login"),
+            )),
+            reason: fill(lang.tr("email.signup_exists_reason"), &v),
+            ..Content::default()
+        },
+        delay_secs: 0,
+        about: serde_json::json!({}),
+        dedupe_key: None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The API
+
+#[derive(Serialize)]
+struct SignupResponse {
+    ent_id: EntId,
+    token: String,
+    token_type: &'static str,
+    expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+fn api_error(e: RegisterError) -> AppError {
+    match e {
+        RegisterError::Invalid(problems) => field_errors(&problems),
+        RegisterError::Failed(e) => e,
+    }
+}
+
+/// `POST /api/v1/signup {company, email, password}` → 201 a session in the new workspace; on
+/// a platform that sends email, 202 `{status: "check_email", email}` whatever the address.
+async fn api(
+    state: State<AppState>,
+    meta: ClientMeta,
+    device: Device,
+    lang: Lang,
+    jar: CookieJar,
+    ApiJson(req): ApiJson<SignupRequest>,
+) -> Result<Response, AppError> {
+    match register(&state, req, lang, &device).await.map_err(api_error)? {
+        Registered::Created(created, issued) => {
+            Ok(created_response(&state, &meta, jar, &created, issued))
+        }
+        Registered::CheckEmail(email) => Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "status": "check_email", "email": email.as_str() })),
+        )
+            .into_response()),
+    }
+}
+
+fn created_response(
+    state: &AppState,
+    meta: &ClientMeta,
+    jar: CookieJar,
+    created: &merchant::CreatedMerchant,
+    issued: Issued,
+) -> Response {
+    let jar = jar.add(session::session_cookie(&issued, meta, state));
+    let body = SignupResponse {
+        ent_id: created.tenant.ent_id.clone(),
+        token: issued.token,
+        token_type: "Bearer",
+        expires_at: issued.expires_at,
+    };
+    (StatusCode::CREATED, jar, Json(body)).into_response()
+}
+
+#[derive(Deserialize)]
+struct ConfirmRequest {
+    token: String,
+}
+
+/// `POST /api/v1/signup/confirm {token}` (the emailed link's token) → 201 a session in the
+/// new workspace.
+async fn confirm_api(
+    state: State<AppState>,
+    meta: ClientMeta,
+    device: Device,
+    jar: CookieJar,
+    ApiJson(req): ApiJson<ConfirmRequest>,
+) -> Result<Response, AppError> {
+    let (created, issued) = confirm(&state, &req.token, &device).await?;
+    Ok(created_response(&state, &meta, jar, &created, issued))
+}
+
+/// Creates the workspace a confirmed link stands for (once: the link is spent by taking it),
+/// its owner's address counted as verified.
+async fn confirm(
+    state: &AppState,
+    token: &str,
+    device: &Device,
+) -> Result<(merchant::CreatedMerchant, Issued), AppError> {
+    let pending: Option<(String, String, String)> = sqlx::query_as(
+        "delete from public.pending_signups where token_hash = $1 and expires_at > now()
+         returning email, company, password_hash",
+    )
+    .bind(digest(token))
+    .fetch_optional(&state.db)
+    .await?;
+    let Some((email, company, hash)) = pending else {
+        return Err(AppError::bad_request_status(
+            StatusCode::NOT_FOUND,
+            "invalid_token",
+            "this sign-up link was used already, has expired, or is not valid",
+        ));
+    };
+    let owner_email = Email::parse(&email).map_err(|_| AppError::NotFound)?;
+    let new = NewMerchant { company, owner_email, owner_password_hash: hash };
+    let created = merchant::create(&state.db, &state.migrator, &state.tenants, new).await?;
+    sqlx::query("update public.users set email_verified_at = now() where id = $1")
+        .bind(created.owner_user_id)
+        .execute(&state.db)
+        .await?;
+    let issued = owner_session(state, &created, device).await?;
+    Ok((created, issued))
+}
+
+// ---------------------------------------------------------------------------------------
+// The pages
+
+#[derive(Template)]
+#[template(path = "auth/signup.html")]
+struct SignupPage {
+    lang: Lang,
+    csrf_token: String,
+    company: String,
+    email: String,
+    company_error: Option<String>,
+    email_error: Option<String>,
+    password_error: Option<String>,
+    form_error: Option<String>,
+    /// The address a link went to ("check your email").
+    sent_to: Option<String>,
+    /// The sign-up link's page: the workspace it creates, and where its form goes.
+    confirm: Option<(String, String)>,
+}
+
+impl SignupPage {
+    fn new(lang: Lang, csrf: &CsrfToken) -> Self {
+        Self {
+            lang,
+            csrf_token: csrf.value().to_owned(),
+            company: String::new(),
+            email: String::new(),
+            company_error: None,
+            email_error: None,
+            password_error: None,
+            form_error: None,
+            sent_to: None,
+            confirm: None,
+        }
+    }
+}
+
+async fn page(lang: Lang, csrf: CsrfToken) -> Result<Response, AppError> {
+    let page = SignupPage::new(lang, &csrf);
+    Ok((csrf, Page(page)).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct SignupForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(flatten)]
+    fields: SignupRequest,
+}
+
+async fn form(
+    state: State<AppState>,
+    req: FormRequest,
+    Form(form): Form<SignupForm>,
+) -> Result<Response, AppError> {
+    let FormRequest { lang, meta, device, csrf, headers, jar } = req;
+    let mut page = SignupPage::new(lang, &csrf);
+    page.company = form.fields.company.clone();
+    page.email = form.fields.email.clone();
+    if csrf::verify(&headers, Some(&form.csrf_token)).is_err() {
+        page.form_error = Some(lang.tr("validation.csrf").to_owned());
+        return Ok((StatusCode::FORBIDDEN, csrf, Page(page)).into_response());
+    }
+    match register(&state, form.fields, lang, &device).await {
+        Ok(Registered::Created(_, issued)) => {
+            let jar = jar.add(session::session_cookie(&issued, &meta, &state));
+            Ok((jar, Redirect::to("/app")).into_response())
+        }
+        Ok(Registered::CheckEmail(email)) => {
+            page.sent_to = Some(email.as_str().to_owned());
+            Ok((StatusCode::ACCEPTED, csrf, Page(page)).into_response())
+        }
+        Err(RegisterError::Invalid(problems)) => {
+            let message = |field: &str| {
+                problems.iter().find(|(f, _)| *f == field).map(|(_, key)| lang.tr(key).to_owned())
+            };
+            page.company_error = message("company");
+            page.email_error = message("email");
+            page.password_error = message("password");
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, csrf, Page(page)).into_response())
+        }
+        Err(RegisterError::Failed(AppError::Conflict { code: "email_taken", .. })) => {
+            page.email_error = Some(lang.tr("validation.email_taken").to_owned());
+            Ok((StatusCode::CONFLICT, csrf, Page(page)).into_response())
+        }
+        Err(RegisterError::Failed(AppError::Forbidden { code: "signup_closed", .. })) => {
+            page.form_error = Some(lang.tr("validation.signup_closed").to_owned());
+            Ok((StatusCode::FORBIDDEN, csrf, Page(page)).into_response())
+        }
+        Err(RegisterError::Failed(other)) => Err(other),
+    }
+}
+
+/// The emailed link: what it will create, and a button (nothing happens on a GET, which mail
+/// scanners make).
+async fn confirm_page(
+    state: State<AppState>,
+    lang: Lang,
+    csrf: CsrfToken,
+    Path(token): Path<String>,
+) -> Result<Response, AppError> {
+    let pending: Option<(String, String)> = sqlx::query_as(
+        "select company, email from public.pending_signups where token_hash = $1 and expires_at > now()",
+    )
+    .bind(digest(&token))
+    .fetch_optional(&state.db)
+    .await?;
+    let mut page = SignupPage::new(lang, &csrf);
+    match pending {
+        Some((company, email)) => {
+            page.company = company;
+            page.email = email;
+            page.confirm = Some((page.company.clone(), format!("/signup/confirm/{token}")));
+            Ok((csrf, Page(page)).into_response())
+        }
+        None => {
+            page.form_error = Some(lang.tr("signup.link_invalid").to_owned());
+            Ok((StatusCode::NOT_FOUND, csrf, Page(page)).into_response())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ConfirmForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+async fn confirm_form(
+    state: State<AppState>,
+    req: FormRequest,
+    Path(token): Path<String>,
+    Form(form): Form<ConfirmForm>,
+) -> Result<Response, AppError> {
+    let FormRequest { lang, meta, device, csrf, headers, jar } = req;
+    csrf::verify(&headers, Some(&form.csrf_token))?;
+    match confirm(&state, &token, &device).await {
+        Ok((_, issued)) => {
+            let jar = jar.add(session::session_cookie(&issued, &meta, &state));
+            Ok((jar, Redirect::to("/app")).into_response())
+        }
+        Err(e @ (AppError::ClientError { .. } | AppError::Conflict { .. })) => {
+            let mut page = SignupPage::new(lang, &csrf);
+            page.form_error = Some(match e {
+                AppError::Conflict { .. } => lang.tr("validation.email_taken").to_owned(),
+                _ => lang.tr("signup.link_invalid").to_owned(),
+            });
+            Ok((StatusCode::NOT_FOUND, csrf, Page(page)).into_response())
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// Forgets sign-up links that expired (the purge job).
+pub async fn purge(pool: &sqlx::PgPool) -> sqlx::Result<u64> {
+    Ok(sqlx::query("delete from public.pending_signups where expires_at < now()")
+        .execute(pool)
+        .await?
+        .rows_affected())
+}
