@@ -70,6 +70,8 @@ const REPLAY_MAX_PAGES: usize = 20;
 /// Close codes (documented in docs/protocol.md).
 pub mod close {
     pub const IDLE: u16 = 1001;
+    /// A message over the size limit (`protocol::MAX_FRAME_BYTES`).
+    pub const TOO_LARGE: u16 = 1009;
     pub const RESTART: u16 = 1012;
     // 4003 (access revoked), 4004 (service paused) and 4008 (lagging, or frames lost on the
     // bus) come with the hub's ends: see `hub::REVOKED`, `hub::SUSPENDED`, `hub::LAGGING`
@@ -352,10 +354,11 @@ fn serve(
                 Ctx { state: &state, conn: &conn, current: None, connection_id: registration.id };
             let reader =
                 read_loop(stream, &mut ctx, registration.replies.clone(), last_seen, started);
-            tokio::select! {
-                () = writer => {}
-                () = reader => {}
-            }
+            let end = tokio::select! {
+                () = writer => ReadEnd::Gone,
+                end = reader => end,
+            };
+            Box::pin(finish(&mut sink, end)).await;
         }
         drop(registration);
         if let Err(e) = Box::pin(on_disconnect(&state, &conn)).await {
@@ -626,19 +629,67 @@ struct Ctx<'a> {
     connection_id: u64,
 }
 
+/// How the reader stopped, and so how the connection ends.
+#[derive(Debug)]
+enum ReadEnd {
+    /// The client sent a Close frame: it is answered (RFC 6455 §5.5.1) with the same code.
+    Closed,
+    /// A message over the size limit: the stream cannot go on after it; close 1009.
+    TooLarge,
+    /// The connection failed, or the writer ended it.
+    Gone,
+}
+
+/// Whether a read error is a message or frame over the size limit.
+fn too_large(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut error = Some(e);
+    while let Some(e) = error {
+        if let Some(tungstenite::Error::Capacity(_)) = e.downcast_ref::<tungstenite::Error>() {
+            return true;
+        }
+        error = e.source();
+    }
+    false
+}
+
+/// Ends the connection as the reader's end asks: answers a client's Close frame, or closes
+/// 1009 after a message over the limit (a client that saw only a dropped connection would
+/// reconnect and send it again, forever).
+async fn finish<S: Sink<Message> + Unpin>(sink: &mut S, end: ReadEnd) {
+    match end {
+        // The WebSocket library queued the answer (the same code) when the frame came in;
+        // flushing sends it. (Sending a Close now would be refused: the peer closed.)
+        ReadEnd::Closed => {
+            let _ = sink.flush().await;
+        }
+        ReadEnd::TooLarge => {
+            let reason = "message too big: frames are at most 64 KiB";
+            close_with(sink, close::TOO_LARGE, reason).await;
+        }
+        ReadEnd::Gone => {}
+    }
+}
+
 async fn read_loop<St, E>(
     mut stream: St,
     ctx: &mut Ctx<'_>,
     replies: mpsc::Sender<Frame>,
     last_seen: Arc<AtomicU64>,
     started: Instant,
-) where
+) -> ReadEnd
+where
     St: Stream<Item = Result<Message, E>> + Unpin,
+    E: std::error::Error + 'static,
 {
     let config = &ctx.state.config;
     let mut bucket =
         TokenBucket::new(f64::from(config.ws_rate_per_sec), f64::from(config.ws_rate_burst));
-    while let Some(Ok(message)) = stream.next().await {
+    loop {
+        let message = match stream.next().await {
+            Some(Ok(message)) => message,
+            Some(Err(e)) if too_large(&e) => return ReadEnd::TooLarge,
+            Some(Err(_)) | None => return ReadEnd::Gone,
+        };
         last_seen.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         let incoming = match message {
             Message::Text(text) if bucket.take() => Ok(text),
@@ -654,13 +705,13 @@ async fn read_loop<St, E>(
                 client_msg_id: None,
                 retry_after: None,
             }),
-            Message::Close(_) => break,
+            Message::Close(_) => return ReadEnd::Closed,
             Message::Ping(_) | Message::Pong(_) => continue,
         };
         // Handling a frame and queueing the replies is one boxed step: the loop itself (what
         // a socket costs while it waits for the next frame) stays small.
         if Box::pin(respond(ctx, incoming, &replies)).await.is_err() {
-            return;
+            return ReadEnd::Gone;
         }
     }
 }

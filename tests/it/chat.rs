@@ -570,3 +570,38 @@ async fn visitor_sessions_refuse_bad_input_clearly() {
         "an agent token is not a visitor token"
     );
 }
+
+/// What docs/protocol.md promises at the end of a connection: a message over 64 KiB closes it
+/// with 1009 (not a dropped connection the client would retry forever), and a client's Close
+/// frame is answered with its code (a clean close, not 1006).
+#[tokio::test]
+async fn oversized_frames_close_with_1009_and_a_clients_close_is_answered() {
+    use futures::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::{
+        Message,
+        protocol::{CloseFrame, frame::coding::CloseCode},
+    };
+    let app = spawn_app().await;
+    let m = app.signup("Limits Shop").await;
+    let visitor = visitor_session(&app, &m.ent_id).await;
+    let mut ws = Ws::visitor(&app, &visitor.token, "").await;
+    ws.expect("hello").await;
+    let frame = json!({ "type": "send", "client_msg_id": "big", "body": "x".repeat(70 * 1024) });
+    ws.send(frame).await;
+    assert_eq!(ws.expect_close().await, 1009);
+
+    for socket in [Ws::visitor(&app, &visitor.token, "").await, Ws::agent(&app, &m.token, "").await]
+    {
+        let mut socket = socket.socket;
+        let bye = CloseFrame { code: CloseCode::Away, reason: "leaving".into() };
+        socket.send(Message::Close(Some(bye))).await.unwrap();
+        let answer = loop {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), socket.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => break frame,
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("expected the server's close frame, got {other:?}"),
+            }
+        };
+        assert_eq!(answer.map(|f| u16::from(f.code)), Some(1001), "the code is echoed");
+    }
+}
