@@ -398,3 +398,74 @@ async fn the_prechat_form_in_a_real_browser() {
     )
     .await;
 }
+
+/// Security journeys: sign-up that proves the address (on a phone, in Chinese), a disabled
+/// agent told why, signing another device out from the profile, single sign-on's rules, and
+/// what a plan leaves out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_journeys_in_a_real_browser() {
+    let Some(chromium) = browser_ready().await else { return };
+    let app = spawn_app().await;
+    // Before email is on: merchants made at once (one with a disabled agent, one on Starter).
+    let lumen = app.signup("Lumen Lighting").await;
+    let (agent_id, agent_email, _, agent_password) =
+        crate::team::add_agent_with_password(&app, &lumen, "agent").await;
+    let res = crate::helpers::client()
+        .patch(app.url(&format!("/api/v1/agents/{agent_id}")))
+        .bearer_auth(&lumen.token)
+        .json(&serde_json::json!({ "disabled": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let starter = app.signup("Harbor Books").await;
+    for (m, plan) in [(&starter, "starter"), (&lumen, "business")] {
+        sqlx::query("update public.tenants set plan = $2 where ent_id = $1")
+            .bind(&m.ent_id)
+            .bind(plan)
+            .execute(app.pool())
+            .await
+            .unwrap();
+    }
+    app.state.tenants.invalidate_all();
+    let smtp = crate::smtp_server::SmtpServer::start(crate::smtp_server::Security::Plain).await;
+    crate::smtp_server::use_for(&app, &smtp).await;
+
+    let newcomer = crate::helpers::unique_email("newcomer");
+    let common = [
+        ("APP_URL", app.url.as_str()),
+        ("PASSWORD", crate::helpers::PASSWORD),
+        ("NEW_EMAIL", newcomer.as_str()),
+    ];
+    run_script("security.mjs", &chromium, &[&common[..], &[("PHASE", "signup")]].concat()).await;
+    kefu::notify::outbox::run_due(&app.state).await.unwrap();
+    let mail = smtp.wait_for(1).await[0].clone();
+    assert_eq!(mail.to, vec![newcomer.clone()]);
+    let (_, text, _) = mail.parsed();
+    let start = text.find(&app.url("/signup/confirm/")).expect("the link");
+    let confirm_url: String =
+        text[start..].chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
+    run_script(
+        "security.mjs",
+        &chromium,
+        &[
+            &common[..],
+            &[
+                ("PHASE", "rest"),
+                ("CONFIRM_URL", confirm_url.as_str()),
+                ("AGENT_EMAIL", agent_email.as_str()),
+                ("AGENT_PASSWORD", agent_password.as_str()),
+                ("OWNER_EMAIL", lumen.email.as_str()),
+                ("STARTER_EMAIL", starter.email.as_str()),
+            ],
+        ]
+        .concat(),
+    )
+    .await;
+    let created: i64 =
+        sqlx::query_scalar("select count(*) from public.tenants where name = '青柠灯具'")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(created, 1, "the link made the workspace, once");
+}
