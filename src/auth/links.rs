@@ -150,11 +150,10 @@ pub fn invite_email(
     token: &str,
 ) -> OutgoingEmail {
     let v = [("merchant", merchant), ("inviter", inviter), ("site", site)];
-    OutgoingEmail {
-        kind: "invite",
-        tenant_id: None,
-        to: to.as_str().to_owned(),
-        content: Content {
+    OutgoingEmail::to_person(
+        "invite",
+        to.as_str(),
+        Content {
             subject: fill(lang.tr("email.invite_subject"), &v),
             heading: fill(lang.tr("email.invite_heading"), &v),
             paragraphs: vec![
@@ -168,19 +167,15 @@ pub fn invite_email(
             reason: fill(lang.tr("email.invite_reason"), &v),
             ..Content::default()
         },
-        delay_secs: 0,
-        about: serde_json::json!({}),
-        dedupe_key: None,
-    }
+    )
 }
 
 fn reset_email(state: &AppState, lang: Lang, site: &str, to: &str, token: &str) -> OutgoingEmail {
     let v = [("site", site)];
-    OutgoingEmail {
-        kind: "reset",
-        tenant_id: None,
-        to: to.to_owned(),
-        content: Content {
+    OutgoingEmail::to_person(
+        "reset",
+        to,
+        Content {
             subject: fill(lang.tr("email.reset_subject"), &v),
             heading: lang.tr("email.reset_heading").to_owned(),
             paragraphs: vec![lang.tr("email.reset_body").to_owned()],
@@ -191,10 +186,7 @@ fn reset_email(state: &AppState, lang: Lang, site: &str, to: &str, token: &str) 
             reason: lang.tr("email.reset_reason").to_owned(),
             ..Content::default()
         },
-        delay_secs: 0,
-        about: serde_json::json!({}),
-        dedupe_key: None,
-    }
+    )
 }
 
 /// The email confirming a new owner's address.
@@ -207,11 +199,10 @@ pub fn verify_email(
     token: &str,
 ) -> OutgoingEmail {
     let v = [("merchant", merchant), ("site", site)];
-    OutgoingEmail {
-        kind: "verify",
-        tenant_id: None,
-        to: to.as_str().to_owned(),
-        content: Content {
+    OutgoingEmail::to_person(
+        "verify",
+        to.as_str(),
+        Content {
             subject: fill(lang.tr("email.verify_subject"), &v),
             heading: fill(lang.tr("email.verify_heading"), &v),
             paragraphs: vec![lang.tr("email.verify_body").to_owned()],
@@ -222,10 +213,7 @@ pub fn verify_email(
             reason: fill(lang.tr("email.verify_reason"), &v),
             ..Content::default()
         },
-        delay_secs: 0,
-        about: serde_json::json!({}),
-        dedupe_key: None,
-    }
+    )
 }
 
 // ---------------------------------------------------------------------------------------

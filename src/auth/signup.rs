@@ -202,11 +202,10 @@ fn confirm_email(
 ) -> OutgoingEmail {
     let v = [("merchant", merchant), ("site", site)];
     let fill = links::fill;
-    OutgoingEmail {
-        kind: "signup",
-        tenant_id: None,
-        to: to.as_str().to_owned(),
-        content: Content {
+    OutgoingEmail::to_person(
+        "signup",
+        to.as_str(),
+        Content {
             subject: fill(lang.tr("email.signup_subject"), &v),
             heading: fill(lang.tr("email.signup_heading"), &v),
             paragraphs: vec![fill(lang.tr("email.signup_body"), &v)],
@@ -217,10 +216,7 @@ fn confirm_email(
             reason: fill(lang.tr("email.signup_reason"), &v),
             ..Content::default()
         },
-        delay_secs: 0,
-        about: serde_json::json!({}),
-        dedupe_key: None,
-    }
+    )
 }
 
 fn exists_email(
@@ -233,11 +229,10 @@ fn exists_email(
     let forgot = notify::link(state, "/forgot");
     let v = [("merchant", merchant), ("site", site), ("forgot", forgot.as_str())];
     let fill = links::fill;
-    OutgoingEmail {
-        kind: "signup_exists",
-        tenant_id: None,
-        to: to.as_str().to_owned(),
-        content: Content {
+    OutgoingEmail::to_person(
+        "signup_exists",
+        to.as_str(),
+        Content {
             subject: fill(lang.tr("email.signup_exists_subject"), &v),
             heading: fill(lang.tr("email.signup_exists_heading"), &v),
             paragraphs: vec![
@@ -251,10 +246,7 @@ fn exists_email(
             reason: fill(lang.tr("email.signup_exists_reason"), &v),
             ..Content::default()
         },
-        delay_secs: 0,
-        about: serde_json::json!({}),
-        dedupe_key: None,
-    }
+    )
 }
 
 // ---------------------------------------------------------------------------------------

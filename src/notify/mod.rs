@@ -32,6 +32,21 @@ pub struct Email {
     pub dedupe_key: Option<String>,
 }
 
+impl Email {
+    /// An email of `kind` to a person, about their account (no merchant, sent at once).
+    pub fn to_person(kind: &'static str, to: &str, content: Content) -> Self {
+        Self {
+            kind,
+            tenant_id: None,
+            to: to.to_owned(),
+            content,
+            delay_secs: 0,
+            about: Value::Object(Default::default()),
+            dedupe_key: None,
+        }
+    }
+}
+
 /// What an email says.
 #[derive(Clone, Debug, Default)]
 pub struct Content {
