@@ -233,6 +233,9 @@ async fn a_merchants_system_reads_and_writes_through_the_api() {
         .await
         .unwrap();
     assert_eq!(res.status(), 404);
+    // (Each merchant counts its ids from 1: the other's conversation gets an id this one
+    // does not have.)
+    crate::isolation::ids_apart(&app, &other, 1_000_000).await;
     let ov = visitor_session(&app, &other.ent_id).await;
     let mut ows = Ws::visitor(&app, &ov.token, "").await;
     ows.send_text("o1", "hello", None).await;

@@ -155,6 +155,14 @@ async fn two_nodes_share_messages_presence_caches_and_revocations() {
     assert_eq!(res.status(), 201);
     assert_eq!(visitor.expect_close().await, 4003, "revoked across nodes");
 
+    // A session ended on B (a logout) closes its socket on A.
+    let laptop = crate::team::login(&a, &m.email, PASSWORD).await;
+    let mut on_a = Ws::agent(&a, &laptop, "").await;
+    on_a.expect("hello").await;
+    let res = client().post(b.url("/api/v1/logout")).bearer_auth(&laptop).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(on_a.expect_close().await, 4003, "the session ended across nodes");
+
     // The broker goes away: both nodes say so in /readyz, reconnect by themselves when it is
     // back, and messages cross again.
     nats.kill();

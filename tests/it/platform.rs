@@ -741,6 +741,26 @@ async fn merchants_are_listed_managed_and_supported() {
         .await
         .unwrap();
     assert_eq!(me.status(), 200);
+    // What a support session may not do: leave an API token behind (it would outlive the
+    // hour), or change the owner's sign-in.
+    let support = body["token"].as_str().unwrap();
+    let res = client()
+        .post(app.url("/api/v1/api_tokens"))
+        .bearer_auth(support)
+        .json(&json!({ "name": "left behind", "scope": "write" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(error_code(res).await, "support_session");
+    let res = client()
+        .post(app.url("/api/v1/me/password"))
+        .bearer_auth(support)
+        .json(&json!({ "current_password": PASSWORD, "new_password": "a much better passphrase" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(res).await, "support_session");
     let home = browser.get(app.url("/app")).send().await.unwrap().text().await.unwrap();
     assert!(
         home.contains("support-banner") && home.contains(&admin.email),
