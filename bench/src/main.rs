@@ -208,7 +208,7 @@ impl Server {
         std::fs::write(
             dir.join("kefu.toml"),
             "[plans.trial]\nseats = \"unlimited\"\nconversations_per_month = \"unlimited\"\nstorage_mb = \"unlimited\"\n\
-             [visitor_limits]\nsessions_per_ip = 0\nnew_visitors_per_ip = 0\nconversations_per_ip = 0\n\
+             [visitor_limits]\nsessions_per_ip = 0\nsessions_per_visitor = 0\nnew_visitors_per_ip = 0\nconversations_per_ip = 0\n\
              conversations_per_visitor = 0\ntickets_per_ip = 0\ntickets_per_visitor = 0\nsockets_per_visitor = 0\n",
         )?;
         let (nats, nats_url) = if nodes > 1 {

@@ -26,8 +26,10 @@ use super::AppError;
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(default)]
 pub struct VisitorLimits {
-    /// Session requests (new or returning visitors) per address, per 10 minutes.
+    /// Session requests (new or returning visitors) per address, and per returning visitor,
+    /// per 10 minutes.
     pub sessions_per_ip: u32,
+    pub sessions_per_visitor: u32,
     /// New visitors (first visits) per address, per hour.
     pub new_visitors_per_ip: u32,
     /// New conversations per address, and per visitor, per hour.
@@ -62,6 +64,7 @@ impl Default for VisitorLimits {
     fn default() -> Self {
         Self {
             sessions_per_ip: 300,
+            sessions_per_visitor: 60,
             new_visitors_per_ip: 60,
             conversations_per_ip: 60,
             conversations_per_visitor: 20,
@@ -89,6 +92,7 @@ impl VisitorLimits {
     pub fn off() -> Self {
         Self {
             sessions_per_ip: 0,
+            sessions_per_visitor: 0,
             new_visitors_per_ip: 0,
             conversations_per_ip: 0,
             conversations_per_visitor: 0,

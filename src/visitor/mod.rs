@@ -143,8 +143,14 @@ async fn start_session(
     // browser without a valid token of this merchant and no verified identity).
     let l = &state.limiter.limits;
     let mut hits = vec![Hit::ip(Rule::per_ten_minutes("sessions", l.sessions_per_ip), meta.ip)];
-    if resumed_id.is_none() && req.user_id.is_none() {
-        hits.push(Hit::ip(Rule::per_hour("new_visitors", l.new_visitors_per_ip), meta.ip));
+    match resumed_id {
+        Some(id) => {
+            hits.push(Hit::visitor(Rule::per_ten_minutes("sessions", l.sessions_per_visitor), id));
+        }
+        None if req.user_id.is_none() => {
+            hits.push(Hit::ip(Rule::per_hour("new_visitors", l.new_visitors_per_ip), meta.ip));
+        }
+        None => {}
     }
     state.limiter.check(tenant.id, &hits).await?;
     let mut tx = TenantTx::begin(&state.db, tenant.id).await?;

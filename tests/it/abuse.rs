@@ -16,6 +16,7 @@ const CUSTOMER: &str = "198.51.100.20";
 fn limits() -> VisitorLimits {
     VisitorLimits {
         new_visitors_per_ip: 6,
+        sessions_per_visitor: 4,
         conversations_per_ip: 4,
         uploads_per_visitor: 3,
         leave_messages_per_visitor: 2,
@@ -108,6 +109,17 @@ async fn one_address_cannot_exhaust_a_merchant_across_nodes() {
     }
     turned_away(new_visitor(&b, &m.ent_id, ATTACKER).await, "one visitor too many").await;
     turned_away(new_visitor(&a, &m.ent_id, ATTACKER).await, "on the other node too").await;
+    // A returning visitor cannot churn sessions either.
+    let returning = &attackers[0];
+    let resume = |node: &TestApp| {
+        from(ATTACKER, client().post(node.url("/api/v1/visitor/session")))
+            .json(&json!({ "ent_id": m.ent_id, "token": returning }))
+            .send()
+    };
+    for i in 0..limits().sessions_per_visitor {
+        assert_eq!(resume(nodes[i as usize % 2]).await.unwrap().status(), 200);
+    }
+    turned_away(resume(&a).await.unwrap(), "sessions of one visitor").await;
     let customer = new_visitor(&b, &m.ent_id, CUSTOMER).await;
     assert_eq!(customer.status(), 200, "the real customer gets a session");
     let customer = customer.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();

@@ -15,6 +15,7 @@ use crate::helpers::*;
 /// The visitor limits a test with many visitors from one address turns off.
 pub const VISITOR_LIMITS_OFF: &[&str] = &[
     "SESSIONS_PER_IP",
+    "SESSIONS_PER_VISITOR",
     "NEW_VISITORS_PER_IP",
     "CONVERSATIONS_PER_IP",
     "CONVERSATIONS_PER_VISITOR",
