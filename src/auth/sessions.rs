@@ -249,7 +249,7 @@ pub async fn end_now(state: &AppState, which: Which, reason: Reason) -> Result<u
     Ok(n)
 }
 
-/// Whether session `id` of `user_id` is live (of `kind`, in `tenant` if it has one).
+/// Whether session `id` of `user_id` is live: not ended, not expired, and in `tenant` (or in none).
 pub async fn is_live(
     pool: &PgPool,
     id: SessionId,
