@@ -8,7 +8,6 @@
 pub mod agent;
 pub mod auth;
 pub mod background;
-pub mod bus;
 pub mod chat;
 pub mod cli;
 pub mod config;
@@ -20,6 +19,7 @@ pub mod merchant;
 pub mod metrics;
 pub mod notify;
 pub mod platform;
+pub mod realtime;
 pub mod site;
 pub mod startup;
 pub mod telemetry;

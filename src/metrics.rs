@@ -21,7 +21,8 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use secrecy::ExposeSecret as _;
 use subtle::ConstantTimeEq as _;
 
-use crate::http::{AppError, AppState, ClientMeta, Routes, Scope};
+use crate::http::{AppError, ClientMeta, Routes, Scope};
+use crate::startup::AppState;
 
 /// Seconds: from well under a millisecond (a group commit) to requests that take seconds.
 const BUCKETS: &[f64] =
@@ -29,7 +30,7 @@ const BUCKETS: &[f64] =
 /// Messages per group commit.
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new().get("/metrics", Scope::Public, scrape)
 }
 

@@ -8,31 +8,23 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::{
     auth::session::AgentSession,
-    http::{AppError, AppState, Routes, Scope, input::path_id},
+    http::{AppError, Routes, Scope, input::path_id},
+    startup::AppState,
 };
 
-pub fn routes() -> Routes {
-    Routes::new().get("/api/v1/announcements", Scope::Tenant, list).post(
-        "/api/v1/announcements/{id}/dismiss",
-        Scope::Tenant,
-        dismiss,
-    )
+pub fn routes() -> Routes<AppState> {
+    Routes::new()
+        .get("/api/v1/announcements", Scope::Tenant, list)
+        .post("/api/v1/announcements/{id}/dismiss", Scope::Tenant, dismiss)
+        .writable_when_read_only()
 }
 
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
-pub struct Announcement {
-    pub id: i64,
-    pub title: String,
-    /// Plain text; pages escape it.
-    pub body: String,
-    pub published_at: DateTime<Utc>,
-}
+pub use crate::realtime::protocol::Announcement;
 
 /// The condition for "published and meant for a merchant on plan `$2`".
 const VISIBLE: &str = "published_at is not null and published_at <= now()

@@ -21,8 +21,9 @@ use crate::{
         session::AgentSession,
         store::{self, AgentRow, AgentWithEmail, Membership},
     },
-    http::{AppError, AppState, Page, Routes, Scope, csrf::CsrfToken},
+    http::{AppError, Page, Routes, Scope, csrf::CsrfToken},
     i18n::Lang,
+    startup::AppState,
 };
 
 /// The OpenAPI description of these routes' API part (http::openapi).
@@ -30,7 +31,7 @@ use crate::{
 #[openapi(paths(list_agents, get_agent))]
 pub(crate) struct Doc;
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new()
         .get("/app", Scope::Tenant, workspace)
         .get("/app/m", Scope::Tenant, phone_workspace)

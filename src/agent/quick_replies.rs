@@ -12,16 +12,17 @@ use serde::{Deserialize, Serialize};
 use crate::{
     auth::session::AgentSession,
     http::{
-        AppError, AppState, Routes, Scope,
+        AppError, Routes, Scope,
         extract::ApiJson,
         input::{like_pattern, path_id, position, text},
     },
+    startup::AppState,
 };
 
 /// A merchant keeps at most this many.
 const MAX_PER_TENANT: i64 = 1000;
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new()
         .get("/api/v1/quick_replies", Scope::Tenant, list)
         .post("/api/v1/quick_replies", Scope::Tenant, create)

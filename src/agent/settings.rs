@@ -10,12 +10,13 @@ use axum::{
 
 use crate::{
     auth::session::AgentSession,
-    http::{AppError, AppState, Page, Routes, Scope, csrf::CsrfToken},
+    http::{AppError, Page, Routes, Scope, csrf::CsrfToken},
     i18n::Lang,
     merchant::settings::{MerchantSettings, Position},
+    startup::AppState,
 };
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new().get("/app/settings", Scope::Tenant, settings_page).admin()
 }
 

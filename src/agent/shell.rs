@@ -6,9 +6,10 @@ use tenants::Tenant;
 use super::{initial, role_label};
 use crate::{
     auth::session::AgentSession,
-    http::{AppError, AppState, csrf::CsrfToken},
+    http::{AppError, csrf::CsrfToken},
     i18n::Lang,
     merchant::subscription::{self, Banner},
+    startup::AppState,
 };
 
 pub struct AppShell {

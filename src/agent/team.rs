@@ -19,14 +19,16 @@ use crate::{
         store::{self, AgentWithEmail},
         validate::Email,
     },
-    chat::{hub::Peer, protocol::AgentStatus, store as chat_store},
-    http::{AppError, AppState, extract::ApiJson},
+    chat::store as chat_store,
+    http::{AppError, extract::ApiJson},
     i18n::Lang,
     merchant::{
         settings::{image_url, team_image},
         subscription::limits,
     },
     notify,
+    realtime::{hub::Peer, protocol::AgentStatus},
+    startup::AppState,
 };
 
 /// Roles an admin can give through the API. Ownership is not handed out here.

@@ -18,14 +18,18 @@ use super::{
     sessions, store,
     validate::{self, Email},
 };
-use crate::http::{AppError, AppState, Routes, Scope, client::ClientMeta, extract::ApiJson};
+use crate::http::{AppError, Routes, Scope, client::ClientMeta, extract::ApiJson};
+use crate::startup::AppState;
 
-pub fn routes(limit: &AuthRateLimit) -> Routes {
+pub fn routes(limit: &AuthRateLimit) -> Routes<AppState> {
     Routes::new()
         .add(Method::POST, "/api/v1/me/password", Scope::Tenant, limited(limit, change))
+        .writable_when_read_only()
         .get("/api/v1/me/sessions", Scope::Tenant, list_sessions)
         .delete("/api/v1/me/sessions", Scope::Tenant, end_other_sessions)
+        .writable_when_read_only()
         .delete("/api/v1/me/sessions/{id}", Scope::Tenant, end_session)
+        .writable_when_read_only()
 }
 
 #[derive(Deserialize)]

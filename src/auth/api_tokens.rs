@@ -8,8 +8,6 @@
 //! team, billing or tokens themselves. A `read` token may only read (GET). A token stops
 //! working when revoked or when its admin is disabled or no longer an admin.
 
-use std::{collections::HashSet, sync::Arc};
-
 use axum::{
     Json,
     extract::{Path, State},
@@ -23,9 +21,10 @@ use sha2::{Digest as _, Sha256};
 use tenants::{EntId, TenantStatus, TenantTx};
 
 use super::session::AgentSession;
-use crate::http::{AppError, AppState, Routes, Scope, extract::ApiJson, input::path_id};
+use crate::http::{AppError, RouteSpec, Routes, Scope, extract::ApiJson, input::path_id};
+use crate::startup::AppState;
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new()
         .get("/api/v1/api_tokens", Scope::Tenant, list)
         .admin()
@@ -39,11 +38,6 @@ pub fn routes() -> Routes {
 pub const PREFIX: &str = "kefu_";
 /// Most live tokens per merchant.
 const MAX_TOKENS: i64 = 50;
-
-/// The routes API tokens may call, from the route table (`Routes::api`); put in every
-/// request's extensions by the router.
-#[derive(Clone, Debug, Default)]
-pub struct ApiRoutes(pub Arc<HashSet<(Method, &'static str)>>);
 
 /// What an API-token session may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,12 +74,8 @@ pub async fn authenticate(
     let (ent, _) = rest.split_once('_').ok_or(AppError::Unauthorized)?;
     let ent_id = EntId::parse(ent).map_err(|_| AppError::Unauthorized)?;
     let tenant = state.tenants.by_ent_id(&ent_id).await?.ok_or(AppError::Unauthorized)?;
-    let route = parts.extensions.get::<axum::extract::MatchedPath>().map(|m| m.as_str());
-    let allowed = parts
-        .extensions
-        .get::<ApiRoutes>()
-        .zip(route)
-        .is_some_and(|(api, path)| api.0.iter().any(|(m, p)| *m == parts.method && *p == path));
+    let route = parts.extensions.get::<RouteSpec>();
+    let allowed = route.is_some_and(|r| r.api);
     let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
     let found: Option<(i64, String, i64)> = sqlx::query_as(
         "select t.id, t.scope, a.id from api_tokens t join agents a on a.id = t.agent_id

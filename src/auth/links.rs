@@ -22,9 +22,10 @@ use super::{
     validate::{self, Email},
 };
 use crate::{
-    http::{AppError, AppState, Page, Routes, Scope, csrf, csrf::CsrfToken},
+    http::{AppError, Page, Routes, Scope, csrf, csrf::CsrfToken},
     i18n::Lang,
     notify::{self, Content, Email as OutgoingEmail},
+    startup::AppState,
 };
 
 /// How long each kind of link works.
@@ -32,7 +33,7 @@ pub const INVITE_TTL_DAYS: i64 = 7;
 pub const RESET_TTL_HOURS: i64 = 1;
 pub const VERIFY_TTL_DAYS: i64 = 3;
 
-pub fn routes(limit: &super::AuthRateLimit) -> Routes {
+pub fn routes(limit: &super::AuthRateLimit) -> Routes<AppState> {
     Routes::new()
         .get("/invite/{token}", Scope::Public, invite_page)
         .add(

@@ -47,13 +47,14 @@ use self::{
 use crate::{
     config::Config,
     http::{
-        AppError, AppState, FieldErrors, Page, Routes, Scope, client::ClientMeta, csrf,
-        csrf::CsrfToken, extract::ApiJson, local_redirect_target,
+        AppError, FieldErrors, Page, Routes, Scope, client::ClientMeta, csrf, csrf::CsrfToken,
+        extract::ApiJson, local_redirect_target,
     },
     i18n::Lang,
+    startup::AppState,
 };
 
-pub fn routes(config: &Config) -> Routes {
+pub fn routes(config: &Config) -> Routes<AppState> {
     let limit = AuthRateLimit::new(config);
     Routes::new()
         .get("/login", Scope::Public, login_page)

@@ -20,7 +20,8 @@ use super::{
     store::{self, AgentRow},
     token::{Claims, Issued, TokenKind},
 };
-use crate::http::{AppError, AppState, client::ClientMeta, csrf};
+use crate::http::{AppError, client::ClientMeta, csrf};
+use crate::startup::AppState;
 
 pub const SESSION_COOKIE: &str = "kefu_session";
 pub const SELECT_COOKIE: &str = "kefu_select";
@@ -135,7 +136,7 @@ impl FromRequestParts<AppState> for AgentSession {
         }
         presented.check_csrf(parts)?;
         // A merchant whose subscription is inactive is read-only.
-        let route = parts.extensions.get::<axum::extract::MatchedPath>().map(|m| m.as_str());
+        let route = parts.extensions.get::<crate::http::RouteSpec>();
         crate::merchant::subscription::check_write(&tenant, &parts.method, route)?;
         // A support session lasts only while its admin still is one.
         let impersonator = match claims.imp {

@@ -23,7 +23,8 @@ use sqlx::{PgConnection, PgPool};
 use tenants::{Tenant, TenantId};
 
 use super::token::{Issued, SessionKind};
-use crate::http::{AppError, AppState, ClientMeta};
+use crate::http::{AppError, ClientMeta};
+use crate::startup::AppState;
 
 /// A session's id: random (63 bits), so ids say nothing about how many sessions exist.
 pub type SessionId = i64;

@@ -33,19 +33,17 @@ use super::{
     validate::{self, Email, Problem},
 };
 use crate::{
-    http::{
-        AppError, AppState, ClientMeta, Page, Routes, Scope, csrf, csrf::CsrfToken,
-        extract::ApiJson,
-    },
+    http::{AppError, ClientMeta, Page, Routes, Scope, csrf, csrf::CsrfToken, extract::ApiJson},
     i18n::Lang,
     merchant::{self, NewMerchant},
     notify::{self, Content, Email as OutgoingEmail},
+    startup::AppState,
 };
 
 /// How long a sign-up link works.
 const CONFIRM_TTL_HOURS: i64 = 24;
 
-pub fn routes(limit: &AuthRateLimit) -> Routes {
+pub fn routes(limit: &AuthRateLimit) -> Routes<AppState> {
     Routes::new()
         .get("/signup", Scope::Public, page)
         .add(Method::POST, "/signup", Scope::Public, limited(limit, form))

@@ -28,8 +28,9 @@ use tenants::TenantTx;
 
 use super::{links, session};
 use crate::{
-    http::{AppError, AppState, ClientMeta, ResolvedTenant, Routes, Scope, local_redirect_target},
+    http::{AppError, ClientMeta, ResolvedTenant, Routes, Scope, local_redirect_target},
     merchant::settings::{MerchantSettings, SSO_SECRET_KEY, store_setting},
+    startup::AppState,
 };
 
 /// The settings key naming the agent who set the current SSO secret.
@@ -38,7 +39,7 @@ const SSO_SET_BY_KEY: &str = "sso_secret_set_by";
 /// How long an SSO token works.
 pub const TOKEN_TTL_SECS: i64 = 60;
 
-pub fn routes(limit: &super::AuthRateLimit) -> Routes {
+pub fn routes(limit: &super::AuthRateLimit) -> Routes<AppState> {
     Routes::new()
         .get("/other/internalToken", Scope::Public, internal_token)
         .add(

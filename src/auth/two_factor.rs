@@ -31,21 +31,25 @@ use super::{
 };
 use crate::{
     http::{
-        AppError, AppState, Page, Routes, Scope, client::ClientMeta, csrf, csrf::CsrfToken,
-        extract::ApiJson, local_redirect_target,
+        AppError, Page, Routes, Scope, client::ClientMeta, csrf, csrf::CsrfToken, extract::ApiJson,
+        local_redirect_target,
     },
     i18n::Lang,
+    startup::AppState,
 };
 
-pub fn routes(limit: &AuthRateLimit) -> Routes {
+pub fn routes(limit: &AuthRateLimit) -> Routes<AppState> {
     Routes::new()
         .get("/login/2fa", Scope::Public, page)
         .add(Method::POST, "/login/2fa", Scope::Public, limited(limit, code_form))
         .add(Method::POST, "/api/v1/login/enrol", Scope::Public, limited(limit, enrol_api))
         .get("/api/v1/me/totp", Scope::Tenant, status)
         .post("/api/v1/me/totp", Scope::Tenant, begin)
+        .writable_when_read_only()
         .add(Method::POST, "/api/v1/me/totp/confirm", Scope::Tenant, limited(limit, confirm))
+        .writable_when_read_only()
         .add(Method::POST, "/api/v1/me/totp/disable", Scope::Tenant, limited(limit, disable))
+        .writable_when_read_only()
 }
 
 pub fn wrong_code() -> AppError {

@@ -11,15 +11,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{
+use super::{server_msg_id, store};
+use crate::realtime::{
     hub::{Peer, encode},
     protocol::{MessageOut, ServerFrame},
-    server_msg_id, store,
     writer::NewMessage,
 };
 use crate::{
     auth::session::AgentSession,
-    http::{AppError, AppState, Routes, Scope, extract::ApiJson, input::path_id},
+    http::{AppError, Routes, Scope, extract::ApiJson, input::path_id},
+    startup::AppState,
 };
 
 /// The OpenAPI description of these routes (http::openapi gathers the modules').
@@ -37,7 +38,7 @@ use crate::{
 ))]
 pub(crate) struct Doc;
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new()
         .get("/api/v1/conversations", Scope::Tenant, list_conversations)
         .api()
@@ -53,6 +54,7 @@ pub fn routes() -> Routes {
         .api()
         .post("/api/v1/conversations/{id}/read", Scope::Tenant, mark_read)
         .api()
+        .writable_when_read_only()
         .get("/api/v1/visitors", Scope::Tenant, list_visitors)
         .api()
         .get("/api/v1/visitors/{id}", Scope::Tenant, get_visitor)
@@ -227,7 +229,7 @@ struct PostMessage {
     /// (at most 10 fields and 3 buttons; links http(s)). `body`, when given, is the
     /// plain-text summary previews and emails show (else the title).
     #[serde(default)]
-    #[schema(value_type = Option<super::protocol::Card>)]
+    #[schema(value_type = Option<crate::realtime::protocol::Card>)]
     card: Option<Value>,
     /// `agent` (default: the caller, or the token's admin) or `bot` (the merchant's system).
     #[serde(default)]
@@ -267,8 +269,8 @@ async fn post_message(
         "product": req.product,
         "card": req.card,
     });
-    let send = match super::protocol::parse(&frame.to_string()) {
-        Ok(super::protocol::ClientFrame::Send(send)) => send,
+    let send = match crate::realtime::protocol::parse(&frame.to_string()) {
+        Ok(crate::realtime::protocol::ClientFrame::Send(send)) => send,
         Ok(_) => return Err(AppError::Internal(anyhow::anyhow!("a send frame parsed as another"))),
         Err(e) => {
             return Err(AppError::bad_request_status(
@@ -307,8 +309,8 @@ async fn post_message(
         origin: None,
     };
     let stored = state.chat.post(tenant, message.clone()).await.map_err(|e| match e {
-        super::writer::WriteError::ConversationNotFound => AppError::NotFound,
-        super::writer::WriteError::ConversationClosed => {
+        crate::realtime::writer::WriteError::ConversationNotFound => AppError::NotFound,
+        crate::realtime::writer::WriteError::ConversationClosed => {
             AppError::conflict("conversation_closed", None, "the conversation is closed")
         }
         other => AppError::Internal(other.into()),
@@ -325,7 +327,7 @@ async fn post_message(
 }
 
 /// Takes a queued conversation (or one of a colleague) for the caller.
-#[utoipa::path(post, path = "/api/v1/conversations/{id}/claim", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), responses((status = 200, body = super::protocol::ConversationOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/claim", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), responses((status = 200, body = crate::realtime::protocol::ConversationOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn claim(
     State(state): State<AppState>,
     session: AgentSession,
@@ -341,7 +343,7 @@ struct TransferRequest {
 }
 
 /// Hands a conversation to another agent; the visitor is told, every agent's list updates.
-#[utoipa::path(post, path = "/api/v1/conversations/{id}/transfer", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), request_body = TransferRequest, responses((status = 200, body = super::protocol::ConversationOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/transfer", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), request_body = TransferRequest, responses((status = 200, body = crate::realtime::protocol::ConversationOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn transfer(
     State(state): State<AppState>,
     session: AgentSession,

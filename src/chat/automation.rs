@@ -8,13 +8,10 @@ use moka::future::Cache;
 use tenants::{TenantId, TenantTx};
 
 use super::{
-    Chat,
-    hub::encode,
-    protocol::ServerFrame,
-    server_msg_id,
+    Chat, server_msg_id,
     store::{self, ConversationRow},
-    writer::NewMessage,
 };
+use crate::realtime::{hub::encode, protocol::ServerFrame, writer::NewMessage};
 use crate::{i18n::Lang, merchant::rich_text};
 
 /// A tenant's automation settings, read once and cached (they change rarely; the settings
@@ -102,7 +99,7 @@ pub struct VisitorMessage {
 }
 
 /// Runs the automation for one visitor message; errors are logged, never surfaced.
-pub async fn after_visitor_message(state: crate::http::AppState, m: VisitorMessage) {
+pub async fn after_visitor_message(state: crate::startup::AppState, m: VisitorMessage) {
     let (chat, pool) = (&state.chat, &state.db);
     let (tenant, conversation) = (m.tenant, &m.conversation);
     let said = Said { created: m.created, text: m.text.clone(), lang: m.lang };
@@ -120,7 +117,7 @@ pub async fn after_visitor_message(state: crate::http::AppState, m: VisitorMessa
 /// notification email when no one is online. One reminder is pending per conversation at a
 /// time, and it is dropped if an agent answers first (notify::outbox checks before sending).
 async fn remind_if_unanswered(
-    state: &crate::http::AppState,
+    state: &crate::startup::AppState,
     m: &VisitorMessage,
 ) -> anyhow::Result<()> {
     let someone_sees_it = match m.conversation.agent_id {

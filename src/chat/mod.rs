@@ -3,13 +3,10 @@
 
 mod api;
 mod automation;
-pub mod hub;
 pub mod presence;
-pub mod protocol;
 pub mod rating;
 pub mod status;
 pub mod store;
-pub mod writer;
 mod ws;
 
 use std::{
@@ -22,10 +19,10 @@ use std::{
 use sqlx::{PgConnection, PgPool};
 use tenants::{TenantId, TenantTx};
 
-use self::{
+use self::store::ConversationRow;
+use crate::realtime::{
     hub::{Hub, encode},
     protocol::{AgentStatus, Presence, ServerFrame},
-    store::ConversationRow,
     writer::{NewMessage, Stored, WriteError, Writer},
 };
 use crate::{
@@ -43,7 +40,7 @@ pub(crate) fn api_doc() -> utoipa::openapi::OpenApi {
     <api::Doc as utoipa::OpenApi>::openapi()
 }
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<crate::startup::AppState> {
     ws::routes().merge(api::routes()).merge(rating::routes()).merge(status::routes())
 }
 
@@ -79,7 +76,7 @@ pub struct Chat {
     /// What anonymous visitors may trigger (new conversations here).
     limiter: Arc<crate::http::rate::Limiter>,
     /// Grace after leaving and auto-away (presence.rs).
-    pub presence: presence::Presence,
+    pub presence: crate::realtime::presence::Presence,
 }
 
 impl Chat {
@@ -102,7 +99,7 @@ impl Chat {
             })
             .collect();
         Self {
-            writer: Writer::new(pool.clone(), shards, hub.clone(), webhooks.clone()),
+            writer: Writer::new(pool.clone(), shards, hub.clone(), Arc::new(webhooks.clone())),
             webhooks,
             hub,
             pool,
@@ -125,7 +122,7 @@ impl Chat {
                 .max_capacity(1_000_000)
                 .build(),
             limiter,
-            presence: presence::Presence::default(),
+            presence: crate::realtime::presence::Presence::default(),
         }
     }
 
@@ -227,7 +224,7 @@ impl Chat {
     pub async fn remember_status(&self, tenant: TenantId, agent_id: i64, status: AgentStatus) {
         self.statuses.insert((tenant, agent_id), status).await;
         if let Some(bus) = self.hub.bus() {
-            bus.invalidate(crate::bus::Invalidation::AgentStatus(tenant.0, agent_id));
+            bus.invalidate(crate::realtime::bus::Invalidation::AgentStatus(tenant.0, agent_id));
         }
     }
 

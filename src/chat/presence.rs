@@ -10,77 +10,13 @@
 //!   visitors see it — and comes back online with their next activity or connection. A
 //!   manual status change ends the automatic one.
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::{
-        Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tenants::{TenantId, TenantTx};
 
-use super::{Chat, hub::Peer, protocol::AgentStatus, store};
-
-/// What this process knows of agents' presence besides their connections.
-#[derive(Default)]
-pub struct Presence {
-    /// When an agent's last connection closed (while within the grace).
-    left: Mutex<HashMap<(TenantId, i64), Instant>>,
-    /// When each connected agent last did something.
-    active: Mutex<HashMap<(TenantId, i64), DateTime<Utc>>>,
-    /// Agents this process made away for inactivity.
-    auto_away: Mutex<HashSet<(TenantId, i64)>>,
-    /// The grace, in milliseconds (set once at start).
-    grace_ms: AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Presence {
-    pub fn set_grace(&self, grace: Duration) {
-        let ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
-        self.grace_ms.store(ms, Ordering::Relaxed);
-    }
-
-    pub fn grace(&self) -> Duration {
-        Duration::from_millis(self.grace_ms.load(Ordering::Relaxed))
-    }
-
-    pub(crate) fn left(&self, tenant: TenantId, agent: i64) {
-        lock(&self.left).insert((tenant, agent), Instant::now());
-    }
-
-    pub(crate) fn came_back(&self, tenant: TenantId, agent: i64) {
-        lock(&self.left).remove(&(tenant, agent));
-    }
-
-    /// Agents of `tenant` whose last tab closed less than the grace ago.
-    pub(super) fn leaving(&self, tenant: TenantId) -> Vec<i64> {
-        let grace = self.grace();
-        let mut left = lock(&self.left);
-        left.retain(|_, at| at.elapsed() < grace);
-        left.keys().filter(|(t, _)| *t == tenant).map(|(_, a)| *a).collect()
-    }
-
-    pub(super) fn is_leaving(&self, tenant: TenantId, agent: i64) -> bool {
-        lock(&self.left).get(&(tenant, agent)).is_some_and(|at| at.elapsed() < self.grace())
-    }
-
-    /// Records activity; true when the agent was away for inactivity (and is back now).
-    pub(super) fn touch(&self, tenant: TenantId, agent: i64, now: DateTime<Utc>) -> bool {
-        lock(&self.active).insert((tenant, agent), now);
-        lock(&self.auto_away).remove(&(tenant, agent))
-    }
-
-    pub(super) fn forget(&self, tenant: TenantId, agent: i64) {
-        lock(&self.active).remove(&(tenant, agent));
-    }
-}
+use super::{Chat, store};
+use crate::realtime::{hub::Peer, protocol::AgentStatus};
 
 impl Chat {
     /// Agents who count as present: connected, or within the grace after leaving.
@@ -140,8 +76,7 @@ impl Chat {
     /// Makes away every connected agent of every merchant with auto-away who has been idle
     /// for its `auto_away_minutes` at `now`. Returns how many.
     pub async fn auto_away_round(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
-        let idle: Vec<((TenantId, i64), DateTime<Utc>)> =
-            lock(&self.presence.active).iter().map(|(k, v)| (*k, *v)).collect();
+        let idle = self.presence.activity();
         let mut made_away = 0;
         for ((tenant, agent), last) in idle {
             if self.hub.connections_of(tenant, Peer::Agent(agent)) == 0 {
@@ -164,7 +99,7 @@ impl Chat {
             let away = store::begin_auto_away(&mut tx, agent).await?;
             tx.commit().await?;
             if away {
-                lock(&self.presence.auto_away).insert((tenant, agent));
+                self.presence.made_away(tenant, agent);
                 self.remember_status(tenant, agent, AgentStatus::Away).await;
                 self.publish_agent_presence(tenant, agent).await?;
                 made_away += 1;
@@ -175,7 +110,7 @@ impl Chat {
 }
 
 /// Checks for idle agents every 30 seconds.
-pub fn spawn_auto_away(state: &crate::http::AppState) -> tokio::task::JoinHandle<()> {
+pub fn spawn_auto_away(state: &crate::startup::AppState) -> tokio::task::JoinHandle<()> {
     let chat = std::sync::Arc::clone(&state.chat);
     crate::background::every(
         "auto-away",

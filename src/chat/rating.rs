@@ -8,17 +8,19 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tenants::TenantTx;
 
-use super::{hub::encode, protocol::ServerFrame, store};
+use super::store;
+use crate::realtime::{hub::encode, protocol::ServerFrame};
 use crate::{
     http::rate::Rule,
-    http::{AppError, AppState, Routes, Scope, extract::ApiJson},
+    http::{AppError, Routes, Scope, extract::ApiJson},
+    startup::AppState,
     visitor::VisitorSession,
 };
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new().post("/api/v1/visitor/rating", Scope::Public, rate)
 }
 
@@ -33,14 +35,7 @@ struct Rate {
     comment: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct RatingOut {
-    pub conversation_id: i64,
-    pub score: i16,
-    pub comment: String,
-    pub agent_id: Option<i64>,
-    pub created_at: chrono::DateTime<chrono::Utc>,
-}
+pub use crate::realtime::protocol::RatingOut;
 
 /// `POST /api/v1/visitor/rating {conversation_id, score, comment?}` with the visitor token
 /// → 201 the rating. Only the visitor's own closed conversation, once.

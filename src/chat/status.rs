@@ -32,11 +32,13 @@ use serde_json::json;
 use sqlx::PgConnection;
 use tenants::{TenantId, TenantTx};
 
-use super::{Chat, server_msg_id, store, writer::NewMessage};
+use super::{Chat, server_msg_id, store};
+use crate::realtime::writer::NewMessage;
 use crate::{
     auth::session::AgentSession,
-    http::{AppError, AppState, Routes, Scope, extract::ApiJson, input::path_id},
+    http::{AppError, Routes, Scope, extract::ApiJson, input::path_id},
     merchant::settings::MerchantSettings,
+    startup::AppState,
 };
 
 /// The OpenAPI description of these routes' API part (http::openapi).
@@ -44,7 +46,7 @@ use crate::{
 #[openapi(paths(set_status, close))]
 pub(crate) struct Doc;
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new()
         .post("/api/v1/conversations/{id}/status", Scope::Tenant, set_status)
         .api()
@@ -93,7 +95,7 @@ struct StatusRequest {
 
 /// `POST /api/v1/conversations/{id}/status {status, snoozed_until?}` → 200 the conversation
 /// (unchanged when it already had that status).
-#[utoipa::path(post, path = "/api/v1/conversations/{id}/status", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), request_body = StatusRequest, responses((status = 200, body = crate::chat::protocol::ConversationOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/status", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), request_body = StatusRequest, responses((status = 200, body = crate::realtime::protocol::ConversationOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn set_status(
     State(state): State<AppState>,
     session: AgentSession,
@@ -132,7 +134,7 @@ async fn set_status(
 }
 
 /// `POST /api/v1/conversations/{id}/close` → 200 the conversation, resolved.
-#[utoipa::path(post, path = "/api/v1/conversations/{id}/close", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), responses((status = 200, body = crate::chat::protocol::ConversationOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/close", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), responses((status = 200, body = crate::realtime::protocol::ConversationOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn close(
     State(state): State<AppState>,
     session: AgentSession,

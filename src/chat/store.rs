@@ -5,7 +5,7 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use tenants::{TenantId, TenantTx};
 
-use super::protocol::{ConversationOut, MessageOut, Sender};
+use crate::realtime::protocol::{ConversationOut, MessageOut, Sender};
 
 /// A conversation with the names clients show.
 #[derive(Clone, Debug, sqlx::FromRow)]

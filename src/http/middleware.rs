@@ -21,18 +21,30 @@ use tower_http::{
 };
 use tracing::Level;
 
-use super::{AppError, AppState, ErrorInfo, json_error};
+use super::{AppError, ErrorInfo, TrustedProxies, json_error};
 use crate::i18n::Lang;
 
 /// Largest request body accepted anywhere unless a route allows more (uploads will).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// What the layers need to know of the application.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Served over HTTPS (adds Strict-Transport-Security).
+    pub https: bool,
+    /// Paths whose request bodies may be larger than [`MAX_BODY_BYTES`], with their limit.
+    pub larger_bodies: &'static [(&'static str, usize)],
+    /// Whose `X-Forwarded-For` to believe.
+    pub proxies: TrustedProxies,
+}
+
 const CSP: &str = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; \
                    connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'self'; \
                    form-action 'self'; frame-ancestors 'none'";
 
-pub fn wrap(router: Router<AppState>, state: AppState) -> Router {
-    let https = state.config.is_https();
+/// Wraps `router` (its state already given) in the cross-cutting layers.
+pub fn wrap(router: Router, options: Options) -> Router {
+    let Options { https, larger_bodies, proxies } = options;
     let mut router = router
         .fallback(not_found)
         .layer(
@@ -53,9 +65,10 @@ pub fn wrap(router: Router<AppState>, state: AppState) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .layer(axum_mw::from_fn(crate::metrics::track_http))
-        .layer(axum_mw::from_fn(limit_body))
+        .layer(axum_mw::from_fn(move |request: Request, next: Next| {
+            limit_body(larger_bodies, request, next)
+        }))
         .layer(axum_mw::from_fn(crate::i18n::remember_choice))
-        .layer(axum_mw::from_fn_with_state(state.clone(), crate::platform::system::default_lang))
         .layer(header_layer(header::CONTENT_SECURITY_POLICY, CSP))
         .layer(header_layer(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(header_layer(header::REFERRER_POLICY, "strict-origin-when-cross-origin"))
@@ -75,12 +88,11 @@ pub fn wrap(router: Router<AppState>, state: AppState) -> Router {
         .layer(CompressionLayer::new().compress_when(
             DefaultPredicate::new().and(NotForContentType::const_new("application/gzip")),
         ))
-        .layer(axum_mw::from_fn_with_state(state.clone(), super::client::resolve_client))
+        .layer(axum_mw::from_fn_with_state(proxies, super::client::resolve_client))
         .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
             tracing::error!("a request handler panicked");
             AppError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
-        .with_state(state)
 }
 
 /// Sets a header unless the route already did (a route may relax the CSP, e.g. for frames).
@@ -88,15 +100,16 @@ fn header_layer(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer
     SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
 }
 
-/// Request bodies are limited to [`MAX_BODY_BYTES`], uploads to their own limit: a declared
-/// length over the limit is refused (413) before anything is read, and a body that turns
-/// out longer fails when it passes the limit.
-async fn limit_body(request: Request, next: Next) -> Response {
-    let limit = if request.uri().path() == "/api/v1/uploads" {
-        crate::upload::MAX_REQUEST_BYTES
-    } else {
-        MAX_BODY_BYTES
-    };
+/// Request bodies are limited to [`MAX_BODY_BYTES`], the `larger` paths (uploads) to their
+/// own limit: a declared length over the limit is refused (413) before anything is read,
+/// and a body that turns out longer fails when it passes the limit.
+async fn limit_body(
+    larger: &'static [(&'static str, usize)],
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    let limit = larger.iter().find(|(p, _)| *p == path).map_or(MAX_BODY_BYTES, |(_, l)| *l);
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -1,5 +1,8 @@
 //! The route table: every route is registered with its method and its scope, so tests can
 //! walk all tenant-scoped routes (the isolation suite fails on a route it does not cover).
+//! What the table says of a route travels with each request to it: the router puts the
+//! route's [`RouteSpec`] in the request's extensions, where the session extractors read
+//! whether API tokens may call it and whether it stays writable for a read-only merchant.
 
 use axum::{
     Router,
@@ -7,8 +10,6 @@ use axum::{
     http::Method,
     routing::{MethodRouter, delete, get, patch, post, put},
 };
-
-use super::AppState;
 
 /// Who a route serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,20 +43,30 @@ pub struct RouteSpec {
     pub role: Role,
     /// Callable with an API token (auth::api_tokens).
     pub api: bool,
+    /// Agents of a merchant whose subscription is inactive (read-only) may still call it
+    /// with a method that writes: billing itself, what creates nothing, one's own security.
+    pub writable_when_read_only: bool,
 }
 
-/// A router plus the table describing it.
-#[derive(Default)]
-pub struct Routes {
-    router: Router<AppState>,
+/// The handlers and the table describing them. `S` is the state the handlers take (the
+/// composition root's `AppState`). The router is built at the end ([`Routes::into_router`]),
+/// once every route's description is complete.
+pub struct Routes<S> {
+    handlers: Vec<MethodRouter<S>>,
     table: Vec<RouteSpec>,
+}
+
+impl<S: Clone + Send + Sync + 'static> Default for Routes<S> {
+    fn default() -> Self {
+        Self { handlers: Vec::new(), table: Vec::new() }
+    }
 }
 
 macro_rules! verb {
     ($name:ident, $method:expr, $routing:ident) => {
         pub fn $name<H, T>(self, path: &'static str, scope: Scope, handler: H) -> Self
         where
-            H: Handler<T, AppState>,
+            H: Handler<T, S>,
             T: 'static,
         {
             self.add($method, path, scope, $routing(handler))
@@ -63,7 +74,7 @@ macro_rules! verb {
     };
 }
 
-impl Routes {
+impl<S: Clone + Send + Sync + 'static> Routes<S> {
     pub fn new() -> Self {
         Self::default()
     }
@@ -74,14 +85,21 @@ impl Routes {
         method: Method,
         path: &'static str,
         scope: Scope,
-        handler: MethodRouter<AppState>,
+        handler: MethodRouter<S>,
     ) -> Self {
         assert!(
             !self.table.iter().any(|r| r.path == path && r.method == method),
             "route {method} {path} registered twice"
         );
-        self.router = self.router.route(path, handler);
-        self.table.push(RouteSpec { method, path, scope, role: Role::Agent, api: false });
+        self.handlers.push(handler);
+        self.table.push(RouteSpec {
+            method,
+            path,
+            scope,
+            role: Role::Agent,
+            api: false,
+            writable_when_read_only: false,
+        });
         self
     }
 
@@ -110,11 +128,19 @@ impl Routes {
         self
     }
 
-    /// The routes API tokens may call.
-    pub fn api_routes(&self) -> crate::auth::api_tokens::ApiRoutes {
-        crate::auth::api_tokens::ApiRoutes(std::sync::Arc::new(
-            self.table.iter().filter(|r| r.api).map(|r| (r.method.clone(), r.path)).collect(),
-        ))
+    /// Declares the route registered last as one agents of a read-only merchant may still
+    /// call with a method that writes.
+    pub fn writable_when_read_only(mut self) -> Self {
+        let last = self.table.last_mut().expect("writable_when_read_only() follows a route");
+        assert_eq!(
+            last.scope,
+            Scope::Tenant,
+            "{} {}: read-only is for tenants",
+            last.method,
+            last.path
+        );
+        last.writable_when_read_only = true;
+        self
     }
 
     fn least_role(mut self, role: Role) -> Self {
@@ -136,7 +162,7 @@ impl Routes {
     verb!(patch, Method::PATCH, patch);
     verb!(delete, Method::DELETE, delete);
 
-    pub fn merge(mut self, other: Routes) -> Self {
+    pub fn merge(mut self, other: Routes<S>) -> Self {
         for spec in &other.table {
             assert!(
                 !self.table.iter().any(|r| r.path == spec.path && r.method == spec.method),
@@ -145,7 +171,7 @@ impl Routes {
                 spec.path
             );
         }
-        self.router = self.router.merge(other.router);
+        self.handlers.extend(other.handlers);
         self.table.extend(other.table);
         self
     }
@@ -154,7 +180,11 @@ impl Routes {
         &self.table
     }
 
-    pub fn into_router(self) -> Router<AppState> {
-        self.router
+    /// The router: each handler at its path, with its description in the extensions of
+    /// every request it serves.
+    pub fn into_router(self) -> Router<S> {
+        self.handlers.into_iter().zip(self.table).fold(Router::new(), |router, (handler, spec)| {
+            router.route(spec.path, handler.layer(axum::Extension(spec)))
+        })
     }
 }

@@ -13,10 +13,11 @@ use sqlx::PgConnection;
 
 use crate::{
     auth::session::AgentSession,
-    http::{AppError, AppState, Routes, Scope, input::like_pattern},
+    http::{AppError, Routes, Scope, input::like_pattern},
+    startup::AppState,
 };
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new().get("/api/v1/audit", Scope::Tenant, list).admin()
 }
 

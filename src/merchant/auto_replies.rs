@@ -14,15 +14,16 @@ use serde::{Deserialize, Serialize};
 use crate::{
     auth::session::AgentSession,
     http::{
-        AppError, AppState, Routes, Scope,
+        AppError, Routes, Scope,
         extract::ApiJson,
         input::{path_id, position, text},
     },
+    startup::AppState,
 };
 
 const MAX_PER_TENANT: i64 = 500;
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new()
         .get("/api/v1/auto_replies", Scope::Tenant, list)
         .admin()
@@ -104,7 +105,7 @@ fn check(f: Fields) -> Result<Checked, AppError> {
 }
 
 async fn changed(state: &AppState, session: &AgentSession) {
-    state.invalidate(crate::bus::Invalidation::Automation(session.tenant.id.0)).await;
+    state.invalidate(crate::realtime::bus::Invalidation::Automation(session.tenant.id.0)).await;
 }
 
 async fn create(

@@ -15,11 +15,12 @@ use tenants::EntId;
 use super::{hours::BusinessHours, rich_text};
 use crate::{
     auth::{session::AgentSession, validate::Email},
-    http::{AppError, AppState, Routes, Scope, extract::ApiJson, input::text},
+    http::{AppError, Routes, Scope, extract::ApiJson, input::text},
     i18n::Lang,
+    startup::AppState,
 };
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new()
         .get("/api/v1/settings", Scope::Tenant, get_settings)
         .admin()
@@ -588,7 +589,7 @@ async fn update_settings(
     }
     tx.commit().await?;
     // The chat engine caches what it reads from settings (welcome, offline, previews).
-    state.invalidate(crate::bus::Invalidation::Automation(session.tenant.id.0)).await;
+    state.invalidate(crate::realtime::bus::Invalidation::Automation(session.tenant.id.0)).await;
     tracing::info!(tenant = session.tenant.id.0, by = session.agent.id, "settings changed");
     Ok(Json(SettingsOut::new(settings, &session.tenant.ent_id)))
 }

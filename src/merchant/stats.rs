@@ -24,13 +24,14 @@ use sqlx::PgConnection;
 use super::settings::MerchantSettings;
 use crate::{
     auth::session::AgentSession,
-    http::{AppError, AppState, Routes, Scope},
+    http::{AppError, Routes, Scope},
+    startup::AppState,
 };
 
 /// The longest range one request may ask for.
 const MAX_DAYS: i64 = 92;
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new()
         .get("/api/v1/stats", Scope::Tenant, stats)
         .admin()

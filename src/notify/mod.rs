@@ -14,7 +14,7 @@ use askama::Template;
 use serde_json::Value;
 use sqlx::PgConnection;
 
-use crate::{http::AppState, i18n::Lang, platform::system::SystemSettings};
+use crate::{i18n::Lang, platform::system::SystemSettings, startup::AppState};
 
 /// An email to send.
 #[derive(Clone, Debug)]

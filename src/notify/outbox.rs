@@ -11,7 +11,7 @@ use serde_json::Value;
 use tenants::{TenantId, TenantTx};
 
 use super::smtp::{self, SendError};
-use crate::http::AppState;
+use crate::startup::AppState;
 
 /// Emails claimed per round.
 const BATCH: i64 = 20;

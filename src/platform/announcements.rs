@@ -15,15 +15,16 @@ use serde_json::json;
 use super::{PlatformSession, audit, merchants::plan_ids};
 use crate::{
     agent::announcements::Announcement,
-    chat::{hub::encode, protocol::ServerFrame},
     http::{
-        AppError, AppState, Routes, Scope,
+        AppError, Routes, Scope,
         extract::ApiJson,
         input::{path_id, text},
     },
+    realtime::{hub::encode, protocol::ServerFrame},
+    startup::AppState,
 };
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new()
         .get("/api/platform/v1/announcements", Scope::Platform, list_api)
         .post("/api/platform/v1/announcements", Scope::Platform, create)

@@ -12,9 +12,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::PlatformSession;
-use crate::http::{AppError, AppState, Routes, Scope, input::like_pattern};
+use crate::http::{AppError, Routes, Scope, input::like_pattern};
+use crate::startup::AppState;
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new().get("/api/platform/v1/audit", Scope::Platform, list)
 }
 

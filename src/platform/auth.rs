@@ -30,16 +30,17 @@ use crate::{
     },
     config::Config,
     http::{
-        AppError, AppState, Page, Routes, Scope, client::ClientMeta, csrf, csrf::CsrfToken,
-        extract::ApiJson, local_redirect_target,
+        AppError, Page, Routes, Scope, client::ClientMeta, csrf, csrf::CsrfToken, extract::ApiJson,
+        local_redirect_target,
     },
     i18n::Lang,
+    startup::AppState,
 };
 
 pub const SESSION_COOKIE: &str = "kefu_platform";
 const PENDING_COOKIE: &str = "kefu_platform_pending";
 
-pub fn routes(config: &Config) -> Routes {
+pub fn routes(config: &Config) -> Routes<AppState> {
     let limit = AuthRateLimit::new(config);
     Routes::new()
         .get("/platform/login", Scope::Platform, login_page)

@@ -7,9 +7,10 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::PlatformSession;
-use crate::http::{AppError, AppState, Routes, Scope};
+use crate::http::{AppError, Routes, Scope};
+use crate::startup::AppState;
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new().get("/api/platform/v1/dashboard", Scope::Platform, dashboard_api)
 }
 

@@ -17,14 +17,15 @@ use axum::{
 use flate2::{Compression, write::GzEncoder};
 use futures::StreamExt as _;
 use serde_json::json;
-use sqlx::{Connection as _, PgConnection};
-use tenants::{TenantId, schema_name};
+use sqlx::PgConnection;
+use tenants::{TenantId, TenantTx};
 use tokio::io::AsyncWriteExt as _;
 
 use super::{PlatformSession, audit};
-use crate::http::{AppError, AppState, Routes, Scope, input::path_id};
+use crate::http::{AppError, Routes, Scope, input::path_id};
+use crate::startup::AppState;
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new().get("/api/platform/v1/merchants/{id}/export", Scope::Platform, export)
 }
 
@@ -79,10 +80,6 @@ async fn copy_to_file(
     Ok(size)
 }
 
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 async fn build(
     state: &AppState,
     tenant: TenantId,
@@ -92,31 +89,14 @@ async fn build(
     let out = tempfile::NamedTempFile::new()?;
     let mut archive = tar::Builder::new(GzEncoder::new(out.reopen()?, Compression::default()));
     let root = format!("kefu-export-{ent_id}");
-    let schema = schema_name(tenant);
-
-    let mut conn = state.db.acquire().await?;
     // One snapshot for every table, so the files agree with each other.
-    let mut tx = conn.begin().await?;
-    sqlx::query("set transaction isolation level repeatable read, read only")
-        .execute(&mut *tx)
-        .await?;
-    let tables: Vec<String> = sqlx::query_scalar(
-        "select tablename::text from pg_tables where schemaname = $1 order by tablename",
-    )
-    .bind(&schema)
-    .fetch_all(&mut *tx)
-    .await?;
+    let mut tx = TenantTx::snapshot(&state.db, tenant).await?;
+    let tables = tx.tables().await?;
     let mut files = Vec::new();
-    let tenant_copies = tables.iter().map(|table| {
-        (
-            format!("tables/{table}.csv"),
-            format!(
-                "copy (select * from {}.{} order by 1) to stdout with (format csv, header)",
-                quote_ident(&schema),
-                quote_ident(table)
-            ),
-        )
-    });
+    let tenant_copies: Vec<_> = tables
+        .iter()
+        .map(|table| (format!("tables/{table}.csv"), tx.copy_table_csv(table).0))
+        .collect();
     let public_copies = [
         (
             "platform/members.csv".to_owned(),
@@ -136,7 +116,7 @@ async fn build(
             ),
         ),
     ];
-    for (index, (name, statement)) in tenant_copies.chain(public_copies).enumerate() {
+    for (index, (name, statement)) in tenant_copies.into_iter().chain(public_copies).enumerate() {
         let path = dir.path().join(format!("{index}.csv"));
         let size = copy_to_file(&mut tx, &statement, &path).await?;
         files.push(json!({ "path": name, "bytes": size }));
@@ -149,7 +129,6 @@ async fn build(
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
-    drop(conn);
 
     let objects = state.storage.tenant_objects(tenant).await?;
     for (name, _) in &objects {

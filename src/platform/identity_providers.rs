@@ -13,10 +13,11 @@ use serde_json::json;
 use super::{PlatformSession, audit};
 use crate::{
     auth::oauth::{self, Kind, Provider},
-    http::{AppError, AppState, Routes, Scope, extract::ApiJson, input::text},
+    http::{AppError, Routes, Scope, extract::ApiJson, input::text},
+    startup::AppState,
 };
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new()
         .get("/api/platform/v1/identity_providers", Scope::Platform, list)
         .post("/api/platform/v1/identity_providers", Scope::Platform, create)
@@ -280,7 +281,7 @@ async fn update(
     let detail = json!({ "enabled": c.enabled, "secret_changed": c.client_secret.is_some() });
     audit::record(&mut *tx, &admin, "identity_provider.update", None, &c.slug, detail).await?;
     tx.commit().await?;
-    state.invalidate(crate::bus::Invalidation::SignIn).await;
+    state.invalidate(crate::realtime::bus::Invalidation::SignIn).await;
     Ok(Json(one(&state, id).await?))
 }
 
@@ -299,7 +300,7 @@ async fn remove(
             .ok_or(AppError::NotFound)?;
     audit::record(&mut *tx, &admin, "identity_provider.delete", None, &slug, json!({})).await?;
     tx.commit().await?;
-    state.invalidate(crate::bus::Invalidation::SignIn).await;
+    state.invalidate(crate::realtime::bus::Invalidation::SignIn).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -11,14 +11,15 @@
 use std::{sync::Arc, time::Duration};
 
 use sqlx::PgPool;
-use tenants::{TenantId, TenantStatus, schema_name};
+use tenants::{TenantId, TenantStatus};
 
 use crate::{
-    chat::{
+    http::AppError,
+    realtime::{
         hub::{self, encode},
         protocol::ServerFrame,
     },
-    http::{AppError, AppState},
+    startup::AppState,
 };
 
 /// Tells the merchant's live connections why they are closing, then closes them.
@@ -66,7 +67,7 @@ pub async fn soft_delete(
     .bind(i32::try_from(state.config.deleted_grace_days).unwrap_or(30))
     .fetch_optional(&state.db)
     .await?;
-    state.invalidate(crate::bus::Invalidation::Tenants).await;
+    state.invalidate(crate::realtime::bus::Invalidation::Tenants).await;
     if purge_after.is_some() {
         close_connections(state, tenant, "This service is no longer available.");
     }
@@ -87,7 +88,7 @@ pub async fn restore(state: &AppState, tenant: TenantId) -> Result<bool, AppErro
     .await?
     .rows_affected()
         == 1;
-    state.invalidate(crate::bus::Invalidation::Tenants).await;
+    state.invalidate(crate::realtime::bus::Invalidation::Tenants).await;
     Ok(done)
 }
 
@@ -122,13 +123,7 @@ pub async fn purge(
     if claimed.is_none() {
         return Ok(None);
     }
-    // The schema name comes from an integer id, never from outside input.
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "drop schema if exists {} cascade",
-        schema_name(tenant)
-    )))
-    .execute(&mut *tx)
-    .await?;
+    tenants::drop_schema(&mut tx, tenant).await?;
     let members: Vec<i64> =
         sqlx::query_scalar("select user_id from public.tenant_members where tenant_id = $1")
             .bind(tenant.0)

@@ -20,15 +20,16 @@ use super::{PlatformSession, audit, lifecycle};
 use crate::{
     auth::{session, store},
     http::{
-        AppError, AppState, Routes, Scope,
+        AppError, Routes, Scope,
         client::ClientMeta,
         extract::{ApiJson, OptionalJson},
         input::{like_pattern, path_id},
     },
     merchant::subscription,
+    startup::AppState,
 };
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new()
         .get("/api/platform/v1/merchants", Scope::Platform, list_api)
         .get("/api/platform/v1/merchants/{id}", Scope::Platform, detail_api)

@@ -22,7 +22,7 @@ use crate::{
     http::Routes,
 };
 
-pub fn routes(config: &Config) -> Routes {
+pub fn routes(config: &Config) -> Routes<crate::startup::AppState> {
     Routes::new()
         .merge(auth::routes(config))
         .merge(pages::routes())

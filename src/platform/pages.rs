@@ -18,11 +18,12 @@ use super::{
     system::{SmtpSecurity, SystemSettings},
 };
 use crate::{
-    http::{AppError, AppState, Page, Routes, Scope, csrf::CsrfToken},
+    http::{AppError, Page, Routes, Scope, csrf::CsrfToken},
     i18n::Lang,
+    startup::AppState,
 };
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new()
         .get("/platform", Scope::Platform, dashboard_page)
         .get("/platform/merchants", Scope::Platform, merchants_page)

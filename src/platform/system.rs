@@ -19,11 +19,12 @@ use serde_json::{Value, json};
 
 use super::{PlatformSession, audit};
 use crate::{
-    http::{AppError, AppState, Routes, Scope, extract::ApiJson, input::text},
+    http::{AppError, Routes, Scope, extract::ApiJson, input::text},
     i18n::{Lang, PlatformDefaultLang},
+    startup::AppState,
 };
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new()
         .get("/api/platform/v1/settings", Scope::Platform, get_api)
         .put("/api/platform/v1/settings", Scope::Platform, put_api)
@@ -305,7 +306,7 @@ async fn put_api(
     audit::record(&mut *tx, &admin, "system.settings", None, "", json!({ "changed": changed }))
         .await?;
     tx.commit().await?;
-    state.invalidate(crate::bus::Invalidation::System).await;
+    state.invalidate(crate::realtime::bus::Invalidation::System).await;
     Ok(Json(next.public_view()))
 }
 

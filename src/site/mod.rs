@@ -12,11 +12,12 @@ use rust_embed::RustEmbed;
 use serde_json::json;
 
 use crate::{
-    http::{AppState, Page, ResolvedTenant, Routes, Scope},
+    http::{Page, ResolvedTenant, Routes, Scope},
     i18n::Lang,
+    startup::AppState,
 };
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new()
         .get("/", Scope::Public, landing)
         .get("/static/{*path}", Scope::Public, static_file)

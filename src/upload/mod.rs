@@ -33,10 +33,11 @@ use crate::{
     auth::{session::AgentSession, token::TokenKind},
     config::Config,
     http::{
-        AppError, AppState, Routes, Scope,
+        AppError, Routes, Scope,
         rate::{Hit, Rule},
     },
     merchant::subscription::limits,
+    startup::AppState,
     visitor::VisitorSession,
 };
 use sniff::{Kind, Refusal};
@@ -45,7 +46,7 @@ use sniff::{Kind, Refusal};
 /// multipart framing. The body layer answers 413 beyond this before reading it all.
 pub const MAX_REQUEST_BYTES: usize = sniff::MAX_FILE_BYTES + 64 * 1024;
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new()
         .add(
             axum::http::Method::POST,
@@ -197,9 +198,7 @@ pub async fn find(
 }
 
 /// Upload ids: 26 characters of lowercase base32 (128 random bits).
-pub fn valid_id(id: &str) -> bool {
-    id.len() == 26 && id.bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
-}
+pub use crate::realtime::protocol::valid_upload_id as valid_id;
 
 fn new_id() -> String {
     const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";

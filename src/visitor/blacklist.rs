@@ -16,11 +16,12 @@ use serde::{Deserialize, Serialize};
 use super::manage::{publish, visitor_id};
 use crate::{
     auth::session::AgentSession,
-    chat::hub::Peer,
-    http::{AppError, AppState, Routes, Scope, extract::ApiJson, input::text},
+    http::{AppError, Routes, Scope, extract::ApiJson, input::text},
+    realtime::hub::Peer,
+    startup::AppState,
 };
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new()
         .get("/api/v1/blacklist", Scope::Tenant, list)
         .post("/api/v1/blacklist", Scope::Tenant, add)

@@ -24,11 +24,12 @@ use sqlx::PgConnection;
 
 use crate::{
     auth::{session::AgentSession, validate::Email},
-    http::{AppError, AppState, Routes, Scope, extract::OptionalJson},
+    http::{AppError, Routes, Scope, extract::OptionalJson},
     merchant::settings::store_setting,
+    startup::AppState,
 };
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new()
         .get("/api/v1/settings/identity", Scope::Tenant, get_secret)
         .admin()
@@ -163,7 +164,7 @@ pub fn verify(
                         .as_deref()
                         .and_then(|e| Email::parse(e).ok())
                         .map(|e| e.as_str().to_ascii_lowercase()),
-                    avatar: c.avatar.filter(|u| crate::chat::protocol::safe_link(u)),
+                    avatar: c.avatar.filter(|u| crate::realtime::protocol::safe_link(u)),
                     id,
                 })
             })

@@ -14,15 +14,16 @@ use tenants::TenantTx;
 
 use crate::{
     auth::session::AgentSession,
-    chat::{
-        hub::encode,
-        protocol::{ServerFrame, VisitorOut},
-    },
     http::{
-        AppError, AppState, Routes, Scope,
+        AppError, Routes, Scope,
         extract::ApiJson,
         input::{optional_text, text},
     },
+    realtime::{
+        hub::encode,
+        protocol::{ServerFrame, VisitorOut},
+    },
+    startup::AppState,
 };
 
 /// The OpenAPI description of these routes' API part (http::openapi).
@@ -30,7 +31,7 @@ use crate::{
 #[openapi(paths(update, add_tag, remove_tag, list_tags))]
 pub(crate) struct Doc;
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new()
         .patch("/api/v1/visitors/{id}", Scope::Tenant, update)
         .api()
@@ -413,6 +414,6 @@ async fn clear_history(
 }
 
 /// The visitor's page reloads its (now empty) history when told.
-fn frame_for_visitor() -> crate::chat::hub::Frame {
+fn frame_for_visitor() -> crate::realtime::hub::Frame {
     encode(&ServerFrame::Notice { code: "history_cleared", message: String::new() })
 }

@@ -24,16 +24,17 @@ use tenants::{EntId, Tenant, TenantTx};
 use crate::{
     auth::token::{TicketRole, TokenKind},
     http::{
-        AppError, AppState, ClientMeta, Routes, Scope,
+        AppError, ClientMeta, Routes, Scope,
         extract::ApiJson,
         input::{shown_name, web_url},
         rate::{Hit, Rule},
     },
+    startup::AppState,
 };
 
 pub use store::VisitorRow;
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new()
         .post("/api/v1/visitor/session", Scope::Public, start_session)
         .post("/api/v1/visitor/ticket", Scope::Public, ticket)
@@ -115,7 +116,7 @@ async fn start_session(
             .avatar
             .as_deref()
             .or_else(|| extra.get("visitorAvatar").and_then(Value::as_str))
-            .filter(|u| crate::chat::protocol::safe_link(u))
+            .filter(|u| crate::realtime::protocol::safe_link(u))
             .map(str::to_owned),
         // Shown to agents as links: http(s) only.
         referrer: req.refer.as_deref().and_then(web_url),

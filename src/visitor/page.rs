@@ -15,13 +15,14 @@ use tenants::TenantTx;
 use super::VisitorSession;
 use crate::http::rate::Rule;
 use crate::{
-    chat::{hub::encode, protocol::ServerFrame},
-    http::{AppError, AppState, Page, ResolvedTenant, Routes, Scope, extract::ApiJson},
+    http::{AppError, Page, ResolvedTenant, Routes, Scope, extract::ApiJson},
     i18n::{ChosenLang, Lang},
     merchant::settings::MerchantSettings,
+    realtime::{hub::encode, protocol::ServerFrame},
+    startup::AppState,
 };
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new()
         .get("/chatIndex", Scope::Public, chat_index)
         .post("/api/v1/visitor/leave_message", Scope::Public, leave_message)
@@ -94,7 +95,7 @@ async fn page_views(
     .await?;
     tx.commit().await?;
     for (url, title, _, at) in clean {
-        let frame = ServerFrame::Presence(crate::chat::protocol::Presence::Page {
+        let frame = ServerFrame::Presence(crate::realtime::protocol::Presence::Page {
             visitor_id: session.visitor.public_id.clone(),
             url,
             title,

@@ -29,16 +29,17 @@ use tenants::TenantTx;
 use super::VisitorSession;
 use crate::{
     auth::{token::TokenKind, validate::Email},
-    chat::{hub::encode, protocol::ServerFrame},
     http::{
-        AppError, AppState, ClientMeta, Routes, Scope,
+        AppError, ClientMeta, Routes, Scope,
         extract::ApiJson,
         rate::{Hit, Rule, Who},
     },
     i18n::Lang,
+    realtime::{hub::encode, protocol::ServerFrame},
+    startup::AppState,
 };
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new().post("/api/v1/visitor/prechat", Scope::Public, submit).post(
         "/api/v1/visitor/prechat/challenge",
         Scope::Public,

@@ -16,7 +16,7 @@ use futures::StreamExt as _;
 use serde_json::Value;
 use tenants::{TenantId, TenantTx};
 
-use crate::http::AppState;
+use crate::startup::AppState;
 
 /// Tries before a delivery is given up.
 pub const MAX_ATTEMPTS: i32 = 8;

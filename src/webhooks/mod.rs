@@ -28,7 +28,8 @@ use tenants::{TenantId, TenantTx};
 
 use crate::{
     auth::session::AgentSession,
-    http::{AppError, AppState, Routes, Scope, extract::ApiJson, input::path_id},
+    http::{AppError, Routes, Scope, extract::ApiJson, input::path_id},
+    startup::AppState,
 };
 
 /// The events a webhook may subscribe to.
@@ -43,7 +44,7 @@ pub const EVENTS: &[&str] = &[
 /// Most webhooks per merchant.
 const MAX_WEBHOOKS: i64 = 10;
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new()
         .get("/api/v1/webhooks", Scope::Tenant, list)
         .admin()
@@ -173,6 +174,14 @@ impl Webhooks {
     }
 }
 
+/// Every stored message is a `message.created` event (the payload is built only when the
+/// merchant has webhooks).
+impl crate::realtime::writer::AfterStore for Arc<Webhooks> {
+    fn stored(&self, tenant: TenantId, message: crate::realtime::protocol::MessageOut) {
+        self.emit(tenant, "message.created", move || serde_json::json!({ "message": message }));
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // The API (admins)
 
@@ -289,7 +298,7 @@ async fn create(
     )
     .await?;
     tx.commit().await?;
-    state.invalidate(crate::bus::Invalidation::Webhooks(session.tenant.id.0)).await;
+    state.invalidate(crate::realtime::bus::Invalidation::Webhooks(session.tenant.id.0)).await;
     Ok((StatusCode::CREATED, Json(hook)).into_response())
 }
 
@@ -340,7 +349,7 @@ async fn update(
     )
     .await?;
     tx.commit().await?;
-    state.invalidate(crate::bus::Invalidation::Webhooks(session.tenant.id.0)).await;
+    state.invalidate(crate::realtime::bus::Invalidation::Webhooks(session.tenant.id.0)).await;
     Ok(Json(serde_json::to_value(hook).unwrap_or_default()))
 }
 
@@ -360,7 +369,7 @@ async fn remove(
     let url = url.ok_or(AppError::NotFound)?;
     crate::merchant::audit::record(&mut tx, &session, "webhook.delete", &url, json!({})).await?;
     tx.commit().await?;
-    state.invalidate(crate::bus::Invalidation::Webhooks(session.tenant.id.0)).await;
+    state.invalidate(crate::realtime::bus::Invalidation::Webhooks(session.tenant.id.0)).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -436,7 +445,7 @@ async fn test(
         }
         Some(true) => {}
     }
-    state.invalidate(crate::bus::Invalidation::Webhooks(session.tenant.id.0)).await;
+    state.invalidate(crate::realtime::bus::Invalidation::Webhooks(session.tenant.id.0)).await;
     let data = json!({ "message": "A test event from kefu.", "ent_id": session.tenant.ent_id });
     let ids = state
         .chat

@@ -43,8 +43,40 @@ impl TenantTx {
         Ok(Self { tx, tenant })
     }
 
+    /// Begins a read-only transaction on `tenant`'s schema that sees one snapshot
+    /// (repeatable read) for all it reads: an export's files agree with each other.
+    pub async fn snapshot(pool: &PgPool, tenant: TenantId) -> sqlx::Result<Self> {
+        let begin = AssertSqlSafe(format!(
+            "begin isolation level repeatable read, read only; \
+             select set_config('search_path', '{}', true)",
+            schema_name(tenant)
+        ));
+        let tx = pool.begin_with(begin).await?;
+        Ok(Self { tx, tenant })
+    }
+
     pub fn tenant(&self) -> TenantId {
         self.tenant
+    }
+
+    /// The tenant's tables, by name.
+    pub async fn tables(&mut self) -> sqlx::Result<Vec<String>> {
+        sqlx::query_scalar(
+            "select tablename::text from pg_tables where schemaname = $1 order by tablename",
+        )
+        .bind(schema_name(self.tenant))
+        .fetch_all(&mut *self.tx)
+        .await
+    }
+
+    /// The statement that copies one of the tenant's [`tables`](Self::tables) out as CSV
+    /// with a header, ordered by its first column (for `copy_out_raw`).
+    pub fn copy_table_csv(&self, table: &str) -> AssertSqlSafe<String> {
+        AssertSqlSafe(format!(
+            "copy (select * from {}.{} order by 1) to stdout with (format csv, header)",
+            quote_ident(&schema_name(self.tenant)),
+            quote_ident(table)
+        ))
     }
 
     pub async fn commit(self) -> sqlx::Result<()> {
@@ -75,6 +107,21 @@ pub fn tenant_function_call(
         schema_name(tenant),
         params.join(", ")
     ))
+}
+
+/// Drops `tenant`'s schema and everything in it, within `conn`'s transaction (the platform's
+/// purge of a deleted merchant, which removes its shared rows in the same transaction).
+pub async fn drop_schema(conn: &mut PgConnection, tenant: TenantId) -> sqlx::Result<()> {
+    // The schema name comes from an integer id, never from outside input.
+    sqlx::query(AssertSqlSafe(format!("drop schema if exists {} cascade", schema_name(tenant))))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// An identifier, quoted for SQL.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// `BEGIN` and the scope as one simple query: one round trip instead of two. The statement

@@ -11,8 +11,7 @@ use std::{
 use kefu::{
     config::Config,
     db::{EmbeddedOptions, EmbeddedPostgres, PLATFORM_MIGRATOR, pool_options},
-    http::AppState,
-    startup::{Application, prepare_database},
+    startup::{AppState, Application, prepare_database},
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};

@@ -491,7 +491,7 @@ async fn every_tenant_route_answers_404_for_another_tenants_objects() {
     .unwrap();
     app.state.tenants.invalidate_all();
 
-    let routes = kefu::http::routes(&app.state.config);
+    let routes = kefu::startup::routes(&app.state.config);
     let tenant_routes: Vec<_> =
         routes.table().iter().filter(|r| r.scope == Scope::Tenant).collect();
     assert!(tenant_routes.len() >= 4);

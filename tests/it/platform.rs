@@ -867,7 +867,7 @@ async fn system_settings_change_the_site() {
 async fn every_console_route_needs_a_console_session() {
     let app = spawn_app().await;
     let m = app.signup("Curious Owner").await;
-    let routes = kefu::http::routes(&app.state.config);
+    let routes = kefu::startup::routes(&app.state.config);
     let open =
         ["/platform/login", "/platform/login/code", "/platform/login/enrol", "/platform/logout"];
     let mut checked = 0;

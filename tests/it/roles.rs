@@ -49,7 +49,7 @@ async fn admin_routes_refuse_agents_and_serve_admins() {
     // Email on from here (agents above got passwords): invitations can be resent.
     let smtp = crate::smtp_server::SmtpServer::start(crate::smtp_server::Security::Plain).await;
     crate::smtp_server::use_for(&app, &smtp).await;
-    let routes = kefu::http::routes(&app.state.config);
+    let routes = kefu::startup::routes(&app.state.config);
     let tenant_routes: Vec<_> =
         routes.table().iter().filter(|r| r.scope == Scope::Tenant).collect();
     let admin_routes = tenant_routes.iter().filter(|r| r.role == Role::Admin).count();

@@ -40,10 +40,11 @@ pub use self::protocol::{Kind, Provider, Providers};
 use super::{AuthRateLimit, LoginOutcome, form_outcome, session::AgentSession, totp};
 use crate::{
     http::{
-        AppError, AppState, Page, Routes, Scope, client::ClientMeta, extract::OptionalJson,
+        AppError, Page, Routes, Scope, client::ClientMeta, extract::OptionalJson,
         local_redirect_target,
     },
     i18n::Lang,
+    startup::AppState,
 };
 
 /// The cookie holding the state of the sign-in in progress.
@@ -52,7 +53,7 @@ const FLOW_COOKIE_PATH: &str = "/auth/oauth";
 /// How long a sign-in may spend at the provider.
 const FLOW_TTL_SECS: i64 = 600;
 
-pub fn routes(limit: &AuthRateLimit) -> Routes {
+pub fn routes(limit: &AuthRateLimit) -> Routes<AppState> {
     Routes::new()
         .add(Method::GET, "/auth/oauth/{slug}", Scope::Public, get(start).layer(limit.clone()))
         .add(

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use billing::BillingStatus;
 
 use super::{changed, store};
-use crate::http::AppState;
+use crate::startup::AppState;
 
 pub fn spawn_job(state: &AppState) -> tokio::task::JoinHandle<()> {
     let interval = Duration::from_secs(state.config.billing_interval_secs);

@@ -24,23 +24,24 @@ use axum::{
 };
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use tenants::{Tenant, TenantId, TenantStatus};
+use tenants::{Tenant, TenantId};
 
 use billing::BillingStatus;
 
 use crate::{
     auth::session::AgentSession,
-    chat::{
+    http::{AppError, Page, Routes, Scope, csrf::CsrfToken, extract::ApiJson},
+    i18n::Lang,
+    realtime::{
         hub::{self, encode},
         protocol::ServerFrame,
     },
-    http::{AppError, AppState, Page, Routes, Scope, csrf::CsrfToken, extract::ApiJson},
-    i18n::Lang,
+    startup::AppState,
 };
 
 pub use job::spawn_job;
 
-pub fn routes() -> Routes {
+pub fn routes() -> Routes<AppState> {
     Routes::new()
         .get("/app/billing", Scope::Tenant, billing_page)
         .owner()
@@ -48,8 +49,10 @@ pub fn routes() -> Routes {
         .owner()
         .post("/api/v1/billing/checkout", Scope::Tenant, checkout)
         .owner()
+        .writable_when_read_only()
         .post("/api/v1/billing/portal", Scope::Tenant, portal)
         .owner()
+        .writable_when_read_only()
         .post("/webhooks/stripe", Scope::Public, webhook::receive)
 }
 
@@ -64,30 +67,9 @@ pub fn read_only(tenant: &Tenant) -> bool {
     status_of(tenant).is_read_only()
 }
 
-/// Whether visitors get the "service paused" answer: the platform suspended the merchant,
-/// or its subscription is inactive.
-pub fn paused_for_visitors(tenant: &Tenant) -> bool {
-    tenant.status == TenantStatus::Suspended || read_only(tenant)
-}
-
-/// Routes an agent may still call (with a method that writes) while the merchant is
-/// read-only: billing itself, and what creates nothing (a socket ticket, read marks,
-/// dismissing an announcement).
-/// One's own security stays in one's hands too: the password, the second factor, and where
-/// one is signed in.
-const WRITABLE_WHEN_READ_ONLY: &[&str] = &[
-    "/api/v1/billing/checkout",
-    "/api/v1/billing/portal",
-    "/api/v1/ws/ticket",
-    "/api/v1/conversations/{id}/read",
-    "/api/v1/announcements/{id}/dismiss",
-    "/api/v1/me/password",
-    "/api/v1/me/totp",
-    "/api/v1/me/totp/confirm",
-    "/api/v1/me/totp/disable",
-    "/api/v1/me/sessions",
-    "/api/v1/me/sessions/{id}",
-];
+/// Whether visitors get the "service paused" answer (the rule lives with the visitor door,
+/// `http::tenant`).
+pub use crate::http::tenant::paused_for_visitors;
 
 /// Refuses what the merchant's plan does not include (402 `plan_limit`, which links the
 /// billing page). Every plan feature is checked through here, where it is used.
@@ -118,9 +100,14 @@ pub fn inactive() -> AppError {
 }
 
 /// Refuses a write by an agent of a read-only merchant (the session extractor calls this).
-pub fn check_write(tenant: &Tenant, method: &Method, route: Option<&str>) -> Result<(), AppError> {
+/// Which routes stay writable is route metadata (`Routes::writable_when_read_only`).
+pub fn check_write(
+    tenant: &Tenant,
+    method: &Method,
+    route: Option<&crate::http::RouteSpec>,
+) -> Result<(), AppError> {
     let writes = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    if writes && read_only(tenant) && !route.is_some_and(|r| WRITABLE_WHEN_READ_ONLY.contains(&r)) {
+    if writes && read_only(tenant) && !route.is_some_and(|r| r.writable_when_read_only) {
         return Err(inactive());
     }
     Ok(())
@@ -135,7 +122,7 @@ pub async fn changed(
     before: BillingStatus,
     after: BillingStatus,
 ) {
-    state.invalidate(crate::bus::Invalidation::Tenants).await;
+    state.invalidate(crate::realtime::bus::Invalidation::Tenants).await;
     if before == after {
         return;
     }

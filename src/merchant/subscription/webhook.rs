@@ -21,7 +21,8 @@ use billing::{
 };
 
 use super::{apply_subscription, changed, store};
-use crate::http::{AppError, AppState};
+use crate::http::AppError;
+use crate::startup::AppState;
 
 pub async fn receive(
     State(state): State<AppState>,

@@ -343,7 +343,7 @@ fn validate_send(raw: RawSend) -> Result<Send, FrameError> {
             let a = raw.attachment.ok_or_else(|| {
                 FrameError::new("bad_attachment", "image and file messages need an attachment")
             })?;
-            if !crate::upload::valid_id(&a.id) {
+            if !valid_upload_id(&a.id) {
                 return Err(FrameError::new(
                     "bad_attachment",
                     "an attachment is the id of a file uploaded to this server",
@@ -511,11 +511,11 @@ pub enum ServerFrame {
     /// For agents: a platform announcement was published (show it) or withdrawn (hide it).
     Announcement {
         event: &'static str,
-        announcement: crate::agent::announcements::Announcement,
+        announcement: Announcement,
     },
     /// For agents: a visitor rated a closed conversation.
     Rating {
-        rating: super::rating::RatingOut,
+        rating: RatingOut,
     },
     /// For agents: a visitor's profile changed (names, tags, blocked).
     Visitor {
@@ -582,6 +582,32 @@ impl From<FrameError> for ServerFrame {
             retry_after: e.retry_after,
         }
     }
+}
+
+/// Whether `id` has the shape of an uploaded file's id (26 base32 characters): an
+/// attachment names a file the server stored, never a path or URL.
+pub fn valid_upload_id(id: &str) -> bool {
+    id.len() == 26 && id.bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+}
+
+/// A platform announcement as agents see it.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+pub struct Announcement {
+    pub id: i64,
+    pub title: String,
+    /// Plain text; pages escape it.
+    pub body: String,
+    pub published_at: DateTime<Utc>,
+}
+
+/// A visitor's rating of a closed conversation.
+#[derive(Clone, Debug, Serialize)]
+pub struct RatingOut {
+    pub conversation_id: i64,
+    pub score: i16,
+    pub comment: String,
+    pub agent_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! (close code 4008); the client reconnects with its last id and catches up from the
 //! database. Deregistration is a guard's `Drop`, so a socket that ends in any way (error,
 //! panic, shutdown) leaves the hub. Presence is derived from what is registered here and
-//! what the other nodes announced on the bus (crate::bus).
+//! what the other nodes announced on the bus (crate::realtime::bus).
 //!
 //! Every push, close and revocation is applied to this node's sockets and, when a bus is
 //! attached, published for the other nodes, which apply it to theirs (`*_here`).
@@ -19,14 +19,14 @@ use std::{
     },
 };
 
-use axum::extract::ws::{Message, Utf8Bytes};
+use bytes::Bytes;
 use ipnet::IpNet;
 use tenants::TenantId;
 use tokio::sync::mpsc;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use super::protocol::ServerFrame;
-use crate::bus::{Bus, Event, Remote, Target};
+use crate::realtime::bus::{Bus, Event, Remote, Target};
 
 /// Outbound frames queued per visitor connection before it counts as lagging.
 pub const QUEUE_CAPACITY: usize = 1024;
@@ -35,26 +35,28 @@ pub const QUEUE_CAPACITY: usize = 1024;
 /// does not pay for the capacity.
 pub const AGENT_QUEUE_CAPACITY: usize = 16 * 1024;
 
-/// A serialized frame, shared by every connection it goes to. It is one pointer because
-/// every connection's queue is allocated with a first block of 32 slots: at 8 bytes a slot
-/// instead of the text's 32, an idle socket's queue costs 256 bytes, not 1 KiB.
+/// A serialized frame (UTF-8 JSON text), shared by every connection it goes to. It is one
+/// pointer because every connection's queue is allocated with a first block of 32 slots: at
+/// 8 bytes a slot instead of the text's 32, an idle socket's queue costs 256 bytes, not 1 KiB.
 #[derive(Clone, Debug, Default)]
-pub struct Frame(Arc<Utf8Bytes>);
+pub struct Frame(Arc<Bytes>);
 
 impl Frame {
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        // Only built from a `String` (below), so always UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
-    /// The WebSocket message carrying this frame; the text is shared, not copied.
-    pub fn into_message(self) -> Message {
-        Message::Text(Arc::try_unwrap(self.0).unwrap_or_else(|shared| Utf8Bytes::clone(&shared)))
+    /// The frame's text as bytes, shared with every other holder, not copied (a transport
+    /// turns it into its own text message).
+    pub fn into_bytes(self) -> Bytes {
+        Arc::try_unwrap(self.0).unwrap_or_else(|shared| Bytes::clone(&shared))
     }
 }
 
 impl From<String> for Frame {
     fn from(text: String) -> Self {
-        Self(Arc::new(Utf8Bytes::from(text)))
+        Self(Arc::new(Bytes::from(text)))
     }
 }
 
@@ -636,14 +638,14 @@ mod tests {
     }
 
     #[test]
-    fn a_frame_becomes_a_message_without_copying_its_text() {
+    fn a_frame_hands_out_its_text_without_copying() {
         let frame = Frame::from("{\"type\":\"pong\"}".to_owned());
         let shared = frame.clone();
-        let Message::Text(text) = shared.into_message() else { panic!("a text message") };
-        assert_eq!(text.as_str(), frame.as_str());
-        assert_eq!(text.as_str().as_ptr(), frame.as_str().as_ptr());
-        let Message::Text(last) = frame.into_message() else { panic!("a text message") };
-        assert_eq!(last.as_str().as_ptr(), text.as_str().as_ptr());
+        let text = shared.into_bytes();
+        assert_eq!(&text[..], frame.as_str().as_bytes());
+        assert_eq!(text.as_ptr(), frame.as_str().as_ptr());
+        let last = frame.into_bytes();
+        assert_eq!(last.as_ptr(), text.as_ptr());
     }
 
     #[tokio::test]

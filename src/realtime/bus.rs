@@ -30,10 +30,27 @@ use serde::{Deserialize, Serialize};
 use tenants::TenantId;
 use tokio::sync::{Notify, mpsc};
 
-use crate::{
-    chat::hub::{Frame, Peer},
-    http::AppState,
+use super::{
+    hub::{Frame, Hub, Peer, close_reason, encode},
+    presence::Presence,
+    protocol::ServerFrame,
 };
+
+/// What the bus needs from the process it runs in: its hub and presence, where a tenant's
+/// messages stand, and its caches. The composition root implements it (`startup`).
+pub trait Node: Clone + Send + Sync + 'static {
+    fn hub(&self) -> &Hub;
+    fn presence(&self) -> &Presence;
+    /// The id of the tenant's last message stored before `cutoff` (0 for none): where its
+    /// sockets replay from after frames may have been lost.
+    fn last_message_before(
+        &self,
+        tenant: TenantId,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> impl std::future::Future<Output = anyhow::Result<i64>> + Send;
+    /// Drops what `what` names from this process's caches (another node changed it).
+    fn invalidate_here(&self, what: Invalidation) -> impl std::future::Future<Output = ()> + Send;
+}
 
 /// A process on the bus (random per start, so a restarted node is a new one).
 pub type NodeId = u64;
@@ -137,7 +154,7 @@ struct Header {
 }
 
 /// Header JSON, a newline, then the frame (if the event carries one) as is.
-fn encode(header: &Header, frame: Option<&Frame>) -> Bytes {
+fn encode_event(header: &Header, frame: Option<&Frame>) -> Bytes {
     let mut out = serde_json::to_vec(header).expect("bus events serialize");
     if let Some(frame) = frame {
         out.push(b'\n');
@@ -190,7 +207,7 @@ impl Bus {
             at: chrono::Utc::now().timestamp_micros(),
             event,
         };
-        match outbox.1.try_send(encode(&header, frame)) {
+        match outbox.1.try_send(encode_event(&header, frame)) {
             Ok(()) => {
                 metrics::counter!("kefu_bus_events_total", "direction" => "sent").increment(1)
             }
@@ -388,7 +405,7 @@ impl Nats {
     /// Runs the bus for `state` until the hub shuts down: publishes the outbox, applies other
     /// nodes' events, sends heartbeats and forgets silent nodes. Subscribes before it
     /// returns, so nothing published after is missed.
-    pub async fn start(self, state: AppState) -> anyhow::Result<BusTasks> {
+    pub async fn start(self, state: impl Node) -> anyhow::Result<BusTasks> {
         let mut subscriber =
             self.client.subscribe(self.subject.clone()).await.context("subscribing to the bus")?;
         let Nats { client, subject, heartbeat, mut outbox, snapshot_now } = self;
@@ -404,7 +421,7 @@ impl Nats {
                 let _ = client.flush().await;
             })
         };
-        let bus = state.chat.hub.bus().context("the hub has no bus attached")?;
+        let bus = state.hub().bus().context("the hub has no bus attached")?;
         bus.publish(Event::Hello, None);
         let receiver = {
             let state = state.clone();
@@ -419,7 +436,7 @@ impl Nats {
             })
         };
         let heartbeats = tokio::spawn(async move {
-            let shutdown = state.chat.hub.shutdown_token();
+            let shutdown = state.hub().shutdown_token();
             let mut tick = tokio::time::interval(heartbeat);
             loop {
                 tokio::select! {
@@ -428,7 +445,7 @@ impl Nats {
                     () = snapshot_now.notified() => {}
                 }
                 publish_snapshot(&state);
-                for lost in state.chat.hub.remote().expire(heartbeat * MISSED_HEARTBEATS) {
+                for lost in state.hub().remote().expire(heartbeat * MISSED_HEARTBEATS) {
                     let resynced =
                         resync(&state, |t| lost.tenants.contains(&t), lost.heard_at, "node_lost")
                             .await;
@@ -439,16 +456,16 @@ impl Nats {
                         "bus: a node went silent; its tenants' sockets resync"
                     );
                 }
-                metrics::gauge!("kefu_bus_nodes").set((state.chat.hub.remote().nodes() + 1) as f64);
+                metrics::gauge!("kefu_bus_nodes").set((state.hub().remote().nodes() + 1) as f64);
             }
         });
         Ok(BusTasks { client, publisher, receiver, heartbeats })
     }
 }
 
-fn publish_snapshot(state: &AppState) {
-    let Some(bus) = state.chat.hub.bus() else { return };
-    let peers = state.chat.hub.local_peers();
+fn publish_snapshot(state: &impl Node) {
+    let Some(bus) = state.hub().bus() else { return };
+    let peers = state.hub().local_peers();
     let mut chunks = peers.chunks(SNAPSHOT_CHUNK).peekable();
     if chunks.peek().is_none() {
         bus.publish(Event::Snapshot { peers: Vec::new(), last: true }, None);
@@ -463,7 +480,7 @@ fn publish_snapshot(state: &AppState) {
 /// been lost from `lost_after` on: each gets a `resync` frame with the id of the tenant's
 /// last message stored before that (less the margin) and closes. Returns how many.
 async fn resync(
-    state: &AppState,
+    state: &impl Node,
     which: impl Fn(TenantId) -> bool,
     lost_after: chrono::DateTime<chrono::Utc>,
     cause: &'static str,
@@ -471,8 +488,8 @@ async fn resync(
     metrics::counter!("kefu_bus_resyncs_total", "cause" => cause).increment(1);
     let cutoff = lost_after - RESYNC_MARGIN;
     let mut resynced = 0;
-    for tenant in state.chat.hub.local_tenants().into_iter().filter(|t| which(*t)) {
-        let since = match crate::chat::store::last_message_before(&state.db, tenant, cutoff).await {
+    for tenant in state.hub().local_tenants().into_iter().filter(|t| which(*t)) {
+        let since = match state.last_message_before(tenant, cutoff).await {
             Ok(id) => id,
             Err(e) => {
                 // From the beginning, then: the client pages through what it does not have.
@@ -480,15 +497,15 @@ async fn resync(
                 0
             }
         };
-        let frame = crate::chat::hub::encode(&crate::chat::protocol::ServerFrame::Resync { since });
-        resynced += state.chat.hub.resync(tenant, &frame);
+        let frame = encode(&ServerFrame::Resync { since });
+        resynced += state.hub().resync(tenant, &frame);
     }
     resynced
 }
 
 /// Applies another node's event here.
-async fn apply(state: &AppState, snapshot_now: &Notify, header: Header, frame: Option<Frame>) {
-    let hub = &state.chat.hub;
+async fn apply(state: &impl Node, snapshot_now: &Notify, header: Header, frame: Option<Frame>) {
+    let hub = state.hub();
     let Header { node, seq, at, event } = header;
     if hub.bus().is_some_and(|b| b.node == node) {
         return;
@@ -514,12 +531,7 @@ async fn apply(state: &AppState, snapshot_now: &Notify, header: Header, frame: O
         }
         Event::Close { tenant, visitors_only, code } => {
             let notice = frame.unwrap_or_default();
-            hub.close_here(
-                TenantId(tenant),
-                &notice,
-                crate::chat::hub::close_reason(code),
-                visitors_only,
-            );
+            hub.close_here(TenantId(tenant), &notice, close_reason(code), visitors_only);
         }
         Event::Revoke { tenant, peer } => {
             hub.revoke_here(TenantId(tenant), peer);
@@ -536,9 +548,9 @@ async fn apply(state: &AppState, snapshot_now: &Notify, header: Header, frame: O
             // An agent who left that node is within the grace here too (routing keeps them).
             if let Peer::Agent(agent) = peer {
                 if online {
-                    state.chat.presence.came_back(tenant, agent);
+                    state.presence().came_back(tenant, agent);
                 } else {
-                    state.chat.presence.left(tenant, agent);
+                    state.presence().left(tenant, agent);
                 }
             }
         }
@@ -548,32 +560,6 @@ async fn apply(state: &AppState, snapshot_now: &Notify, header: Header, frame: O
             hub.remote().forget(node);
         }
         Event::Invalidate(what) => state.invalidate_here(what).await,
-    }
-}
-
-impl AppState {
-    /// Drops what `what` names from this node's caches and tells the other nodes to.
-    pub async fn invalidate(&self, what: Invalidation) {
-        self.invalidate_here(what).await;
-        if let Some(bus) = self.chat.hub.bus() {
-            bus.invalidate(what);
-        }
-    }
-
-    /// [`AppState::invalidate`] for this node's caches only.
-    pub async fn invalidate_here(&self, what: Invalidation) {
-        match what {
-            Invalidation::Tenants => self.tenants.invalidate_all(),
-            Invalidation::System => self.system.invalidate(),
-            Invalidation::SignIn => self.oauth.forget(),
-            Invalidation::Automation(tenant) => {
-                self.chat.automation.invalidate(&TenantId(tenant)).await;
-            }
-            Invalidation::Webhooks(tenant) => self.chat.webhooks.invalidate(TenantId(tenant)).await,
-            Invalidation::AgentStatus(tenant, agent) => {
-                self.chat.forget_status(TenantId(tenant), agent).await;
-            }
-        }
     }
 }
 
@@ -587,10 +573,10 @@ pub struct BusTasks {
 
 impl BusTasks {
     /// Says goodbye, lets the outbox empty (up to `grace`), then stops.
-    pub async fn stop(self, state: &AppState, grace: Duration) {
+    pub async fn stop(self, hub: &Hub, grace: Duration) {
         self.heartbeats.abort();
         self.receiver.abort();
-        if let Some(bus) = state.chat.hub.bus() {
+        if let Some(bus) = hub.bus() {
             bus.publish(Event::Bye, None);
             // Closing the outbox ends the publisher once it has sent everything queued.
             let (closed, _) = mpsc::channel(1);
@@ -619,7 +605,7 @@ mod tests {
             event: Event::Push { tenant: 5, to: Target::Peer(Peer::Visitor(9)) },
         };
         let frame = Frame::from("{\"type\":\"pong\"}\nwith a newline".to_owned());
-        let (back, got) = decode(&encode(&header, Some(&frame))).unwrap();
+        let (back, got) = decode(&encode_event(&header, Some(&frame))).unwrap();
         assert_eq!((back.node, back.seq), (7, 3));
         assert!(matches!(
             back.event,
@@ -628,7 +614,7 @@ mod tests {
         assert_eq!(got.unwrap().as_str(), frame.as_str());
 
         let bye = Header { node: 7, seq: 4, at: 1, event: Event::Bye };
-        let (back, got) = decode(&encode(&bye, None)).unwrap();
+        let (back, got) = decode(&encode_event(&bye, None)).unwrap();
         assert!(matches!(back.event, Event::Bye) && got.is_none());
         assert!(decode(b"not json").is_err());
         assert!(decode(b"{\"node\":1}").is_err());

@@ -30,7 +30,8 @@
 //!
 //! After the commit the writer answers the senders and pushes the new messages to live
 //! connections itself, in id order: pushes then follow commit order exactly, which they
-//! would not if each sender pushed its own message after its answer.
+//! would not if each sender pushed its own message after its answer. Then it hands each
+//! message to its [`AfterStore`] hook (the webhooks feature emits `message.created`).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -144,7 +145,7 @@ impl Writer {
         pool: PgPool,
         shards: Vec<PgPool>,
         hub: Arc<Hub>,
-        webhooks: Arc<crate::webhooks::Webhooks>,
+        after_store: Arc<dyn AfterStore>,
     ) -> Self {
         let pools = if shards.is_empty() { vec![pool] } else { shards };
         let tasks = tokio_util::task::TaskTracker::new();
@@ -153,7 +154,7 @@ impl Writer {
             .cloned()
             .map(|pool| {
                 let (tx, rx) = mpsc::channel(SHARD_CAPACITY);
-                let shard = Shard { pool, hub: hub.clone(), webhooks: webhooks.clone() };
+                let shard = Shard { pool, hub: hub.clone(), after_store: after_store.clone() };
                 tasks.spawn(run_shard(shard, rx));
                 tx
             })
@@ -198,11 +199,23 @@ impl Writer {
     }
 }
 
+/// What happens to a message after it was stored and pushed to live connections, outside
+/// the core (the webhooks feature emits `message.created`). Called on the writer's task in
+/// id order: it must only queue work, never wait.
+pub trait AfterStore: Send + Sync + 'static {
+    fn stored(&self, tenant: TenantId, message: MessageOut);
+}
+
+/// No hook (tests of the core, tools).
+impl AfterStore for () {
+    fn stored(&self, _: TenantId, _: MessageOut) {}
+}
+
 /// What a shard writer works with.
 struct Shard {
     pool: PgPool,
     hub: Arc<Hub>,
-    webhooks: Arc<crate::webhooks::Webhooks>,
+    after_store: Arc<dyn AfterStore>,
 }
 
 /// Takes every waiting send (up to [`MAX_BATCH`]), stores them in one transaction, answers
@@ -268,12 +281,7 @@ fn answer_and_push(
         }
         shard.hub.to_visitor_except(tenant, visitor_id, origin, &frame);
         crate::metrics::message_delivered(message.sender.kind, handed_in);
-        // Only built (and cloned) when the merchant has webhooks.
-        shard.webhooks.emit(
-            tenant,
-            "message.created",
-            move || serde_json::json!({ "message": message }),
-        );
+        shard.after_store.stored(tenant, message);
     }
 }
 

@@ -1,4 +1,13 @@
-//! Building and running the server.
+//! Building and running the server: the composition root.
+
+mod node;
+mod routes;
+mod state;
+
+pub use self::{
+    routes::{openapi, router, routes},
+    state::AppState,
+};
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -12,7 +21,7 @@ use crate::{
     auth::{password, token::TokenKeys},
     config::Config,
     db,
-    http::{self, AppState, TrustedProxies},
+    http::TrustedProxies,
 };
 
 /// A bound, ready-to-run server.
@@ -20,7 +29,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     /// The bus to the other nodes, when `nats_url` is set (started with the server).
-    nats: Option<crate::bus::Nats>,
+    nats: Option<crate::realtime::bus::Nats>,
 }
 
 /// How long shutdown waits for sockets to close, then for queued messages to be stored,
@@ -96,9 +105,12 @@ impl Application {
             Some(url) => {
                 use secrecy::ExposeSecret as _;
                 let heartbeat = Duration::from_secs(state.config.bus_heartbeat_secs);
-                let (bus, nats) =
-                    crate::bus::connect(url.expose_secret(), &state.config.nats_subject, heartbeat)
-                        .await?;
+                let (bus, nats) = crate::realtime::bus::connect(
+                    url.expose_secret(),
+                    &state.config.nats_subject,
+                    heartbeat,
+                )
+                .await?;
                 tracing::info!(node = bus.node, "bus: this node is on NATS");
                 state.chat.hub.attach_bus(bus);
                 Some(nats)
@@ -144,7 +156,7 @@ impl Application {
         let timers = crate::chat::status::spawn_worker(&self.state);
         let spares = crate::platform::lifecycle::spawn_spares_job(&self.state);
         let sessions = crate::auth::sessions::spawn_sweep(&self.state);
-        let app = http::router(self.state);
+        let app = router(self.state);
         // Frames go out as soon as they are written: with Nagle's algorithm a socket that
         // only receives (an agent's, carrying a busy team's messages) holds each small
         // write until the peer's delayed ACK, adding 10–40 ms to every push.
@@ -169,7 +181,7 @@ impl Application {
         state.chat.hub.drain(SHUTDOWN_GRACE).await;
         state.chat.writer.drain(SHUTDOWN_GRACE).await;
         if let Some(bus) = bus {
-            bus.stop(&state, SHUTDOWN_GRACE).await;
+            bus.stop(&state.chat.hub, SHUTDOWN_GRACE).await;
         }
         Ok(())
     }
