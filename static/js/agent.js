@@ -228,16 +228,10 @@
   const unread = new Map();
   const online = new Set();        // visitor public ids
   const seen = new Set();
-  const pending = new Map();
-  let lastId = 0;
-  // Set by a `resync` frame: the next connection replays from here (frames may be lost).
-  let resyncFrom = null;
   let current = null;
-  let socket = null;
-  let retry = 0;
 
   const uuid = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`);
-  const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; };
+  const { el } = window.KefuDom;
 
   // Lists: Waiting (nobody has it), Mine, All, each by status (open, pending, snoozed,
   // resolved, any); a search over names and last messages.
@@ -343,15 +337,15 @@
   let lastActive = 0;
   function active() {
     const now = Date.now();
-    if (now - lastActive < 60000 || !socket || socket.readyState !== WebSocket.OPEN) return;
+    if (now - lastActive < 60000 || !sock.open()) return;
     lastActive = now;
-    socket.send(JSON.stringify({ type: 'active' }));
+    sock.send({ type: 'active' });
   }
   for (const type of ['keydown', 'pointerdown', 'pointermove', 'wheel', 'touchstart']) document.addEventListener(type, active, { passive: true });
   document.addEventListener('visibilitychange', () => { if (!document.hidden) active(); });
   const myStatus = document.getElementById('my-status');
   myStatus.addEventListener('change', () => {
-    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: 'status', status: myStatus.value }));
+    sock.send({ type: 'status', status: myStatus.value });
   });
 
   function renderList() {
@@ -493,10 +487,9 @@
   function onMessage(m) {
     if (seen.has(m.id)) return;
     seen.add(m.id);
-    lastId = Math.max(lastId, m.id);
-    if (m.client_msg_id && pending.has(m.client_msg_id)) {
-      pending.get(m.client_msg_id).el.classList.remove('is-pending');
-      pending.delete(m.client_msg_id);
+    const mine = sock.settle(m.client_msg_id);
+    if (mine) {
+      mine.data.classList.remove('is-pending');
       return;
     }
     if (m.conversation_id === current) {
@@ -575,12 +568,10 @@
         }
         break;
       case 'ack': {
-        const p = pending.get(f.client_msg_id);
-        if (p) { p.el.classList.remove('is-pending'); pending.delete(f.client_msg_id); seen.add(f.id); }
+        const p = sock.settle(f.client_msg_id);
+        if (p) { p.data.classList.remove('is-pending'); seen.add(f.id); }
         break;
       }
-      case 'sync_done': lastId = Math.max(lastId, f.last_id); break;
-      case 'resync': resyncFrom = Math.min(resyncFrom ?? f.since, f.since); break;
       case 'announcement':
         if (f.event === 'withdrawn') { const b = document.querySelector(`[data-announcement="${f.announcement.id}"]`); if (b) b.remove(); }
         else showAnnouncement(f.announcement);
@@ -602,24 +593,22 @@
   window.addEventListener('beforeunload', () => { leaving = true; });
   document.addEventListener('submit', (e) => { if (e.target.action && new URL(e.target.action, location.href).pathname === '/logout') leaving = true; }, true);
 
-  function connect() {
-    const proto = location.protocol === 'https:' ? 'wss' : 'ws';
-    const since = resyncFrom === null ? lastId : Math.min(lastId, resyncFrom);
-    resyncFrom = null;
-    socket = new WebSocket(`${proto}://${location.host}/ws/agent?since=${since}`);
-    socket.onopen = () => { retry = 0; statusEl.textContent = ''; for (const p of pending.values()) socket.send(JSON.stringify(p.frame)); };
-    socket.onmessage = (ev) => { try { handle(JSON.parse(ev.data)); } catch (_) { /* ignore */ } };
-    socket.onclose = (ev) => {
-      socket = null;
-      if (leaving) return; // navigating away (logging out, say): the page is going anyway
+  // The socket (static/js/socket.js): replays from the last message seen, resends what was
+  // not acknowledged, reconnects with backoff.
+  const sock = window.KefuSocket({
+    url: (since) => `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/agent?since=${since}`,
+    onFrame: handle,
+    onOpen: () => { statusEl.textContent = ''; },
+    onClose: (ev) => {
+      if (leaving) return false; // navigating away (logging out, say): the page is going anyway
       // The session ended (signed out, here or elsewhere; a new password or role; access turned
       // off): sign in again.
-      if (ev.code === 4003) { location.href = '/login?next=' + encodeURIComponent(location.pathname); return; }
-      if (ev.code === 4004) { location.reload(); return; } // merchant suspended: the page says so
+      if (ev.code === 4003) { location.href = '/login?next=' + encodeURIComponent(location.pathname); return false; }
+      if (ev.code === 4004) { location.reload(); return false; } // merchant suspended: the page says so
       statusEl.textContent = t.tReconnecting;
-      setTimeout(connect, Math.min(15000, 500 * 2 ** retry++));
-    };
-  }
+      return true;
+    },
+  });
 
   // Shows a reply as sending and sends it; it is resent on reconnect until acknowledged.
   function sendFrame(frame, shown) {
@@ -629,8 +618,7 @@
     node.classList.add('is-pending');
     threadMessages.append(node);
     threadMessages.scrollTop = threadMessages.scrollHeight;
-    pending.set(frame.client_msg_id, { frame, el: node });
-    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+    sock.sendTracked(frame, node);
   }
 
   composer.addEventListener('submit', (e) => {
@@ -661,7 +649,7 @@
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); composer.requestSubmit(); }
   });
   reply.addEventListener('input', () => {
-    if (socket && socket.readyState === WebSocket.OPEN && current) socket.send(JSON.stringify({ type: 'typing', conversation_id: current }));
+    if (current) sock.send({ type: 'typing', conversation_id: current });
   });
   // Statuses: resolve, reopen, and the menu's pending and snoozes. The socket's
   // `conversation` frame updates the list and the header for every tab.
@@ -851,5 +839,5 @@
   }
   for (const banner of document.querySelectorAll('[data-announcement]')) wireAnnouncement(banner);
 
-  loadList().then(connect);
+  loadList().then(() => sock.connect());
 })();

@@ -20,10 +20,6 @@
   const typingLine = document.getElementById('typing');
 
   const seen = new Map();       // message id -> element
-  const pending = new Map();    // client_msg_id -> {frame, el}
-  let lastId = 0;
-  // Set by a `resync` frame: the next connection replays from here (frames may be lost).
-  let resyncFrom = null;
   // A logged-in user's proof from the merchant's site: the widget passes it in this page's
   // fragment (`#identity=<base64 JSON>`), a direct link may name `#user_id=…&user_hash=…`
   // or `#identity_token=…`. Fragments never reach a server's logs.
@@ -31,8 +27,6 @@
   let visitorId = null;
   let token = sessionStorage.getItem(storeKey) || localStorage.getItem(storeKey);
   let sessionStarted = false; // the server decides on every page load who this visitor is
-  let socket = null;
-  let retry = 0;
   let typingTimer = null;
 
   // Inside the widget's iframe the page talks to the host page, and only to the origin
@@ -49,12 +43,7 @@
 
   const uuid = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`);
 
-  function el(tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
+  const { el } = window.KefuDom;
 
   function bubble(msg, mine) {
     const row = el('div', `msg ${mine ? 'mine' : 'theirs'} kind-${msg.kind}`);
@@ -96,15 +85,14 @@
 
   function show(msg) {
     if (seen.has(msg.id)) return;
-    lastId = Math.max(lastId, msg.id);
     const mine = msg.sender && msg.sender.kind === 'visitor';
     if (!mine) typingLine.hidden = true;
     if (!mine && historyLoaded) {
       toParent('message', { message: { id: msg.id, kind: msg.kind, body: msg.body, sender: msg.sender && msg.sender.name } });
     }
-    const waiting = msg.client_msg_id && pending.get(msg.client_msg_id);
+    const waiting = sock.settle(msg.client_msg_id);
     const node = bubble(msg, mine);
-    if (waiting) { waiting.el.replaceWith(node); pending.delete(msg.client_msg_id); }
+    if (waiting) waiting.data.replaceWith(node);
     else list.append(node);
     seen.set(msg.id, node);
     if (mine) markOwn(node, msg.id, d.tDelivered);
@@ -286,13 +274,11 @@
       case 'message': show(frame); break;
       case 'ack': {
         // The sending connection gets the ack, not an echo: the message is stored.
-        const p = pending.get(frame.client_msg_id);
+        const p = sock.settle(frame.client_msg_id);
         if (p) {
-          p.el.classList.remove('is-pending');
-          pending.delete(frame.client_msg_id);
-          seen.set(frame.id, p.el);
-          lastId = Math.max(lastId, frame.id);
-          markOwn(p.el, frame.id, d.tDelivered);
+          p.data.classList.remove('is-pending');
+          seen.set(frame.id, p.data);
+          markOwn(p.data, frame.id, d.tDelivered);
         }
         break;
       }
@@ -318,14 +304,13 @@
         if (frame.code === 'offline') leave.hidden = false;
         if (frame.code === 'history_cleared') list.replaceChildren(el('div', 'msg notice', d.tHistoryCleared));
         break;
-      case 'sync_done': lastId = Math.max(lastId, frame.last_id); historyLoaded = true; break;
-      case 'resync': resyncFrom = Math.min(resyncFrom ?? frame.since, frame.since); break;
+      case 'sync_done': historyLoaded = true; break;
       case 'error': {
-        const p = frame.client_msg_id && pending.get(frame.client_msg_id);
+        const p = sock.waiting(frame.client_msg_id);
         if (p && frame.code === 'conversation_limit') {
           // No new chat can start (the merchant's plan): the message goes into the form.
-          pending.delete(frame.client_msg_id);
-          p.el.remove();
+          sock.settle(frame.client_msg_id);
+          p.data.remove();
           leave.elements.body.value = p.frame.body || '';
           leave.hidden = false;
           list.append(el('div', 'msg notice', d.tLeaveInstead));
@@ -333,8 +318,8 @@
           break;
         }
         if (p) {
-          if (frame.code === 'unavailable') p.el.querySelector('.meta').textContent = d.tFailed;
-          else { p.el.classList.add('is-failed'); pending.delete(frame.client_msg_id); }
+          if (frame.code === 'unavailable') p.data.querySelector('.meta').textContent = d.tFailed;
+          else { p.data.classList.add('is-failed'); sock.settle(frame.client_msg_id); }
         }
         break;
       }
@@ -342,37 +327,33 @@
     }
   }
 
-  async function connect() {
-    try {
-      if (!token || !sessionStarted) await startSession();
-      let ticket;
-      try { ticket = (await api('/api/v1/visitor/ticket', {}, true)).ticket; }
-      catch (e) { if (e.status === 401) { token = null; await startSession(); ticket = (await api('/api/v1/visitor/ticket', {}, true)).ticket; } else throw e; }
-      const proto = location.protocol === 'https:' ? 'wss' : 'ws';
-      const since = resyncFrom === null ? lastId : Math.min(lastId, resyncFrom);
-      resyncFrom = null;
-      const params = new URLSearchParams({ ticket, since: String(since), lang: d.lang });
-      if (d.kefuId) params.set('kefu_id', d.kefuId);
-      socket = new WebSocket(`${proto}://${location.host}/ws/visitor?${params}`);
-    } catch (e) {
-      if (identityRefused(e)) { setBanner(d.tIdentityInvalid); return; }
-      if (e.status === 403 || e.status === 404) { setBanner(e.message); return; }
-      return reconnectLater();
-    }
-    socket.onopen = () => {
-      retry = 0;
-      flushPages();
-      setBanner('');
-      for (const p of pending.values()) socket.send(JSON.stringify(p.frame));
-    };
-    socket.onmessage = (ev) => { try { handle(JSON.parse(ev.data)); } catch (_) { /* ignore malformed */ } };
-    socket.onclose = (ev) => {
-      socket = null;
-      if (ev.code === 4003) { setBanner(d.tBlocked); return; } // blocked: no coming back
-      setBanner(d.tReconnecting);
-      reconnectLater();
-    };
+  // The socket (static/js/socket.js): a fresh single-use ticket per connection, replays
+  // from the last message seen, resends what was not acknowledged, reconnects with backoff.
+  async function socketUrl(since) {
+    if (!token || !sessionStarted) await startSession();
+    let ticket;
+    try { ticket = (await api('/api/v1/visitor/ticket', {}, true)).ticket; }
+    catch (e) { if (e.status === 401) { token = null; await startSession(); ticket = (await api('/api/v1/visitor/ticket', {}, true)).ticket; } else throw e; }
+    const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+    const query = new URLSearchParams({ ticket, since: String(since), lang: d.lang });
+    if (d.kefuId) query.set('kefu_id', d.kefuId);
+    return `${proto}://${location.host}/ws/visitor?${query}`;
   }
+  const sock = window.KefuSocket({
+    url: socketUrl,
+    onFrame: handle,
+    onOpen: () => { flushPages(); setBanner(''); },
+    onClose: (ev) => {
+      if (ev.code === 4003) { setBanner(d.tBlocked); return false; } // blocked: no coming back
+      setBanner(d.tReconnecting);
+      return true;
+    },
+    onConnectError: (e) => {
+      if (identityRefused(e)) { setBanner(d.tIdentityInvalid); return false; }
+      if (e.status === 403 || e.status === 404) { setBanner(e.message); return false; }
+      return true;
+    },
+  });
 
   // A closed conversation asks for a rating: five stars and an optional comment, once.
   function askRating(conversationId) {
@@ -422,11 +403,6 @@
     scroll();
   }
 
-  function reconnectLater() {
-    const delay = Math.min(15000, 500 * 2 ** retry++) * (0.75 + Math.random() / 2);
-    setTimeout(connect, delay);
-  }
-
   // Shows a message as sending and sends it; it stays pending (and is resent on
   // reconnect) until its ack arrives.
   function sendFrame(frame, shown) {
@@ -435,8 +411,7 @@
     node.querySelector('.meta').textContent = d.tSending;
     list.append(node);
     scroll();
-    pending.set(frame.client_msg_id, { frame, el: node });
-    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+    sock.sendTracked(frame, node);
     toParent('sent');
   }
 
@@ -545,7 +520,7 @@
     typingSent = Date.now();
     const frame = { type: 'typing' };
     if (withPreview) frame.preview = input.value.slice(0, 200);
-    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+    sock.send(frame);
   }
   input.addEventListener('input', () => {
     if (typingPending) return;
@@ -562,5 +537,5 @@
     } catch (err) { setBanner(err.message); }
   });
 
-  connect();
+  sock.connect();
 })();

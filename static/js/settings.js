@@ -6,7 +6,7 @@
   if (!root) return;
   const t = root.dataset;
   const me = Number(t.agentId);
-  const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; };
+  const { el } = window.KefuDom;
 
   const { api, upload, toast } = window.KefuApp;
   // Shows an API error under a form: each field's message with the field's label.

@@ -110,6 +110,25 @@ async fn spawn_shop(app_url: String) -> String {
     url
 }
 
+/// The realtime client both pages share (static/js/socket.js), against a scripted socket:
+/// cursor and resyncs, resending until acknowledged, backoff with jitter, errors reported.
+/// Needs node only, no browser.
+#[tokio::test]
+async fn the_pages_socket_client_resumes_resends_and_reports() {
+    let script = browser_dir().join("socket.mjs");
+    let output = tokio::process::Command::new("node")
+        .arg(&script)
+        .output()
+        .await
+        .expect("node runs (install Node.js)");
+    assert!(
+        output.status.success(),
+        "socket.mjs failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn widget_visitor_and_agent_chat_in_a_real_browser() {
     let Some(chromium) = browser_ready().await else { return };
