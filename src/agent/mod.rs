@@ -85,7 +85,7 @@ pub(crate) fn initial(name: &str) -> String {
     name.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_else(|| "?".into())
 }
 
-pub(crate) fn role_label(lang: Lang, role: &str) -> String {
+pub(crate) fn role_label(lang: Lang, role: crate::http::Role) -> String {
     lang.tr(&format!("app.role_{role}")).to_owned()
 }
 
@@ -150,7 +150,7 @@ async fn render_workspace(
             .filter(|a| !a.disabled)
             .map(|a| TeamMember {
                 initial: initial(&a.agent.display_name),
-                role_label: role_label(lang, &a.agent.role),
+                role_label: role_label(lang, a.agent.role),
                 display_name: a.agent.display_name,
                 email: a.email,
             })

@@ -6,7 +6,7 @@ use tenants::Tenant;
 use super::{initial, role_label};
 use crate::{
     auth::session::AgentSession,
-    http::{AppError, csrf::CsrfToken},
+    http::{AppError, Role, csrf::CsrfToken},
     i18n::Lang,
     merchant::subscription::{self, Banner},
     startup::AppState,
@@ -52,9 +52,9 @@ impl AppShell {
             agent_name: agent.display_name.clone(),
             agent_initial: initial(&agent.display_name),
             agent_avatar: agent.avatar_url.clone(),
-            role_label: role_label(lang, &agent.role),
+            role_label: role_label(lang, agent.role),
             is_admin: session.is_admin(),
-            is_owner: agent.role == "owner",
+            is_owner: agent.role == Role::Owner,
             nav,
             support_by: session.impersonator.as_ref().map(|i| i.email.clone()),
             billing_banner: subscription::banner(state, session, lang).await?,

@@ -20,7 +20,7 @@ use crate::{
         validate::Email,
     },
     chat::store as chat_store,
-    http::{AppError, extract::ApiJson},
+    http::{AppError, Role, extract::ApiJson},
     i18n::Lang,
     merchant::{
         settings::{image_url, team_image},
@@ -32,7 +32,7 @@ use crate::{
 };
 
 /// Roles an admin can give through the API. Ownership is not handed out here.
-const ASSIGNABLE_ROLES: &[&str] = &["admin", "agent"];
+const ASSIGNABLE_ROLES: &[Role] = &[Role::Admin, Role::Agent];
 const MAX_CHATS: i32 = 1000;
 
 /// The merchant's plan (an unknown id reads as the trial's limits).
@@ -57,11 +57,9 @@ pub fn display_name(raw: &str) -> Result<String, AppError> {
     Ok(name.to_owned())
 }
 
-fn role(raw: &str) -> Result<&'static str, AppError> {
-    ASSIGNABLE_ROLES
-        .iter()
-        .copied()
-        .find(|r| *r == raw)
+fn role(raw: &str) -> Result<Role, AppError> {
+    Role::parse(raw)
+        .filter(|r| ASSIGNABLE_ROLES.contains(r))
         .ok_or_else(|| AppError::field("role", "role is one of admin, agent"))
 }
 
@@ -131,7 +129,7 @@ pub async fn create_agent(
         Err(e) => return Err(e.into()),
     };
     store::add_member(&mut tx, session.tenant.id, user_id).await?;
-    let id = store::insert_agent(&mut tx, user_id, role, &name).await?;
+    let id = store::insert_agent(&mut tx, user_id, role.as_str(), &name).await?;
     sqlx::query("update agents set max_concurrent_chats = $2 where id = $1")
         .bind(id)
         .bind(max)
@@ -295,7 +293,7 @@ pub async fn update_agent(
         }
         None => None,
     };
-    if target.role == "owner" && (new_role.is_some() || req.disabled == Some(true)) {
+    if target.role == Role::Owner && (new_role.is_some() || req.disabled == Some(true)) {
         return Err(AppError::forbidden("owner_protected", "the owner's role and access stay"));
     }
     if id == session.agent.id && req.disabled == Some(true) {

@@ -26,7 +26,7 @@ use super::{
     sessions::{self, Ended, Reason, SessionId, Which},
     totp,
 };
-use crate::http::AppError;
+use crate::http::{AppError, Role};
 
 /// Who changes someone's sign-in.
 #[derive(Clone, Copy, Debug)]
@@ -64,15 +64,6 @@ impl Actor<'_> {
     }
 }
 
-/// A role's weight: whoever acts on an agent must weigh at least as much.
-pub fn rank(role: &str) -> u8 {
-    match role {
-        "owner" => 3,
-        "admin" => 2,
-        _ => 1,
-    }
-}
-
 /// Whether `actor` may change the sign-in of the person `target` (a user id). For a
 /// merchant actor, `conn` must be scoped to the actor's merchant.
 pub async fn authorize(
@@ -88,12 +79,12 @@ pub async fn authorize(
         Actor::Merchant(session) => session,
     };
     session.require_admin()?;
-    let role: Option<String> = sqlx::query_scalar("select role from agents where user_id = $1")
+    let role: Option<Role> = sqlx::query_scalar("select role from agents where user_id = $1")
         .bind(target)
         .fetch_optional(&mut *conn)
         .await?;
     let role = role.ok_or(AppError::NotFound)?;
-    if rank(&role) > rank(&session.agent.role) {
+    if role > session.agent.role {
         return Err(AppError::forbidden(
             "owner_protected",
             "only the owner changes how the owner signs in",

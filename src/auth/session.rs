@@ -20,7 +20,7 @@ use super::{
     store::{self, AgentRow},
     token::{Claims, Issued, TokenKind},
 };
-use crate::http::{AppError, client::ClientMeta, csrf};
+use crate::http::{AppError, Role, client::ClientMeta, csrf};
 use crate::startup::AppState;
 
 pub const SESSION_COOKIE: &str = "kefu_session";
@@ -58,12 +58,12 @@ impl AgentSession {
 
     /// Whether the agent manages the merchant (owner or admin).
     pub fn is_admin(&self) -> bool {
-        matches!(self.agent.role.as_str(), "owner" | "admin")
+        self.agent.role >= Role::Admin
     }
 
     /// Billing: the owner only (403 `forbidden_role`).
     pub fn require_owner(&self) -> Result<(), AppError> {
-        if self.agent.role == "owner" {
+        if self.agent.role == Role::Owner {
             Ok(())
         } else {
             Err(AppError::forbidden("forbidden_role", "only the merchant's owner can do this"))

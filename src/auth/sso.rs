@@ -93,7 +93,7 @@ async fn internal_token(
     authenticate_caller(&mut tx, &settings, &meta, &headers).await?;
     crate::merchant::subscription::require_feature(&state, &tenant, billing::Feature::Sso)?;
     let account = q.account.trim();
-    let agent: Option<(i64, String, String, bool)> = sqlx::query_as(
+    let agent: Option<(i64, String, crate::http::Role, bool)> = sqlx::query_as(
         "select a.user_id, u.email, a.role, u.totp_enabled_at is not null
          from agents a join public.users u on u.id = a.user_id
          where lower(u.email) = lower($1) and a.disabled_at is null",
@@ -108,7 +108,7 @@ async fn internal_token(
             "no active agent of this merchant has this email",
         ));
     };
-    may_sign_in(&mut tx, &settings, &role, two_factor).await?;
+    may_sign_in(&mut tx, &settings, role, two_factor).await?;
     let token =
         links::issue(&mut tx, user_id, "sso", Some(tenant.id.0), Duration::seconds(TOKEN_TTL_SECS))
             .await?;
@@ -161,7 +161,7 @@ async fn authenticate_caller(
 async fn may_sign_in(
     tx: &mut TenantTx,
     settings: &MerchantSettings,
-    role: &str,
+    role: crate::http::Role,
     two_factor: bool,
 ) -> Result<(), AppError> {
     let refused = |why: &'static str| AppError::forbidden("sso_not_allowed", why);
@@ -172,8 +172,8 @@ async fn may_sign_in(
             .await?
             .flatten();
     // A secret from before setters were recorded was made by an admin (the route's level).
-    let authority: Option<String> = match set_by {
-        None => Some("admin".to_owned()),
+    let authority: Option<crate::http::Role> = match set_by {
+        None => Some(crate::http::Role::Admin),
         Some(agent) => {
             sqlx::query_scalar("select role from agents where id = $1 and disabled_at is null")
                 .bind(agent)
@@ -186,7 +186,7 @@ async fn may_sign_in(
             "whoever set the SSO secret no longer manages this merchant; set a new secret",
         ));
     };
-    if crate::auth::accounts::rank(role) > crate::auth::accounts::rank(&authority) {
+    if role > authority {
         return Err(refused(
             "single sign-on cannot sign in an account above whoever set the SSO secret",
         ));

@@ -30,7 +30,7 @@ pub struct Membership {
 pub struct AgentRow {
     pub id: i64,
     pub user_id: i64,
-    pub role: String,
+    pub role: crate::http::Role,
     pub display_name: String,
     pub avatar_url: Option<String>,
     pub status: String,

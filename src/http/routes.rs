@@ -22,9 +22,14 @@ pub enum Scope {
     Platform,
 }
 
-/// The least role a tenant route serves. Handlers enforce it (403 `forbidden_role`); the
-/// declaration here is what the role-matrix test holds them to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A role in a merchant's team, weakest first (so `>=` reads "at least"). It is also the
+/// least role a tenant route serves: handlers enforce it (403 `forbidden_role`), and the
+/// declaration in the table is what the role-matrix test holds them to. Stored and sent as
+/// its lowercase name (`agents.role`, JSON).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Any agent of the merchant.
     Agent,
@@ -33,6 +38,53 @@ pub enum Role {
     Admin,
     /// The merchant's owner only (billing).
     Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Agent => "agent",
+            Self::Admin => "admin",
+            Self::Owner => "owner",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Agent, Self::Admin, Self::Owner].into_iter().find(|r| r.as_str() == raw)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// `agents.role` is text with a CHECK: a role reads and writes as its name.
+impl sqlx::Type<sqlx::Postgres> for Role {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Postgres> for Role {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let raw = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+        Self::parse(raw).ok_or_else(|| format!("unknown role {raw:?}").into())
+    }
+}
+
+impl sqlx::Encode<'_, sqlx::Postgres> for Role {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <&str as sqlx::Encode<sqlx::Postgres>>::encode(self.as_str(), buf)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

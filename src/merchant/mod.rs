@@ -70,8 +70,13 @@ pub async fn create(
     .await
     .map_err(provision_error)?;
     store::add_member(&mut tx, tenant.id, owner_user_id).await?;
-    let owner_agent_id =
-        store::insert_agent(&mut tx, owner_user_id, "owner", &display_name).await?;
+    let owner_agent_id = store::insert_agent(
+        &mut tx,
+        owner_user_id,
+        crate::http::Role::Owner.as_str(),
+        &display_name,
+    )
+    .await?;
     tx.commit().await?;
     registry.invalidate_all();
     tracing::info!(tenant = tenant.id.0, ent_id = %tenant.ent_id, "merchant created");

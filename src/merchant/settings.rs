@@ -552,7 +552,7 @@ async fn update_settings(
     // Letting single sign-on stand in for the team's second factors is the owner's call
     // (forms send every field: an unchanged value passes).
     let sso_2fa_changes = change.sso_satisfies_2fa.is_some_and(|v| v != before.sso_satisfies_2fa);
-    if sso_2fa_changes && session.agent.role != "owner" {
+    if sso_2fa_changes && session.agent.role != crate::http::Role::Owner {
         return Err(AppError::forbidden(
             "forbidden_role",
             "only the owner decides whether single sign-on counts as two-step verification",

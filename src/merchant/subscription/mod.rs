@@ -444,7 +444,7 @@ pub async fn banner(
     lang: Lang,
 ) -> Result<Option<Banner>, AppError> {
     let tenant = &session.tenant;
-    let owner = session.agent.role == "owner";
+    let owner = session.agent.role == crate::http::Role::Owner;
     let link = owner.then_some(crate::http::BILLING_PAGE);
     let tail = if owner { "" } else { lang.tr("billing.ask_owner") };
     let status = status_of(tenant);
