@@ -17,10 +17,8 @@ use serde::Serialize;
 use tenants::EntId;
 
 use crate::{
-    auth::{
-        session::AgentSession,
-        store::{self, AgentRow, AgentWithEmail, Membership},
-    },
+    auth::ctx::{Agent, Ctx},
+    auth::store::{self, AgentRow, AgentWithEmail, Membership},
     http::{AppError, Page, Routes, Scope, csrf::CsrfToken},
     i18n::Lang,
     startup::AppState,
@@ -94,9 +92,9 @@ async fn workspace(
     State(state): State<AppState>,
     lang: Lang,
     csrf: CsrfToken,
-    session: Result<AgentSession, AppError>,
+    ctx: Result<Ctx<Agent>, AppError>,
 ) -> Result<Response, AppError> {
-    render_workspace(state, lang, csrf, session, false).await
+    render_workspace(state, lang, csrf, ctx, false).await
 }
 
 /// `/app/m`: the same workspace for phones, conversations first (list, then one chat) and
@@ -105,27 +103,26 @@ async fn phone_workspace(
     State(state): State<AppState>,
     lang: Lang,
     csrf: CsrfToken,
-    session: Result<AgentSession, AppError>,
+    ctx: Result<Ctx<Agent>, AppError>,
 ) -> Result<Response, AppError> {
-    render_workspace(state, lang, csrf, session, true).await
+    render_workspace(state, lang, csrf, ctx, true).await
 }
 
 async fn render_workspace(
     state: AppState,
     lang: Lang,
     csrf: CsrfToken,
-    session: Result<AgentSession, AppError>,
+    ctx: Result<Ctx<Agent>, AppError>,
     phone: bool,
 ) -> Result<Response, AppError> {
     let home = if phone { "/app/m" } else { "/app" };
-    let session = match session {
-        Ok(s) => s,
+    let Ctx { session, mut tx, .. } = match ctx {
+        Ok(ctx) => ctx,
         Err(AppError::Unauthorized) => {
             return Ok(Redirect::to(&format!("/login?next={home}")).into_response());
         }
         Err(e) => return Err(e),
     };
-    let mut tx = session.tx(&state).await?;
     let team = store::list_agents(&mut tx).await?;
     tx.commit().await?;
     let announcements =
@@ -185,8 +182,10 @@ struct MeTenant {
     trial_ends_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-async fn me(State(state): State<AppState>, session: AgentSession) -> Result<Json<Me>, AppError> {
-    let mut tx = session.tx(&state).await?;
+async fn me(
+    State(state): State<AppState>,
+    Ctx { session, mut tx, .. }: Ctx<Agent>,
+) -> Result<Json<Me>, AppError> {
     let user = store::user_by_id(&mut tx, session.user_id).await?.ok_or(AppError::Unauthorized)?;
     tx.commit().await?;
     let tenants = store::memberships(&state.db, session.user_id).await?;
@@ -211,11 +210,7 @@ struct AgentList {
 }
 
 #[utoipa::path(get, path = "/api/v1/agents", tag = "agents", responses((status = 200, body = AgentList), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
-async fn list_agents(
-    State(state): State<AppState>,
-    session: AgentSession,
-) -> Result<Json<AgentList>, AppError> {
-    let mut tx = session.tx(&state).await?;
+async fn list_agents(Ctx { mut tx, .. }: Ctx<Agent>) -> Result<Json<AgentList>, AppError> {
     let agents = store::list_agents(&mut tx).await?;
     tx.commit().await?;
     Ok(Json(AgentList { agents }))
@@ -223,13 +218,11 @@ async fn list_agents(
 
 #[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = String, Path, description = "The agent id")), responses((status = 200, body = crate::auth::store::AgentRow), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn get_agent(
-    State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { mut tx, .. }: Ctx<Agent>,
     Path(id): Path<String>,
 ) -> Result<Json<AgentRow>, AppError> {
     // A malformed id cannot name anything: 404, like an id of another tenant.
     let id = crate::http::input::path_id(&id)?;
-    let mut tx = session.tx(&state).await?;
     let agent = store::agent_by_id(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     tx.commit().await?;
     Ok(Json(agent))

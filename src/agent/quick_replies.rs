@@ -3,14 +3,14 @@
 
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Path, Query},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    auth::session::AgentSession,
+    auth::ctx::{Admin, Agent, Ctx},
     http::{
         AppError, Routes, Scope,
         extract::ApiJson,
@@ -58,8 +58,7 @@ struct List {
 }
 
 async fn list(
-    State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { mut tx, .. }: Ctx<Agent>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<List>, AppError> {
     let pattern =
@@ -67,7 +66,6 @@ async fn list(
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(|s| like_pattern(&s.chars().take(100).collect::<String>()));
-    let mut tx = session.tx(&state).await?;
     let quick_replies = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "select {COLUMNS} from quick_replies
          where $1::text is null or title ilike $1 or body ilike $1 or group_name ilike $1
@@ -109,16 +107,13 @@ fn check(f: Fields) -> Result<Checked, AppError> {
 }
 
 async fn create(
-    State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Admin>,
     ApiJson(fields): ApiJson<Fields>,
 ) -> Result<Response, AppError> {
-    session.require_admin()?;
     let f = check(fields)?;
     let (Some(title), Some(body)) = (f.title, f.body) else {
         return Err(AppError::field("title", "title and body are required"));
     };
-    let mut tx = session.tx(&state).await?;
     let count: i64 =
         sqlx::query_scalar("select count(*) from quick_replies").fetch_one(&mut *tx).await?;
     if count >= MAX_PER_TENANT {
@@ -152,15 +147,12 @@ async fn create(
 }
 
 async fn update(
-    State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Admin>,
     Path(id): Path<String>,
     ApiJson(fields): ApiJson<Fields>,
 ) -> Result<Json<QuickReply>, AppError> {
     let id = path_id(&id)?;
-    session.require_admin()?;
     let f = check(fields)?;
-    let mut tx = session.tx(&state).await?;
     let updated: Option<QuickReply> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "update quick_replies set group_name = coalesce($2, group_name), title = coalesce($3, title),
                 body = coalesce($4, body), position = coalesce($5, position)
@@ -187,13 +179,10 @@ async fn update(
 }
 
 async fn remove(
-    State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Admin>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     let id = path_id(&id)?;
-    session.require_admin()?;
-    let mut tx = session.tx(&state).await?;
     let title: Option<String> =
         sqlx::query_scalar("delete from quick_replies where id = $1 returning title")
             .bind(id)

@@ -9,7 +9,7 @@ use axum::{
 };
 
 use crate::{
-    auth::session::AgentSession,
+    auth::ctx::{Admin, Ctx},
     http::{AppError, Page, Routes, Scope, csrf::CsrfToken},
     i18n::Lang,
     merchant::settings::{MerchantSettings, Position},
@@ -81,17 +81,15 @@ async fn settings_page(
     State(state): State<AppState>,
     lang: Lang,
     csrf: CsrfToken,
-    session: Result<AgentSession, AppError>,
+    ctx: Result<Ctx<Admin>, AppError>,
 ) -> Result<Response, AppError> {
-    let session = match session {
-        Ok(s) => s,
+    let Ctx { session, mut tx, .. } = match ctx {
+        Ok(ctx) => ctx,
         Err(AppError::Unauthorized) => {
             return Ok(Redirect::to("/login?next=/app/settings").into_response());
         }
         Err(e) => return Err(e),
     };
-    session.require_admin()?;
-    let mut tx = session.tx(&state).await?;
     let settings = MerchantSettings::load(&mut tx).await?;
     tx.commit().await?;
     let base = state.config.display_url(state.config.port);

@@ -11,6 +11,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    auth::ctx::{Admin, AdminOrSelf, Ctx},
     auth::{
         accounts::{self, Actor},
         links, password,
@@ -95,11 +96,10 @@ struct CreatedAgent {
 /// without, the admin gets a first password to pass on.
 pub async fn create_agent(
     State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Admin>,
     lang: Lang,
     ApiJson(req): ApiJson<NewAgent>,
 ) -> Result<Response, AppError> {
-    session.require_admin()?;
     let email = Email::parse(&req.email)
         .map_err(|p| AppError::field("email", Lang::En.tr(p).to_owned()))?;
     let name = display_name(req.display_name.as_deref().unwrap_or(email.local_part()))?;
@@ -107,7 +107,6 @@ pub async fn create_agent(
     let max = max_chats(req.max_concurrent_chats.unwrap_or(10))?;
     let settings = state.system.get().await?;
     let invite = notify::enabled(&settings);
-    let mut tx = session.tx(&state).await?;
     // One more seat must be left on the plan (checked under a lock held until commit).
     limits::check_seat(&mut tx, session.tenant.id, plan_of(&state, &session)).await?;
     let password = if invite { None } else { Some(password::generate()) };
@@ -197,12 +196,11 @@ async fn send_invitation(
 /// stops working), for an agent who has not chosen a password yet.
 pub async fn resend_invitation(
     State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Admin>,
     lang: Lang,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     let id = crate::http::input::path_id(&id)?;
-    let mut tx = session.tx(&state).await?;
     let target = store::agent_by_id(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     // An invitation lets whoever reads the mailbox choose the password: the same rule as
     // setting it.
@@ -269,7 +267,7 @@ pub struct AgentChange {
 /// keeps their role and cannot be disabled; nobody disables themselves.
 pub async fn update_agent(
     State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<AdminOrSelf>,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<AgentChange>,
 ) -> Result<Json<AgentWithEmail>, AppError> {
@@ -278,12 +276,11 @@ pub async fn update_agent(
     let name_changed = name.clone();
     let new_role = req.role.as_deref().map(role).transpose()?;
     let max = req.max_concurrent_chats.map(max_chats).transpose()?;
-    let mut tx = session.tx(&state).await?;
     let target = store::agent_by_id(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     let only_own_profile =
         id == session.agent.id && new_role.is_none() && max.is_none() && req.disabled.is_none();
     if !only_own_profile {
-        session.require_admin()?;
+        session.require(Role::Admin)?;
     }
     let avatar = match &req.avatar {
         Some(raw) => {
@@ -402,10 +399,9 @@ async fn agent(tx: &mut tenants::TenantTx, id: &str) -> Result<store::AgentRow, 
 /// A new generated password for an agent, shown once; their sessions end.
 pub async fn reset_password(
     State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Admin>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let mut tx = session.tx(&state).await?;
     let target = agent(&mut tx, &id).await?;
     let password = password::generate();
     let hash = password::hash(password.clone()).await?;
@@ -435,12 +431,10 @@ pub async fn reset_password(
 /// merchant requires it). Platform admins' factors guard the console and stay.
 pub async fn reset_two_factor(
     State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Admin>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    let mut tx = session.tx(&state).await?;
     let target = agent(&mut tx, &id).await?;
-    session.require_admin()?;
     if target.user_id == session.user_id {
         // One's own factor goes off only with a code (the profile), so a stolen session
         // cannot remove it.

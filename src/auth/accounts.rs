@@ -78,7 +78,7 @@ pub async fn authorize(
         }
         Actor::Merchant(session) => session,
     };
-    session.require_admin()?;
+    session.require(Role::Admin)?;
     let role: Option<Role> = sqlx::query_scalar("select role from agents where user_id = $1")
         .bind(target)
         .fetch_optional(&mut *conn)

@@ -10,7 +10,7 @@
 
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::Path,
     http::{Method, StatusCode, request::Parts},
     response::{IntoResponse, Response},
 };
@@ -20,7 +20,10 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use tenants::{EntId, TenantStatus, TenantTx};
 
-use super::session::AgentSession;
+use super::{
+    ctx::{Admin, Ctx},
+    session::AgentSession,
+};
 use crate::http::{AppError, RouteSpec, Routes, Scope, extract::ApiJson, input::path_id};
 use crate::startup::AppState;
 
@@ -30,6 +33,7 @@ pub fn routes() -> Routes<AppState> {
         .admin()
         .post("/api/v1/api_tokens", Scope::Tenant, create)
         .admin()
+        .feature(billing::Feature::Api)
         .delete("/api/v1/api_tokens/{id}", Scope::Tenant, revoke)
         .admin()
 }
@@ -69,7 +73,7 @@ pub async fn authenticate(
     parts: &Parts,
     state: &AppState,
     bearer: &str,
-) -> Result<AgentSession, AppError> {
+) -> Result<(AgentSession, TenantTx), AppError> {
     let rest = bearer.strip_prefix(PREFIX).ok_or(AppError::Unauthorized)?;
     let (ent, _) = rest.split_once('_').ok_or(AppError::Unauthorized)?;
     let ent_id = EntId::parse(ent).map_err(|_| AppError::Unauthorized)?;
@@ -110,9 +114,8 @@ pub async fn authenticate(
     .bind(id)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
     tracing::Span::current().record("tenant", tenant.id.0);
-    Ok(AgentSession {
+    let session = AgentSession {
         tenant,
         user_id: agent.user_id,
         agent,
@@ -120,7 +123,8 @@ pub async fn authenticate(
         impersonator: None,
         api_token: Some(ApiToken { id, scope }),
         session_id: None,
-    })
+    };
+    Ok((session, tx))
 }
 
 #[derive(Serialize, sqlx::FromRow)]
@@ -140,12 +144,7 @@ const TOKEN_SELECT: &str = "select t.id, t.name, t.scope, t.prefix, a.display_na
     from api_tokens t left join agents a on a.id = t.agent_id";
 
 /// `GET /api/v1/api_tokens` → the merchant's live tokens, newest first.
-async fn list(
-    State(state): State<AppState>,
-    session: AgentSession,
-) -> Result<Json<serde_json::Value>, AppError> {
-    session.require_admin()?;
-    let mut tx = session.tx(&state).await?;
+async fn list(Ctx { mut tx, .. }: Ctx<Admin>) -> Result<Json<serde_json::Value>, AppError> {
     let tokens: Vec<TokenOut> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{TOKEN_SELECT} where t.revoked_at is null order by t.id desc"
     )))
@@ -164,12 +163,9 @@ struct NewToken {
 /// `POST /api/v1/api_tokens {name, scope: read|write}` → 201 the token, with `token` (the
 /// only time it is shown).
 async fn create(
-    State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Admin>,
     ApiJson(req): ApiJson<NewToken>,
 ) -> Result<Response, AppError> {
-    session.require_admin()?;
-    crate::merchant::subscription::require_feature(&state, &session.tenant, billing::Feature::Api)?;
     // A token outlives the session that makes it: a support session (a platform admin acting
     // for an hour) must not leave one behind.
     if session.impersonator.is_some() {
@@ -187,7 +183,6 @@ async fn create(
     let token = format!("{PREFIX}{}_{}", session.tenant.ent_id.as_str(), hex::encode(secret));
     let prefix: String =
         token.chars().take(PREFIX.len() + session.tenant.ent_id.as_str().len() + 5).collect();
-    let mut tx = session.tx(&state).await?;
     let live: i64 = sqlx::query_scalar("select count(*) from api_tokens where revoked_at is null")
         .fetch_one(&mut *tx)
         .await?;
@@ -230,13 +225,10 @@ async fn create(
 
 /// `DELETE /api/v1/api_tokens/{id}` → 204; the token stops working at once.
 async fn revoke(
-    State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Admin>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    session.require_admin()?;
     let id = path_id(&id)?;
-    let mut tx = session.tx(&state).await?;
     let name: Option<String> = sqlx::query_scalar(
         "update api_tokens set revoked_at = now() where id = $1 and revoked_at is null returning name",
     )

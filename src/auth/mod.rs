@@ -3,6 +3,7 @@
 pub mod account;
 pub mod accounts;
 pub mod api_tokens;
+pub mod ctx;
 pub mod links;
 pub mod oauth;
 pub mod password;

@@ -61,22 +61,19 @@ impl AgentSession {
         self.agent.role >= Role::Admin
     }
 
-    /// Billing: the owner only (403 `forbidden_role`).
-    pub fn require_owner(&self) -> Result<(), AppError> {
-        if self.agent.role == Role::Owner {
-            Ok(())
-        } else {
-            Err(AppError::forbidden("forbidden_role", "only the merchant's owner can do this"))
+    /// At least `role` (403 `forbidden_role`). Handlers take a [`super::Ctx`] of their
+    /// route's level, which checks this before they run.
+    pub fn require(&self, role: Role) -> Result<(), AppError> {
+        if self.agent.role >= role {
+            return Ok(());
         }
-    }
-
-    /// Settings and team management: owners and admins only (403 `forbidden_role`).
-    pub fn require_admin(&self) -> Result<(), AppError> {
-        if self.is_admin() {
-            Ok(())
-        } else {
-            Err(AppError::forbidden("forbidden_role", "only the merchant's admins can do this"))
-        }
+        Err(AppError::forbidden(
+            "forbidden_role",
+            match role {
+                Role::Owner => "only the merchant's owner can do this",
+                Role::Admin | Role::Agent => "only the merchant's admins can do this",
+            },
+        ))
     }
 }
 
@@ -119,11 +116,26 @@ pub fn presented_token(parts: &Parts, cookie: &str) -> Result<Presented, AppErro
 impl FromRequestParts<AppState> for AgentSession {
     type Rejection = AppError;
 
+    /// The session alone, its transaction committed (for handlers that need no transaction
+    /// of their own; the others take a [`super::Ctx`]).
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let (session, tx) = Self::open(parts, state).await?;
+        tx.commit().await?;
+        Ok(session)
+    }
+}
+
+impl AgentSession {
+    /// The session the request presents (an API token or an agent's session token), and the
+    /// tenant transaction it was loaded in, still open.
+    pub(super) async fn open(
+        parts: &Parts,
+        state: &AppState,
+    ) -> Result<(Self, TenantTx), AppError> {
         if let Some(token) = bearer(parts).filter(|t| super::api_tokens::is_api_token(t)) {
-            let session = super::api_tokens::authenticate(parts, state, token).await?;
+            let (session, tx) = super::api_tokens::authenticate(parts, state, token).await?;
             ensure_request_names_this_tenant(parts, state, &session.tenant).await?;
-            return Ok(session);
+            return Ok((session, tx));
         }
         let presented = presented_token(parts, SESSION_COOKIE)?;
         let claims: Claims = state.tokens.verify(&presented.token, TokenKind::Agent)?;
@@ -154,11 +166,10 @@ impl FromRequestParts<AppState> for AgentSession {
         let agent = store::agent_for_session(&mut tx, user_id, (sid, version), tenant.id)
             .await?
             .ok_or(AppError::Unauthorized)?;
-        tx.commit().await?;
         let span = tracing::Span::current();
         span.record("tenant", tenant.id.0);
         span.record("user", user_id);
-        Ok(Self {
+        let session = Self {
             tenant,
             user_id,
             agent,
@@ -166,7 +177,8 @@ impl FromRequestParts<AppState> for AgentSession {
             impersonator,
             api_token: None,
             session_id: Some(sid),
-        })
+        };
+        Ok((session, tx))
     }
 }
 

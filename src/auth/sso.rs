@@ -12,6 +12,7 @@
 //!    in and redirects to a path on this site only (absolute URLs, `//host` and backslash
 //!    tricks are refused). A token works once, however many redemptions race.
 
+use super::ctx::{Admin, Ctx};
 use axum::{
     Json,
     extract::{Query, State},
@@ -50,6 +51,7 @@ pub fn routes(limit: &super::AuthRateLimit) -> Routes<AppState> {
         )
         .post("/api/v1/settings/sso_secret", Scope::Tenant, new_secret)
         .admin()
+        .feature(billing::Feature::Sso)
 }
 
 /// The hex SHA-256 of a secret (what is stored).
@@ -256,14 +258,10 @@ async fn redeem(
 /// `POST /api/v1/settings/sso_secret` (admins): a new SSO secret, shown this once; the old
 /// one stops working.
 async fn new_secret(
-    State(state): State<AppState>,
-    session: super::session::AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Admin>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    session.require_admin()?;
-    crate::merchant::subscription::require_feature(&state, &session.tenant, billing::Feature::Sso)?;
     let bytes: [u8; 32] = rand::random();
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let mut tx = session.tx(&state).await?;
     store_setting(&mut tx, SSO_SECRET_KEY, serde_json::Value::String(secret_hash(&secret))).await?;
     // Whose authority the secret carries (see `may_sign_in`).
     store_setting(&mut tx, SSO_SET_BY_KEY, serde_json::json!({ "agent_id": session.agent.id }))

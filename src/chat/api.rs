@@ -18,7 +18,7 @@ use crate::realtime::{
     writer::NewMessage,
 };
 use crate::{
-    auth::session::AgentSession,
+    auth::ctx::{Agent, Ctx},
     http::{AppError, Routes, Scope, extract::ApiJson, input::path_id},
     startup::AppState,
 };
@@ -121,8 +121,7 @@ const ITEM_SELECT: &str = "select c.id, c.status, c.snoozed_until, v.public_id a
 
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ListQuery), responses((status = 200, body = ConversationPage), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn list_conversations(
-    State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Agent>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<ConversationPage>, AppError> {
     let view = match q.view.as_deref().unwrap_or("mine") {
@@ -146,7 +145,6 @@ async fn list_conversations(
         }
     };
     let limit = page_size(q.limit);
-    let mut tx = session.tx(&state).await?;
     // Only fixed fragments are formatted into the query; values are bound.
     let conversations: Vec<ConversationItem> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{ITEM_SELECT} where {view} and {status} and c.id < $2 order by c.id desc limit $3"
@@ -164,12 +162,10 @@ async fn list_conversations(
 
 #[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), responses((status = 200, body = ConversationItem), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn get_conversation(
-    State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { mut tx, .. }: Ctx<Agent>,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationItem>, AppError> {
     let id = path_id(&id)?;
-    let mut tx = session.tx(&state).await?;
     let item: Option<ConversationItem> =
         sqlx::query_as(sqlx::AssertSqlSafe(format!("{ITEM_SELECT} where c.id = $1")))
             .bind(id)
@@ -197,14 +193,12 @@ struct MessagePage {
 
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(("id" = String, Path, description = "The conversation id"), PageQuery), responses((status = 200, body = MessagePage), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn list_messages(
-    State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { mut tx, .. }: Ctx<Agent>,
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<MessagePage>, AppError> {
     let id = path_id(&id)?;
     let limit = page_size(q.limit);
-    let mut tx = session.tx(&state).await?;
     store::conversation(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     let mut messages =
         store::conversation_messages(&mut tx, id, q.before.unwrap_or(i64::MAX), limit).await?;
@@ -246,7 +240,7 @@ struct PostMessage {
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), request_body = PostMessage, responses((status = 201, description = "Stored", body = MessageOut), (status = 200, description = "A retry of a message stored before", body = MessageOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn post_message(
     State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Agent>,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<PostMessage>,
 ) -> Result<Response, AppError> {
@@ -281,7 +275,6 @@ async fn post_message(
         }
     };
     let tenant = session.tenant.id;
-    let mut tx = session.tx(&state).await?;
     let mut row = store::conversation(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     if row.is_closed() {
         return Err(AppError::conflict("conversation_closed", None, "the conversation is closed"));
@@ -330,11 +323,12 @@ async fn post_message(
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/claim", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), responses((status = 200, body = crate::realtime::protocol::ConversationOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn claim(
     State(state): State<AppState>,
-    session: AgentSession,
+    ctx: Ctx<Agent>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let id = path_id(&id)?;
-    reassign(&state, &session, id, session.agent.id, "assigned").await
+    let me = ctx.session.agent.id;
+    reassign(&state, ctx, id, me, "assigned").await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -346,23 +340,22 @@ struct TransferRequest {
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/transfer", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), request_body = TransferRequest, responses((status = 200, body = crate::realtime::protocol::ConversationOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn transfer(
     State(state): State<AppState>,
-    session: AgentSession,
+    ctx: Ctx<Agent>,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<TransferRequest>,
 ) -> Result<Response, AppError> {
     let id = path_id(&id)?;
-    reassign(&state, &session, id, req.agent_id, "transferred").await
+    reassign(&state, ctx, id, req.agent_id, "transferred").await
 }
 
 async fn reassign(
     state: &AppState,
-    session: &AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Agent>,
     id: i64,
     to: i64,
     event: &'static str,
 ) -> Result<Response, AppError> {
     let tenant = session.tenant.id;
-    let mut tx = session.tx(state).await?;
     let row = store::conversation(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     if row.is_closed() {
         return Err(AppError::conflict("conversation_closed", None, "the conversation is closed"));
@@ -409,12 +402,11 @@ struct ReadRequest {
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/read", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), request_body = ReadRequest, responses((status = 204, description = "Marked read"), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn mark_read(
     State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Agent>,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ReadRequest>,
 ) -> Result<Response, AppError> {
     let id = path_id(&id)?;
-    let mut tx = session.tx(&state).await?;
     let row = store::conversation(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     store::mark_read(&mut tx, id, false, req.up_to.max(0)).await?;
     tx.commit().await?;
@@ -471,7 +463,7 @@ struct VisitorPage {
 #[utoipa::path(get, path = "/api/v1/visitors", tag = "visitors", params(VisitorQuery), responses((status = 200, body = VisitorPage), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn list_visitors(
     State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Agent>,
     Query(q): Query<VisitorQuery>,
 ) -> Result<Json<VisitorPage>, AppError> {
     let limit = page_size(q.limit);
@@ -481,7 +473,6 @@ async fn list_visitors(
             .filter(|s| !s.is_empty())
             .map(|s| s.chars().take(100).collect::<String>());
     let tag = q.tag.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    let mut tx = session.tx(&state).await?;
     let mut visitors: Vec<VisitorItem> = sqlx::query_as(
         "select v.id, v.public_id, v.name, v.real_name, v.external_id, v.os, v.browser, v.city, v.visit_count,
                 v.first_seen_at, v.last_seen_at
@@ -568,13 +559,12 @@ struct PageViewOut {
 #[utoipa::path(get, path = "/api/v1/visitors/{id}", tag = "visitors", params(("id" = String, Path, description = "The visitor id (v…)")), responses((status = 200, body = VisitorDetail), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn get_visitor(
     State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Agent>,
     Path(id): Path<String>,
 ) -> Result<Json<VisitorDetail>, AppError> {
     if id.len() > 64 {
         return Err(AppError::NotFound);
     }
-    let mut tx = session.tx(&state).await?;
     let detail: Option<VisitorDetail> = sqlx::query_as(
         "select v.id, v.public_id, v.name, v.real_name, v.external_id, v.verified_at, v.claimed_user_id,
                 v.avatar_url, v.email, v.phone, host(v.ip) as ip, v.user_agent,

@@ -35,7 +35,7 @@ use tenants::{TenantId, TenantTx};
 use super::{Chat, server_msg_id, store};
 use crate::realtime::writer::NewMessage;
 use crate::{
-    auth::session::AgentSession,
+    auth::ctx::{Agent, Ctx},
     http::{AppError, Routes, Scope, extract::ApiJson, input::path_id},
     merchant::settings::MerchantSettings,
     startup::AppState,
@@ -98,7 +98,7 @@ struct StatusRequest {
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/status", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), request_body = StatusRequest, responses((status = 200, body = crate::realtime::protocol::ConversationOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn set_status(
     State(state): State<AppState>,
-    session: AgentSession,
+    ctx: Ctx<Agent>,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<StatusRequest>,
 ) -> Result<Response, AppError> {
@@ -130,28 +130,27 @@ async fn set_status(
             return Err(AppError::field("snoozed_until", "at most a year from now"));
         }
     }
-    change_as_agent(&state, &session, id, target).await
+    change_as_agent(&state, ctx, id, target).await
 }
 
 /// `POST /api/v1/conversations/{id}/close` → 200 the conversation, resolved.
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/close", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), responses((status = 200, body = crate::realtime::protocol::ConversationOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn close(
     State(state): State<AppState>,
-    session: AgentSession,
+    ctx: Ctx<Agent>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let id = path_id(&id)?;
-    change_as_agent(&state, &session, id, Target::Resolved).await
+    change_as_agent(&state, ctx, id, Target::Resolved).await
 }
 
 async fn change_as_agent(
     state: &AppState,
-    session: &AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Agent>,
     id: i64,
     target: Target,
 ) -> Result<Response, AppError> {
     let tenant = session.tenant.id;
-    let mut tx = session.tx(state).await?;
     let changed = change(&mut tx, tenant, id, target, Some(session.agent.id)).await?;
     let row = match &changed {
         Some(c) => c.row.clone(),

@@ -98,6 +98,8 @@ pub struct RouteSpec {
     /// Agents of a merchant whose subscription is inactive (read-only) may still call it
     /// with a method that writes: billing itself, what creates nothing, one's own security.
     pub writable_when_read_only: bool,
+    /// The plan feature it needs (402 `plan_limit` without it).
+    pub feature: Option<billing::Feature>,
 }
 
 /// The handlers and the table describing them. `S` is the state the handlers take (the
@@ -151,6 +153,7 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
             role: Role::Agent,
             api: false,
             writable_when_read_only: false,
+            feature: None,
         });
         self
     }
@@ -192,6 +195,14 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
             last.path
         );
         last.writable_when_read_only = true;
+        self
+    }
+
+    /// Declares the route registered last as part of the plan feature `feature`.
+    pub fn feature(mut self, feature: billing::Feature) -> Self {
+        let last = self.table.last_mut().expect("feature() follows a route");
+        assert_eq!(last.scope, Scope::Tenant, "{} {}: plans are tenants'", last.method, last.path);
+        last.feature = Some(feature);
         self
     }
 

@@ -2,16 +2,14 @@
 //! histories) with who did them, written in the transaction that makes the change, and
 //! searchable by admins.
 
-use axum::{
-    Json,
-    extract::{Query, State},
-};
+use axum::{Json, extract::Query};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::PgConnection;
 
 use crate::{
+    auth::ctx::{Admin, Ctx},
     auth::session::AgentSession,
     http::{AppError, Routes, Scope, input::like_pattern},
     startup::AppState,
@@ -81,18 +79,15 @@ struct Page {
 }
 
 async fn list(
-    State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { mut tx, .. }: Ctx<Admin>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page>, AppError> {
-    session.require_admin()?;
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     let pattern =
         q.q.as_deref()
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(|s| like_pattern(&s.chars().take(100).collect::<String>()));
-    let mut tx = session.tx(&state).await?;
     let entries: Vec<Entry> = sqlx::query_as(
         "select id, agent_id, agent_name, action, target, detail, created_at from audit_log
          where id < $1 and ($2::text is null or action ilike $2 or target ilike $2 or agent_name ilike $2)

@@ -12,6 +12,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    auth::ctx::{Admin, Ctx},
     auth::session::AgentSession,
     http::{
         AppError, Routes, Scope,
@@ -53,12 +54,7 @@ struct List {
     auto_replies: Vec<Rule>,
 }
 
-async fn list(
-    State(state): State<AppState>,
-    session: AgentSession,
-) -> Result<Json<List>, AppError> {
-    session.require_admin()?;
-    let mut tx = session.tx(&state).await?;
+async fn list(Ctx { mut tx, .. }: Ctx<Admin>) -> Result<Json<List>, AppError> {
     let auto_replies = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "select {COLUMNS} from auto_replies order by position, id"
     )))
@@ -110,15 +106,13 @@ async fn changed(state: &AppState, session: &AgentSession) {
 
 async fn create(
     State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Admin>,
     ApiJson(fields): ApiJson<Fields>,
 ) -> Result<Response, AppError> {
-    session.require_admin()?;
     let f = check(fields)?;
     let (Some(keyword), Some(reply)) = (f.keyword, f.reply) else {
         return Err(AppError::field("keyword", "keyword and reply are required"));
     };
-    let mut tx = session.tx(&state).await?;
     let count: i64 =
         sqlx::query_scalar("select count(*) from auto_replies").fetch_one(&mut *tx).await?;
     if count >= MAX_PER_TENANT {
@@ -155,14 +149,12 @@ async fn create(
 
 async fn update(
     State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Admin>,
     Path(id): Path<String>,
     ApiJson(fields): ApiJson<Fields>,
 ) -> Result<Json<Rule>, AppError> {
     let id = path_id(&id)?;
-    session.require_admin()?;
     let f = check(fields)?;
-    let mut tx = session.tx(&state).await?;
     let rule: Option<Rule> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "update auto_replies set keyword = coalesce($2, keyword), match_kind = coalesce($3, match_kind),
                 reply = coalesce($4, reply), enabled = coalesce($5, enabled), position = coalesce($6, position)
@@ -192,12 +184,10 @@ async fn update(
 
 async fn remove(
     State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Admin>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     let id = path_id(&id)?;
-    session.require_admin()?;
-    let mut tx = session.tx(&state).await?;
     let keyword: Option<String> =
         sqlx::query_scalar("delete from auto_replies where id = $1 returning keyword")
             .bind(id)

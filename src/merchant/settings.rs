@@ -14,7 +14,8 @@ use tenants::EntId;
 
 use super::{hours::BusinessHours, rich_text};
 use crate::{
-    auth::{session::AgentSession, validate::Email},
+    auth::ctx::{Admin, Ctx},
+    auth::validate::Email,
     http::{AppError, Routes, Scope, extract::ApiJson, input::text},
     i18n::Lang,
     startup::AppState,
@@ -361,11 +362,8 @@ fn domain(raw: &str) -> Option<String> {
 }
 
 async fn get_settings(
-    State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Admin>,
 ) -> Result<Json<SettingsOut>, AppError> {
-    session.require_admin()?;
-    let mut tx = session.tx(&state).await?;
     let settings = MerchantSettings::load(&mut tx).await?;
     tx.commit().await?;
     Ok(Json(SettingsOut::new(settings, &session.tenant.ent_id)))
@@ -529,12 +527,10 @@ fn check(c: &Change) -> Result<Vec<(&'static str, Value)>, AppError> {
 
 async fn update_settings(
     State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Admin>,
     ApiJson(change): ApiJson<Change>,
 ) -> Result<Json<SettingsOut>, AppError> {
-    session.require_admin()?;
     let mut values = check(&change)?;
-    let mut tx = session.tx(&state).await?;
     let ent_id = &session.tenant.ent_id;
     if let Some(raw) = &change.logo {
         values.push(("logo", json!(team_image(&mut tx, ent_id, "logo", raw).await?)));

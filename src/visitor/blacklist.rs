@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::manage::{publish, visitor_id};
 use crate::{
-    auth::session::AgentSession,
+    auth::ctx::{Admin, Agent, Ctx},
     http::{AppError, Routes, Scope, extract::ApiJson, input::text},
     realtime::hub::Peer,
     startup::AppState,
@@ -85,11 +85,7 @@ struct List {
     entries: Vec<Entry>,
 }
 
-async fn list(
-    State(state): State<AppState>,
-    session: AgentSession,
-) -> Result<Json<List>, AppError> {
-    let mut tx = session.tx(&state).await?;
+async fn list(Ctx { mut tx, .. }: Ctx<Agent>) -> Result<Json<List>, AppError> {
     let entries = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{ENTRY_SELECT} order by b.id desc limit 1000"
     )))
@@ -113,7 +109,7 @@ struct NewEntry {
 
 async fn add(
     State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Agent>,
     ApiJson(req): ApiJson<NewEntry>,
 ) -> Result<Response, AppError> {
     let reason = text("reason", req.reason.as_deref().unwrap_or_default(), 200, false, false)?;
@@ -122,7 +118,6 @@ async fn add(
         (None, Some(ip)) => Some(parse_range(ip).map_err(|m| AppError::field("ip", m))?),
         _ => return Err(AppError::field("visitor_id", "give either visitor_id or ip")),
     };
-    let mut tx = session.tx(&state).await?;
     let visitor = match &req.visitor_id {
         Some(public_id) => Some(visitor_id(&mut tx, public_id).await?),
         None => None,
@@ -195,18 +190,16 @@ async fn add(
 
 async fn remove(
     State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Admin>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     let id = crate::http::input::path_id(&id)?;
-    let mut tx = session.tx(&state).await?;
     let visitor: Option<Option<i64>> =
         sqlx::query_scalar("select visitor_id from blacklist where id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
     let visitor = visitor.ok_or(AppError::NotFound)?;
-    session.require_admin()?;
     let what: Option<String> = sqlx::query_scalar(
         "delete from blacklist b where id = $1
          returning coalesce(b.ip_range::text, (select public_id from visitors v where v.id = b.visitor_id), '')",

@@ -13,7 +13,7 @@
 //! developers). Rotating it keeps the previous secret working for a grace period, so the
 //! merchant's servers can be switched over without refusing anyone.
 
-use axum::{Json, extract::State};
+use axum::Json;
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, Mac as _};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -23,7 +23,8 @@ use sha2::Sha256;
 use sqlx::PgConnection;
 
 use crate::{
-    auth::{session::AgentSession, validate::Email},
+    auth::ctx::{Admin, Ctx},
+    auth::validate::Email,
     http::{AppError, Routes, Scope, extract::OptionalJson},
     merchant::settings::store_setting,
     startup::AppState,
@@ -269,12 +270,7 @@ impl SecretOut {
 }
 
 /// `GET /api/v1/settings/identity` (admins): the secret the merchant's server signs with.
-async fn get_secret(
-    State(state): State<AppState>,
-    session: AgentSession,
-) -> Result<Json<SecretOut>, AppError> {
-    session.require_admin()?;
-    let mut tx = session.tx(&state).await?;
+async fn get_secret(Ctx { mut tx, .. }: Ctx<Admin>) -> Result<Json<SecretOut>, AppError> {
     let secrets = Secrets::load(&mut tx).await?;
     tx.commit().await?;
     Ok(Json(SecretOut::new(secrets, Utc::now())))
@@ -291,11 +287,9 @@ struct Rotate {
 /// `POST /api/v1/settings/identity_secret` (admins): a new secret; the one it replaces keeps
 /// working for `keep_previous_hours` (24 by default).
 async fn rotate_secret(
-    State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Admin>,
     OptionalJson(body): OptionalJson<Rotate>,
 ) -> Result<Json<SecretOut>, AppError> {
-    session.require_admin()?;
     let grace = body.keep_previous_hours.unwrap_or(DEFAULT_GRACE_HOURS);
     if grace > MAX_GRACE_HOURS {
         return Err(AppError::field(
@@ -304,7 +298,6 @@ async fn rotate_secret(
         ));
     }
     let now = Utc::now();
-    let mut tx = session.tx(&state).await?;
     // Serializes rotations, so two at once cannot lose the secret in between.
     crate::db::tenant_lock(&mut tx, "kefu.identity_secret").await?;
     let old = Secrets::load(&mut tx).await?;

@@ -13,6 +13,7 @@ use sqlx::PgConnection;
 use tenants::TenantTx;
 
 use crate::{
+    auth::ctx::{Admin, AdminOrSelf, Agent, Ctx},
     auth::session::AgentSession,
     http::{
         AppError, Routes, Scope,
@@ -110,7 +111,7 @@ struct Change {
 #[utoipa::path(patch, path = "/api/v1/visitors/{id}", tag = "visitors", params(("id" = String, Path, description = "The visitor id (v…)")), request_body = Change, responses((status = 200, body = VisitorOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn update(
     State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Agent>,
     Path(public_id): Path<String>,
     ApiJson(req): ApiJson<Change>,
 ) -> Result<Json<VisitorOut>, AppError> {
@@ -141,7 +142,6 @@ async fn update(
     }) {
         return Err(AppError::field("phone", "digits, spaces and + - ( ) only"));
     }
-    let mut tx = session.tx(&state).await?;
     let id = visitor_id(&mut tx, &public_id).await?;
     // A field absent from the body stays; an empty string clears an optional one.
     sqlx::query(
@@ -191,13 +191,11 @@ struct NewNote {
 }
 
 async fn add_note(
-    State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Agent>,
     Path(public_id): Path<String>,
     ApiJson(req): ApiJson<NewNote>,
 ) -> Result<Response, AppError> {
     let body = text("body", &req.body, 2000, true, true)?;
-    let mut tx = session.tx(&state).await?;
     let visitor = visitor_id(&mut tx, &public_id).await?;
     let count: i64 = sqlx::query_scalar("select count(*) from notes where visitor_id = $1")
         .bind(visitor)
@@ -223,12 +221,10 @@ async fn add_note(
 
 /// The author or an admin removes a note.
 async fn delete_note(
-    State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<AdminOrSelf>,
     Path((public_id, note_id)): Path<(String, String)>,
 ) -> Result<StatusCode, AppError> {
     let note_id = crate::http::input::path_id(&note_id)?;
-    let mut tx = session.tx(&state).await?;
     let visitor = visitor_id(&mut tx, &public_id).await?;
     let author: Option<Option<i64>> =
         sqlx::query_scalar("select agent_id from notes where id = $1 and visitor_id = $2")
@@ -238,7 +234,7 @@ async fn delete_note(
             .await?;
     let author = author.ok_or(AppError::NotFound)?;
     if author != Some(session.agent.id) {
-        session.require_admin()?;
+        session.require(crate::http::Role::Admin)?;
     }
     sqlx::query("delete from notes where id = $1").bind(note_id).execute(&mut *tx).await?;
     tx.commit().await?;
@@ -263,12 +259,11 @@ fn tag_name(raw: &str) -> Result<String, AppError> {
 #[utoipa::path(post, path = "/api/v1/visitors/{id}/tags", tag = "visitors", params(("id" = String, Path, description = "The visitor id (v…)")), request_body = NewTag, responses((status = 200, body = VisitorOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn add_tag(
     State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Agent>,
     Path(public_id): Path<String>,
     ApiJson(req): ApiJson<NewTag>,
 ) -> Result<Json<VisitorOut>, AppError> {
     let name = tag_name(&req.name)?;
-    let mut tx = session.tx(&state).await?;
     let visitor = visitor_id(&mut tx, &public_id).await?;
     let tags: i64 = sqlx::query_scalar("select count(*) from tags").fetch_one(&mut *tx).await?;
     let tag: Option<i64> = sqlx::query_scalar("select id from tags where lower(name) = lower($1)")
@@ -307,10 +302,9 @@ async fn add_tag(
 #[utoipa::path(delete, path = "/api/v1/visitors/{id}/tags/{name}", tag = "visitors", params(("id" = String, Path, description = "The visitor id (v…)"), ("name" = String, Path, description = "The tag")), responses((status = 200, body = VisitorOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn remove_tag(
     State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Agent>,
     Path((public_id, name)): Path<(String, String)>,
 ) -> Result<Json<VisitorOut>, AppError> {
-    let mut tx = session.tx(&state).await?;
     let visitor = visitor_id(&mut tx, &public_id).await?;
     let removed = sqlx::query(
         "delete from visitor_tags vt using tags t
@@ -341,11 +335,7 @@ struct TagList {
 
 /// The merchant's tags with how many visitors carry each, for suggestions and filters.
 #[utoipa::path(get, path = "/api/v1/tags", tag = "visitors", responses((status = 200, body = TagList), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
-async fn list_tags(
-    State(state): State<AppState>,
-    session: AgentSession,
-) -> Result<Json<TagList>, AppError> {
-    let mut tx = session.tx(&state).await?;
+async fn list_tags(Ctx { mut tx, .. }: Ctx<Agent>) -> Result<Json<TagList>, AppError> {
     let tags = sqlx::query_as(
         "select t.name, t.color, count(vt.visitor_id) as visitors
          from tags t left join visitor_tags vt on vt.tag_id = t.id
@@ -367,12 +357,10 @@ struct Cleared {
 /// only). The conversations stay, empty, so lists and reports keep their counts.
 async fn clear_history(
     State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Admin>,
     Path(public_id): Path<String>,
 ) -> Result<Json<Cleared>, AppError> {
-    let mut tx = session.tx(&state).await?;
     let visitor = visitor_id(&mut tx, &public_id).await?;
-    session.require_admin()?;
     let files: Vec<String> = sqlx::query_scalar(
         "select distinct m.payload #>> '{attachment,id}' from messages m
          join conversations c on c.id = m.conversation_id

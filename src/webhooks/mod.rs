@@ -27,7 +27,7 @@ use sqlx::PgPool;
 use tenants::{TenantId, TenantTx};
 
 use crate::{
-    auth::session::AgentSession,
+    auth::ctx::{Admin, Ctx},
     http::{AppError, Routes, Scope, extract::ApiJson, input::path_id},
     startup::AppState,
 };
@@ -50,6 +50,7 @@ pub fn routes() -> Routes<AppState> {
         .admin()
         .post("/api/v1/webhooks", Scope::Tenant, create)
         .admin()
+        .feature(billing::Feature::Webhooks)
         .patch("/api/v1/webhooks/{id}", Scope::Tenant, update)
         .admin()
         .delete("/api/v1/webhooks/{id}", Scope::Tenant, remove)
@@ -58,6 +59,7 @@ pub fn routes() -> Routes<AppState> {
         .admin()
         .post("/api/v1/webhooks/{id}/test", Scope::Tenant, test)
         .admin()
+        .feature(billing::Feature::Webhooks)
 }
 
 /// A merchant's subscriptions: (webhook id, events).
@@ -199,20 +201,7 @@ struct WebhookOut {
 
 const COLUMNS: &str = "id, url, events, secret, description, enabled, created_at";
 
-fn plan_allows(state: &AppState, session: &AgentSession) -> Result<(), AppError> {
-    crate::merchant::subscription::require_feature(
-        state,
-        &session.tenant,
-        billing::Feature::Webhooks,
-    )
-}
-
-async fn list(
-    State(state): State<AppState>,
-    session: AgentSession,
-) -> Result<Json<Value>, AppError> {
-    session.require_admin()?;
-    let mut tx = session.tx(&state).await?;
+async fn list(Ctx { mut tx, .. }: Ctx<Admin>) -> Result<Json<Value>, AppError> {
     let hooks: Vec<WebhookOut> =
         sqlx::query_as(sqlx::AssertSqlSafe(format!("select {COLUMNS} from webhooks order by id")))
             .fetch_all(&mut *tx)
@@ -256,11 +245,9 @@ fn check_url(state: &AppState, raw: &str) -> Result<String, AppError> {
 
 async fn create(
     State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Admin>,
     ApiJson(req): ApiJson<NewWebhook>,
 ) -> Result<Response, AppError> {
-    session.require_admin()?;
-    plan_allows(&state, &session)?;
     let url = check_url(&state, &req.url)?;
     let events = check_events(&req.events)?;
     let description = crate::http::input::text("description", &req.description, 200, false, false)?;
@@ -268,7 +255,6 @@ async fn create(
         "whsec_{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>())
     );
-    let mut tx = session.tx(&state).await?;
     // Two creations at once must not both see room for one more.
     crate::db::tenant_lock(&mut tx, "kefu.webhooks").await?;
     let count: i64 =
@@ -313,12 +299,11 @@ struct WebhookChange {
 
 async fn update(
     State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Admin>,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<WebhookChange>,
 ) -> Result<Json<Value>, AppError> {
     let id = path_id(&id)?;
-    session.require_admin()?;
     let url = req.url.as_deref().map(|u| check_url(&state, u)).transpose()?;
     let events = req.events.as_deref().map(check_events).transpose()?;
     let description = req
@@ -326,7 +311,6 @@ async fn update(
         .as_deref()
         .map(|d| crate::http::input::text("description", d, 200, false, false))
         .transpose()?;
-    let mut tx = session.tx(&state).await?;
     let hook: Option<WebhookOut> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "update webhooks set url = coalesce($2, url), events = coalesce($3, events),
                 description = coalesce($4, description), enabled = coalesce($5, enabled), updated_at = now()
@@ -355,12 +339,10 @@ async fn update(
 
 async fn remove(
     State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Admin>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     let id = path_id(&id)?;
-    session.require_admin()?;
-    let mut tx = session.tx(&state).await?;
     let url: Option<String> =
         sqlx::query_scalar("delete from webhooks where id = $1 returning url")
             .bind(id)
@@ -395,15 +377,12 @@ struct LogQuery {
 
 /// The delivery log of one webhook, newest first.
 async fn deliveries(
-    State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { mut tx, .. }: Ctx<Admin>,
     Path(id): Path<String>,
     Query(q): Query<LogQuery>,
 ) -> Result<Json<Value>, AppError> {
     let id = path_id(&id)?;
-    session.require_admin()?;
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
-    let mut tx = session.tx(&state).await?;
     let exists: bool = sqlx::query_scalar("select exists (select 1 from webhooks where id = $1)")
         .bind(id)
         .fetch_one(&mut *tx)
@@ -426,13 +405,10 @@ async fn deliveries(
 /// Sends a `ping` event to one webhook now (to check the endpoint and the signature).
 async fn test(
     State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { session, mut tx, .. }: Ctx<Admin>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let id = path_id(&id)?;
-    session.require_admin()?;
-    plan_allows(&state, &session)?;
-    let mut tx = session.tx(&state).await?;
     let enabled: Option<bool> = sqlx::query_scalar("select enabled from webhooks where id = $1")
         .bind(id)
         .fetch_optional(&mut *tx)

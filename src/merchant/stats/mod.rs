@@ -13,18 +13,19 @@ mod store;
 
 use axum::{
     Json,
-    extract::{Query, State},
+    extract::Query,
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
 use chrono::{Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
+use tenants::TenantTx;
 
 use self::store::{AgentStats, Csat, Day, Timing};
 use super::settings::MerchantSettings;
 use crate::{
-    auth::session::AgentSession,
+    auth::ctx::{Admin, Ctx},
     http::{AppError, Routes, Scope},
     startup::AppState,
 };
@@ -72,11 +73,12 @@ fn date(field: &'static str, raw: &str) -> Result<NaiveDate, AppError> {
 }
 
 async fn stats(
-    State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { mut tx, .. }: Ctx<Admin>,
     Query(range): Query<Range>,
 ) -> Result<Json<Stats>, AppError> {
-    Ok(Json(report(&state, &session, &range).await?))
+    let stats = report(&mut tx, &range).await?;
+    tx.commit().await?;
+    Ok(Json(stats))
 }
 
 /// `from`, `to` and the time zone, checked.
@@ -104,22 +106,15 @@ async fn bounds(
     Ok((from, to, tz))
 }
 
-async fn report(
-    state: &AppState,
-    session: &AgentSession,
-    range: &Range,
-) -> Result<Stats, AppError> {
-    session.require_admin()?;
-    let mut tx = session.tx(state).await?;
-    let (from, to, tz) = bounds(&mut tx, range).await?;
+async fn report(tx: &mut TenantTx, range: &Range) -> Result<Stats, AppError> {
+    let (from, to, tz) = bounds(tx, range).await?;
     let period = store::Period { from, to, tz: &tz };
-    let days = store::days(&mut tx, &period).await?;
-    let first_response = store::first_response(&mut tx, &period).await?;
-    let resolution = store::resolution(&mut tx, &period).await?;
-    let csat = store::csat(&mut tx, &period).await?;
-    let hours = store::hours(&mut tx, &period).await?;
-    let agents = store::agents(&mut tx, &period).await?;
-    tx.commit().await?;
+    let days = store::days(tx, &period).await?;
+    let first_response = store::first_response(tx, &period).await?;
+    let resolution = store::resolution(tx, &period).await?;
+    let csat = store::csat(tx, &period).await?;
+    let hours = store::hours(tx, &period).await?;
+    let agents = store::agents(tx, &period).await?;
     Ok(Stats {
         from,
         to,
@@ -147,15 +142,15 @@ struct ExportQuery {
 /// `GET /api/v1/stats/export?from=&to=&table=` → the report's table as CSV (UTF-8 with a
 /// byte-order mark, so spreadsheet programs read Chinese names right).
 async fn export(
-    State(state): State<AppState>,
-    session: AgentSession,
+    Ctx { mut tx, .. }: Ctx<Admin>,
     Query(q): Query<ExportQuery>,
 ) -> Result<Response, AppError> {
     let table = q.table.as_deref().unwrap_or("summary");
     if !matches!(table, "summary" | "days" | "agents" | "hours") {
         return Err(AppError::field("table", "table is one of summary, days, agents, hours"));
     }
-    let s = report(&state, &session, &q.range).await?;
+    let s = report(&mut tx, &q.range).await?;
+    tx.commit().await?;
     let rows = csv_rows(&s, table);
     let mut out = csv::Writer::from_writer("\u{feff}".as_bytes().to_vec());
     for row in rows {

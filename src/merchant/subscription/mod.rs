@@ -29,6 +29,7 @@ use tenants::{Tenant, TenantId};
 use billing::BillingStatus;
 
 use crate::{
+    auth::ctx::{Ctx, Owner},
     auth::session::AgentSession,
     http::{AppError, Page, Routes, Scope, csrf::CsrfToken, extract::ApiJson},
     i18n::Lang,
@@ -269,9 +270,9 @@ async fn view(state: &AppState, session: &AgentSession) -> Result<BillingView, A
 
 async fn get_billing(
     State(state): State<AppState>,
-    session: AgentSession,
+    ctx: Ctx<Owner>,
 ) -> Result<Json<BillingView>, AppError> {
-    session.require_owner()?;
+    let session = ctx.commit().await?;
     Ok(Json(view(&state, &session).await?))
 }
 
@@ -314,10 +315,10 @@ async fn customer(
 /// (prorated) and answers the billing page.
 async fn checkout(
     State(state): State<AppState>,
-    session: AgentSession,
+    ctx: Ctx<Owner>,
     ApiJson(req): ApiJson<CheckoutRequest>,
 ) -> Result<Json<Next>, AppError> {
-    session.require_owner()?;
+    let session = ctx.commit().await?;
     let stripe = state.stripe.clone().ok_or_else(manual)?;
     let plan =
         state.plans.get(req.plan.trim()).filter(|p| p.stripe_price.is_some()).ok_or_else(|| {
@@ -391,10 +392,10 @@ struct PortalRequest {
 /// methods, invoices, cancelling).
 async fn portal(
     State(state): State<AppState>,
-    session: AgentSession,
+    ctx: Ctx<Owner>,
     ApiJson(req): ApiJson<PortalRequest>,
 ) -> Result<Json<Next>, AppError> {
-    session.require_owner()?;
+    let session = ctx.commit().await?;
     let stripe = state.stripe.clone().ok_or_else(manual)?;
     let cancel = match req.flow.as_deref() {
         None => false,
@@ -565,16 +566,15 @@ async fn billing_page(
     lang: Lang,
     csrf: CsrfToken,
     axum::extract::Query(q): axum::extract::Query<PageQuery>,
-    session: Result<AgentSession, AppError>,
+    session: Result<Ctx<Owner>, AppError>,
 ) -> Result<Response, AppError> {
     let session = match session {
-        Ok(s) => s,
+        Ok(ctx) => ctx.commit().await?,
         Err(AppError::Unauthorized) => {
             return Ok(Redirect::to("/login?next=/app/billing").into_response());
         }
         Err(e) => return Err(e),
     };
-    session.require_owner()?;
     let active = status_of(&session.tenant) == BillingStatus::Active;
     let outcome = match (q.checkout.as_deref(), q.changed.is_some()) {
         (Some("success"), _) if active => Some("active"),
