@@ -11,10 +11,12 @@
 
 use std::{
     ops::Deref,
+    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
+    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
@@ -108,10 +110,11 @@ pub async fn send<S: Sink<Outgoing> + Unpin>(sink: &mut S, frame: Frame) -> Resu
     sink.send(Outgoing::Frame(frame)).await.map_err(|_| ())
 }
 
-/// Runs the connection until either loop ends it, then closes as the end asks. Written as
-/// an `async` block (not an `async fn`, which would hold its arguments twice): its state is
-/// part of what every idle socket costs.
-#[allow(clippy::manual_async_fn, reason = "an async fn would hold its arguments twice")]
+/// Runs the connection's loops until either ends it; then [`finish`] closes as the end
+/// asks. The loops are built here and the returned future is only them: its state is
+/// part of what every idle socket costs, so nothing is kept twice (an `async fn`, or an
+/// `async` block taking these arguments or these loops, would store each of them both as
+/// it came in and inside what it is moved into).
 pub fn run<'a, Si, St, T, H>(
     sink: &'a mut Si,
     stream: St,
@@ -120,26 +123,44 @@ pub fn run<'a, Si, St, T, H>(
     ends: Ends,
     handler: &'a mut H,
     rate: RateLimit,
-) -> impl Future<Output = ()> + Send + 'a
+) -> impl Future<Output = End> + Send + 'a
 where
     Si: Sink<Outgoing> + Unpin + Send,
     St: Stream<Item = Incoming<T>> + Unpin + Send + 'a,
-    T: Deref<Target = str> + Send,
+    T: Deref<Target = str> + Send + 'a,
     H: Handler,
 {
-    async move {
-        let last_seen = Arc::new(AtomicU64::new(0));
-        // tokio's clock (the same as std's, except in tests with paused time).
-        let started = Clock::now();
-        let end = {
-            let writer = write_loop(sink, queue, ends, last_seen.clone(), started);
-            let reader = read_loop(stream, handler, replies, rate, last_seen, started);
-            tokio::select! {
-                () = writer => ReadEnd::Gone,
-                end = reader => end,
-            }
-        };
-        Box::pin(finish(sink, end)).await;
+    let last_seen = Arc::new(AtomicU64::new(0));
+    // tokio's clock (the same as std's, except in tests with paused time).
+    let started = Clock::now();
+    Loops {
+        writer: write_loop(sink, queue, ends, last_seen.clone(), started),
+        reader: read_loop(stream, handler, replies, rate, last_seen, started),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A connection's writer and reader, polled in place until either ends.
+    struct Loops<W, R> {
+        #[pin]
+        writer: W,
+        #[pin]
+        reader: R,
+    }
+}
+
+impl<W: Future<Output = ()>, R: Future<Output = End>> Future for Loops<W, R> {
+    type Output = End;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<End> {
+        let this = self.project();
+        if let Poll::Ready(end) = this.reader.poll(cx) {
+            return Poll::Ready(end);
+        }
+        match this.writer.poll(cx) {
+            Poll::Ready(()) => Poll::Ready(End::Gone),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -263,9 +284,9 @@ async fn write_loop<S: Sink<Outgoing> + Unpin>(
     }
 }
 
-/// How the reader stopped, and so how the connection ends.
+/// How the loops stopped, and so how the connection ends ([`finish`]).
 #[derive(Debug, PartialEq, Eq)]
-enum ReadEnd {
+pub enum End {
     /// The peer sent a Close frame: it is answered (RFC 6455 §5.5.1) with the same code.
     Closed,
     /// A message over the size limit: the stream cannot go on after it; close 1009.
@@ -277,18 +298,18 @@ enum ReadEnd {
 /// Ends the connection as the reader's end asks: answers a peer's Close frame, or closes
 /// 1009 after a message over the limit (a client that saw only a dropped connection would
 /// reconnect and send it again, forever).
-async fn finish<S: Sink<Outgoing> + Unpin>(sink: &mut S, end: ReadEnd) {
+pub async fn finish<S: Sink<Outgoing> + Unpin>(sink: &mut S, end: End) {
     match end {
         // The transport queued the answer (the same code) when the frame came in; flushing
         // sends it. (Sending a Close now would be refused: the peer closed.)
-        ReadEnd::Closed => {
+        End::Closed => {
             let _ = sink.flush().await;
         }
-        ReadEnd::TooLarge => {
+        End::TooLarge => {
             let reason = "message too big: frames are at most 64 KiB";
             close_with(sink, close::TOO_LARGE, reason).await;
         }
-        ReadEnd::Gone => {}
+        End::Gone => {}
     }
 }
 
@@ -299,7 +320,7 @@ async fn read_loop<St, T, H>(
     rate: RateLimit,
     last_seen: Arc<AtomicU64>,
     started: Clock,
-) -> ReadEnd
+) -> End
 where
     St: Stream<Item = Incoming<T>> + Unpin,
     T: Deref<Target = str>,
@@ -309,7 +330,7 @@ where
     loop {
         let message = match stream.next().await {
             Some(message) => message,
-            None => return ReadEnd::Gone,
+            None => return End::Gone,
         };
         last_seen.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         let incoming = match message {
@@ -327,14 +348,14 @@ where
                 retry_after: None,
             }),
             Incoming::Control => continue,
-            Incoming::Close => return ReadEnd::Closed,
-            Incoming::TooLarge => return ReadEnd::TooLarge,
-            Incoming::Failed => return ReadEnd::Gone,
+            Incoming::Close => return End::Closed,
+            Incoming::TooLarge => return End::TooLarge,
+            Incoming::Failed => return End::Gone,
         };
         // Handling a frame and queueing the replies is one boxed step: the loop itself (what
         // a socket costs while it waits for the next frame) stays small.
         if Box::pin(respond(handler, incoming, &replies)).await.is_err() {
-            return ReadEnd::Gone;
+            return End::Gone;
         }
     }
 }
@@ -424,7 +445,8 @@ mod tests {
         let task = tokio::spawn(async move {
             let mut sink = sink;
             let replies = registration.replies.clone();
-            run(&mut sink, stream, queue, replies, ends, &mut Echo, rate).await;
+            let end = run(&mut sink, stream, queue, replies, ends, &mut Echo, rate).await;
+            finish(&mut sink, end).await;
             drop(registration);
         });
         TestPeer { incoming, outgoing, task }

@@ -70,15 +70,24 @@ where
             tracing::warn!(error = %e, "presence update on connect failed");
         }
         if Box::pin(greet_and_replay(&state, &conn, &mut sink)).await.is_ok() {
-            let ends = Ends::of(&registration, chat.hub.shutdown_token());
-            let rate = RateLimit {
-                per_sec: f64::from(state.config.ws_rate_per_sec),
-                burst: f64::from(state.config.ws_rate_burst),
-            };
             let mut ctx =
                 Ctx { state: &state, conn: &conn, current: None, connection_id: registration.id };
-            let replies = registration.replies.clone();
-            socket::run(&mut sink, stream, hub_rx, replies, ends, &mut ctx, rate).await;
+            // The arguments are built in the call: moved straight into the loops, not kept
+            // here as well.
+            let end = socket::run(
+                &mut sink,
+                stream,
+                hub_rx,
+                registration.replies.clone(),
+                Ends::of(&registration, chat.hub.shutdown_token()),
+                &mut ctx,
+                RateLimit {
+                    per_sec: f64::from(state.config.ws_rate_per_sec),
+                    burst: f64::from(state.config.ws_rate_burst),
+                },
+            )
+            .await;
+            Box::pin(socket::finish(&mut sink, end)).await;
         }
         drop(registration);
         if let Err(e) = Box::pin(on_disconnect(&state, &conn)).await {

@@ -23,7 +23,8 @@ pub(super) struct Ctx<'a> {
     pub(super) state: &'a AppState,
     pub(super) conn: &'a Connection,
     /// Visitor: the conversation their messages go to.
-    pub(super) current: Option<store::ConversationRow>,
+    /// Boxed: it is held for the socket's whole life, and most sockets are idle.
+    pub(super) current: Option<Box<store::ConversationRow>>,
     /// This connection in the hub (its own messages are acked, not echoed to it).
     pub(super) connection_id: u64,
 }
@@ -184,7 +185,7 @@ async fn visitor_send(
     for attempt in 0..2 {
         // The cached conversation is used as is: the writer refuses it if it was closed
         // meanwhile, and then a new one is opened (no lookup per message).
-        let (conversation, created) = match (&named, &ctx.current) {
+        let (conversation, created) = match (&named, ctx.current.as_deref()) {
             (Some(row), _) | (None, Some(row)) => (row.clone(), false),
             (None, None) => {
                 let limit = allowance(ctx.state, tenant).await;
@@ -240,7 +241,7 @@ async fn visitor_send(
                         tracing::warn!(error = %e, "counting an engaged conversation failed");
                     }
                 }
-                ctx.current = Some(conversation.clone());
+                ctx.current = Some(Box::new(conversation.clone()));
                 if let Some(from) = stored.woken_from {
                     let chat = Arc::clone(chat);
                     let id = conversation.id;
