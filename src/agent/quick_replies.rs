@@ -134,15 +134,14 @@ async fn create(
     .bind(f.position)
     .fetch_one(&mut *tx)
     .await?;
-    crate::merchant::audit::record(
-        &mut tx,
+    crate::merchant::audit::commit(
+        tx,
         &session,
         "quick_reply.create",
         &created.title,
         serde_json::json!({}),
     )
     .await?;
-    tx.commit().await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
@@ -166,15 +165,14 @@ async fn update(
     .fetch_optional(&mut *tx)
     .await?;
     let updated = updated.ok_or(AppError::NotFound)?;
-    crate::merchant::audit::record(
-        &mut tx,
+    crate::merchant::audit::commit(
+        tx,
         &session,
         "quick_reply.update",
         &updated.title,
         serde_json::json!({}),
     )
     .await?;
-    tx.commit().await?;
     Ok(Json(updated))
 }
 
@@ -189,14 +187,13 @@ async fn remove(
             .fetch_optional(&mut *tx)
             .await?;
     let title = title.ok_or(AppError::NotFound)?;
-    crate::merchant::audit::record(
-        &mut tx,
+    crate::merchant::audit::commit(
+        tx,
         &session,
         "quick_reply.delete",
         &title,
         serde_json::json!({}),
     )
     .await?;
-    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -138,15 +138,14 @@ pub async fn create_agent(
     if invite {
         send_invitation(&state, &mut tx, &session, lang, &settings, user_id, &email).await?;
     }
-    crate::merchant::audit::record(
-        &mut tx,
+    crate::merchant::audit::commit(
+        tx,
         &session,
         "agent.create",
         &agent.email,
         serde_json::json!({ "role": role, "invited": invite }),
     )
     .await?;
-    tx.commit().await?;
     if invite {
         notify::wake(&state);
     }
@@ -223,15 +222,14 @@ pub async fn resend_invitation(
     }
     let email = Email::parse(&user.email).map_err(|_| AppError::NotFound)?;
     send_invitation(&state, &mut tx, &session, lang, &settings, user.id, &email).await?;
-    crate::merchant::audit::record(
-        &mut tx,
+    crate::merchant::audit::commit(
+        tx,
         &session,
         "agent.invite",
         &user.email,
         serde_json::json!({}),
     )
     .await?;
-    tx.commit().await?;
     notify::wake(&state);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -407,15 +405,14 @@ pub async fn reset_password(
     let hash = password::hash(password.clone()).await?;
     let changed =
         accounts::set_password(&mut tx, &Actor::Merchant(&session), target.user_id, &hash).await?;
-    crate::merchant::audit::record(
-        &mut tx,
+    crate::merchant::audit::commit(
+        tx,
         &session,
         "agent.reset_password",
         &target.display_name,
         serde_json::json!({}),
     )
     .await?;
-    tx.commit().await?;
     changed.ended.close_sockets(&state);
     tracing::info!(
         tenant = session.tenant.id.0,
@@ -446,15 +443,14 @@ pub async fn reset_two_factor(
     }
     let changed =
         accounts::clear_two_factor(&mut tx, &Actor::Merchant(&session), target.user_id).await?;
-    crate::merchant::audit::record(
-        &mut tx,
+    crate::merchant::audit::commit(
+        tx,
         &session,
         "agent.reset_2fa",
         &target.display_name,
         serde_json::json!({}),
     )
     .await?;
-    tx.commit().await?;
     changed.ended.close_sockets(&state);
     tracing::info!(
         tenant = session.tenant.id.0,

@@ -236,14 +236,7 @@ async fn revoke(
     .fetch_optional(&mut *tx)
     .await?;
     let name = name.ok_or(AppError::NotFound)?;
-    crate::merchant::audit::record(
-        &mut tx,
-        &session,
-        "api_token.revoke",
-        &name,
-        json!({ "id": id }),
-    )
-    .await?;
-    tx.commit().await?;
+    crate::merchant::audit::commit(tx, &session, "api_token.revoke", &name, json!({ "id": id }))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

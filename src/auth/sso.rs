@@ -266,8 +266,6 @@ async fn new_secret(
     // Whose authority the secret carries (see `may_sign_in`).
     store_setting(&mut tx, SSO_SET_BY_KEY, serde_json::json!({ "agent_id": session.agent.id }))
         .await?;
-    crate::merchant::audit::record(&mut tx, &session, "sso.secret", "", serde_json::json!({}))
-        .await?;
-    tx.commit().await?;
+    crate::merchant::audit::commit(tx, &session, "sso.secret", "", serde_json::json!({})).await?;
     Ok(Json(serde_json::json!({ "secret": secret })))
 }

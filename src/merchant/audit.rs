@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::PgConnection;
+use tenants::TenantTx;
 
 use crate::{
     auth::ctx::{Admin, Ctx},
@@ -37,6 +38,20 @@ pub async fn record(
     .bind(detail)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Records `action` on `target` by the session's agent and commits: how an admin's change
+/// ends (the change and its record land together, or neither).
+pub async fn commit(
+    mut tx: TenantTx,
+    session: &AgentSession,
+    action: &str,
+    target: &str,
+    detail: Value,
+) -> Result<(), AppError> {
+    record(&mut tx, session, action, target, detail).await?;
+    tx.commit().await?;
     Ok(())
 }
 

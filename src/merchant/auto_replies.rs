@@ -134,15 +134,14 @@ async fn create(
     .bind(f.position)
     .fetch_one(&mut *tx)
     .await?;
-    crate::merchant::audit::record(
-        &mut tx,
+    crate::merchant::audit::commit(
+        tx,
         &session,
         "auto_reply.create",
         &rule.keyword,
         serde_json::json!({}),
     )
     .await?;
-    tx.commit().await?;
     changed(&state, &session).await;
     Ok((StatusCode::CREATED, Json(rule)).into_response())
 }
@@ -169,15 +168,14 @@ async fn update(
     .fetch_optional(&mut *tx)
     .await?;
     let rule = rule.ok_or(AppError::NotFound)?;
-    crate::merchant::audit::record(
-        &mut tx,
+    crate::merchant::audit::commit(
+        tx,
         &session,
         "auto_reply.update",
         &rule.keyword,
         serde_json::json!({ "enabled": rule.enabled }),
     )
     .await?;
-    tx.commit().await?;
     changed(&state, &session).await;
     Ok(Json(rule))
 }
@@ -194,15 +192,14 @@ async fn remove(
             .fetch_optional(&mut *tx)
             .await?;
     let keyword = keyword.ok_or(AppError::NotFound)?;
-    crate::merchant::audit::record(
-        &mut tx,
+    crate::merchant::audit::commit(
+        tx,
         &session,
         "auto_reply.delete",
         &keyword,
         serde_json::json!({}),
     )
     .await?;
-    tx.commit().await?;
     changed(&state, &session).await;
     Ok(StatusCode::NO_CONTENT)
 }

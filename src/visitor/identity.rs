@@ -311,15 +311,14 @@ async fn rotate_secret(
         previous: old.filter(|_| grace > 0).map(|s| s.current),
     };
     store_setting(&mut tx, SECRET_KEY, json!(secrets)).await?;
-    crate::merchant::audit::record(
-        &mut tx,
+    crate::merchant::audit::commit(
+        tx,
         &session,
         "identity.secret",
         "",
         json!({ "keep_previous_hours": grace }),
     )
     .await?;
-    tx.commit().await?;
     tracing::info!(tenant = session.tenant.id.0, by = session.agent.id, "identity secret rotated");
     Ok(Json(SecretOut::new(Some(secrets), now)))
 }

@@ -378,15 +378,14 @@ async fn clear_history(
     .rows_affected();
     let keys = crate::upload::delete_rows(&mut tx, &state, session.tenant.id, &files).await?;
     let out = visitor_out(&mut tx, visitor).await?;
-    crate::merchant::audit::record(
-        &mut tx,
+    crate::merchant::audit::commit(
+        tx,
         &session,
         "visitor.clear_history",
         &public_id,
         serde_json::json!({ "messages": messages, "files": files.len() }),
     )
     .await?;
-    tx.commit().await?;
     state.storage.remove_all(&keys).await;
     tracing::info!(
         tenant = session.tenant.id.0,

@@ -275,15 +275,14 @@ async fn create(
     .bind(&description)
     .fetch_one(&mut *tx)
     .await?;
-    crate::merchant::audit::record(
-        &mut tx,
+    crate::merchant::audit::commit(
+        tx,
         &session,
         "webhook.create",
         &url,
         json!({ "events": events }),
     )
     .await?;
-    tx.commit().await?;
     state.invalidate(crate::realtime::bus::Invalidation::Webhooks(session.tenant.id.0)).await;
     Ok((StatusCode::CREATED, Json(hook)).into_response())
 }
@@ -324,15 +323,14 @@ async fn update(
     .fetch_optional(&mut *tx)
     .await?;
     let hook = hook.ok_or(AppError::NotFound)?;
-    crate::merchant::audit::record(
-        &mut tx,
+    crate::merchant::audit::commit(
+        tx,
         &session,
         "webhook.update",
         &hook.url,
         json!({ "enabled": hook.enabled }),
     )
     .await?;
-    tx.commit().await?;
     state.invalidate(crate::realtime::bus::Invalidation::Webhooks(session.tenant.id.0)).await;
     Ok(Json(serde_json::to_value(hook).unwrap_or_default()))
 }
@@ -349,8 +347,7 @@ async fn remove(
             .fetch_optional(&mut *tx)
             .await?;
     let url = url.ok_or(AppError::NotFound)?;
-    crate::merchant::audit::record(&mut tx, &session, "webhook.delete", &url, json!({})).await?;
-    tx.commit().await?;
+    crate::merchant::audit::commit(tx, &session, "webhook.delete", &url, json!({})).await?;
     state.invalidate(crate::realtime::bus::Invalidation::Webhooks(session.tenant.id.0)).await;
     Ok(StatusCode::NO_CONTENT)
 }
