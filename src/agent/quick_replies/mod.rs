@@ -1,6 +1,8 @@
 //! Quick replies: canned answers agents insert with `/` in the composer. Every agent reads
 //! them; admins write them.
 
+mod store;
+
 use axum::{
     Json,
     extract::{Path, Query},
@@ -9,6 +11,7 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 
+use self::store::{Change, QuickReply};
 use crate::{
     auth::ctx::{Admin, Agent, Ctx},
     http::{
@@ -33,18 +36,6 @@ pub fn routes() -> Routes<AppState> {
         .admin()
 }
 
-#[derive(Serialize, sqlx::FromRow)]
-struct QuickReply {
-    id: i64,
-    #[sqlx(rename = "group_name")]
-    group: String,
-    title: String,
-    body: String,
-    position: i32,
-}
-
-const COLUMNS: &str = "id, group_name, title, body, position";
-
 #[derive(Deserialize)]
 struct ListQuery {
     /// Matches the title, the body or the group (substring, any case).
@@ -66,14 +57,7 @@ async fn list(
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(|s| like_pattern(&s.chars().take(100).collect::<String>()));
-    let quick_replies = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {COLUMNS} from quick_replies
-         where $1::text is null or title ilike $1 or body ilike $1 or group_name ilike $1
-         order by lower(group_name), position, id"
-    )))
-    .bind(pattern)
-    .fetch_all(&mut *tx)
-    .await?;
+    let quick_replies = store::list(&mut tx, pattern.as_deref()).await?;
     tx.commit().await?;
     Ok(Json(List { quick_replies }))
 }
@@ -90,15 +74,8 @@ struct Fields {
     position: Option<i32>,
 }
 
-struct Checked {
-    group: Option<String>,
-    title: Option<String>,
-    body: Option<String>,
-    position: Option<i32>,
-}
-
-fn check(f: Fields) -> Result<Checked, AppError> {
-    Ok(Checked {
+fn check(f: Fields) -> Result<Change, AppError> {
+    Ok(Change {
         group: f.group.as_deref().map(|g| text("group", g, 40, false, false)).transpose()?,
         title: f.title.as_deref().map(|t| text("title", t, 80, true, false)).transpose()?,
         body: f.body.as_deref().map(|b| text("body", b, 5000, true, true)).transpose()?,
@@ -111,29 +88,17 @@ async fn create(
     ApiJson(fields): ApiJson<Fields>,
 ) -> Result<Response, AppError> {
     let f = check(fields)?;
-    let (Some(title), Some(body)) = (f.title, f.body) else {
+    if f.title.is_none() || f.body.is_none() {
         return Err(AppError::field("title", "title and body are required"));
-    };
-    let count: i64 =
-        sqlx::query_scalar("select count(*) from quick_replies").fetch_one(&mut *tx).await?;
-    if count >= MAX_PER_TENANT {
+    }
+    if store::count(&mut tx).await? >= MAX_PER_TENANT {
         return Err(AppError::conflict(
             "too_many",
             None,
             "a merchant keeps at most 1000 quick replies",
         ));
     }
-    let created: QuickReply = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "insert into quick_replies (group_name, title, body, position)
-         values ($1, $2, $3, coalesce($4, (select coalesce(max(position) + 1, 0) from quick_replies)))
-         returning {COLUMNS}"
-    )))
-    .bind(f.group.unwrap_or_default())
-    .bind(title)
-    .bind(body)
-    .bind(f.position)
-    .fetch_one(&mut *tx)
-    .await?;
+    let created = store::create(&mut tx, f).await?;
     crate::merchant::audit::commit(
         tx,
         &session,
@@ -152,19 +117,7 @@ async fn update(
 ) -> Result<Json<QuickReply>, AppError> {
     let id = path_id(&id)?;
     let f = check(fields)?;
-    let updated: Option<QuickReply> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "update quick_replies set group_name = coalesce($2, group_name), title = coalesce($3, title),
-                body = coalesce($4, body), position = coalesce($5, position)
-         where id = $1 returning {COLUMNS}"
-    )))
-    .bind(id)
-    .bind(f.group)
-    .bind(f.title)
-    .bind(f.body)
-    .bind(f.position)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let updated = updated.ok_or(AppError::NotFound)?;
+    let updated = store::update(&mut tx, id, f).await?.ok_or(AppError::NotFound)?;
     crate::merchant::audit::commit(
         tx,
         &session,
@@ -181,12 +134,7 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     let id = path_id(&id)?;
-    let title: Option<String> =
-        sqlx::query_scalar("delete from quick_replies where id = $1 returning title")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let title = title.ok_or(AppError::NotFound)?;
+    let title = store::delete(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     crate::merchant::audit::commit(
         tx,
         &session,

@@ -3,6 +3,8 @@
 //! manage them; the chat engine reads them through its per-tenant automation cache, which
 //! every change here invalidates.
 
+mod store;
+
 use axum::{
     Json,
     extract::{Path, State},
@@ -11,6 +13,7 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 
+use self::store::{Change, Rule};
 use crate::{
     auth::ctx::{Admin, Ctx},
     auth::session::AgentSession,
@@ -36,30 +39,13 @@ pub fn routes() -> Routes<AppState> {
         .admin()
 }
 
-#[derive(Serialize, sqlx::FromRow)]
-struct Rule {
-    id: i64,
-    keyword: String,
-    /// `contains` (the keyword anywhere) or `exact` (the whole message).
-    match_kind: String,
-    reply: String,
-    enabled: bool,
-    position: i32,
-}
-
-const COLUMNS: &str = "id, keyword, match_kind, reply, enabled, position";
-
 #[derive(Serialize)]
 struct List {
     auto_replies: Vec<Rule>,
 }
 
 async fn list(Ctx { mut tx, .. }: Ctx<Admin>) -> Result<Json<List>, AppError> {
-    let auto_replies = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {COLUMNS} from auto_replies order by position, id"
-    )))
-    .fetch_all(&mut *tx)
-    .await?;
+    let auto_replies = store::list(&mut tx).await?;
     tx.commit().await?;
     Ok(Json(List { auto_replies }))
 }
@@ -74,16 +60,8 @@ struct Fields {
     position: Option<i32>,
 }
 
-struct Checked {
-    keyword: Option<String>,
-    match_kind: Option<&'static str>,
-    reply: Option<String>,
-    enabled: Option<bool>,
-    position: Option<i32>,
-}
-
-fn check(f: Fields) -> Result<Checked, AppError> {
-    Ok(Checked {
+fn check(f: Fields) -> Result<Change, AppError> {
+    Ok(Change {
         keyword: f.keyword.as_deref().map(|k| text("keyword", k, 100, true, false)).transpose()?,
         match_kind: f
             .match_kind
@@ -110,30 +88,17 @@ async fn create(
     ApiJson(fields): ApiJson<Fields>,
 ) -> Result<Response, AppError> {
     let f = check(fields)?;
-    let (Some(keyword), Some(reply)) = (f.keyword, f.reply) else {
+    if f.keyword.is_none() || f.reply.is_none() {
         return Err(AppError::field("keyword", "keyword and reply are required"));
-    };
-    let count: i64 =
-        sqlx::query_scalar("select count(*) from auto_replies").fetch_one(&mut *tx).await?;
-    if count >= MAX_PER_TENANT {
+    }
+    if store::count(&mut tx).await? >= MAX_PER_TENANT {
         return Err(AppError::conflict(
             "too_many",
             None,
             "a merchant keeps at most 500 auto-replies",
         ));
     }
-    let rule: Rule = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "insert into auto_replies (keyword, match_kind, reply, enabled, position)
-         values ($1, $2, $3, $4, coalesce($5, (select coalesce(max(position) + 1, 0) from auto_replies)))
-         returning {COLUMNS}"
-    )))
-    .bind(keyword)
-    .bind(f.match_kind.unwrap_or("contains"))
-    .bind(reply)
-    .bind(f.enabled.unwrap_or(true))
-    .bind(f.position)
-    .fetch_one(&mut *tx)
-    .await?;
+    let rule = store::create(&mut tx, f).await?;
     crate::merchant::audit::commit(
         tx,
         &session,
@@ -154,20 +119,7 @@ async fn update(
 ) -> Result<Json<Rule>, AppError> {
     let id = path_id(&id)?;
     let f = check(fields)?;
-    let rule: Option<Rule> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "update auto_replies set keyword = coalesce($2, keyword), match_kind = coalesce($3, match_kind),
-                reply = coalesce($4, reply), enabled = coalesce($5, enabled), position = coalesce($6, position)
-         where id = $1 returning {COLUMNS}"
-    )))
-    .bind(id)
-    .bind(f.keyword)
-    .bind(f.match_kind)
-    .bind(f.reply)
-    .bind(f.enabled)
-    .bind(f.position)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let rule = rule.ok_or(AppError::NotFound)?;
+    let rule = store::update(&mut tx, id, f).await?.ok_or(AppError::NotFound)?;
     crate::merchant::audit::commit(
         tx,
         &session,
@@ -186,12 +138,7 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     let id = path_id(&id)?;
-    let keyword: Option<String> =
-        sqlx::query_scalar("delete from auto_replies where id = $1 returning keyword")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let keyword = keyword.ok_or(AppError::NotFound)?;
+    let keyword = store::delete(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     crate::merchant::audit::commit(
         tx,
         &session,
