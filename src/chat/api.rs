@@ -84,7 +84,7 @@ struct ListQuery {
 #[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
 struct ConversationItem {
     id: i64,
-    status: String,
+    status: crate::realtime::protocol::ConversationStatus,
     /// A snoozed conversation's wake-up time (none: when the visitor writes).
     snoozed_until: Option<DateTime<Utc>>,
     visitor_id: String,

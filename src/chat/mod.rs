@@ -22,7 +22,7 @@ use tenants::{TenantId, TenantTx};
 use self::store::ConversationRow;
 use crate::realtime::{
     hub::{Hub, encode},
-    protocol::{AgentStatus, Presence, ServerFrame},
+    protocol::{AgentStatus, ConversationStatus, Presence, ServerFrame},
     writer::{NewMessage, Stored, WriteError, Writer},
 };
 use crate::{
@@ -295,7 +295,7 @@ impl Chat {
             tx.commit().await?;
             // Reopening cleared the stored offline-notice mark; forget the remembered one.
             self.offline_noticed.invalidate(&(tenant, id));
-            let changed = status::Changed { row: row.clone(), from: "closed".to_owned() };
+            let changed = status::Changed { row: row.clone(), from: ConversationStatus::Closed };
             self.status_changed(tenant, &changed, &status::Actor::Visitor).await;
             return Ok(Opened::Existing(row));
         }

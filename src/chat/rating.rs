@@ -67,7 +67,7 @@ async fn rate(
         .await?
         .filter(|c| c.visitor_id == session.visitor.id)
         .ok_or(AppError::NotFound)?;
-    if row.status != "closed" {
+    if !row.is_closed() {
         return Err(AppError::conflict(
             "not_closed",
             None,

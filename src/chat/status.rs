@@ -33,6 +33,7 @@ use sqlx::PgConnection;
 use tenants::{TenantId, TenantTx};
 
 use super::{Chat, server_msg_id, store};
+use crate::realtime::protocol::ConversationStatus::{self, Closed, Open, Pending, Queued, Snoozed};
 use crate::realtime::writer::NewMessage;
 use crate::{
     auth::ctx::{Agent, Ctx},
@@ -83,7 +84,7 @@ pub enum Actor {
 #[derive(Clone, Debug)]
 pub struct Changed {
     pub row: store::ConversationRow,
-    pub from: String,
+    pub from: ConversationStatus,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -174,21 +175,12 @@ pub async fn change(
     target: Target,
     by_agent: Option<i64>,
 ) -> Result<Option<Changed>, AppError> {
-    let current: Option<(String, Option<DateTime<Utc>>)> =
-        sqlx::query_as("select status, snoozed_until from conversations where id = $1 for update")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let (from, snoozed_until) = current.ok_or(AppError::NotFound)?;
-    let closed = from == "closed";
-    let sql = match target {
-        Target::Open if from == "queued" || from == "open" => return Ok(None),
-        Target::Open => {
-            "update conversations
-                set status = case when agent_id is null then 'queued' else 'open' end,
-                    snoozed_until = null, closed_at = null, closed_by_agent_id = null
-              where id = $1"
-        }
+    let (from, snoozed_until) =
+        store::status::lock(&mut *conn, id).await?.ok_or(AppError::NotFound)?;
+    let closed = from == Closed;
+    let to = match target {
+        Target::Open if matches!(from, Queued | Open) => return Ok(None),
+        Target::Open => store::status::Move::Reopen,
         Target::Pending | Target::Snoozed(_) if closed => {
             return Err(AppError::conflict(
                 "conversation_closed",
@@ -196,27 +188,15 @@ pub async fn change(
                 "the conversation is resolved; reopen it first",
             ));
         }
-        Target::Pending if from == "pending" => return Ok(None),
-        Target::Pending => {
-            "update conversations set status = 'pending', snoozed_until = null where id = $1"
-        }
-        Target::Snoozed(until) if from == "snoozed" && snoozed_until == until => return Ok(None),
-        Target::Snoozed(_) => {
-            "update conversations set status = 'snoozed', snoozed_until = $2 where id = $1"
-        }
+        Target::Pending if from == Pending => return Ok(None),
+        Target::Pending => store::status::Move::Pending,
+        Target::Snoozed(until) if from == Snoozed && snoozed_until == until => return Ok(None),
+        Target::Snoozed(until) => store::status::Move::Snooze(until),
         Target::Resolved if closed => return Ok(None),
-        Target::Resolved => {
-            "update conversations set status = 'closed', closed_at = now(), closed_by_agent_id = $3,
-                    snoozed_until = null
-              where id = $1"
-        }
+        Target::Resolved => store::status::Move::Resolve { by_agent },
     };
-    let until = match target {
-        Target::Snoozed(until) => until,
-        _ => None,
-    };
-    sqlx::query(sql).bind(id).bind(until).bind(by_agent).execute(&mut *conn).await?;
-    if let Some(until) = until {
+    store::status::set(&mut *conn, id, to).await?;
+    if let Target::Snoozed(Some(until)) = target {
         schedule(conn, tenant, until).await?;
     }
     let row = store::conversation(conn, id).await?.ok_or(AppError::NotFound)?;
@@ -229,15 +209,7 @@ pub async fn schedule(
     tenant: TenantId,
     at: DateTime<Utc>,
 ) -> sqlx::Result<()> {
-    sqlx::query(
-        "insert into public.conversation_timers as t (tenant_id, due_at) values ($1, $2)
-         on conflict (tenant_id) do update set due_at = least(t.due_at, excluded.due_at)",
-    )
-    .bind(tenant.0)
-    .bind(at)
-    .execute(conn)
-    .await?;
-    Ok(())
+    store::timers::schedule(conn, tenant, at).await
 }
 
 impl Chat {
@@ -245,9 +217,9 @@ impl Chat {
     /// visitor) and writes its activity line. Failures are logged: the change is stored.
     pub async fn status_changed(&self, tenant: TenantId, changed: &Changed, actor: &Actor) {
         let row = &changed.row;
-        let event = match (changed.from.as_str(), row.status.as_str()) {
-            (_, "closed") => "closed",
-            ("closed", _) => "reopened",
+        let event = match (changed.from, row.status) {
+            (_, Closed) => "closed",
+            (Closed, _) => "reopened",
             _ => "status",
         };
         self.announce(tenant, event, row);
@@ -256,11 +228,11 @@ impl Chat {
             Actor::Visitor => ("visitor", None, "The visitor"),
             Actor::Auto => ("auto", None, "kefu"),
         };
-        let body = match (row.status.as_str(), actor) {
-            ("closed", Actor::Auto) => "Resolved automatically after a quiet while".to_owned(),
-            ("closed", _) => format!("{who} resolved the conversation"),
-            ("pending", _) => format!("{who} marked the conversation pending"),
-            ("snoozed", _) => match row.snoozed_until {
+        let body = match (row.status, actor) {
+            (Closed, Actor::Auto) => "Resolved automatically after a quiet while".to_owned(),
+            (Closed, _) => format!("{who} resolved the conversation"),
+            (Pending, _) => format!("{who} marked the conversation pending"),
+            (Snoozed, _) => match row.snoozed_until {
                 Some(until) => {
                     format!("{who} snoozed the conversation until {}", until.to_rfc3339())
                 }
@@ -300,7 +272,12 @@ impl Chat {
 
     /// After a visitor's message woke its pending or snoozed conversation (the message
     /// store did it): tells the team.
-    pub async fn woken_by_visitor(&self, tenant: TenantId, conversation_id: i64, from: &str) {
+    pub async fn woken_by_visitor(
+        &self,
+        tenant: TenantId,
+        conversation_id: i64,
+        from: ConversationStatus,
+    ) {
         let row = match TenantTx::begin(&self.pool, tenant).await {
             Ok(mut tx) => {
                 let row = store::conversation(&mut tx, conversation_id).await;
@@ -311,7 +288,7 @@ impl Chat {
         };
         match row {
             Ok(Some(row)) => {
-                let changed = Changed { row, from: from.to_owned() };
+                let changed = Changed { row, from };
                 self.status_changed(tenant, &changed, &Actor::Visitor).await;
             }
             Ok(None) => {}
@@ -343,14 +320,9 @@ const PARALLEL: usize = 4;
 /// Ends the snoozes due at `now` and resolves the conversations idle for their merchant's
 /// `auto_resolve_minutes`. Returns how many conversations changed.
 pub async fn run_due(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<usize> {
-    let due: Vec<i64> = sqlx::query_scalar(
-        "select tenant_id from public.conversation_timers where due_at <= $1 order by due_at limit 200",
-    )
-    .bind(now)
-    .fetch_all(&state.db)
-    .await?;
+    let due = store::timers::due(&state.db, now).await?;
     let results: Vec<anyhow::Result<usize>> = futures::stream::iter(due)
-        .map(|tenant| tenant_timers(state, TenantId(tenant), now))
+        .map(|tenant| tenant_timers(state, tenant, now))
         .buffer_unordered(PARALLEL)
         .collect()
         .await;
@@ -374,96 +346,32 @@ async fn tenant_timers(
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {
     let mut claim = state.db.begin().await?;
-    let claimed: Option<i64> = sqlx::query_scalar(
-        "select tenant_id from public.conversation_timers where tenant_id = $1 and due_at <= $2
-         for update skip locked",
-    )
-    .bind(tenant.0)
-    .bind(now)
-    .fetch_optional(&mut *claim)
-    .await?;
-    if claimed.is_none() {
+    if !store::timers::claim(&mut claim, tenant, now).await? {
         return Ok(0);
     }
     if state.tenants.by_id(tenant).await?.is_none() {
-        sqlx::query("delete from public.conversation_timers where tenant_id = $1")
-            .bind(tenant.0)
-            .execute(&mut *claim)
-            .await?;
+        store::timers::set(&mut claim, tenant, None).await?;
         claim.commit().await?;
         return Ok(0);
     }
     let mut tx = TenantTx::begin(&state.db, tenant).await?;
     let minutes = i32::try_from(MerchantSettings::load(&mut tx).await?.auto_resolve_minutes)?;
-    let woken: Vec<(i64,)> = sqlx::query_as(
-        "update conversations
-            set status = case when agent_id is null then 'queued' else 'open' end, snoozed_until = null
-          where status = 'snoozed' and snoozed_until <= $1
-         returning id",
-    )
-    .bind(now)
-    .fetch_all(&mut *tx)
-    .await?;
-    // Idle: no message (of anyone, activity lines included) for the merchant's minutes.
-    const LAST_ACTIVITY: &str =
-        "coalesce((select m.created_at from messages m where m.conversation_id = c.id
-                                          order by m.id desc limit 1), c.created_at)";
-    let resolved: Vec<(i64, String)> = if minutes > 0 {
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "with idle as (
-                select c.id, c.status from conversations c
-                 where c.status in ('queued', 'open', 'pending')
-                   and {LAST_ACTIVITY} <= $1 - make_interval(mins => $2)
-                   for update)
-             update conversations c
-                set status = 'closed', closed_at = now(), closed_by_agent_id = null
-               from idle where c.id = idle.id
-             returning c.id, idle.status"
-        )))
-        .bind(now)
-        .bind(minutes)
-        .fetch_all(&mut *tx)
-        .await?
+    let woken = store::status::wake_snoozed(&mut tx, now).await?;
+    let resolved = if minutes > 0 {
+        store::status::resolve_idle(&mut tx, now, minutes).await?
     } else {
         Vec::new()
     };
-    // The next time anything can be due: the earliest snooze, the earliest idle deadline, and
-    // with auto-resolve on, a conversation that starts now (least() skips nulls).
-    let next: Option<DateTime<Utc>> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "select least(
-            (select min(snoozed_until) from conversations where status = 'snoozed'),
-            case when $2 > 0 then
-                (select min({LAST_ACTIVITY}) from conversations c where c.status in ('queued', 'open', 'pending'))
-                + make_interval(mins => $2) end,
-            case when $2 > 0 then $1 + make_interval(mins => $2) end)"
-    )))
-    .bind(now)
-    .bind(minutes)
-    .fetch_one(&mut *tx)
-    .await?;
+    let next = store::status::next_due(&mut tx, now, minutes).await?;
     let mut changed = Vec::with_capacity(woken.len() + resolved.len());
-    let woken = woken.into_iter().map(|(id,)| (id, "snoozed".to_owned()));
+    let woken = woken.into_iter().map(|id| (id, Snoozed));
     for (id, from) in woken.chain(resolved) {
         if let Some(row) = store::conversation(&mut tx, id).await? {
             changed.push(Changed { row, from });
         }
     }
     tx.commit().await?;
-    match next {
-        Some(at) => {
-            sqlx::query("update public.conversation_timers set due_at = $2 where tenant_id = $1")
-                .bind(tenant.0)
-                .bind(at)
-                .execute(&mut *claim)
-                .await?
-        }
-        None => {
-            sqlx::query("delete from public.conversation_timers where tenant_id = $1")
-                .bind(tenant.0)
-                .execute(&mut *claim)
-                .await?
-        }
-    };
+    store::timers::set(&mut claim, tenant, next).await?;
     claim.commit().await?;
     for c in &changed {
         state.chat.status_changed(tenant, c, &Actor::Auto).await;

@@ -450,10 +450,42 @@ pub struct MessageOut {
     pub created_at: DateTime<Utc>,
 }
 
+/// Where a conversation stands: `queued` (nobody has it yet), `open`, `pending` (the team
+/// waits on the visitor), `snoozed`, or `closed` (shown as resolved). Stored as this text in
+/// `conversations.status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, sqlx::Type, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum ConversationStatus {
+    Queued,
+    Open,
+    Pending,
+    Snoozed,
+    Closed,
+}
+
+impl ConversationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Open => "open",
+            Self::Pending => "pending",
+            Self::Snoozed => "snoozed",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+impl std::fmt::Display for ConversationStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ConversationOut {
     pub id: i64,
-    pub status: String,
+    pub status: ConversationStatus,
     pub visitor_id: String,
     pub visitor_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -47,7 +47,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     hub::{Hub, encode},
-    protocol::{MessageOut, Sender, ServerFrame},
+    protocol::{ConversationStatus, MessageOut, Sender, ServerFrame},
 };
 
 /// Most messages written by one statement.
@@ -106,7 +106,7 @@ pub struct Stored {
     pub duplicate: bool,
     /// This visitor's message moved its conversation back to open from this status
     /// (`pending` or `snoozed`); the caller announces it.
-    pub woken_from: Option<&'static str>,
+    pub woken_from: Option<ConversationStatus>,
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -402,8 +402,8 @@ async fn resolve(
         .into_iter()
         .map(|r| {
             let woken_from = match r.woken_from.as_deref() {
-                Some("pending") => Some("pending"),
-                Some("snoozed") => Some("snoozed"),
+                Some("pending") => Some(ConversationStatus::Pending),
+                Some("snoozed") => Some(ConversationStatus::Snoozed),
                 _ => None,
             }
             .filter(|_| woken.insert(r.conversation_id));
@@ -463,7 +463,7 @@ struct Unstored {
     m: String,
     id: Option<i64>,
     created_at: Option<DateTime<Utc>>,
-    status: Option<String>,
+    status: Option<ConversationStatus>,
 }
 
 /// Why messages were not stored: stored before (a resend), or refused by their
@@ -491,12 +491,12 @@ async fn explain_missing(
     Ok(rows
         .into_iter()
         .map(|Unstored { c, s, m, id, created_at, status }| {
-            let result = match (id, created_at, status.as_deref()) {
+            let result = match (id, created_at, status) {
                 (Some(id), Some(created_at), _) => {
                     Ok(Stored { id, created_at, duplicate: true, woken_from: None })
                 }
                 (_, _, None) => Err(WriteError::ConversationNotFound),
-                (_, _, Some("closed")) => Err(WriteError::ConversationClosed),
+                (_, _, Some(ConversationStatus::Closed)) => Err(WriteError::ConversationClosed),
                 (_, _, Some(_)) => {
                     Err(WriteError::Database(format!("message {m} was neither stored nor refused")))
                 }

@@ -10,10 +10,12 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::manage::{publish, visitor_id};
+use super::{
+    manage::{publish, visitor_id},
+    store::blacklist::{self as store, Entry},
+};
 use crate::{
     auth::ctx::{Admin, Agent, Ctx},
     http::{AppError, Routes, Scope, extract::ApiJson, input::text},
@@ -63,34 +65,13 @@ pub fn parse_range(raw: &str) -> Result<String, &'static str> {
     }
 }
 
-#[derive(Serialize, sqlx::FromRow)]
-struct Entry {
-    id: i64,
-    /// The visitor's public id, for visitor blocks.
-    visitor_id: Option<String>,
-    visitor_name: Option<String>,
-    /// The blocked address or range, for IP blocks.
-    ip: Option<String>,
-    reason: String,
-    created_by: Option<String>,
-    created_at: DateTime<Utc>,
-}
-
-const ENTRY_SELECT: &str = "select b.id, v.public_id as visitor_id, v.name as visitor_name,
-        b.ip_range::text as ip, b.reason, a.display_name as created_by, b.created_at
-    from blacklist b left join visitors v on v.id = b.visitor_id left join agents a on a.id = b.created_by";
-
 #[derive(Serialize)]
 struct List {
     entries: Vec<Entry>,
 }
 
 async fn list(Ctx { mut tx, .. }: Ctx<Agent>) -> Result<Json<List>, AppError> {
-    let entries = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{ENTRY_SELECT} order by b.id desc limit 1000"
-    )))
-    .fetch_all(&mut *tx)
-    .await?;
+    let entries = store::list(&mut tx).await?;
     tx.commit().await?;
     Ok(Json(List { entries }))
 }
@@ -122,46 +103,21 @@ async fn add(
         Some(public_id) => Some(visitor_id(&mut tx, public_id).await?),
         None => None,
     };
-    let exists: bool = sqlx::query_scalar(
-        "select exists (select 1 from blacklist where visitor_id = $1 or ip_range = $2::cidr)",
-    )
-    .bind(visitor)
-    .bind(&range)
-    .fetch_one(&mut *tx)
-    .await?;
-    if exists {
+    if store::exists(&mut tx, visitor, range.as_deref()).await? {
         return Err(AppError::conflict(
             "already_blocked",
             None,
             "this is already on the blacklist",
         ));
     }
-    let id: i64 = sqlx::query_scalar(
-        "insert into blacklist (visitor_id, ip_range, reason, created_by)
-         values ($1, $2::cidr, $3, $4) returning id",
-    )
-    .bind(visitor)
-    .bind(&range)
-    .bind(reason)
-    .bind(session.agent.id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let id = store::create(&mut tx, visitor, range.as_deref(), &reason, session.agent.id).await?;
     // Who is shut out now: the visitor, or every visitor last seen in the range.
     let blocked: Vec<i64> = match (&visitor, &range) {
         (Some(v), _) => vec![*v],
-        (None, Some(r)) => {
-            sqlx::query_scalar("select id from visitors where ip <<= $1::cidr")
-                .bind(r)
-                .fetch_all(&mut *tx)
-                .await?
-        }
+        (None, Some(r)) => store::visitors_in(&mut tx, r).await?,
         (None, None) => Vec::new(),
     };
-    let entry: Entry =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("{ENTRY_SELECT} where b.id = $1")))
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
+    let entry = store::get(&mut tx, id).await?;
     let what = entry.ip.clone().or_else(|| entry.visitor_id.clone()).unwrap_or_default();
     crate::merchant::audit::record(
         &mut tx,
@@ -194,24 +150,12 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     let id = crate::http::input::path_id(&id)?;
-    let visitor: Option<Option<i64>> =
-        sqlx::query_scalar("select visitor_id from blacklist where id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let visitor = visitor.ok_or(AppError::NotFound)?;
-    let what: Option<String> = sqlx::query_scalar(
-        "delete from blacklist b where id = $1
-         returning coalesce(b.ip_range::text, (select public_id from visitors v where v.id = b.visitor_id), '')",
-    )
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let (visitor, what) = store::delete(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     crate::merchant::audit::record(
         &mut tx,
         &session,
         "blacklist.remove",
-        &what.unwrap_or_default(),
+        &what,
         serde_json::json!({}),
     )
     .await?;

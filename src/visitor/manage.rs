@@ -7,11 +7,15 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use tenants::TenantTx;
 
+pub(crate) use super::store::notes::{Note, list as notes};
+use super::store::{
+    self, notes,
+    tags::{self, Tag},
+};
 use crate::{
     auth::ctx::{Admin, AdminOrSelf, Agent, Ctx},
     auth::session::AgentSession,
@@ -54,31 +58,12 @@ pub(crate) async fn visitor_id(conn: &mut PgConnection, public_id: &str) -> Resu
     if public_id.len() > 64 {
         return Err(AppError::NotFound);
     }
-    sqlx::query_scalar("select id from visitors where public_id = $1")
-        .bind(public_id)
-        .fetch_optional(conn)
-        .await?
-        .ok_or(AppError::NotFound)
+    store::by_public_id(conn, public_id).await?.ok_or(AppError::NotFound)
 }
 
 /// The visitor as agents see it in lists and panels.
 pub(crate) async fn visitor_out(conn: &mut PgConnection, id: i64) -> sqlx::Result<VisitorOut> {
-    let mut visitor: VisitorOut = sqlx::query_as(
-        "select public_id, name, real_name, external_id, email, phone,
-                blocked_at is not null or exists (select 1 from blacklist b where b.visitor_id = v.id) as blocked
-         from visitors v where id = $1",
-    )
-    .bind(id)
-    .fetch_one(&mut *conn)
-    .await?;
-    visitor.tags = sqlx::query_scalar(
-        "select t.name from visitor_tags vt join tags t on t.id = vt.tag_id
-         where vt.visitor_id = $1 order by lower(t.name)",
-    )
-    .bind(id)
-    .fetch_all(conn)
-    .await?;
-    Ok(visitor)
+    store::shown(conn, id).await
 }
 
 /// Commits `tx`, tells every agent of the tenant, and answers with the visitor.
@@ -144,45 +129,14 @@ async fn update(
     }
     let id = visitor_id(&mut tx, &public_id).await?;
     // A field absent from the body stays; an empty string clears an optional one.
-    sqlx::query(
-        "update visitors set name = coalesce($2, name),
-                real_name = case when $3 then $4 else real_name end,
-                email = case when $5 then $6 else email end,
-                phone = case when $7 then $8 else phone end
-         where id = $1",
-    )
-    .bind(id)
-    .bind(name)
-    .bind(req.real_name.is_some())
-    .bind(real_name)
-    .bind(req.email.is_some())
-    .bind(email)
-    .bind(req.phone.is_some())
-    .bind(phone)
-    .execute(&mut *tx)
-    .await?;
+    let details = store::Details {
+        name,
+        real_name: req.real_name.is_some().then_some(real_name),
+        email: req.email.is_some().then_some(email),
+        phone: req.phone.is_some().then_some(phone),
+    };
+    store::update_details(&mut tx, id, details).await?;
     publish(&state, &session, tx, id).await.map(Json)
-}
-
-#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
-pub(crate) struct Note {
-    pub id: i64,
-    pub body: String,
-    pub agent_id: Option<i64>,
-    pub agent_name: Option<String>,
-    pub created_at: DateTime<Utc>,
-}
-
-/// The visitor's notes, newest first.
-pub(crate) async fn notes(conn: &mut PgConnection, visitor: i64) -> sqlx::Result<Vec<Note>> {
-    sqlx::query_as(
-        "select n.id, n.body, n.agent_id, a.display_name as agent_name, n.created_at
-         from notes n left join agents a on a.id = n.agent_id
-         where n.visitor_id = $1 order by n.id desc limit 200",
-    )
-    .bind(visitor)
-    .fetch_all(conn)
-    .await
 }
 
 #[derive(Deserialize)]
@@ -197,24 +151,10 @@ async fn add_note(
 ) -> Result<Response, AppError> {
     let body = text("body", &req.body, 2000, true, true)?;
     let visitor = visitor_id(&mut tx, &public_id).await?;
-    let count: i64 = sqlx::query_scalar("select count(*) from notes where visitor_id = $1")
-        .bind(visitor)
-        .fetch_one(&mut *tx)
-        .await?;
-    if count >= 200 {
+    if notes::count(&mut tx, visitor).await? >= 200 {
         return Err(AppError::conflict("too_many", None, "a visitor has at most 200 notes"));
     }
-    let note: Note = sqlx::query_as(
-        "with n as (insert into notes (visitor_id, agent_id, body) values ($1, $2, $3)
-                    returning id, body, agent_id, created_at)
-         select n.id, n.body, n.agent_id, a.display_name as agent_name, n.created_at
-         from n left join agents a on a.id = n.agent_id",
-    )
-    .bind(visitor)
-    .bind(session.agent.id)
-    .bind(body)
-    .fetch_one(&mut *tx)
-    .await?;
+    let note = notes::create(&mut tx, visitor, session.agent.id, &body).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(note)).into_response())
 }
@@ -226,17 +166,11 @@ async fn delete_note(
 ) -> Result<StatusCode, AppError> {
     let note_id = crate::http::input::path_id(&note_id)?;
     let visitor = visitor_id(&mut tx, &public_id).await?;
-    let author: Option<Option<i64>> =
-        sqlx::query_scalar("select agent_id from notes where id = $1 and visitor_id = $2")
-            .bind(note_id)
-            .bind(visitor)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let author = author.ok_or(AppError::NotFound)?;
+    let author = notes::author(&mut tx, visitor, note_id).await?.ok_or(AppError::NotFound)?;
     if author != Some(session.agent.id) {
         session.require(crate::http::Role::Admin)?;
     }
-    sqlx::query("delete from notes where id = $1").bind(note_id).execute(&mut *tx).await?;
+    notes::delete(&mut tx, note_id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -265,37 +199,19 @@ async fn add_tag(
 ) -> Result<Json<VisitorOut>, AppError> {
     let name = tag_name(&req.name)?;
     let visitor = visitor_id(&mut tx, &public_id).await?;
-    let tags: i64 = sqlx::query_scalar("select count(*) from tags").fetch_one(&mut *tx).await?;
-    let tag: Option<i64> = sqlx::query_scalar("select id from tags where lower(name) = lower($1)")
-        .bind(&name)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let tag = match tag {
+    let count = tags::count(&mut tx).await?;
+    let tag = match tags::find(&mut tx, &name).await? {
         Some(id) => id,
-        None if tags >= 500 => {
+        None if count >= 500 => {
             return Err(AppError::conflict(
                 "too_many",
                 Some("name"),
                 "a merchant has at most 500 tags",
             ));
         }
-        None => {
-            sqlx::query_scalar(
-                "insert into tags (name) values ($1)
-             on conflict (lower(name)) do update set name = tags.name returning id",
-            )
-            .bind(&name)
-            .fetch_one(&mut *tx)
-            .await?
-        }
+        None => tags::create(&mut tx, &name).await?,
     };
-    sqlx::query(
-        "insert into visitor_tags (visitor_id, tag_id) values ($1, $2) on conflict do nothing",
-    )
-    .bind(visitor)
-    .bind(tag)
-    .execute(&mut *tx)
-    .await?;
+    tags::attach(&mut tx, visitor, tag).await?;
     publish(&state, &session, tx, visitor).await.map(Json)
 }
 
@@ -306,26 +222,10 @@ async fn remove_tag(
     Path((public_id, name)): Path<(String, String)>,
 ) -> Result<Json<VisitorOut>, AppError> {
     let visitor = visitor_id(&mut tx, &public_id).await?;
-    let removed = sqlx::query(
-        "delete from visitor_tags vt using tags t
-         where vt.tag_id = t.id and vt.visitor_id = $1 and lower(t.name) = lower($2)",
-    )
-    .bind(visitor)
-    .bind(&name)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if removed == 0 {
+    if !tags::detach(&mut tx, visitor, &name).await? {
         return Err(AppError::NotFound);
     }
     publish(&state, &session, tx, visitor).await.map(Json)
-}
-
-#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
-struct Tag {
-    name: String,
-    color: String,
-    visitors: i64,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -336,13 +236,7 @@ struct TagList {
 /// The merchant's tags with how many visitors carry each, for suggestions and filters.
 #[utoipa::path(get, path = "/api/v1/tags", tag = "visitors", responses((status = 200, body = TagList), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn list_tags(Ctx { mut tx, .. }: Ctx<Agent>) -> Result<Json<TagList>, AppError> {
-    let tags = sqlx::query_as(
-        "select t.name, t.color, count(vt.visitor_id) as visitors
-         from tags t left join visitor_tags vt on vt.tag_id = t.id
-         group by t.id order by count(vt.visitor_id) desc, lower(t.name)",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+    let tags = tags::list(&mut tx).await?;
     tx.commit().await?;
     Ok(Json(TagList { tags }))
 }
@@ -361,21 +255,8 @@ async fn clear_history(
     Path(public_id): Path<String>,
 ) -> Result<Json<Cleared>, AppError> {
     let visitor = visitor_id(&mut tx, &public_id).await?;
-    let files: Vec<String> = sqlx::query_scalar(
-        "select distinct m.payload #>> '{attachment,id}' from messages m
-         join conversations c on c.id = m.conversation_id
-         where c.visitor_id = $1 and m.payload ? 'attachment'",
-    )
-    .bind(visitor)
-    .fetch_all(&mut *tx)
-    .await?;
-    let messages = sqlx::query(
-        "delete from messages where conversation_id in (select id from conversations where visitor_id = $1)",
-    )
-    .bind(visitor)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    let files = store::attachments(&mut tx, visitor).await?;
+    let messages = store::delete_messages(&mut tx, visitor).await?;
     let keys = crate::upload::delete_rows(&mut tx, &state, session.tenant.id, &files).await?;
     let out = visitor_out(&mut tx, visitor).await?;
     crate::merchant::audit::commit(

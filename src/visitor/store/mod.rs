@@ -1,4 +1,5 @@
-//! Visitor rows (inside a `TenantTx`).
+//! The visitor feature's queries (inside a `TenantTx`): visitor rows here, their notes and
+//! tags in the submodules.
 
 use std::net::IpAddr;
 
@@ -6,6 +7,11 @@ use serde_json::Value;
 use sqlx::PgConnection;
 
 use super::Device;
+use crate::realtime::protocol::VisitorOut;
+
+pub mod blacklist;
+pub mod notes;
+pub mod tags;
 
 /// What a session request says about the visitor.
 pub struct Profile {
@@ -185,6 +191,86 @@ pub async fn ip_blocked(conn: &mut PgConnection, ip: IpAddr) -> sqlx::Result<boo
         .bind(ip.to_string())
         .fetch_one(conn)
         .await
+}
+
+/// The row id of the visitor with public id `public_id`.
+#[tracing::instrument(name = "db.visitors.by_public_id", skip_all)]
+pub async fn by_public_id(conn: &mut PgConnection, public_id: &str) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar("select id from visitors where public_id = $1")
+        .bind(public_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// The visitor as agents see it in lists and panels.
+#[tracing::instrument(name = "db.visitors.shown", skip_all)]
+pub async fn shown(conn: &mut PgConnection, id: i64) -> sqlx::Result<VisitorOut> {
+    let mut visitor: VisitorOut = sqlx::query_as(
+        "select public_id, name, real_name, external_id, email, phone,
+                blocked_at is not null or exists (select 1 from blacklist b where b.visitor_id = v.id) as blocked
+         from visitors v where id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
+    visitor.tags = tags::of_visitor(conn, id).await?;
+    Ok(visitor)
+}
+
+/// What an agent changes on a visitor's record: `None` leaves a field as it is;
+/// `Some(None)` clears an optional one.
+pub struct Details {
+    pub name: Option<String>,
+    pub real_name: Option<Option<String>>,
+    pub email: Option<Option<String>>,
+    pub phone: Option<Option<String>>,
+}
+
+#[tracing::instrument(name = "db.visitors.update_details", skip_all)]
+pub async fn update_details(conn: &mut PgConnection, id: i64, d: Details) -> sqlx::Result<()> {
+    sqlx::query(
+        "update visitors set name = coalesce($2, name),
+                real_name = case when $3 then $4 else real_name end,
+                email = case when $5 then $6 else email end,
+                phone = case when $7 then $8 else phone end
+         where id = $1",
+    )
+    .bind(id)
+    .bind(d.name)
+    .bind(d.real_name.is_some())
+    .bind(d.real_name.flatten())
+    .bind(d.email.is_some())
+    .bind(d.email.flatten())
+    .bind(d.phone.is_some())
+    .bind(d.phone.flatten())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The ids of the files sent in the visitor's conversations.
+#[tracing::instrument(name = "db.visitors.attachments", skip_all)]
+pub async fn attachments(conn: &mut PgConnection, id: i64) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "select distinct m.payload #>> '{attachment,id}' from messages m
+         join conversations c on c.id = m.conversation_id
+         where c.visitor_id = $1 and m.payload ? 'attachment'",
+    )
+    .bind(id)
+    .fetch_all(conn)
+    .await
+}
+
+/// Deletes every message of the visitor's conversations (the conversations stay); how many.
+#[tracing::instrument(name = "db.visitors.delete_messages", skip_all)]
+pub async fn delete_messages(conn: &mut PgConnection, id: i64) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "delete from messages where conversation_id in (select id from conversations where visitor_id = $1)",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?
+    .rows_affected())
 }
 
 /// `v` + 16 characters from an alphabet without look-alikes (≈ 80 bits).

@@ -5,7 +5,10 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use tenants::{TenantId, TenantTx};
 
-use crate::realtime::protocol::{ConversationOut, MessageOut, Sender};
+use crate::realtime::protocol::{ConversationOut, ConversationStatus, MessageOut, Sender};
+
+pub mod status;
+pub mod timers;
 
 /// A conversation with the names clients show.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -16,7 +19,7 @@ pub struct ConversationRow {
     pub visitor_name: String,
     pub agent_id: Option<i64>,
     pub agent_name: Option<String>,
-    pub status: String,
+    pub status: ConversationStatus,
     /// Until when a snoozed conversation sleeps (none: until the visitor writes).
     pub snoozed_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -26,7 +29,7 @@ impl ConversationRow {
     pub fn out(&self) -> ConversationOut {
         ConversationOut {
             id: self.id,
-            status: self.status.clone(),
+            status: self.status,
             visitor_id: self.visitor_public_id.clone(),
             visitor_name: self.visitor_name.clone(),
             agent_id: self.agent_id,
@@ -37,7 +40,7 @@ impl ConversationRow {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.status == "closed"
+        self.status == ConversationStatus::Closed
     }
 }
 
