@@ -171,6 +171,17 @@ pub async fn agent_by_id(conn: &mut PgConnection, id: i64) -> sqlx::Result<Optio
         .await
 }
 
+/// Agent `id`, unless they are disabled.
+#[tracing::instrument(name = "db.agents.active", skip_all)]
+pub async fn active_agent(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<AgentRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {AGENT_COLUMNS} from agents where id = $1 and disabled_at is null"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
 /// An agent with their email, for team lists.
 #[derive(Clone, Debug, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AgentWithEmail {

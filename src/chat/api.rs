@@ -7,16 +7,22 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{server_msg_id, store};
+use super::{
+    server_msg_id,
+    store::{
+        self,
+        lists::{self, ConversationItem, Statuses, View},
+    },
+};
 use crate::realtime::{
     hub::{Peer, encode},
     protocol::{MessageOut, ServerFrame},
     writer::NewMessage,
 };
+use crate::visitor::directory::{self, VisitorDetail, VisitorItem};
 use crate::{
     auth::ctx::{Agent, Ctx},
     http::{AppError, Routes, Scope, extract::ApiJson, input::path_id},
@@ -81,26 +87,6 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
-#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
-struct ConversationItem {
-    id: i64,
-    status: crate::realtime::protocol::ConversationStatus,
-    /// A snoozed conversation's wake-up time (none: when the visitor writes).
-    snoozed_until: Option<DateTime<Utc>>,
-    visitor_id: String,
-    visitor_name: String,
-    agent_id: Option<i64>,
-    agent_name: Option<String>,
-    created_at: DateTime<Utc>,
-    last_message_at: Option<DateTime<Utc>>,
-    last_message: Option<String>,
-    /// Visitor messages the agents have not marked read.
-    unread: i64,
-    /// The visitor's CSAT rating (1–5) of the closed conversation, and its comment.
-    rating: Option<i16>,
-    rating_comment: Option<String>,
-}
-
 #[derive(Serialize, utoipa::ToSchema)]
 struct ConversationPage {
     conversations: Vec<ConversationItem>,
@@ -108,35 +94,24 @@ struct ConversationPage {
     next_before: Option<i64>,
 }
 
-const ITEM_SELECT: &str = "select c.id, c.status, c.snoozed_until, v.public_id as visitor_id, v.name as visitor_name, c.agent_id,
-        a.display_name as agent_name, c.created_at, lm.created_at as last_message_at,
-        lm.body as last_message,
-        (select count(*) from messages m where m.conversation_id = c.id and m.sender_kind = 'visitor'
-            and m.id > c.agent_last_read_id) as unread,
-        r.score as rating, r.comment as rating_comment
-    from conversations c join visitors v on v.id = c.visitor_id left join agents a on a.id = c.agent_id
-    left join conversation_ratings r on r.conversation_id = c.id
-    left join lateral (select m.body, m.created_at from messages m where m.conversation_id = c.id
-        and m.kind <> 'activity' order by m.id desc limit 1) lm on true";
-
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ListQuery), responses((status = 200, body = ConversationPage), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn list_conversations(
     Ctx { session, mut tx, .. }: Ctx<Agent>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<ConversationPage>, AppError> {
     let view = match q.view.as_deref().unwrap_or("mine") {
-        "mine" => "c.agent_id = $1",
-        "unassigned" => "c.agent_id is null",
-        "all" => "$1::bigint is not null",
+        "mine" => View::Mine(session.agent.id),
+        "unassigned" => View::Unassigned,
+        "all" => View::All,
         _ => return Err(AppError::field("view", "view is one of mine, unassigned, all")),
     };
-    let status = match q.status.as_deref().unwrap_or("active") {
-        "active" => "c.status <> 'closed'",
-        "open" => "c.status in ('queued', 'open')",
-        "pending" => "c.status = 'pending'",
-        "snoozed" => "c.status = 'snoozed'",
-        "resolved" | "closed" => "c.status = 'closed'",
-        "any" => "true",
+    let statuses = match q.status.as_deref().unwrap_or("active") {
+        "active" => Statuses::Active,
+        "open" => Statuses::Open,
+        "pending" => Statuses::Pending,
+        "snoozed" => Statuses::Snoozed,
+        "resolved" | "closed" => Statuses::Resolved,
+        "any" => Statuses::Any,
         _ => {
             return Err(AppError::field(
                 "status",
@@ -145,15 +120,8 @@ async fn list_conversations(
         }
     };
     let limit = page_size(q.limit);
-    // Only fixed fragments are formatted into the query; values are bound.
-    let conversations: Vec<ConversationItem> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{ITEM_SELECT} where {view} and {status} and c.id < $2 order by c.id desc limit $3"
-    )))
-    .bind(session.agent.id)
-    .bind(q.before.unwrap_or(i64::MAX))
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await?;
+    let before = q.before.unwrap_or(i64::MAX);
+    let conversations = lists::list(&mut tx, view, statuses, before, limit).await?;
     tx.commit().await?;
     let next_before =
         (conversations.len() as i64 == limit).then(|| conversations.last().map(|c| c.id)).flatten();
@@ -166,11 +134,7 @@ async fn get_conversation(
     Path(id): Path<String>,
 ) -> Result<Json<ConversationItem>, AppError> {
     let id = path_id(&id)?;
-    let item: Option<ConversationItem> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("{ITEM_SELECT} where c.id = $1")))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let item = lists::item(&mut tx, id).await?;
     tx.commit().await?;
     Ok(Json(item.ok_or(AppError::NotFound)?))
 }
@@ -360,13 +324,7 @@ async fn reassign(
     if row.is_closed() {
         return Err(AppError::conflict("conversation_closed", None, "the conversation is closed"));
     }
-    let target = crate::auth::store::agent_by_id(&mut tx, to).await?;
-    let target_active: Option<bool> =
-        sqlx::query_scalar("select disabled_at is null from agents where id = $1")
-            .bind(to)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let Some(target) = target.filter(|_| target_active == Some(true)) else {
+    let Some(target) = crate::auth::store::active_agent(&mut tx, to).await? else {
         return Err(AppError::field("agent_id", "no active agent with this id"));
     };
     store::assign(&mut tx, id, to).await?;
@@ -432,28 +390,6 @@ struct VisitorQuery {
     limit: Option<i64>,
 }
 
-#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
-struct VisitorItem {
-    #[serde(skip)]
-    id: i64,
-    #[sqlx(rename = "public_id")]
-    #[serde(rename = "id")]
-    public_id: String,
-    name: String,
-    real_name: Option<String>,
-    /// The merchant's user id, for a verified visitor.
-    #[sqlx(rename = "external_id")]
-    user_id: Option<String>,
-    os: Option<String>,
-    browser: Option<String>,
-    city: Option<String>,
-    visit_count: i32,
-    first_seen_at: DateTime<Utc>,
-    last_seen_at: DateTime<Utc>,
-    #[sqlx(skip)]
-    online: bool,
-}
-
 #[derive(Serialize, utoipa::ToSchema)]
 struct VisitorPage {
     visitors: Vec<VisitorItem>,
@@ -473,23 +409,8 @@ async fn list_visitors(
             .filter(|s| !s.is_empty())
             .map(|s| s.chars().take(100).collect::<String>());
     let tag = q.tag.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    let mut visitors: Vec<VisitorItem> = sqlx::query_as(
-        "select v.id, v.public_id, v.name, v.real_name, v.external_id, v.os, v.browser, v.city, v.visit_count,
-                v.first_seen_at, v.last_seen_at
-         from visitors v
-         where v.id < $1
-           and ($2::text is null or v.name ilike $3 or v.real_name ilike $3 or v.public_id = $2 or v.external_id = $2)
-           and ($4::text is null or exists (select 1 from visitor_tags vt join tags t on t.id = vt.tag_id
-                                            where vt.visitor_id = v.id and lower(t.name) = lower($4)))
-         order by v.id desc limit $5",
-    )
-    .bind(q.before.unwrap_or(i64::MAX))
-    .bind(text.as_deref())
-    .bind(text.as_deref().map(crate::http::input::like_pattern))
-    .bind(tag)
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await?;
+    let before = q.before.unwrap_or(i64::MAX);
+    let mut visitors = directory::search(&mut tx, text.as_deref(), tag, before, limit).await?;
     tx.commit().await?;
     for v in &mut visitors {
         v.online = state.chat.hub.connections_of(session.tenant.id, Peer::Visitor(v.id)) > 0;
@@ -497,62 +418,6 @@ async fn list_visitors(
     let next_before =
         (visitors.len() as i64 == limit).then(|| visitors.last().map(|v| v.id)).flatten();
     Ok(Json(VisitorPage { visitors, next_before }))
-}
-
-#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
-struct VisitorDetail {
-    #[serde(skip)]
-    id: i64,
-    #[sqlx(rename = "public_id")]
-    #[serde(rename = "id")]
-    public_id: String,
-    name: String,
-    real_name: Option<String>,
-    /// The merchant's user id, when its server proved it (the same visitor on every device).
-    #[sqlx(rename = "external_id")]
-    user_id: Option<String>,
-    verified_at: Option<DateTime<Utc>>,
-    /// An id the page claimed without proof: a hint, not an identity.
-    claimed_user_id: Option<String>,
-    avatar_url: Option<String>,
-    email: Option<String>,
-    phone: Option<String>,
-    ip: Option<String>,
-    user_agent: Option<String>,
-    os: Option<String>,
-    browser: Option<String>,
-    device: Option<String>,
-    country: Option<String>,
-    region: Option<String>,
-    city: Option<String>,
-    referrer: Option<String>,
-    landing_url: Option<String>,
-    extra: Value,
-    /// The pre-chat form's answers (`[{key, kind, label, value, choice?}]`), and when.
-    prechat: Option<Value>,
-    prechat_at: Option<DateTime<Utc>>,
-    visit_count: i32,
-    first_seen_at: DateTime<Utc>,
-    last_seen_at: DateTime<Utc>,
-    blocked: bool,
-    #[sqlx(skip)]
-    tags: Vec<String>,
-    #[sqlx(skip)]
-    online: bool,
-    /// The latest pages of the merchant's site the visitor opened, newest first.
-    #[sqlx(skip)]
-    pages: Vec<PageViewOut>,
-    /// Agents' notes about the visitor, newest first.
-    #[sqlx(skip)]
-    notes: Vec<crate::visitor::manage::Note>,
-}
-
-#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
-struct PageViewOut {
-    url: String,
-    title: String,
-    referrer: Option<String>,
-    at: DateTime<Utc>,
 }
 
 /// A visitor by public id (`v…`).
@@ -565,32 +430,7 @@ async fn get_visitor(
     if id.len() > 64 {
         return Err(AppError::NotFound);
     }
-    let detail: Option<VisitorDetail> = sqlx::query_as(
-        "select v.id, v.public_id, v.name, v.real_name, v.external_id, v.verified_at, v.claimed_user_id,
-                v.avatar_url, v.email, v.phone, host(v.ip) as ip, v.user_agent,
-                v.os, v.browser, v.device, v.country, v.region, v.city, v.referrer, v.landing_url, v.extra,
-                v.prechat, v.prechat_at, v.visit_count, v.first_seen_at, v.last_seen_at,
-                v.blocked_at is not null or exists (select 1 from blacklist b where b.visitor_id = v.id) as blocked
-         from visitors v where v.public_id = $1",
-    )
-    .bind(&id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let mut detail = detail.ok_or(AppError::NotFound)?;
-    detail.tags = sqlx::query_scalar(
-        "select t.name from visitor_tags vt join tags t on t.id = vt.tag_id where vt.visitor_id = $1 order by lower(t.name)",
-    )
-    .bind(detail.id)
-    .fetch_all(&mut *tx)
-    .await?;
-    detail.pages = sqlx::query_as(
-        "select url, title, referrer, created_at as at from page_views
-         where visitor_id = $1 order by id desc limit 50",
-    )
-    .bind(detail.id)
-    .fetch_all(&mut *tx)
-    .await?;
-    detail.notes = crate::visitor::manage::notes(&mut tx, detail.id).await?;
+    let mut detail = directory::detail(&mut tx, &id).await?.ok_or(AppError::NotFound)?;
     tx.commit().await?;
     detail.online = state.chat.hub.connections_of(session.tenant.id, Peer::Visitor(detail.id)) > 0;
     Ok(Json(detail))

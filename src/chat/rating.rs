@@ -74,21 +74,9 @@ async fn rate(
             "a conversation is rated once it is closed",
         ));
     }
-    let rating: Option<(chrono::DateTime<chrono::Utc>,)> = sqlx::query_as(
-        "insert into conversation_ratings (conversation_id, visitor_id, agent_id, score, comment)
-         values ($1, $2, $3, $4, $5)
-         on conflict (conversation_id) do nothing
-         returning created_at",
-    )
-    .bind(row.id)
-    .bind(session.visitor.id)
-    .bind(row.agent_id)
-    .bind(req.score)
-    .bind(&comment)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let rating = store::rate(&mut tx, &row, req.score, &comment).await?;
     tx.commit().await?;
-    let Some((created_at,)) = rating else {
+    let Some(created_at) = rating else {
         return Err(AppError::conflict(
             "already_rated",
             None,

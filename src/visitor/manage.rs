@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use tenants::TenantTx;
 
-pub(crate) use super::store::notes::{Note, list as notes};
 use super::store::{
     self, notes,
     tags::{self, Tag},

@@ -32,7 +32,7 @@ use crate::{
     startup::AppState,
 };
 
-pub use store::VisitorRow;
+pub use store::{VisitorRow, directory};
 
 pub fn routes() -> Routes<AppState> {
     Routes::new()

@@ -258,8 +258,6 @@ const HANDLER_FILES_WITH_SQL: &[&str] = &[
     "src/auth/signup.rs",
     "src/auth/sso.rs",
     "src/auth/two_factor.rs",
-    "src/chat/api.rs",
-    "src/chat/rating.rs",
     "src/merchant/audit.rs",
     "src/merchant/settings.rs",
     "src/metrics.rs",

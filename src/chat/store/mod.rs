@@ -7,6 +7,7 @@ use tenants::{TenantId, TenantTx};
 
 use crate::realtime::protocol::{ConversationOut, ConversationStatus, MessageOut, Sender};
 
+pub mod lists;
 pub mod status;
 pub mod timers;
 
@@ -432,4 +433,28 @@ pub async fn mark_counted(conn: &mut PgConnection, id: i64) -> sqlx::Result<bool
     .await?
     .rows_affected()
         == 1)
+}
+
+/// The visitor's rating of conversation `row` (closed), credited to the agent who had it;
+/// `None` if it was rated before (a conversation is rated once).
+#[tracing::instrument(name = "db.conversation_ratings.create", skip_all)]
+pub async fn rate(
+    conn: &mut PgConnection,
+    row: &ConversationRow,
+    score: i16,
+    comment: &str,
+) -> sqlx::Result<Option<DateTime<Utc>>> {
+    sqlx::query_scalar(
+        "insert into conversation_ratings (conversation_id, visitor_id, agent_id, score, comment)
+         values ($1, $2, $3, $4, $5)
+         on conflict (conversation_id) do nothing
+         returning created_at",
+    )
+    .bind(row.id)
+    .bind(row.visitor_id)
+    .bind(row.agent_id)
+    .bind(score)
+    .bind(comment)
+    .fetch_optional(conn)
+    .await
 }

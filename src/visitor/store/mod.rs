@@ -10,6 +10,7 @@ use super::Device;
 use crate::realtime::protocol::VisitorOut;
 
 pub mod blacklist;
+pub mod directory;
 pub mod notes;
 pub mod tags;
 
