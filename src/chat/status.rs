@@ -6,8 +6,8 @@
 //! - agents, with `POST /api/v1/conversations/{id}/status {status, snoozed_until?}`
 //!   (`open`, `pending`, `snoozed`, `resolved`; `/close` is `resolved`);
 //! - the visitor's next message: a pending or snoozed conversation is open again (the
-//!   message store does it in the statement that stores the message, see tenant migration
-//!   0013), and one resolved less than the merchant's `reopen_hours` ago is reopened
+//!   message store does it in the statement that stores the message, see
+//!   `tenants/functions/store_messages.sql`), and one resolved less than the merchant's `reopen_hours` ago is reopened
 //!   (`Chat::conversation_for_visitor`) instead of a new one starting;
 //! - the worker ([`spawn_worker`]): snoozes that end, and conversations idle for the
 //!   merchant's `auto_resolve_minutes`, which it resolves. It reads `public.conversation_timers`

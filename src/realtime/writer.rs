@@ -3,7 +3,7 @@
 //! Messages go to one of a few shard writers (`writer_shards`), picked by tenant id, each a
 //! task with a small pool of its own. A writer takes every send that is waiting (up to
 //! [`MAX_BATCH`], from any of its tenants) and stores each tenant's with one call of
-//! `tenant_<id>.store_messages(…)` (a function from the tenant migrations: the advisory lock
+//! `tenant_<id>.store_messages(…)` (`tenants/functions/store_messages.sql`: the advisory lock
 //! and one `INSERT … SELECT FROM unnest(…)`): a lone tenant's call is its own implicit
 //! transaction, several tenants' calls share one transaction — one fsync for the whole
 //! batch either way. Then it answers each sender with its stored id.

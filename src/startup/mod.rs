@@ -197,8 +197,16 @@ pub async fn prepare_database(pool: &PgPool, migrator: &TenantMigrator) -> anyho
         return Ok(());
     }
     let platform = db::platform_pending(pool).await?;
+    if !platform.is_empty() {
+        // The tenants' bookkeeping may be among what is pending: they are checked after.
+        bail!(
+            "the database is behind this version of kefu ({} platform migration(s) pending). \
+             Run `kefu migrate` (with the same --data-dir / DATABASE_URL), then start again.",
+            platform.len()
+        );
+    }
     let tenants = migrator.tenants_behind(pool).await?;
-    if !platform.is_empty() || !tenants.is_empty() {
+    if !tenants.is_empty() {
         bail!(
             "the database is behind this version of kefu ({} platform migration(s) pending, {} tenant schema(s) behind). \
              Run `kefu migrate` (with the same --data-dir / DATABASE_URL), then start again.",

@@ -19,7 +19,9 @@ pub mod spares;
 mod tx;
 
 pub use ids::{EntId, EntIdError, TenantId, schema_name};
-pub use migrate::{MigrateOptions, MigrateReport, Migration, MigrationError, TenantMigrator};
+pub use migrate::{
+    Function, MigrateOptions, MigrateReport, Migration, MigrationError, TenantMigrator,
+};
 pub use provision::{NewTenant, ProvisionError, provision};
 pub use registry::{LookupError, Registry, RegistryOptions, Tenant, TenantStatus};
 pub use tx::{TenantTx, drop_schema, tenant_function_call};

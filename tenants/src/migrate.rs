@@ -6,6 +6,11 @@
 //! "is anything behind?" is one indexed query over `public.tenants` instead of one query per
 //! schema.
 //!
+//! Functions (`tenants/functions/name.sql`, e.g. `store_messages`) are not versioned: each
+//! file is the function's one source, applied after the migrations whenever its text differs
+//! from what the schema recorded in `_kefu_functions`. `public.tenants.functions_digest`
+//! mirrors the digest of them all, as `schema_version` mirrors the migrations.
+//!
 //! Migrating all tenants runs with bounded parallelism; each tenant is one transaction that
 //! first locks that tenant's row (`for update`, under `lock_timeout`) and retries on lock or
 //! deadlock errors. A run that is interrupted leaves every tenant either fully migrated or
@@ -36,7 +41,22 @@ impl Migration {
     }
 }
 
+/// A tenant function, re-applied whenever its definition changes (it must be re-runnable:
+/// `create or replace`).
+#[derive(Clone, Copy, Debug)]
+pub struct Function {
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+impl Function {
+    fn checksum(&self) -> Vec<u8> {
+        Sha256::digest(self.sql.as_bytes()).to_vec()
+    }
+}
+
 const EMBEDDED: &[Migration] = include!(concat!(env!("OUT_DIR"), "/tenant_migrations.rs"));
+const FUNCTIONS: &[Function] = include!(concat!(env!("OUT_DIR"), "/tenant_functions.rs"));
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
@@ -50,6 +70,8 @@ pub enum MigrationError {
     UnknownVersion { tenant: TenantId, version: i32 },
     #[error("tenant {tenant}: migration {version} ({name}) failed: {source}")]
     Apply { tenant: TenantId, version: i32, name: &'static str, source: sqlx::Error },
+    #[error("tenant {tenant}: function {name} failed: {source}")]
+    Function { tenant: TenantId, name: &'static str, source: sqlx::Error },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -58,7 +80,9 @@ impl MigrationError {
     /// Lock timeouts, deadlocks and lost connections are worth another try.
     fn is_retryable(&self) -> bool {
         let err = match self {
-            MigrationError::Database(e) | MigrationError::Apply { source: e, .. } => e,
+            MigrationError::Database(e)
+            | MigrationError::Apply { source: e, .. }
+            | MigrationError::Function { source: e, .. } => e,
             _ => return false,
         };
         match err {
@@ -93,7 +117,7 @@ impl Default for MigrateOptions {
 pub struct MigrateReport {
     /// Tenants that were behind when the run started.
     pub behind: usize,
-    /// Tenants brought to the latest version by this run.
+    /// Tenants brought to the latest version (migrations and functions) by this run.
     pub migrated: usize,
     /// Migrations applied, summed over tenants.
     pub applied: usize,
@@ -103,10 +127,11 @@ pub struct MigrateReport {
     pub elapsed: Duration,
 }
 
-/// The ordered list of tenant migrations and the operations on it.
+/// The ordered list of tenant migrations, the tenant functions, and the operations on them.
 #[derive(Clone, Debug)]
 pub struct TenantMigrator {
     migrations: Vec<Migration>,
+    functions: Vec<Function>,
 }
 
 impl TenantMigrator {
@@ -124,7 +149,7 @@ impl TenantMigrator {
             migrations.windows(2).all(|w| w[0].version != w[1].version),
             "duplicate tenant migration version"
         );
-        Self { migrations }
+        Self { migrations, functions: FUNCTIONS.to_vec() }
     }
 
     /// The embedded migrations plus `extra`.
@@ -142,9 +167,35 @@ impl TenantMigrator {
         self.migrations.last().map_or(0, |m| m.version)
     }
 
+    pub fn functions(&self) -> &[Function] {
+        &self.functions
+    }
+
+    /// These functions in place of the embedded ones (tests change a definition with it).
+    pub fn with_functions(mut self, functions: Vec<Function>) -> Self {
+        self.functions = functions;
+        self
+    }
+
+    /// The digest of every function's name and text, which a current tenant has applied.
+    pub fn functions_digest(&self) -> Vec<u8> {
+        let mut all = Sha256::new();
+        for f in &self.functions {
+            all.update(f.name.as_bytes());
+            all.update([0]);
+            all.update(f.checksum());
+        }
+        all.finalize().to_vec()
+    }
+
     /// Applies whatever `tx`'s schema lacks, records it, and mirrors the version into
     /// `public.tenants`. Returns the number of migrations applied.
     pub async fn apply(&self, tx: &mut TenantTx) -> Result<usize, MigrationError> {
+        Ok(self.apply_counting(tx).await?.0)
+    }
+
+    /// [`Self::apply`], counting the migrations and the functions applied.
+    async fn apply_counting(&self, tx: &mut TenantTx) -> Result<(usize, usize), MigrationError> {
         let tenant = tx.tenant();
         let conn: &mut PgConnection = tx;
         sqlx::query(
@@ -187,23 +238,71 @@ impl TenantMigrator {
             .await?;
             count += 1;
         }
+        let functions = self.apply_functions(tenant, conn).await?;
         sqlx::query(
-            "update public.tenants set schema_version = $2, updated_at = now() where id = $1",
+            "update public.tenants set schema_version = $2, functions_digest = $3, updated_at = now()
+             where id = $1",
         )
         .bind(tenant)
         .bind(self.latest())
+        .bind(self.functions_digest())
         .execute(&mut *conn)
         .await?;
+        Ok((count, functions))
+    }
+
+    /// (Re)defines the functions whose text differs from what the schema applied last; how
+    /// many.
+    async fn apply_functions(
+        &self,
+        tenant: TenantId,
+        conn: &mut PgConnection,
+    ) -> Result<usize, MigrationError> {
+        sqlx::query(
+            "create table if not exists _kefu_functions (
+                name       text primary key,
+                checksum   bytea not null,
+                applied_at timestamptz not null default now()
+            )",
+        )
+        .execute(&mut *conn)
+        .await?;
+        let applied: Vec<(String, Vec<u8>)> =
+            sqlx::query_as("select name, checksum from _kefu_functions")
+                .fetch_all(&mut *conn)
+                .await?;
+        let mut count = 0;
+        for f in &self.functions {
+            if applied.iter().any(|(name, sum)| name == f.name && *sum == f.checksum()) {
+                continue;
+            }
+            count += 1;
+            sqlx::raw_sql(f.sql)
+                .execute(&mut *conn)
+                .await
+                .map_err(|source| MigrationError::Function { tenant, name: f.name, source })?;
+            sqlx::query(
+                "insert into _kefu_functions (name, checksum) values ($1, $2)
+                 on conflict (name) do update set checksum = excluded.checksum, applied_at = now()",
+            )
+            .bind(f.name)
+            .bind(f.checksum())
+            .execute(&mut *conn)
+            .await?;
+        }
         Ok(count)
     }
 
-    /// Live tenants whose schema is behind this migrator.
+    /// Live tenants whose schema is behind this migrator: a migration or a function to apply.
     pub async fn tenants_behind(&self, pool: &PgPool) -> sqlx::Result<Vec<TenantId>> {
         sqlx::query_scalar(
             "select id from public.tenants
-             where status <> 'deleted' and schema_version < $1 order by id",
+             where status <> 'deleted'
+               and (schema_version < $1 or functions_digest is distinct from $2)
+             order by id",
         )
         .bind(self.latest())
+        .bind(self.functions_digest())
         .fetch_all(pool)
         .await
     }
@@ -221,7 +320,7 @@ impl TenantMigrator {
         let total = behind.len();
         let done = AtomicUsize::new(0);
         let retried = AtomicUsize::new(0);
-        let results: Vec<(TenantId, Result<usize, MigrationError>)> = stream::iter(behind)
+        let results: Vec<(TenantId, Result<(usize, usize), MigrationError>)> = stream::iter(behind)
             .map(|tenant| {
                 let (done, retried, progress) = (&done, &retried, &progress);
                 async move {
@@ -248,9 +347,9 @@ impl TenantMigrator {
             MigrateReport { behind: total, retried: retried.into_inner(), ..Default::default() };
         for (tenant, result) in results {
             match result {
-                Ok(n) => {
-                    report.migrated += usize::from(n > 0);
-                    report.applied += n;
+                Ok((migrations, functions)) => {
+                    report.migrated += usize::from(migrations + functions > 0);
+                    report.applied += migrations;
                 }
                 Err(e) => report.failed.push((tenant, e.to_string())),
             }
@@ -265,27 +364,28 @@ impl TenantMigrator {
         pool: &PgPool,
         tenant: TenantId,
         options: &MigrateOptions,
-    ) -> Result<usize, MigrationError> {
+    ) -> Result<(usize, usize), MigrationError> {
         let mut tx = pool.begin().await?;
         sqlx::query("select set_config('lock_timeout', $1, true)")
             .bind(format!("{}ms", options.lock_timeout.as_millis()))
             .execute(&mut *tx)
             .await?;
-        let version: Option<i32> = sqlx::query_scalar(
-            "select schema_version from public.tenants where id = $1 for update",
+        let current: Option<(i32, Option<Vec<u8>>)> = sqlx::query_as(
+            "select schema_version, functions_digest from public.tenants where id = $1 for update",
         )
         .bind(tenant)
         .fetch_optional(&mut *tx)
         .await?;
-        match version {
-            Some(v) if v < self.latest() => {
+        let digest = self.functions_digest();
+        match current {
+            Some((v, d)) if v < self.latest() || d.as_ref() != Some(&digest) => {
                 let mut tx = TenantTx::scope(tx, tenant).await?;
-                let n = self.apply(&mut tx).await?;
+                let applied = self.apply_counting(&mut tx).await?;
                 tx.commit().await?;
-                Ok(n)
+                Ok(applied)
             }
             // Deleted meanwhile, or migrated by a concurrent run.
-            _ => Ok(0),
+            _ => Ok((0, 0)),
         }
     }
 }

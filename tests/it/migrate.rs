@@ -7,7 +7,7 @@ use std::{
 };
 
 use kefu::startup::prepare_database;
-use tenants::{MigrateOptions, Migration, TenantMigrator};
+use tenants::{Function, MigrateOptions, Migration, TenantMigrator};
 
 use crate::helpers::*;
 
@@ -223,4 +223,43 @@ async fn plain_text_messages_become_rich_text() {
     assert_eq!(s["offline_message"], "");
     assert_eq!(s["business_hours"]["out_of_hours_message"], "Closed.<br>Back at 9.");
     assert_eq!(s["service_name"], "Not <touched>");
+}
+
+/// A function (tenants/functions/) is re-applied wherever its text changed, and a changed
+/// function holds serving back like a migration does, until `migrate` applies it.
+#[tokio::test]
+async fn a_changed_tenant_function_is_reapplied_by_migrate() {
+    let app = spawn_app().await;
+    app.signup("Function One").await;
+    app.signup("Function Two").await;
+    let embedded = TenantMigrator::embedded();
+    let store = embedded.functions().iter().find(|f| f.name == "store_messages").unwrap();
+    let changed = format!(
+        "{}\ncomment on function store_messages(bigint[], text[], bigint[], text[], text[], text[], text[], bigint) is 'v2';",
+        store.sql
+    );
+    let newer = embedded
+        .clone()
+        .with_functions(vec![Function { name: "store_messages", sql: changed.leak() }]);
+    prepare_database(app.pool(), &embedded).await.expect("current with the embedded functions");
+    let err = prepare_database(app.pool(), &newer).await.unwrap_err().to_string();
+    assert!(err.contains("2 tenant schema(s) behind"), "{err}");
+
+    let report =
+        newer.migrate_all(app.pool(), &MigrateOptions::default(), |_, _| {}).await.unwrap();
+    assert_eq!((report.behind, report.migrated, report.applied, report.failed.len()), (2, 2, 0, 0));
+    let commented: i64 = sqlx::query_scalar(
+        "select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+         where p.proname = 'store_messages' and n.nspname like 'tenant\\_%'
+           and obj_description(p.oid, 'pg_proc') = 'v2'",
+    )
+    .fetch_one(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(commented, 2, "every schema has the new definition");
+    prepare_database(app.pool(), &newer).await.expect("current after migrate");
+    let again = newer.migrate_all(app.pool(), &MigrateOptions::default(), |_, _| {}).await.unwrap();
+    assert_eq!(again.behind, 0, "idempotent");
+    // Going back is a change too (a rollback of the binary re-applies its own text).
+    assert_eq!(embedded.tenants_behind(app.pool()).await.unwrap().len(), 2);
 }
