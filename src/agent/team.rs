@@ -129,11 +129,7 @@ pub async fn create_agent(
     };
     store::add_member(&mut tx, session.tenant.id, user_id).await?;
     let id = store::insert_agent(&mut tx, user_id, role.as_str(), &name).await?;
-    sqlx::query("update agents set max_concurrent_chats = $2 where id = $1")
-        .bind(id)
-        .bind(max)
-        .execute(&mut *tx)
-        .await?;
+    store::set_max_chats(&mut tx, id, max).await?;
     let agent = agent_with_email(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     if invite {
         send_invitation(&state, &mut tx, &session, lang, &settings, user_id, &email).await?;
@@ -294,46 +290,22 @@ pub async fn update_agent(
     if id == session.agent.id && req.disabled == Some(true) {
         return Err(AppError::conflict("cannot_disable_self", None, "you cannot disable yourself"));
     }
-    if req.disabled == Some(false) {
-        // Re-enabling takes a seat again.
-        let disabled: bool =
-            sqlx::query_scalar("select disabled_at is not null from agents where id = $1")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-        if disabled {
-            limits::check_seat(&mut tx, session.tenant.id, plan_of(&state, &session)).await?;
-        }
+    // Re-enabling takes a seat again.
+    if req.disabled == Some(false) && store::is_disabled(&mut tx, id).await? {
+        limits::check_seat(&mut tx, session.tenant.id, plan_of(&state, &session)).await?;
     }
-    sqlx::query(
-        "update agents set display_name = coalesce($2, display_name), role = coalesce($3, role),
-                max_concurrent_chats = coalesce($4, max_concurrent_chats),
-                avatar_url = case when $6::text is null then avatar_url else nullif($6, '') end,
-                disabled_at = case when $5::boolean is null then disabled_at
-                                   when $5 then coalesce(disabled_at, now()) else null end,
-                status = case when $5 then 'offline' else status end,
-                updated_at = now()
-         where id = $1",
-    )
-    .bind(id)
-    .bind(name)
-    .bind(new_role)
-    .bind(max)
-    .bind(req.disabled)
-    .bind(&avatar)
-    .execute(&mut *tx)
-    .await?;
+    let update = store::AgentUpdate {
+        display_name: name,
+        role: new_role,
+        max_concurrent_chats: max,
+        disabled: req.disabled,
+        avatar_url: avatar.clone(),
+    };
+    store::update_agent(&mut tx, id, &update).await?;
     // A disabled agent's open conversations go back to the queue for the rest of the team.
-    let requeued: Vec<i64> = if req.disabled == Some(true) {
-        sqlx::query_scalar(
-            "update conversations set agent_id = null, status = 'queued'
-             where agent_id = $1 and status = 'open' returning id",
-        )
-        .bind(id)
-        .fetch_all(&mut *tx)
-        .await?
-    } else {
-        Vec::new()
+    let requeued = match req.disabled {
+        Some(true) => chat_store::requeue_agent(&mut tx, id).await?,
+        _ => Vec::new(),
     };
     let mut rows = Vec::with_capacity(requeued.len());
     for c in requeued {

@@ -122,6 +122,58 @@ pub async fn insert_agent(
     .await
 }
 
+#[tracing::instrument(name = "db.agents.set_max_chats", skip_all)]
+pub async fn set_max_chats(conn: &mut PgConnection, id: i64, max: i32) -> sqlx::Result<()> {
+    sqlx::query("update agents set max_concurrent_chats = $2 where id = $1")
+        .bind(id)
+        .bind(max)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[tracing::instrument(name = "db.agents.is_disabled", skip_all)]
+pub async fn is_disabled(conn: &mut PgConnection, id: i64) -> sqlx::Result<bool> {
+    sqlx::query_scalar("select disabled_at is not null from agents where id = $1")
+        .bind(id)
+        .fetch_one(conn)
+        .await
+}
+
+/// What a change to an agent sets; `None` leaves a field as it is. An empty `avatar_url`
+/// removes the picture; disabling also sets the agent offline.
+#[derive(Default)]
+pub struct AgentUpdate {
+    pub display_name: Option<String>,
+    pub role: Option<crate::http::Role>,
+    pub max_concurrent_chats: Option<i32>,
+    pub disabled: Option<bool>,
+    pub avatar_url: Option<String>,
+}
+
+#[tracing::instrument(name = "db.agents.update", skip_all)]
+pub async fn update_agent(conn: &mut PgConnection, id: i64, u: &AgentUpdate) -> sqlx::Result<()> {
+    sqlx::query(
+        "update agents set display_name = coalesce($2, display_name), role = coalesce($3, role),
+                max_concurrent_chats = coalesce($4, max_concurrent_chats),
+                avatar_url = case when $6::text is null then avatar_url else nullif($6, '') end,
+                disabled_at = case when $5::boolean is null then disabled_at
+                                   when $5 then coalesce(disabled_at, now()) else null end,
+                status = case when $5 then 'offline' else status end,
+                updated_at = now()
+         where id = $1",
+    )
+    .bind(id)
+    .bind(&u.display_name)
+    .bind(u.role)
+    .bind(u.max_concurrent_chats)
+    .bind(u.disabled)
+    .bind(&u.avatar_url)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// The enabled agent row of `user_id` in the tenant schema `conn` is scoped to.
 pub async fn active_agent_by_user(
     conn: &mut PgConnection,

@@ -8,13 +8,16 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
+use serde::Deserialize;
 use serde_json::json;
 
 use super::{PlatformSession, audit, merchants::plan_ids};
 use crate::{
-    agent::announcements::Announcement,
+    agent::announcements::{
+        Announcement,
+        store::{self, Draft},
+    },
     http::{
         AppError, Routes, Scope,
         extract::ApiJson,
@@ -34,40 +37,10 @@ pub fn routes() -> Routes<AppState> {
         .post("/api/platform/v1/announcements/{id}/unpublish", Scope::Platform, unpublish)
 }
 
-#[derive(Clone, Serialize, sqlx::FromRow)]
-pub struct Row {
-    pub id: i64,
-    pub title: String,
-    pub body: String,
-    /// `None`: every merchant.
-    pub plans: Option<Vec<String>>,
-    pub published_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    /// How many people dismissed it.
-    pub dismissals: i64,
-}
-
-const COLUMNS: &str = "a.id, a.title, a.body, a.plans, a.published_at, a.created_at, a.updated_at,
-    (select count(*) from public.announcement_dismissals d where d.announcement_id = a.id) as dismissals";
-
-pub async fn all(db: &sqlx::PgPool) -> sqlx::Result<Vec<Row>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {COLUMNS} from public.announcements a
-         order by a.published_at desc nulls first, a.id desc limit 200"
-    )))
-    .fetch_all(db)
-    .await
-}
+pub use crate::agent::announcements::store::{Row, all};
 
 async fn one(db: &sqlx::PgPool, id: i64) -> Result<Row, AppError> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {COLUMNS} from public.announcements a where a.id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(db)
-    .await?
-    .ok_or(AppError::NotFound)
+    store::get(db, id).await?.ok_or(AppError::NotFound)
 }
 
 async fn list_api(
@@ -128,15 +101,8 @@ async fn create(
     let title = text("title", input.title.as_deref().unwrap_or_default(), 200, true, false)?;
     let body = text("body", input.body.as_deref().unwrap_or_default(), 5000, true, true)?;
     let plans = audience(&state.plans, input.plans.flatten())?;
-    let id: i64 = sqlx::query_scalar(
-        "insert into public.announcements (title, body, plans, created_by) values ($1, $2, $3, $4) returning id",
-    )
-    .bind(&title)
-    .bind(&body)
-    .bind(&plans)
-    .bind(admin.user_id)
-    .fetch_one(&state.db)
-    .await?;
+    let draft = Draft { title: &title, body: &body, plans: plans.as_deref() };
+    let id = store::create(&state.db, draft, admin.user_id).await?;
     audit::record(&state.db, &admin, "announcement.create", None, &title, json!({ "id": id }))
         .await?;
     if input.publish {
@@ -165,15 +131,8 @@ async fn update(
         Some(p) => audience(&state.plans, p)?,
         None => before.plans.clone(),
     };
-    sqlx::query(
-        "update public.announcements set title = $2, body = $3, plans = $4, updated_at = now() where id = $1",
-    )
-    .bind(id)
-    .bind(&title)
-    .bind(&body)
-    .bind(&plans)
-    .execute(&state.db)
-    .await?;
+    let draft = Draft { title: &title, body: &body, plans: plans.as_deref() };
+    store::update(&state.db, id, draft).await?;
     audit::record(&state.db, &admin, "announcement.update", None, &title, json!({ "id": id }))
         .await?;
     let row = one(&state.db, id).await?;
@@ -191,10 +150,7 @@ async fn remove(
 ) -> Result<StatusCode, AppError> {
     let id = path_id(&id)?;
     let row = one(&state.db, id).await?;
-    sqlx::query("delete from public.announcements where id = $1")
-        .bind(id)
-        .execute(&state.db)
-        .await?;
+    store::delete(&state.db, id).await?;
     if row.published_at.is_some() {
         push(&state, &row, "withdrawn").await;
     }
@@ -209,15 +165,7 @@ async fn set_published(
     id: i64,
     published: bool,
 ) -> Result<Row, AppError> {
-    sqlx::query(
-        "update public.announcements
-         set published_at = case when $2 then coalesce(published_at, now()) else null end, updated_at = now()
-         where id = $1",
-    )
-    .bind(id)
-    .bind(published)
-    .execute(&state.db)
-    .await?;
+    store::set_published(&state.db, id, published).await?;
     let row = one(&state.db, id).await?;
     let (action, event) = if published {
         ("announcement.publish", "published")

@@ -458,3 +458,15 @@ pub async fn rate(
     .fetch_optional(conn)
     .await
 }
+
+/// Hands agent `agent_id`'s open conversations back to the queue; their ids.
+#[tracing::instrument(name = "db.conversations.requeue_agent", skip_all)]
+pub async fn requeue_agent(conn: &mut PgConnection, agent_id: i64) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar(
+        "update conversations set agent_id = null, status = 'queued'
+         where agent_id = $1 and status = 'open' returning id",
+    )
+    .bind(agent_id)
+    .fetch_all(conn)
+    .await
+}

@@ -14,7 +14,6 @@ use axum::{
     http::{Method, StatusCode, request::Parts},
     response::{IntoResponse, Response},
 };
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
@@ -26,6 +25,8 @@ use super::{
 };
 use crate::http::{AppError, RouteSpec, Routes, Scope, extract::ApiJson, input::path_id};
 use crate::startup::AppState;
+
+mod store;
 
 pub fn routes() -> Routes<AppState> {
     Routes::new()
@@ -81,14 +82,7 @@ pub async fn authenticate(
     let route = parts.extensions.get::<RouteSpec>();
     let allowed = route.is_some_and(|r| r.api);
     let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
-    let found: Option<(i64, String, i64)> = sqlx::query_as(
-        "select t.id, t.scope, a.id from api_tokens t join agents a on a.id = t.agent_id
-         where t.token_sha256 = $1 and t.revoked_at is null
-           and a.disabled_at is null and a.role in ('owner', 'admin')",
-    )
-    .bind(digest(bearer))
-    .fetch_optional(&mut *tx)
-    .await?;
+    let found = store::find(&mut tx, &digest(bearer)).await?;
     let (id, scope, agent_id) = found.ok_or(AppError::Unauthorized)?;
     if !allowed {
         return Err(AppError::forbidden("token_scope", "API tokens cannot be used here"));
@@ -106,14 +100,7 @@ pub async fn authenticate(
     // is how a token ends.
     let agent =
         super::store::agent_by_id(&mut tx, agent_id).await?.ok_or(AppError::Unauthorized)?;
-    // Last use, to the minute: not a write per request.
-    sqlx::query(
-        "update api_tokens set last_used_at = now()
-         where id = $1 and (last_used_at is null or last_used_at < now() - interval '1 minute')",
-    )
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
+    store::touch(&mut tx, id).await?;
     tracing::Span::current().record("tenant", tenant.id.0);
     let session = AgentSession {
         tenant,
@@ -127,29 +114,9 @@ pub async fn authenticate(
     Ok((session, tx))
 }
 
-#[derive(Serialize, sqlx::FromRow)]
-struct TokenOut {
-    id: i64,
-    name: String,
-    scope: String,
-    /// The token's first characters, to tell tokens apart.
-    prefix: String,
-    created_by: Option<String>,
-    created_at: DateTime<Utc>,
-    last_used_at: Option<DateTime<Utc>>,
-}
-
-const TOKEN_SELECT: &str = "select t.id, t.name, t.scope, t.prefix, a.display_name as created_by,
-        t.created_at, t.last_used_at
-    from api_tokens t left join agents a on a.id = t.agent_id";
-
 /// `GET /api/v1/api_tokens` → the merchant's live tokens, newest first.
 async fn list(Ctx { mut tx, .. }: Ctx<Admin>) -> Result<Json<serde_json::Value>, AppError> {
-    let tokens: Vec<TokenOut> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{TOKEN_SELECT} where t.revoked_at is null order by t.id desc"
-    )))
-    .fetch_all(&mut *tx)
-    .await?;
+    let tokens = store::list(&mut tx).await?;
     tx.commit().await?;
     Ok(Json(json!({ "tokens": tokens })))
 }
@@ -183,27 +150,21 @@ async fn create(
     let token = format!("{PREFIX}{}_{}", session.tenant.ent_id.as_str(), hex::encode(secret));
     let prefix: String =
         token.chars().take(PREFIX.len() + session.tenant.ent_id.as_str().len() + 5).collect();
-    let live: i64 = sqlx::query_scalar("select count(*) from api_tokens where revoked_at is null")
-        .fetch_one(&mut *tx)
-        .await?;
-    if live >= MAX_TOKENS {
+    if store::count_live(&mut tx).await? >= MAX_TOKENS {
         return Err(AppError::conflict(
             "too_many",
             None,
             format!("at most {MAX_TOKENS} tokens; revoke one first"),
         ));
     }
-    let id: i64 = sqlx::query_scalar(
-        "insert into api_tokens (name, scope, token_sha256, prefix, agent_id)
-         values ($1, $2, $3, $4, $5) returning id",
-    )
-    .bind(&name)
-    .bind(scope)
-    .bind(digest(&token))
-    .bind(&prefix)
-    .bind(session.agent.id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let new = store::NewToken {
+        name: &name,
+        scope,
+        sha256: &digest(&token),
+        prefix: &prefix,
+        agent_id: session.agent.id,
+    };
+    let id = store::create(&mut tx, new).await?;
     crate::merchant::audit::record(
         &mut tx,
         &session,
@@ -212,11 +173,7 @@ async fn create(
         json!({ "id": id, "scope": scope }),
     )
     .await?;
-    let out: TokenOut =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("{TOKEN_SELECT} where t.id = $1")))
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
+    let out = store::get(&mut tx, id).await?;
     tx.commit().await?;
     let mut body = serde_json::to_value(out).map_err(|e| AppError::Internal(e.into()))?;
     body["token"] = json!(token);
@@ -229,13 +186,7 @@ async fn revoke(
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     let id = path_id(&id)?;
-    let name: Option<String> = sqlx::query_scalar(
-        "update api_tokens set revoked_at = now() where id = $1 and revoked_at is null returning name",
-    )
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let name = name.ok_or(AppError::NotFound)?;
+    let name = store::revoke(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     crate::merchant::audit::commit(tx, &session, "api_token.revoke", &name, json!({ "id": id }))
         .await?;
     Ok(StatusCode::NO_CONTENT)

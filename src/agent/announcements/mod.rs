@@ -1,0 +1,59 @@
+//! Platform announcements as merchants' agents see them: published by super-admins (their
+//! editor is in the platform console) to everyone or to merchants on some plans, shown on
+//! the agent's home page until that person dismisses them, and pushed live to connected
+//! agents when published (`announcement` frames).
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::StatusCode,
+};
+use serde::Serialize;
+
+use crate::{
+    auth::session::AgentSession,
+    http::{AppError, Routes, Scope, input::path_id},
+    startup::AppState,
+};
+
+pub fn routes() -> Routes<AppState> {
+    Routes::new()
+        .get("/api/v1/announcements", Scope::Tenant, list)
+        .post("/api/v1/announcements/{id}/dismiss", Scope::Tenant, dismiss)
+        .writable_when_read_only()
+}
+
+pub use crate::realtime::protocol::Announcement;
+
+pub mod store;
+pub use store::for_agent;
+
+#[derive(Serialize)]
+struct List {
+    announcements: Vec<Announcement>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    session: AgentSession,
+) -> Result<Json<List>, AppError> {
+    let announcements = for_agent(&state.db, session.user_id, &session.tenant.plan, 20).await?;
+    Ok(Json(List { announcements }))
+}
+
+/// Hides an announcement for this person (on every device). One not meant for them is 404.
+async fn dismiss(
+    State(state): State<AppState>,
+    session: AgentSession,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    let id = path_id(&id)?;
+    let plan = &session.tenant.plan;
+    // Already dismissed is fine; not visible to this merchant is not found.
+    if !store::dismiss(&state.db, session.user_id, plan, id).await?
+        && !store::visible(&state.db, id, plan).await?
+    {
+        return Err(AppError::NotFound);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
