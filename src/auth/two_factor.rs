@@ -71,14 +71,9 @@ pub fn code_required() -> AppError {
 /// Whether the merchant requires a second factor of its agents.
 pub async fn required_by(state: &AppState, tenant: TenantId) -> Result<bool, AppError> {
     let mut tx = TenantTx::begin(&state.db, tenant).await?;
-    let required: Option<bool> = sqlx::query_scalar(
-        "select (value #>> '{}')::boolean from settings where key = 'require_2fa'",
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    .flatten();
+    let required = crate::merchant::settings::store::get(&mut tx, "require_2fa").await?;
     tx.commit().await?;
-    Ok(required.unwrap_or(false))
+    Ok(required.is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true")))
 }
 
 /// A session in `tenant` for a user who proved who they are — unless the merchant requires

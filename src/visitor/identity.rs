@@ -84,12 +84,8 @@ pub struct Policy {
 
 impl Policy {
     pub async fn load(conn: &mut PgConnection) -> sqlx::Result<Self> {
-        let rows: Vec<(String, serde_json::Value)> = sqlx::query_as(
-            "select key, value from settings where key in ($1, 'identity_required')",
-        )
-        .bind(SECRET_KEY)
-        .fetch_all(conn)
-        .await?;
+        let keys = [SECRET_KEY, "identity_required"];
+        let rows = crate::merchant::settings::store::get_many(conn, &keys).await?;
         let mut policy = Self { secrets: None, required: false };
         for (key, value) in rows {
             if key == SECRET_KEY {

@@ -12,7 +12,7 @@ use axum::{
 use serde::Deserialize;
 use tenants::TenantTx;
 
-use super::VisitorSession;
+use super::{VisitorSession, store};
 use crate::http::rate::Rule;
 use crate::{
     http::{AppError, Page, ResolvedTenant, Routes, Scope, extract::ApiJson},
@@ -79,22 +79,12 @@ async fn page_views(
         // A time from the last day, not from the future: the widget's clock may be off.
         let at =
             view.at.filter(|t| *t <= now && now - *t < chrono::Duration::days(1)).unwrap_or(now);
-        clean.push((url, title.trim().to_owned(), referrer, at));
+        clean.push(store::PageView { url, title: title.trim().to_owned(), referrer, at });
     }
     let mut tx = TenantTx::begin(&state.db, session.tenant.id).await?;
-    sqlx::query(
-        "insert into page_views (visitor_id, url, title, referrer, created_at)
-         select $1, u, t, r, a from unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[]) as v(u, t, r, a)",
-    )
-    .bind(session.visitor.id)
-    .bind(clean.iter().map(|c| c.0.as_str()).collect::<Vec<_>>())
-    .bind(clean.iter().map(|c| c.1.as_str()).collect::<Vec<_>>())
-    .bind(clean.iter().map(|c| c.2.as_deref()).collect::<Vec<_>>())
-    .bind(clean.iter().map(|c| c.3).collect::<Vec<_>>())
-    .execute(&mut *tx)
-    .await?;
+    store::record_pages(&mut tx, session.visitor.id, &clean).await?;
     tx.commit().await?;
-    for (url, title, _, at) in clean {
+    for store::PageView { url, title, at, .. } in clean {
         let frame = ServerFrame::Presence(crate::realtime::protocol::Presence::Page {
             visitor_id: session.visitor.public_id.clone(),
             url,
@@ -325,15 +315,7 @@ async fn leave_message(
     let name = crate::http::input::shown_name(&req.name, 100).unwrap_or_default();
     let contact = clean(&req.contact, 200);
     let mut tx = TenantTx::begin(&state.db, session.tenant.id).await?;
-    let id: i64 = sqlx::query_scalar(
-        "insert into leave_messages (visitor_id, name, contact, body) values ($1, $2, $3, $4) returning id",
-    )
-    .bind(session.visitor.id)
-    .bind(&name)
-    .bind(&contact)
-    .bind(&body)
-    .fetch_one(&mut *tx)
-    .await?;
+    let id = store::leave_message(&mut tx, session.visitor.id, &name, &contact, &body).await?;
     // The merchant's notification email gets it too, in the same transaction.
     let emailed = email_leave_message(&state, &mut tx, &session, &name, &contact, &body).await?;
     tx.commit().await?;

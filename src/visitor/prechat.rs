@@ -191,7 +191,7 @@ impl PrechatForm {
 
     /// The merchant's form (off when none is stored or it no longer passes the checks).
     pub async fn load(conn: &mut PgConnection) -> sqlx::Result<Self> {
-        let stored = crate::chat::store::setting(conn, SETTINGS_KEY).await?;
+        let stored = crate::merchant::settings::store::get(conn, SETTINGS_KEY).await?;
         Ok(Self::from_stored(stored.as_ref()))
     }
 
@@ -218,14 +218,7 @@ pub async fn for_visitor(
     if !form.enabled {
         return Ok(None);
     }
-    let fresh: Option<bool> = sqlx::query_scalar(
-        "select prechat_at is null and not exists (select 1 from conversations c where c.visitor_id = v.id)
-         from visitors v where v.id = $1",
-    )
-    .bind(visitor_id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(fresh.unwrap_or(false).then_some(form))
+    Ok(super::store::is_new_to_chat(conn, visitor_id).await?.then_some(form))
 }
 
 /// Leading zero bits of SHA-256(`challenge` + ":" + `nonce`).
@@ -339,19 +332,13 @@ async fn submit(
     let answers = validate(&form, &req.answers, lang)?;
     let given = |kind: Kind| answers.iter().find(|a| a.kind == kind).map(|a| a.value.clone());
     let name = given(Kind::Name);
-    sqlx::query(
-        "update visitors set prechat = $2, prechat_at = now(),
-                name = coalesce($3, name), real_name = coalesce($3, real_name),
-                email = coalesce($4, email), phone = coalesce($5, phone)
-         where id = $1",
-    )
-    .bind(visitor)
-    .bind(json!(answers))
-    .bind(name.and_then(|n| crate::http::input::shown_name(&n, 60)))
-    .bind(given(Kind::Email))
-    .bind(given(Kind::Phone))
-    .execute(&mut *tx)
-    .await?;
+    let record = super::store::PrechatAnswers {
+        answers: json!(answers),
+        name: name.and_then(|n| crate::http::input::shown_name(&n, 60)),
+        email: given(Kind::Email),
+        phone: given(Kind::Phone),
+    };
+    super::store::save_prechat(&mut tx, visitor, record).await?;
     let out = super::manage::visitor_out(&mut tx, visitor).await?;
     tx.commit().await?;
     state.limiter.add(tenant, Hit::ip(accepted, meta.ip)).await?;

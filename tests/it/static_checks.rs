@@ -254,11 +254,7 @@ const HANDLER_FILES_WITH_SQL: &[&str] = &[
     "src/auth/oauth/mod.rs",
     "src/auth/signup.rs",
     "src/auth/sso.rs",
-    "src/auth/two_factor.rs",
-    "src/merchant/audit.rs",
-    "src/merchant/settings.rs",
     "src/metrics.rs",
-    "src/platform/audit.rs",
     "src/platform/auth.rs",
     "src/platform/dashboard.rs",
     "src/platform/export.rs",
@@ -266,9 +262,6 @@ const HANDLER_FILES_WITH_SQL: &[&str] = &[
     "src/platform/merchants.rs",
     "src/platform/system.rs",
     "src/upload/mod.rs",
-    "src/visitor/identity.rs",
-    "src/visitor/page.rs",
-    "src/visitor/prechat.rs",
 ];
 
 /// A handler file takes requests apart (an extractor in some signature); a store runs queries.

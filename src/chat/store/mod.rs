@@ -415,14 +415,6 @@ pub async fn agent_name(conn: &mut PgConnection, agent_id: i64) -> sqlx::Result<
         .await
 }
 
-/// A tenant setting (`settings.value`).
-pub async fn setting(conn: &mut PgConnection, key: &str) -> sqlx::Result<Option<Value>> {
-    sqlx::query_scalar("select value from settings where key = $1")
-        .bind(key)
-        .fetch_optional(conn)
-        .await
-}
-
 /// Marks conversation `id` counted against its month's allowance; false if it was already.
 pub async fn mark_counted(conn: &mut PgConnection, id: i64) -> sqlx::Result<bool> {
     Ok(sqlx::query(

@@ -147,7 +147,8 @@ async fn visitor_socket(
         .await?
         .ok_or(AppError::Unauthorized)?;
     if let Some(origin) = foreign_origin(&headers) {
-        let allowed = store::setting(&mut tx, "allowed_widget_domains").await?;
+        let allowed =
+            crate::merchant::settings::store::get(&mut tx, "allowed_widget_domains").await?;
         let allowed = allowed.as_ref().and_then(|v| v.as_array()).is_some_and(|list| {
             list.iter().filter_map(|d| d.as_str()).any(|d| {
                 origin == d.to_ascii_lowercase()

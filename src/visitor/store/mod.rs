@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgConnection;
 
@@ -272,6 +273,95 @@ pub async fn delete_messages(conn: &mut PgConnection, id: i64) -> sqlx::Result<u
     .execute(conn)
     .await?
     .rows_affected())
+}
+
+/// Whether the visitor has neither answered the pre-chat form nor chatted yet (`false` for
+/// an unknown visitor).
+#[tracing::instrument(name = "db.visitors.is_new_to_chat", skip_all)]
+pub async fn is_new_to_chat(conn: &mut PgConnection, id: i64) -> sqlx::Result<bool> {
+    let fresh: Option<bool> = sqlx::query_scalar(
+        "select prechat_at is null and not exists (select 1 from conversations c where c.visitor_id = v.id)
+         from visitors v where v.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(fresh.unwrap_or(false))
+}
+
+/// The pre-chat form's answers, and what they say of the visitor (each `None` leaves the
+/// record's value).
+pub struct PrechatAnswers {
+    pub answers: Value,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+#[tracing::instrument(name = "db.visitors.save_prechat", skip_all)]
+pub async fn save_prechat(conn: &mut PgConnection, id: i64, a: PrechatAnswers) -> sqlx::Result<()> {
+    sqlx::query(
+        "update visitors set prechat = $2, prechat_at = now(),
+                name = coalesce($3, name), real_name = coalesce($3, real_name),
+                email = coalesce($4, email), phone = coalesce($5, phone)
+         where id = $1",
+    )
+    .bind(id)
+    .bind(a.answers)
+    .bind(a.name)
+    .bind(a.email)
+    .bind(a.phone)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A page of the merchant's site the visitor opened.
+pub struct PageView {
+    pub url: String,
+    pub title: String,
+    pub referrer: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+#[tracing::instrument(name = "db.page_views.create", skip_all)]
+pub async fn record_pages(
+    conn: &mut PgConnection,
+    id: i64,
+    views: &[PageView],
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "insert into page_views (visitor_id, url, title, referrer, created_at)
+         select $1, u, t, r, a from unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[]) as v(u, t, r, a)",
+    )
+    .bind(id)
+    .bind(views.iter().map(|v| v.url.as_str()).collect::<Vec<_>>())
+    .bind(views.iter().map(|v| v.title.as_str()).collect::<Vec<_>>())
+    .bind(views.iter().map(|v| v.referrer.as_deref()).collect::<Vec<_>>())
+    .bind(views.iter().map(|v| v.at).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A message left while nobody was online; its id.
+#[tracing::instrument(name = "db.leave_messages.create", skip_all)]
+pub async fn leave_message(
+    conn: &mut PgConnection,
+    id: i64,
+    name: &str,
+    contact: &str,
+    body: &str,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "insert into leave_messages (visitor_id, name, contact, body) values ($1, $2, $3, $4) returning id",
+    )
+    .bind(id)
+    .bind(name)
+    .bind(contact)
+    .bind(body)
+    .fetch_one(conn)
+    .await
 }
 
 /// `v` + 16 characters from an alphabet without look-alikes (≈ 80 bits).

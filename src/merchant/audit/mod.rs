@@ -3,7 +3,6 @@
 //! searchable by admins.
 
 use axum::{Json, extract::Query};
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::PgConnection;
@@ -15,6 +14,9 @@ use crate::{
     http::{AppError, Routes, Scope, input::like_pattern},
     startup::AppState,
 };
+
+mod store;
+use store::Entry;
 
 pub fn routes() -> Routes<AppState> {
     Routes::new().get("/api/v1/audit", Scope::Tenant, list).admin()
@@ -28,17 +30,15 @@ pub async fn record(
     target: &str,
     detail: Value,
 ) -> sqlx::Result<()> {
-    sqlx::query(
-        "insert into audit_log (agent_id, agent_name, action, target, detail) values ($1, $2, $3, $4, $5)",
-    )
-    .bind(session.agent.id)
-    .bind(actor_name(session))
-    .bind(action)
-    .bind(target)
-    .bind(detail)
-    .execute(conn)
-    .await?;
-    Ok(())
+    let agent_name = actor_name(session);
+    let entry = store::NewEntry {
+        agent_id: session.agent.id,
+        agent_name: &agent_name,
+        action,
+        target,
+        detail,
+    };
+    store::create(conn, entry).await
 }
 
 /// Records `action` on `target` by the session's agent and commits: how an admin's change
@@ -76,17 +76,6 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
-#[derive(Serialize, sqlx::FromRow)]
-struct Entry {
-    id: i64,
-    agent_id: Option<i64>,
-    agent_name: String,
-    action: String,
-    target: String,
-    detail: Value,
-    created_at: DateTime<Utc>,
-}
-
 #[derive(Serialize)]
 struct Page {
     entries: Vec<Entry>,
@@ -103,16 +92,8 @@ async fn list(
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(|s| like_pattern(&s.chars().take(100).collect::<String>()));
-    let entries: Vec<Entry> = sqlx::query_as(
-        "select id, agent_id, agent_name, action, target, detail, created_at from audit_log
-         where id < $1 and ($2::text is null or action ilike $2 or target ilike $2 or agent_name ilike $2)
-         order by id desc limit $3",
-    )
-    .bind(q.before.unwrap_or(i64::MAX))
-    .bind(pattern)
-    .bind(limit)
-    .fetch_all(&mut *tx)
-    .await?;
+    let before = q.before.unwrap_or(i64::MAX);
+    let entries = store::search(&mut tx, pattern.as_deref(), before, limit).await?;
     tx.commit().await?;
     let next_before =
         (entries.len() as i64 == limit).then(|| entries.last().map(|e| e.id)).flatten();

@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 use sqlx::PgConnection;
 use tenants::EntId;
 
+pub mod store;
+
 use super::{hours::BusinessHours, rich_text};
 use crate::{
     auth::ctx::{Admin, Ctx},
@@ -34,15 +36,7 @@ pub const SSO_SECRET_KEY: &str = "sso_secret_sha256";
 
 /// Writes one settings row (inside the caller's transaction).
 pub async fn store_setting(conn: &mut PgConnection, key: &str, value: Value) -> sqlx::Result<()> {
-    sqlx::query(
-        "insert into settings (key, value) values ($1, $2)
-         on conflict (key) do update set value = excluded.value, updated_at = now()",
-    )
-    .bind(key)
-    .bind(value)
-    .execute(conn)
-    .await?;
-    Ok(())
+    store::put(conn, key, value).await
 }
 
 /// The longest idle time before auto-away (four hours).
@@ -167,9 +161,7 @@ impl MerchantSettings {
     /// The stored settings over the defaults; a stored value of the wrong shape (written by
     /// an older version, say) is ignored rather than breaking the pages that read it.
     pub async fn load(conn: &mut PgConnection) -> sqlx::Result<Self> {
-        let rows: Vec<(String, Value)> =
-            sqlx::query_as("select key, value from settings").fetch_all(conn).await?;
-        let stored: HashMap<String, Value> = rows.into_iter().collect();
+        let stored: HashMap<String, Value> = store::all(conn).await?.into_iter().collect();
         let mut s = Self::default();
         let text = |key: &str| stored.get(key).and_then(Value::as_str).map(str::to_owned);
         if let Some(v) = text("service_name") {

@@ -1,25 +1,14 @@
-//! The platform audit log: every console login and every action a platform admin takes on a
-//! merchant or on the platform (suspensions, plan changes, exports, deletions, support
-//! sessions, announcements, system settings). Merchants' own admin actions stay in each
-//! merchant's `audit_log` and show on that merchant's page in the console.
+//! The platform audit log's rows (`public.platform_audit`).
 
-use axum::{
-    Json,
-    extract::{Query, State},
-};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::PlatformSession;
-use crate::http::{AppError, Routes, Scope, input::like_pattern};
-use crate::startup::AppState;
-
-pub fn routes() -> Routes<AppState> {
-    Routes::new().get("/api/platform/v1/audit", Scope::Platform, list)
-}
+use crate::http::input::like_pattern;
+use crate::platform::PlatformSession;
 
 /// Records `action` by `actor` (inside the caller's transaction when given one).
+#[tracing::instrument(name = "db.platform_audit.create", skip_all)]
 pub async fn record<'e>(
     db: impl sqlx::PgExecutor<'e>,
     actor: &PlatformSession,
@@ -78,6 +67,7 @@ pub struct AuditPage {
 }
 
 /// One page of entries, newest first.
+#[tracing::instrument(name = "db.platform_audit.search", skip_all)]
 pub async fn search(db: &sqlx::PgPool, q: &AuditQuery) -> sqlx::Result<AuditPage> {
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     let pattern =
@@ -104,12 +94,4 @@ pub async fn search(db: &sqlx::PgPool, q: &AuditQuery) -> sqlx::Result<AuditPage
     let next_before =
         (entries.len() as i64 == limit).then(|| entries.last().map(|e| e.id)).flatten();
     Ok(AuditPage { entries, next_before })
-}
-
-async fn list(
-    State(state): State<AppState>,
-    _admin: PlatformSession,
-    Query(q): Query<AuditQuery>,
-) -> Result<Json<AuditPage>, AppError> {
-    Ok(Json(search(&state.db, &q).await?))
 }
