@@ -187,10 +187,7 @@ async fn scrape(
     metrics::gauge!("kefu_db_writer_connections", "state" => "in_use")
         .set(f64::from(size.saturating_sub(idle)));
     metrics::gauge!("kefu_db_writer_max").set(f64::from(max));
-    let tenants: Vec<(String, i64)> =
-        sqlx::query_as("select status, count(*) from public.tenants group by status")
-            .fetch_all(pool)
-            .await?;
+    let tenants = state.tenants.count_by_status().await?;
     for status in ["active", "suspended", "deleted"] {
         let n = tenants.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
         metrics::gauge!("kefu_tenants", "status" => status).set(n as f64);

@@ -18,7 +18,7 @@ use sha2::{Digest as _, Sha256};
 use sqlx::PgConnection;
 
 use super::{
-    FormRequest, password,
+    FormRequest, password, store,
     validate::{self, Email},
 };
 use crate::{
@@ -69,47 +69,19 @@ pub async fn issue(
 ) -> sqlx::Result<String> {
     let bytes: [u8; 32] = rand::random();
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    sqlx::query(
-        "delete from public.user_tokens where user_id = $1 and purpose = $2 and used_at is null",
-    )
-    .bind(user)
-    .bind(purpose)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "insert into public.user_tokens (token_hash, user_id, purpose, tenant_id, expires_at)
-         values ($1, $2, $3, $4, now() + make_interval(secs => $5))",
-    )
-    .bind(digest(&token))
-    .bind(user)
-    .bind(purpose)
-    .bind(tenant)
-    .bind(ttl.num_seconds() as f64)
-    .execute(conn)
-    .await?;
+    let ttl = ttl.num_seconds() as f64;
+    store::replace_link(conn, user, purpose, tenant, &digest(&token), ttl).await?;
     Ok(token)
 }
 
-/// The live link behind `token`: (user, their email, the invitation's workspace).
-#[derive(sqlx::FromRow)]
-pub(crate) struct Link {
-    pub(crate) user_id: i64,
-    pub(crate) email: String,
-    pub(crate) tenant_id: Option<i64>,
-}
+/// The live link behind a token: (user, their email, the invitation's workspace).
+pub(crate) use super::store::Link;
 
 async fn peek(conn: &mut PgConnection, token: &str, purpose: &str) -> sqlx::Result<Option<Link>> {
     if token.len() > 100 {
         return Ok(None);
     }
-    sqlx::query_as(
-        "select t.user_id, u.email, t.tenant_id from public.user_tokens t join public.users u on u.id = t.user_id
-         where t.token_hash = $1 and t.purpose = $2 and t.used_at is null and t.expires_at > now()",
-    )
-    .bind(digest(token))
-    .bind(purpose)
-    .fetch_optional(conn)
-    .await
+    store::find_link(conn, &digest(token), purpose).await
 }
 
 /// Uses the link up; `None` if it was not live (expired, used, unknown).
@@ -121,15 +93,7 @@ pub(crate) async fn redeem(
     if token.len() > 100 {
         return Ok(None);
     }
-    sqlx::query_as(
-        "update public.user_tokens t set used_at = now() from public.users u
-         where t.token_hash = $1 and t.purpose = $2 and t.used_at is null and t.expires_at > now() and u.id = t.user_id
-         returning t.user_id, u.email, t.tenant_id",
-    )
-    .bind(digest(token))
-    .bind(purpose)
-    .fetch_optional(conn)
-    .await
+    store::redeem_link(conn, &digest(token), purpose).await
 }
 
 /// `{name}` placeholders of a catalog text filled in.
@@ -442,10 +406,7 @@ async fn verify_page(
     let Some(link) = redeem(&mut tx, &token, "verify").await? else {
         return Ok(invalid(lang, csrf));
     };
-    sqlx::query("update public.users set email_verified_at = coalesce(email_verified_at, now()) where id = $1")
-        .bind(link.user_id)
-        .execute(&mut *tx)
-        .await?;
+    store::mark_email_verified(&mut tx, link.user_id).await?;
     tx.commit().await?;
     let mut page = LinkPage::new(lang, &csrf, "verified");
     page.email = link.email;

@@ -30,7 +30,9 @@ use tenants::TenantTx;
 use super::{links, session};
 use crate::{
     http::{AppError, ClientMeta, ResolvedTenant, Routes, Scope, local_redirect_target},
-    merchant::settings::{MerchantSettings, SSO_SECRET_KEY, store_setting},
+    merchant::settings::{
+        MerchantSettings, SSO_SECRET_KEY, store as settings_store, store_setting,
+    },
     startup::AppState,
 };
 
@@ -95,14 +97,7 @@ async fn internal_token(
     authenticate_caller(&mut tx, &settings, &meta, &headers).await?;
     crate::merchant::subscription::require_feature(&state, &tenant, billing::Feature::Sso)?;
     let account = q.account.trim();
-    let agent: Option<(i64, String, crate::http::Role, bool)> = sqlx::query_as(
-        "select a.user_id, u.email, a.role, u.totp_enabled_at is not null
-         from agents a join public.users u on u.id = a.user_id
-         where lower(u.email) = lower($1) and a.disabled_at is null",
-    )
-    .bind(account)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let agent = super::store::active_agent_by_email(&mut tx, account).await?;
     let Some((user_id, email, role, two_factor)) = agent else {
         return Err(AppError::bad_request_status(
             StatusCode::NOT_FOUND,
@@ -132,11 +127,8 @@ async fn authenticate_caller(
     meta: &ClientMeta,
     headers: &HeaderMap,
 ) -> Result<(), AppError> {
-    let stored: Option<String> =
-        sqlx::query_scalar("select value #>> '{}' from settings where key = $1")
-            .bind(SSO_SECRET_KEY)
-            .fetch_optional(&mut **tx)
-            .await?;
+    let stored = settings_store::get(tx, SSO_SECRET_KEY).await?;
+    let stored = stored.as_ref().and_then(|v| v.as_str());
     let allowed = settings
         .sso_ip_whitelist
         .iter()
@@ -167,21 +159,12 @@ async fn may_sign_in(
     two_factor: bool,
 ) -> Result<(), AppError> {
     let refused = |why: &'static str| AppError::forbidden("sso_not_allowed", why);
-    let set_by: Option<i64> =
-        sqlx::query_scalar("select (value ->> 'agent_id')::bigint from settings where key = $1")
-            .bind(SSO_SET_BY_KEY)
-            .fetch_optional(&mut **tx)
-            .await?
-            .flatten();
+    let set_by = settings_store::get(tx, SSO_SET_BY_KEY).await?;
+    let set_by = set_by.as_ref().and_then(|v| v.get("agent_id")).and_then(|id| id.as_i64());
     // A secret from before setters were recorded was made by an admin (the route's level).
     let authority: Option<crate::http::Role> = match set_by {
         None => Some(crate::http::Role::Admin),
-        Some(agent) => {
-            sqlx::query_scalar("select role from agents where id = $1 and disabled_at is null")
-                .bind(agent)
-                .fetch_optional(&mut **tx)
-                .await?
-        }
+        Some(agent) => super::store::active_agent(tx, agent).await?.map(|a| a.role),
     };
     let Some(authority) = authority else {
         return Err(refused(

@@ -259,3 +259,127 @@ pub async fn list_agents(conn: &mut PgConnection) -> sqlx::Result<Vec<AgentWithE
     .fetch_all(conn)
     .await
 }
+
+/// A live link token's user, their email and the invitation's workspace.
+#[derive(sqlx::FromRow)]
+pub struct Link {
+    pub user_id: i64,
+    pub email: String,
+    pub tenant_id: Option<i64>,
+}
+
+/// Stores a link token (by its SHA-256) for `user`, valid `ttl_secs`; the user's unused
+/// links of the same purpose stop working.
+#[tracing::instrument(name = "db.user_tokens.replace", skip_all, fields(purpose))]
+pub async fn replace_link(
+    conn: &mut PgConnection,
+    user: i64,
+    purpose: &str,
+    tenant: Option<i64>,
+    token_hash: &[u8],
+    ttl_secs: f64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "delete from public.user_tokens where user_id = $1 and purpose = $2 and used_at is null",
+    )
+    .bind(user)
+    .bind(purpose)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "insert into public.user_tokens (token_hash, user_id, purpose, tenant_id, expires_at)
+         values ($1, $2, $3, $4, now() + make_interval(secs => $5))",
+    )
+    .bind(token_hash)
+    .bind(user)
+    .bind(purpose)
+    .bind(tenant)
+    .bind(ttl_secs)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The live (unused, unexpired) link with this hash and purpose.
+#[tracing::instrument(name = "db.user_tokens.find", skip_all, fields(purpose))]
+pub async fn find_link(
+    conn: &mut PgConnection,
+    token_hash: &[u8],
+    purpose: &str,
+) -> sqlx::Result<Option<Link>> {
+    sqlx::query_as(
+        "select t.user_id, u.email, t.tenant_id from public.user_tokens t join public.users u on u.id = t.user_id
+         where t.token_hash = $1 and t.purpose = $2 and t.used_at is null and t.expires_at > now()",
+    )
+    .bind(token_hash)
+    .bind(purpose)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Uses the live link with this hash and purpose up.
+#[tracing::instrument(name = "db.user_tokens.redeem", skip_all, fields(purpose))]
+pub async fn redeem_link(
+    conn: &mut PgConnection,
+    token_hash: &[u8],
+    purpose: &str,
+) -> sqlx::Result<Option<Link>> {
+    sqlx::query_as(
+        "update public.user_tokens t set used_at = now() from public.users u
+         where t.token_hash = $1 and t.purpose = $2 and t.used_at is null and t.expires_at > now() and u.id = t.user_id
+         returning t.user_id, u.email, t.tenant_id",
+    )
+    .bind(token_hash)
+    .bind(purpose)
+    .fetch_optional(conn)
+    .await
+}
+
+#[tracing::instrument(name = "db.users.mark_email_verified", skip_all)]
+pub async fn mark_email_verified(conn: &mut PgConnection, user: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "update public.users set email_verified_at = coalesce(email_verified_at, now()) where id = $1",
+    )
+    .bind(user)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The enabled agent with this email (any case), with their user id, role and whether they
+/// sign in with a second factor.
+#[tracing::instrument(name = "db.agents.active_by_email", skip_all)]
+pub async fn active_agent_by_email(
+    conn: &mut PgConnection,
+    email: &str,
+) -> sqlx::Result<Option<(i64, String, crate::http::Role, bool)>> {
+    sqlx::query_as(
+        "select a.user_id, u.email, a.role, u.totp_enabled_at is not null
+         from agents a join public.users u on u.id = a.user_id
+         where lower(u.email) = lower($1) and a.disabled_at is null",
+    )
+    .bind(email)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The email of platform admin `user_id` if session `sid` is theirs, a live platform
+/// session, and they have a second factor (the console requires one).
+#[tracing::instrument(name = "db.platform_admins.session_email", skip_all)]
+pub async fn platform_admin_email(
+    pool: &PgPool,
+    user_id: i64,
+    sid: i64,
+) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "select u.email from public.users u join public.platform_admins p on p.user_id = u.id
+         where u.id = $1 and u.totp_enabled_at is not null
+           and exists (select 1 from public.sessions s
+                       where s.id = $2 and s.user_id = $1 and s.kind = 'platform'
+                         and s.ended_at is null and s.expires_at > now())",
+    )
+    .bind(user_id)
+    .bind(sid)
+    .fetch_optional(pool)
+    .await
+}

@@ -77,17 +77,7 @@ impl FromRequestParts<AppState> for PlatformSession {
         let user_id = claims.user_id()?;
         let sid = claims.sid.ok_or(AppError::Unauthorized)?;
         presented.check_csrf(parts)?;
-        let email: Option<String> = sqlx::query_scalar(
-            "select u.email from public.users u join public.platform_admins p on p.user_id = u.id
-             where u.id = $1 and u.totp_enabled_at is not null
-               and exists (select 1 from public.sessions s
-                           where s.id = $2 and s.user_id = $1 and s.kind = 'platform'
-                             and s.ended_at is null and s.expires_at > now())",
-        )
-        .bind(user_id)
-        .bind(sid)
-        .fetch_optional(&state.db)
-        .await?;
+        let email = crate::auth::store::platform_admin_email(&state.db, user_id, sid).await?;
         let email = email.ok_or(AppError::Unauthorized)?;
         tracing::Span::current().record("user", user_id);
         let ip = parts.extensions.get::<ClientMeta>().map(|m| m.ip.to_string());

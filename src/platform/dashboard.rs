@@ -3,7 +3,6 @@
 //! scanning tenant schemas.
 
 use axum::{Json, extract::State};
-use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::PlatformSession;
@@ -14,22 +13,7 @@ pub fn routes() -> Routes<AppState> {
     Routes::new().get("/api/platform/v1/dashboard", Scope::Platform, dashboard_api)
 }
 
-#[derive(Serialize, sqlx::FromRow)]
-pub struct MerchantCounts {
-    pub total: i64,
-    pub active: i64,
-    pub suspended: i64,
-    pub deleted: i64,
-    pub on_trial: i64,
-    pub new_7d: i64,
-}
-
-#[derive(Serialize, sqlx::FromRow)]
-pub struct Day {
-    pub day: NaiveDate,
-    pub messages: i64,
-    pub conversations: i64,
-}
+pub use super::store::{Day, MerchantCounts};
 
 #[derive(Serialize)]
 pub struct Dashboard {
@@ -73,13 +57,7 @@ impl Revenue {
 }
 
 async fn revenue(state: &AppState) -> Result<Revenue, AppError> {
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(
-        "select plan, billing_status, count(*) from public.tenants
-         where status <> 'deleted' and billing_status in ('active', 'past_due', 'suspended', 'canceled')
-         group by plan, billing_status",
-    )
-    .fetch_all(&state.db)
-    .await?;
+    let rows = super::store::by_plan_and_billing(&state.db).await?;
     let mut mrr: std::collections::BTreeMap<String, i64> = Default::default();
     let (mut paying, mut past_due, mut inactive) = (0, 0, 0);
     for (plan, status, n) in rows {
@@ -101,27 +79,8 @@ async fn revenue(state: &AppState) -> Result<Revenue, AppError> {
 }
 
 pub async fn load(state: &AppState) -> Result<Dashboard, AppError> {
-    let merchants: MerchantCounts = sqlx::query_as(
-        "select count(*) filter (where status <> 'deleted') as total,
-                count(*) filter (where status = 'active') as active,
-                count(*) filter (where status = 'suspended') as suspended,
-                count(*) filter (where status = 'deleted') as deleted,
-                count(*) filter (where status <> 'deleted' and plan = 'trial') as on_trial,
-                count(*) filter (where status <> 'deleted' and created_at > now() - interval '7 days') as new_7d
-         from public.tenants",
-    )
-    .fetch_one(&state.db)
-    .await?;
-    let days: Vec<Day> = sqlx::query_as(
-        "select d::date as day,
-                coalesce(sum(u.messages), 0)::bigint as messages,
-                coalesce(sum(u.conversations), 0)::bigint as conversations
-         from generate_series((now() at time zone 'utc')::date - 13, (now() at time zone 'utc')::date, interval '1 day') d
-         left join public.usage_daily u on u.day = d::date
-         group by d order by d",
-    )
-    .fetch_all(&state.db)
-    .await?;
+    let merchants = super::store::merchant_counts(&state.db).await?;
+    let days = super::store::last_14_days(&state.db).await?;
     let last = |n: usize, f: fn(&Day) -> i64| days.iter().rev().take(n).map(f).sum::<i64>();
     let (agents_online, visitors_online) = state.chat.hub.online();
     Ok(Dashboard {

@@ -11,6 +11,7 @@ mod identity_providers;
 pub mod lifecycle;
 mod merchants;
 pub mod pages;
+mod store;
 pub mod system;
 
 use sqlx::PgPool;

@@ -138,8 +138,7 @@ impl Default for SystemSettings {
 
 impl SystemSettings {
     pub async fn load(db: &sqlx::PgPool) -> sqlx::Result<Self> {
-        let rows: Vec<(String, Value)> =
-            sqlx::query_as("select key, value from public.system_settings").fetch_all(db).await?;
+        let rows = super::store::system_settings(db).await?;
         let mut doc = serde_json::to_value(Self::default()).expect("settings serialize");
         for (key, value) in rows {
             if let Some(slot) = doc.get_mut(&key) {
@@ -293,14 +292,7 @@ async fn put_api(
         if before.get(key) == Some(value) {
             continue;
         }
-        sqlx::query(
-            "insert into public.system_settings (key, value, updated_at) values ($1, $2, now())
-             on conflict (key) do update set value = excluded.value, updated_at = now()",
-        )
-        .bind(key)
-        .bind(value)
-        .execute(&mut *tx)
-        .await?;
+        super::store::put_system_setting(&mut tx, key, value).await?;
         changed.push(key.clone());
     }
     audit::record(&mut *tx, &admin, "system.settings", None, "", json!({ "changed": changed }))

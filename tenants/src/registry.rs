@@ -211,6 +211,13 @@ impl Registry {
         Ok(done)
     }
 
+    /// How many tenants there are in each status (for metrics).
+    pub async fn count_by_status(&self) -> sqlx::Result<Vec<(String, i64)>> {
+        sqlx::query_as("select status, count(*) from public.tenants group by status")
+            .fetch_all(&self.pool)
+            .await
+    }
+
     /// Every live tenant, oldest first (for the CLI and operators).
     pub async fn list(&self) -> sqlx::Result<Vec<Tenant>> {
         sqlx::query_as(AssertSqlSafe(format!(
