@@ -169,18 +169,15 @@ async fn by_email(
         None => {
             let bytes: [u8; 32] = rand::random();
             let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-            sqlx::query(
-                "insert into public.pending_signups (token_hash, email, company, password_hash, lang, expires_at)
-                 values ($1, $2, $3, $4, $5, now() + make_interval(hours => $6))",
-            )
-            .bind(digest(&token))
-            .bind(new.owner_email.as_str())
-            .bind(&new.company)
-            .bind(&new.owner_password_hash)
-            .bind(lang.code())
-            .bind(CONFIRM_TTL_HOURS as i32)
-            .execute(&mut *tx)
-            .await?;
+            let pending = store::PendingSignup {
+                token_hash: &digest(&token),
+                email: new.owner_email.as_str(),
+                company: &new.company,
+                password_hash: &new.owner_password_hash,
+                lang: lang.code(),
+                ttl_hours: CONFIRM_TTL_HOURS as i32,
+            };
+            store::create_pending_signup(&mut tx, pending).await?;
             confirm_email(state, lang, site, &new.owner_email, &new.company, &token)
         }
     };
@@ -329,13 +326,7 @@ async fn confirm(
     token: &str,
     device: &Device,
 ) -> Result<(merchant::CreatedMerchant, Issued), AppError> {
-    let pending: Option<(String, String, String)> = sqlx::query_as(
-        "delete from public.pending_signups where token_hash = $1 and expires_at > now()
-         returning email, company, password_hash",
-    )
-    .bind(digest(token))
-    .fetch_optional(&state.db)
-    .await?;
+    let pending = store::take_pending_signup(&state.db, &digest(token)).await?;
     let Some((email, company, hash)) = pending else {
         return Err(AppError::bad_request_status(
             StatusCode::NOT_FOUND,
@@ -346,10 +337,7 @@ async fn confirm(
     let owner_email = Email::parse(&email).map_err(|_| AppError::NotFound)?;
     let new = NewMerchant { company, owner_email, owner_password_hash: hash };
     let created = merchant::create(&state.db, &state.migrator, &state.tenants, new).await?;
-    sqlx::query("update public.users set email_verified_at = now() where id = $1")
-        .bind(created.owner_user_id)
-        .execute(&state.db)
-        .await?;
+    store::mark_email_verified(&mut *state.db.acquire().await?, created.owner_user_id).await?;
     let issued = owner_session(state, &created, device).await?;
     Ok((created, issued))
 }
@@ -455,12 +443,7 @@ async fn confirm_page(
     csrf: CsrfToken,
     Path(token): Path<String>,
 ) -> Result<Response, AppError> {
-    let pending: Option<(String, String)> = sqlx::query_as(
-        "select company, email from public.pending_signups where token_hash = $1 and expires_at > now()",
-    )
-    .bind(digest(&token))
-    .fetch_optional(&state.db)
-    .await?;
+    let pending = store::find_pending_signup(&state.db, &digest(&token)).await?;
     let mut page = SignupPage::new(lang, &csrf);
     match pending {
         Some((company, email)) => {
@@ -509,8 +492,5 @@ async fn confirm_form(
 
 /// Forgets sign-up links that expired (the purge job).
 pub async fn purge(pool: &sqlx::PgPool) -> sqlx::Result<u64> {
-    Ok(sqlx::query("delete from public.pending_signups where expires_at < now()")
-        .execute(pool)
-        .await?
-        .rows_affected())
+    store::purge_pending_signups(pool).await
 }

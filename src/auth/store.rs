@@ -383,3 +383,72 @@ pub async fn platform_admin_email(
     .fetch_optional(pool)
     .await
 }
+
+/// A sign-up waiting for its owner to confirm their email.
+pub struct PendingSignup<'a> {
+    pub token_hash: &'a [u8],
+    pub email: &'a str,
+    pub company: &'a str,
+    pub password_hash: &'a str,
+    pub lang: &'a str,
+    pub ttl_hours: i32,
+}
+
+#[tracing::instrument(name = "db.pending_signups.create", skip_all)]
+pub async fn create_pending_signup(
+    conn: &mut PgConnection,
+    p: PendingSignup<'_>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "insert into public.pending_signups (token_hash, email, company, password_hash, lang, expires_at)
+         values ($1, $2, $3, $4, $5, now() + make_interval(hours => $6))",
+    )
+    .bind(p.token_hash)
+    .bind(p.email)
+    .bind(p.company)
+    .bind(p.password_hash)
+    .bind(p.lang)
+    .bind(p.ttl_hours)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The live pending sign-up with this token hash: (company, email).
+#[tracing::instrument(name = "db.pending_signups.find", skip_all)]
+pub async fn find_pending_signup(
+    pool: &PgPool,
+    token_hash: &[u8],
+) -> sqlx::Result<Option<(String, String)>> {
+    sqlx::query_as(
+        "select company, email from public.pending_signups where token_hash = $1 and expires_at > now()",
+    )
+    .bind(token_hash)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Takes the live pending sign-up with this token hash (it can be confirmed once):
+/// (email, company, password hash).
+#[tracing::instrument(name = "db.pending_signups.take", skip_all)]
+pub async fn take_pending_signup(
+    pool: &PgPool,
+    token_hash: &[u8],
+) -> sqlx::Result<Option<(String, String, String)>> {
+    sqlx::query_as(
+        "delete from public.pending_signups where token_hash = $1 and expires_at > now()
+         returning email, company, password_hash",
+    )
+    .bind(token_hash)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Forgets expired sign-up links; how many.
+#[tracing::instrument(name = "db.pending_signups.purge", skip_all)]
+pub async fn purge_pending_signups(pool: &PgPool) -> sqlx::Result<u64> {
+    Ok(sqlx::query("delete from public.pending_signups where expires_at < now()")
+        .execute(pool)
+        .await?
+        .rows_affected())
+}

@@ -122,12 +122,7 @@ async fn build(
         files.push(json!({ "path": name, "bytes": size }));
         archive = append_file(archive, format!("{root}/{name}"), path).await?;
     }
-    let merchant: serde_json::Value = sqlx::query_scalar(
-        "select to_jsonb(t) - 'schema_version' from public.tenants t where id = $1",
-    )
-    .bind(tenant.0)
-    .fetch_one(&mut *tx)
-    .await?;
+    let merchant = super::store::merchant_record(&mut tx, tenant.0).await?;
     tx.commit().await?;
 
     let objects = state.storage.tenant_objects(tenant).await?;
@@ -162,11 +157,7 @@ async fn export(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let id = path_id(&id)?;
-    let ent_id: String = sqlx::query_scalar("select ent_id from public.tenants where id = $1")
-        .bind(id)
-        .fetch_optional(&state.db)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let ent_id = super::store::ent_id(&state.db, id).await?.ok_or(AppError::NotFound)?;
     let tenant = TenantId(id);
     let file = build(&state, tenant, &ent_id)
         .await

@@ -87,3 +87,22 @@ pub async fn by_plan_and_billing(pool: &PgPool) -> sqlx::Result<Vec<(String, Str
     .fetch_all(pool)
     .await
 }
+
+/// Merchant `id`'s row in `public.tenants` as JSON (for its export), without the schema
+/// bookkeeping.
+#[tracing::instrument(name = "db.tenants.record", skip_all)]
+pub async fn merchant_record(conn: &mut PgConnection, id: i64) -> sqlx::Result<Value> {
+    sqlx::query_scalar("select to_jsonb(t) - 'schema_version' - 'functions_digest' from public.tenants t where id = $1")
+        .bind(id)
+        .fetch_one(conn)
+        .await
+}
+
+/// Merchant `id`'s public id, deleted or not.
+#[tracing::instrument(name = "db.tenants.ent_id", skip_all)]
+pub async fn ent_id(pool: &PgPool, id: i64) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("select ent_id from public.tenants where id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}

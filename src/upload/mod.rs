@@ -12,6 +12,7 @@
 //! with `nosniff` and a CSP that runs nothing.
 
 pub mod sniff;
+mod store;
 pub mod thumb;
 
 use std::{path::PathBuf, sync::Arc};
@@ -177,8 +178,6 @@ impl UploadOut {
     }
 }
 
-const UPLOAD_COLUMNS: &str = "id, kind, name, size, mime, width, height, has_thumb, visitor_id";
-
 /// An upload of this tenant, with its URLs; `None` when there is no such upload.
 pub async fn find(
     conn: &mut sqlx::PgConnection,
@@ -188,12 +187,7 @@ pub async fn find(
     if !valid_id(id) {
         return Ok(None);
     }
-    let row: Option<UploadOut> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {UPLOAD_COLUMNS} from uploads where id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(conn)
-    .await?;
+    let row = store::get(conn, id).await?;
     Ok(row.map(|r| r.with_urls(ent_id)))
 }
 
@@ -310,24 +304,18 @@ async fn upload(
     };
     let stored = async {
         let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
-        let row: UploadOut = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "insert into uploads (id, kind, name, size, mime, width, height, has_thumb, visitor_id, agent_id, thumb_size)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-             returning {UPLOAD_COLUMNS}"
-        )))
-        .bind(&id)
-        .bind(sniffed.kind.as_str())
-        .bind(&name)
-        .bind(size)
-        .bind(sniffed.mime)
-        .bind(processed.as_ref().map(|p| p.width as i32))
-        .bind(processed.as_ref().map(|p| p.height as i32))
-        .bind(processed.is_some())
-        .bind(visitor_id)
-        .bind(agent_id)
-        .bind(thumb_size)
-        .fetch_one(&mut *tx)
-        .await?;
+        let new = store::NewUpload {
+            id: &id,
+            kind: sniffed.kind.as_str(),
+            name: &name,
+            size,
+            mime: sniffed.mime,
+            dimensions: processed.as_ref().map(|p| (p.width as i32, p.height as i32)),
+            thumb_size,
+            visitor_id,
+            agent_id,
+        };
+        let row = store::create(&mut tx, new).await?;
         // Concurrent uploads cannot pass the limit together: the counter only grows while
         // the total fits.
         let total = size + thumb_size;
@@ -430,13 +418,7 @@ pub async fn delete_rows(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let deleted: Vec<(String, i64, bool, bool)> = sqlx::query_as(
-        "delete from uploads where id = any($1)
-         returning id, size + thumb_size, has_thumb, visitor_id is not null",
-    )
-    .bind(ids)
-    .fetch_all(&mut **tx)
-    .await?;
+    let deleted = store::delete(tx, ids).await?;
     for budget in [limits::Budget::Team, limits::Budget::Visitors] {
         let visitors = budget == limits::Budget::Visitors;
         let freed: i64 =
