@@ -452,3 +452,14 @@ pub async fn purge_pending_signups(pool: &PgPool) -> sqlx::Result<u64> {
         .await?
         .rows_affected())
 }
+
+/// The merchant's first enabled owner: (agent id, user id, name).
+#[tracing::instrument(name = "db.agents.enabled_owner", skip_all)]
+pub async fn enabled_owner(conn: &mut PgConnection) -> sqlx::Result<Option<(i64, i64, String)>> {
+    sqlx::query_as(
+        "select id, user_id, display_name from agents
+         where role = 'owner' and disabled_at is null order by id limit 1",
+    )
+    .fetch_optional(conn)
+    .await
+}

@@ -7,15 +7,16 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
-use super::{PlatformSession, audit};
+use super::{PlatformSession, audit, store};
 use crate::{
     auth::oauth::{self, Kind, Provider},
     http::{AppError, Routes, Scope, extract::ApiJson, input::text},
     startup::AppState,
 };
+pub use store::ProviderView;
 
 pub fn routes() -> Routes<AppState> {
     Routes::new()
@@ -25,26 +26,6 @@ pub fn routes() -> Routes<AppState> {
         .delete("/api/platform/v1/identity_providers/{id}", Scope::Platform, remove)
 }
 
-/// A provider as the console shows it (never its secret).
-#[derive(Serialize, sqlx::FromRow)]
-pub struct ProviderView {
-    pub id: i64,
-    pub slug: String,
-    pub kind: String,
-    pub name: String,
-    pub issuer: String,
-    pub client_id: String,
-    pub client_secret_set: bool,
-    pub enabled: bool,
-    /// Users who linked an account of this provider.
-    pub linked_users: i64,
-    /// What to register as the redirect (callback) URL at the provider.
-    #[sqlx(skip)]
-    pub redirect_uri: String,
-    pub created_at: chrono::DateTime<chrono::Utc>,
-    pub updated_at: chrono::DateTime<chrono::Utc>,
-}
-
 impl ProviderView {
     /// For the console's edit form.
     pub fn json(&self) -> String {
@@ -52,17 +33,8 @@ impl ProviderView {
     }
 }
 
-const VIEW: &str = "select p.id, p.slug, p.kind, p.name, p.issuer, p.client_id,
-        p.client_secret <> '' as client_secret_set, p.enabled,
-        (select count(*) from public.user_identities i where i.provider_id = p.id) as linked_users,
-        p.created_at, p.updated_at
-    from public.identity_providers p";
-
 pub async fn all(state: &AppState) -> Result<Vec<ProviderView>, AppError> {
-    let mut rows: Vec<ProviderView> =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("{VIEW} order by p.id")))
-            .fetch_all(&state.db)
-            .await?;
+    let mut rows = store::providers(&state.db).await?;
     for row in &mut rows {
         row.redirect_uri = oauth::redirect_uri(state, &row.slug);
     }
@@ -70,12 +42,7 @@ pub async fn all(state: &AppState) -> Result<Vec<ProviderView>, AppError> {
 }
 
 async fn one(state: &AppState, id: i64) -> Result<ProviderView, AppError> {
-    let mut row: ProviderView =
-        sqlx::query_as(sqlx::AssertSqlSafe(format!("{VIEW} where p.id = $1")))
-            .bind(id)
-            .fetch_optional(&state.db)
-            .await?
-            .ok_or(AppError::NotFound)?;
+    let mut row = store::provider(&state.db, id).await?.ok_or(AppError::NotFound)?;
     row.redirect_uri = oauth::redirect_uri(state, &row.slug);
     Ok(row)
 }
@@ -215,31 +182,16 @@ async fn write(
     c: &Checked,
     secret: &str,
 ) -> Result<i64, AppError> {
-    let sql = match id {
-        None => {
-            "insert into public.identity_providers
-                 (slug, kind, name, issuer, client_id, client_secret, enabled)
-             values ($1, $2, $3, $4, $5, $6, $7) returning id"
-        }
-        Some(_) => {
-            "update public.identity_providers
-             set slug = $1, kind = $2, name = $3, issuer = $4, client_id = $5,
-                 client_secret = $6, enabled = $7, updated_at = now()
-             where id = $8 returning id"
-        }
+    let settings = store::ProviderSettings {
+        slug: &c.slug,
+        kind: c.kind.as_str(),
+        name: &c.name,
+        issuer: &c.issuer,
+        client_id: &c.client_id,
+        client_secret: secret,
+        enabled: c.enabled,
     };
-    sqlx::query_scalar(sql)
-        .bind(&c.slug)
-        .bind(c.kind.as_str())
-        .bind(&c.name)
-        .bind(&c.issuer)
-        .bind(&c.client_id)
-        .bind(secret)
-        .bind(c.enabled)
-        .bind(id)
-        .fetch_one(tx)
-        .await
-        .map_err(taken)
+    store::write_provider(tx, id, settings).await.map_err(taken)
 }
 
 async fn create(
@@ -268,12 +220,7 @@ async fn update(
     ApiJson(input): ApiJson<Input>,
 ) -> Result<Json<ProviderView>, AppError> {
     let c = check(input)?;
-    let stored: String =
-        sqlx::query_scalar("select client_secret from public.identity_providers where id = $1")
-            .bind(id)
-            .fetch_optional(&state.db)
-            .await?
-            .ok_or(AppError::NotFound)?;
+    let stored = store::provider_secret(&state.db, id).await?.ok_or(AppError::NotFound)?;
     let secret = c.client_secret.clone().unwrap_or(stored);
     reachable(&state, &c, &secret).await?;
     let mut tx = state.db.begin().await?;
@@ -292,12 +239,7 @@ async fn remove(
     Path(id): Path<i64>,
 ) -> Result<StatusCode, AppError> {
     let mut tx = state.db.begin().await?;
-    let slug: String =
-        sqlx::query_scalar("delete from public.identity_providers where id = $1 returning slug")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(AppError::NotFound)?;
+    let slug = store::delete_provider(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     audit::record(&mut *tx, &admin, "identity_provider.delete", None, &slug, json!({})).await?;
     tx.commit().await?;
     state.invalidate(crate::realtime::bus::Invalidation::SignIn).await;

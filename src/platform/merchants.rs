@@ -16,7 +16,7 @@ use tenants::{TenantId, TenantTx};
 
 use billing::BillingStatus;
 
-use super::{PlatformSession, audit, lifecycle};
+use super::{PlatformSession, audit, lifecycle, store as platform_store};
 use crate::{
     auth::{session, store},
     http::{
@@ -28,6 +28,7 @@ use crate::{
     merchant::subscription,
     startup::AppState,
 };
+pub use platform_store::{AuditEntry, MerchantRow};
 
 pub fn routes() -> Routes<AppState> {
     Routes::new()
@@ -61,26 +62,6 @@ pub struct ListQuery {
 
 pub const PAGE_SIZE: i64 = 25;
 
-#[derive(Serialize, sqlx::FromRow)]
-pub struct MerchantRow {
-    pub id: i64,
-    pub ent_id: String,
-    pub name: String,
-    pub status: String,
-    pub plan: String,
-    /// Where it stands with its subscription (billing::BillingStatus).
-    pub billing_status: String,
-    /// Stripe's own status of its subscription, when it has one.
-    pub subscription_status: Option<String>,
-    pub trial_ends_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub purge_after: Option<DateTime<Utc>>,
-    pub storage_bytes: i64,
-    pub members: i64,
-    pub messages_7d: i64,
-    pub conversations_month: i64,
-}
-
 impl MerchantRow {
     /// The catalog key naming its billing status.
     pub fn billing_key(&self) -> String {
@@ -100,17 +81,6 @@ pub struct MerchantList {
     pub page: i64,
     pub pages: i64,
 }
-
-const MERCHANT_COLUMNS: &str = "t.id, t.ent_id, t.name, t.status, t.plan, t.billing_status,
-    (select s.stripe_status from public.subscriptions s where s.tenant_id = t.id) as subscription_status,
-    t.trial_ends_at, t.created_at,
-    t.purge_after, t.storage_bytes,
-    (select count(*) from public.tenant_members m where m.tenant_id = t.id) as members,
-    coalesce((select sum(u.messages) from public.usage_daily u
-              where u.tenant_id = t.id and u.day > (now() at time zone 'utc')::date - 7), 0)::bigint as messages_7d,
-    coalesce((select sum(u.conversations) from public.usage_daily u
-              where u.tenant_id = t.id
-                and u.day >= date_trunc('month', now() at time zone 'utc')::date), 0)::bigint as conversations_month";
 
 fn filter_value(
     raw: Option<&str>,
@@ -138,32 +108,12 @@ pub async fn search(state: &AppState, q: &ListQuery) -> Result<MerchantList, App
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(|s| like_pattern(&s.chars().take(100).collect::<String>()));
-    let conditions = "($1::text is null or t.name ilike $1 or t.ent_id ilike $1
-            or exists (select 1 from public.tenant_members m join public.users u on u.id = m.user_id
-                       where m.tenant_id = t.id and u.email ilike $1))
-        and ($2::text is null or t.plan = $2)
-        and ($3::text is null or t.status = $3)";
-    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "select count(*) from public.tenants t where {conditions}"
-    )))
-    .bind(&pattern)
-    .bind(&plan)
-    .bind(&status)
-    .fetch_one(db)
-    .await?;
+    let filter = platform_store::MerchantFilter { pattern, plan, status };
+    let total = platform_store::count_merchants(db, &filter).await?;
     let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
     let page = q.page.unwrap_or(1).clamp(1, pages);
-    let merchants: Vec<MerchantRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {MERCHANT_COLUMNS} from public.tenants t where {conditions}
-         order by t.id desc limit $4 offset $5"
-    )))
-    .bind(&pattern)
-    .bind(&plan)
-    .bind(&status)
-    .bind(PAGE_SIZE)
-    .bind((page - 1) * PAGE_SIZE)
-    .fetch_all(db)
-    .await?;
+    let offset = (page - 1) * PAGE_SIZE;
+    let merchants = platform_store::merchants(db, &filter, PAGE_SIZE, offset).await?;
     Ok(MerchantList { merchants, total, page, pages })
 }
 
@@ -177,15 +127,6 @@ async fn list_api(
 
 // ---------------------------------------------------------------------------------------
 // Detail
-
-#[derive(Serialize, sqlx::FromRow)]
-pub struct AuditEntry {
-    pub id: i64,
-    pub agent_name: String,
-    pub action: String,
-    pub target: String,
-    pub created_at: DateTime<Utc>,
-}
 
 #[derive(Serialize)]
 pub struct Usage {
@@ -217,38 +158,18 @@ pub struct MerchantDetail {
 
 /// The merchant `id` in any state (deleted ones too, until purged).
 async fn merchant_row(db: &sqlx::PgPool, id: i64) -> Result<MerchantRow, AppError> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {MERCHANT_COLUMNS} from public.tenants t where t.id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(db)
-    .await?
-    .ok_or(AppError::NotFound)
+    platform_store::merchant(db, id).await?.ok_or(AppError::NotFound)
 }
 
 pub async fn detail(state: &AppState, raw_id: &str) -> Result<MerchantDetail, AppError> {
     let id = path_id(raw_id)?;
     let merchant = merchant_row(&state.db, id).await?;
-    let (suspended_at, deleted_at): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
-        sqlx::query_as("select suspended_at, deleted_at from public.tenants where id = $1")
-            .bind(id)
-            .fetch_one(&state.db)
-            .await?;
-    let (messages_today, messages_30d): (i64, i64) = sqlx::query_as(
-        "select coalesce(sum(messages) filter (where day = (now() at time zone 'utc')::date), 0)::bigint,
-                coalesce(sum(messages), 0)::bigint
-         from public.usage_daily where tenant_id = $1 and day > (now() at time zone 'utc')::date - 30",
-    )
-    .bind(id)
-    .fetch_one(&state.db)
-    .await?;
+    let (suspended_at, deleted_at) = platform_store::lifecycle_times(&state.db, id).await?;
+    let (messages_today, messages_30d) =
+        platform_store::messages_today_and_30d(&state.db, id).await?;
     let mut tx = TenantTx::begin(&state.db, TenantId(id)).await?;
     let agents = store::list_agents(&mut tx).await?;
-    let merchant_audit: Vec<AuditEntry> = sqlx::query_as(
-        "select id, agent_name, action, target, created_at from audit_log order by id desc limit 20",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+    let merchant_audit = platform_store::merchant_audit(&mut tx).await?;
     tx.commit().await?;
     let platform_audit = audit::search(
         &state.db,
@@ -296,11 +217,7 @@ async fn detail_api(
 /// The merchant an action names, as `(id, ent_id)`; 404 if there is none.
 async fn target(state: &AppState, raw_id: &str) -> Result<(TenantId, String), AppError> {
     let id = path_id(raw_id)?;
-    let ent_id: Option<String> =
-        sqlx::query_scalar("select ent_id from public.tenants where id = $1")
-            .bind(id)
-            .fetch_optional(&state.db)
-            .await?;
+    let ent_id = platform_store::ent_id(&state.db, id).await?;
     Ok((TenantId(id), ent_id.ok_or(AppError::NotFound)?))
 }
 
@@ -411,20 +328,7 @@ async fn extend_trial(
     }
     // A trial that ended (the merchant was suspended for it) starts again from now.
     let now = state.clock.now();
-    let ended: Option<(DateTime<Utc>, String)> = sqlx::query_as(
-        "update public.tenants t
-         set trial_ends_at = greatest(coalesce(t.trial_ends_at, $3), $3) + make_interval(days => $2),
-             billing_status = case when t.billing_status = 'suspended' then 'trialing' else t.billing_status end,
-             updated_at = now()
-         from (select billing_status from public.tenants where id = $1 for update) old
-         where t.id = $1 and t.status <> 'deleted' and t.plan = 'trial'
-         returning t.trial_ends_at, old.billing_status",
-    )
-    .bind(tenant.0)
-    .bind(req.days as i32)
-    .bind(now)
-    .fetch_optional(&state.db)
-    .await?;
+    let ended = platform_store::extend_trial(&state.db, tenant.0, req.days as i32, now).await?;
     let (ends, before) =
         ended.ok_or_else(|| conflict("only a merchant on the trial plan has a trial to extend"))?;
     let before = BillingStatus::parse(&before).unwrap_or(BillingStatus::Trialing);
@@ -525,24 +429,17 @@ async fn impersonate(
         return Err(conflict("support sessions open only in an active merchant's workspace"));
     }
     let mut tx = TenantTx::begin(&state.db, tenant_id).await?;
-    let owner: Option<(i64, i64, String)> = sqlx::query_as(
-        "select id, user_id, display_name from agents
-         where role = 'owner' and disabled_at is null order by id limit 1",
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
+    let owner = store::enabled_owner(&mut tx).await?;
     let (agent_id, user_id, name) =
         owner.ok_or_else(|| conflict("this merchant has no enabled owner to act as"))?;
-    sqlx::query(
-        "insert into audit_log (agent_id, agent_name, action, target, detail)
-         values ($1, $2, 'support.session', $3, $4)",
-    )
-    .bind(agent_id)
-    .bind(format!("{name} (support: {})", admin.email))
-    .bind(&admin.email)
-    .bind(json!({ "admin_id": admin.user_id }))
-    .execute(&mut *tx)
-    .await?;
+    let entry = crate::merchant::audit::store::NewEntry {
+        agent_id,
+        agent_name: &format!("{name} (support: {})", admin.email),
+        action: "support.session",
+        target: &admin.email,
+        detail: json!({ "admin_id": admin.user_id }),
+    };
+    crate::merchant::audit::store::create(&mut tx, entry).await?;
     tx.commit().await?;
     let opening = crate::auth::sessions::Opening {
         user_id,

@@ -15,7 +15,7 @@ use crate::{
     startup::AppState,
 };
 
-mod store;
+pub(crate) mod store;
 use store::Entry;
 
 pub fn routes() -> Routes<AppState> {
