@@ -20,6 +20,7 @@
 //!    and unlinks it through `DELETE /api/v1/me/identities/{slug}` (not their last way in).
 
 pub mod protocol;
+mod store;
 
 use askama::Template;
 use axum::{
@@ -70,12 +71,7 @@ pub fn routes(limit: &AuthRateLimit) -> Routes<AppState> {
 // ---------------------------------------------------------------------------------------
 // Providers as stored
 
-const PROVIDER_COLUMNS: &str = "id, slug, kind, name, issuer, client_id, client_secret, updated_at";
-
-type ProviderRow =
-    (i64, String, String, String, String, String, String, chrono::DateTime<chrono::Utc>);
-
-fn provider_of(row: ProviderRow) -> Option<Provider> {
+fn provider_of(row: store::ProviderRow) -> Option<Provider> {
     let (id, slug, kind, name, issuer, client_id, client_secret, version) = row;
     Some(Provider {
         id,
@@ -91,14 +87,7 @@ fn provider_of(row: ProviderRow) -> Option<Provider> {
 
 /// An enabled provider by its slug.
 pub async fn enabled_provider(db: &sqlx::PgPool, slug: &str) -> sqlx::Result<Option<Provider>> {
-    // Constant columns only: nothing from the request is formatted in.
-    let row: Option<ProviderRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "select {PROVIDER_COLUMNS} from public.identity_providers where slug = $1 and enabled"
-    )))
-    .bind(slug)
-    .fetch_optional(db)
-    .await?;
-    Ok(row.and_then(provider_of))
+    Ok(store::enabled_provider(db, slug).await?.and_then(provider_of))
 }
 
 /// A sign-in button.
@@ -118,11 +107,7 @@ impl Button {
 
 /// The enabled providers, in the order admins added them.
 pub async fn buttons(db: &sqlx::PgPool) -> sqlx::Result<Vec<Button>> {
-    sqlx::query_as(
-        "select slug, kind, name from public.identity_providers where enabled order by id",
-    )
-    .fetch_all(db)
-    .await
+    store::buttons(db).await
 }
 
 /// Where the provider sends the browser back (register this with the provider).
@@ -224,23 +209,16 @@ async fn prepare(
         }
     };
     let mut tx = state.db.begin().await?;
-    sqlx::query("delete from public.oauth_flows where expires_at < now()")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "insert into public.oauth_flows
-             (state_hash, provider_id, nonce, pkce_verifier, next, link_user_id, expires_at)
-         values ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7))",
-    )
-    .bind(state_hash(&started.state))
-    .bind(provider.id)
-    .bind(&started.nonce)
-    .bind(&started.pkce_verifier)
-    .bind(next)
-    .bind(link_user)
-    .bind(FLOW_TTL_SECS as f64)
-    .execute(&mut *tx)
-    .await?;
+    let flow = store::NewFlow {
+        state_hash: &state_hash(&started.state),
+        provider_id: provider.id,
+        nonce: &started.nonce,
+        pkce_verifier: &started.pkce_verifier,
+        next,
+        link_user_id: link_user,
+        ttl_secs: FLOW_TTL_SECS as f64,
+    };
+    store::create_flow(&mut tx, flow).await?;
     tx.commit().await?;
     let cookie = Cookie::build((FLOW_COOKIE, started.state))
         .path(FLOW_COOKIE_PATH)
@@ -423,13 +401,7 @@ async fn take_flow(
     if returned.is_empty() || !bool::from(returned.as_bytes().ct_eq(cookie.as_bytes())) {
         return Ok(None);
     }
-    let row: Option<(i64, String, String, String, Option<i64>)> = sqlx::query_as(
-        "delete from public.oauth_flows where state_hash = $1 and expires_at > now()
-         returning provider_id, nonce, pkce_verifier, next, link_user_id",
-    )
-    .bind(state_hash(returned))
-    .fetch_optional(&state.db)
-    .await?;
+    let row = store::take_flow(&state.db, &state_hash(returned)).await?;
     Ok(row.filter(|r| r.0 == provider.id).map(
         |(provider_id, nonce, pkce_verifier, next, link_user_id)| Flow {
             provider_id,
@@ -496,26 +468,11 @@ impl From<sqlx::Error> for Resolve {
 async fn resolve(state: &AppState, flow: &Flow, id: &Identity) -> Result<Completed, Resolve> {
     let email = id.verified_email.as_deref().or(id.unverified_email.as_deref()).unwrap_or("");
     let mut tx = state.db.begin().await?;
-    let linked: Option<i64> = sqlx::query_scalar(
-        "select user_id from public.user_identities where provider_id = $1 and subject = $2
-         for update",
-    )
-    .bind(flow.provider_id)
-    .bind(&id.subject)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let linked = store::linked_user(&mut tx, flow.provider_id, &id.subject).await?;
     let user_id = match (linked, flow.link_user_id) {
         (Some(owner), Some(me)) if owner != me => return Err(Resolve::Failure(Failure::Taken)),
         (Some(owner), _) => {
-            sqlx::query(
-                "update public.user_identities set last_used_at = now(), email = $3
-                 where provider_id = $1 and subject = $2",
-            )
-            .bind(flow.provider_id)
-            .bind(&id.subject)
-            .bind(email)
-            .execute(&mut *tx)
-            .await?;
+            store::touch_identity(&mut tx, flow.provider_id, &id.subject, email).await?;
             tx.commit().await?;
             return Ok(match flow.link_user_id {
                 Some(_) => Completed::Linked,
@@ -527,13 +484,7 @@ async fn resolve(state: &AppState, flow: &Flow, id: &Identity) -> Result<Complet
             let Some(verified) = id.verified_email.as_deref() else {
                 return Err(Resolve::Failure(Failure::NoVerifiedEmail));
             };
-            let user: Option<(i64, Option<chrono::DateTime<chrono::Utc>>)> = sqlx::query_as(
-                "select id, email_verified_at from public.users where lower(email) = lower($1)",
-            )
-            .bind(verified)
-            .fetch_optional(&mut *tx)
-            .await?;
-            match user {
+            match store::user_by_email(&mut tx, verified).await? {
                 None => return Err(Resolve::Failure(Failure::NoAccount(verified.to_owned()))),
                 Some((_, None)) => {
                     return Err(Resolve::Failure(Failure::AccountUnconfirmed(verified.to_owned())));
@@ -543,22 +494,8 @@ async fn resolve(state: &AppState, flow: &Flow, id: &Identity) -> Result<Complet
         }
     };
     // A user has one account per provider: linking another replaces the old link.
-    sqlx::query("delete from public.user_identities where user_id = $1 and provider_id = $2")
-        .bind(user_id)
-        .bind(flow.provider_id)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "insert into public.user_identities (provider_id, subject, user_id, email, last_used_at)
-         values ($1, $2, $3, $4, case when $5 then null else now() end)",
-    )
-    .bind(flow.provider_id)
-    .bind(&id.subject)
-    .bind(user_id)
-    .bind(email)
-    .bind(flow.link_user_id.is_some())
-    .execute(&mut *tx)
-    .await?;
+    let linking = flow.link_user_id.is_some();
+    store::link(&mut tx, flow.provider_id, &id.subject, user_id, email, linking).await?;
     tx.commit().await?;
     tracing::info!(user = user_id, provider = flow.provider_id, "an OAuth identity was linked");
     Ok(match flow.link_user_id {
@@ -603,27 +540,9 @@ pub struct MyIdentity {
     pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-type MyRow = (
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<chrono::DateTime<chrono::Utc>>,
-    Option<chrono::DateTime<chrono::Utc>>,
-);
-
 /// Every enabled provider, plus disabled ones the user still has a link to.
 pub async fn mine(db: &sqlx::PgPool, user_id: i64) -> sqlx::Result<Vec<MyIdentity>> {
-    let rows: Vec<MyRow> = sqlx::query_as(
-        "select p.slug, p.kind, p.name, i.email, i.created_at, i.last_used_at
-         from public.identity_providers p
-         left join public.user_identities i on i.provider_id = p.id and i.user_id = $1
-         where p.enabled or i.user_id is not null
-         order by p.id",
-    )
-    .bind(user_id)
-    .fetch_all(db)
-    .await?;
+    let rows = store::mine(db, user_id).await?;
     Ok(rows
         .into_iter()
         .map(|(slug, kind, name, email, linked_at, last_used_at)| MyIdentity {
@@ -659,27 +578,9 @@ async fn unlink(
         ));
     }
     let mut tx = state.db.begin().await?;
-    let (has_password, others): (bool, i64) = sqlx::query_as(
-        "select u.password_hash is not null,
-                (select count(*) from public.user_identities i
-                 join public.identity_providers p on p.id = i.provider_id
-                 where i.user_id = u.id and p.slug <> $2 and p.enabled)
-         from public.users u where u.id = $1 for update",
-    )
-    .bind(session.user_id)
-    .bind(&slug)
-    .fetch_one(&mut *tx)
-    .await?;
-    let removed = sqlx::query(
-        "delete from public.user_identities i using public.identity_providers p
-         where p.id = i.provider_id and p.slug = $2 and i.user_id = $1",
-    )
-    .bind(session.user_id)
-    .bind(&slug)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if removed > 0 && !has_password && others == 0 {
+    let (has_password, others) = store::other_ways_in(&mut tx, session.user_id, &slug).await?;
+    let removed = store::unlink(&mut tx, session.user_id, &slug).await?;
+    if removed && !has_password && others == 0 {
         return Err(AppError::conflict(
             "last_sign_in_method",
             None,
