@@ -164,7 +164,8 @@ async fn merchant_row(db: &sqlx::PgPool, id: i64) -> Result<MerchantRow, AppErro
 pub async fn detail(state: &AppState, raw_id: &str) -> Result<MerchantDetail, AppError> {
     let id = path_id(raw_id)?;
     let merchant = merchant_row(&state.db, id).await?;
-    let (suspended_at, deleted_at) = platform_store::lifecycle_times(&state.db, id).await?;
+    let platform_store::LifecycleTimes { suspended_at, deleted_at } =
+        platform_store::lifecycle_times(&state.db, id).await?;
     let (messages_today, messages_30d) =
         platform_store::messages_today_and_30d(&state.db, id).await?;
     let mut tx = TenantTx::begin(&state.db, TenantId(id)).await?;

@@ -200,12 +200,15 @@ pub async fn merchant(pool: &PgPool, id: i64) -> sqlx::Result<Option<MerchantRow
     .await
 }
 
-/// When merchant `id` was suspended and deleted, if it was.
+/// When a merchant was suspended and deleted, if it was.
+#[derive(sqlx::FromRow)]
+pub struct LifecycleTimes {
+    pub suspended_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
 #[tracing::instrument(name = "db.tenants.lifecycle_times", skip_all)]
-pub async fn lifecycle_times(
-    pool: &PgPool,
-    id: i64,
-) -> sqlx::Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)> {
+pub async fn lifecycle_times(pool: &PgPool, id: i64) -> sqlx::Result<LifecycleTimes> {
     sqlx::query_as("select suspended_at, deleted_at from public.tenants where id = $1")
         .bind(id)
         .fetch_one(pool)

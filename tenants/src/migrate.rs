@@ -127,6 +127,13 @@ pub struct MigrateReport {
     pub elapsed: Duration,
 }
 
+/// What one tenant's migration applied.
+#[derive(Clone, Copy, Debug, Default)]
+struct Applied {
+    migrations: usize,
+    functions: usize,
+}
+
 /// The ordered list of tenant migrations, the tenant functions, and the operations on them.
 #[derive(Clone, Debug)]
 pub struct TenantMigrator {
@@ -191,11 +198,11 @@ impl TenantMigrator {
     /// Applies whatever `tx`'s schema lacks, records it, and mirrors the version into
     /// `public.tenants`. Returns the number of migrations applied.
     pub async fn apply(&self, tx: &mut TenantTx) -> Result<usize, MigrationError> {
-        Ok(self.apply_counting(tx).await?.0)
+        Ok(self.apply_counting(tx).await?.migrations)
     }
 
     /// [`Self::apply`], counting the migrations and the functions applied.
-    async fn apply_counting(&self, tx: &mut TenantTx) -> Result<(usize, usize), MigrationError> {
+    async fn apply_counting(&self, tx: &mut TenantTx) -> Result<Applied, MigrationError> {
         let tenant = tx.tenant();
         let conn: &mut PgConnection = tx;
         sqlx::query(
@@ -248,7 +255,7 @@ impl TenantMigrator {
         .bind(self.functions_digest())
         .execute(&mut *conn)
         .await?;
-        Ok((count, functions))
+        Ok(Applied { migrations: count, functions })
     }
 
     /// (Re)defines the functions whose text differs from what the schema applied last; how
@@ -320,7 +327,7 @@ impl TenantMigrator {
         let total = behind.len();
         let done = AtomicUsize::new(0);
         let retried = AtomicUsize::new(0);
-        let results: Vec<(TenantId, Result<(usize, usize), MigrationError>)> = stream::iter(behind)
+        let results: Vec<(TenantId, Result<Applied, MigrationError>)> = stream::iter(behind)
             .map(|tenant| {
                 let (done, retried, progress) = (&done, &retried, &progress);
                 async move {
@@ -347,9 +354,9 @@ impl TenantMigrator {
             MigrateReport { behind: total, retried: retried.into_inner(), ..Default::default() };
         for (tenant, result) in results {
             match result {
-                Ok((migrations, functions)) => {
-                    report.migrated += usize::from(migrations + functions > 0);
-                    report.applied += migrations;
+                Ok(applied) => {
+                    report.migrated += usize::from(applied.migrations + applied.functions > 0);
+                    report.applied += applied.migrations;
                 }
                 Err(e) => report.failed.push((tenant, e.to_string())),
             }
@@ -364,7 +371,7 @@ impl TenantMigrator {
         pool: &PgPool,
         tenant: TenantId,
         options: &MigrateOptions,
-    ) -> Result<(usize, usize), MigrationError> {
+    ) -> Result<Applied, MigrationError> {
         let mut tx = pool.begin().await?;
         sqlx::query("select set_config('lock_timeout', $1, true)")
             .bind(format!("{}ms", options.lock_timeout.as_millis()))
@@ -385,7 +392,7 @@ impl TenantMigrator {
                 Ok(applied)
             }
             // Deleted meanwhile, or migrated by a concurrent run.
-            _ => Ok((0, 0)),
+            _ => Ok(Applied::default()),
         }
     }
 }

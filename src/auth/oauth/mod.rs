@@ -247,14 +247,7 @@ struct CallbackQuery {
     iss: Option<String>,
 }
 
-/// A flow taken from the table.
-struct Flow {
-    provider_id: i64,
-    nonce: String,
-    pkce_verifier: String,
-    next: String,
-    link_user_id: Option<i64>,
-}
+use store::Flow;
 
 /// Why a sign-in did not complete, as the person is told.
 #[derive(Debug, PartialEq, Eq)]
@@ -402,15 +395,7 @@ async fn take_flow(
         return Ok(None);
     }
     let row = store::take_flow(&state.db, &state_hash(returned)).await?;
-    Ok(row.filter(|r| r.0 == provider.id).map(
-        |(provider_id, nonce, pkce_verifier, next, link_user_id)| Flow {
-            provider_id,
-            nonce,
-            pkce_verifier,
-            next,
-            link_user_id,
-        },
-    ))
+    Ok(row.filter(|flow| flow.provider_id == provider.id))
 }
 
 async fn complete(

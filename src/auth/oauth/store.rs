@@ -68,13 +68,19 @@ pub async fn create_flow(conn: &mut PgConnection, f: NewFlow<'_>) -> sqlx::Resul
     Ok(())
 }
 
-/// Takes the live flow with this state hash (a flow is finished once):
-/// `(provider_id, nonce, pkce_verifier, next, link_user_id)`.
+/// A flow taken from the table.
+#[derive(sqlx::FromRow)]
+pub struct Flow {
+    pub provider_id: i64,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    pub next: String,
+    pub link_user_id: Option<i64>,
+}
+
+/// Takes the live flow with this state hash (a flow is finished once).
 #[tracing::instrument(name = "db.oauth_flows.take", skip_all)]
-pub async fn take_flow(
-    pool: &PgPool,
-    state_hash: &str,
-) -> sqlx::Result<Option<(i64, String, String, String, Option<i64>)>> {
+pub async fn take_flow(pool: &PgPool, state_hash: &str) -> sqlx::Result<Option<Flow>> {
     sqlx::query_as(
         "delete from public.oauth_flows where state_hash = $1 and expires_at > now()
          returning provider_id, nonce, pkce_verifier, next, link_user_id",
