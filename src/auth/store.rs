@@ -41,6 +41,7 @@ pub struct AgentRow {
 const AGENT_COLUMNS: &str =
     "id, user_id, role, display_name, avatar_url, status, max_concurrent_chats, created_at";
 
+#[tracing::instrument(name = "db.auth.user_by_email", skip_all)]
 pub async fn user_by_email(pool: &PgPool, email: &str) -> sqlx::Result<Option<UserRow>> {
     sqlx::query_as("select id, email, password_hash, display_name, credential_gen from public.users where lower(email) = lower($1)")
         .bind(email)
@@ -48,6 +49,7 @@ pub async fn user_by_email(pool: &PgPool, email: &str) -> sqlx::Result<Option<Us
         .await
 }
 
+#[tracing::instrument(name = "db.auth.user_by_id", skip_all)]
 pub async fn user_by_id(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<UserRow>> {
     sqlx::query_as("select id, email, password_hash, display_name, credential_gen from public.users where id = $1")
         .bind(id)
@@ -57,6 +59,7 @@ pub async fn user_by_id(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option
 
 /// Inserts a user (`hash`: none for an invited agent who has not chosen a password yet); a
 /// taken email fails on the `users_email_key` constraint.
+#[tracing::instrument(name = "db.auth.insert_user", skip_all)]
 pub async fn insert_user(
     conn: &mut PgConnection,
     email: &Email,
@@ -71,6 +74,7 @@ pub async fn insert_user(
         .await
 }
 
+#[tracing::instrument(name = "db.auth.touch_login", skip_all)]
 pub async fn touch_login(pool: &PgPool, user_id: i64) -> sqlx::Result<()> {
     sqlx::query("update public.users set last_login_at = now() where id = $1")
         .bind(user_id)
@@ -80,6 +84,7 @@ pub async fn touch_login(pool: &PgPool, user_id: i64) -> sqlx::Result<()> {
 }
 
 /// The live tenants `user_id` belongs to, by name.
+#[tracing::instrument(name = "db.auth.memberships", skip_all)]
 pub async fn memberships(pool: &PgPool, user_id: i64) -> sqlx::Result<Vec<Membership>> {
     sqlx::query_as(
         "select t.id as tenant_id, t.ent_id, t.name, t.status
@@ -92,6 +97,7 @@ pub async fn memberships(pool: &PgPool, user_id: i64) -> sqlx::Result<Vec<Member
     .await
 }
 
+#[tracing::instrument(name = "db.auth.add_member", skip_all)]
 pub async fn add_member(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -106,6 +112,7 @@ pub async fn add_member(
 }
 
 /// Inserts an agent into the tenant schema `conn` is scoped to.
+#[tracing::instrument(name = "db.auth.insert_agent", skip_all)]
 pub async fn insert_agent(
     conn: &mut PgConnection,
     user_id: i64,
@@ -175,6 +182,7 @@ pub async fn update_agent(conn: &mut PgConnection, id: i64, u: &AgentUpdate) -> 
 }
 
 /// The enabled agent row of `user_id` in the tenant schema `conn` is scoped to.
+#[tracing::instrument(name = "db.auth.active_agent_by_user", skip_all)]
 pub async fn active_agent_by_user(
     conn: &mut PgConnection,
     user_id: i64,
@@ -189,6 +197,7 @@ pub async fn active_agent_by_user(
 
 /// The active agent whose live session `session` (id, token version) of `user_id` in
 /// `tenant` this is. Marks the session seen (at most once a minute: not a write per request).
+#[tracing::instrument(name = "db.auth.agent_for_session", skip_all)]
 pub async fn agent_for_session(
     conn: &mut PgConnection,
     user_id: i64,
@@ -216,6 +225,7 @@ pub async fn agent_for_session(
     .await
 }
 
+#[tracing::instrument(name = "db.auth.agent_by_id", skip_all)]
 pub async fn agent_by_id(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<AgentRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("select {AGENT_COLUMNS} from agents where id = $1")))
         .bind(id)
@@ -248,6 +258,7 @@ pub struct AgentWithEmail {
     pub two_factor: bool,
 }
 
+#[tracing::instrument(name = "db.auth.list_agents", skip_all)]
 pub async fn list_agents(conn: &mut PgConnection) -> sqlx::Result<Vec<AgentWithEmail>> {
     sqlx::query_as(
         "select a.id, a.user_id, a.role, a.display_name, a.avatar_url, a.status, a.max_concurrent_chats,

@@ -52,6 +52,7 @@ const CONVERSATION_SELECT: &str =
     join visitors v on v.id = c.visitor_id
     left join agents a on a.id = c.agent_id";
 
+#[tracing::instrument(name = "db.chat.conversation", skip_all)]
 pub async fn conversation(
     conn: &mut PgConnection,
     id: i64,
@@ -63,6 +64,7 @@ pub async fn conversation(
 }
 
 /// The visitor's conversation that is not closed, if any.
+#[tracing::instrument(name = "db.chat.current_conversation", skip_all)]
 pub async fn current_conversation(
     conn: &mut PgConnection,
     visitor_id: i64,
@@ -77,6 +79,7 @@ pub async fn current_conversation(
 
 /// Locks the visitor row so that two tabs sending their first message at once open one
 /// conversation, not two.
+#[tracing::instrument(name = "db.chat.lock_visitor", skip_all)]
 pub async fn lock_visitor(conn: &mut PgConnection, visitor_id: i64) -> sqlx::Result<bool> {
     Ok(sqlx::query_scalar::<_, i64>("select id from visitors where id = $1 for update")
         .bind(visitor_id)
@@ -87,6 +90,7 @@ pub async fn lock_visitor(conn: &mut PgConnection, visitor_id: i64) -> sqlx::Res
 
 /// Opens a conversation and counts it in the tenant's usage for today (same transaction,
 /// so the count is exact under concurrency).
+#[tracing::instrument(name = "db.chat.insert_conversation", skip_all)]
 pub async fn insert_conversation(
     conn: &mut PgConnection,
     tenant: TenantId,
@@ -124,6 +128,7 @@ pub struct Candidate {
 }
 
 /// The enabled agents among `ids` with their current load.
+#[tracing::instrument(name = "db.chat.candidates", skip_all)]
 pub async fn candidates(conn: &mut PgConnection, ids: &[i64]) -> sqlx::Result<Vec<Candidate>> {
     sqlx::query_as(
         "select a.id, a.status, a.max_concurrent_chats,
@@ -137,6 +142,7 @@ pub async fn candidates(conn: &mut PgConnection, ids: &[i64]) -> sqlx::Result<Ve
     .await
 }
 
+#[tracing::instrument(name = "db.chat.agent_status", skip_all)]
 pub async fn agent_status(conn: &mut PgConnection, agent_id: i64) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar("select status from agents where id = $1")
         .bind(agent_id)
@@ -146,6 +152,7 @@ pub async fn agent_status(conn: &mut PgConnection, agent_id: i64) -> sqlx::Resul
 
 /// Online again on connecting: an agent who was offline, or away for inactivity. Returns
 /// whether the status changed.
+#[tracing::instrument(name = "db.chat.come_online", skip_all)]
 pub async fn come_online(conn: &mut PgConnection, agent_id: i64) -> sqlx::Result<bool> {
     Ok(sqlx::query(
         "update agents set status = 'online', auto_away = false, updated_at = now()
@@ -159,6 +166,7 @@ pub async fn come_online(conn: &mut PgConnection, agent_id: i64) -> sqlx::Result
 }
 
 /// Away for inactivity, if still online. Returns whether it changed.
+#[tracing::instrument(name = "db.chat.begin_auto_away", skip_all)]
 pub async fn begin_auto_away(conn: &mut PgConnection, agent_id: i64) -> sqlx::Result<bool> {
     Ok(sqlx::query(
         "update agents set status = 'away', auto_away = true, updated_at = now()
@@ -172,6 +180,7 @@ pub async fn begin_auto_away(conn: &mut PgConnection, agent_id: i64) -> sqlx::Re
 }
 
 /// Back online after an automatic away (not after one the agent chose).
+#[tracing::instrument(name = "db.chat.end_auto_away", skip_all)]
 pub async fn end_auto_away(conn: &mut PgConnection, agent_id: i64) -> sqlx::Result<bool> {
     Ok(sqlx::query(
         "update agents set status = 'online', auto_away = false, updated_at = now()
@@ -184,6 +193,7 @@ pub async fn end_auto_away(conn: &mut PgConnection, agent_id: i64) -> sqlx::Resu
         == 1)
 }
 
+#[tracing::instrument(name = "db.chat.set_agent_status", skip_all)]
 pub async fn set_agent_status(
     conn: &mut PgConnection,
     agent_id: i64,
@@ -201,6 +211,7 @@ pub async fn set_agent_status(
 
 /// Assigns a conversation that is not closed to `agent_id` (a queued one becomes open; a
 /// pending or snoozed one stays so); returns false if it is closed.
+#[tracing::instrument(name = "db.chat.assign", skip_all)]
 pub async fn assign(
     conn: &mut PgConnection,
     conversation_id: i64,
@@ -222,6 +233,7 @@ pub async fn assign(
 
 /// Reopens the visitor's latest conversation if it was resolved less than `hours` ago;
 /// returns its id.
+#[tracing::instrument(name = "db.chat.reopen_recent", skip_all)]
 pub async fn reopen_recent(
     conn: &mut PgConnection,
     visitor_id: i64,
@@ -247,6 +259,7 @@ pub async fn reopen_recent(
 }
 
 /// Marks the offline notice as sent; true only the first time for a conversation.
+#[tracing::instrument(name = "db.chat.claim_offline_notice", skip_all)]
 pub async fn claim_offline_notice(
     conn: &mut PgConnection,
     conversation_id: i64,
@@ -259,6 +272,7 @@ pub async fn claim_offline_notice(
         == 1)
 }
 
+#[tracing::instrument(name = "db.chat.mark_read", skip_all)]
 pub async fn mark_read(
     conn: &mut PgConnection,
     conversation_id: i64,
@@ -335,6 +349,7 @@ const MESSAGE_SELECT: &str = "select m.id, m.conversation_id, m.sender_kind, m.s
     from messages m left join agents a on a.id = m.sender_agent_id";
 
 /// A visitor's messages after `since`, oldest first (activity lines are for agents only).
+#[tracing::instrument(name = "db.chat.visitor_messages_since", skip_all)]
 pub async fn visitor_messages_since(
     conn: &mut PgConnection,
     visitor_id: i64,
@@ -356,6 +371,7 @@ pub async fn visitor_messages_since(
 }
 
 /// Every message of the tenant after `since`, oldest first (agents' catch-up).
+#[tracing::instrument(name = "db.chat.tenant_messages_since", skip_all)]
 pub async fn tenant_messages_since(
     conn: &mut PgConnection,
     since: i64,
@@ -373,6 +389,7 @@ pub async fn tenant_messages_since(
 
 /// The id of the tenant's newest message stored before `cutoff` (0 if none): where a resync
 /// replays from. Walks back from the newest id, so it reads only what came after `cutoff`.
+#[tracing::instrument(name = "db.chat.last_message_before", skip_all)]
 pub async fn last_message_before(
     pool: &sqlx::PgPool,
     tenant: TenantId,
@@ -390,6 +407,7 @@ pub async fn last_message_before(
 }
 
 /// A conversation's messages before `before` (newest first, for scrolling back).
+#[tracing::instrument(name = "db.chat.conversation_messages", skip_all)]
 pub async fn conversation_messages(
     conn: &mut PgConnection,
     conversation_id: i64,
@@ -408,6 +426,7 @@ pub async fn conversation_messages(
 }
 
 /// The agent's display name.
+#[tracing::instrument(name = "db.chat.agent_name", skip_all)]
 pub async fn agent_name(conn: &mut PgConnection, agent_id: i64) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar("select display_name from agents where id = $1")
         .bind(agent_id)
@@ -416,6 +435,7 @@ pub async fn agent_name(conn: &mut PgConnection, agent_id: i64) -> sqlx::Result<
 }
 
 /// Marks conversation `id` counted against its month's allowance; false if it was already.
+#[tracing::instrument(name = "db.chat.mark_counted", skip_all)]
 pub async fn mark_counted(conn: &mut PgConnection, id: i64) -> sqlx::Result<bool> {
     Ok(sqlx::query(
         "update conversations set counted_at = now() where id = $1 and counted_at is null",

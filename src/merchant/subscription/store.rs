@@ -35,6 +35,7 @@ const SUBSCRIPTION_COLUMNS: &str =
     "stripe_customer_id, stripe_subscription_id, stripe_status, price_id,
     current_period_end, cancel_at_period_end, past_due_since";
 
+#[tracing::instrument(name = "db.subscription.subscription", skip_all)]
 pub async fn subscription(
     conn: &mut PgConnection,
     tenant: i64,
@@ -55,6 +56,7 @@ pub struct Locked {
     pub plan: String,
 }
 
+#[tracing::instrument(name = "db.subscription.lock_tenant", skip_all)]
 pub async fn lock_tenant(conn: &mut PgConnection, tenant: i64) -> sqlx::Result<Option<Locked>> {
     sqlx::query_as(
         "select billing_status, plan from public.tenants where id = $1 and status <> 'deleted' for update",
@@ -65,6 +67,7 @@ pub async fn lock_tenant(conn: &mut PgConnection, tenant: i64) -> sqlx::Result<O
 }
 
 /// Which merchant a Stripe customer or subscription belongs to.
+#[tracing::instrument(name = "db.subscription.tenant_of", skip_all)]
 pub async fn tenant_of(
     conn: &mut PgConnection,
     customer: Option<&str>,
@@ -80,6 +83,7 @@ pub async fn tenant_of(
     .await
 }
 
+#[tracing::instrument(name = "db.subscription.tenant_exists", skip_all)]
 pub async fn tenant_exists(conn: &mut PgConnection, tenant: i64) -> sqlx::Result<bool> {
     sqlx::query_scalar(
         "select exists (select 1 from public.tenants where id = $1 and status <> 'deleted')",
@@ -90,6 +94,7 @@ pub async fn tenant_exists(conn: &mut PgConnection, tenant: i64) -> sqlx::Result
 }
 
 /// Links the merchant to its Stripe customer (the first link stays).
+#[tracing::instrument(name = "db.subscription.save_customer", skip_all)]
 pub async fn save_customer(
     conn: &mut PgConnection,
     tenant: i64,
@@ -117,6 +122,7 @@ pub struct Applied<'a> {
 }
 
 /// Stores the subscription and the merchant's resulting state (under [`lock_tenant`]).
+#[tracing::instrument(name = "db.subscription.apply", skip_all)]
 pub async fn apply(conn: &mut PgConnection, tenant: i64, a: &Applied<'_>) -> sqlx::Result<()> {
     let s = a.subscription;
     let period_end = s.current_period_end().and_then(|t| DateTime::from_timestamp(t, 0));
@@ -145,6 +151,7 @@ pub async fn apply(conn: &mut PgConnection, tenant: i64, a: &Applied<'_>) -> sql
 }
 
 /// Sets the merchant's billing state (and plan, when given).
+#[tracing::instrument(name = "db.subscription.set_status", skip_all)]
 pub async fn set_status(
     conn: &mut PgConnection,
     tenant: i64,
@@ -168,6 +175,7 @@ pub async fn set_status(
 }
 
 /// Records a webhook event as handled; false when it was handled before.
+#[tracing::instrument(name = "db.subscription.record_event", skip_all)]
 pub async fn record_event(
     conn: &mut PgConnection,
     event: &billing::event::Event,
@@ -188,6 +196,7 @@ pub async fn record_event(
     Ok(inserted == 1)
 }
 
+#[tracing::instrument(name = "db.subscription.upsert_invoice", skip_all)]
 pub async fn upsert_invoice(conn: &mut PgConnection, tenant: i64, i: &Invoice) -> sqlx::Result<()> {
     let at = |t: i64| DateTime::from_timestamp(t, 0);
     sqlx::query(
@@ -227,6 +236,7 @@ pub struct InvoiceRow {
     pub created_at: DateTime<Utc>,
 }
 
+#[tracing::instrument(name = "db.subscription.invoices", skip_all)]
 pub async fn invoices(
     conn: &mut PgConnection,
     tenant: i64,

@@ -48,6 +48,7 @@ const RETURNING: &str = "returning id, public_id, name, external_id,
     blocked_at is not null or exists (select 1 from blacklist b where b.visitor_id = visitors.id) as blocked";
 
 /// A new visitor; `external_id` names the merchant's user for a verified one.
+#[tracing::instrument(name = "db.visitors.create", skip_all)]
 pub async fn create(
     conn: &mut PgConnection,
     p: &Profile,
@@ -85,6 +86,7 @@ pub async fn create(
 }
 
 /// Refreshes a returning visitor; a visit counts again after 30 minutes away.
+#[tracing::instrument(name = "db.visitors.resume", skip_all)]
 pub async fn resume(
     conn: &mut PgConnection,
     id: i64,
@@ -123,6 +125,7 @@ pub async fn resume(
 
 /// The merchant's user id of visitor `id`: `None` if there is no such visitor,
 /// `Some(None)` for an anonymous one.
+#[tracing::instrument(name = "db.visitors.external_id", skip_all)]
 pub async fn external_id(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<Option<String>>> {
     sqlx::query_scalar("select external_id from visitors where id = $1")
         .bind(id)
@@ -131,6 +134,7 @@ pub async fn external_id(conn: &mut PgConnection, id: i64) -> sqlx::Result<Optio
 }
 
 /// The visitor the merchant's user `external_id` already is.
+#[tracing::instrument(name = "db.visitors.by_external_id", skip_all)]
 pub async fn by_external_id(
     conn: &mut PgConnection,
     external_id: &str,
@@ -143,6 +147,7 @@ pub async fn by_external_id(
 
 /// Makes anonymous visitor `id` the merchant's user `external_id` (they logged in on the
 /// merchant's site: what they said before stays theirs).
+#[tracing::instrument(name = "db.visitors.mark_verified", skip_all)]
 pub async fn mark_verified(
     conn: &mut PgConnection,
     id: i64,
@@ -161,6 +166,7 @@ pub async fn mark_verified(
 
 /// Serializes sessions naming the same user, so two devices logging in at once make one
 /// visitor (released at commit).
+#[tracing::instrument(name = "db.visitors.lock_identity", skip_all)]
 pub async fn lock_identity(conn: &mut PgConnection, external_id: &str) -> sqlx::Result<()> {
     crate::db::tenant_lock(conn, &format!("kefu.visitor:{external_id}")).await
 }
@@ -168,6 +174,7 @@ pub async fn lock_identity(conn: &mut PgConnection, external_id: &str) -> sqlx::
 impl VisitorRow {
     /// Visitor `id` as a request from `ip` sees it: blocked when the visitor is, or when `ip`
     /// falls in a blocked address or range.
+    #[tracing::instrument(name = "db.visitors.load", skip_all)]
     pub async fn load(
         conn: &mut PgConnection,
         id: i64,
@@ -188,6 +195,7 @@ impl VisitorRow {
 }
 
 /// Whether `ip` falls in a blacklisted address or range.
+#[tracing::instrument(name = "db.visitors.ip_blocked", skip_all)]
 pub async fn ip_blocked(conn: &mut PgConnection, ip: IpAddr) -> sqlx::Result<bool> {
     sqlx::query_scalar("select exists (select 1 from blacklist where ip_range >>= $1::inet)")
         .bind(ip.to_string())
