@@ -266,11 +266,54 @@ pub async fn update_agent(
     ApiJson(req): ApiJson<AgentChange>,
 ) -> Result<Json<AgentWithEmail>, AppError> {
     let id = crate::http::input::path_id(&id)?;
+    let change = checked_change(&state, &session, &mut tx, id, req).await?;
+    let update = &change.update;
+    store::update_agent(&mut tx, id, update).await?;
+    // A disabled agent's open conversations go back to the queue for the rest of the team.
+    let mut requeued = Vec::new();
+    if update.disabled == Some(true) {
+        for c in chat_store::requeue_agent(&mut tx, id).await? {
+            requeued.extend(chat_store::conversation(&mut tx, c).await?);
+        }
+    }
+    let ended = end_sessions(&mut tx, &session, &change).await?;
+    let agent = agent_with_email(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    if !change.only_own_profile {
+        let detail = serde_json::json!({
+            "role": update.role, "max_concurrent_chats": update.max_concurrent_chats,
+            "disabled": update.disabled, "display_name": update.display_name,
+            "avatar": update.avatar_url,
+        });
+        crate::merchant::audit::record(&mut tx, &session, "agent.update", &agent.email, detail)
+            .await?;
+    }
+    tx.commit().await?;
+    ended.close_sockets(&state);
+    announce(&state, session.tenant.id, &agent, update.disabled.is_some(), &requeued).await;
+    Ok(Json(agent))
+}
+
+/// A change to agent `target`, checked: what to store, and whether it is only the caller's
+/// own name and picture (which any agent may change).
+struct Change {
+    target: store::AgentRow,
+    update: store::AgentUpdate,
+    only_own_profile: bool,
+}
+
+/// Validates `req` and checks that the caller may make it: admins change anyone but the
+/// owner's role and access; nobody disables themselves; re-enabling takes a seat.
+async fn checked_change(
+    state: &AppState,
+    session: &AgentSession,
+    tx: &mut tenants::TenantTx,
+    id: i64,
+    req: AgentChange,
+) -> Result<Change, AppError> {
     let name = req.display_name.as_deref().map(display_name).transpose()?;
-    let name_changed = name.clone();
     let new_role = req.role.as_deref().map(role).transpose()?;
     let max = req.max_concurrent_chats.map(max_chats).transpose()?;
-    let target = store::agent_by_id(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    let target = store::agent_by_id(tx, id).await?.ok_or(AppError::NotFound)?;
     let only_own_profile =
         id == session.agent.id && new_role.is_none() && max.is_none() && req.disabled.is_none();
     if !only_own_profile {
@@ -279,7 +322,7 @@ pub async fn update_agent(
     let avatar = match &req.avatar {
         Some(raw) => {
             let ent_id = &session.tenant.ent_id;
-            let upload = team_image(&mut tx, ent_id, "avatar", raw).await?;
+            let upload = team_image(tx, ent_id, "avatar", raw).await?;
             Some(image_url(ent_id, &upload).unwrap_or_default())
         }
         None => None,
@@ -291,51 +334,47 @@ pub async fn update_agent(
         return Err(AppError::conflict("cannot_disable_self", None, "you cannot disable yourself"));
     }
     // Re-enabling takes a seat again.
-    if req.disabled == Some(false) && store::is_disabled(&mut tx, id).await? {
-        limits::check_seat(&mut tx, session.tenant.id, plan_of(&state, &session)).await?;
+    if req.disabled == Some(false) && store::is_disabled(tx, id).await? {
+        limits::check_seat(tx, session.tenant.id, plan_of(state, session)).await?;
     }
     let update = store::AgentUpdate {
         display_name: name,
         role: new_role,
         max_concurrent_chats: max,
         disabled: req.disabled,
-        avatar_url: avatar.clone(),
+        avatar_url: avatar,
     };
-    store::update_agent(&mut tx, id, &update).await?;
-    // A disabled agent's open conversations go back to the queue for the rest of the team.
-    let requeued = match req.disabled {
-        Some(true) => chat_store::requeue_agent(&mut tx, id).await?,
-        _ => Vec::new(),
-    };
-    let mut rows = Vec::with_capacity(requeued.len());
-    for c in requeued {
-        rows.extend(chat_store::conversation(&mut tx, c).await?);
-    }
-    // A new role or lost access ends the person's sessions here: they sign in again to the
-    // workspace as it now is for them (and their sockets close).
-    let ended = if new_role.is_some_and(|r| r != target.role) || req.disabled == Some(true) {
-        let reason =
-            if req.disabled == Some(true) { Reason::Disabled } else { Reason::RoleChanged };
-        let which = Which::InTenant { user_id: target.user_id, tenant: session.tenant.id };
-        sessions::end(&mut tx, which, reason).await?
-    } else {
-        sessions::Ended::default()
-    };
-    let agent = agent_with_email(&mut tx, id).await?.ok_or(AppError::NotFound)?;
-    if !only_own_profile {
-        let detail = serde_json::json!({
-            "role": new_role, "max_concurrent_chats": max, "disabled": req.disabled, "display_name": name_changed,
-            "avatar": avatar,
-        });
-        crate::merchant::audit::record(&mut tx, &session, "agent.update", &agent.email, detail)
-            .await?;
-    }
-    tx.commit().await?;
-    ended.close_sockets(&state);
+    Ok(Change { target, update, only_own_profile })
+}
 
-    let tenant = session.tenant.id;
-    if req.disabled.is_some() {
-        let status = if agent.disabled { AgentStatus::Offline } else { agent_status(&agent) };
+/// A new role or lost access ends the person's sessions here: they sign in again to the
+/// workspace as it now is for them (and their sockets close once the change commits).
+async fn end_sessions(
+    tx: &mut tenants::TenantTx,
+    session: &AgentSession,
+    change: &Change,
+) -> Result<sessions::Ended, AppError> {
+    let disabled = change.update.disabled == Some(true);
+    if !disabled && change.update.role.is_none_or(|r| r == change.target.role) {
+        return Ok(sessions::Ended::default());
+    }
+    let reason = if disabled { Reason::Disabled } else { Reason::RoleChanged };
+    let which = Which::InTenant { user_id: change.target.user_id, tenant: session.tenant.id };
+    Ok(sessions::end(tx, which, reason).await?)
+}
+
+/// Tells the team what changed: the agent's status when their access did (a disabled
+/// agent's sockets close), and the conversations handed back to the queue.
+async fn announce(
+    state: &AppState,
+    tenant: tenants::TenantId,
+    agent: &AgentWithEmail,
+    access_changed: bool,
+    requeued: &[chat_store::ConversationRow],
+) {
+    let id = agent.agent.id;
+    if access_changed {
+        let status = if agent.disabled { AgentStatus::Offline } else { agent_status(agent) };
         state.chat.remember_status(tenant, id, status).await;
         if agent.disabled {
             state.chat.hub.revoke(tenant, Peer::Agent(id));
@@ -344,10 +383,9 @@ pub async fn update_agent(
             tracing::warn!(error = %e, "publishing presence after an agent change failed");
         }
     }
-    for row in &rows {
+    for row in requeued {
         state.chat.announce(tenant, "transferred", row);
     }
-    Ok(Json(agent))
 }
 
 fn agent_status(agent: &AgentWithEmail) -> AgentStatus {
