@@ -78,6 +78,13 @@ pub fn path_id(raw: &str) -> Result<i64, AppError> {
 }
 
 /// A `LIKE` pattern matching `q` anywhere, with `%`, `_` and `\` taken literally.
+/// A search box's text as a `LIKE` pattern (see [`like_pattern`]): trimmed, its first 100
+/// characters; `None` for an empty or absent one (no filter).
+pub fn search_pattern(q: Option<&str>) -> Option<String> {
+    let q = q.map(str::trim).filter(|s| !s.is_empty())?;
+    Some(like_pattern(&q.chars().take(100).collect::<String>()))
+}
+
 pub fn like_pattern(q: &str) -> String {
     let mut escaped = String::with_capacity(q.len() + 2);
     escaped.push('%');

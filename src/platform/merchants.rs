@@ -23,7 +23,7 @@ use crate::{
         AppError, Routes, Scope,
         client::ClientMeta,
         extract::{ApiJson, OptionalJson},
-        input::{like_pattern, path_id},
+        input::path_id,
     },
     merchant::subscription,
     startup::AppState,
@@ -103,11 +103,7 @@ pub async fn search(state: &AppState, q: &ListQuery) -> Result<MerchantList, App
     let db = &state.db;
     let plan = filter_value(q.plan.as_deref(), &state.plans.ids(), "plan")?;
     let status = filter_value(q.status.as_deref(), &["active", "suspended", "deleted"], "status")?;
-    let pattern =
-        q.q.as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| like_pattern(&s.chars().take(100).collect::<String>()));
+    let pattern = crate::http::input::search_pattern(q.q.as_deref());
     let filter = platform_store::MerchantFilter { pattern, plan, status };
     let total = platform_store::count_merchants(db, &filter).await?;
     let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);

@@ -17,7 +17,7 @@ use crate::{
     http::{
         AppError, Routes, Scope,
         extract::ApiJson,
-        input::{like_pattern, path_id, position, text},
+        input::{path_id, position, text},
     },
     startup::AppState,
 };
@@ -52,11 +52,7 @@ async fn list(
     Ctx { mut tx, .. }: Ctx<Agent>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<List>, AppError> {
-    let pattern =
-        q.q.as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| like_pattern(&s.chars().take(100).collect::<String>()));
+    let pattern = crate::http::input::search_pattern(q.q.as_deref());
     let quick_replies = store::list(&mut tx, pattern.as_deref()).await?;
     tx.commit().await?;
     Ok(Json(List { quick_replies }))

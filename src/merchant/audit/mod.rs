@@ -11,7 +11,7 @@ use tenants::TenantTx;
 use crate::{
     auth::ctx::{Admin, Ctx},
     auth::session::AgentSession,
-    http::{AppError, Routes, Scope, input::like_pattern},
+    http::{AppError, Routes, Scope},
     startup::AppState,
 };
 
@@ -87,11 +87,7 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page>, AppError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
-    let pattern =
-        q.q.as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| like_pattern(&s.chars().take(100).collect::<String>()));
+    let pattern = crate::http::input::search_pattern(q.q.as_deref());
     let before = q.before.unwrap_or(i64::MAX);
     let entries = store::search(&mut tx, pattern.as_deref(), before, limit).await?;
     tx.commit().await?;

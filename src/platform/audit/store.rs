@@ -4,7 +4,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::http::input::like_pattern;
 use crate::platform::PlatformSession;
 
 /// Records `action` by `actor` (inside the caller's transaction when given one).
@@ -70,11 +69,7 @@ pub struct AuditPage {
 #[tracing::instrument(name = "db.platform_audit.search", skip_all)]
 pub async fn search(db: &sqlx::PgPool, q: &AuditQuery) -> sqlx::Result<AuditPage> {
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
-    let pattern =
-        q.q.as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| like_pattern(&s.chars().take(100).collect::<String>()));
+    let pattern = crate::http::input::search_pattern(q.q.as_deref());
     let entries: Vec<Entry> = sqlx::query_as(
         "select a.id, a.created_at, a.actor_email, a.action, a.tenant_id, t.name as tenant_name,
                 a.target, a.detail, a.ip
