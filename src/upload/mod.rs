@@ -248,23 +248,9 @@ async fn upload(
     multipart: Multipart,
 ) -> Result<Response, AppError> {
     let tenant = uploader.tenant().clone();
-    let l = &state.limiter.limits;
-    // A visitor's uploads are metered (count now; bytes once read) and kept apart from the
-    // team's storage.
-    if let Uploader::Visitor(v) = &uploader {
-        let (per_ip, per_visitor) = (
-            Rule::per_hour("uploads", l.uploads_per_ip),
-            Rule::per_hour("uploads", l.uploads_per_visitor),
-        );
-        v.limit(&state, per_ip, per_visitor, 1).await?;
-    }
+    uploader.meter(&state, None).await?;
     let (raw_name, bytes) = read_file(multipart).await?;
-    if let Uploader::Visitor(v) = &uploader {
-        let kib = u32::try_from(bytes.len().div_ceil(1024)).unwrap_or(u32::MAX);
-        let daily =
-            Rule::per_day("upload_kib", l.upload_mb_per_visitor_per_day.saturating_mul(1024));
-        state.limiter.check(tenant.id, &[Hit::visitor(daily, v.visitor.id).cost(kib)]).await?;
-    }
+    uploader.meter(&state, Some(bytes.len())).await?;
     let sniffed = sniff::sniff(&bytes, &raw_name).map_err(refused)?;
     let name = clean_name(&raw_name, sniffed.extension);
     let bytes = Bytes::from(bytes);
@@ -272,65 +258,33 @@ async fn upload(
         Kind::Image => Some(thumb::process_within_budget(bytes.clone()).await.map_err(bad_image)?),
         _ => None,
     };
-
     // The storage budget: refused before anything is written, and counted atomically below.
     let plan = state.plans.get(&tenant.plan).unwrap_or_else(|| state.plans.trial());
-    let budget = match uploader {
-        Uploader::Visitor(_) => limits::Budget::Visitors,
-        Uploader::Agent(_) => limits::Budget::Team,
-    };
+    let budget = uploader.budget();
     let thumb_size = processed.as_ref().map_or(0, |p| p.thumb.len() as i64);
-    let needed = bytes.len() as i64 + thumb_size;
-    if let Some(limit) = budget.limit(plan) {
-        let used = limits::storage_used(&mut *state.db.acquire().await?, tenant.id, budget).await?;
-        if used.saturating_add(needed) > i64::try_from(limit).unwrap_or(i64::MAX) {
-            return Err(limits::storage_full(plan, budget));
-        }
-    }
-    let id = new_id();
-    let original = state.storage.key(tenant.id, &id, false);
-    let thumb_key = state.storage.key(tenant.id, &id, true);
     let size = bytes.len() as i64;
-    state.storage.put(&original, bytes).await.map_err(|e| AppError::Internal(e.into()))?;
-    if let Some(p) = &processed {
-        if let Err(e) = state.storage.put(&thumb_key, Bytes::from(p.thumb.clone())).await {
-            state.storage.delete(&original).await;
-            return Err(AppError::Internal(e.into()));
-        }
-    }
+    check_room(&state, &tenant, plan, budget, size + thumb_size).await?;
+    let id = new_id();
+    let keys = put_objects(&state, tenant.id, &id, bytes, processed.as_ref()).await?;
     let (visitor_id, agent_id) = match &uploader {
         Uploader::Visitor(v) => (Some(v.visitor.id), None),
         Uploader::Agent(a) => (None, Some(a.agent.id)),
     };
-    let stored = async {
-        let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
-        let new = store::NewUpload {
-            id: &id,
-            kind: sniffed.kind.as_str(),
-            name: &name,
-            size,
-            mime: sniffed.mime,
-            dimensions: processed.as_ref().map(|p| (p.width as i32, p.height as i32)),
-            thumb_size,
-            visitor_id,
-            agent_id,
-        };
-        let row = store::create(&mut tx, new).await?;
-        // Concurrent uploads cannot pass the limit together: the counter only grows while
-        // the total fits.
-        let total = size + thumb_size;
-        if !limits::add_storage(&mut tx, tenant.id, budget, total, budget.limit(plan)).await? {
-            return Ok(None);
-        }
-        tx.commit().await?;
-        Ok::<_, sqlx::Error>(Some(row))
-    }
-    .await;
-    let row = match stored {
+    let new = store::NewUpload {
+        id: &id,
+        kind: sniffed.kind.as_str(),
+        name: &name,
+        size,
+        mime: sniffed.mime,
+        dimensions: processed.as_ref().map(|p| (p.width as i32, p.height as i32)),
+        thumb_size,
+        visitor_id,
+        agent_id,
+    };
+    let row = match record(&state, &tenant, plan, budget, new).await {
         Ok(Some(row)) => row,
         outcome => {
-            state.storage.delete(&original).await;
-            state.storage.delete(&thumb_key).await;
+            state.storage.remove_all(&keys).await;
             return Err(match outcome {
                 Err(e) => e.into(),
                 _ => limits::storage_full(plan, budget),
@@ -338,6 +292,93 @@ async fn upload(
         }
     };
     Ok((StatusCode::CREATED, Json(row.with_urls(&tenant.ent_id))).into_response())
+}
+
+impl Uploader {
+    /// A visitor's uploads are metered: their number before the file is read (`bytes`
+    /// `None`), their size once it is. The team's are not.
+    async fn meter(&self, state: &AppState, bytes: Option<usize>) -> Result<(), AppError> {
+        let Uploader::Visitor(v) = self else { return Ok(()) };
+        let l = &state.limiter.limits;
+        match bytes {
+            None => {
+                let per_ip = Rule::per_hour("uploads", l.uploads_per_ip);
+                let per_visitor = Rule::per_hour("uploads", l.uploads_per_visitor);
+                v.limit(state, per_ip, per_visitor, 1).await
+            }
+            Some(len) => {
+                let kib = u32::try_from(len.div_ceil(1024)).unwrap_or(u32::MAX);
+                let mib = l.upload_mb_per_visitor_per_day;
+                let daily = Rule::per_day("upload_kib", mib.saturating_mul(1024));
+                let hit = Hit::visitor(daily, v.visitor.id).cost(kib);
+                Ok(state.limiter.check(v.tenant.id, &[hit]).await?)
+            }
+        }
+    }
+
+    /// Visitors' files are kept apart from the team's storage.
+    fn budget(&self) -> limits::Budget {
+        match self {
+            Uploader::Visitor(_) => limits::Budget::Visitors,
+            Uploader::Agent(_) => limits::Budget::Team,
+        }
+    }
+}
+
+/// Refuses an upload of `needed` bytes that would not fit the plan's budget as it stands.
+async fn check_room(
+    state: &AppState,
+    tenant: &Tenant,
+    plan: &billing::Plan,
+    budget: limits::Budget,
+    needed: i64,
+) -> Result<(), AppError> {
+    let Some(limit) = budget.limit(plan) else { return Ok(()) };
+    let used = limits::storage_used(&mut *state.db.acquire().await?, tenant.id, budget).await?;
+    if used.saturating_add(needed) > i64::try_from(limit).unwrap_or(i64::MAX) {
+        return Err(limits::storage_full(plan, budget));
+    }
+    Ok(())
+}
+
+/// Writes the file (and its thumbnail) to object storage; their keys. Nothing is left
+/// behind when a write fails.
+async fn put_objects(
+    state: &AppState,
+    tenant: TenantId,
+    id: &str,
+    bytes: Bytes,
+    processed: Option<&thumb::Processed>,
+) -> Result<Vec<ObjectPath>, AppError> {
+    let original = state.storage.key(tenant, id, false);
+    let thumb_key = state.storage.key(tenant, id, true);
+    state.storage.put(&original, bytes).await.map_err(|e| AppError::Internal(e.into()))?;
+    if let Some(p) = processed {
+        if let Err(e) = state.storage.put(&thumb_key, Bytes::from(p.thumb.clone())).await {
+            state.storage.delete(&original).await;
+            return Err(AppError::Internal(e.into()));
+        }
+    }
+    Ok(vec![original, thumb_key])
+}
+
+/// Stores the upload's row and counts its bytes; `None` when a concurrent upload took the
+/// room first (the counter only grows while the total fits).
+async fn record(
+    state: &AppState,
+    tenant: &Tenant,
+    plan: &billing::Plan,
+    budget: limits::Budget,
+    new: store::NewUpload<'_>,
+) -> sqlx::Result<Option<UploadOut>> {
+    let total = new.size + new.thumb_size;
+    let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
+    let row = store::create(&mut tx, new).await?;
+    if !limits::add_storage(&mut tx, tenant.id, budget, total, budget.limit(plan)).await? {
+        return Ok(None);
+    }
+    tx.commit().await?;
+    Ok(Some(row))
 }
 
 /// The one file of a multipart upload (a part named `file`): its name and bytes.
