@@ -392,6 +392,61 @@ struct Change {
 
 /// The checked values to store, by key.
 /// (Pictures are checked against the merchant's uploads in [`update_settings`].)
+/// The widget's allowed domains, normalized, without blanks or repeats (50 at most).
+fn domains(list: &[String]) -> Result<Vec<String>, AppError> {
+    if list.len() > 50 {
+        return Err(AppError::field("allowed_widget_domains", "at most 50 domains"));
+    }
+    let mut domains = Vec::with_capacity(list.len());
+    for raw in list.iter().filter(|d| !d.trim().is_empty()) {
+        let d = domain(raw).ok_or_else(|| {
+            AppError::field(
+                "allowed_widget_domains",
+                format!(
+                    "{:?} is not a domain like shop.example.com",
+                    raw.chars().take(60).collect::<String>()
+                ),
+            )
+        })?;
+        if !domains.contains(&d) {
+            domains.push(d);
+        }
+    }
+    Ok(domains)
+}
+
+/// The SSO whitelist's addresses and networks, in CIDR form, without blanks or repeats (50
+/// at most).
+fn ranges(list: &[String]) -> Result<Vec<String>, AppError> {
+    if list.len() > 50 {
+        return Err(AppError::field("sso_ip_whitelist", "at most 50 addresses or networks"));
+    }
+    let mut ranges = Vec::with_capacity(list.len());
+    for raw in list.iter().filter(|r| !r.trim().is_empty()) {
+        let range = crate::visitor::blacklist::parse_range(raw).map_err(|why| {
+            AppError::field(
+                "sso_ip_whitelist",
+                format!("{:?}: {why}", raw.chars().take(60).collect::<String>()),
+            )
+        })?;
+        if !ranges.contains(&range) {
+            ranges.push(range);
+        }
+    }
+    Ok(ranges)
+}
+
+/// The landing page's origin (empty: none).
+fn landing_origin(raw: &str) -> Result<String, AppError> {
+    let v = raw.trim();
+    if v.is_empty() {
+        return Ok(String::new());
+    }
+    origin(v).ok_or_else(|| {
+        AppError::field("landing_url", "an origin like https://chat.shop.example (no path)")
+    })
+}
+
 fn check(c: &Change) -> Result<Vec<(&'static str, Value)>, AppError> {
     let c = c.clone();
     let mut out = Vec::new();
@@ -435,25 +490,7 @@ fn check(c: &Change) -> Result<Vec<(&'static str, Value)>, AppError> {
         out.push(("sso_satisfies_2fa", json!(v)));
     }
     if let Some(list) = c.allowed_widget_domains {
-        if list.len() > 50 {
-            return Err(AppError::field("allowed_widget_domains", "at most 50 domains"));
-        }
-        let mut domains = Vec::with_capacity(list.len());
-        for raw in list.iter().filter(|d| !d.trim().is_empty()) {
-            let d = domain(raw).ok_or_else(|| {
-                AppError::field(
-                    "allowed_widget_domains",
-                    format!(
-                        "{:?} is not a domain like shop.example.com",
-                        raw.chars().take(60).collect::<String>()
-                    ),
-                )
-            })?;
-            if !domains.contains(&d) {
-                domains.push(d);
-            }
-        }
-        out.push(("allowed_widget_domains", json!(domains)));
+        out.push(("allowed_widget_domains", json!(domains(&list)?)));
     }
     if let Some(v) = c.notification_email {
         let v = text("notification_email", &v, 254, false, false)?;
@@ -478,33 +515,10 @@ fn check(c: &Change) -> Result<Vec<(&'static str, Value)>, AppError> {
         }
     }
     if let Some(list) = c.sso_ip_whitelist {
-        if list.len() > 50 {
-            return Err(AppError::field("sso_ip_whitelist", "at most 50 addresses or networks"));
-        }
-        let mut ranges = Vec::with_capacity(list.len());
-        for raw in list.iter().filter(|r| !r.trim().is_empty()) {
-            let range = crate::visitor::blacklist::parse_range(raw).map_err(|why| {
-                AppError::field(
-                    "sso_ip_whitelist",
-                    format!("{:?}: {why}", raw.chars().take(60).collect::<String>()),
-                )
-            })?;
-            if !ranges.contains(&range) {
-                ranges.push(range);
-            }
-        }
-        out.push(("sso_ip_whitelist", json!(ranges)));
+        out.push(("sso_ip_whitelist", json!(ranges(&list)?)));
     }
     if let Some(v) = c.landing_url {
-        let v = v.trim();
-        let v = if v.is_empty() {
-            String::new()
-        } else {
-            origin(v).ok_or_else(|| {
-                AppError::field("landing_url", "an origin like https://chat.shop.example (no path)")
-            })?
-        };
-        out.push(("landing_url", json!(v)));
+        out.push(("landing_url", json!(landing_origin(&v)?)));
     }
     if let Some(form) = c.prechat_form {
         out.push((crate::visitor::prechat::SETTINGS_KEY, json!(form.checked()?)));
