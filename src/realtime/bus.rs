@@ -158,21 +158,19 @@ fn encode_event(header: &Header, frame: Option<&Frame>) -> Bytes {
     let mut out = serde_json::to_vec(header).expect("bus events serialize");
     if let Some(frame) = frame {
         out.push(b'\n');
-        out.extend_from_slice(frame.as_str().as_bytes());
+        out.extend_from_slice(frame.as_bytes());
     }
     Bytes::from(out)
 }
 
-fn decode(payload: &[u8]) -> anyhow::Result<(Header, Option<Frame>)> {
+/// The frame shares the message's bytes: it is sliced out, not copied.
+fn decode(payload: &Bytes) -> anyhow::Result<(Header, Option<Frame>)> {
     let (head, frame) = match payload.iter().position(|b| *b == b'\n') {
-        Some(at) => (&payload[..at], Some(&payload[at + 1..])),
-        None => (payload, None),
+        Some(at) => (payload.slice(..at), Some(payload.slice(at + 1..))),
+        None => (payload.clone(), None),
     };
-    let header: Header = serde_json::from_slice(head).context("bus event header")?;
-    let frame = frame
-        .map(|f| std::str::from_utf8(f).map(|s| Frame::from(s.to_owned())))
-        .transpose()
-        .context("bus frame")?;
+    let header: Header = serde_json::from_slice(&head).context("bus event header")?;
+    let frame = frame.map(Frame::from_utf8).transpose().context("bus frame")?;
     Ok((header, frame))
 }
 
@@ -616,8 +614,11 @@ mod tests {
         let bye = Header { node: 7, seq: 4, at: 1, event: Event::Bye };
         let (back, got) = decode(&encode_event(&bye, None)).unwrap();
         assert!(matches!(back.event, Event::Bye) && got.is_none());
-        assert!(decode(b"not json").is_err());
-        assert!(decode(b"{\"node\":1}").is_err());
+        assert!(decode(&Bytes::from_static(b"not json")).is_err());
+        assert!(decode(&Bytes::from_static(b"{\"node\":1}")).is_err());
+        let mut not_text = encode_event(&bye, None).to_vec();
+        not_text.extend_from_slice(b"\n\xff");
+        assert!(decode(&Bytes::from(not_text)).is_err(), "a frame that is not UTF-8");
     }
 
     #[test]

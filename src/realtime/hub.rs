@@ -43,8 +43,20 @@ pub struct Frame(Arc<Bytes>);
 
 impl Frame {
     pub fn as_str(&self) -> &str {
-        // Only built from a `String` (below), so always UTF-8.
+        // Only built from UTF-8 text (below), so this never falls back.
         std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The frame's text as bytes, without checking it is UTF-8 again (the bus copies it
+    /// into its messages as is).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// A frame that shares `bytes` (a slice of a bus message) if they are UTF-8 text.
+    pub fn from_utf8(bytes: Bytes) -> Result<Self, std::str::Utf8Error> {
+        std::str::from_utf8(&bytes)?;
+        Ok(Self(Arc::new(bytes)))
     }
 
     /// The frame's text as bytes, shared with every other holder, not copied (a transport
