@@ -17,7 +17,7 @@ use serde::Serialize;
 use tenants::EntId;
 
 use crate::{
-    auth::ctx::{Agent, Ctx},
+    auth::ctx::{Agent, ApiToken, Ctx, Read},
     auth::store::{self, AgentRow, AgentWithEmail, Membership},
     http::{AppError, Page, Routes, Scope, csrf::CsrfToken},
     i18n::Lang,
@@ -210,7 +210,7 @@ struct AgentList {
 }
 
 #[utoipa::path(get, path = "/api/v1/agents", tag = "agents", responses((status = 200, body = AgentList), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
-async fn list_agents(Ctx { mut tx, .. }: Ctx<Agent>) -> Result<Json<AgentList>, AppError> {
+async fn list_agents(Ctx { mut tx, .. }: Ctx<ApiToken<Read>>) -> Result<Json<AgentList>, AppError> {
     let agents = store::list_agents(&mut tx).await?;
     tx.commit().await?;
     Ok(Json(AgentList { agents }))
@@ -218,7 +218,7 @@ async fn list_agents(Ctx { mut tx, .. }: Ctx<Agent>) -> Result<Json<AgentList>, 
 
 #[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = String, Path, description = "The agent id")), responses((status = 200, body = crate::auth::store::AgentRow), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn get_agent(
-    Ctx { mut tx, .. }: Ctx<Agent>,
+    Ctx { mut tx, .. }: Ctx<ApiToken<Read>>,
     Path(id): Path<String>,
 ) -> Result<Json<AgentRow>, AppError> {
     // A malformed id cannot name anything: 404, like an id of another tenant.

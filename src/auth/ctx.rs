@@ -4,6 +4,10 @@
 //! table declares (`Routes::feature`), and hands the handler the tenant transaction the
 //! session was read in: the handler does its work in it and commits it once.
 //!
+//! Routes a merchant's own systems may call take `Ctx<ApiToken<Read>>` (reads) or
+//! `Ctx<ApiToken<Write>>` (writes): any agent session, or an API token of that scope. Every
+//! other level refuses API tokens (403 `token_scope`).
+//!
 //! The level is declared twice — in the route table (what the docs, the OpenAPI document and
 //! the role-matrix test read) and in the handler's type (what is enforced) — and the two
 //! cannot disagree: a `Ctx` on a route declared for another level refuses every request
@@ -15,7 +19,7 @@ use std::marker::PhantomData;
 use axum::{extract::FromRequestParts, http::request::Parts};
 use tenants::TenantTx;
 
-use super::session::AgentSession;
+use super::{api_tokens::TokenScope, session::AgentSession};
 use crate::{
     http::{AppError, Role, RouteSpec},
     startup::AppState,
@@ -26,6 +30,8 @@ use crate::{
 pub trait Level: Send + Sync + 'static {
     const ROLE: Role;
     const ENFORCED: Role = Self::ROLE;
+    /// The API tokens let in besides agent sessions (none: sessions only).
+    const TOKEN: Option<TokenScope> = None;
 }
 
 /// Any agent of the merchant.
@@ -38,6 +44,29 @@ pub enum Owner {}
 /// deleting their own note): the extractor lets every agent through, the handler tells
 /// which case it is and calls `session.require(Role::Admin)` for the rest.
 pub enum AdminOrSelf {}
+
+/// Any agent of the merchant, or an API token of scope `S` ([`Read`] or [`Write`]).
+pub struct ApiToken<S>(PhantomData<fn() -> S>);
+/// A read-only API token (and every write token).
+pub enum Read {}
+/// A write API token.
+pub enum Write {}
+
+/// The scope an API-token level needs.
+pub trait Scope: Send + Sync + 'static {
+    const SCOPE: TokenScope;
+}
+impl Scope for Read {
+    const SCOPE: TokenScope = TokenScope::Read;
+}
+impl Scope for Write {
+    const SCOPE: TokenScope = TokenScope::Write;
+}
+
+impl<S: Scope> Level for ApiToken<S> {
+    const ROLE: Role = Role::Agent;
+    const TOKEN: Option<TokenScope> = Some(S::SCOPE);
+}
 
 impl Level for Agent {
     const ROLE: Role = Role::Agent;
@@ -67,17 +96,20 @@ impl<L: Level> FromRequestParts<AppState> for Ctx<L> {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let route = parts.extensions.get::<RouteSpec>().cloned();
         if let Some(route) = &route {
-            if route.role != L::ROLE {
+            if route.role != L::ROLE || route.api != L::TOKEN.is_some() {
                 return Err(AppError::Internal(anyhow::anyhow!(
-                    "{} {} is declared for {} but its handler takes a Ctx for {}",
+                    "{} {} is declared for {} (API tokens: {}) but its handler takes a Ctx for \
+                     {} (API tokens: {:?})",
                     route.method,
                     route.path,
                     route.role,
-                    L::ROLE
+                    route.api,
+                    L::ROLE,
+                    L::TOKEN
                 )));
             }
         }
-        let (session, tx) = AgentSession::open(parts, state).await?;
+        let (session, tx) = AgentSession::open(parts, state, L::TOKEN).await?;
         session.require(L::ENFORCED)?;
         if let Some(feature) = route.and_then(|r| r.feature) {
             crate::merchant::subscription::require_feature(state, &session.tenant, feature)?;

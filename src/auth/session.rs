@@ -17,6 +17,7 @@ use cookie::{Cookie, SameSite};
 use tenants::{Tenant, TenantStatus, TenantTx};
 
 use super::{
+    api_tokens::TokenScope,
     store::{self, AgentRow},
     token::{Claims, Issued, TokenKind},
 };
@@ -39,7 +40,7 @@ pub struct AgentSession {
     /// Set when a platform admin opened this session on the merchant's behalf.
     pub impersonator: Option<Impersonator>,
     /// Set when the merchant's system called with an API token (acting as its admin).
-    pub api_token: Option<super::api_tokens::ApiToken>,
+    pub api_token: Option<super::api_tokens::Token>,
     /// The server-side session (auth::sessions) behind the token; none for an API token.
     pub session_id: Option<super::sessions::SessionId>,
 }
@@ -117,9 +118,10 @@ impl FromRequestParts<AppState> for AgentSession {
     type Rejection = AppError;
 
     /// The session alone, its transaction committed (for handlers that need no transaction
-    /// of their own; the others take a [`super::Ctx`]).
+    /// of their own; the others take a [`super::Ctx`]). API tokens are refused: they open
+    /// only the routes whose `Ctx` lets them in.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let (session, tx) = Self::open(parts, state).await?;
+        let (session, tx) = Self::open(parts, state, None).await?;
         tx.commit().await?;
         Ok(session)
     }
@@ -131,9 +133,10 @@ impl AgentSession {
     pub(super) async fn open(
         parts: &Parts,
         state: &AppState,
+        api: Option<TokenScope>,
     ) -> Result<(Self, TenantTx), AppError> {
         if let Some(token) = bearer(parts).filter(|t| super::api_tokens::is_api_token(t)) {
-            let (session, tx) = super::api_tokens::authenticate(parts, state, token).await?;
+            let (session, tx) = super::api_tokens::authenticate(parts, state, token, api).await?;
             ensure_request_names_this_tenant(parts, state, &session.tenant).await?;
             return Ok((session, tx));
         }

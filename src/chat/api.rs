@@ -24,7 +24,7 @@ use crate::realtime::{
 };
 use crate::visitor::directory::{self, VisitorDetail, VisitorItem};
 use crate::{
-    auth::ctx::{Agent, Ctx},
+    auth::ctx::{ApiToken, Ctx, Read, Write},
     http::{AppError, Routes, Scope, extract::ApiJson, input::path_id},
     startup::AppState,
 };
@@ -96,7 +96,7 @@ struct ConversationPage {
 
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ListQuery), responses((status = 200, body = ConversationPage), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn list_conversations(
-    Ctx { session, mut tx, .. }: Ctx<Agent>,
+    Ctx { session, mut tx, .. }: Ctx<ApiToken<Read>>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<ConversationPage>, AppError> {
     let view = match q.view.as_deref().unwrap_or("mine") {
@@ -130,7 +130,7 @@ async fn list_conversations(
 
 #[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), responses((status = 200, body = ConversationItem), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn get_conversation(
-    Ctx { mut tx, .. }: Ctx<Agent>,
+    Ctx { mut tx, .. }: Ctx<ApiToken<Read>>,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationItem>, AppError> {
     let id = path_id(&id)?;
@@ -157,7 +157,7 @@ struct MessagePage {
 
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(("id" = String, Path, description = "The conversation id"), PageQuery), responses((status = 200, body = MessagePage), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn list_messages(
-    Ctx { mut tx, .. }: Ctx<Agent>,
+    Ctx { mut tx, .. }: Ctx<ApiToken<Read>>,
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<MessagePage>, AppError> {
@@ -204,7 +204,7 @@ struct PostMessage {
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), request_body = PostMessage, responses((status = 201, description = "Stored", body = MessageOut), (status = 200, description = "A retry of a message stored before", body = MessageOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn post_message(
     State(state): State<AppState>,
-    Ctx { session, mut tx, .. }: Ctx<Agent>,
+    Ctx { session, mut tx, .. }: Ctx<ApiToken<Write>>,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<PostMessage>,
 ) -> Result<Response, AppError> {
@@ -287,7 +287,7 @@ async fn post_message(
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/claim", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), responses((status = 200, body = crate::realtime::protocol::ConversationOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn claim(
     State(state): State<AppState>,
-    ctx: Ctx<Agent>,
+    ctx: Ctx<ApiToken<Write>>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let id = path_id(&id)?;
@@ -304,7 +304,7 @@ struct TransferRequest {
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/transfer", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), request_body = TransferRequest, responses((status = 200, body = crate::realtime::protocol::ConversationOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn transfer(
     State(state): State<AppState>,
-    ctx: Ctx<Agent>,
+    ctx: Ctx<ApiToken<Write>>,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<TransferRequest>,
 ) -> Result<Response, AppError> {
@@ -314,7 +314,7 @@ async fn transfer(
 
 async fn reassign(
     state: &AppState,
-    Ctx { session, mut tx, .. }: Ctx<Agent>,
+    Ctx { session, mut tx, .. }: Ctx<ApiToken<Write>>,
     id: i64,
     to: i64,
     event: &'static str,
@@ -360,7 +360,7 @@ struct ReadRequest {
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/read", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), request_body = ReadRequest, responses((status = 204, description = "Marked read"), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn mark_read(
     State(state): State<AppState>,
-    Ctx { session, mut tx, .. }: Ctx<Agent>,
+    Ctx { session, mut tx, .. }: Ctx<ApiToken<Write>>,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ReadRequest>,
 ) -> Result<Response, AppError> {
@@ -399,7 +399,7 @@ struct VisitorPage {
 #[utoipa::path(get, path = "/api/v1/visitors", tag = "visitors", params(VisitorQuery), responses((status = 200, body = VisitorPage), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn list_visitors(
     State(state): State<AppState>,
-    Ctx { session, mut tx, .. }: Ctx<Agent>,
+    Ctx { session, mut tx, .. }: Ctx<ApiToken<Read>>,
     Query(q): Query<VisitorQuery>,
 ) -> Result<Json<VisitorPage>, AppError> {
     let limit = page_size(q.limit);
@@ -424,7 +424,7 @@ async fn list_visitors(
 #[utoipa::path(get, path = "/api/v1/visitors/{id}", tag = "visitors", params(("id" = String, Path, description = "The visitor id (v…)")), responses((status = 200, body = VisitorDetail), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn get_visitor(
     State(state): State<AppState>,
-    Ctx { session, mut tx, .. }: Ctx<Agent>,
+    Ctx { session, mut tx, .. }: Ctx<ApiToken<Read>>,
     Path(id): Path<String>,
 ) -> Result<Json<VisitorDetail>, AppError> {
     if id.len() > 64 {

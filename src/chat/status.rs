@@ -36,7 +36,7 @@ use super::{Chat, server_msg_id, store};
 use crate::realtime::protocol::ConversationStatus::{self, Closed, Open, Pending, Queued, Snoozed};
 use crate::realtime::writer::NewMessage;
 use crate::{
-    auth::ctx::{Agent, Ctx},
+    auth::ctx::{ApiToken, Ctx, Write},
     http::{AppError, Routes, Scope, extract::ApiJson, input::path_id},
     merchant::settings::MerchantSettings,
     startup::AppState,
@@ -99,7 +99,7 @@ struct StatusRequest {
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/status", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), request_body = StatusRequest, responses((status = 200, body = crate::realtime::protocol::ConversationOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn set_status(
     State(state): State<AppState>,
-    ctx: Ctx<Agent>,
+    ctx: Ctx<ApiToken<Write>>,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<StatusRequest>,
 ) -> Result<Response, AppError> {
@@ -138,7 +138,7 @@ async fn set_status(
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/close", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), responses((status = 200, body = crate::realtime::protocol::ConversationOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn close(
     State(state): State<AppState>,
-    ctx: Ctx<Agent>,
+    ctx: Ctx<ApiToken<Write>>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let id = path_id(&id)?;
@@ -147,7 +147,7 @@ async fn close(
 
 async fn change_as_agent(
     state: &AppState,
-    Ctx { session, mut tx, .. }: Ctx<Agent>,
+    Ctx { session, mut tx, .. }: Ctx<ApiToken<Write>>,
     id: i64,
     target: Target,
 ) -> Result<Response, AppError> {

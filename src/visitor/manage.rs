@@ -16,7 +16,7 @@ use super::store::{
     tags::{self, Tag},
 };
 use crate::{
-    auth::ctx::{Admin, AdminOrSelf, Agent, Ctx},
+    auth::ctx::{Admin, AdminOrSelf, Agent, ApiToken, Ctx, Read, Write},
     auth::session::AgentSession,
     http::{
         AppError, Routes, Scope,
@@ -95,7 +95,7 @@ struct Change {
 #[utoipa::path(patch, path = "/api/v1/visitors/{id}", tag = "visitors", params(("id" = String, Path, description = "The visitor id (v…)")), request_body = Change, responses((status = 200, body = VisitorOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn update(
     State(state): State<AppState>,
-    Ctx { session, mut tx, .. }: Ctx<Agent>,
+    Ctx { session, mut tx, .. }: Ctx<ApiToken<Write>>,
     Path(public_id): Path<String>,
     ApiJson(req): ApiJson<Change>,
 ) -> Result<Json<VisitorOut>, AppError> {
@@ -192,7 +192,7 @@ fn tag_name(raw: &str) -> Result<String, AppError> {
 #[utoipa::path(post, path = "/api/v1/visitors/{id}/tags", tag = "visitors", params(("id" = String, Path, description = "The visitor id (v…)")), request_body = NewTag, responses((status = 200, body = VisitorOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn add_tag(
     State(state): State<AppState>,
-    Ctx { session, mut tx, .. }: Ctx<Agent>,
+    Ctx { session, mut tx, .. }: Ctx<ApiToken<Write>>,
     Path(public_id): Path<String>,
     ApiJson(req): ApiJson<NewTag>,
 ) -> Result<Json<VisitorOut>, AppError> {
@@ -217,7 +217,7 @@ async fn add_tag(
 #[utoipa::path(delete, path = "/api/v1/visitors/{id}/tags/{name}", tag = "visitors", params(("id" = String, Path, description = "The visitor id (v…)"), ("name" = String, Path, description = "The tag")), responses((status = 200, body = VisitorOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn remove_tag(
     State(state): State<AppState>,
-    Ctx { session, mut tx, .. }: Ctx<Agent>,
+    Ctx { session, mut tx, .. }: Ctx<ApiToken<Write>>,
     Path((public_id, name)): Path<(String, String)>,
 ) -> Result<Json<VisitorOut>, AppError> {
     let visitor = visitor_id(&mut tx, &public_id).await?;
@@ -234,7 +234,7 @@ struct TagList {
 
 /// The merchant's tags with how many visitors carry each, for suggestions and filters.
 #[utoipa::path(get, path = "/api/v1/tags", tag = "visitors", responses((status = 200, body = TagList), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
-async fn list_tags(Ctx { mut tx, .. }: Ctx<Agent>) -> Result<Json<TagList>, AppError> {
+async fn list_tags(Ctx { mut tx, .. }: Ctx<ApiToken<Read>>) -> Result<Json<TagList>, AppError> {
     let tags = tags::list(&mut tx).await?;
     tx.commit().await?;
     Ok(Json(TagList { tags }))

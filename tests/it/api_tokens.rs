@@ -19,7 +19,7 @@ async fn create_token(app: &TestApp, m: &Merchant, body: Value) -> reqwest::Resp
         .unwrap()
 }
 
-async fn new_token(app: &TestApp, m: &Merchant, scope: &str) -> (i64, String) {
+pub(crate) async fn new_token(app: &TestApp, m: &Merchant, scope: &str) -> (i64, String) {
     let res =
         create_token(app, m, json!({ "name": format!("{scope} integration"), "scope": scope }))
             .await;

@@ -96,3 +96,48 @@ async fn admin_routes_refuse_agents_and_serve_admins() {
         assert!(res.status().is_success(), "{method} {url} as the owner: {}", res.status());
     }
 }
+
+/// API tokens open exactly the routes whose handler takes `Ctx<ApiToken<_>>` (the table's
+/// `.api()` routes): a read token the reads, a write token the writes too; on every other
+/// tenant route a token is refused with 403 `token_scope` before anything happens.
+#[tokio::test]
+async fn api_tokens_open_exactly_the_api_routes() {
+    let app = spawn_app().await;
+    let m = app.signup("Token Walk").await;
+    let (_, read) = crate::api_tokens::new_token(&app, &m, "read").await;
+    let (_, write) = crate::api_tokens::new_token(&app, &m, "write").await;
+    let routes = kefu::startup::routes(&app.state.config);
+    let tenant_routes: Vec<_> =
+        routes.table().iter().filter(|r| r.scope == Scope::Tenant).collect();
+    let api_routes = tenant_routes.iter().filter(|r| r.api).count();
+    assert!(api_routes >= 15, "the API's routes are declared ({api_routes})");
+
+    let ids = ids_of(&app, &m).await;
+    for route in &tenant_routes {
+        let (method, url, body) = case(&route.method, route.path, &ids).unwrap();
+        let reads = matches!(method, Method::GET | Method::HEAD);
+        if route.api && reads {
+            let res = send(&app, &read, &method, &url, body, &m.ent_id).await;
+            let status = res.status();
+            assert!(served(route.path, res).await, "{method} {url} with a read token: {status}");
+            continue;
+        }
+        let token = if route.api { &read } else { &write };
+        let res = send(&app, token, &method, &url, body, &m.ent_id).await;
+        if route.path.starts_with("/u/") {
+            // An upload's link is its own capability (unguessable, no session read).
+            assert!(res.status().is_success(), "{method} {url}");
+            continue;
+        }
+        assert_eq!(res.status(), 403, "{method} {url} with a token (api: {})", route.api);
+        assert_eq!(error_code(res).await, "token_scope", "{method} {url}");
+    }
+    // The writes, with a write token, on fresh objects.
+    let ids = ids_of(&app, &m).await;
+    for route in tenant_routes.iter().filter(|r| r.api) {
+        let (method, url, body) = case(&route.method, route.path, &ids).unwrap();
+        let res = send(&app, &write, &method, &url, body, &m.ent_id).await;
+        let status = res.status();
+        assert!(served(route.path, res).await, "{method} {url} with a write token: {status}");
+    }
+}

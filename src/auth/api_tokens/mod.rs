@@ -3,15 +3,16 @@
 //! `write`), see when each was last used, and revoke them. Only the secret's SHA-256 is
 //! kept; the token is shown once.
 //!
-//! A token acts as the admin who created it, and only on the routes marked `.api()` in the
-//! route table (conversations, messages, visitors, tags, agents): never on settings, the
-//! team, billing or tokens themselves. A `read` token may only read (GET). A token stops
-//! working when revoked or when its admin is disabled or no longer an admin.
+//! A token acts as the admin who created it, and only on the routes whose handler takes a
+//! `Ctx<ApiToken<Read>>` or `Ctx<ApiToken<Write>>` (conversations, messages, visitors, tags,
+//! agents; the route table marks them `.api()` for the docs): never on settings, the team,
+//! billing or tokens themselves. A `read` token may only call `ApiToken<Read>` routes. A
+//! token stops working when revoked or when its admin is disabled or no longer an admin.
 
 use axum::{
     Json,
     extract::Path,
-    http::{Method, StatusCode, request::Parts},
+    http::{StatusCode, request::Parts},
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
@@ -44,8 +45,8 @@ pub const PREFIX: &str = "kefu_";
 /// Most live tokens per merchant.
 const MAX_TOKENS: i64 = 50;
 
-/// What an API-token session may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What an API-token session may do; `Write` includes `Read`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenScope {
     Read,
@@ -54,7 +55,7 @@ pub enum TokenScope {
 
 /// The token behind an API session.
 #[derive(Clone, Debug)]
-pub struct ApiToken {
+pub struct Token {
     pub id: i64,
     pub scope: TokenScope,
 }
@@ -68,27 +69,28 @@ pub fn is_api_token(bearer: &str) -> bool {
     bearer.starts_with(PREFIX)
 }
 
-/// The session an API token opens, for a route it may call. Anything wrong is 401, except
-/// a route tokens may not use, or a write with a read token (403 `token_scope`).
+/// The session an API token opens, on a route that lets tokens of scope `needed` in (none:
+/// tokens may not use it). Anything wrong is 401, except a route tokens may not use, or a
+/// write route with a read token (403 `token_scope`).
 pub async fn authenticate(
     parts: &Parts,
     state: &AppState,
     bearer: &str,
+    needed: Option<TokenScope>,
 ) -> Result<(AgentSession, TenantTx), AppError> {
     let rest = bearer.strip_prefix(PREFIX).ok_or(AppError::Unauthorized)?;
     let (ent, _) = rest.split_once('_').ok_or(AppError::Unauthorized)?;
     let ent_id = EntId::parse(ent).map_err(|_| AppError::Unauthorized)?;
     let tenant = state.tenants.by_ent_id(&ent_id).await?.ok_or(AppError::Unauthorized)?;
     let route = parts.extensions.get::<RouteSpec>();
-    let allowed = route.is_some_and(|r| r.api);
     let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
     let found = store::find(&mut tx, &digest(bearer)).await?;
     let (id, scope, agent_id) = found.ok_or(AppError::Unauthorized)?;
-    if !allowed {
+    let Some(needed) = needed else {
         return Err(AppError::forbidden("token_scope", "API tokens cannot be used here"));
-    }
+    };
     let scope = if scope == "write" { TokenScope::Write } else { TokenScope::Read };
-    if scope == TokenScope::Read && !matches!(parts.method, Method::GET | Method::HEAD) {
+    if scope < needed {
         return Err(AppError::forbidden("token_scope", "this token may only read"));
     }
     if tenant.status == TenantStatus::Suspended {
@@ -108,7 +110,7 @@ pub async fn authenticate(
         agent,
         via_cookie: false,
         impersonator: None,
-        api_token: Some(ApiToken { id, scope }),
+        api_token: Some(Token { id, scope }),
         session_id: None,
     };
     Ok((session, tx))
