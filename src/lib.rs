@@ -15,6 +15,7 @@ pub mod db;
 pub mod geoip;
 pub mod http;
 pub mod i18n;
+pub mod ids;
 pub mod merchant;
 pub mod metrics;
 pub mod notify;

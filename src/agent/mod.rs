@@ -7,10 +7,12 @@ mod settings;
 pub mod shell;
 pub mod team;
 
+use crate::http::extract::PathId;
+use crate::ids::AgentId;
 use askama::Template;
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::State,
     response::{IntoResponse, Redirect, Response},
 };
 use serde::Serialize;
@@ -219,10 +221,9 @@ async fn list_agents(Ctx { mut tx, .. }: Ctx<ApiToken<Read>>) -> Result<Json<Age
 #[utoipa::path(get, path = "/api/v1/agents/{id}", tag = "agents", params(("id" = String, Path, description = "The agent id")), responses((status = 200, body = crate::auth::store::AgentRow), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn get_agent(
     Ctx { mut tx, .. }: Ctx<ApiToken<Read>>,
-    Path(id): Path<String>,
+    PathId(id): PathId<AgentId>,
 ) -> Result<Json<AgentRow>, AppError> {
     // A malformed id cannot name anything: 404, like an id of another tenant.
-    let id = crate::http::input::path_id(&id)?;
     let agent = store::agent_by_id(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     tx.commit().await?;
     Ok(Json(agent))

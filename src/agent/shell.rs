@@ -48,7 +48,7 @@ impl AppShell {
             csrf_token: csrf.value().to_owned(),
             tenant_name: tenant.name.clone(),
             ent_id: tenant.ent_id.to_string(),
-            agent_id: agent.id,
+            agent_id: agent.id.0,
             agent_name: agent.display_name.clone(),
             agent_initial: initial(&agent.display_name),
             agent_avatar: agent.avatar_url.clone(),

@@ -2,9 +2,11 @@
 //! reset their passwords. Until email exists, a new agent's first password is generated
 //! and shown once to the admin who created it.
 
+use crate::http::extract::PathId;
+use crate::ids::AgentId;
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -130,7 +132,7 @@ pub async fn create_agent(
     store::add_member(&mut tx, session.tenant.id, user_id).await?;
     let id = store::insert_agent(&mut tx, user_id, role.as_str(), &name).await?;
     store::set_max_chats(&mut tx, id, max).await?;
-    let agent = agent_with_email(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    let agent = agent_with_email(&mut tx, AgentId(id)).await?.ok_or(AppError::NotFound)?;
     if invite {
         send_invitation(&state, &mut tx, &session, lang, &settings, user_id, &email).await?;
     }
@@ -147,7 +149,7 @@ pub async fn create_agent(
     }
     tracing::info!(
         tenant = session.tenant.id.0,
-        by = session.agent.id,
+        by = session.agent.id.0,
         agent = id,
         invited = invite,
         "agent created"
@@ -193,9 +195,8 @@ pub async fn resend_invitation(
     State(state): State<AppState>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,
     lang: Lang,
-    Path(id): Path<String>,
+    PathId(id): PathId<AgentId>,
 ) -> Result<StatusCode, AppError> {
-    let id = crate::http::input::path_id(&id)?;
     let target = store::agent_by_id(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     // An invitation lets whoever reads the mailbox choose the password: the same rule as
     // setting it.
@@ -236,7 +237,7 @@ fn is_unique_violation(e: &sqlx::Error, constraint: &str) -> bool {
 
 async fn agent_with_email(
     conn: &mut sqlx::PgConnection,
-    id: i64,
+    id: AgentId,
 ) -> sqlx::Result<Option<AgentWithEmail>> {
     Ok(store::list_agents(conn).await?.into_iter().find(|a| a.agent.id == id))
 }
@@ -262,10 +263,9 @@ pub struct AgentChange {
 pub async fn update_agent(
     State(state): State<AppState>,
     Ctx { session, mut tx, .. }: Ctx<AdminOrSelf>,
-    Path(id): Path<String>,
+    PathId(id): PathId<AgentId>,
     ApiJson(req): ApiJson<AgentChange>,
 ) -> Result<Json<AgentWithEmail>, AppError> {
-    let id = crate::http::input::path_id(&id)?;
     let change = checked_change(&state, &session, &mut tx, id, req).await?;
     let update = &change.update;
     store::update_agent(&mut tx, id, update).await?;
@@ -273,7 +273,8 @@ pub async fn update_agent(
     let mut requeued = Vec::new();
     if update.disabled == Some(true) {
         for c in chat_store::requeue_agent(&mut tx, id).await? {
-            requeued.extend(chat_store::conversation(&mut tx, c).await?);
+            requeued
+                .extend(chat_store::conversation(&mut tx, crate::ids::ConversationId(c)).await?);
         }
     }
     let ended = end_sessions(&mut tx, &session, &change).await?;
@@ -307,7 +308,7 @@ async fn checked_change(
     state: &AppState,
     session: &AgentSession,
     tx: &mut tenants::TenantTx,
-    id: i64,
+    id: AgentId,
     req: AgentChange,
 ) -> Result<Change, AppError> {
     let name = req.display_name.as_deref().map(display_name).transpose()?;
@@ -375,11 +376,11 @@ async fn announce(
     let id = agent.agent.id;
     if access_changed {
         let status = if agent.disabled { AgentStatus::Offline } else { agent_status(agent) };
-        state.chat.remember_status(tenant, id, status).await;
+        state.chat.remember_status(tenant, id.0, status).await;
         if agent.disabled {
-            state.chat.hub.revoke(tenant, Peer::Agent(id));
+            state.chat.hub.revoke(tenant, Peer::Agent(id.0));
         }
-        if let Err(e) = state.chat.publish_agent_presence(tenant, id).await {
+        if let Err(e) = state.chat.publish_agent_presence(tenant, id.0).await {
             tracing::warn!(error = %e, "publishing presence after an agent change failed");
         }
     }
@@ -399,8 +400,7 @@ struct NewPassword {
 
 /// The agent `id` of this merchant (404 otherwise); auth::accounts decides whether the
 /// admin may change their sign-in.
-async fn agent(tx: &mut tenants::TenantTx, id: &str) -> Result<store::AgentRow, AppError> {
-    let id = crate::http::input::path_id(id)?;
+async fn agent(tx: &mut tenants::TenantTx, id: AgentId) -> Result<store::AgentRow, AppError> {
     store::agent_by_id(tx, id).await?.ok_or(AppError::NotFound)
 }
 
@@ -408,9 +408,9 @@ async fn agent(tx: &mut tenants::TenantTx, id: &str) -> Result<store::AgentRow, 
 pub async fn reset_password(
     State(state): State<AppState>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,
-    Path(id): Path<String>,
+    PathId(id): PathId<AgentId>,
 ) -> Result<Response, AppError> {
-    let target = agent(&mut tx, &id).await?;
+    let target = agent(&mut tx, id).await?;
     let password = password::generate();
     let hash = password::hash(password.clone()).await?;
     let changed =
@@ -426,8 +426,8 @@ pub async fn reset_password(
     changed.ended.close_sockets(&state);
     tracing::info!(
         tenant = session.tenant.id.0,
-        by = session.agent.id,
-        agent = target.id,
+        by = session.agent.id.0,
+        agent = target.id.0,
         "password reset"
     );
     Ok(Json(NewPassword { password }).into_response())
@@ -439,9 +439,9 @@ pub async fn reset_password(
 pub async fn reset_two_factor(
     State(state): State<AppState>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,
-    Path(id): Path<String>,
+    PathId(id): PathId<AgentId>,
 ) -> Result<StatusCode, AppError> {
-    let target = agent(&mut tx, &id).await?;
+    let target = agent(&mut tx, id).await?;
     if target.user_id == session.user_id {
         // One's own factor goes off only with a code (the profile), so a stolen session
         // cannot remove it.
@@ -464,8 +464,8 @@ pub async fn reset_two_factor(
     changed.ended.close_sockets(&state);
     tracing::info!(
         tenant = session.tenant.id.0,
-        by = session.agent.id,
-        agent = target.id,
+        by = session.agent.id.0,
+        agent = target.id.0,
         "two-step verification reset"
     );
     Ok(StatusCode::NO_CONTENT)

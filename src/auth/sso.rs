@@ -13,6 +13,7 @@
 //!    tricks are refused). A token works once, however many redemptions race.
 
 use super::ctx::{Admin, Ctx};
+use crate::ids::AgentId;
 use axum::{
     Json,
     extract::{Query, State},
@@ -164,7 +165,7 @@ async fn may_sign_in(
     // A secret from before setters were recorded was made by an admin (the route's level).
     let authority: Option<crate::http::Role> = match set_by {
         None => Some(crate::http::Role::Admin),
-        Some(agent) => super::store::active_agent(tx, agent).await?.map(|a| a.role),
+        Some(agent) => super::store::active_agent(tx, AgentId(agent)).await?.map(|a| a.role),
     };
     let Some(authority) = authority else {
         return Err(refused(

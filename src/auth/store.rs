@@ -1,5 +1,6 @@
 //! Queries for identities, memberships and agents.
 
+use crate::ids::AgentId;
 use sqlx::{PgConnection, PgPool};
 use tenants::{EntId, TenantId};
 
@@ -28,7 +29,7 @@ pub struct Membership {
 /// An agent row of the current tenant.
 #[derive(Clone, Debug, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AgentRow {
-    pub id: i64,
+    pub id: AgentId,
     pub user_id: i64,
     pub role: crate::http::Role,
     pub display_name: String,
@@ -140,7 +141,7 @@ pub async fn set_max_chats(conn: &mut PgConnection, id: i64, max: i32) -> sqlx::
 }
 
 #[tracing::instrument(name = "db.agents.is_disabled", skip_all)]
-pub async fn is_disabled(conn: &mut PgConnection, id: i64) -> sqlx::Result<bool> {
+pub async fn is_disabled(conn: &mut PgConnection, id: AgentId) -> sqlx::Result<bool> {
     sqlx::query_scalar("select disabled_at is not null from agents where id = $1")
         .bind(id)
         .fetch_one(conn)
@@ -159,7 +160,11 @@ pub struct AgentUpdate {
 }
 
 #[tracing::instrument(name = "db.agents.update", skip_all)]
-pub async fn update_agent(conn: &mut PgConnection, id: i64, u: &AgentUpdate) -> sqlx::Result<()> {
+pub async fn update_agent(
+    conn: &mut PgConnection,
+    id: AgentId,
+    u: &AgentUpdate,
+) -> sqlx::Result<()> {
     sqlx::query(
         "update agents set display_name = coalesce($2, display_name), role = coalesce($3, role),
                 max_concurrent_chats = coalesce($4, max_concurrent_chats),
@@ -226,7 +231,7 @@ pub async fn agent_for_session(
 }
 
 #[tracing::instrument(name = "db.auth.agent_by_id", skip_all)]
-pub async fn agent_by_id(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<AgentRow>> {
+pub async fn agent_by_id(conn: &mut PgConnection, id: AgentId) -> sqlx::Result<Option<AgentRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("select {AGENT_COLUMNS} from agents where id = $1")))
         .bind(id)
         .fetch_optional(conn)
@@ -235,7 +240,7 @@ pub async fn agent_by_id(conn: &mut PgConnection, id: i64) -> sqlx::Result<Optio
 
 /// Agent `id`, unless they are disabled.
 #[tracing::instrument(name = "db.agents.active", skip_all)]
-pub async fn active_agent(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<AgentRow>> {
+pub async fn active_agent(conn: &mut PgConnection, id: AgentId) -> sqlx::Result<Option<AgentRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "select {AGENT_COLUMNS} from agents where id = $1 and disabled_at is null"
     )))

@@ -1,6 +1,7 @@
 //! The agent REST API for conversations and visitors. Every route is tenant-scoped (the
 //! session's tenant) and covered by the isolation suite.
 
+use crate::ids::{AgentId, ConversationId};
 use axum::{
     Json,
     extract::{Path, Query, State},
@@ -25,7 +26,10 @@ use crate::realtime::{
 use crate::visitor::directory::{self, VisitorDetail, VisitorItem};
 use crate::{
     auth::ctx::{ApiToken, Ctx, Read, Write},
-    http::{AppError, Routes, Scope, extract::ApiJson, input::path_id},
+    http::{
+        AppError, Routes, Scope,
+        extract::{ApiJson, PathId},
+    },
     startup::AppState,
 };
 
@@ -100,7 +104,7 @@ async fn list_conversations(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<ConversationPage>, AppError> {
     let view = match q.view.as_deref().unwrap_or("mine") {
-        "mine" => View::Mine(session.agent.id),
+        "mine" => View::Mine(session.agent.id.0),
         "unassigned" => View::Unassigned,
         "all" => View::All,
         _ => return Err(AppError::field("view", "view is one of mine, unassigned, all")),
@@ -131,9 +135,8 @@ async fn list_conversations(
 #[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), responses((status = 200, body = ConversationItem), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn get_conversation(
     Ctx { mut tx, .. }: Ctx<ApiToken<Read>>,
-    Path(id): Path<String>,
+    PathId(id): PathId<ConversationId>,
 ) -> Result<Json<ConversationItem>, AppError> {
-    let id = path_id(&id)?;
     let item = lists::item(&mut tx, id).await?;
     tx.commit().await?;
     Ok(Json(item.ok_or(AppError::NotFound)?))
@@ -158,10 +161,9 @@ struct MessagePage {
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(("id" = String, Path, description = "The conversation id"), PageQuery), responses((status = 200, body = MessagePage), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn list_messages(
     Ctx { mut tx, .. }: Ctx<ApiToken<Read>>,
-    Path(id): Path<String>,
+    PathId(id): PathId<ConversationId>,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<MessagePage>, AppError> {
-    let id = path_id(&id)?;
     let limit = page_size(q.limit);
     store::conversation(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     let mut messages =
@@ -205,10 +207,9 @@ struct PostMessage {
 async fn post_message(
     State(state): State<AppState>,
     Ctx { session, mut tx, .. }: Ctx<ApiToken<Write>>,
-    Path(id): Path<String>,
+    PathId(id): PathId<ConversationId>,
     ApiJson(req): ApiJson<PostMessage>,
 ) -> Result<Response, AppError> {
-    let id = path_id(&id)?;
     let as_bot = match req.sender.as_deref().unwrap_or("agent") {
         "agent" => false,
         "bot" => true,
@@ -253,9 +254,9 @@ async fn post_message(
         state.chat.announce(tenant, "assigned", &row);
     }
     let message = NewMessage {
-        conversation_id: id,
+        conversation_id: id.0,
         sender_kind: if as_bot { "bot" } else { "agent" },
-        sender_agent_id: (!as_bot).then_some(session.agent.id),
+        sender_agent_id: (!as_bot).then_some(session.agent.id.0),
         kind: send.kind.as_str(),
         body: send.body,
         payload: send.payload,
@@ -275,7 +276,7 @@ async fn post_message(
     // An agent (or the merchant's bot) answered: the conversation counts against the month's
     // allowance.
     let limit = state.plans.get(&session.tenant.plan).and_then(|p| p.conversations_per_month);
-    state.chat.engaged(tenant, id, limit).await?;
+    state.chat.engaged(tenant, id.0, limit).await?;
     let status = if stored.duplicate { StatusCode::OK } else { StatusCode::CREATED };
     let mut body =
         serde_json::to_value(message.out(&stored)).map_err(|e| AppError::Internal(e.into()))?;
@@ -288,16 +289,15 @@ async fn post_message(
 async fn claim(
     State(state): State<AppState>,
     ctx: Ctx<ApiToken<Write>>,
-    Path(id): Path<String>,
+    PathId(id): PathId<ConversationId>,
 ) -> Result<Response, AppError> {
-    let id = path_id(&id)?;
     let me = ctx.session.agent.id;
     reassign(&state, ctx, id, me, "assigned").await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 struct TransferRequest {
-    agent_id: i64,
+    agent_id: AgentId,
 }
 
 /// Hands a conversation to another agent; the visitor is told, every agent's list updates.
@@ -305,18 +305,17 @@ struct TransferRequest {
 async fn transfer(
     State(state): State<AppState>,
     ctx: Ctx<ApiToken<Write>>,
-    Path(id): Path<String>,
+    PathId(id): PathId<ConversationId>,
     ApiJson(req): ApiJson<TransferRequest>,
 ) -> Result<Response, AppError> {
-    let id = path_id(&id)?;
     reassign(&state, ctx, id, req.agent_id, "transferred").await
 }
 
 async fn reassign(
     state: &AppState,
     Ctx { session, mut tx, .. }: Ctx<ApiToken<Write>>,
-    id: i64,
-    to: i64,
+    id: ConversationId,
+    to: AgentId,
     event: &'static str,
 ) -> Result<Response, AppError> {
     let tenant = session.tenant.id;
@@ -333,7 +332,7 @@ async fn reassign(
     state.chat.announce(tenant, event, &row);
     if event == "transferred" {
         let notice = NewMessage {
-            conversation_id: id,
+            conversation_id: id.0,
             sender_kind: "system",
             sender_agent_id: None,
             kind: "notice",
@@ -361,15 +360,14 @@ struct ReadRequest {
 async fn mark_read(
     State(state): State<AppState>,
     Ctx { session, mut tx, .. }: Ctx<ApiToken<Write>>,
-    Path(id): Path<String>,
+    PathId(id): PathId<ConversationId>,
     ApiJson(req): ApiJson<ReadRequest>,
 ) -> Result<Response, AppError> {
-    let id = path_id(&id)?;
     let row = store::conversation(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     store::mark_read(&mut tx, id, false, req.up_to.max(0)).await?;
     tx.commit().await?;
     let frame =
-        encode(&ServerFrame::Read { conversation_id: id, by: "agent", up_to: req.up_to.max(0) });
+        encode(&ServerFrame::Read { conversation_id: id.0, by: "agent", up_to: req.up_to.max(0) });
     state.chat.hub.to_agents(session.tenant.id, &frame);
     state.chat.hub.to_visitor(session.tenant.id, row.visitor_id, &frame);
     Ok(StatusCode::NO_CONTENT.into_response())

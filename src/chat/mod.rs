@@ -291,7 +291,9 @@ impl Chat {
             .map_err(|e| anyhow::anyhow!("automation settings: {e}"))?
             .reopen_hours;
         if let Some(id) = store::reopen_recent(&mut tx, visitor_id, reopen_hours).await? {
-            let row = store::conversation(&mut tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
+            let row = store::conversation(&mut tx, crate::ids::ConversationId(id))
+                .await?
+                .ok_or(sqlx::Error::RowNotFound)?;
             tx.commit().await?;
             // Reopening cleared the stored offline-notice mark; forget the remembered one.
             self.offline_noticed.invalidate(&(tenant, id));
@@ -313,7 +315,9 @@ impl Chat {
         self.limiter.check(tenant, &hits).await?;
         let agent = self.route(&mut tx, tenant, preferred_agent).await?;
         let id = store::insert_conversation(&mut tx, tenant, visitor_id, agent).await?;
-        let row = store::conversation(&mut tx, id).await?.ok_or(sqlx::Error::RowNotFound)?;
+        let row = store::conversation(&mut tx, crate::ids::ConversationId(id))
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)?;
         tx.commit().await?;
         self.announce(tenant, "created", &row);
         Ok(Opened::Created(row))

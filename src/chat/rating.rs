@@ -63,7 +63,7 @@ async fn rate(
         .to_owned();
     let tenant = session.tenant.id;
     let mut tx = TenantTx::begin(&state.db, tenant).await?;
-    let row = store::conversation(&mut tx, req.conversation_id)
+    let row = store::conversation(&mut tx, crate::ids::ConversationId(req.conversation_id))
         .await?
         .filter(|c| c.visitor_id == session.visitor.id)
         .ok_or(AppError::NotFound)?;

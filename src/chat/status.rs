@@ -18,11 +18,12 @@
 //! Open, queued and the agent's load: only `open` conversations count towards an agent's
 //! `max_concurrent_chats`; pending and snoozed ones wait without taking a place.
 
+use crate::ids::ConversationId;
 use std::time::Duration;
 
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::State,
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
@@ -37,7 +38,10 @@ use crate::realtime::protocol::ConversationStatus::{self, Closed, Open, Pending,
 use crate::realtime::writer::NewMessage;
 use crate::{
     auth::ctx::{ApiToken, Ctx, Write},
-    http::{AppError, Routes, Scope, extract::ApiJson, input::path_id},
+    http::{
+        AppError, Routes, Scope,
+        extract::{ApiJson, PathId},
+    },
     merchant::settings::MerchantSettings,
     startup::AppState,
 };
@@ -100,10 +104,9 @@ struct StatusRequest {
 async fn set_status(
     State(state): State<AppState>,
     ctx: Ctx<ApiToken<Write>>,
-    Path(id): Path<String>,
+    PathId(id): PathId<ConversationId>,
     ApiJson(req): ApiJson<StatusRequest>,
 ) -> Result<Response, AppError> {
-    let id = path_id(&id)?;
     let target = match req.status.as_str() {
         "open" => Target::Open,
         "pending" => Target::Pending,
@@ -139,27 +142,27 @@ async fn set_status(
 async fn close(
     State(state): State<AppState>,
     ctx: Ctx<ApiToken<Write>>,
-    Path(id): Path<String>,
+    PathId(id): PathId<ConversationId>,
 ) -> Result<Response, AppError> {
-    let id = path_id(&id)?;
     change_as_agent(&state, ctx, id, Target::Resolved).await
 }
 
 async fn change_as_agent(
     state: &AppState,
     Ctx { session, mut tx, .. }: Ctx<ApiToken<Write>>,
-    id: i64,
+    id: ConversationId,
     target: Target,
 ) -> Result<Response, AppError> {
     let tenant = session.tenant.id;
-    let changed = change(&mut tx, tenant, id, target, Some(session.agent.id)).await?;
+    let changed = change(&mut tx, tenant, id.0, target, Some(session.agent.id.0)).await?;
     let row = match &changed {
         Some(c) => c.row.clone(),
         None => store::conversation(&mut tx, id).await?.ok_or(AppError::NotFound)?,
     };
     tx.commit().await?;
     if let Some(changed) = changed {
-        let actor = Actor::Agent { id: session.agent.id, name: session.agent.display_name.clone() };
+        let actor =
+            Actor::Agent { id: session.agent.id.0, name: session.agent.display_name.clone() };
         state.chat.status_changed(tenant, &changed, &actor).await;
     }
     Ok(Json(row.out()).into_response())
@@ -199,7 +202,7 @@ pub async fn change(
     if let Target::Snoozed(Some(until)) = target {
         schedule(conn, tenant, until).await?;
     }
-    let row = store::conversation(conn, id).await?.ok_or(AppError::NotFound)?;
+    let row = store::conversation(conn, ConversationId(id)).await?.ok_or(AppError::NotFound)?;
     Ok(Some(Changed { row, from }))
 }
 
@@ -280,7 +283,7 @@ impl Chat {
     ) {
         let row = match TenantTx::begin(&self.pool, tenant).await {
             Ok(mut tx) => {
-                let row = store::conversation(&mut tx, conversation_id).await;
+                let row = store::conversation(&mut tx, ConversationId(conversation_id)).await;
                 let _ = tx.commit().await;
                 row
             }
@@ -366,7 +369,7 @@ async fn tenant_timers(
     let mut changed = Vec::with_capacity(woken.len() + resolved.len());
     let woken = woken.into_iter().map(|id| (id, Snoozed));
     for (id, from) in woken.chain(resolved) {
-        if let Some(row) = store::conversation(&mut tx, id).await? {
+        if let Some(row) = store::conversation(&mut tx, ConversationId(id)).await? {
             changed.push(Changed { row, from });
         }
     }

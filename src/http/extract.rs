@@ -2,8 +2,12 @@
 
 use axum::{
     Json,
-    extract::{FromRequest, Request, rejection::JsonRejection},
-    http::StatusCode,
+    extract::{
+        FromRequest, FromRequestParts, Path, Request,
+        path::ErrorKind,
+        rejection::{JsonRejection, PathRejection},
+    },
+    http::{StatusCode, request::Parts},
 };
 use serde::de::DeserializeOwned;
 
@@ -70,5 +74,28 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
             return Err(AppError::UnsupportedMediaType);
         }
         ApiJson::<T>::from_request(req, state).await.map(|ApiJson(v)| Self(v))
+    }
+}
+
+/// The object a route's one path parameter names (`/api/v1/webhooks/{id}`), as its id type
+/// (`PathId<WebhookId>`): a positive integer. Anything else is 404, exactly like the id of
+/// another merchant's object; a route with more parameters than one is a bug (500).
+pub struct PathId<T>(pub T);
+
+impl<T: From<i64>, S: Send + Sync> FromRequestParts<S> for PathId<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(raw)) => super::input::path_id(&raw).map(Self),
+            Err(PathRejection::FailedToDeserializePathParams(e))
+                if !matches!(e.kind(), ErrorKind::WrongNumberOfParameters { .. }) =>
+            {
+                Err(AppError::NotFound)
+            }
+            Err(e) => {
+                Err(AppError::Internal(anyhow::anyhow!("PathId on {}: {e}", parts.uri.path())))
+            }
+        }
     }
 }

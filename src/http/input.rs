@@ -73,11 +73,10 @@ pub fn position(p: Option<i32>) -> Result<Option<i32>, AppError> {
 
 /// An object id from a URL path. One that cannot name anything is a 404, exactly like an id
 /// of another merchant's object.
-pub fn path_id(raw: &str) -> Result<i64, AppError> {
-    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or(AppError::NotFound)
+pub fn path_id<T: From<i64>>(raw: &str) -> Result<T, AppError> {
+    raw.parse::<i64>().ok().filter(|id| *id > 0).map(T::from).ok_or(AppError::NotFound)
 }
 
-/// A `LIKE` pattern matching `q` anywhere, with `%`, `_` and `\` taken literally.
 /// A search box's text as a `LIKE` pattern (see [`like_pattern`]): trimmed, its first 100
 /// characters; `None` for an empty or absent one (no filter).
 pub fn search_pattern(q: Option<&str>) -> Option<String> {
@@ -85,6 +84,7 @@ pub fn search_pattern(q: Option<&str>) -> Option<String> {
     Some(like_pattern(&q.chars().take(100).collect::<String>()))
 }
 
+/// A `LIKE` pattern matching `q` anywhere, with `%`, `_` and `\` taken literally.
 pub fn like_pattern(q: &str) -> String {
     let mut escaped = String::with_capacity(q.len() + 2);
     escaped.push('%');

@@ -2,9 +2,10 @@
 //! or merchants on the chosen plans). Publishing pushes the announcement to every connected
 //! agent it is meant for; unpublishing tells them to hide it.
 
+use crate::ids::AnnouncementId;
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -18,11 +19,7 @@ use crate::{
         Announcement,
         store::{self, Draft},
     },
-    http::{
-        AppError, Routes, Scope,
-        extract::ApiJson,
-        input::{path_id, text},
-    },
+    http::{AppError, Routes, Scope, extract::ApiJson, extract::PathId, input::text},
     realtime::{hub::encode, protocol::ServerFrame},
     startup::AppState,
 };
@@ -39,7 +36,7 @@ pub fn routes() -> Routes<AppState> {
 
 pub use crate::agent::announcements::store::{Row, all};
 
-async fn one(db: &sqlx::PgPool, id: i64) -> Result<Row, AppError> {
+async fn one(db: &sqlx::PgPool, id: AnnouncementId) -> Result<Row, AppError> {
     store::get(db, id).await?.ok_or(AppError::NotFound)
 }
 
@@ -114,10 +111,9 @@ async fn create(
 async fn update(
     State(state): State<AppState>,
     admin: PlatformSession,
-    Path(id): Path<String>,
+    PathId(id): PathId<AnnouncementId>,
     ApiJson(input): ApiJson<Input>,
 ) -> Result<Json<Row>, AppError> {
-    let id = path_id(&id)?;
     let before = one(&state.db, id).await?;
     let title = match input.title.as_deref() {
         Some(t) => text("title", t, 200, true, false)?,
@@ -146,9 +142,8 @@ async fn update(
 async fn remove(
     State(state): State<AppState>,
     admin: PlatformSession,
-    Path(id): Path<String>,
+    PathId(id): PathId<AnnouncementId>,
 ) -> Result<StatusCode, AppError> {
-    let id = path_id(&id)?;
     let row = one(&state.db, id).await?;
     store::delete(&state.db, id).await?;
     if row.published_at.is_some() {
@@ -162,7 +157,7 @@ async fn remove(
 async fn set_published(
     state: &AppState,
     admin: &PlatformSession,
-    id: i64,
+    id: AnnouncementId,
     published: bool,
 ) -> Result<Row, AppError> {
     store::set_published(&state.db, id, published).await?;
@@ -174,16 +169,15 @@ async fn set_published(
     };
     audit::record(&state.db, admin, action, None, &row.title, json!({ "id": id })).await?;
     let reached = push(state, &row, event).await;
-    tracing::info!(announcement = id, event, reached, "announcement pushed");
+    tracing::info!(announcement = id.0, event, reached, "announcement pushed");
     Ok(row)
 }
 
 async fn publish(
     State(state): State<AppState>,
     admin: PlatformSession,
-    Path(id): Path<String>,
+    PathId(id): PathId<AnnouncementId>,
 ) -> Result<Json<Row>, AppError> {
-    let id = path_id(&id)?;
     one(&state.db, id).await?;
     Ok(Json(set_published(&state, &admin, id, true).await?))
 }
@@ -191,9 +185,8 @@ async fn publish(
 async fn unpublish(
     State(state): State<AppState>,
     admin: PlatformSession,
-    Path(id): Path<String>,
+    PathId(id): PathId<AnnouncementId>,
 ) -> Result<Json<Row>, AppError> {
-    let id = path_id(&id)?;
     one(&state.db, id).await?;
     Ok(Json(set_published(&state, &admin, id, false).await?))
 }
@@ -202,7 +195,7 @@ async fn unpublish(
 /// Returns how many connections it reached.
 async fn push(state: &AppState, row: &Row, event: &'static str) -> usize {
     let announcement = Announcement {
-        id: row.id,
+        id: row.id.0,
         title: row.title.clone(),
         body: row.body.clone(),
         published_at: row.published_at.unwrap_or_else(Utc::now),

@@ -10,7 +10,7 @@ use std::io::Write as _;
 
 use axum::{
     body::Body,
-    extract::{Path, State},
+    extract::State,
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
@@ -22,7 +22,7 @@ use tenants::{TenantId, TenantTx};
 use tokio::io::AsyncWriteExt as _;
 
 use super::{PlatformSession, audit};
-use crate::http::{AppError, Routes, Scope, input::path_id};
+use crate::http::{AppError, Routes, Scope, extract::PathId};
 use crate::startup::AppState;
 
 pub fn routes() -> Routes<AppState> {
@@ -122,7 +122,7 @@ async fn build(
         files.push(json!({ "path": name, "bytes": size }));
         archive = append_file(archive, format!("{root}/{name}"), path).await?;
     }
-    let merchant = super::store::merchant_record(&mut tx, tenant.0).await?;
+    let merchant = super::store::merchant_record(&mut tx, tenant).await?;
     tx.commit().await?;
 
     let objects = state.storage.tenant_objects(tenant).await?;
@@ -154,11 +154,10 @@ async fn build(
 async fn export(
     State(state): State<AppState>,
     admin: PlatformSession,
-    Path(id): Path<String>,
+    PathId(id): PathId<TenantId>,
 ) -> Result<Response, AppError> {
-    let id = path_id(&id)?;
     let ent_id = super::store::ent_id(&state.db, id).await?.ok_or(AppError::NotFound)?;
-    let tenant = TenantId(id);
+    let tenant = id;
     let file = build(&state, tenant, &ent_id)
         .await
         .map_err(|e| AppError::Internal(e.context("exporting a merchant")))?;
@@ -167,7 +166,7 @@ async fn export(
         &state.db,
         &admin,
         "merchant.export",
-        Some(id),
+        Some(id.0),
         &ent_id,
         json!({ "bytes": size }),
     )

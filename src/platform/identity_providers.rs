@@ -2,11 +2,9 @@
 //! Connect issuer. The client secret is write-only. Saving an OpenID Connect provider fetches
 //! its discovery document first, so a wrong issuer is caught here rather than at a login.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::StatusCode,
-};
+use crate::http::extract::PathId;
+use crate::ids::IdentityProviderId;
+use axum::{Json, extract::State, http::StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -41,7 +39,7 @@ pub async fn all(state: &AppState) -> Result<Vec<ProviderView>, AppError> {
     Ok(rows)
 }
 
-async fn one(state: &AppState, id: i64) -> Result<ProviderView, AppError> {
+async fn one(state: &AppState, id: IdentityProviderId) -> Result<ProviderView, AppError> {
     let mut row = store::provider(&state.db, id).await?.ok_or(AppError::NotFound)?;
     row.redirect_uri = oauth::redirect_uri(state, &row.slug);
     Ok(row)
@@ -178,10 +176,10 @@ fn taken(e: sqlx::Error) -> AppError {
 /// Inserts the provider (`id` none) or replaces provider `id`'s settings; returns its id.
 async fn write(
     tx: &mut sqlx::PgConnection,
-    id: Option<i64>,
+    id: Option<IdentityProviderId>,
     c: &Checked,
     secret: &str,
-) -> Result<i64, AppError> {
+) -> Result<IdentityProviderId, AppError> {
     let settings = store::ProviderSettings {
         slug: &c.slug,
         kind: c.kind.as_str(),
@@ -216,7 +214,7 @@ async fn create(
 async fn update(
     State(state): State<AppState>,
     admin: PlatformSession,
-    Path(id): Path<i64>,
+    PathId(id): PathId<IdentityProviderId>,
     ApiJson(input): ApiJson<Input>,
 ) -> Result<Json<ProviderView>, AppError> {
     let c = check(input)?;
@@ -236,7 +234,7 @@ async fn update(
 async fn remove(
     State(state): State<AppState>,
     admin: PlatformSession,
-    Path(id): Path<i64>,
+    PathId(id): PathId<IdentityProviderId>,
 ) -> Result<StatusCode, AppError> {
     let mut tx = state.db.begin().await?;
     let slug = store::delete_provider(&mut tx, id).await?.ok_or(AppError::NotFound)?;

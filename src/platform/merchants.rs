@@ -4,7 +4,7 @@
 
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -22,8 +22,8 @@ use crate::{
     http::{
         AppError, Routes, Scope,
         client::ClientMeta,
+        extract::PathId,
         extract::{ApiJson, OptionalJson},
-        input::path_id,
     },
     merchant::subscription,
     startup::AppState,
@@ -153,29 +153,28 @@ pub struct MerchantDetail {
 }
 
 /// The merchant `id` in any state (deleted ones too, until purged).
-async fn merchant_row(db: &sqlx::PgPool, id: i64) -> Result<MerchantRow, AppError> {
+async fn merchant_row(db: &sqlx::PgPool, id: TenantId) -> Result<MerchantRow, AppError> {
     platform_store::merchant(db, id).await?.ok_or(AppError::NotFound)
 }
 
-pub async fn detail(state: &AppState, raw_id: &str) -> Result<MerchantDetail, AppError> {
-    let id = path_id(raw_id)?;
+pub async fn detail(state: &AppState, id: TenantId) -> Result<MerchantDetail, AppError> {
     let merchant = merchant_row(&state.db, id).await?;
     let platform_store::LifecycleTimes { suspended_at, deleted_at } =
         platform_store::lifecycle_times(&state.db, id).await?;
     let (messages_today, messages_30d) =
         platform_store::messages_today_and_30d(&state.db, id).await?;
-    let mut tx = TenantTx::begin(&state.db, TenantId(id)).await?;
+    let mut tx = TenantTx::begin(&state.db, id).await?;
     let agents = store::list_agents(&mut tx).await?;
     let merchant_audit = platform_store::merchant_audit(&mut tx).await?;
     tx.commit().await?;
     let platform_audit = audit::search(
         &state.db,
-        &audit::AuditQuery { tenant_id: Some(id), limit: Some(20), ..Default::default() },
+        &audit::AuditQuery { tenant_id: Some(id.0), limit: Some(20), ..Default::default() },
     )
     .await?
     .entries;
     let plan = state.plans.get(&merchant.plan);
-    let tenant = TenantId(id);
+    let tenant = id;
     let hub = &state.chat.hub;
     let usage = Usage {
         messages_today,
@@ -203,19 +202,18 @@ pub async fn detail(state: &AppState, raw_id: &str) -> Result<MerchantDetail, Ap
 async fn detail_api(
     State(state): State<AppState>,
     _admin: PlatformSession,
-    Path(id): Path<String>,
+    PathId(id): PathId<TenantId>,
 ) -> Result<Json<MerchantDetail>, AppError> {
-    Ok(Json(detail(&state, &id).await?))
+    Ok(Json(detail(&state, id).await?))
 }
 
 // ---------------------------------------------------------------------------------------
 // Actions
 
 /// The merchant an action names, as `(id, ent_id)`; 404 if there is none.
-async fn target(state: &AppState, raw_id: &str) -> Result<(TenantId, String), AppError> {
-    let id = path_id(raw_id)?;
+async fn target(state: &AppState, id: TenantId) -> Result<(TenantId, String), AppError> {
     let ent_id = platform_store::ent_id(&state.db, id).await?;
-    Ok((TenantId(id), ent_id.ok_or(AppError::NotFound)?))
+    Ok((id, ent_id.ok_or(AppError::NotFound)?))
 }
 
 fn conflict(message: &'static str) -> AppError {
@@ -223,7 +221,7 @@ fn conflict(message: &'static str) -> AppError {
 }
 
 async fn respond(state: &AppState, id: TenantId) -> Result<Response, AppError> {
-    Ok(Json(merchant_row(&state.db, id.0).await?).into_response())
+    Ok(Json(merchant_row(&state.db, id).await?).into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -235,10 +233,10 @@ struct SuspendRequest {
 async fn suspend(
     State(state): State<AppState>,
     admin: PlatformSession,
-    Path(id): Path<String>,
+    PathId(id): PathId<TenantId>,
     OptionalJson(body): OptionalJson<SuspendRequest>,
 ) -> Result<Response, AppError> {
-    let (tenant, ent_id) = target(&state, &id).await?;
+    let (tenant, ent_id) = target(&state, id).await?;
     let reason = crate::http::input::optional_text("reason", body.reason.as_deref(), 500)?;
     if !lifecycle::suspend(&state, tenant).await? {
         return Err(conflict("only an active merchant can be suspended"));
@@ -258,9 +256,9 @@ async fn suspend(
 async fn resume(
     State(state): State<AppState>,
     admin: PlatformSession,
-    Path(id): Path<String>,
+    PathId(id): PathId<TenantId>,
 ) -> Result<Response, AppError> {
-    let (tenant, ent_id) = target(&state, &id).await?;
+    let (tenant, ent_id) = target(&state, id).await?;
     if !lifecycle::resume(&state, tenant).await? {
         return Err(conflict("only a suspended merchant can be resumed"));
     }
@@ -278,10 +276,10 @@ struct PlanRequest {
 async fn change_plan(
     State(state): State<AppState>,
     admin: PlatformSession,
-    Path(id): Path<String>,
+    PathId(id): PathId<TenantId>,
     ApiJson(req): ApiJson<PlanRequest>,
 ) -> Result<Response, AppError> {
-    let (tenant, ent_id) = target(&state, &id).await?;
+    let (tenant, ent_id) = target(&state, id).await?;
     let plan = state.plans.get(req.plan.trim()).ok_or_else(|| {
         AppError::field("plan", format!("one of: {}", state.plans.ids().join(", ")))
     })?;
@@ -316,10 +314,10 @@ struct TrialRequest {
 async fn extend_trial(
     State(state): State<AppState>,
     admin: PlatformSession,
-    Path(id): Path<String>,
+    PathId(id): PathId<TenantId>,
     ApiJson(req): ApiJson<TrialRequest>,
 ) -> Result<Response, AppError> {
-    let (tenant, ent_id) = target(&state, &id).await?;
+    let (tenant, ent_id) = target(&state, id).await?;
     if !(1..=365).contains(&req.days) {
         return Err(AppError::field("days", "between 1 and 365"));
     }
@@ -356,10 +354,10 @@ struct DeleteRequest {
 async fn delete(
     State(state): State<AppState>,
     admin: PlatformSession,
-    Path(id): Path<String>,
+    PathId(id): PathId<TenantId>,
     OptionalJson(req): OptionalJson<DeleteRequest>,
 ) -> Result<Response, AppError> {
-    let (tenant, ent_id) = target(&state, &id).await?;
+    let (tenant, ent_id) = target(&state, id).await?;
     if req.hard {
         if req.confirm.as_deref().map(str::trim) != Some(ent_id.as_str()) {
             return Err(AppError::field(
@@ -398,9 +396,9 @@ async fn delete(
 async fn restore(
     State(state): State<AppState>,
     admin: PlatformSession,
-    Path(id): Path<String>,
+    PathId(id): PathId<TenantId>,
 ) -> Result<Response, AppError> {
-    let (tenant, ent_id) = target(&state, &id).await?;
+    let (tenant, ent_id) = target(&state, id).await?;
     if !lifecycle::restore(&state, tenant).await? {
         return Err(conflict("only a deleted merchant awaiting purge can be restored"));
     }
@@ -418,9 +416,9 @@ async fn impersonate(
     meta: ClientMeta,
     device: crate::auth::sessions::Device,
     jar: CookieJar,
-    Path(id): Path<String>,
+    PathId(id): PathId<TenantId>,
 ) -> Result<Response, AppError> {
-    let (tenant_id, ent_id) = target(&state, &id).await?;
+    let (tenant_id, ent_id) = target(&state, id).await?;
     let tenant = state.tenants.by_id(tenant_id).await?.ok_or(AppError::NotFound)?;
     if tenant.status != tenants::TenantStatus::Active {
         return Err(conflict("support sessions open only in an active merchant's workspace"));

@@ -2,12 +2,14 @@
 //! JavaScript); actions call the JSON API through `static/js/platform.js`, so whatever the
 //! pages do, an API client can do too.
 
+use crate::http::extract::PathId;
 use askama::Template;
 use axum::{
-    extract::{FromRequestParts, Path, Query, State},
+    extract::{FromRequestParts, Query, State},
     http::request::Parts,
     response::{IntoResponse, Redirect, Response},
 };
+use tenants::TenantId;
 
 use super::{
     PlatformSession,
@@ -227,9 +229,9 @@ async fn merchant_page(
     lang: Lang,
     csrf: CsrfToken,
     Console(admin): Console,
-    Path(id): Path<String>,
+    PathId(id): PathId<TenantId>,
 ) -> Result<Response, AppError> {
-    let m = merchants::detail(&state, &id).await?;
+    let m = merchants::detail(&state, id).await?;
     let u = &m.usage;
     let page = MerchantPage {
         lang,

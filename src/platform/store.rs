@@ -5,6 +5,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
+use tenants::TenantId;
+
+use crate::ids::IdentityProviderId;
 
 #[tracing::instrument(name = "db.system_settings.all", skip_all)]
 pub async fn system_settings(pool: &PgPool) -> sqlx::Result<Vec<(String, Value)>> {
@@ -91,7 +94,7 @@ pub async fn by_plan_and_billing(pool: &PgPool) -> sqlx::Result<Vec<(String, Str
 /// Merchant `id`'s row in `public.tenants` as JSON (for its export), without the schema
 /// bookkeeping.
 #[tracing::instrument(name = "db.tenants.record", skip_all)]
-pub async fn merchant_record(conn: &mut PgConnection, id: i64) -> sqlx::Result<Value> {
+pub async fn merchant_record(conn: &mut PgConnection, id: TenantId) -> sqlx::Result<Value> {
     sqlx::query_scalar("select to_jsonb(t) - 'schema_version' - 'functions_digest' from public.tenants t where id = $1")
         .bind(id)
         .fetch_one(conn)
@@ -100,7 +103,7 @@ pub async fn merchant_record(conn: &mut PgConnection, id: i64) -> sqlx::Result<V
 
 /// Merchant `id`'s public id, deleted or not.
 #[tracing::instrument(name = "db.tenants.ent_id", skip_all)]
-pub async fn ent_id(pool: &PgPool, id: i64) -> sqlx::Result<Option<String>> {
+pub async fn ent_id(pool: &PgPool, id: TenantId) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar("select ent_id from public.tenants where id = $1")
         .bind(id)
         .fetch_optional(pool)
@@ -191,7 +194,7 @@ pub async fn merchants(
 
 /// Merchant `id` in any state (deleted ones too, until purged).
 #[tracing::instrument(name = "db.tenants.merchant", skip_all)]
-pub async fn merchant(pool: &PgPool, id: i64) -> sqlx::Result<Option<MerchantRow>> {
+pub async fn merchant(pool: &PgPool, id: TenantId) -> sqlx::Result<Option<MerchantRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "select {MERCHANT_COLUMNS} from public.tenants t where t.id = $1"
     )))
@@ -208,7 +211,7 @@ pub struct LifecycleTimes {
 }
 
 #[tracing::instrument(name = "db.tenants.lifecycle_times", skip_all)]
-pub async fn lifecycle_times(pool: &PgPool, id: i64) -> sqlx::Result<LifecycleTimes> {
+pub async fn lifecycle_times(pool: &PgPool, id: TenantId) -> sqlx::Result<LifecycleTimes> {
     sqlx::query_as("select suspended_at, deleted_at from public.tenants where id = $1")
         .bind(id)
         .fetch_one(pool)
@@ -217,7 +220,7 @@ pub async fn lifecycle_times(pool: &PgPool, id: i64) -> sqlx::Result<LifecycleTi
 
 /// Merchant `id`'s messages today and over the last 30 UTC days.
 #[tracing::instrument(name = "db.usage_daily.messages", skip_all)]
-pub async fn messages_today_and_30d(pool: &PgPool, id: i64) -> sqlx::Result<(i64, i64)> {
+pub async fn messages_today_and_30d(pool: &PgPool, id: TenantId) -> sqlx::Result<(i64, i64)> {
     sqlx::query_as(
         "select coalesce(sum(messages) filter (where day = (now() at time zone 'utc')::date), 0)::bigint,
                 coalesce(sum(messages), 0)::bigint
@@ -280,7 +283,7 @@ pub async fn extend_trial(
 /// A provider as the console shows it (never its secret).
 #[derive(Serialize, sqlx::FromRow)]
 pub struct ProviderView {
-    pub id: i64,
+    pub id: IdentityProviderId,
     pub slug: String,
     pub kind: String,
     pub name: String,
@@ -310,7 +313,7 @@ pub async fn providers(pool: &PgPool) -> sqlx::Result<Vec<ProviderView>> {
 }
 
 #[tracing::instrument(name = "db.identity_providers.get", skip_all)]
-pub async fn provider(pool: &PgPool, id: i64) -> sqlx::Result<Option<ProviderView>> {
+pub async fn provider(pool: &PgPool, id: IdentityProviderId) -> sqlx::Result<Option<ProviderView>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("{VIEW} where p.id = $1")))
         .bind(id)
         .fetch_optional(pool)
@@ -332,9 +335,9 @@ pub struct ProviderSettings<'a> {
 #[tracing::instrument(name = "db.identity_providers.write", skip_all)]
 pub async fn write_provider(
     conn: &mut PgConnection,
-    id: Option<i64>,
+    id: Option<IdentityProviderId>,
     p: ProviderSettings<'_>,
-) -> sqlx::Result<i64> {
+) -> sqlx::Result<IdentityProviderId> {
     let sql = match id {
         None => {
             "insert into public.identity_providers
@@ -362,7 +365,10 @@ pub async fn write_provider(
 }
 
 #[tracing::instrument(name = "db.identity_providers.secret", skip_all)]
-pub async fn provider_secret(pool: &PgPool, id: i64) -> sqlx::Result<Option<String>> {
+pub async fn provider_secret(
+    pool: &PgPool,
+    id: IdentityProviderId,
+) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar("select client_secret from public.identity_providers where id = $1")
         .bind(id)
         .fetch_optional(pool)
@@ -371,7 +377,10 @@ pub async fn provider_secret(pool: &PgPool, id: i64) -> sqlx::Result<Option<Stri
 
 /// Deletes provider `id` (links to it go with it); its slug, if there was one.
 #[tracing::instrument(name = "db.identity_providers.delete", skip_all)]
-pub async fn delete_provider(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<String>> {
+pub async fn delete_provider(
+    conn: &mut PgConnection,
+    id: IdentityProviderId,
+) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar("delete from public.identity_providers where id = $1 returning slug")
         .bind(id)
         .fetch_optional(conn)

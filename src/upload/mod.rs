@@ -268,7 +268,7 @@ async fn upload(
     let keys = put_objects(&state, tenant.id, &id, bytes, processed.as_ref()).await?;
     let (visitor_id, agent_id) = match &uploader {
         Uploader::Visitor(v) => (Some(v.visitor.id), None),
-        Uploader::Agent(a) => (None, Some(a.agent.id)),
+        Uploader::Agent(a) => (None, Some(a.agent.id.0)),
     };
     let new = store::NewUpload {
         id: &id,

@@ -2,11 +2,13 @@
 //! agent blocks (an abusive visitor cannot wait for an admin); admins lift blocks. A block
 //! closes the blocked visitors' live connections (close code 4003).
 
+use crate::http::extract::PathId;
+use crate::ids::BlockId;
 use std::net::IpAddr;
 
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -110,7 +112,7 @@ async fn add(
             "this is already on the blacklist",
         ));
     }
-    let id = store::create(&mut tx, visitor, range.as_deref(), &reason, session.agent.id).await?;
+    let id = store::create(&mut tx, visitor, range.as_deref(), &reason, session.agent.id.0).await?;
     // Who is shut out now: the visitor, or every visitor last seen in the range.
     let blocked: Vec<i64> = match (&visitor, &range) {
         (Some(v), _) => vec![*v],
@@ -140,16 +142,20 @@ async fn add(
     if let Some(range) = range.as_deref().and_then(|r| r.parse::<ipnet::IpNet>().ok()) {
         state.chat.hub.revoke_range(tenant, range);
     }
-    tracing::info!(tenant = tenant.0, by = session.agent.id, entry = id, "blacklist entry added");
+    tracing::info!(
+        tenant = tenant.0,
+        by = session.agent.id.0,
+        entry = id.0,
+        "blacklist entry added"
+    );
     Ok((StatusCode::CREATED, Json(entry)).into_response())
 }
 
 async fn remove(
     State(state): State<AppState>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,
-    Path(id): Path<String>,
+    PathId(id): PathId<BlockId>,
 ) -> Result<StatusCode, AppError> {
-    let id = crate::http::input::path_id(&id)?;
     let (visitor, what) = store::delete(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     crate::merchant::audit::record(
         &mut tx,

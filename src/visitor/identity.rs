@@ -315,7 +315,11 @@ async fn rotate_secret(
         json!({ "keep_previous_hours": grace }),
     )
     .await?;
-    tracing::info!(tenant = session.tenant.id.0, by = session.agent.id, "identity secret rotated");
+    tracing::info!(
+        tenant = session.tenant.id.0,
+        by = session.agent.id.0,
+        "identity secret rotated"
+    );
     Ok(Json(SecretOut::new(Some(secrets), now)))
 }
 

@@ -153,7 +153,7 @@ async fn add_note(
     if notes::count(&mut tx, visitor).await? >= 200 {
         return Err(AppError::conflict("too_many", None, "a visitor has at most 200 notes"));
     }
-    let note = notes::create(&mut tx, visitor, session.agent.id, &body).await?;
+    let note = notes::create(&mut tx, visitor, session.agent.id.0, &body).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(note)).into_response())
 }
@@ -166,7 +166,7 @@ async fn delete_note(
     let note_id = crate::http::input::path_id(&note_id)?;
     let visitor = visitor_id(&mut tx, &public_id).await?;
     let author = notes::author(&mut tx, visitor, note_id).await?.ok_or(AppError::NotFound)?;
-    if author != Some(session.agent.id) {
+    if author != Some(session.agent.id.0) {
         session.require(crate::http::Role::Admin)?;
     }
     notes::delete(&mut tx, note_id).await?;
@@ -269,7 +269,7 @@ async fn clear_history(
     state.storage.remove_all(&keys).await;
     tracing::info!(
         tenant = session.tenant.id.0,
-        by = session.agent.id,
+        by = session.agent.id.0,
         visitor,
         messages,
         "history cleared"

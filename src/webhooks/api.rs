@@ -1,9 +1,10 @@
 //! The webhooks API (admins): register, change and remove a merchant's webhooks, read their
 //! delivery log, send a test event.
 
+use crate::ids::WebhookId;
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -14,7 +15,10 @@ use serde_json::{Value, json};
 use super::{EVENTS, guard, store};
 use crate::{
     auth::ctx::{Admin, Ctx},
-    http::{AppError, Routes, Scope, extract::ApiJson, input::path_id},
+    http::{
+        AppError, Routes, Scope,
+        extract::{ApiJson, PathId},
+    },
     startup::AppState,
 };
 
@@ -125,10 +129,9 @@ struct WebhookChange {
 async fn update(
     State(state): State<AppState>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,
-    Path(id): Path<String>,
+    PathId(id): PathId<WebhookId>,
     ApiJson(req): ApiJson<WebhookChange>,
 ) -> Result<Json<Value>, AppError> {
-    let id = path_id(&id)?;
     let url = req.url.as_deref().map(|u| check_url(&state, u)).transpose()?;
     let events = req.events.as_deref().map(check_events).transpose()?;
     let description = req
@@ -153,9 +156,8 @@ async fn update(
 async fn remove(
     State(state): State<AppState>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,
-    Path(id): Path<String>,
+    PathId(id): PathId<WebhookId>,
 ) -> Result<StatusCode, AppError> {
-    let id = path_id(&id)?;
     let url = store::delete(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     crate::merchant::audit::commit(tx, &session, "webhook.delete", &url, json!({})).await?;
     state.invalidate(crate::realtime::bus::Invalidation::Webhooks(session.tenant.id.0)).await;
@@ -171,10 +173,9 @@ struct LogQuery {
 /// The delivery log of one webhook, newest first.
 async fn deliveries(
     Ctx { mut tx, .. }: Ctx<Admin>,
-    Path(id): Path<String>,
+    PathId(id): PathId<WebhookId>,
     Query(q): Query<LogQuery>,
 ) -> Result<Json<Value>, AppError> {
-    let id = path_id(&id)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     if store::enabled(&mut tx, id).await?.is_none() {
         return Err(AppError::NotFound);
@@ -188,9 +189,8 @@ async fn deliveries(
 async fn test(
     State(state): State<AppState>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,
-    Path(id): Path<String>,
+    PathId(id): PathId<WebhookId>,
 ) -> Result<Response, AppError> {
-    let id = path_id(&id)?;
     let enabled = store::enabled(&mut tx, id).await?;
     tx.commit().await?;
     match enabled {

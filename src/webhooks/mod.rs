@@ -16,6 +16,7 @@ mod store;
 
 pub use self::api::routes;
 
+use crate::ids::WebhookId;
 use std::{sync::Arc, time::Duration};
 
 use moka::sync::Cache;
@@ -33,7 +34,7 @@ pub const EVENTS: &[&str] = &[
 ];
 
 /// A merchant's subscriptions: (webhook id, events).
-type Subscriptions = Arc<Vec<(i64, Vec<String>)>>;
+type Subscriptions = Arc<Vec<(WebhookId, Vec<String>)>>;
 
 /// The webhook machinery of this process.
 pub struct Webhooks {
@@ -104,10 +105,10 @@ impl Webhooks {
         tenant: TenantId,
         event: &str,
         data: Value,
-        only: Option<i64>,
+        only: Option<WebhookId>,
     ) -> anyhow::Result<Vec<i64>> {
         let subs = self.load(tenant).await?;
-        let targets: Vec<i64> = subs
+        let targets: Vec<WebhookId> = subs
             .iter()
             .filter(|(id, events)| only.map_or(events.iter().any(|e| e == event), |o| o == *id))
             .map(|(id, _)| *id)

@@ -3,6 +3,7 @@
 //! with deliveries due (`public.webhook_queue`). The delivery worker's own queries are in
 //! `deliver`.
 
+use crate::ids::WebhookId;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -11,7 +12,7 @@ use tenants::TenantId;
 
 #[derive(Serialize, sqlx::FromRow)]
 pub struct Webhook {
-    pub id: i64,
+    pub id: WebhookId,
     pub url: String,
     pub events: Vec<String>,
     /// For verifying the signature of deliveries.
@@ -39,7 +40,7 @@ pub struct Change {
 
 #[derive(Serialize, sqlx::FromRow)]
 pub struct Delivery {
-    pub id: i64,
+    pub id: WebhookId,
     pub event_id: String,
     pub event: String,
     pub status: String,
@@ -55,7 +56,7 @@ const COLUMNS: &str = "id, url, events, secret, description, enabled, created_at
 
 /// The enabled webhooks and the events each wants.
 #[tracing::instrument(name = "db.webhooks.subscriptions", skip_all)]
-pub async fn subscriptions(conn: &mut PgConnection) -> sqlx::Result<Vec<(i64, Vec<String>)>> {
+pub async fn subscriptions(conn: &mut PgConnection) -> sqlx::Result<Vec<(WebhookId, Vec<String>)>> {
     sqlx::query_as("select id, events from webhooks where enabled order by id")
         .fetch_all(conn)
         .await
@@ -67,7 +68,7 @@ pub async fn subscriptions(conn: &mut PgConnection) -> sqlx::Result<Vec<(i64, Ve
 pub async fn queue(
     conn: &mut PgConnection,
     tenant: TenantId,
-    targets: &[i64],
+    targets: &[WebhookId],
     (event_id, event): (&str, &str),
     payload: &Value,
 ) -> sqlx::Result<Vec<i64>> {
@@ -119,7 +120,7 @@ pub async fn create(conn: &mut PgConnection, new: &New) -> sqlx::Result<Webhook>
 #[tracing::instrument(name = "db.webhooks.update", skip_all)]
 pub async fn update(
     conn: &mut PgConnection,
-    id: i64,
+    id: WebhookId,
     change: Change,
 ) -> sqlx::Result<Option<Webhook>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -138,7 +139,7 @@ pub async fn update(
 
 /// Deletes a webhook (its deliveries go with it); its URL, if it was there.
 #[tracing::instrument(name = "db.webhooks.delete", skip_all)]
-pub async fn delete(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<String>> {
+pub async fn delete(conn: &mut PgConnection, id: WebhookId) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar("delete from webhooks where id = $1 returning url")
         .bind(id)
         .fetch_optional(conn)
@@ -147,7 +148,7 @@ pub async fn delete(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<Str
 
 /// Whether webhook `id` is enabled; `None` when there is none.
 #[tracing::instrument(name = "db.webhooks.enabled", skip_all)]
-pub async fn enabled(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<bool>> {
+pub async fn enabled(conn: &mut PgConnection, id: WebhookId) -> sqlx::Result<Option<bool>> {
     sqlx::query_scalar("select enabled from webhooks where id = $1")
         .bind(id)
         .fetch_optional(conn)
@@ -158,7 +159,7 @@ pub async fn enabled(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<bo
 #[tracing::instrument(name = "db.webhooks.deliveries", skip_all)]
 pub async fn deliveries(
     conn: &mut PgConnection,
-    id: i64,
+    id: WebhookId,
     limit: i64,
 ) -> sqlx::Result<Vec<Delivery>> {
     sqlx::query_as(

@@ -12,6 +12,12 @@ use serde::{Deserialize, Serialize};
 #[sqlx(transparent)]
 pub struct TenantId(pub i64);
 
+impl From<i64> for TenantId {
+    fn from(id: i64) -> Self {
+        Self(id)
+    }
+}
+
 impl fmt::Display for TenantId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)

@@ -434,6 +434,15 @@ async fn openid_connect_sign_in_links_only_through_verified_addresses() {
         .await;
     assert_eq!(res.status(), 204);
     assert!(identities_of(&app, &a.email).await.is_empty(), "links go with the provider");
+    // Gone, or never an id: the API's 404 either way.
+    for path in [
+        format!("/api/platform/v1/identity_providers/{id}"),
+        "/api/platform/v1/identity_providers/abc".into(),
+    ] {
+        let res = admin.call(&app, reqwest::Method::DELETE, &path, None).await;
+        assert_eq!(res.status(), 404, "{path}");
+        assert_eq!(error_code(res).await, "not_found", "{path}");
+    }
     let audit: Vec<String> = sqlx::query_scalar(
         "select action from public.platform_audit where action like 'identity_provider.%' order by id",
     )

@@ -3,16 +3,13 @@
 //! the agent's home page until that person dismisses them, and pushed live to connected
 //! agents when published (`announcement` frames).
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::StatusCode,
-};
+use crate::ids::AnnouncementId;
+use axum::{Json, extract::State, http::StatusCode};
 use serde::Serialize;
 
 use crate::{
     auth::session::AgentSession,
-    http::{AppError, Routes, Scope, input::path_id},
+    http::{AppError, Routes, Scope, extract::PathId},
     startup::AppState,
 };
 
@@ -45,9 +42,8 @@ async fn list(
 async fn dismiss(
     State(state): State<AppState>,
     session: AgentSession,
-    Path(id): Path<String>,
+    PathId(id): PathId<AnnouncementId>,
 ) -> Result<StatusCode, AppError> {
-    let id = path_id(&id)?;
     let plan = &session.tenant.plan;
     // Already dismissed is fine; not visible to this merchant is not found.
     if !store::dismiss(&state.db, session.user_id, plan, id).await?

@@ -1,6 +1,7 @@
 //! The announcements' queries (`public.announcements`, `public.announcement_dismissals`):
 //! what agents see and dismiss, and what super-admins write.
 
+use crate::ids::AnnouncementId;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -37,7 +38,12 @@ pub async fn for_agent(
 /// Hides announcement `id` for the person, if it is meant for a merchant on `plan`: `false`
 /// when it is not (or was dismissed before).
 #[tracing::instrument(name = "db.announcements.dismiss", skip_all)]
-pub async fn dismiss(pool: &PgPool, user_id: i64, plan: &str, id: i64) -> sqlx::Result<bool> {
+pub async fn dismiss(
+    pool: &PgPool,
+    user_id: i64,
+    plan: &str,
+    id: AnnouncementId,
+) -> sqlx::Result<bool> {
     let done = sqlx::query(sqlx::AssertSqlSafe(format!(
         "insert into public.announcement_dismissals (announcement_id, user_id)
          select id, $1 from public.announcements where id = $3 and {VISIBLE}
@@ -54,7 +60,7 @@ pub async fn dismiss(pool: &PgPool, user_id: i64, plan: &str, id: i64) -> sqlx::
 
 /// Whether announcement `id` is published for a merchant on `plan`.
 #[tracing::instrument(name = "db.announcements.visible", skip_all)]
-pub async fn visible(pool: &PgPool, id: i64, plan: &str) -> sqlx::Result<bool> {
+pub async fn visible(pool: &PgPool, id: AnnouncementId, plan: &str) -> sqlx::Result<bool> {
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "select exists (select 1 from public.announcements where id = $1 and {VISIBLE})"
     )))
@@ -67,7 +73,7 @@ pub async fn visible(pool: &PgPool, id: i64, plan: &str) -> sqlx::Result<bool> {
 /// An announcement as its editors see it.
 #[derive(Clone, Serialize, sqlx::FromRow)]
 pub struct Row {
-    pub id: i64,
+    pub id: AnnouncementId,
     pub title: String,
     pub body: String,
     /// `None`: every merchant.
@@ -94,7 +100,7 @@ pub async fn all(pool: &PgPool) -> sqlx::Result<Vec<Row>> {
 }
 
 #[tracing::instrument(name = "db.announcements.get", skip_all)]
-pub async fn get(pool: &PgPool, id: i64) -> sqlx::Result<Option<Row>> {
+pub async fn get(pool: &PgPool, id: AnnouncementId) -> sqlx::Result<Option<Row>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "select {COLUMNS} from public.announcements a where a.id = $1"
     )))
@@ -112,7 +118,7 @@ pub struct Draft<'a> {
 
 /// A new, unpublished announcement by platform user `by`; its id.
 #[tracing::instrument(name = "db.announcements.create", skip_all)]
-pub async fn create(pool: &PgPool, draft: Draft<'_>, by: i64) -> sqlx::Result<i64> {
+pub async fn create(pool: &PgPool, draft: Draft<'_>, by: i64) -> sqlx::Result<AnnouncementId> {
     sqlx::query_scalar(
         "insert into public.announcements (title, body, plans, created_by) values ($1, $2, $3, $4) returning id",
     )
@@ -125,7 +131,7 @@ pub async fn create(pool: &PgPool, draft: Draft<'_>, by: i64) -> sqlx::Result<i6
 }
 
 #[tracing::instrument(name = "db.announcements.update", skip_all)]
-pub async fn update(pool: &PgPool, id: i64, draft: Draft<'_>) -> sqlx::Result<()> {
+pub async fn update(pool: &PgPool, id: AnnouncementId, draft: Draft<'_>) -> sqlx::Result<()> {
     sqlx::query(
         "update public.announcements set title = $2, body = $3, plans = $4, updated_at = now() where id = $1",
     )
@@ -139,14 +145,14 @@ pub async fn update(pool: &PgPool, id: i64, draft: Draft<'_>) -> sqlx::Result<()
 }
 
 #[tracing::instrument(name = "db.announcements.delete", skip_all)]
-pub async fn delete(pool: &PgPool, id: i64) -> sqlx::Result<()> {
+pub async fn delete(pool: &PgPool, id: AnnouncementId) -> sqlx::Result<()> {
     sqlx::query("delete from public.announcements where id = $1").bind(id).execute(pool).await?;
     Ok(())
 }
 
 /// Publishes (keeping the first publication time) or withdraws announcement `id`.
 #[tracing::instrument(name = "db.announcements.set_published", skip_all)]
-pub async fn set_published(pool: &PgPool, id: i64, published: bool) -> sqlx::Result<()> {
+pub async fn set_published(pool: &PgPool, id: AnnouncementId, published: bool) -> sqlx::Result<()> {
     sqlx::query(
         "update public.announcements
          set published_at = case when $2 then coalesce(published_at, now()) else null end, updated_at = now()

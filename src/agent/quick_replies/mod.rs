@@ -3,9 +3,10 @@
 
 mod store;
 
+use crate::ids::QuickReplyId;
 use axum::{
     Json,
-    extract::{Path, Query},
+    extract::Query,
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -17,7 +18,8 @@ use crate::{
     http::{
         AppError, Routes, Scope,
         extract::ApiJson,
-        input::{path_id, position, text},
+        extract::PathId,
+        input::{position, text},
     },
     startup::AppState,
 };
@@ -108,10 +110,9 @@ async fn create(
 
 async fn update(
     Ctx { session, mut tx, .. }: Ctx<Admin>,
-    Path(id): Path<String>,
+    PathId(id): PathId<QuickReplyId>,
     ApiJson(fields): ApiJson<Fields>,
 ) -> Result<Json<QuickReply>, AppError> {
-    let id = path_id(&id)?;
     let f = check(fields)?;
     let updated = store::update(&mut tx, id, f).await?.ok_or(AppError::NotFound)?;
     crate::merchant::audit::commit(
@@ -127,9 +128,8 @@ async fn update(
 
 async fn remove(
     Ctx { session, mut tx, .. }: Ctx<Admin>,
-    Path(id): Path<String>,
+    PathId(id): PathId<QuickReplyId>,
 ) -> Result<StatusCode, AppError> {
-    let id = path_id(&id)?;
     let title = store::delete(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     crate::merchant::audit::commit(
         tx,

@@ -1,11 +1,12 @@
 //! The quick replies' queries (table `quick_replies` of the tenant's schema).
 
+use crate::ids::QuickReplyId;
 use serde::Serialize;
 use sqlx::PgConnection;
 
 #[derive(Serialize, sqlx::FromRow)]
 pub struct QuickReply {
-    pub id: i64,
+    pub id: QuickReplyId,
     #[sqlx(rename = "group_name")]
     pub group: String,
     pub title: String,
@@ -61,7 +62,7 @@ pub async fn create(conn: &mut PgConnection, change: Change) -> sqlx::Result<Qui
 #[tracing::instrument(name = "db.quick_replies.update", skip_all)]
 pub async fn update(
     conn: &mut PgConnection,
-    id: i64,
+    id: QuickReplyId,
     change: Change,
 ) -> sqlx::Result<Option<QuickReply>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -80,7 +81,7 @@ pub async fn update(
 
 /// Deletes one; its title, if it was there.
 #[tracing::instrument(name = "db.quick_replies.delete", skip_all)]
-pub async fn delete(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<String>> {
+pub async fn delete(conn: &mut PgConnection, id: QuickReplyId) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar("delete from quick_replies where id = $1 returning title")
         .bind(id)
         .fetch_optional(conn)

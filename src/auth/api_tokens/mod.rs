@@ -9,9 +9,9 @@
 //! billing or tokens themselves. A `read` token may only call `ApiToken<Read>` routes. A
 //! token stops working when revoked or when its admin is disabled or no longer an admin.
 
+use crate::ids::ApiTokenId;
 use axum::{
     Json,
-    extract::Path,
     http::{StatusCode, request::Parts},
     response::{IntoResponse, Response},
 };
@@ -24,7 +24,10 @@ use super::{
     ctx::{Admin, Ctx},
     session::AgentSession,
 };
-use crate::http::{AppError, RouteSpec, Routes, Scope, extract::ApiJson, input::path_id};
+use crate::http::{
+    AppError, RouteSpec, Routes, Scope,
+    extract::{ApiJson, PathId},
+};
 use crate::startup::AppState;
 
 mod store;
@@ -56,7 +59,7 @@ pub enum TokenScope {
 /// The token behind an API session.
 #[derive(Clone, Debug)]
 pub struct Token {
-    pub id: i64,
+    pub id: ApiTokenId,
     pub scope: TokenScope,
 }
 
@@ -164,7 +167,7 @@ async fn create(
         scope,
         sha256: &digest(&token),
         prefix: &prefix,
-        agent_id: session.agent.id,
+        agent_id: session.agent.id.0,
     };
     let id = store::create(&mut tx, new).await?;
     crate::merchant::audit::record(
@@ -185,9 +188,8 @@ async fn create(
 /// `DELETE /api/v1/api_tokens/{id}` → 204; the token stops working at once.
 async fn revoke(
     Ctx { session, mut tx, .. }: Ctx<Admin>,
-    Path(id): Path<String>,
+    PathId(id): PathId<ApiTokenId>,
 ) -> Result<StatusCode, AppError> {
-    let id = path_id(&id)?;
     let name = store::revoke(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     crate::merchant::audit::commit(tx, &session, "api_token.revoke", &name, json!({ "id": id }))
         .await?;

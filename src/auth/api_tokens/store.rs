@@ -1,6 +1,7 @@
 //! The API tokens' queries (table `api_tokens` of the tenant's schema). Tokens are found by
 //! the SHA-256 of their secret; the secret itself is never stored.
 
+use crate::ids::{AgentId, ApiTokenId};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -11,7 +12,7 @@ use sqlx::PgConnection;
 pub async fn find(
     conn: &mut PgConnection,
     sha256: &str,
-) -> sqlx::Result<Option<(i64, String, i64)>> {
+) -> sqlx::Result<Option<(ApiTokenId, String, AgentId)>> {
     sqlx::query_as(
         "select t.id, t.scope, a.id from api_tokens t join agents a on a.id = t.agent_id
          where t.token_sha256 = $1 and t.revoked_at is null
@@ -24,7 +25,7 @@ pub async fn find(
 
 /// Notes the token's use, to the minute (not a write per request).
 #[tracing::instrument(name = "db.api_tokens.touch", skip_all)]
-pub async fn touch(conn: &mut PgConnection, id: i64) -> sqlx::Result<()> {
+pub async fn touch(conn: &mut PgConnection, id: ApiTokenId) -> sqlx::Result<()> {
     sqlx::query(
         "update api_tokens set last_used_at = now()
          where id = $1 and (last_used_at is null or last_used_at < now() - interval '1 minute')",
@@ -37,7 +38,7 @@ pub async fn touch(conn: &mut PgConnection, id: i64) -> sqlx::Result<()> {
 
 #[derive(Serialize, sqlx::FromRow)]
 pub struct TokenOut {
-    pub id: i64,
+    pub id: ApiTokenId,
     pub name: String,
     pub scope: String,
     /// The token's first characters, to tell tokens apart.
@@ -62,7 +63,7 @@ pub async fn list(conn: &mut PgConnection) -> sqlx::Result<Vec<TokenOut>> {
 }
 
 #[tracing::instrument(name = "db.api_tokens.get", skip_all)]
-pub async fn get(conn: &mut PgConnection, id: i64) -> sqlx::Result<TokenOut> {
+pub async fn get(conn: &mut PgConnection, id: ApiTokenId) -> sqlx::Result<TokenOut> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("{TOKEN_SELECT} where t.id = $1")))
         .bind(id)
         .fetch_one(conn)
@@ -87,7 +88,7 @@ pub struct NewToken<'a> {
 }
 
 #[tracing::instrument(name = "db.api_tokens.create", skip_all)]
-pub async fn create(conn: &mut PgConnection, t: NewToken<'_>) -> sqlx::Result<i64> {
+pub async fn create(conn: &mut PgConnection, t: NewToken<'_>) -> sqlx::Result<ApiTokenId> {
     sqlx::query_scalar(
         "insert into api_tokens (name, scope, token_sha256, prefix, agent_id)
          values ($1, $2, $3, $4, $5) returning id",
@@ -103,7 +104,7 @@ pub async fn create(conn: &mut PgConnection, t: NewToken<'_>) -> sqlx::Result<i6
 
 /// Revokes live token `id`; its name (`None`: no such live token).
 #[tracing::instrument(name = "db.api_tokens.revoke", skip_all)]
-pub async fn revoke(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<String>> {
+pub async fn revoke(conn: &mut PgConnection, id: ApiTokenId) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar(
         "update api_tokens set revoked_at = now() where id = $1 and revoked_at is null returning name",
     )

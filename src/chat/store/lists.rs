@@ -1,5 +1,6 @@
 //! The conversation lists and items of the agent API (`GET /api/v1/conversations…`).
 
+use crate::ids::ConversationId;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -94,7 +95,10 @@ pub async fn list(
 }
 
 #[tracing::instrument(name = "db.conversations.item", skip_all)]
-pub async fn item(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<ConversationItem>> {
+pub async fn item(
+    conn: &mut PgConnection,
+    id: ConversationId,
+) -> sqlx::Result<Option<ConversationItem>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("{ITEM_SELECT} where c.id = $1")))
         .bind(id)
         .fetch_optional(conn)

@@ -1,5 +1,6 @@
 //! Queries for conversations and messages (inside a `TenantTx`).
 
+use crate::ids::{AgentId, ConversationId};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::PgConnection;
@@ -55,7 +56,7 @@ const CONVERSATION_SELECT: &str =
 #[tracing::instrument(name = "db.chat.conversation", skip_all)]
 pub async fn conversation(
     conn: &mut PgConnection,
-    id: i64,
+    id: ConversationId,
 ) -> sqlx::Result<Option<ConversationRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("{CONVERSATION_SELECT} where c.id = $1")))
         .bind(id)
@@ -214,8 +215,8 @@ pub async fn set_agent_status(
 #[tracing::instrument(name = "db.chat.assign", skip_all)]
 pub async fn assign(
     conn: &mut PgConnection,
-    conversation_id: i64,
-    agent_id: i64,
+    conversation_id: ConversationId,
+    agent_id: AgentId,
 ) -> sqlx::Result<bool> {
     Ok(sqlx::query(
         "update conversations
@@ -275,7 +276,7 @@ pub async fn claim_offline_notice(
 #[tracing::instrument(name = "db.chat.mark_read", skip_all)]
 pub async fn mark_read(
     conn: &mut PgConnection,
-    conversation_id: i64,
+    conversation_id: ConversationId,
     by_visitor: bool,
     up_to: i64,
 ) -> sqlx::Result<()> {
@@ -410,7 +411,7 @@ pub async fn last_message_before(
 #[tracing::instrument(name = "db.chat.conversation_messages", skip_all)]
 pub async fn conversation_messages(
     conn: &mut PgConnection,
-    conversation_id: i64,
+    conversation_id: ConversationId,
     before: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<MessageOut>> {
@@ -473,7 +474,7 @@ pub async fn rate(
 
 /// Hands agent `agent_id`'s open conversations back to the queue; their ids.
 #[tracing::instrument(name = "db.conversations.requeue_agent", skip_all)]
-pub async fn requeue_agent(conn: &mut PgConnection, agent_id: i64) -> sqlx::Result<Vec<i64>> {
+pub async fn requeue_agent(conn: &mut PgConnection, agent_id: AgentId) -> sqlx::Result<Vec<i64>> {
     sqlx::query_scalar(
         "update conversations set agent_id = null, status = 'queued'
          where agent_id = $1 and status = 'open' returning id",

@@ -1,6 +1,7 @@
 //! What each client frame does: a visitor's or agent's message (through the writer), typing,
 //! read marks and an agent's status. Errors become error frames for the sender.
 
+use crate::ids::{AgentId, ConversationId};
 use std::sync::Arc;
 
 use tenants::TenantTx;
@@ -113,7 +114,7 @@ impl Ctx<'_> {
     ) -> Result<Option<store::ConversationRow>, FrameError> {
         let failed = |e: sqlx::Error| db_error(e, client_msg_id.map(str::to_owned));
         let mut tx = TenantTx::begin(&self.state.db, self.conn.tenant.id).await.map_err(failed)?;
-        let row = store::conversation(&mut tx, id).await.map_err(failed)?;
+        let row = store::conversation(&mut tx, ConversationId(id)).await.map_err(failed)?;
         tx.commit().await.map_err(failed)?;
         Ok(row)
     }
@@ -306,16 +307,17 @@ async fn agent_send(
     };
     let failed = |e: sqlx::Error| db_error(e, Some(send.client_msg_id.clone()));
     let mut tx = TenantTx::begin(&ctx.state.db, tenant).await.map_err(failed)?;
-    let row = store::conversation(&mut tx, conversation_id).await.map_err(failed)?;
+    let conversation = ConversationId(conversation_id);
+    let row = store::conversation(&mut tx, conversation).await.map_err(failed)?;
     let Some(mut row) = row else {
         return Err(write_error(WriteError::ConversationNotFound, send.client_msg_id));
     };
     // Answering a queued conversation claims it.
     let claimed = row.agent_id.is_none()
         && !row.is_closed()
-        && store::assign(&mut tx, conversation_id, agent_id).await.map_err(failed)?;
+        && store::assign(&mut tx, conversation, AgentId(agent_id)).await.map_err(failed)?;
     if claimed {
-        row = store::conversation(&mut tx, conversation_id).await.ok().flatten().unwrap_or(row);
+        row = store::conversation(&mut tx, conversation).await.ok().flatten().unwrap_or(row);
     }
     tx.commit().await.map_err(failed)?;
     if claimed {
@@ -432,7 +434,9 @@ async fn read(
     let tenant = ctx.conn.tenant.id;
     let by_visitor = matches!(peer, Peer::Visitor(_));
     let mut tx = TenantTx::begin(&ctx.state.db, tenant).await.map_err(|e| db_error(e, None))?;
-    store::mark_read(&mut tx, row.id, by_visitor, up_to).await.map_err(|e| db_error(e, None))?;
+    store::mark_read(&mut tx, ConversationId(row.id), by_visitor, up_to)
+        .await
+        .map_err(|e| db_error(e, None))?;
     tx.commit().await.map_err(|e| db_error(e, None))?;
     let frame = encode(&ServerFrame::Read {
         conversation_id: row.id,

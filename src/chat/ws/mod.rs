@@ -221,7 +221,7 @@ async fn agent_socket(
     };
     let conn = Connection {
         tenant,
-        peer: Peer::Agent(agent.id),
+        peer: Peer::Agent(agent.id.0),
         session,
         ip: None,
         visitor_public_id: None,

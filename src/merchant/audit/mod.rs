@@ -32,7 +32,7 @@ pub async fn record(
 ) -> sqlx::Result<()> {
     let agent_name = actor_name(session);
     let entry = store::NewEntry {
-        agent_id: session.agent.id,
+        agent_id: session.agent.id.0,
         agent_name: &agent_name,
         action,
         target,

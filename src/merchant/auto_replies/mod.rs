@@ -5,9 +5,10 @@
 
 mod store;
 
+use crate::ids::AutoReplyId;
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -20,7 +21,8 @@ use crate::{
     http::{
         AppError, Routes, Scope,
         extract::ApiJson,
-        input::{path_id, position, text},
+        extract::PathId,
+        input::{position, text},
     },
     startup::AppState,
 };
@@ -114,10 +116,9 @@ async fn create(
 async fn update(
     State(state): State<AppState>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,
-    Path(id): Path<String>,
+    PathId(id): PathId<AutoReplyId>,
     ApiJson(fields): ApiJson<Fields>,
 ) -> Result<Json<Rule>, AppError> {
-    let id = path_id(&id)?;
     let f = check(fields)?;
     let rule = store::update(&mut tx, id, f).await?.ok_or(AppError::NotFound)?;
     crate::merchant::audit::commit(
@@ -135,9 +136,8 @@ async fn update(
 async fn remove(
     State(state): State<AppState>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,
-    Path(id): Path<String>,
+    PathId(id): PathId<AutoReplyId>,
 ) -> Result<StatusCode, AppError> {
-    let id = path_id(&id)?;
     let keyword = store::delete(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     crate::merchant::audit::commit(
         tx,

@@ -1,12 +1,13 @@
 //! The auto-reply rules' queries (table `auto_replies` of the tenant's schema). The chat
 //! engine reads the enabled ones through its automation cache (`chat::automation`).
 
+use crate::ids::AutoReplyId;
 use serde::Serialize;
 use sqlx::PgConnection;
 
 #[derive(Serialize, sqlx::FromRow)]
 pub struct Rule {
-    pub id: i64,
+    pub id: AutoReplyId,
     pub keyword: String,
     /// `contains` (the keyword anywhere) or `exact` (the whole message).
     pub match_kind: String,
@@ -61,7 +62,7 @@ pub async fn create(conn: &mut PgConnection, change: Change) -> sqlx::Result<Rul
 #[tracing::instrument(name = "db.auto_replies.update", skip_all)]
 pub async fn update(
     conn: &mut PgConnection,
-    id: i64,
+    id: AutoReplyId,
     change: Change,
 ) -> sqlx::Result<Option<Rule>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -81,7 +82,7 @@ pub async fn update(
 
 /// Deletes a rule; its keyword, if it was there.
 #[tracing::instrument(name = "db.auto_replies.delete", skip_all)]
-pub async fn delete(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<String>> {
+pub async fn delete(conn: &mut PgConnection, id: AutoReplyId) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar("delete from auto_replies where id = $1 returning keyword")
         .bind(id)
         .fetch_optional(conn)

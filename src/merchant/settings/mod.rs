@@ -592,7 +592,7 @@ async fn update_settings(
     tx.commit().await?;
     // The chat engine caches what it reads from settings (welcome, offline, previews).
     state.invalidate(crate::realtime::bus::Invalidation::Automation(session.tenant.id.0)).await;
-    tracing::info!(tenant = session.tenant.id.0, by = session.agent.id, "settings changed");
+    tracing::info!(tenant = session.tenant.id.0, by = session.agent.id.0, "settings changed");
     Ok(Json(SettingsOut::new(settings, &session.tenant.ent_id)))
 }
 

@@ -1,12 +1,13 @@
 //! The blacklist's rows (table `blacklist`): a visitor or an address range per entry.
 
+use crate::ids::BlockId;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
 
 #[derive(Serialize, sqlx::FromRow)]
 pub struct Entry {
-    pub id: i64,
+    pub id: BlockId,
     /// The visitor's public id, for visitor blocks.
     pub visitor_id: Option<String>,
     pub visitor_name: Option<String>,
@@ -30,7 +31,7 @@ pub async fn list(conn: &mut PgConnection) -> sqlx::Result<Vec<Entry>> {
 }
 
 #[tracing::instrument(name = "db.blacklist.get", skip_all)]
-pub async fn get(conn: &mut PgConnection, id: i64) -> sqlx::Result<Entry> {
+pub async fn get(conn: &mut PgConnection, id: BlockId) -> sqlx::Result<Entry> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("{ENTRY_SELECT} where b.id = $1")))
         .bind(id)
         .fetch_one(conn)
@@ -61,7 +62,7 @@ pub async fn create(
     range: Option<&str>,
     reason: &str,
     by: i64,
-) -> sqlx::Result<i64> {
+) -> sqlx::Result<BlockId> {
     sqlx::query_scalar(
         "insert into blacklist (visitor_id, ip_range, reason, created_by)
          values ($1, $2::cidr, $3, $4) returning id",
@@ -88,7 +89,7 @@ pub async fn visitors_in(conn: &mut PgConnection, range: &str) -> sqlx::Result<V
 #[tracing::instrument(name = "db.blacklist.delete", skip_all)]
 pub async fn delete(
     conn: &mut PgConnection,
-    id: i64,
+    id: BlockId,
 ) -> sqlx::Result<Option<(Option<i64>, String)>> {
     sqlx::query_as(
         "delete from blacklist b where id = $1
