@@ -14,16 +14,27 @@
 //! with a 500 that names the route, which the role-matrix test (walking the whole table)
 //! reports.
 
-use std::marker::PhantomData;
+use std::{marker::PhantomData, sync::Arc};
 
-use axum::{extract::FromRequestParts, http::request::Parts};
-use tenants::TenantTx;
-
-use super::{api_tokens::TokenScope, session::AgentSession};
-use crate::{
-    http::{AppError, Role, RouteSpec},
-    startup::AppState,
+use axum::{
+    extract::{FromRef, FromRequestParts},
+    http::request::Parts,
 };
+use sqlx::PgPool;
+use tenants::{Registry, TenantTx};
+
+use super::{api_tokens::TokenScope, session::AgentSession, token::TokenKeys};
+use crate::http::{AppError, Role, RouteSpec};
+
+/// What opening a session needs: the pool, the tenant registry, the token keys and the
+/// plans (a route's plan feature). A feature's routes are generic over their state `S`
+/// with `Arc<Door>: FromRef<S>`; the composition root's `AppState` holds one.
+pub struct Door {
+    pub db: PgPool,
+    pub tenants: Arc<Registry>,
+    pub tokens: Arc<TokenKeys>,
+    pub plans: Arc<billing::Catalog>,
+}
 
 /// An access level: the least role a route serves (as its table declares it), and the least
 /// role the extractor lets through (the handler decides the rest).
@@ -90,10 +101,14 @@ pub struct Ctx<L: Level> {
     level: PhantomData<fn() -> L>,
 }
 
-impl<L: Level> FromRequestParts<AppState> for Ctx<L> {
+impl<L: Level, S: Send + Sync> FromRequestParts<S> for Ctx<L>
+where
+    Arc<Door>: FromRef<S>,
+{
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let door = Arc::<Door>::from_ref(state);
         let route = parts.extensions.get::<RouteSpec>().cloned();
         if let Some(route) = &route {
             if route.role != L::ROLE || route.api != L::TOKEN.is_some() {
@@ -109,10 +124,10 @@ impl<L: Level> FromRequestParts<AppState> for Ctx<L> {
                 )));
             }
         }
-        let (session, tx) = AgentSession::open(parts, state, L::TOKEN).await?;
+        let (session, tx) = AgentSession::open(parts, &door, L::TOKEN).await?;
         session.require(L::ENFORCED)?;
         if let Some(feature) = route.and_then(|r| r.feature) {
-            crate::merchant::subscription::require_feature(state, &session.tenant, feature)?;
+            crate::merchant::subscription::require_feature(&door.plans, &session.tenant, feature)?;
         }
         Ok(Self { session, tx, level: PhantomData })
     }

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use axum::{
-    extract::FromRequestParts,
+    extract::{FromRef, FromRequestParts},
     http::{Method, header, request::Parts},
 };
 use axum_extra::extract::CookieJar;
@@ -18,6 +18,7 @@ use tenants::{Tenant, TenantStatus, TenantTx};
 
 use super::{
     api_tokens::TokenScope,
+    ctx::Door,
     store::{self, AgentRow},
     token::{Claims, Issued, TokenKind},
 };
@@ -114,14 +115,17 @@ pub fn presented_token(parts: &Parts, cookie: &str) -> Result<Presented, AppErro
     Ok(Presented { token, via_cookie: true })
 }
 
-impl FromRequestParts<AppState> for AgentSession {
+impl<S: Send + Sync> FromRequestParts<S> for AgentSession
+where
+    Arc<Door>: FromRef<S>,
+{
     type Rejection = AppError;
 
     /// The session alone, its transaction committed (for handlers that need no transaction
     /// of their own; the others take a [`super::Ctx`]). API tokens are refused: they open
     /// only the routes whose `Ctx` lets them in.
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let (session, tx) = Self::open(parts, state, None).await?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let (session, tx) = Self::open(parts, &Arc::<Door>::from_ref(state), None).await?;
         tx.commit().await?;
         Ok(session)
     }
@@ -132,20 +136,20 @@ impl AgentSession {
     /// tenant transaction it was loaded in, still open.
     pub(super) async fn open(
         parts: &Parts,
-        state: &AppState,
+        door: &Door,
         api: Option<TokenScope>,
     ) -> Result<(Self, TenantTx), AppError> {
         if let Some(token) = bearer(parts).filter(|t| super::api_tokens::is_api_token(t)) {
-            let (session, tx) = super::api_tokens::authenticate(parts, state, token, api).await?;
-            ensure_request_names_this_tenant(parts, state, &session.tenant).await?;
+            let (session, tx) = super::api_tokens::authenticate(parts, door, token, api).await?;
+            ensure_request_names_this_tenant(parts, door, &session.tenant).await?;
             return Ok((session, tx));
         }
         let presented = presented_token(parts, SESSION_COOKIE)?;
-        let claims: Claims = state.tokens.verify(&presented.token, TokenKind::Agent)?;
+        let claims: Claims = door.tokens.verify(&presented.token, TokenKind::Agent)?;
         let user_id = claims.user_id()?;
         let tenant_id = tenants::TenantId(claims.tid.ok_or(AppError::Unauthorized)?);
-        let tenant = state.tenants.by_id(tenant_id).await?.ok_or(AppError::Unauthorized)?;
-        ensure_request_names_this_tenant(parts, state, &tenant).await?;
+        let tenant = door.tenants.by_id(tenant_id).await?.ok_or(AppError::Unauthorized)?;
+        ensure_request_names_this_tenant(parts, door, &tenant).await?;
         if tenant.status == TenantStatus::Suspended {
             return Err(AppError::TenantSuspended);
         }
@@ -157,14 +161,14 @@ impl AgentSession {
         let impersonator = match claims.imp {
             Some(admin_id) => Some(Impersonator {
                 user_id: admin_id,
-                email: crate::platform::admin_email(&state.db, admin_id)
+                email: crate::platform::admin_email(&door.db, admin_id)
                     .await?
                     .ok_or(AppError::Unauthorized)?,
             }),
             None => None,
         };
         let sid = claims.sid.ok_or(AppError::Unauthorized)?;
-        let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
+        let mut tx = TenantTx::begin(&door.db, tenant.id).await?;
         let version = claims.session_version.unwrap_or(0);
         let agent = store::agent_for_session(&mut tx, user_id, (sid, version), tenant.id)
             .await?
@@ -188,7 +192,7 @@ impl AgentSession {
 /// A request that names a tenant (by `ent_id` or Host) must name the session's tenant.
 async fn ensure_request_names_this_tenant(
     parts: &Parts,
-    state: &AppState,
+    door: &Door,
     tenant: &Tenant,
 ) -> Result<(), AppError> {
     let query = parts.uri.query().unwrap_or_default();
@@ -198,7 +202,7 @@ async fn ensure_request_names_this_tenant(
     }
     // A subdomain or a verified custom domain of another tenant (lookups are cached, misses too).
     if let Some(host) = parts.headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
-        if let Some(other) = state.tenants.by_host(host).await? {
+        if let Some(other) = door.tenants.by_host(host).await? {
             if other.id != tenant.id {
                 return Err(AppError::NotFound);
             }

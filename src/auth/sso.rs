@@ -96,7 +96,7 @@ async fn internal_token(
     let settings = MerchantSettings::load(&mut tx).await?;
     // The caller proves who it is before anything else is said (not even the plan).
     authenticate_caller(&mut tx, &settings, &meta, &headers).await?;
-    crate::merchant::subscription::require_feature(&state, &tenant, billing::Feature::Sso)?;
+    crate::merchant::subscription::require_feature(&state.plans, &tenant, billing::Feature::Sso)?;
     let account = q.account.trim();
     let agent = super::store::active_agent_by_email(&mut tx, account).await?;
     let Some((user_id, email, role, two_factor)) = agent else {

@@ -110,12 +110,12 @@ impl Chat {
 }
 
 /// Checks for idle agents every 30 seconds.
-pub fn spawn_auto_away(state: &crate::startup::AppState) -> tokio::task::JoinHandle<()> {
-    let chat = std::sync::Arc::clone(&state.chat);
+pub fn spawn_auto_away(chat: &std::sync::Arc<super::Chat>) -> tokio::task::JoinHandle<()> {
+    let chat = std::sync::Arc::clone(chat);
     crate::background::every(
         "auto-away",
         Duration::from_secs(30),
-        state.chat.hub.shutdown_token(),
+        chat.hub.shutdown_token(),
         None,
         move || {
             let chat = std::sync::Arc::clone(&chat);

@@ -19,6 +19,8 @@
 
 use std::{
     collections::{HashMap, HashSet},
+    future::Future,
+    pin::Pin,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -76,6 +78,27 @@ pub enum Target {
     OtherAgents(i64),
     Peer(Peer),
     Visitors,
+}
+
+/// Drops what an [`Invalidation`] names from every node's caches: this node's at once, the
+/// others' through the bus. Features hold this handle (`State<Caches>`); the composition
+/// root implements [`Invalidate`].
+#[derive(Clone)]
+pub struct Caches(Arc<dyn Invalidate>);
+
+/// What [`Caches`] calls: implemented once, by the composition root.
+pub trait Invalidate: Send + Sync + 'static {
+    fn invalidate(&self, what: Invalidation) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
+impl Caches {
+    pub fn new(node: Arc<dyn Invalidate>) -> Self {
+        Self(node)
+    }
+
+    pub async fn invalidate(&self, what: Invalidation) {
+        self.0.invalidate(what).await;
+    }
 }
 
 /// Caches that every node keeps and must drop when one node changes what they hold.

@@ -71,8 +71,18 @@ impl Application {
         crate::metrics::handle();
         let limiter =
             Arc::new(crate::http::rate::Limiter::new(pool.clone(), config.visitor_limits.clone()));
+        let plans = Arc::new(config.catalog()?);
+        let tenants = Arc::new(registry);
+        let tokens = Arc::new(tokens);
+        let door = Arc::new(crate::auth::ctx::Door {
+            db: pool.clone(),
+            tenants: tenants.clone(),
+            tokens: tokens.clone(),
+            plans: plans.clone(),
+        });
         let state = AppState {
-            plans: Arc::new(config.catalog()?),
+            door,
+            plans,
             stripe,
             clock: Arc::new(billing::SystemClock),
             mail: Arc::default(),
@@ -91,10 +101,10 @@ impl Application {
             limiter,
             system: Arc::new(crate::platform::system::SystemCache::new(pool.clone())),
             db: pool,
-            tenants: Arc::new(registry),
+            tenants,
             proxies: TrustedProxies::new(config.trusted_proxies.clone()),
             config: Arc::new(config),
-            tokens: Arc::new(tokens),
+            tokens,
             migrator: Arc::new(migrator),
         };
         state
@@ -152,7 +162,7 @@ impl Application {
         let billing = crate::merchant::subscription::spawn_job(&self.state);
         let email = crate::notify::outbox::spawn_worker(&self.state);
         let webhooks = crate::webhooks::deliver::spawn_worker(&self.state);
-        let auto_away = crate::chat::presence::spawn_auto_away(&self.state);
+        let auto_away = crate::chat::presence::spawn_auto_away(&self.state.chat);
         let timers = crate::chat::status::spawn_worker(&self.state);
         let spares = crate::platform::lifecycle::spawn_spares_job(&self.state);
         let sessions = crate::auth::sessions::spawn_sweep(&self.state);

@@ -38,6 +38,15 @@ impl AppState {
     }
 }
 
+impl crate::realtime::bus::Invalidate for AppState {
+    fn invalidate(
+        &self,
+        what: Invalidation,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(AppState::invalidate(self, what))
+    }
+}
+
 impl Node for AppState {
     fn hub(&self) -> &Hub {
         &self.chat.hub

@@ -10,9 +10,10 @@ use sqlx::PgPool;
 use tenants::{Registry, TenantMigrator};
 
 use crate::{
-    auth::token::TokenKeys,
+    auth::{ctx::Door, token::TokenKeys},
     config::Config,
     http::{TrustedProxies, rate},
+    realtime::bus::Caches,
 };
 
 /// Everything handlers share. Cheap to clone.
@@ -40,6 +41,14 @@ pub struct AppState {
     pub oauth: Arc<crate::auth::oauth::Providers>,
     /// What anonymous visitors may trigger, counted across nodes.
     pub limiter: Arc<rate::Limiter>,
+    /// What opening an agent session needs (the same pool, registry, keys and plans).
+    pub door: Arc<Door>,
+}
+
+impl FromRef<AppState> for Arc<Door> {
+    fn from_ref(state: &AppState) -> Self {
+        state.door.clone()
+    }
 }
 
 impl FromRef<AppState> for TrustedProxies {
@@ -51,6 +60,43 @@ impl FromRef<AppState> for TrustedProxies {
 impl FromRef<AppState> for Arc<Registry> {
     fn from_ref(state: &AppState) -> Self {
         state.tenants.clone()
+    }
+}
+
+/// Handlers that change a cached thing hold this (one allocation, on admin writes only).
+impl FromRef<AppState> for Caches {
+    fn from_ref(state: &AppState) -> Self {
+        Caches::new(Arc::new(state.clone()))
+    }
+}
+
+impl FromRef<AppState> for Arc<Config> {
+    fn from_ref(state: &AppState) -> Self {
+        state.config.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<billing::Catalog> {
+    fn from_ref(state: &AppState) -> Self {
+        state.plans.clone()
+    }
+}
+
+impl FromRef<AppState> for PgPool {
+    fn from_ref(state: &AppState) -> Self {
+        state.db.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<crate::realtime::hub::Hub> {
+    fn from_ref(state: &AppState) -> Self {
+        state.chat.hub.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<crate::webhooks::Webhooks> {
+    fn from_ref(state: &AppState) -> Self {
+        state.chat.webhooks.clone()
     }
 }
 

@@ -2,9 +2,13 @@
 //! agent blocks (an abusive visitor cannot wait for an admin); admins lift blocks. A block
 //! closes the blocked visitors' live connections (close code 4003).
 
+use crate::auth::ctx::Door;
 use crate::http::extract::PathId;
 use crate::ids::BlockId;
+use crate::realtime::hub::Hub;
+use axum::extract::FromRef;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::{
     Json,
@@ -22,10 +26,14 @@ use crate::{
     auth::ctx::{Admin, Agent, Ctx},
     http::{AppError, Routes, Scope, extract::ApiJson, input::text},
     realtime::hub::Peer,
-    startup::AppState,
 };
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Door>: FromRef<S>,
+    Arc<Hub>: FromRef<S>,
+{
     Routes::new()
         .get("/api/v1/blacklist", Scope::Tenant, list)
         .post("/api/v1/blacklist", Scope::Tenant, add)
@@ -91,7 +99,7 @@ struct NewEntry {
 }
 
 async fn add(
-    State(state): State<AppState>,
+    State(hub): State<Arc<Hub>>,
     Ctx { session, mut tx, .. }: Ctx<Agent>,
     ApiJson(req): ApiJson<NewEntry>,
 ) -> Result<Response, AppError> {
@@ -131,16 +139,16 @@ async fn add(
     .await?;
     let tenant = session.tenant.id;
     if let Some(v) = visitor {
-        publish(&state, &session, tx, v).await?;
+        publish(&hub, &session, tx, v).await?;
     } else {
         tx.commit().await?;
     }
     for v in blocked {
-        state.chat.hub.revoke(tenant, Peer::Visitor(v));
+        hub.revoke(tenant, Peer::Visitor(v));
     }
     // And whoever is connected from the range now, whatever address they started from.
     if let Some(range) = range.as_deref().and_then(|r| r.parse::<ipnet::IpNet>().ok()) {
-        state.chat.hub.revoke_range(tenant, range);
+        hub.revoke_range(tenant, range);
     }
     tracing::info!(
         tenant = tenant.0,
@@ -152,7 +160,7 @@ async fn add(
 }
 
 async fn remove(
-    State(state): State<AppState>,
+    State(hub): State<Arc<Hub>>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,
     PathId(id): PathId<BlockId>,
 ) -> Result<StatusCode, AppError> {
@@ -167,7 +175,7 @@ async fn remove(
     .await?;
     match visitor {
         Some(v) => {
-            publish(&state, &session, tx, v).await?;
+            publish(&hub, &session, tx, v).await?;
         }
         None => tx.commit().await?,
     }

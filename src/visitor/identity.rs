@@ -13,7 +13,9 @@
 //! developers). Rotating it keeps the previous secret working for a grace period, so the
 //! merchant's servers can be switched over without refusing anyone.
 
+use crate::auth::ctx::Door;
 use axum::Json;
+use axum::extract::FromRef;
 use chrono::{DateTime, Duration, Utc};
 use hmac::{Hmac, Mac as _};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -21,16 +23,20 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::Sha256;
 use sqlx::PgConnection;
+use std::sync::Arc;
 
 use crate::{
     auth::ctx::{Admin, Ctx},
     auth::validate::Email,
     http::{AppError, Routes, Scope, extract::OptionalJson},
     merchant::settings::store_setting,
-    startup::AppState,
 };
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Door>: FromRef<S>,
+{
     Routes::new()
         .get("/api/v1/settings/identity", Scope::Tenant, get_secret)
         .admin()

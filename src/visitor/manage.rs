@@ -1,6 +1,7 @@
 //! What agents do to a visitor's record: rename, contact details, notes, tags, blocking,
 //! clearing the history. Every change is pushed to the team as a `visitor` frame.
 
+use crate::realtime::hub::Hub;
 use axum::{
     Json,
     extract::{Path, State},
@@ -67,7 +68,7 @@ pub(crate) async fn visitor_out(conn: &mut PgConnection, id: i64) -> sqlx::Resul
 
 /// Commits `tx`, tells every agent of the tenant, and answers with the visitor.
 pub(crate) async fn publish(
-    state: &AppState,
+    hub: &Hub,
     session: &AgentSession,
     mut tx: TenantTx,
     id: i64,
@@ -75,7 +76,7 @@ pub(crate) async fn publish(
     let visitor = visitor_out(&mut tx, id).await?;
     tx.commit().await?;
     let frame = encode(&ServerFrame::Visitor { event: "updated", visitor: visitor.clone() });
-    state.chat.hub.to_agents(session.tenant.id, &frame);
+    hub.to_agents(session.tenant.id, &frame);
     Ok(visitor)
 }
 
@@ -135,7 +136,7 @@ async fn update(
         phone: req.phone.is_some().then_some(phone),
     };
     store::update_details(&mut tx, id, details).await?;
-    publish(&state, &session, tx, id).await.map(Json)
+    publish(&state.chat.hub, &session, tx, id).await.map(Json)
 }
 
 #[derive(Deserialize)]
@@ -211,7 +212,7 @@ async fn add_tag(
         None => tags::create(&mut tx, &name).await?,
     };
     tags::attach(&mut tx, visitor, tag).await?;
-    publish(&state, &session, tx, visitor).await.map(Json)
+    publish(&state.chat.hub, &session, tx, visitor).await.map(Json)
 }
 
 #[utoipa::path(delete, path = "/api/v1/visitors/{id}/tags/{name}", tag = "visitors", params(("id" = String, Path, description = "The visitor id (v…)"), ("name" = String, Path, description = "The tag")), responses((status = 200, body = VisitorOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
@@ -224,7 +225,7 @@ async fn remove_tag(
     if !tags::detach(&mut tx, visitor, &name).await? {
         return Err(AppError::NotFound);
     }
-    publish(&state, &session, tx, visitor).await.map(Json)
+    publish(&state.chat.hub, &session, tx, visitor).await.map(Json)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

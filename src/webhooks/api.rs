@@ -12,20 +12,30 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{EVENTS, guard, store};
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+
+use super::{EVENTS, Webhooks, guard, store};
 use crate::{
-    auth::ctx::{Admin, Ctx},
+    auth::ctx::{Admin, Ctx, Door},
     http::{
         AppError, Routes, Scope,
         extract::{ApiJson, PathId},
     },
-    startup::AppState,
+    realtime::bus::{Caches, Invalidation},
 };
 
 /// Most webhooks per merchant.
 const MAX_WEBHOOKS: i64 = 10;
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Door>: FromRef<S>,
+    Arc<Webhooks>: FromRef<S>,
+    Caches: FromRef<S>,
+{
     Routes::new()
         .get("/api/v1/webhooks", Scope::Tenant, list)
         .admin()
@@ -77,17 +87,17 @@ fn check_events(events: &[String]) -> Result<Vec<String>, AppError> {
     Ok(out)
 }
 
-fn check_url(state: &AppState, raw: &str) -> Result<String, AppError> {
-    guard::check_url(raw, state.chat.webhooks.allow_private)
-        .map_err(|why| AppError::field("url", why))
+fn check_url(hooks: &Webhooks, raw: &str) -> Result<String, AppError> {
+    guard::check_url(raw, hooks.allow_private).map_err(|why| AppError::field("url", why))
 }
 
 async fn create(
-    State(state): State<AppState>,
+    State(hooks): State<Arc<Webhooks>>,
+    State(caches): State<Caches>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,
     ApiJson(req): ApiJson<NewWebhook>,
 ) -> Result<Response, AppError> {
-    let url = check_url(&state, &req.url)?;
+    let url = check_url(&hooks, &req.url)?;
     let events = check_events(&req.events)?;
     let description = crate::http::input::text("description", &req.description, 200, false, false)?;
     let secret = format!(
@@ -113,7 +123,7 @@ async fn create(
         json!({ "events": hook.events }),
     )
     .await?;
-    state.invalidate(crate::realtime::bus::Invalidation::Webhooks(session.tenant.id.0)).await;
+    caches.invalidate(Invalidation::Webhooks(session.tenant.id.0)).await;
     Ok((StatusCode::CREATED, Json(hook)).into_response())
 }
 
@@ -127,12 +137,13 @@ struct WebhookChange {
 }
 
 async fn update(
-    State(state): State<AppState>,
+    State(hooks): State<Arc<Webhooks>>,
+    State(caches): State<Caches>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,
     PathId(id): PathId<WebhookId>,
     ApiJson(req): ApiJson<WebhookChange>,
 ) -> Result<Json<Value>, AppError> {
-    let url = req.url.as_deref().map(|u| check_url(&state, u)).transpose()?;
+    let url = req.url.as_deref().map(|u| check_url(&hooks, u)).transpose()?;
     let events = req.events.as_deref().map(check_events).transpose()?;
     let description = req
         .description
@@ -149,18 +160,18 @@ async fn update(
         json!({ "enabled": hook.enabled }),
     )
     .await?;
-    state.invalidate(crate::realtime::bus::Invalidation::Webhooks(session.tenant.id.0)).await;
+    caches.invalidate(Invalidation::Webhooks(session.tenant.id.0)).await;
     Ok(Json(serde_json::to_value(hook).unwrap_or_default()))
 }
 
 async fn remove(
-    State(state): State<AppState>,
+    State(caches): State<Caches>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,
     PathId(id): PathId<WebhookId>,
 ) -> Result<StatusCode, AppError> {
     let url = store::delete(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     crate::merchant::audit::commit(tx, &session, "webhook.delete", &url, json!({})).await?;
-    state.invalidate(crate::realtime::bus::Invalidation::Webhooks(session.tenant.id.0)).await;
+    caches.invalidate(Invalidation::Webhooks(session.tenant.id.0)).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -187,7 +198,8 @@ async fn deliveries(
 
 /// Sends a `ping` event to one webhook now (to check the endpoint and the signature).
 async fn test(
-    State(state): State<AppState>,
+    State(hooks): State<Arc<Webhooks>>,
+    State(caches): State<Caches>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,
     PathId(id): PathId<WebhookId>,
 ) -> Result<Response, AppError> {
@@ -200,13 +212,9 @@ async fn test(
         }
         Some(true) => {}
     }
-    state.invalidate(crate::realtime::bus::Invalidation::Webhooks(session.tenant.id.0)).await;
+    caches.invalidate(Invalidation::Webhooks(session.tenant.id.0)).await;
     let data = json!({ "message": "A test event from kefu.", "ent_id": session.tenant.ent_id });
-    let ids = state
-        .chat
-        .webhooks
-        .queue(session.tenant.id, "ping", data, Some(id))
-        .await
-        .map_err(AppError::Internal)?;
+    let ids =
+        hooks.queue(session.tenant.id, "ping", data, Some(id)).await.map_err(AppError::Internal)?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "delivery_id": ids.first() }))).into_response())
 }

@@ -3,7 +3,9 @@
 
 mod store;
 
+use crate::auth::ctx::Door;
 use crate::ids::QuickReplyId;
+use axum::extract::FromRef;
 use axum::{
     Json,
     extract::Query,
@@ -11,6 +13,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 use self::store::{Change, QuickReply};
 use crate::{
@@ -21,13 +24,16 @@ use crate::{
         extract::PathId,
         input::{position, text},
     },
-    startup::AppState,
 };
 
 /// A merchant keeps at most this many.
 const MAX_PER_TENANT: i64 = 1000;
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Door>: FromRef<S>,
+{
     Routes::new()
         .get("/api/v1/quick_replies", Scope::Tenant, list)
         .post("/api/v1/quick_replies", Scope::Tenant, create)

@@ -9,7 +9,9 @@
 //! billing or tokens themselves. A `read` token may only call `ApiToken<Read>` routes. A
 //! token stops working when revoked or when its admin is disabled or no longer an admin.
 
+use crate::auth::ctx::Door;
 use crate::ids::ApiTokenId;
+use axum::extract::FromRef;
 use axum::{
     Json,
     http::{StatusCode, request::Parts},
@@ -18,6 +20,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
+use std::sync::Arc;
 use tenants::{EntId, TenantStatus, TenantTx};
 
 use super::{
@@ -28,11 +31,14 @@ use crate::http::{
     AppError, RouteSpec, Routes, Scope,
     extract::{ApiJson, PathId},
 };
-use crate::startup::AppState;
 
 mod store;
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Door>: FromRef<S>,
+{
     Routes::new()
         .get("/api/v1/api_tokens", Scope::Tenant, list)
         .admin()
@@ -77,16 +83,16 @@ pub fn is_api_token(bearer: &str) -> bool {
 /// write route with a read token (403 `token_scope`).
 pub async fn authenticate(
     parts: &Parts,
-    state: &AppState,
+    door: &Door,
     bearer: &str,
     needed: Option<TokenScope>,
 ) -> Result<(AgentSession, TenantTx), AppError> {
     let rest = bearer.strip_prefix(PREFIX).ok_or(AppError::Unauthorized)?;
     let (ent, _) = rest.split_once('_').ok_or(AppError::Unauthorized)?;
     let ent_id = EntId::parse(ent).map_err(|_| AppError::Unauthorized)?;
-    let tenant = state.tenants.by_ent_id(&ent_id).await?.ok_or(AppError::Unauthorized)?;
+    let tenant = door.tenants.by_ent_id(&ent_id).await?.ok_or(AppError::Unauthorized)?;
     let route = parts.extensions.get::<RouteSpec>();
-    let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
+    let mut tx = TenantTx::begin(&door.db, tenant.id).await?;
     let found = store::find(&mut tx, &digest(bearer)).await?;
     let (id, scope, agent_id) = found.ok_or(AppError::Unauthorized)?;
     let Some(needed) = needed else {
@@ -99,7 +105,7 @@ pub async fn authenticate(
     if tenant.status == TenantStatus::Suspended {
         return Err(AppError::TenantSuspended);
     }
-    crate::merchant::subscription::require_feature(state, &tenant, billing::Feature::Api)?;
+    crate::merchant::subscription::require_feature(&door.plans, &tenant, billing::Feature::Api)?;
     crate::merchant::subscription::check_write(&tenant, &parts.method, route)?;
     // The admin's own sign-ins ending (a password change) leaves their tokens be: revoking
     // is how a token ends.

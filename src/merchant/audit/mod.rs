@@ -2,23 +2,29 @@
 //! histories) with who did them, written in the transaction that makes the change, and
 //! searchable by admins.
 
+use crate::auth::ctx::Door;
+use axum::extract::FromRef;
 use axum::{Json, extract::Query};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::PgConnection;
+use std::sync::Arc;
 use tenants::TenantTx;
 
 use crate::{
     auth::ctx::{Admin, Ctx},
     auth::session::AgentSession,
     http::{AppError, Routes, Scope},
-    startup::AppState,
 };
 
 pub(crate) mod store;
 use store::Entry;
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Door>: FromRef<S>,
+{
     Routes::new().get("/api/v1/audit", Scope::Tenant, list).admin()
 }
 

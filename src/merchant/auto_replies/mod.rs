@@ -5,7 +5,10 @@
 
 mod store;
 
+use crate::auth::ctx::Door;
 use crate::ids::AutoReplyId;
+use crate::realtime::bus::{Caches, Invalidation};
+use axum::extract::FromRef;
 use axum::{
     Json,
     extract::State,
@@ -13,6 +16,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 use self::store::{Change, Rule};
 use crate::{
@@ -24,12 +28,16 @@ use crate::{
         extract::PathId,
         input::{position, text},
     },
-    startup::AppState,
 };
 
 const MAX_PER_TENANT: i64 = 500;
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Door>: FromRef<S>,
+    Caches: FromRef<S>,
+{
     Routes::new()
         .get("/api/v1/auto_replies", Scope::Tenant, list)
         .admin()
@@ -80,12 +88,12 @@ fn check(f: Fields) -> Result<Change, AppError> {
     })
 }
 
-async fn changed(state: &AppState, session: &AgentSession) {
-    state.invalidate(crate::realtime::bus::Invalidation::Automation(session.tenant.id.0)).await;
+async fn changed(caches: &Caches, session: &AgentSession) {
+    caches.invalidate(Invalidation::Automation(session.tenant.id.0)).await;
 }
 
 async fn create(
-    State(state): State<AppState>,
+    State(caches): State<Caches>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,
     ApiJson(fields): ApiJson<Fields>,
 ) -> Result<Response, AppError> {
@@ -109,12 +117,12 @@ async fn create(
         serde_json::json!({}),
     )
     .await?;
-    changed(&state, &session).await;
+    changed(&caches, &session).await;
     Ok((StatusCode::CREATED, Json(rule)).into_response())
 }
 
 async fn update(
-    State(state): State<AppState>,
+    State(caches): State<Caches>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,
     PathId(id): PathId<AutoReplyId>,
     ApiJson(fields): ApiJson<Fields>,
@@ -129,12 +137,12 @@ async fn update(
         serde_json::json!({ "enabled": rule.enabled }),
     )
     .await?;
-    changed(&state, &session).await;
+    changed(&caches, &session).await;
     Ok(Json(rule))
 }
 
 async fn remove(
-    State(state): State<AppState>,
+    State(caches): State<Caches>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,
     PathId(id): PathId<AutoReplyId>,
 ) -> Result<StatusCode, AppError> {
@@ -147,6 +155,6 @@ async fn remove(
         serde_json::json!({}),
     )
     .await?;
-    changed(&state, &session).await;
+    changed(&caches, &session).await;
     Ok(StatusCode::NO_CONTENT)
 }

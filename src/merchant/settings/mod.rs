@@ -4,7 +4,11 @@
 //! key in the tenant's `settings` table (the keys other modules read directly keep their
 //! names: `welcome_message`, `offline_message`, `typing_preview`, `allowed_widget_domains`).
 
+use crate::auth::ctx::Door;
+use crate::realtime::bus::{Caches, Invalidation};
+use axum::extract::FromRef;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::{Json, extract::State};
 use serde::{Deserialize, Serialize};
@@ -20,10 +24,14 @@ use crate::{
     auth::validate::Email,
     http::{AppError, Routes, Scope, extract::ApiJson, input::text},
     i18n::Lang,
-    startup::AppState,
 };
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Door>: FromRef<S>,
+    Caches: FromRef<S>,
+{
     Routes::new()
         .get("/api/v1/settings", Scope::Tenant, get_settings)
         .admin()
@@ -532,7 +540,7 @@ fn check(c: &Change) -> Result<Vec<(&'static str, Value)>, AppError> {
 }
 
 async fn update_settings(
-    State(state): State<AppState>,
+    State(caches): State<Caches>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,
     ApiJson(change): ApiJson<Change>,
 ) -> Result<Json<SettingsOut>, AppError> {
@@ -591,7 +599,7 @@ async fn update_settings(
     }
     tx.commit().await?;
     // The chat engine caches what it reads from settings (welcome, offline, previews).
-    state.invalidate(crate::realtime::bus::Invalidation::Automation(session.tenant.id.0)).await;
+    caches.invalidate(Invalidation::Automation(session.tenant.id.0)).await;
     tracing::info!(tenant = session.tenant.id.0, by = session.agent.id.0, "settings changed");
     Ok(Json(SettingsOut::new(settings, &session.tenant.ent_id)))
 }

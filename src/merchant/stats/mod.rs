@@ -11,6 +11,8 @@
 
 mod store;
 
+use crate::auth::ctx::Door;
+use axum::extract::FromRef;
 use axum::{
     Json,
     extract::Query,
@@ -20,6 +22,7 @@ use axum::{
 use chrono::{Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
+use std::sync::Arc;
 use tenants::TenantTx;
 
 use self::store::{AgentStats, Csat, Day, Timing};
@@ -27,13 +30,16 @@ use super::settings::MerchantSettings;
 use crate::{
     auth::ctx::{Admin, Ctx},
     http::{AppError, Routes, Scope},
-    startup::AppState,
 };
 
 /// The longest range one request may ask for.
 const MAX_DAYS: i64 = 92;
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Door>: FromRef<S>,
+{
     Routes::new()
         .get("/api/v1/stats", Scope::Tenant, stats)
         .admin()

@@ -75,11 +75,11 @@ pub use crate::http::tenant::paused_for_visitors;
 /// Refuses what the merchant's plan does not include (402 `plan_limit`, which links the
 /// billing page). Every plan feature is checked through here, where it is used.
 pub fn require_feature(
-    state: &AppState,
+    plans: &billing::Catalog,
     tenant: &Tenant,
     feature: billing::Feature,
 ) -> Result<(), AppError> {
-    let plan = state.plans.get(&tenant.plan).unwrap_or_else(|| state.plans.trial());
+    let plan = plans.get(&tenant.plan).unwrap_or_else(|| plans.trial());
     if plan.features.has(feature) {
         Ok(())
     } else {
