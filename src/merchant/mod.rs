@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auto_replies;
+pub mod crud;
 pub mod hours;
 pub mod rich_text;
 pub mod settings;

@@ -80,26 +80,34 @@ impl Application {
             tokens: tokens.clone(),
             plans: plans.clone(),
         });
+        let chat = Arc::new(crate::chat::Chat::new(
+            pool.clone(),
+            config.writer_shards,
+            Arc::new(crate::webhooks::Webhooks::new(pool.clone(), config.webhooks_allow_private)),
+            limiter.clone(),
+        ));
+        let oauth: Arc<crate::auth::oauth::Providers> = Arc::default();
+        let system = Arc::new(crate::platform::system::SystemCache::new(pool.clone()));
+        let node_caches = Arc::new(node::NodeCaches {
+            tenants: tenants.clone(),
+            system: system.clone(),
+            oauth: oauth.clone(),
+            chat: chat.clone(),
+        });
         let state = AppState {
+            caches: crate::realtime::bus::Caches::new(node_caches.clone()),
+            node_caches,
             door,
             plans,
             stripe,
             clock: Arc::new(billing::SystemClock),
             mail: Arc::default(),
-            oauth: Arc::default(),
+            oauth,
             storage,
             geoip,
-            chat: Arc::new(crate::chat::Chat::new(
-                pool.clone(),
-                config.writer_shards,
-                Arc::new(crate::webhooks::Webhooks::new(
-                    pool.clone(),
-                    config.webhooks_allow_private,
-                )),
-                limiter.clone(),
-            )),
+            chat,
             limiter,
-            system: Arc::new(crate::platform::system::SystemCache::new(pool.clone())),
+            system,
             db: pool,
             tenants,
             proxies: TrustedProxies::new(config.trusted_proxies.clone()),

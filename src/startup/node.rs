@@ -1,27 +1,33 @@
 //! What this process is to the realtime core's bus: its hub and presence, where a tenant's
 //! messages stand, and which caches an invalidation drops.
 
-use tenants::TenantId;
+use std::{future::Future, pin::Pin, sync::Arc};
+
+use tenants::{Registry, TenantId};
 
 use crate::{
+    auth::oauth::Providers,
+    chat::Chat,
+    platform::system::SystemCache,
     realtime::{
-        bus::{Invalidation, Node},
+        bus::{Invalidate, Invalidation, Node},
         hub::Hub,
         presence::Presence,
     },
     startup::AppState,
 };
 
-impl AppState {
-    /// Drops what `what` names from this node's caches and tells the other nodes to.
-    pub async fn invalidate(&self, what: Invalidation) {
-        self.invalidate_here(what).await;
-        if let Some(bus) = self.chat.hub.bus() {
-            bus.invalidate(what);
-        }
-    }
+/// This node's caches that an [`Invalidation`] names. `AppState` holds them as a
+/// [`Caches`] handle, which features take through `FromRef`.
+pub struct NodeCaches {
+    pub tenants: Arc<Registry>,
+    pub system: Arc<SystemCache>,
+    pub oauth: Arc<Providers>,
+    pub chat: Arc<Chat>,
+}
 
-    /// [`AppState::invalidate`] for this node's caches only.
+impl NodeCaches {
+    /// Drops what `what` names from this node's caches only.
     pub async fn invalidate_here(&self, what: Invalidation) {
         match what {
             Invalidation::Tenants => self.tenants.invalidate_all(),
@@ -38,12 +44,22 @@ impl AppState {
     }
 }
 
-impl crate::realtime::bus::Invalidate for AppState {
-    fn invalidate(
-        &self,
-        what: Invalidation,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
-        Box::pin(AppState::invalidate(self, what))
+/// This node's caches at once, the other nodes' through the bus.
+impl Invalidate for NodeCaches {
+    fn invalidate(&self, what: Invalidation) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            self.invalidate_here(what).await;
+            if let Some(bus) = self.chat.hub.bus() {
+                bus.invalidate(what);
+            }
+        })
+    }
+}
+
+impl AppState {
+    /// Drops what `what` names from this node's caches and tells the other nodes to.
+    pub async fn invalidate(&self, what: Invalidation) {
+        self.caches.invalidate(what).await;
     }
 }
 
@@ -65,6 +81,6 @@ impl Node for AppState {
     }
 
     async fn invalidate_here(&self, what: Invalidation) {
-        AppState::invalidate_here(self, what).await;
+        self.node_caches.invalidate_here(what).await;
     }
 }

@@ -43,6 +43,11 @@ pub struct AppState {
     pub limiter: Arc<rate::Limiter>,
     /// What opening an agent session needs (the same pool, registry, keys and plans).
     pub door: Arc<Door>,
+    /// This node's caches an invalidation drops (the same registry, system, sign-in and
+    /// chat caches as above) ...
+    pub node_caches: Arc<super::node::NodeCaches>,
+    /// ... and the handle that drops them on every node.
+    pub caches: Caches,
 }
 
 impl FromRef<AppState> for Arc<Door> {
@@ -63,10 +68,9 @@ impl FromRef<AppState> for Arc<Registry> {
     }
 }
 
-/// Handlers that change a cached thing hold this (one allocation, on admin writes only).
 impl FromRef<AppState> for Caches {
     fn from_ref(state: &AppState) -> Self {
-        Caches::new(Arc::new(state.clone()))
+        state.caches.clone()
     }
 }
 

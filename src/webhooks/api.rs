@@ -1,20 +1,19 @@
 //! The webhooks API (admins): register, change and remove a merchant's webhooks, read their
 //! delivery log, send a test event.
 
-use crate::ids::WebhookId;
+use std::sync::Arc;
+
 use axum::{
     Json,
-    extract::{Query, State},
+    extract::{FromRef, Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
 use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Value, json};
-
-use std::sync::Arc;
-
-use axum::extract::FromRef;
+use sqlx::PgConnection;
+use tenants::TenantId;
 
 use super::{EVENTS, Webhooks, guard, store};
 use crate::{
@@ -23,6 +22,8 @@ use crate::{
         AppError, Routes, Scope,
         extract::{ApiJson, PathId},
     },
+    ids::WebhookId,
+    merchant::crud::{self, Action, Kept},
     realtime::bus::{Caches, Invalidation},
 };
 
@@ -91,10 +92,52 @@ fn check_url(hooks: &Webhooks, raw: &str) -> Result<String, AppError> {
     guard::check_url(raw, hooks.allow_private).map_err(|why| AppError::field("url", why))
 }
 
+/// The merchant's webhooks, as a list admins keep; the delivery side caches who wants what.
+enum Hooks {}
+
+impl Kept for Hooks {
+    type Id = WebhookId;
+    type New = store::New;
+    type Change = store::Change;
+    type Row = store::Webhook;
+    const NOUN: &'static str = "webhook";
+    const MAX: i64 = MAX_WEBHOOKS;
+    const PLURAL: &'static str = "webhooks";
+
+    fn label(row: &store::Webhook) -> &str {
+        &row.url
+    }
+    fn detail(row: &store::Webhook, action: Action) -> Value {
+        match action {
+            Action::Create => json!({ "events": row.events }),
+            Action::Update => json!({ "enabled": row.enabled }),
+        }
+    }
+    fn cached(tenant: TenantId) -> Option<Invalidation> {
+        Some(Invalidation::Webhooks(tenant.0))
+    }
+    async fn count(conn: &mut PgConnection) -> sqlx::Result<i64> {
+        store::count(conn).await
+    }
+    async fn insert(conn: &mut PgConnection, new: store::New) -> sqlx::Result<store::Webhook> {
+        store::create(conn, &new).await
+    }
+    async fn update(
+        conn: &mut PgConnection,
+        id: WebhookId,
+        change: store::Change,
+    ) -> sqlx::Result<Option<store::Webhook>> {
+        store::update(conn, id, change).await
+    }
+    async fn delete(conn: &mut PgConnection, id: WebhookId) -> sqlx::Result<Option<String>> {
+        store::delete(conn, id).await
+    }
+}
+
 async fn create(
     State(hooks): State<Arc<Webhooks>>,
     State(caches): State<Caches>,
-    Ctx { session, mut tx, .. }: Ctx<Admin>,
+    ctx: Ctx<Admin>,
     ApiJson(req): ApiJson<NewWebhook>,
 ) -> Result<Response, AppError> {
     let url = check_url(&hooks, &req.url)?;
@@ -104,27 +147,7 @@ async fn create(
         "whsec_{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 24]>())
     );
-    // Two creations at once must not both see room for one more.
-    crate::db::tenant_lock(&mut tx, "kefu.webhooks").await?;
-    if store::count(&mut tx).await? >= MAX_WEBHOOKS {
-        return Err(AppError::conflict(
-            "too_many",
-            None,
-            format!("at most {MAX_WEBHOOKS} webhooks"),
-        ));
-    }
-    let new = store::New { url, events, secret, description };
-    let hook = store::create(&mut tx, &new).await?;
-    crate::merchant::audit::commit(
-        tx,
-        &session,
-        "webhook.create",
-        &hook.url,
-        json!({ "events": hook.events }),
-    )
-    .await?;
-    caches.invalidate(Invalidation::Webhooks(session.tenant.id.0)).await;
-    Ok((StatusCode::CREATED, Json(hook)).into_response())
+    crud::create::<Hooks>(ctx, &caches, store::New { url, events, secret, description }).await
 }
 
 #[derive(Deserialize)]
@@ -139,10 +162,10 @@ struct WebhookChange {
 async fn update(
     State(hooks): State<Arc<Webhooks>>,
     State(caches): State<Caches>,
-    Ctx { session, mut tx, .. }: Ctx<Admin>,
+    ctx: Ctx<Admin>,
     PathId(id): PathId<WebhookId>,
     ApiJson(req): ApiJson<WebhookChange>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<store::Webhook>, AppError> {
     let url = req.url.as_deref().map(|u| check_url(&hooks, u)).transpose()?;
     let events = req.events.as_deref().map(check_events).transpose()?;
     let description = req
@@ -151,28 +174,15 @@ async fn update(
         .map(|d| crate::http::input::text("description", d, 200, false, false))
         .transpose()?;
     let change = store::Change { url, events, description, enabled: req.enabled };
-    let hook = store::update(&mut tx, id, change).await?.ok_or(AppError::NotFound)?;
-    crate::merchant::audit::commit(
-        tx,
-        &session,
-        "webhook.update",
-        &hook.url,
-        json!({ "enabled": hook.enabled }),
-    )
-    .await?;
-    caches.invalidate(Invalidation::Webhooks(session.tenant.id.0)).await;
-    Ok(Json(serde_json::to_value(hook).unwrap_or_default()))
+    crud::update::<Hooks>(ctx, &caches, id, change).await
 }
 
 async fn remove(
     State(caches): State<Caches>,
-    Ctx { session, mut tx, .. }: Ctx<Admin>,
+    ctx: Ctx<Admin>,
     PathId(id): PathId<WebhookId>,
 ) -> Result<StatusCode, AppError> {
-    let url = store::delete(&mut tx, id).await?.ok_or(AppError::NotFound)?;
-    crate::merchant::audit::commit(tx, &session, "webhook.delete", &url, json!({})).await?;
-    caches.invalidate(Invalidation::Webhooks(session.tenant.id.0)).await;
-    Ok(StatusCode::NO_CONTENT)
+    crud::remove::<Hooks>(ctx, &caches, id).await
 }
 
 #[derive(Deserialize)]

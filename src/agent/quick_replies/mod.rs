@@ -3,27 +3,28 @@
 
 mod store;
 
-use crate::auth::ctx::Door;
-use crate::ids::QuickReplyId;
-use axum::extract::FromRef;
+use std::sync::Arc;
+
 use axum::{
     Json,
-    extract::Query,
+    extract::{FromRef, Query, State},
     http::StatusCode,
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use sqlx::PgConnection;
 
 use self::store::{Change, QuickReply};
 use crate::{
-    auth::ctx::{Admin, Agent, Ctx},
+    auth::ctx::{Admin, Agent, Ctx, Door},
     http::{
         AppError, Routes, Scope,
-        extract::ApiJson,
-        extract::PathId,
+        extract::{ApiJson, PathId},
         input::{position, text},
     },
+    ids::QuickReplyId,
+    merchant::crud::{self, Kept},
+    realtime::bus::Caches,
 };
 
 /// A merchant keeps at most this many.
@@ -33,6 +34,7 @@ pub fn routes<S>() -> Routes<S>
 where
     S: Clone + Send + Sync + 'static,
     Arc<Door>: FromRef<S>,
+    Caches: FromRef<S>,
 {
     Routes::new()
         .get("/api/v1/quick_replies", Scope::Tenant, list)
@@ -87,63 +89,64 @@ fn check(f: Fields) -> Result<Change, AppError> {
     })
 }
 
+/// The team's quick replies, as a list admins keep.
+enum QuickReplies {}
+
+impl Kept for QuickReplies {
+    type Id = QuickReplyId;
+    type New = Change;
+    type Change = Change;
+    type Row = QuickReply;
+    const NOUN: &'static str = "quick_reply";
+    const MAX: i64 = MAX_PER_TENANT;
+    const PLURAL: &'static str = "quick replies";
+
+    fn label(row: &QuickReply) -> &str {
+        &row.title
+    }
+    async fn count(conn: &mut PgConnection) -> sqlx::Result<i64> {
+        store::count(conn).await
+    }
+    async fn insert(conn: &mut PgConnection, new: Change) -> sqlx::Result<QuickReply> {
+        store::create(conn, new).await
+    }
+    async fn update(
+        conn: &mut PgConnection,
+        id: QuickReplyId,
+        change: Change,
+    ) -> sqlx::Result<Option<QuickReply>> {
+        store::update(conn, id, change).await
+    }
+    async fn delete(conn: &mut PgConnection, id: QuickReplyId) -> sqlx::Result<Option<String>> {
+        store::delete(conn, id).await
+    }
+}
+
 async fn create(
-    Ctx { session, mut tx, .. }: Ctx<Admin>,
+    State(caches): State<Caches>,
+    ctx: Ctx<Admin>,
     ApiJson(fields): ApiJson<Fields>,
 ) -> Result<Response, AppError> {
     let f = check(fields)?;
     if f.title.is_none() || f.body.is_none() {
         return Err(AppError::field("title", "title and body are required"));
     }
-    if store::count(&mut tx).await? >= MAX_PER_TENANT {
-        return Err(AppError::conflict(
-            "too_many",
-            None,
-            "a merchant keeps at most 1000 quick replies",
-        ));
-    }
-    let created = store::create(&mut tx, f).await?;
-    crate::merchant::audit::commit(
-        tx,
-        &session,
-        "quick_reply.create",
-        &created.title,
-        serde_json::json!({}),
-    )
-    .await?;
-    Ok((StatusCode::CREATED, Json(created)).into_response())
+    crud::create::<QuickReplies>(ctx, &caches, f).await
 }
 
 async fn update(
-    Ctx { session, mut tx, .. }: Ctx<Admin>,
+    State(caches): State<Caches>,
+    ctx: Ctx<Admin>,
     PathId(id): PathId<QuickReplyId>,
     ApiJson(fields): ApiJson<Fields>,
 ) -> Result<Json<QuickReply>, AppError> {
-    let f = check(fields)?;
-    let updated = store::update(&mut tx, id, f).await?.ok_or(AppError::NotFound)?;
-    crate::merchant::audit::commit(
-        tx,
-        &session,
-        "quick_reply.update",
-        &updated.title,
-        serde_json::json!({}),
-    )
-    .await?;
-    Ok(Json(updated))
+    crud::update::<QuickReplies>(ctx, &caches, id, check(fields)?).await
 }
 
 async fn remove(
-    Ctx { session, mut tx, .. }: Ctx<Admin>,
+    State(caches): State<Caches>,
+    ctx: Ctx<Admin>,
     PathId(id): PathId<QuickReplyId>,
 ) -> Result<StatusCode, AppError> {
-    let title = store::delete(&mut tx, id).await?.ok_or(AppError::NotFound)?;
-    crate::merchant::audit::commit(
-        tx,
-        &session,
-        "quick_reply.delete",
-        &title,
-        serde_json::json!({}),
-    )
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+    crud::remove::<QuickReplies>(ctx, &caches, id).await
 }

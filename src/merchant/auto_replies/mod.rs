@@ -5,29 +5,30 @@
 
 mod store;
 
-use crate::auth::ctx::Door;
-use crate::ids::AutoReplyId;
-use crate::realtime::bus::{Caches, Invalidation};
-use axum::extract::FromRef;
+use std::sync::Arc;
+
 use axum::{
     Json,
-    extract::State,
+    extract::{FromRef, State},
     http::StatusCode,
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use serde_json::{Value, json};
+use sqlx::PgConnection;
+use tenants::TenantId;
 
 use self::store::{Change, Rule};
 use crate::{
-    auth::ctx::{Admin, Ctx},
-    auth::session::AgentSession,
+    auth::ctx::{Admin, Ctx, Door},
     http::{
         AppError, Routes, Scope,
-        extract::ApiJson,
-        extract::PathId,
+        extract::{ApiJson, PathId},
         input::{position, text},
     },
+    ids::AutoReplyId,
+    merchant::crud::{self, Action, Kept},
+    realtime::bus::{Caches, Invalidation},
 };
 
 const MAX_PER_TENANT: i64 = 500;
@@ -88,73 +89,73 @@ fn check(f: Fields) -> Result<Change, AppError> {
     })
 }
 
-async fn changed(caches: &Caches, session: &AgentSession) {
-    caches.invalidate(Invalidation::Automation(session.tenant.id.0)).await;
+/// The merchant's keyword rules, as a list admins keep; the chat engine caches them.
+enum AutoReplies {}
+
+impl Kept for AutoReplies {
+    type Id = AutoReplyId;
+    type New = Change;
+    type Change = Change;
+    type Row = Rule;
+    const NOUN: &'static str = "auto_reply";
+    const MAX: i64 = MAX_PER_TENANT;
+    const PLURAL: &'static str = "auto-replies";
+
+    fn label(row: &Rule) -> &str {
+        &row.keyword
+    }
+    fn detail(row: &Rule, action: Action) -> Value {
+        match action {
+            Action::Create => json!({}),
+            Action::Update => json!({ "enabled": row.enabled }),
+        }
+    }
+    fn cached(tenant: TenantId) -> Option<Invalidation> {
+        Some(Invalidation::Automation(tenant.0))
+    }
+    async fn count(conn: &mut PgConnection) -> sqlx::Result<i64> {
+        store::count(conn).await
+    }
+    async fn insert(conn: &mut PgConnection, new: Change) -> sqlx::Result<Rule> {
+        store::create(conn, new).await
+    }
+    async fn update(
+        conn: &mut PgConnection,
+        id: AutoReplyId,
+        change: Change,
+    ) -> sqlx::Result<Option<Rule>> {
+        store::update(conn, id, change).await
+    }
+    async fn delete(conn: &mut PgConnection, id: AutoReplyId) -> sqlx::Result<Option<String>> {
+        store::delete(conn, id).await
+    }
 }
 
 async fn create(
     State(caches): State<Caches>,
-    Ctx { session, mut tx, .. }: Ctx<Admin>,
+    ctx: Ctx<Admin>,
     ApiJson(fields): ApiJson<Fields>,
 ) -> Result<Response, AppError> {
     let f = check(fields)?;
     if f.keyword.is_none() || f.reply.is_none() {
         return Err(AppError::field("keyword", "keyword and reply are required"));
     }
-    if store::count(&mut tx).await? >= MAX_PER_TENANT {
-        return Err(AppError::conflict(
-            "too_many",
-            None,
-            "a merchant keeps at most 500 auto-replies",
-        ));
-    }
-    let rule = store::create(&mut tx, f).await?;
-    crate::merchant::audit::commit(
-        tx,
-        &session,
-        "auto_reply.create",
-        &rule.keyword,
-        serde_json::json!({}),
-    )
-    .await?;
-    changed(&caches, &session).await;
-    Ok((StatusCode::CREATED, Json(rule)).into_response())
+    crud::create::<AutoReplies>(ctx, &caches, f).await
 }
 
 async fn update(
     State(caches): State<Caches>,
-    Ctx { session, mut tx, .. }: Ctx<Admin>,
+    ctx: Ctx<Admin>,
     PathId(id): PathId<AutoReplyId>,
     ApiJson(fields): ApiJson<Fields>,
 ) -> Result<Json<Rule>, AppError> {
-    let f = check(fields)?;
-    let rule = store::update(&mut tx, id, f).await?.ok_or(AppError::NotFound)?;
-    crate::merchant::audit::commit(
-        tx,
-        &session,
-        "auto_reply.update",
-        &rule.keyword,
-        serde_json::json!({ "enabled": rule.enabled }),
-    )
-    .await?;
-    changed(&caches, &session).await;
-    Ok(Json(rule))
+    crud::update::<AutoReplies>(ctx, &caches, id, check(fields)?).await
 }
 
 async fn remove(
     State(caches): State<Caches>,
-    Ctx { session, mut tx, .. }: Ctx<Admin>,
+    ctx: Ctx<Admin>,
     PathId(id): PathId<AutoReplyId>,
 ) -> Result<StatusCode, AppError> {
-    let keyword = store::delete(&mut tx, id).await?.ok_or(AppError::NotFound)?;
-    crate::merchant::audit::commit(
-        tx,
-        &session,
-        "auto_reply.delete",
-        &keyword,
-        serde_json::json!({}),
-    )
-    .await?;
-    changed(&caches, &session).await;
-    Ok(StatusCode::NO_CONTENT)
+    crud::remove::<AutoReplies>(ctx, &caches, id).await
 }
