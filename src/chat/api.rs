@@ -210,35 +210,7 @@ async fn post_message(
     PathId(id): PathId<ConversationId>,
     ApiJson(req): ApiJson<PostMessage>,
 ) -> Result<Response, AppError> {
-    let as_bot = match req.sender.as_deref().unwrap_or("agent") {
-        "agent" => false,
-        "bot" => true,
-        _ => return Err(AppError::field("sender", "sender is agent or bot")),
-    };
-    let kind = req.kind.as_deref().unwrap_or("text");
-    if !matches!(kind, "text" | "product" | "card") {
-        return Err(AppError::field("kind", "kind is text, product or card"));
-    }
-    // The socket's own checks (lengths, product links), so both ways in accept the same.
-    let frame = serde_json::json!({
-        "type": "send",
-        "client_msg_id": req.client_msg_id.clone().unwrap_or_else(|| server_msg_id("api")),
-        "kind": kind,
-        "body": req.body,
-        "product": req.product,
-        "card": req.card,
-    });
-    let send = match crate::realtime::protocol::parse(&frame.to_string()) {
-        Ok(crate::realtime::protocol::ClientFrame::Send(send)) => send,
-        Ok(_) => return Err(AppError::Internal(anyhow::anyhow!("a send frame parsed as another"))),
-        Err(e) => {
-            return Err(AppError::bad_request_status(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                e.code,
-                e.message,
-            ));
-        }
-    };
+    let (as_bot, send) = checked_post(req)?;
     let tenant = session.tenant.id;
     let mut row = store::conversation(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     if row.is_closed() {
@@ -266,13 +238,7 @@ async fn post_message(
         sender_avatar: if as_bot { None } else { session.agent.avatar_url.clone() },
         origin: None,
     };
-    let stored = state.chat.post(tenant, message.clone()).await.map_err(|e| match e {
-        crate::realtime::writer::WriteError::ConversationNotFound => AppError::NotFound,
-        crate::realtime::writer::WriteError::ConversationClosed => {
-            AppError::conflict("conversation_closed", None, "the conversation is closed")
-        }
-        other => AppError::Internal(other.into()),
-    })?;
+    let stored = state.chat.post(tenant, message.clone()).await.map_err(write_failed)?;
     // An agent (or the merchant's bot) answered: the conversation counts against the month's
     // allowance.
     let limit = state.plans.get(&session.tenant.plan).and_then(|p| p.conversations_per_month);
@@ -282,6 +248,45 @@ async fn post_message(
         serde_json::to_value(message.out(&stored)).map_err(|e| AppError::Internal(e.into()))?;
     body["duplicate"] = serde_json::json!(stored.duplicate);
     Ok((status, Json(body)).into_response())
+}
+
+/// Who posts (`false`: the agent, `true`: the merchant's bot) and the message, held to the
+/// socket's own checks (lengths, product links) so both ways in accept the same.
+fn checked_post(req: PostMessage) -> Result<(bool, crate::realtime::protocol::Send), AppError> {
+    let as_bot = match req.sender.as_deref().unwrap_or("agent") {
+        "agent" => false,
+        "bot" => true,
+        _ => return Err(AppError::field("sender", "sender is agent or bot")),
+    };
+    let kind = req.kind.as_deref().unwrap_or("text");
+    if !matches!(kind, "text" | "product" | "card") {
+        return Err(AppError::field("kind", "kind is text, product or card"));
+    }
+    let frame = serde_json::json!({
+        "type": "send",
+        "client_msg_id": req.client_msg_id.unwrap_or_else(|| server_msg_id("api")),
+        "kind": kind,
+        "body": req.body,
+        "product": req.product,
+        "card": req.card,
+    });
+    match crate::realtime::protocol::parse(&frame.to_string()) {
+        Ok(crate::realtime::protocol::ClientFrame::Send(send)) => Ok((as_bot, send)),
+        Ok(_) => Err(AppError::Internal(anyhow::anyhow!("a send frame parsed as another"))),
+        Err(e) => {
+            Err(AppError::bad_request_status(StatusCode::UNPROCESSABLE_ENTITY, e.code, e.message))
+        }
+    }
+}
+
+fn write_failed(e: crate::realtime::writer::WriteError) -> AppError {
+    match e {
+        crate::realtime::writer::WriteError::ConversationNotFound => AppError::NotFound,
+        crate::realtime::writer::WriteError::ConversationClosed => {
+            AppError::conflict("conversation_closed", None, "the conversation is closed")
+        }
+        other => AppError::Internal(other.into()),
+    }
 }
 
 /// Takes a queued conversation (or one of a colleague) for the caller.

@@ -104,75 +104,25 @@ async fn start_session(
     if crate::merchant::subscription::paused_for_visitors(&tenant) {
         return Err(AppError::TenantSuspended);
     }
-    let extra = decode_extra(req.extra.as_ref())?;
     let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let mut profile = store::Profile {
-        name: req
-            .name
-            .as_deref()
-            .or_else(|| extra.get("visitorName").and_then(Value::as_str))
-            .and_then(|n| shown_name(n, 60)),
-        avatar: req
-            .avatar
-            .as_deref()
-            .or_else(|| extra.get("visitorAvatar").and_then(Value::as_str))
-            .filter(|u| crate::realtime::protocol::safe_link(u))
-            .map(str::to_owned),
-        // Shown to agents as links: http(s) only.
-        referrer: req.refer.as_deref().and_then(web_url),
-        landing_url: req.landing_url.as_deref().and_then(web_url),
-        extra: Value::Object(extra),
-        ip: meta.ip,
-        user_agent: ua.chars().take(512).collect(),
-        device: parse_user_agent(ua),
-        location: state.geoip.lookup(meta.ip),
-        email: None,
-        claimed_user_id: None,
-    };
+    let profile = profile(&state, &req, &meta, ua)?;
     let resumed_id = req
         .token
         .as_deref()
         .and_then(|t| state.tokens.verify(t, TokenKind::Visitor).ok())
         .filter(|c| c.tid == Some(tenant.id.0))
         .and_then(|c| c.sub.parse::<i64>().ok());
+    meter(&state, &tenant, &meta, resumed_id, req.user_id.is_some()).await?;
     let claim = identity::Claim {
         user_id: req.user_id.as_deref(),
         user_hash: req.user_hash.as_deref(),
         identity_token: req.identity_token.as_deref(),
     };
-    // Anonymous traffic is metered per address: any session request, and new visitors (a
-    // browser without a valid token of this merchant and no verified identity).
-    let l = &state.limiter.limits;
-    let mut hits = vec![Hit::ip(Rule::per_ten_minutes("sessions", l.sessions_per_ip), meta.ip)];
-    match resumed_id {
-        Some(id) => {
-            hits.push(Hit::visitor(Rule::per_ten_minutes("sessions", l.sessions_per_visitor), id));
-        }
-        None if req.user_id.is_none() => {
-            hits.push(Hit::ip(Rule::per_hour("new_visitors", l.new_visitors_per_ip), meta.ip));
-        }
-        None => {}
-    }
-    state.limiter.check(tenant.id, &hits).await?;
     let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
     if store::ip_blocked(&mut tx, meta.ip).await? {
         return Err(blocked());
     }
-    let policy = identity::Policy::load(&mut tx).await?;
-    let (visitor, resumed) = match identity::verify(policy.secrets.as_ref(), claim, Utc::now())? {
-        identity::Identity::Verified(user) => {
-            profile.name = user.name.or(profile.name);
-            profile.avatar = user.avatar.or(profile.avatar);
-            profile.email = user.email;
-            verified_visitor(&mut tx, &user.id, resumed_id, &profile).await?
-        }
-        identity::Identity::Unverified(_) if policy.required => return Err(identity::refused()),
-        identity::Identity::Unverified(claimed) => {
-            profile.claimed_user_id = Some(claimed).filter(|c| !c.is_empty());
-            anonymous_visitor(&mut tx, resumed_id, &profile).await?
-        }
-        identity::Identity::Anonymous => anonymous_visitor(&mut tx, resumed_id, &profile).await?,
-    };
+    let (visitor, resumed, profile) = identify(&mut tx, claim, resumed_id, profile).await?;
     let verified = visitor.external_id.is_some();
     let prechat = prechat::for_visitor(&mut tx, visitor.id, verified).await?;
     tx.commit().await?;
@@ -198,6 +148,91 @@ async fn start_session(
         verified,
         prechat,
     }))
+}
+
+/// What the request and the connection say about the visitor: the name and avatar the link
+/// or widget passed (GOFLY's `visitorName`/`visitorAvatar` in `extra` too), where they came
+/// from, their device and location.
+fn profile(
+    state: &AppState,
+    req: &SessionRequest,
+    meta: &ClientMeta,
+    ua: &str,
+) -> Result<store::Profile, AppError> {
+    let extra = decode_extra(req.extra.as_ref())?;
+    Ok(store::Profile {
+        name: req
+            .name
+            .as_deref()
+            .or_else(|| extra.get("visitorName").and_then(Value::as_str))
+            .and_then(|n| shown_name(n, 60)),
+        avatar: req
+            .avatar
+            .as_deref()
+            .or_else(|| extra.get("visitorAvatar").and_then(Value::as_str))
+            .filter(|u| crate::realtime::protocol::safe_link(u))
+            .map(str::to_owned),
+        // Shown to agents as links: http(s) only.
+        referrer: req.refer.as_deref().and_then(web_url),
+        landing_url: req.landing_url.as_deref().and_then(web_url),
+        extra: Value::Object(extra),
+        ip: meta.ip,
+        user_agent: ua.chars().take(512).collect(),
+        device: parse_user_agent(ua),
+        location: state.geoip.lookup(meta.ip),
+        email: None,
+        claimed_user_id: None,
+    })
+}
+
+/// Anonymous traffic is metered per address: any session request, and new visitors (a
+/// browser without a valid token of this merchant and no verified identity).
+async fn meter(
+    state: &AppState,
+    tenant: &Tenant,
+    meta: &ClientMeta,
+    resumed_id: Option<i64>,
+    claims_identity: bool,
+) -> Result<(), AppError> {
+    let l = &state.limiter.limits;
+    let mut hits = vec![Hit::ip(Rule::per_ten_minutes("sessions", l.sessions_per_ip), meta.ip)];
+    match resumed_id {
+        Some(id) => {
+            hits.push(Hit::visitor(Rule::per_ten_minutes("sessions", l.sessions_per_visitor), id));
+        }
+        None if !claims_identity => {
+            hits.push(Hit::ip(Rule::per_hour("new_visitors", l.new_visitors_per_ip), meta.ip));
+        }
+        None => {}
+    }
+    state.limiter.check(tenant.id, &hits).await
+}
+
+/// The visitor this request is: the merchant's verified user, or this browser's anonymous
+/// visitor (resumed or new), per the merchant's identity policy. Returns whether an
+/// existing visitor was resumed, and the profile as stored.
+async fn identify(
+    tx: &mut TenantTx,
+    claim: identity::Claim<'_>,
+    resumed_id: Option<i64>,
+    mut profile: store::Profile,
+) -> Result<(store::VisitorRow, bool, store::Profile), AppError> {
+    let policy = identity::Policy::load(tx).await?;
+    let (visitor, resumed) = match identity::verify(policy.secrets.as_ref(), claim, Utc::now())? {
+        identity::Identity::Verified(user) => {
+            profile.name = user.name.or(profile.name);
+            profile.avatar = user.avatar.or(profile.avatar);
+            profile.email = user.email;
+            verified_visitor(tx, &user.id, resumed_id, &profile).await?
+        }
+        identity::Identity::Unverified(_) if policy.required => return Err(identity::refused()),
+        identity::Identity::Unverified(claimed) => {
+            profile.claimed_user_id = Some(claimed).filter(|c| !c.is_empty());
+            anonymous_visitor(tx, resumed_id, &profile).await?
+        }
+        identity::Identity::Anonymous => anonymous_visitor(tx, resumed_id, &profile).await?,
+    };
+    Ok((visitor, resumed, profile))
 }
 
 /// The visitor the merchant's user `user_id` is: theirs from any device, else this

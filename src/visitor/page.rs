@@ -233,9 +233,17 @@ async fn chat_index(
         tenant_name: name,
     };
     let mut response = Page(page).into_response();
-    // The page is meant to be framed by the merchant's site (the widget); where the merchant
-    // listed its domains, only those may frame it.
-    let ancestors = Some(&settings.allowed_widget_domains)
+    let csp = content_security_policy(&settings.allowed_widget_domains);
+    if let Ok(value) = HeaderValue::from_str(&csp) {
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    Ok(response)
+}
+
+/// The chat page's policy. The page is meant to be framed by the merchant's site (the
+/// widget); where the merchant listed its domains, only those may frame it.
+fn content_security_policy(widget_domains: &[String]) -> String {
+    let ancestors = Some(widget_domains)
         .filter(|list| !list.is_empty())
         .map(|list| {
             list.iter()
@@ -248,14 +256,10 @@ async fn chat_index(
         })
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "*".to_owned());
-    let csp = format!(
+    format!(
         "default-src 'self'; img-src 'self' data: blob: https:; style-src 'self'; script-src 'self'; \
          connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self' {ancestors}"
-    );
-    if let Ok(value) = HeaderValue::from_str(&csp) {
-        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, value);
-    }
-    Ok(response)
+    )
 }
 
 /// Where to send a visitor who opened the chat page on a host other than the merchant's

@@ -157,67 +157,19 @@ async fn visitor_send(
 ) -> Result<Vec<ServerFrame>, FrameError> {
     // Cards come from the merchant (its agents and its system), never from visitors.
     if send.kind == MessageKind::Card {
-        return Err(FrameError {
-            code: "bad_kind",
-            message: "visitors cannot send cards".into(),
-            client_msg_id: Some(send.client_msg_id),
-            retry_after: None,
-        });
+        return Err(refused("bad_kind", "visitors cannot send cards".into(), &send, None));
     }
     attach(ctx, &mut send, Some(visitor_id)).await?;
     let tenant = ctx.conn.tenant.id;
-    let chat = &ctx.state.chat;
     let explicit = send.conversation_id;
-    // A conversation named explicitly must be the visitor's own; it is looked up once,
-    // unless it is the one this connection already writes to.
-    let named = match explicit {
-        Some(id) if ctx.current.as_ref().is_none_or(|c| c.id != id) => {
-            let row = ctx.conversation(id, Some(&send.client_msg_id)).await?;
-            match row.filter(|r| r.visitor_id == visitor_id) {
-                Some(row) => Some(row),
-                None => {
-                    return Err(write_error(WriteError::ConversationNotFound, send.client_msg_id));
-                }
-            }
-        }
-        _ => None,
-    };
+    let named = named_conversation(ctx, visitor_id, &send).await?;
     // A closed conversation is replaced by a new one once; an explicit one is not.
     for attempt in 0..2 {
         // The cached conversation is used as is: the writer refuses it if it was closed
         // meanwhile, and then a new one is opened (no lookup per message).
         let (conversation, created) = match (&named, ctx.current.as_deref()) {
             (Some(row), _) | (None, Some(row)) => (row.clone(), false),
-            (None, None) => {
-                let limit = allowance(ctx.state, tenant).await;
-                let visitor = (visitor_id, ctx.conn.ip);
-                let opened =
-                    chat.conversation_for_visitor(tenant, visitor, ctx.conn.kefu_id, limit);
-                match opened.await {
-                    Ok(Opened::Existing(row)) => (row, false),
-                    Ok(Opened::Created(row)) => (row, true),
-                    Ok(Opened::LimitReached) => {
-                        return Err(FrameError {
-                            code: "conversation_limit",
-                            message: "no new conversation can start now; leave a message instead"
-                                .into(),
-                            client_msg_id: Some(send.client_msg_id.clone()),
-                            retry_after: None,
-                        });
-                    }
-                    Err(AppError::RateLimited { retry_after }) => {
-                        return Err(FrameError {
-                            code: "rate_limited",
-                            message: format!(
-                                "too many new conversations from here; try again in {retry_after} s"
-                            ),
-                            client_msg_id: Some(send.client_msg_id.clone()),
-                            retry_after: Some(retry_after),
-                        });
-                    }
-                    Err(e) => return Err(db_error(e, Some(send.client_msg_id.clone()))),
-                }
-            }
+            (None, None) => open_conversation(ctx, visitor_id, &send).await?,
         };
         let message = NewMessage {
             conversation_id: conversation.id,
@@ -232,37 +184,10 @@ async fn visitor_send(
             sender_avatar: None,
             origin: Some(ctx.connection_id),
         };
-        match chat.post(tenant, message).await {
+        match ctx.state.chat.post(tenant, message).await {
             Ok(stored) => {
-                // Writing again is engaging: the conversation now counts against the month's
-                // allowance (once; the first message alone does not).
-                if !created && !stored.duplicate {
-                    let limit = allowance(ctx.state, tenant).await;
-                    if let Err(e) = chat.engaged(tenant, conversation.id, limit).await {
-                        tracing::warn!(error = %e, "counting an engaged conversation failed");
-                    }
-                }
+                after_visitor_stored(ctx, &conversation, created, &send, &stored).await;
                 ctx.current = Some(Box::new(conversation.clone()));
-                if let Some(from) = stored.woken_from {
-                    let chat = Arc::clone(chat);
-                    let id = conversation.id;
-                    tokio::spawn(async move { chat.woken_by_visitor(tenant, id, from).await });
-                }
-                if !stored.duplicate {
-                    let text = (send.kind == MessageKind::Text).then(|| send.body.clone());
-                    tokio::spawn(automation::after_visitor_message(
-                        ctx.state.clone(),
-                        automation::VisitorMessage {
-                            tenant,
-                            conversation: conversation.clone(),
-                            created,
-                            text,
-                            id: stored.id,
-                            lang: ctx.conn.lang,
-                            monthly_limit: allowance(ctx.state, tenant).await,
-                        },
-                    ));
-                }
                 return Ok(vec![ServerFrame::Ack {
                     client_msg_id: send.client_msg_id,
                     id: stored.id,
@@ -277,6 +202,106 @@ async fn visitor_send(
         }
     }
     Err(write_error(WriteError::ConversationClosed, send.client_msg_id))
+}
+
+/// An error frame answering `send`.
+fn refused(
+    code: &'static str,
+    message: String,
+    send: &protocol::Send,
+    retry_after: Option<u64>,
+) -> FrameError {
+    FrameError { code, message, client_msg_id: Some(send.client_msg_id.clone()), retry_after }
+}
+
+/// The conversation a visitor's message names, if it names one other than the one this
+/// connection already writes to: it must be the visitor's own (looked up once).
+async fn named_conversation(
+    ctx: &Ctx<'_>,
+    visitor_id: i64,
+    send: &protocol::Send,
+) -> Result<Option<store::ConversationRow>, FrameError> {
+    let Some(id) = send.conversation_id else { return Ok(None) };
+    if ctx.current.as_ref().is_some_and(|c| c.id == id) {
+        return Ok(None);
+    }
+    let row = ctx.conversation(id, Some(&send.client_msg_id)).await?;
+    match row.filter(|r| r.visitor_id == visitor_id) {
+        Some(row) => Ok(Some(row)),
+        None => Err(write_error(WriteError::ConversationNotFound, send.client_msg_id.clone())),
+    }
+}
+
+/// The visitor's open conversation, or a new one (`true`) if the month's allowance and the
+/// per-address limit leave room.
+async fn open_conversation(
+    ctx: &Ctx<'_>,
+    visitor_id: i64,
+    send: &protocol::Send,
+) -> Result<(store::ConversationRow, bool), FrameError> {
+    let tenant = ctx.conn.tenant.id;
+    let limit = allowance(ctx.state, tenant).await;
+    let visitor = (visitor_id, ctx.conn.ip);
+    let opened = ctx.state.chat.conversation_for_visitor(tenant, visitor, ctx.conn.kefu_id, limit);
+    match opened.await {
+        Ok(Opened::Existing(row)) => Ok((row, false)),
+        Ok(Opened::Created(row)) => Ok((row, true)),
+        Ok(Opened::LimitReached) => Err(refused(
+            "conversation_limit",
+            "no new conversation can start now; leave a message instead".into(),
+            send,
+            None,
+        )),
+        Err(AppError::RateLimited { retry_after }) => Err(refused(
+            "rate_limited",
+            format!("too many new conversations from here; try again in {retry_after} s"),
+            send,
+            Some(retry_after),
+        )),
+        Err(e) => Err(db_error(e, Some(send.client_msg_id.clone()))),
+    }
+}
+
+/// What follows a visitor's stored message: the conversation counts as engaged, a snoozed
+/// one wakes, and automation (auto-replies, the unanswered reminder) runs — not for a
+/// duplicate.
+async fn after_visitor_stored(
+    ctx: &Ctx<'_>,
+    conversation: &store::ConversationRow,
+    created: bool,
+    send: &protocol::Send,
+    stored: &crate::realtime::writer::Stored,
+) {
+    let tenant = ctx.conn.tenant.id;
+    let chat = &ctx.state.chat;
+    // Writing again is engaging: the conversation now counts against the month's allowance
+    // (once; the first message alone does not).
+    if !created && !stored.duplicate {
+        let limit = allowance(ctx.state, tenant).await;
+        if let Err(e) = chat.engaged(tenant, conversation.id, limit).await {
+            tracing::warn!(error = %e, "counting an engaged conversation failed");
+        }
+    }
+    if let Some(from) = stored.woken_from {
+        let chat = Arc::clone(chat);
+        let id = conversation.id;
+        tokio::spawn(async move { chat.woken_by_visitor(tenant, id, from).await });
+    }
+    if !stored.duplicate {
+        let text = (send.kind == MessageKind::Text).then(|| send.body.clone());
+        tokio::spawn(automation::after_visitor_message(
+            ctx.state.clone(),
+            automation::VisitorMessage {
+                tenant,
+                conversation: conversation.clone(),
+                created,
+                text,
+                id: stored.id,
+                lang: ctx.conn.lang,
+                monthly_limit: allowance(ctx.state, tenant).await,
+            },
+        ));
+    }
 }
 
 async fn agent_send(

@@ -553,6 +553,30 @@ async fn update_settings(
         values.push(("avatar", json!(team_image(&mut tx, ent_id, "avatar", raw).await?)));
     }
     let before = MerchantSettings::load(&mut tx).await?;
+    allowed(&change, &before, &session)?;
+    let before = serde_json::to_value(before).unwrap_or_default();
+    for (key, value) in values {
+        store_setting(&mut tx, key, value).await?;
+    }
+    let settings = MerchantSettings::load(&mut tx).await?;
+    audit_changed(&mut tx, &session, &before, &settings).await?;
+    // Auto-resolve switched on: the status worker looks at this merchant from now on.
+    if settings.auto_resolve_minutes > 0 {
+        crate::chat::status::schedule(&mut tx, session.tenant.id, chrono::Utc::now()).await?;
+    }
+    tx.commit().await?;
+    // The chat engine caches what it reads from settings (welcome, offline, previews).
+    caches.invalidate(Invalidation::Automation(session.tenant.id.0)).await;
+    tracing::info!(tenant = session.tenant.id.0, by = session.agent.id.0, "settings changed");
+    Ok(Json(SettingsOut::new(settings, &session.tenant.ent_id)))
+}
+
+/// Changes that depend on what is set now, or on who makes them.
+fn allowed(
+    change: &Change,
+    before: &MerchantSettings,
+    session: &crate::auth::session::AgentSession,
+) -> Result<(), AppError> {
     if change.identity_required == Some(true) && !before.identity_secret_set {
         return Err(AppError::field(
             "identity_required",
@@ -568,13 +592,17 @@ async fn update_settings(
             "only the owner decides whether single sign-on counts as two-step verification",
         ));
     }
-    let before = serde_json::to_value(before).unwrap_or_default();
-    for (key, value) in values {
-        store_setting(&mut tx, key, value).await?;
-    }
-    let settings = MerchantSettings::load(&mut tx).await?;
-    // The log names what actually changed (forms send every field).
-    let after = serde_json::to_value(&settings).unwrap_or_default();
+    Ok(())
+}
+
+/// An audit line naming what actually changed (forms send every field); none if nothing did.
+async fn audit_changed(
+    tx: &mut tenants::TenantTx,
+    session: &crate::auth::session::AgentSession,
+    before: &Value,
+    settings: &MerchantSettings,
+) -> Result<(), AppError> {
+    let after = serde_json::to_value(settings).unwrap_or_default();
     let keys: Vec<&str> = after
         .as_object()
         .into_iter()
@@ -582,26 +610,19 @@ async fn update_settings(
         .filter(|(k, v)| before.get(k.as_str()) != Some(*v))
         .map(|(k, _)| k.as_str())
         .collect();
-    if !keys.is_empty() {
-        let target = keys.join(", ");
-        crate::merchant::audit::record(
-            &mut tx,
-            &session,
-            "settings.update",
-            &target,
-            json!({ "keys": keys }),
-        )
-        .await?;
+    if keys.is_empty() {
+        return Ok(());
     }
-    // Auto-resolve switched on: the status worker looks at this merchant from now on.
-    if settings.auto_resolve_minutes > 0 {
-        crate::chat::status::schedule(&mut tx, session.tenant.id, chrono::Utc::now()).await?;
-    }
-    tx.commit().await?;
-    // The chat engine caches what it reads from settings (welcome, offline, previews).
-    caches.invalidate(Invalidation::Automation(session.tenant.id.0)).await;
-    tracing::info!(tenant = session.tenant.id.0, by = session.agent.id.0, "settings changed");
-    Ok(Json(SettingsOut::new(settings, &session.tenant.ent_id)))
+    let target = keys.join(", ");
+    crate::merchant::audit::record(
+        tx,
+        session,
+        "settings.update",
+        &target,
+        json!({ "keys": keys }),
+    )
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]
