@@ -112,25 +112,8 @@ pub async fn create_agent(
     // One more seat must be left on the plan (checked under a lock held until commit).
     limits::check_seat(&mut tx, session.tenant.id, plan_of(&state, &session)).await?;
     let password = if invite { None } else { Some(password::generate()) };
-    let hash = match &password {
-        Some(p) => Some(password::hash(p.clone()).await?),
-        None => None,
-    };
-    // An existing account is not attached here: that would give this merchant a say over a
-    // login other merchants rely on.
-    let user_id = match store::insert_user(&mut tx, &email, hash.as_deref(), &name).await {
-        Ok(id) => id,
-        Err(e) if is_unique_violation(&e, "users_email_key") => {
-            return Err(AppError::conflict(
-                "email_taken",
-                Some("email"),
-                "this email already has a kefu account",
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    store::add_member(&mut tx, session.tenant.id, user_id).await?;
-    let id = store::insert_agent(&mut tx, user_id, role.as_str(), &name).await?;
+    let (user_id, id) =
+        insert_member(&mut tx, &session, &email, &name, role, password.as_deref()).await?;
     store::set_max_chats(&mut tx, id, max).await?;
     let agent = agent_with_email(&mut tx, AgentId(id)).await?.ok_or(AppError::NotFound)?;
     if invite {
@@ -147,15 +130,39 @@ pub async fn create_agent(
     if invite {
         notify::wake(&state);
     }
-    tracing::info!(
-        tenant = session.tenant.id.0,
-        by = session.agent.id.0,
-        agent = id,
-        invited = invite,
-        "agent created"
-    );
+    let (tenant, by) = (session.tenant.id.0, session.agent.id.0);
+    tracing::info!(tenant, by, agent = id, invited = invite, "agent created");
     Ok((StatusCode::CREATED, Json(CreatedAgent { agent, password, invited: invite }))
         .into_response())
+}
+
+/// A new kefu user (with `password`, or none until they accept an invitation), a member of
+/// the session's merchant and one of its agents; `(user id, agent id)`. An existing account
+/// is not attached: that would give this merchant a say over a login other merchants rely
+/// on (409 `email_taken`).
+async fn insert_member(
+    tx: &mut tenants::TenantTx,
+    session: &AgentSession,
+    email: &Email,
+    name: &str,
+    role: Role,
+    password: Option<&str>,
+) -> Result<(i64, i64), AppError> {
+    let hash = match password {
+        Some(p) => Some(password::hash(p.to_owned()).await?),
+        None => None,
+    };
+    let user_id = match store::insert_user(tx, email, hash.as_deref(), name).await {
+        Ok(id) => id,
+        Err(e) if is_unique_violation(&e, "users_email_key") => {
+            let why = "this email already has a kefu account";
+            return Err(AppError::conflict("email_taken", Some("email"), why));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    store::add_member(tx, session.tenant.id, user_id).await?;
+    let id = store::insert_agent(tx, user_id, role.as_str(), name).await?;
+    Ok((user_id, id))
 }
 
 /// Queues an invitation (in `tx`) for the agent `user` of the session's merchant.

@@ -53,14 +53,7 @@ async fn rate(
         Rule::per_hour("ratings", l.ratings_per_visitor),
     );
     session.limit(&state, per_ip, per_visitor, 1).await?;
-    let comment: String = req
-        .comment
-        .chars()
-        .filter(|c| !c.is_control() || *c == '\n')
-        .take(MAX_COMMENT)
-        .collect::<String>()
-        .trim()
-        .to_owned();
+    let comment = clean_comment(&req.comment);
     let tenant = session.tenant.id;
     let mut tx = TenantTx::begin(&state.db, tenant).await?;
     let row = store::conversation(&mut tx, crate::ids::ConversationId(req.conversation_id))
@@ -68,20 +61,14 @@ async fn rate(
         .filter(|c| c.visitor_id == session.visitor.id)
         .ok_or(AppError::NotFound)?;
     if !row.is_closed() {
-        return Err(AppError::conflict(
-            "not_closed",
-            None,
-            "a conversation is rated once it is closed",
-        ));
+        let why = "a conversation is rated once it is closed";
+        return Err(AppError::conflict("not_closed", None, why));
     }
     let rating = store::rate(&mut tx, &row, req.score, &comment).await?;
     tx.commit().await?;
     let Some(created_at) = rating else {
-        return Err(AppError::conflict(
-            "already_rated",
-            None,
-            "this conversation has been rated already",
-        ));
+        let why = "this conversation has been rated already";
+        return Err(AppError::conflict("already_rated", None, why));
     };
     let out = RatingOut {
         conversation_id: row.id,
@@ -99,4 +86,12 @@ async fn rate(
         "conversation rated"
     );
     Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+/// The comment as stored: no control characters but line breaks, at most `MAX_COMMENT`
+/// characters, trimmed.
+fn clean_comment(raw: &str) -> String {
+    let kept: String =
+        raw.chars().filter(|c| !c.is_control() || *c == '\n').take(MAX_COMMENT).collect();
+    kept.trim().to_owned()
 }

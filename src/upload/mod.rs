@@ -574,12 +574,18 @@ async fn serve(
         upload.mime.as_str()
     };
     let mut response = Body::from(bytes).into_response();
-    let h = response.headers_mut();
+    file_headers(response.headers_mut(), mime, &upload);
+    Ok(response)
+}
+
+/// A served file's headers: its type, a sandbox (nothing served from here may run: no
+/// scripts, no plugins, no frames), cached for good (ids are never reused), and its name
+/// (images inline, other files as attachments).
+fn file_headers(h: &mut HeaderMap, mime: &str, upload: &UploadOut) {
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_str(mime).unwrap_or(HeaderValue::from_static("application/octet-stream")),
     );
-    // Nothing served from here may run: no scripts, no plugins, no frames, a sandbox.
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; img-src 'self'; sandbox"),
@@ -594,7 +600,6 @@ async fn serve(
     if let Ok(v) = HeaderValue::from_str(&value) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    Ok(response)
 }
 
 #[cfg(test)]

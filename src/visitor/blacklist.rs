@@ -104,21 +104,10 @@ async fn add(
     ApiJson(req): ApiJson<NewEntry>,
 ) -> Result<Response, AppError> {
     let reason = text("reason", req.reason.as_deref().unwrap_or_default(), 200, false, false)?;
-    let range = match (&req.visitor_id, &req.ip) {
-        (Some(_), None) => None,
-        (None, Some(ip)) => Some(parse_range(ip).map_err(|m| AppError::field("ip", m))?),
-        _ => return Err(AppError::field("visitor_id", "give either visitor_id or ip")),
-    };
-    let visitor = match &req.visitor_id {
-        Some(public_id) => Some(visitor_id(&mut tx, public_id).await?),
-        None => None,
-    };
+    let (visitor, range) = target(&mut tx, &req).await?;
     if store::exists(&mut tx, visitor, range.as_deref()).await? {
-        return Err(AppError::conflict(
-            "already_blocked",
-            None,
-            "this is already on the blacklist",
-        ));
+        let why = "this is already on the blacklist";
+        return Err(AppError::conflict("already_blocked", None, why));
     }
     let id = store::create(&mut tx, visitor, range.as_deref(), &reason, session.agent.id.0).await?;
     // Who is shut out now: the visitor, or every visitor last seen in the range.
@@ -150,13 +139,23 @@ async fn add(
     if let Some(range) = range.as_deref().and_then(|r| r.parse::<ipnet::IpNet>().ok()) {
         hub.revoke_range(tenant, range);
     }
-    tracing::info!(
-        tenant = tenant.0,
-        by = session.agent.id.0,
-        entry = id.0,
-        "blacklist entry added"
-    );
+    let (by, entry_id) = (session.agent.id.0, id.0);
+    tracing::info!(tenant = tenant.0, by, entry = entry_id, "blacklist entry added");
     Ok((StatusCode::CREATED, Json(entry)).into_response())
+}
+
+/// What an entry blocks: one visitor (by public id, this merchant's) or an address range.
+async fn target(
+    tx: &mut tenants::TenantTx,
+    req: &NewEntry,
+) -> Result<(Option<i64>, Option<String>), AppError> {
+    match (&req.visitor_id, &req.ip) {
+        (Some(public_id), None) => Ok((Some(visitor_id(tx, public_id).await?), None)),
+        (None, Some(ip)) => {
+            Ok((None, Some(parse_range(ip).map_err(|m| AppError::field("ip", m))?)))
+        }
+        _ => Err(AppError::field("visitor_id", "give either visitor_id or ip")),
+    }
 }
 
 async fn remove(

@@ -16,6 +16,7 @@ use futures::StreamExt as _;
 use serde_json::Value;
 use tenants::{TenantId, TenantTx};
 
+use super::store::{self, Due};
 use crate::startup::AppState;
 
 /// Tries before a delivery is given up.
@@ -56,16 +57,12 @@ fn backoff(attempts: i32) -> i64 {
 
 /// Delivers what is due. Returns how many deliveries were taken by their endpoints.
 pub async fn run_due(state: &AppState) -> anyhow::Result<usize> {
-    let due: Vec<i64> = sqlx::query_scalar(
-        "select tenant_id from public.webhook_queue where next_attempt_at <= now() order by next_attempt_at limit 100",
-    )
-    .fetch_all(&state.db)
-    .await?;
+    let due = store::due_tenants(&state.db).await?;
     let client = super::guard::client(state.chat.webhooks.allow_private);
     let results: Vec<anyhow::Result<usize>> = futures::stream::iter(due)
         .map(|tenant| {
             let client = client.clone();
-            async move { deliver_tenant(state, &client, TenantId(tenant)).await }
+            async move { deliver_tenant(state, &client, tenant).await }
         })
         .buffer_unordered(PARALLEL)
         .collect()
@@ -82,131 +79,72 @@ pub async fn run_due(state: &AppState) -> anyhow::Result<usize> {
     Ok(delivered)
 }
 
-#[derive(sqlx::FromRow)]
-struct Due {
-    id: i64,
-    event: String,
-    payload: Value,
-    attempts: i32,
-    url: String,
-    secret: String,
-    enabled: bool,
-}
-
 async fn deliver_tenant(
     state: &AppState,
     client: &reqwest::Client,
     tenant: TenantId,
 ) -> anyhow::Result<usize> {
     let mut claim = state.db.begin().await?;
-    let claimed: Option<i64> = sqlx::query_scalar(
-        "select tenant_id from public.webhook_queue where tenant_id = $1 and next_attempt_at <= now()
-         for update skip locked",
-    )
-    .bind(tenant.0)
-    .fetch_optional(&mut *claim)
-    .await?;
-    if claimed.is_none() {
+    if !store::claim_queue(&mut claim, tenant).await? {
         return Ok(0);
     }
     // A merchant that is gone takes its queue with it.
     let Some(merchant) = state.tenants.by_id(tenant).await? else {
-        sqlx::query("delete from public.webhook_queue where tenant_id = $1")
-            .bind(tenant.0)
-            .execute(&mut *claim)
-            .await?;
+        store::drop_queue(&mut claim, tenant).await?;
         claim.commit().await?;
         return Ok(0);
     };
     // A merchant whose plan no longer has webhooks (a downgrade) gets none sent: its log
     // says why. Its webhooks come back with a plan that has them.
     let plan = state.plans.get(&merchant.plan).unwrap_or_else(|| state.plans.trial());
-    let allowed = plan.features.has(billing::Feature::Webhooks);
+    let refused = (!plan.features.has(billing::Feature::Webhooks))
+        .then(|| format!("webhooks are not part of the {} plan", plan.name));
     let mut tx = TenantTx::begin(&state.db, tenant).await?;
-    let due: Vec<Due> = sqlx::query_as(
-        "select d.id, d.event, d.payload, d.attempts, w.url, w.secret, w.enabled
-         from webhook_deliveries d join webhooks w on w.id = d.webhook_id
-         where d.status = 'pending' and d.next_attempt_at <= now()
-         order by d.id limit $1",
-    )
-    .bind(BATCH)
-    .fetch_all(&mut *tx)
-    .await?;
     let mut delivered = 0;
-    for d in due {
-        let attempts = d.attempts + 1;
-        let outcome = if !allowed {
-            Err((None, format!("webhooks are not part of the {} plan", plan.name)))
-        } else if d.enabled {
-            post(state, client, &d).await
-        } else {
-            Err((None, "the webhook is disabled".to_owned()))
-        };
-        match outcome {
-            Ok(code) => {
-                sqlx::query(
-                    "update webhook_deliveries set status = 'delivered', attempts = $2, last_status_code = $3,
-                        last_error = null, delivered_at = now() where id = $1",
-                )
-                .bind(d.id)
-                .bind(attempts)
-                .bind(i32::from(code))
-                .execute(&mut *tx)
-                .await?;
-                delivered += 1;
-            }
-            Err((code, error)) => {
-                let give_up = attempts >= MAX_ATTEMPTS || !allowed;
-                sqlx::query(
-                    "update webhook_deliveries set attempts = $2, last_status_code = $3, last_error = $4,
-                        status = case when $5 then 'failed' else 'pending' end,
-                        next_attempt_at = now() + make_interval(secs => $6)
-                     where id = $1",
-                )
-                .bind(d.id)
-                .bind(attempts)
-                .bind(code.map(i32::from))
-                .bind(error.chars().take(500).collect::<String>())
-                .bind(give_up)
-                .bind(backoff(attempts) as f64)
-                .execute(&mut *tx)
-                .await?;
-            }
+    for d in store::due(&mut tx, BATCH).await? {
+        if attempt(state, client, &mut tx, &d, refused.as_deref()).await? {
+            delivered += 1;
         }
     }
     // The log keeps a month (the settings page shows the latest 50 per webhook).
-    sqlx::query(
-        "delete from webhook_deliveries where id in (
-            select id from webhook_deliveries
-            where status <> 'pending' and created_at < now() - make_interval(days => $1)
-            limit 1000)",
-    )
-    .bind(LOG_DAYS)
-    .execute(&mut *tx)
-    .await?;
-    let next: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
-        "select min(next_attempt_at) from webhook_deliveries where status = 'pending'",
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    let next = store::prune_and_next(&mut tx, LOG_DAYS).await?;
     tx.commit().await?;
     match next {
-        Some(at) => {
-            sqlx::query("update public.webhook_queue set next_attempt_at = $2 where tenant_id = $1")
-                .bind(tenant.0)
-                .bind(at)
-                .execute(&mut *claim)
-                .await?
-        }
-        None => {
-            sqlx::query("delete from public.webhook_queue where tenant_id = $1")
-                .bind(tenant.0)
-                .execute(&mut *claim)
-                .await?
-        }
-    };
+        Some(at) => store::reschedule_queue(&mut claim, tenant, at).await?,
+        None => store::drop_queue(&mut claim, tenant).await?,
+    }
     claim.commit().await?;
     Ok(delivered)
+}
+
+/// Attempts delivery `d` (unless the plan `refused` webhooks or the webhook is disabled)
+/// and records the outcome; whether the endpoint took it.
+async fn attempt(
+    state: &AppState,
+    client: &reqwest::Client,
+    tx: &mut TenantTx,
+    d: &Due,
+    refused: Option<&str>,
+) -> anyhow::Result<bool> {
+    let attempts = d.attempts + 1;
+    let outcome = match refused {
+        Some(why) => Err((None, why.to_owned())),
+        None if d.enabled => post(state, client, d).await,
+        None => Err((None, "the webhook is disabled".to_owned())),
+    };
+    match outcome {
+        Ok(code) => {
+            store::delivered(tx, d.id, attempts, code).await?;
+            Ok(true)
+        }
+        Err((code, error)) => {
+            let give_up = attempts >= MAX_ATTEMPTS || refused.is_some();
+            let retry_in_secs = backoff(attempts);
+            let failure = store::Failure { attempts, code, error: &error, give_up, retry_in_secs };
+            store::failed(tx, d.id, failure).await?;
+            Ok(false)
+        }
+    }
 }
 
 /// Posts one delivery: the status code of a 2xx answer, else (status, why).

@@ -171,3 +171,155 @@ pub async fn deliveries(
     .fetch_all(conn)
     .await
 }
+
+// ---------------------------------------------------------------------------------------
+// The delivery worker: the platform's queue of merchants with deliveries due, and each
+// merchant's own due deliveries.
+
+/// Merchants with deliveries due, the longest waiting first.
+#[tracing::instrument(name = "db.webhook_queue.due", skip_all)]
+pub async fn due_tenants(pool: &sqlx::PgPool) -> sqlx::Result<Vec<TenantId>> {
+    sqlx::query_scalar(
+        "select tenant_id from public.webhook_queue where next_attempt_at <= now() order by next_attempt_at limit 100",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Takes the merchant's place in the queue for this transaction (another worker skips
+/// it); false if it is not due or taken.
+#[tracing::instrument(name = "db.webhook_queue.claim", skip_all)]
+pub async fn claim_queue(conn: &mut PgConnection, tenant: TenantId) -> sqlx::Result<bool> {
+    let claimed: Option<TenantId> = sqlx::query_scalar(
+        "select tenant_id from public.webhook_queue where tenant_id = $1 and next_attempt_at <= now()
+         for update skip locked",
+    )
+    .bind(tenant)
+    .fetch_optional(conn)
+    .await?;
+    Ok(claimed.is_some())
+}
+
+/// Takes the merchant off the queue (nothing pending, or the merchant is gone).
+#[tracing::instrument(name = "db.webhook_queue.drop", skip_all)]
+pub async fn drop_queue(conn: &mut PgConnection, tenant: TenantId) -> sqlx::Result<()> {
+    sqlx::query("delete from public.webhook_queue where tenant_id = $1")
+        .bind(tenant)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The merchant's next attempt is due at `at`.
+#[tracing::instrument(name = "db.webhook_queue.reschedule", skip_all)]
+pub async fn reschedule_queue(
+    conn: &mut PgConnection,
+    tenant: TenantId,
+    at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query("update public.webhook_queue set next_attempt_at = $2 where tenant_id = $1")
+        .bind(tenant)
+        .bind(at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A delivery to attempt now, with its webhook's endpoint.
+#[derive(sqlx::FromRow)]
+pub struct Due {
+    pub id: i64,
+    pub event: String,
+    pub payload: Value,
+    pub attempts: i32,
+    pub url: String,
+    pub secret: String,
+    pub enabled: bool,
+}
+
+/// Up to `limit` deliveries due now, oldest first.
+#[tracing::instrument(name = "db.webhook_deliveries.due", skip_all)]
+pub async fn due(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<Due>> {
+    sqlx::query_as(
+        "select d.id, d.event, d.payload, d.attempts, w.url, w.secret, w.enabled
+         from webhook_deliveries d join webhooks w on w.id = d.webhook_id
+         where d.status = 'pending' and d.next_attempt_at <= now()
+         order by d.id limit $1",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Delivery `id` was taken by its endpoint (HTTP `code`) at attempt `attempts`.
+#[tracing::instrument(name = "db.webhook_deliveries.delivered", skip_all)]
+pub async fn delivered(
+    conn: &mut PgConnection,
+    id: i64,
+    attempts: i32,
+    code: u16,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update webhook_deliveries set status = 'delivered', attempts = $2, last_status_code = $3,
+            last_error = null, delivered_at = now() where id = $1",
+    )
+    .bind(id)
+    .bind(attempts)
+    .bind(i32::from(code))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What became of a failed attempt.
+pub struct Failure<'a> {
+    pub attempts: i32,
+    pub code: Option<u16>,
+    pub error: &'a str,
+    /// No more attempts (`failed`); otherwise the next one is in `retry_in_secs`.
+    pub give_up: bool,
+    pub retry_in_secs: i64,
+}
+
+/// Delivery `id` failed this time.
+#[tracing::instrument(name = "db.webhook_deliveries.failed", skip_all)]
+pub async fn failed(conn: &mut PgConnection, id: i64, f: Failure<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "update webhook_deliveries set attempts = $2, last_status_code = $3, last_error = $4,
+            status = case when $5 then 'failed' else 'pending' end,
+            next_attempt_at = now() + make_interval(secs => $6)
+         where id = $1",
+    )
+    .bind(id)
+    .bind(f.attempts)
+    .bind(f.code.map(i32::from))
+    .bind(f.error.chars().take(500).collect::<String>())
+    .bind(f.give_up)
+    .bind(f.retry_in_secs as f64)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Forgets finished deliveries older than `days` (a thousand at a time), and says when the
+/// next pending one is due, if any.
+#[tracing::instrument(name = "db.webhook_deliveries.prune", skip_all)]
+pub async fn prune_and_next(
+    conn: &mut PgConnection,
+    days: i32,
+) -> sqlx::Result<Option<DateTime<Utc>>> {
+    sqlx::query(
+        "delete from webhook_deliveries where id in (
+            select id from webhook_deliveries
+            where status <> 'pending' and created_at < now() - make_interval(days => $1)
+            limit 1000)",
+    )
+    .bind(days)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query_scalar(
+        "select min(next_attempt_at) from webhook_deliveries where status = 'pending'",
+    )
+    .fetch_one(conn)
+    .await
+}

@@ -312,42 +312,17 @@ async fn agent_send(
     // A merchant whose subscription is inactive is read-only (as now, not as at connect).
     let current = ctx.state.tenants.by_id(ctx.conn.tenant.id).await.ok().flatten();
     if current.is_some_and(|t| crate::merchant::subscription::read_only(&t)) {
-        return Err(FrameError {
-            code: "subscription_inactive",
-            message: "this workspace is read-only until its subscription is active again".into(),
-            client_msg_id: Some(send.client_msg_id),
-            retry_after: None,
-        });
+        let why = "this workspace is read-only until its subscription is active again";
+        return Err(refused("subscription_inactive", why.into(), &send, None));
     }
     attach(ctx, &mut send, None).await?;
     let tenant = ctx.conn.tenant.id;
     let chat = &ctx.state.chat;
     let Some(conversation_id) = send.conversation_id else {
-        return Err(FrameError {
-            code: "conversation_required",
-            message: "agents name the conversation they write to".into(),
-            client_msg_id: Some(send.client_msg_id),
-            retry_after: None,
-        });
+        let why = "agents name the conversation they write to";
+        return Err(refused("conversation_required", why.into(), &send, None));
     };
-    let failed = |e: sqlx::Error| db_error(e, Some(send.client_msg_id.clone()));
-    let mut tx = TenantTx::begin(&ctx.state.db, tenant).await.map_err(failed)?;
-    let conversation = ConversationId(conversation_id);
-    let row = store::conversation(&mut tx, conversation).await.map_err(failed)?;
-    let Some(mut row) = row else {
-        return Err(write_error(WriteError::ConversationNotFound, send.client_msg_id));
-    };
-    // Answering a queued conversation claims it.
-    let claimed = row.agent_id.is_none()
-        && !row.is_closed()
-        && store::assign(&mut tx, conversation, AgentId(agent_id)).await.map_err(failed)?;
-    if claimed {
-        row = store::conversation(&mut tx, conversation).await.ok().flatten().unwrap_or(row);
-    }
-    tx.commit().await.map_err(failed)?;
-    if claimed {
-        chat.announce(tenant, "assigned", &row);
-    }
+    let row = claimed_for(ctx, agent_id, conversation_id, &send).await?;
     let message = NewMessage {
         conversation_id,
         sender_kind: "agent",
@@ -377,6 +352,35 @@ async fn agent_send(
         }
         Err(e) => Err(write_error(e, send.client_msg_id)),
     }
+}
+
+/// The conversation an agent writes to; answering a queued one claims it (and every agent
+/// is told).
+async fn claimed_for(
+    ctx: &Ctx<'_>,
+    agent_id: i64,
+    conversation_id: i64,
+    send: &protocol::Send,
+) -> Result<store::ConversationRow, FrameError> {
+    let failed = |e: sqlx::Error| db_error(e, Some(send.client_msg_id.clone()));
+    let tenant = ctx.conn.tenant.id;
+    let mut tx = TenantTx::begin(&ctx.state.db, tenant).await.map_err(failed)?;
+    let conversation = ConversationId(conversation_id);
+    let row = store::conversation(&mut tx, conversation).await.map_err(failed)?;
+    let Some(mut row) = row else {
+        return Err(write_error(WriteError::ConversationNotFound, send.client_msg_id.clone()));
+    };
+    let claimed = row.agent_id.is_none()
+        && !row.is_closed()
+        && store::assign(&mut tx, conversation, AgentId(agent_id)).await.map_err(failed)?;
+    if claimed {
+        row = store::conversation(&mut tx, conversation).await.ok().flatten().unwrap_or(row);
+    }
+    tx.commit().await.map_err(failed)?;
+    if claimed {
+        ctx.state.chat.announce(tenant, "assigned", &row);
+    }
+    Ok(row)
 }
 
 /// The merchant's monthly allowance of conversations (its plan's; none: unlimited).
