@@ -1,10 +1,11 @@
 //! The agent REST API for conversations and visitors. Every route is tenant-scoped (the
 //! session's tenant) and covered by the isolation suite.
 
-use crate::ids::{AgentId, ConversationId};
+use std::sync::Arc;
+
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{FromRef, Path, Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    server_msg_id,
+    Chat, server_msg_id,
     store::{
         self,
         lists::{self, ConversationItem, Statuses, View},
@@ -25,12 +26,12 @@ use crate::realtime::{
 };
 use crate::visitor::directory::{self, VisitorDetail, VisitorItem};
 use crate::{
-    auth::ctx::{ApiToken, Ctx, Read, Write},
+    auth::ctx::{ApiToken, Ctx, Door, Read, Write},
     http::{
         AppError, Routes, Scope,
         extract::{ApiJson, PathId},
     },
-    startup::AppState,
+    ids::{AgentId, ConversationId},
 };
 
 /// The OpenAPI description of these routes (http::openapi gathers the modules').
@@ -48,7 +49,13 @@ use crate::{
 ))]
 pub(crate) struct Doc;
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Door>: FromRef<S>,
+    Arc<Chat>: FromRef<S>,
+    Arc<billing::Catalog>: FromRef<S>,
+{
     Routes::new()
         .get("/api/v1/conversations", Scope::Tenant, list_conversations)
         .api()
@@ -205,7 +212,8 @@ struct PostMessage {
 /// conversation, as in the workspace.
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), request_body = PostMessage, responses((status = 201, description = "Stored", body = MessageOut), (status = 200, description = "A retry of a message stored before", body = MessageOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn post_message(
-    State(state): State<AppState>,
+    State(chat): State<Arc<Chat>>,
+    State(plans): State<Arc<billing::Catalog>>,
     Ctx { session, mut tx, .. }: Ctx<ApiToken<Write>>,
     PathId(id): PathId<ConversationId>,
     ApiJson(req): ApiJson<PostMessage>,
@@ -223,7 +231,7 @@ async fn post_message(
     }
     tx.commit().await?;
     if claimed {
-        state.chat.announce(tenant, "assigned", &row);
+        chat.announce(tenant, "assigned", &row);
     }
     let message = NewMessage {
         conversation_id: id.0,
@@ -238,11 +246,11 @@ async fn post_message(
         sender_avatar: if as_bot { None } else { session.agent.avatar_url.clone() },
         origin: None,
     };
-    let stored = state.chat.post(tenant, message.clone()).await.map_err(write_failed)?;
+    let stored = chat.post(tenant, message.clone()).await.map_err(write_failed)?;
     // An agent (or the merchant's bot) answered: the conversation counts against the month's
     // allowance.
-    let limit = state.plans.get(&session.tenant.plan).and_then(|p| p.conversations_per_month);
-    state.chat.engaged(tenant, id.0, limit).await?;
+    let limit = plans.get(&session.tenant.plan).and_then(|p| p.conversations_per_month);
+    chat.engaged(tenant, id.0, limit).await?;
     let status = if stored.duplicate { StatusCode::OK } else { StatusCode::CREATED };
     let mut body =
         serde_json::to_value(message.out(&stored)).map_err(|e| AppError::Internal(e.into()))?;
@@ -292,12 +300,12 @@ fn write_failed(e: crate::realtime::writer::WriteError) -> AppError {
 /// Takes a queued conversation (or one of a colleague) for the caller.
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/claim", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), responses((status = 200, body = crate::realtime::protocol::ConversationOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn claim(
-    State(state): State<AppState>,
+    State(chat): State<Arc<Chat>>,
     ctx: Ctx<ApiToken<Write>>,
     PathId(id): PathId<ConversationId>,
 ) -> Result<Response, AppError> {
     let me = ctx.session.agent.id;
-    reassign(&state, ctx, id, me, "assigned").await
+    reassign(&chat, ctx, id, me, "assigned").await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -308,16 +316,16 @@ struct TransferRequest {
 /// Hands a conversation to another agent; the visitor is told, every agent's list updates.
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/transfer", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), request_body = TransferRequest, responses((status = 200, body = crate::realtime::protocol::ConversationOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn transfer(
-    State(state): State<AppState>,
+    State(chat): State<Arc<Chat>>,
     ctx: Ctx<ApiToken<Write>>,
     PathId(id): PathId<ConversationId>,
     ApiJson(req): ApiJson<TransferRequest>,
 ) -> Result<Response, AppError> {
-    reassign(&state, ctx, id, req.agent_id, "transferred").await
+    reassign(&chat, ctx, id, req.agent_id, "transferred").await
 }
 
 async fn reassign(
-    state: &AppState,
+    chat: &Chat,
     Ctx { session, mut tx, .. }: Ctx<ApiToken<Write>>,
     id: ConversationId,
     to: AgentId,
@@ -334,7 +342,7 @@ async fn reassign(
     store::assign(&mut tx, id, to).await?;
     let row = store::conversation(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     tx.commit().await?;
-    state.chat.announce(tenant, event, &row);
+    chat.announce(tenant, event, &row);
     if event == "transferred" {
         let notice = NewMessage {
             conversation_id: id.0,
@@ -351,7 +359,7 @@ async fn reassign(
             sender_avatar: None,
             origin: None,
         };
-        state.chat.post(tenant, notice).await.map_err(|e| AppError::Internal(e.into()))?;
+        chat.post(tenant, notice).await.map_err(|e| AppError::Internal(e.into()))?;
     }
     Ok(Json(row.out()).into_response())
 }
@@ -363,7 +371,7 @@ struct ReadRequest {
 
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/read", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), request_body = ReadRequest, responses((status = 204, description = "Marked read"), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn mark_read(
-    State(state): State<AppState>,
+    State(chat): State<Arc<Chat>>,
     Ctx { session, mut tx, .. }: Ctx<ApiToken<Write>>,
     PathId(id): PathId<ConversationId>,
     ApiJson(req): ApiJson<ReadRequest>,
@@ -373,8 +381,8 @@ async fn mark_read(
     tx.commit().await?;
     let frame =
         encode(&ServerFrame::Read { conversation_id: id.0, by: "agent", up_to: req.up_to.max(0) });
-    state.chat.hub.to_agents(session.tenant.id, &frame);
-    state.chat.hub.to_visitor(session.tenant.id, row.visitor_id, &frame);
+    chat.hub.to_agents(session.tenant.id, &frame);
+    chat.hub.to_visitor(session.tenant.id, row.visitor_id, &frame);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -401,7 +409,7 @@ struct VisitorPage {
 
 #[utoipa::path(get, path = "/api/v1/visitors", tag = "visitors", params(VisitorQuery), responses((status = 200, body = VisitorPage), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn list_visitors(
-    State(state): State<AppState>,
+    State(chat): State<Arc<Chat>>,
     Ctx { session, mut tx, .. }: Ctx<ApiToken<Read>>,
     Query(q): Query<VisitorQuery>,
 ) -> Result<Json<VisitorPage>, AppError> {
@@ -416,7 +424,7 @@ async fn list_visitors(
     let mut visitors = directory::search(&mut tx, text.as_deref(), tag, before, limit).await?;
     tx.commit().await?;
     for v in &mut visitors {
-        v.online = state.chat.hub.connections_of(session.tenant.id, Peer::Visitor(v.id)) > 0;
+        v.online = chat.hub.connections_of(session.tenant.id, Peer::Visitor(v.id)) > 0;
     }
     let next_before =
         (visitors.len() as i64 == limit).then(|| visitors.last().map(|v| v.id)).flatten();
@@ -426,7 +434,7 @@ async fn list_visitors(
 /// A visitor by public id (`v…`).
 #[utoipa::path(get, path = "/api/v1/visitors/{id}", tag = "visitors", params(("id" = String, Path, description = "The visitor id (v…)")), responses((status = 200, body = VisitorDetail), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn get_visitor(
-    State(state): State<AppState>,
+    State(chat): State<Arc<Chat>>,
     Ctx { session, mut tx, .. }: Ctx<ApiToken<Read>>,
     Path(id): Path<String>,
 ) -> Result<Json<VisitorDetail>, AppError> {
@@ -435,6 +443,6 @@ async fn get_visitor(
     }
     let mut detail = directory::detail(&mut tx, &id).await?.ok_or(AppError::NotFound)?;
     tx.commit().await?;
-    detail.online = state.chat.hub.connections_of(session.tenant.id, Peer::Visitor(detail.id)) > 0;
+    detail.online = chat.hub.connections_of(session.tenant.id, Peer::Visitor(detail.id)) > 0;
     Ok(Json(detail))
 }

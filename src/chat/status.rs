@@ -18,32 +18,31 @@
 //! Open, queued and the agent's load: only `open` conversations count towards an agent's
 //! `max_concurrent_chats`; pending and snoozed ones wait without taking a place.
 
-use crate::ids::ConversationId;
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Json,
-    extract::State,
+    extract::{FromRef, State},
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 use serde::Deserialize;
 use serde_json::json;
-use sqlx::PgConnection;
-use tenants::{TenantId, TenantTx};
+use sqlx::{PgConnection, PgPool};
+use tenants::{Registry, TenantId, TenantTx};
 
 use super::{Chat, server_msg_id, store};
 use crate::realtime::protocol::ConversationStatus::{self, Closed, Open, Pending, Queued, Snoozed};
 use crate::realtime::writer::NewMessage;
 use crate::{
-    auth::ctx::{ApiToken, Ctx, Write},
+    auth::ctx::{ApiToken, Ctx, Door, Write},
     http::{
         AppError, Routes, Scope,
         extract::{ApiJson, PathId},
     },
+    ids::ConversationId,
     merchant::settings::MerchantSettings,
-    startup::AppState,
 };
 
 /// The OpenAPI description of these routes' API part (http::openapi).
@@ -51,7 +50,12 @@ use crate::{
 #[openapi(paths(set_status, close))]
 pub(crate) struct Doc;
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Door>: FromRef<S>,
+    Arc<Chat>: FromRef<S>,
+{
     Routes::new()
         .post("/api/v1/conversations/{id}/status", Scope::Tenant, set_status)
         .api()
@@ -102,7 +106,7 @@ struct StatusRequest {
 /// (unchanged when it already had that status).
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/status", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), request_body = StatusRequest, responses((status = 200, body = crate::realtime::protocol::ConversationOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn set_status(
-    State(state): State<AppState>,
+    State(chat): State<Arc<Chat>>,
     ctx: Ctx<ApiToken<Write>>,
     PathId(id): PathId<ConversationId>,
     ApiJson(req): ApiJson<StatusRequest>,
@@ -134,21 +138,21 @@ async fn set_status(
             return Err(AppError::field("snoozed_until", "at most a year from now"));
         }
     }
-    change_as_agent(&state, ctx, id, target).await
+    change_as_agent(&chat, ctx, id, target).await
 }
 
 /// `POST /api/v1/conversations/{id}/close` → 200 the conversation, resolved.
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/close", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), responses((status = 200, body = crate::realtime::protocol::ConversationOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn close(
-    State(state): State<AppState>,
+    State(chat): State<Arc<Chat>>,
     ctx: Ctx<ApiToken<Write>>,
     PathId(id): PathId<ConversationId>,
 ) -> Result<Response, AppError> {
-    change_as_agent(&state, ctx, id, Target::Resolved).await
+    change_as_agent(&chat, ctx, id, Target::Resolved).await
 }
 
 async fn change_as_agent(
-    state: &AppState,
+    chat: &Chat,
     Ctx { session, mut tx, .. }: Ctx<ApiToken<Write>>,
     id: ConversationId,
     target: Target,
@@ -163,7 +167,7 @@ async fn change_as_agent(
     if let Some(changed) = changed {
         let actor =
             Actor::Agent { id: session.agent.id.0, name: session.agent.display_name.clone() };
-        state.chat.status_changed(tenant, &changed, &actor).await;
+        chat.status_changed(tenant, &changed, &actor).await;
     }
     Ok(Json(row.out()).into_response())
 }
@@ -303,8 +307,8 @@ impl Chat {
 }
 
 /// Runs due conversation timers every 30 seconds.
-pub fn spawn_worker(state: &AppState) -> tokio::task::JoinHandle<()> {
-    let state = state.clone();
+pub fn spawn_worker<S: TimerState>(state: &S) -> tokio::task::JoinHandle<()> {
+    let state = Timers::from_state(state);
     crate::background::every(
         "conversation timers",
         Duration::from_secs(30),
@@ -312,9 +316,50 @@ pub fn spawn_worker(state: &AppState) -> tokio::task::JoinHandle<()> {
         None,
         move || {
             let state = state.clone();
-            async move { run_due(&state, Utc::now()).await }
+            async move { state.run_due(Utc::now()).await }
         },
     )
+}
+
+/// What the timers' worker takes from the application's state.
+pub trait TimerState: Send + Sync {
+    fn pool(&self) -> PgPool;
+    fn tenants(&self) -> Arc<Registry>;
+    fn chat(&self) -> Arc<Chat>;
+}
+
+impl<S: Send + Sync> TimerState for S
+where
+    PgPool: FromRef<S>,
+    Arc<Registry>: FromRef<S>,
+    Arc<Chat>: FromRef<S>,
+{
+    fn pool(&self) -> PgPool {
+        PgPool::from_ref(self)
+    }
+    fn tenants(&self) -> Arc<Registry> {
+        Arc::<Registry>::from_ref(self)
+    }
+    fn chat(&self) -> Arc<Chat> {
+        Arc::<super::Chat>::from_ref(self)
+    }
+}
+
+#[derive(Clone)]
+struct Timers {
+    db: PgPool,
+    tenants: Arc<Registry>,
+    chat: Arc<Chat>,
+}
+
+impl Timers {
+    fn from_state(state: &impl TimerState) -> Self {
+        Self { db: state.pool(), tenants: state.tenants(), chat: state.chat() }
+    }
+
+    async fn run_due(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
+        run_due_with(self, now).await
+    }
 }
 
 /// Merchants handled at once.
@@ -322,7 +367,11 @@ const PARALLEL: usize = 4;
 
 /// Ends the snoozes due at `now` and resolves the conversations idle for their merchant's
 /// `auto_resolve_minutes`. Returns how many conversations changed.
-pub async fn run_due(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<usize> {
+pub async fn run_due(state: &impl TimerState, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    run_due_with(&Timers::from_state(state), now).await
+}
+
+async fn run_due_with(state: &Timers, now: DateTime<Utc>) -> anyhow::Result<usize> {
     let due = store::timers::due(&state.db, now).await?;
     let results: Vec<anyhow::Result<usize>> = futures::stream::iter(due)
         .map(|tenant| tenant_timers(state, tenant, now))
@@ -344,7 +393,7 @@ pub async fn run_due(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<usi
 /// One merchant's due timers. The timer row is held (`for update skip locked`) throughout,
 /// so nodes share merchants and one merchant is handled by one node at a time.
 async fn tenant_timers(
-    state: &AppState,
+    state: &Timers,
     tenant: TenantId,
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {

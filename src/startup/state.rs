@@ -86,6 +86,12 @@ impl FromRef<AppState> for Arc<billing::Catalog> {
     }
 }
 
+impl FromRef<AppState> for Arc<crate::chat::Chat> {
+    fn from_ref(state: &AppState) -> Self {
+        state.chat.clone()
+    }
+}
+
 impl FromRef<AppState> for PgPool {
     fn from_ref(state: &AppState) -> Self {
         state.db.clone()
