@@ -92,6 +92,12 @@ impl FromRef<AppState> for Arc<crate::chat::Chat> {
     }
 }
 
+impl FromRef<AppState> for crate::upload::Storage {
+    fn from_ref(state: &AppState) -> Self {
+        state.storage.clone()
+    }
+}
+
 impl FromRef<AppState> for PgPool {
     fn from_ref(state: &AppState) -> Self {
         state.db.clone()

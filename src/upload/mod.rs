@@ -452,7 +452,7 @@ fn bad_image(e: thumb::ImageError) -> AppError {
 /// points at it.
 pub async fn delete_rows(
     tx: &mut TenantTx,
-    state: &AppState,
+    storage: &Storage,
     tenant: TenantId,
     ids: &[String],
 ) -> sqlx::Result<Vec<ObjectPath>> {
@@ -471,8 +471,8 @@ pub async fn delete_rows(
     Ok(deleted
         .into_iter()
         .flat_map(|(id, _, has_thumb, _)| {
-            let thumb = has_thumb.then(|| state.storage.key(tenant, &id, true));
-            std::iter::once(state.storage.key(tenant, &id, false)).chain(thumb)
+            let thumb = has_thumb.then(|| storage.key(tenant, &id, true));
+            std::iter::once(storage.key(tenant, &id, false)).chain(thumb)
         })
         .collect())
 }

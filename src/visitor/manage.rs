@@ -1,10 +1,11 @@
 //! What agents do to a visitor's record: rename, contact details, notes, tags, blocking,
 //! clearing the history. Every change is pushed to the team as a `visitor` frame.
 
-use crate::realtime::hub::Hub;
+use std::sync::Arc;
+
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::{FromRef, Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -17,7 +18,7 @@ use super::store::{
     tags::{self, Tag},
 };
 use crate::{
-    auth::ctx::{Admin, AdminOrSelf, Agent, ApiToken, Ctx, Read, Write},
+    auth::ctx::{Admin, AdminOrSelf, Agent, ApiToken, Ctx, Door, Read, Write},
     auth::session::AgentSession,
     http::{
         AppError, Routes, Scope,
@@ -25,10 +26,10 @@ use crate::{
         input::{optional_text, text},
     },
     realtime::{
-        hub::encode,
+        hub::{Hub, encode},
         protocol::{ServerFrame, VisitorOut},
     },
-    startup::AppState,
+    upload::Storage,
 };
 
 /// The OpenAPI description of these routes' API part (http::openapi).
@@ -36,7 +37,13 @@ use crate::{
 #[openapi(paths(update, add_tag, remove_tag, list_tags))]
 pub(crate) struct Doc;
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Door>: FromRef<S>,
+    Arc<Hub>: FromRef<S>,
+    Storage: FromRef<S>,
+{
     Routes::new()
         .patch("/api/v1/visitors/{id}", Scope::Tenant, update)
         .api()
@@ -95,7 +102,7 @@ struct Change {
 
 #[utoipa::path(patch, path = "/api/v1/visitors/{id}", tag = "visitors", params(("id" = String, Path, description = "The visitor id (v…)")), request_body = Change, responses((status = 200, body = VisitorOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn update(
-    State(state): State<AppState>,
+    State(hub): State<Arc<Hub>>,
     Ctx { session, mut tx, .. }: Ctx<ApiToken<Write>>,
     Path(public_id): Path<String>,
     ApiJson(req): ApiJson<Change>,
@@ -136,7 +143,7 @@ async fn update(
         phone: req.phone.is_some().then_some(phone),
     };
     store::update_details(&mut tx, id, details).await?;
-    publish(&state.chat.hub, &session, tx, id).await.map(Json)
+    publish(&hub, &session, tx, id).await.map(Json)
 }
 
 #[derive(Deserialize)]
@@ -192,7 +199,7 @@ fn tag_name(raw: &str) -> Result<String, AppError> {
 /// Tags the visitor, creating the tag the first time it is used (names match in any case).
 #[utoipa::path(post, path = "/api/v1/visitors/{id}/tags", tag = "visitors", params(("id" = String, Path, description = "The visitor id (v…)")), request_body = NewTag, responses((status = 200, body = VisitorOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn add_tag(
-    State(state): State<AppState>,
+    State(hub): State<Arc<Hub>>,
     Ctx { session, mut tx, .. }: Ctx<ApiToken<Write>>,
     Path(public_id): Path<String>,
     ApiJson(req): ApiJson<NewTag>,
@@ -212,12 +219,12 @@ async fn add_tag(
         None => tags::create(&mut tx, &name).await?,
     };
     tags::attach(&mut tx, visitor, tag).await?;
-    publish(&state.chat.hub, &session, tx, visitor).await.map(Json)
+    publish(&hub, &session, tx, visitor).await.map(Json)
 }
 
 #[utoipa::path(delete, path = "/api/v1/visitors/{id}/tags/{name}", tag = "visitors", params(("id" = String, Path, description = "The visitor id (v…)"), ("name" = String, Path, description = "The tag")), responses((status = 200, body = VisitorOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn remove_tag(
-    State(state): State<AppState>,
+    State(hub): State<Arc<Hub>>,
     Ctx { session, mut tx, .. }: Ctx<ApiToken<Write>>,
     Path((public_id, name)): Path<(String, String)>,
 ) -> Result<Json<VisitorOut>, AppError> {
@@ -225,7 +232,7 @@ async fn remove_tag(
     if !tags::detach(&mut tx, visitor, &name).await? {
         return Err(AppError::NotFound);
     }
-    publish(&state.chat.hub, &session, tx, visitor).await.map(Json)
+    publish(&hub, &session, tx, visitor).await.map(Json)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -250,14 +257,15 @@ struct Cleared {
 /// Deletes every message of the visitor's conversations and the files sent in them (admins
 /// only). The conversations stay, empty, so lists and reports keep their counts.
 async fn clear_history(
-    State(state): State<AppState>,
+    State(hub): State<Arc<Hub>>,
+    State(storage): State<Storage>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,
     Path(public_id): Path<String>,
 ) -> Result<Json<Cleared>, AppError> {
     let visitor = visitor_id(&mut tx, &public_id).await?;
     let files = store::attachments(&mut tx, visitor).await?;
     let messages = store::delete_messages(&mut tx, visitor).await?;
-    let keys = crate::upload::delete_rows(&mut tx, &state, session.tenant.id, &files).await?;
+    let keys = crate::upload::delete_rows(&mut tx, &storage, session.tenant.id, &files).await?;
     let out = visitor_out(&mut tx, visitor).await?;
     crate::merchant::audit::commit(
         tx,
@@ -267,7 +275,7 @@ async fn clear_history(
         serde_json::json!({ "messages": messages, "files": files.len() }),
     )
     .await?;
-    state.storage.remove_all(&keys).await;
+    storage.remove_all(&keys).await;
     tracing::info!(
         tenant = session.tenant.id.0,
         by = session.agent.id.0,
@@ -276,8 +284,8 @@ async fn clear_history(
         "history cleared"
     );
     let frame = encode(&ServerFrame::Visitor { event: "history_cleared", visitor: out });
-    state.chat.hub.to_agents(session.tenant.id, &frame);
-    state.chat.hub.to_visitor(session.tenant.id, visitor, &frame_for_visitor());
+    hub.to_agents(session.tenant.id, &frame);
+    hub.to_visitor(session.tenant.id, visitor, &frame_for_visitor());
     Ok(Json(Cleared { messages, files: files.len() }))
 }
 

@@ -315,7 +315,6 @@ const STILL_TAKING_APP_STATE: &[&str] = &[
     "src/platform/system.rs",
     "src/site/mod.rs",
     "src/upload/mod.rs",
-    "src/visitor/manage.rs",
     "src/visitor/mod.rs",
     "src/visitor/page.rs",
     "src/visitor/prechat.rs",
