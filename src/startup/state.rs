@@ -50,70 +50,30 @@ pub struct AppState {
     pub caches: Caches,
 }
 
-impl FromRef<AppState> for Arc<Door> {
-    fn from_ref(state: &AppState) -> Self {
-        state.door.clone()
-    }
+/// What features take from the state (`State<T>`, or a `FromRef` bound on their routes),
+/// each a clone of the part named.
+macro_rules! parts {
+    ($($part:ty => $($field:ident).+;)+) => {$(
+        impl FromRef<AppState> for $part {
+            fn from_ref(state: &AppState) -> Self {
+                state.$($field).+.clone()
+            }
+        }
+    )+};
 }
 
-impl FromRef<AppState> for TrustedProxies {
-    fn from_ref(state: &AppState) -> Self {
-        state.proxies.clone()
-    }
-}
-
-impl FromRef<AppState> for Arc<Registry> {
-    fn from_ref(state: &AppState) -> Self {
-        state.tenants.clone()
-    }
-}
-
-impl FromRef<AppState> for Caches {
-    fn from_ref(state: &AppState) -> Self {
-        state.caches.clone()
-    }
-}
-
-impl FromRef<AppState> for Arc<Config> {
-    fn from_ref(state: &AppState) -> Self {
-        state.config.clone()
-    }
-}
-
-impl FromRef<AppState> for Arc<billing::Catalog> {
-    fn from_ref(state: &AppState) -> Self {
-        state.plans.clone()
-    }
-}
-
-impl FromRef<AppState> for Arc<crate::chat::Chat> {
-    fn from_ref(state: &AppState) -> Self {
-        state.chat.clone()
-    }
-}
-
-impl FromRef<AppState> for crate::upload::Storage {
-    fn from_ref(state: &AppState) -> Self {
-        state.storage.clone()
-    }
-}
-
-impl FromRef<AppState> for PgPool {
-    fn from_ref(state: &AppState) -> Self {
-        state.db.clone()
-    }
-}
-
-impl FromRef<AppState> for Arc<crate::realtime::hub::Hub> {
-    fn from_ref(state: &AppState) -> Self {
-        state.chat.hub.clone()
-    }
-}
-
-impl FromRef<AppState> for Arc<crate::webhooks::Webhooks> {
-    fn from_ref(state: &AppState) -> Self {
-        state.chat.webhooks.clone()
-    }
+parts! {
+    Arc<Door> => door;
+    TrustedProxies => proxies;
+    Arc<Registry> => tenants;
+    Caches => caches;
+    Arc<Config> => config;
+    Arc<billing::Catalog> => plans;
+    Arc<crate::chat::Chat> => chat;
+    crate::upload::Storage => storage;
+    PgPool => db;
+    Arc<crate::realtime::hub::Hub> => chat.hub;
+    Arc<crate::webhooks::Webhooks> => chat.webhooks;
 }
 
 #[cfg(test)]
