@@ -2,25 +2,40 @@
 //! comment). One rating per conversation (the table's key decides, however many tabs
 //! answer at once); agents see it on the conversation, live and in lists.
 
+use std::sync::Arc;
+
 use axum::{
     Json,
-    extract::State,
+    extract::{FromRef, State},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
+use sqlx::PgPool;
 use tenants::TenantTx;
 
 use super::store;
 use crate::realtime::{hub::encode, protocol::ServerFrame};
 use crate::{
-    http::rate::Rule,
-    http::{AppError, Routes, Scope, extract::ApiJson},
-    startup::AppState,
+    auth::ctx::Door,
+    http::{
+        AppError, Routes, Scope, TrustedProxies,
+        extract::ApiJson,
+        rate::{Limiter, Rule},
+    },
+    realtime::hub::Hub,
     visitor::VisitorSession,
 };
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Door>: FromRef<S>,
+    TrustedProxies: FromRef<S>,
+    PgPool: FromRef<S>,
+    Arc<Hub>: FromRef<S>,
+    Arc<Limiter>: FromRef<S>,
+{
     Routes::new().post("/api/v1/visitor/rating", Scope::Public, rate)
 }
 
@@ -40,22 +55,24 @@ pub use crate::realtime::protocol::RatingOut;
 /// `POST /api/v1/visitor/rating {conversation_id, score, comment?}` with the visitor token
 /// → 201 the rating. Only the visitor's own closed conversation, once.
 async fn rate(
-    State(state): State<AppState>,
+    State(db): State<PgPool>,
+    State(hub): State<Arc<Hub>>,
+    State(limiter): State<Arc<Limiter>>,
     session: VisitorSession,
     ApiJson(req): ApiJson<Rate>,
 ) -> Result<Response, AppError> {
     if !(1..=5).contains(&req.score) {
         return Err(AppError::field("score", "a whole number from 1 to 5"));
     }
-    let l = &state.limiter.limits;
+    let l = &limiter.limits;
     let (per_ip, per_visitor) = (
         Rule::per_hour("ratings", l.ratings_per_ip),
         Rule::per_hour("ratings", l.ratings_per_visitor),
     );
-    session.limit(&state, per_ip, per_visitor, 1).await?;
+    session.limit(&limiter, per_ip, per_visitor, 1).await?;
     let comment = clean_comment(&req.comment);
     let tenant = session.tenant.id;
-    let mut tx = TenantTx::begin(&state.db, tenant).await?;
+    let mut tx = TenantTx::begin(&db, tenant).await?;
     let row = store::conversation(&mut tx, crate::ids::ConversationId(req.conversation_id))
         .await?
         .filter(|c| c.visitor_id == session.visitor.id)
@@ -78,7 +95,7 @@ async fn rate(
         created_at,
     };
     let frame = encode(&ServerFrame::Rating { rating: out.clone() });
-    state.chat.hub.to_agents(tenant, &frame);
+    hub.to_agents(tenant, &frame);
     tracing::info!(
         tenant = tenant.0,
         conversation = row.id,

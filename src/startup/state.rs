@@ -65,6 +65,7 @@ macro_rules! parts {
 parts! {
     Arc<Door> => door;
     TrustedProxies => proxies;
+    Arc<rate::Limiter> => limiter;
     Arc<Registry> => tenants;
     Caches => caches;
     Arc<Config> => config;

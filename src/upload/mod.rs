@@ -304,7 +304,7 @@ impl Uploader {
             None => {
                 let per_ip = Rule::per_hour("uploads", l.uploads_per_ip);
                 let per_visitor = Rule::per_hour("uploads", l.uploads_per_visitor);
-                v.limit(state, per_ip, per_visitor, 1).await
+                v.limit(&state.limiter, per_ip, per_visitor, 1).await
             }
             Some(len) => {
                 let kib = u32::try_from(len.div_ceil(1024)).unwrap_or(u32::MAX);

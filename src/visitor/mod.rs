@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::{
     Json,
-    extract::{FromRequestParts, State},
+    extract::{FromRef, FromRequestParts, State},
     http::{HeaderMap, header, request::Parts},
 };
 use base64::Engine as _;
@@ -22,12 +22,15 @@ use serde_json::{Map, Value};
 use tenants::{EntId, Tenant, TenantTx};
 
 use crate::{
-    auth::token::{TicketRole, TokenKind},
+    auth::{
+        ctx::Door,
+        token::{TicketRole, TokenKind},
+    },
     http::{
-        AppError, ClientMeta, Routes, Scope,
+        AppError, ClientMeta, Routes, Scope, TrustedProxies,
         extract::ApiJson,
         input::{shown_name, web_url},
-        rate::{Hit, Rule},
+        rate::{Hit, Limiter, Rule},
     },
     startup::AppState,
 };
@@ -380,7 +383,7 @@ impl VisitorSession {
     /// (http::rate); 429 `rate_limited` with `Retry-After` past either.
     pub async fn limit(
         &self,
-        state: &AppState,
+        limiter: &Limiter,
         per_ip: Rule,
         per_visitor: Rule,
         cost: u32,
@@ -389,14 +392,21 @@ impl VisitorSession {
             Hit::ip(per_ip, self.ip).cost(cost),
             Hit::visitor(per_visitor, self.visitor.id).cost(cost),
         ];
-        state.limiter.check(self.tenant.id, &hits).await
+        limiter.check(self.tenant.id, &hits).await
     }
 }
 
-impl FromRequestParts<AppState> for VisitorSession {
+/// The visitor's token opens the session through the same door as agents' (pool, registry,
+/// keys); their address comes from the trusted proxies.
+impl<S: Send + Sync> FromRequestParts<S> for VisitorSession
+where
+    Arc<Door>: FromRef<S>,
+    TrustedProxies: FromRef<S>,
+{
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let door = Arc::<Door>::from_ref(state);
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -405,9 +415,9 @@ impl FromRequestParts<AppState> for VisitorSession {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, t)| t.trim().to_owned())
             .ok_or(AppError::Unauthorized)?;
-        let claims = state.tokens.verify(&token, TokenKind::Visitor)?;
+        let claims = door.tokens.verify(&token, TokenKind::Visitor)?;
         let visitor_id: i64 = claims.sub.parse().map_err(|_| AppError::Unauthorized)?;
-        let tenant = state
+        let tenant = door
             .tenants
             .by_id(tenants::TenantId(claims.tid.ok_or(AppError::Unauthorized)?))
             .await?;
@@ -418,7 +428,7 @@ impl FromRequestParts<AppState> for VisitorSession {
         // Blocks hold everywhere: the visitor's, and their address's (a token obtained before
         // the block does not get around it).
         let Ok(meta) = ClientMeta::from_request_parts(parts, state).await;
-        let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
+        let mut tx = TenantTx::begin(&door.db, tenant.id).await?;
         let visitor =
             VisitorRow::load(&mut tx, visitor_id, meta.ip).await?.ok_or(AppError::Unauthorized)?;
         tx.commit().await?;
@@ -441,7 +451,7 @@ async fn ticket(
         Rule::per_ten_minutes("tickets", l.tickets_per_ip),
         Rule::per_ten_minutes("tickets", l.tickets_per_visitor),
     );
-    session.limit(&state, per_ip, per_visitor, 1).await?;
+    session.limit(&state.limiter, per_ip, per_visitor, 1).await?;
     Ok(Json(
         state
             .tokens

@@ -68,7 +68,7 @@ async fn page_views(
         Rule::per_hour("page_views", l.page_views_per_ip),
         Rule::per_hour("page_views", l.page_views_per_visitor),
     );
-    session.limit(&state, per_ip, per_visitor, req.views.len() as u32).await?;
+    session.limit(&state.limiter, per_ip, per_visitor, req.views.len() as u32).await?;
     let now = chrono::Utc::now();
     let mut clean = Vec::with_capacity(req.views.len());
     for view in req.views {
@@ -315,7 +315,7 @@ async fn leave_message(
         Rule::per_hour("leave_messages", l.leave_messages_per_ip),
         Rule::per_hour("leave_messages", l.leave_messages_per_visitor),
     );
-    session.limit(&state, per_ip, per_visitor, 1).await?;
+    session.limit(&state.limiter, per_ip, per_visitor, 1).await?;
     let name = crate::http::input::shown_name(&req.name, 100).unwrap_or_default();
     let contact = clean(&req.contact, 200);
     let mut tx = TenantTx::begin(&state.db, session.tenant.id).await?;

@@ -292,7 +292,6 @@ const STILL_TAKING_APP_STATE: &[&str] = &[
     "src/auth/two_factor.rs",
     "src/chat/automation.rs",
     "src/chat/mod.rs",
-    "src/chat/rating.rs",
     "src/chat/ws/connection.rs",
     "src/chat/ws/frames.rs",
     "src/chat/ws/mod.rs",
