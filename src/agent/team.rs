@@ -128,7 +128,7 @@ pub async fn create_agent(
     )
     .await?;
     if invite {
-        notify::wake(&state);
+        state.mail.wake();
     }
     let (tenant, by) = (session.tenant.id.0, session.agent.id.0);
     tracing::info!(tenant, by, agent = id, invited = invite, "agent created");
@@ -234,7 +234,7 @@ pub async fn resend_invitation(
         serde_json::json!({}),
     )
     .await?;
-    notify::wake(&state);
+    state.mail.wake();
     Ok(StatusCode::NO_CONTENT)
 }
 

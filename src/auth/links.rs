@@ -127,7 +127,7 @@ pub fn invite_email(
             ],
             action: Some((
                 lang.tr("email.invite_action").to_owned(),
-                notify::link(state, &format!("/invite/{token}")),
+                state.mail.link(&format!("/invite/{token}")),
             )),
             reason: fill(lang.tr("email.invite_reason"), &v),
             ..Content::default()
@@ -146,7 +146,7 @@ fn reset_email(state: &AppState, lang: Lang, site: &str, to: &str, token: &str) 
             paragraphs: vec![lang.tr("email.reset_body").to_owned()],
             action: Some((
                 lang.tr("email.reset_action").to_owned(),
-                notify::link(state, &format!("/reset/{token}")),
+                state.mail.link(&format!("/reset/{token}")),
             )),
             reason: lang.tr("email.reset_reason").to_owned(),
             ..Content::default()
@@ -173,7 +173,7 @@ pub fn verify_email(
             paragraphs: vec![lang.tr("email.verify_body").to_owned()],
             action: Some((
                 lang.tr("email.verify_action").to_owned(),
-                notify::link(state, &format!("/verify/{token}")),
+                state.mail.link(&format!("/verify/{token}")),
             )),
             reason: fill(lang.tr("email.verify_reason"), &v),
             ..Content::default()
@@ -388,7 +388,7 @@ async fn forgot_form(
             let mail = reset_email(&state, lang, notify::site_name(&settings), &user.email, &token);
             notify::enqueue(&mut tx, &settings, lang, mail).await?;
             tx.commit().await?;
-            notify::wake(&state);
+            state.mail.wake();
         }
     }
     let mut done = LinkPage::new(lang, &csrf, "forgot_sent");

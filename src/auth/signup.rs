@@ -183,7 +183,7 @@ async fn by_email(
     };
     notify::enqueue(&mut tx, settings, lang, mail).await?;
     tx.commit().await?;
-    notify::wake(state);
+    state.mail.wake();
     Ok(())
 }
 
@@ -206,7 +206,7 @@ fn confirm_email(
             paragraphs: vec![fill(lang.tr("email.signup_body"), &v)],
             action: Some((
                 lang.tr("email.signup_action").to_owned(),
-                notify::link(state, &format!("/signup/confirm/{token}")),
+                state.mail.link(&format!("/signup/confirm/{token}")),
             )),
             reason: fill(lang.tr("email.signup_reason"), &v),
             ..Content::default()
@@ -221,7 +221,7 @@ fn exists_email(
     to: &Email,
     merchant: &str,
 ) -> OutgoingEmail {
-    let forgot = notify::link(state, "/forgot");
+    let forgot = state.mail.link("/forgot");
     let v = [("merchant", merchant), ("site", site), ("forgot", forgot.as_str())];
     let fill = links::fill;
     OutgoingEmail::to_person(
@@ -236,7 +236,7 @@ fn exists_email(
             ],
             action: Some((
                 lang.tr("email.signup_exists_action").to_owned(),
-                notify::link(state, "/login"),
+                state.mail.link("/login"),
             )),
             reason: fill(lang.tr("email.signup_exists_reason"), &v),
             ..Content::default()

@@ -183,10 +183,7 @@ async fn remind_if_unanswered(
             heading: fill(lang.tr("email.unanswered_heading"), &v),
             paragraphs: vec![fill(lang.tr("email.unanswered_body"), &v)],
             quote: m.text.clone().filter(|t| !t.trim().is_empty()),
-            action: Some((
-                lang.tr("email.unanswered_action").to_owned(),
-                crate::notify::link(state, "/app"),
-            )),
+            action: Some((lang.tr("email.unanswered_action").to_owned(), state.mail.link("/app"))),
             reason: fill(lang.tr("email.unanswered_reason"), &v),
             ..Default::default()
         },

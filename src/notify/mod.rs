@@ -13,8 +13,9 @@ pub mod smtp;
 use askama::Template;
 use serde_json::Value;
 use sqlx::PgConnection;
+use std::sync::Arc;
 
-use crate::{i18n::Lang, platform::system::SystemSettings, startup::AppState};
+use crate::{i18n::Lang, platform::system::SystemSettings};
 
 /// An email to send.
 #[derive(Clone, Debug)]
@@ -135,12 +136,32 @@ pub async fn enqueue(
     Ok(inserted == 1)
 }
 
-/// Tells the worker there is something to send now (after the enqueueing commit).
-pub fn wake(state: &AppState) {
-    state.mail.notify_one();
+/// What features that send email hold: the site's address (for links in emails) and the
+/// worker's bell. Cheap to clone.
+#[derive(Clone)]
+pub struct Mail {
+    site: Arc<str>,
+    bell: Arc<tokio::sync::Notify>,
 }
 
-/// An absolute link into kefu (`public_url`, else the address it listens on).
-pub fn link(state: &AppState, path: &str) -> String {
-    format!("{}{path}", state.config.display_url(state.config.port))
+impl Mail {
+    /// `site`: `public_url`, else the address kefu listens on.
+    pub fn new(site: String) -> Self {
+        Self { site: site.into(), bell: Arc::default() }
+    }
+
+    /// Tells the worker there is something to send now (after the enqueueing commit).
+    pub fn wake(&self) {
+        self.bell.notify_one();
+    }
+
+    /// An absolute link into kefu.
+    pub fn link(&self, path: &str) -> String {
+        format!("{}{path}", self.site)
+    }
+
+    /// The bell the worker waits on.
+    pub fn bell(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.bell)
+    }
 }

@@ -5,7 +5,7 @@
 //! address) drops the email with its reason. Delivery is at least once: a node dying
 //! between sending and recording sends that email again.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use serde_json::Value;
 use tenants::{TenantId, TenantTx};
@@ -20,7 +20,7 @@ pub const MAX_ATTEMPTS: i32 = 8;
 
 pub fn spawn_worker(state: &AppState) -> tokio::task::JoinHandle<()> {
     let interval = Duration::from_secs(state.config.email_interval_secs);
-    let wake = Arc::clone(&state.mail);
+    let wake = state.mail.bell();
     let state = state.clone();
     crate::background::every(
         "email",

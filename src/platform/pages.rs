@@ -297,7 +297,7 @@ async fn settings_page(
         shell: Shell::new(&csrf, &admin, "settings"),
         s: SystemSettings::load(&state.db).await?,
         providers: super::identity_providers::all(&state).await?,
-        callback_base: crate::notify::link(&state, "/auth/oauth/"),
+        callback_base: state.mail.link("/auth/oauth/"),
     };
     Ok((csrf, Page(page)).into_response())
 }

@@ -101,7 +101,7 @@ impl Application {
             plans,
             stripe,
             clock: Arc::new(billing::SystemClock),
-            mail: Arc::default(),
+            mail: crate::notify::Mail::new(config.display_url(config.port)),
             oauth,
             storage,
             geoip,

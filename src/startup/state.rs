@@ -36,7 +36,7 @@ pub struct AppState {
     /// The time billing decisions are made at (tests drive it).
     pub clock: Arc<dyn billing::Clock>,
     /// Wakes the email worker when something was queued.
-    pub mail: Arc<tokio::sync::Notify>,
+    pub mail: crate::notify::Mail,
     /// Sign-in providers' endpoints and keys (GitHub, Google, OpenID Connect).
     pub oauth: Arc<crate::auth::oauth::Providers>,
     /// What anonymous visitors may trigger, counted across nodes.
@@ -65,6 +65,7 @@ macro_rules! parts {
 parts! {
     Arc<Door> => door;
     TrustedProxies => proxies;
+    crate::notify::Mail => mail;
     Arc<rate::Limiter> => limiter;
     Arc<Registry> => tenants;
     Caches => caches;

@@ -138,10 +138,7 @@ async fn email_leave_message(
             paragraphs: vec![lang.tr("email.leave_body").to_owned()],
             details,
             quote: Some(body.to_owned()),
-            action: Some((
-                lang.tr("email.leave_action").to_owned(),
-                crate::notify::link(state, "/app"),
-            )),
+            action: Some((lang.tr("email.leave_action").to_owned(), state.mail.link("/app"))),
             reason: fill(lang.tr("email.leave_reason"), &v),
         },
         delay_secs: 0,
@@ -324,7 +321,7 @@ async fn leave_message(
     let emailed = email_leave_message(&state, &mut tx, &session, &name, &contact, &body).await?;
     tx.commit().await?;
     if emailed {
-        crate::notify::wake(&state);
+        state.mail.wake();
     }
     let summary = format!(
         "{}{}: {}",

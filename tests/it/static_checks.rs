@@ -299,7 +299,6 @@ const STILL_TAKING_APP_STATE: &[&str] = &[
     "src/merchant/subscription/mod.rs",
     "src/merchant/subscription/webhook.rs",
     "src/metrics.rs",
-    "src/notify/mod.rs",
     "src/notify/outbox.rs",
     "src/platform/announcements.rs",
     "src/platform/audit/mod.rs",

@@ -112,7 +112,7 @@ pub async fn buttons(db: &sqlx::PgPool) -> sqlx::Result<Vec<Button>> {
 
 /// Where the provider sends the browser back (register this with the provider).
 pub fn redirect_uri(state: &AppState, slug: &str) -> String {
-    crate::notify::link(state, &format!("/auth/oauth/{slug}/callback"))
+    state.mail.link(&format!("/auth/oauth/{slug}/callback"))
 }
 
 fn state_hash(state: &str) -> String {
