@@ -66,6 +66,7 @@ parts! {
     Arc<Door> => door;
     TrustedProxies => proxies;
     crate::notify::Mail => mail;
+    Arc<crate::platform::system::SystemCache> => system;
     Arc<rate::Limiter> => limiter;
     Arc<Registry> => tenants;
     Caches => caches;

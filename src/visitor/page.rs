@@ -2,27 +2,49 @@
 //! (and `visitor_id=`, which is kept as a hint for agents and never grants access).
 //! Unknown `ent_id` → a 404 page; a suspended merchant → the "service paused" page.
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::{
     Json,
-    extract::{Query, State},
+    extract::{FromRef, Query, State},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
-use tenants::TenantTx;
+use sqlx::PgPool;
+use tenants::{Registry, TenantTx};
 
 use super::{VisitorSession, store};
-use crate::http::rate::Rule;
 use crate::{
-    http::{AppError, Page, ResolvedTenant, Routes, Scope, extract::ApiJson},
+    auth::ctx::Door,
+    http::{
+        AppError, Page, ResolvedTenant, Routes, Scope, TrustedProxies,
+        extract::ApiJson,
+        rate::{Limiter, Rule},
+    },
     i18n::{ChosenLang, Lang},
     merchant::settings::MerchantSettings,
-    realtime::{hub::encode, protocol::ServerFrame},
-    startup::AppState,
+    notify::Mail,
+    platform::system::SystemCache,
+    realtime::{
+        hub::{Hub, encode},
+        protocol::ServerFrame,
+    },
 };
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Door>: FromRef<S>,
+    TrustedProxies: FromRef<S>,
+    Arc<Registry>: FromRef<S>,
+    PgPool: FromRef<S>,
+    Arc<Hub>: FromRef<S>,
+    Arc<Limiter>: FromRef<S>,
+    Arc<SystemCache>: FromRef<S>,
+    Mail: FromRef<S>,
+{
     Routes::new()
         .get("/chatIndex", Scope::Public, chat_index)
         .post("/api/v1/visitor/leave_message", Scope::Public, leave_message)
@@ -53,7 +75,9 @@ struct PageView {
 /// Pages of the merchant's site the visitor opened, reported by the widget: stored on the
 /// visitor's trail and shown live to agents.
 async fn page_views(
-    State(state): State<AppState>,
+    State(db): State<PgPool>,
+    State(hub): State<Arc<Hub>>,
+    State(limiter): State<Arc<Limiter>>,
     session: VisitorSession,
     ApiJson(req): ApiJson<PageViews>,
 ) -> Result<Response, AppError> {
@@ -63,12 +87,12 @@ async fn page_views(
             format!("at most {MAX_PAGE_VIEWS} page views at a time"),
         ));
     }
-    let l = &state.limiter.limits;
+    let l = &limiter.limits;
     let (per_ip, per_visitor) = (
         Rule::per_hour("page_views", l.page_views_per_ip),
         Rule::per_hour("page_views", l.page_views_per_visitor),
     );
-    session.limit(&state.limiter, per_ip, per_visitor, req.views.len() as u32).await?;
+    session.limit(&limiter, per_ip, per_visitor, req.views.len() as u32).await?;
     let now = chrono::Utc::now();
     let mut clean = Vec::with_capacity(req.views.len());
     for view in req.views {
@@ -81,7 +105,7 @@ async fn page_views(
             view.at.filter(|t| *t <= now && now - *t < chrono::Duration::days(1)).unwrap_or(now);
         clean.push(store::PageView { url, title: title.trim().to_owned(), referrer, at });
     }
-    let mut tx = TenantTx::begin(&state.db, session.tenant.id).await?;
+    let mut tx = TenantTx::begin(&db, session.tenant.id).await?;
     store::record_pages(&mut tx, session.visitor.id, &clean).await?;
     tx.commit().await?;
     for store::PageView { url, title, at, .. } in clean {
@@ -91,7 +115,7 @@ async fn page_views(
             title,
             at,
         });
-        state.chat.hub.to_agents(session.tenant.id, &encode(&frame));
+        hub.to_agents(session.tenant.id, &encode(&frame));
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -99,14 +123,15 @@ async fn page_views(
 /// Queues the left message for the merchant's notification email, when it has one and the
 /// platform can send email. Returns whether it did.
 async fn email_leave_message(
-    state: &AppState,
+    system: &SystemCache,
+    mail: &Mail,
     tx: &mut sqlx::PgConnection,
     session: &VisitorSession,
     name: &str,
     contact: &str,
     body: &str,
 ) -> Result<bool, AppError> {
-    let settings = state.system.get().await?;
+    let settings = system.get().await?;
     if !crate::notify::enabled(&settings) {
         return Ok(false);
     }
@@ -138,7 +163,7 @@ async fn email_leave_message(
             paragraphs: vec![lang.tr("email.leave_body").to_owned()],
             details,
             quote: Some(body.to_owned()),
-            action: Some((lang.tr("email.leave_action").to_owned(), state.mail.link("/app"))),
+            action: Some((lang.tr("email.leave_action").to_owned(), mail.link("/app"))),
             reason: fill(lang.tr("email.leave_reason"), &v),
         },
         delay_secs: 0,
@@ -186,14 +211,14 @@ struct ChatPage {
 }
 
 async fn chat_index(
-    State(state): State<AppState>,
+    State(db): State<PgPool>,
     ChosenLang(chosen): ChosenLang,
     ResolvedTenant(tenant): ResolvedTenant,
     headers: axum::http::HeaderMap,
     uri: axum::http::Uri,
     Query(q): Query<ChatQuery>,
 ) -> Result<Response, AppError> {
-    let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
+    let mut tx = TenantTx::begin(&db, tenant.id).await?;
     let settings = MerchantSettings::load(&mut tx).await?;
     tx.commit().await?;
     // GOFLY's landing-domain redirect: opened on another host, go on to the merchant's. Not
@@ -291,7 +316,11 @@ struct LeaveMessage {
 /// The leave-a-message form (when nobody is online): stored for the merchant and pushed to
 /// any agent who is connected.
 async fn leave_message(
-    State(state): State<AppState>,
+    State(db): State<PgPool>,
+    State(hub): State<Arc<Hub>>,
+    State(limiter): State<Arc<Limiter>>,
+    State(system): State<Arc<SystemCache>>,
+    State(mail): State<Mail>,
     session: VisitorSession,
     ApiJson(req): ApiJson<LeaveMessage>,
 ) -> Result<Response, AppError> {
@@ -307,21 +336,22 @@ async fn leave_message(
     if body.is_empty() {
         return Err(AppError::field("body", "write a message"));
     }
-    let l = &state.limiter.limits;
+    let l = &limiter.limits;
     let (per_ip, per_visitor) = (
         Rule::per_hour("leave_messages", l.leave_messages_per_ip),
         Rule::per_hour("leave_messages", l.leave_messages_per_visitor),
     );
-    session.limit(&state.limiter, per_ip, per_visitor, 1).await?;
+    session.limit(&limiter, per_ip, per_visitor, 1).await?;
     let name = crate::http::input::shown_name(&req.name, 100).unwrap_or_default();
     let contact = clean(&req.contact, 200);
-    let mut tx = TenantTx::begin(&state.db, session.tenant.id).await?;
+    let mut tx = TenantTx::begin(&db, session.tenant.id).await?;
     let id = store::leave_message(&mut tx, session.visitor.id, &name, &contact, &body).await?;
     // The merchant's notification email gets it too, in the same transaction.
-    let emailed = email_leave_message(&state, &mut tx, &session, &name, &contact, &body).await?;
+    let emailed =
+        email_leave_message(&system, &mail, &mut tx, &session, &name, &contact, &body).await?;
     tx.commit().await?;
     if emailed {
-        state.mail.wake();
+        mail.wake();
     }
     let summary = format!(
         "{}{}: {}",
@@ -329,7 +359,7 @@ async fn leave_message(
         if contact.is_empty() { String::new() } else { format!(" ({contact})") },
         body.chars().take(200).collect::<String>()
     );
-    state.chat.hub.to_agents(
+    hub.to_agents(
         session.tenant.id,
         &encode(&ServerFrame::Notice { code: "leave_message", message: summary }),
     );

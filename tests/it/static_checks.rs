@@ -314,7 +314,6 @@ const STILL_TAKING_APP_STATE: &[&str] = &[
     "src/site/mod.rs",
     "src/upload/mod.rs",
     "src/visitor/mod.rs",
-    "src/visitor/page.rs",
     "src/visitor/prechat.rs",
     "src/webhooks/deliver.rs",
 ];
