@@ -7,10 +7,12 @@
 //! `kefu_platform` cookie (SameSite=Strict) or, for API clients, a bearer token. Every request
 //! re-checks that the user is still a platform admin with a second factor.
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::{
     Form, Json,
-    extract::{FromRequestParts, State},
+    extract::{FromRef, FromRequestParts, State},
     http::{HeaderMap, Method, StatusCode, request::Parts},
     response::{IntoResponse, Redirect, Response},
 };
@@ -20,6 +22,7 @@ use cookie::{Cookie, SameSite};
 use serde::{Deserialize, Serialize};
 
 use super::audit;
+use crate::auth::ctx::Door;
 use crate::{
     auth::{
         AuthRateLimit, FormRequest, Proven, accounts, check_password, limited,
@@ -68,16 +71,21 @@ pub struct PlatformSession {
     pub session_id: Option<crate::auth::sessions::SessionId>,
 }
 
-impl FromRequestParts<AppState> for PlatformSession {
+/// A console session opens through the same door as merchants' (pool and token keys).
+impl<S: Send + Sync> FromRequestParts<S> for PlatformSession
+where
+    Arc<Door>: FromRef<S>,
+{
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let door = Arc::<Door>::from_ref(state);
         let presented = session::presented_token(parts, SESSION_COOKIE)?;
-        let claims = state.tokens.verify(&presented.token, TokenKind::Platform)?;
+        let claims = door.tokens.verify(&presented.token, TokenKind::Platform)?;
         let user_id = claims.user_id()?;
         let sid = claims.sid.ok_or(AppError::Unauthorized)?;
         presented.check_csrf(parts)?;
-        let email = crate::auth::store::platform_admin_email(&state.db, user_id, sid).await?;
+        let email = crate::auth::store::platform_admin_email(&door.db, user_id, sid).await?;
         let email = email.ok_or(AppError::Unauthorized)?;
         tracing::Span::current().record("user", user_id);
         let ip = parts.extensions.get::<ClientMeta>().map(|m| m.ip.to_string());

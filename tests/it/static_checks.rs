@@ -301,7 +301,6 @@ const STILL_TAKING_APP_STATE: &[&str] = &[
     "src/metrics.rs",
     "src/notify/outbox.rs",
     "src/platform/announcements.rs",
-    "src/platform/audit/mod.rs",
     "src/platform/auth.rs",
     "src/platform/dashboard.rs",
     "src/platform/export.rs",

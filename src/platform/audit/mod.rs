@@ -3,25 +3,36 @@
 //! sessions, announcements, system settings). Merchants' own admin actions stay in each
 //! merchant's `audit_log` and show on that merchant's page in the console.
 
-use super::PlatformSession;
-use crate::http::{AppError, Routes, Scope};
-use crate::startup::AppState;
+use std::sync::Arc;
+
 use axum::{
     Json,
-    extract::{Query, State},
+    extract::{FromRef, Query, State},
+};
+use sqlx::PgPool;
+
+use super::PlatformSession;
+use crate::{
+    auth::ctx::Door,
+    http::{AppError, Routes, Scope},
 };
 
 mod store;
 pub use store::{AuditPage, AuditQuery, Entry, record, search};
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Door>: FromRef<S>,
+    PgPool: FromRef<S>,
+{
     Routes::new().get("/api/platform/v1/audit", Scope::Platform, list)
 }
 
 async fn list(
-    State(state): State<AppState>,
+    State(db): State<PgPool>,
     _admin: PlatformSession,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<AuditPage>, AppError> {
-    Ok(Json(search(&state.db, &q).await?))
+    Ok(Json(search(&db, &q).await?))
 }
