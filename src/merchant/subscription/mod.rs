@@ -320,17 +320,7 @@ async fn checkout(
 ) -> Result<Json<Next>, AppError> {
     let session = ctx.commit().await?;
     let stripe = state.stripe.clone().ok_or_else(manual)?;
-    let plan =
-        state.plans.get(req.plan.trim()).filter(|p| p.stripe_price.is_some()).ok_or_else(|| {
-            let sold: Vec<&str> = state
-                .plans
-                .all()
-                .iter()
-                .filter(|p| p.stripe_price.is_some())
-                .map(|p| p.id.as_str())
-                .collect();
-            AppError::field("plan", format!("one of: {}", sold.join(", ")))
-        })?;
+    let plan = sold_plan(&state.plans, &req.plan)?;
     let price = plan.stripe_price.clone().unwrap_or_default();
     let tenant = session.tenant.id;
     let base = state.config.display_url(state.config.port);
@@ -361,15 +351,23 @@ async fn checkout(
     let updated = stripe.change_price(&live, &price).await.map_err(stripe_failed)?;
     let change = apply_subscription(&state, &mut tx, tenant.0, &locked, &updated).await?;
     tx.commit().await?;
-    let mut audit = session.tx(&state).await?;
     let detail = serde_json::json!({ "from": session.tenant.plan, "to": plan.id });
-    crate::merchant::audit::record(&mut audit, &session, "billing.change_plan", &plan.id, detail)
+    let audit = session.tx(&state).await?;
+    crate::merchant::audit::commit(audit, &session, "billing.change_plan", &plan.id, detail)
         .await?;
-    audit.commit().await?;
     if let Some((before, after)) = change {
         changed(&state, tenant, before, after).await;
     }
     Ok(Json(Next { url: format!("/app/billing?changed={}", plan.id) }))
+}
+
+/// The plan `id` names, if it is sold through Stripe (422 listing those that are).
+fn sold_plan<'a>(plans: &'a billing::Catalog, id: &str) -> Result<&'a billing::Plan, AppError> {
+    let sold = |p: &&billing::Plan| p.stripe_price.is_some();
+    plans.get(id.trim()).filter(sold).ok_or_else(|| {
+        let ids: Vec<&str> = plans.all().iter().filter(sold).map(|p| p.id.as_str()).collect();
+        AppError::field("plan", format!("one of: {}", ids.join(", ")))
+    })
 }
 
 fn manual() -> AppError {
