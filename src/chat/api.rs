@@ -220,15 +220,16 @@ async fn post_message(
 ) -> Result<Response, AppError> {
     let (as_bot, send) = checked_post(req)?;
     let tenant = session.tenant.id;
-    let mut row = store::conversation(&mut tx, id).await?.ok_or(AppError::NotFound)?;
+    let row = store::conversation(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     if row.is_closed() {
         return Err(AppError::conflict("conversation_closed", None, "the conversation is closed"));
     }
-    let claimed =
-        !as_bot && row.agent_id.is_none() && store::assign(&mut tx, id, session.agent.id).await?;
-    if claimed {
-        row = store::conversation(&mut tx, id).await?.unwrap_or(row);
-    }
+    // The bot answers without taking the conversation; an agent claims a queued one.
+    let (row, claimed) = if as_bot {
+        (row, false)
+    } else {
+        store::claim_if_queued(&mut tx, row, session.agent.id).await?
+    };
     tx.commit().await?;
     if claimed {
         chat.announce(tenant, "assigned", &row);

@@ -232,6 +232,20 @@ pub async fn assign(
         == 1)
 }
 
+/// Answering a queued conversation claims it: assigns `row` to `agent` if nobody has it and
+/// it is not closed, and returns it as it is then, with whether this claimed it.
+pub async fn claim_if_queued(
+    conn: &mut PgConnection,
+    row: ConversationRow,
+    agent: AgentId,
+) -> sqlx::Result<(ConversationRow, bool)> {
+    let id = ConversationId(row.id);
+    if row.agent_id.is_some() || row.is_closed() || !assign(&mut *conn, id, agent).await? {
+        return Ok((row, false));
+    }
+    Ok((conversation(conn, id).await?.unwrap_or(row), true))
+}
+
 /// Reopens the visitor's latest conversation if it was resolved less than `hours` ago;
 /// returns its id.
 #[tracing::instrument(name = "db.chat.reopen_recent", skip_all)]

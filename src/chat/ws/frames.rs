@@ -274,20 +274,20 @@ async fn after_visitor_stored(
 ) {
     let tenant = ctx.conn.tenant.id;
     let chat = &ctx.state.chat;
-    // Writing again is engaging: the conversation now counts against the month's allowance
-    // (once; the first message alone does not).
-    if !created && !stored.duplicate {
-        let limit = allowance(ctx.state, tenant).await;
-        if let Err(e) = chat.engaged(tenant, conversation.id, limit).await {
-            tracing::warn!(error = %e, "counting an engaged conversation failed");
-        }
-    }
     if let Some(from) = stored.woken_from {
         let chat = Arc::clone(chat);
         let id = conversation.id;
         tokio::spawn(async move { chat.woken_by_visitor(tenant, id, from).await });
     }
     if !stored.duplicate {
+        let monthly_limit = allowance(ctx.state, tenant).await;
+        // Writing again is engaging: the conversation now counts against the month's
+        // allowance (once; the first message alone does not).
+        if !created {
+            if let Err(e) = chat.engaged(tenant, conversation.id, monthly_limit).await {
+                tracing::warn!(error = %e, "counting an engaged conversation failed");
+            }
+        }
         let text = (send.kind == MessageKind::Text).then(|| send.body.clone());
         tokio::spawn(automation::after_visitor_message(
             ctx.state.clone(),
@@ -298,7 +298,7 @@ async fn after_visitor_stored(
                 text,
                 id: stored.id,
                 lang: ctx.conn.lang,
-                monthly_limit: allowance(ctx.state, tenant).await,
+                monthly_limit,
             },
         ));
     }
@@ -367,15 +367,11 @@ async fn claimed_for(
     let mut tx = TenantTx::begin(&ctx.state.db, tenant).await.map_err(failed)?;
     let conversation = ConversationId(conversation_id);
     let row = store::conversation(&mut tx, conversation).await.map_err(failed)?;
-    let Some(mut row) = row else {
+    let Some(row) = row else {
         return Err(write_error(WriteError::ConversationNotFound, send.client_msg_id.clone()));
     };
-    let claimed = row.agent_id.is_none()
-        && !row.is_closed()
-        && store::assign(&mut tx, conversation, AgentId(agent_id)).await.map_err(failed)?;
-    if claimed {
-        row = store::conversation(&mut tx, conversation).await.ok().flatten().unwrap_or(row);
-    }
+    let (row, claimed) =
+        store::claim_if_queued(&mut tx, row, AgentId(agent_id)).await.map_err(failed)?;
     tx.commit().await.map_err(failed)?;
     if claimed {
         ctx.state.chat.announce(tenant, "assigned", &row);
