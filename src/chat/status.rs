@@ -307,59 +307,47 @@ impl Chat {
 }
 
 /// Runs due conversation timers every 30 seconds.
-pub fn spawn_worker<S: TimerState>(state: &S) -> tokio::task::JoinHandle<()> {
-    let state = Timers::from_state(state);
+pub fn spawn_worker(state: &impl TimerState) -> tokio::task::JoinHandle<()> {
+    let timers = state.timers();
     crate::background::every(
         "conversation timers",
         Duration::from_secs(30),
-        state.chat.hub.shutdown_token(),
+        timers.chat.hub.shutdown_token(),
         None,
         move || {
-            let state = state.clone();
-            async move { state.run_due(Utc::now()).await }
+            let timers = timers.clone();
+            async move { run_due_with(&timers, Utc::now()).await }
         },
     )
 }
 
-/// What the timers' worker takes from the application's state.
-pub trait TimerState: Send + Sync {
-    fn pool(&self) -> PgPool;
-    fn tenants(&self) -> Arc<Registry>;
-    fn chat(&self) -> Arc<Chat>;
+/// A state the timers' worker can run from: one that gives the pool, the tenant registry
+/// and the chat engine.
+pub trait TimerState {
+    fn timers(&self) -> Timers;
 }
 
-impl<S: Send + Sync> TimerState for S
+impl<S> TimerState for S
 where
     PgPool: FromRef<S>,
     Arc<Registry>: FromRef<S>,
     Arc<Chat>: FromRef<S>,
 {
-    fn pool(&self) -> PgPool {
-        PgPool::from_ref(self)
-    }
-    fn tenants(&self) -> Arc<Registry> {
-        Arc::<Registry>::from_ref(self)
-    }
-    fn chat(&self) -> Arc<Chat> {
-        Arc::<super::Chat>::from_ref(self)
+    fn timers(&self) -> Timers {
+        Timers {
+            db: PgPool::from_ref(self),
+            tenants: Arc::<Registry>::from_ref(self),
+            chat: Arc::<Chat>::from_ref(self),
+        }
     }
 }
 
+/// What the timers' worker works with.
 #[derive(Clone)]
-struct Timers {
+pub struct Timers {
     db: PgPool,
     tenants: Arc<Registry>,
     chat: Arc<Chat>,
-}
-
-impl Timers {
-    fn from_state(state: &impl TimerState) -> Self {
-        Self { db: state.pool(), tenants: state.tenants(), chat: state.chat() }
-    }
-
-    async fn run_due(&self, now: DateTime<Utc>) -> anyhow::Result<usize> {
-        run_due_with(self, now).await
-    }
 }
 
 /// Merchants handled at once.
@@ -368,7 +356,7 @@ const PARALLEL: usize = 4;
 /// Ends the snoozes due at `now` and resolves the conversations idle for their merchant's
 /// `auto_resolve_minutes`. Returns how many conversations changed.
 pub async fn run_due(state: &impl TimerState, now: DateTime<Utc>) -> anyhow::Result<usize> {
-    run_due_with(&Timers::from_state(state), now).await
+    run_due_with(&state.timers(), now).await
 }
 
 async fn run_due_with(state: &Timers, now: DateTime<Utc>) -> anyhow::Result<usize> {
