@@ -7,22 +7,25 @@
 
 use std::{
     net::IpAddr,
-    sync::OnceLock,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
 
 use axum::{
-    extract::{MatchedPath, Request, State},
+    extract::{FromRef, MatchedPath, Request, State},
     http::{HeaderMap, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use secrecy::ExposeSecret as _;
+use sqlx::PgPool;
 use subtle::ConstantTimeEq as _;
+use tenants::Registry;
 
+use crate::chat::Chat;
+use crate::config::Config;
 use crate::http::{AppError, ClientMeta, Routes, Scope};
-use crate::startup::AppState;
 
 /// Seconds: from well under a millisecond (a group commit) to requests that take seconds.
 const BUCKETS: &[f64] =
@@ -30,7 +33,14 @@ const BUCKETS: &[f64] =
 /// Messages per group commit.
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Config>: FromRef<S>,
+    Arc<Chat>: FromRef<S>,
+    Arc<Registry>: FromRef<S>,
+    PgPool: FromRef<S>,
+{
     Routes::new().get("/metrics", Scope::Public, scrape)
 }
 
@@ -151,8 +161,8 @@ fn private(ip: IpAddr) -> bool {
     }
 }
 
-fn allowed(state: &AppState, meta: &ClientMeta, headers: &HeaderMap) -> bool {
-    match &state.config.metrics_token {
+fn allowed(config: &Config, meta: &ClientMeta, headers: &HeaderMap) -> bool {
+    match &config.metrics_token {
         Some(token) => headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -166,20 +176,22 @@ fn allowed(state: &AppState, meta: &ClientMeta, headers: &HeaderMap) -> bool {
 
 /// `GET /metrics`: the text exposition format. Pool and tenant gauges are read now.
 async fn scrape(
-    State(state): State<AppState>,
+    State(config): State<Arc<Config>>,
+    State(chat): State<Arc<Chat>>,
+    State(tenants): State<Arc<Registry>>,
+    State(pool): State<PgPool>,
     meta: ClientMeta,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    if !allowed(&state, &meta, &headers) {
+    if !allowed(&config, &meta, &headers) {
         return Err(AppError::NotFound);
     }
-    let pool = &state.db;
     let idle = pool.num_idle() as f64;
     metrics::gauge!("kefu_db_pool_connections", "state" => "idle").set(idle);
     metrics::gauge!("kefu_db_pool_connections", "state" => "in_use")
         .set(f64::from(pool.size()) - idle);
     metrics::gauge!("kefu_db_pool_max").set(f64::from(pool.options().get_max_connections()));
-    let writers = state.chat.writer.pools();
+    let writers = chat.writer.pools();
     let (size, idle, max) = writers.iter().fold((0, 0, 0), |(s, i, m), p| {
         (s + p.size(), i + p.num_idle() as u32, m + p.options().get_max_connections())
     });
@@ -187,7 +199,7 @@ async fn scrape(
     metrics::gauge!("kefu_db_writer_connections", "state" => "in_use")
         .set(f64::from(size.saturating_sub(idle)));
     metrics::gauge!("kefu_db_writer_max").set(f64::from(max));
-    let tenants = state.tenants.count_by_status().await?;
+    let tenants = tenants.count_by_status().await?;
     for status in ["active", "suspended", "deleted"] {
         let n = tenants.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
         metrics::gauge!("kefu_tenants", "status" => status).set(n as f64);

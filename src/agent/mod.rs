@@ -7,9 +7,13 @@ mod settings;
 pub mod shell;
 pub mod team;
 
+use std::sync::Arc;
+
 use crate::http::extract::PathId;
 use crate::ids::AgentId;
+use crate::realtime::bus::Caches;
 use askama::Template;
+use axum::extract::FromRef;
 use axum::{
     Json,
     extract::State,
@@ -19,11 +23,12 @@ use serde::Serialize;
 use tenants::EntId;
 
 use crate::{
+    auth::ctx::Door,
     auth::ctx::{Agent, ApiToken, Ctx, Read},
     auth::store::{self, AgentRow, AgentWithEmail, Membership},
+    config::Config,
     http::{AppError, Page, Routes, Scope, csrf::CsrfToken},
     i18n::Lang,
-    startup::AppState,
 };
 
 /// The OpenAPI description of these routes' API part (http::openapi).
@@ -31,7 +36,19 @@ use crate::{
 #[openapi(paths(list_agents, get_agent))]
 pub(crate) struct Doc;
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Door>: FromRef<S>,
+    Arc<Config>: FromRef<S>,
+    Arc<crate::chat::Chat>: FromRef<S>,
+    Arc<crate::platform::system::SystemCache>: FromRef<S>,
+    crate::notify::Mail: FromRef<S>,
+    Caches: FromRef<S>,
+    Arc<billing::Catalog>: FromRef<S>,
+    Arc<crate::realtime::hub::Hub>: FromRef<S>,
+    sqlx::PgPool: FromRef<S>,
+{
     Routes::new()
         .get("/app", Scope::Tenant, workspace)
         .get("/app/m", Scope::Tenant, phone_workspace)
@@ -91,27 +108,29 @@ pub(crate) fn role_label(lang: Lang, role: crate::http::Role) -> String {
 
 /// The agent workspace (for now the onboarding home; the chat panes come with the chat core).
 async fn workspace(
-    State(state): State<AppState>,
+    State(door): State<Arc<Door>>,
+    State(config): State<Arc<Config>>,
     lang: Lang,
     csrf: CsrfToken,
     ctx: Result<Ctx<Agent>, AppError>,
 ) -> Result<Response, AppError> {
-    render_workspace(state, lang, csrf, ctx, false).await
+    render_workspace((&door, &config), lang, csrf, ctx, false).await
 }
 
 /// `/app/m`: the same workspace for phones, conversations first (list, then one chat) and
 /// without the onboarding cards.
 async fn phone_workspace(
-    State(state): State<AppState>,
+    State(door): State<Arc<Door>>,
+    State(config): State<Arc<Config>>,
     lang: Lang,
     csrf: CsrfToken,
     ctx: Result<Ctx<Agent>, AppError>,
 ) -> Result<Response, AppError> {
-    render_workspace(state, lang, csrf, ctx, true).await
+    render_workspace((&door, &config), lang, csrf, ctx, true).await
 }
 
 async fn render_workspace(
-    state: AppState,
+    (door, config): (&Door, &Config),
     lang: Lang,
     csrf: CsrfToken,
     ctx: Result<Ctx<Agent>, AppError>,
@@ -128,12 +147,12 @@ async fn render_workspace(
     let team = store::list_agents(&mut tx).await?;
     tx.commit().await?;
     let announcements =
-        announcements::for_agent(&state.db, session.user_id, &session.tenant.plan, 3).await?;
-    let base = state.config.display_url(state.config.port);
+        announcements::for_agent(&door.db, session.user_id, &session.tenant.plan, 3).await?;
+    let base = config.display_url(config.port);
     let ent_id = session.tenant.ent_id.to_string();
     let page = Workspace {
         lang,
-        shell: shell::AppShell::new(&state, &session, lang, &csrf, "home").await?,
+        shell: shell::AppShell::new((door, config), &session, lang, &csrf, "home").await?,
         phone,
         chat_link: format!("{base}/chatIndex?ent_id={ent_id}"),
         widget_code: format!(
@@ -185,12 +204,12 @@ struct MeTenant {
 }
 
 async fn me(
-    State(state): State<AppState>,
+    State(door): State<Arc<Door>>,
     Ctx { session, mut tx, .. }: Ctx<Agent>,
 ) -> Result<Json<Me>, AppError> {
     let user = store::user_by_id(&mut tx, session.user_id).await?.ok_or(AppError::Unauthorized)?;
     tx.commit().await?;
-    let tenants = store::memberships(&state.db, session.user_id).await?;
+    let tenants = store::memberships(&door.db, session.user_id).await?;
     let t = &session.tenant;
     Ok(Json(Me {
         user: MeUser { id: user.id, email: user.email, display_name: user.display_name },

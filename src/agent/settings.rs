@@ -2,21 +2,30 @@
 //! sections work through the JSON API (team, quick replies, blacklist), so what the page
 //! can do, an API client can do too.
 
+use std::sync::Arc;
+
 use askama::Template;
+use axum::extract::FromRef;
 use axum::{
     extract::State,
     response::{IntoResponse, Redirect, Response},
 };
 
 use crate::{
+    auth::ctx::Door,
     auth::ctx::{Admin, Ctx},
+    config::Config,
     http::{AppError, Page, Routes, Scope, csrf::CsrfToken},
     i18n::Lang,
     merchant::settings::{MerchantSettings, Position},
-    startup::AppState,
 };
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Door>: FromRef<S>,
+    Arc<Config>: FromRef<S>,
+{
     Routes::new().get("/app/settings", Scope::Tenant, settings_page).admin()
 }
 
@@ -78,7 +87,8 @@ fn snippets(base: &str, ent_id: &str, s: &MerchantSettings) -> (String, String) 
 }
 
 async fn settings_page(
-    State(state): State<AppState>,
+    State(door): State<Arc<Door>>,
+    State(config): State<Arc<Config>>,
     lang: Lang,
     csrf: CsrfToken,
     ctx: Result<Ctx<Admin>, AppError>,
@@ -92,14 +102,15 @@ async fn settings_page(
     };
     let settings = MerchantSettings::load(&mut tx).await?;
     tx.commit().await?;
-    let base = state.config.display_url(state.config.port);
+    let base = config.display_url(config.port);
     let ent_id = session.tenant.ent_id.to_string();
     let (kefu_snippet, gofly_snippet) = snippets(&base, &ent_id, &settings);
-    let plan = state.plans.get(&session.tenant.plan).unwrap_or_else(|| state.plans.trial());
+    let plan = door.plans.get(&session.tenant.plan).unwrap_or_else(|| door.plans.trial());
     let page = SettingsPage {
         features: plan.features,
         plan_name: plan.name.clone(),
-        shell: super::shell::AppShell::new(&state, &session, lang, &csrf, "settings").await?,
+        shell: super::shell::AppShell::new((&door, &config), &session, lang, &csrf, "settings")
+            .await?,
         chat_link: format!("{base}/chatIndex?ent_id={ent_id}"),
         base_url: base.clone(),
         kefu_snippet,

@@ -5,11 +5,12 @@ use tenants::Tenant;
 
 use super::{initial, role_label};
 use crate::{
+    auth::ctx::Door,
     auth::session::AgentSession,
+    config::Config,
     http::{AppError, Role, csrf::CsrfToken},
     i18n::Lang,
     merchant::subscription::{self, Banner},
-    startup::AppState,
 };
 
 pub struct AppShell {
@@ -36,7 +37,7 @@ pub struct AppShell {
 
 impl AppShell {
     pub async fn new(
-        state: &AppState,
+        (door, config): (&Door, &Config),
         session: &AgentSession,
         lang: Lang,
         csrf: &CsrfToken,
@@ -57,7 +58,7 @@ impl AppShell {
             is_owner: agent.role == Role::Owner,
             nav,
             support_by: session.impersonator.as_ref().map(|i| i.email.clone()),
-            billing_banner: subscription::banner(state, session, lang).await?,
+            billing_banner: subscription::banner((door, config), session, lang).await?,
         })
     }
 }

@@ -2,6 +2,8 @@
 //! reset their passwords. Until email exists, a new agent's first password is generated
 //! and shown once to the admin who created it.
 
+use std::sync::Arc;
+
 use crate::http::extract::PathId;
 use crate::ids::AgentId;
 use axum::{
@@ -30,8 +32,9 @@ use crate::{
         subscription::limits,
     },
     notify,
+    platform::system::SystemCache,
+    realtime::hub::Hub,
     realtime::{hub::Peer, protocol::AgentStatus},
-    startup::AppState,
 };
 
 /// Roles an admin can give through the API. Ownership is not handed out here.
@@ -39,8 +42,8 @@ const ASSIGNABLE_ROLES: &[Role] = &[Role::Admin, Role::Agent];
 const MAX_CHATS: i32 = 1000;
 
 /// The merchant's plan (an unknown id reads as the trial's limits).
-fn plan_of<'a>(state: &'a AppState, session: &AgentSession) -> &'a billing::Plan {
-    state.plans.get(&session.tenant.plan).unwrap_or_else(|| state.plans.trial())
+fn plan_of<'a>(plans: &'a billing::Catalog, session: &AgentSession) -> &'a billing::Plan {
+    plans.get(&session.tenant.plan).unwrap_or_else(|| plans.trial())
 }
 
 /// A display name: trimmed, 1–80 characters, no control characters.
@@ -97,7 +100,9 @@ struct CreatedAgent {
 /// Adds an agent. With email, the new agent gets an invitation to choose a password;
 /// without, the admin gets a first password to pass on.
 pub async fn create_agent(
-    State(state): State<AppState>,
+    State(plans): State<Arc<billing::Catalog>>,
+    State(system): State<Arc<SystemCache>>,
+    State(mail): State<notify::Mail>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,
     lang: Lang,
     ApiJson(req): ApiJson<NewAgent>,
@@ -107,17 +112,17 @@ pub async fn create_agent(
     let name = display_name(req.display_name.as_deref().unwrap_or(email.local_part()))?;
     let role = role(req.role.as_deref().unwrap_or("agent"))?;
     let max = max_chats(req.max_concurrent_chats.unwrap_or(10))?;
-    let settings = state.system.get().await?;
+    let settings = system.get().await?;
     let invite = notify::enabled(&settings);
     // One more seat must be left on the plan (checked under a lock held until commit).
-    limits::check_seat(&mut tx, session.tenant.id, plan_of(&state, &session)).await?;
+    limits::check_seat(&mut tx, session.tenant.id, plan_of(&plans, &session)).await?;
     let password = if invite { None } else { Some(password::generate()) };
     let (user_id, id) =
         insert_member(&mut tx, &session, &email, &name, role, password.as_deref()).await?;
     store::set_max_chats(&mut tx, id, max).await?;
     let agent = agent_with_email(&mut tx, AgentId(id)).await?.ok_or(AppError::NotFound)?;
     if invite {
-        send_invitation(&state, &mut tx, &session, lang, &settings, user_id, &email).await?;
+        send_invitation(&mail, &mut tx, &session, lang, &settings, user_id, &email).await?;
     }
     crate::merchant::audit::commit(
         tx,
@@ -128,7 +133,7 @@ pub async fn create_agent(
     )
     .await?;
     if invite {
-        state.mail.wake();
+        mail.wake();
     }
     let (tenant, by) = (session.tenant.id.0, session.agent.id.0);
     tracing::info!(tenant, by, agent = id, invited = invite, "agent created");
@@ -167,7 +172,7 @@ async fn insert_member(
 
 /// Queues an invitation (in `tx`) for the agent `user` of the session's merchant.
 async fn send_invitation(
-    state: &AppState,
+    mail: &notify::Mail,
     tx: &mut sqlx::PgConnection,
     session: &AgentSession,
     lang: Lang,
@@ -177,8 +182,8 @@ async fn send_invitation(
 ) -> Result<(), AppError> {
     let ttl = chrono::Duration::days(links::INVITE_TTL_DAYS);
     let token = links::issue(tx, user, "invite", Some(session.tenant.id.0), ttl).await?;
-    let mail = links::invite_email(
-        state,
+    let invitation = links::invite_email(
+        mail,
         lang,
         notify::site_name(settings),
         email,
@@ -190,7 +195,7 @@ async fn send_invitation(
         tx,
         settings,
         lang,
-        notify::Email { tenant_id: Some(session.tenant.id.0), ..mail },
+        notify::Email { tenant_id: Some(session.tenant.id.0), ..invitation },
     )
     .await?;
     Ok(())
@@ -199,7 +204,8 @@ async fn send_invitation(
 /// `POST /api/v1/agents/{id}/invite`: sends the invitation again (a new link; the old one
 /// stops working), for an agent who has not chosen a password yet.
 pub async fn resend_invitation(
-    State(state): State<AppState>,
+    State(system): State<Arc<SystemCache>>,
+    State(mail): State<notify::Mail>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,
     lang: Lang,
     PathId(id): PathId<AgentId>,
@@ -208,7 +214,7 @@ pub async fn resend_invitation(
     // An invitation lets whoever reads the mailbox choose the password: the same rule as
     // setting it.
     accounts::may_invite(&mut tx, &Actor::Merchant(&session), target.user_id).await?;
-    let settings = state.system.get().await?;
+    let settings = system.get().await?;
     if !notify::enabled(&settings) {
         return Err(AppError::conflict(
             "email_unavailable",
@@ -225,7 +231,7 @@ pub async fn resend_invitation(
         ));
     }
     let email = Email::parse(&user.email).map_err(|_| AppError::NotFound)?;
-    send_invitation(&state, &mut tx, &session, lang, &settings, user.id, &email).await?;
+    send_invitation(&mail, &mut tx, &session, lang, &settings, user.id, &email).await?;
     crate::merchant::audit::commit(
         tx,
         &session,
@@ -234,7 +240,7 @@ pub async fn resend_invitation(
         serde_json::json!({}),
     )
     .await?;
-    state.mail.wake();
+    mail.wake();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -268,12 +274,13 @@ pub struct AgentChange {
 /// is for admins. The owner
 /// keeps their role and cannot be disabled; nobody disables themselves.
 pub async fn update_agent(
-    State(state): State<AppState>,
+    State(plans): State<Arc<billing::Catalog>>,
+    State(chat): State<Arc<crate::chat::Chat>>,
     Ctx { session, mut tx, .. }: Ctx<AdminOrSelf>,
     PathId(id): PathId<AgentId>,
     ApiJson(req): ApiJson<AgentChange>,
 ) -> Result<Json<AgentWithEmail>, AppError> {
-    let change = checked_change(&state, &session, &mut tx, id, req).await?;
+    let change = checked_change(&plans, &session, &mut tx, id, req).await?;
     let update = &change.update;
     store::update_agent(&mut tx, id, update).await?;
     // A disabled agent's open conversations go back to the queue for the rest of the team.
@@ -296,8 +303,8 @@ pub async fn update_agent(
             .await?;
     }
     tx.commit().await?;
-    ended.close_sockets(&state);
-    announce(&state, session.tenant.id, &agent, update.disabled.is_some(), &requeued).await;
+    ended.close_sockets(&chat.hub);
+    announce(&chat, session.tenant.id, &agent, update.disabled.is_some(), &requeued).await;
     Ok(Json(agent))
 }
 
@@ -312,7 +319,7 @@ struct Change {
 /// Validates `req` and checks that the caller may make it: admins change anyone but the
 /// owner's role and access; nobody disables themselves; re-enabling takes a seat.
 async fn checked_change(
-    state: &AppState,
+    plans: &billing::Catalog,
     session: &AgentSession,
     tx: &mut tenants::TenantTx,
     id: AgentId,
@@ -343,7 +350,7 @@ async fn checked_change(
     }
     // Re-enabling takes a seat again.
     if req.disabled == Some(false) && store::is_disabled(tx, id).await? {
-        limits::check_seat(tx, session.tenant.id, plan_of(state, session)).await?;
+        limits::check_seat(tx, session.tenant.id, plan_of(plans, session)).await?;
     }
     let update = store::AgentUpdate {
         display_name: name,
@@ -374,7 +381,7 @@ async fn end_sessions(
 /// Tells the team what changed: the agent's status when their access did (a disabled
 /// agent's sockets close), and the conversations handed back to the queue.
 async fn announce(
-    state: &AppState,
+    chat: &crate::chat::Chat,
     tenant: tenants::TenantId,
     agent: &AgentWithEmail,
     access_changed: bool,
@@ -383,16 +390,16 @@ async fn announce(
     let id = agent.agent.id;
     if access_changed {
         let status = if agent.disabled { AgentStatus::Offline } else { agent_status(agent) };
-        state.chat.remember_status(tenant, id.0, status).await;
+        chat.remember_status(tenant, id.0, status).await;
         if agent.disabled {
-            state.chat.hub.revoke(tenant, Peer::Agent(id.0));
+            chat.hub.revoke(tenant, Peer::Agent(id.0));
         }
-        if let Err(e) = state.chat.publish_agent_presence(tenant, id.0).await {
+        if let Err(e) = chat.publish_agent_presence(tenant, id.0).await {
             tracing::warn!(error = %e, "publishing presence after an agent change failed");
         }
     }
     for row in requeued {
-        state.chat.announce(tenant, "transferred", row);
+        chat.announce(tenant, "transferred", row);
     }
 }
 
@@ -413,7 +420,7 @@ async fn agent(tx: &mut tenants::TenantTx, id: AgentId) -> Result<store::AgentRo
 
 /// A new generated password for an agent, shown once; their sessions end.
 pub async fn reset_password(
-    State(state): State<AppState>,
+    State(hub): State<Arc<Hub>>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,
     PathId(id): PathId<AgentId>,
 ) -> Result<Response, AppError> {
@@ -430,7 +437,7 @@ pub async fn reset_password(
         serde_json::json!({}),
     )
     .await?;
-    changed.ended.close_sockets(&state);
+    changed.ended.close_sockets(&hub);
     tracing::info!(
         tenant = session.tenant.id.0,
         by = session.agent.id.0,
@@ -444,7 +451,7 @@ pub async fn reset_password(
 /// recovery codes; they sign in with their password again (and set it up anew where the
 /// merchant requires it). Platform admins' factors guard the console and stay.
 pub async fn reset_two_factor(
-    State(state): State<AppState>,
+    State(hub): State<Arc<Hub>>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,
     PathId(id): PathId<AgentId>,
 ) -> Result<StatusCode, AppError> {
@@ -468,7 +475,7 @@ pub async fn reset_two_factor(
         serde_json::json!({}),
     )
     .await?;
-    changed.ended.close_sockets(&state);
+    changed.ended.close_sockets(&hub);
     tracing::info!(
         tenant = session.tenant.id.0,
         by = session.agent.id.0,

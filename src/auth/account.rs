@@ -10,6 +10,7 @@ use axum::{
 use axum_extra::extract::CookieJar;
 use serde::{Deserialize, Serialize};
 
+use super::Auth;
 use super::{
     AuthRateLimit,
     accounts::{self, Actor},
@@ -19,9 +20,13 @@ use super::{
     validate::{self, Email},
 };
 use crate::http::{AppError, Routes, Scope, client::ClientMeta, extract::ApiJson};
-use crate::startup::AppState;
 
-pub fn routes(limit: &AuthRateLimit) -> Routes<AppState> {
+pub fn routes<S>(limit: &AuthRateLimit) -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    crate::auth::Auth: axum::extract::FromRef<S>,
+    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
+{
     Routes::new()
         .add(Method::POST, "/api/v1/me/password", Scope::Tenant, limited(limit, change))
         .writable_when_read_only()
@@ -49,14 +54,14 @@ struct Changed {
 /// cookie too; a copy of the old one stops working); every other session of the person's
 /// (other browsers, API clients, the console) ends, and their sockets close.
 async fn change(
-    State(state): State<AppState>,
+    State(state): State<Auth>,
     meta: ClientMeta,
     jar: CookieJar,
     session: AgentSession,
     ApiJson(req): ApiJson<Change>,
 ) -> Result<Response, AppError> {
     let actor = Actor::themself(&session)?;
-    let mut conn = state.db.acquire().await?;
+    let mut conn = state.door.db.acquire().await?;
     let user =
         store::user_by_id(&mut conn, session.user_id).await?.ok_or(AppError::Unauthorized)?;
     drop(conn);
@@ -69,24 +74,24 @@ async fn change(
     validate::new_password(&req.new_password, email.as_ref())
         .map_err(|problem| field_errors(&[("new_password", problem)]))?;
     let hash = password::hash(req.new_password).await?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.door.db.begin().await?;
     let changed = accounts::set_password(&mut tx, &actor, session.user_id, &hash).await?;
     tx.commit().await?;
-    changed.ended.close_sockets(&state);
+    changed.ended.close_sockets(&state.hub);
     tracing::info!(user = session.user_id, "password changed");
-    let issued = sessions::rotate(&state, &session).await?;
-    let jar = jar.add(session::session_cookie(&issued, &meta, &state));
+    let issued = sessions::rotate(&state.door, &session).await?;
+    let jar = jar.add(session::session_cookie(&issued, &meta, &state.config));
     Ok((jar, Json(Changed { token: issued.token, expires_at: issued.expires_at })).into_response())
 }
 
 /// `GET /api/v1/me/sessions` → where the person is signed in (every workspace, the console),
 /// most recently active first; `current` marks this one.
 async fn list_sessions(
-    State(state): State<AppState>,
+    State(state): State<Auth>,
     session: AgentSession,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let own = own_sessions(&session)?;
-    let list = sessions::list(&state.db, session.user_id, Some(own)).await?;
+    let list = sessions::list(&state.door.db, session.user_id, Some(own)).await?;
     Ok(Json(serde_json::json!({ "sessions": list })))
 }
 
@@ -95,26 +100,32 @@ async fn list_sessions(
 /// that is no live session of the caller's changes nothing (another person's session is
 /// never touched).
 async fn end_session(
-    State(state): State<AppState>,
+    State(state): State<Auth>,
     session: AgentSession,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
     own_sessions(&session)?;
     let id: i64 = id.trim().parse().map_err(|_| AppError::NotFound)?;
     let which = sessions::Which::One { user_id: session.user_id, session: id };
-    sessions::end_now(&state, which, sessions::Reason::SignedOutElsewhere).await?;
+    sessions::end_now((&state.door.db, &state.hub), which, sessions::Reason::SignedOutElsewhere)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `DELETE /api/v1/me/sessions` → `{ended}`: every other session of the person's (other
 /// browsers and devices, every workspace, the console) ends; this one stays.
 async fn end_other_sessions(
-    State(state): State<AppState>,
+    State(state): State<Auth>,
     session: AgentSession,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let own = own_sessions(&session)?;
     let which = sessions::Which::All { user_id: session.user_id, except: Some(own) };
-    let ended = sessions::end_now(&state, which, sessions::Reason::SignedOutElsewhere).await?;
+    let ended = sessions::end_now(
+        (&state.door.db, &state.hub),
+        which,
+        sessions::Reason::SignedOutElsewhere,
+    )
+    .await?;
     Ok(Json(serde_json::json!({ "ended": ended })))
 }
 

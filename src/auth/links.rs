@@ -17,6 +17,7 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use sqlx::PgConnection;
 
+use super::Auth;
 use super::{
     FormRequest, password, store,
     validate::{self, Email},
@@ -25,7 +26,6 @@ use crate::{
     http::{AppError, Page, Routes, Scope, csrf, csrf::CsrfToken},
     i18n::Lang,
     notify::{self, Content, Email as OutgoingEmail},
-    startup::AppState,
 };
 
 /// How long each kind of link works.
@@ -33,7 +33,12 @@ pub const INVITE_TTL_DAYS: i64 = 7;
 pub const RESET_TTL_HOURS: i64 = 1;
 pub const VERIFY_TTL_DAYS: i64 = 3;
 
-pub fn routes(limit: &super::AuthRateLimit) -> Routes<AppState> {
+pub fn routes<S>(limit: &super::AuthRateLimit) -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    crate::auth::Auth: axum::extract::FromRef<S>,
+    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
+{
     Routes::new()
         .get("/invite/{token}", Scope::Public, invite_page)
         .add(
@@ -106,7 +111,7 @@ pub fn fill(text: &str, values: &[(&str, &str)]) -> String {
 
 /// The invitation to join `merchant`, for a new agent without a password yet.
 pub fn invite_email(
-    state: &AppState,
+    mail: &crate::notify::Mail,
     lang: Lang,
     site: &str,
     to: &Email,
@@ -127,7 +132,7 @@ pub fn invite_email(
             ],
             action: Some((
                 lang.tr("email.invite_action").to_owned(),
-                state.mail.link(&format!("/invite/{token}")),
+                mail.link(&format!("/invite/{token}")),
             )),
             reason: fill(lang.tr("email.invite_reason"), &v),
             ..Content::default()
@@ -135,7 +140,7 @@ pub fn invite_email(
     )
 }
 
-fn reset_email(state: &AppState, lang: Lang, site: &str, to: &str, token: &str) -> OutgoingEmail {
+fn reset_email(state: &Auth, lang: Lang, site: &str, to: &str, token: &str) -> OutgoingEmail {
     let v = [("site", site)];
     OutgoingEmail::to_person(
         "reset",
@@ -156,7 +161,7 @@ fn reset_email(state: &AppState, lang: Lang, site: &str, to: &str, token: &str) 
 
 /// The email confirming a new owner's address.
 pub fn verify_email(
-    state: &AppState,
+    state: &Auth,
     lang: Lang,
     site: &str,
     to: &Email,
@@ -226,12 +231,12 @@ fn invalid(lang: Lang, csrf: CsrfToken) -> Response {
 }
 
 async fn invite_page(
-    State(state): State<AppState>,
+    State(state): State<Auth>,
     lang: Lang,
     csrf: CsrfToken,
     Path(token): Path<String>,
 ) -> Result<Response, AppError> {
-    let mut conn = state.db.acquire().await?;
+    let mut conn = state.door.db.acquire().await?;
     let Some(link) = peek(&mut conn, &token, "invite").await? else {
         return Ok(invalid(lang, csrf));
     };
@@ -256,7 +261,7 @@ fn check_password(password: &str, email: &str) -> Result<(), &'static str> {
 }
 
 async fn invite_form(
-    State(state): State<AppState>,
+    State(state): State<Auth>,
     req: FormRequest,
     Path(token): Path<String>,
     Form(form): Form<PasswordForm>,
@@ -265,7 +270,7 @@ async fn invite_form(
 }
 
 async fn reset_form(
-    State(state): State<AppState>,
+    State(state): State<Auth>,
     req: FormRequest,
     Path(token): Path<String>,
     Form(form): Form<PasswordForm>,
@@ -276,14 +281,14 @@ async fn reset_form(
 /// Both links end the same way: a new password, the address counted as verified (the
 /// email reached its owner), and a session.
 async fn set_password_form(
-    state: AppState,
+    state: Auth,
     req: FormRequest,
     token: String,
     form: PasswordForm,
     purpose: &'static str,
 ) -> Result<Response, AppError> {
     let FormRequest { lang, meta, device, csrf, headers, jar } = req;
-    let mut conn = state.db.acquire().await?;
+    let mut conn = state.door.db.acquire().await?;
     let Some(link) = peek(&mut conn, &token, purpose).await? else {
         return Ok(invalid(lang, csrf));
     };
@@ -300,7 +305,7 @@ async fn set_password_form(
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, csrf, Page(page)).into_response());
     }
     let hash = password::hash(form.password).await?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.door.db.begin().await?;
     let Some(link) = redeem(&mut tx, &token, purpose).await? else {
         return Ok(invalid(lang, csrf));
     };
@@ -308,14 +313,14 @@ async fn set_password_form(
     let actor = super::accounts::Actor::Mailbox { user_id: link.user_id };
     let changed = super::accounts::set_password(&mut tx, &actor, link.user_id, &hash).await?;
     tx.commit().await?;
-    changed.ended.close_sockets(&state);
+    changed.ended.close_sockets(&state.hub);
     let proven = super::Proven { user_id: link.user_id, generation: changed.generation };
     tracing::info!(user = link.user_id, purpose, "password set through an emailed link");
     // An invitation names its workspace; a reset goes through the usual choice.
     let tenant = match link.tenant_id {
         Some(id) => Some(tenants::TenantId(id)),
         None => {
-            let memberships = super::store::memberships(&state.db, link.user_id).await?;
+            let memberships = super::store::memberships(&state.door.db, link.user_id).await?;
             (memberships.len() == 1).then(|| memberships[0].tenant_id)
         }
     };
@@ -330,12 +335,12 @@ async fn set_password_form(
 }
 
 async fn reset_page(
-    State(state): State<AppState>,
+    State(state): State<Auth>,
     lang: Lang,
     csrf: CsrfToken,
     Path(token): Path<String>,
 ) -> Result<Response, AppError> {
-    let mut conn = state.db.acquire().await?;
+    let mut conn = state.door.db.acquire().await?;
     let Some(link) = peek(&mut conn, &token, "reset").await? else {
         return Ok(invalid(lang, csrf));
     };
@@ -362,7 +367,7 @@ struct ForgotForm {
 /// Answers the same whether or not the address has an account (nothing to learn here);
 /// when it has one and email works, a reset link is on its way.
 async fn forgot_form(
-    State(state): State<AppState>,
+    State(state): State<Auth>,
     lang: Lang,
     csrf: CsrfToken,
     headers: HeaderMap,
@@ -381,8 +386,8 @@ async fn forgot_form(
     };
     let settings = state.system.get().await?;
     if notify::enabled(&settings) {
-        if let Some(user) = super::store::user_by_email(&state.db, email.as_str()).await? {
-            let mut tx = state.db.begin().await?;
+        if let Some(user) = super::store::user_by_email(&state.door.db, email.as_str()).await? {
+            let mut tx = state.door.db.begin().await?;
             let token =
                 issue(&mut tx, user.id, "reset", None, Duration::hours(RESET_TTL_HOURS)).await?;
             let mail = reset_email(&state, lang, notify::site_name(&settings), &user.email, &token);
@@ -397,12 +402,12 @@ async fn forgot_form(
 }
 
 async fn verify_page(
-    State(state): State<AppState>,
+    State(state): State<Auth>,
     lang: Lang,
     csrf: CsrfToken,
     Path(token): Path<String>,
 ) -> Result<Response, AppError> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.door.db.begin().await?;
     let Some(link) = redeem(&mut tx, &token, "verify").await? else {
         return Ok(invalid(lang, csrf));
     };

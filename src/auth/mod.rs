@@ -19,6 +19,8 @@ pub mod validate;
 
 use std::{net::IpAddr, sync::Arc};
 
+use axum::extract::FromRef;
+
 use askama::Template;
 use axum::{
     Form, Json,
@@ -52,10 +54,30 @@ use crate::{
         extract::ApiJson, local_redirect_target,
     },
     i18n::Lang,
-    startup::AppState,
 };
 
-pub fn routes(config: &Config) -> Routes<AppState> {
+/// What the sign-in flows work with: the session door (pool, registry, token keys, plans),
+/// the configuration, the mail queue, the system settings (sign-up open, the site's name),
+/// the sign-in providers, the schema migrator (a sign-up provisions a merchant) and the hub
+/// (an ended session's sockets close).
+#[derive(Clone)]
+pub struct Auth {
+    pub door: Arc<ctx::Door>,
+    pub config: Arc<Config>,
+    pub mail: crate::notify::Mail,
+    pub system: Arc<crate::platform::system::SystemCache>,
+    pub oauth: Arc<oauth::Providers>,
+    pub migrator: Arc<tenants::TenantMigrator>,
+    pub hub: Arc<crate::realtime::hub::Hub>,
+}
+
+pub fn routes<S>(config: &Config) -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Auth: FromRef<S>,
+    Arc<ctx::Door>: FromRef<S>,
+    Arc<tenants::Registry>: FromRef<S>,
+{
     let limit = AuthRateLimit::new(config);
     Routes::new()
         .get("/login", Scope::Public, login_page)
@@ -85,12 +107,12 @@ pub(crate) struct FormRequest {
     pub jar: CookieJar,
 }
 
-impl axum::extract::FromRequestParts<AppState> for FormRequest {
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for FormRequest {
     type Rejection = AppError;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        state: &AppState,
+        state: &S,
     ) -> Result<Self, AppError> {
         let unreadable = |_| AppError::bad_request("bad_request", "unreadable request");
         let Ok(meta) = ClientMeta::from_request_parts(parts, state).await;
@@ -114,9 +136,10 @@ fn field_errors(problems: &[(&'static str, Problem)]) -> AppError {
 }
 
 /// A POST route behind the shared sign-up/login rate limit.
-pub(crate) fn limited<H, T>(limit: &AuthRateLimit, handler: H) -> MethodRouter<AppState>
+pub(crate) fn limited<S, H, T>(limit: &AuthRateLimit, handler: H) -> MethodRouter<S>
 where
-    H: Handler<T, AppState>,
+    S: Clone + Send + Sync + 'static,
+    H: Handler<T, S>,
     T: 'static,
 {
     post(handler).layer(limit.clone())
@@ -267,21 +290,22 @@ pub(crate) async fn check_password(
 /// Checks the password (and the second factor of a user who has one) and decides what the
 /// user gets: a session, a choice between workspaces, or a second-factor step.
 async fn authenticate(
-    state: &AppState,
+    state: &Auth,
     req: LoginRequest,
     device: &Device,
 ) -> Result<LoginOutcome, AppError> {
-    let proven = check_password(&state.db, &req.email, req.password)
+    let proven = check_password(&state.door.db, &req.email, req.password)
         .await?
         .ok_or(AppError::InvalidCredentials)?;
     let user_id = proven.user_id;
-    if totp::is_enabled(&state.db, user_id).await? {
+    if totp::is_enabled(&state.door.db, user_id).await? {
         match req.code.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
             None => {
-                let pending = state.tokens.issue_second_factor(user_id, None, proven.generation)?;
+                let pending =
+                    state.door.tokens.issue_second_factor(user_id, None, proven.generation)?;
                 return Ok(LoginOutcome::NeedCode { pending });
             }
-            Some(code) if !totp::verify(&state.db, user_id, code).await? => {
+            Some(code) if !totp::verify(&state.door.db, user_id, code).await? => {
                 return Err(two_factor::wrong_code());
             }
             Some(_) => {}
@@ -293,14 +317,14 @@ async fn authenticate(
 /// What a user who proved who they are gets: their workspace's session (or its second-factor
 /// enrolment), or a choice between workspaces.
 async fn after_password(
-    state: &AppState,
+    state: &Auth,
     proven: Proven,
     ent_id: Option<&str>,
     device: &Device,
 ) -> Result<LoginOutcome, AppError> {
     let user_id = proven.user_id;
-    let memberships = store::memberships(&state.db, user_id).await?;
-    store::touch_login(&state.db, user_id).await?;
+    let memberships = store::memberships(&state.door.db, user_id).await?;
+    store::touch_login(&state.door.db, user_id).await?;
     let chosen = match ent_id {
         Some(ent_id) => Some(
             memberships
@@ -320,7 +344,7 @@ async fn after_password(
     match chosen {
         Some(m) => two_factor::checked_session(state, proven, m.tenant_id, device).await,
         None => Ok(LoginOutcome::Choose {
-            issued: state.tokens.issue_select(user_id, proven.generation)?,
+            issued: state.door.tokens.issue_select(user_id, proven.generation)?,
             tenants: memberships,
         }),
     }
@@ -329,16 +353,16 @@ async fn after_password(
 /// A session in `tenant_id` for someone who proved who they are: refused while the merchant
 /// is suspended or their access to it is turned off.
 async fn session_for(
-    state: &AppState,
+    state: &Auth,
     proven: Proven,
     tenant_id: tenants::TenantId,
     device: &Device,
 ) -> Result<LoginOutcome, AppError> {
-    let tenant = state.tenants.by_id(tenant_id).await?.ok_or(AppError::InvalidCredentials)?;
+    let tenant = state.door.tenants.by_id(tenant_id).await?.ok_or(AppError::InvalidCredentials)?;
     if tenant.status == TenantStatus::Suspended {
         return Err(AppError::TenantSuspended);
     }
-    let mut tx = tenants::TenantTx::begin(&state.db, tenant.id).await?;
+    let mut tx = tenants::TenantTx::begin(&state.door.db, tenant.id).await?;
     let active = store::active_agent_by_user(&mut tx, proven.user_id).await?;
     tx.commit().await?;
     if active.is_none() {
@@ -352,7 +376,7 @@ async fn session_for(
         proven: Some(proven.generation),
         device,
     };
-    let issued = sessions::open(state, opening).await?;
+    let issued = sessions::open(&state.door, opening).await?;
     Ok(LoginOutcome::Session { tenant, issued })
 }
 
@@ -384,12 +408,12 @@ enum LoginResponse {
 fn login_response(
     outcome: LoginOutcome,
     meta: &ClientMeta,
-    state: &AppState,
+    state: &Auth,
     jar: CookieJar,
 ) -> Result<Response, AppError> {
     Ok(match outcome {
         LoginOutcome::Session { tenant, issued } => {
-            let jar = jar.add(session::session_cookie(&issued, meta, state));
+            let jar = jar.add(session::session_cookie(&issued, meta, &state.config));
             let body = LoginResponse::Session {
                 token: issued.token,
                 token_type: "Bearer",
@@ -413,7 +437,7 @@ fn login_response(
 }
 
 async fn login_api(
-    state: axum::extract::State<AppState>,
+    state: axum::extract::State<Auth>,
     meta: ClientMeta,
     device: Device,
     jar: CookieJar,
@@ -430,23 +454,23 @@ pub struct SelectRequest {
 }
 
 async fn choose(
-    state: &AppState,
+    state: &Auth,
     select_token: &str,
     ent_id: &str,
     device: &Device,
 ) -> Result<LoginOutcome, AppError> {
-    let claims = state.tokens.verify(select_token, TokenKind::Select)?;
+    let claims = state.door.tokens.verify(select_token, TokenKind::Select)?;
     let proven = Proven {
         user_id: claims.user_id()?,
         generation: claims.generation.ok_or(AppError::Unauthorized)?,
     };
-    let memberships = store::memberships(&state.db, proven.user_id).await?;
+    let memberships = store::memberships(&state.door.db, proven.user_id).await?;
     let m = memberships.iter().find(|m| m.ent_id.as_str() == ent_id).ok_or(AppError::NotFound)?;
     two_factor::checked_session(state, proven, m.tenant_id, device).await
 }
 
 async fn select_api(
-    state: axum::extract::State<AppState>,
+    state: axum::extract::State<Auth>,
     meta: ClientMeta,
     device: Device,
     jar: CookieJar,
@@ -494,7 +518,7 @@ pub struct NextQuery {
 }
 
 async fn login_page(
-    state: axum::extract::State<AppState>,
+    state: axum::extract::State<Auth>,
     lang: Lang,
     csrf: CsrfToken,
     axum::extract::Query(q): axum::extract::Query<NextQuery>,
@@ -507,7 +531,7 @@ async fn login_page(
         next,
         form_error: None,
         reset: q.reset.is_some(),
-        providers: oauth::buttons(&state.db).await?,
+        providers: oauth::buttons(&state.door.db).await?,
     };
     Ok((csrf, Page(page)).into_response())
 }
@@ -525,7 +549,7 @@ pub struct LoginForm {
 }
 
 async fn login_form(
-    state: axum::extract::State<AppState>,
+    state: axum::extract::State<Auth>,
     req: FormRequest,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AppError> {
@@ -538,7 +562,7 @@ async fn login_form(
         next: next.clone(),
         form_error: None,
         reset: false,
-        providers: oauth::buttons(&state.db).await?,
+        providers: oauth::buttons(&state.door.db).await?,
     };
     if csrf::verify(&headers, Some(&form.csrf_token)).is_err() {
         page.form_error = Some(lang.tr("validation.csrf").to_owned());
@@ -568,7 +592,7 @@ fn form_outcome(
     outcome: LoginOutcome,
     next: &str,
     meta: &ClientMeta,
-    state: &AppState,
+    state: &Auth,
     jar: CookieJar,
 ) -> Response {
     let with_next = |path: &str| {
@@ -579,18 +603,18 @@ fn form_outcome(
             let jar = jar
                 .remove(session::removal(SELECT_COOKIE))
                 .remove(session::removal(session::SECOND_FACTOR_COOKIE))
-                .add(session::session_cookie(&issued, meta, state));
+                .add(session::session_cookie(&issued, meta, &state.config));
             let target = if next.is_empty() { "/app" } else { next };
             (jar, Redirect::to(target)).into_response()
         }
         LoginOutcome::Choose { issued, .. } => {
             let jar = jar
                 .remove(session::removal(session::SECOND_FACTOR_COOKIE))
-                .add(session::select_cookie(&issued, meta, state));
+                .add(session::select_cookie(&issued, meta, &state.config));
             (jar, Redirect::to(&with_next("/login/select"))).into_response()
         }
         LoginOutcome::NeedCode { pending } | LoginOutcome::Enrol { pending, .. } => {
-            let jar = jar.add(session::second_factor_cookie(&pending, meta, state));
+            let jar = jar.add(session::second_factor_cookie(&pending, meta, &state.config));
             (jar, Redirect::to(&with_next("/login/2fa"))).into_response()
         }
     }
@@ -617,7 +641,7 @@ struct TenantChoice {
 }
 
 async fn select_page(
-    state: axum::extract::State<AppState>,
+    state: axum::extract::State<Auth>,
     lang: Lang,
     csrf: CsrfToken,
     jar: CookieJar,
@@ -626,10 +650,10 @@ async fn select_page(
     let Some(token) = jar.get(SELECT_COOKIE).map(|c| c.value().to_owned()) else {
         return Ok(Redirect::to("/login").into_response());
     };
-    let Ok(claims) = state.tokens.verify(&token, TokenKind::Select) else {
+    let Ok(claims) = state.door.tokens.verify(&token, TokenKind::Select) else {
         return Ok(Redirect::to("/login").into_response());
     };
-    let memberships = store::memberships(&state.db, claims.user_id()?).await?;
+    let memberships = store::memberships(&state.door.db, claims.user_id()?).await?;
     let tenants = memberships
         .into_iter()
         .map(|m| TenantChoice {
@@ -660,7 +684,7 @@ pub struct SelectForm {
 }
 
 async fn select_form(
-    state: axum::extract::State<AppState>,
+    state: axum::extract::State<Auth>,
     meta: ClientMeta,
     device: Device,
     headers: HeaderMap,
@@ -688,7 +712,7 @@ pub struct LogoutForm {
 }
 
 async fn logout_form(
-    state: axum::extract::State<AppState>,
+    state: axum::extract::State<Auth>,
     headers: HeaderMap,
     jar: CookieJar,
     Form(form): Form<LogoutForm>,
@@ -708,7 +732,7 @@ async fn logout_form(
 /// Ends the session the request presents (bearer token or cookie): the token stops working
 /// at once, everywhere, and the sockets it opened close.
 async fn logout_api(
-    state: axum::extract::State<AppState>,
+    state: axum::extract::State<Auth>,
     headers: HeaderMap,
     jar: CookieJar,
 ) -> Result<Response, AppError> {
@@ -738,13 +762,13 @@ async fn logout_api(
 
 /// Ends the session `token` names, if it is a valid agent session token (an invalid or
 /// already ended one needs no ending).
-async fn end_presented_session(state: &AppState, token: &str) -> Result<(), AppError> {
-    let Ok(claims) = state.tokens.verify(token, TokenKind::Agent) else {
+async fn end_presented_session(state: &Auth, token: &str) -> Result<(), AppError> {
+    let Ok(claims) = state.door.tokens.verify(token, TokenKind::Agent) else {
         return Ok(());
     };
     if let (Ok(user_id), Some(session)) = (claims.user_id(), claims.sid) {
         let which = sessions::Which::One { user_id, session };
-        sessions::end_now(state, which, sessions::Reason::Logout).await?;
+        sessions::end_now((&state.door.db, &state.hub), which, sessions::Reason::Logout).await?;
     }
     Ok(())
 }

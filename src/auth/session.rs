@@ -22,8 +22,8 @@ use super::{
     store::{self, AgentRow},
     token::{Claims, Issued, TokenKind},
 };
+use crate::config::Config;
 use crate::http::{AppError, Role, client::ClientMeta, csrf};
-use crate::startup::AppState;
 
 pub const SESSION_COOKIE: &str = "kefu_session";
 pub const SELECT_COOKIE: &str = "kefu_select";
@@ -54,8 +54,8 @@ pub struct Impersonator {
 }
 
 impl AgentSession {
-    pub async fn tx(&self, state: &AppState) -> Result<TenantTx, AppError> {
-        Ok(TenantTx::begin(&state.db, self.tenant.id).await?)
+    pub async fn tx(&self, db: &sqlx::PgPool) -> Result<TenantTx, AppError> {
+        Ok(TenantTx::begin(db, self.tenant.id).await?)
     }
 
     /// Whether the agent manages the merchant (owner or admin).
@@ -212,34 +212,34 @@ async fn ensure_request_names_this_tenant(
 }
 
 /// The session cookie for an issued agent token.
-pub fn session_cookie(issued: &Issued, meta: &ClientMeta, state: &AppState) -> Cookie<'static> {
-    auth_cookie(SESSION_COOKIE, issued, meta, state)
+pub fn session_cookie(issued: &Issued, meta: &ClientMeta, config: &Config) -> Cookie<'static> {
+    auth_cookie(SESSION_COOKIE, issued, meta, config)
 }
 
 /// The short-lived cookie that carries a workspace-selection token.
-pub fn select_cookie(issued: &Issued, meta: &ClientMeta, state: &AppState) -> Cookie<'static> {
-    auth_cookie(SELECT_COOKIE, issued, meta, state)
+pub fn select_cookie(issued: &Issued, meta: &ClientMeta, config: &Config) -> Cookie<'static> {
+    auth_cookie(SELECT_COOKIE, issued, meta, config)
 }
 
 pub fn second_factor_cookie(
     issued: &Issued,
     meta: &ClientMeta,
-    state: &AppState,
+    config: &Config,
 ) -> Cookie<'static> {
-    auth_cookie(SECOND_FACTOR_COOKIE, issued, meta, state)
+    auth_cookie(SECOND_FACTOR_COOKIE, issued, meta, config)
 }
 
 fn auth_cookie(
     name: &'static str,
     issued: &Issued,
     meta: &ClientMeta,
-    state: &AppState,
+    config: &Config,
 ) -> Cookie<'static> {
     let ttl = (issued.expires_at - chrono::Utc::now()).num_seconds().max(0);
     Cookie::build((name, issued.token.clone()))
         .path("/")
         .http_only(true)
-        .secure(meta.https || state.config.is_https())
+        .secure(meta.https || config.is_https())
         .same_site(SameSite::Lax)
         .max_age(cookie::time::Duration::seconds(ttl))
         .build()

@@ -11,7 +11,7 @@
 //! if the generation is still the same, so a sign-in that raced a password change (or a
 //! workspace choice or second-factor step that began before it) cannot outlive it.
 
-use std::net::IpAddr;
+use std::{net::IpAddr, sync::Arc};
 
 use axum::{
     extract::FromRequestParts,
@@ -22,9 +22,10 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use tenants::{Tenant, TenantId};
 
+use super::ctx::Door;
 use super::token::{Issued, SessionKind};
 use crate::http::{AppError, ClientMeta};
-use crate::startup::AppState;
+use crate::realtime::hub::Hub;
 
 /// A session's id: random (63 bits), so ids say nothing about how many sessions exist.
 pub type SessionId = i64;
@@ -78,8 +79,8 @@ pub fn credentials_changed() -> AppError {
 }
 
 /// Opens a session and issues its token.
-pub async fn open(state: &AppState, o: Opening<'_>) -> Result<Issued, AppError> {
-    let ttl = state.tokens.ttl(o.kind);
+pub async fn open(door: &Door, o: Opening<'_>) -> Result<Issued, AppError> {
+    let ttl = door.tokens.ttl(o.kind);
     let expires_at = Utc::now() + ttl;
     let id: SessionId = rand::random::<i64>() & i64::MAX;
     let opened = sqlx::query(
@@ -96,12 +97,12 @@ pub async fn open(state: &AppState, o: Opening<'_>) -> Result<Issued, AppError> 
     .bind(&o.device.user_agent)
     .bind(expires_at)
     .bind(o.proven)
-    .execute(&state.db)
+    .execute(&door.db)
     .await?;
     if opened.rows_affected() != 1 {
         return Err(credentials_changed());
     }
-    Ok(state.tokens.issue_session(
+    Ok(door.tokens.issue_session(
         (id, 0),
         o.user_id,
         o.kind,
@@ -115,7 +116,7 @@ pub async fn open(state: &AppState, o: Opening<'_>) -> Result<Issued, AppError> 
 /// every older token of it stops working): after a password change the device that made it
 /// stays signed in, and its sockets stay open, but a copy of its old token is worthless.
 pub async fn rotate(
-    state: &AppState,
+    door: &Door,
     session: &super::session::AgentSession,
 ) -> Result<Issued, AppError> {
     let id = session.session_id.ok_or(AppError::Unauthorized)?;
@@ -124,12 +125,12 @@ pub async fn rotate(
          where id = $1 and ended_at is null returning token_version, expires_at",
     )
     .bind(id)
-    .fetch_optional(&state.db)
+    .fetch_optional(&door.db)
     .await?
     .ok_or(AppError::Unauthorized)?;
     let (user, tenant) = (session.user_id, Some(&*session.tenant));
     let kind = SessionKind::Agent;
-    Ok(state.tokens.issue_session((id, version), user, kind, tenant, None, expires_at)?)
+    Ok(door.tokens.issue_session((id, version), user, kind, tenant, None, expires_at)?)
 }
 
 /// The person's credential generation (what a sign-in proves).
@@ -201,7 +202,7 @@ impl Ended {
     }
 
     /// Closes the sockets these sessions opened, on every node (4003, access revoked).
-    pub fn close_sockets(self, state: &AppState) {
+    pub fn close_sockets(self, hub: &Hub) {
         let mut by_tenant: std::collections::BTreeMap<TenantId, Vec<SessionId>> =
             Default::default();
         for (tenant, session) in self.0 {
@@ -210,7 +211,7 @@ impl Ended {
             }
         }
         for (tenant, sessions) in by_tenant {
-            state.chat.hub.end_sessions(tenant, &sessions);
+            hub.end_sessions(tenant, &sessions);
         }
     }
 }
@@ -241,12 +242,16 @@ pub async fn end(conn: &mut PgConnection, which: Which, reason: Reason) -> sqlx:
 }
 
 /// Ends `which` sessions in a transaction of its own and closes their sockets.
-pub async fn end_now(state: &AppState, which: Which, reason: Reason) -> Result<usize, AppError> {
-    let mut tx = state.db.begin().await?;
+pub async fn end_now(
+    (db, hub): (&PgPool, &Hub),
+    which: Which,
+    reason: Reason,
+) -> Result<usize, AppError> {
+    let mut tx = db.begin().await?;
     let ended = end(&mut tx, which, reason).await?;
     tx.commit().await?;
     let n = ended.len();
-    ended.close_sockets(state);
+    ended.close_sockets(hub);
     Ok(n)
 }
 
@@ -349,18 +354,17 @@ const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 /// Closes sockets whose session ended where no event reached this node (the command line
 /// ends sessions too; a node may run without the bus) or simply expired: every
 /// [`SWEEP_EVERY`], one query for every agent socket of this node.
-pub fn spawn_sweep(state: &AppState) -> tokio::task::JoinHandle<()> {
-    let state = state.clone();
-    let shutdown = state.chat.hub.shutdown_token();
+pub fn spawn_sweep(db: PgPool, hub: Arc<Hub>) -> tokio::task::JoinHandle<()> {
+    let shutdown = hub.shutdown_token();
     crate::background::every("sessions", SWEEP_EVERY, shutdown, None, move || {
-        let state = state.clone();
-        async move { sweep(&state).await }
+        let (db, hub) = (db.clone(), hub.clone());
+        async move { sweep(&db, &hub).await }
     })
 }
 
 /// One round of [`spawn_sweep`]: how many sockets it closed.
-pub async fn sweep(state: &AppState) -> anyhow::Result<usize> {
-    let open = state.chat.hub.local_sessions();
+pub async fn sweep(db: &PgPool, hub: &Hub) -> anyhow::Result<usize> {
+    let open = hub.local_sessions();
     if open.is_empty() {
         return Ok(0);
     }
@@ -370,11 +374,11 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<usize> {
          where id = any($1) and ended_at is null and expires_at > now()",
     )
     .bind(&ids)
-    .fetch_all(&state.db)
+    .fetch_all(db)
     .await?;
     let mut closed = 0;
     for (tenant, session) in open.into_iter().filter(|(_, s)| !live.contains(s)) {
-        closed += state.chat.hub.end_sessions_here(tenant, &[session]);
+        closed += hub.end_sessions_here(tenant, &[session]);
     }
     Ok(closed)
 }

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tenants::EntId;
 
+use super::Auth;
 use super::{
     AuthRateLimit, FormRequest, field_errors, limited, links, password, session,
     sessions::{self, Device},
@@ -37,13 +38,17 @@ use crate::{
     i18n::Lang,
     merchant::{self, NewMerchant},
     notify::{self, Content, Email as OutgoingEmail},
-    startup::AppState,
 };
 
 /// How long a sign-up link works.
 const CONFIRM_TTL_HOURS: i64 = 24;
 
-pub fn routes(limit: &AuthRateLimit) -> Routes<AppState> {
+pub fn routes<S>(limit: &AuthRateLimit) -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    crate::auth::Auth: axum::extract::FromRef<S>,
+    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
+{
     Routes::new()
         .get("/signup", Scope::Public, page)
         .add(Method::POST, "/signup", Scope::Public, limited(limit, form))
@@ -96,7 +101,7 @@ enum Registered {
 }
 
 async fn register(
-    state: &AppState,
+    state: &Auth,
     req: SignupRequest,
     lang: Lang,
     device: &Device,
@@ -122,9 +127,9 @@ async fn register(
         return Ok(Registered::CheckEmail(email));
     }
     let created = merchant::create(
-        &state.db,
+        &state.door.db,
         &state.migrator,
-        &state.tenants,
+        &state.door.tenants,
         NewMerchant { company, owner_email: email, owner_password_hash: hash },
     )
     .await?;
@@ -134,7 +139,7 @@ async fn register(
 
 /// A session for a new merchant's owner.
 async fn owner_session(
-    state: &AppState,
+    state: &Auth,
     created: &merchant::CreatedMerchant,
     device: &Device,
 ) -> Result<Issued, AppError> {
@@ -146,7 +151,7 @@ async fn owner_session(
         proven: None,
         device,
     };
-    sessions::open(state, opening).await
+    sessions::open(&state.door, opening).await
 }
 
 fn digest(token: &str) -> Vec<u8> {
@@ -156,14 +161,14 @@ fn digest(token: &str) -> Vec<u8> {
 /// The email half of a sign-up: a link that creates the workspace for a new address, a note
 /// for an address that has an account — the same work either way.
 async fn by_email(
-    state: &AppState,
+    state: &Auth,
     settings: &crate::platform::system::SystemSettings,
     lang: Lang,
     new: NewMerchant,
 ) -> Result<(), AppError> {
     let site = notify::site_name(settings);
-    let existing = store::user_by_email(&state.db, new.owner_email.as_str()).await?;
-    let mut tx = state.db.begin().await?;
+    let existing = store::user_by_email(&state.door.db, new.owner_email.as_str()).await?;
+    let mut tx = state.door.db.begin().await?;
     let mail = match existing {
         Some(_) => exists_email(state, lang, site, &new.owner_email, &new.company),
         None => {
@@ -188,7 +193,7 @@ async fn by_email(
 }
 
 fn confirm_email(
-    state: &AppState,
+    state: &Auth,
     lang: Lang,
     site: &str,
     to: &Email,
@@ -214,13 +219,7 @@ fn confirm_email(
     )
 }
 
-fn exists_email(
-    state: &AppState,
-    lang: Lang,
-    site: &str,
-    to: &Email,
-    merchant: &str,
-) -> OutgoingEmail {
+fn exists_email(state: &Auth, lang: Lang, site: &str, to: &Email, merchant: &str) -> OutgoingEmail {
     let forgot = state.mail.link("/forgot");
     let v = [("merchant", merchant), ("site", site), ("forgot", forgot.as_str())];
     let fill = links::fill;
@@ -265,7 +264,7 @@ fn api_error(e: RegisterError) -> AppError {
 /// `POST /api/v1/signup {company, email, password}` → 201 a session in the new workspace; on
 /// a platform that sends email, 202 `{status: "check_email", email}` whatever the address.
 async fn api(
-    state: State<AppState>,
+    state: State<Auth>,
     meta: ClientMeta,
     device: Device,
     lang: Lang,
@@ -285,13 +284,13 @@ async fn api(
 }
 
 fn created_response(
-    state: &AppState,
+    state: &Auth,
     meta: &ClientMeta,
     jar: CookieJar,
     created: &merchant::CreatedMerchant,
     issued: Issued,
 ) -> Response {
-    let jar = jar.add(session::session_cookie(&issued, meta, state));
+    let jar = jar.add(session::session_cookie(&issued, meta, &state.config));
     let body = SignupResponse {
         ent_id: created.tenant.ent_id.clone(),
         token: issued.token,
@@ -309,7 +308,7 @@ struct ConfirmRequest {
 /// `POST /api/v1/signup/confirm {token}` (the emailed link's token) → 201 a session in the
 /// new workspace.
 async fn confirm_api(
-    state: State<AppState>,
+    state: State<Auth>,
     meta: ClientMeta,
     device: Device,
     jar: CookieJar,
@@ -322,11 +321,11 @@ async fn confirm_api(
 /// Creates the workspace a confirmed link stands for (once: the link is spent by taking it),
 /// its owner's address counted as verified.
 async fn confirm(
-    state: &AppState,
+    state: &Auth,
     token: &str,
     device: &Device,
 ) -> Result<(merchant::CreatedMerchant, Issued), AppError> {
-    let pending = store::take_pending_signup(&state.db, &digest(token)).await?;
+    let pending = store::take_pending_signup(&state.door.db, &digest(token)).await?;
     let Some((email, company, hash)) = pending else {
         return Err(AppError::bad_request_status(
             StatusCode::NOT_FOUND,
@@ -336,8 +335,9 @@ async fn confirm(
     };
     let owner_email = Email::parse(&email).map_err(|_| AppError::NotFound)?;
     let new = NewMerchant { company, owner_email, owner_password_hash: hash };
-    let created = merchant::create(&state.db, &state.migrator, &state.tenants, new).await?;
-    store::mark_email_verified(&mut *state.db.acquire().await?, created.owner_user_id).await?;
+    let created =
+        merchant::create(&state.door.db, &state.migrator, &state.door.tenants, new).await?;
+    store::mark_email_verified(&mut *state.door.db.acquire().await?, created.owner_user_id).await?;
     let issued = owner_session(state, &created, device).await?;
     Ok((created, issued))
 }
@@ -393,7 +393,7 @@ pub struct SignupForm {
 }
 
 async fn form(
-    state: State<AppState>,
+    state: State<Auth>,
     req: FormRequest,
     Form(form): Form<SignupForm>,
 ) -> Result<Response, AppError> {
@@ -407,7 +407,7 @@ async fn form(
     }
     match register(&state, form.fields, lang, &device).await {
         Ok(Registered::Created(_, issued)) => {
-            let jar = jar.add(session::session_cookie(&issued, &meta, &state));
+            let jar = jar.add(session::session_cookie(&issued, &meta, &state.config));
             Ok((jar, Redirect::to("/app")).into_response())
         }
         Ok(Registered::CheckEmail(email)) => {
@@ -438,12 +438,12 @@ async fn form(
 /// The emailed link: what it will create, and a button (nothing happens on a GET, which mail
 /// scanners make).
 async fn confirm_page(
-    state: State<AppState>,
+    state: State<Auth>,
     lang: Lang,
     csrf: CsrfToken,
     Path(token): Path<String>,
 ) -> Result<Response, AppError> {
-    let pending = store::find_pending_signup(&state.db, &digest(&token)).await?;
+    let pending = store::find_pending_signup(&state.door.db, &digest(&token)).await?;
     let mut page = SignupPage::new(lang, &csrf);
     match pending {
         Some((company, email)) => {
@@ -466,7 +466,7 @@ struct ConfirmForm {
 }
 
 async fn confirm_form(
-    state: State<AppState>,
+    state: State<Auth>,
     req: FormRequest,
     Path(token): Path<String>,
     Form(form): Form<ConfirmForm>,
@@ -475,7 +475,7 @@ async fn confirm_form(
     csrf::verify(&headers, Some(&form.csrf_token))?;
     match confirm(&state, &token, &device).await {
         Ok((_, issued)) => {
-            let jar = jar.add(session::session_cookie(&issued, &meta, &state));
+            let jar = jar.add(session::session_cookie(&issued, &meta, &state.config));
             Ok((jar, Redirect::to("/app")).into_response())
         }
         Err(e @ (AppError::ClientError { .. } | AppError::Conflict { .. })) => {

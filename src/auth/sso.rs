@@ -28,13 +28,13 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use tenants::TenantTx;
 
+use super::Auth;
 use super::{links, session};
 use crate::{
     http::{AppError, ClientMeta, ResolvedTenant, Routes, Scope, local_redirect_target},
     merchant::settings::{
         MerchantSettings, SSO_SECRET_KEY, store as settings_store, store_setting,
     },
-    startup::AppState,
 };
 
 /// The settings key naming the agent who set the current SSO secret.
@@ -43,7 +43,13 @@ const SSO_SET_BY_KEY: &str = "sso_secret_set_by";
 /// How long an SSO token works.
 pub const TOKEN_TTL_SECS: i64 = 60;
 
-pub fn routes(limit: &super::AuthRateLimit) -> Routes<AppState> {
+pub fn routes<S>(limit: &super::AuthRateLimit) -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    crate::auth::Auth: axum::extract::FromRef<S>,
+    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
+    std::sync::Arc<tenants::Registry>: axum::extract::FromRef<S>,
+{
     Routes::new()
         .get("/other/internalToken", Scope::Public, internal_token)
         .add(
@@ -86,17 +92,21 @@ struct TokenQuery {
 }
 
 async fn internal_token(
-    State(state): State<AppState>,
+    State(state): State<Auth>,
     ResolvedTenant(tenant): ResolvedTenant,
     meta: ClientMeta,
     headers: HeaderMap,
     Query(q): Query<TokenQuery>,
 ) -> Result<Response, AppError> {
-    let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
+    let mut tx = TenantTx::begin(&state.door.db, tenant.id).await?;
     let settings = MerchantSettings::load(&mut tx).await?;
     // The caller proves who it is before anything else is said (not even the plan).
     authenticate_caller(&mut tx, &settings, &meta, &headers).await?;
-    crate::merchant::subscription::require_feature(&state.plans, &tenant, billing::Feature::Sso)?;
+    crate::merchant::subscription::require_feature(
+        &state.door.plans,
+        &tenant,
+        billing::Feature::Sso,
+    )?;
     let account = q.account.trim();
     let agent = super::store::active_agent_by_email(&mut tx, account).await?;
     let Some((user_id, email, role, two_factor)) = agent else {
@@ -194,7 +204,7 @@ struct RedeemQuery {
 }
 
 async fn redeem(
-    State(state): State<AppState>,
+    State(state): State<Auth>,
     meta: ClientMeta,
     device: super::sessions::Device,
     jar: CookieJar,
@@ -210,7 +220,7 @@ async fn redeem(
             )
         })?,
     };
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.door.db.begin().await?;
     let link = links::redeem(&mut tx, &q.token, "sso").await?;
     tx.commit().await?;
     let Some(link) = link else {
@@ -223,7 +233,7 @@ async fn redeem(
     let tenant = tenants::TenantId(link.tenant_id.ok_or(AppError::Unauthorized)?);
     // The merchant's system vouches for the person now (session_for checks they are still
     // an active agent there).
-    let mut conn = state.db.acquire().await?;
+    let mut conn = state.door.db.acquire().await?;
     let generation = super::sessions::credential_gen(&mut conn, link.user_id)
         .await?
         .ok_or(AppError::Unauthorized)?;
@@ -234,8 +244,8 @@ async fn redeem(
     else {
         return Err(AppError::Unauthorized);
     };
-    super::store::touch_login(&state.db, link.user_id).await?;
-    let jar = jar.add(session::session_cookie(&issued, &meta, &state));
+    super::store::touch_login(&state.door.db, link.user_id).await?;
+    let jar = jar.add(session::session_cookie(&issued, &meta, &state.config));
     Ok((jar, Redirect::to(&target)).into_response())
 }
 

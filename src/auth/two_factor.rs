@@ -19,6 +19,7 @@ use axum_extra::extract::CookieJar;
 use serde::{Deserialize, Serialize};
 use tenants::{TenantId, TenantTx};
 
+use super::Auth;
 use super::{
     AuthRateLimit, FormRequest, LoginOutcome, NextQuery, Proven,
     accounts::Actor,
@@ -35,10 +36,14 @@ use crate::{
         local_redirect_target,
     },
     i18n::Lang,
-    startup::AppState,
 };
 
-pub fn routes(limit: &AuthRateLimit) -> Routes<AppState> {
+pub fn routes<S>(limit: &AuthRateLimit) -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    crate::auth::Auth: axum::extract::FromRef<S>,
+    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
+{
     Routes::new()
         .get("/login/2fa", Scope::Public, page)
         .add(Method::POST, "/login/2fa", Scope::Public, limited(limit, code_form))
@@ -69,8 +74,8 @@ pub fn code_required() -> AppError {
 }
 
 /// Whether the merchant requires a second factor of its agents.
-pub async fn required_by(state: &AppState, tenant: TenantId) -> Result<bool, AppError> {
-    let mut tx = TenantTx::begin(&state.db, tenant).await?;
+pub async fn required_by(state: &Auth, tenant: TenantId) -> Result<bool, AppError> {
+    let mut tx = TenantTx::begin(&state.door.db, tenant).await?;
     let required = crate::merchant::settings::store::get(&mut tx, "require_2fa").await?;
     tx.commit().await?;
     Ok(required.is_some_and(|v| v.as_bool() == Some(true) || v.as_str() == Some("true")))
@@ -79,19 +84,20 @@ pub async fn required_by(state: &AppState, tenant: TenantId) -> Result<bool, App
 /// A session in `tenant` for a user who proved who they are — unless the merchant requires
 /// a second factor they have not set up, which they enrol first.
 pub(super) async fn checked_session(
-    state: &AppState,
+    state: &Auth,
     proven: Proven,
     tenant: TenantId,
     device: &Device,
 ) -> Result<LoginOutcome, AppError> {
     let user_id = proven.user_id;
-    if required_by(state, tenant).await? && !totp::is_enabled(&state.db, user_id).await? {
+    if required_by(state, tenant).await? && !totp::is_enabled(&state.door.db, user_id).await? {
         let email = account(state, user_id).await?;
-        let enrolment = match totp::pending_enrolment(&state.db, user_id, &email).await? {
+        let enrolment = match totp::pending_enrolment(&state.door.db, user_id, &email).await? {
             Some(e) => e,
-            None => totp::begin_enrolment(&state.db, user_id, &email).await?,
+            None => totp::begin_enrolment(&state.door.db, user_id, &email).await?,
         };
-        let pending = state.tokens.issue_second_factor(user_id, Some(tenant), proven.generation)?;
+        let pending =
+            state.door.tokens.issue_second_factor(user_id, Some(tenant), proven.generation)?;
         return Ok(LoginOutcome::Enrol { pending, enrolment });
     }
     super::session_for(state, proven, tenant, device).await
@@ -100,14 +106,17 @@ pub(super) async fn checked_session(
 /// What a user who proved their mailbox (an emailed invitation or reset link) gets in
 /// `tenant`: their second factor's step first if they have one, else [`checked_session`].
 pub(super) async fn after_link(
-    state: &AppState,
+    state: &Auth,
     proven: Proven,
     tenant: TenantId,
     device: &Device,
 ) -> Result<LoginOutcome, AppError> {
-    if totp::is_enabled(&state.db, proven.user_id).await? {
-        let pending =
-            state.tokens.issue_second_factor(proven.user_id, Some(tenant), proven.generation)?;
+    if totp::is_enabled(&state.door.db, proven.user_id).await? {
+        let pending = state.door.tokens.issue_second_factor(
+            proven.user_id,
+            Some(tenant),
+            proven.generation,
+        )?;
         return Ok(LoginOutcome::NeedCode { pending });
     }
     checked_session(state, proven, tenant, device).await
@@ -117,11 +126,11 @@ pub(super) async fn after_link(
 /// one), if `code` comes from it and their credentials are still the ones they proved: the
 /// recovery codes and what they prove now.
 async fn enrol_while_signing_in(
-    state: &AppState,
+    state: &Auth,
     proven: Proven,
     code: &str,
 ) -> Result<Option<(Vec<String>, Proven)>, AppError> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.door.db.begin().await?;
     super::accounts::check_gen(&mut tx, proven).await?;
     let actor = Actor::Themself { user_id: proven.user_id, session: None };
     let Some((codes, changed)) =
@@ -130,13 +139,13 @@ async fn enrol_while_signing_in(
         return Ok(None);
     };
     tx.commit().await?;
-    changed.ended.close_sockets(state);
+    changed.ended.close_sockets(&state.hub);
     Ok(Some((codes, Proven { user_id: proven.user_id, generation: changed.generation })))
 }
 
 /// The name authenticator apps show for the account.
-async fn account(state: &AppState, user_id: i64) -> Result<String, AppError> {
-    let mut conn = state.db.acquire().await?;
+async fn account(state: &Auth, user_id: i64) -> Result<String, AppError> {
+    let mut conn = state.door.db.acquire().await?;
     let user = store::user_by_id(&mut conn, user_id).await?.ok_or(AppError::Unauthorized)?;
     Ok(user.email)
 }
@@ -200,15 +209,15 @@ impl TwoFactorPage {
 }
 
 /// Who the pending cookie says passed the password, and (for an enrolment) the merchant.
-fn pending(state: &AppState, jar: &CookieJar) -> Option<(Proven, Option<TenantId>)> {
+fn pending(state: &Auth, jar: &CookieJar) -> Option<(Proven, Option<TenantId>)> {
     let token = jar.get(SECOND_FACTOR_COOKIE)?;
-    let claims = state.tokens.verify(token.value(), TokenKind::SecondFactor).ok()?;
+    let claims = state.door.tokens.verify(token.value(), TokenKind::SecondFactor).ok()?;
     let proven = Proven { user_id: claims.user_id().ok()?, generation: claims.generation? };
     Some((proven, claims.tid.map(TenantId)))
 }
 
 async fn page(
-    State(state): State<AppState>,
+    State(state): State<Auth>,
     lang: Lang,
     csrf: CsrfToken,
     jar: CookieJar,
@@ -227,12 +236,12 @@ async fn page(
         enrolment: None,
         recovery_codes: Vec::new(),
     };
-    if !totp::is_enabled(&state.db, user_id).await? {
+    if !totp::is_enabled(&state.door.db, user_id).await? {
         let email = account(&state, user_id).await?;
         page.step = Step::Enrol;
-        page.enrolment = totp::pending_enrolment(&state.db, user_id, &email).await?;
+        page.enrolment = totp::pending_enrolment(&state.door.db, user_id, &email).await?;
         if page.enrolment.is_none() {
-            page.enrolment = Some(totp::begin_enrolment(&state.db, user_id, &email).await?);
+            page.enrolment = Some(totp::begin_enrolment(&state.door.db, user_id, &email).await?);
         }
     }
     Ok((csrf, Page(page)).into_response())
@@ -248,9 +257,42 @@ struct CodeForm {
     next: String,
 }
 
+impl TwoFactorPage {
+    /// The code step again, saying the code was wrong.
+    fn wrong_code(lang: Lang, csrf: &CsrfToken, next: &str) -> Self {
+        Self {
+            lang,
+            csrf_token: csrf.value().to_owned(),
+            next: next.to_owned(),
+            step: Step::Code,
+            form_error: Some(lang.tr("platform.login.wrong_code").to_owned()),
+            enrolment: None,
+            recovery_codes: Vec::new(),
+        }
+    }
+}
+
+/// What a right `code` of a user with a second factor opens: the workspace they chose, or
+/// what their password alone would have (`None`: the code is wrong).
+async fn signed_in(
+    state: &Auth,
+    proven: Proven,
+    tenant: Option<tenants::TenantId>,
+    device: &Device,
+    code: &str,
+) -> Result<Option<LoginOutcome>, AppError> {
+    if !totp::verify(&state.door.db, proven.user_id, code).await? {
+        return Ok(None);
+    }
+    Ok(Some(match tenant {
+        Some(tenant) => checked_session(state, proven, tenant, device).await?,
+        None => after_password(state, proven, None, device).await?,
+    }))
+}
+
 /// The code of a user with a second factor, or the first code of one being set up.
 async fn code_form(
-    State(state): State<AppState>,
+    State(state): State<Auth>,
     req: FormRequest,
     Form(form): Form<CodeForm>,
 ) -> Result<Response, AppError> {
@@ -261,24 +303,12 @@ async fn code_form(
     };
     let user_id = proven.user_id;
     let next = local_redirect_target(&form.next).unwrap_or_default();
-    let mut page = TwoFactorPage {
-        lang,
-        csrf_token: csrf.value().to_owned(),
-        next: next.clone(),
-        step: Step::Code,
-        form_error: Some(lang.tr("platform.login.wrong_code").to_owned()),
-        enrolment: None,
-        recovery_codes: Vec::new(),
-    };
-    if totp::is_enabled(&state.db, user_id).await? {
-        if !totp::verify(&state.db, user_id, &form.code).await? {
-            return Ok((StatusCode::UNAUTHORIZED, csrf, Page(page)).into_response());
-        }
-        let outcome = match tenant {
-            Some(tenant) => checked_session(&state, proven, tenant, &device).await?,
-            None => after_password(&state, proven, None, &device).await?,
-        };
-        return Ok(super::form_outcome(outcome, &next, &meta, &state, jar));
+    let mut page = TwoFactorPage::wrong_code(lang, &csrf, &next);
+    if totp::is_enabled(&state.door.db, user_id).await? {
+        return Ok(match signed_in(&state, proven, tenant, &device, &form.code).await? {
+            Some(outcome) => super::form_outcome(outcome, &next, &meta, &state, jar),
+            None => (StatusCode::UNAUTHORIZED, csrf, Page(page)).into_response(),
+        });
     }
     // Setting it up because the merchant requires it.
     let Some(tenant) = tenant else {
@@ -287,7 +317,7 @@ async fn code_form(
     let Some((codes, proven)) = enrol_while_signing_in(&state, proven, &form.code).await? else {
         let email = account(&state, user_id).await?;
         page.step = Step::Enrol;
-        page.enrolment = totp::pending_enrolment(&state.db, user_id, &email).await?;
+        page.enrolment = totp::pending_enrolment(&state.door.db, user_id, &email).await?;
         return Ok((StatusCode::UNAUTHORIZED, csrf, Page(page)).into_response());
     };
     let LoginOutcome::Session { issued, .. } =
@@ -298,7 +328,7 @@ async fn code_form(
     let jar = jar
         .remove(session::removal(SECOND_FACTOR_COOKIE))
         .remove(session::removal(session::SELECT_COOKIE))
-        .add(session::session_cookie(&issued, &meta, &state));
+        .add(session::session_cookie(&issued, &meta, &state.config));
     page.step = Step::Recovery;
     page.form_error = None;
     page.recovery_codes = codes;
@@ -328,13 +358,13 @@ struct EnrolledOut {
 /// `{pending_token, code}` (from a login that answered `enrolment`) → the session, with the
 /// recovery codes.
 async fn enrol_api(
-    State(state): State<AppState>,
+    State(state): State<Auth>,
     meta: ClientMeta,
     device: Device,
     jar: CookieJar,
     ApiJson(req): ApiJson<EnrolRequest>,
 ) -> Result<Response, AppError> {
-    let claims = state.tokens.verify(&req.pending_token, TokenKind::SecondFactor)?;
+    let claims = state.door.tokens.verify(&req.pending_token, TokenKind::SecondFactor)?;
     let proven = Proven {
         user_id: claims.user_id()?,
         generation: claims.generation.ok_or(AppError::Unauthorized)?,
@@ -347,7 +377,7 @@ async fn enrol_api(
     else {
         return Err(AppError::Unauthorized);
     };
-    let jar = jar.add(session::session_cookie(&issued, &meta, &state));
+    let jar = jar.add(session::session_cookie(&issued, &meta, &state.config));
     let body = EnrolledOut {
         token: issued.token,
         token_type: "Bearer",
@@ -371,12 +401,12 @@ struct StatusOut {
 }
 
 async fn status(
-    State(state): State<AppState>,
+    State(state): State<Auth>,
     session: AgentSession,
 ) -> Result<Json<StatusOut>, AppError> {
     Ok(Json(StatusOut {
-        enabled: totp::is_enabled(&state.db, session.user_id).await?,
-        recovery_codes_left: totp::recovery_codes_left(&state.db, session.user_id).await?,
+        enabled: totp::is_enabled(&state.door.db, session.user_id).await?,
+        recovery_codes_left: totp::recovery_codes_left(&state.door.db, session.user_id).await?,
         required: required_by(&state, session.tenant.id).await?,
     }))
 }
@@ -390,11 +420,11 @@ struct BeginOut {
 
 /// Offers a new secret to scan; nothing changes until it is confirmed with a code.
 async fn begin(
-    State(state): State<AppState>,
+    State(state): State<Auth>,
     session: AgentSession,
 ) -> Result<Json<BeginOut>, AppError> {
     Actor::themself(&session)?;
-    if totp::is_enabled(&state.db, session.user_id).await? {
+    if totp::is_enabled(&state.door.db, session.user_id).await? {
         return Err(AppError::conflict(
             "totp_enabled",
             None,
@@ -402,7 +432,7 @@ async fn begin(
         ));
     }
     let email = account(&state, session.user_id).await?;
-    let e = totp::begin_enrolment(&state.db, session.user_id, &email).await?;
+    let e = totp::begin_enrolment(&state.door.db, session.user_id, &email).await?;
     Ok(Json(BeginOut { secret: e.secret, otpauth_uri: e.otpauth_uri, qr_svg: e.qr_svg }))
 }
 
@@ -420,25 +450,25 @@ struct ConfirmedOut {
 /// Turns it on with the first code from the new authenticator; the person's other
 /// sessions end.
 async fn confirm(
-    State(state): State<AppState>,
+    State(state): State<Auth>,
     session: AgentSession,
     ApiJson(req): ApiJson<CodeRequest>,
 ) -> Result<Json<ConfirmedOut>, AppError> {
     let actor = Actor::themself(&session)?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.door.db.begin().await?;
     let (codes, changed) =
         super::accounts::enable_two_factor(&mut tx, &actor, session.user_id, &req.code)
             .await?
             .ok_or_else(wrong_code)?;
     tx.commit().await?;
-    changed.ended.close_sockets(&state);
+    changed.ended.close_sockets(&state.hub);
     tracing::info!(user = session.user_id, "two-step verification turned on");
     Ok(Json(ConfirmedOut { recovery_codes: codes }))
 }
 
 /// Turns it off, with a current code (or a recovery code) as proof.
 async fn disable(
-    State(state): State<AppState>,
+    State(state): State<Auth>,
     session: AgentSession,
     ApiJson(req): ApiJson<CodeRequest>,
 ) -> Result<StatusCode, AppError> {
@@ -450,20 +480,20 @@ async fn disable(
             "this workspace requires two-step verification of every agent",
         ));
     }
-    if crate::platform::admin_email(&state.db, session.user_id).await?.is_some() {
+    if crate::platform::admin_email(&state.door.db, session.user_id).await?.is_some() {
         return Err(AppError::conflict(
             "totp_required",
             None,
             "platform admins always sign in with two-step verification",
         ));
     }
-    if !totp::verify(&state.db, session.user_id, &req.code).await? {
+    if !totp::verify(&state.door.db, session.user_id, &req.code).await? {
         return Err(wrong_code());
     }
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.door.db.begin().await?;
     let changed = super::accounts::clear_two_factor(&mut tx, &actor, session.user_id).await?;
     tx.commit().await?;
-    changed.ended.close_sockets(&state);
+    changed.ended.close_sockets(&state.hub);
     tracing::info!(user = session.user_id, "two-step verification turned off");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -99,8 +99,8 @@ pub struct VisitorMessage {
 }
 
 /// Runs the automation for one visitor message; errors are logged, never surfaced.
-pub async fn after_visitor_message(state: crate::startup::AppState, m: VisitorMessage) {
-    let (chat, pool) = (&state.chat, &state.db);
+pub async fn after_visitor_message(state: super::ws::Sockets, m: VisitorMessage) {
+    let (chat, pool) = (&state.chat, &state.door.db);
     let (tenant, conversation) = (m.tenant, &m.conversation);
     let said = Said { created: m.created, text: m.text.clone(), lang: m.lang };
     if let Err(e) = run(chat, pool, tenant, conversation, said, m.monthly_limit).await {
@@ -117,7 +117,7 @@ pub async fn after_visitor_message(state: crate::startup::AppState, m: VisitorMe
 /// notification email when no one is online. One reminder is pending per conversation at a
 /// time, and it is dropped if an agent answers first (notify::outbox checks before sending).
 async fn remind_if_unanswered(
-    state: &crate::startup::AppState,
+    state: &super::ws::Sockets,
     m: &VisitorMessage,
 ) -> anyhow::Result<()> {
     let someone_sees_it = match m.conversation.agent_id {
@@ -131,7 +131,7 @@ async fn remind_if_unanswered(
     if !crate::notify::enabled(&settings) {
         return Ok(());
     }
-    let mut tx = TenantTx::begin(&state.db, m.tenant).await?;
+    let mut tx = TenantTx::begin(&state.door.db, m.tenant).await?;
     let merchant = crate::merchant::settings::MerchantSettings::load(&mut tx).await?;
     let minutes = merchant.unanswered_email_minutes;
     let agent_email: Option<String> = match m.conversation.agent_id {
@@ -154,8 +154,12 @@ async fn remind_if_unanswered(
     };
     let lang = merchant.lang();
     let site = crate::notify::site_name(&settings);
-    let tenant =
-        state.tenants.by_id(m.tenant).await?.ok_or_else(|| anyhow::anyhow!("no such merchant"))?;
+    let tenant = state
+        .door
+        .tenants
+        .by_id(m.tenant)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no such merchant"))?;
     let shown = if merchant.service_name.is_empty() {
         tenant.name.clone()
     } else {

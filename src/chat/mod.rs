@@ -33,14 +33,27 @@ use crate::{
     merchant::subscription::limits,
 };
 
-pub use ws::{TicketResponse, Ticketed};
+pub use ws::{Sockets, TicketResponse, Ticketed};
 
 /// The OpenAPI description of the conversation and visitor routes (http::openapi).
 pub(crate) fn api_doc() -> utoipa::openapi::OpenApi {
     <api::Doc as utoipa::OpenApi>::openapi()
 }
 
-pub fn routes() -> Routes<crate::startup::AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ws::Sockets: axum::extract::FromRef<S>,
+    Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
+    Arc<Chat>: axum::extract::FromRef<S>,
+    Arc<tenants::Registry>: axum::extract::FromRef<S>,
+    Arc<crate::http::rate::Limiter>: axum::extract::FromRef<S>,
+    crate::realtime::bus::Caches: axum::extract::FromRef<S>,
+    PgPool: axum::extract::FromRef<S>,
+    Arc<billing::Catalog>: axum::extract::FromRef<S>,
+    crate::http::TrustedProxies: axum::extract::FromRef<S>,
+    Arc<Hub>: axum::extract::FromRef<S>,
+{
     ws::routes().merge(api::routes()).merge(rating::routes()).merge(status::routes())
 }
 

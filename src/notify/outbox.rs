@@ -7,31 +7,38 @@
 
 use std::time::Duration;
 
+use axum::extract::FromRef;
+
 use serde_json::Value;
 use tenants::{TenantId, TenantTx};
 
 use super::smtp::{self, SendError};
-use crate::startup::AppState;
+
+/// What the email worker works with: the pool and registry (a reminder checks its
+/// conversation), the system settings (SMTP), the configuration (its interval), its bell,
+/// and the hub (it stops on shutdown).
+#[derive(Clone)]
+pub struct Outbox {
+    pub db: sqlx::PgPool,
+    pub tenants: std::sync::Arc<tenants::Registry>,
+    pub system: std::sync::Arc<crate::platform::system::SystemCache>,
+    pub config: std::sync::Arc<crate::config::Config>,
+    pub mail: super::Mail,
+    pub hub: std::sync::Arc<crate::realtime::hub::Hub>,
+}
 
 /// Emails claimed per round.
 const BATCH: i64 = 20;
 /// Tries before an email is given up.
 pub const MAX_ATTEMPTS: i32 = 8;
 
-pub fn spawn_worker(state: &AppState) -> tokio::task::JoinHandle<()> {
+pub fn spawn_worker(state: Outbox) -> tokio::task::JoinHandle<()> {
     let interval = Duration::from_secs(state.config.email_interval_secs);
     let wake = state.mail.bell();
-    let state = state.clone();
-    crate::background::every(
-        "email",
-        interval,
-        state.chat.hub.shutdown_token(),
-        Some(wake),
-        move || {
-            let state = state.clone();
-            async move { run_due(&state).await }
-        },
-    )
+    crate::background::every("email", interval, state.hub.shutdown_token(), Some(wake), move || {
+        let state = state.clone();
+        async move { run_due(&state).await }
+    })
 }
 
 #[derive(sqlx::FromRow)]
@@ -59,7 +66,11 @@ fn backoff(attempts: i32) -> i64 {
 }
 
 /// Sends what is due. Returns how many emails were sent.
-pub async fn run_due(state: &AppState) -> anyhow::Result<usize> {
+pub async fn run_due<S>(state: &S) -> anyhow::Result<usize>
+where
+    Outbox: axum::extract::FromRef<S>,
+{
+    let state = &Outbox::from_ref(state);
     let settings = state.system.get().await.map_err(|e| anyhow::anyhow!("system settings: {e}"))?;
     if !super::enabled(&settings) {
         return Ok(0);
@@ -121,7 +132,7 @@ pub async fn run_due(state: &AppState) -> anyhow::Result<usize> {
 
 /// Whether an email still makes sense: a reminder about an unanswered conversation is
 /// dropped once an agent answered after the visitor's message, or the conversation closed.
-async fn still_wanted(state: &AppState, email: &Due) -> anyhow::Result<bool> {
+async fn still_wanted(state: &Outbox, email: &Due) -> anyhow::Result<bool> {
     if email.kind != "unanswered" {
         return Ok(true);
     }

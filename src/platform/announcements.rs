@@ -2,6 +2,7 @@
 //! or merchants on the chosen plans). Publishing pushes the announcement to every connected
 //! agent it is meant for; unpublishing tells them to hide it.
 
+use super::Platform;
 use crate::ids::AnnouncementId;
 use axum::{
     Json,
@@ -21,10 +22,14 @@ use crate::{
     },
     http::{AppError, Routes, Scope, extract::ApiJson, extract::PathId, input::text},
     realtime::{hub::encode, protocol::ServerFrame},
-    startup::AppState,
 };
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    super::Platform: axum::extract::FromRef<S>,
+    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
+{
     Routes::new()
         .get("/api/platform/v1/announcements", Scope::Platform, list_api)
         .post("/api/platform/v1/announcements", Scope::Platform, create)
@@ -41,10 +46,10 @@ async fn one(db: &sqlx::PgPool, id: AnnouncementId) -> Result<Row, AppError> {
 }
 
 async fn list_api(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     _admin: PlatformSession,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    Ok(Json(json!({ "announcements": all(&state.db).await? })))
+    Ok(Json(json!({ "announcements": all(&state.door.db).await? })))
 }
 
 #[derive(Deserialize)]
@@ -91,30 +96,30 @@ fn audience(
 }
 
 async fn create(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     admin: PlatformSession,
     ApiJson(input): ApiJson<Input>,
 ) -> Result<Response, AppError> {
     let title = text("title", input.title.as_deref().unwrap_or_default(), 200, true, false)?;
     let body = text("body", input.body.as_deref().unwrap_or_default(), 5000, true, true)?;
-    let plans = audience(&state.plans, input.plans.flatten())?;
+    let plans = audience(&state.door.plans, input.plans.flatten())?;
     let draft = Draft { title: &title, body: &body, plans: plans.as_deref() };
-    let id = store::create(&state.db, draft, admin.user_id).await?;
-    audit::record(&state.db, &admin, "announcement.create", None, &title, json!({ "id": id }))
+    let id = store::create(&state.door.db, draft, admin.user_id).await?;
+    audit::record(&state.door.db, &admin, "announcement.create", None, &title, json!({ "id": id }))
         .await?;
     if input.publish {
         set_published(&state, &admin, id, true).await?;
     }
-    Ok((StatusCode::CREATED, Json(one(&state.db, id).await?)).into_response())
+    Ok((StatusCode::CREATED, Json(one(&state.door.db, id).await?)).into_response())
 }
 
 async fn update(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<AnnouncementId>,
     ApiJson(input): ApiJson<Input>,
 ) -> Result<Json<Row>, AppError> {
-    let before = one(&state.db, id).await?;
+    let before = one(&state.door.db, id).await?;
     let title = match input.title.as_deref() {
         Some(t) => text("title", t, 200, true, false)?,
         None => before.title.clone(),
@@ -124,14 +129,14 @@ async fn update(
         None => before.body.clone(),
     };
     let plans = match input.plans {
-        Some(p) => audience(&state.plans, p)?,
+        Some(p) => audience(&state.door.plans, p)?,
         None => before.plans.clone(),
     };
     let draft = Draft { title: &title, body: &body, plans: plans.as_deref() };
-    store::update(&state.db, id, draft).await?;
-    audit::record(&state.db, &admin, "announcement.update", None, &title, json!({ "id": id }))
+    store::update(&state.door.db, id, draft).await?;
+    audit::record(&state.door.db, &admin, "announcement.update", None, &title, json!({ "id": id }))
         .await?;
-    let row = one(&state.db, id).await?;
+    let row = one(&state.door.db, id).await?;
     // A published one changes on agents' screens too.
     if row.published_at.is_some() {
         push(&state, &row, "published").await;
@@ -140,60 +145,67 @@ async fn update(
 }
 
 async fn remove(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<AnnouncementId>,
 ) -> Result<StatusCode, AppError> {
-    let row = one(&state.db, id).await?;
-    store::delete(&state.db, id).await?;
+    let row = one(&state.door.db, id).await?;
+    store::delete(&state.door.db, id).await?;
     if row.published_at.is_some() {
         push(&state, &row, "withdrawn").await;
     }
-    audit::record(&state.db, &admin, "announcement.delete", None, &row.title, json!({ "id": id }))
-        .await?;
+    audit::record(
+        &state.door.db,
+        &admin,
+        "announcement.delete",
+        None,
+        &row.title,
+        json!({ "id": id }),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn set_published(
-    state: &AppState,
+    state: &Platform,
     admin: &PlatformSession,
     id: AnnouncementId,
     published: bool,
 ) -> Result<Row, AppError> {
-    store::set_published(&state.db, id, published).await?;
-    let row = one(&state.db, id).await?;
+    store::set_published(&state.door.db, id, published).await?;
+    let row = one(&state.door.db, id).await?;
     let (action, event) = if published {
         ("announcement.publish", "published")
     } else {
         ("announcement.unpublish", "withdrawn")
     };
-    audit::record(&state.db, admin, action, None, &row.title, json!({ "id": id })).await?;
+    audit::record(&state.door.db, admin, action, None, &row.title, json!({ "id": id })).await?;
     let reached = push(state, &row, event).await;
     tracing::info!(announcement = id.0, event, reached, "announcement pushed");
     Ok(row)
 }
 
 async fn publish(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<AnnouncementId>,
 ) -> Result<Json<Row>, AppError> {
-    one(&state.db, id).await?;
+    one(&state.door.db, id).await?;
     Ok(Json(set_published(&state, &admin, id, true).await?))
 }
 
 async fn unpublish(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<AnnouncementId>,
 ) -> Result<Json<Row>, AppError> {
-    one(&state.db, id).await?;
+    one(&state.door.db, id).await?;
     Ok(Json(set_published(&state, &admin, id, false).await?))
 }
 
 /// Sends the announcement to the connected agents of every merchant in its audience.
 /// Returns how many connections it reached.
-async fn push(state: &AppState, row: &Row, event: &'static str) -> usize {
+async fn push(state: &Platform, row: &Row, event: &'static str) -> usize {
     let announcement = Announcement {
         id: row.id.0,
         title: row.title.clone(),
@@ -202,16 +214,16 @@ async fn push(state: &AppState, row: &Row, event: &'static str) -> usize {
     };
     let frame = encode(&ServerFrame::Announcement { event, announcement });
     let mut reached = 0;
-    for tenant in state.chat.hub.tenants_with_agents() {
+    for tenant in state.hub.tenants_with_agents() {
         let in_audience = match &row.plans {
             None => true,
-            Some(plans) => match state.tenants.by_id(tenant).await {
+            Some(plans) => match state.door.tenants.by_id(tenant).await {
                 Ok(Some(t)) => plans.iter().any(|p| *p == t.plan),
                 _ => false,
             },
         };
         if in_audience {
-            reached += state.chat.hub.to_agents(tenant, &frame);
+            reached += state.hub.to_agents(tenant, &frame);
         }
     }
     reached

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use cookie::{Cookie, SameSite};
 use serde::{Deserialize, Serialize};
 
-use super::audit;
+use super::{Platform, audit};
 use crate::auth::ctx::Door;
 use crate::{
     auth::{
@@ -37,13 +37,17 @@ use crate::{
         local_redirect_target,
     },
     i18n::Lang,
-    startup::AppState,
 };
 
 pub const SESSION_COOKIE: &str = "kefu_platform";
 const PENDING_COOKIE: &str = "kefu_platform_pending";
 
-pub fn routes(config: &Config) -> Routes<AppState> {
+pub fn routes<S>(config: &Config) -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    super::Platform: axum::extract::FromRef<S>,
+    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
+{
     let limit = AuthRateLimit::new(config);
     Routes::new()
         .get("/platform/login", Scope::Platform, login_page)
@@ -97,7 +101,7 @@ fn cookie(
     name: &'static str,
     issued: &Issued,
     meta: &ClientMeta,
-    state: &AppState,
+    state: &Platform,
 ) -> Cookie<'static> {
     let ttl = (issued.expires_at - Utc::now()).num_seconds().max(0);
     Cookie::build((name, issued.token.clone()))
@@ -112,23 +116,23 @@ fn cookie(
 /// The platform admin these credentials belong to (`None` for a wrong password or a user
 /// who is not a platform admin: the same answer either way).
 async fn admin_by_password(
-    state: &AppState,
+    state: &Platform,
     email: &str,
     password: String,
 ) -> Result<Option<(Proven, String, bool)>, AppError> {
-    let Some(proven) = check_password(&state.db, email, password).await? else {
+    let Some(proven) = check_password(&state.door.db, email, password).await? else {
         return Ok(None);
     };
-    let Some(email) = super::admin_email(&state.db, proven.user_id).await? else {
+    let Some(email) = super::admin_email(&state.door.db, proven.user_id).await? else {
         return Ok(None);
     };
-    let enrolled = totp::is_enabled(&state.db, proven.user_id).await?;
+    let enrolled = totp::is_enabled(&state.door.db, proven.user_id).await?;
     Ok(Some((proven, email, enrolled)))
 }
 
 /// Opens a console session for an admin who passed both steps.
 async fn open_session(
-    state: &AppState,
+    state: &Platform,
     proven: Proven,
     device: &Device,
 ) -> Result<Issued, AppError> {
@@ -140,17 +144,17 @@ async fn open_session(
         proven: Some(proven.generation),
         device,
     };
-    sessions::open(state, opening).await
+    sessions::open(&state.door, opening).await
 }
 
 /// Activates the authenticator an admin is enrolling while signing in, if `code` comes from
 /// it and their credentials are still the ones they proved.
 async fn enrol(
-    state: &AppState,
+    state: &Platform,
     proven: Proven,
     code: &str,
 ) -> Result<Option<(Vec<String>, Proven)>, AppError> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.door.db.begin().await?;
     accounts::check_gen(&mut tx, proven).await?;
     let actor = accounts::Actor::Themself { user_id: proven.user_id, session: None };
     let Some((codes, changed)) =
@@ -159,7 +163,7 @@ async fn enrol(
         return Ok(None);
     };
     tx.commit().await?;
-    changed.ended.close_sockets(state);
+    changed.ended.close_sockets(&state.hub);
     Ok(Some((codes, Proven { user_id: proven.user_id, generation: changed.generation })))
 }
 
@@ -171,7 +175,7 @@ fn wrong_code() -> AppError {
     )
 }
 
-async fn record_login(state: &AppState, user_id: i64, email: &str, meta: &ClientMeta, how: &str) {
+async fn record_login(state: &Platform, user_id: i64, email: &str, meta: &ClientMeta, how: &str) {
     let actor = PlatformSession {
         user_id,
         email: email.to_owned(),
@@ -179,7 +183,7 @@ async fn record_login(state: &AppState, user_id: i64, email: &str, meta: &Client
         session_id: None,
     };
     if let Err(e) = audit::record(
-        &state.db,
+        &state.door.db,
         &actor,
         "platform.login",
         None,
@@ -252,7 +256,7 @@ fn next_target(next: Option<&str>) -> String {
 }
 
 async fn login_page(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     lang: Lang,
     csrf: CsrfToken,
     jar: CookieJar,
@@ -260,7 +264,7 @@ async fn login_page(
 ) -> Response {
     let signed_in = jar
         .get(SESSION_COOKIE)
-        .is_some_and(|c| state.tokens.verify(c.value(), TokenKind::Platform).is_ok());
+        .is_some_and(|c| state.door.tokens.verify(c.value(), TokenKind::Platform).is_ok());
     if signed_in {
         return Redirect::to("/platform").into_response();
     }
@@ -281,7 +285,7 @@ struct PasswordForm {
 }
 
 async fn password_form(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     lang: Lang,
     meta: ClientMeta,
     csrf: CsrfToken,
@@ -303,13 +307,13 @@ async fn password_form(
         return Ok((StatusCode::UNAUTHORIZED, csrf, Page(page)).into_response());
     };
     let user_id = proven.user_id;
-    let pending = state.tokens.issue_platform_pending(user_id, proven.generation)?;
+    let pending = state.door.tokens.issue_platform_pending(user_id, proven.generation)?;
     let jar = jar.add(cookie(PENDING_COOKIE, &pending, &meta, &state));
     if enrolled {
         page.step = Step::Code;
     } else {
         page.step = Step::Enrol;
-        page.enrolment = Some(totp::begin_enrolment(&state.db, user_id, &email).await?);
+        page.enrolment = Some(totp::begin_enrolment(&state.door.db, user_id, &email).await?);
     }
     Ok((jar, csrf, Page(page)).into_response())
 }
@@ -327,21 +331,21 @@ struct CodeForm {
 /// The platform admin (id, email) behind the pending cookie; `None` sends them back to the
 /// login page (no cookie, expired, or no longer an admin).
 async fn pending_admin(
-    state: &AppState,
+    state: &Platform,
     jar: &CookieJar,
 ) -> Result<Option<(Proven, String)>, AppError> {
     let Some(cookie) = jar.get(PENDING_COOKIE) else { return Ok(None) };
-    let Ok(claims) = state.tokens.verify(cookie.value(), TokenKind::PlatformPending) else {
+    let Ok(claims) = state.door.tokens.verify(cookie.value(), TokenKind::PlatformPending) else {
         return Ok(None);
     };
     let Some(generation) = claims.generation else { return Ok(None) };
     let proven = Proven { user_id: claims.user_id()?, generation };
-    Ok(super::admin_email(&state.db, proven.user_id).await?.map(|email| (proven, email)))
+    Ok(super::admin_email(&state.door.db, proven.user_id).await?.map(|email| (proven, email)))
 }
 
 /// The second step passed: record it, swap the pending cookie for a session.
 async fn start_session(
-    state: &AppState,
+    state: &Platform,
     meta: &ClientMeta,
     device: &Device,
     jar: CookieJar,
@@ -354,7 +358,7 @@ async fn start_session(
 }
 
 async fn code_form(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     req: FormRequest,
     Form(form): Form<CodeForm>,
 ) -> Result<Response, AppError> {
@@ -364,7 +368,7 @@ async fn code_form(
     let Some((proven, email)) = pending_admin(&state, &jar).await? else {
         return Ok(Redirect::to("/platform/login").into_response());
     };
-    if !totp::verify(&state.db, proven.user_id, &form.code).await? {
+    if !totp::verify(&state.door.db, proven.user_id, &form.code).await? {
         let page =
             LoginPage::new(lang, &csrf, Step::Code, next).error(lang, "platform.login.wrong_code");
         return Ok((StatusCode::UNAUTHORIZED, csrf, Page(page)).into_response());
@@ -375,7 +379,7 @@ async fn code_form(
 }
 
 async fn enrol_form(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     req: FormRequest,
     Form(form): Form<CodeForm>,
 ) -> Result<Response, AppError> {
@@ -388,7 +392,7 @@ async fn enrol_form(
     let Some((codes, proven)) = enrol(&state, proven, &form.code).await? else {
         let mut page =
             LoginPage::new(lang, &csrf, Step::Enrol, next).error(lang, "platform.login.wrong_code");
-        page.enrolment = totp::pending_enrolment(&state.db, proven.user_id, &email).await?;
+        page.enrolment = totp::pending_enrolment(&state.door.db, proven.user_id, &email).await?;
         return Ok((StatusCode::UNAUTHORIZED, csrf, Page(page)).into_response());
     };
     let jar = start_session(&state, &meta, &device, jar, (proven, &email), "totp_enrolled").await?;
@@ -404,7 +408,7 @@ struct LogoutForm {
 }
 
 async fn logout_form(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     headers: HeaderMap,
     jar: CookieJar,
     Form(form): Form<LogoutForm>,
@@ -412,10 +416,10 @@ async fn logout_form(
     csrf::verify(&headers, Some(&form.csrf_token))?;
     let claims = jar
         .get(SESSION_COOKIE)
-        .and_then(|c| state.tokens.verify(c.value(), TokenKind::Platform).ok());
+        .and_then(|c| state.door.tokens.verify(c.value(), TokenKind::Platform).ok());
     if let Some((Ok(user_id), Some(session))) = claims.map(|c| (c.user_id(), c.sid)) {
         let which = sessions::Which::One { user_id, session };
-        sessions::end_now(&state, which, sessions::Reason::Logout).await?;
+        sessions::end_now((&state.door.db, &state.hub), which, sessions::Reason::Logout).await?;
     }
     let jar = jar.remove(removal(SESSION_COOKIE)).remove(removal(PENDING_COOKIE));
     Ok((jar, Redirect::to("/platform/login")).into_response())
@@ -468,7 +472,7 @@ fn session_out(issued: Issued, recovery_codes: Vec<String>) -> SessionOut {
 /// `{email, password, code}` → a bearer session. An admin without a second factor gets an
 /// enrolment to finish at `/api/platform/v1/login/enrol` instead.
 async fn login_api(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     meta: ClientMeta,
     device: Device,
     ApiJson(req): ApiJson<LoginRequest>,
@@ -478,10 +482,11 @@ async fn login_api(
         .ok_or(AppError::InvalidCredentials)?;
     let user_id = proven.user_id;
     if !enrolled {
-        let enrolment = totp::begin_enrolment(&state.db, user_id, &email).await?;
+        let enrolment = totp::begin_enrolment(&state.door.db, user_id, &email).await?;
         return Ok(Json(LoginOut::Enrol {
             enrolment: EnrolmentOut {
                 pending_token: state
+                    .door
                     .tokens
                     .issue_platform_pending(user_id, proven.generation)?
                     .token,
@@ -497,7 +502,7 @@ async fn login_api(
             "platform admins sign in with a code from their authenticator app (field `code`)",
         ));
     };
-    if !totp::verify(&state.db, user_id, &code).await? {
+    if !totp::verify(&state.door.db, user_id, &code).await? {
         return Err(wrong_code());
     }
     let issued = open_session(&state, proven, &device).await?;
@@ -512,18 +517,18 @@ struct EnrolRequest {
 }
 
 async fn enrol_api(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     meta: ClientMeta,
     device: Device,
     ApiJson(req): ApiJson<EnrolRequest>,
 ) -> Result<Json<SessionOut>, AppError> {
-    let claims = state.tokens.verify(&req.pending_token, TokenKind::PlatformPending)?;
+    let claims = state.door.tokens.verify(&req.pending_token, TokenKind::PlatformPending)?;
     let proven = Proven {
         user_id: claims.user_id()?,
         generation: claims.generation.ok_or(AppError::Unauthorized)?,
     };
     let email =
-        super::admin_email(&state.db, proven.user_id).await?.ok_or(AppError::Unauthorized)?;
+        super::admin_email(&state.door.db, proven.user_id).await?.ok_or(AppError::Unauthorized)?;
     let (codes, proven) = enrol(&state, proven, &req.code).await?.ok_or_else(wrong_code)?;
     let issued = open_session(&state, proven, &device).await?;
     record_login(&state, proven.user_id, &email, &meta, "totp_enrolled").await;

@@ -5,11 +5,16 @@
 use axum::{Json, extract::State};
 use serde::Serialize;
 
+use super::Platform;
 use super::PlatformSession;
 use crate::http::{AppError, Routes, Scope};
-use crate::startup::AppState;
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    super::Platform: axum::extract::FromRef<S>,
+    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
+{
     Routes::new().get("/api/platform/v1/dashboard", Scope::Platform, dashboard_api)
 }
 
@@ -56,12 +61,12 @@ impl Revenue {
     }
 }
 
-async fn revenue(state: &AppState) -> Result<Revenue, AppError> {
-    let rows = super::store::by_plan_and_billing(&state.db).await?;
+async fn revenue(state: &Platform) -> Result<Revenue, AppError> {
+    let rows = super::store::by_plan_and_billing(&state.door.db).await?;
     let mut mrr: std::collections::BTreeMap<String, i64> = Default::default();
     let (mut paying, mut past_due, mut inactive) = (0, 0, 0);
     for (plan, status, n) in rows {
-        let Some(plan) = state.plans.get(&plan).filter(|p| !p.is_trial()) else { continue };
+        let Some(plan) = state.door.plans.get(&plan).filter(|p| !p.is_trial()) else { continue };
         match status.as_str() {
             "active" | "past_due" => {
                 *mrr.entry(plan.currency.clone()).or_default() += i64::from(plan.price_cents) * n;
@@ -78,11 +83,11 @@ async fn revenue(state: &AppState) -> Result<Revenue, AppError> {
     Ok(Revenue { mrr, paying, past_due, inactive })
 }
 
-pub async fn load(state: &AppState) -> Result<Dashboard, AppError> {
-    let merchants = super::store::merchant_counts(&state.db).await?;
-    let days = super::store::last_14_days(&state.db).await?;
+pub async fn load(state: &Platform) -> Result<Dashboard, AppError> {
+    let merchants = super::store::merchant_counts(&state.door.db).await?;
+    let days = super::store::last_14_days(&state.door.db).await?;
     let last = |n: usize, f: fn(&Day) -> i64| days.iter().rev().take(n).map(f).sum::<i64>();
-    let (agents_online, visitors_online) = state.chat.hub.online();
+    let (agents_online, visitors_online) = state.hub.online();
     Ok(Dashboard {
         agents_online,
         visitors_online,
@@ -97,7 +102,7 @@ pub async fn load(state: &AppState) -> Result<Dashboard, AppError> {
 }
 
 async fn dashboard_api(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     _admin: PlatformSession,
 ) -> Result<Json<Dashboard>, AppError> {
     Ok(Json(load(&state).await?))

@@ -21,11 +21,16 @@ use sqlx::PgConnection;
 use tenants::{TenantId, TenantTx};
 use tokio::io::AsyncWriteExt as _;
 
+use super::Platform;
 use super::{PlatformSession, audit};
 use crate::http::{AppError, Routes, Scope, extract::PathId};
-use crate::startup::AppState;
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    super::Platform: axum::extract::FromRef<S>,
+    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
+{
     Routes::new().get("/api/platform/v1/merchants/{id}/export", Scope::Platform, export)
 }
 
@@ -81,7 +86,7 @@ async fn copy_to_file(
 }
 
 async fn build(
-    state: &AppState,
+    state: &Platform,
     tenant: TenantId,
     ent_id: &str,
 ) -> anyhow::Result<tempfile::NamedTempFile> {
@@ -90,7 +95,7 @@ async fn build(
     let mut archive = tar::Builder::new(GzEncoder::new(out.reopen()?, Compression::default()));
     let root = format!("kefu-export-{ent_id}");
     // One snapshot for every table, so the files agree with each other.
-    let mut tx = TenantTx::snapshot(&state.db, tenant).await?;
+    let mut tx = TenantTx::snapshot(&state.door.db, tenant).await?;
     let tables = tx.tables().await?;
     let mut files = Vec::new();
     let tenant_copies: Vec<_> = tables
@@ -152,18 +157,18 @@ async fn build(
 }
 
 async fn export(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<TenantId>,
 ) -> Result<Response, AppError> {
-    let ent_id = super::store::ent_id(&state.db, id).await?.ok_or(AppError::NotFound)?;
+    let ent_id = super::store::ent_id(&state.door.db, id).await?.ok_or(AppError::NotFound)?;
     let tenant = id;
     let file = build(&state, tenant, &ent_id)
         .await
         .map_err(|e| AppError::Internal(e.context("exporting a merchant")))?;
     let size = file.as_file().metadata().map_err(|e| AppError::Internal(e.into()))?.len();
     audit::record(
-        &state.db,
+        &state.door.db,
         &admin,
         "merchant.export",
         Some(id.0),

@@ -2,6 +2,7 @@
 //! Connect issuer. The client secret is write-only. Saving an OpenID Connect provider fetches
 //! its discovery document first, so a wrong issuer is caught here rather than at a login.
 
+use super::Platform;
 use crate::http::extract::PathId;
 use crate::ids::IdentityProviderId;
 use axum::{Json, extract::State, http::StatusCode};
@@ -12,11 +13,15 @@ use super::{PlatformSession, audit, store};
 use crate::{
     auth::oauth::{self, Kind, Provider},
     http::{AppError, Routes, Scope, extract::ApiJson, input::text},
-    startup::AppState,
 };
 pub use store::ProviderView;
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    super::Platform: axum::extract::FromRef<S>,
+    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
+{
     Routes::new()
         .get("/api/platform/v1/identity_providers", Scope::Platform, list)
         .post("/api/platform/v1/identity_providers", Scope::Platform, create)
@@ -31,22 +36,22 @@ impl ProviderView {
     }
 }
 
-pub async fn all(state: &AppState) -> Result<Vec<ProviderView>, AppError> {
-    let mut rows = store::providers(&state.db).await?;
+pub async fn all(state: &Platform) -> Result<Vec<ProviderView>, AppError> {
+    let mut rows = store::providers(&state.door.db).await?;
     for row in &mut rows {
-        row.redirect_uri = oauth::redirect_uri(state, &row.slug);
+        row.redirect_uri = oauth::redirect_uri(&state.mail, &row.slug);
     }
     Ok(rows)
 }
 
-async fn one(state: &AppState, id: IdentityProviderId) -> Result<ProviderView, AppError> {
-    let mut row = store::provider(&state.db, id).await?.ok_or(AppError::NotFound)?;
-    row.redirect_uri = oauth::redirect_uri(state, &row.slug);
+async fn one(state: &Platform, id: IdentityProviderId) -> Result<ProviderView, AppError> {
+    let mut row = store::provider(&state.door.db, id).await?.ok_or(AppError::NotFound)?;
+    row.redirect_uri = oauth::redirect_uri(&state.mail, &row.slug);
     Ok(row)
 }
 
 async fn list(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     _admin: PlatformSession,
 ) -> Result<Json<Vec<ProviderView>>, AppError> {
     Ok(Json(all(&state).await?))
@@ -142,7 +147,7 @@ fn check(input: Input) -> Result<Checked, AppError> {
 
 /// Fetches what a sign-in will need (discovery for OpenID Connect), so a wrong issuer is
 /// refused on save.
-async fn reachable(state: &AppState, c: &Checked, secret: &str) -> Result<(), AppError> {
+async fn reachable(state: &Platform, c: &Checked, secret: &str) -> Result<(), AppError> {
     if c.kind == Kind::Github || !c.enabled {
         return Ok(());
     }
@@ -158,7 +163,7 @@ async fn reachable(state: &AppState, c: &Checked, secret: &str) -> Result<(), Ap
     };
     state
         .oauth
-        .start(&provider, &oauth::redirect_uri(state, &c.slug))
+        .start(&provider, &oauth::redirect_uri(&state.mail, &c.slug))
         .await
         .map(drop)
         .map_err(|e| AppError::field("issuer", e.to_string()))
@@ -193,7 +198,7 @@ async fn write(
 }
 
 async fn create(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     admin: PlatformSession,
     ApiJson(input): ApiJson<Input>,
 ) -> Result<(StatusCode, Json<ProviderView>), AppError> {
@@ -203,7 +208,7 @@ async fn create(
         .clone()
         .ok_or_else(|| AppError::field("client_secret", "this field is required"))?;
     reachable(&state, &c, &secret).await?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.door.db.begin().await?;
     let id = write(&mut tx, None, &c, &secret).await?;
     let detail = json!({ "kind": c.kind.as_str(), "issuer": c.issuer });
     audit::record(&mut *tx, &admin, "identity_provider.create", None, &c.slug, detail).await?;
@@ -212,35 +217,35 @@ async fn create(
 }
 
 async fn update(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<IdentityProviderId>,
     ApiJson(input): ApiJson<Input>,
 ) -> Result<Json<ProviderView>, AppError> {
     let c = check(input)?;
-    let stored = store::provider_secret(&state.db, id).await?.ok_or(AppError::NotFound)?;
+    let stored = store::provider_secret(&state.door.db, id).await?.ok_or(AppError::NotFound)?;
     let secret = c.client_secret.clone().unwrap_or(stored);
     reachable(&state, &c, &secret).await?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.door.db.begin().await?;
     write(&mut tx, Some(id), &c, &secret).await?;
     let detail = json!({ "enabled": c.enabled, "secret_changed": c.client_secret.is_some() });
     audit::record(&mut *tx, &admin, "identity_provider.update", None, &c.slug, detail).await?;
     tx.commit().await?;
-    state.invalidate(crate::realtime::bus::Invalidation::SignIn).await;
+    state.caches.invalidate(crate::realtime::bus::Invalidation::SignIn).await;
     Ok(Json(one(&state, id).await?))
 }
 
 /// Deletes a provider and every link to it (users keep their other ways in).
 async fn remove(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<IdentityProviderId>,
 ) -> Result<StatusCode, AppError> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.door.db.begin().await?;
     let slug = store::delete_provider(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     audit::record(&mut *tx, &admin, "identity_provider.delete", None, &slug, json!({})).await?;
     tx.commit().await?;
-    state.invalidate(crate::realtime::bus::Invalidation::SignIn).await;
+    state.caches.invalidate(crate::realtime::bus::Invalidation::SignIn).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -8,6 +8,7 @@
 //! `tenant_suspended` (deleted: 404) and its chat page shows "service paused" (deleted: not
 //! found).
 
+use super::Platform;
 use std::{sync::Arc, time::Duration};
 
 use sqlx::PgPool;
@@ -19,41 +20,40 @@ use crate::{
         hub::{self, encode},
         protocol::ServerFrame,
     },
-    startup::AppState,
 };
 
 /// Tells the merchant's live connections why they are closing, then closes them.
-fn close_connections(state: &AppState, tenant: TenantId, message: &str) -> usize {
+fn close_connections(state: &Platform, tenant: TenantId, message: &str) -> usize {
     let notice = ServerFrame::Notice { code: "tenant_suspended", message: message.to_owned() };
-    state.chat.hub.close_tenant(tenant, &encode(&notice), hub::SUSPENDED)
+    state.hub.close_tenant(tenant, &encode(&notice), hub::SUSPENDED)
 }
 
 /// Suspends an active merchant. Returns false if it was not active.
-pub async fn suspend(state: &AppState, tenant: TenantId) -> Result<bool, AppError> {
-    let current = state.tenants.by_id(tenant).await?.ok_or(AppError::NotFound)?;
+pub async fn suspend(state: &Platform, tenant: TenantId) -> Result<bool, AppError> {
+    let current = state.door.tenants.by_id(tenant).await?.ok_or(AppError::NotFound)?;
     if current.status != TenantStatus::Active {
         return Ok(false);
     }
-    state.tenants.set_status(tenant, TenantStatus::Suspended).await?;
+    state.door.tenants.set_status(tenant, TenantStatus::Suspended).await?;
     let closed = close_connections(state, tenant, "This service is paused.");
     tracing::info!(tenant = tenant.0, closed, "merchant suspended");
     Ok(true)
 }
 
 /// Resumes a suspended merchant. Returns false if it was not suspended.
-pub async fn resume(state: &AppState, tenant: TenantId) -> Result<bool, AppError> {
-    let current = state.tenants.by_id(tenant).await?.ok_or(AppError::NotFound)?;
+pub async fn resume(state: &Platform, tenant: TenantId) -> Result<bool, AppError> {
+    let current = state.door.tenants.by_id(tenant).await?.ok_or(AppError::NotFound)?;
     if current.status != TenantStatus::Suspended {
         return Ok(false);
     }
-    state.tenants.set_status(tenant, TenantStatus::Active).await?;
+    state.door.tenants.set_status(tenant, TenantStatus::Active).await?;
     Ok(true)
 }
 
 /// Marks a live merchant deleted; its data is purged after the configured grace period.
 /// Returns when that will be, or `None` if no live merchant has this id.
 pub async fn soft_delete(
-    state: &AppState,
+    state: &Platform,
     tenant: TenantId,
 ) -> Result<Option<chrono::DateTime<chrono::Utc>>, AppError> {
     let purge_after: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
@@ -65,9 +65,9 @@ pub async fn soft_delete(
     )
     .bind(tenant.0)
     .bind(i32::try_from(state.config.deleted_grace_days).unwrap_or(30))
-    .fetch_optional(&state.db)
+    .fetch_optional(&state.door.db)
     .await?;
-    state.invalidate(crate::realtime::bus::Invalidation::Tenants).await;
+    state.caches.invalidate(crate::realtime::bus::Invalidation::Tenants).await;
     if purge_after.is_some() {
         close_connections(state, tenant, "This service is no longer available.");
     }
@@ -76,7 +76,7 @@ pub async fn soft_delete(
 
 /// Brings a deleted merchant back (before its purge), as it was before: suspended merchants
 /// stay suspended. Returns false if it is not awaiting purge.
-pub async fn restore(state: &AppState, tenant: TenantId) -> Result<bool, AppError> {
+pub async fn restore(state: &Platform, tenant: TenantId) -> Result<bool, AppError> {
     let done = sqlx::query(
         "update public.tenants
          set status = case when suspended_at is null then 'active' else 'suspended' end,
@@ -84,11 +84,11 @@ pub async fn restore(state: &AppState, tenant: TenantId) -> Result<bool, AppErro
          where id = $1 and status = 'deleted'",
     )
     .bind(tenant.0)
-    .execute(&state.db)
+    .execute(&state.door.db)
     .await?
     .rows_affected()
         == 1;
-    state.invalidate(crate::realtime::bus::Invalidation::Tenants).await;
+    state.caches.invalidate(crate::realtime::bus::Invalidation::Tenants).await;
     Ok(done)
 }
 
@@ -183,17 +183,17 @@ pub async fn purge_due(pool: &PgPool, storage: &crate::upload::Storage) -> anyho
 
 /// Keeps `spare_schemas` tenant schemas built ahead of sign-up (see `tenants::spares`),
 /// topped up every `spare_interval_secs` until shutdown.
-pub fn spawn_spares_job(state: &AppState) -> Option<tokio::task::JoinHandle<()>> {
+pub fn spawn_spares_job(state: Platform) -> Option<tokio::task::JoinHandle<()>> {
     let want = state.config.spare_schemas;
     if want == 0 {
         return None;
     }
-    let (pool, migrator) = (state.db.clone(), Arc::clone(&state.migrator));
+    let (pool, migrator) = (state.door.db.clone(), Arc::clone(&state.migrator));
     let interval = Duration::from_secs(state.config.spare_interval_secs.max(1));
     Some(crate::background::every(
         "spares",
         interval,
-        state.chat.hub.shutdown_token(),
+        state.hub.shutdown_token(),
         None,
         move || {
             let (pool, migrator) = (pool.clone(), Arc::clone(&migrator));
@@ -206,10 +206,10 @@ pub fn spawn_spares_job(state: &AppState) -> Option<tokio::task::JoinHandle<()>>
 }
 
 /// Runs [`purge_due`] every `purge_interval_secs` until shutdown.
-pub fn spawn_purge_job(state: &AppState) -> tokio::task::JoinHandle<()> {
-    let (pool, storage) = (state.db.clone(), state.storage.clone());
+pub fn spawn_purge_job(state: Platform) -> tokio::task::JoinHandle<()> {
+    let (pool, storage) = (state.door.db.clone(), state.storage.clone());
     let interval = Duration::from_secs(state.config.purge_interval_secs);
-    crate::background::every("purge", interval, state.chat.hub.shutdown_token(), None, move || {
+    crate::background::every("purge", interval, state.hub.shutdown_token(), None, move || {
         let (pool, storage) = (pool.clone(), storage.clone());
         async move { purge_due(&pool, &storage).await }
     })

@@ -2,6 +2,7 @@
 //! agents, plan, recent admin actions), and the actions — suspend, resume, change plan,
 //! extend trial, delete (soft or, confirmed, hard), restore, and support sessions.
 
+use super::Platform;
 use axum::{
     Json,
     extract::{Query, State},
@@ -26,11 +27,15 @@ use crate::{
         extract::{ApiJson, OptionalJson},
     },
     merchant::subscription,
-    startup::AppState,
 };
 pub use platform_store::{AuditEntry, MerchantRow};
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    super::Platform: axum::extract::FromRef<S>,
+    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
+{
     Routes::new()
         .get("/api/platform/v1/merchants", Scope::Platform, list_api)
         .get("/api/platform/v1/merchants/{id}", Scope::Platform, detail_api)
@@ -99,9 +104,9 @@ pub fn plan_ids(plans: &billing::Catalog) -> Vec<String> {
     plans.ids().into_iter().map(str::to_owned).collect()
 }
 
-pub async fn search(state: &AppState, q: &ListQuery) -> Result<MerchantList, AppError> {
-    let db = &state.db;
-    let plan = filter_value(q.plan.as_deref(), &state.plans.ids(), "plan")?;
+pub async fn search(state: &Platform, q: &ListQuery) -> Result<MerchantList, AppError> {
+    let db = &state.door.db;
+    let plan = filter_value(q.plan.as_deref(), &state.door.plans.ids(), "plan")?;
     let status = filter_value(q.status.as_deref(), &["active", "suspended", "deleted"], "status")?;
     let pattern = crate::http::input::search_pattern(q.q.as_deref());
     let filter = platform_store::MerchantFilter { pattern, plan, status };
@@ -114,7 +119,7 @@ pub async fn search(state: &AppState, q: &ListQuery) -> Result<MerchantList, App
 }
 
 async fn list_api(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     _admin: PlatformSession,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<MerchantList>, AppError> {
@@ -157,25 +162,25 @@ async fn merchant_row(db: &sqlx::PgPool, id: TenantId) -> Result<MerchantRow, Ap
     platform_store::merchant(db, id).await?.ok_or(AppError::NotFound)
 }
 
-pub async fn detail(state: &AppState, id: TenantId) -> Result<MerchantDetail, AppError> {
-    let merchant = merchant_row(&state.db, id).await?;
+pub async fn detail(state: &Platform, id: TenantId) -> Result<MerchantDetail, AppError> {
+    let merchant = merchant_row(&state.door.db, id).await?;
     let platform_store::LifecycleTimes { suspended_at, deleted_at } =
-        platform_store::lifecycle_times(&state.db, id).await?;
+        platform_store::lifecycle_times(&state.door.db, id).await?;
     let (messages_today, messages_30d) =
-        platform_store::messages_today_and_30d(&state.db, id).await?;
-    let mut tx = TenantTx::begin(&state.db, id).await?;
+        platform_store::messages_today_and_30d(&state.door.db, id).await?;
+    let mut tx = TenantTx::begin(&state.door.db, id).await?;
     let agents = store::list_agents(&mut tx).await?;
     let merchant_audit = platform_store::merchant_audit(&mut tx).await?;
     tx.commit().await?;
     let platform_audit = audit::search(
-        &state.db,
+        &state.door.db,
         &audit::AuditQuery { tenant_id: Some(id.0), limit: Some(20), ..Default::default() },
     )
     .await?
     .entries;
-    let plan = state.plans.get(&merchant.plan);
+    let plan = state.door.plans.get(&merchant.plan);
     let tenant = id;
-    let hub = &state.chat.hub;
+    let hub = &state.hub;
     let usage = Usage {
         messages_today,
         messages_30d,
@@ -200,7 +205,7 @@ pub async fn detail(state: &AppState, id: TenantId) -> Result<MerchantDetail, Ap
 }
 
 async fn detail_api(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     _admin: PlatformSession,
     PathId(id): PathId<TenantId>,
 ) -> Result<Json<MerchantDetail>, AppError> {
@@ -211,8 +216,8 @@ async fn detail_api(
 // Actions
 
 /// The merchant an action names, as `(id, ent_id)`; 404 if there is none.
-async fn target(state: &AppState, id: TenantId) -> Result<(TenantId, String), AppError> {
-    let ent_id = platform_store::ent_id(&state.db, id).await?;
+async fn target(state: &Platform, id: TenantId) -> Result<(TenantId, String), AppError> {
+    let ent_id = platform_store::ent_id(&state.door.db, id).await?;
     Ok((id, ent_id.ok_or(AppError::NotFound)?))
 }
 
@@ -220,8 +225,8 @@ fn conflict(message: &'static str) -> AppError {
     AppError::conflict("invalid_state", None, message)
 }
 
-async fn respond(state: &AppState, id: TenantId) -> Result<Response, AppError> {
-    Ok(Json(merchant_row(&state.db, id).await?).into_response())
+async fn respond(state: &Platform, id: TenantId) -> Result<Response, AppError> {
+    Ok(Json(merchant_row(&state.door.db, id).await?).into_response())
 }
 
 #[derive(Deserialize, Default)]
@@ -231,7 +236,7 @@ struct SuspendRequest {
 }
 
 async fn suspend(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<TenantId>,
     OptionalJson(body): OptionalJson<SuspendRequest>,
@@ -242,7 +247,7 @@ async fn suspend(
         return Err(conflict("only an active merchant can be suspended"));
     }
     audit::record(
-        &state.db,
+        &state.door.db,
         &admin,
         "merchant.suspend",
         Some(tenant.0),
@@ -254,7 +259,7 @@ async fn suspend(
 }
 
 async fn resume(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<TenantId>,
 ) -> Result<Response, AppError> {
@@ -262,7 +267,8 @@ async fn resume(
     if !lifecycle::resume(&state, tenant).await? {
         return Err(conflict("only a suspended merchant can be resumed"));
     }
-    audit::record(&state.db, &admin, "merchant.resume", Some(tenant.0), &ent_id, json!({})).await?;
+    audit::record(&state.door.db, &admin, "merchant.resume", Some(tenant.0), &ent_id, json!({}))
+        .await?;
     respond(&state, tenant).await
 }
 
@@ -274,27 +280,33 @@ struct PlanRequest {
 /// Assigns a plan by hand (manual billing, or an override of what Stripe says until its next
 /// event): a paid plan makes the merchant active, the trial makes it trialing again.
 async fn change_plan(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<TenantId>,
     ApiJson(req): ApiJson<PlanRequest>,
 ) -> Result<Response, AppError> {
     let (tenant, ent_id) = target(&state, id).await?;
-    let plan = state.plans.get(req.plan.trim()).ok_or_else(|| {
-        AppError::field("plan", format!("one of: {}", state.plans.ids().join(", ")))
+    let plan = state.door.plans.get(req.plan.trim()).ok_or_else(|| {
+        AppError::field("plan", format!("one of: {}", state.door.plans.ids().join(", ")))
     })?;
     let status = if plan.is_trial() { BillingStatus::Trialing } else { BillingStatus::Active };
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.door.db.begin().await?;
     let locked = subscription::store::lock_tenant(&mut tx, tenant.0)
         .await?
         .ok_or_else(|| conflict("a deleted merchant's plan cannot change"))?;
-    subscription::store::set_status(&mut tx, tenant.0, status, Some(&plan.id), state.clock.now())
-        .await?;
+    subscription::store::set_status(
+        &mut tx,
+        tenant.0,
+        status,
+        Some(&plan.id),
+        state.billing.clock.now(),
+    )
+    .await?;
     tx.commit().await?;
     let before = BillingStatus::parse(&locked.billing_status).unwrap_or(BillingStatus::Active);
-    subscription::changed(&state, tenant, before, status).await;
+    subscription::changed(&state.billing, tenant, before, status).await;
     audit::record(
-        &state.db,
+        &state.door.db,
         &admin,
         "merchant.plan",
         Some(tenant.0),
@@ -312,7 +324,7 @@ struct TrialRequest {
 
 /// Extends the trial by `days` from its current end (or from now, if it already ended).
 async fn extend_trial(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<TenantId>,
     ApiJson(req): ApiJson<TrialRequest>,
@@ -322,15 +334,16 @@ async fn extend_trial(
         return Err(AppError::field("days", "between 1 and 365"));
     }
     // A trial that ended (the merchant was suspended for it) starts again from now.
-    let now = state.clock.now();
-    let ended = platform_store::extend_trial(&state.db, tenant.0, req.days as i32, now).await?;
+    let now = state.billing.clock.now();
+    let ended =
+        platform_store::extend_trial(&state.door.db, tenant.0, req.days as i32, now).await?;
     let (ends, before) =
         ended.ok_or_else(|| conflict("only a merchant on the trial plan has a trial to extend"))?;
     let before = BillingStatus::parse(&before).unwrap_or(BillingStatus::Trialing);
     let after = if before == BillingStatus::Suspended { BillingStatus::Trialing } else { before };
-    subscription::changed(&state, tenant, before, after).await;
+    subscription::changed(&state.billing, tenant, before, after).await;
     audit::record(
-        &state.db,
+        &state.door.db,
         &admin,
         "merchant.trial",
         Some(tenant.0),
@@ -352,7 +365,7 @@ struct DeleteRequest {
 }
 
 async fn delete(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<TenantId>,
     OptionalJson(req): OptionalJson<DeleteRequest>,
@@ -366,9 +379,9 @@ async fn delete(
             ));
         }
         lifecycle::soft_delete(&state, tenant).await?;
-        let purged = lifecycle::purge(&state.db, &state.storage, tenant, false).await?;
+        let purged = lifecycle::purge(&state.door.db, &state.storage, tenant, false).await?;
         audit::record(
-            &state.db,
+            &state.door.db,
             &admin,
             "merchant.purge",
             Some(tenant.0),
@@ -382,7 +395,7 @@ async fn delete(
         .await?
         .ok_or_else(|| conflict("this merchant is already deleted"))?;
     audit::record(
-        &state.db,
+        &state.door.db,
         &admin,
         "merchant.delete",
         Some(tenant.0),
@@ -394,7 +407,7 @@ async fn delete(
 }
 
 async fn restore(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<TenantId>,
 ) -> Result<Response, AppError> {
@@ -402,28 +415,19 @@ async fn restore(
     if !lifecycle::restore(&state, tenant).await? {
         return Err(conflict("only a deleted merchant awaiting purge can be restored"));
     }
-    audit::record(&state.db, &admin, "merchant.restore", Some(tenant.0), &ent_id, json!({}))
+    audit::record(&state.door.db, &admin, "merchant.restore", Some(tenant.0), &ent_id, json!({}))
         .await?;
     respond(&state, tenant).await
 }
 
-/// Opens the merchant's workspace as its owner, for support: a one-hour agent session
-/// marked with the admin's id (pages show a banner; the merchant's audit log names the
-/// admin). Sets the session cookie for browsers and returns the token for API clients.
-async fn impersonate(
-    State(state): State<AppState>,
-    admin: PlatformSession,
-    meta: ClientMeta,
-    device: crate::auth::sessions::Device,
-    jar: CookieJar,
-    PathId(id): PathId<TenantId>,
-) -> Result<Response, AppError> {
-    let (tenant_id, ent_id) = target(&state, id).await?;
-    let tenant = state.tenants.by_id(tenant_id).await?.ok_or(AppError::NotFound)?;
-    if tenant.status != tenants::TenantStatus::Active {
-        return Err(conflict("support sessions open only in an active merchant's workspace"));
-    }
-    let mut tx = TenantTx::begin(&state.db, tenant_id).await?;
+/// The user of the merchant's enabled owner, whom a support session acts as; the merchant's
+/// own audit log records that the admin opened it.
+async fn owner_to_act_as(
+    state: &Platform,
+    tenant: TenantId,
+    admin: &PlatformSession,
+) -> Result<i64, AppError> {
+    let mut tx = TenantTx::begin(&state.door.db, tenant).await?;
     let owner = store::enabled_owner(&mut tx).await?;
     let (agent_id, user_id, name) =
         owner.ok_or_else(|| conflict("this merchant has no enabled owner to act as"))?;
@@ -436,6 +440,26 @@ async fn impersonate(
     };
     crate::merchant::audit::store::create(&mut tx, entry).await?;
     tx.commit().await?;
+    Ok(user_id)
+}
+
+/// Opens the merchant's workspace as its owner, for support: a one-hour agent session
+/// marked with the admin's id (pages show a banner; the merchant's audit log names the
+/// admin). Sets the session cookie for browsers and returns the token for API clients.
+async fn impersonate(
+    State(state): State<Platform>,
+    admin: PlatformSession,
+    meta: ClientMeta,
+    device: crate::auth::sessions::Device,
+    jar: CookieJar,
+    PathId(id): PathId<TenantId>,
+) -> Result<Response, AppError> {
+    let (tenant_id, ent_id) = target(&state, id).await?;
+    let tenant = state.door.tenants.by_id(tenant_id).await?.ok_or(AppError::NotFound)?;
+    if tenant.status != tenants::TenantStatus::Active {
+        return Err(conflict("support sessions open only in an active merchant's workspace"));
+    }
+    let user_id = owner_to_act_as(&state, tenant_id, &admin).await?;
     let opening = crate::auth::sessions::Opening {
         user_id,
         kind: crate::auth::token::SessionKind::Support,
@@ -444,9 +468,9 @@ async fn impersonate(
         proven: None,
         device: &device,
     };
-    let issued = crate::auth::sessions::open(&state, opening).await?;
+    let issued = crate::auth::sessions::open(&state.door, opening).await?;
     audit::record(
-        &state.db,
+        &state.door.db,
         &admin,
         "merchant.impersonate",
         Some(tenant_id.0),
@@ -454,7 +478,7 @@ async fn impersonate(
         json!({ "as_user": user_id, "expires_at": issued.expires_at }),
     )
     .await?;
-    let jar = jar.add(session::session_cookie(&issued, &meta, &state));
+    let jar = jar.add(session::session_cookie(&issued, &meta, &state.config));
     let body = json!({
         "token": issued.token,
         "token_type": "Bearer",

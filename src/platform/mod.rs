@@ -17,13 +17,39 @@ pub mod system;
 use sqlx::PgPool;
 
 pub use self::auth::PlatformSession;
+
+/// What the console works with: the session door (pool, registry, keys, plans), the
+/// configuration, the mail queue and system settings, the caches and hub a change reaches,
+/// uploads (a merchant's export and purge), the schema migrator (spare schemas),
+/// billing (a plan assigned by hand changes the merchant's billing state), and the
+/// sign-in providers.
+#[derive(Clone)]
+pub struct Platform {
+    pub door: std::sync::Arc<crate::auth::ctx::Door>,
+    pub config: std::sync::Arc<Config>,
+    pub mail: crate::notify::Mail,
+    pub system: std::sync::Arc<system::SystemCache>,
+    pub caches: crate::realtime::bus::Caches,
+    pub hub: std::sync::Arc<crate::realtime::hub::Hub>,
+    pub storage: crate::upload::Storage,
+    pub migrator: std::sync::Arc<tenants::TenantMigrator>,
+    pub billing: crate::merchant::subscription::Billing,
+    /// Sign-in providers (a provider's settings are checked against it before they are saved).
+    pub oauth: std::sync::Arc<crate::auth::oauth::Providers>,
+}
 use crate::{
     auth::{password, validate::Email},
     config::Config,
     http::Routes,
 };
 
-pub fn routes(config: &Config) -> Routes<crate::startup::AppState> {
+pub fn routes<S>(config: &Config) -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Platform: axum::extract::FromRef<S>,
+    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
+    PgPool: axum::extract::FromRef<S>,
+{
     Routes::new()
         .merge(auth::routes(config))
         .merge(pages::routes())

@@ -2,6 +2,7 @@
 //! JavaScript); actions call the JSON API through `static/js/platform.js`, so whatever the
 //! pages do, an API client can do too.
 
+use super::Platform;
 use crate::http::extract::PathId;
 use askama::Template;
 use axum::{
@@ -22,10 +23,14 @@ use super::{
 use crate::{
     http::{AppError, Page, Routes, Scope, csrf::CsrfToken},
     i18n::Lang,
-    startup::AppState,
 };
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    super::Platform: axum::extract::FromRef<S>,
+    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
+{
     Routes::new()
         .get("/platform", Scope::Platform, dashboard_page)
         .get("/platform/merchants", Scope::Platform, merchants_page)
@@ -39,10 +44,14 @@ pub fn routes() -> Routes<AppState> {
 /// login that comes back to this page afterwards.
 struct Console(PlatformSession);
 
-impl FromRequestParts<AppState> for Console {
+impl<S> FromRequestParts<S> for Console
+where
+    S: Send + Sync,
+    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
+{
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
         match PlatformSession::from_request_parts(parts, state).await {
             Ok(s) => Ok(Self(s)),
             Err(AppError::Unauthorized) => {
@@ -126,15 +135,16 @@ struct DashboardPage {
 }
 
 async fn dashboard_page(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     lang: Lang,
     csrf: CsrfToken,
     Console(admin): Console,
 ) -> Result<Response, AppError> {
     let data = dashboard::load(&state).await?;
-    let recent = audit::search(&state.db, &AuditQuery { limit: Some(8), ..Default::default() })
-        .await?
-        .entries;
+    let recent =
+        audit::search(&state.door.db, &AuditQuery { limit: Some(8), ..Default::default() })
+            .await?
+            .entries;
     let page = DashboardPage {
         lang,
         shell: Shell::new(&csrf, &admin, "dashboard"),
@@ -167,7 +177,7 @@ struct MerchantsPage {
 }
 
 async fn merchants_page(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     lang: Lang,
     csrf: CsrfToken,
     Console(admin): Console,
@@ -195,7 +205,7 @@ async fn merchants_page(
         q: q.q.unwrap_or_default(),
         plan: q.plan.unwrap_or_default(),
         status: q.status.unwrap_or_default(),
-        plans: merchants::plan_ids(&state.plans),
+        plans: merchants::plan_ids(&state.door.plans),
         error,
         filter_query,
     };
@@ -225,7 +235,7 @@ fn percent(used: i64, limit: Option<u64>) -> u32 {
 }
 
 async fn merchant_page(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     lang: Lang,
     csrf: CsrfToken,
     Console(admin): Console,
@@ -236,7 +246,7 @@ async fn merchant_page(
     let page = MerchantPage {
         lang,
         shell: Shell::new(&csrf, &admin, "merchants"),
-        plans: merchants::plan_ids(&state.plans),
+        plans: merchants::plan_ids(&state.door.plans),
         storage_human: human_bytes(u.storage_bytes.max(0) as u64),
         storage_limit_human: u.storage_limit.map(human_bytes).unwrap_or_default(),
         seats_pct: percent(u.seats_used, u.seats.map(u64::from)),
@@ -261,7 +271,7 @@ struct AnnouncementsPage {
 }
 
 async fn announcements_page(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     lang: Lang,
     csrf: CsrfToken,
     Console(admin): Console,
@@ -269,8 +279,8 @@ async fn announcements_page(
     let page = AnnouncementsPage {
         lang,
         shell: Shell::new(&csrf, &admin, "announcements"),
-        announcements: announcements::all(&state.db).await?,
-        plans: merchants::plan_ids(&state.plans),
+        announcements: announcements::all(&state.door.db).await?,
+        plans: merchants::plan_ids(&state.door.plans),
     };
     Ok((csrf, Page(page)).into_response())
 }
@@ -287,7 +297,7 @@ struct SettingsPage {
 }
 
 async fn settings_page(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     lang: Lang,
     csrf: CsrfToken,
     Console(admin): Console,
@@ -295,7 +305,7 @@ async fn settings_page(
     let page = SettingsPage {
         lang,
         shell: Shell::new(&csrf, &admin, "settings"),
-        s: SystemSettings::load(&state.db).await?,
+        s: SystemSettings::load(&state.door.db).await?,
         providers: super::identity_providers::all(&state).await?,
         callback_base: state.mail.link("/auth/oauth/"),
     };
@@ -313,13 +323,13 @@ struct AuditPageT {
 }
 
 async fn audit_page(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     lang: Lang,
     csrf: CsrfToken,
     Console(admin): Console,
     Query(q): Query<AuditQuery>,
 ) -> Result<Response, AppError> {
-    let page_data = audit::search(&state.db, &q).await?;
+    let page_data = audit::search(&state.door.db, &q).await?;
     let text = q.q.clone().unwrap_or_default();
     let next_link = page_data.next_before.map(|before| {
         let query =

@@ -5,6 +5,7 @@
 //! Stored as rows of `public.system_settings` (one key each), read through a small cache
 //! that saving invalidates (other nodes see a change within [`CACHE_TTL`]).
 
+use super::Platform;
 use std::{sync::Arc, time::Duration};
 
 use axum::{
@@ -21,10 +22,14 @@ use super::{PlatformSession, audit};
 use crate::{
     http::{AppError, Routes, Scope, extract::ApiJson, input::text},
     i18n::{Lang, PlatformDefaultLang},
-    startup::AppState,
 };
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    super::Platform: axum::extract::FromRef<S>,
+    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
+{
     Routes::new()
         .get("/api/platform/v1/settings", Scope::Platform, get_api)
         .put("/api/platform/v1/settings", Scope::Platform, put_api)
@@ -42,7 +47,7 @@ struct TestEmail {
 /// Sends a test email at once with the saved SMTP settings and says how it went: 200, or
 /// 502 `email_failed` with the server's answer (409 `email_unavailable` when none is set).
 async fn test_email(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     admin: PlatformSession,
     lang: Lang,
     crate::http::extract::OptionalJson(input): crate::http::extract::OptionalJson<TestEmail>,
@@ -75,7 +80,8 @@ async fn test_email(
     };
     let mailer = crate::notify::smtp::mailer(&state.config, &settings).map_err(failed)?;
     mailer.send(to.as_str(), &content.subject, &text, &html).await.map_err(failed)?;
-    audit::record(&state.db, &admin, "system.test_email", None, to.as_str(), json!({})).await?;
+    audit::record(&state.door.db, &admin, "system.test_email", None, to.as_str(), json!({}))
+        .await?;
     Ok(Json(json!({ "sent": true, "to": to.as_str() })))
 }
 
@@ -192,7 +198,7 @@ impl SystemCache {
 
 /// Middleware: pages that ask for no language get the platform's default.
 pub async fn default_lang(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -203,10 +209,10 @@ pub async fn default_lang(
 }
 
 async fn get_api(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     _admin: PlatformSession,
 ) -> Result<Json<Value>, AppError> {
-    Ok(Json(SystemSettings::load(&state.db).await?.public_view()))
+    Ok(Json(SystemSettings::load(&state.door.db).await?.public_view()))
 }
 
 #[derive(Deserialize)]
@@ -278,16 +284,16 @@ fn validate(input: Input, current: &SystemSettings) -> Result<SystemSettings, Ap
 }
 
 async fn put_api(
-    State(state): State<AppState>,
+    State(state): State<Platform>,
     admin: PlatformSession,
     ApiJson(input): ApiJson<Input>,
 ) -> Result<Json<Value>, AppError> {
-    let current = SystemSettings::load(&state.db).await?;
+    let current = SystemSettings::load(&state.door.db).await?;
     let next = validate(input, &current)?;
     let doc = serde_json::to_value(&next).expect("settings serialize");
     let before = serde_json::to_value(&current).expect("settings serialize");
     let mut changed = Vec::new();
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.door.db.begin().await?;
     for (key, value) in doc.as_object().expect("settings are an object") {
         if before.get(key) == Some(value) {
             continue;
@@ -298,7 +304,7 @@ async fn put_api(
     audit::record(&mut *tx, &admin, "system.settings", None, "", json!({ "changed": changed }))
         .await?;
     tx.commit().await?;
-    state.invalidate(crate::realtime::bus::Invalidation::System).await;
+    state.caches.invalidate(crate::realtime::bus::Invalidation::System).await;
     Ok(Json(next.public_view()))
 }
 

@@ -1,7 +1,10 @@
 //! The public site: the landing page, static assets (compiled into the binary) and the
 //! health endpoints.
 
+use std::sync::Arc;
+
 use askama::Template;
+use axum::extract::FromRef;
 use axum::{
     Json,
     extract::{Path, State},
@@ -10,14 +13,25 @@ use axum::{
 };
 use rust_embed::RustEmbed;
 use serde_json::json;
+use sqlx::PgPool;
+use tenants::{Registry, TenantMigrator};
 
 use crate::{
     http::{Page, ResolvedTenant, Routes, Scope},
     i18n::Lang,
-    startup::AppState,
+    platform::system::SystemCache,
+    realtime::hub::Hub,
 };
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Registry>: FromRef<S>,
+    Arc<SystemCache>: FromRef<S>,
+    Arc<TenantMigrator>: FromRef<S>,
+    Arc<Hub>: FromRef<S>,
+    PgPool: FromRef<S>,
+{
     Routes::new()
         .get("/", Scope::Public, landing)
         .get("/static/{*path}", Scope::Public, static_file)
@@ -41,10 +55,10 @@ struct Landing {
 }
 
 async fn landing(
-    State(state): State<AppState>,
+    State(system): State<Arc<SystemCache>>,
     lang: Lang,
 ) -> Result<Page<Landing>, crate::http::AppError> {
-    Ok(Page(Landing { lang, site: state.system.get().await? }))
+    Ok(Page(Landing { lang, site: system.get().await? }))
 }
 
 #[derive(RustEmbed)]
@@ -85,12 +99,16 @@ async fn healthz() -> Json<serde_json::Value> {
 /// 200 `{"status":"ready"}`, or 503 with the usual error shape, whose code says what is
 /// wrong: `migrations_pending`, `database_unreachable`, `database_timeout` or
 /// `broker_unreachable` (several nodes, and NATS is out of reach).
-async fn readyz(State(state): State<AppState>) -> Response {
+async fn readyz(
+    State(db): State<PgPool>,
+    State(migrator): State<Arc<TenantMigrator>>,
+    State(hub): State<Arc<Hub>>,
+) -> Response {
     let check = async {
-        let platform = crate::db::platform_pending(&state.db).await?;
+        let platform = crate::db::platform_pending(&db).await?;
         // The tenants' bookkeeping may be among what is pending: checked once it is not.
         let tenants = match platform.is_empty() {
-            true => state.migrator.tenants_behind(&state.db).await?.len(),
+            true => migrator.tenants_behind(&db).await?.len(),
             false => 0,
         };
         Ok::<_, sqlx::Error>((platform.len(), tenants))
@@ -99,7 +117,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
         crate::http::json_error(StatusCode::SERVICE_UNAVAILABLE, code, message, None)
     };
     match tokio::time::timeout(std::time::Duration::from_secs(3), check).await {
-        Ok(Ok((0, 0))) if state.chat.hub.bus().is_some_and(|bus| !bus.is_connected()) => {
+        Ok(Ok((0, 0))) if hub.bus().is_some_and(|bus| !bus.is_connected()) => {
             unavailable("broker_unreachable", "the NATS server is out of reach; reconnecting")
         }
         Ok(Ok((0, 0))) => Json(json!({ "status": "ready" })).into_response(),

@@ -166,14 +166,22 @@ impl Application {
             None => None,
         };
         let state = self.state.clone();
-        let purge = crate::platform::lifecycle::spawn_purge_job(&self.state);
-        let billing = crate::merchant::subscription::spawn_job(&self.state);
-        let email = crate::notify::outbox::spawn_worker(&self.state);
-        let webhooks = crate::webhooks::deliver::spawn_worker(&self.state);
+        let purge = crate::platform::lifecycle::spawn_purge_job(axum::extract::FromRef::from_ref(
+            &self.state,
+        ));
+        let billing =
+            crate::merchant::subscription::spawn_job(axum::extract::FromRef::from_ref(&self.state));
+        let email =
+            crate::notify::outbox::spawn_worker(axum::extract::FromRef::from_ref(&self.state));
+        let webhooks =
+            crate::webhooks::deliver::spawn_worker(axum::extract::FromRef::from_ref(&self.state));
         let auto_away = crate::chat::presence::spawn_auto_away(&self.state.chat);
         let timers = crate::chat::status::spawn_worker(&self.state);
-        let spares = crate::platform::lifecycle::spawn_spares_job(&self.state);
-        let sessions = crate::auth::sessions::spawn_sweep(&self.state);
+        let spares = crate::platform::lifecycle::spawn_spares_job(
+            axum::extract::FromRef::from_ref(&self.state),
+        );
+        let sessions =
+            crate::auth::sessions::spawn_sweep(self.state.db.clone(), self.state.chat.hub.clone());
         let app = router(self.state);
         // Frames go out as soon as they are written: with Nagle's algorithm a socket that
         // only receives (an agent's, carrying a busy team's messages) holds each small

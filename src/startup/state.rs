@@ -75,8 +75,111 @@ parts! {
     Arc<crate::chat::Chat> => chat;
     crate::upload::Storage => storage;
     PgPool => db;
+    Arc<tenants::TenantMigrator> => migrator;
     Arc<crate::realtime::hub::Hub> => chat.hub;
     Arc<crate::webhooks::Webhooks> => chat.webhooks;
+}
+
+impl FromRef<AppState> for crate::auth::Auth {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            door: state.door.clone(),
+            config: state.config.clone(),
+            mail: state.mail.clone(),
+            system: state.system.clone(),
+            oauth: state.oauth.clone(),
+            migrator: state.migrator.clone(),
+            hub: state.chat.hub.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for crate::merchant::subscription::Billing {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            door: state.door.clone(),
+            config: state.config.clone(),
+            stripe: state.stripe.clone(),
+            clock: state.clock.clone(),
+            hub: state.chat.hub.clone(),
+            caches: state.caches.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for crate::platform::Platform {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            door: state.door.clone(),
+            config: state.config.clone(),
+            mail: state.mail.clone(),
+            system: state.system.clone(),
+            caches: state.caches.clone(),
+            hub: state.chat.hub.clone(),
+            storage: state.storage.clone(),
+            migrator: state.migrator.clone(),
+            billing: FromRef::from_ref(state),
+            oauth: state.oauth.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for crate::chat::Sockets {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            door: state.door.clone(),
+            chat: state.chat.clone(),
+            config: state.config.clone(),
+            limiter: state.limiter.clone(),
+            system: state.system.clone(),
+            mail: state.mail.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for crate::notify::outbox::Outbox {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            db: state.db.clone(),
+            tenants: state.tenants.clone(),
+            system: state.system.clone(),
+            config: state.config.clone(),
+            mail: state.mail.clone(),
+            hub: state.chat.hub.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for crate::webhooks::deliver::Delivery {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            door: state.door.clone(),
+            webhooks: state.chat.webhooks.clone(),
+            config: state.config.clone(),
+            hub: state.chat.hub.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for crate::visitor::Visitors {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            door: state.door.clone(),
+            chat: state.chat.clone(),
+            geoip: state.geoip.clone(),
+            limiter: state.limiter.clone(),
+        }
+    }
+}
+
+impl FromRef<AppState> for crate::upload::Uploads {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            door: state.door.clone(),
+            limiter: state.limiter.clone(),
+            storage: state.storage.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -38,7 +38,6 @@ use crate::{
         rate::{Hit, Rule},
     },
     merchant::subscription::limits,
-    startup::AppState,
     visitor::VisitorSession,
 };
 use sniff::{Kind, Refusal};
@@ -47,7 +46,22 @@ use sniff::{Kind, Refusal};
 /// multipart framing. The body layer answers 413 beyond this before reading it all.
 pub const MAX_REQUEST_BYTES: usize = sniff::MAX_FILE_BYTES + 64 * 1024;
 
-pub fn routes() -> Routes<AppState> {
+/// What uploads work with: the session door (pool, registry, token keys, plans), the
+/// visitors' limits, and object storage.
+#[derive(Clone)]
+pub struct Uploads {
+    pub door: std::sync::Arc<crate::auth::ctx::Door>,
+    pub limiter: std::sync::Arc<crate::http::rate::Limiter>,
+    pub storage: Storage,
+}
+
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Uploads: axum::extract::FromRef<S>,
+    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
+    crate::http::TrustedProxies: axum::extract::FromRef<S>,
+{
     Routes::new()
         .add(
             axum::http::Method::POST,
@@ -132,17 +146,24 @@ impl Uploader {
     }
 }
 
-impl FromRequestParts<AppState> for Uploader {
+impl<S> FromRequestParts<S> for Uploader
+where
+    S: Send + Sync,
+    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
+    crate::http::TrustedProxies: axum::extract::FromRef<S>,
+{
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let door =
+            <std::sync::Arc<crate::auth::ctx::Door> as axum::extract::FromRef<S>>::from_ref(state);
         let bearer = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split_once(' '))
             .map(|(_, t)| t.trim());
-        if bearer.is_some_and(|t| state.tokens.verify(t, TokenKind::Visitor).is_ok()) {
+        if bearer.is_some_and(|t| door.tokens.verify(t, TokenKind::Visitor).is_ok()) {
             return Ok(Self::Visitor(VisitorSession::from_request_parts(parts, state).await?));
         }
         Ok(Self::Agent(AgentSession::from_request_parts(parts, state).await?))
@@ -243,7 +264,7 @@ fn too_large(limit: usize) -> AppError {
 }
 
 async fn upload(
-    State(state): State<AppState>,
+    State(state): State<Uploads>,
     uploader: Uploader,
     multipart: Multipart,
 ) -> Result<Response, AppError> {
@@ -259,7 +280,7 @@ async fn upload(
         _ => None,
     };
     // The storage budget: refused before anything is written, and counted atomically below.
-    let plan = state.plans.get(&tenant.plan).unwrap_or_else(|| state.plans.trial());
+    let plan = state.door.plans.get(&tenant.plan).unwrap_or_else(|| state.door.plans.trial());
     let budget = uploader.budget();
     let thumb_size = processed.as_ref().map_or(0, |p| p.thumb.len() as i64);
     let size = bytes.len() as i64;
@@ -297,7 +318,7 @@ async fn upload(
 impl Uploader {
     /// A visitor's uploads are metered: their number before the file is read (`bytes`
     /// `None`), their size once it is. The team's are not.
-    async fn meter(&self, state: &AppState, bytes: Option<usize>) -> Result<(), AppError> {
+    async fn meter(&self, state: &Uploads, bytes: Option<usize>) -> Result<(), AppError> {
         let Uploader::Visitor(v) = self else { return Ok(()) };
         let l = &state.limiter.limits;
         match bytes {
@@ -327,14 +348,15 @@ impl Uploader {
 
 /// Refuses an upload of `needed` bytes that would not fit the plan's budget as it stands.
 async fn check_room(
-    state: &AppState,
+    state: &Uploads,
     tenant: &Tenant,
     plan: &billing::Plan,
     budget: limits::Budget,
     needed: i64,
 ) -> Result<(), AppError> {
     let Some(limit) = budget.limit(plan) else { return Ok(()) };
-    let used = limits::storage_used(&mut *state.db.acquire().await?, tenant.id, budget).await?;
+    let used =
+        limits::storage_used(&mut *state.door.db.acquire().await?, tenant.id, budget).await?;
     if used.saturating_add(needed) > i64::try_from(limit).unwrap_or(i64::MAX) {
         return Err(limits::storage_full(plan, budget));
     }
@@ -344,7 +366,7 @@ async fn check_room(
 /// Writes the file (and its thumbnail) to object storage; their keys. Nothing is left
 /// behind when a write fails.
 async fn put_objects(
-    state: &AppState,
+    state: &Uploads,
     tenant: TenantId,
     id: &str,
     bytes: Bytes,
@@ -365,14 +387,14 @@ async fn put_objects(
 /// Stores the upload's row and counts its bytes; `None` when a concurrent upload took the
 /// room first (the counter only grows while the total fits).
 async fn record(
-    state: &AppState,
+    state: &Uploads,
     tenant: &Tenant,
     plan: &billing::Plan,
     budget: limits::Budget,
     new: store::NewUpload<'_>,
 ) -> sqlx::Result<Option<UploadOut>> {
     let total = new.size + new.thumb_size;
-    let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
+    let mut tx = TenantTx::begin(&state.door.db, tenant.id).await?;
     let row = store::create(&mut tx, new).await?;
     if !limits::add_storage(&mut tx, tenant.id, budget, total, budget.limit(plan)).await? {
         return Ok(None);
@@ -522,7 +544,7 @@ impl Storage {
 }
 
 async fn serve_original(
-    State(state): State<AppState>,
+    State(state): State<Uploads>,
     headers: HeaderMap,
     Path((ent_id, id)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
@@ -530,7 +552,7 @@ async fn serve_original(
 }
 
 async fn serve_thumb(
-    State(state): State<AppState>,
+    State(state): State<Uploads>,
     headers: HeaderMap,
     Path((ent_id, id)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
@@ -538,24 +560,24 @@ async fn serve_thumb(
 }
 
 async fn serve(
-    state: &AppState,
+    state: &Uploads,
     headers: &HeaderMap,
     ent_id: &str,
     id: &str,
     thumb: bool,
 ) -> Result<Response, AppError> {
     let ent_id = EntId::parse(ent_id).map_err(|_| AppError::NotFound)?;
-    let tenant = state.tenants.by_ent_id(&ent_id).await?.ok_or(AppError::NotFound)?;
+    let tenant = state.door.tenants.by_ent_id(&ent_id).await?.ok_or(AppError::NotFound)?;
     if tenant.status == TenantStatus::Suspended {
         return Err(AppError::TenantSuspended);
     }
     // On another merchant's subdomain or custom domain, this merchant's files do not exist.
     if let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
-        if state.tenants.by_host(host).await?.is_some_and(|other| other.id != tenant.id) {
+        if state.door.tenants.by_host(host).await?.is_some_and(|other| other.id != tenant.id) {
             return Err(AppError::NotFound);
         }
     }
-    let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
+    let mut tx = TenantTx::begin(&state.door.db, tenant.id).await?;
     let upload = find(&mut tx, &tenant.ent_id, id).await?;
     tx.commit().await?;
     let upload = upload.ok_or(AppError::NotFound)?;

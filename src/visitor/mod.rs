@@ -19,7 +19,7 @@ use base64::Engine as _;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use tenants::{EntId, Tenant, TenantTx};
+use tenants::{EntId, Tenant, TenantId, TenantTx};
 
 use crate::{
     auth::{
@@ -32,12 +32,37 @@ use crate::{
         input::{shown_name, web_url},
         rate::{Hit, Limiter, Rule},
     },
-    startup::AppState,
 };
 
 pub use store::{VisitorRow, directory};
 
-pub fn routes() -> Routes<AppState> {
+/// What the visitor door works with: the session door (pool, registry, token keys), the
+/// chat engine (tickets, webhooks, agents' pages), where an address is, and the visitors'
+/// limits.
+#[derive(Clone)]
+pub struct Visitors {
+    pub door: Arc<Door>,
+    pub chat: Arc<crate::chat::Chat>,
+    pub geoip: Arc<crate::geoip::GeoIp>,
+    pub limiter: Arc<Limiter>,
+}
+
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Visitors: FromRef<S>,
+    Arc<Door>: FromRef<S>,
+    TrustedProxies: FromRef<S>,
+    crate::realtime::bus::Caches: FromRef<S>,
+    Arc<tenants::Registry>: FromRef<S>,
+    Arc<Limiter>: FromRef<S>,
+    Arc<crate::realtime::hub::Hub>: FromRef<S>,
+    Arc<billing::Catalog>: FromRef<S>,
+    sqlx::PgPool: FromRef<S>,
+    Arc<crate::platform::system::SystemCache>: FromRef<S>,
+    crate::notify::Mail: FromRef<S>,
+    crate::upload::Storage: FromRef<S>,
+{
     Routes::new()
         .post("/api/v1/visitor/session", Scope::Public, start_session)
         .post("/api/v1/visitor/ticket", Scope::Public, ticket)
@@ -97,22 +122,18 @@ struct SessionResponse {
 /// proof from the merchant's server that this is its user (then the visitor is that user's
 /// on every device).
 async fn start_session(
-    State(state): State<AppState>,
+    State(state): State<Visitors>,
     meta: ClientMeta,
     headers: HeaderMap,
     ApiJson(req): ApiJson<SessionRequest>,
 ) -> Result<Json<SessionResponse>, AppError> {
-    let ent_id = EntId::parse(&req.ent_id).map_err(|_| AppError::TenantNotFound)?;
-    let tenant = state.tenants.by_ent_id(&ent_id).await?.ok_or(AppError::TenantNotFound)?;
-    if crate::merchant::subscription::paused_for_visitors(&tenant) {
-        return Err(AppError::TenantSuspended);
-    }
+    let tenant = open_merchant(&state, &req.ent_id).await?;
     let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let profile = profile(&state, &req, &meta, ua)?;
     let resumed_id = req
         .token
         .as_deref()
-        .and_then(|t| state.tokens.verify(t, TokenKind::Visitor).ok())
+        .and_then(|t| state.door.tokens.verify(t, TokenKind::Visitor).ok())
         .filter(|c| c.tid == Some(tenant.id.0))
         .and_then(|c| c.sub.parse::<i64>().ok());
     meter(&state, &tenant, &meta, resumed_id, req.user_id.is_some()).await?;
@@ -121,7 +142,7 @@ async fn start_session(
         user_hash: req.user_hash.as_deref(),
         identity_token: req.identity_token.as_deref(),
     };
-    let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
+    let mut tx = TenantTx::begin(&state.door.db, tenant.id).await?;
     if store::ip_blocked(&mut tx, meta.ip).await? {
         return Err(blocked());
     }
@@ -133,31 +154,45 @@ async fn start_session(
         return Err(blocked());
     }
     if !resumed {
-        let data = || {
-            serde_json::json!({ "visitor": {
-                "id": visitor.public_id, "name": visitor.name, "user_id": visitor.external_id,
-                "referrer": profile.referrer, "landing_url": profile.landing_url, "extra": profile.extra,
-            } })
-        };
-        state.chat.webhooks.emit(tenant.id, "visitor.created", data);
+        announce_new(&state, tenant.id, &visitor, &profile);
     }
-    let issued = state.tokens.issue_visitor(visitor.id, &tenant, verified)?;
-    Ok(Json(SessionResponse {
-        visitor_id: visitor.public_id,
-        token: issued.token,
-        name: visitor.name,
-        resumed,
-        user_id: visitor.external_id,
-        verified,
-        prechat,
-    }))
+    let issued = state.door.tokens.issue_visitor(visitor.id, &tenant, verified)?;
+    let (visitor_id, token, name, user_id) =
+        (visitor.public_id, issued.token, visitor.name, visitor.external_id);
+    Ok(Json(SessionResponse { visitor_id, token, name, resumed, user_id, verified, prechat }))
+}
+
+/// The merchant `ent_id` names, if its visitors are served (404, or the paused answer).
+async fn open_merchant(state: &Visitors, ent_id: &str) -> Result<Arc<Tenant>, AppError> {
+    let ent_id = EntId::parse(ent_id).map_err(|_| AppError::TenantNotFound)?;
+    let tenant = state.door.tenants.by_ent_id(&ent_id).await?.ok_or(AppError::TenantNotFound)?;
+    if crate::merchant::subscription::paused_for_visitors(&tenant) {
+        return Err(AppError::TenantSuspended);
+    }
+    Ok(tenant)
+}
+
+/// The `visitor.created` webhook for a visitor seen for the first time.
+fn announce_new(
+    state: &Visitors,
+    tenant: TenantId,
+    visitor: &VisitorRow,
+    profile: &store::Profile,
+) {
+    let data = || {
+        serde_json::json!({ "visitor": {
+            "id": visitor.public_id, "name": visitor.name, "user_id": visitor.external_id,
+            "referrer": profile.referrer, "landing_url": profile.landing_url, "extra": profile.extra,
+        } })
+    };
+    state.chat.webhooks.emit(tenant, "visitor.created", data);
 }
 
 /// What the request and the connection say about the visitor: the name and avatar the link
 /// or widget passed (GOFLY's `visitorName`/`visitorAvatar` in `extra` too), where they came
 /// from, their device and location.
 fn profile(
-    state: &AppState,
+    state: &Visitors,
     req: &SessionRequest,
     meta: &ClientMeta,
     ua: &str,
@@ -191,7 +226,7 @@ fn profile(
 /// Anonymous traffic is metered per address: any session request, and new visitors (a
 /// browser without a valid token of this merchant and no verified identity).
 async fn meter(
-    state: &AppState,
+    state: &Visitors,
     tenant: &Tenant,
     meta: &ClientMeta,
     resumed_id: Option<i64>,
@@ -417,10 +452,8 @@ where
             .ok_or(AppError::Unauthorized)?;
         let claims = door.tokens.verify(&token, TokenKind::Visitor)?;
         let visitor_id: i64 = claims.sub.parse().map_err(|_| AppError::Unauthorized)?;
-        let tenant = door
-            .tenants
-            .by_id(tenants::TenantId(claims.tid.ok_or(AppError::Unauthorized)?))
-            .await?;
+        let tenant =
+            door.tenants.by_id(TenantId(claims.tid.ok_or(AppError::Unauthorized)?)).await?;
         let tenant = tenant.ok_or(AppError::Unauthorized)?;
         if crate::merchant::subscription::paused_for_visitors(&tenant) {
             return Err(AppError::TenantSuspended);
@@ -443,7 +476,7 @@ where
 /// A single-use ticket (60 s) to open `/ws/visitor?ticket=…`: the long-lived visitor token
 /// never appears in a URL.
 async fn ticket(
-    State(state): State<AppState>,
+    State(state): State<Visitors>,
     session: VisitorSession,
 ) -> Result<Json<crate::chat::TicketResponse>, AppError> {
     let l = &state.limiter.limits;
@@ -454,6 +487,7 @@ async fn ticket(
     session.limit(&state.limiter, per_ip, per_visitor, 1).await?;
     Ok(Json(
         state
+            .door
             .tokens
             .issue_ticket(TicketRole::Visitor, session.visitor.id, &session.tenant, None)?
             .into(),

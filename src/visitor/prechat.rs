@@ -27,6 +27,7 @@ use sqlx::PgConnection;
 use tenants::TenantTx;
 
 use super::VisitorSession;
+use super::Visitors;
 use crate::{
     auth::{token::TokenKind, validate::Email},
     http::{
@@ -36,10 +37,15 @@ use crate::{
     },
     i18n::Lang,
     realtime::{hub::encode, protocol::ServerFrame},
-    startup::AppState,
 };
 
-pub fn routes() -> Routes<AppState> {
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Visitors: axum::extract::FromRef<S>,
+    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
+    crate::http::TrustedProxies: axum::extract::FromRef<S>,
+{
     Routes::new().post("/api/v1/visitor/prechat", Scope::Public, submit).post(
         "/api/v1/visitor/prechat/challenge",
         Scope::Public,
@@ -247,10 +253,11 @@ struct ChallengeOut {
 /// `POST /api/v1/visitor/prechat/challenge` with the visitor token → a challenge: find a
 /// `nonce` such that SHA-256(challenge + ":" + nonce) starts with `difficulty` zero bits.
 async fn challenge(
-    State(state): State<AppState>,
+    State(state): State<Visitors>,
     session: VisitorSession,
 ) -> Result<Json<ChallengeOut>, AppError> {
     let issued = state
+        .door
         .tokens
         .issue_challenge(session.visitor.id, &session.tenant)
         .map_err(AppError::Internal)?;
@@ -294,32 +301,14 @@ pub struct Answer {
 /// the visitor token → 200 `{answers}`. 422 names each field that is wrong; 428
 /// `proof_required` when this address must solve a challenge first; 429 past the limits.
 async fn submit(
-    State(state): State<AppState>,
+    State(state): State<Visitors>,
     session: VisitorSession,
     meta: ClientMeta,
     ApiJson(req): ApiJson<Submit>,
 ) -> Result<Response, AppError> {
-    let tenant = session.tenant.id;
-    let visitor = session.visitor.id;
-    let limits = &state.limiter.limits;
-    state
-        .limiter
-        .check(
-            tenant,
-            &[
-                Hit::ip(Rule::per_ten_minutes("prechat", limits.prechat_per_ip), meta.ip),
-                Hit::visitor(Rule::per_hour("prechat", limits.prechat_per_visitor), visitor),
-            ],
-        )
-        .await?;
-    // Past a few forms from one address, each needs a proof of work.
-    let accepted = accepted_rule(limits);
-    if accepted.limit > 0
-        && state.limiter.current(tenant, accepted, Who::Ip(meta.ip)).await? >= accepted.limit
-    {
-        check_proof(&state, &session, req.proof.as_ref()).await?;
-    }
-    let mut tx = TenantTx::begin(&state.db, tenant).await?;
+    let (tenant, visitor) = (session.tenant.id, session.visitor.id);
+    let accepted = metered(&state, &session, &meta, req.proof.as_ref()).await?;
+    let mut tx = TenantTx::begin(&state.door.db, tenant).await?;
     let form = PrechatForm::load(&mut tx).await?;
     if !form.enabled {
         return Err(AppError::conflict(
@@ -330,15 +319,7 @@ async fn submit(
     }
     let lang = req.lang.as_deref().and_then(Lang::parse).unwrap_or_default();
     let answers = validate(&form, &req.answers, lang)?;
-    let given = |kind: Kind| answers.iter().find(|a| a.kind == kind).map(|a| a.value.clone());
-    let name = given(Kind::Name);
-    let record = super::store::PrechatAnswers {
-        answers: json!(answers),
-        name: name.and_then(|n| crate::http::input::shown_name(&n, 60)),
-        email: given(Kind::Email),
-        phone: given(Kind::Phone),
-    };
-    super::store::save_prechat(&mut tx, visitor, record).await?;
+    super::store::save_prechat(&mut tx, visitor, record(&answers)).await?;
     let out = super::manage::visitor_out(&mut tx, visitor).await?;
     tx.commit().await?;
     state.limiter.add(tenant, Hit::ip(accepted, meta.ip)).await?;
@@ -349,13 +330,48 @@ async fn submit(
     Ok(Json(json!({ "answers": answers })).into_response())
 }
 
+/// Counts a form against the visitor's and the address's limits; past a few forms from one
+/// address, each needs a proof of work. Returns the rule an accepted form counts against.
+async fn metered(
+    state: &Visitors,
+    session: &VisitorSession,
+    meta: &ClientMeta,
+    proof: Option<&Proof>,
+) -> Result<Rule, AppError> {
+    let (tenant, visitor) = (session.tenant.id, session.visitor.id);
+    let limits = &state.limiter.limits;
+    let hits = [
+        Hit::ip(Rule::per_ten_minutes("prechat", limits.prechat_per_ip), meta.ip),
+        Hit::visitor(Rule::per_hour("prechat", limits.prechat_per_visitor), visitor),
+    ];
+    state.limiter.check(tenant, &hits).await?;
+    let accepted = accepted_rule(limits);
+    if accepted.limit > 0
+        && state.limiter.current(tenant, accepted, Who::Ip(meta.ip)).await? >= accepted.limit
+    {
+        check_proof(state, session, proof).await?;
+    }
+    Ok(accepted)
+}
+
+/// What the answers say about the visitor: their name, email and phone, if asked.
+fn record(answers: &[Answer]) -> super::store::PrechatAnswers {
+    let given = |kind: Kind| answers.iter().find(|a| a.kind == kind).map(|a| a.value.clone());
+    super::store::PrechatAnswers {
+        answers: json!(answers),
+        name: given(Kind::Name).and_then(|n| crate::http::input::shown_name(&n, 60)),
+        email: given(Kind::Email),
+        phone: given(Kind::Phone),
+    }
+}
+
 /// Forms taken from one address in ten minutes before each needs a proof of work.
 fn accepted_rule(limits: &crate::http::rate::VisitorLimits) -> Rule {
     Rule::per_ten_minutes("prechat_taken", limits.prechat_free_per_ip)
 }
 
 async fn check_proof(
-    state: &AppState,
+    state: &Visitors,
     session: &VisitorSession,
     proof: Option<&Proof>,
 ) -> Result<(), AppError> {
@@ -368,7 +384,7 @@ async fn check_proof(
     };
     let proof = proof.ok_or_else(required)?;
     let claims =
-        state.tokens.verify(&proof.challenge, TokenKind::Challenge).map_err(|_| required())?;
+        state.door.tokens.verify(&proof.challenge, TokenKind::Challenge).map_err(|_| required())?;
     let mine =
         claims.tid == Some(session.tenant.id.0) && claims.sub == session.visitor.id.to_string();
     if !mine || proof.nonce.len() > 64 || work(&proof.challenge, &proof.nonce) < DIFFICULTY {

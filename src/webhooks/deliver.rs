@@ -17,7 +17,17 @@ use serde_json::Value;
 use tenants::{TenantId, TenantTx};
 
 use super::store::{self, Due};
-use crate::startup::AppState;
+
+/// What the delivery worker works with: the session door (pool, registry, plans), the
+/// webhooks' handle (its bell and rules), the configuration (its interval) and the hub (it
+/// stops on shutdown).
+#[derive(Clone)]
+pub struct Delivery {
+    pub door: std::sync::Arc<crate::auth::ctx::Door>,
+    pub webhooks: std::sync::Arc<super::Webhooks>,
+    pub config: std::sync::Arc<crate::config::Config>,
+    pub hub: std::sync::Arc<crate::realtime::hub::Hub>,
+}
 
 /// Tries before a delivery is given up.
 pub const MAX_ATTEMPTS: i32 = 8;
@@ -27,14 +37,13 @@ const BATCH: i64 = 50;
 /// Days a finished delivery stays in the log.
 pub const LOG_DAYS: i32 = 30;
 
-pub fn spawn_worker(state: &AppState) -> tokio::task::JoinHandle<()> {
+pub fn spawn_worker(state: Delivery) -> tokio::task::JoinHandle<()> {
     let interval = Duration::from_secs(state.config.webhook_interval_secs);
-    let wake = std::sync::Arc::clone(&state.chat.webhooks.wake);
-    let state = state.clone();
+    let wake = std::sync::Arc::clone(&state.webhooks.wake);
     crate::background::every(
         "webhooks",
         interval,
-        state.chat.hub.shutdown_token(),
+        state.hub.shutdown_token(),
         Some(wake),
         move || {
             let state = state.clone();
@@ -56,9 +65,13 @@ fn backoff(attempts: i32) -> i64 {
 }
 
 /// Delivers what is due. Returns how many deliveries were taken by their endpoints.
-pub async fn run_due(state: &AppState) -> anyhow::Result<usize> {
-    let due = store::due_tenants(&state.db).await?;
-    let client = super::guard::client(state.chat.webhooks.allow_private);
+pub async fn run_due<S>(state: &S) -> anyhow::Result<usize>
+where
+    Delivery: axum::extract::FromRef<S>,
+{
+    let state = &<Delivery as axum::extract::FromRef<S>>::from_ref(state);
+    let due = store::due_tenants(&state.door.db).await?;
+    let client = super::guard::client(state.webhooks.allow_private);
     let results: Vec<anyhow::Result<usize>> = futures::stream::iter(due)
         .map(|tenant| {
             let client = client.clone();
@@ -80,26 +93,26 @@ pub async fn run_due(state: &AppState) -> anyhow::Result<usize> {
 }
 
 async fn deliver_tenant(
-    state: &AppState,
+    state: &Delivery,
     client: &reqwest::Client,
     tenant: TenantId,
 ) -> anyhow::Result<usize> {
-    let mut claim = state.db.begin().await?;
+    let mut claim = state.door.db.begin().await?;
     if !store::claim_queue(&mut claim, tenant).await? {
         return Ok(0);
     }
     // A merchant that is gone takes its queue with it.
-    let Some(merchant) = state.tenants.by_id(tenant).await? else {
+    let Some(merchant) = state.door.tenants.by_id(tenant).await? else {
         store::drop_queue(&mut claim, tenant).await?;
         claim.commit().await?;
         return Ok(0);
     };
     // A merchant whose plan no longer has webhooks (a downgrade) gets none sent: its log
     // says why. Its webhooks come back with a plan that has them.
-    let plan = state.plans.get(&merchant.plan).unwrap_or_else(|| state.plans.trial());
+    let plan = state.door.plans.get(&merchant.plan).unwrap_or_else(|| state.door.plans.trial());
     let refused = (!plan.features.has(billing::Feature::Webhooks))
         .then(|| format!("webhooks are not part of the {} plan", plan.name));
-    let mut tx = TenantTx::begin(&state.db, tenant).await?;
+    let mut tx = TenantTx::begin(&state.door.db, tenant).await?;
     let mut delivered = 0;
     for d in store::due(&mut tx, BATCH).await? {
         if attempt(state, client, &mut tx, &d, refused.as_deref()).await? {
@@ -120,7 +133,7 @@ async fn deliver_tenant(
 /// Attempts delivery `d` (unless the plan `refused` webhooks or the webhook is disabled)
 /// and records the outcome; whether the endpoint took it.
 async fn attempt(
-    state: &AppState,
+    state: &Delivery,
     client: &reqwest::Client,
     tx: &mut TenantTx,
     d: &Due,
@@ -149,12 +162,12 @@ async fn attempt(
 
 /// Posts one delivery: the status code of a 2xx answer, else (status, why).
 async fn post(
-    state: &AppState,
+    state: &Delivery,
     client: &reqwest::Client,
     d: &Due,
 ) -> Result<u16, (Option<u16>, String)> {
     // An IP-literal URL is not resolved, so the guard checks it here.
-    if let Err(why) = super::guard::check_url(&d.url, state.chat.webhooks.allow_private) {
+    if let Err(why) = super::guard::check_url(&d.url, state.webhooks.allow_private) {
         return Err((None, why.to_owned()));
     }
     let body = serde_json::to_vec(&d.payload).unwrap_or_default();

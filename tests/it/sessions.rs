@@ -313,9 +313,9 @@ async fn sessions_ended_out_of_band_close_their_sockets_at_the_next_sweep() {
     ws.expect("hello").await;
     // As the command line or a node without the bus would: straight in the database.
     sqlx::query("update public.sessions set ended_at = now()").execute(app.pool()).await.unwrap();
-    assert_eq!(kefu::auth::sessions::sweep(&app.state).await.unwrap(), 1);
+    assert_eq!(kefu::auth::sessions::sweep(&app.state.db, &app.state.chat.hub).await.unwrap(), 1);
     assert_eq!(ws.expect_close().await, 4003);
-    assert_eq!(kefu::auth::sessions::sweep(&app.state).await.unwrap(), 0);
+    assert_eq!(kefu::auth::sessions::sweep(&app.state.db, &app.state.chat.hub).await.unwrap(), 0);
 }
 
 #[tokio::test]

@@ -273,50 +273,8 @@ fn no_query_in_a_handler_file() {
 }
 
 /// Features receive what they need through `FromRef` (`State<PgPool>`, `State<Caches>`,
-/// `Arc<Door>` for a `Ctx`), not the composition root's whole `AppState`. These files still
-/// take it; the list only shrinks: a new file naming `AppState` fails, and so does a listed
-/// one that no longer does (take it off the list).
-const STILL_TAKING_APP_STATE: &[&str] = &[
-    "src/agent/mod.rs",
-    "src/agent/settings.rs",
-    "src/agent/shell.rs",
-    "src/agent/team.rs",
-    "src/auth/account.rs",
-    "src/auth/links.rs",
-    "src/auth/mod.rs",
-    "src/auth/oauth/mod.rs",
-    "src/auth/session.rs",
-    "src/auth/sessions.rs",
-    "src/auth/signup.rs",
-    "src/auth/sso.rs",
-    "src/auth/two_factor.rs",
-    "src/chat/automation.rs",
-    "src/chat/mod.rs",
-    "src/chat/ws/connection.rs",
-    "src/chat/ws/frames.rs",
-    "src/chat/ws/mod.rs",
-    "src/merchant/subscription/job.rs",
-    "src/merchant/subscription/mod.rs",
-    "src/merchant/subscription/webhook.rs",
-    "src/metrics.rs",
-    "src/notify/outbox.rs",
-    "src/platform/announcements.rs",
-    "src/platform/auth.rs",
-    "src/platform/dashboard.rs",
-    "src/platform/export.rs",
-    "src/platform/identity_providers.rs",
-    "src/platform/lifecycle.rs",
-    "src/platform/merchants.rs",
-    "src/platform/mod.rs",
-    "src/platform/pages.rs",
-    "src/platform/system.rs",
-    "src/site/mod.rs",
-    "src/upload/mod.rs",
-    "src/visitor/mod.rs",
-    "src/visitor/prechat.rs",
-    "src/webhooks/deliver.rs",
-];
-
+/// `Arc<Door>` for a `Ctx`, or a feature's own parts such as `State<Billing>`), never the
+/// composition root's whole `AppState`: only `src/startup/` names it.
 #[test]
 fn features_take_only_what_they_need() {
     let mut naming: Vec<String> = files_naming("src", &["AppState"])
@@ -325,10 +283,5 @@ fn features_take_only_what_they_need() {
         .filter(|file| !file.starts_with("src/startup/"))
         .collect();
     naming.dedup();
-    let new: Vec<_> =
-        naming.iter().filter(|f| !STILL_TAKING_APP_STATE.contains(&f.as_str())).collect();
-    assert!(new.is_empty(), "these files take the whole AppState; use FromRef: {new:?}");
-    let done: Vec<_> =
-        STILL_TAKING_APP_STATE.iter().filter(|f| !naming.iter().any(|n| n == *f)).collect();
-    assert!(done.is_empty(), "no longer naming AppState; take them off the list: {done:?}");
+    assert!(naming.is_empty(), "these files take the whole AppState; use FromRef: {naming:?}");
 }

@@ -38,14 +38,13 @@ use subtle::ConstantTimeEq as _;
 
 use self::protocol::{Identity, ProviderError};
 pub use self::protocol::{Kind, Provider, Providers};
-use super::{AuthRateLimit, LoginOutcome, form_outcome, session::AgentSession, totp};
+use super::{Auth, AuthRateLimit, LoginOutcome, form_outcome, session::AgentSession, totp};
 use crate::{
     http::{
         AppError, Page, Routes, Scope, client::ClientMeta, extract::OptionalJson,
         local_redirect_target,
     },
     i18n::Lang,
-    startup::AppState,
 };
 
 /// The cookie holding the state of the sign-in in progress.
@@ -54,7 +53,12 @@ const FLOW_COOKIE_PATH: &str = "/auth/oauth";
 /// How long a sign-in may spend at the provider.
 const FLOW_TTL_SECS: i64 = 600;
 
-pub fn routes(limit: &AuthRateLimit) -> Routes<AppState> {
+pub fn routes<S>(limit: &AuthRateLimit) -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    crate::auth::Auth: axum::extract::FromRef<S>,
+    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
+{
     Routes::new()
         .add(Method::GET, "/auth/oauth/{slug}", Scope::Public, get(start).layer(limit.clone()))
         .add(
@@ -111,8 +115,8 @@ pub async fn buttons(db: &sqlx::PgPool) -> sqlx::Result<Vec<Button>> {
 }
 
 /// Where the provider sends the browser back (register this with the provider).
-pub fn redirect_uri(state: &AppState, slug: &str) -> String {
-    state.mail.link(&format!("/auth/oauth/{slug}/callback"))
+pub fn redirect_uri(mail: &crate::notify::Mail, slug: &str) -> String {
+    mail.link(&format!("/auth/oauth/{slug}/callback"))
 }
 
 fn state_hash(state: &str) -> String {
@@ -129,14 +133,14 @@ struct StartQuery {
 }
 
 async fn start(
-    State(state): State<AppState>,
+    State(state): State<Auth>,
     Path(slug): Path<String>,
     lang: Lang,
     meta: ClientMeta,
     jar: CookieJar,
     Query(q): Query<StartQuery>,
 ) -> Result<Response, AppError> {
-    let provider = enabled_provider(&state.db, &slug).await?.ok_or(AppError::NotFound)?;
+    let provider = enabled_provider(&state.door.db, &slug).await?.ok_or(AppError::NotFound)?;
     let next = q.next.as_deref().and_then(local_redirect_target).unwrap_or_default();
     Ok(match prepare(&state, &provider, &next, None, &meta).await? {
         Some(Leave { cookie, url }) => (jar.add(cookie), Redirect::to(&url)).into_response(),
@@ -155,7 +159,7 @@ struct LinkRequest {
 /// `{redirect}`, the provider's page to send the browser to. A JSON call rather than a form
 /// post, because the page's `form-action 'self'` policy stops a form redirecting elsewhere.
 async fn link(
-    State(state): State<AppState>,
+    State(state): State<Auth>,
     Path(slug): Path<String>,
     meta: ClientMeta,
     jar: CookieJar,
@@ -169,7 +173,7 @@ async fn link(
             "only the person themselves can link a sign-in provider",
         ));
     }
-    let provider = enabled_provider(&state.db, &slug).await?.ok_or(AppError::NotFound)?;
+    let provider = enabled_provider(&state.door.db, &slug).await?.ok_or(AppError::NotFound)?;
     let next =
         req.next.as_deref().and_then(local_redirect_target).unwrap_or_else(|| "/app".to_owned());
     match prepare(&state, &provider, &next, Some(session.user_id), &meta).await? {
@@ -195,20 +199,24 @@ struct Leave {
 
 /// Records a new sign-in (`None`: the provider cannot be reached or is misconfigured).
 async fn prepare(
-    state: &AppState,
+    state: &Auth,
     provider: &Provider,
     next: &str,
     link_user: Option<i64>,
     meta: &ClientMeta,
 ) -> Result<Option<Leave>, AppError> {
-    let started = match state.oauth.start(provider, &redirect_uri(state, &provider.slug)).await {
+    let started = match state
+        .oauth
+        .start(provider, &redirect_uri(&state.mail, &provider.slug))
+        .await
+    {
         Ok(started) => started,
         Err(e) => {
             tracing::warn!(provider = %provider.slug, error = %e, "starting an OAuth sign-in failed");
             return Ok(None);
         }
     };
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.door.db.begin().await?;
     let flow = store::NewFlow {
         state_hash: &state_hash(&started.state),
         provider_id: provider.id,
@@ -330,7 +338,7 @@ enum Completed {
 }
 
 async fn callback(
-    State(state): State<AppState>,
+    State(state): State<Auth>,
     Path(slug): Path<String>,
     lang: Lang,
     meta: ClientMeta,
@@ -338,7 +346,7 @@ async fn callback(
     jar: CookieJar,
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response, AppError> {
-    let provider = enabled_provider(&state.db, &slug).await?.ok_or(AppError::NotFound)?;
+    let provider = enabled_provider(&state.door.db, &slug).await?.ok_or(AppError::NotFound)?;
     let presented = jar.get(FLOW_COOKIE).map(|c| c.value().to_owned());
     let mut removal = Cookie::build((FLOW_COOKIE, "")).path(FLOW_COOKIE_PATH).build();
     removal.make_removal();
@@ -383,7 +391,7 @@ async fn callback(
 /// `None` when the state is missing, is not this browser's, is unknown, has expired or
 /// belongs to another provider.
 async fn take_flow(
-    state: &AppState,
+    state: &Auth,
     provider: &Provider,
     returned: Option<&str>,
     cookie: Option<&str>,
@@ -394,12 +402,12 @@ async fn take_flow(
     if returned.is_empty() || !bool::from(returned.as_bytes().ct_eq(cookie.as_bytes())) {
         return Ok(None);
     }
-    let row = store::take_flow(&state.db, &state_hash(returned)).await?;
+    let row = store::take_flow(&state.door.db, &state_hash(returned)).await?;
     Ok(row.filter(|flow| flow.provider_id == provider.id))
 }
 
 async fn complete(
-    state: &AppState,
+    state: &Auth,
     provider: &Provider,
     flow: &Flow,
     q: &CallbackQuery,
@@ -416,7 +424,7 @@ async fn complete(
         }
     }
     let code = q.code.as_deref().filter(|c| !c.is_empty()).ok_or(Failure::Denied)?;
-    let redirect = redirect_uri(state, &provider.slug);
+    let redirect = redirect_uri(&state.mail, &provider.slug);
     let identity = state
         .oauth
         .finish(provider, &redirect, code, &flow.pkce_verifier, &flow.nonce)
@@ -450,9 +458,9 @@ impl From<sqlx::Error> for Resolve {
 
 /// The user this identity signs in as (linking it where that is safe), or links it to the
 /// user who started a link from their profile.
-async fn resolve(state: &AppState, flow: &Flow, id: &Identity) -> Result<Completed, Resolve> {
+async fn resolve(state: &Auth, flow: &Flow, id: &Identity) -> Result<Completed, Resolve> {
     let email = id.verified_email.as_deref().or(id.unverified_email.as_deref()).unwrap_or("");
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.door.db.begin().await?;
     let linked = store::linked_user(&mut tx, flow.provider_id, &id.subject).await?;
     let user_id = match (linked, flow.link_user_id) {
         (Some(owner), Some(me)) if owner != me => return Err(Resolve::Failure(Failure::Taken)),
@@ -492,18 +500,18 @@ async fn resolve(state: &AppState, flow: &Flow, id: &Identity) -> Result<Complet
 /// What a user the provider vouched for gets: the same as after a right password (their
 /// second factor is still asked for).
 async fn after_identity(
-    state: &AppState,
+    state: &Auth,
     user_id: i64,
     device: &crate::auth::sessions::Device,
 ) -> Result<LoginOutcome, AppError> {
-    let mut conn = state.db.acquire().await?;
+    let mut conn = state.door.db.acquire().await?;
     let generation = crate::auth::sessions::credential_gen(&mut conn, user_id)
         .await?
         .ok_or(AppError::Unauthorized)?;
     drop(conn);
     let proven = super::Proven { user_id, generation };
-    if totp::is_enabled(&state.db, user_id).await? {
-        let pending = state.tokens.issue_second_factor(user_id, None, generation)?;
+    if totp::is_enabled(&state.door.db, user_id).await? {
+        let pending = state.door.tokens.issue_second_factor(user_id, None, generation)?;
         return Ok(LoginOutcome::NeedCode { pending });
     }
     super::after_password(state, proven, None, device).await
@@ -543,16 +551,16 @@ pub async fn mine(db: &sqlx::PgPool, user_id: i64) -> sqlx::Result<Vec<MyIdentit
 }
 
 async fn list_mine(
-    State(state): State<AppState>,
+    State(state): State<Auth>,
     session: AgentSession,
 ) -> Result<Json<Vec<MyIdentity>>, AppError> {
-    Ok(Json(mine(&state.db, session.user_id).await?))
+    Ok(Json(mine(&state.door.db, session.user_id).await?))
 }
 
 /// Removes the link to `slug`'s account (204 also when there was none). Refused when it is
 /// the user's only way to sign in.
 async fn unlink(
-    State(state): State<AppState>,
+    State(state): State<Auth>,
     Path(slug): Path<String>,
     session: AgentSession,
 ) -> Result<StatusCode, AppError> {
@@ -562,7 +570,7 @@ async fn unlink(
             "only the person themselves can unlink a sign-in provider",
         ));
     }
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.door.db.begin().await?;
     let (has_password, others) = store::other_ways_in(&mut tx, session.user_id, &slug).await?;
     let removed = store::unlink(&mut tx, session.user_id, &slug).await?;
     if removed && !has_password && others == 0 {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::Sink;
 use tenants::{Tenant, TenantTx};
 
-use super::{frames::Ctx, store};
+use super::{Sockets, frames::Ctx, store};
 use crate::{
     i18n::Lang,
     realtime::{
@@ -15,7 +15,6 @@ use crate::{
         protocol::{self, Presence, ServerFrame},
         socket::{self, Ends, Incoming, Outgoing, RateLimit, send},
     },
-    startup::AppState,
 };
 
 /// Messages replayed per page on reconnect, and at most this many pages.
@@ -47,7 +46,7 @@ pub(super) struct Connection {
 /// step it ever runs).
 #[allow(clippy::manual_async_fn, reason = "an async fn would hold its arguments twice")]
 pub(super) fn serve<Si, St, T>(
-    state: AppState,
+    state: Sockets,
     mut sink: Si,
     stream: St,
     conn: Connection,
@@ -96,14 +95,14 @@ where
     }
 }
 
-async fn on_connect(state: &AppState, conn: &Connection, first: bool) -> anyhow::Result<()> {
+async fn on_connect(state: &Sockets, conn: &Connection, first: bool) -> anyhow::Result<()> {
     let tenant = conn.tenant.id;
     match conn.peer {
         Peer::Agent(agent_id) => {
             state.chat.presence.came_back(tenant, agent_id);
             state.chat.presence.touch(tenant, agent_id, chrono::Utc::now());
             if first {
-                let mut tx = TenantTx::begin(&state.db, tenant).await?;
+                let mut tx = TenantTx::begin(&state.door.db, tenant).await?;
                 if store::come_online(&mut tx, agent_id).await? {
                     state
                         .chat
@@ -127,7 +126,7 @@ async fn on_connect(state: &AppState, conn: &Connection, first: bool) -> anyhow:
     Ok(())
 }
 
-async fn on_disconnect(state: &AppState, conn: &Connection) -> anyhow::Result<()> {
+async fn on_disconnect(state: &Sockets, conn: &Connection) -> anyhow::Result<()> {
     let tenant = conn.tenant.id;
     if state.chat.hub.connections_of(tenant, conn.peer) > 0 {
         return Ok(());
@@ -148,7 +147,7 @@ async fn on_disconnect(state: &AppState, conn: &Connection) -> anyhow::Result<()
 /// Sends `hello`, the current presence, and — when the client gave `since` — everything it
 /// missed, in id order, then `sync_done`. Live frames queue in the hub meanwhile; the client
 /// drops the few it sees twice by id.
-async fn greet_and_replay<S>(state: &AppState, conn: &Connection, sink: &mut S) -> Result<(), ()>
+async fn greet_and_replay<S>(state: &Sockets, conn: &Connection, sink: &mut S) -> Result<(), ()>
 where
     S: Sink<Outgoing> + Unpin,
 {
@@ -172,7 +171,7 @@ where
         }
         Peer::Agent(_) => {
             for colleague in state.chat.present_agents(tenant) {
-                let mut tx = TenantTx::begin(&state.db, tenant).await.map_err(|_| ())?;
+                let mut tx = TenantTx::begin(&state.door.db, tenant).await.map_err(|_| ())?;
                 let status = store::agent_status(&mut tx, colleague)
                     .await
                     .map_err(|_| ())?
@@ -193,7 +192,7 @@ where
             more = true;
             break;
         }
-        let mut tx = TenantTx::begin(&state.db, tenant).await.map_err(|_| ())?;
+        let mut tx = TenantTx::begin(&state.door.db, tenant).await.map_err(|_| ())?;
         let messages = match conn.peer {
             Peer::Visitor(visitor_id) => {
                 store::visitor_messages_since(&mut tx, visitor_id, since, REPLAY_PAGE).await

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tenants::TenantTx;
 
-use super::{connection::Connection, store};
+use super::{Sockets, connection::Connection, store};
 use crate::{
     chat::{Opened, automation},
     http::AppError,
@@ -16,12 +16,11 @@ use crate::{
         socket::Handler,
         writer::{NewMessage, WriteError},
     },
-    startup::AppState,
 };
 
 /// The connection's state while it reads.
 pub(super) struct Ctx<'a> {
-    pub(super) state: &'a AppState,
+    pub(super) state: &'a Sockets,
     pub(super) conn: &'a Connection,
     /// Visitor: the conversation their messages go to.
     /// Boxed: it is held for the socket's whole life, and most sockets are idle.
@@ -113,7 +112,8 @@ impl Ctx<'_> {
         client_msg_id: Option<&str>,
     ) -> Result<Option<store::ConversationRow>, FrameError> {
         let failed = |e: sqlx::Error| db_error(e, client_msg_id.map(str::to_owned));
-        let mut tx = TenantTx::begin(&self.state.db, self.conn.tenant.id).await.map_err(failed)?;
+        let mut tx =
+            TenantTx::begin(&self.state.door.db, self.conn.tenant.id).await.map_err(failed)?;
         let row = store::conversation(&mut tx, ConversationId(id)).await.map_err(failed)?;
         tx.commit().await.map_err(failed)?;
         Ok(row)
@@ -131,7 +131,7 @@ async fn attach(
     let Some(id) = send.attachment.take() else { return Ok(()) };
     let tenant = &ctx.conn.tenant;
     let failed = |e: sqlx::Error| db_error(e, Some(send.client_msg_id.clone()));
-    let mut tx = TenantTx::begin(&ctx.state.db, tenant.id).await.map_err(failed)?;
+    let mut tx = TenantTx::begin(&ctx.state.door.db, tenant.id).await.map_err(failed)?;
     let upload = crate::upload::find(&mut tx, &tenant.ent_id, &id).await.map_err(failed)?;
     tx.commit().await.map_err(failed)?;
     let refuse = |message: &str| FrameError {
@@ -171,19 +171,7 @@ async fn visitor_send(
             (Some(row), _) | (None, Some(row)) => (row.clone(), false),
             (None, None) => open_conversation(ctx, visitor_id, &send).await?,
         };
-        let message = NewMessage {
-            conversation_id: conversation.id,
-            sender_kind: "visitor",
-            sender_agent_id: None,
-            kind: send.kind.as_str(),
-            body: send.body.clone(),
-            payload: send.payload.clone(),
-            client_msg_id: send.client_msg_id.clone(),
-            visitor_id,
-            sender_name: Some(ctx.conn.name.clone()),
-            sender_avatar: None,
-            origin: Some(ctx.connection_id),
-        };
+        let message = stored_as(ctx, conversation.id, visitor_id, &send);
         match ctx.state.chat.post(tenant, message).await {
             Ok(stored) => {
                 after_visitor_stored(ctx, &conversation, created, &send, &stored).await;
@@ -202,6 +190,33 @@ async fn visitor_send(
         }
     }
     Err(write_error(WriteError::ConversationClosed, send.client_msg_id))
+}
+
+/// What the writer stores for this connection's `send` in `conversation_id` (the visitor's
+/// conversation with `visitor_id`): sent by the agent or the visitor on the socket.
+fn stored_as(
+    ctx: &Ctx<'_>,
+    conversation_id: i64,
+    visitor_id: i64,
+    send: &protocol::Send,
+) -> NewMessage {
+    let (sender_kind, sender_agent_id, sender_avatar) = match ctx.conn.peer {
+        Peer::Agent(agent_id) => ("agent", Some(agent_id), ctx.conn.avatar.clone()),
+        Peer::Visitor(_) => ("visitor", None, None),
+    };
+    NewMessage {
+        conversation_id,
+        sender_kind,
+        sender_agent_id,
+        kind: send.kind.as_str(),
+        body: send.body.clone(),
+        payload: send.payload.clone(),
+        client_msg_id: send.client_msg_id.clone(),
+        visitor_id,
+        sender_name: Some(ctx.conn.name.clone()),
+        sender_avatar,
+        origin: Some(ctx.connection_id),
+    }
 }
 
 /// An error frame answering `send`.
@@ -310,7 +325,7 @@ async fn agent_send(
     mut send: protocol::Send,
 ) -> Result<Vec<ServerFrame>, FrameError> {
     // A merchant whose subscription is inactive is read-only (as now, not as at connect).
-    let current = ctx.state.tenants.by_id(ctx.conn.tenant.id).await.ok().flatten();
+    let current = ctx.state.door.tenants.by_id(ctx.conn.tenant.id).await.ok().flatten();
     if current.is_some_and(|t| crate::merchant::subscription::read_only(&t)) {
         let why = "this workspace is read-only until its subscription is active again";
         return Err(refused("subscription_inactive", why.into(), &send, None));
@@ -323,19 +338,7 @@ async fn agent_send(
         return Err(refused("conversation_required", why.into(), &send, None));
     };
     let row = claimed_for(ctx, agent_id, conversation_id, &send).await?;
-    let message = NewMessage {
-        conversation_id,
-        sender_kind: "agent",
-        sender_agent_id: Some(agent_id),
-        kind: send.kind.as_str(),
-        body: send.body,
-        payload: send.payload,
-        client_msg_id: send.client_msg_id.clone(),
-        visitor_id: row.visitor_id,
-        sender_name: Some(ctx.conn.name.clone()),
-        sender_avatar: ctx.conn.avatar.clone(),
-        origin: Some(ctx.connection_id),
-    };
+    let message = stored_as(ctx, conversation_id, row.visitor_id, &send);
     match chat.post(tenant, message).await {
         Ok(stored) => {
             // An agent answered: the conversation counts against the month's allowance.
@@ -364,7 +367,7 @@ async fn claimed_for(
 ) -> Result<store::ConversationRow, FrameError> {
     let failed = |e: sqlx::Error| db_error(e, Some(send.client_msg_id.clone()));
     let tenant = ctx.conn.tenant.id;
-    let mut tx = TenantTx::begin(&ctx.state.db, tenant).await.map_err(failed)?;
+    let mut tx = TenantTx::begin(&ctx.state.door.db, tenant).await.map_err(failed)?;
     let conversation = ConversationId(conversation_id);
     let row = store::conversation(&mut tx, conversation).await.map_err(failed)?;
     let Some(row) = row else {
@@ -380,9 +383,9 @@ async fn claimed_for(
 }
 
 /// The merchant's monthly allowance of conversations (its plan's; none: unlimited).
-async fn allowance(state: &AppState, tenant: tenants::TenantId) -> Option<u32> {
-    let current = state.tenants.by_id(tenant).await.ok().flatten()?;
-    state.plans.get(&current.plan).and_then(|p| p.conversations_per_month)
+async fn allowance(state: &Sockets, tenant: tenants::TenantId) -> Option<u32> {
+    let current = state.door.tenants.by_id(tenant).await.ok().flatten()?;
+    state.door.plans.get(&current.plan).and_then(|p| p.conversations_per_month)
 }
 
 /// The conversation a typing/read frame refers to, checked against the sender.
@@ -422,7 +425,7 @@ async fn typing(
     match peer {
         Peer::Visitor(_) => {
             // What a visitor is typing is shown to agents only where the merchant enabled it.
-            let enabled = automation::settings(&ctx.state.chat, &ctx.state.db, tenant)
+            let enabled = automation::settings(&ctx.state.chat, &ctx.state.door.db, tenant)
                 .await
                 .map(|a| a.typing_preview)
                 .unwrap_or(false);
@@ -458,7 +461,8 @@ async fn read(
     let Some(row) = target(ctx, peer, conversation_id).await? else { return Ok(vec![]) };
     let tenant = ctx.conn.tenant.id;
     let by_visitor = matches!(peer, Peer::Visitor(_));
-    let mut tx = TenantTx::begin(&ctx.state.db, tenant).await.map_err(|e| db_error(e, None))?;
+    let mut tx =
+        TenantTx::begin(&ctx.state.door.db, tenant).await.map_err(|e| db_error(e, None))?;
     store::mark_read(&mut tx, ConversationId(row.id), by_visitor, up_to)
         .await
         .map_err(|e| db_error(e, None))?;
@@ -483,7 +487,8 @@ async fn set_status(
     status: protocol::AgentStatus,
 ) -> Result<Vec<ServerFrame>, FrameError> {
     let tenant = ctx.conn.tenant.id;
-    let mut tx = TenantTx::begin(&ctx.state.db, tenant).await.map_err(|e| db_error(e, None))?;
+    let mut tx =
+        TenantTx::begin(&ctx.state.door.db, tenant).await.map_err(|e| db_error(e, None))?;
     store::set_agent_status(&mut tx, agent_id, status.as_str())
         .await
         .map_err(|e| db_error(e, None))?;

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use axum::{
     Json,
     extract::{
-        Query, State,
+        FromRef, Query, State,
         ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
     },
     http::{HeaderMap, header},
@@ -34,6 +34,7 @@ use self::connection::Connection;
 use super::store;
 use crate::{
     auth::{
+        ctx::Door,
         session::AgentSession,
         token::{TicketRole, TokenKind},
     },
@@ -44,10 +45,28 @@ use crate::{
         protocol,
         socket::{Incoming, Outgoing},
     },
-    startup::AppState,
 };
 
-pub fn routes() -> Routes<AppState> {
+/// What the sockets work with, held by each socket's task for as long as it is open (so it
+/// is a few pointers): the session door (pool, registry, ticket keys, plans), the chat
+/// engine, the configuration (frame rates), the visitors' limits, and what a visitor's
+/// message may set off (`chat::automation`: system settings and the mail queue).
+#[derive(Clone)]
+pub struct Sockets {
+    pub door: Arc<Door>,
+    pub chat: Arc<super::Chat>,
+    pub config: Arc<crate::config::Config>,
+    pub limiter: Arc<crate::http::rate::Limiter>,
+    pub system: Arc<crate::platform::system::SystemCache>,
+    pub mail: crate::notify::Mail,
+}
+
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Sockets: FromRef<S>,
+    Arc<Door>: FromRef<S>,
+{
     Routes::new()
         .get("/ws/visitor", Scope::Public, visitor_socket)
         .get("/ws/agent", Scope::Public, agent_socket)
@@ -81,8 +100,8 @@ pub struct Ticketed {
     pub session: Option<i64>,
 }
 
-async fn redeem(state: &AppState, ticket: &str, role: TicketRole) -> Result<Ticketed, AppError> {
-    let claims = state.tokens.verify(ticket, TokenKind::WsTicket)?;
+async fn redeem(state: &Sockets, ticket: &str, role: TicketRole) -> Result<Ticketed, AppError> {
+    let claims = state.door.tokens.verify(ticket, TokenKind::WsTicket)?;
     if claims.role != Some(role) {
         return Err(AppError::Unauthorized);
     }
@@ -91,8 +110,11 @@ async fn redeem(state: &AppState, ticket: &str, role: TicketRole) -> Result<Tick
     if !state.chat.consume_ticket(&claims.jti, expires_at).await? {
         return Err(AppError::Unauthorized);
     }
-    let tenant =
-        state.tenants.by_id(tenants::TenantId(claims.tid.ok_or(AppError::Unauthorized)?)).await?;
+    let tenant = state
+        .door
+        .tenants
+        .by_id(tenants::TenantId(claims.tid.ok_or(AppError::Unauthorized)?))
+        .await?;
     let tenant = tenant.ok_or(AppError::Unauthorized)?;
     // Agents of a read-only merchant still connect (to read); its visitors are paused.
     let paused = match role {
@@ -106,7 +128,9 @@ async fn redeem(state: &AppState, ticket: &str, role: TicketRole) -> Result<Tick
     // An agent's ticket dies with the session it was asked with.
     if role == TicketRole::Agent {
         let session = claims.sid.ok_or(AppError::Unauthorized)?;
-        if !crate::auth::sessions::is_live(&state.db, session, subject, Some(tenant.id)).await? {
+        if !crate::auth::sessions::is_live(&state.door.db, session, subject, Some(tenant.id))
+            .await?
+        {
             return Err(AppError::Unauthorized);
         }
     }
@@ -134,7 +158,7 @@ fn configure(ws: WebSocketUpgrade) -> WebSocketUpgrade {
 }
 
 async fn visitor_socket(
-    State(state): State<AppState>,
+    State(state): State<Sockets>,
     meta: crate::http::ClientMeta,
     headers: HeaderMap,
     Query(q): Query<SocketQuery>,
@@ -142,25 +166,12 @@ async fn visitor_socket(
 ) -> Result<Response, AppError> {
     let ticket = q.ticket.as_deref().ok_or(AppError::Unauthorized)?;
     let Ticketed { tenant, subject, .. } = redeem(&state, ticket, TicketRole::Visitor).await?;
-    let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
+    let mut tx = TenantTx::begin(&state.door.db, tenant.id).await?;
     let visitor = crate::visitor::VisitorRow::load(&mut tx, subject, meta.ip)
         .await?
         .ok_or(AppError::Unauthorized)?;
     if let Some(origin) = foreign_origin(&headers) {
-        let allowed =
-            crate::merchant::settings::store::get(&mut tx, "allowed_widget_domains").await?;
-        let allowed = allowed.as_ref().and_then(|v| v.as_array()).is_some_and(|list| {
-            list.iter().filter_map(|d| d.as_str()).any(|d| {
-                origin == d.to_ascii_lowercase()
-                    || origin.ends_with(&format!(".{}", d.to_ascii_lowercase()))
-            })
-        });
-        if !allowed {
-            return Err(AppError::forbidden(
-                "origin_not_allowed",
-                "this site may not open chats for this merchant",
-            ));
-        }
+        widget_may_run_on(&mut tx, &origin).await?;
     }
     tx.commit().await?;
     if visitor.blocked {
@@ -190,8 +201,27 @@ async fn visitor_socket(
     Ok(upgrade(state, ws, conn))
 }
 
+/// Refuses a visitor socket opened from `origin` unless the merchant lets its widget run
+/// there (the domain, or a subdomain of one, in its allowed widget domains).
+async fn widget_may_run_on(tx: &mut TenantTx, origin: &str) -> Result<(), AppError> {
+    let allowed = crate::merchant::settings::store::get(tx, "allowed_widget_domains").await?;
+    let allowed = allowed.as_ref().and_then(|v| v.as_array()).is_some_and(|list| {
+        list.iter().filter_map(|d| d.as_str()).any(|d| {
+            origin == d.to_ascii_lowercase()
+                || origin.ends_with(&format!(".{}", d.to_ascii_lowercase()))
+        })
+    });
+    if !allowed {
+        return Err(AppError::forbidden(
+            "origin_not_allowed",
+            "this site may not open chats for this merchant",
+        ));
+    }
+    Ok(())
+}
+
 async fn agent_socket(
-    State(state): State<AppState>,
+    State(state): State<Sockets>,
     headers: HeaderMap,
     Query(q): Query<SocketQuery>,
     ws: WebSocketUpgrade,
@@ -207,7 +237,7 @@ async fn agent_socket(
         Some(ticket) => {
             let Ticketed { tenant, subject, session } =
                 redeem(&state, ticket, TicketRole::Agent).await?;
-            let mut tx = TenantTx::begin(&state.db, tenant.id).await?;
+            let mut tx = TenantTx::begin(&state.door.db, tenant.id).await?;
             let agent = crate::auth::store::active_agent_by_user(&mut tx, subject)
                 .await?
                 .ok_or(AppError::Unauthorized)?;
@@ -250,11 +280,11 @@ impl From<crate::auth::token::Issued> for TicketResponse {
 /// A single-use ticket (60 s) for `/ws/agent?ticket=…`, for clients that cannot send the
 /// session cookie with the upgrade.
 async fn agent_ticket(
-    State(state): State<AppState>,
+    State(state): State<Sockets>,
     session: AgentSession,
 ) -> Result<Json<TicketResponse>, AppError> {
     let sid = session.session_id.ok_or(AppError::Unauthorized)?;
-    let ticket = state.tokens.issue_ticket(
+    let ticket = state.door.tokens.issue_ticket(
         TicketRole::Agent,
         session.user_id,
         &session.tenant,
@@ -263,7 +293,7 @@ async fn agent_ticket(
     Ok(Json(ticket.into()))
 }
 
-fn upgrade(state: AppState, ws: WebSocketUpgrade, conn: Connection) -> Response {
+fn upgrade(state: Sockets, ws: WebSocketUpgrade, conn: Connection) -> Response {
     let tracker = state.chat.hub.tracker().clone();
     configure(ws)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "websocket upgrade failed"))
@@ -339,11 +369,11 @@ mod tests {
     /// little room: raise it only knowing what the extra bytes buy, times every socket.
     #[test]
     fn an_idle_socket_task_stays_small() {
-        let make = |state: AppState, socket: WebSocket, conn: connection::Connection| {
+        let make = |state: Sockets, socket: WebSocket, conn: connection::Connection| {
             let (sink, stream) = adapt(socket);
             connection::serve(state, sink, stream, conn)
         };
         let size = size_of_output(&make);
-        assert!(size <= 1280, "the socket task's future is {size} bytes");
+        assert!(size <= 1120, "the socket task's future is {size} bytes");
     }
 }

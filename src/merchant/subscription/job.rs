@@ -6,30 +6,28 @@
 
 use std::time::Duration;
 
+use axum::extract::FromRef;
 use chrono::{DateTime, Utc};
 
 use billing::BillingStatus;
 
+use super::Billing;
 use super::{changed, store};
-use crate::startup::AppState;
 
-pub fn spawn_job(state: &AppState) -> tokio::task::JoinHandle<()> {
+pub fn spawn_job(state: Billing) -> tokio::task::JoinHandle<()> {
     let interval = Duration::from_secs(state.config.billing_interval_secs);
-    let state = state.clone();
-    crate::background::every(
-        "billing",
-        interval,
-        state.chat.hub.shutdown_token(),
-        None,
-        move || {
-            let state = state.clone();
-            async move { run_due(&state).await }
-        },
-    )
+    crate::background::every("billing", interval, state.hub.shutdown_token(), None, move || {
+        let state = state.clone();
+        async move { run_due(&state).await }
+    })
 }
 
 /// Applies what is due now (by the billing clock). Returns how many merchants changed.
-pub async fn run_due(state: &AppState) -> anyhow::Result<usize> {
+pub async fn run_due<S>(state: &S) -> anyhow::Result<usize>
+where
+    Billing: FromRef<S>,
+{
+    let state = &Billing::from_ref(state);
     let now = state.clock.now();
     let grace = chrono::Duration::days(i64::from(state.config.past_due_grace_days));
     let candidates: Vec<i64> = sqlx::query_scalar(
@@ -41,7 +39,7 @@ pub async fn run_due(state: &AppState) -> anyhow::Result<usize> {
     )
     .bind(now)
     .bind(now - grace)
-    .fetch_all(&state.db)
+    .fetch_all(&state.door.db)
     .await?;
     let mut done = 0;
     for tenant in candidates {
@@ -63,12 +61,12 @@ struct Due {
 /// Re-checks one merchant under its lock (another node, or a webhook, may have acted) and
 /// applies what is due.
 async fn settle(
-    state: &AppState,
+    state: &Billing,
     tenant: i64,
     now: DateTime<Utc>,
     grace: chrono::Duration,
 ) -> anyhow::Result<Option<(BillingStatus, BillingStatus)>> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.door.db.begin().await?;
     let row: Option<Due> = sqlx::query_as(
         "select t.billing_status, t.trial_ends_at, s.past_due_since
          from public.tenants t left join public.subscriptions s on s.tenant_id = t.id

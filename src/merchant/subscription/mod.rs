@@ -15,7 +15,10 @@ pub mod limits;
 pub mod store;
 pub mod webhook;
 
+use std::sync::Arc;
+
 use askama::Template;
+use axum::extract::FromRef;
 use axum::{
     Json,
     extract::State,
@@ -29,7 +32,7 @@ use tenants::{Tenant, TenantId};
 use billing::BillingStatus;
 
 use crate::{
-    auth::ctx::{Ctx, Owner},
+    auth::ctx::{Ctx, Door, Owner},
     auth::session::AgentSession,
     http::{AppError, Page, Routes, Scope, csrf::CsrfToken, extract::ApiJson},
     i18n::Lang,
@@ -37,12 +40,29 @@ use crate::{
         hub::{self, encode},
         protocol::ServerFrame,
     },
-    startup::AppState,
 };
 
 pub use job::spawn_job;
 
-pub fn routes() -> Routes<AppState> {
+/// What billing works with: the session door (pool, registry, plans), the configuration
+/// (grace period, public address), Stripe's API when it is set up, the billing clock, and
+/// the hub and caches a change of state reaches.
+#[derive(Clone)]
+pub struct Billing {
+    pub door: Arc<Door>,
+    pub config: Arc<crate::config::Config>,
+    pub stripe: Option<billing::stripe::StripeApi>,
+    pub clock: Arc<dyn billing::Clock>,
+    pub hub: Arc<hub::Hub>,
+    pub caches: crate::realtime::bus::Caches,
+}
+
+pub fn routes<S>() -> Routes<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Billing: FromRef<S>,
+    Arc<Door>: FromRef<S>,
+{
     Routes::new()
         .get("/app/billing", Scope::Tenant, billing_page)
         .owner()
@@ -118,12 +138,12 @@ pub fn check_write(
 /// visitors' sockets (they see the paused page); its agents are told, so their pages show
 /// the new state.
 pub async fn changed(
-    state: &AppState,
+    state: &Billing,
     tenant: TenantId,
     before: BillingStatus,
     after: BillingStatus,
 ) {
-    state.invalidate(crate::realtime::bus::Invalidation::Tenants).await;
+    state.caches.invalidate(crate::realtime::bus::Invalidation::Tenants).await;
     if before == after {
         return;
     }
@@ -138,10 +158,10 @@ pub async fn changed(
             code: "tenant_suspended",
             message: "This service is paused.".into(),
         };
-        state.chat.hub.close_visitors(tenant, &encode(&notice), hub::SUSPENDED);
+        state.hub.close_visitors(tenant, &encode(&notice), hub::SUSPENDED);
     }
     let notice = ServerFrame::Notice { code: "billing", message: after.as_str().into() };
-    state.chat.hub.to_agents(tenant, &encode(&notice));
+    state.hub.to_agents(tenant, &encode(&notice));
 }
 
 /// Brings the merchant in line with a subscription as Stripe has it now, in `tx` (which
@@ -149,7 +169,7 @@ pub async fn changed(
 /// subscription says nothing about the merchant (not paid yet, or an old subscription
 /// ending after a newer one replaced it).
 pub async fn apply_subscription(
-    state: &AppState,
+    state: &Billing,
     tx: &mut sqlx::PgConnection,
     tenant: i64,
     locked: &store::Locked,
@@ -173,8 +193,10 @@ pub async fn apply_subscription(
     else {
         return Ok(None);
     };
-    let plan =
-        subscription.price().and_then(|p| state.plans.by_stripe_price(p)).map(|p| p.id.as_str());
+    let plan = subscription
+        .price()
+        .and_then(|p| state.door.plans.by_stripe_price(p))
+        .map(|p| p.id.as_str());
     if plan.is_none() && !matches!(after, BillingStatus::Canceled) {
         tracing::warn!(tenant, price = ?subscription.price(), "a subscription's Price is not any plan's stripe_price");
     }
@@ -222,10 +244,11 @@ pub struct PlanOption {
     pub purchasable: bool,
 }
 
-async fn view(state: &AppState, session: &AgentSession) -> Result<BillingView, AppError> {
+async fn view(state: &Billing, session: &AgentSession) -> Result<BillingView, AppError> {
     let tenant = &session.tenant;
-    let plan = state.plans.get(&tenant.plan).unwrap_or_else(|| state.plans.trial()).clone();
-    let mut tx = session.tx(state).await?;
+    let plan =
+        state.door.plans.get(&tenant.plan).unwrap_or_else(|| state.door.plans.trial()).clone();
+    let mut tx = session.tx(&state.door.db).await?;
     let usage = limits::usage(&mut tx, tenant.id, &plan).await?;
     let subscription = store::subscription(&mut tx, tenant.id.0).await?;
     let invoices = store::invoices(&mut tx, tenant.id.0, 24).await?;
@@ -253,6 +276,7 @@ async fn view(state: &AppState, session: &AgentSession) -> Result<BillingView, A
         }),
         usage,
         plans: state
+            .door
             .plans
             .all()
             .iter()
@@ -269,7 +293,7 @@ async fn view(state: &AppState, session: &AgentSession) -> Result<BillingView, A
 }
 
 async fn get_billing(
-    State(state): State<AppState>,
+    State(state): State<Billing>,
     ctx: Ctx<Owner>,
 ) -> Result<Json<BillingView>, AppError> {
     let session = ctx.commit().await?;
@@ -314,17 +338,17 @@ async fn customer(
 /// page to send the owner to) or, with a live subscription, moves it to the plan at once
 /// (prorated) and answers the billing page.
 async fn checkout(
-    State(state): State<AppState>,
+    State(state): State<Billing>,
     ctx: Ctx<Owner>,
     ApiJson(req): ApiJson<CheckoutRequest>,
 ) -> Result<Json<Next>, AppError> {
     let session = ctx.commit().await?;
     let stripe = state.stripe.clone().ok_or_else(manual)?;
-    let plan = sold_plan(&state.plans, &req.plan)?;
+    let plan = sold_plan(&state.door.plans, &req.plan)?;
     let price = plan.stripe_price.clone().unwrap_or_default();
     let tenant = session.tenant.id;
     let base = state.config.display_url(state.config.port);
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.door.db.begin().await?;
     let locked = store::lock_tenant(&mut tx, tenant.0).await?.ok_or(AppError::NotFound)?;
     let customer = customer(&mut tx, &session, &stripe).await?;
     let current =
@@ -352,7 +376,7 @@ async fn checkout(
     let change = apply_subscription(&state, &mut tx, tenant.0, &locked, &updated).await?;
     tx.commit().await?;
     let detail = serde_json::json!({ "from": session.tenant.plan, "to": plan.id });
-    let audit = session.tx(&state).await?;
+    let audit = session.tx(&state.door.db).await?;
     crate::merchant::audit::commit(audit, &session, "billing.change_plan", &plan.id, detail)
         .await?;
     if let Some((before, after)) = change {
@@ -389,7 +413,7 @@ struct PortalRequest {
 /// `POST /api/v1/billing/portal {flow?}`: a Stripe customer-portal session (payment
 /// methods, invoices, cancelling).
 async fn portal(
-    State(state): State<AppState>,
+    State(state): State<Billing>,
     ctx: Ctx<Owner>,
     ApiJson(req): ApiJson<PortalRequest>,
 ) -> Result<Json<Next>, AppError> {
@@ -401,7 +425,7 @@ async fn portal(
         Some(_) => return Err(AppError::field("flow", "\"cancel\" or nothing")),
     };
     let tenant = session.tenant.id;
-    let mut tx = state.db.begin().await?;
+    let mut tx = state.door.db.begin().await?;
     store::lock_tenant(&mut tx, tenant.0).await?.ok_or(AppError::NotFound)?;
     let customer = customer(&mut tx, &session, &stripe).await?;
     let subscription =
@@ -438,7 +462,7 @@ pub struct Banner {
 /// What the merchant's pages should say about billing, if anything: read-only, past due
 /// (until when), or this month's conversations used up.
 pub async fn banner(
-    state: &AppState,
+    (door, config): (&Door, &crate::config::Config),
     session: &AgentSession,
     lang: Lang,
 ) -> Result<Option<Banner>, AppError> {
@@ -452,10 +476,10 @@ pub async fn banner(
         return Ok(Some(Banner { tone: "danger", text: text("billing.banner_read_only"), link }));
     }
     if status == BillingStatus::PastDue {
-        let mut tx = state.db.begin().await?;
+        let mut tx = door.db.begin().await?;
         let since = store::subscription(&mut tx, tenant.id.0).await?.and_then(|s| s.past_due_since);
         tx.commit().await?;
-        let grace = Duration::days(i64::from(state.config.past_due_grace_days));
+        let grace = Duration::days(i64::from(config.past_due_grace_days));
         let until = since.map(|s| (s + grace).format("%Y-%m-%d").to_string()).unwrap_or_default();
         let message = format!("{} {until}", lang.tr("billing.banner_past_due")).trim().to_owned();
         return Ok(Some(Banner {
@@ -464,9 +488,9 @@ pub async fn banner(
             link,
         }));
     }
-    let plan = state.plans.get(&tenant.plan).unwrap_or_else(|| state.plans.trial());
+    let plan = door.plans.get(&tenant.plan).unwrap_or_else(|| door.plans.trial());
     if plan.conversations_per_month.is_some() {
-        let mut tx = session.tx(state).await?;
+        let mut tx = session.tx(&door.db).await?;
         let usage = limits::usage(&mut tx, tenant.id, plan).await?;
         tx.commit().await?;
         if usage.conversations.reached() {
@@ -560,7 +584,7 @@ struct PageQuery {
 }
 
 async fn billing_page(
-    State(state): State<AppState>,
+    State(state): State<Billing>,
     lang: Lang,
     csrf: CsrfToken,
     axum::extract::Query(q): axum::extract::Query<PageQuery>,
@@ -583,7 +607,14 @@ async fn billing_page(
     };
     let page = BillingPage {
         view: view(&state, &session).await?,
-        shell: crate::agent::shell::AppShell::new(&state, &session, lang, &csrf, "billing").await?,
+        shell: crate::agent::shell::AppShell::new(
+            (&state.door, &state.config),
+            &session,
+            lang,
+            &csrf,
+            "billing",
+        )
+        .await?,
         outcome,
         lang,
     };

@@ -20,12 +20,12 @@ use billing::{
     signature::{self, SignatureError},
 };
 
+use super::Billing;
 use super::{apply_subscription, changed, store};
 use crate::http::AppError;
-use crate::startup::AppState;
 
 pub async fn receive(
-    State(state): State<AppState>,
+    State(state): State<Billing>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
@@ -60,8 +60,8 @@ fn answer(outcome: &'static str) -> Response {
 }
 
 #[tracing::instrument(name = "billing.webhook", skip_all, fields(event = %event.id, kind = %event.kind), err(Display))]
-async fn handle(state: &AppState, event: &Event) -> Result<&'static str, AppError> {
-    let mut tx = state.db.begin().await?;
+async fn handle(state: &Billing, event: &Event) -> Result<&'static str, AppError> {
+    let mut tx = state.door.db.begin().await?;
     let tenant = match event.tenant_id() {
         Some(id) if store::tenant_exists(&mut tx, id).await? => Some(id),
         _ => store::tenant_of(&mut tx, event.customer_id(), event.subscription_id()).await?,
