@@ -129,6 +129,26 @@ async fn phone_workspace(
     render_workspace((&door, &config), lang, csrf, ctx, true).await
 }
 
+impl TeamMember {
+    fn new(lang: Lang, a: AgentWithEmail) -> Self {
+        Self {
+            initial: initial(&a.agent.display_name),
+            role_label: role_label(lang, a.agent.role),
+            display_name: a.agent.display_name,
+            email: a.email,
+        }
+    }
+}
+
+/// Whole days (rounded up) until a merchant on the trial plan must choose one.
+fn trial_days_left(tenant: &tenants::Tenant) -> Option<i64> {
+    let left = |end: chrono::DateTime<chrono::Utc>| (end - chrono::Utc::now()).num_seconds();
+    tenant
+        .trial_ends_at
+        .map(|end| (left(end).max(0) + 86_399) / 86_400)
+        .filter(|_| tenant.plan == "trial")
+}
+
 async fn render_workspace(
     (door, config): (&Door, &Config),
     lang: Lang,
@@ -158,20 +178,11 @@ async fn render_workspace(
         widget_code: format!(
             "<script src=\"{base}/static/js/widget.js\"></script>\n<script>\n  Kefu.init({{ url: \"{base}\", entId: \"{ent_id}\" }});\n</script>"
         ),
-        trial_days_left: session
-            .tenant
-            .trial_ends_at
-            .map(|end| ((end - chrono::Utc::now()).num_seconds().max(0) + 86_399) / 86_400)
-            .filter(|_| session.tenant.plan == "trial"),
+        trial_days_left: trial_days_left(&session.tenant),
         agents: team
             .into_iter()
             .filter(|a| !a.disabled)
-            .map(|a| TeamMember {
-                initial: initial(&a.agent.display_name),
-                role_label: role_label(lang, a.agent.role),
-                display_name: a.agent.display_name,
-                email: a.email,
-            })
+            .map(|a| TeamMember::new(lang, a))
             .collect(),
         announcements,
     };

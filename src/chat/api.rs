@@ -234,19 +234,7 @@ async fn post_message(
     if claimed {
         chat.announce(tenant, "assigned", &row);
     }
-    let message = NewMessage {
-        conversation_id: id.0,
-        sender_kind: if as_bot { "bot" } else { "agent" },
-        sender_agent_id: (!as_bot).then_some(session.agent.id.0),
-        kind: send.kind.as_str(),
-        body: send.body,
-        payload: send.payload,
-        client_msg_id: send.client_msg_id,
-        visitor_id: row.visitor_id,
-        sender_name: (!as_bot).then(|| session.agent.display_name.clone()),
-        sender_avatar: if as_bot { None } else { session.agent.avatar_url.clone() },
-        origin: None,
-    };
+    let message = posted(&session.agent, as_bot, &row, send);
     let stored = chat.post(tenant, message.clone()).await.map_err(write_failed)?;
     // An agent (or the merchant's bot) answered: the conversation counts against the month's
     // allowance.
@@ -257,6 +245,30 @@ async fn post_message(
         serde_json::to_value(message.out(&stored)).map_err(|e| AppError::Internal(e.into()))?;
     body["duplicate"] = serde_json::json!(stored.duplicate);
     Ok((status, Json(body)).into_response())
+}
+
+/// What the writer stores for `send` in `row`, posted by `agent` or, `as_bot`, by the
+/// merchant's bot.
+fn posted(
+    agent: &crate::auth::store::AgentRow,
+    as_bot: bool,
+    row: &store::ConversationRow,
+    send: crate::realtime::protocol::Send,
+) -> NewMessage {
+    let by_agent = !as_bot;
+    NewMessage {
+        conversation_id: row.id,
+        sender_kind: if as_bot { "bot" } else { "agent" },
+        sender_agent_id: by_agent.then_some(agent.id.0),
+        kind: send.kind.as_str(),
+        body: send.body,
+        payload: send.payload,
+        client_msg_id: send.client_msg_id,
+        visitor_id: row.visitor_id,
+        sender_name: by_agent.then(|| agent.display_name.clone()),
+        sender_avatar: agent.avatar_url.clone().filter(|_| by_agent),
+        origin: None,
+    }
 }
 
 /// Who posts (`false`: the agent, `true`: the merchant's bot) and the message, held to the

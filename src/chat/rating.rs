@@ -73,14 +73,7 @@ async fn rate(
     let comment = clean_comment(&req.comment);
     let tenant = session.tenant.id;
     let mut tx = TenantTx::begin(&db, tenant).await?;
-    let row = store::conversation(&mut tx, crate::ids::ConversationId(req.conversation_id))
-        .await?
-        .filter(|c| c.visitor_id == session.visitor.id)
-        .ok_or(AppError::NotFound)?;
-    if !row.is_closed() {
-        let why = "a conversation is rated once it is closed";
-        return Err(AppError::conflict("not_closed", None, why));
-    }
+    let row = closed_conversation(&mut tx, &session, req.conversation_id).await?;
     let rating = store::rate(&mut tx, &row, req.score, &comment).await?;
     tx.commit().await?;
     let Some(created_at) = rating else {
@@ -96,13 +89,25 @@ async fn rate(
     };
     let frame = encode(&ServerFrame::Rating { rating: out.clone() });
     hub.to_agents(tenant, &frame);
-    tracing::info!(
-        tenant = tenant.0,
-        conversation = row.id,
-        score = req.score,
-        "conversation rated"
-    );
+    tracing::info!(tenant = tenant.0, conversation = row.id, score = req.score, "rated");
     Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+/// The visitor's own conversation `id`, once it is closed (404 for anyone else's).
+async fn closed_conversation(
+    tx: &mut TenantTx,
+    session: &VisitorSession,
+    id: i64,
+) -> Result<store::ConversationRow, AppError> {
+    let row = store::conversation(tx, crate::ids::ConversationId(id))
+        .await?
+        .filter(|c| c.visitor_id == session.visitor.id)
+        .ok_or(AppError::NotFound)?;
+    if !row.is_closed() {
+        let why = "a conversation is rated once it is closed";
+        return Err(AppError::conflict("not_closed", None, why));
+    }
+    Ok(row)
 }
 
 /// The comment as stored: no control characters but line breaks, at most `MAX_COMMENT`

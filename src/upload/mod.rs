@@ -269,16 +269,8 @@ async fn upload(
     multipart: Multipart,
 ) -> Result<Response, AppError> {
     let tenant = uploader.tenant().clone();
-    uploader.meter(&state, None).await?;
-    let (raw_name, bytes) = read_file(multipart).await?;
-    uploader.meter(&state, Some(bytes.len())).await?;
-    let sniffed = sniff::sniff(&bytes, &raw_name).map_err(refused)?;
-    let name = clean_name(&raw_name, sniffed.extension);
-    let bytes = Bytes::from(bytes);
-    let processed = match sniffed.kind {
-        Kind::Image => Some(thumb::process_within_budget(bytes.clone()).await.map_err(bad_image)?),
-        _ => None,
-    };
+    let Received { name, sniffed, bytes, processed } =
+        receive(&state, &uploader, multipart).await?;
     // The storage budget: refused before anything is written, and counted atomically below.
     let plan = state.door.plans.get(&tenant.plan).unwrap_or_else(|| state.door.plans.trial());
     let budget = uploader.budget();
@@ -313,6 +305,34 @@ async fn upload(
         }
     };
     Ok((StatusCode::CREATED, Json(row.with_urls(&tenant.ent_id))).into_response())
+}
+
+/// A file as received and checked: its cleaned name, what it is, its bytes, and (for an
+/// image) the re-encoded picture and its thumbnail.
+struct Received {
+    name: String,
+    sniffed: sniff::Sniffed,
+    bytes: Bytes,
+    processed: Option<thumb::Processed>,
+}
+
+/// Reads the request's file, metered for a visitor before and after, and checks what it is.
+async fn receive(
+    state: &Uploads,
+    uploader: &Uploader,
+    multipart: Multipart,
+) -> Result<Received, AppError> {
+    uploader.meter(state, None).await?;
+    let (raw_name, bytes) = read_file(multipart).await?;
+    uploader.meter(state, Some(bytes.len())).await?;
+    let sniffed = sniff::sniff(&bytes, &raw_name).map_err(refused)?;
+    let name = clean_name(&raw_name, sniffed.extension);
+    let bytes = Bytes::from(bytes);
+    let processed = match sniffed.kind {
+        Kind::Image => Some(thumb::process_within_budget(bytes.clone()).await.map_err(bad_image)?),
+        _ => None,
+    };
+    Ok(Received { name, sniffed, bytes, processed })
 }
 
 impl Uploader {

@@ -210,6 +210,40 @@ struct ChatPage {
     service_avatar_url: String,
 }
 
+impl ChatPage {
+    /// The page for `tenant` as its settings and the link (`q`: GOFLY's parameters) say.
+    fn new(
+        lang: Lang,
+        tenant: &tenants::Tenant,
+        settings: &MerchantSettings,
+        q: ChatQuery,
+    ) -> Self {
+        let name = if settings.service_name.is_empty() {
+            tenant.name.clone()
+        } else {
+            settings.service_name.clone()
+        };
+        let clip = |s: Option<String>, n: usize| {
+            s.unwrap_or_default().chars().filter(|c| !c.is_control()).take(n).collect::<String>()
+        };
+        Self {
+            lang,
+            initial: name.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_default(),
+            ent_id: tenant.ent_id.to_string(),
+            kefu_id: q.kefu_id.filter(|k| k.parse::<i64>().is_ok()).unwrap_or_default(),
+            visitor_name: clip(q.visitor_name, 60),
+            avatar: clip(q.avatar, 2048),
+            refer: clip(q.refer, 2048),
+            extra: clip(q.extra, 12 * 1024),
+            typing_preview: settings.typing_preview,
+            color: settings.widget_color.clone(),
+            logo_url: settings.logo_url(&tenant.ent_id),
+            service_avatar_url: settings.avatar_url(&tenant.ent_id).unwrap_or_default(),
+            tenant_name: name,
+        }
+    }
+}
+
 async fn chat_index(
     State(db): State<PgPool>,
     ChosenLang(chosen): ChosenLang,
@@ -231,29 +265,7 @@ async fn chat_index(
     }
     // `lang=`, then the browser's languages, then the merchant's default.
     let lang = chosen.unwrap_or_else(|| settings.lang());
-    let name = if settings.service_name.is_empty() {
-        tenant.name.clone()
-    } else {
-        settings.service_name.clone()
-    };
-    let clip = |s: Option<String>, n: usize| {
-        s.unwrap_or_default().chars().filter(|c| !c.is_control()).take(n).collect::<String>()
-    };
-    let page = ChatPage {
-        lang,
-        initial: name.chars().next().map(|c| c.to_uppercase().to_string()).unwrap_or_default(),
-        ent_id: tenant.ent_id.to_string(),
-        kefu_id: q.kefu_id.filter(|k| k.parse::<i64>().is_ok()).unwrap_or_default(),
-        visitor_name: clip(q.visitor_name, 60),
-        avatar: clip(q.avatar, 2048),
-        refer: clip(q.refer, 2048),
-        extra: clip(q.extra, 12 * 1024),
-        typing_preview: settings.typing_preview,
-        color: settings.widget_color.clone(),
-        logo_url: settings.logo_url(&tenant.ent_id),
-        service_avatar_url: settings.avatar_url(&tenant.ent_id).unwrap_or_default(),
-        tenant_name: name,
-    };
+    let page = ChatPage::new(lang, &tenant, &settings, q);
     let mut response = Page(page).into_response();
     let csp = content_security_policy(&settings.allowed_widget_domains);
     if let Ok(value) = HeaderValue::from_str(&csp) {
@@ -313,6 +325,18 @@ struct LeaveMessage {
     body: String,
 }
 
+/// `s` without control characters (line breaks stay), at most `n` characters, trimmed.
+fn clean(s: &str, n: usize) -> String {
+    let kept: String = s.chars().filter(|c| !c.is_control() || *c == '\n').take(n).collect();
+    kept.trim().to_owned()
+}
+
+/// The line agents are shown about a left message.
+fn summary(who: &str, contact: &str, body: &str) -> String {
+    let contact = if contact.is_empty() { String::new() } else { format!(" ({contact})") };
+    format!("{who}{contact}: {}", body.chars().take(200).collect::<String>())
+}
+
 /// The leave-a-message form (when nobody is online): stored for the merchant and pushed to
 /// any agent who is connected.
 async fn leave_message(
@@ -324,14 +348,6 @@ async fn leave_message(
     session: VisitorSession,
     ApiJson(req): ApiJson<LeaveMessage>,
 ) -> Result<Response, AppError> {
-    let clean = |s: &str, n: usize| {
-        s.chars()
-            .filter(|c| !c.is_control() || *c == '\n')
-            .take(n)
-            .collect::<String>()
-            .trim()
-            .to_owned()
-    };
     let body = clean(&req.body, 5_000);
     if body.is_empty() {
         return Err(AppError::field("body", "write a message"));
@@ -353,12 +369,8 @@ async fn leave_message(
     if emailed {
         mail.wake();
     }
-    let summary = format!(
-        "{}{}: {}",
-        if name.is_empty() { &session.visitor.name } else { &name },
-        if contact.is_empty() { String::new() } else { format!(" ({contact})") },
-        body.chars().take(200).collect::<String>()
-    );
+    let who = if name.is_empty() { &session.visitor.name } else { &name };
+    let summary = summary(who, &contact, &body);
     hub.to_agents(
         session.tenant.id,
         &encode(&ServerFrame::Notice { code: "leave_message", message: summary }),

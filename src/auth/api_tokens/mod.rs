@@ -138,6 +138,15 @@ struct NewToken {
     scope: TokenScope,
 }
 
+/// A new token of the merchant `ent_id` (`kefu_<ent_id>_<64 hex>`), and the prefix shown to
+/// tell it apart (up to the secret's first four characters).
+fn new_secret(ent_id: &tenants::EntId) -> (String, String) {
+    let secret: [u8; 32] = rand::random();
+    let token = format!("{PREFIX}{}_{}", ent_id.as_str(), hex::encode(secret));
+    let prefix = token.chars().take(PREFIX.len() + ent_id.as_str().len() + 5).collect();
+    (token, prefix)
+}
+
 /// `POST /api/v1/api_tokens {name, scope: read|write}` → 201 the token, with `token` (the
 /// only time it is shown).
 async fn create(
@@ -157,10 +166,7 @@ async fn create(
         TokenScope::Read => "read",
         TokenScope::Write => "write",
     };
-    let secret: [u8; 32] = rand::random();
-    let token = format!("{PREFIX}{}_{}", session.tenant.ent_id.as_str(), hex::encode(secret));
-    let prefix: String =
-        token.chars().take(PREFIX.len() + session.tenant.ent_id.as_str().len() + 5).collect();
+    let (token, prefix) = new_secret(&session.tenant.ent_id);
     if store::count_live(&mut tx).await? >= MAX_TOKENS {
         return Err(AppError::conflict(
             "too_many",
@@ -176,14 +182,8 @@ async fn create(
         agent_id: session.agent.id.0,
     };
     let id = store::create(&mut tx, new).await?;
-    crate::merchant::audit::record(
-        &mut tx,
-        &session,
-        "api_token.create",
-        &name,
-        json!({ "id": id, "scope": scope }),
-    )
-    .await?;
+    let detail = json!({ "id": id, "scope": scope });
+    crate::merchant::audit::record(&mut tx, &session, "api_token.create", &name, detail).await?;
     let out = store::get(&mut tx, id).await?;
     tx.commit().await?;
     let mut body = serde_json::to_value(out).map_err(|e| AppError::Internal(e.into()))?;

@@ -331,6 +331,13 @@ impl Failure {
     }
 }
 
+/// A cookie that deletes the flow's cookie (a callback uses it once, whatever comes of it).
+fn flow_cookie_removal() -> Cookie<'static> {
+    let mut removal = Cookie::build((FLOW_COOKIE, "")).path(FLOW_COOKIE_PATH).build();
+    removal.make_removal();
+    removal
+}
+
 /// What a completed callback leads to.
 enum Completed {
     SignIn { user_id: i64 },
@@ -348,9 +355,7 @@ async fn callback(
 ) -> Result<Response, AppError> {
     let provider = enabled_provider(&state.door.db, &slug).await?.ok_or(AppError::NotFound)?;
     let presented = jar.get(FLOW_COOKIE).map(|c| c.value().to_owned());
-    let mut removal = Cookie::build((FLOW_COOKIE, "")).path(FLOW_COOKIE_PATH).build();
-    removal.make_removal();
-    let jar = jar.add(removal);
+    let jar = jar.add(flow_cookie_removal());
     let flow = take_flow(&state, &provider, q.state.as_deref(), presented.as_deref()).await?;
     let Some(flow) = flow else {
         return Ok((jar, Failure::Stale.page(lang, &provider, "", false)).into_response());
@@ -373,17 +378,24 @@ async fn callback(
         Completed::SignIn { user_id } => match after_identity(&state, user_id, &device).await {
             Ok(outcome) => Ok(form_outcome(outcome, &flow.next, &meta, &state, jar)),
             Err(AppError::Forbidden { code: "no_workspace", .. }) => {
-                let page = FailurePage {
-                    lang,
-                    message: lang.tr("validation.no_workspace").to_owned(),
-                    retry: None,
-                    linking: false,
-                    next: String::new(),
-                };
-                Ok((jar, (StatusCode::FORBIDDEN, Page(page))).into_response())
+                Ok((jar, FailurePage::no_workspace(lang)).into_response())
             }
             Err(e) => Err(e),
         },
+    }
+}
+
+impl FailurePage {
+    /// The person signed in, but belongs to no merchant's workspace.
+    fn no_workspace(lang: Lang) -> Response {
+        let page = Self {
+            lang,
+            message: lang.tr("validation.no_workspace").to_owned(),
+            retry: None,
+            linking: false,
+            next: String::new(),
+        };
+        (StatusCode::FORBIDDEN, Page(page)).into_response()
     }
 }
 

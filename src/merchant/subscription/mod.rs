@@ -347,7 +347,6 @@ async fn checkout(
     let plan = sold_plan(&state.door.plans, &req.plan)?;
     let price = plan.stripe_price.clone().unwrap_or_default();
     let tenant = session.tenant.id;
-    let base = state.config.display_url(state.config.port);
     let mut tx = state.door.db.begin().await?;
     let locked = store::lock_tenant(&mut tx, tenant.0).await?.ok_or(AppError::NotFound)?;
     let customer = customer(&mut tx, &session, &stripe).await?;
@@ -355,17 +354,7 @@ async fn checkout(
         store::subscription(&mut tx, tenant.0).await?.filter(store::SubscriptionRow::is_live);
     let Some(current) = current else {
         tx.commit().await?;
-        let page = stripe
-            .checkout(
-                &customer,
-                &price,
-                tenant.0,
-                &format!("{base}/app/billing?checkout=success"),
-                &format!("{base}/app/billing?checkout=canceled"),
-            )
-            .await
-            .map_err(stripe_failed)?;
-        return Ok(Json(Next { url: page.url }));
+        return checkout_page(&state, &stripe, &customer, &price, tenant).await;
     };
     if current.price_id.as_deref() == Some(price.as_str()) && !read_only(&session.tenant) {
         return Err(AppError::conflict("same_plan", Some("plan"), "you are on this plan already"));
@@ -383,6 +372,24 @@ async fn checkout(
         changed(&state, tenant, before, after).await;
     }
     Ok(Json(Next { url: format!("/app/billing?changed={}", plan.id) }))
+}
+
+/// A Stripe Checkout page that subscribes `customer` to `price`, and comes back to the
+/// billing page.
+async fn checkout_page(
+    state: &Billing,
+    stripe: &billing::stripe::StripeApi,
+    customer: &str,
+    price: &str,
+    tenant: TenantId,
+) -> Result<Json<Next>, AppError> {
+    let base = state.config.display_url(state.config.port);
+    let back = |outcome: &str| format!("{base}/app/billing?checkout={outcome}");
+    let page = stripe
+        .checkout(customer, price, tenant.0, &back("success"), &back("canceled"))
+        .await
+        .map_err(stripe_failed)?;
+    Ok(Json(Next { url: page.url }))
 }
 
 /// The plan `id` names, if it is sold through Stripe (422 listing those that are).
