@@ -50,8 +50,8 @@ where
     sqlx::PgPool: FromRef<S>,
 {
     Routes::new()
-        .get("/app", Scope::Tenant, workspace)
-        .get("/app/m", Scope::Tenant, phone_workspace)
+        .get("/app", Scope::Tenant, workspace::<false>)
+        .get("/app/m", Scope::Tenant, workspace::<true>)
         .get("/main", Scope::Public, |q: axum::extract::RawQuery| async move {
             // GOFLY's agent home. Keep the query (e.g. an ent_id) so the app can check it.
             Redirect::to(&q.0.map_or_else(|| "/app".to_owned(), |q| format!("/app?{q}")))
@@ -106,27 +106,16 @@ pub(crate) fn role_label(lang: Lang, role: crate::http::Role) -> String {
     lang.tr(&format!("app.role_{role}")).to_owned()
 }
 
-/// The agent workspace (for now the onboarding home; the chat panes come with the chat core).
-async fn workspace(
+/// The agent workspace: `/app`, and `/app/m` (`PHONE`) the same for phones, conversations
+/// first (list, then one chat) and without the onboarding cards.
+async fn workspace<const PHONE: bool>(
     State(door): State<Arc<Door>>,
     State(config): State<Arc<Config>>,
     lang: Lang,
     csrf: CsrfToken,
     ctx: Result<Ctx<Agent>, AppError>,
 ) -> Result<Response, AppError> {
-    render_workspace((&door, &config), lang, csrf, ctx, false).await
-}
-
-/// `/app/m`: the same workspace for phones, conversations first (list, then one chat) and
-/// without the onboarding cards.
-async fn phone_workspace(
-    State(door): State<Arc<Door>>,
-    State(config): State<Arc<Config>>,
-    lang: Lang,
-    csrf: CsrfToken,
-    ctx: Result<Ctx<Agent>, AppError>,
-) -> Result<Response, AppError> {
-    render_workspace((&door, &config), lang, csrf, ctx, true).await
+    render_workspace((&door, &config), lang, csrf, ctx, PHONE).await
 }
 
 impl TeamMember {

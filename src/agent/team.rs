@@ -418,6 +418,24 @@ async fn agent(tx: &mut tenants::TenantTx, id: AgentId) -> Result<store::AgentRo
     store::agent_by_id(tx, id).await?.ok_or(AppError::NotFound)
 }
 
+/// After an admin reset `target`'s sign-in (`action`, audit-logged in `tx`, which commits):
+/// the sessions it ended lose their sockets.
+async fn reset(
+    tx: tenants::TenantTx,
+    session: &AgentSession,
+    target: &store::AgentRow,
+    action: &'static str,
+    changed: accounts::Changed,
+    hub: &Hub,
+) -> Result<(), AppError> {
+    let detail = serde_json::json!({});
+    crate::merchant::audit::commit(tx, session, action, &target.display_name, detail).await?;
+    changed.ended.close_sockets(hub);
+    let (tenant, by, agent) = (session.tenant.id.0, session.agent.id.0, target.id.0);
+    tracing::info!(tenant, by, agent, action, "an agent's sign-in was reset");
+    Ok(())
+}
+
 /// A new generated password for an agent, shown once; their sessions end.
 pub async fn reset_password(
     State(hub): State<Arc<Hub>>,
@@ -429,21 +447,7 @@ pub async fn reset_password(
     let hash = password::hash(password.clone()).await?;
     let changed =
         accounts::set_password(&mut tx, &Actor::Merchant(&session), target.user_id, &hash).await?;
-    crate::merchant::audit::commit(
-        tx,
-        &session,
-        "agent.reset_password",
-        &target.display_name,
-        serde_json::json!({}),
-    )
-    .await?;
-    changed.ended.close_sockets(&hub);
-    tracing::info!(
-        tenant = session.tenant.id.0,
-        by = session.agent.id.0,
-        agent = target.id.0,
-        "password reset"
-    );
+    reset(tx, &session, &target, "agent.reset_password", changed, &hub).await?;
     Ok(Json(NewPassword { password }).into_response())
 }
 
@@ -467,20 +471,6 @@ pub async fn reset_two_factor(
     }
     let changed =
         accounts::clear_two_factor(&mut tx, &Actor::Merchant(&session), target.user_id).await?;
-    crate::merchant::audit::commit(
-        tx,
-        &session,
-        "agent.reset_2fa",
-        &target.display_name,
-        serde_json::json!({}),
-    )
-    .await?;
-    changed.ended.close_sockets(&hub);
-    tracing::info!(
-        tenant = session.tenant.id.0,
-        by = session.agent.id.0,
-        agent = target.id.0,
-        "two-step verification reset"
-    );
+    reset(tx, &session, &target, "agent.reset_2fa", changed, &hub).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,7 +4,7 @@
 use axum::{
     Json,
     extract::{Path, State},
-    http::{Method, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use axum_extra::extract::CookieJar;
@@ -12,33 +12,16 @@ use serde::{Deserialize, Serialize};
 
 use super::Auth;
 use super::{
-    AuthRateLimit,
     accounts::{self, Actor},
-    field_errors, limited, password,
+    field_errors, password,
     session::{self, AgentSession},
     sessions, store,
     validate::{self, Email},
 };
-use crate::http::{AppError, Routes, Scope, client::ClientMeta, extract::ApiJson};
-
-pub fn routes<S>(limit: &AuthRateLimit) -> Routes<S>
-where
-    S: Clone + Send + Sync + 'static,
-    crate::auth::Auth: axum::extract::FromRef<S>,
-    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
-{
-    Routes::new()
-        .add(Method::POST, "/api/v1/me/password", Scope::Tenant, limited(limit, change))
-        .writable_when_read_only()
-        .get("/api/v1/me/sessions", Scope::Tenant, list_sessions)
-        .delete("/api/v1/me/sessions", Scope::Tenant, end_other_sessions)
-        .writable_when_read_only()
-        .delete("/api/v1/me/sessions/{id}", Scope::Tenant, end_session)
-        .writable_when_read_only()
-}
+use crate::http::{AppError, client::ClientMeta, extract::ApiJson};
 
 #[derive(Deserialize)]
-struct Change {
+pub(super) struct Change {
     current_password: String,
     new_password: String,
 }
@@ -53,7 +36,7 @@ struct Changed {
 /// `{current_password, new_password}` → this device stays signed in with a new token (the
 /// cookie too; a copy of the old one stops working); every other session of the person's
 /// (other browsers, API clients, the console) ends, and their sockets close.
-async fn change(
+pub(super) async fn change(
     State(state): State<Auth>,
     meta: ClientMeta,
     jar: CookieJar,
@@ -86,7 +69,7 @@ async fn change(
 
 /// `GET /api/v1/me/sessions` → where the person is signed in (every workspace, the console),
 /// most recently active first; `current` marks this one.
-async fn list_sessions(
+pub(super) async fn list_sessions(
     State(state): State<Auth>,
     session: AgentSession,
 ) -> Result<Json<serde_json::Value>, AppError> {
@@ -99,7 +82,7 @@ async fn list_sessions(
 /// named) is ended — at once, with its sockets. Like every DELETE it may be repeated; an id
 /// that is no live session of the caller's changes nothing (another person's session is
 /// never touched).
-async fn end_session(
+pub(super) async fn end_session(
     State(state): State<Auth>,
     session: AgentSession,
     Path(id): Path<String>,
@@ -114,7 +97,7 @@ async fn end_session(
 
 /// `DELETE /api/v1/me/sessions` → `{ended}`: every other session of the person's (other
 /// browsers and devices, every workspace, the console) ends; this one stays.
-async fn end_other_sessions(
+pub(super) async fn end_other_sessions(
     State(state): State<Auth>,
     session: AgentSession,
 ) -> Result<Json<serde_json::Value>, AppError> {

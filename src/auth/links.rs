@@ -23,7 +23,7 @@ use super::{
     validate::{self, Email},
 };
 use crate::{
-    http::{AppError, Page, Routes, Scope, csrf, csrf::CsrfToken},
+    http::{AppError, Page, csrf, csrf::CsrfToken},
     i18n::Lang,
     notify::{self, Content, Email as OutgoingEmail},
 };
@@ -32,32 +32,6 @@ use crate::{
 pub const INVITE_TTL_DAYS: i64 = 7;
 pub const RESET_TTL_HOURS: i64 = 1;
 pub const VERIFY_TTL_DAYS: i64 = 3;
-
-pub fn routes<S>(limit: &super::AuthRateLimit) -> Routes<S>
-where
-    S: Clone + Send + Sync + 'static,
-    crate::auth::Auth: axum::extract::FromRef<S>,
-    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
-{
-    Routes::new()
-        .get("/invite/{token}", Scope::Public, invite_page)
-        .add(
-            axum::http::Method::POST,
-            "/invite/{token}",
-            Scope::Public,
-            super::limited(limit, invite_form),
-        )
-        .get("/forgot", Scope::Public, forgot_page)
-        .add(axum::http::Method::POST, "/forgot", Scope::Public, super::limited(limit, forgot_form))
-        .get("/reset/{token}", Scope::Public, reset_page)
-        .add(
-            axum::http::Method::POST,
-            "/reset/{token}",
-            Scope::Public,
-            super::limited(limit, reset_form),
-        )
-        .get("/verify/{token}", Scope::Public, verify_page)
-}
 
 fn digest(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
@@ -230,7 +204,7 @@ fn invalid(lang: Lang, csrf: CsrfToken) -> Response {
     (StatusCode::NOT_FOUND, csrf, Page(page)).into_response()
 }
 
-async fn invite_page(
+pub(super) async fn invite_page(
     State(state): State<Auth>,
     lang: Lang,
     csrf: CsrfToken,
@@ -247,7 +221,7 @@ async fn invite_page(
 }
 
 #[derive(Deserialize)]
-struct PasswordForm {
+pub(super) struct PasswordForm {
     #[serde(default)]
     csrf_token: String,
     #[serde(default)]
@@ -260,7 +234,7 @@ fn check_password(password: &str, email: &str) -> Result<(), &'static str> {
     validate::new_password(password, email.as_ref())
 }
 
-async fn invite_form(
+pub(super) async fn invite_form(
     State(state): State<Auth>,
     req: FormRequest,
     Path(token): Path<String>,
@@ -269,7 +243,7 @@ async fn invite_form(
     set_password_form(state, req, token, form, "invite").await
 }
 
-async fn reset_form(
+pub(super) async fn reset_form(
     State(state): State<Auth>,
     req: FormRequest,
     Path(token): Path<String>,
@@ -334,7 +308,7 @@ async fn set_password_form(
     Ok(Redirect::to("/login?reset=1").into_response())
 }
 
-async fn reset_page(
+pub(super) async fn reset_page(
     State(state): State<Auth>,
     lang: Lang,
     csrf: CsrfToken,
@@ -350,14 +324,14 @@ async fn reset_page(
     Ok((csrf, Page(page)).into_response())
 }
 
-async fn forgot_page(lang: Lang, csrf: CsrfToken) -> Response {
+pub(super) async fn forgot_page(lang: Lang, csrf: CsrfToken) -> Response {
     let mut page = LinkPage::new(lang, &csrf, "forgot");
     page.action = "/forgot".into();
     (csrf, Page(page)).into_response()
 }
 
 #[derive(Deserialize)]
-struct ForgotForm {
+pub(super) struct ForgotForm {
     #[serde(default)]
     csrf_token: String,
     #[serde(default)]
@@ -366,7 +340,7 @@ struct ForgotForm {
 
 /// Answers the same whether or not the address has an account (nothing to learn here);
 /// when it has one and email works, a reset link is on its way.
-async fn forgot_form(
+pub(super) async fn forgot_form(
     State(state): State<Auth>,
     lang: Lang,
     csrf: CsrfToken,
@@ -401,7 +375,7 @@ async fn forgot_form(
     Ok((csrf, Page(done)).into_response())
 }
 
-async fn verify_page(
+pub(super) async fn verify_page(
     State(state): State<Auth>,
     lang: Lang,
     csrf: CsrfToken,

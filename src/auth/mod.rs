@@ -1,12 +1,17 @@
-//! Sign-up, login, workspace selection and logout — as pages and as JSON.
+//! Sign-up, login, workspace selection and logout — as pages and as JSON. Login and the
+//! choice of workspace are here; the rest has a file each (`signup`, `logout`, `links`,
+//! `two_factor`, `oauth`, `sso`, `account`), as has the limit on attempts (`rate_limit`).
 
 pub mod account;
 pub mod accounts;
 pub mod api_tokens;
 pub mod ctx;
 pub mod links;
+mod logout;
 pub mod oauth;
 pub mod password;
+mod rate_limit;
+mod select;
 pub mod session;
 pub mod sessions;
 pub mod signup;
@@ -17,34 +22,28 @@ pub mod totp;
 pub mod two_factor;
 pub mod validate;
 
-use std::{net::IpAddr, sync::Arc};
+use std::sync::Arc;
 
 use axum::extract::FromRef;
 
 use askama::Template;
 use axum::{
     Form, Json,
-    body::Body,
     handler::Handler,
     http::{HeaderMap, Method, StatusCode},
     response::{IntoResponse, Redirect, Response},
-    routing::{MethodRouter, post},
+    routing::{MethodRouter, get, post},
 };
 use axum_extra::extract::CookieJar;
 use serde::{Deserialize, Serialize};
 use tenants::{EntId, Tenant, TenantStatus};
-use tower::Layer;
-use tower_governor::{
-    GovernorError, GovernorLayer,
-    governor::{GovernorConfig, GovernorConfigBuilder},
-    key_extractor::KeyExtractor,
-};
 
+pub use self::rate_limit::{AuthRateLimit, ClientIpKey};
 use self::{
-    session::{SELECT_COOKIE, SESSION_COOKIE},
+    session::SELECT_COOKIE,
     sessions::Device,
     store::Membership,
-    token::{Issued, SessionKind, TokenKind},
+    token::{Issued, SessionKind},
     validate::{Email, Problem},
 };
 use crate::{
@@ -78,22 +77,98 @@ where
     Arc<ctx::Door>: FromRef<S>,
     Arc<tenants::Registry>: FromRef<S>,
 {
-    let limit = AuthRateLimit::new(config);
+    let limit = &AuthRateLimit::new(config);
     Routes::new()
+        // login, the choice of workspace, logout
         .get("/login", Scope::Public, login_page)
-        .add(Method::POST, "/login", Scope::Public, limited(&limit, login_form))
-        .get("/login/select", Scope::Public, select_page)
-        .add(Method::POST, "/login/select", Scope::Public, limited(&limit, select_form))
-        .post("/logout", Scope::Public, logout_form)
-        .add(Method::POST, "/api/v1/login", Scope::Public, limited(&limit, login_api))
-        .add(Method::POST, "/api/v1/login/select", Scope::Public, limited(&limit, select_api))
-        .post("/api/v1/logout", Scope::Public, logout_api)
-        .merge(signup::routes(&limit))
-        .merge(links::routes(&limit))
-        .merge(sso::routes(&limit))
-        .merge(oauth::routes(&limit))
-        .merge(two_factor::routes(&limit))
-        .merge(account::routes(&limit))
+        .add(Method::POST, "/login", Scope::Public, limited(limit, login_form))
+        .get("/login/select", Scope::Public, select::page)
+        .add(Method::POST, "/login/select", Scope::Public, limited(limit, select::form))
+        .post("/logout", Scope::Public, logout::form)
+        .add(Method::POST, "/api/v1/login", Scope::Public, limited(limit, login_api))
+        .add(Method::POST, "/api/v1/login/select", Scope::Public, limited(limit, select::api))
+        .post("/api/v1/logout", Scope::Public, logout::api)
+        // account
+        .add(Method::POST, "/api/v1/me/password", Scope::Tenant, limited(limit, account::change))
+        .writable_when_read_only()
+        .get("/api/v1/me/sessions", Scope::Tenant, account::list_sessions)
+        .delete("/api/v1/me/sessions", Scope::Tenant, account::end_other_sessions)
+        .writable_when_read_only()
+        .delete("/api/v1/me/sessions/{id}", Scope::Tenant, account::end_session)
+        .writable_when_read_only()
+        // two_factor
+        .get("/login/2fa", Scope::Public, two_factor::page)
+        .add(Method::POST, "/login/2fa", Scope::Public, limited(limit, two_factor::code_form))
+        .add(
+            Method::POST,
+            "/api/v1/login/enrol",
+            Scope::Public,
+            limited(limit, two_factor::enrol_api),
+        )
+        .get("/api/v1/me/totp", Scope::Tenant, two_factor::status)
+        .post("/api/v1/me/totp", Scope::Tenant, two_factor::begin)
+        .writable_when_read_only()
+        .add(
+            Method::POST,
+            "/api/v1/me/totp/confirm",
+            Scope::Tenant,
+            limited(limit, two_factor::confirm),
+        )
+        .writable_when_read_only()
+        .add(
+            Method::POST,
+            "/api/v1/me/totp/disable",
+            Scope::Tenant,
+            limited(limit, two_factor::disable),
+        )
+        .writable_when_read_only()
+        // signup
+        .get("/signup", Scope::Public, signup::page)
+        .add(Method::POST, "/signup", Scope::Public, limited(limit, signup::form))
+        .add(Method::POST, "/api/v1/signup", Scope::Public, limited(limit, signup::api))
+        .get("/signup/confirm/{token}", Scope::Public, signup::confirm_page)
+        .add(
+            Method::POST,
+            "/signup/confirm/{token}",
+            Scope::Public,
+            limited(limit, signup::confirm_form),
+        )
+        .add(
+            Method::POST,
+            "/api/v1/signup/confirm",
+            Scope::Public,
+            limited(limit, signup::confirm_api),
+        )
+        // sso
+        .get("/other/internalToken", Scope::Public, sso::internal_token)
+        .add(Method::GET, "/sso", Scope::Public, get(sso::redeem).layer(limit.clone()))
+        .post("/api/v1/settings/sso_secret", Scope::Tenant, sso::new_secret)
+        .admin()
+        .feature(billing::Feature::Sso)
+        // links
+        .get("/invite/{token}", Scope::Public, links::invite_page)
+        .add(Method::POST, "/invite/{token}", Scope::Public, limited(limit, links::invite_form))
+        .get("/forgot", Scope::Public, links::forgot_page)
+        .add(Method::POST, "/forgot", Scope::Public, limited(limit, links::forgot_form))
+        .get("/reset/{token}", Scope::Public, links::reset_page)
+        .add(Method::POST, "/reset/{token}", Scope::Public, limited(limit, links::reset_form))
+        .get("/verify/{token}", Scope::Public, links::verify_page)
+        // oauth
+        .add(
+            Method::GET,
+            "/auth/oauth/{slug}",
+            Scope::Public,
+            get(oauth::start).layer(limit.clone()),
+        )
+        .add(
+            Method::GET,
+            "/auth/oauth/{slug}/callback",
+            Scope::Public,
+            get(oauth::callback).layer(limit.clone()),
+        )
+        .add(Method::POST, "/auth/oauth/{slug}/link", Scope::Public, limited(limit, oauth::link))
+        .get("/api/v1/me/identities", Scope::Tenant, oauth::list_mine)
+        .delete("/api/v1/me/identities/{slug}", Scope::Tenant, oauth::unlink)
         .merge(api_tokens::routes())
 }
 
@@ -143,80 +218,6 @@ where
     T: 'static,
 {
     post(handler).layer(limit.clone())
-}
-
-// ---------------------------------------------------------------------------------------
-// Rate limiting: sign-up and login attempts per client IP (as computed by the trusted-proxy
-// rule, never straight from forwarding headers).
-
-#[derive(Clone, Copy, Debug)]
-pub struct ClientIpKey;
-
-impl KeyExtractor for ClientIpKey {
-    type Key = IpAddr;
-
-    fn extract<T>(&self, req: &axum::http::Request<T>) -> Result<IpAddr, GovernorError> {
-        req.extensions().get::<ClientMeta>().map(|m| m.ip).ok_or(GovernorError::UnableToExtractKey)
-    }
-}
-
-type AuthGovernorConfig = GovernorConfig<
-    ClientIpKey,
-    governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
->;
-
-/// One limiter shared by every auth route (tower_governor's layer is not `Clone`, so this
-/// wrapper builds one per route around the shared state).
-#[derive(Clone)]
-pub struct AuthRateLimit(Arc<AuthGovernorConfig>);
-
-impl AuthRateLimit {
-    pub fn new(config: &Config) -> Self {
-        let period_ms = (60_000 / u64::from(config.auth_rate_per_minute)).max(1);
-        let governor = GovernorConfigBuilder::default()
-            .per_millisecond(period_ms)
-            .burst_size(config.auth_rate_burst)
-            .key_extractor(ClientIpKey)
-            .finish()
-            .expect("rate and burst are validated to be non-zero");
-        let limiter = Arc::new(governor);
-        let cleanup = Arc::downgrade(&limiter);
-        // Forget idle clients now and then so the map stays small.
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-                loop {
-                    tick.tick().await;
-                    let Some(limiter) = cleanup.upgrade() else {
-                        break;
-                    };
-                    limiter.limiter().retain_recent();
-                }
-            });
-        }
-        Self(limiter)
-    }
-}
-
-impl<S> Layer<S> for AuthRateLimit {
-    type Service = <GovernorLayer<
-        ClientIpKey,
-        governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
-        Body,
-    > as Layer<S>>::Service;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        GovernorLayer::new(self.0.clone())
-            .error_handler(|e: GovernorError| match e {
-                GovernorError::TooManyRequests { wait_time, .. } => {
-                    AppError::RateLimited { retry_after: wait_time }.into_response()
-                }
-                other => {
-                    AppError::Internal(anyhow::anyhow!("rate limiter: {other}")).into_response()
-                }
-            })
-            .layer(inner)
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -447,39 +448,6 @@ async fn login_api(
     login_response(outcome, &meta, &state, jar)
 }
 
-#[derive(Deserialize)]
-pub struct SelectRequest {
-    select_token: String,
-    ent_id: String,
-}
-
-async fn choose(
-    state: &Auth,
-    select_token: &str,
-    ent_id: &str,
-    device: &Device,
-) -> Result<LoginOutcome, AppError> {
-    let claims = state.door.tokens.verify(select_token, TokenKind::Select)?;
-    let proven = Proven {
-        user_id: claims.user_id()?,
-        generation: claims.generation.ok_or(AppError::Unauthorized)?,
-    };
-    let memberships = store::memberships(&state.door.db, proven.user_id).await?;
-    let m = memberships.iter().find(|m| m.ent_id.as_str() == ent_id).ok_or(AppError::NotFound)?;
-    two_factor::checked_session(state, proven, m.tenant_id, device).await
-}
-
-async fn select_api(
-    state: axum::extract::State<Auth>,
-    meta: ClientMeta,
-    device: Device,
-    jar: CookieJar,
-    ApiJson(req): ApiJson<SelectRequest>,
-) -> Result<Response, AppError> {
-    let outcome = choose(&state, &req.select_token, &req.ent_id, &device).await?;
-    login_response(outcome, &meta, &state, jar)
-}
-
 #[derive(Template)]
 #[template(path = "auth/login.html")]
 struct LoginPage {
@@ -622,153 +590,4 @@ fn form_outcome(
 
 fn urlencode(s: &str) -> String {
     serde_urlencoded::to_string([("", s)]).map(|e| e[1..].to_owned()).unwrap_or_default()
-}
-
-#[derive(Template)]
-#[template(path = "auth/select.html")]
-struct SelectPage {
-    lang: Lang,
-    csrf_token: String,
-    next: String,
-    tenants: Vec<TenantChoice>,
-}
-
-struct TenantChoice {
-    ent_id: String,
-    name: String,
-    initial: String,
-    suspended: bool,
-}
-
-async fn select_page(
-    state: axum::extract::State<Auth>,
-    lang: Lang,
-    csrf: CsrfToken,
-    jar: CookieJar,
-    axum::extract::Query(q): axum::extract::Query<NextQuery>,
-) -> Result<Response, AppError> {
-    let Some(token) = jar.get(SELECT_COOKIE).map(|c| c.value().to_owned()) else {
-        return Ok(Redirect::to("/login").into_response());
-    };
-    let Ok(claims) = state.door.tokens.verify(&token, TokenKind::Select) else {
-        return Ok(Redirect::to("/login").into_response());
-    };
-    let memberships = store::memberships(&state.door.db, claims.user_id()?).await?;
-    let tenants = memberships
-        .into_iter()
-        .map(|m| TenantChoice {
-            initial: m
-                .name
-                .chars()
-                .next()
-                .map(|c| c.to_uppercase().to_string())
-                .unwrap_or_default(),
-            suspended: m.status == "suspended",
-            ent_id: m.ent_id.to_string(),
-            name: m.name,
-        })
-        .collect();
-    let next = q.next.as_deref().and_then(local_redirect_target).unwrap_or_default();
-    let page = SelectPage { lang, csrf_token: csrf.value().to_owned(), next, tenants };
-    Ok((csrf, Page(page)).into_response())
-}
-
-#[derive(Deserialize)]
-pub struct SelectForm {
-    #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
-    ent_id: String,
-    #[serde(default)]
-    next: String,
-}
-
-async fn select_form(
-    state: axum::extract::State<Auth>,
-    meta: ClientMeta,
-    device: Device,
-    headers: HeaderMap,
-    jar: CookieJar,
-    Form(form): Form<SelectForm>,
-) -> Result<Response, AppError> {
-    csrf::verify(&headers, Some(&form.csrf_token))?;
-    let token =
-        jar.get(SELECT_COOKIE).map(|c| c.value().to_owned()).ok_or(AppError::Unauthorized)?;
-    let outcome = choose(&state, &token, &form.ent_id, &device).await?;
-    let next = local_redirect_target(&form.next).unwrap_or_default();
-    Ok(form_outcome(outcome, &next, &meta, &state, jar))
-}
-
-// ---------------------------------------------------------------------------------------
-// Logout
-
-#[derive(Deserialize)]
-pub struct LogoutForm {
-    #[serde(default)]
-    csrf_token: String,
-    /// Where to go afterwards (a local path; a support session returns to the console).
-    #[serde(default)]
-    next: String,
-}
-
-async fn logout_form(
-    state: axum::extract::State<Auth>,
-    headers: HeaderMap,
-    jar: CookieJar,
-    Form(form): Form<LogoutForm>,
-) -> Result<Response, AppError> {
-    csrf::verify(&headers, Some(&form.csrf_token))?;
-    if let Some(token) = jar.get(SESSION_COOKIE) {
-        end_presented_session(&state, token.value()).await?;
-    }
-    let jar = jar
-        .remove(session::removal(SESSION_COOKIE))
-        .remove(session::removal(SELECT_COOKIE))
-        .remove(session::removal(session::SECOND_FACTOR_COOKIE));
-    let target = local_redirect_target(&form.next).unwrap_or_else(|| "/".to_owned());
-    Ok((jar, Redirect::to(&target)).into_response())
-}
-
-/// Ends the session the request presents (bearer token or cookie): the token stops working
-/// at once, everywhere, and the sockets it opened close.
-async fn logout_api(
-    state: axum::extract::State<Auth>,
-    headers: HeaderMap,
-    jar: CookieJar,
-) -> Result<Response, AppError> {
-    let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim().to_owned());
-    let token = match bearer {
-        Some(token) => Some(token),
-        None => {
-            let cookie = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned());
-            if cookie.is_some() {
-                let submitted = headers.get(csrf::HEADER).and_then(|v| v.to_str().ok());
-                csrf::verify(&headers, submitted)?;
-            }
-            cookie
-        }
-    };
-    if let Some(token) = token {
-        end_presented_session(&state, &token).await?;
-    }
-    let jar = jar.remove(session::removal(SESSION_COOKIE)).remove(session::removal(SELECT_COOKIE));
-    Ok((jar, StatusCode::NO_CONTENT).into_response())
-}
-
-/// Ends the session `token` names, if it is a valid agent session token (an invalid or
-/// already ended one needs no ending).
-async fn end_presented_session(state: &Auth, token: &str) -> Result<(), AppError> {
-    let Ok(claims) = state.door.tokens.verify(token, TokenKind::Agent) else {
-        return Ok(());
-    };
-    if let (Ok(user_id), Some(session)) = (claims.user_id(), claims.sid) {
-        let which = sessions::Which::One { user_id, session };
-        sessions::end_now((&state.door.db, &state.hub), which, sessions::Reason::Logout).await?;
-    }
-    Ok(())
 }

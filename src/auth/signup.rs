@@ -16,7 +16,7 @@ use askama::Template;
 use axum::{
     Form, Json,
     extract::{Path, State},
-    http::{Method, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Redirect, Response},
 };
 use axum_extra::extract::CookieJar;
@@ -27,14 +27,14 @@ use tenants::EntId;
 
 use super::Auth;
 use super::{
-    AuthRateLimit, FormRequest, field_errors, limited, links, password, session,
+    FormRequest, field_errors, links, password, session,
     sessions::{self, Device},
     store,
     token::{Issued, SessionKind},
     validate::{self, Email, Problem},
 };
 use crate::{
-    http::{AppError, ClientMeta, Page, Routes, Scope, csrf, csrf::CsrfToken, extract::ApiJson},
+    http::{AppError, ClientMeta, Page, csrf, csrf::CsrfToken, extract::ApiJson},
     i18n::Lang,
     merchant::{self, NewMerchant},
     notify::{self, Content, Email as OutgoingEmail},
@@ -42,21 +42,6 @@ use crate::{
 
 /// How long a sign-up link works.
 const CONFIRM_TTL_HOURS: i64 = 24;
-
-pub fn routes<S>(limit: &AuthRateLimit) -> Routes<S>
-where
-    S: Clone + Send + Sync + 'static,
-    crate::auth::Auth: axum::extract::FromRef<S>,
-    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
-{
-    Routes::new()
-        .get("/signup", Scope::Public, page)
-        .add(Method::POST, "/signup", Scope::Public, limited(limit, form))
-        .add(Method::POST, "/api/v1/signup", Scope::Public, limited(limit, api))
-        .get("/signup/confirm/{token}", Scope::Public, confirm_page)
-        .add(Method::POST, "/signup/confirm/{token}", Scope::Public, limited(limit, confirm_form))
-        .add(Method::POST, "/api/v1/signup/confirm", Scope::Public, limited(limit, confirm_api))
-}
 
 #[derive(Deserialize)]
 pub struct SignupRequest {
@@ -263,7 +248,7 @@ fn api_error(e: RegisterError) -> AppError {
 
 /// `POST /api/v1/signup {company, email, password}` → 201 a session in the new workspace; on
 /// a platform that sends email, 202 `{status: "check_email", email}` whatever the address.
-async fn api(
+pub(super) async fn api(
     state: State<Auth>,
     meta: ClientMeta,
     device: Device,
@@ -301,13 +286,13 @@ fn created_response(
 }
 
 #[derive(Deserialize)]
-struct ConfirmRequest {
+pub(super) struct ConfirmRequest {
     token: String,
 }
 
 /// `POST /api/v1/signup/confirm {token}` (the emailed link's token) → 201 a session in the
 /// new workspace.
-async fn confirm_api(
+pub(super) async fn confirm_api(
     state: State<Auth>,
     meta: ClientMeta,
     device: Device,
@@ -379,7 +364,7 @@ impl SignupPage {
     }
 }
 
-async fn page(lang: Lang, csrf: CsrfToken) -> Result<Response, AppError> {
+pub(super) async fn page(lang: Lang, csrf: CsrfToken) -> Result<Response, AppError> {
     let page = SignupPage::new(lang, &csrf);
     Ok((csrf, Page(page)).into_response())
 }
@@ -392,7 +377,7 @@ pub struct SignupForm {
     fields: SignupRequest,
 }
 
-async fn form(
+pub(super) async fn form(
     state: State<Auth>,
     req: FormRequest,
     Form(form): Form<SignupForm>,
@@ -437,7 +422,7 @@ async fn form(
 
 /// The emailed link: what it will create, and a button (nothing happens on a GET, which mail
 /// scanners make).
-async fn confirm_page(
+pub(super) async fn confirm_page(
     state: State<Auth>,
     lang: Lang,
     csrf: CsrfToken,
@@ -460,12 +445,12 @@ async fn confirm_page(
 }
 
 #[derive(Deserialize)]
-struct ConfirmForm {
+pub(super) struct ConfirmForm {
     #[serde(default)]
     csrf_token: String,
 }
 
-async fn confirm_form(
+pub(super) async fn confirm_form(
     state: State<Auth>,
     req: FormRequest,
     Path(token): Path<String>,

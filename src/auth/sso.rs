@@ -31,7 +31,7 @@ use tenants::TenantTx;
 use super::Auth;
 use super::{links, session};
 use crate::{
-    http::{AppError, ClientMeta, ResolvedTenant, Routes, Scope, local_redirect_target},
+    http::{AppError, ClientMeta, ResolvedTenant, local_redirect_target},
     merchant::settings::{
         MerchantSettings, SSO_SECRET_KEY, store as settings_store, store_setting,
     },
@@ -42,26 +42,6 @@ const SSO_SET_BY_KEY: &str = "sso_secret_set_by";
 
 /// How long an SSO token works.
 pub const TOKEN_TTL_SECS: i64 = 60;
-
-pub fn routes<S>(limit: &super::AuthRateLimit) -> Routes<S>
-where
-    S: Clone + Send + Sync + 'static,
-    crate::auth::Auth: axum::extract::FromRef<S>,
-    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
-    std::sync::Arc<tenants::Registry>: axum::extract::FromRef<S>,
-{
-    Routes::new()
-        .get("/other/internalToken", Scope::Public, internal_token)
-        .add(
-            axum::http::Method::GET,
-            "/sso",
-            Scope::Public,
-            axum::routing::get(redeem).layer(limit.clone()),
-        )
-        .post("/api/v1/settings/sso_secret", Scope::Tenant, new_secret)
-        .admin()
-        .feature(billing::Feature::Sso)
-}
 
 /// The hex SHA-256 of a secret (what is stored).
 fn secret_hash(secret: &str) -> String {
@@ -86,12 +66,12 @@ fn denied(why: &str) -> AppError {
 }
 
 #[derive(Deserialize)]
-struct TokenQuery {
+pub(super) struct TokenQuery {
     #[serde(default)]
     account: String,
 }
 
-async fn internal_token(
+pub(super) async fn internal_token(
     State(state): State<Auth>,
     ResolvedTenant(tenant): ResolvedTenant,
     meta: ClientMeta,
@@ -196,14 +176,14 @@ async fn may_sign_in(
 }
 
 #[derive(Deserialize)]
-struct RedeemQuery {
+pub(super) struct RedeemQuery {
     #[serde(default)]
     token: String,
     #[serde(default)]
     redirect: Option<String>,
 }
 
-async fn redeem(
+pub(super) async fn redeem(
     State(state): State<Auth>,
     meta: ClientMeta,
     device: super::sessions::Device,
@@ -251,7 +231,7 @@ async fn redeem(
 
 /// `POST /api/v1/settings/sso_secret` (admins): a new SSO secret, shown this once; the old
 /// one stops working.
-async fn new_secret(
+pub(super) async fn new_secret(
     Ctx { session, mut tx, .. }: Ctx<Admin>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let bytes: [u8; 32] = rand::random();

@@ -12,7 +12,7 @@ use askama::Template;
 use axum::{
     Form, Json,
     extract::{Query, State},
-    http::{Method, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Redirect, Response},
 };
 use axum_extra::extract::CookieJar;
@@ -21,9 +21,9 @@ use tenants::{TenantId, TenantTx};
 
 use super::Auth;
 use super::{
-    AuthRateLimit, FormRequest, LoginOutcome, NextQuery, Proven,
+    FormRequest, LoginOutcome, NextQuery, Proven,
     accounts::Actor,
-    after_password, limited,
+    after_password,
     session::{self, AgentSession, SECOND_FACTOR_COOKIE},
     sessions::Device,
     store,
@@ -32,30 +32,11 @@ use super::{
 };
 use crate::{
     http::{
-        AppError, Page, Routes, Scope, client::ClientMeta, csrf, csrf::CsrfToken, extract::ApiJson,
+        AppError, Page, client::ClientMeta, csrf, csrf::CsrfToken, extract::ApiJson,
         local_redirect_target,
     },
     i18n::Lang,
 };
-
-pub fn routes<S>(limit: &AuthRateLimit) -> Routes<S>
-where
-    S: Clone + Send + Sync + 'static,
-    crate::auth::Auth: axum::extract::FromRef<S>,
-    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
-{
-    Routes::new()
-        .get("/login/2fa", Scope::Public, page)
-        .add(Method::POST, "/login/2fa", Scope::Public, limited(limit, code_form))
-        .add(Method::POST, "/api/v1/login/enrol", Scope::Public, limited(limit, enrol_api))
-        .get("/api/v1/me/totp", Scope::Tenant, status)
-        .post("/api/v1/me/totp", Scope::Tenant, begin)
-        .writable_when_read_only()
-        .add(Method::POST, "/api/v1/me/totp/confirm", Scope::Tenant, limited(limit, confirm))
-        .writable_when_read_only()
-        .add(Method::POST, "/api/v1/me/totp/disable", Scope::Tenant, limited(limit, disable))
-        .writable_when_read_only()
-}
 
 pub fn wrong_code() -> AppError {
     AppError::bad_request_status(
@@ -216,7 +197,7 @@ fn pending(state: &Auth, jar: &CookieJar) -> Option<(Proven, Option<TenantId>)> 
     Some((proven, claims.tid.map(TenantId)))
 }
 
-async fn page(
+pub(super) async fn page(
     State(state): State<Auth>,
     lang: Lang,
     csrf: CsrfToken,
@@ -248,7 +229,7 @@ async fn page(
 }
 
 #[derive(Deserialize)]
-struct CodeForm {
+pub(super) struct CodeForm {
     #[serde(default)]
     csrf_token: String,
     #[serde(default)]
@@ -291,7 +272,7 @@ async fn signed_in(
 }
 
 /// The code of a user with a second factor, or the first code of one being set up.
-async fn code_form(
+pub(super) async fn code_form(
     State(state): State<Auth>,
     req: FormRequest,
     Form(form): Form<CodeForm>,
@@ -339,7 +320,7 @@ async fn code_form(
 // The sign-in step (API)
 
 #[derive(Deserialize)]
-struct EnrolRequest {
+pub(super) struct EnrolRequest {
     pending_token: String,
     code: String,
 }
@@ -357,7 +338,7 @@ struct EnrolledOut {
 
 /// `{pending_token, code}` (from a login that answered `enrolment`) → the session, with the
 /// recovery codes.
-async fn enrol_api(
+pub(super) async fn enrol_api(
     State(state): State<Auth>,
     meta: ClientMeta,
     device: Device,
@@ -393,14 +374,14 @@ async fn enrol_api(
 // One's own second factor
 
 #[derive(Serialize)]
-struct StatusOut {
+pub(super) struct StatusOut {
     enabled: bool,
     recovery_codes_left: i64,
     /// The merchant requires it (it cannot be turned off here).
     required: bool,
 }
 
-async fn status(
+pub(super) async fn status(
     State(state): State<Auth>,
     session: AgentSession,
 ) -> Result<Json<StatusOut>, AppError> {
@@ -412,14 +393,14 @@ async fn status(
 }
 
 #[derive(Serialize)]
-struct BeginOut {
+pub(super) struct BeginOut {
     secret: String,
     otpauth_uri: String,
     qr_svg: String,
 }
 
 /// Offers a new secret to scan; nothing changes until it is confirmed with a code.
-async fn begin(
+pub(super) async fn begin(
     State(state): State<Auth>,
     session: AgentSession,
 ) -> Result<Json<BeginOut>, AppError> {
@@ -437,19 +418,19 @@ async fn begin(
 }
 
 #[derive(Deserialize)]
-struct CodeRequest {
+pub(super) struct CodeRequest {
     code: String,
 }
 
 #[derive(Serialize)]
-struct ConfirmedOut {
+pub(super) struct ConfirmedOut {
     /// Shown once.
     recovery_codes: Vec<String>,
 }
 
 /// Turns it on with the first code from the new authenticator; the person's other
 /// sessions end.
-async fn confirm(
+pub(super) async fn confirm(
     State(state): State<Auth>,
     session: AgentSession,
     ApiJson(req): ApiJson<CodeRequest>,
@@ -467,7 +448,7 @@ async fn confirm(
 }
 
 /// Turns it off, with a current code (or a recovery code) as proof.
-async fn disable(
+pub(super) async fn disable(
     State(state): State<Auth>,
     session: AgentSession,
     ApiJson(req): ApiJson<CodeRequest>,

@@ -20,24 +20,9 @@ use crate::{
         Announcement,
         store::{self, Draft},
     },
-    http::{AppError, Routes, Scope, extract::ApiJson, extract::PathId, input::text},
+    http::{AppError, extract::ApiJson, extract::PathId, input::text},
     realtime::{hub::encode, protocol::ServerFrame},
 };
-
-pub fn routes<S>() -> Routes<S>
-where
-    S: Clone + Send + Sync + 'static,
-    super::Platform: axum::extract::FromRef<S>,
-    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
-{
-    Routes::new()
-        .get("/api/platform/v1/announcements", Scope::Platform, list_api)
-        .post("/api/platform/v1/announcements", Scope::Platform, create)
-        .patch("/api/platform/v1/announcements/{id}", Scope::Platform, update)
-        .delete("/api/platform/v1/announcements/{id}", Scope::Platform, remove)
-        .post("/api/platform/v1/announcements/{id}/publish", Scope::Platform, publish)
-        .post("/api/platform/v1/announcements/{id}/unpublish", Scope::Platform, unpublish)
-}
 
 pub use crate::agent::announcements::store::{Row, all};
 
@@ -45,7 +30,7 @@ async fn one(db: &sqlx::PgPool, id: AnnouncementId) -> Result<Row, AppError> {
     store::get(db, id).await?.ok_or(AppError::NotFound)
 }
 
-async fn list_api(
+pub(super) async fn list_api(
     State(state): State<Platform>,
     _admin: PlatformSession,
 ) -> Result<Json<serde_json::Value>, AppError> {
@@ -53,7 +38,7 @@ async fn list_api(
 }
 
 #[derive(Deserialize)]
-struct Input {
+pub(super) struct Input {
     #[serde(default)]
     title: Option<String>,
     #[serde(default)]
@@ -95,7 +80,7 @@ fn audience(
     Ok(Some(plans))
 }
 
-async fn create(
+pub(super) async fn create(
     State(state): State<Platform>,
     admin: PlatformSession,
     ApiJson(input): ApiJson<Input>,
@@ -113,7 +98,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(one(&state.door.db, id).await?)).into_response())
 }
 
-async fn update(
+pub(super) async fn update(
     State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<AnnouncementId>,
@@ -144,7 +129,7 @@ async fn update(
     Ok(Json(row))
 }
 
-async fn remove(
+pub(super) async fn remove(
     State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<AnnouncementId>,
@@ -185,7 +170,7 @@ async fn set_published(
     Ok(row)
 }
 
-async fn publish(
+pub(super) async fn publish(
     State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<AnnouncementId>,
@@ -194,7 +179,7 @@ async fn publish(
     Ok(Json(set_published(&state, &admin, id, true).await?))
 }
 
-async fn unpublish(
+pub(super) async fn unpublish(
     State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<AnnouncementId>,

@@ -13,7 +13,7 @@ use askama::Template;
 use axum::{
     Form, Json,
     extract::{FromRef, FromRequestParts, State},
-    http::{HeaderMap, Method, StatusCode, request::Parts},
+    http::{HeaderMap, StatusCode, request::Parts},
     response::{IntoResponse, Redirect, Response},
 };
 use axum_extra::extract::CookieJar;
@@ -25,15 +25,14 @@ use super::{Platform, audit};
 use crate::auth::ctx::Door;
 use crate::{
     auth::{
-        AuthRateLimit, FormRequest, Proven, accounts, check_password, limited,
+        FormRequest, Proven, accounts, check_password,
         session::{self, removal},
         sessions::{self, Device},
         token::{Issued, SessionKind, TokenKind},
         totp,
     },
-    config::Config,
     http::{
-        AppError, Page, Routes, Scope, client::ClientMeta, csrf, csrf::CsrfToken, extract::ApiJson,
+        AppError, Page, client::ClientMeta, csrf, csrf::CsrfToken, extract::ApiJson,
         local_redirect_target,
     },
     i18n::Lang,
@@ -41,28 +40,6 @@ use crate::{
 
 pub const SESSION_COOKIE: &str = "kefu_platform";
 const PENDING_COOKIE: &str = "kefu_platform_pending";
-
-pub fn routes<S>(config: &Config) -> Routes<S>
-where
-    S: Clone + Send + Sync + 'static,
-    super::Platform: axum::extract::FromRef<S>,
-    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
-{
-    let limit = AuthRateLimit::new(config);
-    Routes::new()
-        .get("/platform/login", Scope::Platform, login_page)
-        .add(Method::POST, "/platform/login", Scope::Platform, limited(&limit, password_form))
-        .add(Method::POST, "/platform/login/code", Scope::Platform, limited(&limit, code_form))
-        .add(Method::POST, "/platform/login/enrol", Scope::Platform, limited(&limit, enrol_form))
-        .post("/platform/logout", Scope::Platform, logout_form)
-        .add(Method::POST, "/api/platform/v1/login", Scope::Platform, limited(&limit, login_api))
-        .add(
-            Method::POST,
-            "/api/platform/v1/login/enrol",
-            Scope::Platform,
-            limited(&limit, enrol_api),
-        )
-}
 
 /// A signed-in platform admin.
 #[derive(Clone, Debug)]
@@ -246,7 +223,7 @@ impl LoginPage {
 }
 
 #[derive(Deserialize)]
-struct NextQuery {
+pub(super) struct NextQuery {
     #[serde(default)]
     next: Option<String>,
 }
@@ -255,7 +232,7 @@ fn next_target(next: Option<&str>) -> String {
     next.and_then(local_redirect_target).filter(|t| t.starts_with("/platform")).unwrap_or_default()
 }
 
-async fn login_page(
+pub(super) async fn login_page(
     State(state): State<Platform>,
     lang: Lang,
     csrf: CsrfToken,
@@ -273,7 +250,7 @@ async fn login_page(
 }
 
 #[derive(Deserialize)]
-struct PasswordForm {
+pub(super) struct PasswordForm {
     #[serde(default)]
     csrf_token: String,
     #[serde(default)]
@@ -284,7 +261,7 @@ struct PasswordForm {
     next: String,
 }
 
-async fn password_form(
+pub(super) async fn password_form(
     State(state): State<Platform>,
     lang: Lang,
     meta: ClientMeta,
@@ -319,7 +296,7 @@ async fn password_form(
 }
 
 #[derive(Deserialize)]
-struct CodeForm {
+pub(super) struct CodeForm {
     #[serde(default)]
     csrf_token: String,
     #[serde(default)]
@@ -357,7 +334,7 @@ async fn start_session(
     Ok(jar.remove(removal(PENDING_COOKIE)).add(cookie(SESSION_COOKIE, &issued, meta, state)))
 }
 
-async fn code_form(
+pub(super) async fn code_form(
     State(state): State<Platform>,
     req: FormRequest,
     Form(form): Form<CodeForm>,
@@ -378,7 +355,7 @@ async fn code_form(
     Ok((jar, Redirect::to(&target)).into_response())
 }
 
-async fn enrol_form(
+pub(super) async fn enrol_form(
     State(state): State<Platform>,
     req: FormRequest,
     Form(form): Form<CodeForm>,
@@ -402,12 +379,12 @@ async fn enrol_form(
 }
 
 #[derive(Deserialize)]
-struct LogoutForm {
+pub(super) struct LogoutForm {
     #[serde(default)]
     csrf_token: String,
 }
 
-async fn logout_form(
+pub(super) async fn logout_form(
     State(state): State<Platform>,
     headers: HeaderMap,
     jar: CookieJar,
@@ -429,7 +406,7 @@ async fn logout_form(
 // JSON
 
 #[derive(Deserialize)]
-struct LoginRequest {
+pub(super) struct LoginRequest {
     email: String,
     password: String,
     #[serde(default)]
@@ -437,7 +414,7 @@ struct LoginRequest {
 }
 
 #[derive(Serialize)]
-struct SessionOut {
+pub(super) struct SessionOut {
     token: String,
     token_type: &'static str,
     expires_at: DateTime<Utc>,
@@ -446,7 +423,7 @@ struct SessionOut {
 }
 
 #[derive(Serialize)]
-struct EnrolmentOut {
+pub(super) struct EnrolmentOut {
     /// Send it back with a code from the app to `/api/platform/v1/login/enrol`.
     pending_token: String,
     secret: String,
@@ -455,7 +432,7 @@ struct EnrolmentOut {
 
 #[derive(Serialize)]
 #[serde(untagged)]
-enum LoginOut {
+pub(super) enum LoginOut {
     Session(SessionOut),
     Enrol { enrolment: EnrolmentOut },
 }
@@ -471,7 +448,7 @@ fn session_out(issued: Issued, recovery_codes: Vec<String>) -> SessionOut {
 
 /// `{email, password, code}` → a bearer session. An admin without a second factor gets an
 /// enrolment to finish at `/api/platform/v1/login/enrol` instead.
-async fn login_api(
+pub(super) async fn login_api(
     State(state): State<Platform>,
     meta: ClientMeta,
     device: Device,
@@ -511,12 +488,12 @@ async fn login_api(
 }
 
 #[derive(Deserialize)]
-struct EnrolRequest {
+pub(super) struct EnrolRequest {
     pending_token: String,
     code: String,
 }
 
-async fn enrol_api(
+pub(super) async fn enrol_api(
     State(state): State<Platform>,
     meta: ClientMeta,
     device: Device,

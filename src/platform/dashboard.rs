@@ -7,16 +7,7 @@ use serde::Serialize;
 
 use super::Platform;
 use super::PlatformSession;
-use crate::http::{AppError, Routes, Scope};
-
-pub fn routes<S>() -> Routes<S>
-where
-    S: Clone + Send + Sync + 'static,
-    super::Platform: axum::extract::FromRef<S>,
-    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
-{
-    Routes::new().get("/api/platform/v1/dashboard", Scope::Platform, dashboard_api)
-}
+use crate::http::AppError;
 
 pub use super::store::{Day, MerchantCounts};
 
@@ -101,7 +92,7 @@ pub async fn load(state: &Platform) -> Result<Dashboard, AppError> {
     })
 }
 
-async fn dashboard_api(
+pub(super) async fn dashboard_api(
     State(state): State<Platform>,
     _admin: PlatformSession,
 ) -> Result<Json<Dashboard>, AppError> {

@@ -23,16 +23,7 @@ use tokio::io::AsyncWriteExt as _;
 
 use super::Platform;
 use super::{PlatformSession, audit};
-use crate::http::{AppError, Routes, Scope, extract::PathId};
-
-pub fn routes<S>() -> Routes<S>
-where
-    S: Clone + Send + Sync + 'static,
-    super::Platform: axum::extract::FromRef<S>,
-    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
-{
-    Routes::new().get("/api/platform/v1/merchants/{id}/export", Scope::Platform, export)
-}
+use crate::http::{AppError, extract::PathId};
 
 type Archive = tar::Builder<GzEncoder<std::fs::File>>;
 
@@ -156,7 +147,7 @@ async fn build(
     Ok(out)
 }
 
-async fn export(
+pub(super) async fn export(
     State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<TenantId>,

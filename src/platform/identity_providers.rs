@@ -12,22 +12,9 @@ use serde_json::json;
 use super::{PlatformSession, audit, store};
 use crate::{
     auth::oauth::{self, Kind, Provider},
-    http::{AppError, Routes, Scope, extract::ApiJson, input::text},
+    http::{AppError, extract::ApiJson, input::text},
 };
 pub use store::ProviderView;
-
-pub fn routes<S>() -> Routes<S>
-where
-    S: Clone + Send + Sync + 'static,
-    super::Platform: axum::extract::FromRef<S>,
-    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
-{
-    Routes::new()
-        .get("/api/platform/v1/identity_providers", Scope::Platform, list)
-        .post("/api/platform/v1/identity_providers", Scope::Platform, create)
-        .put("/api/platform/v1/identity_providers/{id}", Scope::Platform, update)
-        .delete("/api/platform/v1/identity_providers/{id}", Scope::Platform, remove)
-}
 
 impl ProviderView {
     /// For the console's edit form.
@@ -50,7 +37,7 @@ async fn one(state: &Platform, id: IdentityProviderId) -> Result<ProviderView, A
     Ok(row)
 }
 
-async fn list(
+pub(super) async fn list(
     State(state): State<Platform>,
     _admin: PlatformSession,
 ) -> Result<Json<Vec<ProviderView>>, AppError> {
@@ -59,7 +46,7 @@ async fn list(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Input {
+pub(super) struct Input {
     kind: String,
     name: String,
     /// The URL path segment (`/auth/oauth/<slug>`); made from the name when left out.
@@ -197,7 +184,7 @@ async fn write(
     store::write_provider(tx, id, settings).await.map_err(taken)
 }
 
-async fn create(
+pub(super) async fn create(
     State(state): State<Platform>,
     admin: PlatformSession,
     ApiJson(input): ApiJson<Input>,
@@ -216,7 +203,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(one(&state, id).await?)))
 }
 
-async fn update(
+pub(super) async fn update(
     State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<IdentityProviderId>,
@@ -236,7 +223,7 @@ async fn update(
 }
 
 /// Deletes a provider and every link to it (users keep their other ways in).
-async fn remove(
+pub(super) async fn remove(
     State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<IdentityProviderId>,

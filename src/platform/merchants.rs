@@ -21,7 +21,7 @@ use super::{PlatformSession, audit, lifecycle, store as platform_store};
 use crate::{
     auth::{session, store},
     http::{
-        AppError, Routes, Scope,
+        AppError,
         client::ClientMeta,
         extract::PathId,
         extract::{ApiJson, OptionalJson},
@@ -29,24 +29,6 @@ use crate::{
     merchant::subscription,
 };
 pub use platform_store::{AuditEntry, MerchantRow};
-
-pub fn routes<S>() -> Routes<S>
-where
-    S: Clone + Send + Sync + 'static,
-    super::Platform: axum::extract::FromRef<S>,
-    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
-{
-    Routes::new()
-        .get("/api/platform/v1/merchants", Scope::Platform, list_api)
-        .get("/api/platform/v1/merchants/{id}", Scope::Platform, detail_api)
-        .post("/api/platform/v1/merchants/{id}/suspend", Scope::Platform, suspend)
-        .post("/api/platform/v1/merchants/{id}/resume", Scope::Platform, resume)
-        .post("/api/platform/v1/merchants/{id}/plan", Scope::Platform, change_plan)
-        .post("/api/platform/v1/merchants/{id}/trial", Scope::Platform, extend_trial)
-        .post("/api/platform/v1/merchants/{id}/delete", Scope::Platform, delete)
-        .post("/api/platform/v1/merchants/{id}/restore", Scope::Platform, restore)
-        .post("/api/platform/v1/merchants/{id}/impersonate", Scope::Platform, impersonate)
-}
 
 // ---------------------------------------------------------------------------------------
 // List
@@ -118,7 +100,7 @@ pub async fn search(state: &Platform, q: &ListQuery) -> Result<MerchantList, App
     Ok(MerchantList { merchants, total, page, pages })
 }
 
-async fn list_api(
+pub(super) async fn list_api(
     State(state): State<Platform>,
     _admin: PlatformSession,
     Query(q): Query<ListQuery>,
@@ -204,7 +186,7 @@ pub async fn detail(state: &Platform, id: TenantId) -> Result<MerchantDetail, Ap
     })
 }
 
-async fn detail_api(
+pub(super) async fn detail_api(
     State(state): State<Platform>,
     _admin: PlatformSession,
     PathId(id): PathId<TenantId>,
@@ -230,12 +212,12 @@ async fn respond(state: &Platform, id: TenantId) -> Result<Response, AppError> {
 }
 
 #[derive(Deserialize, Default)]
-struct SuspendRequest {
+pub(super) struct SuspendRequest {
     #[serde(default)]
     reason: Option<String>,
 }
 
-async fn suspend(
+pub(super) async fn suspend(
     State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<TenantId>,
@@ -258,7 +240,7 @@ async fn suspend(
     respond(&state, tenant).await
 }
 
-async fn resume(
+pub(super) async fn resume(
     State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<TenantId>,
@@ -273,13 +255,13 @@ async fn resume(
 }
 
 #[derive(Deserialize)]
-struct PlanRequest {
+pub(super) struct PlanRequest {
     plan: String,
 }
 
 /// Assigns a plan by hand (manual billing, or an override of what Stripe says until its next
 /// event): a paid plan makes the merchant active, the trial makes it trialing again.
-async fn change_plan(
+pub(super) async fn change_plan(
     State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<TenantId>,
@@ -318,12 +300,12 @@ async fn change_plan(
 }
 
 #[derive(Deserialize)]
-struct TrialRequest {
+pub(super) struct TrialRequest {
     days: i64,
 }
 
 /// Extends the trial by `days` from its current end (or from now, if it already ended).
-async fn extend_trial(
+pub(super) async fn extend_trial(
     State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<TenantId>,
@@ -355,7 +337,7 @@ async fn extend_trial(
 }
 
 #[derive(Deserialize, Default)]
-struct DeleteRequest {
+pub(super) struct DeleteRequest {
     /// Remove everything now instead of after the grace period…
     #[serde(default)]
     hard: bool,
@@ -364,7 +346,7 @@ struct DeleteRequest {
     confirm: Option<String>,
 }
 
-async fn delete(
+pub(super) async fn delete(
     State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<TenantId>,
@@ -406,7 +388,7 @@ async fn delete(
     respond(&state, tenant).await
 }
 
-async fn restore(
+pub(super) async fn restore(
     State(state): State<Platform>,
     admin: PlatformSession,
     PathId(id): PathId<TenantId>,
@@ -446,7 +428,7 @@ async fn owner_to_act_as(
 /// Opens the merchant's workspace as its owner, for support: a one-hour agent session
 /// marked with the admin's id (pages show a banner; the merchant's audit log names the
 /// admin). Sets the session cookie for browsers and returns the token for API clients.
-async fn impersonate(
+pub(super) async fn impersonate(
     State(state): State<Platform>,
     admin: PlatformSession,
     meta: ClientMeta,

@@ -14,9 +14,15 @@ pub mod pages;
 mod store;
 pub mod system;
 
+use axum::http::Method;
 use sqlx::PgPool;
 
 pub use self::auth::PlatformSession;
+use crate::{
+    auth::{AuthRateLimit, limited, password, validate::Email},
+    config::Config,
+    http::{Routes, Scope},
+};
 
 /// What the console works with: the session door (pool, registry, keys, plans), the
 /// configuration, the mail queue and system settings, the caches and hub a change reaches,
@@ -37,12 +43,9 @@ pub struct Platform {
     /// Sign-in providers (a provider's settings are checked against it before they are saved).
     pub oauth: std::sync::Arc<crate::auth::oauth::Providers>,
 }
-use crate::{
-    auth::{password, validate::Email},
-    config::Config,
-    http::Routes,
-};
 
+/// The console's pages and its API (all `Scope::Platform`: they open a `PlatformSession`),
+/// the console's login among them, and the platform audit log.
 pub fn routes<S>(config: &Config) -> Routes<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -50,15 +53,85 @@ where
     std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
     PgPool: axum::extract::FromRef<S>,
 {
+    let limit = AuthRateLimit::new(config);
     Routes::new()
-        .merge(auth::routes(config))
-        .merge(pages::routes())
-        .merge(dashboard::routes())
-        .merge(merchants::routes())
-        .merge(export::routes())
-        .merge(announcements::routes())
-        .merge(system::routes())
-        .merge(identity_providers::routes())
+        .get("/platform/login", Scope::Platform, auth::login_page)
+        .add(Method::POST, "/platform/login", Scope::Platform, limited(&limit, auth::password_form))
+        .add(
+            Method::POST,
+            "/platform/login/code",
+            Scope::Platform,
+            limited(&limit, auth::code_form),
+        )
+        .add(
+            Method::POST,
+            "/platform/login/enrol",
+            Scope::Platform,
+            limited(&limit, auth::enrol_form),
+        )
+        .post("/platform/logout", Scope::Platform, auth::logout_form)
+        .add(
+            Method::POST,
+            "/api/platform/v1/login",
+            Scope::Platform,
+            limited(&limit, auth::login_api),
+        )
+        .add(
+            Method::POST,
+            "/api/platform/v1/login/enrol",
+            Scope::Platform,
+            limited(&limit, auth::enrol_api),
+        )
+        .get("/platform", Scope::Platform, pages::dashboard_page)
+        .get("/platform/merchants", Scope::Platform, pages::merchants_page)
+        .get("/platform/merchants/{id}", Scope::Platform, pages::merchant_page)
+        .get("/platform/announcements", Scope::Platform, pages::announcements_page)
+        .get("/platform/settings", Scope::Platform, pages::settings_page)
+        .get("/platform/audit", Scope::Platform, pages::audit_page)
+        .get("/api/platform/v1/dashboard", Scope::Platform, dashboard::dashboard_api)
+        .get("/api/platform/v1/merchants", Scope::Platform, merchants::list_api)
+        .get("/api/platform/v1/merchants/{id}", Scope::Platform, merchants::detail_api)
+        .post("/api/platform/v1/merchants/{id}/suspend", Scope::Platform, merchants::suspend)
+        .post("/api/platform/v1/merchants/{id}/resume", Scope::Platform, merchants::resume)
+        .post("/api/platform/v1/merchants/{id}/plan", Scope::Platform, merchants::change_plan)
+        .post("/api/platform/v1/merchants/{id}/trial", Scope::Platform, merchants::extend_trial)
+        .post("/api/platform/v1/merchants/{id}/delete", Scope::Platform, merchants::delete)
+        .post("/api/platform/v1/merchants/{id}/restore", Scope::Platform, merchants::restore)
+        .post(
+            "/api/platform/v1/merchants/{id}/impersonate",
+            Scope::Platform,
+            merchants::impersonate,
+        )
+        .get("/api/platform/v1/merchants/{id}/export", Scope::Platform, export::export)
+        .get("/api/platform/v1/announcements", Scope::Platform, announcements::list_api)
+        .post("/api/platform/v1/announcements", Scope::Platform, announcements::create)
+        .patch("/api/platform/v1/announcements/{id}", Scope::Platform, announcements::update)
+        .delete("/api/platform/v1/announcements/{id}", Scope::Platform, announcements::remove)
+        .post(
+            "/api/platform/v1/announcements/{id}/publish",
+            Scope::Platform,
+            announcements::publish,
+        )
+        .post(
+            "/api/platform/v1/announcements/{id}/unpublish",
+            Scope::Platform,
+            announcements::unpublish,
+        )
+        .get("/api/platform/v1/settings", Scope::Platform, system::get_api)
+        .put("/api/platform/v1/settings", Scope::Platform, system::put_api)
+        .post("/api/platform/v1/settings/test_email", Scope::Platform, system::test_email)
+        .get("/api/platform/v1/identity_providers", Scope::Platform, identity_providers::list)
+        .post("/api/platform/v1/identity_providers", Scope::Platform, identity_providers::create)
+        .put(
+            "/api/platform/v1/identity_providers/{id}",
+            Scope::Platform,
+            identity_providers::update,
+        )
+        .delete(
+            "/api/platform/v1/identity_providers/{id}",
+            Scope::Platform,
+            identity_providers::remove,
+        )
         .merge(audit::routes())
 }
 

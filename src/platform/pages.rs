@@ -21,28 +21,13 @@ use super::{
     system::{SmtpSecurity, SystemSettings},
 };
 use crate::{
-    http::{AppError, Page, Routes, Scope, csrf::CsrfToken},
+    http::{AppError, Page, csrf::CsrfToken},
     i18n::Lang,
 };
 
-pub fn routes<S>() -> Routes<S>
-where
-    S: Clone + Send + Sync + 'static,
-    super::Platform: axum::extract::FromRef<S>,
-    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
-{
-    Routes::new()
-        .get("/platform", Scope::Platform, dashboard_page)
-        .get("/platform/merchants", Scope::Platform, merchants_page)
-        .get("/platform/merchants/{id}", Scope::Platform, merchant_page)
-        .get("/platform/announcements", Scope::Platform, announcements_page)
-        .get("/platform/settings", Scope::Platform, settings_page)
-        .get("/platform/audit", Scope::Platform, audit_page)
-}
-
 /// The signed-in admin of a console page; without a session, a redirect to the console
 /// login that comes back to this page afterwards.
-struct Console(PlatformSession);
+pub(super) struct Console(PlatformSession);
 
 impl<S> FromRequestParts<S> for Console
 where
@@ -134,7 +119,7 @@ struct DashboardPage {
     recent: Vec<AuditEntry>,
 }
 
-async fn dashboard_page(
+pub(super) async fn dashboard_page(
     State(state): State<Platform>,
     lang: Lang,
     csrf: CsrfToken,
@@ -176,7 +161,7 @@ struct MerchantsPage {
     filter_query: String,
 }
 
-async fn merchants_page(
+pub(super) async fn merchants_page(
     State(state): State<Platform>,
     lang: Lang,
     csrf: CsrfToken,
@@ -234,7 +219,7 @@ fn percent(used: i64, limit: Option<u64>) -> u32 {
     }
 }
 
-async fn merchant_page(
+pub(super) async fn merchant_page(
     State(state): State<Platform>,
     lang: Lang,
     csrf: CsrfToken,
@@ -270,7 +255,7 @@ struct AnnouncementsPage {
     plans: Vec<String>,
 }
 
-async fn announcements_page(
+pub(super) async fn announcements_page(
     State(state): State<Platform>,
     lang: Lang,
     csrf: CsrfToken,
@@ -296,7 +281,7 @@ struct SettingsPage {
     callback_base: String,
 }
 
-async fn settings_page(
+pub(super) async fn settings_page(
     State(state): State<Platform>,
     lang: Lang,
     csrf: CsrfToken,
@@ -322,7 +307,7 @@ struct AuditPageT {
     next_link: Option<String>,
 }
 
-async fn audit_page(
+pub(super) async fn audit_page(
     State(state): State<Platform>,
     lang: Lang,
     csrf: CsrfToken,

@@ -20,25 +20,13 @@ use serde_json::{Value, json};
 
 use super::{PlatformSession, audit};
 use crate::{
-    http::{AppError, Routes, Scope, extract::ApiJson, input::text},
+    http::{AppError, extract::ApiJson, input::text},
     i18n::{Lang, PlatformDefaultLang},
 };
 
-pub fn routes<S>() -> Routes<S>
-where
-    S: Clone + Send + Sync + 'static,
-    super::Platform: axum::extract::FromRef<S>,
-    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
-{
-    Routes::new()
-        .get("/api/platform/v1/settings", Scope::Platform, get_api)
-        .put("/api/platform/v1/settings", Scope::Platform, put_api)
-        .post("/api/platform/v1/settings/test_email", Scope::Platform, test_email)
-}
-
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct TestEmail {
+pub(super) struct TestEmail {
     /// Where to send it (the admin's own address when left out).
     #[serde(default)]
     to: Option<String>,
@@ -46,7 +34,7 @@ struct TestEmail {
 
 /// Sends a test email at once with the saved SMTP settings and says how it went: 200, or
 /// 502 `email_failed` with the server's answer (409 `email_unavailable` when none is set).
-async fn test_email(
+pub(super) async fn test_email(
     State(state): State<Platform>,
     admin: PlatformSession,
     lang: Lang,
@@ -208,7 +196,7 @@ pub async fn default_lang(
     next.run(request).await
 }
 
-async fn get_api(
+pub(super) async fn get_api(
     State(state): State<Platform>,
     _admin: PlatformSession,
 ) -> Result<Json<Value>, AppError> {
@@ -233,7 +221,7 @@ struct SmtpInput {
 }
 
 #[derive(Deserialize)]
-struct Input {
+pub(super) struct Input {
     site_title: String,
     #[serde(default)]
     site_keywords: String,
@@ -283,7 +271,7 @@ fn validate(input: Input, current: &SystemSettings) -> Result<SystemSettings, Ap
     })
 }
 
-async fn put_api(
+pub(super) async fn put_api(
     State(state): State<Platform>,
     admin: PlatformSession,
     ApiJson(input): ApiJson<Input>,

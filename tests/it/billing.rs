@@ -2,6 +2,7 @@
 //! idempotent and order-proof events, the whole lifecycle with a controlled clock, every
 //! plan limit (also under concurrency), and manual billing without Stripe keys.
 
+use crate::helpers::Fetch;
 use std::sync::Arc;
 
 use billing::ManualClock;
@@ -250,12 +251,8 @@ async fn assert_read_only(app: &TestApp, m: &Merchant, visitor_ws: &mut Ws, agen
     let html = client()
         .get(app.url(&format!("/chatIndex?ent_id={}", m.ent_id)))
         .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text_body()
+        .await;
     assert!(html.contains("Service paused"));
     let res = client()
         .post(app.url("/api/v1/visitor/session"))

@@ -2,6 +2,7 @@
 //! Every acknowledged message must reach every agent consumer exactly once after dedupe by
 //! id, and each consumer must see new ids in increasing order.
 
+use crate::helpers::Fetch;
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     sync::{
@@ -258,7 +259,7 @@ fn histogram_totals(text: &str, name: &str) -> (f64, f64) {
 async fn many_merchants_share_commits_and_each_keeps_its_own_messages() {
     // One shard writer: every merchant's sends meet in its batches.
     let app = spawn_with(|c| c.writer_shards = 1).await;
-    let before = client().get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let before = client().get(app.url("/metrics")).text_body().await;
     let before = histogram_totals(&before, "kefu_message_batch_tenants");
     let names: Vec<String> = (0..6).map(|i| format!("Shard {i}")).collect();
     let merchants = futures::future::join_all(names.iter().map(|n| app.signup(n))).await;
@@ -304,7 +305,7 @@ async fn many_merchants_share_commits_and_each_keeps_its_own_messages() {
         let stored = stored_visitor_message_ids(app.pool(), &m.ent_id).await;
         assert_eq!(&stored, acked, "{}: exactly its acknowledged messages, once each", m.ent_id);
     }
-    let after = client().get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let after = client().get(app.url("/metrics")).text_body().await;
     let after = histogram_totals(&after, "kefu_message_batch_tenants");
     let (tenants, commits) = (after.0 - before.0, after.1 - before.1);
     assert!(

@@ -3,6 +3,7 @@
 //! address verification with their one-time links; left messages and reminders about
 //! unanswered conversations through the durable outbox, with retries and bounces.
 
+use crate::helpers::Fetch;
 use futures::future::join_all;
 use serde_json::{Value, json};
 
@@ -297,7 +298,7 @@ async fn invitations_resets_and_verification_work_once() {
         let browser = client();
         let url = app.url("/forgot");
         async move {
-            let csrf = hidden_csrf(&browser.get(&url).send().await.unwrap().text().await.unwrap());
+            let csrf = hidden_csrf(&browser.get(&url).text_body().await);
             let res = browser
                 .post(&url)
                 .form(&[("csrf_token", csrf.as_str()), ("email", email)])
@@ -320,7 +321,7 @@ async fn invitations_resets_and_verification_work_once() {
     let (_, text, _) = all[3].parsed();
     let url = link(&text, &app.url("/reset/"));
     let csrf_browser = client();
-    let csrf = hidden_csrf(&csrf_browser.get(&url).send().await.unwrap().text().await.unwrap());
+    let csrf = hidden_csrf(&csrf_browser.get(&url).text_body().await);
     let tries = join_all((0..20).map(|i| {
         let (browser, url, csrf) = (csrf_browser.clone(), url.clone(), csrf.clone());
         async move {
@@ -356,8 +357,7 @@ async fn a_reset_link_does_not_skip_two_step_verification() {
     );
 
     let browser = client();
-    let csrf =
-        hidden_csrf(&browser.get(app.url("/forgot")).send().await.unwrap().text().await.unwrap());
+    let csrf = hidden_csrf(&browser.get(app.url("/forgot")).text_body().await);
     browser
         .post(app.url("/forgot"))
         .form(&[("csrf_token", csrf.as_str()), ("email", m.email.as_str())])
@@ -367,7 +367,7 @@ async fn a_reset_link_does_not_skip_two_step_verification() {
     send_outbox(&app).await;
     let (_, text, _) = smtp.wait_for(2).await[1].parsed();
     let url = link(&text, &app.url("/reset/"));
-    let csrf = hidden_csrf(&browser.get(&url).send().await.unwrap().text().await.unwrap());
+    let csrf = hidden_csrf(&browser.get(&url).text_body().await);
     let res = browser
         .post(&url)
         .form(&[("csrf_token", csrf.as_str()), ("password", "a brand new passphrase")])

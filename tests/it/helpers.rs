@@ -198,6 +198,25 @@ async fn start(
     TestApp { url, state, options }
 }
 
+/// A request's answer read whole, for checks that look only at its body (a transport error
+/// or an unreadable body fails the test).
+pub trait Fetch {
+    fn text_body(self) -> impl std::future::Future<Output = String> + Send;
+    fn json_body<T: serde::de::DeserializeOwned>(
+        self,
+    ) -> impl std::future::Future<Output = T> + Send;
+}
+
+impl Fetch for reqwest::RequestBuilder {
+    async fn text_body(self) -> String {
+        self.send().await.unwrap().text().await.unwrap()
+    }
+
+    async fn json_body<T: serde::de::DeserializeOwned>(self) -> T {
+        self.send().await.unwrap().json::<T>().await.unwrap()
+    }
+}
+
 /// A client with a cookie store that does not follow redirects (tests look at them).
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()

@@ -149,7 +149,7 @@ async fn a_user_of_several_tenants_chooses_one() {
     assert_eq!(res.status(), 303);
     let csrf = form_csrf(&browser, &app, "/login").await;
     assert_eq!(res.headers()["location"], "/login/select");
-    let html = browser.get(app.url("/login/select")).send().await.unwrap().text().await.unwrap();
+    let html = browser.get(app.url("/login/select")).text_body().await;
     assert!(html.contains("Alpha") && html.contains("Bravo"));
     let res = browser
         .post(app.url("/login/select"))
@@ -158,7 +158,7 @@ async fn a_user_of_several_tenants_chooses_one() {
         .await
         .unwrap();
     assert_eq!(res.status(), 303);
-    let html = browser.get(app.url("/app")).send().await.unwrap().text().await.unwrap();
+    let html = browser.get(app.url("/app")).text_body().await;
     assert!(html.contains("Bravo"));
 }
 

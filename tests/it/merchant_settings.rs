@@ -1,6 +1,7 @@
 //! Merchant settings and keyword auto-replies: validation, what visitors see change with
 //! them, and the chat engine picks changes up at once.
 
+use crate::helpers::Fetch;
 use serde_json::{Value, json};
 
 use crate::{
@@ -140,14 +141,7 @@ async fn logo_and_avatars_are_the_teams_own_images() {
     assert!(res.headers()["content-type"].to_str().unwrap().starts_with("image/"));
 
     // The chat page shows the logo, and knows the service avatar.
-    let html = client()
-        .get(app.url(&format!("/chatIndex?ent_id={}", m.ent_id)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = client().get(app.url(&format!("/chatIndex?ent_id={}", m.ent_id))).text_body().await;
     assert!(html.contains(&format!(r#"<img class="chat-avatar chat-logo" src="{thumb}""#)));
     assert!(html.contains(&format!(r#"data-service-avatar="{thumb}""#)));
 
@@ -169,14 +163,7 @@ async fn logo_and_avatars_are_the_teams_own_images() {
     // Removing it brings the initial back.
     let s: Value = patch(&app, &m, json!({ "logo": "" })).await.json().await.unwrap();
     assert_eq!(s["logo_url"], Value::Null);
-    let html = client()
-        .get(app.url(&format!("/chatIndex?ent_id={}", m.ent_id)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = client().get(app.url(&format!("/chatIndex?ent_id={}", m.ent_id))).text_body().await;
     assert!(html.contains(r#"<div class="chat-avatar" aria-hidden="true">P</div>"#));
 
     // An agent chooses their own photo; their replies carry it, live and in the history.

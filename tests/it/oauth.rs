@@ -7,6 +7,7 @@
 //! Without it the OpenID Connect test says so and passes, unless `KEFU_REQUIRE_OIDC=1`
 //! (`.ci/run` sets it).
 
+use crate::helpers::Fetch;
 use std::{
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
@@ -268,7 +269,7 @@ async fn openid_connect_sign_in_links_only_through_verified_addresses() {
     assert_eq!(error_code(res).await, "slug_taken");
 
     // The login page offers it.
-    let html = client().get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    let html = client().get(app.url("/login")).text_body().await;
     assert!(html.contains("href=\"/auth/oauth/corp\"") && html.contains("Continue with Corp SSO"));
 
     // A merchant whose owner never confirmed the address: the provider vouching for the
@@ -420,7 +421,7 @@ async fn openid_connect_sign_in_links_only_through_verified_addresses() {
         )
         .await;
     assert_eq!(res.status(), 200);
-    let html = client().get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    let html = client().get(app.url("/login")).text_body().await;
     assert!(!html.contains("/auth/oauth/corp"));
     let res = client().get(app.url("/auth/oauth/corp")).send().await.unwrap();
     assert_eq!(res.status(), 404);

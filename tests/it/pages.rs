@@ -19,15 +19,8 @@ async fn landing_page_in_english_and_chinese() {
     let html = en.text().await.unwrap();
     assert!(html.contains("<html lang=\"en\">") && html.contains("Start your 14-day free trial"));
 
-    let zh = client()
-        .get(app.url("/"))
-        .header("accept-language", "zh-CN,zh;q=0.9")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let zh =
+        client().get(app.url("/")).header("accept-language", "zh-CN,zh;q=0.9").text_body().await;
     assert!(zh.contains("<html lang=\"zh-CN\">") && zh.contains("免费试用 14 天"));
 
     // ?lang= wins over the browser and is remembered.
@@ -36,15 +29,7 @@ async fn landing_page_in_english_and_chinese() {
         browser.get(app.url("/?lang=zh-CN")).header("accept-language", "en").send().await.unwrap();
     assert!(res.headers()["set-cookie"].to_str().unwrap().starts_with("kefu_lang=zh-CN"));
     assert!(res.text().await.unwrap().contains("免费试用"));
-    let later = browser
-        .get(app.url("/login"))
-        .header("accept-language", "en")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let later = browser.get(app.url("/login")).header("accept-language", "en").text_body().await;
     assert!(later.contains("登录 kefu"));
 }
 

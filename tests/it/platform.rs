@@ -2,6 +2,7 @@
 //! management (suspend end to end, plans, trials, delete, restore, purge, support sessions),
 //! announcements pushed live, system settings, exports, and the platform audit log.
 
+use crate::helpers::Fetch;
 use std::io::Read as _;
 
 use serde_json::{Value, json};
@@ -410,12 +411,8 @@ async fn published_announcements_reach_connected_agents_of_their_audience() {
     let home = client()
         .get(app.url("/app"))
         .header("cookie", format!("kefu_session={}", trial.token))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text_body()
+        .await;
     assert!(!home.contains("Sunday 02:00 UTC"), "a dismissed announcement stays hidden");
 
     // Unpublishing withdraws it from screens.
@@ -761,7 +758,7 @@ async fn merchants_are_listed_managed_and_supported() {
         .await
         .unwrap();
     assert_eq!(error_code(res).await, "support_session");
-    let home = browser.get(app.url("/app")).send().await.unwrap().text().await.unwrap();
+    let home = browser.get(app.url("/app")).text_body().await;
     assert!(
         home.contains("support-banner") && home.contains(&admin.email),
         "the banner names the admin"
@@ -841,7 +838,7 @@ async fn system_settings_change_the_site() {
     assert_eq!(stored["password"], "s3cret");
 
     // The site follows: title, copyright, default language, closed sign-up.
-    let landing = client().get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    let landing = client().get(app.url("/")).text_body().await;
     assert!(landing.contains("<title>Acme Help"));
     assert!(landing.contains("© 2026 Acme Ltd."));
     assert!(landing.contains("<html lang=\"zh-CN\">"), "the default language applies");

@@ -2,6 +2,7 @@
 //! a visitor away or send the offline notice); idle agents become away and come back with
 //! their next activity; a chosen away stays.
 
+use crate::helpers::Fetch;
 use serde_json::{Value, json};
 
 use crate::{
@@ -60,12 +61,8 @@ async fn a_reload_within_the_grace_does_not_flap() {
     let owner_id = client()
         .get(app.url("/api/v1/me"))
         .bearer_auth(&m.token)
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["agent"]["id"]
+        .json_body::<Value>()
+        .await["agent"]["id"]
         .as_i64()
         .unwrap();
     // A colleague who is away watches; a visitor watches the team's availability.

@@ -1,6 +1,7 @@
 //! Ended means ended (server-side sessions), and a merchant never reaches a sign-in the
 //! platform or another merchant relies on.
 
+use crate::helpers::Fetch;
 use serde_json::{Value, json};
 
 use crate::{
@@ -117,12 +118,7 @@ async fn where_you_are_signed_in_and_signing_out_elsewhere() {
         .post(app.url("/api/v1/login"))
         .header("user-agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1")
         .json(&json!({ "email": m.email, "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["token"]
+        .json_body::<Value>().await["token"]
         .as_str()
         .unwrap()
         .to_owned();

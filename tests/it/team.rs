@@ -1,6 +1,7 @@
 //! Team management, quick replies and announcements: what admins may do, what agents may
 //! not (403 within their own merchant), and bad input.
 
+use crate::helpers::Fetch;
 use serde_json::{Value, json};
 
 use crate::{helpers::*, ws_client::Ws};
@@ -401,12 +402,8 @@ async fn published_announcements_reach_the_workspace() {
         .get(app.url("/app"))
         .bearer_auth(&m.token)
         .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .text_body()
+        .await;
     assert!(page.contains("Maintenance on Sunday"), "the banner is on the home page");
     assert!(
         page.contains("exports") && !page.contains("<b>exports"),

@@ -224,7 +224,7 @@ async fn a_merchant_can_require_two_step_verification_of_its_team() {
     let browser = client();
     let res = form_login(&browser, &app, &m.email, &[]).await;
     assert_eq!(res.headers()["location"], "/login/2fa");
-    let page = browser.get(app.url("/login/2fa")).send().await.unwrap().text().await.unwrap();
+    let page = browser.get(app.url("/login/2fa")).text_body().await;
     assert!(page.contains("<svg") && page.contains("Set up two-step verification"), "{page}");
     let secret = {
         let marker = "id=\"totp-secret\" class=\"mono\" readonly value=\"";

@@ -1,6 +1,7 @@
 //! What agents do to visitor records: names and contacts, notes, tags, the blacklist,
 //! clearing history. Changes reach the other agents live.
 
+use crate::helpers::Fetch;
 use serde_json::{Value, json};
 
 use crate::{
@@ -337,12 +338,8 @@ async fn names_keep_only_what_shows() {
     let blank = client()
         .post(app.url("/api/v1/visitor/session"))
         .json(&json!({ "ent_id": m.ent_id, "name": "\u{200B}\u{2066}\u{3164}" }))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+        .json_body::<Value>()
+        .await;
     assert!(blank["name"].as_str().unwrap().starts_with("Visitor "), "{blank}");
     // An agent naming a visitor, and an agent's own name.
     let path = format!("/api/v1/visitors/{}", body["visitor_id"].as_str().unwrap());
@@ -446,7 +443,7 @@ async fn the_chat_page_says_when_agents_see_typing_previews() {
     let m = app.signup("Preview Shop").await;
     let page = |app: &TestApp| {
         let url = app.url(&format!("/chatIndex?ent_id={}&lang=en", m.ent_id));
-        async move { client().get(url).send().await.unwrap().text().await.unwrap() }
+        async move { client().get(url).text_body().await }
     };
     let note = "Agents can see what you type before you send it.";
     let off = page(&app).await;

@@ -26,9 +26,8 @@ use askama::Template;
 use axum::{
     Json,
     extract::{Path, Query, State},
-    http::{Method, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, Redirect, Response},
-    routing::get,
 };
 use axum_extra::extract::{CookieJar, cookie::Cookie};
 use cookie::SameSite;
@@ -38,12 +37,9 @@ use subtle::ConstantTimeEq as _;
 
 use self::protocol::{Identity, ProviderError};
 pub use self::protocol::{Kind, Provider, Providers};
-use super::{Auth, AuthRateLimit, LoginOutcome, form_outcome, session::AgentSession, totp};
+use super::{Auth, LoginOutcome, form_outcome, session::AgentSession, totp};
 use crate::{
-    http::{
-        AppError, Page, Routes, Scope, client::ClientMeta, extract::OptionalJson,
-        local_redirect_target,
-    },
+    http::{AppError, Page, client::ClientMeta, extract::OptionalJson, local_redirect_target},
     i18n::Lang,
 };
 
@@ -52,25 +48,6 @@ const FLOW_COOKIE: &str = "kefu_oauth";
 const FLOW_COOKIE_PATH: &str = "/auth/oauth";
 /// How long a sign-in may spend at the provider.
 const FLOW_TTL_SECS: i64 = 600;
-
-pub fn routes<S>(limit: &AuthRateLimit) -> Routes<S>
-where
-    S: Clone + Send + Sync + 'static,
-    crate::auth::Auth: axum::extract::FromRef<S>,
-    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
-{
-    Routes::new()
-        .add(Method::GET, "/auth/oauth/{slug}", Scope::Public, get(start).layer(limit.clone()))
-        .add(
-            Method::GET,
-            "/auth/oauth/{slug}/callback",
-            Scope::Public,
-            get(callback).layer(limit.clone()),
-        )
-        .add(Method::POST, "/auth/oauth/{slug}/link", Scope::Public, super::limited(limit, link))
-        .get("/api/v1/me/identities", Scope::Tenant, list_mine)
-        .delete("/api/v1/me/identities/{slug}", Scope::Tenant, unlink)
-}
 
 // ---------------------------------------------------------------------------------------
 // Providers as stored
@@ -127,12 +104,12 @@ fn state_hash(state: &str) -> String {
 // Leaving for the provider
 
 #[derive(Deserialize)]
-struct StartQuery {
+pub(super) struct StartQuery {
     #[serde(default)]
     next: Option<String>,
 }
 
-async fn start(
+pub(super) async fn start(
     State(state): State<Auth>,
     Path(slug): Path<String>,
     lang: Lang,
@@ -149,7 +126,7 @@ async fn start(
 }
 
 #[derive(Deserialize, Default)]
-struct LinkRequest {
+pub(super) struct LinkRequest {
     /// Where to come back to (a local path; `/app` when left out).
     #[serde(default)]
     next: Option<String>,
@@ -158,7 +135,7 @@ struct LinkRequest {
 /// A signed-in user links a provider account to themselves (from their profile): answers
 /// `{redirect}`, the provider's page to send the browser to. A JSON call rather than a form
 /// post, because the page's `form-action 'self'` policy stops a form redirecting elsewhere.
-async fn link(
+pub(super) async fn link(
     State(state): State<Auth>,
     Path(slug): Path<String>,
     meta: ClientMeta,
@@ -243,7 +220,7 @@ async fn prepare(
 // Coming back
 
 #[derive(Deserialize)]
-struct CallbackQuery {
+pub(super) struct CallbackQuery {
     #[serde(default)]
     code: Option<String>,
     #[serde(default)]
@@ -344,7 +321,7 @@ enum Completed {
     Linked,
 }
 
-async fn callback(
+pub(super) async fn callback(
     State(state): State<Auth>,
     Path(slug): Path<String>,
     lang: Lang,
@@ -562,7 +539,7 @@ pub async fn mine(db: &sqlx::PgPool, user_id: i64) -> sqlx::Result<Vec<MyIdentit
         .collect())
 }
 
-async fn list_mine(
+pub(super) async fn list_mine(
     State(state): State<Auth>,
     session: AgentSession,
 ) -> Result<Json<Vec<MyIdentity>>, AppError> {
@@ -571,7 +548,7 @@ async fn list_mine(
 
 /// Removes the link to `slug`'s account (204 also when there was none). Refused when it is
 /// the user's only way to sign in.
-async fn unlink(
+pub(super) async fn unlink(
     State(state): State<Auth>,
     Path(slug): Path<String>,
     session: AgentSession,
