@@ -2,6 +2,7 @@
 //! across two nodes sharing one database — and is turned away (429 with `Retry-After`), while
 //! the merchant's real visitor and its owner are served throughout.
 
+use crate::helpers::Fetch;
 use kefu::http::rate::VisitorLimits;
 use reqwest::Method as M;
 use serde_json::{Value, json};
@@ -55,9 +56,8 @@ fn from(ip: &str, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
 async fn new_visitor(app: &TestApp, ent_id: &str, ip: &str) -> reqwest::Response {
     from(ip, client().post(app.url("/api/v1/visitor/session")))
         .json(&json!({ "ent_id": ent_id }))
-        .send()
+        .sent()
         .await
-        .unwrap()
 }
 
 /// A refusal of the flood: 429, the JSON shape, and when to come back.
@@ -70,11 +70,8 @@ async fn turned_away(res: reqwest::Response, what: &str) {
 
 /// Opens a visitor socket from `ip` (the ticket from there too).
 async fn socket(app: &TestApp, token: &str, ip: &str) -> Result<Ws, String> {
-    let res = from(ip, client().post(app.url("/api/v1/visitor/ticket")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let res =
+        from(ip, client().post(app.url("/api/v1/visitor/ticket"))).bearer_auth(token).sent().await;
     if res.status() != 200 {
         return Err(format!("ticket: {}", res.status()));
     }
@@ -193,9 +190,8 @@ async fn one_address_cannot_exhaust_a_merchant_across_nodes() {
             reqwest::multipart::Form::new()
                 .part("file", reqwest::multipart::Part::bytes(png(60, 20)).file_name("logo.png")),
         )
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(logo.status(), 201, "the owner's logo fits: the team's storage is its own");
 
     // Left messages, page views, ratings, tickets and sockets of one visitor.
@@ -205,60 +201,52 @@ async fn one_address_cannot_exhaust_a_merchant_across_nodes() {
     for _ in 0..limits().leave_messages_per_visitor {
         let res = visitor(&a, M::POST, "/api/v1/visitor/leave_message", &attackers[2])
             .json(&json!({ "body": "call me" }))
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(res.status(), 201);
     }
     let res = visitor(&b, M::POST, "/api/v1/visitor/leave_message", &attackers[2])
         .json(&json!({ "body": "call me" }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     turned_away(res, "left messages").await;
     let res = from(CUSTOMER, client().post(b.url("/api/v1/visitor/leave_message")))
         .bearer_auth(&customer)
         .json(&json!({ "name": "Lin", "contact": "lin@example.com", "body": "Please call back" }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 201, "the customer leaves a message");
 
     let views = |n: usize| json!({ "views": (0..n).map(|i| json!({ "url": format!("https://shop.example/p/{i}") })).collect::<Vec<_>>() });
     let res = visitor(&a, M::POST, "/api/v1/visitor/page_views", &attackers[3])
         .json(&views(limits().page_views_per_visitor as usize))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 204);
     let res = visitor(&b, M::POST, "/api/v1/visitor/page_views", &attackers[3])
         .json(&views(1))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     turned_away(res, "page views").await;
 
     for _ in 0..limits().ratings_per_visitor {
         let res = visitor(&a, M::POST, "/api/v1/visitor/rating", &attackers[4])
             .json(&json!({ "conversation_id": 1, "score": 5 }))
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_ne!(res.status(), 429);
     }
     let res = visitor(&b, M::POST, "/api/v1/visitor/rating", &attackers[4])
         .json(&json!({ "conversation_id": 1, "score": 5 }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     turned_away(res, "ratings").await;
 
     let mut tickets = 0;
     loop {
         let res = visitor(nodes[tickets % 2], M::POST, "/api/v1/visitor/ticket", &attackers[5])
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         if res.status() == 429 {
             turned_away(res, "tickets").await;
             break;

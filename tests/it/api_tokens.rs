@@ -2,6 +2,7 @@
 //! recorded, revocable; they reach only the REST API's routes, within their merchant; a
 //! merchant's system posts messages into conversations as an agent or as a bot.
 
+use crate::helpers::Fetch;
 use serde_json::{Value, json};
 
 use crate::{
@@ -10,13 +11,7 @@ use crate::{
 };
 
 async fn create_token(app: &TestApp, m: &Merchant, body: Value) -> reqwest::Response {
-    client()
-        .post(app.url("/api/v1/api_tokens"))
-        .bearer_auth(&m.token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    client().post(app.url("/api/v1/api_tokens")).bearer_auth(&m.token).json(&body).sent().await
 }
 
 pub(crate) async fn new_token(app: &TestApp, m: &Merchant, scope: &str) -> (i64, String) {
@@ -70,12 +65,8 @@ async fn a_merchants_system_reads_and_writes_through_the_api() {
     let mut visitor = Ws::visitor(&app, &v.token, "").await;
     visitor.send_text("v1", "Where is order #1042?", None).await;
     let conversation = visitor.expect("ack").await["conversation_id"].as_i64().unwrap();
-    let page = client()
-        .get(app.url("/api/v1/conversations?view=all"))
-        .bearer_auth(&read)
-        .send()
-        .await
-        .unwrap();
+    let page =
+        client().get(app.url("/api/v1/conversations?view=all")).bearer_auth(&read).sent().await;
     assert_eq!(page.status(), 200);
     assert_eq!(page.json::<Value>().await.unwrap()["conversations"][0]["id"], conversation);
     let res = post_message(&app, &write, conversation, json!({
@@ -83,9 +74,8 @@ async fn a_merchants_system_reads_and_writes_through_the_api() {
         "product": { "title": "Order #1042 — shipped", "price": "¥199", "url": "https://shop.example/orders/1042" },
         "client_msg_id": "order-1042-shipped"
     }))
-    .send()
-    .await
-    .unwrap();
+    .sent()
+    .await;
     assert_eq!(res.status(), 201);
     let stored: Value = res.json().await.unwrap();
     assert_eq!(
@@ -106,9 +96,8 @@ async fn a_merchants_system_reads_and_writes_through_the_api() {
             "product": { "title": "Order #1042 — shipped" }, "client_msg_id": "order-1042-shipped"
         }),
     )
-    .send()
-    .await
-    .unwrap();
+    .sent()
+    .await;
     assert_eq!(again.status(), 200);
     let again: Value = again.json().await.unwrap();
     assert_eq!(
@@ -126,9 +115,8 @@ async fn a_merchants_system_reads_and_writes_through_the_api() {
             "buttons": [{ "label": "Track parcel", "url": "https://shop.example/track/SF1234567890" }]
         }
     }))
-    .send()
-    .await
-    .unwrap();
+    .sent()
+    .await;
     assert_eq!(res.status(), 201);
     let card: Value = res.json().await.unwrap();
     assert_eq!(
@@ -154,10 +142,8 @@ async fn a_merchants_system_reads_and_writes_through_the_api() {
         (Some("bad_kind"), Some("v-card"))
     );
 
-    let res = post_message(&app, &write, conversation, json!({ "body": "Anything else?" }))
-        .send()
-        .await
-        .unwrap();
+    let res =
+        post_message(&app, &write, conversation, json!({ "body": "Anything else?" })).sent().await;
     assert_eq!(res.status(), 201);
     let as_agent: Value = res.json().await.unwrap();
     assert_eq!(as_agent["sender"]["kind"], "agent");
@@ -219,9 +205,8 @@ async fn a_merchants_system_reads_and_writes_through_the_api() {
             .request(method.parse().unwrap(), app.url(path))
             .bearer_auth(&write)
             .json(&json!({ "name": "x", "scope": "write" }))
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(res.status(), 403, "{method} {path}");
         assert_eq!(error_code(res).await, "token_scope");
     }
@@ -229,9 +214,8 @@ async fn a_merchants_system_reads_and_writes_through_the_api() {
     let res = client()
         .get(app.url(&format!("/api/v1/conversations?ent_id={}", other.ent_id)))
         .bearer_auth(&write)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 404);
     // (Each merchant counts its ids from 1: the other's conversation gets an id this one
     // does not have.)
@@ -303,13 +287,7 @@ async fn a_token_stops_with_its_admins_rights() {
     let admin = Merchant { ent_id: m.ent_id.clone(), token: admin_session, email: String::new() };
     let (_, token) = new_token(&app, &admin, "read").await;
     let reads = || async {
-        client()
-            .get(app.url("/api/v1/conversations"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .status()
+        client().get(app.url("/api/v1/conversations")).bearer_auth(&token).sent().await.status()
     };
     assert_eq!(reads().await, 200);
     let change = |body: Value| {

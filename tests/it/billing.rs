@@ -121,9 +121,8 @@ async fn webhook_signatures_are_checked_as_stripe_specifies() {
         .post(manual.url("/webhooks/stripe"))
         .header("stripe-signature", sign(WEBHOOK_SECRET, now))
         .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 404);
 }
 
@@ -208,9 +207,8 @@ async fn trial_to_paid_to_past_due_to_suspended_and_back() {
         client()
             .post(app.url("/api/v1/visitor/session"))
             .json(&json!({ "ent_id": m.ent_id }))
-            .send()
+            .sent()
             .await
-            .unwrap()
             .status(),
         200
     );
@@ -257,9 +255,8 @@ async fn assert_read_only(app: &TestApp, m: &Merchant, visitor_ws: &mut Ws, agen
     let res = client()
         .post(app.url("/api/v1/visitor/session"))
         .json(&json!({ "ent_id": m.ent_id }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(error_code(res).await, "tenant_suspended");
     // Agents: told, still connected, can read, cannot write.
     agent_ws
@@ -542,9 +539,8 @@ async fn monthly_conversations_are_capped_and_the_rest_leave_messages() {
         .post(app.url("/api/v1/visitor/leave_message"))
         .bearer_auth(&visitors[0].token)
         .json(&json!({ "name": "Mia", "contact": "mia@example.com", "body": "Call me" }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert!(res.status().is_success());
     // The merchant sees why others cannot start one.
     let usage = billing(&app, &m).await["usage"]["conversations"].clone();
@@ -580,9 +576,8 @@ async fn storage_is_limited_even_for_uploads_at_once() {
         .post(app.url("/api/v1/uploads"))
         .bearer_auth(&m.token)
         .multipart(file(9))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 413);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "storage_limit");
@@ -692,9 +687,8 @@ async fn every_plan_feature_is_enforced_on_every_plan() {
             .get(app.url(&format!("/other/internalToken?ent_id={}&account={}", m.ent_id, m.email)))
             .header("x-forwarded-for", "203.0.113.10")
             .bearer_auth(&secret)
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         refused(res, "an SSO token", f.sso).await;
         // The settings page names what the plan leaves out, and links the plans.
         let html = page(&app, &m, "/app/settings").await;

@@ -6,6 +6,7 @@
 //! when its packages are missing. Without a browser the test says so and passes, unless
 //! `KEFU_REQUIRE_BROWSER=1` (`.ci/run` sets it after installing Chromium).
 
+use crate::helpers::Fetch;
 use std::path::{Path, PathBuf};
 
 use axum::{Router, extract::Path as UrlPath, response::Html, routing::get};
@@ -364,9 +365,8 @@ async fn a_verified_user_in_a_real_browser() {
     let res = crate::helpers::client()
         .post(app.url("/api/v1/settings/identity_secret"))
         .bearer_auth(&m.token)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let secret =
         res.json::<serde_json::Value>().await.unwrap()["secret"].as_str().unwrap().to_owned();
     let hash = {
@@ -433,9 +433,8 @@ async fn security_journeys_in_a_real_browser() {
         .patch(app.url(&format!("/api/v1/agents/{agent_id}")))
         .bearer_auth(&lumen.token)
         .json(&serde_json::json!({ "disabled": true }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     let starter = app.signup("Harbor Books").await;
     for (m, plan) in [(&starter, "starter"), (&lumen, "business")] {

@@ -1,5 +1,6 @@
 //! The chat core end to end over real WebSockets.
 
+use crate::helpers::Fetch;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -223,9 +224,8 @@ async fn nobody_online_means_one_offline_notice_and_a_leave_message_form() {
         .post(app.url("/api/v1/visitor/leave_message"))
         .bearer_auth(&v.token)
         .json(&json!({"name": "Ann", "contact": "ann@example.com", "body": "Call me back"}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 201);
     let mut tx =
         tenants::TenantTx::begin(app.pool(), tenant_id(app.pool(), &m.ent_id).await).await.unwrap();
@@ -242,12 +242,7 @@ async fn nobody_online_means_one_offline_notice_and_a_leave_message_form() {
     // online: told so once more, in the reopened conversation.
     let conversation =
         frames.iter().find(|f| f["type"] == "ack").unwrap()["conversation_id"].as_i64().unwrap();
-    let res = client()
-        .post(app.url(&format!("/api/v1/conversations/{conversation}/close")))
-        .bearer_auth(&m.token)
-        .send()
-        .await
-        .unwrap();
+    let res = app.close_conversation(&m, conversation).await;
     assert_eq!(res.status(), 200);
     while visitor.next().await.is_some() {}
     visitor.send_text("again", "hello again?", None).await;
@@ -363,9 +358,8 @@ async fn routing_transfer_and_close() {
     let login: Value = client()
         .post(app.url("/api/v1/login"))
         .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
+        .sent()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -420,9 +414,8 @@ async fn routing_transfer_and_close() {
         .post(app.url(&format!("/api/v1/conversations/{conversation_id}/transfer")))
         .bearer_auth(&m2.token)
         .json(&json!({"agent_id": agent1_id}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     let event = pinned.expect("conversation").await;
     assert_eq!(
@@ -441,20 +434,14 @@ async fn routing_transfer_and_close() {
         .post(app.url(&format!("/api/v1/conversations/{conversation_id}/transfer")))
         .bearer_auth(&m.token)
         .json(&json!({"agent_id": 424242}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 422, "transfer to a non-agent");
 
     // Close: with the merchant's reopen window at 0, the visitor's next message opens a new
     // conversation (within the window it reopens this one: tests/it/statuses.rs).
     assert_eq!(app.patch_settings(&m, json!({ "reopen_hours": 0 })).await.status(), 200);
-    let res = client()
-        .post(app.url(&format!("/api/v1/conversations/{conversation_id}/close")))
-        .bearer_auth(&m.token)
-        .send()
-        .await
-        .unwrap();
+    let res = app.close_conversation(&m, conversation_id).await;
     assert_eq!(res.status(), 200);
     assert_eq!(pinned.expect("conversation").await["event"], "closed");
     pinned.send_text("after", "one more thing", None).await;
@@ -562,9 +549,8 @@ async fn visitor_sessions_refuse_bad_input_clearly() {
         client()
             .post(app.url("/api/v1/visitor/ticket"))
             .bearer_auth(&m.token)
-            .send()
+            .sent()
             .await
-            .unwrap()
             .status(),
         401,
         "an agent token is not a visitor token"

@@ -5,6 +5,7 @@
 //! Without nats-server these tests say so and pass, unless `KEFU_REQUIRE_NATS=1` (`.ci/run`
 //! sets it after installing the Debian package).
 
+use crate::helpers::Fetch;
 use std::{
     collections::HashSet,
     sync::{Arc, Mutex},
@@ -115,9 +116,8 @@ async fn two_nodes_share_messages_presence_caches_and_revocations() {
         .post(b.url("/api/v1/auto_replies"))
         .bearer_auth(&m.token)
         .json(&json!({"keyword": "price", "reply": "It is 42."}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 201);
     // The invalidation crosses the bus in milliseconds; a loaded machine may take longer.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -149,9 +149,8 @@ async fn two_nodes_share_messages_presence_caches_and_revocations() {
         .post(b.url("/api/v1/blacklist"))
         .bearer_auth(&m.token)
         .json(&json!({"visitor_id": v.id}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 201);
     assert_eq!(visitor.expect_close().await, 4003, "revoked across nodes");
 

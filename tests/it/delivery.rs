@@ -226,19 +226,14 @@ impl TestAppRef {
         let res = client()
             .post(format!("{}/api/v1/visitor/ticket", self.url))
             .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         res.json::<Value>().await.unwrap()["ticket"].as_str().unwrap().to_owned()
     }
 
     async fn agent_ticket(&self, token: &str) -> String {
-        let res = client()
-            .post(format!("{}/api/v1/ws/ticket", self.url))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+        let res =
+            client().post(format!("{}/api/v1/ws/ticket", self.url)).bearer_auth(token).sent().await;
         res.json::<Value>().await.unwrap()["ticket"].as_str().unwrap().to_owned()
     }
 }

@@ -66,9 +66,8 @@ async fn start_signup(app: &TestApp, company: &str, email: &str) {
     let res = client()
         .post(app.url("/api/v1/signup"))
         .json(&json!({ "company": company, "email": email, "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 202);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body, json!({ "status": "check_email", "email": email }));
@@ -82,9 +81,8 @@ async fn confirm_signup(app: &TestApp, mail: &crate::smtp_server::Received) -> M
     let res = client()
         .post(app.url("/api/v1/signup/confirm"))
         .json(&json!({ "token": token }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 201);
     let body: Value = res.json().await.unwrap();
     Merchant {
@@ -220,9 +218,8 @@ async fn invitations_resets_and_verification_work_once() {
         .post(app.url("/api/v1/agents"))
         .bearer_auth(&m.token)
         .json(&json!({ "email": "lin@lumen.example", "display_name": "Lin" }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 201);
     let created: Value = res.json().await.unwrap();
     assert_eq!(
@@ -251,16 +248,14 @@ async fn invitations_resets_and_verification_work_once() {
     let weak = browser
         .post(&url)
         .form(&[("csrf_token", csrf.as_str()), ("password", "short")])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(weak.status(), 422);
     let set = browser
         .post(&url)
         .form(&[("csrf_token", csrf.as_str()), ("password", "a fine long password")])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(set.status(), 303);
     assert_eq!(set.headers()["location"], "/app");
     assert_eq!(
@@ -271,9 +266,8 @@ async fn invitations_resets_and_verification_work_once() {
     let again = client()
         .post(&url)
         .form(&[("csrf_token", csrf.as_str()), ("password", "another long password")])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(again.status(), 404, "the link is used up");
     let agents: Value = app.get_as(&m, "/api/v1/agents").await.json().await.unwrap();
     let lin = agents["agents"]
@@ -287,9 +281,8 @@ async fn invitations_resets_and_verification_work_once() {
     let res = client()
         .post(app.url(&format!("/api/v1/agents/{}/invite", lin["id"])))
         .bearer_auth(&m.token)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(error_code(res).await, "already_joined");
 
     // Forgot password: same answer for known and unknown addresses; only the known one
@@ -302,9 +295,8 @@ async fn invitations_resets_and_verification_work_once() {
             let res = browser
                 .post(&url)
                 .form(&[("csrf_token", csrf.as_str()), ("email", email)])
-                .send()
-                .await
-                .unwrap();
+                .sent()
+                .await;
             (res.status(), res.text().await.unwrap())
         }
     };
@@ -329,9 +321,8 @@ async fn invitations_resets_and_verification_work_once() {
             browser
                 .post(&url)
                 .form(&[("csrf_token", csrf.as_str()), ("password", password.as_str())])
-                .send()
+                .sent()
                 .await
-                .unwrap()
                 .status()
         }
     }))
@@ -361,9 +352,8 @@ async fn a_reset_link_does_not_skip_two_step_verification() {
     browser
         .post(app.url("/forgot"))
         .form(&[("csrf_token", csrf.as_str()), ("email", m.email.as_str())])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     send_outbox(&app).await;
     let (_, text, _) = smtp.wait_for(2).await[1].parsed();
     let url = link(&text, &app.url("/reset/"));
@@ -371,9 +361,8 @@ async fn a_reset_link_does_not_skip_two_step_verification() {
     let res = browser
         .post(&url)
         .form(&[("csrf_token", csrf.as_str()), ("password", "a brand new passphrase")])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/login/2fa", "the code comes first");
     assert!(
@@ -396,9 +385,8 @@ async fn left_messages_and_unanswered_conversations_are_emailed() {
         .patch(app.url("/api/v1/settings"))
         .bearer_auth(&m.token)
         .json(&json!({ "notification_email": "desk@quiet.example", "unanswered_email_minutes": 3 }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
 
     // Nobody is online: the visitor's message becomes a reminder due in 3 minutes.
@@ -451,9 +439,8 @@ async fn left_messages_and_unanswered_conversations_are_emailed() {
         .post(app.url("/api/v1/visitor/leave_message"))
         .bearer_auth(&v.token)
         .json(&json!({ "name": "Mia", "contact": "mia@example.com", "body": "Please call me <b>tomorrow</b>." }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert!(res.status().is_success());
     send_outbox(&app).await;
     let left = smtp.wait_for(3).await[2].clone();
@@ -483,9 +470,8 @@ async fn reminders_go_to_the_conversations_agent_when_they_are_away() {
         .patch(app.url("/api/v1/settings"))
         .bearer_auth(&m.token)
         .json(&json!({ "unanswered_email_minutes": 2 }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     let mut lin_ws = Ws::agent(&app, &lin, "").await;
     lin_ws.expect("hello").await;
@@ -594,9 +580,8 @@ async fn failures_are_retried_with_backoff_and_bounces_dropped() {
         .post(app.url("/api/v1/agents"))
         .bearer_auth(&m.token)
         .json(&json!({ "email": "bounce@lumen.example" }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 201);
     send_outbox(&app).await;
     let (dropped, error) = tried(&app, "invite").await;

@@ -12,9 +12,8 @@ async fn visitor_from(app: &TestApp, m: &Merchant, ip: &str) -> Value {
         .post(app.url("/api/v1/visitor/session"))
         .header("x-forwarded-for", ip)
         .json(&json!({ "ent_id": m.ent_id }))
-        .send()
+        .sent()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

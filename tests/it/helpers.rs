@@ -201,6 +201,8 @@ async fn start(
 /// A request's answer read whole, for checks that look only at its body (a transport error
 /// or an unreadable body fails the test).
 pub trait Fetch {
+    /// The response (a transport error fails the test; any status is an answer).
+    fn sent(self) -> impl std::future::Future<Output = reqwest::Response> + Send;
     fn text_body(self) -> impl std::future::Future<Output = String> + Send;
     fn json_body<T: serde::de::DeserializeOwned>(
         self,
@@ -208,6 +210,10 @@ pub trait Fetch {
 }
 
 impl Fetch for reqwest::RequestBuilder {
+    async fn sent(self) -> reqwest::Response {
+        self.send().await.unwrap()
+    }
+
     async fn text_body(self) -> String {
         self.send().await.unwrap().text().await.unwrap()
     }
@@ -258,9 +264,8 @@ impl TestApp {
         let res = client()
             .post(self.url("/api/v1/signup"))
             .json(&json!({ "company": company, "email": email, "password": PASSWORD }))
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(res.status(), 201, "signup failed: {}", res.text().await.unwrap());
         let body: Value = res.json().await.unwrap();
         Merchant {
@@ -280,15 +285,24 @@ impl TestApp {
         client().get(self.url(path)).bearer_auth(token).send().await.unwrap().json().await.unwrap()
     }
 
+    /// `POST /api/v1/conversations/{conversation}/close` as `merchant`.
+    pub async fn close_conversation(
+        &self,
+        merchant: &Merchant,
+        conversation: i64,
+    ) -> reqwest::Response {
+        let path = format!("/api/v1/conversations/{conversation}/close");
+        client().post(self.url(&path)).bearer_auth(&merchant.token).sent().await
+    }
+
     /// `PATCH /api/v1/settings` as `merchant`.
     pub async fn patch_settings(&self, merchant: &Merchant, body: Value) -> reqwest::Response {
         client()
             .patch(self.url("/api/v1/settings"))
             .bearer_auth(&merchant.token)
             .json(&body)
-            .send()
+            .sent()
             .await
-            .unwrap()
     }
 }
 

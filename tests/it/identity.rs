@@ -2,6 +2,7 @@
 //! id (or a signed token); that user is one visitor on every device with their history,
 //! and an id claimed without proof reveals nothing.
 
+use crate::helpers::Fetch;
 use hmac::{Hmac, Mac as _};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -272,27 +273,17 @@ async fn enforcement_rotation_and_signed_tokens() {
 
     // Only admins see or rotate the secret.
     let (_, _, agent) = add_agent(&app, &m, "agent").await;
-    let res = client()
-        .get(app.url("/api/v1/settings/identity"))
-        .bearer_auth(&agent)
-        .send()
-        .await
-        .unwrap();
+    let res = client().get(app.url("/api/v1/settings/identity")).bearer_auth(&agent).sent().await;
     assert_eq!(res.status(), 403);
-    let res = client()
-        .post(app.url("/api/v1/settings/identity_secret"))
-        .bearer_auth(&agent)
-        .send()
-        .await
-        .unwrap();
+    let res =
+        client().post(app.url("/api/v1/settings/identity_secret")).bearer_auth(&agent).sent().await;
     assert_eq!(res.status(), 403);
     let res = client()
         .post(app.url("/api/v1/settings/identity_secret"))
         .bearer_auth(&m.token)
         .json(&json!({ "keep_previous_hours": "soon" }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 422);
 }
 

@@ -106,9 +106,8 @@ pub(crate) async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
         .post(app.url("/api/v1/uploads"))
         .bearer_auth(&m.token)
         .multipart(image_file())
-        .send()
+        .sent()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

@@ -110,17 +110,15 @@ async fn a_user_of_several_tenants_chooses_one() {
     let res = client()
         .post(app.url("/api/v1/login/select"))
         .json(&json!({ "select_token": select_token, "ent_id": b.ent_id }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     let token: Value = res.json().await.unwrap();
     let me: Value = client()
         .get(app.url("/api/v1/me"))
         .bearer_auth(token["token"].as_str().unwrap())
-        .send()
+        .sent()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -132,9 +130,8 @@ async fn a_user_of_several_tenants_chooses_one() {
     let res = client()
         .post(app.url("/api/v1/login/select"))
         .json(&json!({ "select_token": select_token, "ent_id": c.ent_id }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 404);
 
     // Naming the workspace in the login request skips the choice.
@@ -154,9 +151,8 @@ async fn a_user_of_several_tenants_chooses_one() {
     let res = browser
         .post(app.url("/login/select"))
         .form(&[("ent_id", b.ent_id.as_str()), ("csrf_token", &csrf)])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 303);
     let html = browser.get(app.url("/app")).text_body().await;
     assert!(html.contains("Bravo"));
@@ -205,9 +201,8 @@ async fn sign_up_and_login_are_rate_limited_per_client_ip() {
                 .post(proxied.url("/api/v1/login"))
                 .header("x-forwarded-for", client_ip)
                 .json(&json!({ "email": "x@example.com", "password": "whatever!!" }))
-                .send()
-                .await
-                .unwrap();
+                .sent()
+                .await;
             assert_eq!(res.status(), 401);
         }
     }
@@ -235,9 +230,8 @@ async fn suspended_tenants_are_paused_and_resume() {
         .get(app.url("/app"))
         .header("accept", "text/html")
         .header("cookie", format!("kefu_session={}", m.token))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(page.status(), 403);
     let html = page.text().await.unwrap();
     assert!(html.contains("Service paused"), "a readable paused page");
@@ -267,12 +261,7 @@ async fn cookie_sessions_need_csrf_for_writes_and_logout_ends_them() {
     let res =
         browser.post(app.url("/logout")).form(&[("csrf_token", "forged")]).send().await.unwrap();
     assert_eq!(res.status(), 403);
-    let res = browser
-        .post(app.url("/logout"))
-        .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let res = browser.post(app.url("/logout")).form(&[("csrf_token", csrf.as_str())]).sent().await;
     assert_eq!(res.status(), 303);
     assert_eq!(browser.get(app.url("/api/v1/me")).send().await.unwrap().status(), 401);
     let res = browser.get(app.url("/app")).send().await.unwrap();

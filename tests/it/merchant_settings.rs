@@ -10,13 +10,7 @@ use crate::{
 };
 
 async fn patch(app: &TestApp, m: &Merchant, body: Value) -> reqwest::Response {
-    client()
-        .patch(app.url("/api/v1/settings"))
-        .bearer_auth(&m.token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    client().patch(app.url("/api/v1/settings")).bearer_auth(&m.token).json(&body).sent().await
 }
 
 #[tokio::test]
@@ -173,9 +167,8 @@ async fn logo_and_avatars_are_the_teams_own_images() {
         .patch(app.url(&format!("/api/v1/agents/{agent_id}")))
         .bearer_auth(&agent_token)
         .json(&json!({ "avatar": photo }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200, "agents choose their own photo");
     let me: Value = res.json().await.unwrap();
     let photo_url = format!("/u/{}/{photo}/thumb", m.ent_id);
@@ -188,9 +181,8 @@ async fn logo_and_avatars_are_the_teams_own_images() {
         .patch(app.url(&format!("/api/v1/agents/{owner_id}")))
         .bearer_auth(&agent_token)
         .json(&json!({ "avatar": photo }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 403, "but not anybody else's");
 
     let mut ws = Ws::visitor(&app, &visitor.token, "").await;
@@ -216,9 +208,8 @@ async fn logo_and_avatars_are_the_teams_own_images() {
         .patch(app.url(&format!("/api/v1/agents/{agent_id}")))
         .bearer_auth(&agent_token)
         .json(&json!({ "avatar": "" }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.json::<Value>().await.unwrap()["avatar_url"], Value::Null);
 }
 
@@ -263,9 +254,8 @@ async fn auto_replies_answer_matching_messages_and_follow_changes() {
         .patch(app.url(&format!("/api/v1/auto_replies/{}", rule["id"])))
         .bearer_auth(&m.token)
         .json(&json!({ "enabled": false }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     ws.send_text("c3", "price again?", None).await;
     ws.send_text("c4", "hi", None).await;
@@ -290,9 +280,8 @@ async fn auto_replies_answer_matching_messages_and_follow_changes() {
     let res = client()
         .delete(app.url(&format!("/api/v1/auto_replies/{}", rule["id"])))
         .bearer_auth(&m.token)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 204);
 }
 

@@ -154,9 +154,8 @@ async fn cli_manages_tenants_and_admins() {
     let res = client()
         .post(app.url("/api/v1/login"))
         .json(&serde_json::json!({"email": "cli@example.com", "password": password}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200, "the printed password works");
 
     let (ok, out) = run(&["tenant", "list"]);

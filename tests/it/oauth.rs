@@ -128,9 +128,8 @@ async fn through_provider(
         let res = browser
             .post(submit.as_str())
             .form(&[("prompt", "login"), ("login", login), ("password", "anything")])
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert!(res.status().is_redirection(), "the provider accepts the sign-in");
         url = submit.join(&location(&res)).unwrap();
     }
@@ -145,11 +144,7 @@ async fn sign_in(
     slug: &str,
     login: &str,
 ) -> reqwest::Response {
-    let res = browser
-        .get(app.url(&format!("/auth/oauth/{slug}?next=/app/settings")))
-        .send()
-        .await
-        .unwrap();
+    let res = browser.get(app.url(&format!("/auth/oauth/{slug}?next=/app/settings"))).sent().await;
     through_provider(browser, app, sent_to(res).await, login).await
 }
 
@@ -161,9 +156,8 @@ async fn link(browser: &reqwest::Client, app: &TestApp, slug: &str) -> String {
         .post(app.url(&format!("/auth/oauth/{slug}/link")))
         .header("x-csrf-token", &csrf)
         .json(&json!({ "next": "/app" }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     body["redirect"].as_str().unwrap().to_owned()
@@ -313,15 +307,11 @@ async fn openid_connect_sign_in_links_only_through_verified_addresses() {
     let stranger = client();
     let res = stranger
         .get(app.url(&format!("/auth/oauth/corp/callback?code=x&state={state}")))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     page_says(res, 400, "started in another browser").await;
-    let res = fresh
-        .get(app.url("/auth/oauth/corp/callback?code=x&state=not-the-state"))
-        .send()
-        .await
-        .unwrap();
+    let res =
+        fresh.get(app.url("/auth/oauth/corp/callback?code=x&state=not-the-state")).sent().await;
     page_says(res, 400, "started in another browser").await;
     let res = fresh.get(app.url("/auth/oauth/corp")).send().await.unwrap();
     let state: String = url::Url::parse(&location(&res))
@@ -332,9 +322,8 @@ async fn openid_connect_sign_in_links_only_through_verified_addresses() {
         .unwrap();
     let res = fresh
         .get(app.url(&format!("/auth/oauth/corp/callback?error=access_denied&state={state}")))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     page_says(res, 403, "was cancelled at Corp SSO").await;
     let replay = client();
     let res = replay.get(app.url("/auth/oauth/corp")).send().await.unwrap();
@@ -386,9 +375,8 @@ async fn openid_connect_sign_in_links_only_through_verified_addresses() {
         let res = client()
             .delete(app.url("/api/v1/me/identities/corp"))
             .bearer_auth(&b.token)
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(res.status(), 204);
     }
     let res = sign_in(&client(), &app, "corp", "b-at-work@corp.test").await;

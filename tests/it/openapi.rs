@@ -5,6 +5,7 @@
 //! answer is documented and matches its schema, and invalid input is refused. Without Python
 //! the test says so and passes, unless `KEFU_REQUIRE_SCHEMATHESIS=1` (`.ci/run` sets it).
 
+use crate::helpers::Fetch;
 use serde_json::{Value, json};
 
 use crate::{
@@ -59,9 +60,8 @@ async fn schemathesis_finds_the_api_true_to_its_document() {
         .post(app.url("/api/v1/api_tokens"))
         .bearer_auth(&m.token)
         .json(&json!({ "name": "schemathesis", "scope": "write" }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let token = res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
     // Something to find: a visitor with a conversation.
     let v = visitor_session(&app, &m.ent_id).await;

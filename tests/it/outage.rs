@@ -2,6 +2,7 @@
 //! (gracefully and with SIGKILL). Nothing acknowledged may be lost; the server recovers by
 //! itself.
 
+use crate::helpers::Fetch;
 use std::{
     collections::{BTreeMap, HashMap},
     time::{Duration, Instant},
@@ -214,9 +215,8 @@ async fn server_stopped_mid_stream_gracefully_or_killed_loses_nothing() {
     let ticket: Value = client()
         .post(format!("{}/api/v1/ws/ticket", server.url))
         .bearer_auth(&owner_token)
-        .send()
+        .sent()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

@@ -5,12 +5,7 @@ use crate::helpers::*;
 #[tokio::test]
 async fn landing_page_in_english_and_chinese() {
     let app = spawn_app().await;
-    let en = client()
-        .get(app.url("/"))
-        .header("accept-language", "en-US,en;q=0.9")
-        .send()
-        .await
-        .unwrap();
+    let en = client().get(app.url("/")).header("accept-language", "en-US,en;q=0.9").sent().await;
     assert_eq!(en.status(), 200);
     let csp = en.headers()["content-security-policy"].to_str().unwrap().to_owned();
     assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"));
@@ -41,12 +36,7 @@ async fn errors_are_pages_for_browsers_and_json_for_the_api() {
     assert_eq!(page.status(), 404);
     assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     assert!(page.text().await.unwrap().contains("Page not found"));
-    let api = client()
-        .get(app.url("/api/v1/no-such"))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let api = client().get(app.url("/api/v1/no-such")).header("accept", "text/html").sent().await;
     assert_eq!(error_code(api).await, "not_found");
     let res = client().get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(res.status(), 200);
@@ -61,12 +51,8 @@ async fn static_assets_are_served_from_the_binary() {
     assert_eq!(css.status(), 200);
     assert!(css.headers()["content-type"].to_str().unwrap().starts_with("text/css"));
     let etag = css.headers()["etag"].to_str().unwrap().to_owned();
-    let again = client()
-        .get(app.url("/static/css/kefu.css"))
-        .header("if-none-match", etag)
-        .send()
-        .await
-        .unwrap();
+    let again =
+        client().get(app.url("/static/css/kefu.css")).header("if-none-match", etag).sent().await;
     assert_eq!(again.status(), 304);
     assert_eq!(client().get(app.url("/static/nope.js")).send().await.unwrap().status(), 404);
 }
@@ -88,9 +74,8 @@ async fn the_widget_loader_is_served_small_and_under_the_gofly_name() {
     let gzipped = client()
         .get(app.url("/static/js/widget.js"))
         .header("accept-encoding", "gzip")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(gzipped.headers()["content-encoding"], "gzip");
     let size = gzipped.bytes().await.unwrap().len();
     assert!(size < 10 * 1024, "widget.js is {size} bytes gzipped");

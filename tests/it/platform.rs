@@ -30,9 +30,8 @@ pub(crate) async fn platform_admin(app: &TestApp) -> Admin {
     let res = client()
         .post(app.url("/api/platform/v1/login"))
         .json(&json!({ "email": email, "password": created.password }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     let enrolment = &body["enrolment"];
@@ -42,9 +41,8 @@ pub(crate) async fn platform_admin(app: &TestApp) -> Admin {
     let res = client()
         .post(app.url("/api/platform/v1/login/enrol"))
         .json(&json!({ "pending_token": enrolment["pending_token"], "code": code }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     let session: Value = res.json().await.unwrap();
     let recovery_codes: Vec<String> = session["recovery_codes"]
@@ -130,12 +128,8 @@ async fn the_console_needs_a_password_and_a_one_time_code() {
         login(json!({ "email": m.email, "password": PASSWORD, "code": "123456" })).await.unwrap();
     assert_eq!(error_code(res).await, "invalid_credentials");
     // Agent tokens do not open the console; no token, no console.
-    let res = client()
-        .get(app.url("/api/platform/v1/dashboard"))
-        .bearer_auth(&m.token)
-        .send()
-        .await
-        .unwrap();
+    let res =
+        client().get(app.url("/api/platform/v1/dashboard")).bearer_auth(&m.token).sent().await;
     assert_eq!(res.status(), 401);
     let res = client().get(app.url("/api/platform/v1/merchants")).send().await.unwrap();
     assert_eq!(error_code(res).await, "unauthorized");
@@ -182,9 +176,8 @@ async fn console_pages_sign_in_with_enrolment() {
             ("password", "wrong"),
             ("next", ""),
         ])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 401);
     let res = browser
         .post(app.url("/platform/login"))
@@ -194,9 +187,8 @@ async fn console_pages_sign_in_with_enrolment() {
             ("password", created.password.as_str()),
             ("next", "/platform/merchants"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
     assert!(html.contains("<svg"), "the enrolment page shows a QR code");
@@ -207,9 +199,8 @@ async fn console_pages_sign_in_with_enrolment() {
     let res = browser
         .post(app.url("/platform/login/enrol"))
         .form(&[("csrf_token", csrf.as_str()), ("code", "111111"), ("next", "/platform/merchants")])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 401, "a wrong code shows the enrolment again");
     let code = kefu::auth::totp::current_code(&secret).unwrap();
     let res = browser
@@ -219,9 +210,8 @@ async fn console_pages_sign_in_with_enrolment() {
             ("code", code.as_str()),
             ("next", "/platform/merchants"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
     assert_eq!(html.matches("<li>").count(), 10, "ten recovery codes are shown once");
@@ -289,17 +279,15 @@ async fn suspending_a_merchant_closes_its_sockets_and_pauses_everything() {
     let page = client()
         .get(app.url(&format!("/chatIndex?ent_id={}", m.ent_id)))
         .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let html = page.text().await.unwrap();
     assert!(html.contains("Service paused"), "the visitor page says the service is paused");
     let res = client()
         .post(app.url("/api/v1/visitor/session"))
         .json(&json!({ "ent_id": m.ent_id }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 403);
     assert!(
         Ws::connect(&crate::ws_client::ws_url(
@@ -402,9 +390,8 @@ async fn published_announcements_reach_connected_agents_of_their_audience() {
     let res = client()
         .post(app.url(&format!("/api/v1/announcements/{everyone}/dismiss")))
         .bearer_auth(&trial.token)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 204);
     let listed = app.get_as(&trial, "/api/v1/announcements").await.json::<Value>().await.unwrap();
     assert!(listed["announcements"].as_array().unwrap().is_empty());
@@ -466,9 +453,8 @@ async fn an_export_holds_exactly_that_merchants_data() {
             .post(app.url("/api/v1/uploads"))
             .bearer_auth(&m.token)
             .multipart(crate::isolation::image_file())
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(upload.status(), 201);
         let upload_id = upload.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
         archives.push((m, marker, upload_id));
@@ -536,9 +522,8 @@ async fn deleted_merchants_can_be_restored_then_are_purged() {
         .post(app.url("/api/v1/uploads"))
         .bearer_auth(&m.token)
         .multipart(crate::isolation::image_file())
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(upload.status(), 201);
     let objects = app.state.storage.tenant_objects(tenants::TenantId(id)).await.unwrap();
     assert!(!objects.is_empty());
@@ -726,17 +711,15 @@ async fn merchants_are_listed_managed_and_supported() {
     let res = browser
         .post(app.url(&format!("/api/platform/v1/merchants/{alpha_id}/impersonate")))
         .bearer_auth(&admin.token)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     let me = client()
         .get(app.url("/api/v1/me"))
         .bearer_auth(body["token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(me.status(), 200);
     // What a support session may not do: leave an API token behind (it would outlive the
     // hour), or change the owner's sign-in.
@@ -745,18 +728,16 @@ async fn merchants_are_listed_managed_and_supported() {
         .post(app.url("/api/v1/api_tokens"))
         .bearer_auth(support)
         .json(&json!({ "name": "left behind", "scope": "write" }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 403);
     assert_eq!(error_code(res).await, "support_session");
     let res = client()
         .post(app.url("/api/v1/me/password"))
         .bearer_auth(support)
         .json(&json!({ "current_password": PASSWORD, "new_password": "a much better passphrase" }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(error_code(res).await, "support_session");
     let home = browser.get(app.url("/app")).text_body().await;
     assert!(
@@ -788,9 +769,8 @@ async fn merchants_are_listed_managed_and_supported() {
         .bearer_auth(&admin.token)
         .header("content-type", "application/json")
         .body("{not json")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(error_code(res).await, "malformed_json");
 }
 
@@ -850,9 +830,8 @@ async fn system_settings_change_the_site() {
     let res = client()
         .post(app.url("/api/v1/signup"))
         .json(&json!({ "company": "Late", "email": unique_email("late"), "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(error_code(res).await, "signup_closed");
     let audit = admin.get(&app, "/api/platform/v1/audit?q=system").await;
     assert_eq!(audit["entries"].as_array().unwrap().len(), 2);

@@ -2,6 +2,7 @@
 //! checked on the server field by field, stored on the visitor for agents to see, and hard
 //! to flood (proof of work after a few forms from one address, then 429).
 
+use crate::helpers::Fetch;
 use serde_json::{Value, json};
 
 use crate::{
@@ -31,22 +32,12 @@ async fn session(app: &TestApp, body: Value) -> Value {
 }
 
 async fn submit(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
-    client()
-        .post(app.url("/api/v1/visitor/prechat"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    client().post(app.url("/api/v1/visitor/prechat")).bearer_auth(token).json(&body).sent().await
 }
 
 async fn challenge(app: &TestApp, token: &str) -> Value {
-    let res = client()
-        .post(app.url("/api/v1/visitor/prechat/challenge"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let res =
+        client().post(app.url("/api/v1/visitor/prechat/challenge")).bearer_auth(token).sent().await;
     assert_eq!(res.status(), 200);
     res.json().await.unwrap()
 }

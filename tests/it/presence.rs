@@ -42,15 +42,8 @@ fn team_presence(frames: &[Value]) -> Vec<bool> {
 }
 
 async fn me_status(app: &TestApp, token: &str) -> String {
-    let me: Value = client()
-        .get(app.url("/api/v1/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value =
+        client().get(app.url("/api/v1/me")).bearer_auth(token).sent().await.json().await.unwrap();
     me["agent"]["status"].as_str().unwrap().to_owned()
 }
 

@@ -1,6 +1,7 @@
 //! CSAT: a closed conversation is rated once by its visitor; agents see it live and on the
 //! conversation; nobody else can rate it.
 
+use crate::helpers::Fetch;
 use serde_json::{Value, json};
 
 use crate::{
@@ -9,13 +10,7 @@ use crate::{
 };
 
 async fn rate(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
-    client()
-        .post(app.url("/api/v1/visitor/rating"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    client().post(app.url("/api/v1/visitor/rating")).bearer_auth(token).json(&body).sent().await
 }
 
 #[tokio::test]
@@ -35,12 +30,7 @@ async fn a_closed_conversation_is_rated_once_by_its_visitor() {
 
     let mut agent = Ws::agent(&app, &m.token, "").await;
     agent.expect("hello").await;
-    let res = client()
-        .post(app.url(&format!("/api/v1/conversations/{conversation}/close")))
-        .bearer_auth(&m.token)
-        .send()
-        .await
-        .unwrap();
+    let res = app.close_conversation(&m, conversation).await;
     assert!(res.status().is_success());
     visitor.expect_where("closed", |f| f["type"] == "conversation" && f["event"] == "closed").await;
 

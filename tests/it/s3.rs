@@ -3,6 +3,7 @@
 //! from `tests/s3/requirements.txt` when missing. Without Python the test says so and
 //! passes, unless `KEFU_REQUIRE_S3=1` (`.ci/run` sets it).
 
+use crate::helpers::Fetch;
 use std::{
     path::PathBuf,
     process::{Child, Command, Stdio},
@@ -93,9 +94,8 @@ async fn uploads_live_in_s3_and_leave_it_when_history_is_cleared() {
             reqwest::multipart::Form::new()
                 .part("file", reqwest::multipart::Part::bytes(image.clone()).file_name("s3.png")),
         )
-        .send()
+        .sent()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -132,9 +132,8 @@ async fn uploads_live_in_s3_and_leave_it_when_history_is_cleared() {
     let res = client()
         .delete(app.url(&format!("/api/v1/visitors/{}/messages", v.id)))
         .bearer_auth(&m.token)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     for gone in [&object, &thumb_object] {
         assert!(

@@ -66,12 +66,7 @@ async fn logout_ends_the_session_and_its_sockets() {
         .to_owned();
     assert_eq!(status_of(me(&app, &cookie)).await, 200);
     let csrf = form_csrf(&browser, &app, "/app/settings").await;
-    let res = browser
-        .post(app.url("/logout"))
-        .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let res = browser.post(app.url("/logout")).form(&[("csrf_token", csrf.as_str())]).sent().await;
     assert_eq!(res.status(), 303);
     assert_eq!(status_of(me(&app, &cookie)).await, 401);
 }
@@ -95,9 +90,8 @@ async fn a_password_change_in_the_same_second_ends_every_other_session_and_socke
         "/api/v1/me/password",
         json!({ "current_password": PASSWORD, "new_password": "a much better passphrase" }),
     )
-    .send()
-    .await
-    .unwrap();
+    .sent()
+    .await;
     assert_eq!(res.status(), 200);
     let fresh = res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
     assert_eq!(status_of(me(&app, &other)).await, 401);
@@ -141,9 +135,8 @@ async fn where_you_are_signed_in_and_signing_out_elsewhere() {
     let res = client()
         .delete(app.url(&format!("/api/v1/me/sessions/{phone_id}")))
         .bearer_auth(&laptop)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 204);
     assert_eq!(status_of(me(&app, &phone)).await, 401);
     assert_eq!(phone_ws.expect_close().await, 4003);
@@ -153,17 +146,15 @@ async fn where_you_are_signed_in_and_signing_out_elsewhere() {
     let res = client()
         .delete(app.url(&format!("/api/v1/me/sessions/{theirs}")))
         .bearer_auth(&laptop)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 204);
     assert_eq!(status_of(me(&app, &stranger.token)).await, 200, "untouched");
     let res = client()
         .delete(app.url("/api/v1/me/sessions/not-a-number"))
         .bearer_auth(&laptop)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 404);
 
     // Everywhere else at once.
@@ -187,9 +178,8 @@ async fn resets_role_changes_and_second_factors_end_the_affected_sessions() {
 
     // An admin resets the agent's password: their sessions, sockets and tickets end.
     let res = post(&app, &m.token, &format!("/api/v1/agents/{agent_id}/reset_password"), json!({}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     let password = res.json::<Value>().await.unwrap()["password"].as_str().unwrap().to_owned();
     assert_eq!(status_of(me(&app, &token)).await, 401);
@@ -204,9 +194,8 @@ async fn resets_role_changes_and_second_factors_end_the_affected_sessions() {
         .patch(app.url(&format!("/api/v1/agents/{agent_id}")))
         .bearer_auth(&m.token)
         .json(&json!({ "role": "admin" }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(status_of(me(&app, &token)).await, 401);
     assert_eq!(ws.expect_close().await, 4003);
@@ -216,34 +205,24 @@ async fn resets_role_changes_and_second_factors_end_the_affected_sessions() {
         .patch(app.url(&format!("/api/v1/agents/{agent_id}")))
         .bearer_auth(&m.token)
         .json(&json!({ "role": "admin", "display_name": "Lin" }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(status_of(me(&app, &token)).await, 200);
 
     // Turning one's own second factor on ends one's other sessions (this one stays).
     let other = login(&app, &email, &password).await;
-    let offer: Value = post(&app, &token, "/api/v1/me/totp", json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let offer: Value =
+        post(&app, &token, "/api/v1/me/totp", json!({})).sent().await.json().await.unwrap();
     let code = kefu::auth::totp::current_code(offer["secret"].as_str().unwrap()).unwrap();
-    let res = post(&app, &token, "/api/v1/me/totp/confirm", json!({ "code": code }))
-        .send()
-        .await
-        .unwrap();
+    let res = post(&app, &token, "/api/v1/me/totp/confirm", json!({ "code": code })).sent().await;
     assert_eq!(res.status(), 200);
     assert_eq!(status_of(me(&app, &other)).await, 401);
     assert_eq!(status_of(me(&app, &token)).await, 200);
     // An admin resetting it ends all of them.
     let res = post(&app, &m.token, &format!("/api/v1/agents/{agent_id}/reset_2fa"), json!({}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 204);
     assert_eq!(status_of(me(&app, &token)).await, 401);
 }
@@ -277,9 +256,8 @@ async fn a_half_finished_sign_in_dies_with_a_password_reset() {
     let res = client()
         .post(app.url("/api/v1/login"))
         .json(&json!({ "email": email, "password": password }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let select_token =
         res.json::<Value>().await.unwrap()["select_token"].as_str().unwrap().to_owned();
 
@@ -293,9 +271,8 @@ async fn a_half_finished_sign_in_dies_with_a_password_reset() {
     let res = client()
         .post(app.url("/api/v1/login/select"))
         .json(&json!({ "select_token": select_token, "ent_id": m.ent_id }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 401);
     assert_eq!(error_code(res).await, "credentials_changed");
     let _ = agent_id;
@@ -346,9 +323,8 @@ async fn a_merchant_cannot_change_the_sign_in_of_a_platform_admin_or_a_shared_ac
     let res = client()
         .post(app.url("/api/platform/v1/login"))
         .json(&json!({ "email": email, "password": created.password }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200, "the enrolment step: the password is the operator's");
     assert!(res.json::<Value>().await.unwrap()["enrolment"].is_object());
 
@@ -379,9 +355,8 @@ async fn a_merchant_cannot_change_the_sign_in_of_a_platform_admin_or_a_shared_ac
     let (_, _, admin) = add_agent(&app, &m, "admin").await;
     let owner_id = app.get_json(&m.token, "/api/v1/me").await["agent"]["id"].as_i64().unwrap();
     let res = post(&app, &admin, &format!("/api/v1/agents/{owner_id}/reset_password"), json!({}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 403);
     assert_eq!(error_code(res).await, "owner_protected");
 }

@@ -69,9 +69,8 @@ async fn concurrent_signups_with_one_email_exactly_one_wins() {
             client()
                 .post(url)
                 .json(&json!({ "company": format!("Racer {i}"), "email": email.to_uppercase(), "password": PASSWORD }))
-                .send()
+                .sent()
                 .await
-                .unwrap()
         }
     });
     let responses = futures::future::join_all(attempts).await;
@@ -106,9 +105,8 @@ async fn signup_reports_every_bad_field() {
     let res = client()
         .post(app.url("/api/v1/signup"))
         .json(&json!({ "company": "  ", "email": "not-an-email", "password": "short" }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 422);
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "validation_failed");
@@ -190,9 +188,8 @@ async fn signup_page_flow_lands_in_the_workspace() {
     let res = browser
         .post(app.url("/signup?lang=zh-CN"))
         .form(&[("company", "X"), ("email", "bad"), ("password", "short"), ("csrf_token", &csrf)])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 422);
     let html = res.text().await.unwrap();
     assert!(html.contains("请输入有效的邮箱地址"), "localized field error: {html}");

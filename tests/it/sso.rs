@@ -2,6 +2,7 @@
 //! merchant's secret gets a one-time token; the agent's browser redeems it once and lands on
 //! a local page.
 
+use crate::helpers::Fetch;
 use futures::future::join_all;
 use serde_json::{Value, json};
 
@@ -19,23 +20,14 @@ async fn app() -> TestApp {
 }
 
 async fn settings(app: &TestApp, m: &Merchant, body: Value) {
-    let res = client()
-        .patch(app.url("/api/v1/settings"))
-        .bearer_auth(&m.token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let res =
+        client().patch(app.url("/api/v1/settings")).bearer_auth(&m.token).json(&body).sent().await;
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
 }
 
 async fn new_secret(app: &TestApp, m: &Merchant) -> String {
-    let res = client()
-        .post(app.url("/api/v1/settings/sso_secret"))
-        .bearer_auth(&m.token)
-        .send()
-        .await
-        .unwrap();
+    let res =
+        client().post(app.url("/api/v1/settings/sso_secret")).bearer_auth(&m.token).sent().await;
     assert_eq!(res.status(), 200);
     res.json::<Value>().await.unwrap()["secret"].as_str().unwrap().to_owned()
 }
@@ -197,9 +189,8 @@ async fn merchants_and_plans_keep_sso_to_themselves() {
     let res = client()
         .post(default.url("/api/v1/settings/sso_secret"))
         .bearer_auth(&d.token)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 402);
     assert_eq!(error_code(res).await, "plan_limit");
     // Bad whitelist entries are refused with the field named.
@@ -207,17 +198,15 @@ async fn merchants_and_plans_keep_sso_to_themselves() {
         .patch(app.url("/api/v1/settings"))
         .bearer_auth(&a.token)
         .json(&json!({ "sso_ip_whitelist": ["0.0.0.0/0"] }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 422);
     let res = client()
         .patch(app.url("/api/v1/settings"))
         .bearer_auth(&a.token)
         .json(&json!({ "sso_ip_whitelist": ["not an address"] }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 422);
     // A merchant whose plan lost SSO: its own system (address and secret) is told to
     // upgrade; a stranger still hears nothing but 403.
@@ -280,9 +269,8 @@ async fn single_sign_on_never_reaches_above_whoever_set_the_secret() {
         .patch(app.url("/api/v1/settings"))
         .bearer_auth(&admin)
         .json(&json!({ "sso_satisfies_2fa": true }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 403);
     assert_eq!(error_code(res).await, "forbidden_role");
     settings(&app, &m, json!({ "sso_satisfies_2fa": true })).await;
@@ -304,9 +292,8 @@ async fn single_sign_on_never_reaches_above_whoever_set_the_secret() {
         .patch(app.url(&format!("/api/v1/agents/{admin_id}")))
         .bearer_auth(&m.token)
         .json(&json!({ "role": "agent" }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     let res = ask(&app, &m.ent_id, &other_admin_email, Some(&secret), from).await;
     assert_eq!(error_code(res).await, "sso_not_allowed");
@@ -315,9 +302,8 @@ async fn single_sign_on_never_reaches_above_whoever_set_the_secret() {
         .patch(app.url(&format!("/api/v1/agents/{admin_id}")))
         .bearer_auth(&m.token)
         .json(&json!({ "disabled": true }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     let res = ask(&app, &m.ent_id, &plain_email, Some(&secret), from).await;
     assert_eq!(error_code(res).await, "sso_not_allowed");

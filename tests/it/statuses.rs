@@ -3,6 +3,7 @@
 //! snoozes end and idle conversations resolve on the worker's round. Every change is pushed
 //! live and written as an activity line agents see and visitors never do.
 
+use crate::helpers::Fetch;
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 
@@ -16,9 +17,8 @@ async fn set_status(app: &TestApp, m: &Merchant, id: i64, body: Value) -> reqwes
         .post(app.url(&format!("/api/v1/conversations/{id}/status")))
         .bearer_auth(&m.token)
         .json(&body)
-        .send()
+        .sent()
         .await
-        .unwrap()
 }
 
 /// Waits for the agent's `conversation` frame with `event` and then the activity line that
@@ -51,9 +51,8 @@ async fn statuses_move_by_agents_and_visitors_and_are_announced() {
     let res = client()
         .post(app.url(&format!("/api/v1/conversations/{id}/claim")))
         .bearer_auth(&m.token)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
 
     // Pending: waiting on the visitor.
@@ -232,9 +231,8 @@ async fn bad_status_changes_are_refused() {
         .post(app.url("/api/v1/conversations/nope/status"))
         .bearer_auth(&m.token)
         .json(&json!({ "status": "pending" }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 404);
     for bad in [
         json!({ "auto_resolve_minutes": 50_000 }),

@@ -11,9 +11,8 @@ pub async fn login(app: &TestApp, email: &str, password: &str) -> String {
     let res = client()
         .post(app.url("/api/v1/login"))
         .json(&json!({ "email": email, "password": password }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200, "login as {email}");
     let body: Value = res.json().await.unwrap();
     body["token"].as_str().unwrap().to_owned()
@@ -36,9 +35,8 @@ pub async fn add_agent_with_password(
         .post(app.url("/api/v1/agents"))
         .bearer_auth(&m.token)
         .json(&json!({ "email": email, "display_name": "Lin Mei", "role": role }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 201);
     let body: Value = res.json().await.unwrap();
     let password = body["password"].as_str().unwrap().to_owned();
@@ -98,9 +96,8 @@ async fn admins_build_the_team_agents_cannot() {
         &format!("/api/v1/agents/{agent_id}"),
         Some(json!({ "display_name": "Mei" })),
     )
-    .send()
-    .await
-    .unwrap();
+    .sent()
+    .await;
     assert_eq!(res.status(), 200);
 
     // Bad input: each a clear 4xx.
@@ -181,9 +178,8 @@ async fn admins_build_the_team_agents_cannot() {
         &format!("/api/v1/agents/{agent_id}/reset_password"),
         None,
     )
-    .send()
-    .await
-    .unwrap();
+    .sent()
+    .await;
     assert_eq!(res.status(), 200);
     let fresh: Value = res.json().await.unwrap();
     assert_eq!(me(agent_token.clone()).await, 401, "the session from before the reset ended");
@@ -226,9 +222,8 @@ async fn a_disabled_agent_is_shut_out_and_their_chats_go_back_to_the_queue() {
         .patch(app.url(&format!("/api/v1/agents/{agent_id}")))
         .bearer_auth(&m.token)
         .json(&json!({ "disabled": true }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.unwrap()["disabled"], true);
 
@@ -254,9 +249,8 @@ async fn a_disabled_agent_is_shut_out_and_their_chats_go_back_to_the_queue() {
     let res = client()
         .post(app.url("/api/v1/login"))
         .json(&json!({ "email": agent_email, "password": password }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 403);
     assert_eq!(error_code(res).await, "account_disabled");
     let browser = client();
@@ -271,9 +265,8 @@ async fn a_disabled_agent_is_shut_out_and_their_chats_go_back_to_the_queue() {
         .patch(app.url(&format!("/api/v1/agents/{agent_id}")))
         .bearer_auth(&m.token)
         .json(&json!({ "disabled": false }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     let res = client().get(app.url("/api/v1/me")).bearer_auth(&agent_token).send().await.unwrap();
     assert_eq!(res.status(), 401);
@@ -285,9 +278,8 @@ async fn a_disabled_agent_is_shut_out_and_their_chats_go_back_to_the_queue() {
         .patch(app.url(&format!("/api/v1/agents/{agent_id}")))
         .bearer_auth(&agent_token)
         .json(&json!({ "disabled": true }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 403, "an agent is not an admin");
 }
 
@@ -341,32 +333,28 @@ async fn quick_replies_crud_order_and_search() {
         .patch(app.url(&format!("/api/v1/quick_replies/{}", b["id"])))
         .bearer_auth(&m.token)
         .json(&json!({ "position": 0, "title": "Where is my parcel" }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     let res = client()
         .patch(app.url(&format!("/api/v1/quick_replies/{}", a["id"])))
         .bearer_auth(&m.token)
         .json(&json!({ "position": 1 }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(titles(&list("").await), ["Hello", "Where is my parcel", "Delivery time"]);
     let res = client()
         .delete(app.url(&format!("/api/v1/quick_replies/{}", c["id"])))
         .bearer_auth(&m.token)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 204);
     let res = client()
         .delete(app.url(&format!("/api/v1/quick_replies/{}", c["id"])))
         .bearer_auth(&m.token)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 404);
 
     for body in [
@@ -466,9 +454,8 @@ async fn admin_actions_land_in_the_audit_log() {
         client()
             .delete(app.url(&format!("/api/v1/quick_replies/{}", qr["id"])))
             .bearer_auth(&m.token)
-            .send()
+            .sent()
             .await
-            .unwrap()
             .status()
             .is_success()
     );
@@ -503,9 +490,8 @@ async fn admin_actions_land_in_the_audit_log() {
         .post(app.url("/api/v1/quick_replies"))
         .bearer_auth(&agent_token)
         .json(&json!({ "title": "x", "body": "y" }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 403);
     let res =
         client().get(app.url("/api/v1/audit")).bearer_auth(&agent_token).send().await.unwrap();

@@ -72,20 +72,16 @@ async fn a_burst_of_lookups_runs_one_query() {
 async fn public_resolution_unknown_is_404_and_suspended_is_403() {
     let app = spawn_with(|c| c.base_domain = Some("kefu.test".into())).await;
     let m = app.signup("Public Face").await;
-    let res = client()
-        .get(app.url(&format!("/api/v1/public/merchant?ent_id={}", m.ent_id)))
-        .send()
-        .await
-        .unwrap();
+    let res =
+        client().get(app.url(&format!("/api/v1/public/merchant?ent_id={}", m.ent_id))).sent().await;
     assert_eq!(res.status(), 200);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["name"], "Public Face");
     let res = client()
         .get(app.url("/api/v1/public/merchant"))
         .header("host", format!("{}.kefu.test", m.ent_id))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200, "resolved from the Host");
 
     for query in ["?ent_id=nobody", "?ent_id=%27%20or%201%3D1", "?ent_id=", ""] {
@@ -98,11 +94,8 @@ async fn public_resolution_unknown_is_404_and_suspended_is_403() {
     let tenant =
         app.state.tenants.by_ent_id(&EntId::parse(&m.ent_id).unwrap()).await.unwrap().unwrap();
     app.state.tenants.set_status(tenant.id, TenantStatus::Suspended).await.unwrap();
-    let res = client()
-        .get(app.url(&format!("/api/v1/public/merchant?ent_id={}", m.ent_id)))
-        .send()
-        .await
-        .unwrap();
+    let res =
+        client().get(app.url(&format!("/api/v1/public/merchant?ent_id={}", m.ent_id))).sent().await;
     assert_eq!(res.status(), 403);
     assert_eq!(error_code(res).await, "tenant_suspended");
 }

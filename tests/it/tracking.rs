@@ -1,6 +1,7 @@
 //! Visitor tracking: the widget reports the pages a visitor opens; agents see them live and
 //! in the visitor's detail.
 
+use crate::helpers::Fetch;
 use serde_json::{Value, json};
 
 use crate::{
@@ -63,17 +64,15 @@ async fn page_views_reach_agents_live_and_the_visitor_detail() {
     let res = client()
         .post(app.url("/api/v1/visitor/page_views"))
         .json(&json!({"views": []}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 401);
     // An agent's token is not a visitor's.
     let res = client()
         .post(app.url("/api/v1/visitor/page_views"))
         .bearer_auth(&m.token)
         .json(&json!({"views": []}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 401);
 }

@@ -71,9 +71,8 @@ async fn agents_turn_on_two_step_verification_and_sign_in_with_it() {
     let res = client()
         .post(app.url("/api/v1/login"))
         .json(&json!({ "email": m.email, "password": "not the password", "code": codes[1] }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 401);
     assert_eq!(error_code(res).await, "invalid_credentials");
 
@@ -90,17 +89,15 @@ async fn agents_turn_on_two_step_verification_and_sign_in_with_it() {
     let res = browser
         .post(app.url("/login/2fa"))
         .form(&[("csrf_token", csrf.as_str()), ("code", "123")])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 401);
     assert!(res.text().await.unwrap().contains("not valid"));
     let res = browser
         .post(app.url("/login/2fa"))
         .form(&[("csrf_token", csrf.as_str()), ("code", codes[1].as_str())])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/app");
     assert_eq!(browser.get(app.url("/app")).send().await.unwrap().status(), 200);
@@ -139,9 +136,8 @@ async fn a_merchant_can_require_two_step_verification_of_its_team() {
         .patch(app.url("/api/v1/settings"))
         .bearer_auth(&agent)
         .json(&json!({ "require_2fa": true }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 403, "admins decide");
     let res = app.patch_settings(&m, json!({ "require_2fa": true })).await;
     assert_eq!(res.json::<Value>().await.unwrap()["require_2fa"], true);
@@ -150,9 +146,8 @@ async fn a_merchant_can_require_two_step_verification_of_its_team() {
     let res = client()
         .post(app.url("/api/v1/login"))
         .json(&json!({ "email": agent_email, "password": agent_password }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     let body: Value = res.json().await.unwrap();
     assert!(body["token"].is_null(), "no session before enrolling: {body}");
@@ -213,9 +208,8 @@ async fn a_merchant_can_require_two_step_verification_of_its_team() {
     let res = client()
         .post(app.url("/api/v1/login"))
         .json(&json!({ "email": agent_email, "password": agent_password }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert!(res.json::<Value>().await.unwrap()["enrolment"]["pending_token"].is_string());
     let audit: Value = app.get_as(&m, "/api/v1/audit").await.json().await.unwrap();
     assert!(audit.to_string().contains("agent.reset_2fa"), "{audit}");
@@ -236,9 +230,8 @@ async fn a_merchant_can_require_two_step_verification_of_its_team() {
     let res = browser
         .post(app.url("/login/2fa"))
         .form(&[("csrf_token", csrf.as_str()), ("code", code.as_str())])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
     assert!(html.contains("Save your recovery codes"), "{html}");
@@ -270,9 +263,8 @@ async fn changing_the_password_signs_out_every_other_session() {
         .post(app.url("/api/v1/me/password"))
         .bearer_auth(&m.token)
         .json(&json!({ "new_password": "x" }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 422);
 
     let res = change(&m.token, PASSWORD, "a much better passphrase").await.unwrap();
@@ -285,9 +277,8 @@ async fn changing_the_password_signs_out_every_other_session() {
     let res = client()
         .post(app.url("/api/v1/login"))
         .json(&json!({ "email": m.email, "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 401, "the old password is gone");
     crate::team::login(&app, &m.email, "a much better passphrase").await;
 }

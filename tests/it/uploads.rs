@@ -1,5 +1,6 @@
 //! Uploads: what is accepted and refused, how files are served, and images in chats.
 
+use crate::helpers::Fetch;
 use std::time::{Duration, Instant};
 
 use reqwest::multipart::{Form, Part};
@@ -19,9 +20,8 @@ async fn upload(app: &TestApp, token: &str, bytes: Vec<u8>, name: &str) -> reqwe
         .post(app.url("/api/v1/uploads"))
         .bearer_auth(token)
         .multipart(form(bytes, name))
-        .send()
+        .sent()
         .await
-        .unwrap()
 }
 
 /// The merchant's storage counters: the team's, and its visitors'.
@@ -142,24 +142,18 @@ async fn bad_uploads_get_clear_errors() {
         .post(app.url("/api/v1/uploads"))
         .bearer_auth(&m.token)
         .multipart(Form::new().text("note", "hello"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(error_code(res).await, "bad_upload");
-    let res = client()
-        .post(app.url("/api/v1/uploads"))
-        .multipart(form(png(2, 2), "a.png"))
-        .send()
-        .await
-        .unwrap();
+    let res =
+        client().post(app.url("/api/v1/uploads")).multipart(form(png(2, 2), "a.png")).sent().await;
     assert_eq!(res.status(), 401);
     let res = client()
         .post(app.url("/api/v1/uploads"))
         .bearer_auth(&m.token)
         .json(&json!({"file": "x"}))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 400);
 
     // A decompression bomb: a small PNG declaring 30,000 × 30,000 pixels, refused at once.

@@ -138,12 +138,7 @@ async fn blacklisted_visitors_and_addresses_are_shut_out() {
     assert_eq!(entry["visitor_id"], v.id.as_str());
     // The live socket closes with 4003 and the visitor cannot come back.
     assert_eq!(vws.expect_close().await, 4003);
-    let res = client()
-        .post(app.url("/api/v1/visitor/ticket"))
-        .bearer_auth(&v.token)
-        .send()
-        .await
-        .unwrap();
+    let res = client().post(app.url("/api/v1/visitor/ticket")).bearer_auth(&v.token).sent().await;
     assert_eq!(res.status(), 403);
     assert_eq!(error_code(res).await, "visitor_blocked");
     let res =
@@ -161,9 +156,8 @@ async fn blacklisted_visitors_and_addresses_are_shut_out() {
     let res = client()
         .post(app.url("/api/v1/visitor/session"))
         .json(&json!({ "ent_id": m.ent_id }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 403);
 
     for body in [
@@ -189,9 +183,8 @@ async fn blacklisted_visitors_and_addresses_are_shut_out() {
     let res = client()
         .post(app.url("/api/v1/visitor/session"))
         .json(&json!({ "ent_id": m.ent_id }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
 }
 
@@ -208,9 +201,8 @@ async fn an_address_block_holds_at_every_visitor_entry() {
         .post(app.url("/api/v1/visitor/session"))
         .header("x-forwarded-for", "198.51.100.7")
         .json(&json!({ "ent_id": m.ent_id }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let token = res.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
     // … and goes on from another (127.0.0.1: no forwarding header), where it is blocked.
     let mut ws = Ws::visitor(&app, &token, "").await;
@@ -235,9 +227,8 @@ async fn an_address_block_holds_at_every_visitor_entry() {
     let resume = client()
         .post(app.url("/api/v1/visitor/session"))
         .json(&json!({ "ent_id": m.ent_id, "token": token }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     blocked(resume, "session").await;
     let file = reqwest::multipart::Form::new()
         .part("file", reqwest::multipart::Part::bytes(png(4, 4)).file_name("a.png"));
@@ -245,35 +236,28 @@ async fn an_address_block_holds_at_every_visitor_entry() {
     blocked(res, "upload").await;
     let res = visitor(M::POST, "/api/v1/visitor/leave_message")
         .json(&json!({ "body": "call me" }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     blocked(res, "leave-message").await;
-    let res = visitor(M::POST, "/api/v1/visitor/prechat")
-        .json(&json!({ "answers": {} }))
-        .send()
-        .await
-        .unwrap();
+    let res =
+        visitor(M::POST, "/api/v1/visitor/prechat").json(&json!({ "answers": {} })).sent().await;
     blocked(res, "pre-chat").await;
     let res = visitor(M::POST, "/api/v1/visitor/rating")
         .json(&json!({ "conversation_id": ack["conversation_id"], "score": 1 }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     blocked(res, "rating").await;
     let res = visitor(M::POST, "/api/v1/visitor/page_views")
         .json(&json!({ "views": [{ "url": "https://shop.example/" }] }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     blocked(res, "page views").await;
 
     // From an address that is not blocked, the same visitor is served.
     let res = visitor(M::POST, "/api/v1/visitor/ticket")
         .header("x-forwarded-for", "198.51.100.7")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
 }
 
@@ -294,9 +278,8 @@ async fn visitor_supplied_links_are_http_only() {
             "landing_url": "data:text/html,<script>alert(4)</script>",
             "extra": extra,
         }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     let id = res.json::<Value>().await.unwrap()["visitor_id"].as_str().unwrap().to_owned();
     let v = app.get_json(&m.token, &format!("/api/v1/visitors/{id}")).await;
@@ -311,9 +294,8 @@ async fn visitor_supplied_links_are_http_only() {
     let res = client()
         .post(app.url("/api/v1/visitor/session"))
         .json(&json!({ "ent_id": m.ent_id, "refer": "https://search.example/?q=lamp", "landing_url": "http://shop.example/lamps" }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let id = res.json::<Value>().await.unwrap()["visitor_id"].as_str().unwrap().to_owned();
     let v = app.get_json(&m.token, &format!("/api/v1/visitors/{id}")).await;
     let v = if v["visitor"].is_object() { v["visitor"].clone() } else { v };
@@ -330,9 +312,8 @@ async fn names_keep_only_what_shows() {
     let res = client()
         .post(app.url("/api/v1/visitor/session"))
         .json(&json!({ "ent_id": m.ent_id, "name": "\u{202E}nimdA\u{200B} " }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["name"], "nimdA");
     let blank = client()
@@ -382,9 +363,8 @@ async fn clearing_history_removes_messages_and_files() {
                 "file",
                 reqwest::multipart::Part::bytes(png(64, 48)).file_name("receipt.png"),
             ))
-            .send()
+            .sent()
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();

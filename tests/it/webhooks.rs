@@ -2,6 +2,7 @@
 //! durable queue with backoff, giving up, and surviving a restart; and the guard that keeps
 //! deliveries out of the platform's network.
 
+use crate::helpers::Fetch;
 use std::sync::{
     Arc, Mutex,
     atomic::{AtomicU16, Ordering},
@@ -84,9 +85,8 @@ async fn create_hook(app: &TestApp, m: &Merchant, url: &str, events: Value) -> r
         .post(app.url("/api/v1/webhooks"))
         .bearer_auth(&m.token)
         .json(&json!({ "url": url, "events": events, "description": "orders" }))
-        .send()
+        .sent()
         .await
-        .unwrap()
 }
 
 fn open_app() -> impl FnOnce(&mut kefu::config::Config) {
@@ -114,12 +114,7 @@ async fn every_event_is_delivered_signed() {
         .send(json!({ "type": "send", "client_msg_id": "a1", "conversation_id": conversation, "kind": "text", "body": "It ships today." }))
         .await;
     agent.expect("ack").await;
-    let res = client()
-        .post(app.url(&format!("/api/v1/conversations/{conversation}/close")))
-        .bearer_auth(&m.token)
-        .send()
-        .await
-        .unwrap();
+    let res = app.close_conversation(&m, conversation).await;
     assert!(res.status().is_success());
 
     let created = receiver.wait_for("visitor.created", 1).await;
@@ -170,9 +165,8 @@ async fn every_event_is_delivered_signed() {
         log = client()
             .get(app.url(&format!("/api/v1/webhooks/{}/deliveries", hook["id"])))
             .bearer_auth(&m.token)
-            .send()
+            .sent()
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -193,9 +187,8 @@ async fn every_event_is_delivered_signed() {
         .patch(app.url(&format!("/api/v1/webhooks/{}", hook["id"])))
         .bearer_auth(&m.token)
         .json(&json!({ "events": ["conversation.closed"] }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200);
     let before = receiver.got.lock().unwrap().len();
     let other = visitor_session(&app, &m.ent_id).await;
@@ -205,9 +198,8 @@ async fn every_event_is_delivered_signed() {
     let res = client()
         .post(app.url(&format!("/api/v1/webhooks/{}/test", hook["id"])))
         .bearer_auth(&m.token)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 202);
     let ping = receiver.wait_for("ping", 1).await;
     assert_eq!(ping[0].1["data"]["ent_id"], m.ent_id.as_str());
@@ -235,9 +227,8 @@ async fn delivery(app: &TestApp, m: &Merchant, hook: i64) -> Value {
     let log: Value = client()
         .get(app.url(&format!("/api/v1/webhooks/{hook}/deliveries")))
         .bearer_auth(&m.token)
-        .send()
+        .sent()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -394,9 +385,8 @@ async fn deliveries_stay_out_of_the_platforms_network() {
             .patch(app.url(&format!("/api/v1/webhooks/{}", hook["id"])))
             .bearer_auth(&m.token)
             .json(&json!({ "url": url }))
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(res.status(), 200, "{url} is a name: it is checked when connecting");
         visitor_session(&app, &m.ent_id).await;
         let mut failed = false;
@@ -448,9 +438,8 @@ async fn the_log_is_pruned_downgrades_stop_deliveries_and_the_cap_holds() {
         let res = client()
             .delete(app.url(&format!("/api/v1/webhooks/{id}")))
             .bearer_auth(&m.token)
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert!(res.status().is_success());
     }
     let hook = ids[0];

@@ -24,9 +24,8 @@ pub async fn visitor_session(app: &TestApp, ent_id: &str) -> Visitor {
     let res = client()
         .post(app.url("/api/v1/visitor/session"))
         .json(&json!({ "ent_id": ent_id }))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     let body: Value = res.json().await.unwrap();
     Visitor {
