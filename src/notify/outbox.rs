@@ -5,7 +5,7 @@
 //! address) drops the email with its reason. Delivery is at least once: a node dying
 //! between sending and recording sends that email again.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::extract::FromRef;
 
@@ -20,11 +20,11 @@ use super::smtp::{self, SendError};
 #[derive(Clone)]
 pub struct Outbox {
     pub db: sqlx::PgPool,
-    pub tenants: std::sync::Arc<tenants::Registry>,
-    pub system: std::sync::Arc<crate::platform::system::SystemCache>,
-    pub config: std::sync::Arc<crate::config::Config>,
+    pub tenants: Arc<tenants::Registry>,
+    pub system: Arc<crate::platform::system::SystemCache>,
+    pub config: Arc<crate::config::Config>,
     pub mail: super::Mail,
-    pub hub: std::sync::Arc<crate::realtime::hub::Hub>,
+    pub hub: Arc<crate::realtime::hub::Hub>,
 }
 
 /// Emails claimed per round.

@@ -14,6 +14,8 @@ pub mod pages;
 mod store;
 pub mod system;
 
+use std::sync::Arc;
+
 use axum::http::Method;
 use sqlx::PgPool;
 
@@ -31,17 +33,17 @@ use crate::{
 /// sign-in providers.
 #[derive(Clone)]
 pub struct Platform {
-    pub door: std::sync::Arc<crate::auth::ctx::Door>,
-    pub config: std::sync::Arc<Config>,
+    pub door: Arc<crate::auth::ctx::Door>,
+    pub config: Arc<Config>,
     pub mail: crate::notify::Mail,
-    pub system: std::sync::Arc<system::SystemCache>,
+    pub system: Arc<system::SystemCache>,
     pub caches: crate::realtime::bus::Caches,
-    pub hub: std::sync::Arc<crate::realtime::hub::Hub>,
+    pub hub: Arc<crate::realtime::hub::Hub>,
     pub storage: crate::upload::Storage,
-    pub migrator: std::sync::Arc<tenants::TenantMigrator>,
+    pub migrator: Arc<tenants::TenantMigrator>,
     pub billing: crate::merchant::subscription::Billing,
     /// Sign-in providers (a provider's settings are checked against it before they are saved).
-    pub oauth: std::sync::Arc<crate::auth::oauth::Providers>,
+    pub oauth: Arc<crate::auth::oauth::Providers>,
 }
 
 /// The console's pages and its API (all `Scope::Platform`: they open a `PlatformSession`),
@@ -50,7 +52,7 @@ pub fn routes<S>(config: &Config) -> Routes<S>
 where
     S: Clone + Send + Sync + 'static,
     Platform: axum::extract::FromRef<S>,
-    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
+    Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
     PgPool: axum::extract::FromRef<S>,
 {
     let limit = AuthRateLimit::new(config);

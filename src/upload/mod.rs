@@ -20,7 +20,7 @@ use std::{path::PathBuf, sync::Arc};
 use axum::{
     Json,
     body::Body,
-    extract::{FromRequestParts, Multipart, Path, State, multipart::MultipartError},
+    extract::{FromRef, FromRequestParts, Multipart, Path, State, multipart::MultipartError},
     http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
     routing::post,
@@ -31,7 +31,7 @@ use serde::Serialize;
 use tenants::{EntId, Tenant, TenantId, TenantStatus, TenantTx};
 
 use crate::{
-    auth::{session::AgentSession, token::TokenKind},
+    auth::{ctx::Door, session::AgentSession, token::TokenKind},
     config::Config,
     http::{
         AppError, Routes, Scope,
@@ -50,17 +50,17 @@ pub const MAX_REQUEST_BYTES: usize = sniff::MAX_FILE_BYTES + 64 * 1024;
 /// visitors' limits, and object storage.
 #[derive(Clone)]
 pub struct Uploads {
-    pub door: std::sync::Arc<crate::auth::ctx::Door>,
-    pub limiter: std::sync::Arc<crate::http::rate::Limiter>,
+    pub door: Arc<Door>,
+    pub limiter: Arc<crate::http::rate::Limiter>,
     pub storage: Storage,
 }
 
 pub fn routes<S>() -> Routes<S>
 where
     S: Clone + Send + Sync + 'static,
-    Uploads: axum::extract::FromRef<S>,
-    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
-    crate::http::TrustedProxies: axum::extract::FromRef<S>,
+    Uploads: FromRef<S>,
+    Arc<Door>: FromRef<S>,
+    crate::http::TrustedProxies: FromRef<S>,
 {
     Routes::new()
         .add(
@@ -149,14 +149,13 @@ impl Uploader {
 impl<S> FromRequestParts<S> for Uploader
 where
     S: Send + Sync,
-    std::sync::Arc<crate::auth::ctx::Door>: axum::extract::FromRef<S>,
-    crate::http::TrustedProxies: axum::extract::FromRef<S>,
+    Arc<Door>: FromRef<S>,
+    crate::http::TrustedProxies: FromRef<S>,
 {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
-        let door =
-            <std::sync::Arc<crate::auth::ctx::Door> as axum::extract::FromRef<S>>::from_ref(state);
+        let door = Arc::<Door>::from_ref(state);
         let bearer = parts
             .headers
             .get(header::AUTHORIZATION)

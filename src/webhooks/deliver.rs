@@ -10,7 +10,7 @@
 //! `Kefu-Delivery` and `Kefu-Signature: t=<unix time>,v1=<hex HMAC-SHA256(secret,
 //! "<t>.<body>")>` — the scheme Stripe uses, so the same verification code works.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt as _;
 use serde_json::Value;
@@ -23,10 +23,10 @@ use super::store::{self, Due};
 /// stops on shutdown).
 #[derive(Clone)]
 pub struct Delivery {
-    pub door: std::sync::Arc<crate::auth::ctx::Door>,
-    pub webhooks: std::sync::Arc<super::Webhooks>,
-    pub config: std::sync::Arc<crate::config::Config>,
-    pub hub: std::sync::Arc<crate::realtime::hub::Hub>,
+    pub door: Arc<crate::auth::ctx::Door>,
+    pub webhooks: Arc<super::Webhooks>,
+    pub config: Arc<crate::config::Config>,
+    pub hub: Arc<crate::realtime::hub::Hub>,
 }
 
 /// Tries before a delivery is given up.
@@ -39,7 +39,7 @@ pub const LOG_DAYS: i32 = 30;
 
 pub fn spawn_worker(state: Delivery) -> tokio::task::JoinHandle<()> {
     let interval = Duration::from_secs(state.config.webhook_interval_secs);
-    let wake = std::sync::Arc::clone(&state.webhooks.wake);
+    let wake = Arc::clone(&state.webhooks.wake);
     crate::background::every(
         "webhooks",
         interval,

@@ -171,7 +171,7 @@ async fn visitor_send(
             (Some(row), _) | (None, Some(row)) => (row.clone(), false),
             (None, None) => open_conversation(ctx, visitor_id, &send).await?,
         };
-        let message = stored_as(ctx, conversation.id, visitor_id, &send);
+        let message = stored_as(ctx, conversation.id, visitor_id, send.clone());
         match ctx.state.chat.post(tenant, message).await {
             Ok(stored) => {
                 after_visitor_stored(ctx, &conversation, created, &send, &stored).await;
@@ -193,12 +193,14 @@ async fn visitor_send(
 }
 
 /// What the writer stores for this connection's `send` in `conversation_id` (the visitor's
-/// conversation with `visitor_id`): sent by the agent or the visitor on the socket.
+/// conversation with `visitor_id`): sent by the agent or the visitor on the socket. Takes
+/// the frame: an agent's text is moved, not copied (a visitor's send may be retried, so it
+/// passes a copy).
 fn stored_as(
     ctx: &Ctx<'_>,
     conversation_id: i64,
     visitor_id: i64,
-    send: &protocol::Send,
+    send: protocol::Send,
 ) -> NewMessage {
     let (sender_kind, sender_agent_id, sender_avatar) = match ctx.conn.peer {
         Peer::Agent(agent_id) => ("agent", Some(agent_id), ctx.conn.avatar.clone()),
@@ -209,9 +211,9 @@ fn stored_as(
         sender_kind,
         sender_agent_id,
         kind: send.kind.as_str(),
-        body: send.body.clone(),
-        payload: send.payload.clone(),
-        client_msg_id: send.client_msg_id.clone(),
+        body: send.body,
+        payload: send.payload,
+        client_msg_id: send.client_msg_id,
         visitor_id,
         sender_name: Some(ctx.conn.name.clone()),
         sender_avatar,
@@ -338,7 +340,8 @@ async fn agent_send(
         return Err(refused("conversation_required", why.into(), &send, None));
     };
     let row = claimed_for(ctx, agent_id, conversation_id, &send).await?;
-    let message = stored_as(ctx, conversation_id, row.visitor_id, &send);
+    let client_msg_id = send.client_msg_id.clone();
+    let message = stored_as(ctx, conversation_id, row.visitor_id, send);
     match chat.post(tenant, message).await {
         Ok(stored) => {
             // An agent answered: the conversation counts against the month's allowance.
@@ -347,13 +350,13 @@ async fn agent_send(
                 tracing::warn!(error = %e, "counting an engaged conversation failed");
             }
             Ok(vec![ServerFrame::Ack {
-                client_msg_id: send.client_msg_id,
+                client_msg_id,
                 id: stored.id,
                 conversation_id,
                 duplicate: stored.duplicate,
             }])
         }
-        Err(e) => Err(write_error(e, send.client_msg_id)),
+        Err(e) => Err(write_error(e, client_msg_id)),
     }
 }
 
