@@ -54,6 +54,7 @@ where
     S: Clone + Send + Sync + 'static,
     Arc<Door>: FromRef<S>,
     Arc<Chat>: FromRef<S>,
+    super::Sockets: FromRef<S>,
     Arc<billing::Catalog>: FromRef<S>,
 {
     Routes::new()
@@ -212,7 +213,7 @@ struct PostMessage {
 /// conversation, as in the workspace.
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations", params(("id" = String, Path, description = "The conversation id")), request_body = PostMessage, responses((status = 201, description = "Stored", body = MessageOut), (status = 200, description = "A retry of a message stored before", body = MessageOut), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn post_message(
-    State(chat): State<Arc<Chat>>,
+    State(sockets): State<super::Sockets>,
     State(plans): State<Arc<billing::Catalog>>,
     Ctx { session, mut tx, .. }: Ctx<ApiToken<Write>>,
     PathId(id): PathId<ConversationId>,
@@ -231,11 +232,23 @@ async fn post_message(
         store::claim_if_queued(&mut tx, row, session.agent.id).await?
     };
     tx.commit().await?;
+    let chat = &sockets.chat;
     if claimed {
         chat.announce(tenant, "assigned", &row);
     }
     let message = posted(&session.agent, as_bot, &row, send);
     let stored = chat.post(tenant, message.clone()).await.map_err(write_failed)?;
+    if row.left_offline_at.is_some() && !as_bot && !stored.duplicate {
+        let answer = super::left::Answer {
+            tenant,
+            conversation_id: row.id,
+            visitor_id: row.visitor_id,
+            message_id: stored.id,
+            agent_name: session.agent.display_name.clone(),
+            body: message.body.clone(),
+        };
+        super::left::email_if_away(&sockets, answer);
+    }
     // An agent (or the merchant's bot) answered: the conversation counts against the month's
     // allowance.
     let limit = plans.get(&session.tenant.plan).and_then(|p| p.conversations_per_month);

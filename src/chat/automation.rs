@@ -187,7 +187,10 @@ async fn remind_if_unanswered(
             heading: fill(lang.tr("email.unanswered_heading"), &v),
             paragraphs: vec![fill(lang.tr("email.unanswered_body"), &v)],
             quote: m.text.clone().filter(|t| !t.trim().is_empty()),
-            action: Some((lang.tr("email.unanswered_action").to_owned(), state.mail.link("/app"))),
+            action: Some((
+                lang.tr("email.unanswered_action").to_owned(),
+                state.mail.link(&format!("/app#c={}", m.conversation.id)),
+            )),
             reason: fill(lang.tr("email.unanswered_reason"), &v),
             ..Default::default()
         },

@@ -3,6 +3,7 @@
 
 mod api;
 mod automation;
+pub mod left;
 pub mod presence;
 pub mod rating;
 pub mod status;

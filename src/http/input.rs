@@ -24,6 +24,14 @@ pub fn text(
     Ok(value.to_owned())
 }
 
+/// Whether `value` reads as a phone number: digits (at least five) with the usual `+ - ( ) .`
+/// and spaces, at most 40 characters.
+pub fn phone_number(value: &str) -> bool {
+    value.len() <= 40
+        && value.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c))
+        && value.chars().filter(char::is_ascii_digit).count() >= 5
+}
+
 /// Characters that change how the text around them is shown without showing themselves:
 /// bidirectional controls (a name with U+202E reads backwards and can pose as another) and
 /// zero-width characters (a name of them looks blank, or like another with one inside).

@@ -131,11 +131,42 @@ where
 }
 
 /// Whether an email still makes sense: a reminder about an unanswered conversation is
-/// dropped once an agent answered after the visitor's message, or the conversation closed.
+/// dropped once an agent answered after the visitor's message, or the conversation closed;
+/// an agent's answer emailed to a visitor, once the visitor read it in the chat.
 async fn still_wanted(state: &Outbox, email: &Due) -> anyhow::Result<bool> {
-    if email.kind != "unanswered" {
-        return Ok(true);
+    match email.kind.as_str() {
+        "unanswered" => still_unanswered(state, email).await,
+        "answer" => still_unread(state, email).await,
+        _ => Ok(true),
     }
+}
+
+/// An answer emailed to a visitor is still unread (and its conversation still there).
+async fn still_unread(state: &Outbox, email: &Due) -> anyhow::Result<bool> {
+    let (Some(tenant), Some(conversation), Some(message)) = (
+        email.tenant_id,
+        email.about.get("conversation_id").and_then(Value::as_i64),
+        email.about.get("message_id").and_then(Value::as_i64),
+    ) else {
+        return Ok(false);
+    };
+    if state.tenants.by_id(TenantId(tenant)).await?.is_none() {
+        return Ok(false);
+    }
+    let mut tx = TenantTx::begin(&state.db, TenantId(tenant)).await?;
+    let unread: Option<bool> = sqlx::query_scalar(
+        "select c.visitor_last_read_id < $2 from conversations c where c.id = $1",
+    )
+    .bind(conversation)
+    .bind(message)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(unread.unwrap_or(false))
+}
+
+/// A reminder about an unanswered conversation: no agent has answered since.
+async fn still_unanswered(state: &Outbox, email: &Due) -> anyhow::Result<bool> {
     let (Some(tenant), Some(conversation), Some(after)) = (
         email.tenant_id,
         email.about.get("conversation_id").and_then(Value::as_i64),

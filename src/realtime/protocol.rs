@@ -495,6 +495,9 @@ pub struct ConversationOut {
     /// A snoozed conversation's wake-up time (absent: until the visitor writes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snoozed_until: Option<DateTime<Utc>>,
+    /// When the visitor wrote while nobody could answer (absent: they did not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left_offline_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 

@@ -57,6 +57,7 @@ where
     Arc<tenants::Registry>: FromRef<S>,
     Arc<Limiter>: FromRef<S>,
     Arc<crate::realtime::hub::Hub>: FromRef<S>,
+    Arc<crate::chat::Chat>: FromRef<S>,
     Arc<billing::Catalog>: FromRef<S>,
     sqlx::PgPool: FromRef<S>,
     Arc<crate::platform::system::SystemCache>: FromRef<S>,

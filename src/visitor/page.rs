@@ -16,6 +16,7 @@ use sqlx::PgPool;
 use tenants::{Registry, TenantTx};
 
 use super::{VisitorSession, store};
+use crate::chat::{Chat, left::LeftMessage};
 use crate::{
     auth::ctx::Door,
     http::{
@@ -41,6 +42,7 @@ where
     Arc<Registry>: FromRef<S>,
     PgPool: FromRef<S>,
     Arc<Hub>: FromRef<S>,
+    Arc<Chat>: FromRef<S>,
     Arc<Limiter>: FromRef<S>,
     Arc<SystemCache>: FromRef<S>,
     Mail: FromRef<S>,
@@ -127,9 +129,8 @@ async fn email_leave_message(
     mail: &Mail,
     tx: &mut sqlx::PgConnection,
     session: &VisitorSession,
-    name: &str,
-    contact: &str,
-    body: &str,
+    left: &Left,
+    conversation: i64,
 ) -> Result<bool, AppError> {
     let settings = system.get().await?;
     if !crate::notify::enabled(&settings) {
@@ -146,12 +147,13 @@ async fn email_leave_message(
     } else {
         &merchant.service_name
     };
-    let visitor = if name.is_empty() { session.visitor.name.as_str() } else { name };
+    let visitor = name_shown(left, session);
     let v = [("merchant", shown.as_str()), ("visitor", visitor), ("site", site)];
     let fill = crate::auth::links::fill;
+    let link = format!("/app#c={conversation}");
     let mut details = vec![(lang.tr("email.leave_name").to_owned(), visitor.to_owned())];
-    if !contact.is_empty() {
-        details.push((lang.tr("email.leave_contact").to_owned(), contact.to_owned()));
+    if !left.contact.is_empty() {
+        details.push((lang.tr("email.leave_contact").to_owned(), left.contact.clone()));
     }
     let mail = crate::notify::Email {
         kind: "leave_message",
@@ -162,8 +164,8 @@ async fn email_leave_message(
             heading: fill(lang.tr("email.leave_heading"), &v),
             paragraphs: vec![lang.tr("email.leave_body").to_owned()],
             details,
-            quote: Some(body.to_owned()),
-            action: Some((lang.tr("email.leave_action").to_owned(), mail.link("/app"))),
+            quote: Some(left.body.clone()),
+            action: Some((lang.tr("email.leave_action").to_owned(), mail.link(&link))),
             reason: fill(lang.tr("email.leave_reason"), &v),
         },
         delay_secs: 0,
@@ -331,17 +333,54 @@ fn clean(s: &str, n: usize) -> String {
     kept.trim().to_owned()
 }
 
-/// The line agents are shown about a left message.
-fn summary(who: &str, contact: &str, body: &str) -> String {
-    let contact = if contact.is_empty() { String::new() } else { format!(" ({contact})") };
-    format!("{who}{contact}: {}", body.chars().take(200).collect::<String>())
+/// The leave-a-message form, checked: the contact given is kept as the visitor's email or
+/// phone when it reads as one, else it stays with the message.
+struct Left {
+    name: Option<String>,
+    contact: String,
+    email: Option<String>,
+    phone: Option<String>,
+    body: String,
 }
 
-/// The leave-a-message form (when nobody is online): stored for the merchant and pushed to
-/// any agent who is connected.
+impl Left {
+    fn new(req: &LeaveMessage, body: String) -> Self {
+        let contact = clean(&req.contact, 200);
+        let email =
+            crate::auth::validate::Email::parse(&contact).ok().map(|e| e.as_str().to_lowercase());
+        let phone = (email.is_none() && crate::http::input::phone_number(&contact))
+            .then(|| contact.clone());
+        let name = crate::http::input::shown_name(&req.name, 100).filter(|n| !n.is_empty());
+        Self { name, contact, email, phone, body }
+    }
+
+    /// The message as stored: a contact that is neither email nor phone follows the text.
+    fn text(&self) -> String {
+        match (&self.email, &self.phone, self.contact.is_empty()) {
+            (None, None, false) => format!("{}\n\n{}", self.body, self.contact),
+            _ => self.body.clone(),
+        }
+    }
+
+    /// The line agents are shown about it.
+    fn summary(&self, who: &str) -> String {
+        let contact =
+            if self.contact.is_empty() { String::new() } else { format!(" ({})", self.contact) };
+        format!("{who}{contact}: {}", self.body.chars().take(200).collect::<String>())
+    }
+}
+
+/// Who left it: the name given, else the visitor's.
+fn name_shown<'a>(left: &'a Left, session: &'a VisitorSession) -> &'a str {
+    left.name.as_deref().unwrap_or(&session.visitor.name)
+}
+
+/// The leave-a-message form (when nobody is online): the message goes into the visitor's
+/// conversation, queued for the team as a lead (chat::left), their contact details into
+/// their profile, and the merchant's notification email is told.
 async fn leave_message(
     State(db): State<PgPool>,
-    State(hub): State<Arc<Hub>>,
+    State(chat): State<Arc<Chat>>,
     State(limiter): State<Arc<Limiter>>,
     State(system): State<Arc<SystemCache>>,
     State(mail): State<Mail>,
@@ -358,22 +397,28 @@ async fn leave_message(
         Rule::per_hour("leave_messages", l.leave_messages_per_visitor),
     );
     session.limit(&limiter, per_ip, per_visitor, 1).await?;
-    let name = crate::http::input::shown_name(&req.name, 100).unwrap_or_default();
-    let contact = clean(&req.contact, 200);
+    let left = Left::new(&req, body);
     let mut tx = TenantTx::begin(&db, session.tenant.id).await?;
-    let id = store::leave_message(&mut tx, session.visitor.id, &name, &contact, &body).await?;
-    // The merchant's notification email gets it too, in the same transaction.
+    let (email, phone) = (left.email.as_deref(), left.phone.as_deref());
+    store::left_contact(&mut tx, session.visitor.id, left.name.as_deref(), email, phone).await?;
+    tx.commit().await?;
+    let name = name_shown(&left, &session).to_owned();
+    let message =
+        LeftMessage { visitor_id: session.visitor.id, ip: session.ip, name, body: left.text() };
+    let (conversation, stored) = chat.take_left_message(session.tenant.id, message).await?;
+    // The merchant's notification email gets it too.
+    let mut tx = TenantTx::begin(&db, session.tenant.id).await?;
     let emailed =
-        email_leave_message(&system, &mail, &mut tx, &session, &name, &contact, &body).await?;
+        email_leave_message(&system, &mail, &mut tx, &session, &left, conversation.id).await?;
     tx.commit().await?;
     if emailed {
         mail.wake();
     }
-    let who = if name.is_empty() { &session.visitor.name } else { &name };
-    let summary = summary(who, &contact, &body);
-    hub.to_agents(
-        session.tenant.id,
-        &encode(&ServerFrame::Notice { code: "leave_message", message: summary }),
-    );
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "id": id }))).into_response())
+    // Agents see the conversation and the message arrive; clients of the protocol before
+    // left messages were conversations get the notice they knew (docs/protocol.md).
+    let who = name_shown(&left, &session);
+    let notice = ServerFrame::Notice { code: "leave_message", message: left.summary(who) };
+    chat.hub.to_agents(session.tenant.id, &encode(&notice));
+    let out = serde_json::json!({ "id": stored.id, "conversation_id": conversation.id });
+    Ok((StatusCode::CREATED, Json(out)).into_response())
 }

@@ -437,11 +437,7 @@ fn validate(
             Kind::Email if value.len() > 254 || Email::parse(value).is_err() => {
                 Some("chat.prechat_err_email")
             }
-            Kind::Phone
-                if value.len() > 40
-                    || !value.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c))
-                    || value.chars().filter(char::is_ascii_digit).count() < 5 =>
-            {
+            Kind::Phone if !crate::http::input::phone_number(value) => {
                 Some("chat.prechat_err_phone")
             }
             Kind::Select if !f.options.iter().any(|o| o.en == value) => {

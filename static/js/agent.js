@@ -368,8 +368,10 @@
       const li = el('li');
       const button = el('button', `conversation${current === c.id ? ' is-active' : ''}`);
       button.type = 'button';
-      const name = el('span', 'conversation-name', c.visitor_name);
+      const name = el('span', 'conversation-name');
+      name.append(el('span', 'name-text', c.visitor_name));
       if (online.has(c.visitor_id)) name.append(el('span', 'online-dot', ''));
+      if (c.left_offline_at) name.append(el('span', 'left-offline', t.tLeftOffline));
       // The last message says most; the state where it matters.
       const meta = el('span', 'conversation-meta');
       const state = stateText(c);
@@ -500,8 +502,9 @@
       unread.set(m.conversation_id, (unread.get(m.conversation_id) || 0) + 1);
       if (!conversations.has(m.conversation_id)) loadList();
     }
+    // The list previews what was said (as the server's list does), not status lines.
     const c = conversations.get(m.conversation_id);
-    if (c) c.last_message = preview(m);
+    if (c && m.kind !== 'activity') c.last_message = preview(m);
     renderList();
     if (m.sender.kind === 'visitor' && (m.conversation_id !== current || document.hidden)) {
       alertAgent(t.tNewMessage, `${m.sender.name || ''}: ${m.body || ''}`.slice(0, 140));
@@ -839,5 +842,17 @@
   }
   for (const banner of document.querySelectorAll('[data-announcement]')) wireAnnouncement(banner);
 
-  loadList().then(() => sock.connect());
+  // `/app#c=<id>` (links in emails) opens that conversation, fetched if it is not listed.
+  async function openLinked() {
+    const id = Number(new URLSearchParams(location.hash.slice(1)).get('c'));
+    if (!Number.isSafeInteger(id) || id <= 0) return;
+    if (!conversations.has(id)) {
+      const res = await fetch(`/api/v1/conversations/${id}`);
+      if (!res.ok) return;
+      conversations.set(id, await res.json());
+    }
+    open(id);
+  }
+  window.addEventListener('hashchange', openLinked);
+  loadList().then(() => { sock.connect(); openLinked(); });
 })();

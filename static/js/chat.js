@@ -25,7 +25,14 @@
   // or `#identity_token=…`. Fragments never reach a server's logs.
   let identity = readIdentity();
   let visitorId = null;
-  let token = sessionStorage.getItem(storeKey) || localStorage.getItem(storeKey);
+  // The link in an emailed answer (`#resume=<visitor token>`) brings the visitor back into
+  // their conversation on any device; the fragment is dropped once read.
+  const resume = new URLSearchParams(location.hash.slice(1)).get('resume');
+  if (resume) {
+    localStorage.setItem(storeKey, resume);
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+  let token = resume || sessionStorage.getItem(storeKey) || localStorage.getItem(storeKey);
   let sessionStarted = false; // the server decides on every page load who this visitor is
   let typingTimer = null;
 

@@ -5,7 +5,7 @@
 //   CHROMIUM  the browser binary
 //   PHOTO     a PNG the visitor sends
 // Exits non-zero with the reason on the first failed step, or if any page logged an error.
-import { launch, errorLog } from './harness.mjs';
+import { launch, errorLog, signIn } from './harness.mjs';
 import { mkdirSync } from 'node:fs';
 
 const { APP_URL, HOST_URL, OUT_DIR, CHROMIUM, PHOTO } = process.env;
@@ -424,6 +424,23 @@ try {
   await shot(late, 'chat-phone-leave-message');
   await late.click('#leave button[type=submit]');
   await late.locator('#leave').waitFor({ state: 'hidden', timeout: T });
+  // What they left is in their chat, as they wrote it.
+  await late.locator('.msg.mine .bubble', { hasText: 'opening hours' }).waitFor({ timeout: T });
+
+  step = 'the owner comes back: the lead waits in the inbox, marked, and is answered';
+  const backCtx = await browser.newContext({ viewport: { width: 1366, height: 900 }, locale: 'en-US' });
+  const back = await backCtx.newPage();
+  watch(back, 'workspace again');
+  await signIn(back, APP_URL, email, 'correct horse battery');
+  const lead = back.locator('.conversation', { hasText: 'Mia' });
+  await lead.locator('.left-offline', { hasText: 'Left while offline' }).waitFor({ timeout: T });
+  await lead.click();
+  await back.locator('.tmsg.theirs', { hasText: 'opening hours' }).waitFor({ timeout: T });
+  await back.fill('#reply', 'We open at 10 on Sundays.');
+  await back.press('#reply', 'Enter');
+  await back.locator('.tmsg.mine:not(.is-pending)', { hasText: 'Sundays' }).waitFor({ timeout: T });
+  await shot(back, 'workspace-left-message');
+  await late.locator('.msg.theirs .bubble', { hasText: 'open at 10' }).waitFor({ timeout: T });
 
   if (errors.length) throw new Error(`console errors:\n${errors.join('\n')}`);
   console.log(JSON.stringify({ ok: true, entId }));

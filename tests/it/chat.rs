@@ -229,13 +229,19 @@ async fn nobody_online_means_one_offline_notice_and_a_leave_message_form() {
     assert_eq!(res.status(), 201);
     let mut tx =
         tenants::TenantTx::begin(app.pool(), tenant_id(app.pool(), &m.ent_id).await).await.unwrap();
-    let (queued, left): (i64, i64) = sqlx::query_as(
-        "select (select count(*) from conversations where status = 'queued'), (select count(*) from leave_messages)",
+    // The left message joins the visitor's conversation (no second one), marked as left
+    // while offline, and the address is the visitor's.
+    let (queued, left, marked, email): (i64, i64, bool, Option<String>) = sqlx::query_as(
+        "select (select count(*) from conversations where status = 'queued'),
+                (select count(*) from messages where body = 'Call me back' and sender_kind = 'visitor'),
+                (select bool_and(left_offline_at is not null) from conversations),
+                (select email from visitors)",
     )
     .fetch_one(&mut *tx)
     .await
     .unwrap();
-    assert_eq!((queued, left), (1, 1));
+    assert_eq!((queued, left, marked), (1, 1, true));
+    assert_eq!(email.as_deref(), Some("ann@example.com"));
     drop(tx);
 
     // Resolved, then the visitor is back (the conversation reopens) and still nobody is

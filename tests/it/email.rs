@@ -453,6 +453,99 @@ async fn left_messages_and_unanswered_conversations_are_emailed() {
     );
 }
 
+/// A message left while nobody is online is a lead: a queued conversation, marked, with the
+/// visitor's contact details; the agent who comes online answers it, the visitor (gone) gets
+/// the answer by email, and its link brings them back into the same conversation.
+#[tokio::test]
+async fn a_left_message_is_a_lead_answered_by_email() {
+    let (app, smtp, _admin) = with_mail(Security::Implicit).await;
+    let m = signup_by_email(&app, &smtp, "Lamp Shop").await;
+    let before = smtp.received().len();
+    let v = visitor_session(&app, &m.ent_id).await;
+    let res = client()
+        .post(app.url("/api/v1/visitor/leave_message"))
+        .bearer_auth(&v.token)
+        .json(&json!({ "name": "张伟", "contact": "Zhang.Wei@Example.com", "body": "我想要白色的台灯" }))
+        .sent()
+        .await;
+    assert_eq!(res.status(), 201);
+    let left: Value = res.json().await.unwrap();
+    let conversation = left["conversation_id"].as_i64().unwrap();
+
+    // An agent comes online: the lead is in the list, queued, marked, named as the visitor
+    // signed it, with their message; the visitor's profile has the address.
+    let list: Value = client()
+        .get(app.url("/api/v1/conversations?view=all&status=any"))
+        .bearer_auth(&m.token)
+        .sent()
+        .await
+        .json()
+        .await
+        .unwrap();
+    let item = &list["conversations"][0];
+    assert_eq!(item["id"], conversation, "{list:#}");
+    assert_eq!(item["status"], "queued");
+    assert_eq!(item["visitor_name"], "张伟");
+    assert_eq!(item["last_message"], "我想要白色的台灯");
+    assert!(item["left_offline_at"].is_string(), "{item:#}");
+    let visitor: Value = client()
+        .get(app.url(&format!("/api/v1/visitors/{}", v.id)))
+        .bearer_auth(&m.token)
+        .sent()
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(visitor["email"], "zhang.wei@example.com", "{visitor:#}");
+
+    let mut agent = Ws::agent(&app, &m.token, "").await;
+    agent.expect("hello").await;
+    agent
+        .send(json!({ "type": "send", "client_msg_id": "a1", "conversation_id": conversation,
+                      "kind": "text", "body": "白色的有货，今天就能发出。" }))
+        .await;
+    agent.expect("ack").await;
+    wait_for_pending(&app, "answer", 1).await;
+    send_outbox(&app).await;
+    let answer = smtp.wait_for(before + 1).await[before].clone();
+    assert_eq!(answer.to, vec!["zhang.wei@example.com"]);
+    let (subject, text, _) = answer.parsed();
+    assert!(subject.contains("Lamp Shop"), "{subject}");
+    assert!(text.contains("白色的有货，今天就能发出。"), "{text}");
+
+    // The link resumes the visitor: the same visitor and conversation, the answer in it.
+    let url = link(&text, &app.url(&format!("/chatIndex?ent_id={}#resume=", m.ent_id)));
+    let token = url.split("#resume=").nth(1).unwrap();
+    let res = client()
+        .post(app.url("/api/v1/visitor/session"))
+        .json(&json!({ "ent_id": m.ent_id, "token": token }))
+        .sent()
+        .await;
+    let session: Value = res.json().await.unwrap();
+    assert_eq!(session["visitor_id"], v.id.as_str(), "{session:#}");
+    let mut ws = Ws::visitor(&app, session["token"].as_str().unwrap(), "&since=0").await;
+    let said = ws
+        .expect_where("the answer", |f| f["type"] == "message" && f["sender"]["kind"] == "agent")
+        .await;
+    assert_eq!(said["conversation_id"], conversation);
+    ws.send_text("v2", "太好了，谢谢", None).await;
+    assert_eq!(ws.expect("ack").await["conversation_id"], conversation, "the same conversation");
+
+    // An answer the visitor is there to read is not emailed.
+    agent
+        .send(json!({ "type": "send", "client_msg_id": "a2", "conversation_id": conversation,
+                      "kind": "text", "body": "不客气" }))
+        .await;
+    agent.expect("ack").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let pending: i64 =
+        sqlx::query_scalar("select count(*) from public.email_outbox where kind = 'answer'")
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(pending, 1, "only the answer written while the visitor was away");
+}
+
 /// The reminder follows the conversation's agent: while they are online nobody is emailed;
 /// once they are away their conversation's waiting visitor reaches them by email, though a
 /// colleague is online.

@@ -17,6 +17,8 @@ pub struct ConversationItem {
     pub visitor_name: String,
     pub agent_id: Option<i64>,
     pub agent_name: Option<String>,
+    /// When the visitor wrote while nobody could answer (none: they did not).
+    pub left_offline_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub last_message_at: Option<DateTime<Utc>>,
     pub last_message: Option<String>,
@@ -28,7 +30,7 @@ pub struct ConversationItem {
 }
 
 const ITEM_SELECT: &str = "select c.id, c.status, c.snoozed_until, v.public_id as visitor_id, v.name as visitor_name, c.agent_id,
-        a.display_name as agent_name, c.created_at, lm.created_at as last_message_at,
+        a.display_name as agent_name, c.left_offline_at, c.created_at, lm.created_at as last_message_at,
         lm.body as last_message,
         (select count(*) from messages m where m.conversation_id = c.id and m.sender_kind = 'visitor'
             and m.id > c.agent_last_read_id) as unread,

@@ -24,6 +24,9 @@ pub struct ConversationRow {
     pub status: ConversationStatus,
     /// Until when a snoozed conversation sleeps (none: until the visitor writes).
     pub snoozed_until: Option<DateTime<Utc>>,
+    /// When the visitor wrote while nobody could answer (the leave-a-message form, or
+    /// messages after the offline notice).
+    pub left_offline_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -37,6 +40,7 @@ impl ConversationRow {
             agent_id: self.agent_id,
             agent_name: self.agent_name.clone(),
             snoozed_until: self.snoozed_until,
+            left_offline_at: self.left_offline_at,
             created_at: self.created_at,
         }
     }
@@ -48,7 +52,8 @@ impl ConversationRow {
 
 const CONVERSATION_SELECT: &str =
     "select c.id, c.visitor_id, v.public_id as visitor_public_id, v.name as visitor_name,
-        c.agent_id, a.display_name as agent_name, c.status, c.snoozed_until, c.created_at
+        c.agent_id, a.display_name as agent_name, c.status, c.snoozed_until, c.left_offline_at,
+        c.created_at
     from conversations c
     join visitors v on v.id = c.visitor_id
     left join agents a on a.id = c.agent_id";
@@ -273,18 +278,63 @@ pub async fn reopen_recent(
     .await
 }
 
-/// Marks the offline notice as sent; true only the first time for a conversation.
+/// Marks the offline notice as sent, and the conversation as left while offline; true only
+/// the first time for a conversation.
 #[tracing::instrument(name = "db.chat.claim_offline_notice", skip_all)]
 pub async fn claim_offline_notice(
     conn: &mut PgConnection,
     conversation_id: i64,
 ) -> sqlx::Result<bool> {
-    Ok(sqlx::query("update conversations set offline_notice_sent = true where id = $1 and not offline_notice_sent")
-        .bind(conversation_id)
-        .execute(conn)
-        .await?
-        .rows_affected()
+    Ok(sqlx::query(
+        "update conversations
+            set offline_notice_sent = true, left_offline_at = coalesce(left_offline_at, now())
+          where id = $1 and not offline_notice_sent",
+    )
+    .bind(conversation_id)
+    .execute(conn)
+    .await?
+    .rows_affected()
         == 1)
+}
+
+/// Marks the conversation as one the visitor left a message in while nobody was online.
+#[tracing::instrument(name = "db.chat.mark_left_offline", skip_all)]
+pub async fn mark_left_offline(
+    conn: &mut PgConnection,
+    id: ConversationId,
+) -> sqlx::Result<Option<ConversationRow>> {
+    sqlx::query(
+        "update conversations set left_offline_at = coalesce(left_offline_at, now()) where id = $1",
+    )
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    conversation(conn, id).await
+}
+
+/// Where an agent's answer to a visitor who is away can be emailed: the visitor's address,
+/// for a conversation left while offline; none otherwise.
+#[derive(sqlx::FromRow)]
+pub struct AwayVisitor {
+    pub email: String,
+    /// A verified user (their chat follows their login on the merchant's site).
+    pub verified: bool,
+}
+
+#[tracing::instrument(name = "db.chat.away_visitor", skip_all)]
+pub async fn away_visitor(
+    conn: &mut PgConnection,
+    id: ConversationId,
+) -> sqlx::Result<Option<AwayVisitor>> {
+    sqlx::query_as(
+        "select v.email, v.verified_at is not null as verified
+           from conversations c join visitors v on v.id = c.visitor_id
+          where c.id = $1 and c.left_offline_at is not null and v.email is not null
+            and v.email <> '' and v.blocked_at is null",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
 }
 
 #[tracing::instrument(name = "db.chat.mark_read", skip_all)]

@@ -8,7 +8,7 @@ use tenants::TenantTx;
 
 use super::{Sockets, connection::Connection, store};
 use crate::{
-    chat::{Opened, automation},
+    chat::{Opened, automation, left},
     http::AppError,
     realtime::{
         hub::{Peer, encode},
@@ -342,8 +342,21 @@ async fn agent_send(
     let row = claimed_for(ctx, agent_id, conversation_id, &send).await?;
     let client_msg_id = send.client_msg_id.clone();
     let message = stored_as(ctx, conversation_id, row.visitor_id, send);
+    let body = row.left_offline_at.is_some().then(|| message.body.clone());
     match chat.post(tenant, message).await {
         Ok(stored) => {
+            // A lead left while offline: the answer follows the visitor by email.
+            if let Some(body) = body.filter(|_| !stored.duplicate) {
+                let answer = left::Answer {
+                    tenant,
+                    conversation_id,
+                    visitor_id: row.visitor_id,
+                    message_id: stored.id,
+                    agent_name: ctx.conn.name.clone(),
+                    body,
+                };
+                left::email_if_away(ctx.state, answer);
+            }
             // An agent answered: the conversation counts against the month's allowance.
             let limit = allowance(ctx.state, tenant).await;
             if let Err(e) = chat.engaged(tenant, conversation_id, limit).await {

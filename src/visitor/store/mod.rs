@@ -352,24 +352,31 @@ pub async fn record_pages(
     Ok(())
 }
 
-/// A message left while nobody was online; its id.
-#[tracing::instrument(name = "db.leave_messages.create", skip_all)]
-pub async fn leave_message(
+/// What a visitor gave in the leave-a-message form about themselves: the name they give is
+/// the one shown (as a pre-chat answer is); their real name, email and phone are kept where
+/// nothing was before (what an agent or the pre-chat form set stays).
+#[tracing::instrument(name = "db.visitors.left_contact", skip_all)]
+pub async fn left_contact(
     conn: &mut PgConnection,
     id: i64,
-    name: &str,
-    contact: &str,
-    body: &str,
-) -> sqlx::Result<i64> {
-    sqlx::query_scalar(
-        "insert into leave_messages (visitor_id, name, contact, body) values ($1, $2, $3, $4) returning id",
+    name: Option<&str>,
+    email: Option<&str>,
+    phone: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "update visitors
+            set name = coalesce($2, name), real_name = coalesce(nullif(real_name, ''), $2),
+                email = coalesce(nullif(email, ''), $3),
+                phone = coalesce(nullif(phone, ''), $4)
+          where id = $1",
     )
     .bind(id)
     .bind(name)
-    .bind(contact)
-    .bind(body)
-    .fetch_one(conn)
-    .await
+    .bind(email)
+    .bind(phone)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// `v` + 16 characters from an alphabet without look-alikes (≈ 80 bits).
