@@ -168,7 +168,8 @@ pub fn verify_email(
 struct LinkPage {
     lang: Lang,
     csrf_token: String,
-    /// `invite`, `reset`, `forgot`, `forgot_sent`, `verified`, `invalid`.
+    /// `invite`, `reset`, `forgot`, `forgot_sent`, `forgot_unavailable` (no email here:
+    /// `email` holds the site's name), `verified`, `invalid`.
     view: &'static str,
     email: String,
     action: String,
@@ -193,6 +194,7 @@ impl LinkPage {
             "reset" => "links.reset_title",
             "forgot" => "links.forgot_title",
             "forgot_sent" => "links.forgot_sent_title",
+            "forgot_unavailable" => "links.forgot_unavailable_title",
             "verified" => "links.verified_title",
             _ => "links.invalid_title",
         })
@@ -324,10 +326,21 @@ pub(super) async fn reset_page(
     Ok((csrf, Page(page)).into_response())
 }
 
-pub(super) async fn forgot_page(lang: Lang, csrf: CsrfToken) -> Response {
+/// The form asking for a reset link; on a site that cannot send email, what to do instead
+/// (a link that never comes would leave the person waiting).
+pub(super) async fn forgot_page(
+    State(state): State<Auth>,
+    lang: Lang,
+    csrf: CsrfToken,
+) -> Result<Response, AppError> {
+    let settings = state.system.get().await?;
     let mut page = LinkPage::new(lang, &csrf, "forgot");
+    if !notify::enabled(&settings) {
+        page.view = "forgot_unavailable";
+        page.email = notify::site_name(&settings).to_owned();
+    }
     page.action = "/forgot".into();
-    (csrf, Page(page)).into_response()
+    Ok((csrf, Page(page)).into_response())
 }
 
 #[derive(Deserialize)]

@@ -210,6 +210,8 @@ struct ChatPage {
     logo_url: Option<String>,
     /// The picture beside replies from agents without one of their own (else initials).
     service_avatar_url: String,
+    /// The welcome message (sanitized HTML), shown as soon as the chat opens.
+    welcome: String,
 }
 
 impl ChatPage {
@@ -241,6 +243,7 @@ impl ChatPage {
             color: settings.widget_color.clone(),
             logo_url: settings.logo_url(&tenant.ent_id),
             service_avatar_url: settings.avatar_url(&tenant.ent_id).unwrap_or_default(),
+            welcome: settings.welcome_message.clone(),
             tenant_name: name,
         }
     }

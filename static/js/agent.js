@@ -18,7 +18,8 @@
   const panel = document.getElementById('visitor-panel');
   const pd = panel.dataset;
   let panelVisitor = null;
-  const fmtTime = (t) => new Date(t).toLocaleString([], { dateStyle: 'short', timeStyle: 'short' });
+  // In the viewer's time zone and the page's language (dom.js).
+  const fmtTime = (t) => new Date(t).toLocaleString(document.documentElement.lang || undefined, { dateStyle: 'short', timeStyle: 'short' });
   function setText(id, text) { document.getElementById(id).textContent = text || pd.tUnknown; }
   function setLink(id, raw) {
     const dd = document.getElementById(id);
@@ -231,7 +232,7 @@
   let current = null;
 
   const uuid = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`);
-  const { el } = window.KefuDom;
+  const { el, timeEl, markDays, ago } = window.KefuDom;
 
   // Lists: Waiting (nobody has it), Mine, All, each by status (open, pending, snoozed,
   // resolved, any); a search over names and last messages.
@@ -377,7 +378,10 @@
       const state = stateText(c);
       if (state) meta.append(el('span', `state is-${c.status}`, state), state && (c.last_message || c.agent_name) ? ' · ' : '');
       meta.append(c.last_message || c.agent_name || '');
-      button.append(name, meta);
+      const when = c.last_message_at || c.created_at;
+      const time = timeEl(when, 'conversation-time');
+      time.textContent = ago(when);
+      button.append(name, time, meta);
       const n = unread.get(c.id) || 0;
       if (n) button.append(el('span', 'unread', String(n)));
       button.addEventListener('click', () => open(c.id));
@@ -385,6 +389,11 @@
       listEl.append(li);
     }
   }
+
+  // "3 min ago" grows older while the list stays.
+  setInterval(() => {
+    for (const e of listEl.querySelectorAll('.conversation-time')) e.textContent = ago(e.dateTime);
+  }, 60_000);
 
   // A status change, in the reader's language (the stored body is English).
   function activityText(m) {
@@ -401,16 +410,22 @@
   function bubble(m) {
     if (m.kind === 'activity') {
       const row = el('div', 'tmsg activity');
+      row.dataset.at = m.created_at;
       const line = el('div', 'bubble', activityText(m));
-      line.title = fmtTime(m.created_at);
+      line.append(' · ', timeEl(m.created_at));
       row.append(line);
       return row;
     }
     const row = el('div', `tmsg ${m.sender.kind === 'visitor' ? 'theirs' : 'mine'} ${m.kind === 'notice' ? 'notice' : ''}`);
+    // Pending replies have no server time yet: now, as the agent sees it.
+    row.dataset.at = m.created_at || new Date().toISOString();
     row.append(window.KefuContent.fill(el('div', 'bubble'), m));
     const c = conversations.get(m.conversation_id);
     const who = m.sender.name || (m.sender.kind === 'visitor' && c ? c.visitor_name : '');
-    row.append(el('div', 'meta', who));
+    const meta = el('div', 'meta');
+    if (who) meta.append(el('span', 'meta-text', who));
+    meta.append(timeEl(row.dataset.at));
+    row.append(meta);
     return row;
   }
 
@@ -435,6 +450,7 @@
     for (const m of page.messages) { if (!seen.has(m.id)) seen.add(m.id); threadMessages.insertBefore(bubble(m), top); }
     olderBefore = page.next_before;
     if (!olderBefore) threadMessages.prepend(historyStart());
+    markDays(threadMessages);
     threadMessages.scrollTop += threadMessages.scrollHeight - height; // keep the reader's place
   }
   threadMessages.addEventListener('scroll', () => { if (threadMessages.scrollTop < 120) loadOlder(); });
@@ -457,6 +473,7 @@
     if (page && id === current) {
       if (!page.next_before) threadMessages.append(historyStart());
       for (const m of page.messages) threadMessages.append(bubble(m));
+      markDays(threadMessages);
       olderBefore = page.next_before;
       threadMessages.scrollTop = threadMessages.scrollHeight;
       const last = page.messages[page.messages.length - 1];
@@ -497,6 +514,7 @@
     if (m.conversation_id === current) {
       if (m.sender.kind === 'visitor') showTyping(null);
       threadMessages.append(bubble(m));
+      markDays(threadMessages);
       threadMessages.scrollTop = threadMessages.scrollHeight;
     } else if (m.sender.kind === 'visitor') {
       unread.set(m.conversation_id, (unread.get(m.conversation_id) || 0) + 1);
@@ -504,7 +522,7 @@
     }
     // The list previews what was said (as the server's list does), not status lines.
     const c = conversations.get(m.conversation_id);
-    if (c && m.kind !== 'activity') c.last_message = preview(m);
+    if (c && m.kind !== 'activity') { c.last_message = preview(m); c.last_message_at = m.created_at; }
     renderList();
     if (m.sender.kind === 'visitor' && (m.conversation_id !== current || document.hidden)) {
       alertAgent(t.tNewMessage, `${m.sender.name || ''}: ${m.body || ''}`.slice(0, 140));
@@ -620,6 +638,7 @@
     const node = bubble(Object.assign({ sender: { kind: 'agent', name: '' } }, shown));
     node.classList.add('is-pending');
     threadMessages.append(node);
+    markDays(threadMessages);
     threadMessages.scrollTop = threadMessages.scrollHeight;
     sock.sendTracked(frame, node);
   }

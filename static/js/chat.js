@@ -50,10 +50,12 @@
 
   const uuid = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`);
 
-  const { el } = window.KefuDom;
+  const { el, timeEl, markDays } = window.KefuDom;
 
+  // Every message carries its time (the full date on hover); pending ones, now.
   function bubble(msg, mine) {
     const row = el('div', `msg ${mine ? 'mine' : 'theirs'} kind-${msg.kind}`);
+    row.dataset.at = msg.created_at || new Date().toISOString();
     if (msg.kind === 'notice') {
       row.className = 'msg notice';
       const html = msg.payload && msg.payload.html;
@@ -61,7 +63,8 @@
       return row;
     }
     const b = window.KefuContent.fill(el('div', 'bubble'), msg);
-    const meta = el('div', 'meta', mine ? '' : (msg.sender && msg.sender.name) || d.tAgent);
+    const meta = el('div', 'meta');
+    meta.append(el('span', 'meta-text', mine ? '' : (msg.sender && msg.sender.name) || d.tAgent), timeEl(row.dataset.at));
     if (mine) { row.append(b, meta); return row; }
     const body = el('div', 'msg-body');
     body.append(b, meta);
@@ -82,13 +85,24 @@
   // Only the latest own message carries a status (delivered, then read).
   let lastOwn = null;
   function markOwn(node, id, text) {
-    if (lastOwn && lastOwn.id > id) { node.querySelector('.meta').textContent = ''; return; }
-    if (lastOwn && lastOwn.el !== node) lastOwn.el.querySelector('.meta').textContent = '';
+    if (lastOwn && lastOwn.id > id) { node.querySelector('.meta-text').textContent = ''; return; }
+    if (lastOwn && lastOwn.el !== node) lastOwn.el.querySelector('.meta-text').textContent = '';
     lastOwn = { el: node, id };
-    node.querySelector('.meta').textContent = text;
+    node.querySelector('.meta-text').textContent = text;
   }
 
   function scroll() { list.scrollTop = list.scrollHeight; }
+
+  // The merchant's welcome greets a visitor with no history as soon as the chat opens; the
+  // stored one (sent when their first message opens the conversation) takes its place.
+  let greeting = null;
+  function showGreeting() {
+    if (!d.welcome || greeting || list.querySelector('.msg:not(.notice)')) return;
+    greeting = bubble({ kind: 'text', body: '', payload: { html: d.welcome }, sender: { kind: 'bot' } }, false);
+    greeting.classList.add('is-greeting');
+    list.prepend(greeting);
+    markDays(list);
+  }
 
   function show(msg) {
     if (seen.has(msg.id)) return;
@@ -99,8 +113,11 @@
     }
     const waiting = sock.settle(msg.client_msg_id);
     const node = bubble(msg, mine);
+    const welcome = !mine && String(msg.client_msg_id || '').startsWith('welcome:');
     if (waiting) waiting.data.replaceWith(node);
+    else if (welcome && greeting) { greeting.replaceWith(node); greeting = null; }
     else list.append(node);
+    markDays(list);
     seen.set(msg.id, node);
     if (mine) markOwn(node, msg.id, d.tDelivered);
     scroll();
@@ -311,7 +328,7 @@
         if (frame.code === 'offline') leave.hidden = false;
         if (frame.code === 'history_cleared') list.replaceChildren(el('div', 'msg notice', d.tHistoryCleared));
         break;
-      case 'sync_done': historyLoaded = true; break;
+      case 'sync_done': historyLoaded = true; showGreeting(); break;
       case 'error': {
         const p = sock.waiting(frame.client_msg_id);
         if (p && frame.code === 'conversation_limit') {
@@ -325,7 +342,7 @@
           break;
         }
         if (p) {
-          if (frame.code === 'unavailable') p.data.querySelector('.meta').textContent = d.tFailed;
+          if (frame.code === 'unavailable') p.data.querySelector('.meta-text').textContent = d.tFailed;
           else { p.data.classList.add('is-failed'); sock.settle(frame.client_msg_id); }
         }
         break;
@@ -415,7 +432,7 @@
   function sendFrame(frame, shown) {
     const node = bubble(shown, true);
     node.classList.add('is-pending');
-    node.querySelector('.meta').textContent = d.tSending;
+    node.querySelector('.meta-text').textContent = d.tSending;
     list.append(node);
     scroll();
     sock.sendTracked(frame, node);
@@ -484,7 +501,7 @@
     if (!file) return;
     const node = bubble({ kind: 'text', body: `${file.name} · ${window.KefuContent.size(file.size)}` }, true);
     node.classList.add('is-pending');
-    node.querySelector('.meta').textContent = d.tUploading;
+    node.querySelector('.meta-text').textContent = d.tUploading;
     list.append(node);
     scroll();
     try {
@@ -502,7 +519,7 @@
     } catch (err) {
       node.classList.remove('is-pending');
       node.classList.add('is-failed');
-      node.querySelector('.meta').textContent = err.message;
+      node.querySelector('.meta-text').textContent = err.message;
     }
   });
 

@@ -278,3 +278,17 @@ async fn https_deployments_mark_cookies_secure() {
     assert!(cookie.contains("Secure"), "{cookie}");
     assert!(res.headers().contains_key("strict-transport-security"));
 }
+
+/// Without a mail server a reset link cannot come: the page says so and who can help,
+/// instead of a form that promises an email.
+#[tokio::test]
+async fn forgetting_a_password_without_email_says_who_can_help() {
+    let app = spawn_app().await;
+    let en = client().get(app.url("/forgot")).header("accept-language", "en").sent().await;
+    assert_eq!(en.status(), 200);
+    let html = en.text().await.unwrap();
+    assert!(html.contains("cannot send email") && html.contains("owner or admin"), "{html}");
+    assert!(!html.contains(r#"action="/forgot""#), "no form that promises an email");
+    let zh = client().get(app.url("/forgot")).header("accept-language", "zh-CN").text_body().await;
+    assert!(zh.contains("尚未配置邮件发送") && zh.contains("所有者或管理员"), "{zh}");
+}

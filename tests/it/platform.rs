@@ -821,6 +821,8 @@ async fn system_settings_change_the_site() {
     let landing = client().get(app.url("/")).text_body().await;
     assert!(landing.contains("<title>Acme Help"));
     assert!(landing.contains("© 2026 Acme Ltd."));
+    assert!(landing.contains("<span>Acme Help</span>"), "the brand is the site's title");
+    assert!(!landing.contains(r#"href="/signup""#), "closed sign-up is offered nowhere");
     assert!(landing.contains("<html lang=\"zh-CN\">"), "the default language applies");
     let english = client().get(app.url("/")).header("accept-language", "en").send().await.unwrap();
     assert!(

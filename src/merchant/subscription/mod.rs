@@ -535,13 +535,21 @@ impl BillingPage {
         self.lang.tr(&format!("billing.status_{}", self.view.status.as_str())).to_owned()
     }
 
-    fn limit(&self, value: &Option<u32>) -> String {
-        value
-            .map_or_else(|| self.lang.tr("billing.unlimited").to_owned(), |v| grouped(i64::from(v)))
+    /// "3 seats", "Unlimited seats": a plan's limit of `what` (`seats`, `conversations`) as
+    /// one phrase of the reader's language.
+    fn limit(&self, what: &str, value: &Option<u32>) -> String {
+        self.phrase(what, value.map(|v| grouped(i64::from(v))))
     }
 
     fn storage(&self, value: &Option<u64>) -> String {
-        value.map_or_else(|| self.lang.tr("billing.unlimited").to_owned(), limits::human_bytes)
+        self.phrase("storage", value.map(limits::human_bytes))
+    }
+
+    fn phrase(&self, what: &str, n: Option<String>) -> String {
+        match n {
+            Some(n) => self.lang.tr(&format!("billing.{what}_n")).replace("{n}", &n),
+            None => self.lang.tr(&format!("billing.{what}_unlimited")).to_owned(),
+        }
     }
 
     fn meter_used(&self, meter: &limits::Meter, bytes: bool) -> String {
