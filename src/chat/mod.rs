@@ -6,6 +6,7 @@ mod automation;
 pub mod left;
 pub mod presence;
 pub mod rating;
+pub mod search;
 pub mod status;
 pub mod store;
 mod ws;
@@ -55,7 +56,11 @@ where
     crate::http::TrustedProxies: axum::extract::FromRef<S>,
     Arc<Hub>: axum::extract::FromRef<S>,
 {
-    ws::routes().merge(api::routes()).merge(rating::routes()).merge(status::routes())
+    ws::routes()
+        .merge(api::routes())
+        .merge(rating::routes())
+        .merge(status::routes())
+        .merge(search::routes())
 }
 
 /// Connections of each message-writing pool: its writer commits one batch at a time; the

@@ -36,6 +36,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     http::openapi::document([
         crate::chat::api_doc(),
         crate::chat::status::Doc::openapi(),
+        crate::chat::search::Doc::openapi(),
         crate::visitor::manage::Doc::openapi(),
         crate::agent::Doc::openapi(),
     ])

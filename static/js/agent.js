@@ -136,7 +136,10 @@
     for (const c of conversations.values()) if (c.visitor_id === v.id) c.visitor_name = v.name;
     renderList();
     const c = conversations.get(current);
-    if (c && c.visitor_id === v.id) threadTitle.textContent = v.name;
+    if (c && c.visitor_id === v.id) {
+      threadTitle.textContent = v.name;
+      for (const e of threadMessages.querySelectorAll('.tmsg.theirs .meta-text')) e.textContent = v.name;
+    }
     if (panelVisitor === v.id && panelData) { Object.assign(panelData, v); renderIdentity(panelData); }
   }
 
@@ -328,7 +331,21 @@
   });
 
   // The agent's own status: visitors see the team as available only while someone is online.
+  // Narrow screens (up to 1280 px, phones too) open the visitor panel as a drawer.
+  const panelToggle = document.getElementById('panel-toggle');
+  function setPanelOpen(open) {
+    inbox.classList.toggle('is-panel-open', open);
+    panelToggle.setAttribute('aria-expanded', String(open));
+    if (open) document.getElementById('panel-close').focus();
+  }
+  panelToggle.addEventListener('click', () => setPanelOpen(!inbox.classList.contains('is-panel-open')));
+  document.getElementById('panel-close').addEventListener('click', () => { setPanelOpen(false); panelToggle.focus(); });
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && inbox.classList.contains('is-panel-open')) { setPanelOpen(false); panelToggle.focus(); }
+  });
+
   document.getElementById('thread-back').addEventListener('click', () => {
+    setPanelOpen(false);
     inbox.classList.remove('is-reading');
     current = null;
     renderList();
@@ -421,7 +438,9 @@
     row.dataset.at = m.created_at || new Date().toISOString();
     row.append(window.KefuContent.fill(el('div', 'bubble'), m));
     const c = conversations.get(m.conversation_id);
-    const who = m.sender.name || (m.sender.kind === 'visitor' && c ? c.visitor_name : '');
+    // A visitor is shown by the name they have now (a pre-chat answer, an agent's edit),
+    // not the one their connection opened with.
+    const who = (m.sender.kind === 'visitor' && c && c.visitor_name) || m.sender.name || '';
     const meta = el('div', 'meta');
     if (who) meta.append(el('span', 'meta-text', who));
     meta.append(timeEl(row.dataset.at));
@@ -525,7 +544,8 @@
     if (c && m.kind !== 'activity') { c.last_message = preview(m); c.last_message_at = m.created_at; }
     renderList();
     if (m.sender.kind === 'visitor' && (m.conversation_id !== current || document.hidden)) {
-      alertAgent(t.tNewMessage, `${m.sender.name || ''}: ${m.body || ''}`.slice(0, 140));
+      const from = (c && c.visitor_name) || m.sender.name || '';
+      alertAgent(t.tNewMessage, `${from}: ${preview(m)}`.slice(0, 140));
     }
   }
 

@@ -381,6 +381,16 @@ try {
   await agentPhone.locator('.tmsg.theirs', { hasText: 'desk lamp' }).waitFor({ timeout: T });
   if (await agentPhone.locator('.inbox-list').isVisible()) throw new Error('the list stays beside the chat on a phone');
   await shot(agentPhone, 'workspace-phone-chat');
+  // The visitor panel opens over the chat: who they are, tags and notes, and closes again.
+  await agentPhone.locator('#panel-toggle').tap();
+  await agentPhone.locator('#vp-tags .tag', { hasText: 'VIP' }).waitFor({ timeout: T });
+  await agentPhone.locator('#vp-notes li', { hasText: 'Wants the white lamp' }).waitFor({ timeout: T });
+  await agentPhone.fill('#vp-tag', 'Phone');
+  await agentPhone.press('#vp-tag', 'Enter');
+  await agentPhone.locator('#vp-tags .tag', { hasText: 'Phone' }).waitFor({ timeout: T });
+  await shot(agentPhone, 'workspace-phone-visitor');
+  await agentPhone.locator('#panel-close').tap();
+  await agentPhone.locator('#visitor-panel').waitFor({ state: 'hidden', timeout: T });
   await agentPhone.locator('#thread-back').tap();
   await agentPhone.locator('.conversation').first().waitFor({ timeout: T });
   await agentPhoneCtx.close();

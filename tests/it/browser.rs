@@ -177,6 +177,7 @@ async fn widget_visitor_and_agent_chat_in_a_real_browser() {
         "workspace-image-viewer",
         "workspace-phone-list",
         "workspace-phone-chat",
+        "workspace-phone-visitor",
         "widget-desktop-badge",
         "workspace-desktop",
         "workspace-left-message",

@@ -349,6 +349,7 @@ pub(crate) fn case(
             (format!("/api/v1/auto_replies/{}", target.auto_reply_id), None)
         }
         ("GET", "/api/v1/tags") => (format!("/api/v1/tags?ent_id={ent}"), None),
+        ("GET", "/api/v1/search") => (format!("/api/v1/search?q=hello&ent_id={ent}"), None),
         ("GET", "/api/v1/blacklist") => (format!("/api/v1/blacklist?ent_id={ent}"), None),
         ("POST", "/api/v1/blacklist") => (
             format!("/api/v1/blacklist?ent_id={ent}"),

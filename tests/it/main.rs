@@ -33,6 +33,7 @@ mod presence;
 mod rating;
 mod roles;
 mod s3;
+mod search;
 mod sessions;
 mod signup;
 mod smtp_server;

@@ -9,6 +9,7 @@ use tenants::{TenantId, TenantTx};
 use crate::realtime::protocol::{ConversationOut, ConversationStatus, MessageOut, Sender};
 
 pub mod lists;
+pub mod search;
 pub mod status;
 pub mod timers;
 
