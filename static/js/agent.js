@@ -275,7 +275,102 @@
       renderList();
     });
   }
-  search.addEventListener('input', () => renderList());
+  search.addEventListener('input', () => { renderList(); searchHistory(); });
+
+  // The whole history (GET /api/v1/search): words said in any conversation, resolved ones
+  // too, and visitors by name, contact, tag or note, shown under the list with the words
+  // highlighted; a message opens its conversation at that message.
+  const results = document.getElementById('search-results');
+  const rd = results.dataset;
+  let searchTimer = null;
+  let searchSeq = 0;
+  function searchHistory() {
+    clearTimeout(searchTimer);
+    const q = search.value.trim();
+    if (!q) { results.hidden = true; results.replaceChildren(); return; }
+    searchTimer = setTimeout(async () => {
+      const seq = ++searchSeq;
+      const res = await fetch(`/api/v1/search?q=${encodeURIComponent(q)}`);
+      if (seq !== searchSeq || !res.ok) { if (res.status === 422) results.hidden = true; return; }
+      showResults(await res.json());
+    }, 250);
+  }
+  function marked(text, words) {
+    const frag = document.createDocumentFragment();
+    const escaped = words.filter(Boolean).map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    if (!escaped.length) { frag.append(text); return frag; }
+    const re = new RegExp(`(${escaped.join('|')})`, 'giu');
+    text.split(re).forEach((part, i) => frag.append(i % 2 ? el('mark', '', part) : part));
+    return frag;
+  }
+  // Around the first word found: enough to read it in its sentence.
+  function excerpt(body, words) {
+    const lower = body.toLowerCase();
+    const at = Math.min(...words.map((w) => lower.indexOf(w)).filter((i) => i >= 0), body.length);
+    const start = Math.max(0, at - 30);
+    return (start > 0 ? '…' : '') + body.slice(start, start + 120) + (start + 120 < body.length ? '…' : '');
+  }
+  function showResults(found) {
+    results.replaceChildren();
+    results.hidden = false;
+    if (!found.messages.length && !found.visitors.length) { results.append(el('p', 'list-empty muted', rd.tNone)); return; }
+    if (found.messages.length) {
+      results.append(el('h4', '', rd.tMessages));
+      const ul = el('ul', 'search-list');
+      for (const h of found.messages) {
+        const b = el('button', 'search-hit');
+        b.type = 'button';
+        const head = el('span', 'search-hit-head');
+        head.append(el('strong', 'name-text', h.visitor_name), timeEl(h.created_at, 'conversation-time'));
+        head.lastChild.textContent = ago(h.created_at);
+        const text = el('span', 'search-hit-text');
+        text.append(marked(excerpt(h.body, found.words), found.words));
+        b.append(head, text);
+        b.addEventListener('click', () => openAt(h.conversation_id, h.message_id));
+        const li = el('li');
+        li.append(b);
+        ul.append(li);
+      }
+      results.append(ul);
+    }
+    if (found.visitors.length) {
+      results.append(el('h4', '', rd.tVisitors));
+      const ul = el('ul', 'search-list');
+      for (const v of found.visitors) {
+        const b = el('button', 'search-hit');
+        b.type = 'button';
+        const head = el('span', 'search-hit-head');
+        head.append(el('strong', 'name-text', ''));
+        head.firstChild.append(marked(v.name, [search.value.trim().toLowerCase()]));
+        const why = v.matched === 'tag' ? rd.tMatchedTag : v.matched === 'note' ? rd.tMatchedNote : (v.email || v.phone || '');
+        b.append(head, el('span', 'search-hit-text muted', why));
+        b.disabled = !v.conversation_id;
+        if (v.conversation_id) b.addEventListener('click', () => openAt(v.conversation_id, null));
+        const li = el('li');
+        li.append(b);
+        ul.append(li);
+      }
+      results.append(ul);
+    }
+  }
+  // Opens conversation `id` (fetched when it is not listed) at message `messageId`: older
+  // pages load until it is there, then it is scrolled to and marked.
+  async function openAt(id, messageId) {
+    if (!conversations.has(id)) {
+      const res = await fetch(`/api/v1/conversations/${id}`);
+      if (!res.ok) return;
+      conversations.set(id, await res.json());
+    }
+    await open(id);
+    if (!messageId) return;
+    const find = () => threadMessages.querySelector(`[data-id="${messageId}"]`);
+    for (let i = 0; i < 40 && !find() && olderBefore && current === id; i++) await loadOlder();
+    const node = find();
+    if (!node) return;
+    node.scrollIntoView({ block: 'center' });
+    node.classList.add('is-found');
+    setTimeout(() => node.classList.remove('is-found'), 2400);
+  }
 
   // Alerts: a short tone, a desktop notification and a blinking title while the tab is
   // hidden. The choice is remembered in this browser.
@@ -405,6 +500,7 @@
       li.append(button);
       listEl.append(li);
     }
+    if (listBefore) listEl.append(listSentinel);
   }
 
   // "3 min ago" grows older while the list stays.
@@ -436,6 +532,7 @@
     const row = el('div', `tmsg ${m.sender.kind === 'visitor' ? 'theirs' : 'mine'} ${m.kind === 'notice' ? 'notice' : ''}`);
     // Pending replies have no server time yet: now, as the agent sees it.
     row.dataset.at = m.created_at || new Date().toISOString();
+    if (m.id) row.dataset.id = m.id;
     row.append(window.KefuContent.fill(el('div', 'bubble'), m));
     const c = conversations.get(m.conversation_id);
     // A visitor is shown by the name they have now (a pre-chat answer, an agent's edit),
@@ -490,8 +587,14 @@
     olderBefore = null;
     const page = await fetchPage(id, null);
     if (page && id === current) {
+      // What the socket delivered while the page loaded stays after it, unless the page
+      // has it too; a message it replays later is not shown twice (seen).
+      const paged = new Set(page.messages.map((m) => String(m.id)));
+      const arrived = [...threadMessages.querySelectorAll(':scope > .tmsg')].filter((n) => !paged.has(n.dataset.id));
+      threadMessages.replaceChildren();
       if (!page.next_before) threadMessages.append(historyStart());
-      for (const m of page.messages) threadMessages.append(bubble(m));
+      for (const m of page.messages) { seen.add(m.id); threadMessages.append(bubble(m)); }
+      threadMessages.append(...arrived);
       markDays(threadMessages);
       olderBefore = page.next_before;
       threadMessages.scrollTop = threadMessages.scrollHeight;
@@ -502,12 +605,30 @@
     reply.focus();
   }
 
-  async function loadList() {
-    const res = await fetch('/api/v1/conversations?view=all&status=any&limit=100');
-    if (!res.ok) return;
-    for (const c of (await res.json()).conversations) {
-      conversations.set(c.id, c);
-      if (c.unread) unread.set(c.id, c.unread);
+  // The list holds the newest 100 conversations; older pages load as the end of the list
+  // comes into view.
+  let listBefore = null;
+  let listLoading = false;
+  const listSentinel = el('li', 'list-sentinel');
+  listSentinel.setAttribute('aria-hidden', 'true');
+  new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting)) loadList(listBefore);
+  }, { rootMargin: '200px' }).observe(listSentinel);
+  async function loadList(before) {
+    if (listLoading || before === null) return;
+    listLoading = true;
+    try {
+      const res = await fetch(`/api/v1/conversations?view=all&status=any&limit=100${before ? `&before=${before}` : ''}`);
+      if (!res.ok) return;
+      const page = await res.json();
+      for (const c of page.conversations) {
+        if (before && conversations.has(c.id)) continue; // the live copy is newer
+        conversations.set(c.id, c);
+        if (c.unread) unread.set(c.id, c.unread);
+      }
+      listBefore = page.next_before || null;
+    } finally {
+      listLoading = false;
     }
     renderList();
   }

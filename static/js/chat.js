@@ -128,6 +128,17 @@
     availability.querySelector('.label').textContent = online ? d.tOnline : d.tOffline;
   }
 
+  // A blocked visitor's chat ends here: one clear, final screen in their language, nothing
+  // left to type into.
+  function blockedScreen() {
+    setBanner('');
+    const end = el('div', 'final-screen');
+    end.setAttribute('role', 'status');
+    end.append(el('div', 'final-icon', '⊘'), el('p', '', d.tBlocked));
+    list.replaceChildren(end);
+    for (const id of ['composer', 'leave', 'typing', 'availability']) { const n = document.getElementById(id); if (n) n.hidden = true; }
+  }
+
   function setBanner(text) { banner.hidden = !text; banner.textContent = text || ''; }
 
   async function api(path, body, auth) {
@@ -368,12 +379,13 @@
     onFrame: handle,
     onOpen: () => { flushPages(); setBanner(''); },
     onClose: (ev) => {
-      if (ev.code === 4003) { setBanner(d.tBlocked); return false; } // blocked: no coming back
+      if (ev.code === 4003) { blockedScreen(); return false; } // blocked: no coming back
       setBanner(d.tReconnecting);
       return true;
     },
     onConnectError: (e) => {
       if (identityRefused(e)) { setBanner(d.tIdentityInvalid); return false; }
+      if (e.status === 403 && e.data && e.data.error && e.data.error.code === 'visitor_blocked') { blockedScreen(); return false; }
       if (e.status === 403 || e.status === 404) { setBanner(e.message); return false; }
       return true;
     },

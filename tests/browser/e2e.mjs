@@ -131,6 +131,18 @@ try {
   await agent.click('#vp-note-form button[type=submit]');
   await agent.locator('#vp-notes li', { hasText: 'Wants the white lamp' }).waitFor({ timeout: T });
 
+  step = 'the history search finds words in Chinese without spaces, and visitors by tag';
+  await agent.fill('#inbox-search', '发货');
+  const hit = agent.locator('#search-results .search-hit', { hasText: 'white ships tomorrow' });
+  await hit.locator('mark', { hasText: '发货' }).waitFor({ timeout: T });
+  await shot(agent, 'workspace-search');
+  await hit.click();
+  await agent.locator('.tmsg.is-found', { hasText: '明天发货' }).waitFor({ timeout: T });
+  await agent.fill('#inbox-search', 'VIP');
+  await agent.locator('#search-results .search-hit', { hasText: 'Alice' }).waitFor({ timeout: T });
+  await agent.fill('#inbox-search', '');
+  await agent.locator('#search-results').waitFor({ state: 'hidden', timeout: T });
+
   step = 'visitor sends a photo; the agent sees it and opens it full size';
   await chat.locator('#file').setInputFiles(PHOTO);
   await chat.locator('.msg.mine:not(.is-pending) .bubble.has-image img').waitFor({ timeout: T });
@@ -451,6 +463,14 @@ try {
   await back.locator('.tmsg.mine:not(.is-pending)', { hasText: 'Sundays' }).waitFor({ timeout: T });
   await shot(back, 'workspace-left-message');
   await late.locator('.msg.theirs .bubble', { hasText: 'open at 10' }).waitFor({ timeout: T });
+
+  step = 'a blocked visitor sees a clear, final screen';
+  back.once('dialog', (d) => d.accept());
+  await back.click('#vp-block');
+  await back.locator('#vp-blocked:not([hidden])').waitFor({ timeout: T });
+  await late.locator('.final-screen', { hasText: 'no longer chat' }).waitFor({ timeout: T });
+  if (await late.locator('#composer').isVisible()) throw new Error('a blocked visitor still has a composer');
+  await shot(late, 'chat-phone-blocked');
 
   if (errors.length) throw new Error(`console errors:\n${errors.join('\n')}`);
   console.log(JSON.stringify({ ok: true, entId }));

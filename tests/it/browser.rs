@@ -181,6 +181,8 @@ async fn widget_visitor_and_agent_chat_in_a_real_browser() {
         "widget-desktop-badge",
         "workspace-desktop",
         "workspace-left-message",
+        "workspace-search",
+        "chat-phone-blocked",
         "chat-phone-zh",
         "chat-phone-leave-message",
     ] {

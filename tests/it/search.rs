@@ -8,12 +8,7 @@ use crate::ws_client::{Ws, visitor_session};
 
 async fn search(app: &TestApp, token: &str, q: &str) -> reqwest::Response {
     let q: String = url::form_urlencoded::byte_serialize(q.as_bytes()).collect();
-    client()
-        .get(app.url(&format!("/api/v1/search?q={q}")))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
+    client().get(app.url(&format!("/api/v1/search?q={q}"))).bearer_auth(token).send().await.unwrap()
 }
 
 async fn found(app: &TestApp, token: &str, q: &str) -> Value {

@@ -36,15 +36,16 @@ impl Terms {
         self.terms.iter().map(|(t, _)| t.clone()).collect()
     }
 
-    /// The tsquery expression over `$1…$n` (bound by [`Self::bind_all`]): all terms.
+    /// The tsquery expression over `$1…$n` (bound by [`Self::bound`]): all terms.
     fn tsquery(&self) -> String {
-        (1..=self.terms.len())
+        let all = (1..=self.terms.len())
             .map(|i| match self.terms[i - 1].1 {
                 true => format!("phraseto_tsquery('simple', public.kefu_search_text(${i}))"),
                 false => format!("to_tsquery('simple', ${i})"),
             })
             .collect::<Vec<_>>()
-            .join(" && ")
+            .join(" && ");
+        format!("({all})")
     }
 
     /// Each term as its placeholder wants it: CJK text as is, a word as a prefix query
@@ -76,29 +77,62 @@ pub struct MessageHit {
 }
 
 /// Messages matching `terms`: among the 200 newest matches, the best first (then newest).
+///
+/// Two steps keep every query fast whatever the planner guesses about a phrase or a prefix
+/// (docs/benchmarks.md, Search): the newest 5,000 messages are read first, which is enough
+/// for common words; when they hold fewer than `limit` matches, the GIN index finds them in
+/// the whole history (forced: scanning backwards by id for a rare word reads everything).
 #[tracing::instrument(name = "db.search.messages", skip_all)]
 pub async fn messages(
     conn: &mut PgConnection,
     terms: &Terms,
     limit: i64,
 ) -> sqlx::Result<Vec<MessageHit>> {
+    let recent = hits(conn, terms, limit, Some(RECENT_WINDOW)).await?;
+    if recent.len() as i64 >= limit {
+        return Ok(recent);
+    }
+    let plan = |on: &'static str| {
+        sqlx::query(
+            "select set_config('enable_indexscan', $1, true), set_config('enable_seqscan', $1, true)",
+        )
+        .bind(on)
+    };
+    plan("off").execute(&mut *conn).await?;
+    let all = hits(conn, terms, limit, None).await?;
+    plan("on").execute(&mut *conn).await?;
+    Ok(all)
+}
+
+/// How many of the newest messages the first step reads.
+const RECENT_WINDOW: i64 = 5_000;
+
+async fn hits(
+    conn: &mut PgConnection,
+    terms: &Terms,
+    limit: i64,
+    window: Option<i64>,
+) -> sqlx::Result<Vec<MessageHit>> {
+    let q = terms.tsquery();
+    let source = match window {
+        Some(n) => format!("(select * from messages order by id desc limit {n})"),
+        None => "messages".to_owned(),
+    };
     let limit_at = terms.terms.len() + 1;
     let sql = format!(
-        "with q as (select {tsquery} as q),
-         hits as (
-            select m.id, m.conversation_id, m.sender_kind, m.body, m.created_at, m.search
-              from messages m, q
-             where m.search @@ q.q and m.kind in ('text', 'image', 'file', 'product', 'card')
+        "with hits as (
+            select m.id, m.conversation_id, m.sender_kind, m.body, m.created_at,
+                   ts_rank(m.search, {q}) as rank
+              from {source} m
+             where m.search @@ ({q}) and m.kind in ('text', 'image', 'file', 'product', 'card')
              order by m.id desc limit 200)
          select h.id as message_id, h.conversation_id, h.sender_kind, h.body, h.created_at,
                 v.public_id as visitor_id, v.name as visitor_name, c.status
            from hits h
            join conversations c on c.id = h.conversation_id
            join visitors v on v.id = c.visitor_id
-          cross join q
-          order by ts_rank(h.search, q.q) desc, h.id desc
-          limit ${limit_at}",
-        tsquery = terms.tsquery()
+          order by h.rank desc, h.id desc
+          limit ${limit_at}"
     );
     let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
     for term in terms.bound() {
@@ -165,7 +199,7 @@ mod tests {
         assert_eq!(t.bound().collect::<Vec<_>>(), ["白色", "shipping:*"]);
         assert_eq!(
             t.tsquery(),
-            "phraseto_tsquery('simple', public.kefu_search_text($1)) && to_tsquery('simple', $2)"
+            "(phraseto_tsquery('simple', public.kefu_search_text($1)) && to_tsquery('simple', $2))"
         );
         assert!(Terms::parse(" '&|!:* ").is_none(), "nothing searchable");
         assert!(Terms::parse("").is_none());
