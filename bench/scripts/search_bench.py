@@ -71,7 +71,7 @@ insert into plain_copy (conversation_id, body) select * from src;
 insert into searched (conversation_id, body) select * from src;
 """)
     t = times(out)
-    print(f"insert 200,000: without search {t[-2]:.0f} ms ({t[-2] * 5:.1f} µs/message), with {t[-1]:.0f} ms ({t[-1] * 5:.1f} µs/message)")
+    print(f"insert 200,000: without search {t[-2]:.0f} ms ({t[-2] * 5 / 1000:.1f} µs/message), with {t[-1]:.0f} ms ({t[-1] * 5 / 1000:.1f} µs/message)")
 
 
 def hits_sql(q, window):

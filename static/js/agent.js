@@ -657,8 +657,12 @@
       markDays(threadMessages);
       threadMessages.scrollTop = threadMessages.scrollHeight;
     } else if (m.sender.kind === 'visitor') {
-      unread.set(m.conversation_id, (unread.get(m.conversation_id) || 0) + 1);
-      if (!conversations.has(m.conversation_id)) loadList();
+      // The socket replays what came before the page too: what the list's count already
+      // holds (up to its last message) is not counted again.
+      const listed = conversations.get(m.conversation_id);
+      const counted = listed && listed.last_message_at && new Date(m.created_at) <= new Date(listed.last_message_at);
+      if (!counted) unread.set(m.conversation_id, (unread.get(m.conversation_id) || 0) + 1);
+      if (!listed) loadList();
     }
     // The list previews what was said (as the server's list does), not status lines.
     const c = conversations.get(m.conversation_id);

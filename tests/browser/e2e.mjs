@@ -392,6 +392,14 @@ try {
   await agentPhone.locator('.conversation').first().tap();
   await agentPhone.locator('.tmsg.theirs', { hasText: 'desk lamp' }).waitFor({ timeout: T });
   if (await agentPhone.locator('.inbox-list').isVisible()) throw new Error('the list stays beside the chat on a phone');
+  // The thread fills the phone: a header no taller than 56 px, the composer on screen.
+  const head = await agentPhone.locator('.thread-head').boundingBox();
+  if (head.height > 56) throw new Error(`the phone's thread header is ${head.height} px high`);
+  const sendBox = await agentPhone.locator('#thread-composer button[type=submit]').boundingBox();
+  if (sendBox.y + sendBox.height > 800 || sendBox.x + sendBox.width > 390) throw new Error(`the send button is off screen: ${JSON.stringify(sendBox)}`);
+  await agentPhone.fill('#reply', 'Answered from my phone.');
+  await agentPhone.locator('#thread-composer button[type=submit]').tap();
+  await agentPhone.locator('.tmsg.mine:not(.is-pending)', { hasText: 'from my phone' }).waitFor({ timeout: T });
   await shot(agentPhone, 'workspace-phone-chat');
   // The visitor panel opens over the chat: who they are, tags and notes, and closes again.
   await agentPhone.locator('#panel-toggle').tap();

@@ -421,6 +421,25 @@ async fn a_verified_user_in_a_real_browser() {
     assert_eq!(counts, (1_i64, 1_i64), "verified and anonymous visitors: {rows:#?}");
 }
 
+/// A working day in Chinese on phones: a lead left while nobody was online, found marked,
+/// answered from the phone with the visitor panel, and found again by searching.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_working_day_in_chinese_on_phones() {
+    let Some(chromium) = browser_ready().await else { return };
+    let app = spawn_app().await;
+    let m = app.signup("台灯小店").await;
+    run_script(
+        "workday_zh.mjs",
+        &chromium,
+        &[
+            ("APP_URL", app.url.as_str()),
+            ("ENT_ID", m.ent_id.as_str()),
+            ("OWNER_EMAIL", m.email.as_str()),
+        ],
+    )
+    .await;
+}
+
 /// The pre-chat form: built in Settings, filled in by a visitor, seen by the agent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_prechat_form_in_a_real_browser() {
