@@ -130,7 +130,8 @@ async fn start_session(
 ) -> Result<Json<SessionResponse>, AppError> {
     let tenant = open_merchant(&state, &req.ent_id).await?;
     let ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let profile = profile(&state, &req, &meta, ua)?;
+    let own_host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let profile = profile(&state, &req, &meta, (ua, own_host))?;
     let resumed_id = req
         .token
         .as_deref()
@@ -196,7 +197,7 @@ fn profile(
     state: &Visitors,
     req: &SessionRequest,
     meta: &ClientMeta,
-    ua: &str,
+    (ua, own_host): (&str, &str),
 ) -> Result<store::Profile, AppError> {
     let extra = decode_extra(req.extra.as_ref())?;
     Ok(store::Profile {
@@ -211,8 +212,9 @@ fn profile(
             .or_else(|| extra.get("visitorAvatar").and_then(Value::as_str))
             .filter(|u| crate::realtime::protocol::safe_link(u))
             .map(str::to_owned),
-        // Shown to agents as links: http(s) only.
-        referrer: req.refer.as_deref().and_then(web_url),
+        // Shown to agents as links: http(s) only; and where the visitor came from, not
+        // kefu's own pages (a reload of the chat says it came from itself).
+        referrer: req.refer.as_deref().and_then(web_url).filter(|r| !on_host(r, own_host)),
         landing_url: req.landing_url.as_deref().and_then(web_url),
         extra: Value::Object(extra),
         ip: meta.ip,
@@ -222,6 +224,17 @@ fn profile(
         email: None,
         claimed_user_id: None,
     })
+}
+
+/// Whether `url` is on `host` (a `Host` header: name, and port when not the default).
+fn on_host(url: &str, host: &str) -> bool {
+    let Ok(u) = url::Url::parse(url) else { return false };
+    let shown = match (u.host_str(), u.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => return false,
+    };
+    !host.is_empty() && shown.eq_ignore_ascii_case(host)
 }
 
 /// Anonymous traffic is metered per address: any session request, and new visitors (a

@@ -301,6 +301,17 @@ async fn visitor_supplied_links_are_http_only() {
     let v = if v["visitor"].is_object() { v["visitor"].clone() } else { v };
     assert_eq!(v["referrer"], "https://search.example/?q=lamp");
     assert_eq!(v["landing_url"], "http://shop.example/lamps");
+    // kefu's own pages are not where a visitor came from (a reloaded chat names itself).
+    let own = app.url(&format!("/chatIndex?ent_id={}", m.ent_id));
+    let res = client()
+        .post(app.url("/api/v1/visitor/session"))
+        .json(&json!({ "ent_id": m.ent_id, "refer": own }))
+        .sent()
+        .await;
+    let id = res.json::<Value>().await.unwrap()["visitor_id"].as_str().unwrap().to_owned();
+    let v = app.get_json(&m.token, &format!("/api/v1/visitors/{id}")).await;
+    let v = if v["visitor"].is_object() { v["visitor"].clone() } else { v };
+    assert!(v["referrer"].is_null(), "{v}");
 }
 
 /// Names are stored as they show: a visitor (or an agent) cannot make theirs read backwards,
