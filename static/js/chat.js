@@ -234,6 +234,9 @@
       }
       control.id = id;
       control.required = field.required;
+      // What the link or the widget said about the visitor (GOFLY's visitor_name) fills
+      // the name in; they can change it.
+      if (field.kind === 'name' && d.visitorName) control.value = d.visitorName;
       const problem = el('span', 'field-error');
       problem.id = `${id}-error`;
       problem.hidden = true;

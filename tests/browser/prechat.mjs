@@ -103,6 +103,17 @@ try {
   await agent.locator('.card-msg .card-title', { hasText: '订单 #1042 已发货' }).waitFor({ timeout: T });
   await shot(agent, 'workspace-card');
 
+  step = "GOFLY's visitor_name from the link fills the name in";
+  const linkedCtx = await browser.newContext({ viewport: { width: 390, height: 844 }, locale: 'en-US' });
+  const linked = await linkedCtx.newPage();
+  watch(linked, 'linked chat');
+  await linked.goto(`${APP_URL}/chatIndex?ent_id=${ENT_ID}&visitor_name=${encodeURIComponent('Ann Lee')}`);
+  const linkedForm = linked.locator('form.prechat');
+  await linkedForm.waitFor({ timeout: T });
+  const prefilled = await linkedForm.locator('input[type=text]').first().inputValue();
+  if (prefilled !== 'Ann Lee') throw new Error(`the name field holds ${JSON.stringify(prefilled)}`);
+  await linkedCtx.close();
+
   step = 'the API reference reads as a page';
   await agent.goto(`${APP_URL}/api/docs`);
   await agent.locator('.api-op', { hasText: '/api/v1/conversations/{id}/messages' }).first().waitFor({ timeout: T });
