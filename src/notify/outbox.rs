@@ -143,17 +143,9 @@ async fn still_wanted(state: &Outbox, email: &Due) -> anyhow::Result<bool> {
 
 /// An answer emailed to a visitor is still unread (and its conversation still there).
 async fn still_unread(state: &Outbox, email: &Due) -> anyhow::Result<bool> {
-    let (Some(tenant), Some(conversation), Some(message)) = (
-        email.tenant_id,
-        email.about.get("conversation_id").and_then(Value::as_i64),
-        email.about.get("message_id").and_then(Value::as_i64),
-    ) else {
+    let Some((mut tx, conversation, message)) = about(state, email, "message_id").await? else {
         return Ok(false);
     };
-    if state.tenants.by_id(TenantId(tenant)).await?.is_none() {
-        return Ok(false);
-    }
-    let mut tx = TenantTx::begin(&state.db, TenantId(tenant)).await?;
     let unread: Option<bool> = sqlx::query_scalar(
         "select c.visitor_last_read_id < $2 from conversations c where c.id = $1",
     )
@@ -165,19 +157,32 @@ async fn still_unread(state: &Outbox, email: &Due) -> anyhow::Result<bool> {
     Ok(unread.unwrap_or(false))
 }
 
-/// A reminder about an unanswered conversation: no agent has answered since.
-async fn still_unanswered(state: &Outbox, email: &Due) -> anyhow::Result<bool> {
-    let (Some(tenant), Some(conversation), Some(after)) = (
+/// What a conversation email is about: its merchant's transaction (none when the merchant
+/// is gone), the conversation and the message named `message` in `about`.
+async fn about(
+    state: &Outbox,
+    email: &Due,
+    message: &str,
+) -> anyhow::Result<Option<(TenantTx, i64, i64)>> {
+    let (Some(tenant), Some(conversation), Some(id)) = (
         email.tenant_id,
         email.about.get("conversation_id").and_then(Value::as_i64),
-        email.about.get("after_message_id").and_then(Value::as_i64),
+        email.about.get(message).and_then(Value::as_i64),
     ) else {
-        return Ok(false);
+        return Ok(None);
     };
     if state.tenants.by_id(TenantId(tenant)).await?.is_none() {
-        return Ok(false);
+        return Ok(None);
     }
-    let mut tx = TenantTx::begin(&state.db, TenantId(tenant)).await?;
+    let tx = TenantTx::begin(&state.db, TenantId(tenant)).await?;
+    Ok(Some((tx, conversation, id)))
+}
+
+/// A reminder about an unanswered conversation: no agent has answered since.
+async fn still_unanswered(state: &Outbox, email: &Due) -> anyhow::Result<bool> {
+    let Some((mut tx, conversation, after)) = about(state, email, "after_message_id").await? else {
+        return Ok(false);
+    };
     let waiting: Option<bool> = sqlx::query_scalar(
         "select c.status <> 'closed' and not exists (
                 select 1 from messages m

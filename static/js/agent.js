@@ -310,48 +310,44 @@
     const start = Math.max(0, at - 30);
     return (start > 0 ? '…' : '') + body.slice(start, start + 120) + (start + 120 < body.length ? '…' : '');
   }
+  // One found thing: a heading line (a name, maybe a time) and a line of text under it.
+  function resultItem(head, text, onClick) {
+    const b = el('button', 'search-hit');
+    b.type = 'button';
+    b.append(head, text);
+    if (onClick) b.addEventListener('click', onClick); else b.disabled = true;
+    const li = el('li');
+    li.append(b);
+    return li;
+  }
+  function resultGroup(title, items) {
+    if (!items.length) return;
+    const ul = el('ul', 'search-list');
+    ul.append(...items);
+    results.append(el('h4', '', title), ul);
+  }
   function showResults(found) {
     results.replaceChildren();
     results.hidden = false;
     if (!found.messages.length && !found.visitors.length) { results.append(el('p', 'list-empty muted', rd.tNone)); return; }
-    if (found.messages.length) {
-      results.append(el('h4', '', rd.tMessages));
-      const ul = el('ul', 'search-list');
-      for (const h of found.messages) {
-        const b = el('button', 'search-hit');
-        b.type = 'button';
-        const head = el('span', 'search-hit-head');
-        head.append(el('strong', 'name-text', h.visitor_name), timeEl(h.created_at, 'conversation-time'));
-        head.lastChild.textContent = ago(h.created_at);
-        const text = el('span', 'search-hit-text');
-        text.append(marked(excerpt(h.body, found.words), found.words));
-        b.append(head, text);
-        b.addEventListener('click', () => openAt(h.conversation_id, h.message_id));
-        const li = el('li');
-        li.append(b);
-        ul.append(li);
-      }
-      results.append(ul);
-    }
-    if (found.visitors.length) {
-      results.append(el('h4', '', rd.tVisitors));
-      const ul = el('ul', 'search-list');
-      for (const v of found.visitors) {
-        const b = el('button', 'search-hit');
-        b.type = 'button';
-        const head = el('span', 'search-hit-head');
-        head.append(el('strong', 'name-text', ''));
-        head.firstChild.append(marked(v.name, [search.value.trim().toLowerCase()]));
-        const why = v.matched === 'tag' ? rd.tMatchedTag : v.matched === 'note' ? rd.tMatchedNote : (v.email || v.phone || '');
-        b.append(head, el('span', 'search-hit-text muted', why));
-        b.disabled = !v.conversation_id;
-        if (v.conversation_id) b.addEventListener('click', () => openAt(v.conversation_id, null));
-        const li = el('li');
-        li.append(b);
-        ul.append(li);
-      }
-      results.append(ul);
-    }
+    resultGroup(rd.tMessages, found.messages.map((h) => {
+      const head = el('span', 'search-hit-head');
+      const time = timeEl(h.created_at, 'conversation-time');
+      time.textContent = ago(h.created_at);
+      head.append(el('strong', 'name-text', h.visitor_name), time);
+      const text = el('span', 'search-hit-text');
+      text.append(marked(excerpt(h.body, found.words), found.words));
+      return resultItem(head, text, () => openAt(h.conversation_id, h.message_id));
+    }));
+    resultGroup(rd.tVisitors, found.visitors.map((v) => {
+      const head = el('span', 'search-hit-head');
+      const name = el('strong', 'name-text');
+      name.append(marked(v.name, [search.value.trim().toLowerCase()]));
+      head.append(name);
+      const why = v.matched === 'tag' ? rd.tMatchedTag : v.matched === 'note' ? rd.tMatchedNote : (v.email || v.phone || '');
+      const open = v.conversation_id ? () => openAt(v.conversation_id, null) : null;
+      return resultItem(head, el('span', 'search-hit-text muted', why), open);
+    }));
   }
   // Opens conversation `id` (fetched when it is not listed) at message `messageId`: older
   // pages load until it is there, then it is scrolled to and marked.

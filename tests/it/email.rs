@@ -435,13 +435,8 @@ async fn left_messages_and_unanswered_conversations_are_emailed() {
     assert_eq!(dropped.as_deref(), Some("no longer needed"));
 
     // A left message reaches the notification email with what the visitor wrote.
-    let res = client()
-        .post(app.url("/api/v1/visitor/leave_message"))
-        .bearer_auth(&v.token)
-        .json(&json!({ "name": "Mia", "contact": "mia@example.com", "body": "Please call me <b>tomorrow</b>." }))
-        .sent()
-        .await;
-    assert!(res.status().is_success());
+    let left = json!({ "name": "Mia", "contact": "mia@example.com", "body": "Please call me <b>tomorrow</b>." });
+    leave_message(&app, &v.token, left).await;
     send_outbox(&app).await;
     let left = smtp.wait_for(3).await[2].clone();
     let (subject, text, html) = left.parsed();
@@ -462,40 +457,21 @@ async fn a_left_message_is_a_lead_answered_by_email() {
     let m = signup_by_email(&app, &smtp, "Lamp Shop").await;
     let before = smtp.received().len();
     let v = visitor_session(&app, &m.ent_id).await;
-    let res = client()
-        .post(app.url("/api/v1/visitor/leave_message"))
-        .bearer_auth(&v.token)
-        .json(&json!({ "name": "张伟", "contact": "Zhang.Wei@Example.com", "body": "我想要白色的台灯" }))
-        .sent()
-        .await;
-    assert_eq!(res.status(), 201);
-    let left: Value = res.json().await.unwrap();
-    let conversation = left["conversation_id"].as_i64().unwrap();
+    let left =
+        json!({ "name": "张伟", "contact": "Zhang.Wei@Example.com", "body": "我想要白色的台灯" });
+    let conversation =
+        leave_message(&app, &v.token, left).await["conversation_id"].as_i64().unwrap();
 
     // An agent comes online: the lead is in the list, queued, marked, named as the visitor
     // signed it, with their message; the visitor's profile has the address.
-    let list: Value = client()
-        .get(app.url("/api/v1/conversations?view=all&status=any"))
-        .bearer_auth(&m.token)
-        .sent()
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list = app.get_json(&m.token, "/api/v1/conversations?view=all&status=any").await;
     let item = &list["conversations"][0];
     assert_eq!(item["id"], conversation, "{list:#}");
     assert_eq!(item["status"], "queued");
     assert_eq!(item["visitor_name"], "张伟");
     assert_eq!(item["last_message"], "我想要白色的台灯");
     assert!(item["left_offline_at"].is_string(), "{item:#}");
-    let visitor: Value = client()
-        .get(app.url(&format!("/api/v1/visitors/{}", v.id)))
-        .bearer_auth(&m.token)
-        .sent()
-        .await
-        .json()
-        .await
-        .unwrap();
+    let visitor = app.get_json(&m.token, &format!("/api/v1/visitors/{}", v.id)).await;
     assert_eq!(visitor["email"], "zhang.wei@example.com", "{visitor:#}");
 
     let mut agent = Ws::agent(&app, &m.token, "").await;
@@ -598,6 +574,18 @@ async fn reminders_go_to_the_conversations_agent_when_they_are_away() {
     let second = ws.expect("ack").await["id"].as_i64().unwrap();
     wait_for_pending(&app, "unanswered", 1).await;
     assert_eq!(reminders().await.unwrap(), vec![(lin_email, second)]);
+}
+
+/// The leave-a-message form sent with `body`: 201, the stored message and its conversation.
+async fn leave_message(app: &TestApp, token: &str, body: Value) -> Value {
+    let res = client()
+        .post(app.url("/api/v1/visitor/leave_message"))
+        .bearer_auth(token)
+        .json(&body)
+        .sent()
+        .await;
+    assert_eq!(res.status(), 201);
+    res.json().await.unwrap()
 }
 
 async fn wait_for_pending(app: &TestApp, kind: &str, n: i64) -> i64 {
