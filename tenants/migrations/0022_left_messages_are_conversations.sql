@@ -15,7 +15,15 @@ declare
     r record;
     conversation bigint;
 begin
-    for r in select * from leave_messages where visitor_id is not null order by id loop
+    -- A message whose visitor record was deleted since gets a visitor of its own, named as
+    -- it was signed, so that nothing left is lost.
+    for r in select * from leave_messages where visitor_id is null loop
+        insert into visitors (public_id, name)
+        values ('vleft' || lpad(r.id::text, 12, '0'), coalesce(nullif(r.name, ''), 'Visitor'))
+        returning id into conversation;
+        update leave_messages set visitor_id = conversation where id = r.id;
+    end loop;
+    for r in select * from leave_messages order by id loop
         insert into conversations (visitor_id, status, left_offline_at, created_at, offline_notice_sent)
         values (r.visitor_id, 'queued', r.created_at, r.created_at, true)
         returning id into conversation;

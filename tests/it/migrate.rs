@@ -224,6 +224,60 @@ async fn plain_text_messages_become_rich_text() {
     assert_eq!(s["service_name"], "Not <touched>");
 }
 
+/// Messages left before they were conversations (0022) become leads: each a queued
+/// conversation marked left while offline, the text its visitor's message, an address in
+/// the profile; one whose visitor was deleted since gets a visitor of its own.
+#[tokio::test]
+async fn left_messages_of_before_become_leads() {
+    let app = spawn_app().await;
+    let m = app.signup("Old Leads").await;
+    let v = crate::ws_client::visitor_session(&app, &m.ent_id).await;
+    let schema = format!("tenant_{}", tenant_id(app.pool(), &m.ent_id).await.0);
+    // The tenant as it was at version 21, with two left messages.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        r#"drop index {schema}.messages_search_idx;
+           alter table {schema}.messages drop column search;
+           alter table {schema}.conversations drop column left_offline_at;
+           create table {schema}.leave_messages (
+               id bigint primary key, visitor_id bigint references {schema}.visitors (id) on delete set null,
+               name text not null default '', contact text not null default '', body text not null,
+               handled_at timestamptz, created_at timestamptz not null default now());
+           insert into {schema}.leave_messages (id, visitor_id, name, contact, body)
+           select 1, id, 'Ann', 'Ann@Example.com', 'Call me back' from {schema}.visitors where public_id = '{visitor}';
+           insert into {schema}.leave_messages (id, visitor_id, name, contact, body)
+           values (2, null, '', 'WeChat: lamp_fan', '还有白色的吗？');
+           delete from {schema}._kefu_migrations where version >= 22;
+           update public.tenants set schema_version = 21 where ent_id = '{ent}';"#,
+        visitor = v.id,
+        ent = m.ent_id
+    )))
+    .execute(app.pool())
+    .await
+    .unwrap();
+    let report = TenantMigrator::embedded()
+        .migrate_all(app.pool(), &MigrateOptions::default(), |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!((report.migrated, report.failed.len()), (1, 0));
+    let list = app.get_json(&m.token, "/api/v1/conversations?view=all&status=any").await;
+    let leads = list["conversations"].as_array().unwrap();
+    assert_eq!(leads.len(), 2, "{list:#}");
+    assert!(leads.iter().all(|c| c["status"] == "queued" && c["left_offline_at"].is_string()));
+    let said = |text: &str| leads.iter().find(|c| c["last_message"] == text).cloned();
+    let orphan =
+        said("还有白色的吗？\n\nWeChat: lamp_fan").expect("the orphan's message, contact kept");
+    assert_eq!(orphan["visitor_name"], "Visitor");
+    let ann = said("Call me back").expect("Ann's message");
+    let visitor = app
+        .get_json(&m.token, &format!("/api/v1/visitors/{}", ann["visitor_id"].as_str().unwrap()))
+        .await;
+    assert_eq!(visitor["email"], "ann@example.com", "{visitor:#}");
+    assert_eq!(visitor["real_name"], "Ann");
+    // They are searchable like every message.
+    let found = app.get_json(&m.token, "/api/v1/search?q=%E7%99%BD%E8%89%B2").await;
+    assert_eq!(found["messages"].as_array().unwrap().len(), 1, "{found:#}");
+}
+
 /// A function (tenants/functions/) is re-applied wherever its text changed, and a changed
 /// function holds serving back like a migration does, until `migrate` applies it.
 #[tokio::test]
