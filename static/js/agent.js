@@ -1003,15 +1003,9 @@
   for (const banner of document.querySelectorAll('[data-announcement]')) wireAnnouncement(banner);
 
   // `/app#c=<id>` (links in emails) opens that conversation, fetched if it is not listed.
-  async function openLinked() {
+  function openLinked() {
     const id = Number(new URLSearchParams(location.hash.slice(1)).get('c'));
-    if (!Number.isSafeInteger(id) || id <= 0) return;
-    if (!conversations.has(id)) {
-      const res = await fetch(`/api/v1/conversations/${id}`);
-      if (!res.ok) return;
-      conversations.set(id, await res.json());
-    }
-    open(id);
+    if (Number.isSafeInteger(id) && id > 0) openAt(id, null);
   }
   window.addEventListener('hashchange', openLinked);
   loadList().then(() => { sock.connect(); openLinked(); });
