@@ -19,7 +19,7 @@
   const pd = panel.dataset;
   let panelVisitor = null;
   // In the viewer's time zone and the page's language (dom.js).
-  const fmtTime = (t) => new Date(t).toLocaleString(document.documentElement.lang || undefined, { dateStyle: 'short', timeStyle: 'short' });
+  const fmtTime = window.KefuDom.when;
   function setText(id, text) { document.getElementById(id).textContent = text || pd.tUnknown; }
   function setLink(id, raw) {
     const dd = document.getElementById(id);
@@ -235,7 +235,7 @@
   let current = null;
 
   const uuid = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`);
-  const { el, timeEl, markDays, ago } = window.KefuDom;
+  const { el, timeEl, markDays, markDay, since } = window.KefuDom;
 
   // Lists: Waiting (nobody has it), Mine, All, each by status (open, pending, snoozed,
   // resolved, any); a search over names and last messages.
@@ -333,7 +333,7 @@
     resultGroup(rd.tMessages, found.messages.map((h) => {
       const head = el('span', 'search-hit-head');
       const time = timeEl(h.created_at, 'conversation-time');
-      time.textContent = ago(h.created_at);
+      time.textContent = since(h.created_at);
       head.append(el('strong', 'name-text', h.visitor_name), time);
       const text = el('span', 'search-hit-text');
       text.append(marked(excerpt(h.body, found.words), found.words));
@@ -488,7 +488,7 @@
       meta.append(c.last_message || c.agent_name || '');
       const when = c.last_message_at || c.created_at;
       const time = timeEl(when, 'conversation-time');
-      time.textContent = ago(when);
+      time.textContent = since(when);
       button.append(name, time, meta);
       const n = unread.get(c.id) || 0;
       if (n) button.append(el('span', 'unread', String(n)));
@@ -501,7 +501,7 @@
 
   // "3 min ago" grows older while the list stays.
   setInterval(() => {
-    for (const e of listEl.querySelectorAll('.conversation-time')) e.textContent = ago(e.dateTime);
+    for (const e of listEl.querySelectorAll('.conversation-time')) e.textContent = since(e.dateTime);
   }, 60_000);
 
   // A status change, in the reader's language (the stored body is English).
@@ -649,8 +649,9 @@
     }
     if (m.conversation_id === current) {
       if (m.sender.kind === 'visitor') showTyping(null);
-      threadMessages.append(bubble(m));
-      markDays(threadMessages);
+      const node = bubble(m);
+      threadMessages.append(node);
+      markDay(node);
       threadMessages.scrollTop = threadMessages.scrollHeight;
     } else if (m.sender.kind === 'visitor') {
       // The socket replays what came before the page too: what the list's count already
@@ -779,7 +780,7 @@
     const node = bubble(Object.assign({ sender: { kind: 'agent', name: '' } }, shown));
     node.classList.add('is-pending');
     threadMessages.append(node);
-    markDays(threadMessages);
+    markDay(node);
     threadMessages.scrollTop = threadMessages.scrollHeight;
     sock.sendTracked(frame, node);
   }

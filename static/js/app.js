@@ -191,17 +191,8 @@ window.KefuApp = (() => {
   // recently active first; any of them can be signed out from here, or all but this one.
   const devices = byId('devices');
   const sessionsError = byId('sessions-error');
-  const relative = new Intl.RelativeTimeFormat(document.documentElement.lang || undefined, { numeric: 'auto' });
-  function ago(iso) {
-    const seconds = (new Date(iso).getTime() - Date.now()) / 1000;
-    const steps = [[60, 'second'], [3600, 'minute'], [86400, 'hour'], [Infinity, 'day']];
-    let unit = 1;
-    for (const [limit, name] of steps) {
-      if (Math.abs(seconds) < limit) return relative.format(Math.round(seconds / unit), name);
-      unit = limit;
-    }
-    return '';
-  }
+  // Times as every page shows them (dom.js).
+  const { ago, full } = window.KefuDom;
   function sessionItem(s) {
     const li = document.createElement('li');
     const text = document.createElement('div');
@@ -212,7 +203,7 @@ window.KefuApp = (() => {
     meta.className = 'muted small block';
     const when = new Date(s.last_seen_at);
     meta.textContent = [where, s.ip, `${devices.dataset.tActive} ${ago(s.last_seen_at)}`].filter(Boolean).join(' · ');
-    meta.title = when.toLocaleString();
+    meta.title = full(when);
     text.append(title, meta);
     li.append(text);
     if (s.current) {

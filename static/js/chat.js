@@ -50,7 +50,7 @@
 
   const uuid = () => (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`);
 
-  const { el, timeEl, markDays } = window.KefuDom;
+  const { el, timeEl, markDays, markDay } = window.KefuDom;
 
   // Every message carries its time (the full date on hover); pending ones, now.
   function bubble(msg, mine) {
@@ -116,8 +116,7 @@
     const welcome = !mine && String(msg.client_msg_id || '').startsWith('welcome:');
     if (waiting) waiting.data.replaceWith(node);
     else if (welcome && greeting) { greeting.replaceWith(node); greeting = null; }
-    else list.append(node);
-    markDays(list);
+    else { list.append(node); markDay(node); }
     seen.set(msg.id, node);
     if (mine) markOwn(node, msg.id, d.tDelivered);
     scroll();
@@ -449,6 +448,7 @@
     node.classList.add('is-pending');
     node.querySelector('.meta-text').textContent = d.tSending;
     list.append(node);
+    markDay(node);
     scroll();
     sock.sendTracked(frame, node);
     toParent('sent');
@@ -518,6 +518,7 @@
     node.classList.add('is-pending');
     node.querySelector('.meta-text').textContent = d.tUploading;
     list.append(node);
+    markDay(node);
     scroll();
     try {
       if (!token) await startSession();

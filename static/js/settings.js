@@ -6,7 +6,7 @@
   if (!root) return;
   const t = root.dataset;
   const me = Number(t.agentId);
-  const { el } = window.KefuDom;
+  const { el, when } = window.KefuDom;
 
   const { api, upload, toast } = window.KefuApp;
   // Shows an API error under a form: each field's message with the field's label.
@@ -227,7 +227,7 @@
         try { await api('DELETE', `/api/v1/blacklist/${b.id}`); } catch (err) { toast(err.message); }
         loadBlacklist();
       }));
-      tr.append(what, el('td', '', b.reason), el('td', 'muted', `${b.created_by || ''} · ${new Date(b.created_at).toLocaleDateString()}`), actionsCell);
+      tr.append(what, el('td', '', b.reason), el('td', 'muted', `${b.created_by || ''} · ${when(b.created_at)}`), actionsCell);
       return tr;
     }));
   }
@@ -549,7 +549,7 @@
   function showIdentitySecret(out) {
     document.getElementById('identity-secret-value').value = out.secret;
     idBox.hidden = !out.secret;
-    const until = out.previous_valid_until ? new Date(out.previous_valid_until).toLocaleString() : '';
+    const until = out.previous_valid_until ? when(out.previous_valid_until) : '';
     idState.textContent = out.secret ? (until ? `${idState.dataset.tSet} ${idState.dataset.tPrevious.replace('{until}', until)}` : idState.dataset.tSet) : idState.dataset.tUnset;
   }
   document.getElementById('identity-show').addEventListener('click', async () => {
@@ -602,7 +602,7 @@
       const status = el('span', `badge badge-delivery-${d.status}`, ht[`t${d.status[0].toUpperCase()}${d.status.slice(1)}`] || d.status);
       const statusCell = el('td'); statusCell.append(status);
       const answer = d.last_status_code ? String(d.last_status_code) : (d.last_error || '');
-      tr.append(el('td', 'muted', new Date(d.created_at).toLocaleString()), el('td', '', d.event), statusCell, el('td', '', String(d.attempts)), el('td', 'muted', answer));
+      tr.append(el('td', 'muted', when(d.created_at)), el('td', '', d.event), statusCell, el('td', '', String(d.attempts)), el('td', 'muted', answer));
       return tr;
     }));
     hookLog.hidden = false;
@@ -672,8 +672,8 @@
         loadTokens();
       }));
       tr.append(name, el('td', '', scopes[tok.scope] || tok.scope),
-        el('td', 'muted', `${new Date(tok.created_at).toLocaleString()}${tok.created_by ? ` · ${tok.created_by}` : ''}`),
-        el('td', 'muted', tok.last_used_at ? new Date(tok.last_used_at).toLocaleString() : tt.tNever), actions);
+        el('td', 'muted', `${when(tok.created_at)}${tok.created_by ? ` · ${tok.created_by}` : ''}`),
+        el('td', 'muted', tok.last_used_at ? when(tok.last_used_at) : tt.tNever), actions);
       return tr;
     }));
   }
@@ -854,7 +854,7 @@
     const page = await api('GET', `/api/v1/audit?${params}`);
     const rows = page.entries.map((e) => {
       const tr = el('tr');
-      tr.append(el('td', 'muted', new Date(e.created_at).toLocaleString()), el('td', '', e.agent_name), el('td'), el('td', '', e.target));
+      tr.append(el('td', 'muted', when(e.created_at)), el('td', '', e.agent_name), el('td'), el('td', '', e.target));
       tr.children[2].append(el('code', '', e.action));
       return tr;
     });
