@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::{
     Json,
-    extract::{FromRef, Path, Query, State},
+    extract::{FromRef, Query, State},
     http::StatusCode,
     response::{IntoResponse, Response},
 };
@@ -20,16 +20,16 @@ use super::{
     },
 };
 use crate::realtime::{
-    hub::{Peer, encode},
+    hub::encode,
     protocol::{MessageOut, ServerFrame},
     writer::NewMessage,
 };
-use crate::visitor::directory::{self, VisitorDetail, VisitorItem};
 use crate::{
     auth::ctx::{ApiToken, Ctx, Door, Read, Write},
     http::{
         AppError, Routes, Scope,
-        extract::{ApiJson, PathId},
+        extract::{ApiJson, ApiQuery, PathId},
+        input::time_bound,
     },
     ids::{AgentId, ConversationId},
 };
@@ -43,9 +43,7 @@ use crate::{
     post_message,
     claim,
     transfer,
-    mark_read,
-    list_visitors,
-    get_visitor
+    mark_read
 ))]
 pub(crate) struct Doc;
 
@@ -73,10 +71,6 @@ where
         .post("/api/v1/conversations/{id}/read", Scope::Tenant, mark_read)
         .api()
         .writable_when_read_only()
-        .get("/api/v1/visitors", Scope::Tenant, list_visitors)
-        .api()
-        .get("/api/v1/visitors/{id}", Scope::Tenant, get_visitor)
-        .api()
 }
 
 fn page_size(limit: Option<i64>) -> i64 {
@@ -93,10 +87,57 @@ struct ListQuery {
     /// `snoozed`, `resolved` (or `closed`), `any`.
     #[serde(default)]
     status: Option<String>,
+    /// Only conversations assigned to this agent (an agent id; replaces `view`).
+    #[serde(default)]
+    assignee: Option<i64>,
+    /// Only this visitor's conversations (`v…`).
+    #[serde(default)]
+    visitor: Option<String>,
+    /// Only conversations of visitors with this tag.
+    #[serde(default)]
+    tag: Option<String>,
+    /// Only conversations the visitor rated with this score (1–5).
+    #[serde(default)]
+    rating: Option<i16>,
+    /// Started at or after this time (RFC 3339, or a date: from its start, UTC).
+    #[serde(default)]
+    from: Option<String>,
+    /// Started before this time (RFC 3339, or a date: up to its end, UTC).
+    #[serde(default)]
+    to: Option<String>,
+    /// Only conversations no agent has written in yet.
+    #[serde(default)]
+    unanswered: Option<bool>,
+    /// Only conversations the visitor started while nobody could answer.
+    #[serde(default)]
+    left_offline: Option<bool>,
     #[serde(default)]
     before: Option<i64>,
     #[serde(default)]
     limit: Option<i64>,
+}
+
+impl ListQuery {
+    fn narrow(&self) -> Result<lists::Narrow, AppError> {
+        let short = |s: &Option<String>, max: usize| {
+            s.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| s.chars().take(max).collect::<String>())
+        };
+        if self.rating.is_some_and(|r| !(1..=5).contains(&r)) {
+            return Err(AppError::field("rating", "a score from 1 to 5"));
+        }
+        Ok(lists::Narrow {
+            visitor: short(&self.visitor, 64),
+            tag: short(&self.tag, 32),
+            rating: self.rating,
+            from: time_bound("from", self.from.as_deref(), false)?,
+            to: time_bound("to", self.to.as_deref(), true)?,
+            unanswered: self.unanswered == Some(true),
+            left_offline: self.left_offline == Some(true),
+        })
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -109,9 +150,10 @@ struct ConversationPage {
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ListQuery), responses((status = 200, body = ConversationPage), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 async fn list_conversations(
     Ctx { session, mut tx, .. }: Ctx<ApiToken<Read>>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<ConversationPage>, AppError> {
     let view = match q.view.as_deref().unwrap_or("mine") {
+        _ if q.assignee.is_some() => View::Mine(q.assignee.unwrap_or_default()),
         "mine" => View::Mine(session.agent.id.0),
         "unassigned" => View::Unassigned,
         "all" => View::All,
@@ -133,7 +175,8 @@ async fn list_conversations(
     };
     let limit = page_size(q.limit);
     let before = q.before.unwrap_or(i64::MAX);
-    let conversations = lists::list(&mut tx, view, statuses, before, limit).await?;
+    let narrow = q.narrow()?;
+    let conversations = lists::list(&mut tx, view, statuses, &narrow, before, limit).await?;
     tx.commit().await?;
     let next_before =
         (conversations.len() as i64 == limit).then(|| conversations.last().map(|c| c.id)).flatten();
@@ -410,65 +453,4 @@ async fn mark_read(
     chat.hub.to_agents(session.tenant.id, &frame);
     chat.hub.to_visitor(session.tenant.id, row.visitor_id, &frame);
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-struct VisitorQuery {
-    /// Matches the name or real name (substring, any case) or the visitor id exactly.
-    #[serde(default)]
-    q: Option<String>,
-    /// Only visitors with this tag.
-    #[serde(default)]
-    tag: Option<String>,
-    #[serde(default)]
-    before: Option<i64>,
-    #[serde(default)]
-    limit: Option<i64>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-struct VisitorPage {
-    visitors: Vec<VisitorItem>,
-    next_before: Option<i64>,
-}
-
-#[utoipa::path(get, path = "/api/v1/visitors", tag = "visitors", params(VisitorQuery), responses((status = 200, body = VisitorPage), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
-async fn list_visitors(
-    State(chat): State<Arc<Chat>>,
-    Ctx { session, mut tx, .. }: Ctx<ApiToken<Read>>,
-    Query(q): Query<VisitorQuery>,
-) -> Result<Json<VisitorPage>, AppError> {
-    let limit = page_size(q.limit);
-    let text =
-        q.q.as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| s.chars().take(100).collect::<String>());
-    let tag = q.tag.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    let before = q.before.unwrap_or(i64::MAX);
-    let mut visitors = directory::search(&mut tx, text.as_deref(), tag, before, limit).await?;
-    tx.commit().await?;
-    for v in &mut visitors {
-        v.online = chat.hub.connections_of(session.tenant.id, Peer::Visitor(v.id)) > 0;
-    }
-    let next_before =
-        (visitors.len() as i64 == limit).then(|| visitors.last().map(|v| v.id)).flatten();
-    Ok(Json(VisitorPage { visitors, next_before }))
-}
-
-/// A visitor by public id (`v…`).
-#[utoipa::path(get, path = "/api/v1/visitors/{id}", tag = "visitors", params(("id" = String, Path, description = "The visitor id (v…)")), responses((status = 200, body = VisitorDetail), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
-async fn get_visitor(
-    State(chat): State<Arc<Chat>>,
-    Ctx { session, mut tx, .. }: Ctx<ApiToken<Read>>,
-    Path(id): Path<String>,
-) -> Result<Json<VisitorDetail>, AppError> {
-    if id.len() > 64 {
-        return Err(AppError::NotFound);
-    }
-    let mut detail = directory::detail(&mut tx, &id).await?.ok_or(AppError::NotFound)?;
-    tx.commit().await?;
-    detail.online = chat.hub.connections_of(session.tenant.id, Peer::Visitor(detail.id)) > 0;
-    Ok(Json(detail))
 }

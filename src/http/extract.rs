@@ -49,6 +49,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// `Query<T>` with rejections as `{"error":{…}}`: 400 `invalid_query` naming what is wrong
+/// (e.g. `online=maybe`).
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(q)) => Ok(Self(q)),
+            Err(rejection) => Err(AppError::bad_request("invalid_query", rejection.body_text())),
+        }
+    }
+}
+
 /// A JSON body that may be left out entirely: an empty body is `T::default()` (for actions
 /// whose fields are all optional, e.g. `POST …/suspend` with or without a reason). A body
 /// that is present is held to the same rules as [`ApiJson`].

@@ -116,6 +116,23 @@ pub fn web_url(raw: &str) -> Option<String> {
     (ok && text.len() <= 2048).then_some(text)
 }
 
+/// A time bound: RFC 3339, or a date (`end` picks its last instant's successor, so "seen
+/// before 2026-12-07" includes that day).
+pub fn time_bound(
+    field: &'static str,
+    raw: Option<&str>,
+    end: bool,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, AppError> {
+    let Some(raw) = raw.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(raw) {
+        return Ok(Some(t.with_timezone(&chrono::Utc)));
+    }
+    let date = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .map_err(|_| AppError::field(field, "a time (RFC 3339) or a date (YYYY-MM-DD)"))?;
+    let date = if end { date.succ_opt().unwrap_or(date) } else { date };
+    Ok(date.and_hms_opt(0, 0, 0).map(|t| t.and_utc()))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

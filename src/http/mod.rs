@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod csrf;
+pub mod csv;
 mod error;
 pub mod extract;
 pub mod input;

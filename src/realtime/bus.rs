@@ -139,6 +139,12 @@ pub enum Event {
         tenant: i64,
         peer: Peer,
     },
+    /// Every connection of the peer closes with "reconnect" (4008): who it is changed,
+    /// e.g. its visitor record was merged into another.
+    Reconnect {
+        tenant: i64,
+        peer: Peer,
+    },
     /// The tenant's visitor connections from an address in `range` close: it was blocked.
     RevokeRange {
         tenant: i64,
@@ -556,6 +562,9 @@ async fn apply(state: &impl Node, snapshot_now: &Notify, header: Header, frame: 
         }
         Event::Revoke { tenant, peer } => {
             hub.revoke_here(TenantId(tenant), peer);
+        }
+        Event::Reconnect { tenant, peer } => {
+            hub.reconnect_here(TenantId(tenant), peer);
         }
         Event::RevokeRange { tenant, range } => {
             hub.revoke_range_here(TenantId(tenant), range);

@@ -108,6 +108,8 @@ pub const LAGGING: (u16, &str) = (4008, "too slow; reconnect with since");
 /// Close code and reason for a peer that lost access: do not reconnect.
 pub const REVOKED: (u16, &str) = (4003, "access revoked");
 /// The merchant was suspended or deleted: the service is paused.
+/// Who the connection belongs to changed (e.g. visitor records merged): reconnect.
+pub const RECONNECT: (u16, &str) = (4008, "reconnect");
 pub const SUSPENDED: (u16, &str) = (4004, "service paused");
 
 /// Frames may have been lost on the bus: reconnect with the `since` the resync frame gave.
@@ -427,6 +429,19 @@ impl Hub {
         room.of(peer).map(|(_, conn)| conn.end(REVOKED)).count()
     }
 
+    /// Closes every connection of `peer` on every node with "reconnect" (4008): its client
+    /// comes back and is told who it is now. Returns how many there were here.
+    pub fn reconnect(&self, tenant: TenantId, peer: Peer) -> usize {
+        self.publish(Event::Reconnect { tenant: tenant.0, peer }, None);
+        self.reconnect_here(tenant, peer)
+    }
+
+    pub fn reconnect_here(&self, tenant: TenantId, peer: Peer) -> usize {
+        let rooms = self.lock();
+        let Some(room) = rooms.get(&tenant) else { return 0 };
+        room.of(peer).map(|(_, conn)| conn.end(RECONNECT)).count()
+    }
+
     /// Closes the connections opened with the agent sessions `sessions` of `tenant` (they
     /// ended), on every node; returns how many there were here.
     pub fn end_sessions(&self, tenant: TenantId, sessions: &[i64]) -> usize {
@@ -578,17 +593,24 @@ impl Hub {
         tenants.into_iter().collect()
     }
 
-    /// Visitors of `tenant` with at least one live connection, on any node.
+    /// How many visitors of `tenant` have at least one live connection, on any node.
     pub fn visitors_online(&self, tenant: TenantId) -> usize {
-        let mut visitors: std::collections::HashSet<Peer> = self
+        self.connected_visitors(tenant).len()
+    }
+
+    /// Visitors of `tenant` with at least one live connection, on any node (row ids).
+    pub fn connected_visitors(&self, tenant: TenantId) -> Vec<i64> {
+        let visitor = |p: &Peer| match p {
+            Peer::Visitor(v) => Some(*v),
+            Peer::Agent(_) => None,
+        };
+        let mut visitors: std::collections::BTreeSet<i64> = self
             .lock()
             .get(&tenant)
-            .map(|r| r.by_peer.keys().filter(|p| matches!(p, Peer::Visitor(_))).copied().collect())
+            .map(|r| r.by_peer.keys().filter_map(visitor).collect())
             .unwrap_or_default();
-        self.remote.each_in(tenant, |peers| {
-            visitors.extend(peers.iter().filter(|p| matches!(p, Peer::Visitor(_))));
-        });
-        visitors.len()
+        self.remote.each_in(tenant, |peers| visitors.extend(peers.iter().filter_map(visitor)));
+        visitors.into_iter().collect()
     }
 
     /// People online across all tenants and nodes: (agents, visitors) with at least one

@@ -38,6 +38,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         crate::chat::status::Doc::openapi(),
         crate::chat::search::Doc::openapi(),
         crate::visitor::manage::Doc::openapi(),
+        crate::visitor::contacts::Doc::openapi(),
         crate::agent::Doc::openapi(),
     ])
 }

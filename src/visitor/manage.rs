@@ -188,12 +188,28 @@ struct NewTag {
 }
 
 /// A tag name: 1–32 characters, no commas (lists are written comma-separated).
-fn tag_name(raw: &str) -> Result<String, AppError> {
+pub(crate) fn tag_name(raw: &str) -> Result<String, AppError> {
     let name = text("name", raw, 32, true, false)?;
     if name.contains(',') {
         return Err(AppError::field("name", "a tag cannot contain a comma"));
     }
     Ok(name)
+}
+
+/// The tag named `name` (any case), created the first time it is used; a merchant has at
+/// most 500.
+pub(crate) async fn tag_for(conn: &mut PgConnection, name: &str) -> Result<i64, AppError> {
+    if let Some(id) = tags::find(conn, name).await? {
+        return Ok(id);
+    }
+    if tags::count(conn).await? >= 500 {
+        return Err(AppError::conflict(
+            "too_many",
+            Some("name"),
+            "a merchant has at most 500 tags",
+        ));
+    }
+    Ok(tags::create(conn, name).await?)
 }
 
 /// Tags the visitor, creating the tag the first time it is used (names match in any case).
@@ -206,18 +222,7 @@ async fn add_tag(
 ) -> Result<Json<VisitorOut>, AppError> {
     let name = tag_name(&req.name)?;
     let visitor = visitor_id(&mut tx, &public_id).await?;
-    let count = tags::count(&mut tx).await?;
-    let tag = match tags::find(&mut tx, &name).await? {
-        Some(id) => id,
-        None if count >= 500 => {
-            return Err(AppError::conflict(
-                "too_many",
-                Some("name"),
-                "a merchant has at most 500 tags",
-            ));
-        }
-        None => tags::create(&mut tx, &name).await?,
-    };
+    let tag = tag_for(&mut tx, &name).await?;
     tags::attach(&mut tx, visitor, tag).await?;
     publish(&hub, &session, tx, visitor).await.map(Json)
 }

@@ -2,6 +2,7 @@
 //! the visitor socket, and the chat page entry (`/chatIndex`, GOFLY-compatible).
 
 pub(crate) mod blacklist;
+pub(crate) mod contacts;
 pub mod identity;
 pub(crate) mod manage;
 mod page;
@@ -57,6 +58,7 @@ where
     Arc<tenants::Registry>: FromRef<S>,
     Arc<Limiter>: FromRef<S>,
     Arc<crate::realtime::hub::Hub>: FromRef<S>,
+    Arc<crate::config::Config>: FromRef<S>,
     Arc<crate::chat::Chat>: FromRef<S>,
     Arc<billing::Catalog>: FromRef<S>,
     sqlx::PgPool: FromRef<S>,
@@ -72,6 +74,7 @@ where
         .merge(page::routes())
         .merge(manage::routes())
         .merge(blacklist::routes())
+        .merge(contacts::routes())
 }
 
 /// Largest `extra` accepted (decoded), in bytes.
@@ -148,6 +151,10 @@ async fn start_session(
     if store::ip_blocked(&mut tx, meta.ip).await? {
         return Err(blocked());
     }
+    let resumed_id = match resumed_id {
+        Some(id) => Some(store::merge::current(&mut tx, id).await?),
+        None => None,
+    };
     let (visitor, resumed, profile) = identify(&mut tx, claim, resumed_id, profile).await?;
     let verified = visitor.external_id.is_some();
     let prechat = prechat::for_visitor(&mut tx, visitor.id, verified).await?;

@@ -440,6 +440,26 @@ async fn a_working_day_in_chinese_on_phones() {
     .await;
 }
 
+/// Contacts: a merchant finds, filters, tags, exports, reads and merges visitor records, on
+/// a desktop in English and on a phone in Chinese.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_in_a_real_browser() {
+    let Some(chromium) = browser_ready().await else { return };
+    let app = spawn_app().await;
+    let m = app.signup("Walnut & Co").await;
+    run_script(
+        "contacts.mjs",
+        &chromium,
+        &[
+            ("APP_URL", app.url.as_str()),
+            ("ENT_ID", m.ent_id.as_str()),
+            ("OWNER_EMAIL", m.email.as_str()),
+            ("OWNER_TOKEN", m.token.as_str()),
+        ],
+    )
+    .await;
+}
+
 /// The pre-chat form: built in Settings, filled in by a visitor, seen by the agent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_prechat_form_in_a_real_browser() {

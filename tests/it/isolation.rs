@@ -20,6 +20,8 @@ pub(crate) struct Ids {
     pub(crate) agent_id: i64,
     pub(crate) conversation_id: i64,
     pub(crate) visitor_id: String,
+    /// A second visitor, to merge into the first.
+    pub(crate) spare_visitor_id: String,
     pub(crate) upload_id: String,
     pub(crate) quick_reply_id: i64,
     pub(crate) note_id: i64,
@@ -216,6 +218,7 @@ pub(crate) async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
         agent_id: agents["agents"][0]["id"].as_i64().unwrap(),
         conversation_id: ack["conversation_id"].as_i64().unwrap(),
         visitor_id: visitor.id,
+        spare_visitor_id: crate::ws_client::visitor_session(app, &m.ent_id).await.id,
     }
 }
 
@@ -399,6 +402,21 @@ pub(crate) fn case(
             Some(Body::Json(serde_json::json!({ "up_to": 1 }))),
         ),
         ("GET", "/api/v1/visitors") => (format!("/api/v1/visitors?ent_id={ent}"), None),
+        ("GET", "/app/contacts") => (format!("/app/contacts?ent_id={ent}"), None),
+        ("GET", "/app/contacts/{id}") => (format!("/app/contacts/{}", target.visitor_id), None),
+        ("GET", "/api/v1/visitors/export") => {
+            (format!("/api/v1/visitors/export?ent_id={ent}"), None)
+        }
+        ("POST", "/api/v1/visitors/bulk") => (
+            format!("/api/v1/visitors/bulk?ent_id={ent}"),
+            Some(Body::Json(
+                serde_json::json!({ "ids": [target.visitor_id], "action": "tag", "tag": "walk" }),
+            )),
+        ),
+        ("POST", "/api/v1/visitors/{id}/merge") => (
+            format!("/api/v1/visitors/{}/merge", target.visitor_id),
+            Some(Body::Json(serde_json::json!({ "from": target.spare_visitor_id }))),
+        ),
         ("GET", "/api/v1/visitors/{id}") => {
             (format!("/api/v1/visitors/{}", target.visitor_id), None)
         }

@@ -11,6 +11,7 @@ mod billing;
 mod browser;
 mod chat;
 mod cluster;
+mod contacts;
 mod delivery;
 mod email;
 mod embedded;

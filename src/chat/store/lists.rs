@@ -63,37 +63,80 @@ pub enum Statuses {
     Any,
 }
 
+/// More to narrow a list by; each part left empty keeps every conversation.
+#[derive(Default)]
+pub struct Narrow {
+    /// The visitor's (public id).
+    pub visitor: Option<String>,
+    /// The visitor carries this tag (any case).
+    pub tag: Option<String>,
+    /// Rated with this score (1–5).
+    pub rating: Option<i16>,
+    /// Started at or after / before.
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// No agent has written in it yet.
+    pub unanswered: bool,
+    /// The visitor wrote while nobody could answer.
+    pub left_offline: bool,
+}
+
 /// A page of conversations, newest first, with ids below `before`.
 #[tracing::instrument(name = "db.conversations.list", skip_all)]
 pub async fn list(
     conn: &mut PgConnection,
     view: View,
     statuses: Statuses,
+    narrow: &Narrow,
     before: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<ConversationItem>> {
-    let (view, agent) = match view {
-        View::Mine(agent) => ("c.agent_id = $1", Some(agent)),
-        View::Unassigned => ("c.agent_id is null", None),
-        View::All => ("true", None),
+    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(ITEM_SELECT);
+    q.push(" where c.id < ").push_bind(before);
+    match view {
+        View::Mine(agent) => q.push(" and c.agent_id = ").push_bind(agent),
+        View::Unassigned => q.push(" and c.agent_id is null"),
+        View::All => &mut q,
     };
-    let statuses = match statuses {
-        Statuses::Active => "c.status <> 'closed'",
-        Statuses::Open => "c.status in ('queued', 'open')",
-        Statuses::Pending => "c.status = 'pending'",
-        Statuses::Snoozed => "c.status = 'snoozed'",
-        Statuses::Resolved => "c.status = 'closed'",
-        Statuses::Any => "true",
-    };
-    // Only the fixed fragments above are formatted into the query; values are bound.
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{ITEM_SELECT} where {view} and {statuses} and c.id < $2 order by c.id desc limit $3"
-    )))
-    .bind(agent)
-    .bind(before)
-    .bind(limit)
-    .fetch_all(conn)
-    .await
+    q.push(match statuses {
+        Statuses::Active => " and c.status <> 'closed'",
+        Statuses::Open => " and c.status in ('queued', 'open')",
+        Statuses::Pending => " and c.status = 'pending'",
+        Statuses::Snoozed => " and c.status = 'snoozed'",
+        Statuses::Resolved => " and c.status = 'closed'",
+        Statuses::Any => "",
+    });
+    if let Some(visitor) = &narrow.visitor {
+        q.push(" and v.public_id = ").push_bind(visitor.clone());
+    }
+    if let Some(tag) = &narrow.tag {
+        q.push(
+            " and exists (select 1 from visitor_tags vt join tags t on t.id = vt.tag_id
+                 where vt.visitor_id = v.id and lower(t.name) = lower(",
+        )
+        .push_bind(tag.clone())
+        .push("))");
+    }
+    if let Some(score) = narrow.rating {
+        q.push(" and r.score = ").push_bind(score);
+    }
+    if let Some(from) = narrow.from {
+        q.push(" and c.created_at >= ").push_bind(from);
+    }
+    if let Some(to) = narrow.to {
+        q.push(" and c.created_at < ").push_bind(to);
+    }
+    if narrow.unanswered {
+        q.push(
+            " and not exists (select 1 from messages m where m.conversation_id = c.id
+                 and m.sender_kind = 'agent')",
+        );
+    }
+    if narrow.left_offline {
+        q.push(" and c.left_offline_at is not null");
+    }
+    q.push(" order by c.id desc limit ").push_bind(limit);
+    q.build_query_as().fetch_all(conn).await
 }
 
 #[tracing::instrument(name = "db.conversations.item", skip_all)]

@@ -13,12 +13,7 @@ mod store;
 
 use crate::auth::ctx::Door;
 use axum::extract::FromRef;
-use axum::{
-    Json,
-    extract::Query,
-    http::{HeaderValue, header},
-    response::{IntoResponse, Response},
-};
+use axum::{Json, extract::Query, response::Response};
 use chrono::{Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -157,22 +152,8 @@ async fn export(
     }
     let s = report(&mut tx, &q.range).await?;
     tx.commit().await?;
-    let rows = csv_rows(&s, table);
-    let mut out = csv::Writer::from_writer("\u{feff}".as_bytes().to_vec());
-    for row in rows {
-        out.write_record(row.iter().map(|cell| spreadsheet_safe(cell)))
-            .map_err(|e| AppError::Internal(e.into()))?;
-    }
-    let body = out.into_inner().map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
     let filename = format!("kefu-{table}-{}-{}.csv", s.from, s.to);
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\"")) {
-        headers.insert(header::CONTENT_DISPOSITION, v);
-    }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    crate::http::csv::attachment(&filename, csv_rows(&s, table))
 }
 
 fn number(v: Option<f64>) -> String {
@@ -272,24 +253,9 @@ fn csv_rows(s: &Stats, table: &str) -> Vec<Vec<String>> {
     rows
 }
 
-/// A cell a spreadsheet will not run as a formula: text starting with `=`, `+`, `-`, `@`
-/// (or a tab or carriage return) gets a leading apostrophe. Numbers are left alone.
-fn spreadsheet_safe(cell: &str) -> String {
-    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    if risky && cell.parse::<f64>().is_err() { format!("'{cell}") } else { cell.to_owned() }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cells_that_look_like_formulas_are_defused() {
-        assert_eq!(spreadsheet_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
-        assert_eq!(spreadsheet_safe("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(spreadsheet_safe("-12.5"), "-12.5");
-        assert_eq!(spreadsheet_safe("Ann"), "Ann");
-    }
 
     #[test]
     fn numbers_are_short() {

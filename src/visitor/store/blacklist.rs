@@ -75,6 +75,27 @@ pub async fn create(
     .await
 }
 
+/// Blocks each of the visitors `ids` not blocked yet; those it blocked.
+#[tracing::instrument(name = "db.blacklist.block_all", skip_all)]
+pub async fn block_all(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    reason: &str,
+    by: i64,
+) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar(
+        "insert into blacklist (visitor_id, reason, created_by)
+         select v.id, $2, $3 from visitors v
+         where v.id = any($1) and not exists (select 1 from blacklist b where b.visitor_id = v.id)
+         returning visitor_id",
+    )
+    .bind(ids)
+    .bind(reason)
+    .bind(by)
+    .fetch_all(conn)
+    .await
+}
+
 /// The visitors last seen in `range`.
 #[tracing::instrument(name = "db.blacklist.visitors_in", skip_all)]
 pub async fn visitors_in(conn: &mut PgConnection, range: &str) -> sqlx::Result<Vec<i64>> {

@@ -19,42 +19,223 @@ pub struct VisitorItem {
     /// The merchant's user id, for a verified visitor.
     #[sqlx(rename = "external_id")]
     pub user_id: Option<String>,
+    /// The merchant's server proved who this is (`user_id`).
+    pub verified: bool,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub ip: Option<String>,
     pub os: Option<String>,
     pub browser: Option<String>,
+    pub device: Option<String>,
+    pub country: Option<String>,
+    pub region: Option<String>,
     pub city: Option<String>,
+    pub tags: Vec<String>,
     pub visit_count: i32,
+    /// How many conversations the visitor had.
+    pub conversations: i64,
+    pub blocked: bool,
     pub first_seen_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
     #[sqlx(skip)]
     pub online: bool,
 }
 
-/// A page of visitors, newest first, with ids below `before`: `text` matches the name or real
-/// name (substring, any case) or the visitor's id or user id exactly; `tag` keeps those
-/// carrying it.
+/// Which visitors a list shows; every part left empty keeps everyone.
+#[derive(Default)]
+pub struct Filter {
+    /// The name, real name, e-mail or phone (substring, any case), or the visitor's id or
+    /// user id exactly.
+    pub text: Option<String>,
+    pub tag: Option<String>,
+    /// A country code (any case).
+    pub country: Option<String>,
+    pub has_email: bool,
+    pub verified: Option<bool>,
+    /// Last seen at or after / before.
+    pub seen_after: Option<DateTime<Utc>>,
+    pub seen_before: Option<DateTime<Utc>>,
+    /// Only these visitors (row ids), e.g. those connected now.
+    pub among: Option<Vec<i64>>,
+    /// Only these visitors (public ids), e.g. those an agent ticked.
+    pub ids: Option<Vec<String>>,
+}
+
+/// The order of a list; each breaks ties by the newest visitor first.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Sort {
+    /// Newest visitor first (the default).
+    #[default]
+    Newest,
+    /// Most recently seen first.
+    LastSeen,
+    /// Most visits first.
+    Visits,
+    /// By name, A to Z.
+    Name,
+}
+
+/// Where a page starts: after the row with this sort value and id. Clients see it as an
+/// opaque string (`next_cursor`).
+#[derive(Debug, PartialEq)]
+pub enum After {
+    Id(i64),
+    Time(DateTime<Utc>, i64),
+    Count(i32, i64),
+    Name(String, i64),
+}
+
+impl After {
+    /// The cursor of the page after `last`.
+    pub fn of(sort: Sort, last: &VisitorItem) -> Self {
+        match sort {
+            Sort::Newest => After::Id(last.id),
+            Sort::LastSeen => After::Time(last.last_seen_at, last.id),
+            Sort::Visits => After::Count(last.visit_count, last.id),
+            Sort::Name => After::Name(last.name.to_lowercase(), last.id),
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        use base64::Engine;
+        let raw = match self {
+            After::Id(id) => format!("i{id}"),
+            After::Time(t, id) => format!("t{}:{id}", t.timestamp_micros()),
+            After::Count(n, id) => format!("c{n}:{id}"),
+            After::Name(name, id) => format!("n{id}:{name}"),
+        };
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// The cursor `raw` for a list in `sort` order; `None` for nonsense or another order's.
+    pub fn decode(sort: Sort, raw: &str) -> Option<Self> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let (kind, rest) = text.split_at_checked(1)?;
+        let pair = || rest.split_once(':');
+        match (sort, kind) {
+            (Sort::Newest, "i") => rest.parse().ok().map(After::Id),
+            (Sort::LastSeen, "t") => {
+                let (t, id) = pair()?;
+                let t = DateTime::from_timestamp_micros(t.parse().ok()?)?;
+                Some(After::Time(t, id.parse().ok()?))
+            }
+            (Sort::Visits, "c") => {
+                let (n, id) = pair()?;
+                Some(After::Count(n.parse().ok()?, id.parse().ok()?))
+            }
+            (Sort::Name, "n") => {
+                let (id, name) = pair()?;
+                Some(After::Name(name.to_owned(), id.parse().ok()?))
+            }
+            _ => None,
+        }
+    }
+}
+
+const ITEM_SELECT: &str = "select v.id, v.public_id, v.name, v.real_name, v.external_id,
+        v.verified_at is not null as verified, v.email, v.phone, host(v.ip) as ip, v.os, v.browser,
+        v.device, v.country, v.region, v.city,
+        array(select t.name from visitor_tags vt join tags t on t.id = vt.tag_id
+              where vt.visitor_id = v.id order by lower(t.name)) as tags,
+        v.visit_count, (select count(*) from conversations c where c.visitor_id = v.id) as conversations,
+        v.blocked_at is not null or exists (select 1 from blacklist b where b.visitor_id = v.id) as blocked,
+        v.first_seen_at, v.last_seen_at
+    from visitors v where true";
+
+/// A page of visitors matching `filter` in `sort` order, after `after` (from the start when
+/// `None`).
 #[tracing::instrument(name = "db.visitors.search", skip_all)]
 pub async fn search(
     conn: &mut PgConnection,
-    text: Option<&str>,
-    tag: Option<&str>,
-    before: i64,
+    filter: &Filter,
+    sort: Sort,
+    after: Option<&After>,
     limit: i64,
 ) -> sqlx::Result<Vec<VisitorItem>> {
-    sqlx::query_as(
-        "select v.id, v.public_id, v.name, v.real_name, v.external_id, v.os, v.browser, v.city, v.visit_count,
-                v.first_seen_at, v.last_seen_at
-         from visitors v
-         where v.id < $1
-           and ($2::text is null or v.name ilike $3 or v.real_name ilike $3 or v.public_id = $2 or v.external_id = $2)
-           and ($4::text is null or exists (select 1 from visitor_tags vt join tags t on t.id = vt.tag_id
-                                            where vt.visitor_id = v.id and lower(t.name) = lower($4)))
-         order by v.id desc limit $5",
+    let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(ITEM_SELECT);
+    if let Some(text) = &filter.text {
+        q.push(" and (v.name ilike ").push_bind(crate::http::input::like_pattern(text));
+        q.push(" or v.real_name ilike ").push_bind(crate::http::input::like_pattern(text));
+        q.push(" or v.email ilike ").push_bind(crate::http::input::like_pattern(text));
+        q.push(" or v.phone ilike ").push_bind(crate::http::input::like_pattern(text));
+        q.push(" or v.public_id = ").push_bind(text.clone());
+        q.push(" or v.external_id = ").push_bind(text.clone()).push(")");
+    }
+    if let Some(tag) = &filter.tag {
+        q.push(
+            " and exists (select 1 from visitor_tags vt join tags t on t.id = vt.tag_id
+                 where vt.visitor_id = v.id and lower(t.name) = lower(",
+        )
+        .push_bind(tag.clone())
+        .push("))");
+    }
+    if let Some(country) = &filter.country {
+        q.push(" and upper(v.country) = upper(").push_bind(country.clone()).push(")");
+    }
+    if filter.has_email {
+        q.push(" and coalesce(v.email, '') <> ''");
+    }
+    match filter.verified {
+        Some(true) => q.push(" and v.verified_at is not null"),
+        Some(false) => q.push(" and v.verified_at is null"),
+        None => &mut q,
+    };
+    if let Some(t) = filter.seen_after {
+        q.push(" and v.last_seen_at >= ").push_bind(t);
+    }
+    if let Some(t) = filter.seen_before {
+        q.push(" and v.last_seen_at < ").push_bind(t);
+    }
+    if let Some(among) = &filter.among {
+        q.push(" and v.id = any(").push_bind(among.clone()).push(")");
+    }
+    if let Some(ids) = &filter.ids {
+        q.push(" and v.public_id = any(").push_bind(ids.clone()).push(")");
+    }
+    match after {
+        None => &mut q,
+        Some(After::Id(id)) => q.push(" and v.id < ").push_bind(*id),
+        Some(After::Time(t, id)) => q
+            .push(" and (v.last_seen_at, v.id) < (")
+            .push_bind(*t)
+            .push(", ")
+            .push_bind(*id)
+            .push(")"),
+        Some(After::Count(n, id)) => q
+            .push(" and (v.visit_count, v.id) < (")
+            .push_bind(*n)
+            .push(", ")
+            .push_bind(*id)
+            .push(")"),
+        Some(After::Name(name, id)) => q
+            .push(" and (lower(v.name) > ")
+            .push_bind(name.clone())
+            .push(" or (lower(v.name) = ")
+            .push_bind(name.clone())
+            .push(" and v.id < ")
+            .push_bind(*id)
+            .push("))"),
+    };
+    q.push(match sort {
+        Sort::Newest => " order by v.id desc",
+        Sort::LastSeen => " order by v.last_seen_at desc, v.id desc",
+        Sort::Visits => " order by v.visit_count desc, v.id desc",
+        Sort::Name => " order by lower(v.name), v.id desc",
+    });
+    q.push(" limit ").push_bind(limit);
+    q.build_query_as().fetch_all(conn).await
+}
+
+/// The countries visitors came from, most visitors first (for the list's filter).
+#[tracing::instrument(name = "db.visitors.countries", skip_all)]
+pub async fn countries(conn: &mut PgConnection) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "select upper(country) from visitors where coalesce(country, '') <> ''
+         group by upper(country) order by count(*) desc, upper(country) limit 100",
     )
-    .bind(before)
-    .bind(text)
-    .bind(text.map(crate::http::input::like_pattern))
-    .bind(tag)
-    .bind(limit)
     .fetch_all(conn)
     .await
 }

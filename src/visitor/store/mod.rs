@@ -12,6 +12,7 @@ use crate::realtime::protocol::VisitorOut;
 
 pub mod blacklist;
 pub mod directory;
+pub mod merge;
 pub mod notes;
 pub mod tags;
 
@@ -172,8 +173,8 @@ pub async fn lock_identity(conn: &mut PgConnection, external_id: &str) -> sqlx::
 }
 
 impl VisitorRow {
-    /// Visitor `id` as a request from `ip` sees it: blocked when the visitor is, or when `ip`
-    /// falls in a blocked address or range.
+    /// Visitor `id` (or the record it was merged into) as a request from `ip` sees it:
+    /// blocked when the visitor is, or when `ip` falls in a blocked address or range.
     #[tracing::instrument(name = "db.visitors.load", skip_all)]
     pub async fn load(
         conn: &mut PgConnection,
@@ -185,7 +186,8 @@ impl VisitorRow {
                     blocked_at is not null
                     or exists (select 1 from blacklist b where b.visitor_id = v.id or b.ip_range >>= $2::inet)
                     as blocked
-             from visitors v where id = $1",
+             from visitors v
+             where id = coalesce((select into_id from visitor_merges where from_id = $1), $1)",
         )
         .bind(id)
         .bind(ip.to_string())
@@ -209,6 +211,18 @@ pub async fn by_public_id(conn: &mut PgConnection, public_id: &str) -> sqlx::Res
     sqlx::query_scalar("select id from visitors where public_id = $1")
         .bind(public_id)
         .fetch_optional(conn)
+        .await
+}
+
+/// The row ids of the visitors with these public ids (unknown ones are left out).
+#[tracing::instrument(name = "db.visitors.by_public_ids", skip_all)]
+pub async fn by_public_ids(
+    conn: &mut PgConnection,
+    public_ids: &[String],
+) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar("select id from visitors where public_id = any($1)")
+        .bind(public_ids)
+        .fetch_all(conn)
         .await
 }
 

@@ -86,3 +86,37 @@ pub async fn detach(conn: &mut PgConnection, visitor: i64, name: &str) -> sqlx::
     .rows_affected();
     Ok(removed > 0)
 }
+
+/// Puts tag `tag` on the visitors `ids` (or, when `None`, takes the tag named `name` off
+/// them); how many changed.
+#[tracing::instrument(name = "db.tags.bulk", skip_all)]
+pub async fn bulk(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    tag: Option<i64>,
+    name: &str,
+) -> sqlx::Result<u64> {
+    let done = match tag {
+        Some(tag) => {
+            sqlx::query(
+                "insert into visitor_tags (visitor_id, tag_id) select unnest($1::bigint[]), $2
+                 on conflict do nothing",
+            )
+            .bind(ids)
+            .bind(tag)
+            .execute(conn)
+            .await?
+        }
+        None => {
+            sqlx::query(
+                "delete from visitor_tags vt using tags t
+                 where vt.tag_id = t.id and vt.visitor_id = any($1) and lower(t.name) = lower($2)",
+            )
+            .bind(ids)
+            .bind(name)
+            .execute(conn)
+            .await?
+        }
+    };
+    Ok(done.rows_affected())
+}
