@@ -49,6 +49,8 @@ ids! {
     WebhookId;
     /// An API token.
     ApiTokenId;
+    /// An agent's saved view of the Conversations page.
+    SavedViewId;
     /// A platform announcement.
     AnnouncementId;
     /// A sign-in identity provider of the platform.

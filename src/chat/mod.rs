@@ -9,6 +9,7 @@ pub mod rating;
 pub mod search;
 pub mod status;
 pub mod store;
+mod views;
 mod ws;
 
 use std::{
@@ -55,12 +56,14 @@ where
     Arc<billing::Catalog>: axum::extract::FromRef<S>,
     crate::http::TrustedProxies: axum::extract::FromRef<S>,
     Arc<Hub>: axum::extract::FromRef<S>,
+    Arc<crate::config::Config>: axum::extract::FromRef<S>,
 {
     ws::routes()
         .merge(api::routes())
         .merge(rating::routes())
         .merge(status::routes())
         .merge(search::routes())
+        .merge(views::routes())
 }
 
 /// Connections of each message-writing pool: its writer commits one batch at a time; the

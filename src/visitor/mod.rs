@@ -208,6 +208,7 @@ fn profile(
 ) -> Result<store::Profile, AppError> {
     let extra = decode_extra(req.extra.as_ref())?;
     Ok(store::Profile {
+        name_rank: store::NameRank::Page,
         name: req
             .name
             .as_deref()
@@ -279,6 +280,9 @@ async fn identify(
     let policy = identity::Policy::load(tx).await?;
     let (visitor, resumed) = match identity::verify(policy.secrets.as_ref(), claim, Utc::now())? {
         identity::Identity::Verified(user) => {
+            if user.name.is_some() {
+                profile.name_rank = store::NameRank::Verified;
+            }
             profile.name = user.name.or(profile.name);
             profile.avatar = user.avatar.or(profile.avatar);
             profile.email = user.email;

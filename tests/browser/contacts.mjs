@@ -111,6 +111,25 @@ try {
   const open = await owner.locator('.contact-conv a', { hasText: 'Open in workspace' }).first().getAttribute('href');
   if (!/^\/app#c=\d+$/.test(open)) throw new Error(`the workspace link is ${open}`);
 
+  step = 'the Conversations page: filters, a saved view, a row opens the chat';
+  await owner.click('.side-nav a[href="/app/conversations"]');
+  await owner.waitForURL('**/app/conversations');
+  await owner.locator('#conv-rows tr').nth(1).waitFor({ timeout: T });
+  await owner.check('#conv-filters [name=unanswered]');
+  await owner.selectOption('#conv-filters [name=status]', 'any');
+  await owner.waitForFunction(() => document.querySelectorAll('#conv-rows tr').length === 2 && location.search.includes('unanswered=true'), null, { timeout: T });
+  owner.once('dialog', (d) => d.accept('Unanswered, any status'));
+  await owner.click('#save-view');
+  await owner.locator('.view-chip[aria-pressed=true]', { hasText: 'Unanswered, any status' }).waitFor({ timeout: T });
+  await owner.goto(`${APP_URL}/app/conversations`);
+  await owner.locator('.view-chip', { hasText: 'Unanswered, any status' }).click();
+  await owner.waitForFunction(() => location.search.includes('unanswered=true') && document.querySelectorAll('#conv-rows tr').length === 2, null, { timeout: T });
+  await owner.locator('#conv-rows tr .badge-left').first().waitFor({ timeout: T });
+  await shot(owner, 'conversations-desktop');
+  await owner.locator('#conv-rows tr').first().click();
+  await owner.waitForURL(/\/app#c=\d+$/);
+  await owner.locator('.tmsg.theirs', { hasText: 'Checking my order' }).or(owner.locator('.tmsg.theirs', { hasText: 'walnut lamp' })).first().waitFor({ timeout: T });
+
   step = 'the owner on a phone, in Chinese';
   const phoneCtx = await browser.newContext(phone);
   const mobile = await phoneCtx.newPage();
@@ -133,6 +152,13 @@ try {
   }
   const scroll = await mobile.evaluate(() => document.documentElement.scrollWidth);
   if (scroll > 392) throw new Error(`the phone page scrolls sideways (${scroll} px)`);
+  await mobile.goto(`${APP_URL}/app/conversations`);
+  await mobile.locator('h1', { hasText: '会话' }).waitFor({ timeout: T });
+  await mobile.locator('#conv-rows tr .badge-left', { hasText: '离线留言' }).first().waitFor({ timeout: T });
+  await mobile.locator('.view-chip', { hasText: '全部进行中' }).waitFor({ timeout: T });
+  await shot(mobile, 'zh-conversations-phone');
+  const convScroll = await mobile.evaluate(() => document.documentElement.scrollWidth);
+  if (convScroll > 392) throw new Error(`the conversations page scrolls sideways (${convScroll} px)`);
 
   if (errors.length) throw new Error(`console errors:\n${errors.join('\n')}`);
   console.log(JSON.stringify({ ok: true }));

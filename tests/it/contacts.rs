@@ -366,3 +366,108 @@ async fn merging_two_records_keeps_one_person() {
     assert_eq!(res.status(), 409);
     assert_eq!(error_code(res).await, "different_people");
 }
+
+#[tokio::test]
+async fn conversations_filter_and_each_agent_keeps_their_views() {
+    let app = spawn_app().await;
+    let m = app.signup("Filter Shop").await;
+    let (agent_id, _, agent) = add_agent(&app, &m, "agent").await;
+    let mut conversations = Vec::new();
+    for (i, text) in ["first", "second", "third"].iter().enumerate() {
+        let v = visitor_session(&app, &m.ent_id).await;
+        let mut ws = Ws::visitor(&app, &v.token, "").await;
+        ws.send_text(&format!("f{i}"), text, None).await;
+        conversations.push((v, ws.expect("ack").await["conversation_id"].as_i64().unwrap()));
+    }
+    // The first is the agent's and answered; the second is tagged VIP and rated after closing.
+    let (first, second) = (conversations[0].1, conversations[1].1);
+    let res = post(
+        &app,
+        &m.token,
+        &format!("/api/v1/conversations/{first}/transfer"),
+        json!({ "agent_id": agent_id }),
+    )
+    .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let res = post(
+        &app,
+        &agent,
+        &format!("/api/v1/conversations/{first}/messages"),
+        json!({ "body": "Hello!" }),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let path = format!("/api/v1/visitors/{}/tags", conversations[1].0.id);
+    post(&app, &m.token, &path, json!({ "name": "VIP" })).await;
+    assert_eq!(app.close_conversation(&m, second).await.status(), 200);
+    let res = client()
+        .post(app.url("/api/v1/visitor/rating"))
+        .bearer_auth(&conversations[1].0.token)
+        .json(&json!({ "conversation_id": second, "score": 4 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+
+    let found = |query: String| {
+        let (app, token) = (&app, m.token.clone());
+        async move {
+            let page = app
+                .get_json(&token, &format!("/api/v1/conversations?view=all&status=any&{query}"))
+                .await;
+            let mut ids: Vec<i64> = page["conversations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_i64().unwrap())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let third = conversations[2].1;
+    assert_eq!(found(format!("assignee={agent_id}")).await, vec![first]);
+    assert_eq!(found("tag=vip".into()).await, vec![second]);
+    assert_eq!(found("rating=4".into()).await, vec![second]);
+    assert_eq!(found("rating=5".into()).await, Vec::<i64>::new());
+    assert_eq!(found("unanswered=true".into()).await, vec![second, third]);
+    let today = chrono::Utc::now().date_naive();
+    assert_eq!(found(format!("from={today}&to={today}")).await, vec![first, second, third]);
+    assert_eq!(found(format!("to={}", today - chrono::Days::new(1))).await, Vec::<i64>::new());
+    for query in ["rating=9", "from=soon", "unanswered=perhaps"] {
+        let res = client()
+            .get(app.url(&format!("/api/v1/conversations?view=all&{query}")))
+            .bearer_auth(&m.token)
+            .send()
+            .await
+            .unwrap();
+        assert!(matches!(res.status().as_u16(), 400 | 422), "{query}: {}", res.status());
+        assert!(error_code(res).await.len() > 3, "{query}");
+    }
+
+    // Saved views: each agent's own.
+    let res = post(
+        &app,
+        &agent,
+        "/api/v1/views",
+        json!({ "name": "My VIPs", "query": "tag=VIP&assignee=me" }),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let view: Value = res.json().await.unwrap();
+    assert_eq!(app.get_json(&agent, "/api/v1/views").await["views"][0]["name"], "My VIPs");
+    assert_eq!(app.get_json(&m.token, "/api/v1/views").await["views"], json!([]));
+    let theirs = format!("/api/v1/views/{}", view["id"]);
+    let res = client().delete(app.url(&theirs)).bearer_auth(&m.token).send().await.unwrap();
+    assert_eq!(res.status(), 404, "another agent's view");
+    for body in [
+        json!({ "name": "", "query": "a=1" }),
+        json!({ "name": "x", "query": "not a query" }),
+        json!({ "name": "x", "query": "a".repeat(501) }),
+    ] {
+        let res = post(&app, &agent, "/api/v1/views", body.clone()).await;
+        assert_eq!(res.status(), 422, "{body}");
+    }
+    let res = client().delete(app.url(&theirs)).bearer_auth(&agent).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+}

@@ -20,6 +20,8 @@ pub(crate) struct Ids {
     pub(crate) agent_id: i64,
     pub(crate) conversation_id: i64,
     pub(crate) visitor_id: String,
+    /// A saved view of the owner's Conversations page.
+    pub(crate) view_id: i64,
     /// A second visitor, to merge into the first.
     pub(crate) spare_visitor_id: String,
     pub(crate) upload_id: String,
@@ -219,6 +221,12 @@ pub(crate) async fn ids_of(app: &TestApp, m: &Merchant) -> Ids {
         conversation_id: ack["conversation_id"].as_i64().unwrap(),
         visitor_id: visitor.id,
         spare_visitor_id: crate::ws_client::visitor_session(app, &m.ent_id).await.id,
+        view_id: created(
+            post("/api/v1/views", serde_json::json!({"name": "Mine", "query": "assignee=me"}))
+                .await
+                .unwrap(),
+        )
+        .await,
     }
 }
 
@@ -402,6 +410,13 @@ pub(crate) fn case(
             Some(Body::Json(serde_json::json!({ "up_to": 1 }))),
         ),
         ("GET", "/api/v1/visitors") => (format!("/api/v1/visitors?ent_id={ent}"), None),
+        ("GET", "/app/conversations") => (format!("/app/conversations?ent_id={ent}"), None),
+        ("GET", "/api/v1/views") => (format!("/api/v1/views?ent_id={ent}"), None),
+        ("POST", "/api/v1/views") => (
+            format!("/api/v1/views?ent_id={ent}"),
+            Some(Body::Json(serde_json::json!({ "name": "VIP", "query": "tag=VIP" }))),
+        ),
+        ("DELETE", "/api/v1/views/{id}") => (format!("/api/v1/views/{}", target.view_id), None),
         ("GET", "/app/contacts") => (format!("/app/contacts?ent_id={ent}"), None),
         ("GET", "/app/contacts/{id}") => (format!("/app/contacts/{}", target.visitor_id), None),
         ("GET", "/api/v1/visitors/export") => {

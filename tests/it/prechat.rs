@@ -245,3 +245,48 @@ async fn a_busy_address_proves_work_and_then_is_refused() {
     }
     assert_eq!(last.as_deref(), Some("rate_limited"));
 }
+
+/// The name shown for a visitor comes from the best source that gave one: their own answer
+/// beats an agent's real name, which beats the page's `visitor_name`, which beats the
+/// generated one; a worse source never overwrites a better.
+#[tokio::test]
+async fn the_best_name_wins_whatever_came_last() {
+    let app = spawn_app().await;
+    let m = app.signup("Names Shop").await;
+    assert_eq!(app.patch_settings(&m, json!({ "prechat_form": form() })).await.status(), 200);
+    let started = session(&app, json!({ "ent_id": m.ent_id, "name": "Link Name" })).await;
+    assert_eq!(started["name"], "Link Name");
+    let token = started["token"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/visitors/{}", started["visitor_id"].as_str().unwrap());
+    let shown =
+        || async { app.get_json(&m.token, &path).await["name"].as_str().unwrap().to_owned() };
+    let patch = |body: Value| {
+        let (app, url, token) = (&app, app.url(&path), m.token.clone());
+        async move {
+            let res = client().patch(url).bearer_auth(token).json(&body).send().await.unwrap();
+            assert_eq!(res.status(), 200, "{}", res.text().await.unwrap_or_default());
+            let _ = app;
+        }
+    };
+    // An agent's real name beats the page's hint.
+    patch(json!({ "real_name": "Wei Zhang" })).await;
+    assert_eq!(shown().await, "Wei Zhang");
+    // The visitor's own answer beats the agent's.
+    let res = submit(
+        &app,
+        &token,
+        json!({ "answers": { "name": "张伟", "email": "zw@example.com", "topic": "Pre-sales" } }),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(shown().await, "张伟");
+    // Neither the page's hint on the next visit nor another real name replaces it.
+    let again =
+        session(&app, json!({ "ent_id": m.ent_id, "name": "Other Link", "token": token })).await;
+    assert_eq!(again["name"], "张伟");
+    patch(json!({ "real_name": "Someone Else" })).await;
+    assert_eq!(shown().await, "张伟");
+    // An agent renaming the visitor outright is obeyed.
+    patch(json!({ "name": "Zhang Wei (VIP)" })).await;
+    assert_eq!(shown().await, "Zhang Wei (VIP)");
+}

@@ -55,8 +55,19 @@ async fn admin_routes_refuse_agents_and_serve_admins() {
     let admin_routes = tenant_routes.iter().filter(|r| r.role == Role::Admin).count();
     assert!(admin_routes >= 9, "the admin routes are declared ({admin_routes})");
 
-    // An agent, in route-table order, on the owner's objects.
-    let ids = ids_of(&app, &m).await;
+    // An agent, in route-table order, on the owner's objects (saved views are each agent's
+    // own: the agent's).
+    let view: serde_json::Value = client()
+        .post(app.url("/api/v1/views"))
+        .bearer_auth(&agent)
+        .json(&serde_json::json!({ "name": "Mine", "query": "assignee=me" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids = Ids { view_id: view["id"].as_i64().unwrap(), ..ids_of(&app, &m).await };
     for route in &tenant_routes {
         let (method, url, body) = case(&route.method, route.path, &ids)
             .expect("the isolation suite has a case for every tenant route");

@@ -12,6 +12,7 @@ pub mod lists;
 pub mod search;
 pub mod status;
 pub mod timers;
+pub mod views;
 
 /// A conversation with the names clients show.
 #[derive(Clone, Debug, sqlx::FromRow)]

@@ -16,9 +16,28 @@ pub mod merge;
 pub mod notes;
 pub mod tags;
 
+/// Where a visitor's shown name came from; a name from a lower source never replaces one
+/// from a higher (`visitors.name_rank`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(i16)]
+pub enum NameRank {
+    /// "Visitor K7QX".
+    Generated = 1,
+    /// `visitor_name` of the chat link or the widget (a hint from the page).
+    Page = 2,
+    /// An agent named them.
+    Agent = 3,
+    /// They said it themselves (pre-chat or leave-a-message form).
+    Visitor = 4,
+    /// The merchant's server vouched for it (a verified identity).
+    Verified = 5,
+}
+
 /// What a session request says about the visitor.
 pub struct Profile {
     pub name: Option<String>,
+    /// Where `name` comes from.
+    pub name_rank: NameRank,
     pub avatar: Option<String>,
     pub referrer: Option<String>,
     pub landing_url: Option<String>,
@@ -56,13 +75,15 @@ pub async fn create(
     external_id: Option<&str>,
 ) -> sqlx::Result<VisitorRow> {
     let public_id = new_public_id();
-    let name =
-        p.name.clone().unwrap_or_else(|| format!("Visitor {}", public_id[1..5].to_uppercase()));
+    let (name, rank) = match &p.name {
+        Some(name) => (name.clone(), p.name_rank),
+        None => (format!("Visitor {}", public_id[1..5].to_uppercase()), NameRank::Generated),
+    };
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "insert into visitors (public_id, name, avatar_url, ip, user_agent, os, browser, device, referrer, landing_url, extra,
-                               country, region, city, email, claimed_user_id, external_id, verified_at)
+                               country, region, city, email, claimed_user_id, external_id, verified_at, name_rank)
          values ($1, $2, $3, $4::inet, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                 case when $17::text is null then null else now() end)
+                 case when $17::text is null then null else now() end, $18)
          {RETURNING}"
     )))
     .bind(&public_id)
@@ -82,6 +103,7 @@ pub async fn create(
     .bind(&p.email)
     .bind(&p.claimed_user_id)
     .bind(external_id)
+    .bind(rank as i16)
     .fetch_one(conn)
     .await
 }
@@ -98,7 +120,9 @@ pub async fn resume(
             visit_count = visit_count + case when last_seen_at < now() - interval '30 minutes' then 1 else 0 end,
             last_seen_at = now(),
             ip = $2::inet, user_agent = $3, os = $4, browser = $5, device = $6,
-            name = coalesce($7, name), avatar_url = coalesce($8, avatar_url),
+            name = case when $7::text is not null and $16 >= name_rank then $7 else name end,
+            name_rank = case when $7::text is not null and $16 >= name_rank then $16 else name_rank end,
+            avatar_url = coalesce($8, avatar_url),
             referrer = coalesce($9, referrer), extra = extra || $10,
             country = $11, region = $12, city = $13,
             email = coalesce($14, email), claimed_user_id = coalesce($15, claimed_user_id)
@@ -120,6 +144,7 @@ pub async fn resume(
     .bind(&p.location.city)
     .bind(&p.email)
     .bind(&p.claimed_user_id)
+    .bind(p.name_rank as i16)
     .fetch_optional(conn)
     .await
 }
@@ -242,7 +267,8 @@ pub async fn shown(conn: &mut PgConnection, id: i64) -> sqlx::Result<VisitorOut>
 }
 
 /// What an agent changes on a visitor's record: `None` leaves a field as it is;
-/// `Some(None)` clears an optional one.
+/// `Some(None)` clears an optional one. A name the agent gives is shown (an explicit edit);
+/// a real name becomes the shown name unless the visitor or the merchant's server named them.
 pub struct Details {
     pub name: Option<String>,
     pub real_name: Option<Option<String>>,
@@ -253,7 +279,11 @@ pub struct Details {
 #[tracing::instrument(name = "db.visitors.update_details", skip_all)]
 pub async fn update_details(conn: &mut PgConnection, id: i64, d: Details) -> sqlx::Result<()> {
     sqlx::query(
-        "update visitors set name = coalesce($2, name),
+        "update visitors set
+                name = coalesce($2, case when $3 and $4::text is not null and name_rank <= $9 then $4 end, name),
+                name_rank = case when $2::text is not null
+                                   or ($3 and $4::text is not null and name_rank <= $9) then $9
+                                 else name_rank end,
                 real_name = case when $3 then $4 else real_name end,
                 email = case when $5 then $6 else email end,
                 phone = case when $7 then $8 else phone end
@@ -267,6 +297,7 @@ pub async fn update_details(conn: &mut PgConnection, id: i64, d: Details) -> sql
     .bind(d.email.flatten())
     .bind(d.phone.is_some())
     .bind(d.phone.flatten())
+    .bind(NameRank::Agent as i16)
     .execute(conn)
     .await?;
     Ok(())
@@ -324,7 +355,9 @@ pub struct PrechatAnswers {
 pub async fn save_prechat(conn: &mut PgConnection, id: i64, a: PrechatAnswers) -> sqlx::Result<()> {
     sqlx::query(
         "update visitors set prechat = $2, prechat_at = now(),
-                name = coalesce($3, name), real_name = coalesce($3, real_name),
+                name = case when $3::text is not null and name_rank <= $6 then $3 else name end,
+                name_rank = case when $3::text is not null and name_rank <= $6 then $6 else name_rank end,
+                real_name = coalesce($3, real_name),
                 email = coalesce($4, email), phone = coalesce($5, phone)
          where id = $1",
     )
@@ -333,6 +366,7 @@ pub async fn save_prechat(conn: &mut PgConnection, id: i64, a: PrechatAnswers) -
     .bind(a.name)
     .bind(a.email)
     .bind(a.phone)
+    .bind(NameRank::Visitor as i16)
     .execute(conn)
     .await?;
     Ok(())
@@ -367,7 +401,7 @@ pub async fn record_pages(
 }
 
 /// What a visitor gave in the leave-a-message form about themselves: the name they give is
-/// the one shown (as a pre-chat answer is); their real name, email and phone are kept where
+/// the one shown (as a pre-chat answer is) unless the merchant's server vouched for another; their real name, email and phone are kept where
 /// nothing was before (what an agent or the pre-chat form set stays).
 #[tracing::instrument(name = "db.visitors.left_contact", skip_all)]
 pub async fn left_contact(
@@ -379,7 +413,9 @@ pub async fn left_contact(
 ) -> sqlx::Result<()> {
     sqlx::query(
         "update visitors
-            set name = coalesce($2, name), real_name = coalesce(nullif(real_name, ''), $2),
+            set name = case when $2::text is not null and name_rank <= $5 then $2 else name end,
+                name_rank = case when $2::text is not null and name_rank <= $5 then $5 else name_rank end,
+                real_name = coalesce(nullif(real_name, ''), $2),
                 email = coalesce(nullif(email, ''), $3),
                 phone = coalesce(nullif(phone, ''), $4)
           where id = $1",
@@ -388,6 +424,7 @@ pub async fn left_contact(
     .bind(name)
     .bind(email)
     .bind(phone)
+    .bind(NameRank::Visitor as i16)
     .execute(conn)
     .await?;
     Ok(())
