@@ -4,6 +4,7 @@
 mod api;
 mod automation;
 pub mod left;
+pub mod notes;
 pub mod presence;
 pub mod rating;
 pub mod search;
@@ -64,6 +65,7 @@ where
         .merge(status::routes())
         .merge(search::routes())
         .merge(views::routes())
+        .merge(notes::routes())
 }
 
 /// Connections of each message-writing pool: its writer commits one batch at a time; the

@@ -132,13 +132,26 @@ where
 
 /// Whether an email still makes sense: a reminder about an unanswered conversation is
 /// dropped once an agent answered after the visitor's message, or the conversation closed;
-/// an agent's answer emailed to a visitor, once the visitor read it in the chat.
+/// an agent's answer emailed to a visitor, once the visitor read it in the chat; a mention,
+/// once the colleague mentioned is connected.
 async fn still_wanted(state: &Outbox, email: &Due) -> anyhow::Result<bool> {
     match email.kind.as_str() {
         "unanswered" => still_unanswered(state, email).await,
         "answer" => still_unread(state, email).await,
+        "mention" => Ok(still_away(state, email)),
         _ => Ok(true),
     }
+}
+
+/// A colleague mentioned is still not connected (in their workspace they saw it).
+fn still_away(state: &Outbox, email: &Due) -> bool {
+    let (Some(tenant), Some(agent)) =
+        (email.tenant_id, email.about.get("agent_id").and_then(Value::as_i64))
+    else {
+        return false;
+    };
+    let peer = crate::realtime::hub::Peer::Agent(agent);
+    state.hub.connections_of(TenantId(tenant), peer) == 0
 }
 
 /// An answer emailed to a visitor is still unread (and its conversation still there).
@@ -186,7 +199,8 @@ async fn still_unanswered(state: &Outbox, email: &Due) -> anyhow::Result<bool> {
     let waiting: Option<bool> = sqlx::query_scalar(
         "select c.status <> 'closed' and not exists (
                 select 1 from messages m
-                where m.conversation_id = c.id and m.id > $2 and m.sender_kind = 'agent')
+                where m.conversation_id = c.id and m.id > $2 and m.sender_kind = 'agent'
+                  and m.kind <> 'note')
          from conversations c where c.id = $1",
     )
     .bind(conversation)

@@ -24,6 +24,14 @@ pub enum MessageKind {
     /// A rich card (title, text, image, fields, link buttons) posted through the API.
     Card,
     Notice,
+    /// An agent's private note in a conversation: the team sees it, the visitor never does.
+    Note,
+}
+
+/// Whether messages of `kind` are for agents only (status lines, private notes): never
+/// pushed or replayed to the visitor, never in webhooks.
+pub fn team_only(kind: &str) -> bool {
+    matches!(kind, "activity" | "note")
 }
 
 impl MessageKind {
@@ -35,6 +43,7 @@ impl MessageKind {
             Self::Product => "product",
             Self::Card => "card",
             Self::Notice => "notice",
+            Self::Note => "note",
         }
     }
 }
@@ -327,7 +336,7 @@ fn validate_send(raw: RawSend) -> Result<Send, FrameError> {
     let body = clean_text(&raw.body);
     let mut attachment = None;
     let (body, payload) = match raw.kind {
-        MessageKind::Text => {
+        MessageKind::Text | MessageKind::Note => {
             if body.trim().is_empty() {
                 return Err(FrameError::new("empty_message", "a text message needs a body"));
             }

@@ -274,8 +274,9 @@ fn answer_and_push(
     for (visitor_id, origin, message, handed_in) in fresh {
         let frame = encode(&ServerFrame::Message(message.clone()));
         shard.hub.to_agents_except(tenant, origin, &frame);
-        // Activity lines (status changes) are the team's own business.
-        if message.kind == "activity" {
+        // Activity lines (status changes) and private notes are the team's own business:
+        // not for the visitor, nor for what follows a stored message (webhooks, automation).
+        if crate::realtime::protocol::team_only(message.kind) {
             crate::metrics::message_delivered(message.sender.kind, handed_in);
             continue;
         }

@@ -247,7 +247,10 @@
     waiting: (c) => c.agent_id == null,
     mine: (c) => c.agent_id === me,
     all: () => true,
+    mentions: (c) => mentioned.has(c.id),
   };
+  // Conversations with a note that @mentions this agent (the Mentions tab).
+  const mentioned = new Set();
   const byStatus = {
     open: (c) => c.status === 'queued' || c.status === 'open',
     pending: (c) => c.status === 'pending',
@@ -255,7 +258,7 @@
     closed: (c) => c.status === 'closed',
     any: () => true,
   };
-  const shown = (c) => inView[view](c) && byStatus[filter.value](c);
+  const shown = (c) => inView[view](c) && (view === 'mentions' || byStatus[filter.value](c));
   filter.addEventListener('change', () => renderList());
   // A conversation's state in words, where it matters (not for a plain open one).
   const fill = (text, values) => text.replace(/\{(\w+)\}/g, (_, k) => values[k] ?? '');
@@ -462,6 +465,7 @@
     const all = [...conversations.values()];
     document.getElementById('count-waiting').textContent = all.filter((c) => c.status === 'queued').length || '';
     document.getElementById('count-mine').textContent = all.filter((c) => c.agent_id === me && c.status === 'open').length || '';
+    document.getElementById('count-mentions').textContent = mentioned.size || '';
     const q = search.value.trim().toLowerCase();
     const items = all
       .filter(shown)
@@ -525,7 +529,11 @@
       row.append(line);
       return row;
     }
-    const row = el('div', `tmsg ${m.sender.kind === 'visitor' ? 'theirs' : 'mine'} ${m.kind === 'notice' ? 'notice' : ''}`);
+    const row = el('div', `tmsg ${m.sender.kind === 'visitor' ? 'theirs' : 'mine'} ${m.kind === 'notice' ? 'notice' : ''} ${m.kind === 'note' ? 'note-msg' : ''}`);
+    if (m.kind === 'note') {
+      row.append(el('div', 'note-label', t.tNoteLabel));
+      if (((m.payload || {}).mentions || []).includes(me)) row.classList.add('mentions-me');
+    }
     // Pending replies have no server time yet: now, as the agent sees it.
     row.dataset.at = m.created_at || new Date().toISOString();
     if (m.id) row.dataset.id = m.id;
@@ -663,8 +671,15 @@
     }
     // The list previews what was said (as the server's list does), not status lines.
     const c = conversations.get(m.conversation_id);
-    if (c && m.kind !== 'activity') { c.last_message = preview(m); c.last_message_at = m.created_at; }
+    if (c && m.kind !== 'activity' && m.kind !== 'note') { c.last_message = preview(m); c.last_message_at = m.created_at; }
     renderList();
+    if (m.kind === 'note' && ((m.payload || {}).mentions || []).includes(me)) {
+      mentioned.add(m.conversation_id);
+      renderList();
+      const who = m.sender.name || '';
+      toast(fill(t.tMentionedYou, { name: who }), () => open(m.conversation_id));
+      alertAgent(fill(t.tMentionedYou, { name: who }), preview(m).slice(0, 140));
+    }
     if (m.sender.kind === 'visitor' && (m.conversation_id !== current || document.hidden)) {
       const from = (c && c.visitor_name) || m.sender.name || '';
       alertAgent(t.tNewMessage, `${from}: ${preview(m)}`.slice(0, 140));
@@ -776,7 +791,8 @@
   // Shows a reply as sending and sends it; it is resent on reconnect until acknowledged.
   function sendFrame(frame, shown) {
     const c = conversations.get(frame.conversation_id);
-    if (c) { c.last_message = preview(shown); renderList(); }
+    // The list previews what was said to the visitor, not the team's notes.
+    if (c && shown.kind !== 'note') { c.last_message = preview(shown); renderList(); }
     const node = bubble(Object.assign({ sender: { kind: 'agent', name: '' } }, shown));
     node.classList.add('is-pending');
     threadMessages.append(node);
@@ -790,8 +806,80 @@
     const text = reply.value.trim();
     if (!text || !current) return;
     reply.value = '';
-    sendFrame({ type: 'send', client_msg_id: uuid(), conversation_id: current, kind: 'text', body: text }, { kind: 'text', body: text });
+    const kind = noteMode ? 'note' : 'text';
+    sendFrame({ type: 'send', client_msg_id: uuid(), conversation_id: current, kind, body: text }, { kind, body: text });
+    mentionList.hidden = true;
   });
+
+  // Reply or private note: a note goes to the team only; "@" offers the colleagues to mention.
+  let noteMode = false;
+  const modeReply = document.getElementById('mode-reply');
+  const modeNote = document.getElementById('mode-note');
+  const mentionList = document.getElementById('mention-list');
+  let team = null;
+  function setMode(note) {
+    noteMode = note;
+    composer.classList.toggle('is-note', note);
+    modeReply.setAttribute('aria-selected', String(!note));
+    modeNote.setAttribute('aria-selected', String(note));
+    reply.placeholder = note ? composer.dataset.tNote : composer.dataset.tReply;
+    if (!note) mentionList.hidden = true;
+    reply.focus();
+  }
+  modeReply.addEventListener('click', () => setMode(false));
+  modeNote.addEventListener('click', () => setMode(true));
+  async function colleagues() {
+    if (!team) {
+      const res = await fetch('/api/v1/agents');
+      team = res.ok ? (await res.json()).agents.filter((a) => !a.disabled && a.id !== me) : [];
+    }
+    return team;
+  }
+  function pickMention(name) {
+    const caret = reply.selectionStart;
+    const before = reply.value.slice(0, caret).replace(/@[^\s@]*$/, `@${name} `);
+    reply.value = before + reply.value.slice(caret);
+    reply.selectionStart = reply.selectionEnd = before.length;
+    mentionList.hidden = true;
+    reply.focus();
+  }
+  reply.addEventListener('input', async () => {
+    const typed = noteMode && reply.value.slice(0, reply.selectionStart).match(/@([^\s@]*)$/);
+    if (!typed) { mentionList.hidden = true; return; }
+    const q = typed[1].toLowerCase();
+    const matches = (await colleagues()).filter((a) => a.display_name.toLowerCase().includes(q)).slice(0, 6);
+    mentionList.replaceChildren(...matches.map((a, i) => {
+      const li = el('li', 'mention-option', a.display_name);
+      li.setAttribute('role', 'option');
+      li.setAttribute('aria-selected', String(i === 0));
+      li.addEventListener('mousedown', (e) => { e.preventDefault(); pickMention(a.display_name); });
+      return li;
+    }));
+    mentionList.hidden = matches.length === 0;
+  });
+  reply.addEventListener('keydown', (e) => {
+    if (mentionList.hidden) return;
+    const options = [...mentionList.children];
+    const at = options.findIndex((o) => o.getAttribute('aria-selected') === 'true');
+    const select = (i) => options.forEach((o, j) => o.setAttribute('aria-selected', String(j === i)));
+    if (e.key === 'ArrowDown') { e.preventDefault(); select((at + 1) % options.length); }
+    else if (e.key === 'ArrowUp') { e.preventDefault(); select((at - 1 + options.length) % options.length); }
+    else if (e.key === 'Enter' || e.key === 'Tab') { e.preventDefault(); e.stopImmediatePropagation(); pickMention(options[Math.max(at, 0)].textContent); }
+    else if (e.key === 'Escape') { mentionList.hidden = true; }
+  });
+
+  async function loadMentions() {
+    const res = await fetch('/api/v1/mentions?limit=100');
+    if (!res.ok) return;
+    for (const x of (await res.json()).mentions) {
+      mentioned.add(x.conversation_id);
+      if (!conversations.has(x.conversation_id)) {
+        const one = await fetch(`/api/v1/conversations/${x.conversation_id}`);
+        if (one.ok) conversations.set(x.conversation_id, await one.json());
+      }
+    }
+    renderList();
+  }
 
   // Attachments: upload (the session cookie and the CSRF header), then send by id.
   const fileInput = document.getElementById('agent-file');
@@ -813,7 +901,8 @@
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); composer.requestSubmit(); }
   });
   reply.addEventListener('input', () => {
-    if (current) sock.send({ type: 'typing', conversation_id: current });
+    // A private note is not typing to the visitor.
+    if (current && !noteMode) sock.send({ type: 'typing', conversation_id: current });
   });
   // Statuses: resolve, reopen, and the menu's pending and snoozes. The socket's
   // `conversation` frame updates the list and the header for every tab.
@@ -1009,5 +1098,5 @@
     if (Number.isSafeInteger(id) && id > 0) openAt(id, null);
   }
   window.addEventListener('hashchange', openLinked);
-  loadList().then(() => { sock.connect(); openLinked(); });
+  loadList().then(() => { sock.connect(); openLinked(); loadMentions(); });
 })();

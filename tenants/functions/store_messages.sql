@@ -9,8 +9,8 @@
 -- and in migrations 0002, 0006, 0013 and 0017, which defined it before this file existed.
 --
 -- What it does, per batch:
--- - stores the messages whose conversation is not closed (activity lines may go into a closed
---   one), skipping resends (same conversation, sender kind and client id);
+-- - stores the messages whose conversation is not closed (activity lines and agents' notes
+--   may go into a closed one), skipping resends (same conversation, sender kind and client id);
 -- - counts them in public.usage_daily, for the plan's allowance;
 -- - wakes a pending or snoozed conversation a visitor writes in, and says from what.
 --
@@ -51,7 +51,7 @@ begin
                  with ordinality as i(c, s, a, k, b, p, m, ord)
         cross join lateral (
             select from conversations conv
-             where conv.id = i.c and (conv.status <> 'closed' or i.k = 'activity')
+             where conv.id = i.c and (conv.status <> 'closed' or i.k in ('activity', 'note'))
              limit 1
         ) still_open
         order by i.ord

@@ -460,6 +460,36 @@ async fn contacts_in_a_real_browser() {
     .await;
 }
 
+/// Private notes and @mentions: the owner on a desktop mentions Ann, who is told on her
+/// phone in Chinese and finds it under Mentions; the visitor never sees the note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notes_and_mentions_in_a_real_browser() {
+    let Some(chromium) = browser_ready().await else { return };
+    let app = spawn_app().await;
+    let m = app.signup("Courier Watch").await;
+    let (ann_id, ann_email, _, ann_password) =
+        crate::team::add_agent_with_password(&app, &m, "agent").await;
+    let res = crate::helpers::client()
+        .patch(app.url(&format!("/api/v1/agents/{ann_id}")))
+        .bearer_auth(&m.token)
+        .json(&serde_json::json!({ "display_name": "Ann Lee" }))
+        .sent()
+        .await;
+    assert_eq!(res.status(), 200);
+    run_script(
+        "notes.mjs",
+        &chromium,
+        &[
+            ("APP_URL", app.url.as_str()),
+            ("ENT_ID", m.ent_id.as_str()),
+            ("OWNER_EMAIL", m.email.as_str()),
+            ("AGENT_EMAIL", ann_email.as_str()),
+            ("AGENT_PASSWORD", ann_password.as_str()),
+        ],
+    )
+    .await;
+}
+
 /// The pre-chat form: built in Settings, filled in by a visitor, seen by the agent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_prechat_form_in_a_real_browser() {

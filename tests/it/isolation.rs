@@ -411,6 +411,7 @@ pub(crate) fn case(
         ),
         ("GET", "/api/v1/visitors") => (format!("/api/v1/visitors?ent_id={ent}"), None),
         ("GET", "/app/conversations") => (format!("/app/conversations?ent_id={ent}"), None),
+        ("GET", "/api/v1/mentions") => (format!("/api/v1/mentions?ent_id={ent}"), None),
         ("GET", "/api/v1/views") => (format!("/api/v1/views?ent_id={ent}"), None),
         ("POST", "/api/v1/views") => (
             format!("/api/v1/views?ent_id={ent}"),

@@ -24,6 +24,7 @@ mod merchant_settings;
 mod metrics;
 mod migrate;
 mod nodes;
+mod notes;
 mod oauth;
 mod openapi;
 mod outage;

@@ -38,7 +38,7 @@ const ITEM_SELECT: &str = "select c.id, c.status, c.snoozed_until, v.public_id a
     from conversations c join visitors v on v.id = c.visitor_id left join agents a on a.id = c.agent_id
     left join conversation_ratings r on r.conversation_id = c.id
     left join lateral (select m.body, m.created_at from messages m where m.conversation_id = c.id
-        and m.kind <> 'activity' order by m.id desc limit 1) lm on true";
+        and m.kind not in ('activity', 'note') order by m.id desc limit 1) lm on true";
 
 /// Whose conversations a list shows.
 #[derive(Clone, Copy)]
@@ -129,7 +129,7 @@ pub async fn list(
     if narrow.unanswered {
         q.push(
             " and not exists (select 1 from messages m where m.conversation_id = c.id
-                 and m.sender_kind = 'agent')",
+                 and m.sender_kind = 'agent' and m.kind <> 'note')",
         );
     }
     if narrow.left_offline {

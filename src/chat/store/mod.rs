@@ -9,6 +9,7 @@ use tenants::{TenantId, TenantTx};
 use crate::realtime::protocol::{ConversationOut, ConversationStatus, MessageOut, Sender};
 
 pub mod lists;
+pub mod notes;
 pub mod search;
 pub mod status;
 pub mod timers;
@@ -407,6 +408,7 @@ fn static_kind(s: &str) -> &'static str {
         "card" => "card",
         "notice" => "notice",
         "activity" => "activity",
+        "note" => "note",
         _ => "text",
     }
 }
@@ -415,7 +417,8 @@ const MESSAGE_SELECT: &str = "select m.id, m.conversation_id, m.sender_kind, m.s
         a.avatar_url as agent_avatar, m.kind, m.body, m.payload, m.client_msg_id, m.created_at
     from messages m left join agents a on a.id = m.sender_agent_id";
 
-/// A visitor's messages after `since`, oldest first (activity lines are for agents only).
+/// A visitor's messages after `since`, oldest first (activity lines and notes are for
+/// agents only).
 #[tracing::instrument(name = "db.chat.visitor_messages_since", skip_all)]
 pub async fn visitor_messages_since(
     conn: &mut PgConnection,
@@ -426,7 +429,7 @@ pub async fn visitor_messages_since(
     let rows: Vec<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{MESSAGE_SELECT}
          where m.conversation_id in (select id from conversations where visitor_id = $1) and m.id > $2
-           and m.kind <> 'activity'
+           and m.kind not in ('activity', 'note')
          order by m.id limit $3"
     )))
     .bind(visitor_id)

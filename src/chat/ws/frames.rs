@@ -8,7 +8,7 @@ use tenants::TenantTx;
 
 use super::{Sockets, connection::Connection, store};
 use crate::{
-    chat::{Opened, automation, left},
+    chat::{Opened, automation, left, notes},
     http::AppError,
     realtime::{
         hub::{Peer, encode},
@@ -155,9 +155,11 @@ async fn visitor_send(
     visitor_id: i64,
     mut send: protocol::Send,
 ) -> Result<Vec<ServerFrame>, FrameError> {
-    // Cards come from the merchant (its agents and its system), never from visitors.
-    if send.kind == MessageKind::Card {
-        return Err(refused("bad_kind", "visitors cannot send cards".into(), &send, None));
+    // Cards come from the merchant (its agents and its system), never from visitors; notes
+    // are the team's.
+    if matches!(send.kind, MessageKind::Card | MessageKind::Note) {
+        let why = format!("visitors cannot send {}s", send.kind.as_str());
+        return Err(refused("bad_kind", why, &send, None));
     }
     attach(ctx, &mut send, Some(visitor_id)).await?;
     let tenant = ctx.conn.tenant.id;
@@ -339,6 +341,9 @@ async fn agent_send(
         let why = "agents name the conversation they write to";
         return Err(refused("conversation_required", why.into(), &send, None));
     };
+    if send.kind == MessageKind::Note {
+        return note_send(ctx, agent_id, conversation_id, send).await;
+    }
     let row = claimed_for(ctx, agent_id, conversation_id, &send).await?;
     let client_msg_id = send.client_msg_id.clone();
     let message = stored_as(ctx, conversation_id, row.visitor_id, send);
@@ -371,6 +376,55 @@ async fn agent_send(
         }
         Err(e) => Err(write_error(e, client_msg_id)),
     }
+}
+
+/// An agent's private note: stored for the team (not an answer: nothing is claimed,
+/// counted or e-mailed to the visitor); the colleagues it @mentions are named in it and
+/// e-mailed if they are away.
+async fn note_send(
+    ctx: &mut Ctx<'_>,
+    agent_id: i64,
+    conversation_id: i64,
+    mut send: protocol::Send,
+) -> Result<Vec<ServerFrame>, FrameError> {
+    let failed = |e: sqlx::Error| db_error(e, Some(send.client_msg_id.clone()));
+    let tenant = ctx.conn.tenant.id;
+    let mut tx = TenantTx::begin(&ctx.state.door.db, tenant).await.map_err(failed)?;
+    let row =
+        store::conversation(&mut tx, ConversationId(conversation_id)).await.map_err(failed)?;
+    let team = crate::auth::store::list_agents(&mut tx).await.map_err(failed)?;
+    tx.commit().await.map_err(failed)?;
+    let Some(row) = row else {
+        return Err(write_error(WriteError::ConversationNotFound, send.client_msg_id.clone()));
+    };
+    let mentions = notes::mentioned(&send.body, &team, agent_id);
+    if !mentions.is_empty() {
+        send.payload = Some(serde_json::json!({ "mentions": mentions }));
+    }
+    let (client_msg_id, body) = (send.client_msg_id.clone(), send.body.clone());
+    let message = stored_as(ctx, conversation_id, row.visitor_id, send);
+    let stored = match ctx.state.chat.post(tenant, message).await {
+        Ok(stored) => stored,
+        Err(e) => return Err(write_error(e, client_msg_id)),
+    };
+    if !stored.duplicate && !mentions.is_empty() {
+        let agents = team.into_iter().filter(|a| mentions.contains(&a.agent.id.0)).collect();
+        let mention = notes::Mention {
+            tenant,
+            conversation_id,
+            message_id: stored.id,
+            by: ctx.conn.name.clone(),
+            body,
+            agents,
+        };
+        notes::email_the_away(ctx.state, &ctx.state.chat.hub, mention);
+    }
+    Ok(vec![ServerFrame::Ack {
+        client_msg_id,
+        id: stored.id,
+        conversation_id,
+        duplicate: stored.duplicate,
+    }])
 }
 
 /// The conversation an agent writes to; answering a queued one claims it (and every agent

@@ -83,7 +83,7 @@ where
 
 /// Whether conversation `c` had a visitor message and never an agent reply.
 const MISSED: &str = "exists (select 1 from messages v where v.conversation_id = c.id and v.sender_kind = 'visitor')
-    and not exists (select 1 from messages a where a.conversation_id = c.id and a.sender_kind = 'agent')";
+    and not exists (select 1 from messages a where a.conversation_id = c.id and a.sender_kind = 'agent' and a.kind <> 'note')";
 
 /// Conversations, messages, missed conversations and ratings per day, every day of the
 /// period (zeros included).
@@ -97,7 +97,7 @@ pub(super) async fn days(conn: &mut PgConnection, period: &Period<'_>) -> sqlx::
                     from conversations c where c.created_at >= {{start}} and c.created_at < {{end}} group by 1),
               m as (select (created_at at time zone $3)::date as date, count(*) as n,
                            count(*) filter (where sender_kind = 'visitor') as v from messages
-                    where created_at >= {{start}} and created_at < {{end}} and kind <> 'activity' group by 1),
+                    where created_at >= {{start}} and created_at < {{end}} and kind not in ('activity', 'note') group by 1),
               r as (select (created_at at time zone $3)::date as date, count(*) as n, avg(score)::float8 as avg
                     from conversation_ratings where created_at >= {{start}} and created_at < {{end}} group by 1)
          select d.date, coalesce(c.n, 0) as conversations, coalesce(m.n, 0) as messages,
@@ -121,7 +121,7 @@ pub(super) async fn first_response(
     query(
         "with r as (
             select extract(epoch from (
-                       (select min(m.created_at) from messages m where m.conversation_id = c.id and m.sender_kind = 'agent')
+                       (select min(m.created_at) from messages m where m.conversation_id = c.id and m.sender_kind = 'agent' and m.kind <> 'note')
                      - (select min(m.created_at) from messages m where m.conversation_id = c.id and m.sender_kind = 'visitor'))) as s
             from conversations c where c.created_at >= {start} and c.created_at < {end})
          select count(s) as count,
@@ -220,7 +220,7 @@ pub(super) async fn agents(
         "with per as (
             select m.sender_agent_id as agent_id, m.conversation_id, count(*) as messages, min(m.created_at) as first_reply
             from messages m
-            where m.sender_kind = 'agent' and m.sender_agent_id is not null
+            where m.sender_kind = 'agent' and m.kind <> 'note' and m.sender_agent_id is not null
               and m.created_at >= {start} and m.created_at < {end}
             group by 1, 2),
           timed as (
