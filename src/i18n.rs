@@ -133,6 +133,30 @@ impl Lang {
     }
 }
 
+tokio::task_local! {
+    /// The platform's name (system settings, `site_title`) while a request is handled: set
+    /// by the same middleware as [`PlatformDefaultLang`], read by every page's template.
+    static SITE_TITLE: std::sync::Arc<str>;
+}
+
+/// Runs `f` (a request's handling) with `title` as the platform's name its pages show.
+pub async fn with_site_title<F: std::future::Future>(
+    title: std::sync::Arc<str>,
+    f: F,
+) -> F::Output {
+    SITE_TITLE.scope(title, f).await
+}
+
+/// `key` in `lang`, with `{site}` replaced by the platform's name (e.g. "Log in to {site}").
+pub fn tr_site(lang: Lang, key: &str) -> String {
+    lang.tr(key).replace("{site}", &site_title())
+}
+
+/// The platform's name as pages show it ("kefu" unless the operator named it otherwise).
+pub fn site_title() -> std::sync::Arc<str> {
+    SITE_TITLE.try_with(std::sync::Arc::clone).unwrap_or_else(|_| std::sync::Arc::from("kefu"))
+}
+
 /// The platform's default language (system settings), for requests that ask for none; put
 /// in the request extensions by a middleware.
 #[derive(Clone, Copy, Debug)]

@@ -195,18 +195,25 @@ impl Chat {
 
     /// Whether anyone can answer now: within business hours, an agent connected and online.
     pub async fn team_online(&self, tenant: TenantId) -> anyhow::Result<bool> {
+        self.team_presence(tenant).await.map(|(online, _)| online)
+    }
+
+    /// (whether anyone can answer now, whether an agent is connected and online at all).
+    pub async fn team_presence(&self, tenant: TenantId) -> anyhow::Result<(bool, bool)> {
+        let mut agents = false;
+        for agent in self.present_agents(tenant) {
+            if self.agent_status(tenant, agent).await? == AgentStatus::Online {
+                agents = true;
+                break;
+            }
+        }
+        if !agents {
+            return Ok((false, false));
+        }
         let automation = automation::settings(self, &self.pool, tenant)
             .await
             .map_err(|e| anyhow::anyhow!("automation settings: {e}"))?;
-        if !automation.hours.is_open(chrono::Utc::now()) {
-            return Ok(false);
-        }
-        for agent in self.present_agents(tenant) {
-            if self.agent_status(tenant, agent).await? == AgentStatus::Online {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        Ok((automation.hours.is_open(chrono::Utc::now()), true))
     }
 
     /// Whether `agent` is at work now: connected, with the status online (they see new
@@ -412,9 +419,8 @@ impl Chat {
             tenant,
             &encode(&ServerFrame::Presence(Presence::Agent { agent_id, status: effective })),
         );
-        let team = encode(&ServerFrame::Presence(Presence::Team {
-            online: self.team_online(tenant).await?,
-        }));
+        let (online, agents) = self.team_presence(tenant).await?;
+        let team = encode(&ServerFrame::Presence(Presence::Team { online, agents }));
         self.hub.to_visitors(tenant, &team);
         Ok(())
     }

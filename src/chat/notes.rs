@@ -98,7 +98,11 @@ async fn email(state: &super::ws::Sockets, m: Mention) -> anyhow::Result<()> {
     let fill = crate::auth::links::fill;
     let link = state.mail.link(&format!("/app?ent_id={}#c={}", tenant.ent_id, m.conversation_id));
     for agent in &m.agents {
-        let v = [("agent", m.by.as_str()), ("merchant", tenant.name.as_str())];
+        let v = [
+            ("agent", m.by.as_str()),
+            ("merchant", tenant.name.as_str()),
+            ("site", crate::notify::site_name(&settings)),
+        ];
         let mail = crate::notify::Email {
             kind: "mention",
             tenant_id: Some(m.tenant.0),

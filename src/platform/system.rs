@@ -184,16 +184,17 @@ impl SystemCache {
     }
 }
 
-/// Middleware: pages that ask for no language get the platform's default.
+/// Middleware: pages that ask for no language get the platform's default, and every page
+/// shows the platform's name (`i18n::site_title`).
 pub async fn default_lang(
     State(state): State<Platform>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    if let Ok(settings) = state.system.get().await {
-        request.extensions_mut().insert(PlatformDefaultLang(settings.lang()));
-    }
-    next.run(request).await
+    let Ok(settings) = state.system.get().await else { return next.run(request).await };
+    request.extensions_mut().insert(PlatformDefaultLang(settings.lang()));
+    let title: std::sync::Arc<str> = crate::notify::site_name(&settings).into();
+    crate::i18n::with_site_title(title, next.run(request)).await
 }
 
 pub(super) async fn get_api(

@@ -590,8 +590,10 @@ pub enum ServerFrame {
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "of", rename_all = "snake_case")]
 pub enum Presence {
-    /// For visitors: whether someone can answer now.
-    Team { online: bool },
+    /// For visitors: whether someone can answer now (`online`: within business hours and an
+    /// agent online), and whether an agent is online at all, whatever the hours say
+    /// (`agents`: the chat page shows the team online while one is answering this visitor).
+    Team { online: bool, agents: bool },
     /// For agents: a colleague's effective status.
     Agent { agent_id: i64, status: AgentStatus },
     /// For agents: a visitor came or went.
@@ -732,10 +734,10 @@ mod tests {
             serde_json::to_string(&f).unwrap(),
             r#"{"type":"ack","client_msg_id":"c","id":5,"conversation_id":2,"duplicate":false}"#
         );
-        let p = ServerFrame::Presence(Presence::Team { online: true });
+        let p = ServerFrame::Presence(Presence::Team { online: true, agents: true });
         assert_eq!(
             serde_json::to_string(&p).unwrap(),
-            r#"{"type":"presence","of":"team","online":true}"#
+            r#"{"type":"presence","of":"team","online":true,"agents":true}"#
         );
     }
 }

@@ -111,6 +111,7 @@
     if (!mine && historyLoaded) {
       toParent('message', { message: { id: msg.id, kind: msg.kind, body: msg.body, sender: msg.sender && msg.sender.name } });
     }
+    if (!mine && msg.sender && msg.sender.kind === 'agent') agentWrote(msg.created_at);
     const waiting = sock.settle(msg.client_msg_id);
     const node = bubble(msg, mine);
     const welcome = !mine && String(msg.client_msg_id || '').startsWith('welcome:');
@@ -122,10 +123,26 @@
     scroll();
   }
 
-  function setAvailability(online) {
+  // Online when the team is (business hours, someone online), and also out of hours while
+  // an agent is answering this visitor: an agent is online and wrote in the last 15
+  // minutes of an open conversation.
+  const ANSWERING_MS = 15 * 60 * 1000;
+  let teamOnline = false;
+  let agentsOnline = false;
+  let agentWroteAt = 0;
+  function showAvailability() {
+    const online = teamOnline || (agentsOnline && Date.now() - agentWroteAt < ANSWERING_MS);
     availability.classList.toggle('is-online', online);
     availability.querySelector('.label').textContent = online ? d.tOnline : d.tOffline;
   }
+  function setAvailability(online, agents) { teamOnline = online; agentsOnline = agents === true; showAvailability(); }
+  function agentWrote(at) {
+    agentWroteAt = Math.max(agentWroteAt, Date.parse(at) || Date.now());
+    showAvailability();
+    // Someone is answering now: no need to leave a message (unless one is being written).
+    if (availability.classList.contains('is-online') && !leave.elements.body.value.trim()) leave.hidden = true;
+  }
+  setInterval(showAvailability, 60_000);
 
   // A blocked visitor's chat ends here: one clear, final screen in their language, nothing
   // left to type into.
@@ -323,8 +340,9 @@
         // The agent has read up to here: the latest own message says so.
         if (frame.by === 'agent' && lastOwn && lastOwn.id <= frame.up_to) markOwn(lastOwn.el, lastOwn.id, d.tRead);
         break;
-      case 'presence': if (frame.of === 'team') setAvailability(frame.online); break;
+      case 'presence': if (frame.of === 'team') setAvailability(frame.online, frame.agents); break;
       case 'conversation':
+        if (frame.event === 'closed') { agentWroteAt = 0; showAvailability(); }
         if (frame.event === 'closed' && historyLoaded) askRating(frame.conversation.id);
         // Reopened by the visitor's next message: a rating not given yet is no longer asked.
         if (frame.event === 'reopened') {

@@ -5,6 +5,8 @@
 //   OUT_DIR, CHROMIUM
 // A visitor asks; the owner writes a private note mentioning Ann (picked from the @ list);
 // the visitor never sees it; Ann, on her phone, is told, finds it under Mentions and reads it.
+// The merchant's business hours are closed all week: the visitor sees "Offline" until an
+// agent answers, then "Online" while the agent is answering.
 import { launch, errorLog, signIn } from './harness.mjs';
 import { mkdirSync } from 'node:fs';
 
@@ -35,12 +37,13 @@ try {
   const visitor = await visitorCtx.newPage();
   watch(visitor, 'visitor');
   await visitor.goto(`${APP_URL}/chatIndex?ent_id=${ENT_ID}`);
+  await visitor.locator('#availability:not(.is-online) .label', { hasText: 'Offline' }).waitFor({ timeout: T });
   await visitor.fill('#input', 'My order #1042 has not arrived.');
   await visitor.press('#input', 'Enter');
   await visitor.locator('.msg.mine:not(.is-pending)', { hasText: '#1042' }).waitFor({ timeout: T });
 
   step = 'the owner writes a private note and mentions Ann from the list';
-  await owner.locator('.conversation', { hasText: '#1042' }).first().click();
+  await owner.locator('.conversation').first().click();
   await owner.locator('.tmsg.theirs', { hasText: '#1042' }).waitFor({ timeout: T });
   await owner.click('#mode-note');
   await owner.locator('#thread-composer.is-note').waitFor({ timeout: T });
@@ -55,8 +58,9 @@ try {
   const note = owner.locator('.tmsg.note-msg:not(.is-pending)', { hasText: 'can you call them' });
   await note.waitFor({ timeout: T });
   await note.locator('.note-label', { hasText: 'Private note' }).waitFor({ timeout: T });
-  // The list still previews what the visitor said, not the team's note.
-  await owner.locator('.conversation', { hasText: '#1042 has not arrived' }).waitFor({ timeout: T });
+  // The list previews what the visitor was told, not the team's note.
+  const listed = await owner.locator('.conversation .conversation-preview, .conversation').first().textContent();
+  if (listed.includes('Courier says')) throw new Error(`the list previews the private note: ${listed}`);
   await shot(owner, 'note-desktop');
 
   step = 'Ann is told on her phone and finds it under Mentions';
@@ -73,7 +77,12 @@ try {
   await owner.fill('#reply', 'We are checking with the courier now.');
   await owner.press('#reply', 'Enter');
   await visitor.locator('.msg.theirs', { hasText: 'checking with the courier' }).waitFor({ timeout: T });
+  // Out of hours, but an agent is answering: the visitor is not told the team is offline.
+  await visitor.locator('#availability.is-online').waitFor({ timeout: T });
+  await visitor.locator('#leave').waitFor({ state: 'hidden', timeout: T });
+  await shot(visitor, 'visitor-answered-out-of-hours');
   await visitor.reload();
+  await visitor.locator('#availability.is-online').waitFor({ timeout: T });
   await visitor.locator('.msg.theirs', { hasText: 'checking with the courier' }).waitFor({ timeout: T });
   if (await visitor.getByText('can you call them').count()) throw new Error('the visitor sees the private note');
   if (await visitor.getByText('Courier says delayed').count()) throw new Error('the visitor sees the private note');

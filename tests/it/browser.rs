@@ -476,6 +476,10 @@ async fn notes_and_mentions_in_a_real_browser() {
         .sent()
         .await;
     assert_eq!(res.status(), 200);
+    // Closed all week: only an agent answering makes the team show as online.
+    let closed = serde_json::json!({ "business_hours": { "enabled": true, "time_zone": "UTC",
+        "days": [[], [], [], [], [], [], []], "out_of_hours_message": "We are closed." } });
+    assert_eq!(app.patch_settings(&m, closed).await.status(), 200);
     run_script(
         "notes.mjs",
         &chromium,

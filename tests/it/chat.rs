@@ -19,7 +19,7 @@ async fn a_visitor_and_an_agent_talk_in_real_time() {
     assert_eq!(visitor.expect("hello").await["visitor_id"], v.id.as_str());
     assert_eq!(
         visitor.expect("presence").await,
-        json!({"type": "presence", "of": "team", "online": true})
+        json!({"type": "presence", "of": "team", "online": true, "agents": true})
     );
     agent.expect_where("visitor online", |f| f["of"] == "visitor" && f["online"] == true).await;
 

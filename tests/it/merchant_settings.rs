@@ -308,6 +308,7 @@ async fn outside_business_hours_the_team_is_away_and_visitors_get_the_out_of_hou
     let team =
         ws.expect_where("team presence", |f| f["type"] == "presence" && f["of"] == "team").await;
     assert_eq!(team["online"], false, "closed: nobody answers");
+    assert_eq!(team["agents"], true, "an agent is online, out of hours");
     ws.send_text("c1", "anyone there?", None).await;
     // The stored notice (rich text for the page), then the live notice (its text).
     let stored = ws

@@ -240,7 +240,8 @@ async fn left_messages_of_before_become_leads() {
     let schema = format!("tenant_{}", tenant_id(app.pool(), &m.ent_id).await.0);
     // The tenant as it was at version 21, with two left messages.
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        r#"alter table {schema}.visitors drop column name_rank;
+        r#"drop index {schema}.messages_mentions_idx;
+           alter table {schema}.visitors drop column name_rank;
            drop table {schema}.saved_views;
            drop table {schema}.visitor_merges;
            drop index {schema}.visitors_visit_count_idx;

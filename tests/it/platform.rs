@@ -777,6 +777,7 @@ async fn merchants_are_listed_managed_and_supported() {
 #[tokio::test]
 async fn system_settings_change_the_site() {
     let app = spawn_app().await;
+    let merchant = app.signup("Titled Shop").await;
     let admin = platform_admin(&app).await;
     let put = |body: Value| {
         admin.call(&app, reqwest::Method::PUT, "/api/platform/v1/settings", Some(body))
@@ -823,6 +824,15 @@ async fn system_settings_change_the_site() {
     assert!(landing.contains("© 2026 Acme Ltd."));
     assert!(landing.contains("<span>Acme Help</span>"), "the brand is the site's title");
     assert!(!landing.contains(r#"href="/signup""#), "closed sign-up is offered nowhere");
+    // Every page a merchant or visitor sees carries the site's name, not kefu's.
+    let login = client().get(app.url("/login")).text_body().await;
+    assert!(login.contains("Acme Help</title>") && !login.contains("kefu<"), "{login}");
+    for page in ["/app", "/app/contacts", "/app/conversations"] {
+        let html = app.get_as(&merchant, page).await.text().await.unwrap();
+        assert!(html.contains(r#"<span class="name-text">Acme Help</span>"#), "{page}");
+    }
+    let missing = client().get(app.url("/no-such-page")).text_body().await;
+    assert!(!missing.contains("· kefu"), "{missing}");
     assert!(landing.contains("<html lang=\"zh-CN\">"), "the default language applies");
     let english = client().get(app.url("/")).header("accept-language", "en").send().await.unwrap();
     assert!(

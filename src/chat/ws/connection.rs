@@ -166,8 +166,8 @@ where
     send(sink, encode(&hello)).await?;
     match conn.peer {
         Peer::Visitor(_) => {
-            let online = state.chat.team_online(tenant).await.unwrap_or(false);
-            send(sink, encode(&ServerFrame::Presence(Presence::Team { online }))).await?;
+            let (online, agents) = state.chat.team_presence(tenant).await.unwrap_or_default();
+            send(sink, encode(&ServerFrame::Presence(Presence::Team { online, agents }))).await?;
         }
         Peer::Agent(_) => {
             for colleague in state.chat.present_agents(tenant) {

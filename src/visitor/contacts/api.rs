@@ -346,7 +346,6 @@ pub(super) struct MergeResult {
 /// conversations, notes, tags, pages and files move over, empty details are filled from
 /// it, then it is deleted. Its browser continues as `id`. Two different verified users
 /// cannot be merged (409 `different_people`).
-#[utoipa::path(post, path = "/api/v1/visitors/{id}/merge", tag = "visitors", params(("id" = String, Path, description = "The visitor that stays (v…)")), request_body = MergeRequest, responses((status = 200, body = MergeResult), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 pub(super) async fn merge(
     State(hub): State<Arc<Hub>>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,

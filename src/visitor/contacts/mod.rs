@@ -25,7 +25,7 @@ use crate::{
 
 /// The OpenAPI description of these routes' API part (http::openapi).
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(api::list, api::detail, api::bulk, api::merge))]
+#[openapi(paths(api::list, api::detail, api::bulk))]
 pub(crate) struct Doc;
 
 pub fn routes<S>() -> Routes<S>
