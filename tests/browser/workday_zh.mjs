@@ -1,15 +1,20 @@
 // A working day in Chinese on phones, in headless Chromium, started by tests/it/browser.rs with:
 //   APP_URL      the kefu server under test
 //   ENT_ID       a merchant nobody of which is online yet
-//   OWNER_EMAIL  the owner's login (password "correct horse battery")
+//   OWNER_EMAIL  the owner's login (password "correct horse battery"), OWNER_TOKEN its API token
+//   COLLEAGUE    the display name of a colleague (signed out) to transfer to
 //   OUT_DIR, CHROMIUM
 // A visitor finds nobody online and leaves a message (a lead); the owner, on a phone, finds
 // it marked in the inbox, opens the visitor panel, answers, and later finds the chat again
-// by searching two Chinese characters of it. Everything in Chinese, no console errors.
+// by searching two Chinese characters of it. On the phone the owner also tags the visitor and
+// writes a note in the panel, answers with a quick reply, sends a photo, marks the chat
+// pending and transfers it. Everything in Chinese, no console errors.
 import { launch, errorLog, signIn } from './harness.mjs';
 import { mkdirSync } from 'node:fs';
 
-const { APP_URL, ENT_ID, OWNER_EMAIL, OUT_DIR, CHROMIUM } = process.env;
+const { APP_URL, ENT_ID, OWNER_EMAIL, OWNER_TOKEN, COLLEAGUE, OUT_DIR, CHROMIUM } = process.env;
+// A 2×2 PNG, the photo the owner sends from the phone.
+const PHOTO = { name: '台灯.png', mimeType: 'image/png', buffer: Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==', 'base64') };
 const T = 15_000;
 mkdirSync(OUT_DIR, { recursive: true });
 
@@ -63,6 +68,44 @@ try {
   await owner.locator('.tmsg.mine:not(.is-pending)', { hasText: '今天就能发出' }).waitFor({ timeout: T });
   await visitor.locator('.msg.theirs .bubble', { hasText: '今天就能发出' }).waitFor({ timeout: T });
   await shot(owner, 'zh-workspace-phone-answered');
+
+  step = 'on the phone: a tag and a note in the panel';
+  await owner.locator('#panel-toggle').tap();
+  await owner.fill('#vp-tag', '大客户');
+  await owner.locator('#vp-tag-form button[type=submit]').tap();
+  await owner.locator('#vp-tags .tag', { hasText: '大客户' }).waitFor({ timeout: T });
+  await owner.fill('#vp-note', '要白色，周五前送到。');
+  await owner.locator('#vp-note-form button[type=submit]').tap();
+  await owner.locator('#vp-notes li', { hasText: '周五前送到' }).waitFor({ timeout: T });
+  await owner.locator('#panel-close').tap();
+
+  step = 'on the phone: a quick reply picked by typing /';
+  const quick = await fetch(`${APP_URL}/api/v1/quick_replies`, {
+    method: 'POST', headers: { authorization: `Bearer ${OWNER_TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ title: '发货时间', body: '下单后 24 小时内发货，2–3 天送达。' }),
+  });
+  if (quick.status !== 201) throw new Error(`quick reply: ${quick.status}`);
+  await owner.locator('#reply').pressSequentially('/发货');
+  await owner.locator('#quick-panel .quick-item', { hasText: '发货时间' }).waitFor({ timeout: T });
+  await shot(owner, 'zh-workspace-phone-quick');
+  await owner.press('#reply', 'Enter');
+  await owner.press('#reply', 'Enter');
+  await visitor.locator('.msg.theirs .bubble', { hasText: '24 小时内发货' }).waitFor({ timeout: T });
+
+  step = 'on the phone: a photo';
+  await owner.locator('#agent-file').setInputFiles(PHOTO);
+  await owner.locator('.tmsg.mine:not(.is-pending) img').first().waitFor({ timeout: T });
+  await visitor.locator('.msg.theirs img').first().waitFor({ timeout: T });
+
+  step = 'on the phone: pending, then transferred to a colleague';
+  await owner.locator('#status-menu summary').tap();
+  await owner.locator('#status-menu [data-status=pending]').tap();
+  await owner.locator('#thread-state', { hasText: '待回复' }).waitFor({ timeout: T });
+  await owner.locator('#transfer-menu summary').tap();
+  await owner.locator('#transfer-list .menu-item', { hasText: COLLEAGUE }).tap();
+  await owner.locator('.toast', { hasText: `已转接给 ${COLLEAGUE}` }).waitFor({ timeout: T });
+  await visitor.locator('.msg.notice', { hasText: COLLEAGUE }).waitFor({ timeout: T });
+  await shot(owner, 'zh-workspace-phone-transferred');
 
   step = 'searching two characters finds the chat again, highlighted';
   await owner.locator('#thread-back').tap();

@@ -428,6 +428,14 @@ async fn a_working_day_in_chinese_on_phones() {
     let Some(chromium) = browser_ready().await else { return };
     let app = spawn_app().await;
     let m = app.signup("台灯小店").await;
+    let (colleague, _, _) = crate::team::add_agent(&app, &m, "agent").await;
+    let res = crate::helpers::client()
+        .patch(app.url(&format!("/api/v1/agents/{colleague}")))
+        .bearer_auth(&m.token)
+        .json(&serde_json::json!({ "display_name": "林小美" }))
+        .sent()
+        .await;
+    assert_eq!(res.status(), 200);
     run_script(
         "workday_zh.mjs",
         &chromium,
@@ -435,6 +443,8 @@ async fn a_working_day_in_chinese_on_phones() {
             ("APP_URL", app.url.as_str()),
             ("ENT_ID", m.ent_id.as_str()),
             ("OWNER_EMAIL", m.email.as_str()),
+            ("OWNER_TOKEN", m.token.as_str()),
+            ("COLLEAGUE", "林小美"),
         ],
     )
     .await;
