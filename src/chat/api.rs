@@ -262,7 +262,8 @@ async fn post_message(
     PathId(id): PathId<ConversationId>,
     ApiJson(req): ApiJson<PostMessage>,
 ) -> Result<Response, AppError> {
-    let (as_bot, send) = checked_post(req)?;
+    let (as_bot, mut send) = checked_post(req)?;
+    sockets.images.sign_payload(&session.tenant.ent_id.to_string(), &mut send.payload);
     let tenant = session.tenant.id;
     let row = store::conversation(&mut tx, id).await?.ok_or(AppError::NotFound)?;
     if row.is_closed() {

@@ -51,7 +51,8 @@ pub enum AppError {
     /// `subscription_inactive`, 413 `storage_limit`); the answer links the billing page.
     #[error("{message}")]
     Billing { status: StatusCode, code: &'static str, message: Cow<'static, str> },
-    /// Stripe could not be reached or refused a call (502); Stripe retries webhooks.
+    /// An outside service could not be reached or refused (502): Stripe (which retries
+    /// webhooks), or the site a product picture is on.
     #[error("{message}")]
     Upstream { code: &'static str, message: Cow<'static, str> },
     #[error(transparent)]

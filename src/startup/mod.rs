@@ -94,7 +94,12 @@ impl Application {
             oauth: oauth.clone(),
             chat: chat.clone(),
         });
+        let images = Arc::new(crate::upload::remote::RemoteImages::new(
+            secrecy::ExposeSecret::expose_secret(&secret).as_bytes(),
+            config.webhooks_allow_private,
+        ));
         let state = AppState {
+            images,
             caches: crate::realtime::bus::Caches::new(node_caches.clone()),
             node_caches,
             door,

@@ -21,6 +21,7 @@ pub fn routes(config: &Config) -> Routes<AppState> {
         .merge(crate::chat::routes())
         .merge(crate::visitor::routes())
         .merge(crate::upload::routes())
+        .merge(crate::upload::remote::routes())
         .merge(crate::merchant::settings::routes())
         .merge(crate::merchant::auto_replies::routes())
         .merge(crate::merchant::stats::routes())

@@ -43,6 +43,8 @@ pub struct AppState {
     pub limiter: Arc<rate::Limiter>,
     /// What opening an agent session needs (the same pool, registry, keys and plans).
     pub door: Arc<Door>,
+    /// Pictures from elsewhere (product images), signed and served through kefu.
+    pub images: Arc<crate::upload::remote::RemoteImages>,
     /// This node's caches an invalidation drops (the same registry, system, sign-in and
     /// chat caches as above) ...
     pub node_caches: Arc<super::node::NodeCaches>,
@@ -78,6 +80,7 @@ parts! {
     Arc<tenants::TenantMigrator> => migrator;
     Arc<crate::realtime::hub::Hub> => chat.hub;
     Arc<crate::webhooks::Webhooks> => chat.webhooks;
+    Arc<crate::upload::remote::RemoteImages> => images;
 }
 
 impl FromRef<AppState> for crate::auth::Auth {
@@ -133,6 +136,7 @@ impl FromRef<AppState> for crate::chat::Sockets {
             limiter: state.limiter.clone(),
             system: state.system.clone(),
             mail: state.mail.clone(),
+            images: state.images.clone(),
         }
     }
 }

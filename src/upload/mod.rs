@@ -11,6 +11,7 @@
 //! to the merchant in the path: images inline, everything else as an attachment, always
 //! with `nosniff` and a CSP that runs nothing.
 
+pub mod remote;
 pub mod sniff;
 mod store;
 pub mod thumb;

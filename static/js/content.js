@@ -131,9 +131,18 @@
     return card;
   }
 
+  // A picture from elsewhere: kefu's signed copy (`/img/…`) when the server made one, else
+  // the link itself where the page may load it (the visitor page; the workspace's policy
+  // allows only its own server's pictures).
+  const ownPictures = () => document.body.classList.contains('page-app');
+  function picture(signed, raw) {
+    if (typeof signed === 'string' && signed.startsWith('/img/')) return signed;
+    return ownPictures() ? '' : webUrl(raw);
+  }
+
   function product(p) {
     const href = webUrl(p.url);
-    const src = webUrl(p.img);
+    const src = picture(p.img_src, p.img);
     const card = el(href ? 'a' : 'div', 'product');
     if (href) { card.href = href; card.target = '_blank'; card.rel = 'noopener noreferrer'; }
     if (src) { const img = el('img'); img.src = src; img.alt = ''; img.loading = 'lazy'; card.append(img); }
@@ -146,7 +155,8 @@
   // A rich card from the merchant's system: image, title, text, label/value rows, buttons.
   function card(c) {
     const box = el('div', 'card-msg');
-    if (webUrl(c.image)) { const img = el('img', 'card-image'); img.src = webUrl(c.image); img.alt = ''; img.loading = 'lazy'; box.append(img); }
+    const image = picture(c.image_src, c.image);
+    if (image) { const img = el('img', 'card-image'); img.src = image; img.alt = ''; img.loading = 'lazy'; box.append(img); }
     const inner = el('div', 'card-body');
     inner.append(el('strong', 'card-title', c.title || ''));
     if (c.text) { const text = el('p', 'card-text'); text.append(linkify(c.text)); inner.append(text); }

@@ -2,6 +2,7 @@
 //! fresh database per test (cloned from a migrated template).
 
 mod helpers;
+mod images;
 mod ws_client;
 
 mod abuse;

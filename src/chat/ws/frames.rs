@@ -162,6 +162,7 @@ async fn visitor_send(
         return Err(refused("bad_kind", why, &send, None));
     }
     attach(ctx, &mut send, Some(visitor_id)).await?;
+    ctx.state.images.sign_payload(&ctx.conn.tenant.ent_id.to_string(), &mut send.payload);
     let tenant = ctx.conn.tenant.id;
     let explicit = send.conversation_id;
     let named = named_conversation(ctx, visitor_id, &send).await?;
@@ -335,6 +336,7 @@ async fn agent_send(
         return Err(refused("subscription_inactive", why.into(), &send, None));
     }
     attach(ctx, &mut send, None).await?;
+    ctx.state.images.sign_payload(&ctx.conn.tenant.ent_id.to_string(), &mut send.payload);
     let tenant = ctx.conn.tenant.id;
     let chat = &ctx.state.chat;
     let Some(conversation_id) = send.conversation_id else {

@@ -59,6 +59,8 @@ pub struct Sockets {
     pub limiter: Arc<crate::http::rate::Limiter>,
     pub system: Arc<crate::platform::system::SystemCache>,
     pub mail: crate::notify::Mail,
+    /// Signs product images (served through kefu).
+    pub images: Arc<crate::upload::remote::RemoteImages>,
 }
 
 pub fn routes<S>() -> Routes<S>
