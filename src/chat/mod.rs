@@ -305,6 +305,12 @@ impl Chat {
         monthly_limit: Option<u32>,
     ) -> Result<Opened, AppError> {
         let (visitor_id, ip) = visitor;
+        // Read before the transaction: a cold cache loads them on a connection of its own,
+        // which must not wait for the one this transaction holds.
+        let reopen_hours = automation::settings(self, &self.pool, tenant)
+            .await
+            .map_err(|e| anyhow::anyhow!("automation settings: {e}"))?
+            .reopen_hours;
         let mut tx = TenantTx::begin(&self.pool, tenant).await?;
         if let Some(open) = store::current_conversation(&mut tx, visitor_id).await? {
             tx.commit().await?;
@@ -317,10 +323,6 @@ impl Chat {
             return Ok(Opened::Existing(open));
         }
         // One resolved a short while ago is reopened rather than a new one started.
-        let reopen_hours = automation::settings(self, &self.pool, tenant)
-            .await
-            .map_err(|e| anyhow::anyhow!("automation settings: {e}"))?
-            .reopen_hours;
         if let Some(id) = store::reopen_recent(&mut tx, visitor_id, reopen_hours).await? {
             let row = store::conversation(&mut tx, crate::ids::ConversationId(id))
                 .await?

@@ -59,6 +59,7 @@ where
     Arc<Limiter>: FromRef<S>,
     Arc<crate::realtime::hub::Hub>: FromRef<S>,
     Arc<crate::config::Config>: FromRef<S>,
+    Arc<crate::upload::remote::RemoteImages>: FromRef<S>,
     Arc<crate::chat::Chat>: FromRef<S>,
     Arc<billing::Catalog>: FromRef<S>,
     sqlx::PgPool: FromRef<S>,

@@ -47,7 +47,12 @@
   const visitorPath = () => `/api/v1/visitors/${encodeURIComponent(panelVisitor)}`;
 
   function renderIdentity(v) {
-    document.getElementById('vp-avatar').textContent = (v.name || '?').trim().charAt(0).toUpperCase();
+    // The visitor's own picture (the page's `avatar`, served through kefu), else an initial.
+    const face = document.getElementById('vp-avatar');
+    face.replaceChildren();
+    const src = v.avatar_src || (panelData && panelData.id === v.id ? panelData.avatar_src : null);
+    if (src) { const img = document.createElement('img'); img.src = src; img.alt = ''; face.append(img); }
+    else face.textContent = (v.name || '?').trim().charAt(0).toUpperCase();
     document.getElementById('vp-name').textContent = v.real_name && v.real_name !== v.name ? `${v.name} (${v.real_name})` : v.name;
     setText('vp-contact', [v.email, v.phone].filter(Boolean).join(' · '));
     document.getElementById('vp-blocked').hidden = !v.blocked;

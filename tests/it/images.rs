@@ -100,6 +100,24 @@ async fn product_pictures_come_through_kefu_and_only_images() {
     let stored: Value = res.json().await.unwrap();
     let src = stored["payload"]["card"]["image_src"].as_str().unwrap().to_owned();
     assert_eq!(client().get(app.url(&src)).send().await.unwrap().status(), 200);
+
+    // The picture a GOFLY link gives the visitor (`avatar`) shows for agents the same way.
+    let res = client()
+        .post(app.url("/api/v1/visitor/session"))
+        .json(&json!({ "ent_id": m.ent_id, "avatar": format!("{base}/lamp.png") }))
+        .send()
+        .await
+        .unwrap();
+    let session: Value = res.json().await.unwrap();
+    let visitor = app
+        .get_json(
+            &m.token,
+            &format!("/api/v1/visitors/{}", session["visitor_id"].as_str().unwrap()),
+        )
+        .await;
+    let src = visitor["avatar_src"].as_str().expect("a signed path").to_owned();
+    let res = client().get(app.url(&src)).send().await.unwrap();
+    assert_eq!(res.headers()["content-type"], "image/png");
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ use crate::{
         input::time_bound,
     },
     realtime::hub::{Hub, Peer},
+    upload::remote::RemoteImages,
     visitor::{
         manage::{self, visitor_id},
         store::{
@@ -146,6 +147,7 @@ fn mark_online(hub: &Hub, session: &AgentSession, visitors: &mut [VisitorItem]) 
 #[utoipa::path(get, path = "/api/v1/visitors/{id}", tag = "visitors", params(("id" = String, Path, description = "The visitor id (v…)")), responses((status = 200, body = VisitorDetail), (status = "default", description = "An error: `{\"error\": {code, message, fields?}}` (docs/api.md)", body = crate::http::openapi::ErrorBody)))]
 pub(super) async fn detail(
     State(hub): State<Arc<Hub>>,
+    State(images): State<Arc<RemoteImages>>,
     Ctx { session, mut tx, .. }: Ctx<ApiToken<Read>>,
     Path(id): Path<String>,
 ) -> Result<Json<VisitorDetail>, AppError> {
@@ -155,7 +157,15 @@ pub(super) async fn detail(
     let mut detail = directory::detail(&mut tx, &id).await?.ok_or(AppError::NotFound)?;
     tx.commit().await?;
     detail.online = hub.connections_of(session.tenant.id, Peer::Visitor(detail.id)) > 0;
+    detail.avatar_src = avatar_src(&images, &session, &detail);
     Ok(Json(detail))
+}
+
+/// The visitor's picture (from the page that opened the chat, e.g. GOFLY's `avatar`) as a
+/// path served through kefu.
+fn avatar_src(images: &RemoteImages, session: &AgentSession, v: &VisitorDetail) -> Option<String> {
+    let url = v.avatar_url.as_deref()?;
+    images.link(&session.tenant.ent_id.to_string(), url)
 }
 
 /// At most this many rows in one export (a filter narrows it).
@@ -348,6 +358,7 @@ pub(super) struct MergeResult {
 /// cannot be merged (409 `different_people`).
 pub(super) async fn merge(
     State(hub): State<Arc<Hub>>,
+    State(images): State<Arc<RemoteImages>>,
     Ctx { session, mut tx, .. }: Ctx<Admin>,
     Path(public_id): Path<String>,
     ApiJson(req): ApiJson<MergeRequest>,
@@ -383,6 +394,7 @@ pub(super) async fn merge(
     });
     hub.to_agents(tenant, &frame);
     visitor.online = hub.connections_of(tenant, Peer::Visitor(into)) > 0;
+    visitor.avatar_src = avatar_src(&images, &session, &visitor);
     tracing::info!(tenant = tenant.0, by = session.agent.id.0, into, from, "visitors merged");
     Ok(Json(MergeResult { visitor, conversations_moved: moved }))
 }

@@ -34,6 +34,7 @@ where
     Arc<Door>: FromRef<S>,
     Arc<Config>: FromRef<S>,
     Arc<Hub>: FromRef<S>,
+    Arc<crate::upload::remote::RemoteImages>: FromRef<S>,
 {
     Routes::new()
         .get("/app/contacts", Scope::Tenant, list_page)

@@ -256,6 +256,9 @@ pub struct VisitorDetail {
     /// An id the page claimed without proof: a hint, not an identity.
     pub claimed_user_id: Option<String>,
     pub avatar_url: Option<String>,
+    /// `avatar_url` served through kefu (a signed `/img/…` path), for pages to show.
+    #[sqlx(skip)]
+    pub avatar_src: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
     pub ip: Option<String>,
