@@ -428,14 +428,7 @@ async fn a_working_day_in_chinese_on_phones() {
     let Some(chromium) = browser_ready().await else { return };
     let app = spawn_app().await;
     let m = app.signup("台灯小店").await;
-    let (colleague, _, _) = crate::team::add_agent(&app, &m, "agent").await;
-    let res = crate::helpers::client()
-        .patch(app.url(&format!("/api/v1/agents/{colleague}")))
-        .bearer_auth(&m.token)
-        .json(&serde_json::json!({ "display_name": "林小美" }))
-        .sent()
-        .await;
-    assert_eq!(res.status(), 200);
+    crate::team::add_named_agent(&app, &m, "agent", "林小美").await;
     run_script(
         "workday_zh.mjs",
         &chromium,
@@ -477,15 +470,8 @@ async fn notes_and_mentions_in_a_real_browser() {
     let Some(chromium) = browser_ready().await else { return };
     let app = spawn_app().await;
     let m = app.signup("Courier Watch").await;
-    let (ann_id, ann_email, _, ann_password) =
-        crate::team::add_agent_with_password(&app, &m, "agent").await;
-    let res = crate::helpers::client()
-        .patch(app.url(&format!("/api/v1/agents/{ann_id}")))
-        .bearer_auth(&m.token)
-        .json(&serde_json::json!({ "display_name": "Ann Lee" }))
-        .sent()
-        .await;
-    assert_eq!(res.status(), 200);
+    let (_, ann_email, _, ann_password) =
+        crate::team::add_named_agent(&app, &m, "agent", "Ann Lee").await;
     // Closed all week: only an agent answering makes the team show as online.
     let closed = serde_json::json!({ "business_hours": { "enabled": true, "time_zone": "UTC",
         "days": [[], [], [], [], [], [], []], "out_of_hours_message": "We are closed." } });

@@ -5,22 +5,14 @@
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::team::add_agent;
+use crate::team::add_named_agent;
 use crate::ws_client::{Ws, visitor_session};
 
 #[tokio::test]
 async fn notes_stay_with_the_team_and_mentions_reach_the_colleague() {
     let app = spawn_app().await;
     let m = app.signup("Notes Shop").await;
-    let (ann_id, ann_email, ann) = add_agent(&app, &m, "agent").await;
-    let res = client()
-        .patch(app.url(&format!("/api/v1/agents/{ann_id}")))
-        .bearer_auth(&m.token)
-        .json(&json!({ "display_name": "Ann Lee" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    let (ann_id, ann_email, ann, _) = add_named_agent(&app, &m, "agent", "Ann Lee").await;
     let smtp = crate::smtp_server::SmtpServer::start(crate::smtp_server::Security::Plain).await;
     crate::smtp_server::use_for(&app, &smtp).await;
 

@@ -30,11 +30,21 @@ pub async fn add_agent_with_password(
     m: &Merchant,
     role: &str,
 ) -> (i64, String, String, String) {
+    add_named_agent(app, m, role, "Lin Mei").await
+}
+
+/// [`add_agent_with_password`], for an agent called `name`.
+pub async fn add_named_agent(
+    app: &TestApp,
+    m: &Merchant,
+    role: &str,
+    name: &str,
+) -> (i64, String, String, String) {
     let email = unique_email("agent");
     let res = client()
         .post(app.url("/api/v1/agents"))
         .bearer_auth(&m.token)
-        .json(&json!({ "email": email, "display_name": "Lin Mei", "role": role }))
+        .json(&json!({ "email": email, "display_name": name, "role": role }))
         .sent()
         .await;
     assert_eq!(res.status(), 201);
