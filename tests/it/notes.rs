@@ -72,7 +72,8 @@ async fn notes_stay_with_the_team_and_mentions_reach_the_colleague() {
     // Ann was away: her mentions list it and an e-mail waits for her.
     let mentions = app.get_json(&ann, "/api/v1/mentions").await;
     assert_eq!(mentions["mentions"][0]["message_id"], note_id);
-    assert_eq!(mentions["mentions"][0]["by_name"], "owner0");
+    let owner_name = app.get_json(&m.token, "/api/v1/me").await["agent"]["display_name"].clone();
+    assert_eq!(mentions["mentions"][0]["by_name"], owner_name);
     assert_eq!(app.get_json(&m.token, "/api/v1/mentions").await["mentions"], json!([]));
     let queued: Vec<(String, Value)> =
         sqlx::query_as("select to_addr, about from public.email_outbox where kind = 'mention'")
